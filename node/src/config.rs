@@ -1,0 +1,129 @@
+//! A node's configuration: its role, where it listens, where its data and keys are.
+//!
+//! Read from a TOML file by `nsdb serve --config FILE`, or built in code by the demo and tests.
+//! Every mistake in the file is reported with the file name and the key concerned.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::store::KeySource;
+
+/// What a node is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Hospital,
+    Municipality,
+    Hub,
+}
+
+impl NodeRole {
+    pub fn label(self) -> &'static str {
+        match self {
+            NodeRole::Hospital => "医療機関",
+            NodeRole::Municipality => "自治体",
+            NodeRole::Hub => "厚生労働省（ハブ）",
+        }
+    }
+
+    /// The kind of institution that runs a node of this role.
+    pub fn institution_kind(self) -> &'static str {
+        match self {
+            NodeRole::Hospital => "hospital",
+            NodeRole::Municipality => "municipality",
+            NodeRole::Hub => "ministry",
+        }
+    }
+}
+
+/// The institution that runs the node.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Institution {
+    /// 医療機関コード, 自治体コード or the ministry's code.
+    pub code: String,
+    pub name: String,
+}
+
+/// A node's whole configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    pub role: NodeRole,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub key: KeySource,
+    pub institution: Institution,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    name: String,
+    role: NodeRole,
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    /// Path of the database key file (64 hex characters, mode 600).
+    key_file: PathBuf,
+    institution: Institution,
+}
+
+impl NodeConfig {
+    /// Reads a configuration file. Relative paths in it are relative to the file.
+    pub fn from_file(path: &Path) -> anyhow::Result<NodeConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        let file: ConfigFile =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(NodeConfig {
+            name: file.name,
+            role: file.role,
+            listen: file.listen,
+            data_dir: base.join(file.data_dir),
+            key: KeySource::File(base.join(file.key_file)),
+            institution: file.institution,
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("node.db")
+    }
+
+    pub fn identity_path(&self) -> PathBuf {
+        self.data_dir.join("identity.key")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_config_file_and_names_the_bad_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nsdb.toml");
+        std::fs::write(
+            &path,
+            r#"
+name = "hospital-1"
+role = "hospital"
+listen = "127.0.0.1:8080"
+data_dir = "data"
+key_file = "db.key"
+[institution]
+code = "1310000001"
+name = "東京テスト病院"
+"#,
+        )
+        .unwrap();
+        let c = NodeConfig::from_file(&path).unwrap();
+        assert_eq!(c.role, NodeRole::Hospital);
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        std::fs::write(&path, "name = 1\nrole = \"clinic\"\n").unwrap();
+        let err = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("nsdb.toml"), "{err}");
+    }
+}

@@ -1,0 +1,240 @@
+//! `nsdb demo`: a hub, a hospital and a municipality node in one process on loopback, with demo
+//! users (password `demo`) and 300 fictitious sheets on the hospital, so a newcomer sees the
+//! whole system with one command.
+//!
+//! Demo mode listens on loopback addresses only and refuses anything else: its passwords are
+//! public. Each node has its own data directory, database key file and identity.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use nsdb_sync::Author;
+
+use crate::accounts::{NewUser, create_user, ensure_institution, hash_password};
+use crate::config::{Institution, NodeConfig, NodeRole};
+use crate::policy::UserKind;
+use crate::store::KeySource;
+use crate::{Clock, Node};
+
+/// The demo password of every demo user.
+pub const DEMO_PASSWORD: &str = "demo";
+
+/// How many fictitious sheets the hospital node starts with.
+pub const DEMO_SHEETS: usize = 300;
+
+/// One demo user: login, name, kind.
+pub type DemoUser = (&'static str, &'static str, UserKind);
+
+/// One node of the demo.
+pub struct DemoNode {
+    pub role: NodeRole,
+    pub institution: Institution,
+    pub users: &'static [DemoUser],
+}
+
+/// The three demo nodes, in start order.
+pub fn demo_nodes() -> Vec<DemoNode> {
+    vec![
+        DemoNode {
+            role: NodeRole::Hub,
+            institution: Institution {
+                code: "mhlw-demo".into(),
+                name: "厚生労働省 難病対策課（デモ）".into(),
+            },
+            users: &[("ministry", "厚労 一郎", UserKind::Ministry)],
+        },
+        DemoNode {
+            role: NodeRole::Hospital,
+            institution: Institution {
+                code: "1399000010".into(),
+                name: "デモ総合病院".into(),
+            },
+            users: &[
+                ("doctor", "鈴木 太郎", UserKind::NanbyoDoctor),
+                ("clerk", "田中 花子", UserKind::Clerk),
+                ("admin", "情報 管理", UserKind::Admin),
+            ],
+        },
+        DemoNode {
+            role: NodeRole::Municipality,
+            institution: Institution {
+                code: "139999".into(),
+                name: "デモ都 保健医療局".into(),
+            },
+            users: &[("reviewer", "審査 次郎", UserKind::Reviewer)],
+        },
+    ]
+}
+
+/// Checks that an address is loopback, as demo mode requires.
+pub fn require_loopback(ip: IpAddr) -> anyhow::Result<()> {
+    if !ip.is_loopback() {
+        bail!(
+            "demo mode listens on loopback addresses only (127.0.0.1 or ::1), not {ip}: its passwords are public"
+        );
+    }
+    Ok(())
+}
+
+/// The configuration of one demo node under `data`.
+pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<NodeConfig> {
+    let name = match n.role {
+        NodeRole::Hub => "hub",
+        NodeRole::Hospital => "hospital",
+        NodeRole::Municipality => "municipality",
+    };
+    let dir = data.join(name);
+    let key_file = dir.join("db.key");
+    nsdb_provisioning::create_db_key_file(&key_file)
+        .with_context(|| format!("database key of the {name} node"))?;
+    Ok(NodeConfig {
+        name: name.into(),
+        role: n.role,
+        listen: addr,
+        data_dir: dir,
+        key: KeySource::File(key_file),
+        institution: n.institution.clone(),
+    })
+}
+
+/// Adds the demo institution, users and (on the hospital) sheets, once.
+pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Result<()> {
+    let seeded: bool = node
+        .store
+        .read(|c| {
+            Ok::<_, crate::Error>(
+                c.query_row(
+                    "SELECT count(*) FROM node_meta WHERE key = 'demo_seeded'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )? > 0,
+            )
+        })
+        .await?;
+    if seeded {
+        return Ok(());
+    }
+    let hash = hash_password(DEMO_PASSWORD)?;
+    let (inst, kind, users) = (n.institution.clone(), n.role.institution_kind(), n.users);
+    let now = node.clock.now_ms();
+    let doctor_id = node
+        .store
+        .write(move |c| {
+            let tx = c.transaction()?;
+            ensure_institution(&tx, &inst.code, &inst.name, kind)?;
+            let mut doctor = None;
+            for (login, name, kind) in users {
+                let id = create_user(
+                    &tx,
+                    &NewUser {
+                        login,
+                        name,
+                        kind: *kind,
+                        institution: &inst.code,
+                        department: matches!(kind, UserKind::NanbyoDoctor).then_some("脳神経内科"),
+                        password_hash: &hash,
+                    },
+                    now,
+                )?;
+                if kind.role() == crate::policy::Role::Doctor && doctor.is_none() {
+                    doctor = Some(id);
+                }
+            }
+            tx.commit()?;
+            Ok::<_, crate::Error>(doctor)
+        })
+        .await?;
+    if let (NodeRole::Hospital, Some(doctor)) = (n.role, doctor_id) {
+        let form = node
+            .catalogue
+            .form("rinko-006")
+            .context("the demo needs form rinko-006")?
+            .clone();
+        let author = Author {
+            node: node.node_id,
+            user: doctor,
+        };
+        let docs = crate::seed::sheets(
+            &form,
+            sheets,
+            20_261_125,
+            &n.institution.code,
+            author,
+            now,
+            node.clock.today_jst(),
+        );
+        node.store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                for mut s in docs {
+                    let created = s.header().created_ms;
+                    crate::sheets::store_sheet(&tx, &mut s, "screen", created)?;
+                }
+                tx.commit()?;
+                Ok::<_, crate::Error>(())
+            })
+            .await?;
+    }
+    node.store
+        .write(|c| {
+            c.execute(
+                "INSERT INTO node_meta (key, value) VALUES ('demo_seeded', '1')",
+                [],
+            )?;
+            Ok::<_, crate::Error>(())
+        })
+        .await?;
+    Ok(())
+}
+
+/// Options of `nsdb demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub data: Option<PathBuf>,
+    pub bind: IpAddr,
+    pub port_base: u16,
+}
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    require_loopback(opts.bind)?;
+    let (data, _temp) = match &opts.data {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempfile::Builder::new().prefix("nsdb-demo-").tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    println!("nsdb demo: data in {}", data.display());
+    let mut servers = Vec::new();
+    for (i, n) in demo_nodes().iter().enumerate() {
+        let addr = SocketAddr::new(opts.bind, opts.port_base + i as u16);
+        let config = config(&data, n, addr)?;
+        let node = Node::open(config, Clock::System)?;
+        seed(&node, n, DEMO_SHEETS).await?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (try --port-base)"))?;
+        println!(
+            "  {:<16} http://{addr}/   users: {}   (password: {DEMO_PASSWORD})",
+            n.role.label(),
+            n.users
+                .iter()
+                .map(|(l, _, k)| format!("{l} ({})", k.label()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let app = crate::http::router(node);
+        servers.push(tokio::spawn(
+            async move { axum::serve(listener, app).await },
+        ));
+    }
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    for s in servers {
+        s.abort();
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! HTTP: the Japanese web UI (`ui`) and the JSON API under `/api/v1` (`api`), one router.
+//!
+//! Handlers stay thin: extract, call a domain function on `Node`, render. Every response
+//! carries a strict Content-Security-Policy and no-store caching; request logs carry method,
+//! path and status only (never query strings or bodies, which can hold personal data).
+
+pub mod api;
+pub mod session;
+pub mod ui;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use crate::Node;
+
+/// The state every handler receives.
+pub type AppState = Arc<Node>;
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    tracing::info!(
+        target: "nsdb::http",
+        %method,
+        path,
+        status = res.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+    );
+    res
+}
+
+/// The whole HTTP surface of a node.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .merge(ui::routes())
+        .merge(api::routes())
+        .layer(middleware::from_fn(security_headers))
+        .with_state(node)
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

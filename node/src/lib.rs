@@ -1,0 +1,157 @@
+//! The nsdb node: one binary that runs as a hospital's appliance, a municipality's node or the
+//! ministry's hub.
+//!
+//! Layout: `store` is the encrypted database; `accounts`, `sheets` and `audit` are the domain
+//! functions (plain data in, plain data or a typed error out, authorisation through `policy`);
+//! `http` turns requests into domain calls and renders `nsdb-ui` views or JSON; `demo`, `bench`
+//! and `seed` serve the command line. Handlers never touch the database themselves.
+
+pub mod accounts;
+pub mod audit;
+pub mod bench;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod policy;
+pub mod seed;
+pub mod sheets;
+pub mod store;
+
+use std::sync::Arc;
+
+use nsdb_rules::{Catalogue, Date};
+use nsdb_sync::NodeId;
+
+pub use config::{NodeConfig, NodeRole};
+use policy::Denied;
+use store::{Store, StoreError};
+
+/// Everything a domain function can fail with, in words for the person who caused it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("IDまたはパスワードが違います。")]
+    BadCredentials,
+    #[error("このアカウントはロックされています。責任者に連絡してください。")]
+    Locked,
+    #[error("このアカウントは有効期限が切れています。責任者に連絡してください。")]
+    Expired,
+    #[error("ログインしてください。")]
+    Unauthenticated,
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("様式が見つかりません: {0}")]
+    UnknownForm(String),
+    #[error("臨床調査個人票・医療意見書が見つかりません: {0}")]
+    SheetNotFound(String),
+    #[error(transparent)]
+    UnknownItems(#[from] nsdb_rules::check::UnknownItems),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("保存された臨床調査個人票・医療意見書を読み込めません ({id}): {reason}")]
+    Document { id: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Store(StoreError::Sqlite(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The clock of a node. Tests pin it; nothing else reads the system time.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    System,
+    Fixed(i64),
+}
+
+impl Clock {
+    /// Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            Clock::Fixed(ms) => *ms,
+        }
+    }
+
+    /// Today's date in Japan (JST, UTC+9), which is what "not in the future" means on a form.
+    pub fn today_jst(&self) -> Date {
+        let t = time::OffsetDateTime::from_unix_timestamp(self.now_ms() / 1000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+            .to_offset(time::macros::offset!(+9));
+        Date::new(t.year(), t.month() as u8, t.day()).unwrap_or(Date {
+            year: 1970,
+            month: 1,
+            day: 1,
+        })
+    }
+}
+
+/// One running node: its identity, role, database and form catalogue.
+#[derive(Debug)]
+pub struct Node {
+    pub config: NodeConfig,
+    pub node_id: NodeId,
+    pub store: Store,
+    pub catalogue: Arc<Catalogue>,
+    pub clock: Clock,
+}
+
+impl Node {
+    /// Opens a node from its configuration: loads its identity and key, opens the database.
+    pub fn open(config: NodeConfig, clock: Clock) -> anyhow::Result<Arc<Node>> {
+        use anyhow::Context;
+        let identity = nsdb_provisioning::NodeIdentity::load_or_create(&config.identity_path())
+            .with_context(|| format!("node identity of {}", config.name))?;
+        let key = store::DbKey::load(&config.key)?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let store = Store::open(&config.database_path(), Some(&key), 3)?;
+        let catalogue = Catalogue::builtin().context("the built-in form catalogue")?;
+        let node = Node {
+            node_id: NodeId(identity.node_id()),
+            config,
+            store,
+            catalogue: Arc::new(catalogue),
+            clock,
+        };
+        Ok(Arc::new(node))
+    }
+
+    pub fn role(&self) -> NodeRole {
+        self.config.role
+    }
+}
+
+/// 32 random bytes (keys and tokens).
+pub fn random_key_bytes() -> [u8; 32] {
+    rand::random()
+}
+
+/// Serves one node until Ctrl-C: opens it and answers HTTP on its configured address.
+pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let addr = config.listen;
+    let node = Node::open(config, Clock::System)?;
+    let inst = node.config.institution.clone();
+    let kind = node.role().institution_kind();
+    node.store
+        .write(move |c| accounts::ensure_institution(c, &inst.code, &inst.name, kind))
+        .await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving");
+    axum::serve(listener, http::router(node))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

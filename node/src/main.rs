@@ -1,0 +1,123 @@
+//! The `nsdb` command: run a node, the demo, or a benchmark.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "nsdb",
+    version,
+    about = "nsdb: the 難病・小慢 database appliance (hospital, municipality and hub nodes)",
+    long_about = "nsdb runs one node of the 難病・小慢 database: a hospital's appliance, a \
+municipality's node or the ministry's hub, each with its own encrypted database and web UI.\n\n\
+Start with `nsdb demo`: it runs all three on this machine with demo users and data."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one node from its configuration file.
+    Serve {
+        /// The node's TOML configuration (name, role, listen, data_dir, key_file, institution).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Runs a hub, a hospital and a municipality node on loopback with demo users and data.
+    Demo {
+        /// Keep the nodes' data here (reused on the next start); default: a fresh temporary
+        /// directory removed on exit.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// The first of three consecutive ports (hub, hospital, municipality).
+        #[arg(long, value_name = "N", default_value_t = 8440)]
+        port_base: u16,
+        /// The loopback address to listen on; demo mode refuses any other.
+        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+        bind: IpAddr,
+    },
+    /// Measures a scenario: medians and min–max over several runs after a warm-up.
+    Bench {
+        /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(nsdb::bench::SCENARIOS))]
+        scenario: String,
+        /// Print one JSON object per figure and line.
+        #[arg(long)]
+        json: bool,
+        /// Measured runs after the warm-up.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Sheets per run (store).
+        #[arg(long, default_value_t = 2000)]
+        sheets: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NSDB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nsdb: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nsdb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { config } => nsdb::serve(nsdb::NodeConfig::from_file(&config)?).await,
+        Command::Demo {
+            data,
+            port_base,
+            bind,
+        } => {
+            nsdb::demo::run(nsdb::demo::DemoOptions {
+                data,
+                bind,
+                port_base,
+            })
+            .await
+        }
+        Command::Bench {
+            scenario,
+            json,
+            runs,
+            sheets,
+        } => {
+            let figures = match scenario.as_str() {
+                "store" => {
+                    nsdb::bench::store(nsdb::bench::StoreBench {
+                        sheets,
+                        runs: runs.max(1),
+                    })
+                    .await?
+                }
+                other => anyhow::bail!("unknown scenario {other}"),
+            };
+            for f in figures {
+                f.print(json);
+            }
+            Ok(())
+        }
+    }
+}

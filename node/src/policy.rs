@@ -1,0 +1,224 @@
+//! Who may do what: the one authorisation check every request goes through.
+//!
+//! Deny by default: `authorize` allows only the pairs of role and action listed here, and for a
+//! sheet only when the sheet belongs to the user's institution (later also 兼務 and access-key
+//! grants). Domain functions call it before they touch data; nothing else decides access.
+
+use serde::Serialize;
+
+/// The kind of account, as the ministry names them (M16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserKind {
+    /// 難病指定医
+    NanbyoDoctor,
+    /// 協力難病指定医
+    KyoryokuDoctor,
+    /// 小慢指定医
+    ShomanDoctor,
+    /// 医療クラーク等
+    Clerk,
+    /// 責任者 (a hospital's administrator)
+    Admin,
+    /// 自治体職員 (municipal reviewer)
+    Reviewer,
+    /// 厚生労働省職員
+    Ministry,
+}
+
+impl UserKind {
+    pub const ALL: [UserKind; 7] = [
+        UserKind::NanbyoDoctor,
+        UserKind::KyoryokuDoctor,
+        UserKind::ShomanDoctor,
+        UserKind::Clerk,
+        UserKind::Admin,
+        UserKind::Reviewer,
+        UserKind::Ministry,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserKind::NanbyoDoctor => "nanbyo_doctor",
+            UserKind::KyoryokuDoctor => "kyoryoku_doctor",
+            UserKind::ShomanDoctor => "shoman_doctor",
+            UserKind::Clerk => "clerk",
+            UserKind::Admin => "admin",
+            UserKind::Reviewer => "reviewer",
+            UserKind::Ministry => "ministry",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserKind> {
+        UserKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            UserKind::NanbyoDoctor => "難病指定医",
+            UserKind::KyoryokuDoctor => "協力難病指定医",
+            UserKind::ShomanDoctor => "小慢指定医",
+            UserKind::Clerk => "医療クラーク等",
+            UserKind::Admin => "責任者",
+            UserKind::Reviewer => "自治体職員",
+            UserKind::Ministry => "厚生労働省職員",
+        }
+    }
+
+    pub fn role(self) -> Role {
+        match self {
+            UserKind::NanbyoDoctor | UserKind::KyoryokuDoctor | UserKind::ShomanDoctor => {
+                Role::Doctor
+            }
+            UserKind::Clerk => Role::Clerk,
+            UserKind::Admin => Role::Admin,
+            UserKind::Reviewer => Role::Reviewer,
+            UserKind::Ministry => Role::Ministry,
+        }
+    }
+}
+
+/// What a user may do follows from the role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Doctor,
+    Clerk,
+    Admin,
+    Reviewer,
+    Ministry,
+}
+
+/// The signed-in user on whose behalf a request acts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Principal {
+    pub user_id: u64,
+    pub login: String,
+    pub name: String,
+    pub kind: UserKind,
+    pub institution: String,
+}
+
+impl Principal {
+    pub fn role(&self) -> Role {
+        self.kind.role()
+    }
+}
+
+/// Something a user asks to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ListSheets,
+    CreateSheet,
+    ViewSheet,
+    EditSheet,
+    ManageUsers,
+}
+
+/// The owner of the thing acted on, where there is one.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    None,
+    /// A sheet, by the institution it belongs to.
+    Sheet {
+        institution: &'a str,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("この操作を行う権限がありません。")]
+pub struct Denied;
+
+/// Whether a role may do an action at all, whatever it acts on. Menus use this to decide what
+/// to show; access itself is always decided by `authorize`.
+pub fn role_may(role: Role, action: Action) -> bool {
+    use Action::*;
+    matches!(
+        (role, action),
+        (
+            Role::Doctor | Role::Clerk,
+            ListSheets | CreateSheet | ViewSheet | EditSheet
+        ) | (Role::Reviewer | Role::Ministry, ListSheets | ViewSheet)
+            | (Role::Admin, ManageUsers)
+    )
+}
+
+/// The one authorisation check. Anything not allowed here is denied.
+pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<(), Denied> {
+    use Action::*;
+    let role = p.role();
+    if !role_may(role, action) {
+        return Err(Denied);
+    }
+    let allowed = match (action, target) {
+        (ListSheets | CreateSheet | ManageUsers, Target::None) => true,
+        // Doctors and clerks reach their own institution's sheets. Municipal reviewers and
+        // the ministry read the sheets their node holds: the sync scope decides which.
+        (ViewSheet | EditSheet, Target::Sheet { institution }) => match role {
+            Role::Doctor | Role::Clerk => institution == p.institution,
+            Role::Reviewer | Role::Ministry => true,
+            Role::Admin => false,
+        },
+        _ => false,
+    };
+    if allowed { Ok(()) } else { Err(Denied) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(kind: UserKind, inst: &str) -> Principal {
+        Principal {
+            user_id: 1,
+            login: "u".into(),
+            name: "u".into(),
+            kind,
+            institution: inst.into(),
+        }
+    }
+
+    #[test]
+    fn doctors_and_clerks_reach_only_their_own_institutions_sheets() {
+        for kind in [UserKind::NanbyoDoctor, UserKind::Clerk] {
+            let u = user(kind, "A");
+            let own = Target::Sheet { institution: "A" };
+            let other = Target::Sheet { institution: "B" };
+            assert!(authorize(&u, Action::ViewSheet, own).is_ok());
+            assert!(authorize(&u, Action::EditSheet, own).is_ok());
+            assert_eq!(authorize(&u, Action::ViewSheet, other), Err(Denied));
+            assert_eq!(authorize(&u, Action::EditSheet, other), Err(Denied));
+            assert_eq!(
+                authorize(&u, Action::ManageUsers, Target::None),
+                Err(Denied)
+            );
+        }
+    }
+
+    #[test]
+    fn administrators_manage_users_but_do_not_read_sheets() {
+        let a = user(UserKind::Admin, "A");
+        assert!(authorize(&a, Action::ManageUsers, Target::None).is_ok());
+        assert_eq!(authorize(&a, Action::ListSheets, Target::None), Err(Denied));
+        let own = Target::Sheet { institution: "A" };
+        assert_eq!(authorize(&a, Action::ViewSheet, own), Err(Denied));
+    }
+
+    #[test]
+    fn reviewers_read_but_never_write() {
+        let r = user(UserKind::Reviewer, "M");
+        let s = Target::Sheet { institution: "A" };
+        assert!(authorize(&r, Action::ViewSheet, s).is_ok());
+        assert_eq!(authorize(&r, Action::EditSheet, s), Err(Denied));
+        assert_eq!(
+            authorize(&r, Action::CreateSheet, Target::None),
+            Err(Denied)
+        );
+    }
+
+    #[test]
+    fn an_action_without_its_target_is_denied() {
+        let d = user(UserKind::NanbyoDoctor, "A");
+        assert_eq!(authorize(&d, Action::ViewSheet, Target::None), Err(Denied));
+    }
+}

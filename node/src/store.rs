@@ -1,0 +1,393 @@
+//! The node's encrypted database: SQLCipher through rusqlite, versioned migrations, one writer
+//! thread and a few reader threads.
+//!
+//! The async runtime never touches SQLite directly: callers hand a closure to `write` or `read`,
+//! which runs it on a database thread and returns the result through a channel. All writes are
+//! serialised on the one writer connection, so a read-modify-write inside one `write` call is
+//! atomic with respect to every other write. This module must never log values it stores.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+
+/// Where the database key comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A file holding the key as 64 hexadecimal characters, readable by its owner only.
+    File(PathBuf),
+    /// An environment variable holding the key (demo and tests only).
+    Env(String),
+    /// The key itself (already loaded).
+    Raw(DbKey),
+}
+
+/// A 256-bit SQLCipher key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbKey([u8; 32]);
+
+impl std::fmt::Debug for DbKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbKey(..)")
+    }
+}
+
+impl DbKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> DbKey {
+        DbKey(bytes)
+    }
+
+    /// Parses 64 hexadecimal characters (surrounding white space ignored).
+    pub fn from_hex(text: &str) -> Option<DbKey> {
+        let bytes = hex::decode(text.trim()).ok()?;
+        Some(DbKey(bytes.try_into().ok()?))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Loads the key from its source, refusing a key file others could read.
+    pub fn load(source: &KeySource) -> Result<DbKey, StoreError> {
+        match source {
+            KeySource::Raw(k) => Ok(k.clone()),
+            KeySource::Env(var) => {
+                let text = std::env::var(var).map_err(|_| StoreError::Key {
+                    origin: format!("environment variable {var}"),
+                    reason: "it is not set".into(),
+                })?;
+                DbKey::from_hex(&text).ok_or_else(|| StoreError::Key {
+                    origin: format!("environment variable {var}"),
+                    reason: "it must hold 64 hexadecimal characters".into(),
+                })
+            }
+            KeySource::File(path) => {
+                let described = format!("key file {}", path.display());
+                let mut file = std::fs::File::open(path).map_err(|e| StoreError::Key {
+                    origin: described.clone(),
+                    reason: format!("cannot open it: {e}"),
+                })?;
+                check_owner_only(&file, path)?;
+                let mut text = String::new();
+                file.read_to_string(&mut text)
+                    .map_err(|e| StoreError::Key {
+                        origin: described.clone(),
+                        reason: format!("cannot read it: {e}"),
+                    })?;
+                DbKey::from_hex(&text).ok_or_else(|| StoreError::Key {
+                    origin: described,
+                    reason: "it must hold 64 hexadecimal characters".into(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn check_owner_only(file: &std::fs::File, path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file
+        .metadata()
+        .map_err(|e| StoreError::Key {
+            origin: format!("key file {}", path.display()),
+            reason: format!("cannot read its permissions: {e}"),
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(StoreError::KeyPermissions {
+            path: path.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_owner_only(_: &std::fs::File, _: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// What can go wrong with the store, said so that an operator can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use the database key from {origin}: {reason}")]
+    Key { origin: String, reason: String },
+    #[error(
+        "key file {} can be read by others (mode {mode:o}); make it readable by its owner only: chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    KeyPermissions { path: PathBuf, mode: u32 },
+    #[error(
+        "cannot open database {}: the key is wrong or the file is not an nsdb database",
+        path.display()
+    )]
+    WrongKey { path: PathBuf },
+    #[error("cannot open database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database threads have stopped")]
+    Stopped,
+}
+
+/// The schema, one migration per version. Never edit a migration that has shipped: add one.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../migrations/001_initial.sql"))])
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A handle to the node database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<Job>,
+    readers: mpsc::Sender<Job>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn open_connection(
+    path: &Path,
+    key: Option<&DbKey>,
+    flags: OpenFlags,
+) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // SQLCipher would print every failed decryption to stderr; the error is ours to report.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+    if let Some(key) = key {
+        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", key.to_hex()))?;
+    }
+    // The first read of the schema is where a wrong key shows.
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            return Err(StoreError::WrongKey {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, encrypted with `key`, and brings its
+    /// schema to the latest version. `key` None opens a plain SQLite file (benchmarks only).
+    pub fn open(path: &Path, key: Option<&DbKey>, readers: usize) -> Result<Store, StoreError> {
+        let mut writer = open_connection(
+            path,
+            key,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        migrations().to_latest(&mut writer)?;
+
+        let (wtx, wrx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("nsdb-db-writer".into())
+            .spawn(move || {
+                while let Ok(job) = wrx.recv() {
+                    job(&mut writer);
+                }
+            })
+            .map_err(|_| StoreError::Stopped)?;
+
+        let (rtx, rrx) = mpsc::channel::<Job>();
+        let rrx = Arc::new(Mutex::new(rrx));
+        for n in 0..readers.max(1) {
+            let mut conn = open_connection(
+                path,
+                key,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.pragma_update(None, "query_only", true)?;
+            let rrx = Arc::clone(&rrx);
+            std::thread::Builder::new()
+                .name(format!("nsdb-db-reader-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rrx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut conn),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|_| StoreError::Stopped)?;
+        }
+        Ok(Store {
+            writer: wtx,
+            readers: rtx,
+            path: Arc::new(path.to_path_buf()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn run<T, E>(
+        queue: &mpsc::Sender<Job>,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        queue.send(job).map_err(|_| StoreError::Stopped)?;
+        rx.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Runs `f` on the writer connection. Writes are serialised.
+    pub async fn write<T, E>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        Store::run(&self.writer, f).await
+    }
+
+    /// Runs `f` on one of the read-only connections.
+    pub async fn read<T, E>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        Store::run(&self.readers, f).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> DbKey {
+        DbKey::from_bytes([b; 32])
+    }
+
+    #[tokio::test]
+    async fn migrates_an_empty_database_and_reopens_with_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        let store = Store::open(&path, Some(&key(7)), 2).unwrap();
+        let tables: Vec<String> = store
+            .read(|c| {
+                let mut st = c.prepare("SELECT name FROM sqlite_master WHERE type='table'")?;
+                let names = st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok::<_, StoreError>(names)
+            })
+            .await
+            .unwrap();
+        for t in ["users", "sessions", "sheets", "audit", "institutions"] {
+            assert!(tables.iter().any(|n| n == t), "missing table {t}");
+        }
+        drop(store);
+        Store::open(&path, Some(&key(7)), 1).expect("reopen with the same key");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_key_is_a_clear_error_and_leaves_the_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        let store = Store::open(&path, Some(&key(1)), 1).unwrap();
+        store
+            .write(|c| {
+                c.execute(
+                    "INSERT INTO institutions (code, name, kind) VALUES ('1310000001', 'テスト病院', 'hospital')",
+                    [],
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let err = Store::open(&path, Some(&key(2)), 1).unwrap_err();
+        assert!(matches!(err, StoreError::WrongKey { .. }), "{err}");
+        assert!(err.to_string().contains("key is wrong"));
+        let err = Store::open(&path, None, 1).unwrap_err();
+        assert!(matches!(err, StoreError::WrongKey { .. }), "{err}");
+        let store = Store::open(&path, Some(&key(1)), 1).unwrap();
+        let n: i64 = store
+            .read(|c| {
+                Ok::<_, StoreError>(
+                    c.query_row("SELECT count(*) FROM institutions", [], |r| r.get(0))?,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.key");
+        std::fs::write(&path, key(3).to_hex()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = DbKey::load(&KeySource::File(path.clone())).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(DbKey::load(&KeySource::File(path.clone())).unwrap(), key(3));
+        std::fs::write(&path, "not a key").unwrap();
+        let err = DbKey::load(&KeySource::File(path)).unwrap_err();
+        assert!(err.to_string().contains("64 hexadecimal"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_cannot_be_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("n.db"), Some(&key(4)), 1).unwrap();
+        let res = store
+            .write(|c| {
+                c.execute(
+                    "INSERT INTO audit (at, user_id, action, target, prev_hash, hash) VALUES (1, NULL, 'x', NULL, x'00', x'01')",
+                    [],
+                )?;
+                c.execute("UPDATE audit SET action = 'y'", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .await;
+        assert!(res.unwrap_err().to_string().contains("append-only"));
+    }
+}

@@ -1,0 +1,206 @@
+//! Provisioning: the secrets a node is born with. A node's identity is an ed25519 key pair; its
+//! database key is 32 random bytes. Both live in files readable by their owner only.
+//!
+//! This crate creates, stores and loads those secrets and nothing else: it never opens a
+//! database or a network connection, and never prints a secret.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+/// What went wrong with a secret file, said so that an operator can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisioningError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} does not hold a node identity (64 hexadecimal characters expected)", path.display())]
+    Malformed { path: PathBuf },
+    #[error(
+        "{} can be read by others (mode {mode:o}); make it readable by its owner only: chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("the system's random number generator failed: {0}")]
+    Random(String),
+}
+
+/// 32 bytes from the operating system's random number generator.
+pub fn random_bytes() -> Result<[u8; 32], ProvisioningError> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| ProvisioningError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+/// Writes a new secret file readable and writable by its owner only; refuses to overwrite.
+pub fn write_secret_file(path: &Path, text: &str) -> Result<(), ProvisioningError> {
+    let err = |source| ProvisioningError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)
+}
+
+/// Creates a database key file (64 hexadecimal characters, mode 600) unless one exists.
+pub fn create_db_key_file(path: &Path) -> Result<(), ProvisioningError> {
+    if path.exists() {
+        return Ok(());
+    }
+    write_secret_file(path, &hex::encode(random_bytes()?))
+}
+
+fn read_secret_file(path: &Path) -> Result<String, ProvisioningError> {
+    let text = fs::read_to_string(path).map_err(|source| ProvisioningError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map_err(|source| ProvisioningError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(ProvisioningError::Permissions {
+                path: path.to_path_buf(),
+                mode: mode & 0o777,
+            });
+        }
+    }
+    Ok(text)
+}
+
+/// A node's identity: its ed25519 signing key.
+pub struct NodeIdentity {
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for NodeIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeIdentity")
+            .field("public", &hex::encode(self.public_key().as_bytes()))
+            .finish()
+    }
+}
+
+impl NodeIdentity {
+    pub fn generate() -> Result<NodeIdentity, ProvisioningError> {
+        Ok(NodeIdentity {
+            key: SigningKey::from_bytes(&random_bytes()?),
+        })
+    }
+
+    /// Loads the identity at `path`, creating it (mode 600) if there is none yet.
+    pub fn load_or_create(path: &Path) -> Result<NodeIdentity, ProvisioningError> {
+        if !path.exists() {
+            let id = NodeIdentity::generate()?;
+            write_secret_file(path, &hex::encode(id.key.to_bytes()))?;
+            return Ok(id);
+        }
+        NodeIdentity::load(path)
+    }
+
+    pub fn load(path: &Path) -> Result<NodeIdentity, ProvisioningError> {
+        let text = read_secret_file(path)?;
+        let bytes: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| ProvisioningError::Malformed {
+                path: path.to_path_buf(),
+            })?;
+        Ok(NodeIdentity {
+            key: SigningKey::from_bytes(&bytes),
+        })
+    }
+
+    pub fn public_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// The 16-byte node id: the first half of SHA-256 over the public key. It names the node in
+    /// every change it makes to a sheet.
+    pub fn node_id(&self) -> [u8; 16] {
+        let digest = Sha256::digest(self.public_key().as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_is_created_once_and_loaded_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/node.key");
+        let a = NodeIdentity::load_or_create(&path).unwrap();
+        let b = NodeIdentity::load_or_create(&path).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        assert_eq!(a.node_id(), b.node_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn different_nodes_have_different_ids() {
+        let a = NodeIdentity::generate().unwrap();
+        let b = NodeIdentity::generate().unwrap();
+        assert_ne!(a.node_id(), b.node_id());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_readable_identity_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        NodeIdentity::load_or_create(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = NodeIdentity::load(&path).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn a_db_key_file_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.key");
+        create_db_key_file(&path).unwrap();
+        let first = fs::read_to_string(&path).unwrap();
+        assert_eq!(first.len(), 64);
+        create_db_key_file(&path).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), first);
+    }
+}

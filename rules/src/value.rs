@@ -1,0 +1,445 @@
+//! One item's value: normalising what a person typed into the stored text, and saying in Japanese
+//! what is wrong with it.
+//!
+//! Values are stored as text in one canonical form per type (dates `YYYY-MM-DD`, year-months
+//! `YYYY-MM`, several codes `1,3`, postal codes `123-4567`). Normalising is forgiving (full-width
+//! digits, half-width katakana, `2024/5/1`); checking is strict. Nothing here reads the clock:
+//! "today" comes in from the caller.
+
+use crate::form::{ItemDef, ItemType};
+
+/// A calendar date (proleptic Gregorian), enough for birth dates and dates written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    pub year: i32,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl Date {
+    pub fn new(year: i32, month: u8, day: u8) -> Option<Date> {
+        let valid = (1..=12).contains(&month)
+            && day >= 1
+            && day <= days_in_month(year, month)
+            && (1800..=9999).contains(&year);
+        valid.then_some(Date { year, month, day })
+    }
+
+    /// Parses the canonical `YYYY-MM-DD`.
+    pub fn parse(s: &str) -> Option<Date> {
+        let mut it = s.split('-');
+        let (y, m, d) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+            return None;
+        }
+        Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+    }
+
+    /// Whole years between `self` (a birth date) and `on`.
+    pub fn age_on(self, on: Date) -> i32 {
+        let mut age = on.year - self.year;
+        if (on.month, on.day) < (self.month, self.day) {
+            age -= 1;
+        }
+        age
+    }
+}
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+fn days_in_month(year: i32, month: u8) -> u8 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Full-width ASCII (digits, letters, punctuation) and the ideographic space to half-width.
+fn ascii_narrow(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            'ー' | '―' | '‐' => '-',
+            _ => c,
+        })
+        .collect()
+}
+
+const HALF_KANA: &str = "｡｢｣､･ｦｧｨｩｪｫｬｭｮｯｰｱｲｳｴｵｶｷｸｹｺｻｼｽｾｿﾀﾁﾂﾃﾄﾅﾆﾇﾈﾉﾊﾋﾌﾍﾎﾏﾐﾑﾒﾓﾔﾕﾖﾗﾘﾙﾚﾛﾜﾝ";
+const FULL_KANA: &str = "。「」、・ヲァィゥェォャュョッーアイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン";
+
+/// Half-width katakana (with its separate voiced marks) and hiragana to full-width katakana;
+/// the ideographic space to an ordinary one.
+pub fn to_full_katakana(s: &str) -> String {
+    let half: Vec<char> = HALF_KANA.chars().collect();
+    let full: Vec<char> = FULL_KANA.chars().collect();
+    let mut out: Vec<char> = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            'ﾞ' | 'ﾟ' => {
+                let marked = out.last().and_then(|&prev| {
+                    let base = prev as u32;
+                    if c == 'ﾞ' {
+                        if prev == 'ウ' {
+                            return Some('ヴ');
+                        }
+                        let voiced = "カキクケコサシスセソタチツテトハヒフヘホ";
+                        voiced.contains(prev).then(|| char::from_u32(base + 1))?
+                    } else {
+                        "ハヒフヘホ"
+                            .contains(prev)
+                            .then(|| char::from_u32(base + 2))?
+                    }
+                });
+                match marked {
+                    Some(m) => {
+                        out.pop();
+                        out.push(m);
+                    }
+                    None => out.push(if c == 'ﾞ' { '゛' } else { '゜' }),
+                }
+            }
+            '\u{3041}'..='\u{3096}' => out.push(char::from_u32(c as u32 + 0x60).unwrap_or(c)),
+            '\u{3000}' => out.push(' '),
+            _ => match half.iter().position(|&h| h == c) {
+                Some(i) => out.push(full[i]),
+                None => out.push(c),
+            },
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn is_full_katakana_name(s: &str) -> bool {
+    s.chars()
+        .all(|c| matches!(c, '\u{30A1}'..='\u{30FA}' | 'ー' | '・' | ' '))
+}
+
+/// Normalises what was typed for an item into its stored form. Never fails: a value that cannot
+/// be normalised is kept as typed (trimmed), and `problem` says what is wrong with it.
+pub fn normalise(item: &ItemDef, raw: &str) -> String {
+    let t = raw.trim();
+    match item.ty {
+        ItemType::Text => t.to_string(),
+        ItemType::Kana => to_full_katakana(t).trim().to_string(),
+        ItemType::Integer | ItemType::Decimal | ItemType::Digits | ItemType::InsurerNo => {
+            ascii_narrow(t).replace([' ', ','], "")
+        }
+        ItemType::Postal => {
+            let d: String = ascii_narrow(t).chars().filter(|c| *c != '-').collect();
+            if d.len() == 7 && d.chars().all(|c| c.is_ascii_digit()) {
+                format!("{}-{}", &d[..3], &d[3..])
+            } else {
+                ascii_narrow(t)
+            }
+        }
+        ItemType::Date => normalise_date(&ascii_narrow(t)).unwrap_or_else(|| t.to_string()),
+        ItemType::YearMonth => {
+            normalise_year_month(&ascii_narrow(t)).unwrap_or_else(|| t.to_string())
+        }
+        ItemType::Code => ascii_narrow(t),
+        ItemType::Codes => {
+            let chosen: Vec<String> = ascii_narrow(t)
+                .split(',')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect();
+            // Order as the code list orders them, unknown ones last as typed.
+            let mut ordered: Vec<String> = item
+                .codes
+                .iter()
+                .filter(|c| chosen.contains(&c.code))
+                .map(|c| c.code.clone())
+                .collect();
+            for c in chosen {
+                if !ordered.contains(&c) {
+                    ordered.push(c);
+                }
+            }
+            ordered.join(",")
+        }
+    }
+}
+
+fn split_date_parts(s: &str) -> Option<Vec<&str>> {
+    let parts: Vec<&str> = s
+        .split(['-', '/', '.', '年', '月', '日'])
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!parts.is_empty()).then_some(parts)
+}
+
+fn normalise_date(s: &str) -> Option<String> {
+    let (y, m, d) = if s.len() == 8 && s.chars().all(|c| c.is_ascii_digit()) {
+        (&s[..4], &s[4..6], &s[6..])
+    } else {
+        match split_date_parts(s)?.as_slice() {
+            [y, m, d] => (*y, *m, *d),
+            _ => return None,
+        }
+    };
+    Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?).map(|d| d.to_string())
+}
+
+fn normalise_year_month(s: &str) -> Option<String> {
+    let (y, m) = if s.len() == 6 && s.chars().all(|c| c.is_ascii_digit()) {
+        (&s[..4], &s[4..])
+    } else {
+        match split_date_parts(s)?.as_slice() {
+            [y, m] => (*y, *m),
+            _ => return None,
+        }
+    };
+    let (y, m): (i32, u8) = (y.parse().ok()?, m.parse().ok()?);
+    Date::new(y, m, 1).map(|_| format!("{y:04}-{m:02}"))
+}
+
+/// What is wrong with a stored (normalised) value, in Japanese, or `None` when it is fine.
+/// `today` is used to refuse dates in the future.
+pub fn problem(item: &ItemDef, value: &str, today: Date) -> Option<String> {
+    let label = &item.label;
+    if value.is_empty() {
+        return None;
+    }
+    match item.ty {
+        ItemType::Text => match item.max_len {
+            Some(n) if value.chars().count() > n => {
+                Some(format!("「{label}」は{n}文字以内で入力してください。"))
+            }
+            _ => None,
+        },
+        ItemType::Kana => (!is_full_katakana_name(value))
+            .then(|| format!("「{label}」は全角カタカナで入力してください。")),
+        ItemType::Integer => match value.parse::<i64>() {
+            Err(_) => Some(format!("「{label}」は整数で入力してください。")),
+            Ok(n) => range_problem(item, n as f64),
+        },
+        ItemType::Decimal => {
+            let ok = value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .filter(|_| {
+                    value
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+                });
+            match ok {
+                None => Some(format!("「{label}」は数値で入力してください。")),
+                Some(v) => range_problem(item, v),
+            }
+        }
+        ItemType::Digits => (!value.chars().all(|c| c.is_ascii_digit()))
+            .then(|| format!("「{label}」は半角数字で入力してください。")),
+        ItemType::InsurerNo => {
+            let digits = value.chars().all(|c| c.is_ascii_digit());
+            if !digits || !(value.len() == 6 || value.len() == 8) {
+                Some(format!(
+                    "「{label}」は6桁または8桁の数字で入力してください。"
+                ))
+            } else {
+                let (body, check) = value.split_at(value.len() - 1);
+                (check_digit(body).to_string() != check)
+                    .then(|| format!("「{label}」の検証番号（末尾の1桁）が正しくありません。"))
+            }
+        }
+        ItemType::Postal => {
+            let ok = value.len() == 8
+                && value.as_bytes()[3] == b'-'
+                && value
+                    .chars()
+                    .enumerate()
+                    .all(|(i, c)| i == 3 || c.is_ascii_digit());
+            (!ok).then(|| format!("「{label}」は7桁の数字（例: 100-8916）で入力してください。"))
+        }
+        ItemType::Date => match Date::parse(value) {
+            None => Some(format!(
+                "「{label}」は正しい日付（例: 2024-04-01）で入力してください。"
+            )),
+            Some(d) if d > today => Some(format!("「{label}」に未来の日付は入力できません。")),
+            Some(_) => None,
+        },
+        ItemType::YearMonth => match Date::parse(&format!("{value}-01")) {
+            None => Some(format!(
+                "「{label}」は正しい年月（例: 2024-04）で入力してください。"
+            )),
+            Some(d) if d > today => Some(format!("「{label}」に未来の年月は入力できません。")),
+            Some(_) => None,
+        },
+        ItemType::Code => item
+            .code_label(value)
+            .is_none()
+            .then(|| format!("「{label}」の選択肢にない値です。")),
+        ItemType::Codes => value
+            .split(',')
+            .any(|c| item.code_label(c).is_none())
+            .then(|| format!("「{label}」の選択肢にない値が含まれています。")),
+    }
+}
+
+/// The 検証番号 of a 保険者番号 or 公費負担者番号 body (all digits but the last), as the
+/// ministry's 保険者番号設定要領 defines it: from the last digit leftwards multiply by 2, 1, 2, …,
+/// add the digits of each product, and take 10 minus the last digit of the sum (0 stays 0).
+pub fn check_digit(body: &str) -> u8 {
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let p = (b.wrapping_sub(b'0') as u32) * if i % 2 == 0 { 2 } else { 1 };
+            p / 10 + p % 10
+        })
+        .sum();
+    ((10 - sum % 10) % 10) as u8
+}
+
+fn range_problem(item: &ItemDef, v: f64) -> Option<String> {
+    let label = &item.label;
+    let unit = item.unit.as_deref().unwrap_or("");
+    match (item.min, item.max) {
+        (Some(min), Some(max)) if v < min || v > max => Some(format!(
+            "「{label}」は{min}{unit}から{max}{unit}の範囲で入力してください。"
+        )),
+        (Some(min), None) if v < min => {
+            Some(format!("「{label}」は{min}{unit}以上で入力してください。"))
+        }
+        (None, Some(max)) if v > max => {
+            Some(format!("「{label}」は{max}{unit}以下で入力してください。"))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(ty: ItemType) -> ItemDef {
+        ItemDef {
+            id: "x.y".into(),
+            label: "項目".into(),
+            ty,
+            required: false,
+            unit: None,
+            codelist: None,
+            codes: vec![],
+            min: None,
+            max: None,
+            max_len: None,
+            carry: false,
+            help: None,
+            unverified: None,
+        }
+    }
+
+    const TODAY: Date = Date {
+        year: 2026,
+        month: 11,
+        day: 25,
+    };
+
+    #[test]
+    fn half_width_kana_and_hiragana_become_full_width_katakana() {
+        assert_eq!(to_full_katakana("ﾔﾏﾀﾞ ﾀﾛｳ"), "ヤマダ タロウ");
+        assert_eq!(to_full_katakana("ﾊﾟﾋﾟﾌﾟ"), "パピプ");
+        assert_eq!(to_full_katakana("やまだ　はなこ"), "ヤマダ ハナコ");
+        assert_eq!(to_full_katakana("ｳﾞｧ"), "ヴァ");
+    }
+
+    #[test]
+    fn kana_refuses_other_scripts() {
+        let i = item(ItemType::Kana);
+        assert_eq!(normalise(&i, " ﾔﾏﾀﾞ "), "ヤマダ");
+        assert!(problem(&i, "ヤマダ タロウ", TODAY).is_none());
+        assert!(problem(&i, "山田", TODAY).unwrap().contains("全角カタカナ"));
+        assert!(problem(&i, "Yamada", TODAY).is_some());
+    }
+
+    #[test]
+    fn dates_are_normalised_and_checked() {
+        let i = item(ItemType::Date);
+        assert_eq!(normalise(&i, "２０２４/５/１"), "2024-05-01");
+        assert_eq!(normalise(&i, "20240229"), "2024-02-29");
+        assert_eq!(normalise(&i, "2023-02-29"), "2023-02-29");
+        assert!(
+            problem(&i, "2023-02-29", TODAY)
+                .unwrap()
+                .contains("正しい日付")
+        );
+        assert!(problem(&i, "2026-11-25", TODAY).is_none());
+        assert!(problem(&i, "2026-11-26", TODAY).unwrap().contains("未来"));
+        let ym = item(ItemType::YearMonth);
+        assert_eq!(normalise(&ym, "2019年4月"), "2019-04");
+        assert!(problem(&ym, "2019-13", TODAY).is_some());
+    }
+
+    #[test]
+    fn numbers_respect_their_range_with_unit() {
+        let mut i = item(ItemType::Decimal);
+        i.min = Some(0.0);
+        i.max = Some(300.0);
+        i.unit = Some("kg".into());
+        assert_eq!(normalise(&i, "６２．５"), "62.5");
+        assert!(problem(&i, "62.5", TODAY).is_none());
+        assert_eq!(
+            problem(&i, "300.1", TODAY).unwrap(),
+            "「項目」は0kgから300kgの範囲で入力してください。"
+        );
+        assert!(problem(&i, "abc", TODAY).unwrap().contains("数値"));
+        assert!(problem(&i, "inf", TODAY).is_some());
+        let n = item(ItemType::Integer);
+        assert!(problem(&n, "1.5", TODAY).unwrap().contains("整数"));
+    }
+
+    #[test]
+    fn insurer_numbers_carry_the_ministrys_check_digit() {
+        // Worked examples of the 保険者番号設定要領 rule.
+        assert_eq!(check_digit("3312001"), 5);
+        assert_eq!(check_digit("5401602"), 7);
+        assert_eq!(check_digit("13810"), 7);
+        let i = item(ItemType::InsurerNo);
+        assert!(problem(&i, "33120015", TODAY).is_none());
+        assert!(problem(&i, "138107", TODAY).is_none());
+        assert!(problem(&i, "33120016", TODAY).unwrap().contains("検証番号"));
+        assert!(
+            problem(&i, "3312001", TODAY)
+                .unwrap()
+                .contains("6桁または8桁")
+        );
+    }
+
+    #[test]
+    fn postal_codes_take_seven_digits() {
+        let i = item(ItemType::Postal);
+        assert_eq!(normalise(&i, "1008916"), "100-8916");
+        assert_eq!(normalise(&i, "１００－８９１６"), "100-8916");
+        assert!(problem(&i, "100-8916", TODAY).is_none());
+        assert!(problem(&i, "10089", TODAY).is_some());
+    }
+
+    #[test]
+    fn codes_are_checked_against_the_list_and_ordered() {
+        let mut i = item(ItemType::Codes);
+        i.codes = ["1", "2", "3"]
+            .iter()
+            .map(|c| crate::form::Code {
+                code: c.to_string(),
+                label: format!("選択{c}"),
+            })
+            .collect();
+        assert_eq!(normalise(&i, "3, 1"), "1,3");
+        assert!(problem(&i, "1,3", TODAY).is_none());
+        assert!(problem(&i, "1,9", TODAY).is_some());
+        i.ty = ItemType::Code;
+        assert!(problem(&i, "2", TODAY).is_none());
+        assert!(problem(&i, "4", TODAY).unwrap().contains("選択肢にない"));
+    }
+}

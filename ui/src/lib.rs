@@ -1,0 +1,190 @@
+//! nsdb's screens, in Japanese, rendered on the server with maud.
+//!
+//! Views take plain data (the `*View` structs here and form definitions from `nsdb-rules`) and
+//! return markup. They never decide anything: what a user may see or do is decided by the node
+//! before a view is called, and passed in. Pages work without JavaScript and with the keyboard.
+
+use maud::{DOCTYPE, Markup, html};
+
+pub mod editor;
+pub mod list;
+
+pub use editor::{EditorView, SheetMeta};
+pub use list::{ListRow, ListView};
+
+/// The stylesheet served at `/static/app.css`.
+pub const STYLESHEET: &str = include_str!("../static/app.css");
+
+/// What every page of a signed-in user needs.
+#[derive(Debug, Clone)]
+pub struct PageContext<'a> {
+    /// The node, e.g. "医療機関 東京テスト病院".
+    pub node_label: &'a str,
+    pub user_name: &'a str,
+    pub user_kind: &'a str,
+    /// Shows the menu entries for sheets.
+    pub can_read_sheets: bool,
+    /// Shows 新規作成.
+    pub can_create: bool,
+    /// Shows ユーザ管理.
+    pub is_admin: bool,
+    pub csrf: &'a str,
+}
+
+fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="ja" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " | nsdb 難病・小慢データベース" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A page of a signed-in user: header, menu, then `main`.
+pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
+    page(
+        title,
+        html! {
+            a.skip href="#main" { "本文へ移動" }
+            header.top {
+                span.brand { "nsdb 難病・小慢データベース" }
+                span.node { (ctx.node_label) }
+                nav aria-label="メニュー" {
+                    @if ctx.can_read_sheets {
+                        a href="/sheets" { "臨床調査個人票検索" }
+                    }
+                    @if ctx.can_create {
+                        a href="/sheets/new" { "新規作成" }
+                    }
+                    @if ctx.is_admin {
+                        a href="/admin/users" { "ユーザ管理" }
+                    }
+                }
+                span.user { (ctx.user_name) "（" (ctx.user_kind) "）" }
+                form method="post" action="/logout" {
+                    input type="hidden" name="csrf" value=(ctx.csrf);
+                    button.link type="submit" { "ログアウト" }
+                }
+            }
+            main #main { h1 { (title) } (main) }
+        },
+    )
+}
+
+/// The sign-in page.
+pub fn login(node_label: &str, csrf: &str, error: Option<&str>, login_id: &str) -> Markup {
+    page(
+        "ログイン",
+        html! {
+            main #main .login {
+                h1 { "nsdb 難病・小慢データベース" }
+                p.node { (node_label) }
+                @if let Some(e) = error {
+                    p.error role="alert" { (e) }
+                }
+                form method="post" action="/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="login" { "ユーザID" }
+                    input #login name="login" autocomplete="username" required autofocus value=(login_id);
+                    label for="password" { "パスワード" }
+                    input #password name="password" type="password" autocomplete="current-password" required;
+                    button.primary type="submit" { "ログイン" }
+                }
+            }
+        },
+    )
+}
+
+/// A page that says what went wrong and where to go from here.
+pub fn error(ctx: Option<&PageContext<'_>>, title: &str, message: &str) -> Markup {
+    let body = html! {
+        p.error role="alert" { (message) }
+        p { a href="/" { "トップへ戻る" } }
+    };
+    match ctx {
+        Some(ctx) => layout(ctx, title, body),
+        None => page(title, html! { main #main { h1 { (title) } (body) } }),
+    }
+}
+
+/// One selectable form on the new-sheet page.
+#[derive(Debug, Clone)]
+pub struct FormChoice<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub kokuji: u16,
+    pub eda: u16,
+    pub disease: &'a str,
+    pub version: &'a str,
+}
+
+/// Choosing the disease for a new sheet.
+pub fn new_sheet(ctx: &PageContext<'_>, forms: &[FormChoice<'_>]) -> Markup {
+    layout(
+        ctx,
+        "新規作成",
+        html! {
+            p { "作成する臨床調査個人票・医療意見書の疾病を選んでください。" }
+            table.list {
+                thead { tr { th { "様式" } th { "告示番号/枝番" } th { "病名" } th { "様式版" } th { "操作" } } }
+                tbody {
+                    @for f in forms {
+                        tr {
+                            td { (f.kind) }
+                            td { (f.kokuji) "/" (f.eda) }
+                            td { (f.disease) }
+                            td { (f.version) }
+                            td {
+                                form method="post" action="/sheets" {
+                                    input type="hidden" name="csrf" value=(ctx.csrf);
+                                    input type="hidden" name="form_id" value=(f.id);
+                                    button.primary type="submit" { "作成" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One user on the administrator's list.
+#[derive(Debug, Clone)]
+pub struct UserLine<'a> {
+    pub login: &'a str,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub department: &'a str,
+    pub locked: bool,
+    pub expires_on: &'a str,
+}
+
+/// The administrator's user list (医療機関ユーザ検索).
+pub fn users(ctx: &PageContext<'_>, users: &[UserLine<'_>]) -> Markup {
+    layout(
+        ctx,
+        "医療機関ユーザ一覧",
+        html! {
+            p { "検索結果件数 " (users.len()) "件" }
+            table.list {
+                thead { tr { th { "ユーザID" } th { "氏名" } th { "ユーザ種別" } th { "診療科" } th { "状態" } th { "有効期限" } } }
+                tbody {
+                    @for u in users {
+                        tr {
+                            td { (u.login) } td { (u.name) } td { (u.kind) } td { (u.department) }
+                            td { @if u.locked { "ロック中" } @else { "有効" } }
+                            td { (u.expires_on) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,109 @@
+//! The sheet list (臨床調査個人票検索, M9): the search box and the columns of the ministry's design.
+
+use maud::{Markup, html};
+
+use crate::{PageContext, layout};
+
+/// One line of the list, already in display form.
+#[derive(Debug, Clone, Default)]
+pub struct ListRow {
+    pub id: String,
+    /// 新規 / 更新
+    pub application_type: String,
+    pub insurer_no: String,
+    pub insured_no: String,
+    pub access_key: String,
+    pub name_kana: String,
+    pub birth_date: String,
+    pub sex: String,
+    pub kokuji: String,
+    pub disease: String,
+    pub doctor_name: String,
+    pub written_date: String,
+    pub linked_date: String,
+    pub status: String,
+    pub registration: String,
+    pub can_edit: bool,
+}
+
+/// The list page's data.
+#[derive(Debug, Clone, Default)]
+pub struct ListView {
+    pub query: String,
+    pub total: u64,
+    pub page: u32,
+    pub page_size: u32,
+    pub rows: Vec<ListRow>,
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "―" } else { s }
+}
+
+pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
+    let pages = v.total.div_ceil(v.page_size.max(1) as u64).max(1) as u32;
+    let q = urlencode(&v.query);
+    layout(
+        ctx,
+        "臨床調査個人票検索",
+        html! {
+            form.search method="get" action="/sheets" role="search" {
+                label for="q" { "氏名カナ・被保険者番号・保険者番号・アクセスキー" }
+                input #q name="q" type="search" value=(v.query) autofocus;
+                button.primary type="submit" { "検索" }
+                a.button href="/sheets" { "クリア" }
+            }
+            p.count { "検索結果件数 " (v.total) "件" @if pages > 1 { "（" (v.page) "/" (pages) "頁）" } }
+            table.list {
+                thead {
+                    tr {
+                        th { "申請種別" } th { "保険者番号/" br; "被保険者番号" } th { "アクセスキー" }
+                        th { "氏名カナ" } th { "生年月日" } th { "性別" }
+                        th { "告示番号/枝番/" br; "病名" } th { "指定医氏名" }
+                        th { "作成年月日/" br; "自治体連携日" } th { "ステータス/" br; "登録種別" } th { "操作" }
+                    }
+                }
+                tbody {
+                    @for r in &v.rows {
+                        tr {
+                            td { (or_dash(&r.application_type)) }
+                            td { (or_dash(&r.insurer_no)) "/" br; (or_dash(&r.insured_no)) }
+                            td { (or_dash(&r.access_key)) }
+                            td { (or_dash(&r.name_kana)) }
+                            td { (or_dash(&r.birth_date)) }
+                            td { (or_dash(&r.sex)) }
+                            td { (r.kokuji) "/" br; (r.disease) }
+                            td { (or_dash(&r.doctor_name)) }
+                            td { (or_dash(&r.written_date)) "/" br; (or_dash(&r.linked_date)) }
+                            td { (r.status) "/" br; (r.registration) }
+                            td.actions {
+                                a href={ "/sheets/" (r.id) } { "閲覧" }
+                                @if r.can_edit { a href={ "/sheets/" (r.id) "/edit" } { "編集" } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if pages > 1 {
+                nav.pager aria-label="ページ" {
+                    @if v.page > 1 { a href={ "/sheets?q=" (q) "&page=" (v.page - 1) } rel="prev" { "前へ" } }
+                    @if v.page < pages { a href={ "/sheets?q=" (q) "&page=" (v.page + 1) } rel="next" { "次へ" } }
+                }
+            }
+        },
+    )
+}
+
+/// Percent-encodes a query value for a link.
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
