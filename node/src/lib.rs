@@ -16,6 +16,7 @@ pub mod policy;
 pub mod seed;
 pub mod sheets;
 pub mod store;
+pub mod testing;
 
 use std::sync::Arc;
 

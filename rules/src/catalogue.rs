@@ -183,3 +183,144 @@ impl Catalogue {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Mode, check, normalise_input};
+    use crate::value::Date;
+
+    const COMMON: &str = r#"
+[form]
+id = "c"
+kind = "rinko"
+title = "共通"
+version = "1"
+[codelist.sex]
+codes = [ { code = "1", label = "男" }, { code = "2", label = "女" } ]
+[[section]]
+id = "patient"
+title = "患者情報"
+[[section.item]]
+id = "patient.name"
+label = "氏名"
+type = "text"
+required = true
+[[section.item]]
+id = "patient.sex"
+label = "性別"
+type = "code"
+codelist = "sex"
+[[section]]
+id = "doctor"
+title = "指定医"
+place = "after"
+[[section.item]]
+id = "doctor.name"
+label = "指定医氏名"
+type = "text"
+"#;
+
+    fn disease(items: &str) -> String {
+        format!(
+            r#"
+[form]
+id = "d-1"
+kind = "rinko"
+title = "疾病"
+version = "1"
+kokuji = 1
+disease = "試験病"
+common = "c"
+[[section]]
+id = "severity"
+title = "重症度分類に関する事項"
+{items}
+"#
+        )
+    }
+
+    const GOOD_ITEM: &str = r#"
+[[section.item]]
+id = "severity.grade"
+label = "重症度"
+type = "code"
+codes = [ { code = "1", label = "1度" }, { code = "2", label = "2度" } ]
+"#;
+
+    #[test]
+    fn the_builtin_catalogue_loads_with_shared_sections_around_the_disease() {
+        let cat = Catalogue::builtin().expect("built-in catalogue");
+        let pd = cat.form("rinko-006").expect("パーキンソン病");
+        assert_eq!((pd.kokuji, pd.disease.as_str()), (6, "パーキンソン病"));
+        let ids: Vec<&str> = pd.sections.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids.first(), Some(&"application"));
+        assert_eq!(ids.last(), Some(&"doctor"));
+        assert!(ids.contains(&"severity"));
+        for reserved in [
+            "application.type",
+            "patient.name",
+            "patient.name_kana",
+            "patient.birth_date",
+            "patient.sex",
+            "patient.insurer_no",
+            "patient.insured_no",
+            "doctor.written_date",
+        ] {
+            assert!(pd.item(reserved).is_some(), "{reserved}");
+        }
+    }
+
+    #[test]
+    fn shared_sections_are_placed_before_and_after() {
+        let cat = Catalogue::from_texts(&[("c.toml", COMMON), ("d.toml", &disease(GOOD_ITEM))])
+            .unwrap();
+        let f = cat.form("d-1").unwrap();
+        let ids: Vec<&str> = f.sections.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["patient", "severity", "doctor"]);
+        assert_eq!(f.item("patient.sex").unwrap().codes.len(), 2);
+        assert!(cat.form("c").is_none(), "shared sections are not a form");
+    }
+
+    fn load_err(items: &str) -> String {
+        Catalogue::from_texts(&[("c.toml", COMMON), ("d.toml", &disease(items))])
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_broken_form_file_names_the_file_and_the_item() {
+        let e = load_err(
+            "[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"code\"\ncodelist = \"nope\"\n",
+        );
+        assert!(e.contains("d.toml") && e.contains("severity.x") && e.contains("nope"), "{e}");
+        let e = load_err("[[section.item]]\nid = \"patient.name\"\nlabel = \"x\"\ntype = \"text\"\n");
+        assert!(e.contains("patient.name") && e.contains("twice"), "{e}");
+        let e = load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"code\"\n");
+        assert!(e.contains("needs codes"), "{e}");
+        let e = load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"colour\"\n");
+        assert!(e.contains("d.toml") && e.contains("colour"), "{e}");
+        let e = load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"integer\"\nmin = 5\nmax = 1\n");
+        assert!(e.contains("severity.x") && e.contains("min"), "{e}");
+        let e = load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"text\"\nwat = 1\n");
+        assert!(e.contains("wat"), "{e}");
+    }
+
+    #[test]
+    fn checks_report_required_and_malformed_items_by_id() {
+        let cat = Catalogue::from_texts(&[("c.toml", COMMON), ("d.toml", &disease(GOOD_ITEM))])
+            .unwrap();
+        let f = cat.form("d-1").unwrap();
+        let today = Date::new(2026, 11, 25).unwrap();
+        let input = [("severity.grade".to_string(), "３".to_string())].into();
+        let values = normalise_input(f, &input).unwrap();
+        assert_eq!(values["severity.grade"], "3");
+        assert_eq!(check(f, &values, Mode::Draft, today).len(), 1);
+        let all = check(f, &values, Mode::Complete, today);
+        let items: Vec<&str> = all.iter().map(|m| m.items[0].as_str()).collect();
+        assert_eq!(items, ["patient.name", "severity.grade"]);
+        assert_eq!(all[0].text, "氏名を入力してください。");
+        let unknown = normalise_input(f, &[("x.y".to_string(), "1".to_string())].into());
+        assert_eq!(unknown.unwrap_err().items, ["x.y"]);
+    }
+}

@@ -1,0 +1,522 @@
+//! HTTP flows through the node's router in-process: the API and the UI as a user meets them,
+//! and the authorisation denials.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use nsdb::config::NodeRole;
+use nsdb::policy::UserKind;
+use nsdb::testing::TestNode;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// A client of the router that keeps cookies, like a browser.
+struct Client {
+    app: Router,
+    cookies: HashMap<String, String>,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(t: &TestNode) -> Client {
+        Client {
+            app: nsdb::http::router(t.node.clone()),
+            cookies: HashMap::new(),
+            token: None,
+        }
+    }
+
+    async fn send(&mut self, method: Method, uri: &str, content_type: &str, body: String) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req = req.header(header::COOKIE, c.join("; "));
+        }
+        if let Some(t) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if !content_type.is_empty() {
+            req = req.header(header::CONTENT_TYPE, content_type);
+        }
+        let res = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        for sc in res.headers().get_all(header::SET_COOKIE) {
+            let sc = sc.to_str().unwrap();
+            let (pair, _) = sc.split_once(';').unwrap_or((sc, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || sc.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, uri: &str) -> Reply {
+        self.send(Method::GET, uri, "", String::new()).await
+    }
+
+    async fn json(&mut self, method: Method, uri: &str, body: Value) -> Reply {
+        self.send(method, uri, "application/json", body.to_string())
+            .await
+    }
+
+    async fn form(&mut self, uri: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        self.send(
+            Method::POST,
+            uri,
+            "application/x-www-form-urlencoded",
+            body,
+        )
+        .await
+    }
+
+    /// Signs in through the API and keeps the bearer token.
+    async fn api_login(&mut self, login: &str) {
+        let r = self
+            .json(
+                Method::POST,
+                "/api/v1/session",
+                json!({"login": login, "password": "demo"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        self.token = Some(r.json()["token"].as_str().unwrap().to_string());
+    }
+
+    /// Signs in through the login page, as a browser does.
+    async fn ui_login(&mut self, login: &str) -> String {
+        let page = self.get("/login").await;
+        let csrf = hidden_csrf(&page.body);
+        let r = self
+            .form(
+                "/login",
+                &[("csrf", &csrf), ("login", login), ("password", "demo")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let home = self.get("/sheets/new").await;
+        hidden_csrf(&home.body)
+    }
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no CSRF field in {html}"));
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+#[tokio::test]
+async fn a_doctor_creates_reads_updates_and_finds_a_sheet_through_the_api() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    c.api_login("doctor").await;
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-006", "items": {
+                "patient.name": "試験 紗季",
+                "patient.name_kana": "ｼｹﾝ ｻｷ",
+                "patient.birth_date": "１９５５/３/９",
+                "patient.insured_no": "7654321",
+                "patient.sex": "2"
+            }}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let created = r.json();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["items"]["patient.name_kana"], "シケン サキ");
+    assert_eq!(created["items"]["patient.birth_date"], "1955-03-09");
+    assert_eq!(created["status"], "draft");
+    assert_eq!(created["kokuji"], 6);
+    assert_eq!(created["doctor_name"], "鈴木 太郎");
+
+    let r = c.get(&format!("/api/v1/sheets/{id}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["items"]["patient.name"], "試験 紗季");
+
+    let r = c
+        .json(
+            Method::PUT,
+            &format!("/api/v1/sheets/{id}"),
+            json!({"items": {"patient.postal_code": "1008916", "patient.birth_date": "2099-01-01", "patient.sex": ""}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let updated = r.json();
+    assert_eq!(updated["items"]["patient.postal_code"], "100-8916");
+    assert!(updated["items"].get("patient.sex").is_none(), "cleared");
+    let messages = updated["messages"].as_array().unwrap();
+    assert!(
+        messages.iter().any(|m| m["items"][0] == "patient.birth_date"
+            && m["text"].as_str().unwrap().contains("未来")),
+        "{messages:?}"
+    );
+
+    for q in ["シケン", "ｼｹﾝ ｻ", "7654321"] {
+        let r = c
+            .get(&format!(
+                "/api/v1/sheets?q={}",
+                serde_urlencoded::to_string([("x", q)]).unwrap()[2..].to_string()
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let page = r.json();
+        assert_eq!(page["total"], 1, "search {q}: {page}");
+        assert_eq!(page["rows"][0]["id"], id.as_str());
+    }
+    let r = c.get("/api/v1/sheets?q=%E3%83%A4%E3%83%9E").await;
+    assert_eq!(r.json()["total"], 0);
+}
+
+#[tokio::test]
+async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    let r = c.get("/api/v1/sheets").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["error"]["code"], "unauthenticated");
+
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/session",
+            json!({"login": "doctor", "password": "wrong"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("パスワード"));
+
+    c.api_login("doctor").await;
+    let r = c
+        .json(Method::POST, "/api/v1/sheets", json!({"form_id": "rinko-999"}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-006", "items": {"patient.name": "x", "patient.shoe_size": "27"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["error"]["items"], json!(["patient.shoe_size"]));
+
+    let r = c
+        .send(Method::POST, "/api/v1/sheets", "application/json", "{not json".into())
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["code"], "bad_json");
+
+    let r = c.get("/api/v1/sheets").await;
+    assert_eq!(r.json()["total"], 0, "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_user_of_another_hospital_cannot_open_or_change_a_sheet() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    t.add_user("other", UserKind::NanbyoDoctor, "1399000029").await;
+    let mut doctor = Client::new(&t);
+    doctor.api_login("doctor").await;
+    let r = doctor
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-006", "items": {"patient.name": "秘密 太郎"}}),
+        )
+        .await;
+    let id = r.json()["id"].as_str().unwrap().to_string();
+
+    let mut other = Client::new(&t);
+    other.api_login("other").await;
+    let r = other.get(&format!("/api/v1/sheets/{id}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(!r.body.contains("秘密"));
+    let r = other
+        .json(
+            Method::PUT,
+            &format!("/api/v1/sheets/{id}"),
+            json!({"items": {"patient.name": "改竄"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = other.get("/api/v1/sheets").await;
+    assert_eq!(r.json()["total"], 0);
+
+    let r = doctor.get(&format!("/api/v1/sheets/{id}")).await;
+    assert_eq!(r.json()["items"]["patient.name"], "秘密 太郎", "unchanged");
+
+    // The refusals are in the audit log.
+    let actions: Vec<String> = t
+        .node
+        .store
+        .read(|c| {
+            let mut st = c.prepare("SELECT action FROM audit ORDER BY seq")?;
+            let v = st
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok::<_, nsdb::Error>(v)
+        })
+        .await
+        .unwrap();
+    assert!(actions.contains(&"sheet_view_denied".to_string()), "{actions:?}");
+    assert!(actions.contains(&"sheet_edit_denied".to_string()), "{actions:?}");
+    let chain = t
+        .node
+        .store
+        .read(|c| Ok::<_, nsdb::Error>(nsdb::audit::verify(c)?))
+        .await
+        .unwrap();
+    assert_eq!(chain, Ok(actions.len() as u64));
+}
+
+#[tokio::test]
+async fn a_clerk_cannot_reach_the_administrators_pages() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut clerk = Client::new(&t);
+    clerk.ui_login("clerk").await;
+    let r = clerk.get("/admin/users").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("権限がありません"));
+    assert!(!clerk.get("/sheets").await.body.contains("ユーザ管理"));
+
+    let mut admin = Client::new(&t);
+    admin.ui_login("admin").await;
+    let r = admin.get("/admin/users").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("田中 花子") && r.body.contains("医療クラーク等"));
+    // The administrator manages accounts but does not read patients' sheets.
+    assert_eq!(admin.get("/sheets").await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_doctor_writes_a_sheet_in_the_ui_and_finds_it_in_the_list() {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 30).await;
+    let mut c = Client::new(&t);
+    assert_eq!(c.get("/sheets").await.location(), "/login");
+    let csrf = c.ui_login("doctor").await;
+
+    let list = c.get("/sheets").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("検索結果件数 30件"), "{}", list.body);
+    for column in ["申請種別", "被保険者番号", "アクセスキー", "氏名カナ", "告示番号", "指定医氏名", "自治体連携日", "登録種別"] {
+        assert!(list.body.contains(column), "column {column}");
+    }
+
+    let r = c
+        .form("/sheets", &[("csrf", &csrf), ("form_id", "rinko-006")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let edit = r.location().to_string();
+    let id = edit
+        .strip_prefix("/sheets/")
+        .and_then(|s| s.strip_suffix("/edit"))
+        .unwrap()
+        .to_string();
+    let page = c.get(&edit).await;
+    assert!(page.body.contains("一時保存") && page.body.contains("パーキンソン病"));
+
+    let r = c
+        .form(
+            &format!("/sheets/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "save"),
+                ("patient.name", "画面 入力"),
+                ("patient.name_kana", "ガメン ニュウリョク"),
+                ("patient.postal_code", "12"),
+                ("basic.family_relation", ""),
+                ("basic.family_relation", "1"),
+                ("basic.family_relation", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = c.get(r.location()).await;
+    assert!(page.body.contains("一時保存しました。"));
+    assert!(page.body.contains("value=\"画面 入力\""));
+    // The malformed postal code is kept as typed, reported beside its field and highlighted.
+    assert!(page.body.contains("「郵便番号」は7桁"), "{}", page.body);
+    assert!(page.body.contains("aria-invalid=\"true\""));
+
+    let found = c.get("/sheets?q=%E3%82%AC%E3%83%A1%E3%83%B3").await;
+    assert!(found.body.contains("検索結果件数 1件"), "{}", found.body);
+    assert!(found.body.contains("ガメン ニュウリョク"));
+    let view = c.get(&format!("/sheets/{id}")).await;
+    assert!(view.body.contains("画面 入力"));
+
+    // A form posted without the session's CSRF token is refused and changes nothing.
+    let r = c
+        .form(
+            &format!("/sheets/{id}"),
+            &[("csrf", "forged"), ("patient.name", "偽造")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!c.get(&format!("/sheets/{id}")).await.body.contains("偽造"));
+}
+
+#[tokio::test]
+async fn sessions_use_strict_cookies_and_pages_a_strict_policy() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    let page = c.get("/login").await;
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    let csrf = hidden_csrf(&page.body);
+    let r = c
+        .form(
+            "/login",
+            &[("csrf", &csrf), ("login", "doctor"), ("password", "demo")],
+        )
+        .await;
+    let cookie = r.headers[header::SET_COOKIE].to_str().unwrap().to_string();
+    let all: Vec<_> = r.headers.get_all(header::SET_COOKIE).iter().collect();
+    let session = all
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("nsdb_session="))
+        .unwrap_or(&cookie);
+    for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(session.contains(flag), "{flag} missing in {session}");
+    }
+    // A login without the page's token is refused.
+    let mut fresh = Client::new(&t);
+    let r = fresh
+        .form("/login", &[("csrf", "x"), ("login", "doctor"), ("password", "demo")])
+        .await;
+    assert_eq!(r.location(), "/login", "sent back to the login page");
+    assert!(!fresh.cookies.contains_key("nsdb_session"));
+}
+
+#[tokio::test]
+async fn every_role_answers_health_and_the_api_is_described() {
+    for role in [NodeRole::Hub, NodeRole::Hospital, NodeRole::Municipality] {
+        let t = TestNode::start(role).await;
+        let mut c = Client::new(&t);
+        let r = c.get("/api/v1/health").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["status"], "ok");
+        assert_eq!(
+            r.json()["role"],
+            serde_json::to_value(role).unwrap(),
+            "{role:?}"
+        );
+    }
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    let doc = c.get("/api/v1/openapi.json").await.json();
+    for path in ["/api/v1/health", "/api/v1/session", "/api/v1/sheets", "/api/v1/sheets/{id}"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    assert!(doc["components"]["schemas"].get("SheetDetail").is_some());
+    let r = c.get("/api/v1/nothing").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["error"]["code"], "not_found");
+}
+
+/// Finds `needle` in any file under `dir`.
+fn found_in_files(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(found_in_files(&path, needle));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn a_patients_name_never_reaches_the_disk_in_plain_text() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    c.api_login("doctor").await;
+    let name = "蔵之介 唯一無二";
+    let kana = "クラノスケ ユイイツムニ";
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-006", "items": {"patient.name": name, "patient.name_kana": kana}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(c.get(&format!("/api/v1/sheets/{id}")).await.json()["items"]["patient.name"], name);
+    // Checkpoint so the pages are in the main file as well as the WAL.
+    t.node
+        .store
+        .write(|c| {
+            c.execute_batch("PRAGMA wal_checkpoint(FULL);")?;
+            Ok::<_, nsdb::Error>(())
+        })
+        .await
+        .unwrap();
+    for needle in [name, kana] {
+        let hits = found_in_files(t.dir.path(), needle.as_bytes());
+        assert!(hits.is_empty(), "{needle} found in {hits:?}");
+    }
+
+    // The same search finds the name in an unencrypted store, so the search itself works.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = nsdb::store::Store::open(&plain_dir.path().join("plain.db"), None, 1).unwrap();
+    let n = name.to_string();
+    plain
+        .write(move |c| {
+            c.execute(
+                "INSERT INTO node_meta (key, value) VALUES ('probe', ?1)",
+                [n],
+            )?;
+            c.execute_batch("PRAGMA wal_checkpoint(FULL);")?;
+            Ok::<_, nsdb::Error>(())
+        })
+        .await
+        .unwrap();
+    assert!(!found_in_files(plain_dir.path(), name.as_bytes()).is_empty());
+}
