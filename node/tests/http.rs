@@ -51,7 +51,11 @@ impl Client {
     async fn send(&mut self, method: Method, uri: &str, content_type: &str, body: String) -> Reply {
         let mut req = Request::builder().method(method).uri(uri);
         if !self.cookies.is_empty() {
-            let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             req = req.header(header::COOKIE, c.join("; "));
         }
         if let Some(t) = &self.token {
@@ -97,13 +101,8 @@ impl Client {
 
     async fn form(&mut self, uri: &str, fields: &[(&str, &str)]) -> Reply {
         let body = serde_urlencoded::to_string(fields).unwrap();
-        self.send(
-            Method::POST,
-            uri,
-            "application/x-www-form-urlencoded",
-            body,
-        )
-        .await
+        self.send(Method::POST, uri, "application/x-www-form-urlencoded", body)
+            .await
     }
 
     /// Signs in through the API and keeps the bearer token.
@@ -187,8 +186,10 @@ async fn a_doctor_creates_reads_updates_and_finds_a_sheet_through_the_api() {
     assert!(updated["items"].get("patient.sex").is_none(), "cleared");
     let messages = updated["messages"].as_array().unwrap();
     assert!(
-        messages.iter().any(|m| m["items"][0] == "patient.birth_date"
-            && m["text"].as_str().unwrap().contains("未来")),
+        messages
+            .iter()
+            .any(|m| m["items"][0] == "patient.birth_date"
+                && m["text"].as_str().unwrap().contains("未来")),
         "{messages:?}"
     );
 
@@ -224,11 +225,20 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("パスワード"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("パスワード")
+    );
 
     c.api_login("doctor").await;
     let r = c
-        .json(Method::POST, "/api/v1/sheets", json!({"form_id": "rinko-999"}))
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-999"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
@@ -243,7 +253,12 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
     assert_eq!(r.json()["error"]["items"], json!(["patient.shoe_size"]));
 
     let r = c
-        .send(Method::POST, "/api/v1/sheets", "application/json", "{not json".into())
+        .send(
+            Method::POST,
+            "/api/v1/sheets",
+            "application/json",
+            "{not json".into(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["error"]["code"], "bad_json");
@@ -255,7 +270,8 @@ async fn bad_api_input_gets_a_clear_error_and_changes_nothing() {
 #[tokio::test]
 async fn a_user_of_another_hospital_cannot_open_or_change_a_sheet() {
     let t = TestNode::start(NodeRole::Hospital).await;
-    t.add_user("other", UserKind::NanbyoDoctor, "1399000029").await;
+    t.add_user("other", UserKind::NanbyoDoctor, "1399000029")
+        .await;
     let mut doctor = Client::new(&t);
     doctor.api_login("doctor").await;
     let r = doctor
@@ -299,8 +315,14 @@ async fn a_user_of_another_hospital_cannot_open_or_change_a_sheet() {
         })
         .await
         .unwrap();
-    assert!(actions.contains(&"sheet_view_denied".to_string()), "{actions:?}");
-    assert!(actions.contains(&"sheet_edit_denied".to_string()), "{actions:?}");
+    assert!(
+        actions.contains(&"sheet_view_denied".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"sheet_edit_denied".to_string()),
+        "{actions:?}"
+    );
     let chain = t
         .node
         .store
@@ -339,7 +361,16 @@ async fn a_doctor_writes_a_sheet_in_the_ui_and_finds_it_in_the_list() {
     let list = c.get("/sheets").await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(list.body.contains("検索結果件数 30件"), "{}", list.body);
-    for column in ["申請種別", "被保険者番号", "アクセスキー", "氏名カナ", "告示番号", "指定医氏名", "自治体連携日", "登録種別"] {
+    for column in [
+        "申請種別",
+        "被保険者番号",
+        "アクセスキー",
+        "氏名カナ",
+        "告示番号",
+        "指定医氏名",
+        "自治体連携日",
+        "登録種別",
+    ] {
         assert!(list.body.contains(column), "column {column}");
     }
 
@@ -401,7 +432,9 @@ async fn sessions_use_strict_cookies_and_pages_a_strict_policy() {
     let t = TestNode::start(NodeRole::Hospital).await;
     let mut c = Client::new(&t);
     let page = c.get("/login").await;
-    let csp = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
     let csrf = hidden_csrf(&page.body);
     let r = c
@@ -423,7 +456,10 @@ async fn sessions_use_strict_cookies_and_pages_a_strict_policy() {
     // A login without the page's token is refused.
     let mut fresh = Client::new(&t);
     let r = fresh
-        .form("/login", &[("csrf", "x"), ("login", "doctor"), ("password", "demo")])
+        .form(
+            "/login",
+            &[("csrf", "x"), ("login", "doctor"), ("password", "demo")],
+        )
         .await;
     assert_eq!(r.location(), "/login", "sent back to the login page");
     assert!(!fresh.cookies.contains_key("nsdb_session"));
@@ -446,7 +482,12 @@ async fn every_role_answers_health_and_the_api_is_described() {
     let t = TestNode::start(NodeRole::Hospital).await;
     let mut c = Client::new(&t);
     let doc = c.get("/api/v1/openapi.json").await.json();
-    for path in ["/api/v1/health", "/api/v1/session", "/api/v1/sheets", "/api/v1/sheets/{id}"] {
+    for path in [
+        "/api/v1/health",
+        "/api/v1/session",
+        "/api/v1/sheets",
+        "/api/v1/sheets/{id}",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
     assert!(doc["components"]["schemas"].get("SheetDetail").is_some());
@@ -488,7 +529,10 @@ async fn a_patients_name_never_reaches_the_disk_in_plain_text() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let id = r.json()["id"].as_str().unwrap().to_string();
-    assert_eq!(c.get(&format!("/api/v1/sheets/{id}")).await.json()["items"]["patient.name"], name);
+    assert_eq!(
+        c.get(&format!("/api/v1/sheets/{id}")).await.json()["items"]["patient.name"],
+        name
+    );
     // Checkpoint so the pages are in the main file as well as the WAL.
     t.node
         .store

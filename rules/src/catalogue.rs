@@ -273,8 +273,8 @@ codes = [ { code = "1", label = "1度" }, { code = "2", label = "2度" } ]
 
     #[test]
     fn shared_sections_are_placed_before_and_after() {
-        let cat = Catalogue::from_texts(&[("c.toml", COMMON), ("d.toml", &disease(GOOD_ITEM))])
-            .unwrap();
+        let cat =
+            Catalogue::from_texts(&[("c.toml", COMMON), ("d.toml", &disease(GOOD_ITEM))]).unwrap();
         let f = cat.form("d-1").unwrap();
         let ids: Vec<&str> = f.sections.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["patient", "severity", "doctor"]);
@@ -293,23 +293,32 @@ codes = [ { code = "1", label = "1度" }, { code = "2", label = "2度" } ]
         let e = load_err(
             "[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"code\"\ncodelist = \"nope\"\n",
         );
-        assert!(e.contains("d.toml") && e.contains("severity.x") && e.contains("nope"), "{e}");
-        let e = load_err("[[section.item]]\nid = \"patient.name\"\nlabel = \"x\"\ntype = \"text\"\n");
+        assert!(
+            e.contains("d.toml") && e.contains("severity.x") && e.contains("nope"),
+            "{e}"
+        );
+        let e =
+            load_err("[[section.item]]\nid = \"patient.name\"\nlabel = \"x\"\ntype = \"text\"\n");
         assert!(e.contains("patient.name") && e.contains("twice"), "{e}");
         let e = load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"code\"\n");
         assert!(e.contains("needs codes"), "{e}");
-        let e = load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"colour\"\n");
+        let e =
+            load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"colour\"\n");
         assert!(e.contains("d.toml") && e.contains("colour"), "{e}");
-        let e = load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"integer\"\nmin = 5\nmax = 1\n");
+        let e = load_err(
+            "[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"integer\"\nmin = 5\nmax = 1\n",
+        );
         assert!(e.contains("severity.x") && e.contains("min"), "{e}");
-        let e = load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"text\"\nwat = 1\n");
+        let e = load_err(
+            "[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"text\"\nwat = 1\n",
+        );
         assert!(e.contains("wat"), "{e}");
     }
 
     #[test]
     fn checks_report_required_and_malformed_items_by_id() {
-        let cat = Catalogue::from_texts(&[("c.toml", COMMON), ("d.toml", &disease(GOOD_ITEM))])
-            .unwrap();
+        let cat =
+            Catalogue::from_texts(&[("c.toml", COMMON), ("d.toml", &disease(GOOD_ITEM))]).unwrap();
         let f = cat.form("d-1").unwrap();
         let today = Date::new(2026, 11, 25).unwrap();
         let input = [("severity.grade".to_string(), "３".to_string())].into();

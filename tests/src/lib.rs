@@ -1,1 +1,2 @@
-//! Cross-crate integration tests live in tests/tests/.
+//! Cross-crate integration tests of nsdb live in `tests/tests/`: several nodes on loopback and a
+//! real browser. This library is empty on purpose.

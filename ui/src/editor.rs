@@ -77,6 +77,19 @@ fn section_nav(form: &FormDef) -> Markup {
     }
 }
 
+/// The bar that stays at the top while scrolling: section links and the editor's buttons.
+fn edit_bar(form: &FormDef, id: &str) -> Markup {
+    html! {
+        div.editbar {
+            (section_nav(form))
+            div.toolbar {
+                button.primary type="submit" form="sheet" name="action" value="save" accesskey="s" { "一時保存" }
+                a.button href={ "/sheets/" (id) } { "閲覧" }
+            }
+        }
+    }
+}
+
 fn input(item: &ItemDef, value: &str, invalid: bool, described: &str) -> Markup {
     let id = field_id(&item.id);
     let invalid = invalid.then_some("true");
@@ -130,7 +143,7 @@ fn input(item: &ItemDef, value: &str, invalid: bool, described: &str) -> Markup 
             html! {
                 input id=(id) name=(item.id) type=(kind) value=(value) inputmode=[mode]
                     placeholder=[placeholder] aria-invalid=[invalid] aria-describedby=(described)
-                    required[item.required] maxlength=[item.max_len];
+                    aria-required=[item.required.then_some("true")] maxlength=[item.max_len];
             }
         }
     }
@@ -166,13 +179,9 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             (meta_line(&v.meta))
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             (message_summary(v.form, v.messages))
-            (section_nav(v.form))
-            form.sheet method="post" action={ "/sheets/" (v.meta.id) } {
+            (edit_bar(v.form, v.meta.id))
+            form.sheet #sheet method="post" novalidate action={ "/sheets/" (v.meta.id) } {
                 input type="hidden" name="csrf" value=(ctx.csrf);
-                div.toolbar {
-                    button.primary type="submit" name="action" value="save" accesskey="s" { "一時保存" }
-                    a.button href={ "/sheets/" (v.meta.id) } { "閲覧" }
-                }
                 @for s in &v.form.sections {
                     fieldset #{ "s-" (s.id) } {
                         legend { (s.title) }
@@ -200,6 +209,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                 }
                 div.toolbar {
                     button.primary type="submit" name="action" value="save" { "一時保存" }
+                    a.button href={ "/sheets/" (v.meta.id) } { "閲覧" }
                 }
             }
         },
