@@ -95,6 +95,76 @@ pub fn create_user(conn: &Connection, u: &NewUser<'_>, now_ms: i64) -> Result<u6
     Ok(conn.last_insert_rowid() as u64)
 }
 
+/// The shortest password a real account may have (the demo's `demo` is seeded directly).
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// Adds a user at `institution` (default: the node's own), with a password of at least
+/// `MIN_PASSWORD_CHARS` characters. The addition is audited.
+pub async fn add_user(
+    node: &Node,
+    login: &str,
+    name: &str,
+    kind: UserKind,
+    institution: Option<&str>,
+    department: Option<&str>,
+    password: &str,
+) -> Result<u64> {
+    if login.trim().is_empty() || login.chars().any(char::is_whitespace) {
+        return Err(Error::Invalid(
+            "ユーザIDは空白を含まない文字列にしてください。".into(),
+        ));
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::Invalid(format!(
+            "パスワードは{MIN_PASSWORD_CHARS}文字以上にしてください。"
+        )));
+    }
+    let hash = hash_password(password)?;
+    let own = &node.config.institution;
+    let (inst_code, inst_name) = match institution {
+        Some(code) if code != own.code => (code.to_string(), code.to_string()),
+        _ => (own.code.clone(), own.name.clone()),
+    };
+    let kind_of_node = node.role().institution_kind();
+    let (login, name, department) = (
+        login.to_string(),
+        name.to_string(),
+        department.map(str::to_string),
+    );
+    let now = node.clock.now_ms();
+    node.store
+        .write(move |c| {
+            let tx = c.transaction()?;
+            ensure_institution(&tx, &inst_code, &inst_name, kind_of_node)?;
+            let id = create_user(
+                &tx,
+                &NewUser {
+                    login: &login,
+                    name: &name,
+                    kind,
+                    institution: &inst_code,
+                    department: department.as_deref(),
+                    password_hash: &hash,
+                },
+                now,
+            )?;
+            let target = id.to_string();
+            audit::append(
+                &tx,
+                audit::Entry {
+                    at_ms: now,
+                    user: None,
+                    action: "user_add",
+                    target: Some(&target),
+                    detail: Some(kind.as_str()),
+                },
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+}
+
 /// A signed-in session, as handed to the client once.
 #[derive(Debug, Clone)]
 pub struct LoginSession {

@@ -41,6 +41,11 @@ enum Command {
         #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
         bind: IpAddr,
     },
+    /// Manages the users of a node.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Measures a scenario: medians and min–max over several runs after a warm-up.
     Bench {
         /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite).
@@ -55,6 +60,31 @@ enum Command {
         /// Sheets per run (store).
         #[arg(long, default_value_t = 2000)]
         sheets: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Adds a user. The password is read from standard input (one line) or NSDB_PASSWORD.
+    Add {
+        /// The node's TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The login id.
+        #[arg(long)]
+        login: String,
+        /// The user's name, as shown on screens (e.g. 鈴木 太郎).
+        #[arg(long)]
+        name: String,
+        /// nanbyo_doctor, kyoryoku_doctor, shoman_doctor, clerk, admin, reviewer or ministry.
+        #[arg(long)]
+        kind: String,
+        /// The user's institution code; default: the node's own institution.
+        #[arg(long)]
+        institution: Option<String>,
+        /// The department (診療科), if any.
+        #[arg(long)]
+        department: Option<String>,
     },
 }
 
@@ -97,6 +127,46 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 port_base,
             })
             .await
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    config,
+                    login,
+                    name,
+                    kind,
+                    institution,
+                    department,
+                },
+        } => {
+            let kind = nsdb::policy::UserKind::parse(&kind).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown user kind {kind:?}; use one of: {}",
+                    nsdb::policy::UserKind::ALL.map(|k| k.as_str()).join(", ")
+                )
+            })?;
+            let password = match std::env::var("NSDB_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprintln!("password for {login} (one line on standard input):");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let node = nsdb::Node::open(nsdb::NodeConfig::from_file(&config)?, nsdb::Clock::System)?;
+            let id = nsdb::accounts::add_user(
+                &node,
+                &login,
+                &name,
+                kind,
+                institution.as_deref(),
+                department.as_deref(),
+                &password,
+            )
+            .await?;
+            println!("added user {login} (id {id}, {})", kind.label());
+            Ok(())
         }
         Command::Bench {
             scenario,

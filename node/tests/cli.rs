@@ -1,0 +1,147 @@
+//! The `nsdb` binary as an operator uses it: a node from a configuration file, a user added
+//! from the command line, and the errors for a loose key file, a wrong key and a public address.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const NSDB: &str = env!("CARGO_BIN_EXE_nsdb");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
+    let path = dir.join("node.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "hospital-test"
+role = "hospital"
+listen = "127.0.0.1:{port}"
+data_dir = "data"
+key_file = "db.key"
+
+[institution]
+code = "1399000036"
+name = "試験病院"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn write_key(dir: &Path, hex_byte: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("db.key");
+    std::fs::write(&key, hex_byte.repeat(32)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// One HTTP/1.1 request on loopback; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn add_user(config: &Path, login: &str, password: &str) -> std::process::Output {
+    Command::new(NSDB)
+        .args(["user", "add", "--config"])
+        .arg(config)
+        .args(["--login", login, "--name", "運用 試験", "--kind", "nanbyo_doctor"])
+        .env("NSDB_PASSWORD", password)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_operator_adds_a_user_and_serves_a_node_from_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    write_key(dir.path(), "ab", 0o600);
+
+    let out = add_user(&config, "dr-ops", "short");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10文字以上"));
+    let out = add_user(&config, "dr-ops", "correct horse battery");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut server = Command::new(NSDB)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut health = None;
+    for _ in 0..100 {
+        health = http(port, "GET", "/api/v1/health", "");
+        if health.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let login = http(
+        port,
+        "POST",
+        "/api/v1/session",
+        r#"{"login":"dr-ops","password":"correct horse battery"}"#,
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let (status, body) = health.expect("the node answers");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"role\":\"hospital\""), "{body}");
+    let (status, body) = login.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains("\"institution\":\"1399000036\""), "{body}");
+}
+
+#[test]
+fn a_loose_key_file_and_a_wrong_key_are_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port());
+    write_key(dir.path(), "cd", 0o644);
+    let out = add_user(&config, "dr-x", "correct horse battery");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+
+    write_key(dir.path(), "cd", 0o600);
+    assert!(add_user(&config, "dr-x", "correct horse battery").status.success());
+    write_key(dir.path(), "ef", 0o600);
+    let out = add_user(&config, "dr-y", "correct horse battery");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the key is wrong"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn the_demo_refuses_a_public_address() {
+    let out = Command::new(NSDB)
+        .args(["demo", "--bind", "0.0.0.0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
