@@ -58,6 +58,27 @@ pub fn append(conn: &Connection, e: Entry<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Appends one entry by a signed-in user.
+pub fn record(
+    conn: &Connection,
+    at_ms: i64,
+    user: u64,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
+    append(
+        conn,
+        Entry {
+            at_ms,
+            user: Some(user),
+            action,
+            target,
+            detail,
+        },
+    )
+}
+
 /// A stored audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Record {

@@ -6,6 +6,7 @@
 //! `http` turns requests into domain calls and renders `nsdb-ui` views or JSON; `demo`, `bench`
 //! and `seed` serve the command line. Handlers never touch the database themselves.
 
+pub mod access_key;
 pub mod accounts;
 pub mod audit;
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod seed;
 pub mod sheets;
 pub mod store;
 pub mod testing;
+pub mod workflow;
 
 use std::sync::Arc;
 

@@ -112,6 +112,20 @@ pub enum Action {
     CreateSheet,
     ViewSheet,
     EditSheet,
+    /// Send a sheet to a doctor for review (clerk → doctor).
+    RequestReview,
+    /// Take back a sheet one sent, before the doctor acted (引戻).
+    PullBack,
+    /// Send a sheet back to whoever asked, with a comment (差戻し).
+    ReturnSheet,
+    /// 登録: the doctor registers the sheet; an access key is issued.
+    Register,
+    /// 承認
+    Approve,
+    /// 解除: release an approval.
+    Release,
+    /// 更新登録: start next year's sheet from this one.
+    CarryForward,
     ManageUsers,
 }
 
@@ -137,8 +151,15 @@ pub fn role_may(role: Role, action: Action) -> bool {
         (role, action),
         (
             Role::Doctor | Role::Clerk,
-            ListSheets | CreateSheet | ViewSheet | EditSheet
-        ) | (Role::Reviewer | Role::Ministry, ListSheets | ViewSheet)
+            ListSheets
+                | CreateSheet
+                | ViewSheet
+                | EditSheet
+                | RequestReview
+                | PullBack
+                | CarryForward
+        ) | (Role::Doctor, ReturnSheet | Register | Approve | Release)
+            | (Role::Reviewer | Role::Ministry, ListSheets | ViewSheet)
             | (Role::Admin, ManageUsers)
     )
 }
@@ -154,11 +175,13 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
         (ListSheets | CreateSheet | ManageUsers, Target::None) => true,
         // Doctors and clerks reach their own institution's sheets. Municipal reviewers and
         // the ministry read the sheets their node holds: the sync scope decides which.
-        (ViewSheet | EditSheet, Target::Sheet { institution }) => match role {
+        (ViewSheet, Target::Sheet { institution }) => match role {
             Role::Doctor | Role::Clerk => institution == p.institution,
             Role::Reviewer | Role::Ministry => true,
             Role::Admin => false,
         },
+        // Every change to a sheet: only at the user's own institution.
+        (_, Target::Sheet { institution }) => institution == p.institution,
         _ => false,
     };
     if allowed { Ok(()) } else { Err(Denied) }
@@ -214,6 +237,33 @@ mod tests {
             authorize(&r, Action::CreateSheet, Target::None),
             Err(Denied)
         );
+    }
+
+    #[test]
+    fn only_doctors_register_approve_release_and_return() {
+        let own = Target::Sheet { institution: "A" };
+        let clerk = user(UserKind::Clerk, "A");
+        let doctor = user(UserKind::ShomanDoctor, "A");
+        for action in [
+            Action::Register,
+            Action::Approve,
+            Action::Release,
+            Action::ReturnSheet,
+        ] {
+            assert_eq!(authorize(&clerk, action, own), Err(Denied), "{action:?}");
+            assert!(authorize(&doctor, action, own).is_ok(), "{action:?}");
+            let other = Target::Sheet { institution: "B" };
+            assert_eq!(authorize(&doctor, action, other), Err(Denied), "{action:?}");
+        }
+        for action in [
+            Action::RequestReview,
+            Action::PullBack,
+            Action::CarryForward,
+        ] {
+            assert!(authorize(&clerk, action, own).is_ok(), "{action:?}");
+        }
+        let reviewer = user(UserKind::Reviewer, "A");
+        assert_eq!(authorize(&reviewer, Action::Approve, own), Err(Denied));
     }
 
     #[test]

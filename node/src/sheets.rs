@@ -40,7 +40,13 @@ pub struct SheetRow {
     pub birth_date: Option<String>,
     /// "1" 男, "2" 女.
     pub sex: Option<String>,
+    pub doctor: Option<u64>,
     pub doctor_name: Option<String>,
+    /// Who the sheet waits for in the workflow.
+    pub assignee: Option<u64>,
+    pub assignee_name: Option<String>,
+    /// The sheet this one was carried forward from.
+    pub carried_from: Option<String>,
     /// 記載年月日
     pub written_date: Option<String>,
     /// 自治体連携日
@@ -62,13 +68,25 @@ pub struct SheetDetail {
     /// What the checks say (drafts: malformed values only).
     #[schema(value_type = Vec<Object>)]
     pub messages: Vec<Message>,
+    /// Items carried forward from last year's sheet that nobody has confirmed or changed yet.
+    pub carried: Vec<String>,
 }
 
-/// A search of the sheet list.
+/// A search of the sheet list. Empty fields do not filter.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct SheetQuery {
     /// Name in kana (prefix), insured number, insurer number or access key.
     pub q: Option<String>,
+    /// Status: draft, requested, returned, registered, approved.
+    pub status: Option<String>,
+    /// 告示番号.
+    pub kokuji: Option<String>,
+    /// The doctor's user id.
+    pub doctor: Option<String>,
+    /// 記載年月日 from (YYYY-MM-DD).
+    pub from: Option<String>,
+    /// 記載年月日 to (YYYY-MM-DD).
+    pub to: Option<String>,
     /// 1-based page.
     pub page: Option<u32>,
 }
@@ -85,7 +103,11 @@ pub struct SheetPage {
 const ROW_COLUMNS: &str = "s.id, s.form_id, s.kokuji, s.eda, s.disease, s.institution,
     s.application_type, s.insurer_no, s.insured_no, s.access_key, s.name, s.name_kana,
     s.birth_date, s.sex, u.name AS doctor_name, s.written_date, s.linked_date, s.status,
-    s.registration, s.updated_at";
+    s.registration, s.updated_at, s.doctor, s.assignee, a.name AS assignee_name, s.carried_from";
+
+/// The tables a row is read from.
+const ROW_FROM: &str =
+    "sheets s LEFT JOIN users u ON u.id = s.doctor LEFT JOIN users a ON a.id = s.assignee";
 
 fn row_from(r: &Row<'_>) -> rusqlite::Result<SheetRow> {
     Ok(SheetRow {
@@ -109,19 +131,23 @@ fn row_from(r: &Row<'_>) -> rusqlite::Result<SheetRow> {
         status: r.get(17)?,
         registration: r.get(18)?,
         updated_at_ms: r.get(19)?,
+        doctor: r.get::<_, Option<i64>>(20)?.map(|d| d as u64),
+        assignee: r.get::<_, Option<i64>>(21)?.map(|d| d as u64),
+        assignee_name: r.get(22)?,
+        carried_from: r.get(23)?,
     })
 }
 
-fn load_row(c: &Connection, id: &str) -> rusqlite::Result<Option<SheetRow>> {
+pub(crate) fn load_row(c: &Connection, id: &str) -> rusqlite::Result<Option<SheetRow>> {
     c.query_row(
-        &format!("SELECT {ROW_COLUMNS} FROM sheets s LEFT JOIN users u ON u.id = s.doctor WHERE s.id = ?1"),
+        &format!("SELECT {ROW_COLUMNS} FROM {ROW_FROM} WHERE s.id = ?1"),
         [id],
         row_from,
     )
     .optional()
 }
 
-fn load_doc(c: &Connection, id: &str) -> Result<Sheet> {
+pub(crate) fn load_doc(c: &Connection, id: &str) -> Result<Sheet> {
     let bytes: Vec<u8> = c
         .query_row("SELECT doc FROM sheets WHERE id = ?1", [id], |r| r.get(0))
         .optional()?
@@ -146,9 +172,10 @@ pub fn store_sheet(
     c.execute(
         "INSERT INTO sheets (id, doc, form_id, form_version, kokuji, eda, disease, institution,
             doctor, application_type, insurer_no, insured_no, access_key, name, name_kana,
-            birth_date, sex, written_date, status, registration, created_at, updated_at)
+            birth_date, sex, written_date, status, registration, created_at, updated_at,
+            carried_from)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22)
+            ?18, ?19, ?20, ?21, ?22, ?23)
          ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, form_version = excluded.form_version,
             doctor = excluded.doctor, application_type = excluded.application_type,
             insurer_no = excluded.insurer_no, insured_no = excluded.insured_no,
@@ -179,6 +206,7 @@ pub fn store_sheet(
             registration,
             h.created_ms,
             now_ms,
+            h.carried_from.map(|c| c.to_string()),
         ],
     )?;
     Ok(())
@@ -198,15 +226,22 @@ impl Node {
             .ok_or_else(|| Error::UnknownForm(id.to_string()))
     }
 
-    fn detail(&self, row: SheetRow, sheet: &Sheet) -> Result<SheetDetail> {
+    pub(crate) fn detail(
+        &self,
+        row: SheetRow,
+        sheet: &Sheet,
+        carried: Vec<String>,
+        mode: Mode,
+    ) -> Result<SheetDetail> {
         let form = self.form(&row.form_id)?;
         let items = sheet.fields();
-        let messages = nsdb_rules::check(form, &items, Mode::Draft, self.clock.today_jst());
+        let messages = nsdb_rules::check(form, &items, mode, self.clock.today_jst());
         Ok(SheetDetail {
             form_version: sheet.header().form_version,
             row,
             items,
             messages,
+            carried,
         })
     }
 
@@ -270,40 +305,55 @@ impl Node {
                 Ok::<_, Error>((row, sheet))
             })
             .await?;
-        self.detail(sheet.0, &sheet.1)
+        self.detail(sheet.0, &sheet.1, Vec::new(), Mode::Draft)
     }
 
     /// Records a refused access to a sheet.
-    async fn audit_denied(&self, p: &Principal, action: &'static str, id: &str) -> Result<()> {
-        let (now, uid, id) = (self.clock.now_ms(), p.user_id, id.to_string());
+    pub(crate) async fn audit_denied(
+        &self,
+        p: &Principal,
+        action: &'static str,
+        id: &str,
+    ) -> Result<()> {
+        self.audit(p, action, Some(id), None).await
+    }
+
+    /// Appends one audit entry for `p` on its own.
+    pub(crate) async fn audit(
+        &self,
+        p: &Principal,
+        action: &'static str,
+        target: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        let (now, uid) = (self.clock.now_ms(), p.user_id);
+        let (target, detail) = (target.map(str::to_string), detail.map(str::to_string));
         self.store
             .write(move |c| {
-                audit::append(
-                    c,
-                    audit::Entry {
-                        at_ms: now,
-                        user: Some(uid),
-                        action,
-                        target: Some(&id),
-                        detail: None,
-                    },
-                )
-                .map_err(Error::from)
+                audit::record(c, now, uid, action, target.as_deref(), detail.as_deref())
+                    .map_err(Error::from)
             })
             .await
     }
 
-    /// One sheet with its values; the view is audited.
-    pub async fn get_sheet(&self, p: &Principal, id: &str) -> Result<SheetDetail> {
+    /// One sheet with its values, checked in `mode`; the view is audited.
+    pub async fn get_sheet_checked(
+        &self,
+        p: &Principal,
+        id: &str,
+        mode: Mode,
+    ) -> Result<SheetDetail> {
         let sid = id.to_string();
         let found = self
             .store
             .read(move |c| match load_row(c, &sid)? {
                 None => Ok(None),
-                Some(row) => Ok::<_, Error>(Some((load_doc(c, &sid)?, row))),
+                Some(row) => {
+                    Ok::<_, Error>(Some((load_doc(c, &sid)?, row, carried_items(c, &sid)?)))
+                }
             })
             .await?;
-        let Some((sheet, row)) = found else {
+        let Some((sheet, row, carried)) = found else {
             return Err(Error::SheetNotFound(id.to_string()));
         };
         let target = Target::Sheet {
@@ -313,27 +363,18 @@ impl Node {
             self.audit_denied(p, "sheet_view_denied", id).await?;
             return Err(denied.into());
         }
-        let (now, uid, sid) = (self.clock.now_ms(), p.user_id, id.to_string());
-        self.store
-            .write(move |c| {
-                audit::append(
-                    c,
-                    audit::Entry {
-                        at_ms: now,
-                        user: Some(uid),
-                        action: "sheet_view",
-                        target: Some(&sid),
-                        detail: None,
-                    },
-                )
-                .map_err(Error::from)
-            })
-            .await?;
-        self.detail(row, &sheet)
+        self.audit(p, "sheet_view", Some(id), None).await?;
+        self.detail(row, &sheet, carried, mode)
+    }
+
+    /// One sheet with its values and draft messages; the view is audited.
+    pub async fn get_sheet(&self, p: &Principal, id: &str) -> Result<SheetDetail> {
+        self.get_sheet_checked(p, id, Mode::Draft).await
     }
 
     /// Saves typed values into a sheet (一時保存). An empty value clears the item. Values that
-    /// are malformed are kept as typed and reported, so nothing typed is lost.
+    /// are malformed are kept as typed and reported, so nothing typed is lost. An approved sheet
+    /// cannot be changed; a registered one goes back to draft when its doctor changes it.
     pub async fn update_sheet(
         &self,
         p: &Principal,
@@ -353,15 +394,13 @@ impl Node {
                     institution: &row.institution,
                 };
                 if let Err(denied) = authorize(&principal, Action::EditSheet, target) {
-                    audit::append(
+                    audit::record(
                         &tx,
-                        audit::Entry {
-                            at_ms: now,
-                            user: Some(principal.user_id),
-                            action: "sheet_edit_denied",
-                            target: Some(&sid),
-                            detail: None,
-                        },
+                        now,
+                        principal.user_id,
+                        "sheet_edit_denied",
+                        Some(&sid),
+                        None,
                     )?;
                     tx.commit()?;
                     return Ok(Err(Error::from(denied)));
@@ -370,6 +409,22 @@ impl Node {
                     .form(&row.form_id)
                     .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
                 let values = nsdb_rules::normalise_input(form, &input)?;
+                let reopen = match row.status.as_str() {
+                    status::APPROVED => {
+                        return Ok(Err(Error::Invalid(
+                            "承認済みのため編集できません。編集するには承認を解除してください。"
+                                .into(),
+                        )));
+                    }
+                    status::REGISTERED if principal.role() != Role::Doctor => {
+                        return Ok(Err(Error::Invalid(
+                            "登録済みの臨床調査個人票・医療意見書は指定医だけが編集できます。"
+                                .into(),
+                        )));
+                    }
+                    status::REGISTERED => true,
+                    _ => false,
+                };
                 let mut sheet = load_doc(&tx, &sid)?;
                 let changes: BTreeMap<String, Option<String>> = values
                     .into_iter()
@@ -382,25 +437,43 @@ impl Node {
                 };
                 let changed = sheet.set_fields(&changes, edit);
                 if !changed.is_empty() {
+                    if reopen {
+                        sheet.set_status(status::DRAFT, edit);
+                        crate::workflow::record_event(
+                            &tx,
+                            &sid,
+                            now,
+                            principal.user_id,
+                            None,
+                            "reopen",
+                            status::DRAFT,
+                            Some("登録後に内容を修正したため、一時保存に戻りました。"),
+                        )?;
+                    }
                     store_sheet(&tx, &mut sheet, &row.registration, now)?;
-                    let detail = changed.join(",");
-                    audit::append(
+                    let mut st = tx.prepare(
+                        "DELETE FROM carried_items WHERE sheet_id = ?1 AND item_id = ?2",
+                    )?;
+                    for item in &changed {
+                        st.execute([&sid, item])?;
+                    }
+                    drop(st);
+                    audit::record(
                         &tx,
-                        audit::Entry {
-                            at_ms: now,
-                            user: Some(principal.user_id),
-                            action: "sheet_edit",
-                            target: Some(&sid),
-                            detail: Some(&detail),
-                        },
+                        now,
+                        principal.user_id,
+                        "sheet_edit",
+                        Some(&sid),
+                        Some(&changed.join(",")),
                     )?;
                 }
                 let row = load_row(&tx, &sid)?.ok_or_else(|| Error::SheetNotFound(sid.clone()))?;
+                let carried = carried_items(&tx, &sid)?;
                 tx.commit()?;
-                Ok::<_, Error>(Ok((row, sheet)))
+                Ok::<_, Error>(Ok((row, sheet, carried)))
             })
             .await??;
-        self.detail(outcome.0, &outcome.1)
+        self.detail(outcome.0, &outcome.1, outcome.2, Mode::Draft)
     }
 
     /// Searches the sheets the user may see, newest first.
@@ -409,12 +482,7 @@ impl Node {
         let own_only = matches!(p.role(), Role::Doctor | Role::Clerk);
         let institution = p.institution.clone();
         let page = query.page.unwrap_or(1).max(1);
-        let q = query
-            .q
-            .as_deref()
-            .map(str::trim)
-            .filter(|q| !q.is_empty())
-            .map(str::to_string);
+        let query = query.clone();
         let result = self
             .store
             .read(move |c| {
@@ -424,7 +492,13 @@ impl Node {
                     filters.push("s.institution = ?".to_string());
                     args.push(Box::new(institution));
                 }
-                if let Some(q) = q {
+                let given = |v: &Option<String>| {
+                    v.as_deref()
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                };
+                if let Some(q) = given(&query.q) {
                     let narrow: String = q
                         .chars()
                         .map(|ch| match ch {
@@ -443,9 +517,42 @@ impl Node {
                         }
                     } else {
                         let kana = value::to_full_katakana(&q);
-                        let escaped = kana.replace('\\', "\\\\").replace(['%', '_'], "\\$0");
+                        let escaped = kana
+                            .replace('\\', "\\\\")
+                            .replace('%', "\\%")
+                            .replace('_', "\\_");
                         filters.push("s.name_kana LIKE ? ESCAPE '\\'".to_string());
                         args.push(Box::new(format!("{escaped}%")));
+                    }
+                }
+                if let Some(v) = given(&query.status) {
+                    filters.push("s.status = ?".into());
+                    args.push(Box::new(v));
+                }
+                if let Some(v) = given(&query.kokuji) {
+                    let n: i64 = v.parse().map_err(|_| {
+                        Error::Invalid(format!("告示番号は数字で指定してください: {v}"))
+                    })?;
+                    filters.push("s.kokuji = ?".into());
+                    args.push(Box::new(n));
+                }
+                if let Some(v) = given(&query.doctor) {
+                    let n: i64 = v.parse().map_err(|_| {
+                        Error::Invalid(format!("指定医の指定が正しくありません: {v}"))
+                    })?;
+                    filters.push("s.doctor = ?".into());
+                    args.push(Box::new(n));
+                }
+                for (v, op, label) in [(&query.from, ">=", "開始日"), (&query.to, "<=", "終了日")]
+                {
+                    if let Some(v) = given(v) {
+                        let d = value::Date::parse(&v).ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "{label}は 2024-04-01 の形で指定してください: {v}"
+                            ))
+                        })?;
+                        filters.push(format!("s.written_date {op} ?"));
+                        args.push(Box::new(d.to_string()));
                     }
                 }
                 let filter = if filters.is_empty() {
@@ -460,7 +567,7 @@ impl Node {
                     |r| r.get(0),
                 )?;
                 let mut st = c.prepare(&format!(
-                    "SELECT {ROW_COLUMNS} FROM sheets s LEFT JOIN users u ON u.id = s.doctor
+                    "SELECT {ROW_COLUMNS} FROM {ROW_FROM}
                      {filter} ORDER BY s.updated_at DESC, s.id LIMIT {PAGE_SIZE} OFFSET {}",
                     (page as u64 - 1) * PAGE_SIZE as u64
                 ))?;
@@ -475,23 +582,41 @@ impl Node {
                 })
             })
             .await?;
-        let (now, uid) = (self.clock.now_ms(), p.user_id);
         let detail = format!("page={page} rows={}", result.rows.len());
-        self.store
-            .write(move |c| {
-                audit::append(
-                    c,
-                    audit::Entry {
-                        at_ms: now,
-                        user: Some(uid),
-                        action: "sheet_list",
-                        target: None,
-                        detail: Some(&detail),
-                    },
-                )
-                .map_err(Error::from)
-            })
-            .await?;
+        self.audit(p, "sheet_list", None, Some(&detail)).await?;
         Ok(result)
+    }
+}
+
+/// The unconfirmed carried-forward items of a sheet.
+pub(crate) fn carried_items(c: &Connection, id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st =
+        c.prepare("SELECT item_id FROM carried_items WHERE sheet_id = ?1 ORDER BY item_id")?;
+    st.query_map([id], |r| r.get(0))?.collect()
+}
+
+/// Sheet statuses, as stored in the document and the list projection.
+pub mod status {
+    /// 一時保存: being written.
+    pub const DRAFT: &str = "draft";
+    /// 登録中: sent to a doctor for review.
+    pub const REQUESTED: &str = "requested";
+    /// 差戻し: sent back by the doctor.
+    pub const RETURNED: &str = "returned";
+    /// 登録済: registered by the doctor; has an access key.
+    pub const REGISTERED: &str = "registered";
+    /// 承認済.
+    pub const APPROVED: &str = "approved";
+
+    /// The screen's word for a status.
+    pub fn label(status: &str) -> &str {
+        match status {
+            DRAFT => "一時保存",
+            REQUESTED => "登録中",
+            RETURNED => "差戻し",
+            REGISTERED => "登録済",
+            APPROVED => "承認済",
+            other => other,
+        }
     }
 }

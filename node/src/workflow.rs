@@ -1,0 +1,706 @@
+//! The life of a sheet after it is created: clerk → doctor review, 引戻, 差戻し, 登録 with an access
+//! key, 承認 and its 解除, 一括承認, 更新登録 (carry-forward), the workflow list, the history and the
+//! 差異 between versions.
+//!
+//! Every step is one write transaction: it checks the user's right (`policy`), the sheet's state
+//! and the people involved, changes the document under the user's Automerge actor, updates the
+//! list projection, and records both a workflow event and an audit entry. A step that is not
+//! allowed changes nothing and says why.
+
+use std::collections::BTreeMap;
+
+use nsdb_rules::check::Mode;
+use nsdb_sync::{ChangeHash, Edit, FieldChange, NewSheet, Sheet, SheetId, compare};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::access_key::{self, AccessKey};
+use crate::audit;
+use crate::policy::{Action, Principal, Role, Target, UserKind, authorize, role_may};
+use crate::sheets::{
+    SheetDetail, SheetRow, carried_items, load_doc, load_row, status, store_sheet,
+};
+use crate::{Error, Node, Result};
+
+/// One step of the workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send to a doctor for review, with a comment.
+    Request { to: u64, comment: String },
+    /// Take back what one sent, before the doctor acted.
+    PullBack,
+    /// Send back to whoever asked, with a comment.
+    Return { comment: String },
+    /// 登録: the checks must pass; an access key is issued.
+    Register,
+    /// 承認
+    Approve,
+    /// 解除 of an approval, while no municipality has taken the sheet.
+    Release,
+}
+
+impl Step {
+    fn action(&self) -> Action {
+        match self {
+            Step::Request { .. } => Action::RequestReview,
+            Step::PullBack => Action::PullBack,
+            Step::Return { .. } => Action::ReturnSheet,
+            Step::Register => Action::Register,
+            Step::Approve => Action::Approve,
+            Step::Release => Action::Release,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Step::Request { .. } => "request",
+            Step::PullBack => "pullback",
+            Step::Return { .. } => "return",
+            Step::Register => "register",
+            Step::Approve => "approve",
+            Step::Release => "release",
+        }
+    }
+
+    /// The word on the screen and in the document's history.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Step::Request { .. } => "確認依頼",
+            Step::PullBack => "引戻",
+            Step::Return { .. } => "差戻し",
+            Step::Register => "登録",
+            Step::Approve => "承認",
+            Step::Release => "解除",
+        }
+    }
+}
+
+/// Records one workflow event; call inside the transaction that makes the step.
+#[allow(clippy::too_many_arguments)]
+pub fn record_event(
+    c: &Connection,
+    sheet: &str,
+    at_ms: i64,
+    actor: u64,
+    assignee: Option<u64>,
+    action: &str,
+    status: &str,
+    comment: Option<&str>,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO workflow_events (sheet_id, at, actor, assignee, action, status, comment)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            sheet,
+            at_ms,
+            actor as i64,
+            assignee.map(|a| a as i64),
+            action,
+            status,
+            comment
+        ],
+    )?;
+    Ok(())
+}
+
+/// One line of a sheet's workflow history.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WorkflowEvent {
+    pub at_ms: i64,
+    pub actor: u64,
+    pub actor_name: String,
+    pub actor_kind: UserKind,
+    pub assignee: Option<u64>,
+    pub assignee_name: Option<String>,
+    pub assignee_kind: Option<UserKind>,
+    pub action: String,
+    pub status: String,
+    pub comment: Option<String>,
+}
+
+/// A sheet waiting in someone's workflow list.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WorkflowItem {
+    #[serde(flatten)]
+    pub row: SheetRow,
+    /// When the last step happened.
+    pub at_ms: i64,
+    pub comment: Option<String>,
+    pub from_name: String,
+}
+
+/// What a user's workflow list shows.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WorkflowList {
+    /// Sheets waiting for this user (sent for review, or returned).
+    pub waiting: Vec<WorkflowItem>,
+    /// Sheets this user sent that the doctor has not acted on yet.
+    pub sent: Vec<WorkflowItem>,
+}
+
+/// One version in a sheet's history.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Version {
+    /// Automerge change hash, hexadecimal.
+    pub hash: String,
+    pub at_ms: i64,
+    pub author: String,
+    pub message: String,
+    pub changed: Vec<String>,
+}
+
+/// Item-level differences of one sheet.
+#[derive(Debug, Clone, Serialize)]
+pub struct Differences {
+    /// The sheet this one was carried forward from, and the differences against it.
+    pub source: Option<(String, Vec<FieldChange>)>,
+    /// Every version, oldest first.
+    pub versions: Vec<Version>,
+    /// The differences between two chosen versions (`from`, `to`), if asked.
+    pub between: Option<(String, String, Vec<FieldChange>)>,
+}
+
+const DOCTOR_KINDS: &str = "('nanbyo_doctor', 'kyoryoku_doctor', 'shoman_doctor')";
+
+fn user_name(c: &Connection, id: u64) -> rusqlite::Result<Option<String>> {
+    c.query_row("SELECT name FROM users WHERE id = ?1", [id as i64], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+fn last_request(c: &Connection, sheet: &str) -> rusqlite::Result<Option<(u64, i64)>> {
+    c.query_row(
+        "SELECT actor, at FROM workflow_events WHERE sheet_id = ?1 AND action = 'request'
+         ORDER BY id DESC LIMIT 1",
+        [sheet],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+    )
+    .optional()
+}
+
+impl Node {
+    /// Takes one workflow step on a sheet.
+    pub async fn step(&self, p: &Principal, id: &str, step: Step) -> Result<SheetDetail> {
+        let now = self.clock.now_ms();
+        let today = self.clock.today_jst();
+        let author = nsdb_sync::Author {
+            node: self.node_id,
+            user: p.user_id,
+        };
+        let block = access_key::local_block(&self.node_id.0);
+        let catalogue = self.catalogue.clone();
+        let (principal, sid) = (p.clone(), id.to_string());
+        let outcome = self
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let row = load_row(&tx, &sid)?.ok_or_else(|| Error::SheetNotFound(sid.clone()))?;
+                let target = Target::Sheet {
+                    institution: &row.institution,
+                };
+                if let Err(denied) = authorize(&principal, step.action(), target) {
+                    audit::record(&tx, now, principal.user_id, "workflow_denied", Some(&sid), Some(step.name()))?;
+                    tx.commit()?;
+                    return Ok(Err(Error::from(denied)));
+                }
+                let mut sheet = load_doc(&tx, &sid)?;
+                let edit = Edit {
+                    author,
+                    at_ms: now,
+                    message: step.label(),
+                };
+                let me = principal.user_id;
+                let st = row.status.as_str();
+                let (new_status, assignee, comment): (&str, Option<u64>, Option<String>) =
+                    match &step {
+                        Step::Request { to, comment } => {
+                            if ![status::DRAFT, status::RETURNED].contains(&st) {
+                                return Ok(Err(Error::Invalid(format!(
+                                    "「{}」の臨床調査個人票・医療意見書は確認依頼できません。",
+                                    status::label(st)
+                                ))));
+                            }
+                            let is_doctor: bool = tx
+                                .query_row(
+                                    &format!(
+                                        "SELECT count(*) FROM users WHERE id = ?1 AND institution = ?2
+                                         AND locked = 0 AND kind IN {DOCTOR_KINDS}"
+                                    ),
+                                    params![*to as i64, row.institution],
+                                    |r| r.get::<_, i64>(0),
+                                )?
+                                > 0;
+                            if !is_doctor {
+                                return Ok(Err(Error::Invalid(
+                                    "依頼先には、この医療機関の指定医を選んでください。".into(),
+                                )));
+                            }
+                            (status::REQUESTED, Some(*to), Some(comment.clone()))
+                        }
+                        Step::PullBack => {
+                            let request = last_request(&tx, &sid)?;
+                            let Some((sender, at)) = request.filter(|_| st == status::REQUESTED)
+                            else {
+                                return Ok(Err(Error::Invalid(
+                                    "確認依頼中ではないため引き戻せません。".into(),
+                                )));
+                            };
+                            if sender != me {
+                                return Ok(Err(Error::Invalid(
+                                    "引き戻せるのは確認を依頼した本人だけです。".into(),
+                                )));
+                            }
+                            let doctor_acted = sheet.history().iter().any(|h| {
+                                h.at_ms >= at
+                                    && h.author.is_some_and(|a| Some(a.user) == row.assignee)
+                            });
+                            if doctor_acted {
+                                return Ok(Err(Error::Invalid(
+                                    "依頼先の指定医が既に編集したため引き戻せません。".into(),
+                                )));
+                            }
+                            (status::DRAFT, None, None)
+                        }
+                        Step::Return { comment } => {
+                            if st != status::REQUESTED || row.assignee != Some(me) {
+                                return Ok(Err(Error::Invalid(
+                                    "差し戻せるのは、自分に確認依頼された臨床調査個人票・医療意見書だけです。".into(),
+                                )));
+                            }
+                            if comment.trim().is_empty() {
+                                return Ok(Err(Error::Invalid(
+                                    "差戻しの理由をコメントに入力してください。".into(),
+                                )));
+                            }
+                            let sender = last_request(&tx, &sid)?.map(|(s, _)| s);
+                            (status::RETURNED, sender, Some(comment.clone()))
+                        }
+                        Step::Register => {
+                            if ![status::DRAFT, status::REQUESTED, status::RETURNED].contains(&st) {
+                                return Ok(Err(Error::Invalid(format!(
+                                    "「{}」の臨床調査個人票・医療意見書は登録できません。",
+                                    status::label(st)
+                                ))));
+                            }
+                            let form = catalogue
+                                .form(&row.form_id)
+                                .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                            let messages =
+                                nsdb_rules::check(form, &sheet.fields(), Mode::Complete, today);
+                            if !messages.is_empty() {
+                                return Ok(Err(Error::Invalid(format!(
+                                    "チェックで{}件の指摘があるため登録できません。チェックを押して確認してください。",
+                                    messages.len()
+                                ))));
+                            }
+                            if sheet.header().access_key.is_none() {
+                                let key = access_key::issue(&tx, block)?;
+                                sheet.set_access_key(key.digits(), edit);
+                            }
+                            sheet.set_doctor(Some(me), edit);
+                            (status::REGISTERED, None, None)
+                        }
+                        Step::Approve | Step::Release => {
+                            let (from, to) = if step == Step::Approve {
+                                (status::REGISTERED, status::APPROVED)
+                            } else {
+                                (status::APPROVED, status::REGISTERED)
+                            };
+                            if st != from {
+                                return Ok(Err(Error::Invalid(format!(
+                                    "「{}」の臨床調査個人票・医療意見書は{}できません。",
+                                    status::label(st),
+                                    step.label()
+                                ))));
+                            }
+                            if row.doctor != Some(me) {
+                                return Ok(Err(Error::Invalid(format!(
+                                    "{}できるのは、登録した指定医だけです。",
+                                    step.label()
+                                ))));
+                            }
+                            if step == Step::Release && row.linked_date.is_some() {
+                                return Ok(Err(Error::Invalid(
+                                    "自治体が既に受け付けたため解除できません。".into(),
+                                )));
+                            }
+                            (to, None, None)
+                        }
+                    };
+                sheet.set_status(new_status, edit);
+                store_sheet(&tx, &mut sheet, &row.registration, now)?;
+                tx.execute(
+                    "UPDATE sheets SET assignee = ?1 WHERE id = ?2",
+                    params![assignee.map(|a| a as i64), sid],
+                )?;
+                record_event(&tx, &sid, now, me, assignee, step.name(), new_status, comment.as_deref())?;
+                audit::record(&tx, now, me, "workflow", Some(&sid), Some(step.name()))?;
+                let row = load_row(&tx, &sid)?.ok_or_else(|| Error::SheetNotFound(sid.clone()))?;
+                let carried = carried_items(&tx, &sid)?;
+                tx.commit()?;
+                Ok::<_, Error>(Ok((row, sheet, carried)))
+            })
+            .await??;
+        self.detail(outcome.0, &outcome.1, outcome.2, Mode::Draft)
+    }
+
+    /// 一括承認: approves each sheet in turn; returns each sheet's outcome (None = approved).
+    pub async fn bulk_approve(
+        &self,
+        p: &Principal,
+        ids: &[String],
+    ) -> Result<Vec<(String, Option<String>)>> {
+        // Each sheet is authorised by `step`; a role that may never approve stops here.
+        if !role_may(p.role(), Action::Approve) {
+            return Err(crate::policy::Denied.into());
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let outcome = match self.step(p, id, Step::Approve).await {
+                Ok(_) => None,
+                Err(e @ (Error::Store(_) | Error::Document { .. })) => return Err(e),
+                Err(e) => Some(e.to_string()),
+            };
+            out.push((id.clone(), outcome));
+        }
+        Ok(out)
+    }
+
+    /// The doctors of the user's institution, to send a sheet to.
+    pub async fn doctors(&self, p: &Principal) -> Result<Vec<(u64, String)>> {
+        authorize(
+            p,
+            Action::RequestReview,
+            Target::Sheet {
+                institution: &p.institution,
+            },
+        )?;
+        let inst = p.institution.clone();
+        self.store
+            .read(move |c| {
+                let mut st = c.prepare(&format!(
+                    "SELECT id, name FROM users WHERE institution = ?1 AND locked = 0
+                     AND kind IN {DOCTOR_KINDS} ORDER BY name"
+                ))?;
+                let v = st
+                    .query_map([inst], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(v)
+            })
+            .await
+    }
+
+    /// The user's workflow list: what waits for them, and what they sent.
+    pub async fn workflow_list(&self, p: &Principal) -> Result<WorkflowList> {
+        authorize(p, Action::ListSheets, Target::None)?;
+        let (me, inst) = (p.user_id as i64, p.institution.clone());
+        let list = self
+            .store
+            .read(move |c| {
+                let query = |condition: &str| -> Result<Vec<WorkflowItem>> {
+                    let sql = format!(
+                        "SELECT s.id, e.at, e.comment, eu.name FROM sheets s
+                         JOIN workflow_events e ON e.id =
+                             (SELECT max(id) FROM workflow_events WHERE sheet_id = s.id)
+                         JOIN users eu ON eu.id = e.actor
+                         WHERE s.institution = ?1 AND {condition}
+                         ORDER BY e.at DESC LIMIT 200"
+                    );
+                    let mut st = c.prepare(&sql)?;
+                    let heads = st
+                        .query_map(params![inst, me], |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, Option<String>>(2)?,
+                                r.get::<_, String>(3)?,
+                            ))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    let mut items = Vec::with_capacity(heads.len());
+                    for (id, at_ms, comment, from_name) in heads {
+                        if let Some(row) = load_row(c, &id)? {
+                            items.push(WorkflowItem {
+                                row,
+                                at_ms,
+                                comment,
+                                from_name,
+                            });
+                        }
+                    }
+                    Ok(items)
+                };
+                Ok::<_, Error>(WorkflowList {
+                    waiting: query("s.assignee = ?2 AND s.status IN ('requested', 'returned')")?,
+                    sent: query(
+                        "s.status = 'requested' AND e.action = 'request' AND e.actor = ?2",
+                    )?,
+                })
+            })
+            .await?;
+        self.audit(p, "workflow_list", None, None).await?;
+        Ok(list)
+    }
+
+    /// A sheet's workflow history, oldest first.
+    pub async fn workflow_history(&self, p: &Principal, id: &str) -> Result<Vec<WorkflowEvent>> {
+        // Reading the history is reading the sheet: same check, same audit.
+        self.get_sheet(p, id).await?;
+        let sid = id.to_string();
+        self.store
+            .read(move |c| {
+                let mut st = c.prepare(
+                    "SELECT e.at, e.actor, a.name, a.kind, e.assignee, b.name, b.kind, e.action,
+                            e.status, e.comment
+                     FROM workflow_events e JOIN users a ON a.id = e.actor
+                     LEFT JOIN users b ON b.id = e.assignee
+                     WHERE e.sheet_id = ?1 ORDER BY e.id",
+                )?;
+                let v = st
+                    .query_map([sid], |r| {
+                        let kind = |s: Option<String>| s.as_deref().and_then(UserKind::parse);
+                        Ok(WorkflowEvent {
+                            at_ms: r.get(0)?,
+                            actor: r.get::<_, i64>(1)? as u64,
+                            actor_name: r.get(2)?,
+                            actor_kind: kind(r.get(3)?).unwrap_or(UserKind::Clerk),
+                            assignee: r.get::<_, Option<i64>>(4)?.map(|a| a as u64),
+                            assignee_name: r.get(5)?,
+                            assignee_kind: kind(r.get(6)?),
+                            action: r.get(7)?,
+                            status: r.get(8)?,
+                            comment: r.get(9)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(v)
+            })
+            .await
+    }
+
+    /// 更新登録: starts next year's sheet from `id` with the items the form carries forward.
+    /// The pull of last year's data is audited as an access to that sheet.
+    pub async fn carry_forward(&self, p: &Principal, id: &str) -> Result<SheetDetail> {
+        let now = self.clock.now_ms();
+        let author = nsdb_sync::Author {
+            node: self.node_id,
+            user: p.user_id,
+        };
+        let catalogue = self.catalogue.clone();
+        let (principal, source_id) = (p.clone(), id.to_string());
+        let new_id = SheetId::random();
+        let outcome = self
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let row = load_row(&tx, &source_id)?
+                    .ok_or_else(|| Error::SheetNotFound(source_id.clone()))?;
+                let target = Target::Sheet {
+                    institution: &row.institution,
+                };
+                if let Err(denied) = authorize(&principal, Action::CarryForward, target) {
+                    audit::record(
+                        &tx,
+                        now,
+                        principal.user_id,
+                        "carry_forward_denied",
+                        Some(&source_id),
+                        None,
+                    )?;
+                    tx.commit()?;
+                    return Ok(Err(Error::from(denied)));
+                }
+                let form = catalogue
+                    .form(&row.form_id)
+                    .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                let source = load_doc(&tx, &source_id)?.fields();
+                let mut carried: BTreeMap<String, Option<String>> = form
+                    .items()
+                    .filter(|i| i.carry)
+                    .filter_map(|i| source.get(&i.id).map(|v| (i.id.clone(), Some(v.clone()))))
+                    .collect();
+                let carried_ids: Vec<String> = carried.keys().cloned().collect();
+                if form.item("application.type").is_some() {
+                    carried.insert("application.type".into(), Some("2".into()));
+                }
+                let edit = Edit {
+                    author,
+                    at_ms: now,
+                    message: "更新登録",
+                };
+                let mut sheet = Sheet::new(
+                    NewSheet {
+                        id: new_id,
+                        form_id: form.id.clone(),
+                        form_version: form.version.clone(),
+                        kokuji: form.kokuji,
+                        eda: form.eda,
+                        disease: form.disease.clone(),
+                        institution: principal.institution.clone(),
+                        doctor: (principal.role() == Role::Doctor).then_some(principal.user_id),
+                        carried_from: source_id.parse::<SheetId>().ok(),
+                        created_ms: now,
+                    },
+                    edit,
+                );
+                sheet.set_fields(&carried, edit);
+                store_sheet(&tx, &mut sheet, "screen", now)?;
+                let nid = new_id.to_string();
+                let mut st =
+                    tx.prepare("INSERT INTO carried_items (sheet_id, item_id) VALUES (?1, ?2)")?;
+                for item in &carried_ids {
+                    st.execute([&nid, item])?;
+                }
+                drop(st);
+                record_event(
+                    &tx,
+                    &nid,
+                    now,
+                    principal.user_id,
+                    None,
+                    "carry",
+                    status::DRAFT,
+                    None,
+                )?;
+                audit::record(
+                    &tx,
+                    now,
+                    principal.user_id,
+                    "sheet_carry_forward",
+                    Some(&source_id),
+                    Some(&nid),
+                )?;
+                audit::record(
+                    &tx,
+                    now,
+                    principal.user_id,
+                    "sheet_create",
+                    Some(&nid),
+                    None,
+                )?;
+                let row = load_row(&tx, &nid)?.ok_or_else(|| Error::SheetNotFound(nid.clone()))?;
+                tx.commit()?;
+                Ok::<_, Error>(Ok((row, sheet, carried_ids)))
+            })
+            .await??;
+        self.detail(outcome.0, &outcome.1, outcome.2, Mode::Draft)
+    }
+
+    /// Marks every carried-forward value of a sheet as confirmed.
+    pub async fn confirm_carried(&self, p: &Principal, id: &str) -> Result<()> {
+        let now = self.clock.now_ms();
+        let (principal, sid) = (p.clone(), id.to_string());
+        self.store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let row = load_row(&tx, &sid)?.ok_or_else(|| Error::SheetNotFound(sid.clone()))?;
+                authorize(
+                    &principal,
+                    Action::EditSheet,
+                    Target::Sheet {
+                        institution: &row.institution,
+                    },
+                )?;
+                tx.execute("DELETE FROM carried_items WHERE sheet_id = ?1", [&sid])?;
+                audit::record(
+                    &tx,
+                    now,
+                    principal.user_id,
+                    "carry_confirm",
+                    Some(&sid),
+                    None,
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// 差異: the differences against the sheet this one was carried from, every version, and
+    /// (when asked) the differences between two versions.
+    pub async fn differences(
+        &self,
+        p: &Principal,
+        id: &str,
+        between: Option<(&str, &str)>,
+    ) -> Result<Differences> {
+        let detail = self.get_sheet(p, id).await?;
+        let sid = id.to_string();
+        let source_id = detail.row.carried_from.clone();
+        let (sheet, source, names) = self
+            .store
+            .read(move |c| {
+                let sheet = load_doc(c, &sid)?;
+                let source = match &source_id {
+                    Some(s) => match load_row(c, s)? {
+                        Some(_) => Some((s.clone(), load_doc(c, s)?)),
+                        None => None,
+                    },
+                    None => None,
+                };
+                let mut names = BTreeMap::new();
+                for h in sheet.history() {
+                    if let Some(a) = h.author
+                        && let Some(n) = user_name(c, a.user)?
+                    {
+                        names.insert(a.user, n);
+                    }
+                }
+                Ok::<_, Error>((sheet, source, names))
+            })
+            .await?;
+        if let Some((s, _)) = &source {
+            self.audit(p, "sheet_view", Some(s), Some("差異")).await?;
+        }
+        let against = source.map(|(s, doc)| (s, compare(&doc.fields(), &sheet.fields())));
+        let versions = sheet
+            .history()
+            .into_iter()
+            .map(|h| Version {
+                hash: h.hash.to_string(),
+                at_ms: h.at_ms,
+                author: h
+                    .author
+                    .map(|a| {
+                        names
+                            .get(&a.user)
+                            .cloned()
+                            .filter(|_| a.node == self.node_id)
+                            .unwrap_or_else(|| {
+                                format!("ユーザ{}（ノード {}）", a.user, &a.node.to_string()[..8])
+                            })
+                    })
+                    .unwrap_or_else(|| "不明".into()),
+                message: h.message,
+                changed: h.changed,
+            })
+            .collect();
+        let between = match between {
+            None => None,
+            Some((from, to)) => {
+                let parse = |h: &str| -> Result<ChangeHash> {
+                    h.parse::<ChangeHash>()
+                        .map_err(|_| Error::Invalid(format!("版の指定が正しくありません: {h}")))
+                };
+                let changes = sheet
+                    .diff(&[parse(from)?], &[parse(to)?])
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                Some((from.to_string(), to.to_string(), changes))
+            }
+        };
+        Ok(Differences {
+            source: against,
+            versions,
+            between,
+        })
+    }
+}
+
+/// The access key of a sheet as printed, if it has one.
+pub fn printed_key(row: &SheetRow) -> Option<String> {
+    row.access_key
+        .as_deref()
+        .and_then(AccessKey::parse)
+        .map(|k| k.display())
+}
