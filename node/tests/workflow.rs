@@ -1,0 +1,351 @@
+//! The clerk → doctor workflow, registration, approval, carry-forward and differences, through
+//! the domain functions the screens and the API call.
+
+use std::collections::BTreeMap;
+
+use nsdb::config::NodeRole;
+use nsdb::policy::Principal;
+use nsdb::sheets::status;
+use nsdb::testing::TestNode;
+use nsdb::workflow::Step;
+use nsdb::{Clock, Error, Node};
+
+async fn principal(t: &TestNode, login: &str) -> Principal {
+    t.node.login(login, "demo").await.unwrap().principal
+}
+
+fn items(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every required item of パーキンソン病's form, filled so the checks pass.
+fn complete(node: &Node) -> BTreeMap<String, String> {
+    let form = node.catalogue.form("rinko-006").unwrap();
+    let mut v = BTreeMap::new();
+    for item in form.items().filter(|i| i.required) {
+        let value = match item.ty {
+            nsdb_rules::ItemType::Code | nsdb_rules::ItemType::Codes => item.codes[0].code.clone(),
+            nsdb_rules::ItemType::Date => "2024-04-01".into(),
+            nsdb_rules::ItemType::YearMonth => "2019-04".into(),
+            nsdb_rules::ItemType::Kana => "テスト タロウ".into(),
+            nsdb_rules::ItemType::Postal => "100-8916".into(),
+            nsdb_rules::ItemType::InsurerNo => "33120015".into(),
+            nsdb_rules::ItemType::Integer | nsdb_rules::ItemType::Decimal => {
+                item.min.unwrap_or(1.0).to_string()
+            }
+            nsdb_rules::ItemType::Digits => "1234567".into(),
+            nsdb_rules::ItemType::Text => "記入".into(),
+        };
+        v.insert(item.id.clone(), value);
+    }
+    v
+}
+
+#[tokio::test]
+async fn a_clerk_drafts_and_sends_the_doctor_registers_and_approves() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (clerk, doctor) = (principal(&t, "clerk").await, principal(&t, "doctor").await);
+    let n = &t.node;
+    let s = n
+        .create_sheet(
+            &clerk,
+            "rinko-006",
+            &items(&[("patient.name", "流れ 太郎")]),
+        )
+        .await
+        .unwrap();
+    let id = s.row.id.clone();
+    assert_eq!(s.row.doctor, None, "a clerk's draft has no doctor yet");
+
+    let s = n
+        .step(
+            &clerk,
+            &id,
+            Step::Request {
+                to: doctor.user_id,
+                comment: "登録内容のご確認をお願いいたします。".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.row.status, status::REQUESTED);
+    assert_eq!(s.row.assignee, Some(doctor.user_id));
+
+    let list = n.workflow_list(&doctor).await.unwrap();
+    assert_eq!(list.waiting.len(), 1);
+    assert_eq!(list.waiting[0].row.id, id);
+    assert_eq!(list.waiting[0].from_name, "田中 花子");
+    assert_eq!(
+        list.waiting[0].comment.as_deref(),
+        Some("登録内容のご確認をお願いいたします。")
+    );
+    assert_eq!(n.workflow_list(&clerk).await.unwrap().sent.len(), 1);
+
+    // Registering needs the checks to pass.
+    let err = n.step(&doctor, &id, Step::Register).await.unwrap_err();
+    assert!(err.to_string().contains("登録できません"), "{err}");
+    n.update_sheet(&doctor, &id, &complete(n)).await.unwrap();
+    let s = n.step(&doctor, &id, Step::Register).await.unwrap();
+    assert_eq!(s.row.status, status::REGISTERED);
+    let key = s
+        .row
+        .access_key
+        .clone()
+        .expect("an access key on registration");
+    assert!(nsdb::access_key::AccessKey::parse(&key).is_some());
+    assert_eq!(s.row.doctor_name.as_deref(), Some("鈴木 太郎"));
+
+    // Only a doctor approves or releases.
+    for step in [Step::Approve, Step::Release] {
+        let err = n.step(&clerk, &id, step).await.unwrap_err();
+        assert!(matches!(err, Error::Denied(_)), "{err}");
+    }
+    let s = n.step(&doctor, &id, Step::Approve).await.unwrap();
+    assert_eq!(s.row.status, status::APPROVED);
+    let err = n
+        .update_sheet(&doctor, &id, &items(&[("patient.name", "変更")]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("承認済み"), "{err}");
+    let s = n.step(&doctor, &id, Step::Release).await.unwrap();
+    assert_eq!(s.row.status, status::REGISTERED);
+    assert_eq!(
+        s.row.access_key.as_deref(),
+        Some(key.as_str()),
+        "the key stays"
+    );
+
+    let history = n.workflow_history(&doctor, &id).await.unwrap();
+    let actions: Vec<&str> = history.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["request", "register", "approve", "release"]);
+    assert_eq!(history[0].actor_name, "田中 花子");
+    assert_eq!(history[0].assignee_name.as_deref(), Some("鈴木 太郎"));
+}
+
+#[tokio::test]
+async fn pulling_back_works_until_the_doctor_acts() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (clerk, doctor) = (principal(&t, "clerk").await, principal(&t, "doctor").await);
+    let n = &t.node;
+    let id = n
+        .create_sheet(&clerk, "rinko-006", &BTreeMap::new())
+        .await
+        .unwrap()
+        .row
+        .id;
+    let request = Step::Request {
+        to: doctor.user_id,
+        comment: String::new(),
+    };
+    n.step(&clerk, &id, request.clone()).await.unwrap();
+    let s = n.step(&clerk, &id, Step::PullBack).await.unwrap();
+    assert_eq!(s.row.status, status::DRAFT);
+    assert_eq!(s.row.assignee, None);
+
+    n.step(&clerk, &id, request).await.unwrap();
+    // The doctor starts editing: from now on the clerk cannot pull back.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    n.update_sheet(&doctor, &id, &items(&[("patient.name", "指定医 修正")]))
+        .await
+        .unwrap();
+    let err = n.step(&clerk, &id, Step::PullBack).await.unwrap_err();
+    assert!(err.to_string().contains("引き戻せません"), "{err}");
+    // The doctor sends it back with a comment; it waits for the clerk.
+    let err = n
+        .step(
+            &doctor,
+            &id,
+            Step::Return {
+                comment: " ".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("コメント"), "{err}");
+    let s = n
+        .step(
+            &doctor,
+            &id,
+            Step::Return {
+                comment: "発症年月を確認してください。".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.row.status, status::RETURNED);
+    assert_eq!(s.row.assignee, Some(clerk.user_id));
+    assert_eq!(n.workflow_list(&clerk).await.unwrap().waiting.len(), 1);
+}
+
+#[tokio::test]
+async fn bulk_approval_checks_each_sheet_and_lists_the_failures() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = principal(&t, "doctor").await;
+    let n = &t.node;
+    let mut ids = Vec::new();
+    for registered in [true, false, true] {
+        let id = n
+            .create_sheet(&doctor, "rinko-006", &complete(n))
+            .await
+            .unwrap()
+            .row
+            .id;
+        if registered {
+            n.step(&doctor, &id, Step::Register).await.unwrap();
+        }
+        ids.push(id);
+    }
+    ids.push("00000000-0000-0000-0000-000000000000".into());
+    let outcome = n.bulk_approve(&doctor, &ids).await.unwrap();
+    assert_eq!(outcome.len(), 4);
+    assert_eq!(outcome[0], (ids[0].clone(), None));
+    assert!(
+        outcome[1].1.as_deref().unwrap().contains("「一時保存」"),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome[2], (ids[2].clone(), None));
+    assert!(outcome[3].1.as_deref().unwrap().contains("見つかりません"));
+    let clerk = principal(&t, "clerk").await;
+    assert!(matches!(
+        n.bulk_approve(&clerk, &ids).await.unwrap_err(),
+        Error::Denied(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_draft_survives_a_node_restart() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = principal(&t, "doctor").await;
+    let id = t
+        .node
+        .create_sheet(
+            &doctor,
+            "rinko-006",
+            &items(&[
+                ("patient.name", "再起動 後子"),
+                ("patient.postal_code", "12"),
+            ]),
+        )
+        .await
+        .unwrap()
+        .row
+        .id;
+    let config = t.node.config.clone();
+    drop(t.node.store.clone());
+    // A second process opening the same data directory sees the draft as it was typed.
+    let reopened = Node::open(config, Clock::System).unwrap();
+    let s = reopened.get_sheet(&doctor, &id).await.unwrap();
+    assert_eq!(s.items["patient.name"], "再起動 後子");
+    assert_eq!(s.items["patient.postal_code"], "12");
+    assert_eq!(s.row.status, status::DRAFT);
+}
+
+#[tokio::test]
+async fn renewal_carries_last_years_values_and_the_differences_show_what_changed() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = principal(&t, "doctor").await;
+    let n = &t.node;
+    let mut last_year = complete(n);
+    last_year.insert("patient.name".into(), "更新 花子".into());
+    last_year.insert("doctor.written_date".into(), "2025-04-01".into());
+    last_year.insert("application.type".into(), "1".into());
+    let old = n
+        .create_sheet(&doctor, "rinko-006", &last_year)
+        .await
+        .unwrap()
+        .row
+        .id;
+    n.step(&doctor, &old, Step::Register).await.unwrap();
+
+    let new = n.carry_forward(&doctor, &old).await.unwrap();
+    assert_eq!(new.row.carried_from.as_deref(), Some(old.as_str()));
+    assert_eq!(new.items["patient.name"], "更新 花子", "carried");
+    assert_eq!(new.items["application.type"], "2", "a renewal is 更新");
+    assert!(
+        !new.items.contains_key("doctor.written_date"),
+        "the date written never carries"
+    );
+    assert!(new.carried.contains(&"patient.name".to_string()));
+    assert!(!new.carried.contains(&"application.type".to_string()));
+
+    let form = n.catalogue.form("rinko-006").unwrap();
+    let changed_item = form
+        .items()
+        .find(|i| {
+            i.carry
+                && i.ty == nsdb_rules::ItemType::Code
+                && i.codes.len() > 1
+                && new.items.contains_key(&i.id)
+        })
+        .expect("a carried choice item");
+    let other = changed_item
+        .codes
+        .iter()
+        .find(|c| Some(&c.code) != new.items.get(&changed_item.id))
+        .unwrap()
+        .code
+        .clone();
+    let s = n
+        .update_sheet(
+            &doctor,
+            &new.row.id,
+            &items(&[
+                (&changed_item.id, &other),
+                ("doctor.written_date", "2026-04-01"),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !s.carried.contains(&changed_item.id),
+        "a changed value is no longer marked"
+    );
+
+    let d = n.differences(&doctor, &new.row.id, None).await.unwrap();
+    let (source, changes) = d.source.unwrap();
+    assert_eq!(source, old);
+    let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+    // What was changed, plus last year's values of items that never carry over.
+    let mut expected = vec![
+        "application.type",
+        changed_item.id.as_str(),
+        "doctor.written_date",
+    ];
+    expected.extend(
+        last_year
+            .keys()
+            .filter(|k| {
+                !form.item(k).unwrap().carry
+                    && *k != "doctor.written_date"
+                    && *k != "application.type"
+            })
+            .map(String::as_str),
+    );
+    expected.sort();
+    assert_eq!(fields, expected);
+    assert!(d.versions.len() >= 2);
+    assert_eq!(d.versions.last().unwrap().author, "鈴木 太郎");
+
+    // Between two versions of the new sheet: exactly what the last save changed.
+    let (from, to) = (
+        d.versions[d.versions.len() - 2].hash.clone(),
+        d.versions.last().unwrap().hash.clone(),
+    );
+    let d = n
+        .differences(&doctor, &new.row.id, Some((&from, &to)))
+        .await
+        .unwrap();
+    let (_, _, between) = d.between.unwrap();
+    let mut fields: Vec<&str> = between.iter().map(|c| c.field.as_str()).collect();
+    fields.sort();
+    let mut want = vec![changed_item.id.as_str(), "doctor.written_date"];
+    want.sort();
+    assert_eq!(fields, want);
+    assert!(matches!(
+        n.differences(&doctor, &new.row.id, Some(("zz", &to))).await,
+        Err(Error::Invalid(_))
+    ));
+}
