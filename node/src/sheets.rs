@@ -47,6 +47,8 @@ pub struct SheetRow {
     pub assignee_name: Option<String>,
     /// The sheet this one was carried forward from.
     pub carried_from: Option<String>,
+    /// Who last sent the sheet for review.
+    pub requested_by: Option<u64>,
     /// 記載年月日
     pub written_date: Option<String>,
     /// 自治体連携日
@@ -103,7 +105,9 @@ pub struct SheetPage {
 const ROW_COLUMNS: &str = "s.id, s.form_id, s.kokuji, s.eda, s.disease, s.institution,
     s.application_type, s.insurer_no, s.insured_no, s.access_key, s.name, s.name_kana,
     s.birth_date, s.sex, u.name AS doctor_name, s.written_date, s.linked_date, s.status,
-    s.registration, s.updated_at, s.doctor, s.assignee, a.name AS assignee_name, s.carried_from";
+    s.registration, s.updated_at, s.doctor, s.assignee, a.name AS assignee_name, s.carried_from,
+    (SELECT actor FROM workflow_events w WHERE w.sheet_id = s.id AND w.action = 'request'
+     ORDER BY w.id DESC LIMIT 1) AS requested_by";
 
 /// The tables a row is read from.
 const ROW_FROM: &str =
@@ -135,6 +139,7 @@ fn row_from(r: &Row<'_>) -> rusqlite::Result<SheetRow> {
         assignee: r.get::<_, Option<i64>>(21)?.map(|d| d as u64),
         assignee_name: r.get(22)?,
         carried_from: r.get(23)?,
+        requested_by: r.get::<_, Option<i64>>(24)?.map(|d| d as u64),
     })
 }
 

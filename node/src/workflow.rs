@@ -75,6 +75,50 @@ impl Step {
     }
 }
 
+/// What the screens offer a user on a sheet. The domain functions still decide; this only keeps
+/// buttons that would be refused off the screen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offered {
+    pub edit: bool,
+    pub request: bool,
+    pub pull_back: bool,
+    pub return_: bool,
+    pub register: bool,
+    pub approve: bool,
+    pub release: bool,
+    pub renew: bool,
+}
+
+impl Offered {
+    pub fn for_user(p: &Principal, row: &SheetRow) -> Offered {
+        let at = Target::Sheet {
+            institution: &row.institution,
+        };
+        let may = |a: Action| authorize(p, a, at).is_ok();
+        let st = row.status.as_str();
+        let open = [status::DRAFT, status::REQUESTED, status::RETURNED].contains(&st);
+        let own_doctor = row.doctor == Some(p.user_id);
+        Offered {
+            edit: may(Action::EditSheet)
+                && (open || (st == status::REGISTERED && p.role() == Role::Doctor)),
+            request: may(Action::RequestReview) && [status::DRAFT, status::RETURNED].contains(&st),
+            pull_back: may(Action::PullBack)
+                && st == status::REQUESTED
+                && row.requested_by == Some(p.user_id),
+            return_: may(Action::ReturnSheet)
+                && st == status::REQUESTED
+                && row.assignee == Some(p.user_id),
+            register: may(Action::Register) && open,
+            approve: may(Action::Approve) && st == status::REGISTERED && own_doctor,
+            release: may(Action::Release)
+                && st == status::APPROVED
+                && own_doctor
+                && row.linked_date.is_none(),
+            renew: may(Action::CarryForward),
+        }
+    }
+}
+
 /// Records one workflow event; call inside the transaction that makes the step.
 #[allow(clippy::too_many_arguments)]
 pub fn record_event(

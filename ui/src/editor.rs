@@ -20,6 +20,24 @@ pub struct SheetMeta<'a> {
     pub access_key: Option<&'a str>,
     pub form_version: &'a str,
     pub updated: &'a str,
+    /// Who the sheet waits for in the workflow.
+    pub assignee: Option<&'a str>,
+    pub doctor: Option<&'a str>,
+}
+
+/// What the user may do here; the node decides, the view only shows.
+#[derive(Debug, Clone, Default)]
+pub struct Actions<'a> {
+    pub edit: bool,
+    pub request: bool,
+    pub pull_back: bool,
+    pub return_: bool,
+    pub register: bool,
+    pub approve: bool,
+    pub release: bool,
+    pub renew: bool,
+    /// Doctors to send the sheet to: (user id, name).
+    pub doctors: &'a [(u64, String)],
 }
 
 /// Everything the editor shows.
@@ -31,6 +49,11 @@ pub struct EditorView<'a> {
     pub messages: &'a [Message],
     /// A notice after saving, e.g. "一時保存しました。".
     pub notice: Option<&'a str>,
+    /// Why the last action could not be done.
+    pub problem: Option<&'a str>,
+    /// Carried-forward items not yet confirmed or changed.
+    pub carried: &'a [String],
+    pub actions: Actions<'a>,
 }
 
 fn field_id(item: &str) -> String {
@@ -63,6 +86,8 @@ fn meta_line(meta: &SheetMeta<'_>) -> Markup {
             dt { "アクセスキー" } dd { (meta.access_key.unwrap_or("未発行")) }
             dt { "様式版" } dd { (meta.form_version) }
             dt { "最終更新" } dd { (meta.updated) }
+            @if let Some(d) = meta.doctor { dt { "指定医" } dd { (d) } }
+            @if let Some(a) = meta.assignee { dt { "担当" } dd { (a) } }
         }
     }
 }
@@ -77,14 +102,56 @@ fn section_nav(form: &FormDef) -> Markup {
     }
 }
 
-/// The bar that stays at the top while scrolling: section links and the editor's buttons.
-fn edit_bar(form: &FormDef, id: &str) -> Markup {
+/// The bar that stays at the top while scrolling: section links and the editor's buttons, in
+/// the order of the ministry's design (一時保存, チェック, 一次判定表示, 登録, 承認, 帳票出力, 差異).
+fn edit_bar(form: &FormDef, id: &str, a: &Actions<'_>) -> Markup {
     html! {
         div.editbar {
             (section_nav(form))
             div.toolbar {
                 button.primary type="submit" form="sheet" name="action" value="save" accesskey="s" { "一時保存" }
+                button type="submit" form="sheet" name="action" value="check" accesskey="c" { "チェック" }
+                @if a.register {
+                    button type="submit" form="sheet" name="action" value="register" { "登録" }
+                }
+                @if a.approve {
+                    button type="submit" form="sheet" name="action" value="approve" { "承認" }
+                }
+                a.button href={ "/sheets/" (id) "/diff" } { "差異" }
                 a.button href={ "/sheets/" (id) } { "閲覧" }
+            }
+        }
+    }
+}
+
+/// The workflow part of the editor: send to a doctor, pull back, send back.
+fn workflow_panel(a: &Actions<'_>) -> Markup {
+    html! {
+        @if a.request || a.pull_back || a.return_ {
+            fieldset.workflow #s-workflow {
+                legend { "ワークフロー" }
+                @if a.request {
+                    div.field {
+                        label for="wf-to" { "依頼先の指定医" }
+                        div.control {
+                            select #wf-to name="_to" {
+                                option value="" { "（選択してください）" }
+                                @for (id, name) in a.doctors { option value=(id) { (name) } }
+                            }
+                        }
+                    }
+                }
+                @if a.request || a.return_ {
+                    div.field {
+                        label for="wf-comment" { "コメント" }
+                        div.control { textarea #wf-comment name="_comment" rows="2" cols="60" {} }
+                    }
+                }
+                div.toolbar {
+                    @if a.request { button type="submit" name="action" value="request" { "確認依頼" } }
+                    @if a.return_ { button type="submit" name="action" value="return" { "差戻し" } }
+                    @if a.pull_back { button type="submit" name="action" value="pullback" { "引戻" } }
+                }
             }
         }
     }
@@ -178,10 +245,19 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
         html! {
             (meta_line(&v.meta))
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
+            @if let Some(n) = v.problem { p.error role="alert" { (n) } }
             (message_summary(v.form, v.messages))
-            (edit_bar(v.form, v.meta.id))
+            (edit_bar(v.form, v.meta.id, &v.actions))
             form.sheet #sheet method="post" novalidate action={ "/sheets/" (v.meta.id) } {
                 input type="hidden" name="csrf" value=(ctx.csrf);
+                @if !v.carried.is_empty() {
+                    div.carried role="note" {
+                        "前回の臨床調査個人票・医療意見書から引き継いだ値が " (v.carried.len())
+                        " 項目あります（「前回値」の印）。内容を確認してください。"
+                        button type="submit" name="action" value="confirm_carried" { "前回値を確認済みにする" }
+                    }
+                }
+                (workflow_panel(&v.actions))
                 @for s in &v.form.sections {
                     fieldset #{ "s-" (s.id) } {
                         legend { (s.title) }
@@ -194,6 +270,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                                 label #{ (id) "-label" } for=(id) {
                                     (item.label)
                                     @if item.required { span.badge { "必須" } }
+                                    @if v.carried.contains(&item.id) { span.badge.carried-mark { "前回値" } }
                                 }
                                 div.control {
                                     (input(item, value, msgs.is_some(), &described))
@@ -233,17 +310,41 @@ pub fn display_value(item: &ItemDef, value: &str) -> String {
     }
 }
 
+fn step_button(ctx: &PageContext<'_>, id: &str, path: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ "/sheets/" (id) "/" (path) } {
+            input type="hidden" name="csrf" value=(ctx.csrf);
+            button type="submit" { (label) }
+        }
+    }
+}
+
+fn view_toolbar(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
+    let (a, id) = (&v.actions, v.meta.id);
+    html! {
+        div.toolbar {
+            @if a.edit { a.button.primary href={ "/sheets/" (id) "/edit" } { "編集" } }
+            @if a.approve { (step_button(ctx, id, "approve", "承認")) }
+            @if a.release { (step_button(ctx, id, "release", "解除")) }
+            @if a.renew { (step_button(ctx, id, "renew", "更新登録")) }
+            a.button href={ "/sheets/" (id) "/diff" } { "差異" }
+            a.button href={ "/sheets/" (id) "/history" } { "履歴" }
+            a.button href={ "/sheets/" (id) "/export" } { "データ出力" }
+        }
+    }
+}
+
 /// The read-only view of a sheet.
-pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>, can_edit: bool) -> Markup {
+pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
     layout(
         ctx,
         &title(v.form),
         html! {
             (meta_line(&v.meta))
+            @if let Some(n) = v.notice { p.notice role="status" { (n) } }
+            @if let Some(n) = v.problem { p.error role="alert" { (n) } }
             (message_summary(v.form, v.messages))
-            @if can_edit {
-                div.toolbar { a.button.primary href={ "/sheets/" (v.meta.id) "/edit" } { "編集" } }
-            }
+            (view_toolbar(ctx, v))
             @for s in &v.form.sections {
                 section.readonly #{ "s-" (s.id) } {
                     h2 { (s.title) }

@@ -8,8 +8,9 @@ use maud::{DOCTYPE, Markup, html};
 
 pub mod editor;
 pub mod list;
+pub mod workflow;
 
-pub use editor::{EditorView, SheetMeta};
+pub use editor::{Actions, EditorView, SheetMeta};
 pub use list::{ListRow, ListView};
 
 /// The stylesheet served at `/static/app.css`.
@@ -61,6 +62,7 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
                     }
                     @if ctx.can_create {
                         a href="/sheets/new" { "新規作成" }
+                        a href="/workflow" { "ワークフロー" }
                     }
                     @if ctx.is_admin {
                         a href="/admin/users" { "ユーザ管理" }

@@ -24,6 +24,28 @@ pub struct ListRow {
     pub status: String,
     pub registration: String,
     pub can_edit: bool,
+    pub can_renew: bool,
+    pub can_release: bool,
+    /// Shows a check box for 一括承認.
+    pub can_approve: bool,
+}
+
+/// The list's filters, as given.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub status: String,
+    pub kokuji: String,
+    pub doctor: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// The choices of the filters.
+#[derive(Debug, Clone, Default)]
+pub struct FilterChoices {
+    pub statuses: Vec<(String, String)>,
+    pub diseases: Vec<(String, String)>,
+    pub doctors: Vec<(String, String)>,
 }
 
 /// The list page's data.
@@ -34,6 +56,10 @@ pub struct ListView {
     pub page: u32,
     pub page_size: u32,
     pub rows: Vec<ListRow>,
+    pub filters: Filters,
+    pub choices: FilterChoices,
+    /// Shows 一括承認.
+    pub bulk_approve: bool,
 }
 
 fn or_dash(s: &str) -> &str {
@@ -42,7 +68,16 @@ fn or_dash(s: &str) -> &str {
 
 pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
     let pages = v.total.div_ceil(v.page_size.max(1) as u64).max(1) as u32;
-    let q = urlencode(&v.query);
+    let f = &v.filters;
+    let q = format!(
+        "q={}&status={}&kokuji={}&doctor={}&from={}&to={}",
+        urlencode(&v.query),
+        urlencode(&f.status),
+        urlencode(&f.kokuji),
+        urlencode(&f.doctor),
+        urlencode(&f.from),
+        urlencode(&f.to)
+    );
     layout(
         ctx,
         "臨床調査個人票検索",
@@ -52,11 +87,28 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
                 input #q name="q" type="search" value=(v.query) autofocus;
                 button.primary type="submit" { "検索" }
                 a.button href="/sheets" { "クリア" }
+                div.filters {
+                    (select("status", "ステータス", &f.status, &v.choices.statuses))
+                    (select("kokuji", "病名", &f.kokuji, &v.choices.diseases))
+                    (select("doctor", "指定医", &f.doctor, &v.choices.doctors))
+                    label { "記載年月日（から）" input type="date" name="from" value=(f.from); }
+                    label { "記載年月日（まで）" input type="date" name="to" value=(f.to); }
+                }
+            }
+            @if v.bulk_approve {
+                form #bulk method="post" action="/sheets/approve" {
+                    input type="hidden" name="csrf" value=(ctx.csrf);
+                    div.bulk {
+                        button type="submit" { "一括承認" }
+                        span.help { "承認する登録済の行にチェックを付けてから押してください。" }
+                    }
+                }
             }
             p.count { "検索結果件数 " (v.total) "件" @if pages > 1 { "（" (v.page) "/" (pages) "頁）" } }
             table.list {
                 thead {
                     tr {
+                        @if v.bulk_approve { th { span.sr { "選択" } } }
                         th { "申請種別" } th { "保険者番号/" br; "被保険者番号" } th { "アクセスキー" }
                         th { "氏名カナ" } th { "生年月日" } th { "性別" }
                         th { "告示番号/枝番/" br; "病名" } th { "指定医氏名" }
@@ -66,6 +118,14 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
                 tbody {
                     @for r in &v.rows {
                         tr {
+                            @if v.bulk_approve {
+                                td {
+                                    @if r.can_approve {
+                                        input type="checkbox" form="bulk" name="id" value=(r.id)
+                                            aria-label={ (r.name_kana) " を承認対象にする" };
+                                    }
+                                }
+                            }
                             td { (or_dash(&r.application_type)) }
                             td { (or_dash(&r.insurer_no)) "/" br; (or_dash(&r.insured_no)) }
                             td { (or_dash(&r.access_key)) }
@@ -79,6 +139,9 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
                             td.actions {
                                 a href={ "/sheets/" (r.id) } { "閲覧" }
                                 @if r.can_edit { a href={ "/sheets/" (r.id) "/edit" } { "編集" } }
+                                @if r.can_renew { (row_action(ctx, &r.id, "renew", "更新登録")) }
+                                @if r.can_release { (row_action(ctx, &r.id, "release", "解除")) }
+                                a href={ "/sheets/" (r.id) "/export" } { "データ出力" }
                             }
                         }
                     }
@@ -86,12 +149,35 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
             }
             @if pages > 1 {
                 nav.pager aria-label="ページ" {
-                    @if v.page > 1 { a href={ "/sheets?q=" (q) "&page=" (v.page - 1) } rel="prev" { "前へ" } }
-                    @if v.page < pages { a href={ "/sheets?q=" (q) "&page=" (v.page + 1) } rel="next" { "次へ" } }
+                    @if v.page > 1 { a href={ "/sheets?" (q) "&page=" (v.page - 1) } rel="prev" { "前へ" } }
+                    @if v.page < pages { a href={ "/sheets?" (q) "&page=" (v.page + 1) } rel="next" { "次へ" } }
                 }
             }
         },
     )
+}
+
+fn select(name: &str, label: &str, current: &str, choices: &[(String, String)]) -> Markup {
+    html! {
+        label {
+            (label)
+            select name=(name) {
+                option value="" { "すべて" }
+                @for (value, text) in choices {
+                    option value=(value) selected[value == current] { (text) }
+                }
+            }
+        }
+    }
+}
+
+fn row_action(ctx: &PageContext<'_>, id: &str, path: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ "/sheets/" (id) "/" (path) } {
+            input type="hidden" name="csrf" value=(ctx.csrf);
+            button.link type="submit" { (label) }
+        }
+    }
 }
 
 /// Percent-encodes a query value for a link.

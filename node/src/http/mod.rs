@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod session;
+pub mod sheet_ui;
 pub mod ui;
 
 use std::sync::Arc;

@@ -8,22 +8,22 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
-use serde::Deserialize;
 
 use super::AppState;
 use super::same_secret;
 use super::session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiSession, private_cookie};
 use crate::policy::{Action, Role, Target, authorize, role_may};
-use crate::sheets::{SheetQuery, SheetRow};
+use crate::sheets::{SheetQuery, SheetRow, status};
+use crate::workflow::Offered;
 use crate::{Error, Node};
 
 /// Display strings a page needs about the signed-in user.
-struct Ctx {
+pub(super) struct Ctx {
     node_label: String,
     user_name: String,
     user_kind: &'static str,
@@ -32,7 +32,7 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn new(node: &Node, s: &UiSession) -> Ctx {
+    pub(super) fn new(node: &Node, s: &UiSession) -> Ctx {
         Ctx {
             node_label: node_label(node),
             user_name: s.principal.name.clone(),
@@ -42,7 +42,7 @@ impl Ctx {
         }
     }
 
-    fn page(&self) -> nsdb_ui::PageContext<'_> {
+    pub(super) fn page(&self) -> nsdb_ui::PageContext<'_> {
         nsdb_ui::PageContext {
             node_label: &self.node_label,
             user_name: &self.user_name,
@@ -55,12 +55,12 @@ impl Ctx {
     }
 }
 
-fn node_label(node: &Node) -> String {
+pub(super) fn node_label(node: &Node) -> String {
     format!("{} {}", node.role().label(), node.config.institution.name)
 }
 
 /// A domain error as a page.
-fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
+pub(super) fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
     let (status, title) = match &e {
         Error::Denied(_) => (StatusCode::FORBIDDEN, "権限がありません"),
         Error::SheetNotFound(_) | Error::UnknownForm(_) => {
@@ -99,7 +99,7 @@ fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
 
 /// Parses an `application/x-www-form-urlencoded` body; repeated names (check boxes) are joined
 /// with commas, empty values among them dropped.
-fn form_fields(body: &Bytes) -> Result<BTreeMap<String, String>, Error> {
+pub(super) fn form_fields(body: &Bytes) -> Result<BTreeMap<String, String>, Error> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|e| Error::Invalid(format!("送信内容を読み取れません: {e}")))?;
     let mut out: BTreeMap<String, String> = BTreeMap::new();
@@ -115,12 +115,12 @@ fn form_fields(body: &Bytes) -> Result<BTreeMap<String, String>, Error> {
     Ok(out)
 }
 
-fn csrf_ok(fields: &BTreeMap<String, String>, expected: &str) -> bool {
+pub(super) fn csrf_ok(fields: &BTreeMap<String, String>, expected: &str) -> bool {
     fields.get("csrf").is_some_and(|t| same_secret(t, expected))
 }
 
 /// The answer to a form posted without the right CSRF token (an old tab, or another site).
-fn csrf_refused() -> Response {
+pub(super) fn csrf_refused() -> Response {
     (
         StatusCode::FORBIDDEN,
         Html(
@@ -206,7 +206,7 @@ async fn logout(
         .into_response()
 }
 
-fn sex_label(code: Option<&str>) -> String {
+pub(super) fn sex_label(code: Option<&str>) -> String {
     match code {
         Some("1") => "男性".into(),
         Some("2") => "女性".into(),
@@ -215,7 +215,7 @@ fn sex_label(code: Option<&str>) -> String {
     }
 }
 
-fn application_label(code: Option<&str>) -> String {
+pub(super) fn application_label(code: Option<&str>) -> String {
     match code {
         Some("1") => "新規".into(),
         Some("2") => "更新".into(),
@@ -224,16 +224,7 @@ fn application_label(code: Option<&str>) -> String {
     }
 }
 
-pub(crate) fn status_label(status: &str) -> &str {
-    match status {
-        "draft" => "一時保存",
-        "registered" => "登録済",
-        "approved" => "承認済",
-        other => other,
-    }
-}
-
-fn registration_label(r: &str) -> &str {
+pub(super) fn registration_label(r: &str) -> &str {
     match r {
         "screen" => "画面",
         "bulk" => "一括",
@@ -242,11 +233,11 @@ fn registration_label(r: &str) -> &str {
     }
 }
 
-fn slash_date(d: Option<&str>) -> String {
+pub(super) fn slash_date(d: Option<&str>) -> String {
     d.map(|d| d.replace('-', "/")).unwrap_or_default()
 }
 
-fn list_row(r: SheetRow, can_edit: bool) -> nsdb_ui::ListRow {
+fn list_row(r: SheetRow, offered: Offered) -> nsdb_ui::ListRow {
     nsdb_ui::ListRow {
         application_type: application_label(r.application_type.as_deref()),
         insurer_no: r.insurer_no.unwrap_or_default(),
@@ -264,9 +255,12 @@ fn list_row(r: SheetRow, can_edit: bool) -> nsdb_ui::ListRow {
         doctor_name: r.doctor_name.unwrap_or_default(),
         written_date: slash_date(r.written_date.as_deref()),
         linked_date: slash_date(r.linked_date.as_deref()),
-        status: status_label(&r.status).to_string(),
+        status: status::label(&r.status).to_string(),
         registration: registration_label(&r.registration).to_string(),
-        can_edit,
+        can_edit: offered.edit,
+        can_renew: offered.renew,
+        can_release: offered.release,
+        can_approve: offered.approve,
         id: r.id,
     }
 }
@@ -277,24 +271,64 @@ async fn sheet_list(
     Query(q): Query<SheetQuery>,
 ) -> Response {
     let ctx = Ctx::new(&node, &s);
-    match node.list_sheets(&s.principal, &q).await {
-        Ok(page) => {
-            let can_edit = matches!(s.principal.role(), Role::Doctor | Role::Clerk);
-            let view = nsdb_ui::ListView {
-                query: q.q.clone().unwrap_or_default(),
-                total: page.total,
-                page: page.page,
-                page_size: page.page_size,
-                rows: page
-                    .rows
-                    .into_iter()
-                    .map(|r| list_row(r, can_edit))
-                    .collect(),
-            };
-            Html(nsdb_ui::list::sheet_list(&ctx.page(), &view).into_string()).into_response()
-        }
-        Err(e) => error_page(Some(&ctx), e),
-    }
+    let page = match node.list_sheets(&s.principal, &q).await {
+        Ok(page) => page,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let doctors = if role_may(s.principal.role(), Action::RequestReview) {
+        node.doctors(&s.principal).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut diseases: Vec<(String, String)> = node
+        .catalogue
+        .forms()
+        .iter()
+        .map(|f| (f.kokuji.to_string(), format!("{} {}", f.kokuji, f.disease)))
+        .collect();
+    diseases.dedup();
+    let rows: Vec<nsdb_ui::ListRow> = page
+        .rows
+        .into_iter()
+        .map(|r| {
+            let offered = Offered::for_user(&s.principal, &r);
+            list_row(r, offered)
+        })
+        .collect();
+    let given = |v: &Option<String>| v.clone().unwrap_or_default();
+    let view = nsdb_ui::ListView {
+        query: given(&q.q),
+        total: page.total,
+        page: page.page,
+        page_size: page.page_size,
+        bulk_approve: role_may(s.principal.role(), Action::Approve),
+        rows,
+        filters: nsdb_ui::list::Filters {
+            status: given(&q.status),
+            kokuji: given(&q.kokuji),
+            doctor: given(&q.doctor),
+            from: given(&q.from),
+            to: given(&q.to),
+        },
+        choices: nsdb_ui::list::FilterChoices {
+            statuses: [
+                status::DRAFT,
+                status::REQUESTED,
+                status::RETURNED,
+                status::REGISTERED,
+                status::APPROVED,
+            ]
+            .iter()
+            .map(|s| (s.to_string(), status::label(s).to_string()))
+            .collect(),
+            diseases,
+            doctors: doctors
+                .into_iter()
+                .map(|(id, name)| (id.to_string(), name))
+                .collect(),
+        },
+    };
+    Html(nsdb_ui::list::sheet_list(&ctx.page(), &view).into_string()).into_response()
 }
 
 async fn new_sheet_page(State(node): State<AppState>, s: UiSession) -> Response {
@@ -332,113 +366,6 @@ async fn create_sheet(State(node): State<AppState>, s: UiSession, body: Bytes) -
         .await
     {
         Ok(d) => Redirect::to(&format!("/sheets/{}/edit", d.row.id)).into_response(),
-        Err(e) => error_page(Some(&ctx), e),
-    }
-}
-
-#[derive(Deserialize)]
-struct EditQuery {
-    saved: Option<u8>,
-}
-
-fn format_ms(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9));
-    format!(
-        "{:04}/{:02}/{:02} {:02}:{:02}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
-
-async fn show_sheet(
-    node: &Node,
-    s: &UiSession,
-    id: &str,
-    editing: bool,
-    notice: Option<&str>,
-) -> Response {
-    let ctx = Ctx::new(node, s);
-    let d = match node.get_sheet(&s.principal, id).await {
-        Ok(d) => d,
-        Err(e) => return error_page(Some(&ctx), e),
-    };
-    let Some(form) = node.catalogue.form(&d.row.form_id) else {
-        return error_page(Some(&ctx), Error::UnknownForm(d.row.form_id.clone()));
-    };
-    let can_edit = authorize(
-        &s.principal,
-        Action::EditSheet,
-        Target::Sheet {
-            institution: &d.row.institution,
-        },
-    )
-    .is_ok();
-    if editing && !can_edit {
-        return error_page(Some(&ctx), Error::Denied(crate::policy::Denied));
-    }
-    let updated = format_ms(d.row.updated_at_ms);
-    let view = nsdb_ui::EditorView {
-        form,
-        meta: nsdb_ui::SheetMeta {
-            id: &d.row.id,
-            status: status_label(&d.row.status),
-            access_key: d.row.access_key.as_deref(),
-            form_version: &d.form_version,
-            updated: &updated,
-        },
-        values: &d.items,
-        messages: &d.messages,
-        notice,
-    };
-    let page = if editing {
-        nsdb_ui::editor::editor(&ctx.page(), &view)
-    } else {
-        nsdb_ui::editor::view(&ctx.page(), &view, can_edit)
-    };
-    Html(page.into_string()).into_response()
-}
-
-async fn view_sheet(
-    State(node): State<AppState>,
-    s: UiSession,
-    Path(id): Path<String>,
-) -> Response {
-    show_sheet(&node, &s, &id, false, None).await
-}
-
-async fn edit_sheet(
-    State(node): State<AppState>,
-    s: UiSession,
-    Path(id): Path<String>,
-    Query(q): Query<EditQuery>,
-) -> Response {
-    let notice = q.saved.map(|_| "一時保存しました。");
-    show_sheet(&node, &s, &id, true, notice).await
-}
-
-async fn save_sheet(
-    State(node): State<AppState>,
-    s: UiSession,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let ctx = Ctx::new(&node, &s);
-    let mut fields = match form_fields(&body) {
-        Ok(f) => f,
-        Err(e) => return error_page(Some(&ctx), e),
-    };
-    if !csrf_ok(&fields, &s.csrf) {
-        return csrf_refused();
-    }
-    fields.remove("csrf");
-    fields.remove("action");
-    match node.update_sheet(&s.principal, &id, &fields).await {
-        Ok(_) => Redirect::to(&format!("/sheets/{id}/edit?saved=1")).into_response(),
         Err(e) => error_page(Some(&ctx), e),
     }
 }
@@ -496,9 +423,8 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/sheets", get(sheet_list).post(create_sheet))
         .route("/sheets/new", get(new_sheet_page))
-        .route("/sheets/{id}", get(view_sheet).post(save_sheet))
-        .route("/sheets/{id}/edit", get(edit_sheet))
         .route("/admin/users", get(users))
         .route("/static/app.css", get(stylesheet))
+        .merge(super::sheet_ui::routes())
         .fallback(not_found)
 }

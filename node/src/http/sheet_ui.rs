@@ -1,0 +1,599 @@
+//! The sheet's own screens: view, editor (save, check, register, approve, workflow steps),
+//! workflow list and history, 差異, 一括承認 and data export.
+//!
+//! Every POST saves what was typed first (so nothing typed is lost when an action is refused),
+//! then takes the action, and answers with a redirect (so reloading never repeats an action) or,
+//! when the action is refused, with the editor showing why.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use nsdb_rules::check::Mode;
+use serde::Deserialize;
+
+use super::AppState;
+use super::session::UiSession;
+use super::ui::{Ctx, csrf_ok, csrf_refused, error_page, form_fields};
+use crate::sheets::{SheetDetail, status};
+use crate::workflow::{Offered, Step, printed_key};
+use crate::{Error, Node};
+
+/// `YYYY/MM/DD HH:MM` in Japan time.
+pub(super) fn format_ms(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9));
+    format!(
+        "{:04}/{:02}/{:02} {:02}:{:02}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+fn title(node: &Node, d: &SheetDetail) -> String {
+    match node.catalogue.form(&d.row.form_id) {
+        Some(f) => format!("【{}】 告示番号{} {}", f.kind.label(), f.kokuji, f.disease),
+        None => d.row.disease.clone(),
+    }
+}
+
+/// What a notice code in the URL says after a redirect.
+fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "saved" => "一時保存しました。",
+        "checked" => "チェックしました。指摘はありません。",
+        "registered" => "登録しました。アクセスキーを発行しました。",
+        "approved" => "承認しました。",
+        "released" => "承認を解除しました。",
+        "requested" => "指定医に確認を依頼しました。",
+        "returned" => "差し戻しました。",
+        "pulled" => "引き戻しました。",
+        "confirmed" => "前回値を確認済みにしました。",
+        "renewed" => "前回の内容を引き継いで作成しました。変更のある項目だけ入力してください。",
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    notice: Option<String>,
+    check: Option<u8>,
+}
+
+/// Renders the view or the editor of a sheet.
+async fn render(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+    editing: bool,
+    mode: Mode,
+    notice: Option<&str>,
+    problem: Option<&str>,
+) -> Response {
+    let ctx = Ctx::new(node, s);
+    let d = match node.get_sheet_checked(&s.principal, id, mode).await {
+        Ok(d) => d,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let Some(form) = node.catalogue.form(&d.row.form_id) else {
+        return error_page(Some(&ctx), Error::UnknownForm(d.row.form_id.clone()));
+    };
+    let offered = Offered::for_user(&s.principal, &d.row);
+    if editing && !offered.edit {
+        let why = if d.row.status == status::APPROVED {
+            Error::Invalid(
+                "承認済みのため編集できません。編集するには承認を解除してください。".into(),
+            )
+        } else {
+            Error::Denied(crate::policy::Denied)
+        };
+        return error_page(Some(&ctx), why);
+    }
+    let doctors = if offered.request {
+        node.doctors(&s.principal).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let updated = format_ms(d.row.updated_at_ms);
+    let key = printed_key(&d.row);
+    let view = nsdb_ui::EditorView {
+        form,
+        meta: nsdb_ui::SheetMeta {
+            id: &d.row.id,
+            status: status::label(&d.row.status),
+            access_key: key.as_deref(),
+            form_version: &d.form_version,
+            updated: &updated,
+            assignee: d.row.assignee_name.as_deref(),
+            doctor: d.row.doctor_name.as_deref(),
+        },
+        values: &d.items,
+        messages: &d.messages,
+        notice,
+        problem,
+        carried: &d.carried,
+        actions: nsdb_ui::Actions {
+            edit: offered.edit,
+            request: offered.request,
+            pull_back: offered.pull_back,
+            return_: offered.return_,
+            register: offered.register,
+            approve: offered.approve,
+            release: offered.release,
+            renew: offered.renew,
+            doctors: &doctors,
+        },
+    };
+    let page = if editing {
+        nsdb_ui::editor::editor(&ctx.page(), &view)
+    } else {
+        nsdb_ui::editor::view(&ctx.page(), &view)
+    };
+    let status = if problem.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    (status, Html(page.into_string())).into_response()
+}
+
+async fn view_sheet(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let notice = q.notice.as_deref().and_then(notice_text);
+    render(&node, &s, &id, false, Mode::Draft, notice, None).await
+}
+
+async fn edit_sheet(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let mode = if q.check.is_some() {
+        Mode::Complete
+    } else {
+        Mode::Draft
+    };
+    let notice = q.notice.as_deref().and_then(notice_text);
+    render(&node, &s, &id, true, mode, notice, None).await
+}
+
+/// The editor's form: save what was typed, then take the button's action.
+async fn save_sheet(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let mut fields = match form_fields(&body) {
+        Ok(f) => f,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    if !csrf_ok(&fields, &s.csrf) {
+        return csrf_refused();
+    }
+    let action = fields.remove("action").unwrap_or_else(|| "save".into());
+    let to = fields.remove("_to").unwrap_or_default();
+    let comment = fields.remove("_comment").unwrap_or_default();
+    fields.retain(|k, _| k != "csrf" && !k.starts_with('_'));
+    let p = &s.principal;
+    if !fields.is_empty()
+        && let Err(e) = node.update_sheet(p, &id, &fields).await
+    {
+        return match e {
+            Error::Invalid(why) => {
+                render(&node, &s, &id, false, Mode::Draft, None, Some(&why)).await
+            }
+            other => error_page(Some(&ctx), other),
+        };
+    }
+    let step = match action.as_str() {
+        "save" => return Redirect::to(&format!("/sheets/{id}/edit?notice=saved")).into_response(),
+        "check" => {
+            let first = match node.get_sheet_checked(p, &id, Mode::Complete).await {
+                Ok(d) => d.messages.first().and_then(|m| m.items.first().cloned()),
+                Err(e) => return error_page(Some(&ctx), e),
+            };
+            let to = match first {
+                Some(item) => format!("/sheets/{id}/edit?check=1#f-{}", item.replace('.', "-")),
+                None => format!("/sheets/{id}/edit?check=1&notice=checked"),
+            };
+            return Redirect::to(&to).into_response();
+        }
+        "confirm_carried" => {
+            return match node.confirm_carried(p, &id).await {
+                Ok(()) => {
+                    Redirect::to(&format!("/sheets/{id}/edit?notice=confirmed")).into_response()
+                }
+                Err(e) => error_page(Some(&ctx), e),
+            };
+        }
+        "register" => (Step::Register, "registered"),
+        "approve" => (Step::Approve, "approved"),
+        "pullback" => (Step::PullBack, "pulled"),
+        "return" => (Step::Return { comment }, "returned"),
+        "request" => match to.parse::<u64>() {
+            Ok(to) => (Step::Request { to, comment }, "requested"),
+            Err(_) => {
+                let why = "依頼先の指定医を選んでください。";
+                return render(&node, &s, &id, true, Mode::Draft, None, Some(why)).await;
+            }
+        },
+        other => {
+            return error_page(
+                Some(&ctx),
+                Error::Invalid(format!("この操作はありません: {other}")),
+            );
+        }
+    };
+    take_step(&node, &s, &id, step.0, step.1, true).await
+}
+
+/// Takes a workflow step and shows where the user goes next.
+async fn take_step(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+    step: Step,
+    notice: &str,
+    from_editor: bool,
+) -> Response {
+    let register = step == Step::Register;
+    match node.step(&s.principal, id, step).await {
+        Ok(d) => {
+            let stay_in_editor = from_editor && Offered::for_user(&s.principal, &d.row).edit;
+            let page = if stay_in_editor { "/edit" } else { "" };
+            Redirect::to(&format!("/sheets/{id}{page}?notice={notice}")).into_response()
+        }
+        Err(Error::Invalid(why)) => {
+            let mode = if register {
+                Mode::Complete
+            } else {
+                Mode::Draft
+            };
+            render(node, s, id, from_editor, mode, None, Some(&why)).await
+        }
+        Err(e) => error_page(Some(&Ctx::new(node, s)), e),
+    }
+}
+
+/// A step posted from the view, the list or the history (no item fields).
+async fn posted_step(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+    body: &Bytes,
+    step: Step,
+    notice: &str,
+) -> Response {
+    let fields = match form_fields(body) {
+        Ok(f) => f,
+        Err(e) => return error_page(Some(&Ctx::new(node, s)), e),
+    };
+    if !csrf_ok(&fields, &s.csrf) {
+        return csrf_refused();
+    }
+    take_step(node, s, id, step, notice, false).await
+}
+
+async fn approve(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    posted_step(&node, &s, &id, &body, Step::Approve, "approved").await
+}
+
+async fn release(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    posted_step(&node, &s, &id, &body, Step::Release, "released").await
+}
+
+async fn pull_back(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    posted_step(&node, &s, &id, &body, Step::PullBack, "pulled").await
+}
+
+async fn renew(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let fields = match form_fields(&body) {
+        Ok(f) => f,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    if !csrf_ok(&fields, &s.csrf) {
+        return csrf_refused();
+    }
+    match node.carry_forward(&s.principal, &id).await {
+        Ok(d) => Redirect::to(&format!("/sheets/{}/edit?notice=renewed", d.row.id)).into_response(),
+        Err(e) => error_page(Some(&ctx), e),
+    }
+}
+
+async fn bulk_approve(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return error_page(
+                Some(&ctx),
+                Error::Invalid(format!("送信内容を読み取れません: {e}")),
+            );
+        }
+    };
+    let csrf: BTreeMap<String, String> =
+        pairs.iter().filter(|(k, _)| k == "csrf").cloned().collect();
+    if !csrf_ok(&csrf, &s.csrf) {
+        return csrf_refused();
+    }
+    let ids: Vec<String> = pairs
+        .into_iter()
+        .filter(|(k, _)| k == "id")
+        .map(|(_, v)| v)
+        .collect();
+    if ids.is_empty() {
+        return error_page(
+            Some(&ctx),
+            Error::Invalid("承認する臨床調査個人票・医療意見書にチェックを付けてください。".into()),
+        );
+    }
+    let outcome = match node.bulk_approve(&s.principal, &ids).await {
+        Ok(o) => o,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let mut lines = Vec::with_capacity(outcome.len());
+    for (id, result) in outcome {
+        let who = match node.get_sheet(&s.principal, &id).await {
+            Ok(d) => d.row.name_kana.unwrap_or_else(|| "（氏名未入力）".into()),
+            Err(_) => id.clone(),
+        };
+        lines.push((id, who, result));
+    }
+    Html(nsdb_ui::workflow::bulk_result(&ctx.page(), &lines).into_string()).into_response()
+}
+
+async fn workflow_list(State(node): State<AppState>, s: UiSession) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let list = match node.workflow_list(&s.principal).await {
+        Ok(l) => l,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let lines = |items: &[crate::workflow::WorkflowItem]| -> Vec<nsdb_ui::workflow::WorkflowLine> {
+        items
+            .iter()
+            .map(|i| nsdb_ui::workflow::WorkflowLine {
+                id: i.row.id.clone(),
+                at: format_ms(i.at_ms),
+                patient: i.row.name.clone().unwrap_or_default(),
+                written: i
+                    .row
+                    .written_date
+                    .clone()
+                    .unwrap_or_default()
+                    .replace('-', "/"),
+                disease: i.row.disease.clone(),
+                from: i.from_name.clone(),
+                comment: i.comment.clone().unwrap_or_default(),
+            })
+            .collect()
+    };
+    let page =
+        nsdb_ui::workflow::workflow_list(&ctx.page(), &lines(&list.waiting), &lines(&list.sent));
+    Html(page.into_string()).into_response()
+}
+
+fn step_label(action: &str) -> &str {
+    match action {
+        "request" => "確認依頼",
+        "pullback" => "引戻",
+        "return" => "差戻し",
+        "register" => "登録",
+        "approve" => "承認",
+        "release" => "解除",
+        "carry" => "更新登録",
+        "reopen" => "登録後の修正",
+        other => other,
+    }
+}
+
+async fn history(State(node): State<AppState>, s: UiSession, Path(id): Path<String>) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let d = match node.get_sheet(&s.principal, &id).await {
+        Ok(d) => d,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let events = match node.workflow_history(&s.principal, &id).await {
+        Ok(e) => e,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let lines: Vec<nsdb_ui::workflow::HistoryLine> = events
+        .iter()
+        .map(|e| {
+            let mut route = format!("{} {}", e.actor_name, e.actor_kind.label());
+            if let Some(to) = &e.assignee_name {
+                route.push_str(" → ");
+                route.push_str(to);
+                if let Some(k) = e.assignee_kind {
+                    route.push(' ');
+                    route.push_str(k.label());
+                }
+            }
+            nsdb_ui::workflow::HistoryLine {
+                at: format_ms(e.at_ms),
+                route,
+                action: step_label(&e.action).to_string(),
+                status: status::label(&e.status).to_string(),
+                comment: e.comment.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let offered = Offered::for_user(&s.principal, &d.row);
+    let page = nsdb_ui::workflow::history(
+        &ctx.page(),
+        &title(&node, &d),
+        &id,
+        &lines,
+        offered.pull_back,
+        offered.edit,
+    );
+    Html(page.into_string()).into_response()
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn differences(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let between = match (&q.from, &q.to) {
+        (Some(f), Some(t)) => Some((f.as_str(), t.as_str())),
+        _ => None,
+    };
+    let d = match node.differences(&s.principal, &id, between).await {
+        Ok(d) => d,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let detail = match node.get_sheet(&s.principal, &id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let Some(form) = node.catalogue.form(&detail.row.form_id) else {
+        return error_page(Some(&ctx), Error::UnknownForm(detail.row.form_id.clone()));
+    };
+    let shown = |field: &str, value: &Option<String>| -> String {
+        match (value, form.item(field)) {
+            (None, _) => "（未入力）".into(),
+            (Some(v), Some(item)) => nsdb_ui::editor::display_value(item, v),
+            (Some(v), None) => v.clone(),
+        }
+    };
+    let lines = |changes: &[nsdb_sync::FieldChange]| -> Vec<nsdb_ui::workflow::DiffLine> {
+        changes
+            .iter()
+            .map(|c| nsdb_ui::workflow::DiffLine {
+                section: form
+                    .section_of(&c.field)
+                    .map(|s| s.title.clone())
+                    .unwrap_or_default(),
+                label: form
+                    .item(&c.field)
+                    .map(|i| i.label.clone())
+                    .unwrap_or_else(|| c.field.clone()),
+                before: shown(&c.field, &c.before),
+                after: shown(&c.field, &c.after),
+            })
+            .collect()
+    };
+    let source = d.source.as_ref().map(|(sid, ch)| (sid.as_str(), lines(ch)));
+    let between = d.between.as_ref().map(|(_, _, ch)| lines(ch));
+    let versions: Vec<nsdb_ui::workflow::VersionLine> = d
+        .versions
+        .iter()
+        .enumerate()
+        .map(|(n, v)| nsdb_ui::workflow::VersionLine {
+            at: format_ms(v.at_ms),
+            author: v.author.clone(),
+            message: v.message.clone(),
+            changed: v
+                .changed
+                .iter()
+                .map(|f| form.item(f).map(|i| i.label.as_str()).unwrap_or(f.as_str()))
+                .collect::<Vec<_>>()
+                .join("、"),
+            diff_link: (n > 0).then(|| {
+                format!(
+                    "/sheets/{id}/diff?from={}&to={}#between",
+                    d.versions[n - 1].hash,
+                    v.hash
+                )
+            }),
+        })
+        .collect();
+    let page = nsdb_ui::workflow::differences(
+        &ctx.page(),
+        &format!("差異 {}", title(&node, &detail)),
+        &id,
+        source.as_ref().map(|(s, l)| (*s, l.as_slice())),
+        between.as_deref(),
+        &versions,
+    );
+    Html(page.into_string()).into_response()
+}
+
+/// データ出力: the sheet's values as a JSON file. Audited as an export.
+async fn export(State(node): State<AppState>, s: UiSession, Path(id): Path<String>) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let d = match node.get_sheet(&s.principal, &id).await {
+        Ok(d) => d,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    if let Err(e) = node
+        .audit(&s.principal, "sheet_export", Some(&id), None)
+        .await
+    {
+        return error_page(Some(&ctx), e);
+    }
+    let body = serde_json::to_string_pretty(&d).unwrap_or_else(|_| "{}".into());
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/json; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"sheet-{id}.json\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sheets/approve", post(bulk_approve))
+        .route("/sheets/{id}", get(view_sheet).post(save_sheet))
+        .route("/sheets/{id}/edit", get(edit_sheet))
+        .route("/sheets/{id}/approve", post(approve))
+        .route("/sheets/{id}/release", post(release))
+        .route("/sheets/{id}/pullback", post(pull_back))
+        .route("/sheets/{id}/renew", post(renew))
+        .route("/sheets/{id}/history", get(history))
+        .route("/sheets/{id}/diff", get(differences))
+        .route("/sheets/{id}/export", get(export))
+        .route("/workflow", get(workflow_list))
+}
