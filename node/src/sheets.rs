@@ -259,7 +259,22 @@ impl Node {
     ) -> Result<SheetDetail> {
         authorize(p, Action::CreateSheet, Target::None)?;
         let form = self.form(form_id)?;
-        let values = nsdb_rules::normalise_input(form, input)?;
+        let mut values = nsdb_rules::normalise_input(form, input)?;
+        // What the node already knows is filled in, not typed: the institution, and the doctor
+        // when a doctor starts the sheet.
+        let inst = &self.config.institution;
+        let mut known = vec![
+            ("doctor.institution_name", inst.name.clone()),
+            ("doctor.institution_code", inst.code.clone()),
+        ];
+        if p.role() == Role::Doctor {
+            known.push(("doctor.name", p.name.clone()));
+        }
+        for (item, value) in known {
+            if form.item(item).is_some() && values.get(item).is_none_or(|v| v.is_empty()) {
+                values.insert(item.to_string(), value);
+            }
+        }
         let now = self.clock.now_ms();
         let edit = Edit {
             author: self.author(p),

@@ -330,6 +330,18 @@ impl Node {
                             let form = catalogue
                                 .form(&row.form_id)
                                 .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                            // The registering doctor and the day are what the form means by
+                            // 指定医氏名 and 記載年月日 when nobody typed them.
+                            let fields = sheet.fields();
+                            let defaults: BTreeMap<String, Option<String>> = [
+                                ("doctor.name", principal.name.clone()),
+                                ("doctor.written_date", today.to_string()),
+                            ]
+                            .into_iter()
+                            .filter(|(k, _)| form.item(k).is_some() && !fields.contains_key(*k))
+                            .map(|(k, v)| (k.to_string(), Some(v)))
+                            .collect();
+                            sheet.set_fields(&defaults, edit);
                             let messages =
                                 nsdb_rules::check(form, &sheet.fields(), Mode::Complete, today);
                             if !messages.is_empty() {

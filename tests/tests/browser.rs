@@ -21,7 +21,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 struct Driver {
     child: tokio::process::Child,
     port: u16,
-    _profile: tempfile::TempDir,
+    profiles: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -70,12 +70,14 @@ async fn driver() -> Option<Driver> {
     Some(Driver {
         child,
         port,
-        _profile: tempfile::tempdir().unwrap(),
+        profiles: tempfile::tempdir().unwrap(),
     })
 }
 
+/// A new browser session with a profile of its own (its own cookies).
 async fn browser(d: &Driver) -> Client {
-    let profile = d._profile.path().display().to_string();
+    let profile = tempfile::tempdir_in(d.profiles.path()).unwrap().keep();
+    let profile = profile.display().to_string();
     let caps = serde_json::json!({
         "goog:chromeOptions": {
             "binary": CHROMIUM,
@@ -241,4 +243,202 @@ async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
     assert!(row.contains("シケン ブラウザ"), "{row}");
     assert!(row.contains("女性") && row.contains("一時保存"), "{row}");
     c.close().await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let field = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn sign_in(c: &Client, t: &TestNode, login: &str) {
+    c.goto(&t.url("/login")).await.unwrap();
+    type_into(c, "#login", login).await;
+    type_into(c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    wait_url(c, "/sheets").await;
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(std::env::temp_dir().join(format!("nsdb-{name}.png")), png);
+    }
+}
+
+/// The whole day of the editor issue: a clerk drafts and sends; the doctor finds it in the
+/// workflow list, checks, fills, registers and approves; next year 更新登録 carries the values
+/// and 差異 shows what changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_year() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+
+    // The clerk drafts and sends it to the doctor with a comment.
+    let clerk = browser(&d).await;
+    sign_in(&clerk, &t, "clerk").await;
+    clerk.goto(&t.url("/sheets/new")).await.unwrap();
+    click(&clerk, "form[action='/sheets'] button").await;
+    wait_url(&clerk, "/edit").await;
+    type_into(&clerk, "#f-patient-name", "日常 花子").await;
+    type_into(&clerk, "#f-patient-name_kana", "ニチジョウ ハナコ").await;
+    type_into(&clerk, "#f-patient-birth_date", "1950-07-07").await;
+    let doctor_option = clerk
+        .find(Locator::XPath(
+            "//select[@id='wf-to']/option[contains(., '鈴木 太郎')]",
+        ))
+        .await
+        .unwrap();
+    doctor_option.click().await.unwrap();
+    type_into(
+        &clerk,
+        "#wf-comment",
+        "登録内容のご確認をお願いいたします。",
+    )
+    .await;
+    click(&clerk, "button[value='request']").await;
+    wait_url(&clerk, "notice=requested").await;
+    assert!(
+        text_of(&clerk, "p.notice")
+            .await
+            .contains("確認を依頼しました")
+    );
+    clerk.close().await.unwrap();
+
+    // The doctor finds it in the workflow list.
+    let doc = browser(&d).await;
+    sign_in(&doc, &t, "doctor").await;
+    doc.find(Locator::LinkText("ワークフロー"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&doc, "/workflow").await;
+    let row = text_of(&doc, "table.list tbody tr").await;
+    assert!(
+        row.contains("日常 花子") && row.contains("登録内容のご確認をお願いいたします。"),
+        "{row}"
+    );
+    assert!(row.contains("田中 花子"), "{row}");
+    doc.find(Locator::LinkText("編集"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&doc, "/edit").await;
+    let edit_url = doc.current_url().await.unwrap().to_string();
+    let edit_url = edit_url.split('?').next().unwrap().to_string();
+
+    // チェック highlights a missing required item and jumps to the first.
+    click(&doc, "button[value='check']").await;
+    wait_url(&doc, "check=1").await;
+    let url = doc.current_url().await.unwrap();
+    let first = url
+        .fragment()
+        .expect("the page jumps to the first item")
+        .to_string();
+    let first_field = doc.find(Locator::Id(&first)).await.unwrap();
+    let flagged = match first_field.attr("aria-invalid").await.unwrap() {
+        Some(v) => v,
+        None => first_field
+            .find(Locator::XPath("./ancestor::span[@aria-invalid][1]"))
+            .await
+            .unwrap()
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .unwrap_or_default(),
+    };
+    assert_eq!(flagged, "true", "{first} is highlighted");
+    assert!(
+        text_of(&doc, "section.messages")
+            .await
+            .contains("申請種別を選択してください。")
+    );
+    shot(&doc, "check").await;
+
+    // The doctor fills what is missing, registers and approves.
+    for css in [
+        "input[name='application.type'][value='1']",
+        "input[name='application.attachments'][value='1']",
+        "input[name='patient.sex'][value='2']",
+        "input[name='diagnosis.a_rest_tremor'][value='1']",
+        "input[name='severity.hoehn_yahr'][value='3']",
+        "input[name='severity.life_function'][value='2']",
+    ] {
+        click(&doc, css).await;
+    }
+    type_into(&doc, "#f-doctor-number", "123456").await;
+    click(&doc, "button[value='register']").await;
+    wait_url(&doc, "notice=registered").await;
+    let meta = text_of(&doc, "dl.meta").await;
+    assert!(meta.contains("登録済"), "{meta}");
+    let key = doc
+        .find(Locator::XPath(
+            "//dl[contains(@class,'meta')]/dt[.='アクセスキー']/following-sibling::dd[1]",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(key.len(), 13, "an access key like 12345-67890-1: {key}");
+    click(&doc, "button[value='approve']").await;
+    wait_url(&doc, "notice=approved").await;
+    assert!(text_of(&doc, "dl.meta").await.contains("承認済"));
+    shot(&doc, "approved").await;
+
+    // Next year: 更新登録 carries the values over; 差異 shows exactly what changed.
+    let view_url = edit_url.trim_end_matches("/edit").to_string();
+    doc.goto(&view_url).await.unwrap();
+    click(&doc, "form[action$='/renew'] button").await;
+    wait_url(&doc, "notice=renewed").await;
+    assert!(text_of(&doc, "div.carried").await.contains("引き継いだ値"));
+    let name = doc
+        .find(Locator::Id("f-patient-name"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("日常 花子"), "carried over");
+    click(&doc, "input[name='diagnosis.a_rest_tremor'][value='2']").await;
+    click(&doc, "button[value='save']").await;
+    wait_url(&doc, "notice=saved").await;
+    doc.find(Locator::LinkText("差異"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&doc, "/diff").await;
+    let table = text_of(&doc, "table.diff").await;
+    assert!(
+        table.contains("申請種別") && table.contains("新規") && table.contains("更新"),
+        "{table}"
+    );
+    assert!(
+        table.contains("静止時振戦") || table.contains("安静時振戦") || table.contains("振戦"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("氏名"),
+        "unchanged carried items are not listed: {table}"
+    );
+    shot(&doc, "diff").await;
+    doc.close().await.unwrap();
 }
