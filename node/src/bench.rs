@@ -63,7 +63,7 @@ impl Figure {
 }
 
 /// The scenarios `nsdb bench` knows.
-pub const SCENARIOS: &[&str] = &["store"];
+pub const SCENARIOS: &[&str] = &["store", "ui"];
 
 /// Options of the store scenario.
 #[derive(Debug, Clone, Copy)]
@@ -229,6 +229,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_ui_scenario_measures_editor_save_and_list() {
+        let figures = ui(UiBench {
+            sheets: 200,
+            runs: 1,
+            requests: 2,
+        })
+        .await
+        .unwrap();
+        let metrics: Vec<&str> = figures.iter().map(|f| f.metric.as_str()).collect();
+        assert_eq!(
+            metrics,
+            [
+                "editor_render",
+                "editor_save",
+                "list_page",
+                "list_search_kana"
+            ]
+        );
+        assert!(figures.iter().all(|f| f.median > 0.0));
+    }
+
+    #[tokio::test]
     async fn the_store_scenario_reports_both_sides_and_the_ratio() {
         let figures = store(StoreBench {
             sheets: 20,
@@ -241,4 +263,154 @@ mod tests {
         assert!(metrics.contains(&"load_encrypted_vs_plain"));
         assert!(figures.iter().all(|f| f.median > 0.0 && f.runs == 1));
     }
+}
+
+/// Options of the ui scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct UiBench {
+    /// Sheets in the list (the projection rows the list page searches).
+    pub sheets: usize,
+    pub runs: usize,
+    /// Requests per run; the run's figure is their median.
+    pub requests: usize,
+}
+
+impl Default for UiBench {
+    fn default() -> Self {
+        UiBench {
+            sheets: 100_000,
+            runs: 5,
+            requests: 50,
+        }
+    }
+}
+
+fn median_ms(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Server time of the screens a doctor uses all day, measured through the real router
+/// in-process (session lookup, authorisation, database, audit, rendering): the editor of the
+/// largest form, saving it (checks included), and the list page with `sheets` sheets.
+pub async fn ui(opts: UiBench) -> anyhow::Result<Vec<Figure>> {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+
+    let t = crate::testing::TestNode::start(crate::config::NodeRole::Hospital).await;
+    let node = t.node.clone();
+    let form = node
+        .catalogue
+        .forms()
+        .into_iter()
+        .max_by_key(|f| f.items().count())
+        .ok_or_else(|| anyhow::anyhow!("the catalogue has no forms"))?
+        .clone();
+    let session = node.login("doctor", crate::demo::DEMO_PASSWORD).await?;
+    let doctor = session.principal.clone();
+
+    // One real sheet of the largest form, every item filled with a valid value.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    let values = crate::seed::sheet_values(&form, &mut rng, node.clock.today_jst());
+    let sheet = node.create_sheet(&doctor, &form.id, &values).await?;
+    let id = sheet.row.id.clone();
+
+    // The list's rows: fictitious sheets of the same hospital. Their list columns vary; their
+    // documents are one real document (the list page never opens documents).
+    let docs = crate::seed::sheets(
+        &form,
+        1000,
+        11,
+        &doctor.institution,
+        Author {
+            node: node.node_id,
+            user: doctor.user_id,
+        },
+        node.clock.now_ms(),
+        node.clock.today_jst(),
+    );
+    let n = opts.sheets;
+    node.store
+        .write(move |c| {
+            let tx = c.transaction()?;
+            for i in 0..n {
+                let mut s = docs[i % docs.len()].clone();
+                // A fresh id per row; the projection is what the list reads.
+                let row_id = uuid::Uuid::from_u128(i as u128 + 1).to_string();
+                crate::sheets::store_sheet(&tx, &mut s, "screen", i as i64)?;
+                tx.execute(
+                    "UPDATE sheets SET id = ?1 WHERE id = ?2",
+                    rusqlite::params![row_id, s.header().id.to_string()],
+                )?;
+            }
+            tx.commit()?;
+            Ok::<_, crate::Error>(())
+        })
+        .await?;
+
+    let app = crate::http::router(node.clone());
+    let cookie = format!("nsdb_session={}", session.token);
+    let save_body = serde_urlencoded::to_string(
+        values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([("csrf", session.csrf.as_str()), ("action", "save")])
+            .collect::<Vec<_>>(),
+    )?;
+    let get = |uri: String| {
+        Request::get(uri)
+            .header(header::COOKIE, cookie.clone())
+            .body(Body::empty())
+    };
+    let mut figures = Vec::new();
+    type MakeRequest<'a> = Box<dyn Fn(usize) -> Request<Body> + 'a>;
+    let scenarios: [(&str, MakeRequest); 4] = [
+        (
+            "editor_render",
+            Box::new(|_| get(format!("/sheets/{id}/edit")).unwrap_or_default()),
+        ),
+        (
+            "editor_save",
+            Box::new(|i| {
+                // Alternate one value so every save really changes the sheet.
+                let body = format!("{save_body}&patient.address=%E8%A9%A6%E9%A8%93{i}");
+                Request::post(format!("/sheets/{id}"))
+                    .header(header::COOKIE, cookie.clone())
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(body))
+                    .unwrap_or_default()
+            }),
+        ),
+        (
+            "list_page",
+            Box::new(|i| get(format!("/sheets?page={}", 1 + i % 50)).unwrap_or_default()),
+        ),
+        (
+            "list_search_kana",
+            Box::new(|_| get("/sheets?q=%E3%83%A4".to_string()).unwrap_or_default()),
+        ),
+    ];
+    for (metric, request) in &scenarios {
+        let mut per_run = Vec::new();
+        for run in 0..=opts.runs {
+            let mut times = Vec::with_capacity(opts.requests);
+            for i in 0..opts.requests {
+                let req = request(run * opts.requests + i);
+                let started = Instant::now();
+                let res = app.clone().oneshot(req).await?;
+                let status = res.status();
+                let _ = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+                if !(status.is_success() || status.is_redirection()) {
+                    anyhow::bail!("{metric}: the server answered {status}");
+                }
+            }
+            if run > 0 {
+                per_run.push(median_ms(times));
+            }
+        }
+        figures.push(Figure::from_runs("ui", metric, "ms", &per_run));
+    }
+    Ok(figures)
 }

@@ -48,7 +48,8 @@ enum Command {
     },
     /// Measures a scenario: medians and min–max over several runs after a warm-up.
     Bench {
-        /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite).
+        /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite)
+        /// or ui (server time of the editor, saving and the list at 100,000 sheets).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(nsdb::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -57,9 +58,9 @@ enum Command {
         /// Measured runs after the warm-up.
         #[arg(long, default_value_t = 5)]
         runs: usize,
-        /// Sheets per run (store).
-        #[arg(long, default_value_t = 2000)]
-        sheets: usize,
+        /// Sheets: per run (store, default 2000) or in the list (ui, default 100000).
+        #[arg(long)]
+        sheets: Option<usize>,
     },
 }
 
@@ -175,11 +176,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             runs,
             sheets,
         } => {
+            let sheets_given = sheets.is_some();
+            let sheets = sheets.unwrap_or(2000);
             let figures = match scenario.as_str() {
                 "store" => {
                     nsdb::bench::store(nsdb::bench::StoreBench {
                         sheets,
                         runs: runs.max(1),
+                    })
+                    .await?
+                }
+                "ui" => {
+                    nsdb::bench::ui(nsdb::bench::UiBench {
+                        sheets: if sheets_given { sheets } else { 100_000 },
+                        runs: runs.max(1),
+                        ..Default::default()
                     })
                     .await?
                 }
