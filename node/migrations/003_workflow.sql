@@ -5,6 +5,13 @@ ALTER TABLE sheets ADD COLUMN assignee INTEGER REFERENCES users(id);
 -- The sheet this one was carried forward from (前回値踏襲).
 ALTER TABLE sheets ADD COLUMN carried_from TEXT;
 CREATE INDEX sheets_assignee ON sheets(assignee, status);
+-- The list's order (newest first, id to break ties) straight from an index.
+DROP INDEX sheets_updated;
+CREATE INDEX sheets_list ON sheets(institution, updated_at DESC, id);
+CREATE INDEX sheets_list_all ON sheets(updated_at DESC, id);
+-- Kana search newest first without touching the table.
+DROP INDEX sheets_kana;
+CREATE INDEX sheets_kana ON sheets(institution, name_kana, updated_at, id);
 CREATE INDEX sheets_status ON sheets(institution, status, updated_at DESC);
 CREATE INDEX sheets_written ON sheets(institution, written_date);
 CREATE INDEX sheets_kokuji ON sheets(institution, kokuji, eda);

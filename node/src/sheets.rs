@@ -19,6 +19,9 @@ use crate::{Error, Node, Result};
 /// Rows per page of the sheet list.
 pub const PAGE_SIZE: u32 = 20;
 
+/// The list counts matching sheets up to this many; `SheetPage::total` above it means "more".
+pub const COUNT_LIMIT: u64 = 10_000;
+
 /// One line of the sheet list (M9), as stored in the projection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SheetRow {
@@ -96,6 +99,7 @@ pub struct SheetQuery {
 /// One page of the sheet list.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SheetPage {
+    /// Matching sheets, counted up to `COUNT_LIMIT`; a larger value means "more than that".
     pub total: u64,
     pub page: u32,
     pub page_size: u32,
@@ -109,9 +113,9 @@ const ROW_COLUMNS: &str = "s.id, s.form_id, s.kokuji, s.eda, s.disease, s.instit
     (SELECT actor FROM workflow_events w WHERE w.sheet_id = s.id AND w.action = 'request'
      ORDER BY w.id DESC LIMIT 1) AS requested_by";
 
-/// The tables a row is read from.
-const ROW_FROM: &str =
-    "sheets s LEFT JOIN users u ON u.id = s.doctor LEFT JOIN users a ON a.id = s.assignee";
+/// The joins that give a row its names.
+const ROW_JOINS: &str =
+    "LEFT JOIN users u ON u.id = s.doctor LEFT JOIN users a ON a.id = s.assignee";
 
 fn row_from(r: &Row<'_>) -> rusqlite::Result<SheetRow> {
     Ok(SheetRow {
@@ -145,7 +149,7 @@ fn row_from(r: &Row<'_>) -> rusqlite::Result<SheetRow> {
 
 pub(crate) fn load_row(c: &Connection, id: &str) -> rusqlite::Result<Option<SheetRow>> {
     c.query_row(
-        &format!("SELECT {ROW_COLUMNS} FROM {ROW_FROM} WHERE s.id = ?1"),
+        &format!("SELECT {ROW_COLUMNS} FROM sheets s {ROW_JOINS} WHERE s.id = ?1"),
         [id],
         row_from,
     )
@@ -536,13 +540,11 @@ impl Node {
                             args.push(Box::new(narrow.clone()));
                         }
                     } else {
+                        // A prefix as a range, so the (institution, name_kana) index serves it.
                         let kana = value::to_full_katakana(&q);
-                        let escaped = kana
-                            .replace('\\', "\\\\")
-                            .replace('%', "\\%")
-                            .replace('_', "\\_");
-                        filters.push("s.name_kana LIKE ? ESCAPE '\\'".to_string());
-                        args.push(Box::new(format!("{escaped}%")));
+                        filters.push("s.name_kana >= ? AND s.name_kana < ?".to_string());
+                        args.push(Box::new(kana.clone()));
+                        args.push(Box::new(format!("{kana}\u{10FFFF}")));
                     }
                 }
                 if let Some(v) = given(&query.status) {
@@ -581,14 +583,22 @@ impl Node {
                     format!("WHERE {}", filters.join(" AND "))
                 };
                 let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+                // Counting stops at COUNT_LIMIT: past it the screen says "more than".
                 let total: u64 = c.query_row(
-                    &format!("SELECT count(*) FROM sheets s {filter}"),
+                    &format!(
+                        "SELECT count(*) FROM (SELECT 1 FROM sheets s {filter} LIMIT {})",
+                        COUNT_LIMIT + 1
+                    ),
                     refs.as_slice(),
                     |r| r.get(0),
                 )?;
+                // The page's ids first (from the indexes alone), then their columns: the
+                // joins and subqueries run for twenty rows, not for every match.
                 let mut st = c.prepare(&format!(
-                    "SELECT {ROW_COLUMNS} FROM {ROW_FROM}
-                     {filter} ORDER BY s.updated_at DESC, s.id LIMIT {PAGE_SIZE} OFFSET {}",
+                    "SELECT {ROW_COLUMNS} FROM (SELECT s.id FROM sheets s {filter}
+                         ORDER BY s.updated_at DESC, s.id LIMIT {PAGE_SIZE} OFFSET {}) AS page
+                     JOIN sheets s ON s.id = page.id {ROW_JOINS}
+                     ORDER BY s.updated_at DESC, s.id",
                     (page as u64 - 1) * PAGE_SIZE as u64
                 ))?;
                 let rows = st

@@ -211,7 +211,7 @@ async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
         .click()
         .await
         .unwrap();
-    wait_url(&c, "saved=1").await;
+    wait_url(&c, "notice=saved").await;
     assert_eq!(text_of(&c, "p.notice").await, "一時保存しました。");
     // What was typed is there, the kana normalised, the bad postal code kept and flagged.
     let kana = c

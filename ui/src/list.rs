@@ -56,6 +56,8 @@ pub struct ListView {
     pub page: u32,
     pub page_size: u32,
     pub rows: Vec<ListRow>,
+    /// Counting stops here; `total` above it means "more than this".
+    pub count_limit: u64,
     pub filters: Filters,
     pub choices: FilterChoices,
     /// Shows 一括承認.
@@ -67,7 +69,11 @@ fn or_dash(s: &str) -> &str {
 }
 
 pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
-    let pages = v.total.div_ceil(v.page_size.max(1) as u64).max(1) as u32;
+    let pages = v
+        .total
+        .min(v.count_limit)
+        .div_ceil(v.page_size.max(1) as u64)
+        .max(1) as u32;
     let f = &v.filters;
     let q = format!(
         "q={}&status={}&kokuji={}&doctor={}&from={}&to={}",
@@ -104,7 +110,14 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
                     }
                 }
             }
-            p.count { "検索結果件数 " (v.total) "件" @if pages > 1 { "（" (v.page) "/" (pages) "頁）" } }
+            p.count {
+                @if v.total > v.count_limit {
+                    "検索結果件数 " (v.count_limit) "件以上（条件を加えて絞り込んでください）"
+                } @else {
+                    "検索結果件数 " (v.total) "件"
+                    @if pages > 1 { "（" (v.page) "/" (pages) "頁）" }
+                }
+            }
             table.list {
                 thead {
                     tr {

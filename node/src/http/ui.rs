@@ -302,6 +302,7 @@ async fn sheet_list(
         page: page.page,
         page_size: page.page_size,
         bulk_approve: role_may(s.principal.role(), Action::Approve),
+        count_limit: crate::sheets::COUNT_LIMIT,
         rows,
         filters: nsdb_ui::list::Filters {
             status: given(&q.status),
