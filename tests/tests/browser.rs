@@ -181,36 +181,11 @@ async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
     let title = text_of(&c, "main h1").await;
     assert!(title.contains("パーキンソン病"), "{title}");
 
-    c.find(Locator::Id("f-patient-name"))
-        .await
-        .unwrap()
-        .send_keys("試験 ブラウザ")
-        .await
-        .unwrap();
-    c.find(Locator::Id("f-patient-name_kana"))
-        .await
-        .unwrap()
-        .send_keys("ｼｹﾝ ﾌﾞﾗｳｻﾞ")
-        .await
-        .unwrap();
-    c.find(Locator::Id("f-patient-postal_code"))
-        .await
-        .unwrap()
-        .send_keys("1234")
-        .await
-        .unwrap();
-    c.find(Locator::Css("input[name='patient.sex'][value='2']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[value='save']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, "#f-patient-name", "試験 ブラウザ").await;
+    type_into(&c, "#f-patient-name_kana", "ｼｹﾝ ﾌﾞﾗｳｻﾞ").await;
+    type_into(&c, "#f-patient-postal_code", "1234").await;
+    click(&c, "input[name='patient.sex'][value='2']").await;
+    click(&c, "button[value='save']").await;
     wait_url(&c, "notice=saved").await;
     assert_eq!(text_of(&c, "p.notice").await, "一時保存しました。");
     // What was typed is there, the kana normalised, the bad postal code kept and flagged.
@@ -245,22 +220,42 @@ async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
     c.close().await.unwrap();
 }
 
-async fn click(c: &Client, css: &str) {
-    c.wait()
+/// Finds an element and, like a user, opens the editor tab it is on when it is hidden.
+async fn reveal(c: &Client, css: &str) -> fantoccini::elements::Element {
+    let el = c
+        .wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    if !el.is_displayed().await.unwrap_or(true) {
+        let section = el
+            .find(Locator::XPath(
+                "./ancestor::fieldset[starts-with(@id,'s-')][1]",
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{css} is hidden outside any section: {e}"));
+        let id = section.attr("id").await.unwrap().unwrap_or_default();
+        c.find(Locator::Css(&format!("nav.sections a[href='#{id}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    el
+}
+
+async fn click(c: &Client, css: &str) {
+    reveal(c, css)
+        .await
         .click()
         .await
         .unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
 
 async fn type_into(c: &Client, css: &str, text: &str) {
-    let field = c
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    let field = reveal(c, css).await;
     field.clear().await.unwrap();
     field.send_keys(text).await.unwrap();
 }

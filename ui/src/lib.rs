@@ -16,6 +16,9 @@ pub use list::{ListRow, ListView};
 /// The stylesheet served at `/static/app.css`.
 pub const STYLESHEET: &str = include_str!("../static/app.css");
 
+/// The script served at `/static/app.js`: enhancements only; every page works without it.
+pub const SCRIPT: &str = include_str!("../static/app.js");
+
 /// What every page of a signed-in user needs.
 #[derive(Debug, Clone)]
 pub struct PageContext<'a> {
@@ -41,6 +44,7 @@ fn page(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " | nsdb 難病・小慢データベース" }
                 link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
             }
             body { (body) }
         }

@@ -402,6 +402,16 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        nsdb_ui::SCRIPT,
+    )
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -426,6 +436,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sheets/new", get(new_sheet_page))
         .route("/admin/users", get(users))
         .route("/static/app.css", get(stylesheet))
+        .route("/static/app.js", get(script))
         .merge(super::sheet_ui::routes())
         .fallback(not_found)
 }

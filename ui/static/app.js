@@ -1,0 +1,62 @@
+// nsdb: small enhancements of server-rendered pages. Everything works without this file.
+//
+// On the sheet editor, the section menu becomes tabs: one section shows at a time, the tab is
+// kept across saves of the same sheet, Alt+←/→ moves between tabs, and a field the URL points
+// at (after チェック) opens its tab and takes the focus.
+(function () {
+  "use strict";
+  var form = document.getElementById("sheet");
+  var nav = document.querySelector(".editbar nav.sections");
+  if (!form || !nav) return;
+  var links = Array.prototype.slice.call(nav.querySelectorAll("a[href^='#s-']"));
+  var sections = links.map(function (a) { return document.getElementById(a.getAttribute("href").slice(1)); });
+  var key = "nsdb-tab:" + location.pathname;
+  nav.setAttribute("role", "tablist");
+
+  function show(i, focus) {
+    sections.forEach(function (s, j) { if (s) s.hidden = j !== i; });
+    links.forEach(function (a, j) {
+      a.setAttribute("role", "tab");
+      a.setAttribute("aria-selected", j === i ? "true" : "false");
+      a.classList.toggle("current", j === i);
+    });
+    try { sessionStorage.setItem(key, String(i)); } catch (e) { /* private mode */ }
+    if (focus && sections[i]) {
+      var first = sections[i].querySelector("input:not([type=hidden]), select, textarea");
+      if (first) first.focus();
+    }
+  }
+
+  links.forEach(function (a, i) {
+    a.addEventListener("click", function (e) { e.preventDefault(); show(i, true); });
+  });
+  // A "次へ" button at the end of each section keeps keyboard-only entry flowing.
+  sections.forEach(function (s, i) {
+    if (!s || i === sections.length - 1) return;
+    var next = document.createElement("button");
+    next.type = "button";
+    next.className = "next-tab";
+    next.textContent = "次へ（" + links[i + 1].textContent + "）";
+    next.addEventListener("click", function () { show(i + 1, true); });
+    s.appendChild(next);
+  });
+  document.addEventListener("keydown", function (e) {
+    if (!e.altKey || (e.key !== "ArrowRight" && e.key !== "ArrowLeft")) return;
+    var cur = links.findIndex(function (a) { return a.getAttribute("aria-selected") === "true"; });
+    var to = e.key === "ArrowRight" ? Math.min(cur + 1, links.length - 1) : Math.max(cur - 1, 0);
+    e.preventDefault();
+    show(to, true);
+  });
+
+  var target = location.hash ? document.getElementById(location.hash.slice(1)) : null;
+  var start = 0;
+  if (target) {
+    start = sections.findIndex(function (s) { return s && s.contains(target); });
+  } else {
+    var kept = null;
+    try { kept = sessionStorage.getItem(key); } catch (e) { /* private mode */ }
+    if (kept !== null && +kept < sections.length) start = +kept;
+  }
+  show(Math.max(start, 0), false);
+  if (target && target.focus) target.focus();
+})();
