@@ -66,7 +66,9 @@ struct ConfigFile {
     listen: SocketAddr,
     data_dir: PathBuf,
     /// Path of the database key file (64 hex characters, mode 600).
-    key_file: PathBuf,
+    key_file: Option<PathBuf>,
+    /// Or: the environment variable that holds the key (for containers and tests).
+    key_env: Option<String>,
     institution: Institution,
 }
 
@@ -78,12 +80,20 @@ impl NodeConfig {
         let file: ConfigFile =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let key = match (file.key_file, file.key_env) {
+            (Some(f), None) => KeySource::File(base.join(f)),
+            (None, Some(var)) => KeySource::Env(var),
+            _ => anyhow::bail!(
+                "config {}: give exactly one of key_file (a file with the database key, mode 600) or key_env (an environment variable holding it)",
+                path.display()
+            ),
+        };
         Ok(NodeConfig {
             name: file.name,
             role: file.role,
             listen: file.listen,
             data_dir: base.join(file.data_dir),
-            key: KeySource::File(base.join(file.key_file)),
+            key,
             institution: file.institution,
         })
     }
@@ -122,6 +132,13 @@ name = "東京テスト病院"
         let c = NodeConfig::from_file(&path).unwrap();
         assert_eq!(c.role, NodeRole::Hospital);
         assert_eq!(c.data_dir, dir.path().join("data"));
+        let both = std::fs::read_to_string(&path).unwrap().replace(
+            "key_file = \"db.key\"",
+            "key_file = \"db.key\"\nkey_env = \"X\"",
+        );
+        std::fs::write(&path, both).unwrap();
+        let err = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("exactly one of key_file"), "{err}");
         std::fs::write(&path, "name = 1\nrole = \"clinic\"\n").unwrap();
         let err = NodeConfig::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("nsdb.toml"), "{err}");
