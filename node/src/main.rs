@@ -154,7 +154,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            let node = nsdb::Node::open(nsdb::NodeConfig::from_file(&config)?, nsdb::Clock::System)?;
+            let node =
+                nsdb::Node::open(nsdb::NodeConfig::from_file(&config)?, nsdb::Clock::System)?;
             let id = nsdb::accounts::add_user(
                 &node,
                 &login,

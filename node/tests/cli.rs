@@ -66,7 +66,14 @@ fn add_user(config: &Path, login: &str, password: &str) -> std::process::Output 
     Command::new(NSDB)
         .args(["user", "add", "--config"])
         .arg(config)
-        .args(["--login", login, "--name", "運用 試験", "--kind", "nanbyo_doctor"])
+        .args([
+            "--login",
+            login,
+            "--name",
+            "運用 試験",
+            "--kind",
+            "nanbyo_doctor",
+        ])
         .env("NSDB_PASSWORD", password)
         .output()
         .unwrap()
@@ -83,7 +90,11 @@ fn an_operator_adds_a_user_and_serves_a_node_from_its_config() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("10文字以上"));
     let out = add_user(&config, "dr-ops", "correct horse battery");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut server = Command::new(NSDB)
         .args(["serve", "--config"])
@@ -127,7 +138,11 @@ fn a_loose_key_file_and_a_wrong_key_are_refused_with_what_to_do() {
     assert!(err.contains("chmod 600"), "{err}");
 
     write_key(dir.path(), "cd", 0o600);
-    assert!(add_user(&config, "dr-x", "correct horse battery").status.success());
+    assert!(
+        add_user(&config, "dr-x", "correct horse battery")
+            .status
+            .success()
+    );
     write_key(dir.path(), "ef", 0o600);
     let out = add_user(&config, "dr-y", "correct horse battery");
     assert!(!out.status.success());
