@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod policy;
+pub mod print;
 pub mod seed;
 pub mod sheets;
 pub mod store;
