@@ -132,6 +132,10 @@ pub fn sheet_values(
         format!("{:07}", rng.random_range(0..10_000_000)),
     );
     put("doctor.written_date", written.to_string());
+    put(
+        "doctor.number",
+        format!("{:06}", rng.random_range(0..1_000_000)),
+    );
     let onset_year = rng.random_range(birth.year + 40..=written.year.max(birth.year + 40));
     put(
         "basic.onset",

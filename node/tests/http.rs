@@ -564,3 +564,54 @@ async fn a_patients_name_never_reaches_the_disk_in_plain_text() {
         .unwrap();
     assert!(!found_in_files(plain_dir.path(), name.as_bytes()).is_empty());
 }
+
+#[tokio::test]
+async fn a_registered_sheet_prints_with_its_access_key_and_a_masked_copy_hides_the_patient() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let form = t.node.catalogue.form("rinko-006").unwrap().clone();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    let mut values = nsdb::seed::sheet_values(&form, &mut rng, t.node.clock.today_jst());
+    values.insert("patient.name".into(), "印刷 確認子".into());
+    let id = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap()
+        .row
+        .id;
+    let d = t
+        .node
+        .step(&doctor, &id, nsdb::workflow::Step::Register)
+        .await
+        .unwrap();
+    let key = nsdb::workflow::printed_key(&d.row).unwrap();
+
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let app = nsdb::http::router(t.node.clone());
+    let cookie: Vec<String> = c.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut text_of = async |uri: String| {
+        let res = app
+            .clone()
+            .oneshot(
+                Request::get(uri)
+                    .header(header::COOKIE, cookie.join("; "))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/pdf");
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(bytes.starts_with(b"%PDF"));
+        pdf_extract::extract_text_from_mem(&bytes).unwrap()
+    };
+    let full = text_of(format!("/sheets/{id}/print")).await;
+    assert!(full.contains(&key), "the access key {key} is printed");
+    assert!(full.contains("印刷 確認子"));
+    let masked = text_of(format!("/sheets/{id}/print?masked=1")).await;
+    assert!(masked.contains(&key));
+    assert!(!masked.contains("印刷 確認子"), "the patient is masked");
+}

@@ -117,6 +117,7 @@ fn edit_bar(form: &FormDef, id: &str, a: &Actions<'_>) -> Markup {
                 @if a.approve {
                     button type="submit" form="sheet" name="action" value="approve" { "承認" }
                 }
+                a.button href={ "/sheets/" (id) "/print" } target="_blank" { "帳票出力" }
                 a.button href={ "/sheets/" (id) "/diff" } { "差異" }
                 a.button href={ "/sheets/" (id) } { "閲覧" }
             }
@@ -327,6 +328,8 @@ fn view_toolbar(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             @if a.approve { (step_button(ctx, id, "approve", "承認")) }
             @if a.release { (step_button(ctx, id, "release", "解除")) }
             @if a.renew { (step_button(ctx, id, "renew", "更新登録")) }
+            a.button href={ "/sheets/" (id) "/print" } target="_blank" { "帳票出力" }
+            a.button href={ "/sheets/" (id) "/print?masked=1" } target="_blank" { "帳票出力（審査会用・個人情報マスク）" }
             a.button href={ "/sheets/" (id) "/diff" } { "差異" }
             a.button href={ "/sheets/" (id) "/history" } { "履歴" }
             a.button href={ "/sheets/" (id) "/export" } { "データ出力" }

@@ -583,6 +583,79 @@ async fn export(State(node): State<AppState>, s: UiSession, Path(id): Path<Strin
         .into_response()
 }
 
+#[derive(Deserialize)]
+struct PrintQuery {
+    /// The review board's variant with personal information masked (M14).
+    masked: Option<u8>,
+}
+
+/// 帳票出力: the sheet as an A4 PDF with its access key; `?masked=1` for the review board.
+async fn print(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    Query(q): Query<PrintQuery>,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let d = match node.get_sheet(&s.principal, &id).await {
+        Ok(d) => d,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let Some(form) = node.catalogue.form(&d.row.form_id).cloned() else {
+        return error_page(Some(&ctx), Error::UnknownForm(d.row.form_id.clone()));
+    };
+    let masked = q.masked.is_some();
+    let detail = if masked { "masked" } else { "full" };
+    if let Err(e) = node
+        .audit(&s.principal, "sheet_print", Some(&id), Some(detail))
+        .await
+    {
+        return error_page(Some(&ctx), e);
+    }
+    let printed_at = format!("{} JST", format_ms(node.clock.now_ms()));
+    let key = printed_key(&d.row);
+    let institution = d
+        .items
+        .get("doctor.institution_name")
+        .cloned()
+        .unwrap_or_default();
+    let pdf = tokio::task::spawn_blocking(move || {
+        let meta = crate::print::PrintMeta {
+            sheet_id: &d.row.id,
+            status: status::label(&d.row.status),
+            access_key: key.as_deref(),
+            form_version: &d.form_version,
+            rules_version: None,
+            printed_at: &printed_at,
+            institution: &institution,
+            doctor: d.row.doctor_name.as_deref().unwrap_or(""),
+        };
+        crate::print::sheet_pdf(&form, &d.items, &meta, masked)
+    })
+    .await;
+    match pdf {
+        Ok(Ok(bytes)) => (
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "inline; filename=\"sheet-{id}{}.pdf\"",
+                        if masked { "-masked" } else { "" }
+                    ),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(Err(e)) => error_page(Some(&ctx), Error::Invalid(e.to_string())),
+        Err(_) => error_page(
+            Some(&ctx),
+            Error::Invalid("帳票を作成できませんでした。もう一度お試しください。".into()),
+        ),
+    }
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/sheets/approve", post(bulk_approve))
@@ -595,5 +668,6 @@ pub fn routes() -> Router<AppState> {
         .route("/sheets/{id}/history", get(history))
         .route("/sheets/{id}/diff", get(differences))
         .route("/sheets/{id}/export", get(export))
+        .route("/sheets/{id}/print", get(print))
         .route("/workflow", get(workflow_list))
 }
