@@ -591,7 +591,7 @@ async fn a_registered_sheet_prints_with_its_access_key_and_a_masked_copy_hides_t
     c.ui_login("doctor").await;
     let app = nsdb::http::router(t.node.clone());
     let cookie: Vec<String> = c.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut text_of = async |uri: String| {
+    let text_of = async |uri: String| {
         let res = app
             .clone()
             .oneshot(
