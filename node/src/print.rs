@@ -693,19 +693,31 @@ impl Header {
             .width(key_text, KEY_SIZE)
             .max(face.width("アクセスキー", KEY_LABEL_SIZE));
         let title_w = PAGE_W - MARGIN_X - QR_SIZE - 14.0 - key_w - 16.0 - MARGIN_X;
-        // The largest size at which the title fits on two lines.
+        // One line if it fits at a readable size; otherwise the kind and number on the first
+        // line and the disease on the second, so the disease's name is not broken.
+        let kind_line = format!("【{}】 告示番号{}", form.kind.label(), form.kokuji);
         let mut title_size = 15.0;
-        let mut title_lines = wrap(face, &doc_title, title_size, title_w);
-        while title_lines.len() > 2 && title_size > 9.0 {
-            title_size -= 1.0;
-            title_lines = wrap(face, &doc_title, title_size, title_w);
+        let mut title_lines = vec![doc_title.clone()];
+        let one_line = [15.0, 14.0, 13.0]
+            .into_iter()
+            .find(|&size| face.width(&doc_title, size) <= title_w);
+        match one_line {
+            Some(size) => title_size = size,
+            None => loop {
+                let disease = wrap(face, &form.disease, title_size, title_w);
+                title_lines = std::iter::once(kind_line.clone()).chain(disease).collect();
+                if title_lines.len() <= 2 || title_size <= 9.0 {
+                    break;
+                }
+                title_size -= 1.0;
+            },
         }
+        title_lines.truncate(2);
         let mut info = vec![format!("様式版 {}", meta.form_version)];
         if let Some(r) = meta.rules_version {
             info.push(format!("判定規則 {r}"));
         }
         info.push(format!("ステータス {}", meta.status));
-        info.push(format!("帳票ID {}", meta.sheet_id));
         Header {
             doc_title,
             title_lines,
@@ -722,14 +734,21 @@ impl Header {
             let b = MARGIN_TOP + self.title_size + n as f32 * title_lh;
             pen.text(MARGIN_X, b, self.title_size, INK, line);
         }
-        let info_b = MARGIN_TOP + 58.0;
-        pen.text(MARGIN_X, info_b, INFO_SIZE, LABEL_INK, &self.info);
+        // The info line runs up to the QR code, below the access key's text.
+        let info_b = MARGIN_TOP + 52.0;
+        let info_w = PAGE_W - MARGIN_X - QR_SIZE - 12.0 - MARGIN_X;
+        let info_size = if pen.face.width(&self.info, INFO_SIZE) <= info_w {
+            INFO_SIZE
+        } else {
+            INFO_SIZE * info_w / pen.face.width(&self.info, INFO_SIZE)
+        };
+        pen.text(MARGIN_X, info_b, info_size, LABEL_INK, &self.info);
         if self.masked {
             let label = "審査会用（個人情報マスク済）";
-            let w = pen.face.width(label, 9.0) + 10.0;
-            let y = info_b - 28.0 + 2.0;
-            pen.stroke_rect(MARGIN_X, y, w, 15.0, 0.9, INK);
-            pen.text(MARGIN_X + 5.0, y + 11.0, 9.0, INK, label);
+            let w = pen.face.width(label, 8.5) + 10.0;
+            let b = info_b + 17.0;
+            pen.stroke_rect(MARGIN_X, b - 11.0, w, 14.5, 0.9, INK);
+            pen.text(MARGIN_X + 5.0, b, 8.5, INK, label);
         }
 
         let qr_x = PAGE_W - MARGIN_X - QR_SIZE;
@@ -1088,6 +1107,30 @@ mod tests {
         let err = sheet_pdf(&rinko(), &values(), &meta(Some(key)), false).unwrap_err();
         assert!(matches!(err, PrintError::AccessKeyQr(_)));
         assert!(err.to_string().contains("アクセスキー"));
+    }
+
+    /// Writes sample printouts for a look by eye: `NSDB_PRINT_SAMPLES=/tmp/p cargo test -p nsdb
+    /// print::tests::samples -- --ignored`, then `pdftoppm -r 80 -png` (see docs/printing.md).
+    #[test]
+    #[ignore = "writes files; run by hand"]
+    fn samples() {
+        let dir = std::env::var("NSDB_PRINT_SAMPLES").expect("NSDB_PRINT_SAMPLES=<dir>");
+        let mut vals = values();
+        vals.insert(
+            "course.summary".into(),
+            "2019年6月頃より右手の安静時振戦で発症。2021年より左側にも症状が出現し、歩行時の小刻み歩行、すくみ足を認める。L-dopa製剤(レボドパ・カルビドパ配合剤)で症状は改善したが、wearing-off現象が出現している。\n直近6か月で転倒2回。".into(),
+        );
+        vals.insert("basic.family_relation".into(), "1,5".into());
+        let (long, long_vals) = long_form(30, "長い記載が続きます。");
+        for (name, form, vals, key, masked) in [
+            ("sheet", rinko(), vals.clone(), Some(KEY), false),
+            ("masked", rinko(), vals.clone(), Some(KEY), true),
+            ("nokey", rinko(), vals, None, false),
+            ("long", long, long_vals, Some(KEY), false),
+        ] {
+            let pdf = sheet_pdf(&form, &vals, &meta(key), masked).expect("a PDF");
+            std::fs::write(format!("{dir}/{name}.pdf"), pdf).expect("write");
+        }
     }
 
     #[test]
