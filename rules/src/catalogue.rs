@@ -370,7 +370,6 @@ fn compile_form(
                         ));
                     }
                 }
-                used.insert(item.id.clone());
             }
         }
     }

@@ -69,6 +69,9 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
     let mut derived = BTreeMap::new();
     let mut merged: Option<BTreeMap<String, String>> = None;
     let mut ctx = ctx0;
+    // Calculated values are bound for the expressions that follow; the context is rebuilt only
+    // when an expression is about to read it.
+    let mut stale = false;
     for item in form.calculated_items() {
         let Some(def) = &item.calc else { continue };
         let result = if let Some(name) = &def.builtin {
@@ -82,6 +85,10 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
         } else {
             // A calculation none of whose inputs is entered is not calculated.
             let current = merged.as_ref().unwrap_or(values);
+            if stale {
+                ctx = bindings.context(&compiled.env);
+                stale = false;
+            }
             compiled
                 .calcs
                 .get(&item.id)
@@ -105,7 +112,13 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
             Some(t) => m.insert(item.id.clone(), t.clone()),
             None => m.remove(&item.id),
         };
-        bindings.set(&item.id, text.as_deref().and_then(|t| to_value(item.ty, t)));
+        stale |= bindings.set(
+            compiled,
+            &item.id,
+            text.as_deref().and_then(|t| to_value(item.ty, t)),
+        );
+    }
+    if stale {
         ctx = bindings.context(&compiled.env);
     }
     let effective = merged.as_ref().unwrap_or(values);

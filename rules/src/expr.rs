@@ -237,17 +237,24 @@ impl Bindings {
         Bindings { sections }
     }
 
-    /// Sets (or clears) one item, e.g. a calculated value.
-    pub fn set(&mut self, id: &str, value: Option<Value>) {
+    /// Sets (or clears) one item, e.g. a calculated value, if some expression reads it; says
+    /// whether it did.
+    pub fn set(&mut self, compiled: &CompiledForm, id: &str, value: Option<Value>) -> bool {
         let Some((section, field)) = id.split_once('.') else {
-            return;
+            return false;
         };
-        if let Some(map) = self.sections.get_mut(section) {
+        let read = compiled
+            .bound
+            .get(section)
+            .is_some_and(|fields| fields.iter().any(|(f, _, _)| f == field));
+        if let (true, Some(map)) = (read, self.sections.get_mut(section)) {
             match value {
                 Some(v) => map.insert(field.to_string(), v),
                 None => map.remove(field),
             };
+            return true;
         }
+        false
     }
 
     pub fn context(&self, env: &Arc<Env>) -> Context<'static, 'static> {
