@@ -5,10 +5,13 @@
 //! form in it is consistent (ids unique, code lists resolved, ranges sane). It must never read
 //! files itself: callers hand it the texts (the built-in ones are compiled into the binary).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::CatalogueError;
-use crate::form::{FormDef, FormFile, ItemType, Place};
+use crate::calc;
+use crate::expr::{self, Compiled, CompiledForm, Scope};
+use crate::form::{FormDef, FormFile, ItemType, Place, RuleDef, SectionDef};
 
 /// The form files compiled into nsdb, as (file name, text).
 const BUILTIN: &[(&str, &str)] = &[
@@ -16,13 +19,45 @@ const BUILTIN: &[(&str, &str)] = &[
         "rinko_common.toml",
         include_str!("../forms/rinko_common.toml"),
     ),
+    ("rinko_002.toml", include_str!("../forms/rinko_002.toml")),
     ("rinko_006.toml", include_str!("../forms/rinko_006.toml")),
+    ("rinko_011.toml", include_str!("../forms/rinko_011.toml")),
+    ("rinko_013.toml", include_str!("../forms/rinko_013.toml")),
+    ("rinko_049.toml", include_str!("../forms/rinko_049.toml")),
+    ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
+    ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
+    ("rinko_097.toml", include_str!("../forms/rinko_097.toml")),
+    (
+        "iken_common.toml",
+        include_str!("../forms/iken_common.toml"),
+    ),
+    (
+        "iken_03_02_002.toml",
+        include_str!("../forms/iken_03_02_002.toml"),
+    ),
+    (
+        "iken_12_04_014.toml",
+        include_str!("../forms/iken_12_04_014.toml"),
+    ),
+    (
+        "iken_12_04_015.toml",
+        include_str!("../forms/iken_12_04_015.toml"),
+    ),
 ];
+
+/// The version of the built-in catalogue: the crate version, marked as built in.
+pub const BUILTIN_VERSION: &str = concat!("builtin-", env!("CARGO_PKG_VERSION"));
+
+/// The built-in form files, as (file name, text), e.g. to put them in a rule pack.
+pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
+    BUILTIN
+}
 
 /// The loaded, validated set of forms.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     forms: BTreeMap<String, FormDef>,
+    info: crate::pack::PackInfo,
 }
 
 impl Catalogue {
@@ -81,6 +116,10 @@ impl Catalogue {
                 .ok_or_else(|| invalid(None, "a disease form needs `disease`".into()))?;
             let mut sections = Vec::new();
             let mut after = Vec::new();
+            // (file, rule) of the shared rules first, then the form's own.
+            let mut rules: Vec<(String, RuleDef)> = Vec::new();
+            // Which file each section came from, for messages.
+            let mut section_file: HashMap<String, String> = HashMap::new();
             if let Some(common_id) = &h.common {
                 let (_, common) = commons.get(common_id.as_str()).ok_or_else(|| {
                     invalid(None, format!("unknown shared sections {common_id:?}"))
@@ -91,7 +130,15 @@ impl Catalogue {
                         format!("shared sections {common_id:?} belong to another kind of form"),
                     ));
                 }
+                let (common_file, _) = commons[common_id.as_str()];
+                rules.extend(
+                    common
+                        .rules
+                        .iter()
+                        .map(|r| (common_file.clone(), r.clone())),
+                );
                 for s in &common.sections {
+                    section_file.insert(s.id.clone(), common_file.clone());
                     match s.place {
                         Place::Before => sections.push(s.clone()),
                         Place::After => after.push(s.clone()),
@@ -100,6 +147,7 @@ impl Catalogue {
             }
             sections.extend(f.sections.iter().cloned());
             sections.extend(after);
+            rules.extend(f.rules.iter().map(|r| (name.clone(), r.clone())));
 
             let mut ids = HashSet::new();
             for section in &mut sections {
@@ -154,6 +202,7 @@ impl Catalogue {
                     }
                 }
             }
+            let compiled = compile_form(name, &sections, &section_file, &rules, f)?;
             forms.insert(
                 h.id.clone(),
                 FormDef {
@@ -166,10 +215,33 @@ impl Catalogue {
                     disease,
                     sources: h.sources.clone(),
                     sections,
+                    file: name.clone(),
+                    unverified: h.unverified.clone(),
+                    rules: rules.into_iter().map(|(_, r)| r).collect(),
+                    judgments: f.judgments.clone(),
+                    compiled,
                 },
             );
         }
-        Ok(Catalogue { forms })
+        Ok(Catalogue {
+            forms,
+            info: crate::pack::PackInfo::builtin(),
+        })
+    }
+
+    /// The version and signer of this catalogue (shown on screen, written into files).
+    pub fn info(&self) -> &crate::pack::PackInfo {
+        &self.info
+    }
+
+    /// The catalogue's version.
+    pub fn version(&self) -> &str {
+        &self.info.version
+    }
+
+    pub(crate) fn with_info(mut self, info: crate::pack::PackInfo) -> Catalogue {
+        self.info = info;
+        self
     }
 
     pub fn form(&self, id: &str) -> Option<&FormDef> {
@@ -182,6 +254,245 @@ impl Catalogue {
         v.sort_by_key(|f| (f.kind as u8, f.kokuji, f.eda));
         v
     }
+}
+
+/// Compiles and checks every expression and reference of one composed form.
+fn compile_form(
+    file: &str,
+    sections: &[SectionDef],
+    section_file: &HashMap<String, String>,
+    rules: &[(String, RuleDef)],
+    f: &FormFile,
+) -> Result<Compiled, CatalogueError> {
+    let items: HashMap<String, ItemType> = sections
+        .iter()
+        .flat_map(|s| s.items.iter().map(|i| (i.id.clone(), i.ty)))
+        .collect();
+    let section_ids: BTreeSet<String> = sections.iter().map(|s| s.id.clone()).collect();
+    let mut out = CompiledForm {
+        env: expr::env(),
+        ..Default::default()
+    };
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let invalid = |file: &str, item: &str, message: String| CatalogueError::Invalid {
+        file: file.to_string(),
+        item: Some(item.to_string()),
+        message,
+    };
+    for section in sections {
+        let sfile = section_file
+            .get(&section.id)
+            .map(String::as_str)
+            .unwrap_or(file);
+        let scope = Scope {
+            file: sfile,
+            items: &items,
+            sections: &section_ids,
+        };
+        for item in &section.items {
+            if !item.id.starts_with(&format!("{}.", section.id)) {
+                return Err(invalid(
+                    sfile,
+                    &item.id,
+                    format!(
+                        "an item of section {:?} must be named {}.…",
+                        section.id, section.id
+                    ),
+                ));
+            }
+            if let Some(c) = &item.required_if {
+                let e = scope.compile(&item.id, &c.expr)?;
+                used.extend(e.items.iter().cloned());
+                out.required_if.push((item.id.clone(), e));
+            }
+            if let Some(other) = &item.not_before {
+                let ok = matches!(items.get(other), Some(ItemType::Date | ItemType::YearMonth));
+                if !ok || !matches!(item.ty, ItemType::Date | ItemType::YearMonth) {
+                    return Err(invalid(
+                        sfile,
+                        &item.id,
+                        format!(
+                            "not_before names {other:?}, which is not a date item of this form (or this item is not a date)"
+                        ),
+                    ));
+                }
+            }
+            if let Some(c) = &item.calc {
+                match (&c.expr, &c.builtin) {
+                    (Some(src), None) => {
+                        if !matches!(item.ty, ItemType::Integer | ItemType::Decimal) {
+                            return Err(invalid(sfile, &item.id, "a calculated expression gives a number: make the item integer or decimal".into()));
+                        }
+                        let e = scope.compile(&item.id, src)?;
+                        used.extend(e.items.iter().cloned());
+                        out.calcs.insert(item.id.clone(), e);
+                    }
+                    (None, Some(name)) => {
+                        let Some((_, n, what)) = calc::BUILTINS.iter().find(|(b, _, _)| b == name)
+                        else {
+                            let known: Vec<&str> = calc::BUILTINS.iter().map(|b| b.0).collect();
+                            return Err(invalid(
+                                sfile,
+                                &item.id,
+                                format!(
+                                    "unknown built-in calculation {name:?}; known: {}",
+                                    known.join(", ")
+                                ),
+                            ));
+                        };
+                        if c.args.len() != *n {
+                            return Err(invalid(
+                                sfile,
+                                &item.id,
+                                format!("{name} takes {n} items ({what}), not {}", c.args.len()),
+                            ));
+                        }
+                        if let Some(a) = c.args.iter().find(|a| !items.contains_key(*a)) {
+                            return Err(invalid(
+                                sfile,
+                                &item.id,
+                                format!("{name} refers to unknown item {a:?}"),
+                            ));
+                        }
+                        if !calc::builtin_fits(name, item.ty) {
+                            return Err(invalid(
+                                sfile,
+                                &item.id,
+                                format!("{name} does not give a value of this item's type"),
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(invalid(
+                            sfile,
+                            &item.id,
+                            "calc needs exactly one of `expr` or `builtin`".into(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (rfile, rule) in rules {
+        let scope = Scope {
+            file: rfile,
+            items: &items,
+            sections: &section_ids,
+        };
+        let e = scope.compile(&format!("rule {}", rule.id), &rule.when)?;
+        if let Some(i) = rule.items.iter().find(|i| !items.contains_key(*i)) {
+            return Err(invalid(
+                rfile,
+                &format!("rule {}", rule.id),
+                format!("names unknown item {i:?}"),
+            ));
+        }
+        used.extend(e.items.iter().cloned());
+        out.rules.push(e);
+    }
+    let scope = Scope {
+        file,
+        items: &items,
+        sections: &section_ids,
+    };
+    for j in &f.judgments {
+        let place = j
+            .item
+            .clone()
+            .unwrap_or_else(|| format!("judgment {}", j.title));
+        let judged = match &j.item {
+            Some(id) => {
+                let item = sections
+                    .iter()
+                    .flat_map(|s| s.items.iter())
+                    .find(|i| &i.id == id)
+                    .ok_or_else(|| {
+                        invalid(
+                            file,
+                            &place,
+                            format!("judgment {:?} names unknown item {id:?}", j.title),
+                        )
+                    })?;
+                if item.ty != ItemType::Code {
+                    return Err(invalid(
+                        file,
+                        &place,
+                        "a judged item must be a code item".into(),
+                    ));
+                }
+                Some(item)
+            }
+            None => None,
+        };
+        if let Some(hc) = &j.high_cost
+            && items.get(hc) != Some(&ItemType::Integer)
+        {
+            return Err(invalid(
+                file,
+                &place,
+                format!("high_cost names {hc:?}, which is not an integer item of this form"),
+            ));
+        }
+        let mut keys = Vec::new();
+        let mut outcomes = Vec::new();
+        for o in &j.outcomes {
+            match (judged, &o.code) {
+                (Some(item), Some(code)) if item.code_label(code).is_none() => {
+                    return Err(invalid(
+                        file,
+                        &place,
+                        format!("outcome code {code:?} is not in the item's code list"),
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        file,
+                        &place,
+                        "an outcome has a code but the judgment names no item".into(),
+                    ));
+                }
+                (_, None) if o.label.is_none() => {
+                    return Err(invalid(
+                        file,
+                        &place,
+                        "an outcome needs a code or a label".into(),
+                    ));
+                }
+                _ => {}
+            }
+            keys.push(
+                o.code
+                    .clone()
+                    .or_else(|| o.label.clone())
+                    .unwrap_or_default(),
+            );
+            let mut conds = Vec::new();
+            for c in &o.conditions {
+                let e = scope.compile(&place, &c.expr)?;
+                used.extend(e.items.iter().cloned());
+                conds.push(e);
+            }
+            outcomes.push(conds);
+        }
+        if let Some(t) = j.target.iter().find(|t| !keys.contains(t)) {
+            return Err(invalid(
+                file,
+                &place,
+                format!("target {t:?} is not one of the outcomes"),
+            ));
+        }
+        out.judgments.push(outcomes);
+    }
+    for id in used {
+        if let (Some((section, field)), Some(ty)) = (id.split_once('.'), items.get(&id)) {
+            out.bound.entry(section.to_string()).or_default().push((
+                field.to_string(),
+                id.clone(),
+                *ty,
+            ));
+        }
+    }
+    Ok(Compiled(Arc::new(out)))
 }
 
 #[cfg(test)]
@@ -313,6 +624,36 @@ codes = [ { code = "1", label = "1度" }, { code = "2", label = "2度" } ]
             "[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"text\"\nwat = 1\n",
         );
         assert!(e.contains("wat"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_expression_or_unknown_reference_names_file_item_and_position() {
+        let e = load_err(&format!(
+            "{GOOD_ITEM}required_if = {{ expr = \"patient.sex == \", text = \"x\" }}\n"
+        ));
+        assert!(
+            e.contains("d.toml") && e.contains("severity.grade") && e.contains("column"),
+            "{e}"
+        );
+        let e = load_err(&format!(
+            "{GOOD_ITEM}required_if = {{ expr = \"patient.shoe == '1'\", text = \"x\" }}\n"
+        ));
+        assert!(
+            e.contains("severity.grade") && e.contains("patient.shoe") && e.contains("column 1"),
+            "{e}"
+        );
+        let e = load_err(&format!(
+            "{GOOD_ITEM}calc = {{ builtin = \"bmi\", args = [\"patient.height\", \"patient.name\"] }}\n"
+        ));
+        assert!(
+            e.contains("severity.grade") && e.contains("patient.height"),
+            "{e}"
+        );
+        let judged = format!(
+            "{GOOD_ITEM}\n[[judgment]]\nkind = \"severity\"\ntitle = \"t\"\nitem = \"severity.grade\"\n[[judgment.outcome]]\ncode = \"9\"\n"
+        );
+        let e = load_err(&judged);
+        assert!(e.contains("severity.grade") && e.contains("\"9\""), "{e}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::form::{FormDef, ItemType};
+use crate::expr::{Bindings, Truth};
+use crate::form::{FormDef, ItemDef, ItemType};
 use crate::value::{self, Date};
 
 /// One message about a sheet, pointing at the items it concerns.
@@ -62,18 +63,39 @@ pub fn normalise_input(
         .collect())
 }
 
-/// Every message for a sheet's values, in form order.
+/// Every message for a sheet's values, in form order, then the form's cross-item rules.
 pub fn check(
     form: &FormDef,
     values: &BTreeMap<String, String>,
     mode: Mode,
     today: Date,
 ) -> Vec<Message> {
+    let compiled = &form.compiled.0;
+    let ctx = Bindings::new(compiled, values).context(&compiled.env);
+    check_in(form, values, mode, today, &ctx)
+}
+
+/// `check` with the sheet already bound for expressions.
+pub(crate) fn check_in(
+    form: &FormDef,
+    values: &BTreeMap<String, String>,
+    mode: Mode,
+    today: Date,
+    ctx: &cel::Context,
+) -> Vec<Message> {
+    let compiled = &form.compiled.0;
     let mut out = Vec::new();
     for item in form.items() {
         let v = values.get(&item.id).map(String::as_str).unwrap_or("");
+        let required = item.required
+            || (item.required_if.is_some()
+                && compiled
+                    .required_if
+                    .iter()
+                    .find(|(id, _)| *id == item.id)
+                    .is_some_and(|(_, e)| e.truth(ctx) == Truth::True));
         let text = if v.is_empty() {
-            (mode == Mode::Complete && item.required).then(|| {
+            (mode == Mode::Complete && required).then(|| {
                 let verb = match item.ty {
                     ItemType::Code | ItemType::Codes => "選択",
                     _ => "入力",
@@ -81,14 +103,49 @@ pub fn check(
                 format!("{}を{verb}してください。", item.label)
             })
         } else {
-            value::problem(item, v, today)
+            value::problem(item, v, today).or_else(|| not_before(form, item, v, values))
         };
         if let Some(text) = text {
+            let mut items = vec![item.id.clone()];
+            if let Some(other) = &item.not_before
+                && text.contains("より前")
+            {
+                items.push(other.clone());
+            }
+            out.push(Message { items, text });
+        }
+    }
+    for (rule, e) in form.rules.iter().zip(&compiled.rules) {
+        if e.truth(ctx) == Truth::True {
+            let items = form
+                .items()
+                .filter(|i| rule.items.contains(&i.id))
+                .map(|i| i.id.clone())
+                .collect();
             out.push(Message {
-                items: vec![item.id.clone()],
-                text,
+                items,
+                text: rule.message.clone(),
             });
         }
     }
     out
+}
+
+/// A date or year-month earlier than the item it may not precede (compared on the shorter of
+/// the two, so a year-month of onset is compared with the birth month).
+fn not_before(
+    form: &FormDef,
+    item: &ItemDef,
+    v: &str,
+    values: &BTreeMap<String, String>,
+) -> Option<String> {
+    let other_id = item.not_before.as_ref()?;
+    let other = values.get(other_id).filter(|o| !o.is_empty())?;
+    let n = v.len().min(other.len());
+    let (a, b) = (v.get(..n)?, other.get(..n)?);
+    let label = form
+        .item(other_id)
+        .map(|i| i.label.as_str())
+        .unwrap_or(other_id);
+    (a < b).then(|| format!("「{}」が「{label}」より前になっています。", item.label))
 }

@@ -93,6 +93,44 @@ pub struct ItemDef {
     pub help: Option<String>,
     /// What could not be sourced for this item, shown to rule authors and reviewers.
     pub unverified: Option<String>,
+    /// Required only when this condition (a CEL expression over the sheet) holds; checked in
+    /// `Mode::Complete` like `required`.
+    pub required_if: Option<Condition>,
+    /// A date or year-month that may not be earlier than another item's (e.g. onset not before
+    /// birth): the other item's id.
+    pub not_before: Option<String>,
+    /// How this item is calculated (自動計算); the editor puts an 自動入力 button beside it.
+    pub calc: Option<CalcDef>,
+}
+
+/// A condition written in CEL, with the words the message uses for it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// CEL over the sheet: each section is a map (`severity.hoehn_yahr`), codes are strings,
+    /// integers `int`, decimals `double`, several codes a list of strings; an empty item is absent
+    /// (test with `has(section.item)`).
+    pub expr: String,
+    /// The condition in Japanese, as the message states it.
+    pub text: String,
+}
+
+/// How a calculated item is computed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalcDef {
+    /// A CEL expression giving a number (sums, counts, weighted totals).
+    pub expr: Option<String>,
+    /// Or one of the built-in formulas (`bmi`, `obesity_degree`, `egfr_jp`, `bmi_class`,
+    /// `obesity_class`), applied to `args` (item ids).
+    pub builtin: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Decimal places kept (half away from zero); 0 for a whole number.
+    #[serde(default)]
+    pub round: u8,
+    /// Where the formula comes from and what is not sourced.
+    pub note: Option<String>,
 }
 
 /// Where a shared section stands relative to a disease's own sections.
@@ -133,6 +171,8 @@ pub struct FormHeader {
     pub disease: Option<String>,
     /// The id of the shared sections this form includes.
     pub common: Option<String>,
+    /// What could not be sourced for this form as a whole.
+    pub unverified: Option<String>,
 }
 
 /// One parsed form file, before composition.
@@ -144,6 +184,80 @@ pub struct FormFile {
     pub codelist: BTreeMap<String, CodeList>,
     #[serde(default, rename = "section")]
     pub sections: Vec<SectionDef>,
+    /// Checks across items (形式チェック beyond one value).
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleDef>,
+    /// Machine judgments (機械判定): diagnostic category and severity.
+    #[serde(default, rename = "judgment")]
+    pub judgments: Vec<JudgmentDef>,
+}
+
+/// A check across items: when `when` holds, `message` is reported on `items`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    pub id: String,
+    /// CEL; true means the sheet has this problem.
+    pub when: String,
+    pub items: Vec<String>,
+    pub message: String,
+    pub unverified: Option<String>,
+}
+
+/// What a judgment derives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JudgmentKind {
+    /// 診断のカテゴリー (Definite, Probable, 確診, 疑診…).
+    Category,
+    /// 重症度分類.
+    Severity,
+}
+
+/// How an outcome's conditions combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Match {
+    /// Every condition must hold.
+    #[default]
+    All,
+    /// At least one condition must hold.
+    Any,
+}
+
+/// One possible result of a judgment, with the conditions that lead to it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeDef {
+    /// The code of the judged item this outcome corresponds to (when the doctor selects one).
+    pub code: Option<String>,
+    /// The outcome's name in messages; defaults to the code's label.
+    pub label: Option<String>,
+    #[serde(default, rename = "match")]
+    pub combine: Match,
+    /// No conditions: the outcome when no earlier one holds.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    pub unverified: Option<String>,
+}
+
+/// A machine judgment: outcomes tried in order, the first that holds is the derived one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgmentDef {
+    pub kind: JudgmentKind,
+    pub title: String,
+    /// The item where the doctor states the result, compared with the derived one.
+    pub item: Option<String>,
+    /// Outcomes (by code, or by label when there is no item) that meet the subsidy criteria.
+    #[serde(default)]
+    pub target: Vec<String>,
+    /// 軽症高額該当: an integer item counting months in the last twelve whose medical cost
+    /// exceeded 33,330 yen; three or more qualifies a patient whose severity does not.
+    pub high_cost: Option<String>,
+    #[serde(rename = "outcome")]
+    pub outcomes: Vec<OutcomeDef>,
+    pub unverified: Option<String>,
 }
 
 impl FormFile {
@@ -169,9 +283,22 @@ pub struct FormDef {
     pub disease: String,
     pub sources: Vec<String>,
     pub sections: Vec<SectionDef>,
+    /// The file this form was defined in (for messages to rule authors).
+    pub file: String,
+    /// What could not be sourced for this form as a whole.
+    pub unverified: Option<String>,
+    pub rules: Vec<RuleDef>,
+    pub judgments: Vec<JudgmentDef>,
+    /// The expressions compiled once when the catalogue loaded.
+    pub compiled: crate::expr::Compiled,
 }
 
 impl FormDef {
+    /// The items calculated automatically (自動入力), in screen order.
+    pub fn calculated_items(&self) -> impl Iterator<Item = &ItemDef> {
+        self.items().filter(|i| i.calc.is_some())
+    }
+
     /// Every item, in screen order.
     pub fn items(&self) -> impl Iterator<Item = &ItemDef> {
         self.sections.iter().flat_map(|s| s.items.iter())

@@ -337,6 +337,9 @@ mod tests {
             carry: false,
             help: None,
             unverified: None,
+            required_if: None,
+            not_before: None,
+            calc: None,
         }
     }
 

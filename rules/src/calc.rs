@@ -1,0 +1,304 @@
+//! Auto-calculation (自動計算): the built-in formulas a form can name (BMI, 肥満度, eGFR…) and
+//! the rounding of every calculated value.
+//!
+//! Formulas take plain numbers and dates and return a number or a code; each cites where it
+//! comes from. They must never guess: outside a formula's stated range (an age the 肥満度 tables
+//! do not cover, a height outside the infant formula) the result is "not calculated", not an
+//! extrapolation.
+
+use crate::form::ItemType;
+use crate::value::Date;
+
+/// The built-in formulas and the number of items each takes.
+pub const BUILTINS: &[(&str, usize, &str)] = &[
+    ("bmi", 2, "身長(cm), 体重(kg)"),
+    ("bmi_class", 1, "BMI"),
+    (
+        "obesity_degree",
+        5,
+        "性別, 生年月日, 測定日, 身長(cm), 体重(kg) — 幼児は乳幼児身体発育評価マニュアル(平成24年)の式",
+    ),
+    (
+        "obesity_degree_2023",
+        5,
+        "性別, 生年月日, 測定日, 身長(cm), 体重(kg) — 幼児は令和5年乳幼児身体発育調査の式",
+    ),
+    ("obesity_class", 3, "肥満度(%), 生年月日, 測定日"),
+    (
+        "egfr_jp",
+        4,
+        "血清クレアチニン(mg/dL), 生年月日, 検査日, 性別",
+    ),
+    ("age", 2, "生年月日, 基準日"),
+];
+
+/// A calculated value before formatting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Calculated {
+    Number(f64),
+    Code(&'static str),
+}
+
+/// Rounds half away from zero to `places` decimals and writes it with exactly that many.
+pub fn format_number(v: f64, places: u8) -> String {
+    let f = 10f64.powi(places as i32);
+    let r = (v * f).round() / f;
+    let r = if r == 0.0 { 0.0 } else { r }; // no "-0.0"
+    format!("{r:.*}", places as usize)
+}
+
+/// BMI = 体重(kg) / 身長(m)².
+pub fn bmi(height_cm: f64, weight_kg: f64) -> Option<f64> {
+    (height_cm > 0.0 && weight_kg > 0.0).then(|| weight_kg / (height_cm / 100.0).powi(2))
+}
+
+/// Japan Society for the Study of Obesity: 1 低体重 < 18.5 ≤ 2 普通体重 < 25 ≤ 3 肥満1度 < 30 ≤
+/// 4 肥満2度 < 35 ≤ 5 肥満3度 < 40 ≤ 6 肥満4度.
+pub fn bmi_class(bmi: f64) -> &'static str {
+    match bmi {
+        b if b < 18.5 => "1",
+        b if b < 25.0 => "2",
+        b if b < 30.0 => "3",
+        b if b < 35.0 => "4",
+        b if b < 40.0 => "5",
+        _ => "6",
+    }
+}
+
+/// School-age 身長別標準体重 coefficients (a, b) for ages 5–17, boys then girls: standard weight =
+/// a × height(cm) − b (日本学校保健会「児童生徒の健康診断マニュアル」, as tabulated by
+/// 平塚市 and cross-checked; see /work/research/obesity_tables.md).
+const SCHOOL: [[(f64, f64); 2]; 13] = [
+    [(0.386, 23.699), (0.377, 22.750)],
+    [(0.461, 32.382), (0.458, 32.079)],
+    [(0.513, 38.878), (0.508, 38.367)],
+    [(0.592, 48.804), (0.561, 45.006)],
+    [(0.687, 61.390), (0.652, 56.992)],
+    [(0.752, 70.461), (0.730, 68.091)],
+    [(0.782, 75.106), (0.803, 78.846)],
+    [(0.783, 75.642), (0.796, 76.934)],
+    [(0.815, 81.348), (0.655, 54.234)],
+    [(0.832, 83.695), (0.594, 43.264)],
+    [(0.766, 70.989), (0.560, 37.002)],
+    [(0.656, 51.822), (0.578, 39.057)],
+    [(0.672, 53.642), (0.598, 42.339)],
+];
+
+/// Which infant (1–5 years) standard-weight formula to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfantFormula {
+    /// 乳幼児身体発育評価マニュアル (平成24年3月).
+    Manual2012,
+    /// こども家庭庁 令和5年乳幼児身体発育調査.
+    Survey2023,
+}
+
+/// 身長別標準体重 (kg) for a child of `sex` ("1" boy, "2" girl), full years `age`, `height_cm`;
+/// `None` outside the tables (under 1, 18 and over, infants outside 70–120 cm).
+pub fn standard_weight(sex: &str, age: i32, height_cm: f64, infant: InfantFormula) -> Option<f64> {
+    let girl = match sex {
+        "1" => false,
+        "2" => true,
+        _ => return None,
+    };
+    match age {
+        1..=4 if (70.0..=120.0).contains(&height_cm) => {
+            let (a, b, c) = match (infant, girl) {
+                (InfantFormula::Manual2012, false) => (0.00206, -0.1166, 6.5273),
+                (InfantFormula::Manual2012, true) => (0.00249, -0.1858, 9.0360),
+                (InfantFormula::Survey2023, false) => (0.002961, -0.2900, 14.7527),
+                (InfantFormula::Survey2023, true) => (0.002706, -0.2326, 11.4427),
+            };
+            Some(a * height_cm * height_cm + b * height_cm + c)
+        }
+        5..=17 => {
+            let (a, b) = SCHOOL[(age - 5) as usize][usize::from(girl)];
+            Some(a * height_cm - b)
+        }
+        _ => None,
+    }
+}
+
+/// 肥満度 (%) = (実測体重 − 標準体重) / 標準体重 × 100.
+pub fn obesity_degree(
+    sex: &str,
+    age: i32,
+    height_cm: f64,
+    weight_kg: f64,
+    infant: InfantFormula,
+) -> Option<f64> {
+    let std = standard_weight(sex, age, height_cm, infant)?;
+    (std > 0.0 && weight_kg > 0.0).then(|| (weight_kg - std) / std * 100.0)
+}
+
+/// DOMAIN.md's reading of 肥満度: 1 やせ (≤ −20%), 2 ふつう, 3 肥満 (≥ +20% school age,
+/// ≥ +15% infants under 6).
+pub fn obesity_class(degree: f64, age: i32) -> &'static str {
+    let obese = if age < 6 { 15.0 } else { 20.0 };
+    if degree <= -20.0 {
+        "1"
+    } else if degree >= obese {
+        "3"
+    } else {
+        "2"
+    }
+}
+
+/// eGFR (mL/min/1.73m²), Japanese equation for adults: 194 × Cr^−1.094 × age^−0.287, × 0.739
+/// for women. `None` under 18 (the equation is for adults) or for a non-positive creatinine.
+pub fn egfr_jp(creatinine: f64, age: i32, sex: &str) -> Option<f64> {
+    if creatinine <= 0.0 || age < 18 {
+        return None;
+    }
+    let e = 194.0 * creatinine.powf(-1.094) * (age as f64).powf(-0.287);
+    match sex {
+        "1" => Some(e),
+        "2" => Some(e * 0.739),
+        _ => None,
+    }
+}
+
+fn num(v: Option<&str>) -> Option<f64> {
+    v?.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+fn age(birth: Option<&str>, on: Option<&str>) -> Option<i32> {
+    let (b, o) = (Date::parse(birth?)?, Date::parse(on?)?);
+    (b <= o).then(|| b.age_on(o))
+}
+
+/// Applies built-in `name` to the stored values of its argument items.
+pub fn builtin(name: &str, args: &[Option<&str>]) -> Option<Calculated> {
+    let a = |i: usize| args.get(i).copied().flatten();
+    use Calculated::{Code, Number};
+    match name {
+        "bmi" => bmi(num(a(0))?, num(a(1))?).map(Number),
+        "bmi_class" => Some(Code(bmi_class(num(a(0))?))),
+        "obesity_degree" | "obesity_degree_2023" => {
+            let infant = if name == "obesity_degree" {
+                InfantFormula::Manual2012
+            } else {
+                InfantFormula::Survey2023
+            };
+            obesity_degree(a(0)?, age(a(1), a(2))?, num(a(3))?, num(a(4))?, infant).map(Number)
+        }
+        "obesity_class" => Some(Code(obesity_class(num(a(0))?, age(a(1), a(2))?))),
+        "egfr_jp" => egfr_jp(num(a(0))?, age(a(1), a(2))?, a(3)?).map(Number),
+        "age" => age(a(0), a(1)).map(|n| Number(n as f64)),
+        _ => None,
+    }
+}
+
+/// Whether a built-in's result fits an item of type `ty` (codes for the classes, numbers else).
+pub fn builtin_fits(name: &str, ty: ItemType) -> bool {
+    match name {
+        "bmi_class" | "obesity_class" => ty == ItemType::Code,
+        _ => matches!(ty, ItemType::Decimal | ItemType::Integer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bmi_and_its_classes_at_the_boundaries() {
+        assert_eq!(format_number(bmi(170.0, 65.0).unwrap(), 1), "22.5");
+        assert_eq!(format_number(bmi(160.0, 64.0).unwrap(), 1), "25.0");
+        assert_eq!(bmi_class(18.49), "1");
+        assert_eq!(bmi_class(18.5), "2");
+        assert_eq!(bmi_class(24.99), "2");
+        assert_eq!(bmi_class(25.0), "3");
+        assert_eq!(bmi_class(30.0), "4");
+        assert_eq!(bmi_class(35.0), "5");
+        assert_eq!(bmi_class(39.99), "5");
+        assert_eq!(bmi_class(40.0), "6");
+        assert_eq!(bmi(0.0, 60.0), None);
+    }
+
+    #[test]
+    fn obesity_degree_matches_the_sources_worked_examples() {
+        // 11歳男子 140cm 38kg → 標準体重 34.374kg, 肥満度 10.5% (平塚市 学童編).
+        let s = standard_weight("1", 11, 140.0, InfantFormula::Manual2012).unwrap();
+        assert!((s - 34.374).abs() < 1e-9, "{s}");
+        let d = obesity_degree("1", 11, 140.0, 38.0, InfantFormula::Manual2012).unwrap();
+        assert_eq!(format_number(d, 1), "10.5");
+        // 12歳男子 154cm → 44.940kg.
+        let s = standard_weight("1", 12, 154.0, InfantFormula::Manual2012).unwrap();
+        assert!((s - 44.94).abs() < 1e-9, "{s}");
+        // 3歳女子 92cm 13kg → −0.1364% (2012) and +0.4087% (2023) (平塚市 幼児編).
+        let d = obesity_degree("2", 3, 92.0, 13.0, InfantFormula::Manual2012).unwrap();
+        assert_eq!(format_number(d, 4), "-0.1364");
+        let d = obesity_degree("2", 3, 92.0, 13.0, InfantFormula::Survey2023).unwrap();
+        assert_eq!(format_number(d, 4), "0.4087");
+        // 6歳男子 115cm: 標準 20.633kg; 24.7596kg is exactly +20%.
+        let s = standard_weight("1", 6, 115.0, InfantFormula::Manual2012).unwrap();
+        assert!((s - 20.633).abs() < 1e-9);
+        // Outside the tables: not calculated.
+        assert_eq!(
+            standard_weight("2", 2, 65.0, InfantFormula::Manual2012),
+            None
+        );
+        assert_eq!(
+            standard_weight("1", 18, 170.0, InfantFormula::Manual2012),
+            None
+        );
+        assert_eq!(
+            standard_weight("3", 10, 140.0, InfantFormula::Manual2012),
+            None
+        );
+    }
+
+    #[test]
+    fn obesity_classes_differ_for_infants_and_school_children() {
+        assert_eq!(obesity_class(20.0, 6), "3");
+        assert_eq!(obesity_class(19.9, 6), "2");
+        assert_eq!(obesity_class(15.0, 4), "3");
+        assert_eq!(obesity_class(14.9, 4), "2");
+        assert_eq!(obesity_class(-20.0, 10), "1");
+        assert_eq!(obesity_class(-19.9, 10), "2");
+    }
+
+    #[test]
+    fn egfr_japanese_equation_by_hand() {
+        // 194 × 1.0^−1.094 × 50^−0.287 = 194 × 0.325383… = 63.12 (man); × 0.739 = 46.65 (woman).
+        let m = egfr_jp(1.0, 50, "1").unwrap();
+        assert_eq!(format_number(m, 1), "63.1");
+        let w = egfr_jp(1.0, 50, "2").unwrap();
+        assert_eq!(format_number(w, 1), "46.6");
+        // 0.8 mg/dL, 40歳 woman: 194 × 1.276… × 0.3468… × 0.739 = 63.49.
+        let w = egfr_jp(0.8, 40, "2").unwrap();
+        assert_eq!(format_number(w, 1), "63.5");
+        assert_eq!(egfr_jp(1.0, 17, "1"), None);
+        assert_eq!(egfr_jp(0.0, 50, "1"), None);
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero_with_fixed_places() {
+        assert_eq!(format_number(2.25, 1), "2.3");
+        assert_eq!(format_number(-2.25, 1), "-2.3");
+        assert_eq!(format_number(3.0, 2), "3.00");
+        assert_eq!(format_number(7.5, 0), "8");
+        assert_eq!(format_number(-0.04, 1), "0.0");
+    }
+
+    #[test]
+    fn builtins_read_stored_values() {
+        let r = builtin(
+            "obesity_degree",
+            &[
+                Some("1"),
+                Some("2014-05-01"),
+                Some("2025-06-01"),
+                Some("140"),
+                Some("38"),
+            ],
+        );
+        assert!(matches!(r, Some(Calculated::Number(d)) if format_number(d, 1) == "10.5"));
+        assert_eq!(builtin("bmi", &[Some("170"), None]), None);
+        assert_eq!(
+            builtin("age", &[Some("2000-04-02"), Some("2026-04-01")]),
+            Some(Calculated::Number(25.0))
+        );
+    }
+}

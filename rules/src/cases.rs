@@ -1,0 +1,157 @@
+//! The test cases written beside each form (`forms/NAME.cases.toml`), run by one test: inputs,
+//! and the expected derived values, diagnostic category, severity, eligibility and messages.
+//!
+//! Cases are data so that whoever encodes a disease writes its boundaries next to its rules. The
+//! runner only reads files under `rules/forms/` in tests; the library never reads files.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One file of cases.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// The form these cases are for.
+    pub form: String,
+    #[serde(rename = "case")]
+    pub cases: Vec<Case>,
+}
+
+/// One case: values in, expectations out. Unset expectations are not checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    pub values: BTreeMap<String, String>,
+    /// Derived diagnostic category: its code, or its label when it has none; "" for none.
+    pub category: Option<String>,
+    /// Derived severity outcome: code or label; "" for none.
+    pub severity: Option<String>,
+    /// Whether the severity judgment finds the patient eligible (criteria or 軽症高額).
+    pub eligible: Option<bool>,
+    /// Whether the category meets the subsidy's target.
+    pub category_eligible: Option<bool>,
+    /// Calculated values expected.
+    #[serde(default)]
+    pub derived: BTreeMap<String, String>,
+    /// Fragments each of which must appear in some judgment message.
+    #[serde(default)]
+    pub messages: Vec<String>,
+    /// The judgment must say nothing.
+    #[serde(default)]
+    pub no_messages: bool,
+    /// Items that must carry a check message.
+    #[serde(default)]
+    pub check_items: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Catalogue, Date, evaluate};
+
+    fn key(o: &Option<crate::Outcome>) -> String {
+        o.as_ref()
+            .map(|o| o.code.clone().unwrap_or_else(|| o.label.clone()))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_form_passes_the_cases_written_beside_it() {
+        let cat = Catalogue::builtin().expect("built-in catalogue");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("forms");
+        let today = Date::new(2026, 11, 25).expect("date");
+        let mut covered = Vec::new();
+        let mut failures = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .expect("forms dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with(".cases.toml"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let text = std::fs::read_to_string(&path).expect("read cases");
+            let file: CaseFile = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let form = cat
+                .form(&file.form)
+                .unwrap_or_else(|| panic!("{name}: unknown form {}", file.form));
+            assert!(file.cases.len() >= 6, "{name}: at least six cases per form");
+            covered.push(file.form.clone());
+            for case in &file.cases {
+                let mut fail =
+                    |what: String| failures.push(format!("{name} «{}»: {what}", case.name));
+                let values = match crate::normalise_input(form, &case.values) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        fail(e.to_string());
+                        continue;
+                    }
+                };
+                let ev = evaluate(form, &values, today);
+                let j = &ev.judgment;
+                if let Some(c) = &case.category {
+                    let got = key(&j.category.as_ref().and_then(|r| r.derived.clone()));
+                    if &got != c {
+                        fail(format!("category {got:?}, expected {c:?}"));
+                    }
+                }
+                if let Some(s) = &case.severity {
+                    let got = key(&j.severity.as_ref().and_then(|r| r.derived.clone()));
+                    if &got != s {
+                        fail(format!("severity {got:?}, expected {s:?}"));
+                    }
+                }
+                if let Some(e) = case.eligible {
+                    let got = j.severity.as_ref().and_then(|r| r.eligible);
+                    if got != Some(e) {
+                        fail(format!("severity eligible {got:?}, expected {e}"));
+                    }
+                }
+                if let Some(e) = case.category_eligible {
+                    let got = j.category.as_ref().and_then(|r| r.eligible);
+                    if got != Some(e) {
+                        fail(format!("category eligible {got:?}, expected {e}"));
+                    }
+                }
+                for (k, v) in &case.derived {
+                    if ev.derived.get(k) != Some(v) {
+                        fail(format!(
+                            "derived {k} = {:?}, expected {v:?}",
+                            ev.derived.get(k)
+                        ));
+                    }
+                }
+                for m in &case.messages {
+                    if !j.messages.iter().any(|x| x.text.contains(m.as_str())) {
+                        fail(format!(
+                            "no judgment message contains {m:?}; got {:#?}",
+                            j.messages
+                        ));
+                    }
+                }
+                if case.no_messages && !j.messages.is_empty() {
+                    fail(format!(
+                        "expected no judgment message, got {:#?}",
+                        j.messages
+                    ));
+                }
+                for i in &case.check_items {
+                    if !ev.messages.iter().any(|m| m.items.contains(i)) {
+                        fail(format!("no check message on {i}; got {:#?}", ev.messages));
+                    }
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        for form in cat.forms() {
+            assert!(covered.contains(&form.id), "{} has no cases file", form.id);
+        }
+    }
+}

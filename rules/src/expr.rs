@@ -1,0 +1,295 @@
+//! The expressions of a form (CEL, Common Expression Language): compiled once when the catalogue
+//! loads, then evaluated against each sheet.
+//!
+//! A sheet is presented to an expression as one map per section (`severity.hoehn_yahr`): codes
+//! and texts are strings, integers `int`, decimals `double`, several codes a list of strings, and
+//! an empty item is absent (`has(severity.hoehn_yahr)`). Only the items some expression of the
+//! form reads are converted, so a sheet costs what its rules read. Compiling checks every item
+//! reference against the form; this module must never evaluate an expression it has not checked,
+//! and never reads anything but the values it is given.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::{Context, Env, Program, Value};
+
+use crate::CatalogueError;
+use crate::form::ItemType;
+
+/// A compiled expression and the items it reads.
+#[derive(Debug)]
+pub struct Expression {
+    pub source: String,
+    program: Program,
+    /// Item ids it reads, sorted.
+    pub items: Vec<String>,
+}
+
+/// The compiled expressions of one form, shared by every evaluation of it.
+#[derive(Clone)]
+pub struct Compiled(pub(crate) Arc<CompiledForm>);
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compiled { .. }")
+    }
+}
+
+impl PartialEq for Compiled {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Everything compiled for one form, in the order the form defines it.
+#[derive(Default)]
+pub(crate) struct CompiledForm {
+    pub env: Arc<Env>,
+    /// (item id, condition) of items required only under a condition.
+    pub required_if: Vec<(String, Expression)>,
+    /// (item id, expression) of calculated items computed by CEL.
+    pub calcs: BTreeMap<String, Expression>,
+    /// One per `[[rule]]`, in order.
+    pub rules: Vec<Expression>,
+    /// judgment → outcome → condition.
+    pub judgments: Vec<Vec<Vec<Expression>>>,
+    /// The items expressions read, with their types: (section, field) → (item id, type).
+    pub bound: BTreeMap<String, Vec<(String, String, ItemType)>>,
+}
+
+/// The environment shared by every expression: the CEL standard library.
+pub(crate) fn env() -> Arc<Env> {
+    Arc::new(Env::stdlib())
+}
+
+/// What an expression may refer to: the form's items, by id.
+pub(crate) struct Scope<'a> {
+    pub file: &'a str,
+    pub items: &'a HashMap<String, ItemType>,
+    pub sections: &'a BTreeSet<String>,
+}
+
+impl Scope<'_> {
+    /// Compiles `source`, written at `place` (an item id or a rule's name), checking every item
+    /// it refers to.
+    pub fn compile(&self, place: &str, source: &str) -> Result<Expression, CatalogueError> {
+        let invalid = |message: String| CatalogueError::Invalid {
+            file: self.file.to_string(),
+            item: Some(place.to_string()),
+            message,
+        };
+        let program = Program::compile(source).map_err(|errors| {
+            let e = errors.errors.first();
+            let (line, col) = e.map(|e| e.pos).unwrap_or((0, 0));
+            let msg = e.map(|e| e.msg.clone()).unwrap_or_default();
+            invalid(format!(
+                "expression {source:?} does not parse at line {line}, column {}: {msg}",
+                col + 1
+            ))
+        })?;
+        let mut refs = BTreeSet::new();
+        let mut unknown = Vec::new();
+        walk(program.expression(), &mut Vec::new(), &mut |r| match r {
+            Ref::Item(section, field) => {
+                let id = format!("{section}.{field}");
+                if self.items.contains_key(&id) {
+                    refs.insert(id);
+                } else if self.sections.contains(&section) {
+                    unknown.push(id);
+                } else {
+                    unknown.push(format!("{section}.{field}` (no section {section:?})`"));
+                }
+            }
+            Ref::Name(name) => unknown.push(name),
+        });
+        if let Some(name) = unknown.first() {
+            let at = program
+                .source_info()
+                .offset_for(program.expression().id)
+                .map(|(s, _)| s)
+                .unwrap_or(0);
+            let at = source
+                .find(name.as_str())
+                .or_else(|| name.split('.').next().and_then(|root| source.find(root)))
+                .unwrap_or(at as usize);
+            return Err(invalid(format!(
+                "expression {source:?} refers to unknown item {name:?} (column {}); \
+                 items are written section.item, e.g. severity.grade",
+                source[..at.min(source.len())].chars().count() + 1
+            )));
+        }
+        Ok(Expression {
+            source: source.to_string(),
+            program,
+            items: refs.into_iter().collect(),
+        })
+    }
+}
+
+enum Ref {
+    Item(String, String),
+    Name(String),
+}
+
+/// Visits every item reference (`section.field`) and every free name in an expression.
+fn walk(e: &IdedExpr, bound: &mut Vec<String>, found: &mut dyn FnMut(Ref)) {
+    match &e.expr {
+        Expr::Select(s) => match &s.operand.expr {
+            Expr::Ident(root) if !bound.contains(root) => {
+                found(Ref::Item(root.clone(), s.field.clone()));
+            }
+            _ => walk(&s.operand, bound, found),
+        },
+        Expr::Ident(name) => {
+            if !bound.contains(name) {
+                found(Ref::Name(name.clone()));
+            }
+        }
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                walk(t, bound, found);
+            }
+            for a in &c.args {
+                walk(a, bound, found);
+            }
+        }
+        Expr::List(l) => {
+            for x in &l.elements {
+                walk(x, bound, found);
+            }
+        }
+        Expr::Map(m) => {
+            for en in &m.entries {
+                if let EntryExpr::MapEntry(me) = &en.expr {
+                    walk(&me.key, bound, found);
+                    walk(&me.value, bound, found);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for en in &s.entries {
+                match &en.expr {
+                    EntryExpr::MapEntry(me) => walk(&me.value, bound, found),
+                    EntryExpr::StructField(sf) => walk(&sf.value, bound, found),
+                }
+            }
+        }
+        Expr::Comprehension(c) => {
+            walk(&c.iter_range, bound, found);
+            let before = bound.len();
+            bound.push(c.iter_var.clone());
+            if let Some(v) = &c.iter_var2 {
+                bound.push(v.clone());
+            }
+            bound.push(c.accu_var.clone());
+            walk(&c.accu_init, bound, found);
+            walk(&c.loop_cond, bound, found);
+            walk(&c.loop_step, bound, found);
+            walk(&c.result, bound, found);
+            bound.truncate(before);
+        }
+        Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+/// The values of one sheet as CEL sees them, section by section.
+pub(crate) struct Bindings {
+    sections: HashMap<String, HashMap<String, Value>>,
+}
+
+/// The CEL value of one stored value, or `None` when it is empty or malformed (then it is absent
+/// to expressions, and the value check reports it).
+pub(crate) fn to_value(ty: ItemType, v: &str) -> Option<Value> {
+    if v.is_empty() {
+        return None;
+    }
+    Some(match ty {
+        ItemType::Integer => Value::Int(v.parse().ok()?),
+        ItemType::Decimal => {
+            let f: f64 = v.parse().ok()?;
+            if !f.is_finite() {
+                return None;
+            }
+            Value::Float(f)
+        }
+        ItemType::Codes => Value::List(Arc::new(
+            v.split(',')
+                .map(|c| Value::String(Arc::new(c.to_string())))
+                .collect(),
+        )),
+        _ => Value::String(Arc::new(v.to_string())),
+    })
+}
+
+impl Bindings {
+    pub fn new(compiled: &CompiledForm, values: &BTreeMap<String, String>) -> Bindings {
+        let mut sections = HashMap::with_capacity(compiled.bound.len());
+        for (section, fields) in &compiled.bound {
+            let mut map = HashMap::with_capacity(fields.len());
+            for (field, id, ty) in fields {
+                if let Some(v) = values.get(id).and_then(|v| to_value(*ty, v)) {
+                    map.insert(field.clone(), v);
+                }
+            }
+            sections.insert(section.clone(), map);
+        }
+        Bindings { sections }
+    }
+
+    /// Sets (or clears) one item, e.g. a calculated value, if some expression reads it; says
+    /// whether it did.
+    pub fn set(&mut self, compiled: &CompiledForm, id: &str, value: Option<Value>) -> bool {
+        let Some((section, field)) = id.split_once('.') else {
+            return false;
+        };
+        let read = compiled
+            .bound
+            .get(section)
+            .is_some_and(|fields| fields.iter().any(|(f, _, _)| f == field));
+        if let (true, Some(map)) = (read, self.sections.get_mut(section)) {
+            match value {
+                Some(v) => map.insert(field.to_string(), v),
+                None => map.remove(field),
+            };
+            return true;
+        }
+        false
+    }
+
+    pub fn context(&self, env: &Arc<Env>) -> Context<'static, 'static> {
+        let mut ctx = Context::with_env(Arc::clone(env));
+        for (section, map) in &self.sections {
+            ctx.add_variable_from_value(section.clone(), map.clone());
+        }
+        ctx
+    }
+}
+
+/// The result of a condition: it holds, it does not, or it cannot be told (an item it reads is
+/// empty, or the expression did not give a truth value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    True,
+    False,
+    Unknown,
+}
+
+impl Expression {
+    pub(crate) fn truth(&self, ctx: &Context) -> Truth {
+        match self.program.execute(ctx) {
+            Ok(Value::Bool(true)) => Truth::True,
+            Ok(Value::Bool(false)) => Truth::False,
+            _ => Truth::Unknown,
+        }
+    }
+
+    pub(crate) fn number(&self, ctx: &Context) -> Option<f64> {
+        match self.program.execute(ctx) {
+            Ok(Value::Int(n)) => Some(n as f64),
+            Ok(Value::UInt(n)) => Some(n as f64),
+            Ok(Value::Float(f)) if f.is_finite() => Some(f),
+            _ => None,
+        }
+    }
+}
