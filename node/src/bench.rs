@@ -63,7 +63,88 @@ impl Figure {
 }
 
 /// The scenarios `nsdb bench` knows.
-pub const SCENARIOS: &[&str] = &["store", "ui"];
+pub const SCENARIOS: &[&str] = &["store", "ui", "rules"];
+
+/// Options of the rules scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct RulesBench {
+    pub sheets_per_form: usize,
+    pub runs: usize,
+}
+
+/// A generated corpus: every form of the catalogue, `n` fictitious sheets each, with every code
+/// item chosen and every number drawn within its range.
+pub fn rules_corpus(
+    catalogue: &Catalogue,
+    n: usize,
+    today: nsdb_rules::Date,
+) -> Vec<(
+    &nsdb_rules::FormDef,
+    std::collections::BTreeMap<String, String>,
+)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut out = Vec::new();
+    for form in catalogue.forms() {
+        for _ in 0..n {
+            let mut v = crate::seed::sheet_values(form, &mut rng, today);
+            for item in form.items() {
+                if item.calc.is_some() || v.contains_key(&item.id) {
+                    continue;
+                }
+                let (lo, hi) = (item.min.unwrap_or(0.0), item.max.unwrap_or(100.0));
+                let x = lo + (hi - lo) * rng.random::<f64>();
+                match item.ty {
+                    nsdb_rules::ItemType::Integer => {
+                        v.insert(item.id.clone(), format!("{}", x.round() as i64));
+                    }
+                    nsdb_rules::ItemType::Decimal => {
+                        v.insert(item.id.clone(), format!("{x:.1}"));
+                    }
+                    _ => {}
+                }
+            }
+            out.push((form, v));
+        }
+    }
+    out
+}
+
+/// Sheets per second through check, auto-calculation and judgment (`nsdb_rules::evaluate`) on
+/// one core, over a generated corpus of every form.
+pub fn rules(opts: RulesBench) -> anyhow::Result<Vec<Figure>> {
+    let catalogue = Catalogue::builtin()?;
+    let today =
+        nsdb_rules::Date::new(2026, 4, 1).ok_or_else(|| anyhow::anyhow!("bad benchmark date"))?;
+    let corpus = rules_corpus(&catalogue, opts.sheets_per_form.max(1), today);
+    let mut per_s = Vec::new();
+    let mut messages = 0usize;
+    for run in 0..=opts.runs {
+        let started = Instant::now();
+        let mut m = 0usize;
+        for (form, values) in &corpus {
+            let ev = nsdb_rules::evaluate(form, values, today);
+            m += ev.messages.len() + ev.judgment.messages.len();
+            std::hint::black_box(&ev);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        messages = m;
+        if run > 0 {
+            per_s.push(corpus.len() as f64 / secs);
+        }
+    }
+    let forms = catalogue.forms().len() as f64;
+    Ok(vec![
+        Figure::from_runs("rules", "evaluate_one_core", "sheets/s", &per_s),
+        Figure::from_runs("rules", "forms_in_corpus", "forms", &[forms]),
+        Figure::from_runs(
+            "rules",
+            "messages_per_sheet",
+            "messages",
+            &[messages as f64 / corpus.len().max(1) as f64],
+        ),
+    ])
+}
 
 /// Options of the store scenario.
 #[derive(Debug, Clone, Copy)]
@@ -226,6 +307,18 @@ mod tests {
         assert_eq!((f.median, f.min, f.max, f.runs), (2.0, 1.0, 3.0, 3));
         let f = Figure::from_runs("b", "m", "u", &[4.0, 1.0, 2.0, 3.0]);
         assert_eq!(f.median, 2.5);
+    }
+
+    #[test]
+    fn the_rules_scenario_covers_every_form() {
+        let figures = rules(RulesBench {
+            sheets_per_form: 5,
+            runs: 1,
+        })
+        .unwrap();
+        assert!(figures[0].median > 0.0);
+        let forms = Catalogue::builtin().unwrap().forms().len() as f64;
+        assert_eq!(figures[1].median, forms);
     }
 
     #[tokio::test]

@@ -56,6 +56,22 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub key: KeySource,
     pub institution: Institution,
+    /// The signed rule pack to use instead of the built-in catalogue.
+    pub rules: Option<RulesConfig>,
+}
+
+/// Where a node's rule pack is and which key must have signed it.
+///
+/// Without it a node uses the catalogue built into nsdb (labelled "組み込み・開発用" on screen);
+/// with it, the node loads only this pack, verified against the ministry's public key, and
+/// refuses to start when the pack is missing, unsigned or changed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// The pack file (`nsdb rules pack` makes one).
+    pub pack: PathBuf,
+    /// The ministry's ed25519 public key, 64 hexadecimal characters (`nsdb rules keygen` prints it).
+    pub ministry_key: String,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +86,7 @@ struct ConfigFile {
     /// Or: the environment variable that holds the key (for containers and tests).
     key_env: Option<String>,
     institution: Institution,
+    rules: Option<RulesConfig>,
 }
 
 impl NodeConfig {
@@ -95,6 +112,10 @@ impl NodeConfig {
             data_dir: base.join(file.data_dir),
             key,
             institution: file.institution,
+            rules: file.rules.map(|r| RulesConfig {
+                pack: base.join(r.pack),
+                ministry_key: r.ministry_key,
+            }),
         })
     }
 
@@ -131,6 +152,7 @@ name = "東京テスト病院"
         .unwrap();
         let c = NodeConfig::from_file(&path).unwrap();
         assert_eq!(c.role, NodeRole::Hospital);
+        assert_eq!(c.rules, None);
         assert_eq!(c.data_dir, dir.path().join("data"));
         let both = std::fs::read_to_string(&path).unwrap().replace(
             "key_file = \"db.key\"",

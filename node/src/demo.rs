@@ -96,6 +96,7 @@ pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<Nod
         data_dir: dir,
         key: KeySource::File(key_file),
         institution: n.institution.clone(),
+        rules: None,
     })
 }
 

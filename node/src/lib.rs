@@ -15,6 +15,7 @@ pub mod demo;
 pub mod http;
 pub mod policy;
 pub mod print;
+pub mod rules_cli;
 pub mod seed;
 pub mod sheets;
 pub mod store;
@@ -117,7 +118,7 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let store = Store::open(&config.database_path(), Some(&key), 3)?;
-        let catalogue = Catalogue::builtin().context("the built-in form catalogue")?;
+        let catalogue = load_catalogue(config.rules.as_ref())?;
         let node = Node {
             node_id: NodeId(identity.node_id()),
             config,
@@ -131,6 +132,25 @@ impl Node {
     pub fn role(&self) -> NodeRole {
         self.config.role
     }
+}
+
+/// The node's form catalogue: the configured signed rule pack, or the built-in one.
+pub fn load_catalogue(rules: Option<&config::RulesConfig>) -> anyhow::Result<Catalogue> {
+    use anyhow::Context;
+    let Some(r) = rules else {
+        return Catalogue::builtin().context("the built-in form catalogue");
+    };
+    let key = nsdb_rules::pack::parse_public_key(&r.ministry_key).ok_or_else(|| {
+        anyhow::anyhow!(
+            "rules.ministry_key is not an ed25519 public key (64 hexadecimal characters expected)"
+        )
+    })?;
+    let bytes = std::fs::read(&r.pack)
+        .with_context(|| format!("cannot read the rule pack {}", r.pack.display()))?;
+    let pack = nsdb_rules::RulePack::verify(&bytes, &key)
+        .with_context(|| format!("rule pack {}", r.pack.display()))?;
+    tracing::info!(target: "nsdb", version = %pack.info.version, "rule pack loaded");
+    Ok(pack.catalogue)
 }
 
 /// 32 random bytes (keys and tokens).

@@ -48,8 +48,9 @@ enum Command {
     },
     /// Measures a scenario: medians and min–max over several runs after a warm-up.
     Bench {
-        /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite)
-        /// or ui (server time of the editor, saving and the list at 100,000 sheets).
+        /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite);
+        /// ui (server time of the editor, saving and the list at 100,000 sheets); rules (sheets
+        /// per second through check, calculation and judgment on one core).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(nsdb::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -58,9 +59,15 @@ enum Command {
         /// Measured runs after the warm-up.
         #[arg(long, default_value_t = 5)]
         runs: usize,
-        /// Sheets: per run (store, default 2000) or in the list (ui, default 100000).
+        /// Sheets: per run (store, default 2000), in the list (ui, default 100000) or per form
+        /// (rules, default 2000).
         #[arg(long)]
         sheets: Option<usize>,
+    },
+    /// The form catalogue: list forms, check a sheet, create the ministry key, sign a pack.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
     },
 }
 
@@ -87,6 +94,59 @@ enum UserCommand {
         #[arg(long)]
         department: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Lists the forms and the rule pack's version.
+    List {
+        #[command(flatten)]
+        pack: PackArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks, calculates and judges one sheet (a JSON object of item id → value); prints JSON.
+    Check {
+        /// The form id, e.g. rinko-006.
+        form: String,
+        /// The sheet file.
+        sheet: PathBuf,
+        #[command(flatten)]
+        pack: PackArgs,
+        /// "Today" for date checks (YYYY-MM-DD); default: today in Japan.
+        #[arg(long, value_name = "DATE")]
+        today: Option<String>,
+    },
+    /// Creates the ministry's rule-pack signing key (mode 600) and prints its public key.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Signs form files into a versioned rule pack.
+    Pack {
+        /// The ministry's signing key (from `nsdb rules keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The pack's version, shown on screen and written into files.
+        #[arg(long)]
+        version: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A directory of form files; default: the forms built into nsdb.
+        #[arg(long, value_name = "DIR")]
+        forms: Option<PathBuf>,
+    },
+}
+
+/// A signed pack to use instead of the built-in forms.
+#[derive(clap::Args)]
+struct PackArgs {
+    /// A rule pack file.
+    #[arg(long, value_name = "FILE")]
+    pack: Option<PathBuf>,
+    /// The ministry's public key (64 hexadecimal characters) the pack must be signed with.
+    #[arg(long, value_name = "HEX")]
+    ministry_key: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -179,6 +239,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let sheets_given = sheets.is_some();
             let sheets = sheets.unwrap_or(2000);
             let figures = match scenario.as_str() {
+                "rules" => nsdb::bench::rules(nsdb::bench::RulesBench {
+                    sheets_per_form: sheets,
+                    runs: runs.max(1),
+                })?,
                 "store" => {
                     nsdb::bench::store(nsdb::bench::StoreBench {
                         sheets,
@@ -201,5 +265,37 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Rules { command } => rules(command),
+    }
+}
+
+fn rules(command: RulesCommand) -> anyhow::Result<()> {
+    use nsdb::rules_cli;
+    match command {
+        RulesCommand::List { pack, json } => rules_cli::list(
+            &rules_cli::catalogue(pack.pack.as_deref(), pack.ministry_key.as_deref())?,
+            json,
+        ),
+        RulesCommand::Check {
+            form,
+            sheet,
+            pack,
+            today,
+        } => {
+            let today = match today {
+                Some(t) => nsdb_rules::Date::parse(&t)
+                    .ok_or_else(|| anyhow::anyhow!("--today {t:?} is not YYYY-MM-DD"))?,
+                None => nsdb::Clock::System.today_jst(),
+            };
+            let cat = rules_cli::catalogue(pack.pack.as_deref(), pack.ministry_key.as_deref())?;
+            rules_cli::check(&cat, &form, &sheet, today)
+        }
+        RulesCommand::Keygen { out } => rules_cli::keygen(&out),
+        RulesCommand::Pack {
+            key,
+            version,
+            out,
+            forms,
+        } => rules_cli::pack(&key, &version, &out, forms.as_ref()),
     }
 }

@@ -1,5 +1,7 @@
-//! Provisioning: the secrets a node is born with. A node's identity is an ed25519 key pair; its
-//! database key is 32 random bytes. Both live in files readable by their owner only.
+//! Provisioning: the secrets a node is born with, and the ministry's key that signs rule packs.
+//! A node's identity is an ed25519 key pair; its database key is 32 random bytes; the rule-pack
+//! key is an ed25519 key pair whose public half nodes are configured with. All live in files
+//! readable by their owner only.
 //!
 //! This crate creates, stores and loads those secrets and nothing else: it never opens a
 //! database or a network connection, and never prints a secret.
@@ -24,7 +26,7 @@ pub enum ProvisioningError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} does not hold a node identity (64 hexadecimal characters expected)", path.display())]
+    #[error("{} does not hold a key (64 hexadecimal characters expected)", path.display())]
     Malformed { path: PathBuf },
     #[error(
         "{} can be read by others (mode {mode:o}); make it readable by its owner only: chmod 600 {}",
@@ -154,9 +156,70 @@ impl NodeIdentity {
     }
 }
 
+/// The ministry's rule-pack signing key. Only the ministry holds the file; nodes and the check
+/// tool hold its public key and verify packs with it.
+pub struct RulePackKey {
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for RulePackKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RulePackKey")
+            .field("public", &hex::encode(self.public_key()))
+            .finish()
+    }
+}
+
+impl RulePackKey {
+    /// Creates a new key file (mode 600); refuses to overwrite an existing one.
+    pub fn create(path: &Path) -> Result<RulePackKey, ProvisioningError> {
+        let key = SigningKey::from_bytes(&random_bytes()?);
+        write_secret_file(path, &hex::encode(key.to_bytes()))?;
+        Ok(RulePackKey { key })
+    }
+
+    pub fn load(path: &Path) -> Result<RulePackKey, ProvisioningError> {
+        let text = read_secret_file(path)?;
+        let bytes: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| ProvisioningError::Malformed {
+                path: path.to_path_buf(),
+            })?;
+        Ok(RulePackKey {
+            key: SigningKey::from_bytes(&bytes),
+        })
+    }
+
+    /// The public key, as nodes are configured with it.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// Signs a rule pack's payload.
+    pub fn sign(&self, payload: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.key.sign(payload).to_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_pack_key_signs_and_is_never_overwritten() {
+        use ed25519_dalek::Verifier;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ministry.key");
+        let k = RulePackKey::create(&path).unwrap();
+        assert!(RulePackKey::create(&path).is_err(), "no overwrite");
+        let again = RulePackKey::load(&path).unwrap();
+        assert_eq!(k.public_key(), again.public_key());
+        let sig = ed25519_dalek::Signature::from_bytes(&k.sign(b"pack"));
+        let public = VerifyingKey::from_bytes(&k.public_key()).unwrap();
+        assert!(public.verify(b"pack", &sig).is_ok());
+    }
 
     #[test]
     fn an_identity_is_created_once_and_loaded_the_same() {

@@ -171,7 +171,9 @@ async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
         .await
         .unwrap();
     c.wait()
-        .for_element(Locator::Css("form[action='/sheets'] button"))
+        .for_element(Locator::Css(
+            "form[action='/sheets']:has(input[name='form_id'][value='rinko-006']) button",
+        ))
         .await
         .unwrap()
         .click()
