@@ -10,12 +10,15 @@ pub mod accounts;
 pub mod audit;
 pub mod bench;
 pub mod config;
+pub mod conflicts;
 pub mod demo;
 pub mod http;
 pub mod policy;
 pub mod seed;
 pub mod sheets;
 pub mod store;
+pub mod sync_service;
+pub mod sync_testing;
 pub mod testing;
 
 use std::sync::Arc;
@@ -102,6 +105,7 @@ pub struct Node {
     pub store: Store,
     pub catalogue: Arc<Catalogue>,
     pub clock: Clock,
+    pub sync: Arc<sync_service::SyncHandle>,
 }
 
 impl Node {
@@ -121,6 +125,7 @@ impl Node {
             store,
             catalogue: Arc::new(catalogue),
             clock,
+            sync: Default::default(),
         };
         Ok(Arc::new(node))
     }
@@ -145,6 +150,7 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     node.store
         .write(move |c| accounts::ensure_institution(c, &inst.code, &inst.name, kind))
         .await?;
+    let _sync = sync_service::start(&node, Default::default())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -41,6 +41,11 @@ enum Command {
         #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
         bind: IpAddr,
     },
+    /// Keys and enrollment for sync: set up the hub, enroll nodes, revoke them.
+    Provision {
+        #[command(subcommand)]
+        action: Provision,
+    },
     /// Measures a scenario: medians and min–max over several runs after a warm-up.
     Bench {
         /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite).
@@ -56,6 +61,113 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         sheets: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum Provision {
+    /// On the hub: creates its identity (if missing) and sets where sync listens; prints the
+    /// hub's public key.
+    HubInit {
+        /// The hub's data directory (the `data_dir` of its configuration).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// UDP address the hub's sync endpoint listens on.
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7443")]
+        listen: std::net::SocketAddr,
+    },
+    /// On a node: creates its identity (if missing) and prints its public key, to give to the
+    /// hub's operator.
+    NodeKey {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// On the hub: enrolls a node's key with its role and jurisdiction and writes the signed
+    /// enrollment file to carry to the node.
+    Issue {
+        /// The hub's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The node's public key (from `nsdb provision node-key`).
+        #[arg(long, value_name = "HEX")]
+        node_key: String,
+        /// hospital or municipality.
+        #[arg(long)]
+        role: String,
+        /// 医療機関コード of a hospital, 自治体コード of a municipality.
+        #[arg(long, value_name = "CODE")]
+        jurisdiction: String,
+        #[arg(long)]
+        name: String,
+        /// Where the node reaches the hub (default: the hub's listen address).
+        #[arg(long, value_name = "ADDR")]
+        hub_address: Option<std::net::SocketAddr>,
+        /// The enrollment file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// On a node: checks an enrollment file from the hub and keeps it; the node syncs with the
+    /// hub from its next start.
+    Enroll {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        enrollment: PathBuf,
+    },
+    /// On the hub: revokes a node's key; the hub refuses it from its next handshake on.
+    Revoke {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(long, value_name = "HEX")]
+        node_key: String,
+    },
+}
+
+fn provision(action: Provision) -> anyhow::Result<()> {
+    use nsdb_provisioning::enrollment;
+    match action {
+        Provision::HubInit { data, listen } => {
+            let key = enrollment::init_hub(&data, listen)?;
+            println!("hub public key: {}", hex_key(key.as_bytes()));
+            println!("sync listens on {listen} (UDP)");
+        }
+        Provision::NodeKey { data } => {
+            let id = enrollment::identity(&data)?;
+            println!("{}", hex_key(id.public_key().as_bytes()));
+        }
+        Provision::Issue {
+            data,
+            node_key,
+            role,
+            jurisdiction,
+            name,
+            hub_address,
+            out,
+        } => {
+            let e = enrollment::issue(&data, &node_key, &role, &jurisdiction, &name, hub_address)?;
+            enrollment::write_enrollment(&out, &e)?;
+            println!("enrolled {name}; carry {} to the node", out.display());
+        }
+        Provision::Enroll {
+            data,
+            enrollment: file,
+        } => {
+            let e = enrollment::read_enrollment(&file)?;
+            enrollment::accept(&data, &e)?;
+            println!(
+                "enrolled with the hub at {} (hub key {}); restart the node to start syncing",
+                e.hub_address, e.hub_key
+            );
+        }
+        Provision::Revoke { data, node_key } => {
+            enrollment::revoke(&data, &node_key)?;
+            println!("revoked; the hub refuses this node from its next connection on");
+        }
+    }
+    Ok(())
+}
+
+fn hex_key(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn main() -> ExitCode {
@@ -98,6 +210,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Provision { action } => provision(action),
         Command::Bench {
             scenario,
             json,

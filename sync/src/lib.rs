@@ -15,6 +15,8 @@ mod error;
 mod ids;
 mod layout;
 pub mod link;
+#[cfg(test)]
+mod proptests;
 mod replicate;
 pub mod session;
 mod sheet;

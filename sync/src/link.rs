@@ -12,6 +12,9 @@ use std::sync::Arc;
 use crate::session::{self, Peer, Replica, SessionError, SessionStats, Side};
 use crate::tls::{self, LocalKey, PublicKey, TlsError};
 
+/// How long a node waits for the hub to answer a new connection.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Why a node could not reach the hub.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -170,7 +173,15 @@ impl NodeLink {
                 addr: self.hub_addr,
                 reason: e.to_string(),
             })?;
-        let connection = connecting.await?;
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| LinkError::Connect {
+                addr: self.hub_addr,
+                reason: format!(
+                    "no answer within {} s; the hub may be down or unreachable",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+            })??;
         self.connection = Some(connection.clone());
         Ok(connection)
     }

@@ -97,7 +97,8 @@ pub trait Replica: Send + Sync {
     ) -> impl Future<Output = Result<(), ReplicaError>> + Send;
 
     /// Whether a sheet with `header` may pass between this side and `peer`. `granted` is the
-    /// set the hub announced for this node (empty on the hub).
+    /// set of sheets opened to the node beyond its institution (at a node: as the hub announced
+    /// it; at the hub: as its inventory for the peer lists it).
     fn admits(&self, peer: &Peer, header: &SheetHeader, granted: &HashSet<SheetId>) -> bool;
 }
 
@@ -242,9 +243,11 @@ where
             });
         }
     };
+    // The sheets opened to the node beyond its own institution: as the hub announced them
+    // (checked again at the node), or as the hub's own inventory lists them.
     let granted: HashSet<SheetId> = match side {
         Side::Node => granted.into_iter().collect(),
-        Side::Hub => HashSet::new(),
+        Side::Hub => inventory.granted.iter().copied().collect(),
     };
     let differing: HashSet<usize> = summary.differing(&theirs).into_iter().collect();
     stats.differing_buckets = differing.len() as u64;

@@ -31,6 +31,7 @@ pub struct EditorView<'a> {
     pub messages: &'a [Message],
     /// A notice after saving, e.g. "一時保存しました。".
     pub notice: Option<&'a str>,
+    pub conflicts: Option<&'a crate::conflicts::ConflictPanel>,
 }
 
 fn field_id(item: &str) -> String {
@@ -240,6 +241,7 @@ pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>, can_edit: bool) -> Markup
         &title(v.form),
         html! {
             (meta_line(&v.meta))
+            @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
             (message_summary(v.form, v.messages))
             @if can_edit {
                 div.toolbar { a.button.primary href={ "/sheets/" (v.meta.id) "/edit" } { "編集" } }

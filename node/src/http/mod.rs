@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod session;
+pub mod sync;
 pub mod ui;
 
 use std::sync::Arc;
@@ -62,6 +63,7 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .merge(ui::routes())
         .merge(api::routes())
+        .merge(sync::routes())
         .layer(middleware::from_fn(security_headers))
         .with_state(node)
 }

@@ -382,6 +382,7 @@ async fn show_sheet(
         return error_page(Some(&ctx), Error::Denied(crate::policy::Denied));
     }
     let updated = format_ms(d.row.updated_at_ms);
+    let conflicts = super::sync::conflict_panel(node, s, id, form).await;
     let view = nsdb_ui::EditorView {
         form,
         meta: nsdb_ui::SheetMeta {
@@ -394,6 +395,7 @@ async fn show_sheet(
         values: &d.items,
         messages: &d.messages,
         notice,
+        conflicts: conflicts.as_ref(),
     };
     let page = if editing {
         nsdb_ui::editor::editor(&ctx.page(), &view)
