@@ -63,7 +63,7 @@ impl Figure {
 }
 
 /// The scenarios `nsdb bench` knows.
-pub const SCENARIOS: &[&str] = &["store"];
+pub const SCENARIOS: &[&str] = &["store", "sync"];
 
 /// Options of the store scenario.
 #[derive(Debug, Clone, Copy)]

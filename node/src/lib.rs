@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod bench;
+pub mod bench_sync;
 pub mod config;
 pub mod conflicts;
 pub mod demo;

@@ -225,6 +225,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     })
                     .await?
                 }
+                "sync" => {
+                    nsdb::bench_sync::sync(nsdb::bench_sync::SyncBench {
+                        sheets,
+                        runs: runs.max(1),
+                    })
+                    .await?
+                }
                 other => anyhow::bail!("unknown scenario {other}"),
             };
             for f in figures {
