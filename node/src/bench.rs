@@ -63,7 +63,7 @@ impl Figure {
 }
 
 /// The scenarios `nsdb bench` knows.
-pub const SCENARIOS: &[&str] = &["store", "ui", "rules"];
+pub const SCENARIOS: &[&str] = &["store", "ui", "rules", "sync"];
 
 /// Options of the rules scenario.
 #[derive(Debug, Clone, Copy)]

@@ -210,6 +210,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     };
     println!("nsdb demo: data in {}", data.display());
     let mut servers = Vec::new();
+    let mut nodes = Vec::new();
     for (i, n) in demo_nodes().iter().enumerate() {
         let addr = SocketAddr::new(opts.bind, opts.port_base + i as u16);
         let config = config(&data, n, addr)?;
@@ -227,11 +228,15 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        nodes.push(node.clone());
         let app = crate::http::router(node);
         servers.push(tokio::spawn(
             async move { axum::serve(listener, app).await },
         ));
     }
+    let sync_addr = SocketAddr::new(opts.bind, opts.port_base + 3);
+    let _sync = crate::sync_service::start_demo(&nodes, sync_addr).await?;
+    println!("  sync: the hub listens on {sync_addr} (QUIC); status at /sync on each node");
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     for s in servers {

@@ -10,7 +10,9 @@ pub mod access_key;
 pub mod accounts;
 pub mod audit;
 pub mod bench;
+pub mod bench_sync;
 pub mod config;
+pub mod conflicts;
 pub mod demo;
 pub mod http;
 pub mod policy;
@@ -19,6 +21,8 @@ pub mod rules_cli;
 pub mod seed;
 pub mod sheets;
 pub mod store;
+pub mod sync_service;
+pub mod sync_testing;
 pub mod testing;
 pub mod workflow;
 
@@ -106,6 +110,7 @@ pub struct Node {
     pub store: Store,
     pub catalogue: Arc<Catalogue>,
     pub clock: Clock,
+    pub sync: Arc<sync_service::SyncHandle>,
 }
 
 impl Node {
@@ -125,6 +130,7 @@ impl Node {
             store,
             catalogue: Arc::new(catalogue),
             clock,
+            sync: Default::default(),
         };
         Ok(Arc::new(node))
     }
@@ -168,6 +174,7 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     node.store
         .write(move |c| accounts::ensure_institution(c, &inst.code, &inst.name, kind))
         .await?;
+    let _sync = sync_service::start(&node, Default::default())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -46,11 +46,17 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Keys and enrollment for sync: set up the hub, enroll nodes, revoke them.
+    Provision {
+        #[command(subcommand)]
+        action: Provision,
+    },
     /// Measures a scenario: medians and min–max over several runs after a warm-up.
     Bench {
         /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite);
         /// ui (server time of the editor, saving and the list at 100,000 sheets); rules (sheets
-        /// per second through check, calculation and judgment on one core).
+        /// per second through check, calculation and judgment on one core); sync (initial,
+        /// incremental and idle sync over QUIC on loopback).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(nsdb::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -149,6 +155,113 @@ struct PackArgs {
     ministry_key: Option<String>,
 }
 
+#[derive(Subcommand)]
+enum Provision {
+    /// On the hub: creates its identity (if missing) and sets where sync listens; prints the
+    /// hub's public key.
+    HubInit {
+        /// The hub's data directory (the `data_dir` of its configuration).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// UDP address the hub's sync endpoint listens on.
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7443")]
+        listen: std::net::SocketAddr,
+    },
+    /// On a node: creates its identity (if missing) and prints its public key, to give to the
+    /// hub's operator.
+    NodeKey {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// On the hub: enrolls a node's key with its role and jurisdiction and writes the signed
+    /// enrollment file to carry to the node.
+    Issue {
+        /// The hub's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The node's public key (from `nsdb provision node-key`).
+        #[arg(long, value_name = "HEX")]
+        node_key: String,
+        /// hospital or municipality.
+        #[arg(long)]
+        role: String,
+        /// 医療機関コード of a hospital, 自治体コード of a municipality.
+        #[arg(long, value_name = "CODE")]
+        jurisdiction: String,
+        #[arg(long)]
+        name: String,
+        /// Where the node reaches the hub (default: the hub's listen address).
+        #[arg(long, value_name = "ADDR")]
+        hub_address: Option<std::net::SocketAddr>,
+        /// The enrollment file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// On a node: checks an enrollment file from the hub and keeps it; the node syncs with the
+    /// hub from its next start.
+    Enroll {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        enrollment: PathBuf,
+    },
+    /// On the hub: revokes a node's key; the hub refuses it from its next handshake on.
+    Revoke {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(long, value_name = "HEX")]
+        node_key: String,
+    },
+}
+
+fn provision(action: Provision) -> anyhow::Result<()> {
+    use nsdb_provisioning::enrollment;
+    match action {
+        Provision::HubInit { data, listen } => {
+            let key = enrollment::init_hub(&data, listen)?;
+            println!("hub public key: {}", hex_key(key.as_bytes()));
+            println!("sync listens on {listen} (UDP)");
+        }
+        Provision::NodeKey { data } => {
+            let id = enrollment::identity(&data)?;
+            println!("{}", hex_key(id.public_key().as_bytes()));
+        }
+        Provision::Issue {
+            data,
+            node_key,
+            role,
+            jurisdiction,
+            name,
+            hub_address,
+            out,
+        } => {
+            let e = enrollment::issue(&data, &node_key, &role, &jurisdiction, &name, hub_address)?;
+            enrollment::write_enrollment(&out, &e)?;
+            println!("enrolled {name}; carry {} to the node", out.display());
+        }
+        Provision::Enroll {
+            data,
+            enrollment: file,
+        } => {
+            let e = enrollment::read_enrollment(&file)?;
+            enrollment::accept(&data, &e)?;
+            println!(
+                "enrolled with the hub at {} (hub key {}); restart the node to start syncing",
+                e.hub_address, e.hub_key
+            );
+        }
+        Provision::Revoke { data, node_key } => {
+            enrollment::revoke(&data, &node_key)?;
+            println!("revoked; the hub refuses this node from its next connection on");
+        }
+    }
+    Ok(())
+}
+
+fn hex_key(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -230,6 +343,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("added user {login} (id {id}, {})", kind.label());
             Ok(())
         }
+        Command::Provision { action } => provision(action),
         Command::Bench {
             scenario,
             json,
@@ -255,6 +369,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         sheets: if sheets_given { sheets } else { 100_000 },
                         runs: runs.max(1),
                         ..Default::default()
+                    })
+                    .await?
+                }
+                "sync" => {
+                    nsdb::bench_sync::sync(nsdb::bench_sync::SyncBench {
+                        sheets,
+                        runs: runs.max(1),
                     })
                     .await?
                 }

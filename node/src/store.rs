@@ -143,6 +143,7 @@ pub enum StoreError {
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../migrations/001_initial.sql")),
+        M::up(include_str!("../migrations/002_sync.sql")),
         M::up(include_str!("../migrations/003_workflow.sql")),
     ])
 }

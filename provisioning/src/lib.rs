@@ -3,8 +3,13 @@
 //! key is an ed25519 key pair whose public half nodes are configured with. All live in files
 //! readable by their owner only.
 //!
-//! This crate creates, stores and loads those secrets and nothing else: it never opens a
-//! database or a network connection, and never prints a secret.
+//! `enrollment` keeps the hub's registry of enrolled node keys and the signed enrollments that
+//! tell a node how to reach the hub and which key to trust.
+//!
+//! This crate creates, stores and loads those secrets and files and nothing else: it never
+//! opens a database or a network connection, and never prints a secret.
+
+pub mod enrollment;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

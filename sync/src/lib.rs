@@ -1,22 +1,36 @@
 //! nsdb-sync: each yearly disease-form instance (a "sheet") of the 難病 database as an
-//! Automerge CRDT document, so copies on different nodes can be edited apart and merged.
+//! Automerge CRDT document, and the replication of those documents between nodes and the hub.
 //!
-//! This crate owns the document layout of a sheet, attributes every change to the node and
-//! user who made it, and answers questions about history (who changed what, when, values as
-//! of a version, differences between versions, concurrent values after a merge).
+//! The document side owns the layout of a sheet, attributes every change to the node and user
+//! who made it, and answers questions about history (who changed what, when, values as of a
+//! version, differences between versions, concurrent values after a merge). The replication
+//! side (`tls`, `wire`, `summary`, `session`, `link`) moves documents over QUIC with mutual TLS
+//! pinned to ed25519 keys; storage and scope stay with the caller behind [`Replica`].
 //!
-//! It must never do I/O (callers load and store the bytes), never read the clock (callers
-//! pass unix-millisecond timestamps in [`Edit`]), and never depend on other nsdb crates.
+//! The document modules never do I/O and never read the clock (callers pass unix-millisecond
+//! timestamps in [`Edit`]). Nothing here depends on other nsdb crates.
 
 mod compare;
 mod error;
 mod ids;
 mod layout;
+pub mod link;
+#[cfg(test)]
+mod proptests;
+mod replicate;
+pub mod session;
 mod sheet;
+pub mod summary;
+pub mod tls;
+pub mod wire;
 
 pub use automerge::ChangeHash;
 pub use compare::{FieldChange, compare};
 pub use error::SheetError;
 pub use ids::{Author, NodeId, ParseNodeIdError, ParseSheetIdError, SheetId};
 pub use layout::{HEADER_KEYS, PATIENT_PREFIX, SCHEMA_VERSION};
+pub use link::{Directory, HubEndpoint, LinkError, NodeLink};
+pub use replicate::ReplicationError;
+pub use session::{Inventory, Peer, PeerRole, Replica, ReplicaError, SessionError, SessionStats};
 pub use sheet::{Conflict, ConflictValue, Edit, HistoryEntry, NewSheet, Sheet, SheetHeader};
+pub use tls::{KeyDirectory, LocalKey, PublicKey};

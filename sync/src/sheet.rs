@@ -122,11 +122,11 @@ pub struct ConflictValue {
 /// A sheet document.
 #[derive(Clone)]
 pub struct Sheet {
-    doc: Automerge,
+    pub(crate) doc: Automerge,
     /// Checked when the document is made, loaded or merged, kept current by the setters.
-    header: SheetHeader,
-    patient: ObjId,
-    items: ObjId,
+    pub(crate) header: SheetHeader,
+    pub(crate) patient: ObjId,
+    pub(crate) items: ObjId,
 }
 
 impl fmt::Debug for Sheet {

@@ -54,6 +54,7 @@ pub struct EditorView<'a> {
     /// Carried-forward items not yet confirmed or changed.
     pub carried: &'a [String],
     pub actions: Actions<'a>,
+    pub conflicts: Option<&'a crate::conflicts::ConflictPanel>,
 }
 
 fn field_id(item: &str) -> String {
@@ -346,6 +347,7 @@ pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             (meta_line(&v.meta))
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
+            @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
             (message_summary(v.form, v.messages))
             (view_toolbar(ctx, v))
             @for s in &v.form.sections {

@@ -6,6 +6,7 @@
 
 use maud::{DOCTYPE, Markup, html};
 
+pub mod conflicts;
 pub mod editor;
 pub mod list;
 pub mod workflow;

@@ -322,7 +322,7 @@ impl utoipa::Modify for BearerAuth {
 pub struct ApiDoc;
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(ApiDoc::openapi().merge_from(super::sync::SyncApiDoc::openapi()))
 }
 
 async fn not_found() -> ApiError {

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod session;
 pub mod sheet_ui;
+pub mod sync;
 pub mod ui;
 
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .merge(ui::routes())
         .merge(api::routes())
+        .merge(sync::routes())
         .layer(middleware::from_fn(security_headers))
         .with_state(node)
 }

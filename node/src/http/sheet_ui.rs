@@ -104,6 +104,7 @@ async fn render(
     };
     let updated = format_ms(d.row.updated_at_ms);
     let key = printed_key(&d.row);
+    let conflicts = super::sync::conflict_panel(node, s, id, form).await;
     let view = nsdb_ui::EditorView {
         form,
         meta: nsdb_ui::SheetMeta {
@@ -120,6 +121,7 @@ async fn render(
         notice,
         problem,
         carried: &d.carried,
+        conflicts: conflicts.as_ref(),
         actions: nsdb_ui::Actions {
             edit: offered.edit,
             request: offered.request,

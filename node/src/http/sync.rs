@@ -1,0 +1,224 @@
+//! HTTP of sync: the status page (`/sync`), the same as JSON (`/api/v1/sync/status`), and the
+//! form that resolves a conflict on a sheet (`POST /sheets/{id}/conflicts`, with CSRF).
+//!
+//! Handlers stay thin: they read the sync status or call `Node::resolve_conflict` and render.
+//! They never decide access themselves and never show a sheet's values outside the sheet view.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+use super::AppState;
+use super::session::{ApiSession, UiSession};
+use crate::policy::{Action, Role, role_may};
+use crate::sync_service::{SessionFigures, SyncErrorLine, SyncStatus};
+use crate::{Error, Node};
+
+fn format_ms(ms: Option<i64>) -> String {
+    let Some(ms) = ms else {
+        return "—".into();
+    };
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9));
+    format!(
+        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn page_context<'a>(node_label: &'a str, s: &'a UiSession) -> nsdb_ui::PageContext<'a> {
+    let role = s.principal.role();
+    nsdb_ui::PageContext {
+        node_label,
+        user_name: &s.principal.name,
+        user_kind: s.principal.kind.label(),
+        can_read_sheets: role_may(role, Action::ListSheets),
+        can_create: role_may(role, Action::CreateSheet),
+        is_admin: role_may(role, Action::ManageUsers),
+        csrf: &s.csrf,
+    }
+}
+
+fn node_label(node: &Node) -> String {
+    format!("{} {}", node.role().label(), node.config.institution.name)
+}
+
+fn status_view(s: &SyncStatus) -> nsdb_ui::conflicts::SyncStatusView {
+    nsdb_ui::conflicts::SyncStatusView {
+        mode: match s.mode.as_str() {
+            "hub" => "ハブ（各ノードからの同期を受け付け）".into(),
+            "node" => "ノード（ハブと同期）".into(),
+            _ => "同期なし（未登録）".into(),
+        },
+        connected: s.connected,
+        address: s.address.clone().unwrap_or_default(),
+        last_success: format_ms(s.last_success_ms),
+        last_attempt: format_ms(s.last_attempt_ms),
+        waiting: s.waiting,
+        sessions: s.sessions,
+        last_session: s
+            .last_session
+            .map(|f| {
+                vec![
+                    ("送信した文書".into(), f.documents_sent.to_string()),
+                    ("受信した文書".into(), f.documents_received.to_string()),
+                    ("拒否した文書".into(), f.refused.to_string()),
+                    ("送信バイト数".into(), f.bytes_sent.to_string()),
+                    ("受信バイト数".into(), f.bytes_received.to_string()),
+                ]
+            })
+            .unwrap_or_default(),
+        errors: s
+            .errors
+            .iter()
+            .map(|e| (format_ms(Some(e.at_ms)), e.message.clone()))
+            .collect(),
+    }
+}
+
+async fn status_page(State(node): State<AppState>, s: UiSession) -> Response {
+    let label = node_label(&node);
+    let view = status_view(&node.sync.status());
+    Html(nsdb_ui::conflicts::sync_status(&page_context(&label, &s), &view).into_string())
+        .into_response()
+}
+
+/// Sync status of this node: connected or not, last successful sync, documents waiting, errors.
+#[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync",
+    responses((status = 200, body = SyncStatus), (status = 401)), security(("bearer" = [])))]
+pub async fn sync_status(State(node): State<AppState>, _s: ApiSession) -> Json<SyncStatus> {
+    Json(node.sync.status())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(sync_status),
+    components(schemas(SyncStatus, SessionFigures, SyncErrorLine))
+)]
+pub struct SyncApiDoc;
+
+/// The conflict panel of a sheet for the signed-in user, or `None` when there is nothing to
+/// show (or the user may not see the sheet).
+pub(crate) async fn conflict_panel(
+    node: &Node,
+    s: &UiSession,
+    sheet_id: &str,
+    form: &nsdb_rules::FormDef,
+) -> Option<nsdb_ui::conflicts::ConflictPanel> {
+    let lines = node.sheet_conflicts(&s.principal, sheet_id).await.ok()?;
+    if lines.is_empty() {
+        return None;
+    }
+    let can_resolve = s.principal.role() == Role::Doctor;
+    Some(nsdb_ui::conflicts::ConflictPanel {
+        sheet_id: sheet_id.to_string(),
+        csrf: s.csrf.clone(),
+        can_resolve,
+        items: lines
+            .into_iter()
+            .map(|line| {
+                let item = form.item(&line.field);
+                nsdb_ui::conflicts::ConflictItem {
+                    label: item.map_or_else(|| line.field.clone(), |i| i.label.clone()),
+                    choices: line
+                        .values
+                        .into_iter()
+                        .map(|c| nsdb_ui::conflicts::ConflictChoice {
+                            display: item.map_or_else(
+                                || c.value.clone(),
+                                |i| nsdb_ui::editor::display_value(i, &c.value),
+                            ),
+                            value: c.value,
+                            who: c.who,
+                            place: c.place,
+                            when: format_ms(c.at_ms),
+                        })
+                        .collect(),
+                    field: line.field,
+                }
+            })
+            .collect(),
+    })
+}
+
+fn refused(status: StatusCode, title: &str, message: &str) -> Response {
+    (
+        status,
+        Html(nsdb_ui::error(None, title, message).into_string()),
+    )
+        .into_response()
+}
+
+async fn resolve(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let fields: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(_) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "送信できませんでした",
+                "送信内容を読み取れません。",
+            );
+        }
+    };
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
+    };
+    if !get("csrf").is_some_and(|t| super::same_secret(t, &s.csrf)) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "送信できませんでした",
+            "画面の有効期限が切れました。もう一度開き直してから操作してください。",
+        );
+    }
+    let (Some(field), Some(value)) = (get("field"), get("value")) else {
+        return refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "入力を確認してください",
+            "採用する値が選ばれていません。",
+        );
+    };
+    match node.resolve_conflict(&s.principal, &id, field, value).await {
+        Ok(()) => Redirect::to(&format!("/sheets/{id}")).into_response(),
+        Err(e) => {
+            let status = match &e {
+                Error::Denied(_) => StatusCode::FORBIDDEN,
+                Error::SheetNotFound(_) => StatusCode::NOT_FOUND,
+                Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let message = match status {
+                StatusCode::INTERNAL_SERVER_ERROR => {
+                    tracing::error!(target: "nsdb::http", error = %e, "internal error");
+                    "サーバで問題が発生しました。時間をおいて再度お試しください。".to_string()
+                }
+                _ => e.to_string(),
+            };
+            refused(status, "競合を解消できませんでした", &message)
+        }
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sync", get(status_page))
+        .route("/api/v1/sync/status", get(sync_status))
+        .route("/sheets/{id}/conflicts", post(resolve))
+}

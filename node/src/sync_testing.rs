@@ -1,0 +1,141 @@
+//! Test support for sync: a hub, a hospital and a municipality, each a real node on loopback,
+//! provisioned and syncing with each other, in one line: `SyncSite::start(sheets).await`.
+//!
+//! The hub's sync endpoint can be stopped and started again on the same address to play an
+//! outage. Used by tests and benchmarks only; never by the running product.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::NodeRole;
+use crate::sync_service::{self, SyncOptions, SyncTask};
+use crate::testing::TestNode;
+use crate::{Node, policy::Principal};
+
+/// Sync timing for tests: quick polls and short backoff.
+pub const FAST: SyncOptions = SyncOptions {
+    period: Duration::from_millis(300),
+    poll: Duration::from_millis(50),
+    min_backoff: Duration::from_millis(50),
+    max_backoff: Duration::from_millis(400),
+};
+
+/// Three nodes syncing on loopback.
+pub struct SyncSite {
+    pub hub: TestNode,
+    pub hospital: TestNode,
+    pub municipality: TestNode,
+    pub hub_addr: SocketAddr,
+    hub_task: Option<SyncTask>,
+    node_tasks: Vec<SyncTask>,
+}
+
+impl SyncSite {
+    /// A provisioned site; the hospital starts with `sheets` fictitious sheets.
+    pub async fn start(sheets: usize) -> SyncSite {
+        let mut site = SyncSite::start_stopped(sheets).await;
+        site.start_nodes();
+        site
+    }
+
+    /// A provisioned site whose nodes do not sync yet (call [`SyncSite::start_nodes`]).
+    pub async fn start_stopped(sheets: usize) -> SyncSite {
+        let hub = TestNode::start(NodeRole::Hub).await;
+        let hospital = TestNode::start_with_sheets(NodeRole::Hospital, sheets).await;
+        let municipality = TestNode::start(NodeRole::Municipality).await;
+        let task = sync_service::provision_and_start_hub(
+            &hub.node,
+            "127.0.0.1:0".parse().expect("address"),
+            &[&hospital.node, &municipality.node],
+        )
+        .expect("hub provisioned");
+        let hub_addr = task.addr.expect("hub address");
+        SyncSite {
+            hub,
+            hospital,
+            municipality,
+            hub_addr,
+            hub_task: Some(task),
+            node_tasks: Vec::new(),
+        }
+    }
+
+    /// Starts the hospital's and the municipality's sync loops.
+    pub fn start_nodes(&mut self) {
+        for n in [&self.hospital.node, &self.municipality.node] {
+            let task = sync_service::start(n, FAST)
+                .expect("sync starts")
+                .expect("the node is enrolled");
+            self.node_tasks.push(task);
+        }
+    }
+
+    /// Stops the hub's sync endpoint (an outage of the hub).
+    pub fn stop_hub(&mut self) {
+        if let Some(t) = self.hub_task.take() {
+            t.stop();
+        }
+    }
+
+    /// Starts the hub's sync endpoint again on the same address.
+    pub async fn start_hub(&mut self) {
+        for _ in 0..100 {
+            match sync_service::start_hub(&self.hub.node, self.hub_addr) {
+                Ok(t) => {
+                    self.hub_task = Some(t);
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        panic!("the hub's sync address {} stays busy", self.hub_addr);
+    }
+
+    /// Opens sheet `id` to the municipality at the hub.
+    pub async fn grant_to_municipality(&self, id: &str) {
+        sync_service::grant(&self.hub.node, id, self.municipality.node.node_id)
+            .await
+            .expect("granted");
+    }
+}
+
+/// Waits up to `timeout` for `check` to hold, polling; returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ids of every sheet a node holds, sorted.
+pub async fn sheet_ids(node: &Arc<Node>) -> Vec<String> {
+    node.store
+        .read(|c| {
+            let mut st = c.prepare("SELECT id FROM sheets ORDER BY id")?;
+            let ids = st
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok::<_, crate::Error>(ids)
+        })
+        .await
+        .expect("sheet ids")
+}
+
+/// Signs in a demo (or added) user; password `demo`.
+pub async fn sign_in(node: &Arc<Node>, login: &str) -> Principal {
+    node.login(login, crate::demo::DEMO_PASSWORD)
+        .await
+        .expect("signs in")
+        .principal
+}

@@ -1,0 +1,425 @@
+//! QUIC endpoints of sync: the hub accepts connections from enrolled nodes and serves a session
+//! on every stream they open; a node keeps one connection to the hub and opens a stream per
+//! session, reconnecting when the connection is gone.
+//!
+//! Pinning happens in the TLS handshake ([`crate::tls`]); this module then maps the peer's key
+//! to what enrollment says about it. It must never run a session for a key that the directory
+//! does not know, and never let one failed session stop the hub from serving others.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::session::{self, Peer, Replica, SessionError, SessionStats, Side};
+use crate::tls::{self, LocalKey, PublicKey, TlsError};
+
+/// How long a node waits for the hub to answer a new connection.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Why a node could not reach the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot open a UDP socket for sync: {0}")]
+    Socket(std::io::Error),
+    #[error("cannot connect to the hub at {addr}: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("the connection to the hub failed: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// What the hub knows about enrolled nodes: asked at each handshake and each connection.
+pub trait Directory: tls::KeyDirectory {
+    /// The enrolled, unrevoked node holding `key`.
+    fn peer(&self, key: &PublicKey) -> Option<Peer>;
+}
+
+/// The hub's end: a QUIC server endpoint.
+pub struct HubEndpoint {
+    endpoint: quinn::Endpoint,
+}
+
+impl HubEndpoint {
+    /// Listens on `addr` (UDP) with the hub's key, accepting the nodes `directory` accepts.
+    pub fn bind<D: Directory + 'static>(
+        addr: SocketAddr,
+        key: &LocalKey,
+        directory: Arc<D>,
+    ) -> Result<HubEndpoint, LinkError> {
+        let config = tls::hub_server_config(key, directory)?;
+        let endpoint = quinn::Endpoint::server(config, addr).map_err(LinkError::Socket)?;
+        Ok(HubEndpoint { endpoint })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, LinkError> {
+        self.endpoint.local_addr().map_err(LinkError::Socket)
+    }
+
+    /// Serves sessions until the endpoint is closed. `on_session` hears how each one ended.
+    pub async fn serve<R, D, F>(&self, replica: Arc<R>, directory: Arc<D>, on_session: F)
+    where
+        R: Replica + 'static,
+        D: Directory + 'static,
+        F: Fn(&Peer, &Result<SessionStats, SessionError>) + Send + Sync + 'static,
+    {
+        let on_session = Arc::new(on_session);
+        while let Some(incoming) = self.endpoint.accept().await {
+            let (replica, directory, on_session) =
+                (replica.clone(), directory.clone(), on_session.clone());
+            tokio::spawn(async move {
+                let connection = match incoming.await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::info!(target: "nsdb::sync", reason = %e, "a node's handshake failed");
+                        return;
+                    }
+                };
+                let Some(peer) = tls::peer_key(&connection).and_then(|k| directory.peer(&k)) else {
+                    connection.close(1u32.into(), b"not enrolled");
+                    return;
+                };
+                tracing::info!(target: "nsdb::sync", node = %peer.node, name = %peer.name, "node connected");
+                loop {
+                    let (mut send, mut recv) = match connection.accept_bi().await {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                    // Enrollment may have been revoked since the handshake.
+                    if directory.peer(&peer.key).is_none() {
+                        connection.close(1u32.into(), b"revoked");
+                        return;
+                    }
+                    let result =
+                        session::run(replica.as_ref(), Side::Hub, &peer, &mut send, &mut recv)
+                            .await;
+                    match &result {
+                        Ok(_) => {
+                            let _ = send.finish();
+                        }
+                        Err(reason) => {
+                            tracing::warn!(target: "nsdb::sync", node = %peer.node, %reason, "session ended");
+                            let _ = send.reset(2u32.into());
+                            let _ = recv.stop(2u32.into());
+                        }
+                    }
+                    on_session(&peer, &result);
+                }
+            });
+        }
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"hub stopping");
+    }
+}
+
+/// A node's end: one connection to the hub, re-established on demand.
+pub struct NodeLink {
+    endpoint: quinn::Endpoint,
+    hub_addr: SocketAddr,
+    hub: Peer,
+    connection: Option<quinn::Connection>,
+}
+
+impl NodeLink {
+    /// A link to the hub at `hub_addr` holding `hub_key`, authenticating with `key`.
+    pub fn new(
+        key: &LocalKey,
+        hub_addr: SocketAddr,
+        hub_key: PublicKey,
+    ) -> Result<NodeLink, LinkError> {
+        let bind: SocketAddr = if hub_addr.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(LinkError::Socket)?;
+        endpoint.set_default_client_config(tls::node_client_config(key, hub_key)?);
+        Ok(NodeLink {
+            endpoint,
+            hub_addr,
+            hub: Peer::hub(hub_key),
+            connection: None,
+        })
+    }
+
+    /// The hub as a peer.
+    pub fn hub(&self) -> &Peer {
+        &self.hub
+    }
+
+    /// Whether a connection to the hub is open now.
+    pub fn connected(&self) -> bool {
+        self.connection
+            .as_ref()
+            .is_some_and(|c| c.close_reason().is_none())
+    }
+
+    async fn connection(&mut self) -> Result<quinn::Connection, LinkError> {
+        if let Some(c) = &self.connection
+            && c.close_reason().is_none()
+        {
+            return Ok(c.clone());
+        }
+        self.connection = None;
+        let connecting = self
+            .endpoint
+            .connect(self.hub_addr, tls::HUB_SERVER_NAME)
+            .map_err(|e| LinkError::Connect {
+                addr: self.hub_addr,
+                reason: e.to_string(),
+            })?;
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| LinkError::Connect {
+                addr: self.hub_addr,
+                reason: format!(
+                    "no answer within {} s; the hub may be down or unreachable",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+            })??;
+        self.connection = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs one session with the hub, connecting first if needed.
+    pub async fn sync<R: Replica>(&mut self, replica: &R) -> Result<SessionStats, LinkError> {
+        let connection = self.connection().await?;
+        let (mut send, mut recv) = match connection.open_bi().await {
+            Ok(s) => s,
+            Err(e) => {
+                self.connection = None;
+                return Err(e.into());
+            }
+        };
+        let result = session::run(replica, Side::Node, &self.hub, &mut send, &mut recv).await;
+        match result {
+            Ok(stats) => {
+                let _ = send.finish();
+                Ok(stats)
+            }
+            Err(e) => {
+                let _ = send.reset(2u32.into());
+                let _ = recv.stop(2u32.into());
+                if matches!(e, SessionError::Wire(_) | SessionError::Closed) {
+                    self.connection = None;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Closes the connection (the next sync reconnects).
+    pub fn disconnect(&mut self) {
+        if let Some(c) = self.connection.take() {
+            c.close(0u32.into(), b"bye");
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ids::{Author, SheetId};
+    use crate::session::{Inventory, PeerRole, ReplicaError};
+    use crate::sheet::{Edit, NewSheet, Sheet, SheetHeader};
+
+    /// Documents in memory; admits everything.
+    #[derive(Default)]
+    pub(crate) struct Memory {
+        pub docs: Mutex<HashMap<SheetId, Vec<u8>>>,
+    }
+
+    impl Memory {
+        pub fn put(&self, sheet: &mut Sheet) {
+            self.docs
+                .lock()
+                .expect("lock")
+                .insert(sheet.id(), sheet.save());
+        }
+
+        pub fn get(&self, id: &SheetId) -> Option<Sheet> {
+            let docs = self.docs.lock().expect("lock");
+            docs.get(id).map(|b| Sheet::load(b).expect("loads"))
+        }
+    }
+
+    impl Replica for Memory {
+        async fn inventory(&self, _peer: &Peer) -> Result<Inventory, ReplicaError> {
+            let docs = self.docs.lock().expect("lock");
+            let entries = docs
+                .iter()
+                .map(|(id, b)| (*id, Sheet::load(b).expect("loads").raw_heads()))
+                .collect();
+            Ok(Inventory {
+                entries,
+                granted: Vec::new(),
+            })
+        }
+
+        async fn load(&self, ids: Vec<SheetId>) -> Result<Vec<(SheetId, Vec<u8>)>, ReplicaError> {
+            let docs = self.docs.lock().expect("lock");
+            Ok(ids
+                .into_iter()
+                .filter_map(|id| docs.get(&id).map(|b| (id, b.clone())))
+                .collect())
+        }
+
+        async fn save(&self, _peer: &Peer, sheets: Vec<Sheet>) -> Result<(), ReplicaError> {
+            for mut s in sheets {
+                self.put(&mut s);
+            }
+            Ok(())
+        }
+
+        fn admits(&self, _: &Peer, _: &SheetHeader, _: &HashSet<SheetId>) -> bool {
+            true
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Enrolled(pub Mutex<Vec<PublicKey>>);
+
+    impl tls::KeyDirectory for Enrolled {
+        fn accepts(&self, key: &PublicKey) -> bool {
+            self.0.lock().expect("lock").contains(key)
+        }
+    }
+
+    impl Directory for Enrolled {
+        fn peer(&self, key: &PublicKey) -> Option<Peer> {
+            tls::KeyDirectory::accepts(self, key).then(|| Peer {
+                key: *key,
+                node: key.node_id(),
+                role: PeerRole::Hospital,
+                jurisdiction: "1".into(),
+                name: "test".into(),
+            })
+        }
+    }
+
+    pub(crate) fn new_sheet(author: Author) -> Sheet {
+        let mut sheet = Sheet::new(
+            NewSheet {
+                id: SheetId::random(),
+                form_id: "f".into(),
+                form_version: "1".into(),
+                kokuji: 6,
+                eda: 0,
+                disease: "d".into(),
+                institution: "1".into(),
+                doctor: None,
+                carried_from: None,
+                created_ms: 1,
+            },
+            Edit {
+                author,
+                at_ms: 1,
+                message: "",
+            },
+        );
+        let values: BTreeMap<String, Option<String>> =
+            [("q1".to_owned(), Some("はい".to_owned()))].into();
+        sheet.set_fields(
+            &values,
+            Edit {
+                author,
+                at_ms: 2,
+                message: "",
+            },
+        );
+        sheet
+    }
+
+    struct Hub {
+        endpoint: Arc<HubEndpoint>,
+        addr: SocketAddr,
+        replica: Arc<Memory>,
+        enrolled: Arc<Enrolled>,
+        key: LocalKey,
+    }
+
+    fn start_hub() -> Hub {
+        let key = LocalKey::from_seed([1; 32]);
+        let enrolled = Arc::new(Enrolled::default());
+        let replica = Arc::new(Memory::default());
+        let endpoint = Arc::new(
+            HubEndpoint::bind("127.0.0.1:0".parse().expect("addr"), &key, enrolled.clone())
+                .expect("binds"),
+        );
+        let addr = endpoint.local_addr().expect("addr");
+        let (e, r, d) = (endpoint.clone(), replica.clone(), enrolled.clone());
+        tokio::spawn(async move { e.serve(r, d, |_, _| {}).await });
+        Hub {
+            endpoint,
+            addr,
+            replica,
+            enrolled,
+            key,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_enrolled_node_syncs_both_ways_and_an_idle_sync_is_small() {
+        let hub = start_hub();
+        let node_key = LocalKey::from_seed([2; 32]);
+        hub.enrolled.0.lock().expect("lock").push(node_key.public());
+        let author = Author {
+            node: node_key.public().node_id(),
+            user: 5,
+        };
+        let node = Memory::default();
+        let mut sheets: Vec<Sheet> = (0..20).map(|_| new_sheet(author)).collect();
+        for s in &mut sheets {
+            node.put(s);
+        }
+        let mut link = NodeLink::new(&node_key, hub.addr, hub.key.public()).expect("link");
+        let stats = link.sync(&node).await.expect("first sync");
+        assert_eq!(stats.documents_sent, 20);
+        assert_eq!(hub.replica.docs.lock().expect("lock").len(), 20);
+        let first = sheets[0].id();
+        assert_eq!(
+            hub.replica.get(&first).expect("on the hub").fields(),
+            sheets[0].fields()
+        );
+
+        let stats = link.sync(&node).await.expect("idle sync");
+        assert_eq!(stats.documents_sent + stats.documents_received, 0);
+        assert!(
+            stats.bytes_sent + stats.bytes_received < 16 * 1024,
+            "{stats:?}"
+        );
+        hub.endpoint.close();
+    }
+
+    #[tokio::test]
+    async fn unenrolled_revoked_and_wrong_hub_keys_are_refused() {
+        let hub = start_hub();
+        let node_key = LocalKey::from_seed([3; 32]);
+        let node = Memory::default();
+        let mut link = NodeLink::new(&node_key, hub.addr, hub.key.public()).expect("link");
+        assert!(link.sync(&node).await.is_err(), "unenrolled");
+
+        hub.enrolled.0.lock().expect("lock").push(node_key.public());
+        let mut link = NodeLink::new(&node_key, hub.addr, hub.key.public()).expect("link");
+        link.sync(&node).await.expect("enrolled");
+        hub.enrolled.0.lock().expect("lock").clear();
+        link.disconnect();
+        assert!(link.sync(&node).await.is_err(), "revoked");
+
+        hub.enrolled.0.lock().expect("lock").push(node_key.public());
+        let impostor = LocalKey::from_seed([4; 32]).public();
+        let mut link = NodeLink::new(&node_key, hub.addr, impostor).expect("link");
+        assert!(
+            link.sync(&node).await.is_err(),
+            "hub key not the pinned one"
+        );
+    }
+}

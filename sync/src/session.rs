@@ -1,0 +1,503 @@
+//! One sync session between a node and the hub on one QUIC stream: both sides send a summary,
+//! then the ids and heads of the documents in buckets that differ, then every document or
+//! change the other side lacks, many documents in flight at once.
+//!
+//! The storage and the scope rules belong to the caller, behind [`Replica`]. This module checks
+//! everything it receives (frame shape, order, scope, and at the hub that each change was made
+//! by the sending node) and ends the session with a reason on anything unexpected. It must
+//! never panic on input, never apply a change it has not checked, and never send a document the
+//! replica does not list for that peer.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::ids::{NodeId, SheetId};
+use crate::replicate::ReplicationError;
+use crate::sheet::{Sheet, SheetHeader};
+use crate::summary::{Summary, bucket_of};
+use crate::tls::PublicKey;
+use crate::wire::{self, Frame, HEADS_PER_FRAME, Heads, PROTOCOL_VERSION, WireError};
+
+/// How many received documents are saved together in one database transaction.
+pub const SAVE_BATCH: usize = 256;
+
+/// How many documents are loaded together to be sent.
+pub const LOAD_BATCH: usize = 256;
+
+/// The most document ids a peer may list in one session.
+const MAX_ENTRIES: usize = 10_000_000;
+
+/// What a node is to the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerRole {
+    Hub,
+    Hospital,
+    Municipality,
+}
+
+/// The other side of a session, as enrollment describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub key: PublicKey,
+    pub node: NodeId,
+    pub role: PeerRole,
+    /// The institution code the node serves (医療機関コード or 自治体コード); empty for the hub.
+    pub jurisdiction: String,
+    pub name: String,
+}
+
+impl Peer {
+    /// The hub, known to a node by its pinned key.
+    pub fn hub(key: PublicKey) -> Peer {
+        Peer {
+            key,
+            node: key.node_id(),
+            role: PeerRole::Hub,
+            jurisdiction: String::new(),
+            name: "hub".into(),
+        }
+    }
+}
+
+/// The documents one side shares with a peer.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Every document in the peer's scope, with its current heads.
+    pub entries: Vec<(SheetId, Heads)>,
+    /// Sheets opened to the peer beyond its own institution (sent by the hub only).
+    pub granted: Vec<SheetId>,
+}
+
+/// A storage failure of the replica, in words for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReplicaError(pub String);
+
+/// Where documents come from and go to, and who may hold which: implemented by the node.
+pub trait Replica: Send + Sync {
+    /// The documents this side shares with `peer` and their heads.
+    fn inventory(
+        &self,
+        peer: &Peer,
+    ) -> impl Future<Output = Result<Inventory, ReplicaError>> + Send;
+
+    /// Saved bytes of the documents `ids` (missing ones are left out).
+    fn load(
+        &self,
+        ids: Vec<SheetId>,
+    ) -> impl Future<Output = Result<Vec<(SheetId, Vec<u8>)>, ReplicaError>> + Send;
+
+    /// Stores documents received from `peer` (each already checked and merged).
+    fn save(
+        &self,
+        peer: &Peer,
+        sheets: Vec<Sheet>,
+    ) -> impl Future<Output = Result<(), ReplicaError>> + Send;
+
+    /// Whether a sheet with `header` may pass between this side and `peer`. `granted` is the
+    /// set of sheets opened to the node beyond its institution (at a node: as the hub announced
+    /// it; at the hub: as its inventory for the peer lists it).
+    fn admits(&self, peer: &Peer, header: &SheetHeader, granted: &HashSet<SheetId>) -> bool;
+}
+
+/// Which end of the connection this side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Hub,
+    Node,
+}
+
+/// What a session did, for status pages and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub documents_sent: u64,
+    pub documents_received: u64,
+    /// Received documents or changes refused (outside the scope, or made by another node).
+    pub refused: u64,
+    /// Buckets of the summary that differed.
+    pub differing_buckets: u64,
+}
+
+/// Why a session ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("sync protocol error: {0}")]
+    Wire(#[from] WireError),
+    #[error(
+        "the peer speaks sync protocol version {theirs}, this node version {PROTOCOL_VERSION}; update the older side"
+    )]
+    Version { theirs: u16 },
+    #[error("the peer sent {got} where {expected} was expected")]
+    Unexpected { expected: &'static str, got: String },
+    #[error("the peer ended the session early")]
+    Closed,
+    #[error("the peer sent a malformed summary")]
+    BadSummary,
+    #[error("the peer listed more documents than it holds")]
+    TooManyEntries,
+    #[error("the peer sent sheet {0}, which this side did not ask for")]
+    Unrequested(SheetId),
+    #[error("storage: {0}")]
+    Replica(#[from] ReplicaError),
+}
+
+fn frame_name(frame: &Frame) -> String {
+    match frame {
+        Frame::Hello { .. } => "Hello".into(),
+        Frame::Heads { .. } => "Heads".into(),
+        Frame::Document { .. } => "Document".into(),
+        Frame::Changes { .. } => "Changes".into(),
+        Frame::Done => "Done".into(),
+        Frame::Ack { .. } => "Ack".into(),
+    }
+}
+
+struct Reader<'a, R> {
+    inner: &'a mut R,
+    bytes: u64,
+}
+
+impl<R: AsyncRead + Unpin> Reader<'_, R> {
+    async fn next(&mut self) -> Result<Frame, SessionError> {
+        match wire::read_frame(self.inner).await? {
+            Some((frame, n)) => {
+                self.bytes += n as u64;
+                Ok(frame)
+            }
+            None => Err(SessionError::Closed),
+        }
+    }
+}
+
+struct Writer<'a, W> {
+    inner: &'a mut W,
+    bytes: u64,
+}
+
+impl<W: AsyncWrite + Unpin> Writer<'_, W> {
+    async fn send(&mut self, frame: &Frame) -> Result<(), SessionError> {
+        self.bytes += wire::write_frame(self.inner, frame).await? as u64;
+        Ok(())
+    }
+}
+
+/// Runs one session over `send`/`recv` with `peer`. Returns what was exchanged.
+pub async fn run<R, S, V>(
+    replica: &R,
+    side: Side,
+    peer: &Peer,
+    send: &mut S,
+    recv: &mut V,
+) -> Result<SessionStats, SessionError>
+where
+    R: Replica,
+    S: AsyncWrite + Unpin + Send,
+    V: AsyncRead + Unpin + Send,
+{
+    let mut stats = SessionStats::default();
+    let inventory = replica.inventory(peer).await?;
+    let mine: HashMap<SheetId, Heads> = inventory.entries.iter().cloned().collect();
+    let summary = Summary::of(inventory.entries.iter().map(|(id, h)| (id, h.as_slice())));
+    let mut writer = Writer {
+        inner: send,
+        bytes: 0,
+    };
+    let mut reader = Reader {
+        inner: recv,
+        bytes: 0,
+    };
+
+    // 1. Summaries, both ways at once.
+    let hello = Frame::Hello {
+        version: PROTOCOL_VERSION,
+        summary: summary.clone(),
+        granted: match side {
+            Side::Hub => inventory.granted.clone(),
+            Side::Node => Vec::new(),
+        },
+    };
+    let (sent, received) = tokio::join!(writer.send(&hello), reader.next());
+    sent?;
+    let (theirs, granted) = match received? {
+        Frame::Hello {
+            version,
+            summary,
+            granted,
+        } => {
+            if version != PROTOCOL_VERSION {
+                return Err(SessionError::Version { theirs: version });
+            }
+            if !summary.is_well_formed() {
+                return Err(SessionError::BadSummary);
+            }
+            (summary, granted)
+        }
+        other => {
+            return Err(SessionError::Unexpected {
+                expected: "Hello",
+                got: frame_name(&other),
+            });
+        }
+    };
+    // The sheets opened to the node beyond its own institution: as the hub announced them
+    // (checked again at the node), or as the hub's own inventory lists them.
+    let granted: HashSet<SheetId> = match side {
+        Side::Node => granted.into_iter().collect(),
+        Side::Hub => inventory.granted.iter().copied().collect(),
+    };
+    let differing: HashSet<usize> = summary.differing(&theirs).into_iter().collect();
+    stats.differing_buckets = differing.len() as u64;
+
+    // 2. Ids and heads in the differing buckets, both ways at once.
+    let my_heads: Vec<(SheetId, Heads)> = inventory
+        .entries
+        .iter()
+        .filter(|(id, _)| differing.contains(&bucket_of(id)))
+        .cloned()
+        .collect();
+    let send_heads = async {
+        if differing.is_empty() {
+            return Ok(());
+        }
+        let mut chunks = my_heads.chunks(HEADS_PER_FRAME).peekable();
+        if chunks.peek().is_none() {
+            return writer
+                .send(&Frame::Heads {
+                    entries: Vec::new(),
+                    last: true,
+                })
+                .await;
+        }
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            writer
+                .send(&Frame::Heads {
+                    entries: chunk.to_vec(),
+                    last,
+                })
+                .await?;
+        }
+        Ok(())
+    };
+    let read_heads = async {
+        let mut peer_heads: HashMap<SheetId, Heads> = HashMap::new();
+        if differing.is_empty() {
+            return Ok(peer_heads);
+        }
+        loop {
+            match reader.next().await? {
+                Frame::Heads { entries, last } => {
+                    for (id, heads) in entries {
+                        if !differing.contains(&bucket_of(&id)) {
+                            return Err(SessionError::Unexpected {
+                                expected: "heads of differing buckets only",
+                                got: format!("heads of sheet {id}"),
+                            });
+                        }
+                        peer_heads.insert(id, heads);
+                        if peer_heads.len() > MAX_ENTRIES {
+                            return Err(SessionError::TooManyEntries);
+                        }
+                    }
+                    if last {
+                        return Ok(peer_heads);
+                    }
+                }
+                other => {
+                    return Err(SessionError::Unexpected {
+                        expected: "Heads",
+                        got: frame_name(&other),
+                    });
+                }
+            }
+        }
+    };
+    let (sent, peer_heads) = tokio::join!(send_heads, read_heads);
+    sent?;
+    let peer_heads = peer_heads?;
+
+    // 3. What each side lacks, both ways at once.
+    let mut whole = Vec::new();
+    let mut partial = Vec::new();
+    for (id, heads) in &my_heads {
+        match peer_heads.get(id) {
+            None => whole.push(*id),
+            Some(theirs) if heads.iter().all(|h| theirs.contains(h)) => {}
+            Some(_) => partial.push(*id),
+        }
+    }
+    // What this side expects from the peer: documents it lacks or whose heads differ.
+    let expected: HashSet<SheetId> = peer_heads
+        .iter()
+        .filter(|(id, heads)| mine.get(*id) != Some(*heads))
+        .map(|(id, _)| *id)
+        .collect();
+    let only_from = match side {
+        Side::Hub => Some(peer.node),
+        Side::Node => None,
+    };
+
+    let send_documents = async {
+        let mut sent_docs = 0u64;
+        for batch in whole.chunks(LOAD_BATCH) {
+            for (id, bytes) in replica.load(batch.to_vec()).await? {
+                writer.send(&Frame::Document { id, bytes }).await?;
+                sent_docs += 1;
+            }
+        }
+        for batch in partial.chunks(LOAD_BATCH) {
+            for (id, bytes) in replica.load(batch.to_vec()).await? {
+                let Ok(sheet) = Sheet::load(&bytes) else {
+                    tracing::warn!(target: "nsdb::sync", sheet = %id, "a stored sheet could not be read; not sent");
+                    continue;
+                };
+                let changes =
+                    sheet.changes_since(peer_heads.get(&id).map_or(&[][..], Vec::as_slice));
+                if changes.is_empty() {
+                    continue;
+                }
+                writer.send(&Frame::Changes { id, changes }).await?;
+                sent_docs += 1;
+            }
+        }
+        writer.send(&Frame::Done).await?;
+        Ok::<_, SessionError>(sent_docs)
+    };
+
+    let receive_documents = async {
+        let mut received = 0u64;
+        let mut refused = 0u64;
+        let mut pending: Vec<Sheet> = Vec::new();
+        let mut seen: HashSet<SheetId> = HashSet::new();
+        loop {
+            let frame = reader.next().await?;
+            let (id, outcome) = match frame {
+                Frame::Done => break,
+                Frame::Document { id, bytes } => {
+                    if !expected.contains(&id) || !seen.insert(id) {
+                        return Err(SessionError::Unrequested(id));
+                    }
+                    if mine.contains_key(&id) {
+                        // The peer thought this side lacks it: merge the whole copy in.
+                        (id, merge_whole(replica, id, &bytes, only_from).await)
+                    } else {
+                        (
+                            id,
+                            Sheet::load_received(id, &bytes, only_from)
+                                .map(Some)
+                                .map_err(refusal),
+                        )
+                    }
+                }
+                Frame::Changes { id, changes } => {
+                    if !expected.contains(&id) || !seen.insert(id) {
+                        return Err(SessionError::Unrequested(id));
+                    }
+                    if !mine.contains_key(&id) {
+                        return Err(SessionError::Unexpected {
+                            expected: "a whole document for a sheet this side lacks",
+                            got: format!("changes of sheet {id}"),
+                        });
+                    }
+                    (id, apply_changes(replica, id, &changes, only_from).await)
+                }
+                other => {
+                    return Err(SessionError::Unexpected {
+                        expected: "Document, Changes or Done",
+                        got: frame_name(&other),
+                    });
+                }
+            };
+            match outcome {
+                Ok(Some(sheet)) => {
+                    if !replica.admits(peer, &sheet.header, &granted) {
+                        tracing::warn!(target: "nsdb::sync", sheet = %id, peer = %peer.node, "refused a sheet outside the scope of this node and the peer");
+                        refused += 1;
+                        continue;
+                    }
+                    pending.push(sheet);
+                    received += 1;
+                    if pending.len() >= SAVE_BATCH {
+                        replica.save(peer, std::mem::take(&mut pending)).await?;
+                    }
+                }
+                Ok(None) => {}
+                Err(SessionError::Replica(e)) => return Err(SessionError::Replica(e)),
+                Err(reason) => {
+                    tracing::warn!(target: "nsdb::sync", sheet = %id, peer = %peer.node, %reason, "refused a sheet from the peer");
+                    refused += 1;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            replica.save(peer, pending).await?;
+        }
+        Ok::<_, SessionError>((received, refused))
+    };
+
+    let (sent, received) = tokio::join!(send_documents, receive_documents);
+    stats.documents_sent = sent?;
+    let (received, refused) = received?;
+    // 4. Both sides confirm that what they received is stored.
+    let ack = Frame::Ack { stored: received };
+    let (acked, peer_ack) = tokio::join!(writer.send(&ack), reader.next());
+    acked?;
+    match peer_ack? {
+        Frame::Ack { .. } => {}
+        other => {
+            return Err(SessionError::Unexpected {
+                expected: "Ack",
+                got: frame_name(&other),
+            });
+        }
+    }
+    stats.documents_received = received;
+    stats.refused = refused;
+    stats.bytes_sent = writer.bytes;
+    stats.bytes_received = reader.bytes;
+    Ok(stats)
+}
+
+fn refusal(e: ReplicationError) -> SessionError {
+    SessionError::Unexpected {
+        expected: "a valid sheet",
+        got: e.to_string(),
+    }
+}
+
+async fn stored<R: Replica>(replica: &R, id: SheetId) -> Result<Sheet, SessionError> {
+    let found = replica.load(vec![id]).await?;
+    let (_, bytes) = found
+        .into_iter()
+        .next()
+        .ok_or_else(|| ReplicaError(format!("sheet {id} disappeared during the session")))?;
+    Sheet::load(&bytes).map_err(|e| SessionError::Replica(ReplicaError(e.to_string())))
+}
+
+async fn apply_changes<R: Replica>(
+    replica: &R,
+    id: SheetId,
+    changes: &[Vec<u8>],
+    only_from: Option<NodeId>,
+) -> Result<Option<Sheet>, SessionError> {
+    let mut sheet = stored(replica, id).await?;
+    let fresh = sheet.apply_received(changes, only_from).map_err(refusal)?;
+    Ok((fresh > 0).then_some(sheet))
+}
+
+async fn merge_whole<R: Replica>(
+    replica: &R,
+    id: SheetId,
+    bytes: &[u8],
+    only_from: Option<NodeId>,
+) -> Result<Option<Sheet>, SessionError> {
+    let mut sheet = stored(replica, id).await?;
+    let incoming = Sheet::load_received(id, bytes, None).map_err(refusal)?;
+    let changes = incoming.changes_since(&sheet.raw_heads());
+    let fresh = sheet.apply_received(&changes, only_from).map_err(refusal)?;
+    Ok((fresh > 0).then_some(sheet))
+}
