@@ -618,6 +618,35 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The sheet with its checks, calculations and machine judgment (一次判定); the view is
+    /// audited like any other.
+    pub async fn evaluate_sheet(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> Result<(SheetDetail, nsdb_rules::Evaluation)> {
+        let d = self.get_sheet(p, id).await?;
+        let form = self.form(&d.row.form_id)?;
+        let ev = nsdb_rules::evaluate(form, &d.items, self.clock.today_jst());
+        Ok((d, ev))
+    }
+
+    /// 自動入力: stores every calculated item (BMI, totals, indices) as the rules derive it from
+    /// the values entered, as an edit by the user.
+    pub async fn autofill(&self, p: &Principal, id: &str) -> Result<SheetDetail> {
+        let (d, ev) = self.evaluate_sheet(p, id).await?;
+        let form = self.form(&d.row.form_id)?;
+        // Calculated items that no longer can be calculated are cleared, not left stale.
+        let mut changes: BTreeMap<String, String> = form
+            .calculated_items()
+            .map(|i| (i.id.clone(), String::new()))
+            .collect();
+        changes.extend(ev.derived);
+        self.update_sheet(p, id, &changes).await
+    }
+}
+
 /// The unconfirmed carried-forward items of a sheet.
 pub(crate) fn carried_items(c: &Connection, id: &str) -> rusqlite::Result<Vec<String>> {
     let mut st =

@@ -56,7 +56,7 @@ async fn a_sheet_written_while_the_hub_is_down_reaches_it_after_it_starts() {
             &ministry,
             &nsdb::sheets::SheetQuery {
                 q: Some("テスト".into()),
-                page: None,
+                ..Default::default()
             },
         )
         .await

@@ -112,6 +112,7 @@ fn edit_bar(form: &FormDef, id: &str, a: &Actions<'_>) -> Markup {
             div.toolbar {
                 button.primary type="submit" form="sheet" name="action" value="save" accesskey="s" { "一時保存" }
                 button type="submit" form="sheet" name="action" value="check" accesskey="c" { "チェック" }
+                a.button href={ "/sheets/" (id) "/judgment" } target="judgment" { "一次判定表示" }
                 @if a.register {
                     button type="submit" form="sheet" name="action" value="register" { "登録" }
                 }
@@ -277,6 +278,9 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                                 div.control {
                                     (input(item, value, msgs.is_some(), &described))
                                     @if let Some(u) = &item.unit { span.unit { (u) } }
+                                    @if item.calc.is_some() {
+                                        button.autofill type="submit" name="action" value="autofill" { "自動入力" }
+                                    }
                                 }
                                 @if let Some(ms) = msgs {
                                     p.msg #{ (id) "-msg" } { @for m in ms { "⚠ " (m) " " } }
@@ -329,6 +333,7 @@ fn view_toolbar(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             @if a.approve { (step_button(ctx, id, "approve", "承認")) }
             @if a.release { (step_button(ctx, id, "release", "解除")) }
             @if a.renew { (step_button(ctx, id, "renew", "更新登録")) }
+            a.button href={ "/sheets/" (id) "/judgment" } target="judgment" { "一次判定表示" }
             a.button href={ "/sheets/" (id) "/print" } target="_blank" { "帳票出力" }
             a.button href={ "/sheets/" (id) "/print?masked=1" } target="_blank" { "帳票出力（審査会用・個人情報マスク）" }
             a.button href={ "/sheets/" (id) "/diff" } { "差異" }

@@ -8,6 +8,7 @@ use maud::{DOCTYPE, Markup, html};
 
 pub mod conflicts;
 pub mod editor;
+pub mod judgment;
 pub mod list;
 pub mod workflow;
 

@@ -57,6 +57,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "returned" => "差し戻しました。",
         "pulled" => "引き戻しました。",
         "confirmed" => "前回値を確認済みにしました。",
+        "calculated" => "自動計算の項目を入力しました。",
         "renewed" => "前回の内容を引き継いで作成しました。変更のある項目だけ入力してください。",
         _ => return None,
     })
@@ -214,6 +215,17 @@ async fn save_sheet(
                 None => format!("/sheets/{id}/edit?check=1&notice=checked"),
             };
             return Redirect::to(&to).into_response();
+        }
+        "autofill" => {
+            return match node.autofill(p, &id).await {
+                Ok(_) => {
+                    Redirect::to(&format!("/sheets/{id}/edit?notice=calculated")).into_response()
+                }
+                Err(Error::Invalid(why)) => {
+                    render(&node, &s, &id, true, Mode::Draft, None, Some(&why)).await
+                }
+                Err(e) => error_page(Some(&ctx), e),
+            };
         }
         "confirm_carried" => {
             return match node.confirm_carried(p, &id).await {
@@ -585,6 +597,69 @@ async fn export(State(node): State<AppState>, s: UiSession, Path(id): Path<Strin
         .into_response()
 }
 
+fn outcome(o: &Option<nsdb_rules::evaluate::Outcome>) -> String {
+    o.as_ref()
+        .map(|o| o.label.clone())
+        .unwrap_or_else(|| "―".into())
+}
+
+/// 一次判定表示: the machine judgment in its own window.
+async fn judgment(State(node): State<AppState>, s: UiSession, Path(id): Path<String>) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let (d, ev) = match node.evaluate_sheet(&s.principal, &id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let Some(form) = node.catalogue.form(&d.row.form_id) else {
+        return error_page(Some(&ctx), Error::UnknownForm(d.row.form_id.clone()));
+    };
+    let yes_no = |b: Option<bool>, yes: &str, no: &str| match b {
+        Some(true) => yes.to_string(),
+        Some(false) => no.to_string(),
+        None => "―".to_string(),
+    };
+    let lines = [&ev.judgment.category, &ev.judgment.severity]
+        .into_iter()
+        .flatten()
+        .map(|j| nsdb_ui::judgment::JudgmentLine {
+            title: j.title.clone(),
+            derived: outcome(&j.derived),
+            selected: outcome(&j.selected),
+            criteria: yes_no(j.meets_criteria, "基準を満たす", "基準を満たさない"),
+            high_cost: yes_no(j.high_cost, "該当", "非該当"),
+            unverified: j.unverified.clone(),
+        })
+        .collect();
+    let view = nsdb_ui::judgment::JudgmentView {
+        title: title(&node, &d),
+        sheet_id: id.clone(),
+        rules_version: node.catalogue.version().to_string(),
+        lines,
+        messages: ev
+            .judgment
+            .messages
+            .iter()
+            .map(|m| m.text.clone())
+            .collect(),
+        derived: ev
+            .derived
+            .iter()
+            .map(|(k, v)| {
+                let label = form
+                    .item(k)
+                    .map(|i| i.label.clone())
+                    .unwrap_or_else(|| k.clone());
+                let shown = form
+                    .item(k)
+                    .map(|i| nsdb_ui::editor::display_value(i, v))
+                    .unwrap_or_else(|| v.clone());
+                (label, shown)
+            })
+            .collect(),
+    };
+    Html(nsdb_ui::judgment::judgment(&ctx.page(), &view).into_string()).into_response()
+}
+
 #[derive(Deserialize)]
 struct PrintQuery {
     /// The review board's variant with personal information masked (M14).
@@ -615,6 +690,7 @@ async fn print(
         return error_page(Some(&ctx), e);
     }
     let printed_at = format!("{} JST", format_ms(node.clock.now_ms()));
+    let rules_version = node.catalogue.version().to_string();
     let key = printed_key(&d.row);
     let institution = d
         .items
@@ -627,7 +703,7 @@ async fn print(
             status: status::label(&d.row.status),
             access_key: key.as_deref(),
             form_version: &d.form_version,
-            rules_version: None,
+            rules_version: Some(&rules_version),
             printed_at: &printed_at,
             institution: &institution,
             doctor: d.row.doctor_name.as_deref().unwrap_or(""),
@@ -671,5 +747,6 @@ pub fn routes() -> Router<AppState> {
         .route("/sheets/{id}/diff", get(differences))
         .route("/sheets/{id}/export", get(export))
         .route("/sheets/{id}/print", get(print))
+        .route("/sheets/{id}/judgment", get(judgment))
         .route("/workflow", get(workflow_list))
 }

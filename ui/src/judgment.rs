@@ -1,0 +1,75 @@
+//! 一次判定表示: the machine judgment of a sheet in its own window — the diagnostic category and
+//! severity derived from the items, what the doctor selected, and where they disagree. It never
+//! blocks registration; it informs the doctor and the municipal reviewer.
+
+use maud::{Markup, html};
+
+use crate::{PageContext, layout};
+
+/// One judgment (category or severity), in display form.
+#[derive(Debug, Clone, Default)]
+pub struct JudgmentLine {
+    pub title: String,
+    pub derived: String,
+    pub selected: String,
+    /// 「基準を満たす」 / 「基準を満たさない」 / empty when the form names no target.
+    pub criteria: String,
+    /// 軽症高額該当, when the form carries it.
+    pub high_cost: String,
+    pub unverified: Vec<String>,
+}
+
+/// The judgment window's data.
+#[derive(Debug, Clone, Default)]
+pub struct JudgmentView {
+    pub title: String,
+    pub sheet_id: String,
+    pub rules_version: String,
+    pub lines: Vec<JudgmentLine>,
+    /// The disagreements, in the ministry's wording.
+    pub messages: Vec<String>,
+    /// Calculated values (label, value).
+    pub derived: Vec<(String, String)>,
+}
+
+pub fn judgment(ctx: &PageContext<'_>, v: &JudgmentView) -> Markup {
+    layout(
+        ctx,
+        &format!("一次判定 {}", v.title),
+        html! {
+            p.help { "判定規則: " (v.rules_version) "。一次判定は参考です。一致しない場合も登録できます。" }
+            @if v.messages.is_empty() {
+                p.notice role="status" { "入力内容と診断基準・重症度分類の間に不一致はありません。" }
+            } @else {
+                section.messages role="alert" {
+                    h2 { "確認してください（" (v.messages.len()) "件）" }
+                    ul { @for m in &v.messages { li { (m) } } }
+                }
+            }
+            table.list {
+                thead { tr { th { "判定" } th { "入力内容からの判定" } th { "選択された内容" } th { "基準" } th { "軽症高額" } } }
+                tbody {
+                    @for l in &v.lines {
+                        tr {
+                            td { (l.title) }
+                            td { (l.derived) }
+                            td { (l.selected) }
+                            td { (l.criteria) }
+                            td { (l.high_cost) }
+                        }
+                        @if !l.unverified.is_empty() {
+                            tr { td colspan="5" { span.help { "未確認の点: " (l.unverified.join("／")) } } }
+                        }
+                    }
+                }
+            }
+            @if !v.derived.is_empty() {
+                h2 { "自動計算" }
+                table.list {
+                    tbody { @for (k, val) in &v.derived { tr { th { (k) } td { (val) } } } }
+                }
+            }
+            p { a.button href={ "/sheets/" (v.sheet_id) } { "閲覧へ戻る" } }
+        },
+    )
+}
