@@ -224,12 +224,24 @@ async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
 
 /// Finds an element and, like a user, opens the editor tab it is on when it is hidden.
 async fn reveal(c: &Client, css: &str) -> fantoccini::elements::Element {
-    let el = c
+    let found = c
         .wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
+        .await;
+    let el = match found {
+        Ok(el) => el,
+        Err(e) => {
+            let url = c
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let page = c.source().await.unwrap_or_default();
+            let tail: String = page.chars().take(3000).collect();
+            panic!("{css}: {e}\nat {url}:\n{tail}");
+        }
+    };
     if !el.is_displayed().await.unwrap_or(true) {
         let section = el
             .find(Locator::XPath(
@@ -269,6 +281,31 @@ async fn sign_in(c: &Client, t: &TestNode, login: &str) {
     wait_url(c, "/sheets").await;
 }
 
+/// One GET on loopback with a cookie, as the browser would send it; returns the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str, cookie: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    raw[head_end + 4..].to_vec()
+}
+
 async fn shot(c: &Client, name: &str) {
     if let Ok(png) = c.screenshot().await {
         let _ = std::fs::write(std::env::temp_dir().join(format!("nsdb-{name}.png")), png);
@@ -287,7 +324,11 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
     let clerk = browser(&d).await;
     sign_in(&clerk, &t, "clerk").await;
     clerk.goto(&t.url("/sheets/new")).await.unwrap();
-    click(&clerk, "form[action='/sheets'] button").await;
+    click(
+        &clerk,
+        "form[action='/sheets']:has(input[name='form_id'][value='rinko-006']) button",
+    )
+    .await;
     wait_url(&clerk, "/edit").await;
     type_into(&clerk, "#f-patient-name", "日常 花子").await;
     type_into(&clerk, "#f-patient-name_kana", "ニチジョウ ハナコ").await;
@@ -380,6 +421,28 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
         click(&doc, css).await;
     }
     type_into(&doc, "#f-doctor-number", "123456").await;
+    // The criteria for Definite are met, but the doctor selects Probable.
+    for css in [
+        "input[name='diagnosis.a1_parkinsonism'][value='1']",
+        "input[name='diagnosis.b1_imaging'][value='1']",
+        "input[name='diagnosis.c2_exposure'][value='2']",
+        "input[name='treatment.drug_response'][value='1']",
+        "input[name='diagnosis.category'][value='2']",
+    ] {
+        click(&doc, css).await;
+    }
+    click(&doc, "button[value='save']").await;
+    wait_url(&doc, "notice=saved").await;
+    // 一次判定表示 shows the disagreement; registering stays possible.
+    let judgment_url = format!("{}/judgment", edit_url.trim_end_matches("/edit"));
+    doc.goto(&judgment_url).await.unwrap();
+    let messages = text_of(&doc, "section.messages").await;
+    assert!(
+        messages.contains("「Definite」が選択されていませんが、以下の条件が満たされています。"),
+        "{messages}"
+    );
+    shot(&doc, "judgment").await;
+    doc.goto(&edit_url).await.unwrap();
     click(&doc, "button[value='register']").await;
     wait_url(&doc, "notice=registered").await;
     let meta = text_of(&doc, "dl.meta").await;
@@ -398,6 +461,24 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
     wait_url(&doc, "notice=approved").await;
     assert!(text_of(&doc, "dl.meta").await.contains("承認済"));
     shot(&doc, "approved").await;
+
+    // 帳票出力: the PDF the browser gets holds the access key as text.
+    let session = doc.get_named_cookie("nsdb_session").await.unwrap();
+    let print_path = format!(
+        "{}/print",
+        edit_url
+            .trim_end_matches("/edit")
+            .trim_start_matches(&t.url(""))
+    );
+    let pdf = http_get(
+        t.addr,
+        &print_path,
+        &format!("nsdb_session={}", session.value()),
+    )
+    .await;
+    assert!(pdf.starts_with(b"%PDF"), "a PDF");
+    let text = pdf_extract::extract_text_from_mem(&pdf).unwrap();
+    assert!(text.contains(&key), "the PDF carries the access key {key}");
 
     // Next year: 更新登録 carries the values over; 差異 shows exactly what changed.
     let view_url = edit_url.trim_end_matches("/edit").to_string();
