@@ -25,17 +25,26 @@ use crate::{Error, Node};
 
 /// `YYYY/MM/DD HH:MM` in Japan time.
 pub(super) fn format_ms(ms: i64) -> String {
+    jst(ms, false)
+}
+
+/// A unix-millisecond time in Japan time, with seconds when asked.
+pub(super) fn jst(ms: i64, seconds: bool) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .to_offset(time::macros::offset!(+9));
-    format!(
+    let mut out = format!(
         "{:04}/{:02}/{:02} {:02}:{:02}",
         t.year(),
         t.month() as u8,
         t.day(),
         t.hour(),
         t.minute()
-    )
+    );
+    if seconds {
+        out.push_str(&format!(":{:02}", t.second()));
+    }
+    out
 }
 
 fn title(node: &Node, d: &SheetDetail) -> String {

@@ -14,43 +14,13 @@ use utoipa::OpenApi;
 
 use super::AppState;
 use super::session::{ApiSession, UiSession};
-use crate::policy::{Action, Role, role_may};
+use crate::policy::Role;
 use crate::sync_service::{SessionFigures, SyncErrorLine, SyncStatus};
 use crate::{Error, Node};
 
 fn format_ms(ms: Option<i64>) -> String {
-    let Some(ms) = ms else {
-        return "—".into();
-    };
-    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9));
-    format!(
-        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-fn page_context<'a>(node_label: &'a str, s: &'a UiSession) -> nsdb_ui::PageContext<'a> {
-    let role = s.principal.role();
-    nsdb_ui::PageContext {
-        node_label,
-        user_name: &s.principal.name,
-        user_kind: s.principal.kind.label(),
-        can_read_sheets: role_may(role, Action::ListSheets),
-        can_create: role_may(role, Action::CreateSheet),
-        is_admin: role_may(role, Action::ManageUsers),
-        csrf: &s.csrf,
-    }
-}
-
-fn node_label(node: &Node) -> String {
-    format!("{} {}", node.role().label(), node.config.institution.name)
+    ms.map(|ms| super::sheet_ui::jst(ms, true))
+        .unwrap_or_else(|| "—".into())
 }
 
 fn status_view(s: &SyncStatus) -> nsdb_ui::conflicts::SyncStatusView {
@@ -87,10 +57,9 @@ fn status_view(s: &SyncStatus) -> nsdb_ui::conflicts::SyncStatusView {
 }
 
 async fn status_page(State(node): State<AppState>, s: UiSession) -> Response {
-    let label = node_label(&node);
+    let ctx = super::ui::Ctx::new(&node, &s);
     let view = status_view(&node.sync.status());
-    Html(nsdb_ui::conflicts::sync_status(&page_context(&label, &s), &view).into_string())
-        .into_response()
+    Html(nsdb_ui::conflicts::sync_status(&ctx.page(), &view).into_string()).into_response()
 }
 
 /// Sync status of this node: connected or not, last successful sync, documents waiting, errors.
