@@ -303,7 +303,7 @@ fn compile_form(
             if let Some(c) = &item.required_if {
                 let e = scope.compile(&item.id, &c.expr)?;
                 used.extend(e.items.iter().cloned());
-                out.required_if.push((item.id.clone(), e));
+                out.required_if.insert(item.id.clone(), e);
             }
             if let Some(other) = &item.not_before {
                 let ok = matches!(items.get(other), Some(ItemType::Date | ItemType::YearMonth));

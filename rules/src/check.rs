@@ -71,8 +71,8 @@ pub fn check(
     today: Date,
 ) -> Vec<Message> {
     let compiled = &form.compiled.0;
-    let ctx = Bindings::new(compiled, values).context(&compiled.env);
-    check_in(form, values, mode, today, &ctx)
+    let bindings = Bindings::new(compiled, values);
+    check_in(form, values, mode, today, &bindings.context(&compiled.env))
 }
 
 /// `check` with the sheet already bound for expressions.
@@ -91,9 +91,8 @@ pub(crate) fn check_in(
             || (item.required_if.is_some()
                 && compiled
                     .required_if
-                    .iter()
-                    .find(|(id, _)| *id == item.id)
-                    .is_some_and(|(_, e)| e.truth(ctx) == Truth::True));
+                    .get(&item.id)
+                    .is_some_and(|e| e.truth(ctx) == Truth::True));
         let text = if v.is_empty() {
             (mode == Mode::Complete && required).then(|| {
                 let verb = match item.ty {

@@ -5,13 +5,14 @@
 //! with what the doctor selected, and says where they disagree in the seed's words. It never
 //! blocks anything: a sheet whose judgment disagrees can still be registered; callers decide.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::calc::{self, Calculated};
 use crate::check::{self, Message, Mode};
-use crate::expr::{Bindings, Truth, to_value};
+use crate::expr::{Bindings, Truth, to_val};
 use crate::form::{FormDef, JudgmentDef, JudgmentKind, Match, OutcomeDef};
 use crate::value::Date;
 
@@ -64,31 +65,23 @@ pub struct JudgmentResult {
 pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) -> Evaluation {
     let compiled = &form.compiled.0;
     let mut bindings = Bindings::new(compiled, values);
-    let ctx0 = bindings.context(&compiled.env);
     // Auto-calculation, in screen order; each result is visible to later calculations.
-    let mut derived = BTreeMap::new();
-    let mut merged: Option<BTreeMap<String, String>> = None;
-    let mut ctx = ctx0;
-    // Calculated values are bound for the expressions that follow; the context is rebuilt only
-    // when an expression is about to read it.
-    let mut stale = false;
+    let mut current = Current {
+        values,
+        derived: BTreeMap::new(),
+        cleared: Vec::new(),
+    };
     for item in form.calculated_items() {
         let Some(def) = &item.calc else { continue };
         let result = if let Some(name) = &def.builtin {
-            let current = merged.as_ref().unwrap_or(values);
             let args: Vec<Option<&str>> = def
                 .args
                 .iter()
-                .map(|a| current.get(a).map(String::as_str).filter(|s| !s.is_empty()))
+                .map(|a| current.get(a).filter(|s| !s.is_empty()))
                 .collect();
             calc::builtin(name, &args)
         } else {
             // A calculation none of whose inputs is entered is not calculated.
-            let current = merged.as_ref().unwrap_or(values);
-            if stale {
-                ctx = bindings.context(&compiled.env);
-                stale = false;
-            }
             compiled
                 .calcs
                 .get(&item.id)
@@ -97,31 +90,30 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
                         .iter()
                         .any(|i| current.get(i).is_some_and(|v| !v.is_empty()))
                 })
-                .and_then(|e| e.number(&ctx))
+                .and_then(|e| e.number(&bindings.context(&compiled.env)))
                 .map(Calculated::Number)
         };
         let text = result.map(|r| match r {
             Calculated::Number(n) => calc::format_number(n, def.round),
             Calculated::Code(c) => c.to_string(),
         });
-        if let Some(t) = &text {
-            derived.insert(item.id.clone(), t.clone());
+        let value = text
+            .as_deref()
+            .and_then(|t| to_val(item.ty, Cow::Owned(t.to_string())));
+        match text {
+            Some(t) => {
+                current.derived.insert(item.id.clone(), t);
+            }
+            None => {
+                current.derived.remove(&item.id);
+                current.cleared.push(&item.id);
+            }
         }
-        let m = merged.get_or_insert_with(|| values.clone());
-        match &text {
-            Some(t) => m.insert(item.id.clone(), t.clone()),
-            None => m.remove(&item.id),
-        };
-        stale |= bindings.set(
-            compiled,
-            &item.id,
-            text.as_deref().and_then(|t| to_value(item.ty, t)),
-        );
+        bindings.set(compiled, &item.id, value);
     }
-    if stale {
-        ctx = bindings.context(&compiled.env);
-    }
-    let effective = merged.as_ref().unwrap_or(values);
+    let ctx = bindings.context(&compiled.env);
+    let judgment = judge(form, &current, &ctx);
+    let derived = current.derived;
     let mut messages = check::check_in(form, values, Mode::Complete, today, &ctx);
     // A typed value that disagrees with its calculation.
     for (id, v) in &derived {
@@ -143,7 +135,6 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
             });
         }
     }
-    let judgment = judge(form, effective, &ctx);
     Evaluation {
         derived,
         messages,
@@ -151,7 +142,27 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
     }
 }
 
-fn judge(form: &FormDef, values: &BTreeMap<String, String>, ctx: &cel::Context) -> Judgment {
+/// The sheet's values with the calculated items over them, as later calculations and the
+/// judgment see them (a calculation that gives nothing clears what was typed).
+struct Current<'a> {
+    values: &'a BTreeMap<String, String>,
+    derived: BTreeMap<String, String>,
+    cleared: Vec<&'a str>,
+}
+
+impl Current<'_> {
+    fn get(&self, id: &str) -> Option<&str> {
+        if let Some(v) = self.derived.get(id) {
+            return Some(v);
+        }
+        if self.cleared.contains(&id) {
+            return None;
+        }
+        self.values.get(id).map(String::as_str)
+    }
+}
+
+fn judge(form: &FormDef, values: &Current, ctx: &cel::Context) -> Judgment {
     let compiled = &form.compiled.0;
     let mut out = Judgment::default();
     for (j, def) in form.judgments.iter().enumerate() {
@@ -177,7 +188,7 @@ fn judge(form: &FormDef, values: &BTreeMap<String, String>, ctx: &cel::Context) 
         let selected = selected_code.and_then(|c| {
             def.outcomes
                 .iter()
-                .position(|o| o.code.as_deref() == Some(c.as_str()))
+                .position(|o| o.code.as_deref() == Some(c))
         });
         let name = |o: usize| outcome(form, def, &def.outcomes[o]);
         let mut result = JudgmentResult {
@@ -185,7 +196,7 @@ fn judge(form: &FormDef, values: &BTreeMap<String, String>, ctx: &cel::Context) 
             derived: derived.map(name),
             selected: selected_code.map(|c| {
                 selected.map(name).unwrap_or_else(|| Outcome {
-                    code: Some(c.clone()),
+                    code: Some(c.to_string()),
                     label: label_of(form, def, c),
                 })
             }),

@@ -8,10 +8,14 @@
 //! reference against the form; this module must never evaluate an expression it has not checked,
 //! and never reads anything but the values it is given.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::common::types::{CelDouble, CelInt, CelList, CelMap, CelMapKey, CelString};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Env, Program, Value};
 
 use crate::CatalogueError;
@@ -46,8 +50,8 @@ impl PartialEq for Compiled {
 #[derive(Default)]
 pub(crate) struct CompiledForm {
     pub env: Arc<Env>,
-    /// (item id, condition) of items required only under a condition.
-    pub required_if: Vec<(String, Expression)>,
+    /// The condition of each item required only under a condition, by item id.
+    pub required_if: HashMap<String, Expression>,
     /// (item id, expression) of calculated items computed by CEL.
     pub calcs: BTreeMap<String, Expression>,
     /// One per `[[rule]]`, in order.
@@ -193,76 +197,107 @@ fn walk(e: &IdedExpr, bound: &mut Vec<String>, found: &mut dyn FnMut(Ref)) {
     }
 }
 
-/// The values of one sheet as CEL sees them, section by section.
-pub(crate) struct Bindings {
-    sections: HashMap<String, HashMap<String, Value>>,
+/// The values of one sheet as CEL sees them: one map per section, built once per evaluation and
+/// lent to every expression (the context resolves a section's name to its map), so evaluating a
+/// condition copies nothing. Keys borrow the form's item names, values the sheet's text.
+pub(crate) struct Bindings<'a> {
+    sections: HashMap<&'a str, CelMap<'a>>,
 }
 
 /// The CEL value of one stored value, or `None` when it is empty or malformed (then it is absent
-/// to expressions, and the value check reports it).
-pub(crate) fn to_value(ty: ItemType, v: &str) -> Option<Value> {
+/// to expressions, and the value check reports it). Text borrows from `v` where it can.
+pub(crate) fn to_val<'a>(ty: ItemType, v: Cow<'a, str>) -> Option<Box<dyn Val + 'a>> {
     if v.is_empty() {
         return None;
     }
     Some(match ty {
-        ItemType::Integer => Value::Int(v.parse().ok()?),
+        ItemType::Integer => Box::new(CelInt::from(v.parse::<i64>().ok()?)),
         ItemType::Decimal => {
             let f: f64 = v.parse().ok()?;
             if !f.is_finite() {
                 return None;
             }
-            Value::Float(f)
+            Box::new(CelDouble::from(f))
         }
-        ItemType::Codes => Value::List(Arc::new(
-            v.split(',')
-                .map(|c| Value::String(Arc::new(c.to_string())))
-                .collect(),
-        )),
-        _ => Value::String(Arc::new(v.to_string())),
+        ItemType::Codes => {
+            let codes: Vec<Box<dyn Val + 'a>> = match v {
+                Cow::Borrowed(s) => s
+                    .split(',')
+                    .map(|c| Box::new(CelString::from(c)) as Box<dyn Val + 'a>)
+                    .collect(),
+                Cow::Owned(s) => s
+                    .split(',')
+                    .map(|c| Box::new(CelString::from(c.to_string())) as Box<dyn Val + 'a>)
+                    .collect(),
+            };
+            Box::new(CelList::from(codes))
+        }
+        _ => Box::new(CelString::from(v)),
     })
 }
 
-impl Bindings {
-    pub fn new(compiled: &CompiledForm, values: &BTreeMap<String, String>) -> Bindings {
+impl<'a> Bindings<'a> {
+    pub fn new(compiled: &'a CompiledForm, values: &'a BTreeMap<String, String>) -> Bindings<'a> {
         let mut sections = HashMap::with_capacity(compiled.bound.len());
         for (section, fields) in &compiled.bound {
             let mut map = HashMap::with_capacity(fields.len());
             for (field, id, ty) in fields {
-                if let Some(v) = values.get(id).and_then(|v| to_value(*ty, v)) {
-                    map.insert(field.clone(), v);
+                if let Some(v) = values
+                    .get(id)
+                    .and_then(|v| to_val(*ty, Cow::Borrowed(v.as_str())))
+                {
+                    map.insert(CelMapKey::from(field.as_str()), v);
                 }
             }
-            sections.insert(section.clone(), map);
+            sections.insert(section.as_str(), CelMap::from(map));
         }
         Bindings { sections }
     }
 
     /// Sets (or clears) one item, e.g. a calculated value, if some expression reads it; says
     /// whether it did.
-    pub fn set(&mut self, compiled: &CompiledForm, id: &str, value: Option<Value>) -> bool {
+    pub fn set(
+        &mut self,
+        compiled: &'a CompiledForm,
+        id: &str,
+        value: Option<Box<dyn Val + 'a>>,
+    ) -> bool {
         let Some((section, field)) = id.split_once('.') else {
             return false;
         };
-        let read = compiled
+        let Some((field, _, _)) = compiled
             .bound
             .get(section)
-            .is_some_and(|fields| fields.iter().any(|(f, _, _)| f == field));
-        if let (true, Some(map)) = (read, self.sections.get_mut(section)) {
-            match value {
-                Some(v) => map.insert(field.to_string(), v),
-                None => map.remove(field),
-            };
-            return true;
-        }
-        false
+            .and_then(|fields| fields.iter().find(|(f, _, _)| f == field))
+        else {
+            return false;
+        };
+        let Some(map) = self.sections.get_mut(section) else {
+            return false;
+        };
+        let mut entries = std::mem::take(map).into_inner();
+        let key = CelMapKey::from(field.as_str());
+        match value {
+            Some(v) => entries.insert(key, v),
+            None => entries.remove(&key),
+        };
+        *map = CelMap::from(entries);
+        true
     }
 
-    pub fn context(&self, env: &Arc<Env>) -> Context<'static, 'static> {
+    /// A context in which expressions read these values; cheap, as nothing is copied.
+    pub fn context<'b>(&'b self, env: &Arc<Env>) -> Context<'b, 'b> {
         let mut ctx = Context::with_env(Arc::clone(env));
-        for (section, map) in &self.sections {
-            ctx.add_variable_from_value(section.clone(), map.clone());
-        }
+        ctx.set_variable_resolver(self);
         ctx
+    }
+}
+
+impl VariableResolver for Bindings<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        self.sections
+            .get(variable)
+            .map(|map| CowVal::Borrowed(map as &dyn Val))
     }
 }
 
