@@ -167,7 +167,8 @@ pub(crate) fn load_doc(c: &Connection, id: &str) -> Result<Sheet> {
     })
 }
 
-/// Writes a sheet's document and its list projection.
+/// Writes a sheet's document, its list projection and its sync heads. Every write of a
+/// document goes through here, which keeps the sync inventories current.
 pub fn store_sheet(
     c: &Connection,
     sheet: &mut Sheet,
@@ -178,7 +179,8 @@ pub fn store_sheet(
     let f = sheet.fields();
     let get = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
     let doc = sheet.save();
-    c.execute(
+    let heads = crate::sync_service::heads_blob(&sheet.raw_heads());
+    c.prepare_cached(
         "INSERT INTO sheets (id, doc, form_id, form_version, kokuji, eda, disease, institution,
             doctor, application_type, insurer_no, insured_no, access_key, name, name_kana,
             birth_date, sex, written_date, status, registration, created_at, updated_at,
@@ -192,32 +194,39 @@ pub fn store_sheet(
             name_kana = excluded.name_kana, birth_date = excluded.birth_date,
             sex = excluded.sex, written_date = excluded.written_date,
             status = excluded.status, updated_at = excluded.updated_at",
-        params![
-            h.id.to_string(),
-            doc,
-            h.form_id,
-            h.form_version,
-            h.kokuji,
-            h.eda,
-            h.disease,
-            h.institution,
-            h.doctor.map(|d| d as i64),
-            get("application.type"),
-            get("patient.insurer_no"),
-            get("patient.insured_no"),
-            h.access_key,
-            get("patient.name"),
-            get("patient.name_kana"),
-            get("patient.birth_date"),
-            get("patient.sex"),
-            get("doctor.written_date"),
-            h.status,
-            registration,
-            h.created_ms,
-            now_ms,
-            h.carried_from.map(|c| c.to_string()),
-        ],
-    )?;
+    )?
+    .execute(params![
+        h.id.to_string(),
+        doc,
+        h.form_id,
+        h.form_version,
+        h.kokuji,
+        h.eda,
+        h.disease,
+        h.institution,
+        h.doctor.map(|d| d as i64),
+        get("application.type"),
+        get("patient.insurer_no"),
+        get("patient.insured_no"),
+        h.access_key,
+        get("patient.name"),
+        get("patient.name_kana"),
+        get("patient.birth_date"),
+        get("patient.sex"),
+        get("doctor.written_date"),
+        h.status,
+        registration,
+        h.created_ms,
+        now_ms,
+        h.carried_from.map(|c| c.to_string()),
+    ])?;
+    // The heads sync compares, in the same transaction, stamped with the change counter the
+    // write just bumped, so an inventory finds this write by its `seq`.
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO sync_heads (sheet_id, heads, seq)
+         VALUES (?1, ?2, (SELECT n FROM sync_counter WHERE id = 1))",
+    )?
+    .execute(params![h.id.to_string(), heads])?;
     Ok(())
 }
 

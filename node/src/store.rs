@@ -145,6 +145,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/001_initial.sql")),
         M::up(include_str!("../migrations/002_sync.sql")),
         M::up(include_str!("../migrations/003_workflow.sql")),
+        M::up(include_str!("../migrations/004_sync_seq.sql")),
     ])
 }
 

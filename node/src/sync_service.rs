@@ -135,7 +135,8 @@ impl SyncHandle {
     }
 }
 
-fn heads_blob(heads: &[[u8; 32]]) -> Vec<u8> {
+/// Heads as stored: the 32-byte change hashes, concatenated.
+pub(crate) fn heads_blob(heads: &[[u8; 32]]) -> Vec<u8> {
     heads.concat()
 }
 
@@ -149,7 +150,8 @@ fn db(e: impl std::fmt::Display) -> ReplicaError {
     ReplicaError(format!("database: {e}"))
 }
 
-/// Computes the heads of sheets written since they were last computed.
+/// Computes the heads of sheets that have none (written before heads were kept with each
+/// write); `store_sheet` keeps every other row current.
 fn refresh_heads(c: &Connection) -> rusqlite::Result<()> {
     let stale: Vec<(String, Vec<u8>)> = {
         let mut st = c.prepare(
@@ -159,8 +161,10 @@ fn refresh_heads(c: &Connection) -> rusqlite::Result<()> {
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?
     };
-    let mut insert =
-        c.prepare("INSERT OR REPLACE INTO sync_heads (sheet_id, heads) VALUES (?1, ?2)")?;
+    let mut insert = c.prepare(
+        "INSERT OR REPLACE INTO sync_heads (sheet_id, heads, seq)
+         VALUES (?1, ?2, (SELECT n FROM sync_counter WHERE id = 1))",
+    )?;
     for (id, doc) in stale {
         match Sheet::load(&doc) {
             Ok(sheet) => {
@@ -178,31 +182,39 @@ fn counter(c: &Connection) -> rusqlite::Result<i64> {
     c.query_row("SELECT n FROM sync_counter WHERE id = 1", [], |r| r.get(0))
 }
 
+/// An inventory and the change counter it is current at.
+struct Kept {
+    at: i64,
+    inventory: Arc<Inventory>,
+}
+
 /// The node's documents as sync sees them.
 pub struct NodeReplica {
     node: Arc<Node>,
-    /// Inventories by peer, with the change counter they were computed at.
-    cache: Mutex<HashMap<NodeId, (i64, Inventory)>>,
+    /// Inventories by peer, kept between sessions and brought up to date by change.
+    kept: Mutex<HashMap<NodeId, Kept>>,
 }
 
 impl NodeReplica {
     pub fn new(node: Arc<Node>) -> NodeReplica {
         NodeReplica {
             node,
-            cache: Mutex::new(HashMap::new()),
+            kept: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Records that every sheet is now in step with `peer` at its current heads.
+    /// Records that every sheet is now in step with `peer` at its current heads (writing only
+    /// the rows that changed).
     async fn mark_in_step(&self, peer: NodeId) -> Result<(), ReplicaError> {
         let peer = peer.to_string();
         self.node
             .store
             .write(move |c| {
-                refresh_heads(c)?;
                 c.execute(
                     "INSERT OR REPLACE INTO sync_peer_state (peer, sheet_id, heads)
-                     SELECT ?1, sheet_id, heads FROM sync_heads",
+                     SELECT ?1, h.sheet_id, h.heads FROM sync_heads h
+                     LEFT JOIN sync_peer_state p ON p.peer = ?1 AND p.sheet_id = h.sheet_id
+                     WHERE p.heads IS NOT h.heads",
                     [&peer],
                 )?;
                 Ok::<_, crate::Error>(())
@@ -212,69 +224,103 @@ impl NodeReplica {
     }
 }
 
+/// Which of this node's sheets a peer may hold: the condition on `sheets s` and its arguments,
+/// after `?1` (deny by default).
+fn scope(local: NodeRole, peer: &Peer) -> (&'static str, Vec<String>) {
+    match (local, peer.role) {
+        // A node offers the hub everything it holds.
+        (NodeRole::Hospital | NodeRole::Municipality, _) => ("1", vec![]),
+        (NodeRole::Hub, PeerRole::Hospital) => (
+            "(s.institution = ?2 OR s.id IN (SELECT sheet_id FROM sync_grants WHERE node = ?3))",
+            vec![peer.jurisdiction.clone(), peer.node.to_string()],
+        ),
+        (NodeRole::Hub, PeerRole::Municipality) => (
+            "s.id IN (SELECT sheet_id FROM sync_grants WHERE node = ?2)",
+            vec![peer.node.to_string()],
+        ),
+        (NodeRole::Hub, PeerRole::Hub) => ("0", vec![]),
+    }
+}
+
+/// The (id, heads) of the sheets in `filter` whose heads were written after `after`.
+fn scoped_heads(
+    c: &Connection,
+    filter: &str,
+    args: &[String],
+    after: i64,
+) -> rusqlite::Result<Vec<(SheetId, Vec<[u8; 32]>)>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT s.id, h.heads FROM sync_heads h JOIN sheets s ON s.id = h.sheet_id
+         WHERE h.seq > ?1 AND {filter}"
+    ))?;
+    let params = std::iter::once(rusqlite::types::Value::from(after))
+        .chain(args.iter().cloned().map(rusqlite::types::Value::from));
+    st.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?
+    .filter_map(|row| match row {
+        Ok((id, heads)) => id
+            .parse::<SheetId>()
+            .ok()
+            .map(|id| Ok((id, heads_of(&heads)))),
+        Err(e) => Some(Err(e)),
+    })
+    .collect()
+}
+
 impl Replica for NodeReplica {
-    async fn inventory(&self, peer: &Peer) -> Result<Inventory, ReplicaError> {
-        let now = self
-            .node
-            .store
-            .read(|c| counter(c).map_err(crate::Error::from))
-            .await
-            .map_err(db)?;
-        if let Ok(cache) = self.cache.lock()
-            && let Some((at, inventory)) = cache.get(&peer.node)
-            && *at == now
-        {
-            return Ok(inventory.clone());
-        }
+    /// The first inventory of a peer reads every sheet in its scope; later ones read only the
+    /// sheets written since (by `sync_heads.seq`), so a sync with nothing to do costs the same
+    /// however many sheets there are. A change of the peer's grants rebuilds it.
+    async fn inventory(&self, peer: &Peer) -> Result<Arc<Inventory>, ReplicaError> {
+        // Taken out while it is updated, so the update changes it in place.
+        let kept = self.kept.lock().ok().and_then(|mut k| k.remove(&peer.node));
         let local = self.node.role();
-        let (role, jurisdiction, node) =
-            (peer.role, peer.jurisdiction.clone(), peer.node.to_string());
-        let (at, inventory) = self
+        let peer_c = peer.clone();
+        let kept = self
             .node
             .store
             .write(move |c| {
-                refresh_heads(c)?;
-                let at = counter(c)?;
-                let (filter, args): (&str, Vec<String>) = match (local, role) {
-                    // A node offers the hub everything it holds.
-                    (NodeRole::Hospital | NodeRole::Municipality, _) => ("", vec![]),
-                    (NodeRole::Hub, PeerRole::Hospital) => (
-                        "WHERE s.institution = ?1 OR s.id IN (SELECT sheet_id FROM sync_grants WHERE node = ?2)",
-                        vec![jurisdiction, node.clone()],
-                    ),
-                    (NodeRole::Hub, PeerRole::Municipality) => (
-                        "WHERE s.id IN (SELECT sheet_id FROM sync_grants WHERE node = ?1)",
-                        vec![node.clone()],
-                    ),
-                    // Deny by default.
-                    (NodeRole::Hub, PeerRole::Hub) => ("WHERE 0", vec![]),
-                };
-                let mut st = c.prepare(&format!(
-                    "SELECT s.id, h.heads FROM sheets s JOIN sync_heads h ON h.sheet_id = s.id {filter}"
-                ))?;
-                let entries = st
-                    .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-                    })?
-                    .filter_map(|row| match row {
-                        Ok((id, heads)) => id.parse::<SheetId>().ok().map(|id| Ok((id, heads_of(&heads)))),
-                        Err(e) => Some(Err(e)),
-                    })
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                let granted = if local == NodeRole::Hub {
-                    let mut st = c.prepare("SELECT sheet_id FROM sync_grants WHERE node = ?1")?;
-                    st.query_map([&node], |r| r.get::<_, String>(0))?
+                let now = counter(c)?;
+                if let Some(k) = kept.as_ref().filter(|k| k.at == now) {
+                    return Ok::<_, crate::Error>(Kept {
+                        at: now,
+                        inventory: k.inventory.clone(),
+                    });
+                }
+                let granted: Vec<SheetId> = if local == NodeRole::Hub {
+                    let mut st = c.prepare_cached(
+                        "SELECT sheet_id FROM sync_grants WHERE node = ?1 ORDER BY sheet_id",
+                    )?;
+                    st.query_map([peer_c.node.to_string()], |r| r.get::<_, String>(0))?
                         .filter_map(|r| r.ok().and_then(|id| id.parse().ok()))
                         .collect()
                 } else {
                     Vec::new()
                 };
-                Ok::<_, crate::Error>((at, Inventory { entries, granted }))
+                let (filter, args) = scope(local, &peer_c);
+                let inventory = match kept {
+                    Some(Kept { at, mut inventory }) if inventory.granted == granted => {
+                        let changed = scoped_heads(c, filter, &args, at)?;
+                        let inv = Arc::make_mut(&mut inventory);
+                        for (id, heads) in changed {
+                            inv.insert(id, heads);
+                        }
+                        inventory
+                    }
+                    _ => {
+                        refresh_heads(c)?;
+                        let all = scoped_heads(c, filter, &args, i64::MIN)?;
+                        Arc::new(Inventory::from_entries(all, granted))
+                    }
+                };
+                Ok(Kept { at: now, inventory })
             })
             .await
             .map_err(db)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(peer.node, (at, inventory.clone()));
+        let inventory = kept.inventory.clone();
+        if let Ok(mut k) = self.kept.lock() {
+            k.insert(peer.node, kept);
         }
         Ok(inventory)
     }
@@ -310,14 +356,10 @@ impl Replica for NodeReplica {
                 for mut sheet in sheets {
                     crate::sheets::store_sheet(&tx, &mut sheet, "screen", now)?;
                     let (id, heads) = (sheet.id().to_string(), heads_blob(&sheet.raw_heads()));
-                    tx.execute(
-                        "INSERT OR REPLACE INTO sync_heads (sheet_id, heads) VALUES (?1, ?2)",
-                        params![id, heads],
-                    )?;
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT OR REPLACE INTO sync_peer_state (peer, sheet_id, heads) VALUES (?1, ?2, ?3)",
-                        params![peer, id, heads],
-                    )?;
+                    )?
+                    .execute(params![peer, id, heads])?;
                 }
                 let detail = format!("sheets={count} from={peer}");
                 audit::append(
@@ -699,4 +741,138 @@ pub async fn start_demo(nodes: &[Arc<Node>], listen: SocketAddr) -> anyhow::Resu
         }
     }
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::policy::UserKind;
+    use crate::sync_testing::{sheet_ids, sign_in};
+    use crate::testing::TestNode;
+
+    fn peer(role: PeerRole, seed: u8, jurisdiction: &str) -> Peer {
+        let key = PublicKey([seed; 32]);
+        Peer {
+            key,
+            node: key.node_id(),
+            role,
+            jurisdiction: jurisdiction.to_string(),
+            name: format!("{role:?}"),
+        }
+    }
+
+    /// The inventory a replica that kept nothing computes from scratch.
+    async fn rebuilt(node: &Arc<Node>, peer: &Peer) -> Arc<Inventory> {
+        NodeReplica::new(node.clone())
+            .inventory(peer)
+            .await
+            .expect("inventory")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kept_inventory_follows_every_write_as_a_rebuilt_one_would() {
+        let hospital = TestNode::start_with_sheets(NodeRole::Hospital, 5).await;
+        let node = &hospital.node;
+        let hub = peer(PeerRole::Hub, 1, "");
+        let replica = NodeReplica::new(node.clone());
+        let first = replica.inventory(&hub).await.expect("inventory");
+        assert_eq!(first.len(), 5);
+        let again = replica.inventory(&hub).await.expect("inventory");
+        assert!(Arc::ptr_eq(&first, &again), "nothing written: the kept one");
+
+        let ids = sheet_ids(node).await;
+        let doctor = sign_in(node, "doctor").await;
+        node.update_sheet(
+            &doctor,
+            &ids[2],
+            &BTreeMap::from([("patient.name_kana".to_string(), "カワリ".to_string())]),
+        )
+        .await
+        .expect("edited");
+        let created = node
+            .create_sheet(&doctor, "rinko-006", &BTreeMap::new())
+            .await
+            .expect("created");
+        let kept = replica.inventory(&hub).await.expect("inventory");
+        let fresh = rebuilt(node, &hub).await;
+        assert_eq!(kept.len(), 6);
+        assert_eq!(kept.summary(), fresh.summary());
+        let edited: SheetId = ids[2].parse().expect("id");
+        assert_ne!(kept.heads(&edited), first.heads(&edited));
+        assert!(kept.heads(&created.row.id.parse().expect("id")).is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_hub_keeps_each_peers_scope_through_writes_and_grants() {
+        let hub = TestNode::start(NodeRole::Hub).await;
+        hub.add_user("doctor-a", UserKind::NanbyoDoctor, "1311000001")
+            .await;
+        hub.add_user("doctor-b", UserKind::NanbyoDoctor, "1311000002")
+            .await;
+        let (a, b) = (
+            sign_in(&hub.node, "doctor-a").await,
+            sign_in(&hub.node, "doctor-b").await,
+        );
+        let empty = BTreeMap::new();
+        let sheet_a = hub
+            .node
+            .create_sheet(&a, "rinko-006", &empty)
+            .await
+            .expect("a");
+        let hospital_a = peer(PeerRole::Hospital, 2, "1311000001");
+        let municipality = peer(PeerRole::Municipality, 3, "131001");
+        let replica = NodeReplica::new(hub.node.clone());
+        assert_eq!(replica.inventory(&hospital_a).await.expect("inv").len(), 1);
+        assert!(
+            replica
+                .inventory(&municipality)
+                .await
+                .expect("inv")
+                .is_empty()
+        );
+
+        // Another hospital's sheet stays out of hospital A's scope.
+        let sheet_b = hub
+            .node
+            .create_sheet(&b, "rinko-006", &empty)
+            .await
+            .expect("b");
+        let kept = replica.inventory(&hospital_a).await.expect("inv");
+        assert_eq!(kept.len(), 1);
+        assert!(kept.heads(&sheet_a.row.id.parse().expect("id")).is_some());
+
+        // A grant brings exactly that sheet into the municipality's scope.
+        grant(&hub.node, &sheet_b.row.id, municipality.node)
+            .await
+            .expect("granted");
+        let kept = replica.inventory(&municipality).await.expect("inv");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept.granted, vec![sheet_b.row.id.parse().expect("id")]);
+        assert_eq!(
+            kept.summary(),
+            rebuilt(&hub.node, &municipality).await.summary()
+        );
+        // A later write of the granted sheet reaches the kept inventory.
+        hub.node
+            .update_sheet(
+                &b,
+                &sheet_b.row.id,
+                &BTreeMap::from([("patient.name_kana".to_string(), "アト".to_string())]),
+            )
+            .await
+            .expect("edited");
+        let later = replica.inventory(&municipality).await.expect("inv");
+        assert_ne!(later.summary(), kept.summary());
+        assert_eq!(
+            later.summary(),
+            rebuilt(&hub.node, &municipality).await.summary()
+        );
+        assert_eq!(
+            replica.inventory(&hospital_a).await.expect("inv").len(),
+            1,
+            "hospital A's scope is unchanged"
+        );
+    }
 }

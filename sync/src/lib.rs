@@ -13,6 +13,7 @@
 mod compare;
 mod error;
 mod ids;
+mod inventory;
 mod layout;
 pub mod link;
 #[cfg(test)]
@@ -28,9 +29,10 @@ pub use automerge::ChangeHash;
 pub use compare::{FieldChange, compare};
 pub use error::SheetError;
 pub use ids::{Author, NodeId, ParseNodeIdError, ParseSheetIdError, SheetId};
+pub use inventory::Inventory;
 pub use layout::{HEADER_KEYS, PATIENT_PREFIX, SCHEMA_VERSION};
 pub use link::{Directory, HubEndpoint, LinkError, NodeLink};
 pub use replicate::ReplicationError;
-pub use session::{Inventory, Peer, PeerRole, Replica, ReplicaError, SessionError, SessionStats};
+pub use session::{Peer, PeerRole, Replica, ReplicaError, SessionError, SessionStats};
 pub use sheet::{Conflict, ConflictValue, Edit, HistoryEntry, NewSheet, Sheet, SheetHeader};
 pub use tls::{KeyDirectory, LocalKey, PublicKey};

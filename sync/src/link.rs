@@ -228,7 +228,8 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::ids::{Author, SheetId};
-    use crate::session::{Inventory, PeerRole, ReplicaError};
+    use crate::inventory::Inventory;
+    use crate::session::{PeerRole, ReplicaError};
     use crate::sheet::{Edit, NewSheet, Sheet, SheetHeader};
 
     /// Documents in memory; admits everything.
@@ -252,16 +253,12 @@ pub(crate) mod tests {
     }
 
     impl Replica for Memory {
-        async fn inventory(&self, _peer: &Peer) -> Result<Inventory, ReplicaError> {
+        async fn inventory(&self, _peer: &Peer) -> Result<Arc<Inventory>, ReplicaError> {
             let docs = self.docs.lock().expect("lock");
             let entries = docs
                 .iter()
-                .map(|(id, b)| (*id, Sheet::load(b).expect("loads").raw_heads()))
-                .collect();
-            Ok(Inventory {
-                entries,
-                granted: Vec::new(),
-            })
+                .map(|(id, b)| (*id, Sheet::load(b).expect("loads").raw_heads()));
+            Ok(Arc::new(Inventory::from_entries(entries, Vec::new())))
         }
 
         async fn load(&self, ids: Vec<SheetId>) -> Result<Vec<(SheetId, Vec<u8>)>, ReplicaError> {

@@ -10,13 +10,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::ids::{NodeId, SheetId};
+use crate::inventory::Inventory;
 use crate::replicate::ReplicationError;
 use crate::sheet::{Sheet, SheetHeader};
-use crate::summary::{Summary, bucket_of};
+use crate::summary::bucket_of;
 use crate::tls::PublicKey;
 use crate::wire::{self, Frame, HEADS_PER_FRAME, Heads, PROTOCOL_VERSION, WireError};
 
@@ -61,15 +63,6 @@ impl Peer {
     }
 }
 
-/// The documents one side shares with a peer.
-#[derive(Debug, Clone, Default)]
-pub struct Inventory {
-    /// Every document in the peer's scope, with its current heads.
-    pub entries: Vec<(SheetId, Heads)>,
-    /// Sheets opened to the peer beyond its own institution (sent by the hub only).
-    pub granted: Vec<SheetId>,
-}
-
 /// A storage failure of the replica, in words for the operator.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -77,11 +70,12 @@ pub struct ReplicaError(pub String);
 
 /// Where documents come from and go to, and who may hold which: implemented by the node.
 pub trait Replica: Send + Sync {
-    /// The documents this side shares with `peer` and their heads.
+    /// The documents this side shares with `peer` and their heads. Shared, as a replica keeps
+    /// it between sessions and brings it up to date.
     fn inventory(
         &self,
         peer: &Peer,
-    ) -> impl Future<Output = Result<Inventory, ReplicaError>> + Send;
+    ) -> impl Future<Output = Result<Arc<Inventory>, ReplicaError>> + Send;
 
     /// Saved bytes of the documents `ids` (missing ones are left out).
     fn load(
@@ -200,8 +194,6 @@ where
 {
     let mut stats = SessionStats::default();
     let inventory = replica.inventory(peer).await?;
-    let mine: HashMap<SheetId, Heads> = inventory.entries.iter().cloned().collect();
-    let summary = Summary::of(inventory.entries.iter().map(|(id, h)| (id, h.as_slice())));
     let mut writer = Writer {
         inner: send,
         bytes: 0,
@@ -214,7 +206,7 @@ where
     // 1. Summaries, both ways at once.
     let hello = Frame::Hello {
         version: PROTOCOL_VERSION,
-        summary: summary.clone(),
+        summary: inventory.summary().clone(),
         granted: match side {
             Side::Hub => inventory.granted.clone(),
             Side::Node => Vec::new(),
@@ -249,16 +241,12 @@ where
         Side::Node => granted.into_iter().collect(),
         Side::Hub => inventory.granted.iter().copied().collect(),
     };
-    let differing: HashSet<usize> = summary.differing(&theirs).into_iter().collect();
-    stats.differing_buckets = differing.len() as u64;
+    let differing_buckets = inventory.summary().differing(&theirs);
+    stats.differing_buckets = differing_buckets.len() as u64;
 
     // 2. Ids and heads in the differing buckets, both ways at once.
-    let my_heads: Vec<(SheetId, Heads)> = inventory
-        .entries
-        .iter()
-        .filter(|(id, _)| differing.contains(&bucket_of(id)))
-        .cloned()
-        .collect();
+    let my_heads = inventory.in_buckets(&differing_buckets);
+    let differing: HashSet<usize> = differing_buckets.into_iter().collect();
     let send_heads = async {
         if differing.is_empty() {
             return Ok(());
@@ -333,7 +321,7 @@ where
     // What this side expects from the peer: documents it lacks or whose heads differ.
     let expected: HashSet<SheetId> = peer_heads
         .iter()
-        .filter(|(id, heads)| mine.get(*id) != Some(*heads))
+        .filter(|(id, heads)| inventory.heads(id) != Some(*heads))
         .map(|(id, _)| *id)
         .collect();
     let only_from = match side {
@@ -368,6 +356,16 @@ where
         Ok::<_, SessionError>(sent_docs)
     };
 
+    // Received documents are stored a batch at a time while the next batch is read and
+    // checked; at most two batches wait, so a slow disk slows the peer instead of filling memory.
+    let (to_store, mut storing) = tokio::sync::mpsc::channel::<Vec<Sheet>>(2);
+    let store_documents = async {
+        while let Some(batch) = storing.recv().await {
+            replica.save(peer, batch).await?;
+        }
+        Ok::<_, SessionError>(())
+    };
+    let store_failed = || SessionError::Replica(ReplicaError("storing stopped".into()));
     let receive_documents = async {
         let mut received = 0u64;
         let mut refused = 0u64;
@@ -381,7 +379,7 @@ where
                     if !expected.contains(&id) || !seen.insert(id) {
                         return Err(SessionError::Unrequested(id));
                     }
-                    if mine.contains_key(&id) {
+                    if inventory.heads(&id).is_some() {
                         // The peer thought this side lacks it: merge the whole copy in.
                         (id, merge_whole(replica, id, &bytes, only_from).await)
                     } else {
@@ -397,7 +395,7 @@ where
                     if !expected.contains(&id) || !seen.insert(id) {
                         return Err(SessionError::Unrequested(id));
                     }
-                    if !mine.contains_key(&id) {
+                    if inventory.heads(&id).is_none() {
                         return Err(SessionError::Unexpected {
                             expected: "a whole document for a sheet this side lacks",
                             got: format!("changes of sheet {id}"),
@@ -422,7 +420,10 @@ where
                     pending.push(sheet);
                     received += 1;
                     if pending.len() >= SAVE_BATCH {
-                        replica.save(peer, std::mem::take(&mut pending)).await?;
+                        to_store
+                            .send(std::mem::take(&mut pending))
+                            .await
+                            .map_err(|_| store_failed())?;
                     }
                 }
                 Ok(None) => {}
@@ -434,12 +435,17 @@ where
             }
         }
         if !pending.is_empty() {
-            replica.save(peer, pending).await?;
+            to_store.send(pending).await.map_err(|_| store_failed())?;
         }
+        drop(to_store);
         Ok::<_, SessionError>((received, refused))
     };
+    let receive_and_store = async {
+        let (counts, ()) = tokio::try_join!(receive_documents, store_documents)?;
+        Ok::<_, SessionError>(counts)
+    };
 
-    let (sent, received) = tokio::join!(send_documents, receive_documents);
+    let (sent, received) = tokio::join!(send_documents, receive_and_store);
     stats.documents_sent = sent?;
     let (received, refused) = received?;
     // 4. Both sides confirm that what they received is stored.

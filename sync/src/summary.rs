@@ -59,11 +59,16 @@ impl Summary {
 
     /// Adds a document (by its precomputed [`entry_digest`]).
     pub fn add(&mut self, id: &SheetId, digest: &BucketDigest) {
-        let bucket = &mut self.buckets[bucket_of(id)];
-        for (b, d) in bucket.iter_mut().zip(digest) {
+        self.toggle(bucket_of(id), digest);
+        self.count += 1;
+    }
+
+    /// Adds an entry's digest to a bucket, or takes it out again (XOR is its own inverse); the
+    /// count is the caller's.
+    pub(crate) fn toggle(&mut self, bucket: usize, digest: &BucketDigest) {
+        for (b, d) in self.buckets[bucket].iter_mut().zip(digest) {
             *b ^= d;
         }
-        self.count += 1;
     }
 
     /// The summary of `(id, heads)` pairs.
