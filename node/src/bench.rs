@@ -55,7 +55,7 @@ impl Figure {
             );
         } else {
             println!(
-                "{:<8} {:<28} median {:>12.2} {:<10} (min {:.2}, max {:.2}, {} runs)",
+                "{:<8} {:<30} median {:>12.2} {:<10} (min {:.2}, max {:.2}, {} runs)",
                 self.bench, self.metric, self.median, self.unit, self.min, self.max, self.runs
             );
         }
@@ -255,7 +255,6 @@ pub async fn store(opts: StoreBench) -> anyhow::Result<Vec<Figure>> {
         1_775_000_000_000,
         today,
     )
-    .into_iter()
     .map(|mut s| (s.header().id.to_string(), s.save()))
     .collect();
     let dir = tempfile::tempdir()?;
@@ -422,7 +421,8 @@ pub async fn ui(opts: UiBench) -> anyhow::Result<Vec<Figure>> {
         },
         node.clock.now_ms(),
         node.clock.today_jst(),
-    );
+    )
+    .collect::<Vec<_>>();
     let n = opts.sheets;
     node.store
         .write(move |c| {
@@ -432,6 +432,11 @@ pub async fn ui(opts: UiBench) -> anyhow::Result<Vec<Figure>> {
                 // A fresh id per row; the projection is what the list reads.
                 let row_id = uuid::Uuid::from_u128(i as u128 + 1).to_string();
                 crate::sheets::store_sheet(&tx, &mut s, "screen", i as i64)?;
+                // The list rows are not synced: their heads would name the document's own id.
+                tx.execute(
+                    "DELETE FROM sync_heads WHERE sheet_id = ?1",
+                    [s.header().id.to_string()],
+                )?;
                 tx.execute(
                     "UPDATE sheets SET id = ?1 WHERE id = ?2",
                     rusqlite::params![row_id, s.header().id.to_string()],

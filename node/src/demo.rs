@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use nsdb_sync::Author;
+use nsdb_sync::{Author, Sheet};
 
 use crate::accounts::{NewUser, create_user, ensure_institution, hash_password};
 use crate::config::{Institution, NodeConfig, NodeRole};
@@ -157,7 +157,7 @@ pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Resu
             node: node.node_id,
             user: doctor,
         };
-        let docs = crate::seed::sheets(
+        let mut docs = crate::seed::sheets(
             &form,
             sheets,
             20_261_125,
@@ -166,17 +166,24 @@ pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Resu
             now,
             node.clock.today_jst(),
         );
-        node.store
-            .write(move |c| {
-                let tx = c.transaction()?;
-                for mut s in docs {
-                    let created = s.header().created_ms;
-                    crate::sheets::store_sheet(&tx, &mut s, "screen", created)?;
-                }
-                tx.commit()?;
-                Ok::<_, crate::Error>(())
-            })
-            .await?;
+        // A thousand sheets a transaction, so a large seed stays small in memory.
+        loop {
+            let batch: Vec<Sheet> = docs.by_ref().take(1000).collect();
+            if batch.is_empty() {
+                break;
+            }
+            node.store
+                .write(move |c| {
+                    let tx = c.transaction()?;
+                    for mut s in batch {
+                        let created = s.header().created_ms;
+                        crate::sheets::store_sheet(&tx, &mut s, "screen", created)?;
+                    }
+                    tx.commit()?;
+                    Ok::<_, crate::Error>(())
+                })
+                .await?;
+        }
     }
     node.store
         .write(|c| {

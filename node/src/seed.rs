@@ -151,45 +151,44 @@ pub fn sheet_values(
     v
 }
 
-/// Builds `n` fictitious sheets of `form` for `institution`, written by `author`.
-pub fn sheets(
-    form: &FormDef,
+/// Builds `n` fictitious sheets of `form` for `institution`, written by `author`, one at a time
+/// as the iterator is read (a large seed never holds every document in memory).
+pub fn sheets<'a>(
+    form: &'a FormDef,
     n: usize,
     seed: u64,
-    institution: &str,
+    institution: &'a str,
     author: Author,
     now_ms: i64,
     today: value::Date,
-) -> Vec<Sheet> {
+) -> impl Iterator<Item = Sheet> + 'a {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|i| {
-            let at_ms = now_ms - (n - i) as i64 * 60_000;
-            let edit = Edit {
-                author,
-                at_ms,
-                message: "作成",
-            };
-            let id = SheetId(uuid::Uuid::from_u128(rng.random()));
-            let mut sheet = Sheet::new(
-                NewSheet {
-                    id,
-                    form_id: form.id.clone(),
-                    form_version: form.version.clone(),
-                    kokuji: form.kokuji,
-                    eda: form.eda,
-                    disease: form.disease.clone(),
-                    institution: institution.to_string(),
-                    doctor: Some(author.user),
-                    carried_from: None,
-                    created_ms: at_ms,
-                },
-                edit,
-            );
-            let values = sheet_values(form, &mut rng, today);
-            let changes = values.into_iter().map(|(k, v)| (k, Some(v))).collect();
-            sheet.set_fields(&changes, edit);
-            sheet
-        })
-        .collect()
+    (0..n).map(move |i| {
+        let at_ms = now_ms - (n - i) as i64 * 60_000;
+        let edit = Edit {
+            author,
+            at_ms,
+            message: "作成",
+        };
+        let id = SheetId(uuid::Uuid::from_u128(rng.random()));
+        let mut sheet = Sheet::new(
+            NewSheet {
+                id,
+                form_id: form.id.clone(),
+                form_version: form.version.clone(),
+                kokuji: form.kokuji,
+                eda: form.eda,
+                disease: form.disease.clone(),
+                institution: institution.to_string(),
+                doctor: Some(author.user),
+                carried_from: None,
+                created_ms: at_ms,
+            },
+            edit,
+        );
+        let values = sheet_values(form, &mut rng, today);
+        let changes = values.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        sheet.set_fields(&changes, edit);
+        sheet
+    })
 }

@@ -160,3 +160,53 @@ fn the_demo_refuses_a_public_address() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
+
+#[test]
+fn the_sync_benchmark_runs_the_hub_in_its_own_process_and_reports_every_figure() {
+    let out = Command::new(NSDB)
+        .args(["bench", "sync", "--sheets", "20", "--runs", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figures: std::collections::BTreeMap<String, f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("one JSON object a line");
+            (
+                v["metric"].as_str().expect("metric").to_string(),
+                v["median"].as_f64().expect("median"),
+            )
+        })
+        .collect();
+    for metric in [
+        "initial_wall",
+        "initial_bytes",
+        "incremental_wall",
+        "incremental_bytes",
+        "idle_wall",
+        "idle_bytes",
+        "idle_steady_wall",
+        "idle_steady_bytes",
+        "hospital_peak_memory",
+        "hub_peak_memory",
+    ] {
+        assert!(
+            figures.contains_key(metric),
+            "{metric} missing: {figures:?}"
+        );
+    }
+    // The hub's memory is read from its own process, and it did receive the sheets.
+    assert!(figures["hub_peak_memory"] > 1.0, "{figures:?}");
+    assert!(
+        figures["initial_bytes"] > figures["idle_bytes"],
+        "{figures:?}"
+    );
+    assert!(
+        figures["incremental_bytes"] > figures["idle_steady_bytes"],
+        "{figures:?}"
+    );
+}

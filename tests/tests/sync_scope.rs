@@ -171,7 +171,8 @@ async fn the_hub_refuses_changes_made_in_another_nodes_name() {
         forged_author,
         site.hospital.node.clock.now_ms(),
         site.hospital.node.clock.today_jst(),
-    );
+    )
+    .collect::<Vec<_>>();
     let forged = sheets[0].header().id.to_string();
     let node: Arc<nsdb::Node> = site.hospital.node.clone();
     node.store
