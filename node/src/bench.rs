@@ -117,7 +117,7 @@ pub fn rules(opts: RulesBench) -> anyhow::Result<Vec<Figure>> {
     let today =
         nsdb_rules::Date::new(2026, 4, 1).ok_or_else(|| anyhow::anyhow!("bad benchmark date"))?;
     let corpus = rules_corpus(&catalogue, opts.sheets_per_form.max(1), today);
-    let mut per_s = Vec::new();
+    let (mut per_s, mut check_per_s, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     let mut messages = 0usize;
     for run in 0..=opts.runs {
         let started = Instant::now();
@@ -129,13 +129,25 @@ pub fn rules(opts: RulesBench) -> anyhow::Result<Vec<Figure>> {
         }
         let secs = started.elapsed().as_secs_f64();
         messages = m;
+        // Baseline in the same run: the checks alone (一時保存's work), no calculation or
+        // judgment.
+        let started = Instant::now();
+        for (form, values) in &corpus {
+            let checked = nsdb_rules::check(form, values, nsdb_rules::Mode::Complete, today);
+            std::hint::black_box(&checked);
+        }
+        let check_secs = started.elapsed().as_secs_f64();
         if run > 0 {
             per_s.push(corpus.len() as f64 / secs);
+            check_per_s.push(corpus.len() as f64 / check_secs);
+            ratio.push(secs / check_secs);
         }
     }
     let forms = catalogue.forms().len() as f64;
     Ok(vec![
         Figure::from_runs("rules", "evaluate_one_core", "sheets/s", &per_s),
+        Figure::from_runs("rules", "check_only_one_core", "sheets/s", &check_per_s),
+        Figure::from_runs("rules", "evaluate_time_vs_check_only", "ratio", &ratio),
         Figure::from_runs("rules", "forms_in_corpus", "forms", &[forms]),
         Figure::from_runs(
             "rules",
@@ -315,9 +327,18 @@ mod tests {
             runs: 1,
         })
         .unwrap();
-        assert!(figures[0].median > 0.0);
+        let figure = |m: &str| {
+            figures
+                .iter()
+                .find(|f| f.metric == m)
+                .unwrap_or_else(|| panic!("{m} missing"))
+                .median
+        };
+        assert!(figure("evaluate_one_core") > 0.0);
+        assert!(figure("check_only_one_core") > 0.0);
+        assert!(figure("evaluate_time_vs_check_only") > 0.0);
         let forms = Catalogue::builtin().unwrap().forms().len() as f64;
-        assert_eq!(figures[1].median, forms);
+        assert_eq!(figure("forms_in_corpus"), forms);
     }
 
     #[tokio::test]
