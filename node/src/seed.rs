@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use nsdb_rules::{FormDef, ItemType, value};
-use nsdb_sync::{Author, Edit, NewSheet, Sheet, SheetId};
+use nsdb_sync::{Author, Edit, Sheet, SheetId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -172,18 +172,7 @@ pub fn sheets<'a>(
         };
         let id = SheetId(uuid::Uuid::from_u128(rng.random()));
         let mut sheet = Sheet::new(
-            NewSheet {
-                id,
-                form_id: form.id.clone(),
-                form_version: form.version.clone(),
-                kokuji: form.kokuji,
-                eda: form.eda,
-                disease: form.disease.clone(),
-                institution: institution.to_string(),
-                doctor: Some(author.user),
-                carried_from: None,
-                created_ms: at_ms,
-            },
+            crate::sheets::new_sheet_of(form, id, institution, Some(author.user), None, at_ms),
             edit,
         );
         let values = sheet_values(form, &mut rng, today);

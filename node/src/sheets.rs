@@ -167,6 +167,30 @@ pub(crate) fn load_doc(c: &Connection, id: &str) -> Result<Sheet> {
     })
 }
 
+/// What a new sheet of `form` starts with: the form, its version, 告示番号/枝番 and disease, the
+/// owning institution, the doctor, and the sheet it was carried from.
+pub fn new_sheet_of(
+    form: &FormDef,
+    id: SheetId,
+    institution: &str,
+    doctor: Option<u64>,
+    carried_from: Option<SheetId>,
+    created_ms: i64,
+) -> NewSheet {
+    NewSheet {
+        id,
+        form_id: form.id.clone(),
+        form_version: form.version.clone(),
+        kokuji: form.kokuji,
+        eda: form.eda,
+        disease: form.disease.clone(),
+        institution: institution.to_string(),
+        doctor,
+        carried_from,
+        created_ms,
+    }
+}
+
 /// Writes a sheet's document, its list projection and its sync heads. Every write of a
 /// document goes through here, which keeps the sync inventories current.
 pub fn store_sheet(
@@ -296,18 +320,14 @@ impl Node {
         };
         let id = SheetId::random();
         let mut sheet = Sheet::new(
-            NewSheet {
+            new_sheet_of(
+                form,
                 id,
-                form_id: form.id.clone(),
-                form_version: form.version.clone(),
-                kokuji: form.kokuji,
-                eda: form.eda,
-                disease: form.disease.clone(),
-                institution: p.institution.clone(),
-                doctor: (p.role() == Role::Doctor).then_some(p.user_id),
-                carried_from: None,
-                created_ms: now,
-            },
+                &p.institution,
+                (p.role() == Role::Doctor).then_some(p.user_id),
+                None,
+                now,
+            ),
             edit,
         );
         let changes: BTreeMap<String, Option<String>> = values

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use nsdb_rules::check::Mode;
-use nsdb_sync::{ChangeHash, Edit, FieldChange, NewSheet, Sheet, SheetId, compare};
+use nsdb_sync::{ChangeHash, Edit, FieldChange, Sheet, SheetId, compare};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -586,18 +586,14 @@ impl Node {
                     message: "更新登録",
                 };
                 let mut sheet = Sheet::new(
-                    NewSheet {
-                        id: new_id,
-                        form_id: form.id.clone(),
-                        form_version: form.version.clone(),
-                        kokuji: form.kokuji,
-                        eda: form.eda,
-                        disease: form.disease.clone(),
-                        institution: principal.institution.clone(),
-                        doctor: (principal.role() == Role::Doctor).then_some(principal.user_id),
-                        carried_from: source_id.parse::<SheetId>().ok(),
-                        created_ms: now,
-                    },
+                    crate::sheets::new_sheet_of(
+                        form,
+                        new_id,
+                        &principal.institution,
+                        (principal.role() == Role::Doctor).then_some(principal.user_id),
+                        source_id.parse::<SheetId>().ok(),
+                        now,
+                    ),
                     edit,
                 );
                 sheet.set_fields(&carried, edit);
