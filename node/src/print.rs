@@ -84,6 +84,52 @@ pub fn is_personal(section_id: &str, item: &ItemDef) -> bool {
         || item.id.contains("insurer")
 }
 
+/// What of the patient could stand in free text: each personal value of the sheet as typed and
+/// without its spaces, and each space-separated part of a name; two characters or more, longest
+/// first, so a whole name is masked before its parts.
+fn personal_terms(form: &FormDef, values: &BTreeMap<String, String>) -> Vec<String> {
+    let mut terms = std::collections::BTreeSet::new();
+    for section in &form.sections {
+        for item in &section.items {
+            let texty = matches!(
+                item.ty,
+                ItemType::Text
+                    | ItemType::Kana
+                    | ItemType::Date
+                    | ItemType::Postal
+                    | ItemType::InsurerNo
+                    | ItemType::Digits
+            );
+            if !texty || !is_personal(&section.id, item) {
+                continue;
+            }
+            let Some(v) = values.get(&item.id).map(|v| v.trim()) else {
+                continue;
+            };
+            terms.insert(v.to_string());
+            terms.insert(v.chars().filter(|c| !c.is_whitespace()).collect());
+            terms.extend(v.split(char::is_whitespace).map(str::to_string));
+        }
+    }
+    let mut terms: Vec<String> = terms
+        .into_iter()
+        .filter(|t| t.chars().count() >= 2)
+        .collect();
+    terms.sort_by_key(|t| std::cmp::Reverse(t.chars().count()));
+    terms
+}
+
+/// Free text with every personal term in it replaced by ＊＊＊.
+fn redact(text: &str, terms: &[String]) -> String {
+    terms.iter().fold(text.to_string(), |out, t| {
+        if out.contains(t.as_str()) {
+            out.replace(t.as_str(), MASK)
+        } else {
+            out
+        }
+    })
+}
+
 /// The sheet as an A4 PDF. `masked` prints the review board's variant: every personal item
 /// (see [`is_personal`]) shows ＊＊＊ whether answered or not.
 pub fn sheet_pdf(
@@ -371,6 +417,11 @@ fn blocks(
     masked: bool,
 ) -> Vec<Block> {
     let mut out = Vec::new();
+    let terms = if masked {
+        personal_terms(form, values)
+    } else {
+        Vec::new()
+    };
     for section in &form.sections {
         out.push(Block::Section {
             title: section.title.clone(),
@@ -382,6 +433,8 @@ fn blocks(
                 (MASK.to_string(), ValueStyle::Masked)
             } else if shown.trim().is_empty() {
                 (UNANSWERED.to_string(), ValueStyle::Unanswered)
+            } else if masked && item.ty == ItemType::Text {
+                (redact(&shown, &terms), ValueStyle::Answer)
             } else {
                 (shown, ValueStyle::Answer)
             };
@@ -1080,6 +1133,29 @@ mod tests {
         // Nothing personal in the raw bytes either (metadata, strings).
         let raw = String::from_utf8_lossy(&pdf);
         assert!(!raw.contains(INSURED) && !raw.contains(INSURER));
+    }
+
+    #[test]
+    fn the_masked_print_masks_the_patient_where_free_text_names_them() {
+        let mut vals = values();
+        vals.insert(
+            "course.summary".into(),
+            "山田 花子さん（ヤマダハナコ）は山田家の長女。被保険者番号98765432。歩行障害あり。"
+                .into(),
+        );
+        let masked =
+            pages(&sheet_pdf(&rinko(), &vals, &meta(Some(KEY)), true).expect("PDF")).concat();
+        for personal in ["山田", "花子", "ヤマダ", "ハナコ", INSURED] {
+            assert!(!masked.contains(personal), "{personal} is masked");
+        }
+        assert!(masked.contains("歩行障害あり"), "the clinical text stays");
+        assert!(masked.contains("家の長女"));
+        let plain =
+            pages(&sheet_pdf(&rinko(), &vals, &meta(Some(KEY)), false).expect("PDF")).concat();
+        assert!(
+            plain.contains("山田家の長女"),
+            "the doctor's own print is as written"
+        );
     }
 
     #[test]
