@@ -203,19 +203,15 @@ impl NodeReplica {
         }
     }
 
-    /// Records that every sheet is now in step with `peer` at its current heads (writing only
-    /// the rows that changed).
-    async fn mark_in_step(&self, peer: NodeId) -> Result<(), ReplicaError> {
+    /// Records that every sheet written up to change `seen` is in step with `peer`.
+    async fn mark_in_step(&self, peer: NodeId, seen: i64) -> Result<(), ReplicaError> {
         let peer = peer.to_string();
         self.node
             .store
             .write(move |c| {
                 c.execute(
-                    "INSERT OR REPLACE INTO sync_peer_state (peer, sheet_id, heads)
-                     SELECT ?1, h.sheet_id, h.heads FROM sync_heads h
-                     LEFT JOIN sync_peer_state p ON p.peer = ?1 AND p.sheet_id = h.sheet_id
-                     WHERE p.heads IS NOT h.heads",
-                    [&peer],
+                    "INSERT OR REPLACE INTO sync_in_step (peer, seq) VALUES (?1, ?2)",
+                    params![peer, seen],
                 )?;
                 Ok::<_, crate::Error>(())
             })
@@ -355,11 +351,6 @@ impl Replica for NodeReplica {
                 let count = sheets.len();
                 for mut sheet in sheets {
                     crate::sheets::store_sheet(&tx, &mut sheet, "screen", now)?;
-                    let (id, heads) = (sheet.id().to_string(), heads_blob(&sheet.raw_heads()));
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO sync_peer_state (peer, sheet_id, heads) VALUES (?1, ?2, ?3)",
-                    )?
-                    .execute(params![peer, id, heads])?;
                 }
                 let detail = format!("sheets={count} from={peer}");
                 audit::append(
@@ -511,15 +502,15 @@ pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTas
     })
 }
 
+/// How many sheets have changes the hub has not had yet: those whose heads were written after
+/// the node was last in step with it (read from the `seq` index, whatever the number of sheets).
 async fn waiting(node: &Node, hub: NodeId) -> u64 {
     let hub = hub.to_string();
     node.store
         .read(move |c| {
             Ok::<_, crate::Error>(c.query_row(
-                "SELECT count(*) FROM sheets s
-                 LEFT JOIN sync_heads h ON h.sheet_id = s.id
-                 LEFT JOIN sync_peer_state p ON p.sheet_id = s.id AND p.peer = ?1
-                 WHERE h.heads IS NULL OR p.heads IS NULL OR p.heads != h.heads",
+                "SELECT count(*) FROM sync_heads
+                 WHERE seq > COALESCE((SELECT seq FROM sync_in_step WHERE peer = ?1), -1)",
                 [&hub],
                 |r| r.get::<_, i64>(0),
             )? as u64)
@@ -560,9 +551,9 @@ pub fn start_node(
             let ok = result.is_ok();
             match result {
                 Ok(stats) => {
-                    if stats.differing_buckets > 0
-                        && let Err(e) = replica.mark_in_step(hub).await
-                    {
+                    // In step with what was written before the session began; what was written
+                    // during it (received sheets among them) waits for the next session.
+                    if let Err(e) = replica.mark_in_step(hub, seen).await {
                         handle.error(node.clock.now_ms(), e.to_string());
                     }
                     backoff = options.min_backoff;
