@@ -180,16 +180,7 @@ pub async fn sync(opts: SyncBench) -> anyhow::Result<Vec<Figure>> {
             .login("doctor", demo::DEMO_PASSWORD)
             .await?
             .principal;
-        let ids: Vec<String> = hospital
-            .store
-            .read(|c| {
-                let mut st = c.prepare("SELECT id FROM sheets ORDER BY id")?;
-                let ids = st
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()?;
-                Ok::<_, crate::Error>(ids)
-            })
-            .await?;
+        let ids = crate::sync_testing::sheet_ids(&hospital).await;
         for id in ids.iter().step_by(10) {
             let values =
                 BTreeMap::from([("patient.name_kana".to_string(), format!("ベンチ {run}"))]);

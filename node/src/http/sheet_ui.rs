@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::session::UiSession;
-use super::ui::{Ctx, csrf_ok, csrf_refused, error_page, form_fields};
+use super::ui::{Ctx, csrf_ok, csrf_refused, error_page, posted_form};
 use crate::sheets::{SheetDetail, status};
 use crate::workflow::{Offered, Step, printed_key};
 use crate::{Error, Node};
@@ -190,13 +190,10 @@ async fn save_sheet(
     body: Bytes,
 ) -> Response {
     let ctx = Ctx::new(&node, &s);
-    let mut fields = match form_fields(&body) {
+    let mut fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
         Ok(f) => f,
-        Err(e) => return error_page(Some(&ctx), e),
+        Err(refused) => return *refused,
     };
-    if !csrf_ok(&fields, &s.csrf) {
-        return csrf_refused();
-    }
     let action = fields.remove("action").unwrap_or_else(|| "save".into());
     let to = fields.remove("_to").unwrap_or_default();
     let comment = fields.remove("_comment").unwrap_or_default();
@@ -302,12 +299,8 @@ async fn posted_step(
     step: Step,
     notice: &str,
 ) -> Response {
-    let fields = match form_fields(body) {
-        Ok(f) => f,
-        Err(e) => return error_page(Some(&Ctx::new(node, s)), e),
-    };
-    if !csrf_ok(&fields, &s.csrf) {
-        return csrf_refused();
+    if let Err(refused) = posted_form(body, &s.csrf, Some(&Ctx::new(node, s))) {
+        return *refused;
     }
     take_step(node, s, id, step, notice, false).await
 }
@@ -346,12 +339,8 @@ async fn renew(
     body: Bytes,
 ) -> Response {
     let ctx = Ctx::new(&node, &s);
-    let fields = match form_fields(&body) {
-        Ok(f) => f,
-        Err(e) => return error_page(Some(&ctx), e),
-    };
-    if !csrf_ok(&fields, &s.csrf) {
-        return csrf_refused();
+    if let Err(refused) = posted_form(&body, &s.csrf, Some(&ctx)) {
+        return *refused;
     }
     match node.carry_forward(&s.principal, &id).await {
         Ok(d) => Redirect::to(&format!("/sheets/{}/edit?notice=renewed", d.row.id)).into_response(),

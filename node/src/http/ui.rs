@@ -119,6 +119,20 @@ pub(super) fn csrf_ok(fields: &BTreeMap<String, String>, expected: &str) -> bool
     fields.get("csrf").is_some_and(|t| same_secret(t, expected))
 }
 
+/// A posted form with its CSRF token checked: the fields, or the page that says why not
+/// (`ctx` frames the error page; `None` before sign-in).
+pub(super) fn posted_form(
+    body: &Bytes,
+    expected_csrf: &str,
+    ctx: Option<&Ctx>,
+) -> Result<BTreeMap<String, String>, Box<Response>> {
+    let fields = form_fields(body).map_err(|e| Box::new(error_page(ctx, e)))?;
+    if !csrf_ok(&fields, expected_csrf) {
+        return Err(Box::new(csrf_refused()));
+    }
+    Ok(fields)
+}
+
 /// The answer to a form posted without the right CSRF token (an old tab, or another site).
 pub(super) fn csrf_refused() -> Response {
     (
@@ -152,10 +166,6 @@ async fn login_page(State(node): State<AppState>, jar: CookieJar) -> impl IntoRe
 }
 
 async fn login_submit(State(node): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
-    let fields = match form_fields(&body) {
-        Ok(f) => f,
-        Err(e) => return error_page(None, e),
-    };
     let expected = jar
         .get(LOGIN_CSRF_COOKIE)
         .map(|c| c.value().to_string())
@@ -163,9 +173,10 @@ async fn login_submit(State(node): State<AppState>, jar: CookieJar, body: Bytes)
     if expected.is_empty() {
         return Redirect::to("/login").into_response();
     }
-    if !csrf_ok(&fields, &expected) {
-        return csrf_refused();
-    }
+    let fields = match posted_form(&body, &expected, None) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
     let login = fields.get("login").map(String::as_str).unwrap_or("").trim();
     let password = fields.get("password").map(String::as_str).unwrap_or("");
     match node.login(login, password).await {
@@ -189,12 +200,8 @@ async fn logout(
     jar: CookieJar,
     body: Bytes,
 ) -> Response {
-    let fields = match form_fields(&body) {
-        Ok(f) => f,
-        Err(e) => return error_page(None, e),
-    };
-    if !csrf_ok(&fields, &s.csrf) {
-        return csrf_refused();
+    if let Err(refused) = posted_form(&body, &s.csrf, None) {
+        return *refused;
     }
     if let Err(e) = node.logout(&s.token).await {
         return error_page(None, e);
@@ -354,13 +361,10 @@ async fn new_sheet_page(State(node): State<AppState>, s: UiSession) -> Response 
 
 async fn create_sheet(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
     let ctx = Ctx::new(&node, &s);
-    let fields = match form_fields(&body) {
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
         Ok(f) => f,
-        Err(e) => return error_page(Some(&ctx), e),
+        Err(refused) => return *refused,
     };
-    if !csrf_ok(&fields, &s.csrf) {
-        return csrf_refused();
-    }
     let form_id = fields.get("form_id").cloned().unwrap_or_default();
     match node
         .create_sheet(&s.principal, &form_id, &BTreeMap::new())
