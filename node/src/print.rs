@@ -409,6 +409,13 @@ struct Placed {
     block: Block,
 }
 
+/// Items the signature block prints, so the form's section leaves them out.
+const SIGNED: [&str; 3] = [
+    "doctor.written_date",
+    "doctor.institution_name",
+    "doctor.name",
+];
+
 fn blocks(
     face: &Face,
     form: &FormDef,
@@ -426,7 +433,11 @@ fn blocks(
         out.push(Block::Section {
             title: section.title.clone(),
         });
-        for item in &section.items {
+        for item in section
+            .items
+            .iter()
+            .filter(|i| !SIGNED.contains(&i.id.as_str()))
+        {
             let stored = values.get(&item.id).map(String::as_str).unwrap_or("");
             let shown = display_value(item, stored);
             let (text, style) = if masked && is_personal(&section.id, item) {
@@ -445,14 +456,17 @@ fn blocks(
             });
         }
     }
-    let written = form
-        .item("doctor.written_date")
-        .and_then(|item| values.get(&item.id).map(|v| display_value(item, v)))
-        .filter(|v| !v.trim().is_empty());
+    // What the doctor wrote on the form, else who the node knows the sheet by.
+    let written_on_form = |id: &str| {
+        form.item(id)
+            .and_then(|item| values.get(&item.id).map(|v| display_value(item, v)))
+            .filter(|v| !v.trim().is_empty())
+    };
     out.push(Block::Signature {
-        written,
-        institution: meta.institution.to_string(),
-        doctor: meta.doctor.to_string(),
+        written: written_on_form("doctor.written_date"),
+        institution: written_on_form("doctor.institution_name")
+            .unwrap_or_else(|| meta.institution.to_string()),
+        doctor: written_on_form("doctor.name").unwrap_or_else(|| meta.doctor.to_string()),
     });
     out
 }
@@ -1019,6 +1033,9 @@ mod tests {
         assert!(text.contains("【臨床調査個人票】告示番号6パーキンソン病"));
         assert!(text.contains("記載年月日") && text.contains("指定医氏名"));
         assert!(text.contains("国立難病医療センター") && text.contains("佐藤一郎"));
+        for once in ["記載年月日", "医療機関名"] {
+            assert_eq!(text.matches(once).count(), 1, "{once} is printed once");
+        }
     }
 
     #[test]
