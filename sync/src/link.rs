@@ -397,6 +397,61 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn an_edit_crosses_as_its_own_change_and_nothing_comes_back() {
+        let hub = start_hub();
+        let node_key = LocalKey::from_seed([5; 32]);
+        hub.enrolled.0.lock().expect("lock").push(node_key.public());
+        let author = Author {
+            node: node_key.public().node_id(),
+            user: 5,
+        };
+        let node = Memory::default();
+        let mut sheet = new_sheet(author);
+        // A sheet with some history: every change of it is sent on the first sync only.
+        for i in 0..30 {
+            let values: BTreeMap<String, Option<String>> =
+                [(format!("q{i}"), Some(format!("回答{i}")))].into();
+            sheet.set_fields(
+                &values,
+                Edit {
+                    author,
+                    at_ms: 10 + i,
+                    message: "",
+                },
+            );
+        }
+        node.put(&mut sheet);
+        let mut link = NodeLink::new(&node_key, hub.addr, hub.key.public()).expect("link");
+        link.sync(&node).await.expect("first sync");
+        let idle = link.sync(&node).await.expect("idle sync");
+
+        let mut edited = node.get(&sheet.id()).expect("stored");
+        let values: BTreeMap<String, Option<String>> =
+            [("q1".to_owned(), Some("いいえ".to_owned()))].into();
+        edited.set_fields(
+            &values,
+            Edit {
+                author,
+                at_ms: 99,
+                message: "",
+            },
+        );
+        node.put(&mut edited);
+        let stats = link.sync(&node).await.expect("sync of the edit");
+        assert_eq!(stats.documents_sent, 1);
+        assert_eq!(
+            hub.replica.get(&sheet.id()).expect("on the hub").fields(),
+            edited.fields()
+        );
+        // What came back is the hub's heads and its word that it was behind, not the history.
+        assert!(
+            stats.bytes_received < idle.bytes_received + 256,
+            "{stats:?} against idle {idle:?}"
+        );
+        hub.endpoint.close();
+    }
+
+    #[tokio::test]
     async fn unenrolled_revoked_and_wrong_hub_keys_are_refused() {
         let hub = start_hub();
         let node_key = LocalKey::from_seed([3; 32]);

@@ -143,6 +143,7 @@ fn frame_name(frame: &Frame) -> String {
     match frame {
         Frame::Hello { .. } => "Hello".into(),
         Frame::Heads { .. } => "Heads".into(),
+        Frame::Behind { .. } => "Behind".into(),
         Frame::Document { .. } => "Document".into(),
         Frame::Changes { .. } => "Changes".into(),
         Frame::Done => "Done".into(),
@@ -246,6 +247,7 @@ where
 
     // 2. Ids and heads in the differing buckets, both ways at once.
     let my_heads = inventory.in_buckets(&differing_buckets);
+    let my_heads_ids: HashSet<SheetId> = my_heads.iter().map(|(id, _)| *id).collect();
     let differing: HashSet<usize> = differing_buckets.into_iter().collect();
     let send_heads = async {
         if differing.is_empty() {
@@ -329,6 +331,11 @@ where
         Side::Node => None,
     };
 
+    // Which side sends what for a sheet both hold with different heads: a side that knows
+    // every head the peer sent is ahead and sends the changes after them; a side that does not
+    // says so (`Behind`) and sends nothing, unless the peer says the same of that sheet (both
+    // changed it while apart), when each sends what the other may lack.
+    let (peer_behind_tx, peer_behind_rx) = tokio::sync::oneshot::channel::<HashSet<SheetId>>();
     let send_documents = async {
         let mut sent_docs = 0u64;
         for batch in whole.chunks(LOAD_BATCH) {
@@ -337,19 +344,39 @@ where
                 sent_docs += 1;
             }
         }
+        let theirs = |id: &SheetId| peer_heads.get(id).map_or(&[][..], Vec::as_slice);
+        let mut behind: Vec<SheetId> = Vec::new();
         for batch in partial.chunks(LOAD_BATCH) {
-            for (id, bytes) in replica.load(batch.to_vec()).await? {
-                let Ok(sheet) = Sheet::load(&bytes) else {
-                    tracing::warn!(target: "nsdb::sync", sheet = %id, "a stored sheet could not be read; not sent");
-                    continue;
-                };
-                let changes =
-                    sheet.changes_since(peer_heads.get(&id).map_or(&[][..], Vec::as_slice));
-                if changes.is_empty() {
+            for (id, sheet) in loaded(replica, batch).await? {
+                if !theirs(&id).iter().all(|h| sheet.knows(h)) {
+                    behind.push(id);
                     continue;
                 }
-                writer.send(&Frame::Changes { id, changes }).await?;
-                sent_docs += 1;
+                sent_docs += send_changes(&mut writer, id, &sheet, theirs(&id)).await?;
+            }
+        }
+        // Both sides skip this when no bucket differs (they compute the same buckets).
+        let peer_behind = if differing.is_empty() {
+            HashSet::new()
+        } else {
+            let mut chunks = behind.chunks(HEADS_PER_FRAME).peekable();
+            loop {
+                let ids = chunks.next().unwrap_or_default().to_vec();
+                let last = chunks.peek().is_none();
+                writer.send(&Frame::Behind { ids, last }).await?;
+                if last {
+                    break;
+                }
+            }
+            peer_behind_rx.await.map_err(|_| SessionError::Closed)?
+        };
+        let apart: Vec<SheetId> = behind
+            .into_iter()
+            .filter(|id| peer_behind.contains(id))
+            .collect();
+        for batch in apart.chunks(LOAD_BATCH) {
+            for (id, sheet) in loaded(replica, batch).await? {
+                sent_docs += send_changes(&mut writer, id, &sheet, theirs(&id)).await?;
             }
         }
         writer.send(&Frame::Done).await?;
@@ -371,10 +398,28 @@ where
         let mut refused = 0u64;
         let mut pending: Vec<Sheet> = Vec::new();
         let mut seen: HashSet<SheetId> = HashSet::new();
+        let mut peer_behind_tx = (!differing.is_empty()).then_some(peer_behind_tx);
+        let mut peer_behind: HashSet<SheetId> = HashSet::new();
         loop {
             let frame = reader.next().await?;
             let (id, outcome) = match frame {
-                Frame::Done => break,
+                Frame::Done if peer_behind_tx.is_none() => break,
+                Frame::Behind { ids, last } if peer_behind_tx.is_some() => {
+                    for id in ids {
+                        // Only a sheet whose heads this side sent can be one the peer is behind on.
+                        if !my_heads_ids.contains(&id) {
+                            return Err(SessionError::Unexpected {
+                                expected: "sheets this side listed",
+                                got: format!("Behind for sheet {id}"),
+                            });
+                        }
+                        peer_behind.insert(id);
+                    }
+                    if last && let Some(tx) = peer_behind_tx.take() {
+                        let _ = tx.send(std::mem::take(&mut peer_behind));
+                    }
+                    continue;
+                }
                 Frame::Document { id, bytes } => {
                     if !expected.contains(&id) || !seen.insert(id) {
                         return Err(SessionError::Unrequested(id));
@@ -405,7 +450,7 @@ where
                 }
                 other => {
                     return Err(SessionError::Unexpected {
-                        expected: "Document, Changes or Done",
+                        expected: "Document, Changes, Behind or Done, in that order",
                         got: frame_name(&other),
                     });
                 }
@@ -466,6 +511,41 @@ where
     stats.bytes_sent = writer.bytes;
     stats.bytes_received = reader.bytes;
     Ok(stats)
+}
+
+/// The stored sheets `ids`, decoded; one that cannot be read is left out with a warning.
+async fn loaded<R: Replica>(
+    replica: &R,
+    ids: &[SheetId],
+) -> Result<Vec<(SheetId, Sheet)>, SessionError> {
+    Ok(replica
+        .load(ids.to_vec())
+        .await?
+        .into_iter()
+        .filter_map(|(id, bytes)| match Sheet::load(&bytes) {
+            Ok(sheet) => Some((id, sheet)),
+            Err(_) => {
+                tracing::warn!(target: "nsdb::sync", sheet = %id, "a stored sheet could not be read; not sent");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Sends the changes of `sheet` after `theirs` (the peer's heads), if any; returns how many
+/// documents it sent (0 or 1).
+async fn send_changes<W: AsyncWrite + Unpin>(
+    writer: &mut Writer<'_, W>,
+    id: SheetId,
+    sheet: &Sheet,
+    theirs: &[[u8; 32]],
+) -> Result<u64, SessionError> {
+    let changes = sheet.changes_since(theirs);
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    writer.send(&Frame::Changes { id, changes }).await?;
+    Ok(1)
 }
 
 fn refusal(e: ReplicationError) -> SessionError {

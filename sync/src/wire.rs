@@ -12,12 +12,13 @@ use crate::ids::SheetId;
 use crate::summary::Summary;
 
 /// Version of the frames below. A peer with another version is refused with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The largest frame either side sends or accepts (8 MiB).
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
 
-/// The most entries one [`Frame::Heads`] frame carries, so a heads list always fits a frame.
+/// The most entries one [`Frame::Heads`] or [`Frame::Behind`] frame carries, so a list always
+/// fits a frame.
 pub const HEADS_PER_FRAME: usize = 20_000;
 
 /// A document's heads as raw 32-byte change hashes.
@@ -39,6 +40,10 @@ pub enum Frame {
         entries: Vec<(SheetId, Heads)>,
         last: bool,
     },
+    /// Sheets whose heads from the peer name changes this side does not have: the peer is
+    /// ahead on them, or both changed them while apart. Sent after this side's changes for
+    /// sheets it is ahead on, before [`Frame::Done`]; `last` marks the final such frame.
+    Behind { ids: Vec<SheetId>, last: bool },
     /// A whole document the peer does not hold (saved Automerge bytes).
     Document { id: SheetId, bytes: Vec<u8> },
     /// Changes of a document the peer holds, which it lacks (raw Automerge changes).
