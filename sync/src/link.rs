@@ -343,6 +343,19 @@ pub(crate) mod tests {
         key: LocalKey,
     }
 
+    impl Hub {
+        /// Enrolls a node whose key comes from `seed`; returns its key and a user of it.
+        fn enroll(&self, seed: u8) -> (LocalKey, Author) {
+            let key = LocalKey::from_seed([seed; 32]);
+            self.enrolled.0.lock().expect("lock").push(key.public());
+            let author = Author {
+                node: key.public().node_id(),
+                user: 5,
+            };
+            (key, author)
+        }
+    }
+
     fn start_hub() -> Hub {
         let key = LocalKey::from_seed([1; 32]);
         let enrolled = Arc::new(Enrolled::default());
@@ -366,12 +379,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_enrolled_node_syncs_both_ways_and_an_idle_sync_is_small() {
         let hub = start_hub();
-        let node_key = LocalKey::from_seed([2; 32]);
-        hub.enrolled.0.lock().expect("lock").push(node_key.public());
-        let author = Author {
-            node: node_key.public().node_id(),
-            user: 5,
-        };
+        let (node_key, author) = hub.enroll(2);
         let node = Memory::default();
         let mut sheets: Vec<Sheet> = (0..20).map(|_| new_sheet(author)).collect();
         for s in &mut sheets {
@@ -399,12 +407,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_edit_crosses_as_its_own_change_and_nothing_comes_back() {
         let hub = start_hub();
-        let node_key = LocalKey::from_seed([5; 32]);
-        hub.enrolled.0.lock().expect("lock").push(node_key.public());
-        let author = Author {
-            node: node_key.public().node_id(),
-            user: 5,
-        };
+        let (node_key, author) = hub.enroll(5);
         let node = Memory::default();
         let mut sheet = new_sheet(author);
         // A sheet with some history: every change of it is sent on the first sync only.
