@@ -269,6 +269,18 @@ impl Replica for NodeReplica {
     /// sheets written since (by `sync_heads.seq`), so a sync with nothing to do costs the same
     /// however many sheets there are. A change of the peer's grants rebuilds it.
     async fn inventory(&self, peer: &Peer) -> Result<Arc<Inventory>, ReplicaError> {
+        // Nothing written since: the kept one, without queueing behind the writer.
+        let now = self
+            .node
+            .store
+            .read(|c| counter(c).map_err(crate::Error::from))
+            .await
+            .map_err(db)?;
+        if let Ok(k) = self.kept.lock()
+            && let Some(k) = k.get(&peer.node).filter(|k| k.at == now)
+        {
+            return Ok(k.inventory.clone());
+        }
         // Taken out while it is updated, so the update changes it in place.
         let kept = self.kept.lock().ok().and_then(|mut k| k.remove(&peer.node));
         let local = self.node.role();
