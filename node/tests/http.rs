@@ -615,3 +615,54 @@ async fn a_registered_sheet_prints_with_its_access_key_and_a_masked_copy_hides_t
     assert!(masked.contains(&key));
     assert!(!masked.contains("印刷 確認子"), "the patient is masked");
 }
+
+#[tokio::test]
+async fn a_conflict_pick_is_refused_without_the_token_a_value_or_a_conflict() {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 1).await;
+    let id = nsdb::sync_testing::sheet_ids(&t.node).await[0].clone();
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    let path = format!("/sheets/{id}/conflicts");
+
+    let r = c
+        .form(
+            &path,
+            &[
+                ("csrf", "forged"),
+                ("field", "patient.name"),
+                ("value", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = c
+        .form(&path, &[("csrf", &csrf), ("field", "patient.name")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains("採用する値が選ばれていません。"),
+        "{}",
+        r.body
+    );
+    // A value for an item that is not in conflict changes nothing.
+    let before = c.get(&format!("/sheets/{id}")).await.body;
+    let r = c
+        .form(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("field", "patient.name"),
+                ("value", "競合なし"),
+            ],
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert!(
+        !c.get(&format!("/sheets/{id}"))
+            .await
+            .body
+            .contains("競合なし")
+    );
+    assert!(!before.contains("競合なし"));
+}

@@ -6,7 +6,6 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,6 +13,7 @@ use utoipa::OpenApi;
 
 use super::AppState;
 use super::session::{ApiSession, UiSession};
+use super::ui::{Ctx, error_page, posted_form};
 use crate::policy::Role;
 use crate::sync_service::{SessionFigures, SyncErrorLine, SyncStatus};
 use crate::{Error, Node};
@@ -120,68 +120,27 @@ pub(crate) async fn conflict_panel(
     })
 }
 
-fn refused(status: StatusCode, title: &str, message: &str) -> Response {
-    (
-        status,
-        Html(nsdb_ui::error(None, title, message).into_string()),
-    )
-        .into_response()
-}
-
+/// A doctor's pick of one of a conflict's values, posted from the sheet view.
 async fn resolve(
     State(node): State<AppState>,
     s: UiSession,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let fields: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+    let ctx = Ctx::new(&node, &s);
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
         Ok(f) => f,
-        Err(_) => {
-            return refused(
-                StatusCode::BAD_REQUEST,
-                "送信できませんでした",
-                "送信内容を読み取れません。",
-            );
-        }
+        Err(refused) => return *refused,
     };
-    let get = |k: &str| {
-        fields
-            .iter()
-            .find(|(name, _)| name == k)
-            .map(|(_, v)| v.as_str())
-    };
-    if !get("csrf").is_some_and(|t| super::same_secret(t, &s.csrf)) {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "送信できませんでした",
-            "画面の有効期限が切れました。もう一度開き直してから操作してください。",
-        );
-    }
-    let (Some(field), Some(value)) = (get("field"), get("value")) else {
-        return refused(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "入力を確認してください",
-            "採用する値が選ばれていません。",
+    let (Some(field), Some(value)) = (fields.get("field"), fields.get("value")) else {
+        return error_page(
+            Some(&ctx),
+            Error::Invalid("採用する値が選ばれていません。".into()),
         );
     };
     match node.resolve_conflict(&s.principal, &id, field, value).await {
         Ok(()) => Redirect::to(&format!("/sheets/{id}")).into_response(),
-        Err(e) => {
-            let status = match &e {
-                Error::Denied(_) => StatusCode::FORBIDDEN,
-                Error::SheetNotFound(_) => StatusCode::NOT_FOUND,
-                Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            let message = match status {
-                StatusCode::INTERNAL_SERVER_ERROR => {
-                    tracing::error!(target: "nsdb::http", error = %e, "internal error");
-                    "サーバで問題が発生しました。時間をおいて再度お試しください。".to_string()
-                }
-                _ => e.to_string(),
-            };
-            refused(status, "競合を解消できませんでした", &message)
-        }
+        Err(e) => error_page(Some(&ctx), e),
     }
 }
 
