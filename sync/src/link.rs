@@ -302,8 +302,9 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn new_sheet(author: Author) -> Sheet {
-        let mut sheet = Sheet::new(
+    /// A new sheet of a test form, with no answers.
+    pub(crate) fn blank_sheet(author: Author) -> Sheet {
+        Sheet::new(
             NewSheet {
                 id: SheetId::random(),
                 form_id: "f".into(),
@@ -321,7 +322,12 @@ pub(crate) mod tests {
                 at_ms: 1,
                 message: "",
             },
-        );
+        )
+    }
+
+    /// A new sheet of a test form with one answer.
+    pub(crate) fn new_sheet(author: Author) -> Sheet {
+        let mut sheet = blank_sheet(author);
         let values: BTreeMap<String, Option<String>> =
             [("q1".to_owned(), Some("はい".to_owned()))].into();
         sheet.set_fields(

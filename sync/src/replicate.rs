@@ -10,7 +10,7 @@ use automerge::{Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
 use crate::error::SheetError;
 use crate::ids::{Author, NodeId, SheetId};
 use crate::layout::Shape;
-use crate::sheet::Sheet;
+use crate::sheet::{Sheet, merge_error};
 
 /// Why received changes were refused.
 #[derive(Debug, thiserror::Error)]
@@ -123,16 +123,9 @@ impl Sheet {
         }
         let count = fresh.len();
         let mut merged: Automerge = self.doc.clone();
-        merged.apply_changes(fresh).map_err(|source| match source {
-            AutomergeError::DuplicateSeqNumber(_, actor) => SheetError::DivergedAuthor {
-                id,
-                author: Author::from_actor(&actor),
-            },
-            source => SheetError::Merge {
-                id,
-                source: Box::new(source),
-            },
-        })?;
+        merged
+            .apply_changes(fresh)
+            .map_err(|source| merge_error(id, source))?;
         if !merged.get_missing_deps(&[]).is_empty() {
             return Err(SheetError::Merge {
                 id,
@@ -154,7 +147,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::sheet::{Edit, NewSheet};
+    use crate::sheet::Edit;
 
     fn author(node: u8, user: u64) -> Author {
         Author {
@@ -172,21 +165,7 @@ mod tests {
     }
 
     fn sheet(by: Author) -> Sheet {
-        Sheet::new(
-            NewSheet {
-                id: SheetId::random(),
-                form_id: "f".into(),
-                form_version: "1".into(),
-                kokuji: 6,
-                eda: 0,
-                disease: "d".into(),
-                institution: "1".into(),
-                doctor: None,
-                carried_from: None,
-                created_ms: 1,
-            },
-            edit(by, 1),
-        )
+        crate::link::tests::blank_sheet(by)
     }
 
     fn set(sheet: &mut Sheet, by: Author, field: &str, value: &str) {

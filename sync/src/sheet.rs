@@ -340,16 +340,7 @@ impl Sheet {
         let mut merged = self.doc.clone();
         merged
             .merge(&mut other.doc)
-            .map_err(|source| match source {
-                AutomergeError::DuplicateSeqNumber(_, actor) => SheetError::DivergedAuthor {
-                    id,
-                    author: Author::from_actor(&actor),
-                },
-                source => SheetError::Merge {
-                    id,
-                    source: Box::new(source),
-                },
-            })?;
+            .map_err(|source| merge_error(id, source))?;
         let shape = Shape::read(&merged)?;
         *self = Sheet {
             doc: merged,
@@ -494,6 +485,21 @@ fn write_new(
 /// Writes go only to the root map and to maps of a checked layout, with string keys and
 /// scalar values, which Automerge always accepts; a failure here is a bug in this crate.
 /// The open transaction is rolled back when it is dropped during the panic.
+/// Why changes of sheet `id` could not be merged in: an author whose history diverged (the same
+/// sequence number twice), or another failure.
+pub(crate) fn merge_error(id: SheetId, source: AutomergeError) -> SheetError {
+    match source {
+        AutomergeError::DuplicateSeqNumber(_, actor) => SheetError::DivergedAuthor {
+            id,
+            author: Author::from_actor(&actor),
+        },
+        source => SheetError::Merge {
+            id,
+            source: Box::new(source),
+        },
+    }
+}
+
 fn must<T>(result: Result<T, AutomergeError>) -> T {
     match result {
         Ok(value) => value,
