@@ -135,15 +135,8 @@ impl NodeIdentity {
     }
 
     pub fn load(path: &Path) -> Result<NodeIdentity, ProvisioningError> {
-        let text = read_secret_file(path)?;
-        let bytes: [u8; 32] = hex::decode(text.trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| ProvisioningError::Malformed {
-                path: path.to_path_buf(),
-            })?;
         Ok(NodeIdentity {
-            key: SigningKey::from_bytes(&bytes),
+            key: load_signing_key(path)?,
         })
     }
 
@@ -159,6 +152,18 @@ impl NodeIdentity {
         id.copy_from_slice(&digest[..16]);
         id
     }
+}
+
+/// An ed25519 signing key kept as 64 hexadecimal characters in an owner-only file.
+fn load_signing_key(path: &Path) -> Result<SigningKey, ProvisioningError> {
+    let text = read_secret_file(path)?;
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ProvisioningError::Malformed {
+            path: path.to_path_buf(),
+        })?;
+    Ok(SigningKey::from_bytes(&bytes))
 }
 
 /// The ministry's rule-pack signing key. Only the ministry holds the file; nodes and the check
@@ -184,15 +189,8 @@ impl RulePackKey {
     }
 
     pub fn load(path: &Path) -> Result<RulePackKey, ProvisioningError> {
-        let text = read_secret_file(path)?;
-        let bytes: [u8; 32] = hex::decode(text.trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| ProvisioningError::Malformed {
-                path: path.to_path_buf(),
-            })?;
         Ok(RulePackKey {
-            key: SigningKey::from_bytes(&bytes),
+            key: load_signing_key(path)?,
         })
     }
 

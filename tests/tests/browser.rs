@@ -99,14 +99,16 @@ async fn browser(d: &Driver) -> Client {
         .expect("a browser session")
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
+/// Waits up to ten seconds for an element; when it never comes, fails with the page it was
+/// looked for on.
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
     let found = c
         .wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(css))
         .await;
-    let element = match found {
-        Ok(e) => e,
+    match found {
+        Ok(el) => el,
         Err(e) => {
             let url = c
                 .current_url()
@@ -114,10 +116,14 @@ async fn text_of(c: &Client, css: &str) -> String {
                 .map(|u| u.to_string())
                 .unwrap_or_default();
             let page = c.source().await.unwrap_or_default();
-            panic!("{css}: {e}\nat {url}:\n{page}");
+            let head: String = page.chars().take(3000).collect();
+            panic!("{css}: {e}\nat {url}:\n{head}");
         }
-    };
-    element.text().await.unwrap()
+    }
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    wait_for(c, css).await.text().await.unwrap()
 }
 
 /// Waits until the browser has navigated to a URL containing `part`.
@@ -224,24 +230,7 @@ async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
 
 /// Finds an element and, like a user, opens the editor tab it is on when it is hidden.
 async fn reveal(c: &Client, css: &str) -> fantoccini::elements::Element {
-    let found = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await;
-    let el = match found {
-        Ok(el) => el,
-        Err(e) => {
-            let url = c
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            let page = c.source().await.unwrap_or_default();
-            let tail: String = page.chars().take(3000).collect();
-            panic!("{css}: {e}\nat {url}:\n{tail}");
-        }
-    };
+    let el = wait_for(c, css).await;
     if !el.is_displayed().await.unwrap_or(true) {
         let section = el
             .find(Locator::XPath(
