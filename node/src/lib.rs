@@ -1,38 +1,34 @@
 //! The nsdb node: one binary that runs as a hospital's appliance, a municipality's node or the
 //! ministry's hub.
 //!
-//! Layout: `store` is the encrypted database; `accounts`, `sheets` and `audit` are the domain
-//! functions (plain data in, plain data or a typed error out, authorisation through `policy`);
-//! `http` turns requests into domain calls and renders `nsdb-ui` views or JSON; `demo`, `bench`
-//! and `seed` serve the command line. Handlers never touch the database themselves.
+//! Modules by capability (docs/architecture.md names each and what it must never do):
+//! `cli` parses the command line and runs commands; `http` turns requests into domain calls and
+//! renders `nsdb-ui` views or JSON; the domain is `sheets` (with workflow and conflicts),
+//! `keys`, `accounts` (with `policy`, the one authorisation check), `audit`, `print`; `sync_service`
+//! replicates sheets with the hub; `store` is the encrypted database. Dependencies point down that
+//! list: no domain module imports `http` or `cli`, and no two modules import each other.
+//! `testing` (feature `testing`) is test support, never in a release build.
 
-pub mod access_key;
 pub mod accounts;
 pub mod audit;
-pub mod bench;
-pub mod bench_sync;
+pub mod cli;
 pub mod config;
-pub mod conflicts;
-pub mod demo;
 pub mod http;
-pub mod policy;
+pub mod keys;
 pub mod print;
-pub mod rules_cli;
-pub mod seed;
 pub mod sheets;
 pub mod store;
 pub mod sync_service;
-pub mod sync_testing;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod workflow;
 
 use std::sync::Arc;
 
 use nsdb_rules::{Catalogue, Date};
 use nsdb_sync::NodeId;
 
+use accounts::policy::Denied;
 pub use config::{NodeConfig, NodeRole};
-use policy::Denied;
 use store::{Store, StoreError};
 
 /// Everything a domain function can fail with, in words for the person who caused it.
@@ -162,27 +158,4 @@ pub fn load_catalogue(rules: Option<&config::RulesConfig>) -> anyhow::Result<Cat
 /// 32 random bytes (keys and tokens).
 pub fn random_key_bytes() -> [u8; 32] {
     rand::random()
-}
-
-/// Serves one node until Ctrl-C: opens it and answers HTTP on its configured address.
-pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let addr = config.listen;
-    let node = Node::open(config, Clock::System)?;
-    let inst = node.config.institution.clone();
-    let kind = node.role().institution_kind();
-    node.store
-        .write(move |c| accounts::ensure_institution(c, &inst.code, &inst.name, kind))
-        .await?;
-    let _sync = sync_service::start(&node, Default::default())?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving");
-    axum::serve(listener, http::router(node))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
 }

@@ -7,8 +7,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use nsdb::accounts::policy::UserKind;
 use nsdb::config::NodeRole;
-use nsdb::policy::UserKind;
 use nsdb::testing::TestNode;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -571,7 +571,7 @@ async fn a_registered_sheet_prints_with_its_access_key_and_a_masked_copy_hides_t
     let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
     let form = t.node.catalogue.form("rinko-006").unwrap().clone();
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
-    let mut values = nsdb::seed::sheet_values(&form, &mut rng, t.node.clock.today_jst());
+    let mut values = nsdb::cli::seed::sheet_values(&form, &mut rng, t.node.clock.today_jst());
     values.insert("patient.name".into(), "印刷 確認子".into());
     let id = t
         .node
@@ -582,10 +582,10 @@ async fn a_registered_sheet_prints_with_its_access_key_and_a_masked_copy_hides_t
         .id;
     let d = t
         .node
-        .step(&doctor, &id, nsdb::workflow::Step::Register)
+        .step(&doctor, &id, nsdb::sheets::workflow::Step::Register)
         .await
         .unwrap();
-    let key = nsdb::workflow::printed_key(&d.row).unwrap();
+    let key = nsdb::sheets::workflow::printed_key(&d.row).unwrap();
 
     let mut c = Client::new(&t);
     c.ui_login("doctor").await;
@@ -619,7 +619,7 @@ async fn a_registered_sheet_prints_with_its_access_key_and_a_masked_copy_hides_t
 #[tokio::test]
 async fn a_conflict_pick_is_refused_without_the_token_a_value_or_a_conflict() {
     let t = TestNode::start_with_sheets(NodeRole::Hospital, 1).await;
-    let id = nsdb::sync_testing::sheet_ids(&t.node).await[0].clone();
+    let id = nsdb::testing::sync::sheet_ids(&t.node).await[0].clone();
     let mut c = Client::new(&t);
     let csrf = c.ui_login("doctor").await;
     let path = format!("/sheets/{id}/conflicts");

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use nsdb::accounts::policy::Principal;
 use nsdb::config::NodeRole;
-use nsdb::policy::Principal;
 use nsdb::sheets::status;
+use nsdb::sheets::workflow::Step;
 use nsdb::testing::TestNode;
-use nsdb::workflow::Step;
 use nsdb::{Clock, Error, Node};
 
 async fn principal(t: &TestNode, login: &str) -> Principal {
@@ -95,7 +95,7 @@ async fn a_clerk_drafts_and_sends_the_doctor_registers_and_approves() {
         .access_key
         .clone()
         .expect("an access key on registration");
-    assert!(nsdb::access_key::AccessKey::parse(&key).is_some());
+    assert!(nsdb::keys::AccessKey::parse(&key).is_some());
     assert_eq!(s.row.doctor_name.as_deref(), Some("鈴木 太郎"));
 
     // Only a doctor approves or releases.

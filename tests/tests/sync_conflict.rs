@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use nsdb::policy::UserKind;
-use nsdb::sync_testing::{SyncSite, eventually, sheet_ids, sign_in};
+use nsdb::accounts::policy::UserKind;
+use nsdb::testing::sync::{SyncSite, eventually, sheet_ids, sign_in};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_item_edited_apart_shows_a_conflict_and_loses_no_value() {

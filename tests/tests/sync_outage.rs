@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use nsdb::sync_testing::{SyncSite, eventually, sheet_ids, sign_in};
+use nsdb::testing::sync::{SyncSite, eventually, sheet_ids, sign_in};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sheet_written_while_the_hub_is_down_reaches_it_after_it_starts() {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nsdb::accounts::policy::UserKind;
 use nsdb::config::NodeRole;
-use nsdb::policy::UserKind;
-use nsdb::sync_testing::{SyncSite, eventually, sheet_ids, sign_in};
+use nsdb::testing::sync::{SyncSite, eventually, sheet_ids, sign_in};
 use nsdb_sync::tls::{LocalKey, PublicKey, node_client_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +163,7 @@ async fn the_hub_refuses_changes_made_in_another_nodes_name() {
         node: site.municipality.node.node_id,
         user: 1,
     };
-    let mut sheets = nsdb::seed::sheets(
+    let mut sheets = nsdb::cli::seed::sheets(
         &form,
         1,
         7,

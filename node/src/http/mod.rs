@@ -1,13 +1,16 @@
 //! HTTP: the Japanese web UI (`ui`) and the JSON API under `/api/v1` (`api`), one router.
 //!
+//! `ui` and `api` have one module per capability (accounts, sheets, sync), mirroring the domain
+//! modules; what they share (session extractors, page context, error pages, form parsing with
+//! CSRF, JSON errors) is in `shared`, which no capability module is imported by. Nothing outside
+//! `http` imports it except the command line (which serves the router) and test support.
+//!
 //! Handlers stay thin: extract, call a domain function on `Node`, render. Every response
 //! carries a strict Content-Security-Policy and no-store caching; request logs carry method,
 //! path and status only (never query strings or bodies, which can hold personal data).
 
 pub mod api;
-pub mod session;
-pub mod sheet_ui;
-pub mod sync;
+pub mod shared;
 pub mod ui;
 
 use std::sync::Arc;
@@ -64,16 +67,6 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .merge(ui::routes())
         .merge(api::routes())
-        .merge(sync::routes())
         .layer(middleware::from_fn(security_headers))
         .with_state(node)
-}
-
-/// Compares two secrets in time independent of where they differ.
-pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }

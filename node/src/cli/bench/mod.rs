@@ -5,6 +5,8 @@
 //! run and reported as a ratio. `--json` prints one JSON object per line. Benchmarks are never
 //! tests: targets are checked by reading these figures, not by asserting timings.
 
+pub mod sync;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -87,7 +89,7 @@ pub fn rules_corpus(
     let mut out = Vec::new();
     for form in catalogue.forms() {
         for _ in 0..n {
-            let mut v = crate::seed::sheet_values(form, &mut rng, today);
+            let mut v = crate::cli::seed::sheet_values(form, &mut rng, today);
             for item in form.items() {
                 if item.calc.is_some() || v.contains_key(&item.id) {
                     continue;
@@ -258,7 +260,7 @@ pub async fn store(opts: StoreBench) -> anyhow::Result<Vec<Figure>> {
         month: 4,
         day: 1,
     });
-    let docs: Vec<(String, Vec<u8>)> = crate::seed::sheets(
+    let docs: Vec<(String, Vec<u8>)> = crate::cli::seed::sheets(
         form,
         opts.sheets,
         42,
@@ -411,8 +413,14 @@ pub async fn ui(opts: UiBench) -> anyhow::Result<Vec<Figure>> {
     use axum::http::{Request, header};
     use tower::ServiceExt;
 
-    let t = crate::testing::TestNode::start(crate::config::NodeRole::Hospital).await;
-    let node = t.node.clone();
+    let dir = tempfile::tempdir()?;
+    let node = crate::cli::demo::open_node(
+        dir.path(),
+        crate::config::NodeRole::Hospital,
+        "127.0.0.1:0".parse()?,
+        0,
+    )
+    .await?;
     let form = node
         .catalogue
         .forms()
@@ -420,18 +428,20 @@ pub async fn ui(opts: UiBench) -> anyhow::Result<Vec<Figure>> {
         .max_by_key(|f| f.items().count())
         .ok_or_else(|| anyhow::anyhow!("the catalogue has no forms"))?
         .clone();
-    let session = node.login("doctor", crate::demo::DEMO_PASSWORD).await?;
+    let session = node
+        .login("doctor", crate::cli::demo::DEMO_PASSWORD)
+        .await?;
     let doctor = session.principal.clone();
 
     // One real sheet of the largest form, every item filled with a valid value.
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
-    let values = crate::seed::sheet_values(&form, &mut rng, node.clock.today_jst());
+    let values = crate::cli::seed::sheet_values(&form, &mut rng, node.clock.today_jst());
     let sheet = node.create_sheet(&doctor, &form.id, &values).await?;
     let id = sheet.row.id.clone();
 
     // The list's rows: fictitious sheets of the same hospital. Their list columns vary; their
     // documents are one real document (the list page never opens documents).
-    let docs = crate::seed::sheets(
+    let docs = crate::cli::seed::sheets(
         &form,
         1000,
         11,

@@ -1,11 +1,9 @@
-//! The sheet's own screens: view, editor (save, check, register, approve, workflow steps),
-//! workflow list and history, 差異, 一括承認 and data export.
+//! The sheet's own screens: view, editor (save, check, 自動入力, register, approve and the other
+//! workflow steps taken from it), 一次判定表示, 差異, 帳票出力 and data export.
 //!
 //! Every POST saves what was typed first (so nothing typed is lost when an action is refused),
 //! then takes the action, and answers with a redirect (so reloading never repeats an action) or,
 //! when the action is refused, with the editor showing why.
-
-use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,38 +14,14 @@ use axum::routing::{get, post};
 use nsdb_rules::check::Mode;
 use serde::Deserialize;
 
-use super::AppState;
-use super::session::UiSession;
-use super::ui::{Ctx, csrf_ok, csrf_refused, error_page, posted_form};
+use crate::http::AppState;
+use crate::http::shared::page::{Ctx, error_page, format_ms, posted_form};
+use crate::http::shared::session::UiSession;
+use crate::sheets::workflow::{Offered, Step, printed_key};
 use crate::sheets::{SheetDetail, status};
-use crate::workflow::{Offered, Step, printed_key};
 use crate::{Error, Node};
 
-/// `YYYY/MM/DD HH:MM` in Japan time.
-pub(super) fn format_ms(ms: i64) -> String {
-    jst(ms, false)
-}
-
-/// A unix-millisecond time in Japan time, with seconds when asked.
-pub(super) fn jst(ms: i64, seconds: bool) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+9));
-    let mut out = format!(
-        "{:04}/{:02}/{:02} {:02}:{:02}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute()
-    );
-    if seconds {
-        out.push_str(&format!(":{:02}", t.second()));
-    }
-    out
-}
-
-fn title(node: &Node, d: &SheetDetail) -> String {
+pub(super) fn title(node: &Node, d: &SheetDetail) -> String {
     match node.catalogue.form(&d.row.form_id) {
         Some(f) => format!("【{}】 告示番号{} {}", f.kind.label(), f.kokuji, f.disease),
         None => d.row.disease.clone(),
@@ -103,7 +77,7 @@ async fn render(
                 "承認済みのため編集できません。編集するには承認を解除してください。".into(),
             )
         } else {
-            Error::Denied(crate::policy::Denied)
+            Error::Denied(crate::accounts::policy::Denied)
         };
         return error_page(Some(&ctx), why);
     }
@@ -114,7 +88,7 @@ async fn render(
     };
     let updated = format_ms(d.row.updated_at_ms);
     let key = printed_key(&d.row);
-    let conflicts = super::sync::conflict_panel(node, s, id, form).await;
+    let conflicts = super::conflicts::conflict_panel(node, s, id, form).await;
     let view = nsdb_ui::EditorView {
         form,
         meta: nsdb_ui::SheetMeta {
@@ -346,135 +320,6 @@ async fn renew(
         Ok(d) => Redirect::to(&format!("/sheets/{}/edit?notice=renewed", d.row.id)).into_response(),
         Err(e) => error_page(Some(&ctx), e),
     }
-}
-
-async fn bulk_approve(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
-    let ctx = Ctx::new(&node, &s);
-    let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
-        Ok(p) => p,
-        Err(e) => {
-            return error_page(
-                Some(&ctx),
-                Error::Invalid(format!("送信内容を読み取れません: {e}")),
-            );
-        }
-    };
-    let csrf: BTreeMap<String, String> =
-        pairs.iter().filter(|(k, _)| k == "csrf").cloned().collect();
-    if !csrf_ok(&csrf, &s.csrf) {
-        return csrf_refused();
-    }
-    let ids: Vec<String> = pairs
-        .into_iter()
-        .filter(|(k, _)| k == "id")
-        .map(|(_, v)| v)
-        .collect();
-    if ids.is_empty() {
-        return error_page(
-            Some(&ctx),
-            Error::Invalid("承認する臨床調査個人票・医療意見書にチェックを付けてください。".into()),
-        );
-    }
-    let outcome = match node.bulk_approve(&s.principal, &ids).await {
-        Ok(o) => o,
-        Err(e) => return error_page(Some(&ctx), e),
-    };
-    let mut lines = Vec::with_capacity(outcome.len());
-    for (id, result) in outcome {
-        let who = match node.get_sheet(&s.principal, &id).await {
-            Ok(d) => d.row.name_kana.unwrap_or_else(|| "（氏名未入力）".into()),
-            Err(_) => id.clone(),
-        };
-        lines.push((id, who, result));
-    }
-    Html(nsdb_ui::workflow::bulk_result(&ctx.page(), &lines).into_string()).into_response()
-}
-
-async fn workflow_list(State(node): State<AppState>, s: UiSession) -> Response {
-    let ctx = Ctx::new(&node, &s);
-    let list = match node.workflow_list(&s.principal).await {
-        Ok(l) => l,
-        Err(e) => return error_page(Some(&ctx), e),
-    };
-    let lines = |items: &[crate::workflow::WorkflowItem]| -> Vec<nsdb_ui::workflow::WorkflowLine> {
-        items
-            .iter()
-            .map(|i| nsdb_ui::workflow::WorkflowLine {
-                id: i.row.id.clone(),
-                at: format_ms(i.at_ms),
-                patient: i.row.name.clone().unwrap_or_default(),
-                written: i
-                    .row
-                    .written_date
-                    .clone()
-                    .unwrap_or_default()
-                    .replace('-', "/"),
-                disease: i.row.disease.clone(),
-                from: i.from_name.clone(),
-                comment: i.comment.clone().unwrap_or_default(),
-            })
-            .collect()
-    };
-    let page =
-        nsdb_ui::workflow::workflow_list(&ctx.page(), &lines(&list.waiting), &lines(&list.sent));
-    Html(page.into_string()).into_response()
-}
-
-fn step_label(action: &str) -> &str {
-    match action {
-        "request" => "確認依頼",
-        "pullback" => "引戻",
-        "return" => "差戻し",
-        "register" => "登録",
-        "approve" => "承認",
-        "release" => "解除",
-        "carry" => "更新登録",
-        "reopen" => "登録後の修正",
-        other => other,
-    }
-}
-
-async fn history(State(node): State<AppState>, s: UiSession, Path(id): Path<String>) -> Response {
-    let ctx = Ctx::new(&node, &s);
-    let d = match node.get_sheet(&s.principal, &id).await {
-        Ok(d) => d,
-        Err(e) => return error_page(Some(&ctx), e),
-    };
-    let events = match node.workflow_history(&s.principal, &id).await {
-        Ok(e) => e,
-        Err(e) => return error_page(Some(&ctx), e),
-    };
-    let lines: Vec<nsdb_ui::workflow::HistoryLine> = events
-        .iter()
-        .map(|e| {
-            let mut route = format!("{} {}", e.actor_name, e.actor_kind.label());
-            if let Some(to) = &e.assignee_name {
-                route.push_str(" → ");
-                route.push_str(to);
-                if let Some(k) = e.assignee_kind {
-                    route.push(' ');
-                    route.push_str(k.label());
-                }
-            }
-            nsdb_ui::workflow::HistoryLine {
-                at: format_ms(e.at_ms),
-                route,
-                action: step_label(&e.action).to_string(),
-                status: status::label(&e.status).to_string(),
-                comment: e.comment.clone().unwrap_or_default(),
-            }
-        })
-        .collect();
-    let offered = Offered::for_user(&s.principal, &d.row);
-    let page = nsdb_ui::workflow::history(
-        &ctx.page(),
-        &title(&node, &d),
-        &id,
-        &lines,
-        offered.pull_back,
-        offered.edit,
-    );
-    Html(page.into_string()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -734,17 +579,14 @@ async fn print(
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/sheets/approve", post(bulk_approve))
         .route("/sheets/{id}", get(view_sheet).post(save_sheet))
         .route("/sheets/{id}/edit", get(edit_sheet))
         .route("/sheets/{id}/approve", post(approve))
         .route("/sheets/{id}/release", post(release))
         .route("/sheets/{id}/pullback", post(pull_back))
         .route("/sheets/{id}/renew", post(renew))
-        .route("/sheets/{id}/history", get(history))
         .route("/sheets/{id}/diff", get(differences))
         .route("/sheets/{id}/export", get(export))
         .route("/sheets/{id}/print", get(print))
         .route("/sheets/{id}/judgment", get(judgment))
-        .route("/workflow", get(workflow_list))
 }

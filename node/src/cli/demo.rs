@@ -12,9 +12,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use nsdb_sync::{Author, Sheet};
 
+use crate::accounts::policy::UserKind;
 use crate::accounts::{NewUser, create_user, ensure_institution, hash_password};
 use crate::config::{Institution, NodeConfig, NodeRole};
-use crate::policy::UserKind;
 use crate::store::KeySource;
 use crate::{Clock, Node};
 
@@ -100,6 +100,24 @@ pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<Nod
     })
 }
 
+/// Opens the demo node of `role` in `data` (listening address `addr` in its configuration),
+/// with the demo institution and users and, on a hospital, `sheets` fictitious sheets. The
+/// benchmarks and the test support start their nodes with it.
+pub async fn open_node(
+    data: &Path,
+    role: NodeRole,
+    addr: SocketAddr,
+    sheets: usize,
+) -> anyhow::Result<Arc<Node>> {
+    let spec = demo_nodes()
+        .into_iter()
+        .find(|n| n.role == role)
+        .context("a demo node of every role")?;
+    let node = Node::open(config(data, &spec, addr)?, Clock::System)?;
+    seed(&node, &spec, sheets).await?;
+    Ok(node)
+}
+
 /// Adds the demo institution, users and (on the hospital) sheets, once.
 pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Result<()> {
     let seeded: bool = node
@@ -139,7 +157,7 @@ pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Resu
                     },
                     now,
                 )?;
-                if kind.role() == crate::policy::Role::Doctor && doctor.is_none() {
+                if kind.role() == crate::accounts::policy::Role::Doctor && doctor.is_none() {
                     doctor = Some(id);
                 }
             }
@@ -157,7 +175,7 @@ pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Resu
             node: node.node_id,
             user: doctor,
         };
-        let mut docs = crate::seed::sheets(
+        let mut docs = crate::cli::seed::sheets(
             &form,
             sheets,
             20_261_125,

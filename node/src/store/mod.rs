@@ -142,10 +142,10 @@ pub enum StoreError {
 /// The schema, one migration per version. Never edit a migration that has shipped: add one.
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
-        M::up(include_str!("../migrations/001_initial.sql")),
-        M::up(include_str!("../migrations/002_sync.sql")),
-        M::up(include_str!("../migrations/003_workflow.sql")),
-        M::up(include_str!("../migrations/004_sync_seq.sql")),
+        M::up(include_str!("../../migrations/001_initial.sql")),
+        M::up(include_str!("../../migrations/002_sync.sql")),
+        M::up(include_str!("../../migrations/003_workflow.sql")),
+        M::up(include_str!("../../migrations/004_sync_seq.sql")),
     ])
 }
 

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use nsdb_sync::{LocalKey, NodeLink, PublicKey};
 
-use crate::bench::Figure;
+use crate::cli::bench::Figure;
+use crate::cli::demo;
 use crate::config::NodeRole;
-use crate::demo;
 use crate::sync_service::{NodeReplica, enroll};
 use crate::{Clock, Node};
 
@@ -180,7 +180,7 @@ pub async fn sync(opts: SyncBench) -> anyhow::Result<Vec<Figure>> {
             .login("doctor", demo::DEMO_PASSWORD)
             .await?
             .principal;
-        let ids = crate::sync_testing::sheet_ids(&hospital).await;
+        let ids = hospital.sheet_ids().await?;
         for id in ids.iter().step_by(10) {
             let values =
                 BTreeMap::from([("patient.name_kana".to_string(), format!("ベンチ {run}"))]);

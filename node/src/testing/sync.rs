@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::config::NodeRole;
 use crate::sync_service::{self, SyncOptions, SyncTask};
 use crate::testing::TestNode;
-use crate::{Node, policy::Principal};
+use crate::{Node, accounts::policy::Principal};
 
 /// Sync timing for tests: quick polls and short backoff.
 pub const FAST: SyncOptions = SyncOptions {
@@ -120,21 +120,12 @@ where
 
 /// The ids of every sheet a node holds, sorted.
 pub async fn sheet_ids(node: &Arc<Node>) -> Vec<String> {
-    node.store
-        .read(|c| {
-            let mut st = c.prepare("SELECT id FROM sheets ORDER BY id")?;
-            let ids = st
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
-            Ok::<_, crate::Error>(ids)
-        })
-        .await
-        .expect("sheet ids")
+    node.sheet_ids().await.expect("sheet ids")
 }
 
 /// Signs in a demo (or added) user; password `demo`.
 pub async fn sign_in(node: &Arc<Node>, login: &str) -> Principal {
-    node.login(login, crate::demo::DEMO_PASSWORD)
+    node.login(login, crate::cli::demo::DEMO_PASSWORD)
         .await
         .expect("signs in")
         .principal

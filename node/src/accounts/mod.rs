@@ -4,14 +4,16 @@
 //! only its SHA-256 is stored, so a copy of the database cannot be used to sign in. Passwords
 //! and tokens must never be logged.
 
+pub mod policy;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Argon2, password_hash::rand_core::OsRng};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::accounts::policy::{Action, Principal, Target, UserKind, authorize};
 use crate::audit;
-use crate::policy::{Action, Principal, Target, UserKind, authorize};
 use crate::{Error, Node, Result};
 
 /// How long a session lasts without signing in again.

@@ -14,11 +14,11 @@ use nsdb_sync::{ChangeHash, Edit, FieldChange, Sheet, SheetId, compare};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::access_key::{self, AccessKey};
+use crate::accounts::policy::{Action, Principal, Role, Target, UserKind, authorize, role_may};
 use crate::audit;
-use crate::policy::{Action, Principal, Role, Target, UserKind, authorize, role_may};
+use crate::keys::{self as access_key, AccessKey};
 use crate::sheets::{
-    SheetDetail, SheetRow, carried_items, load_doc, load_row, status, store_sheet,
+    SheetDetail, SheetRow, carried_items, load_doc, load_row, record_event, status, store_sheet,
 };
 use crate::{Error, Node, Result};
 
@@ -117,34 +117,6 @@ impl Offered {
             renew: may(Action::CarryForward),
         }
     }
-}
-
-/// Records one workflow event; call inside the transaction that makes the step.
-#[allow(clippy::too_many_arguments)]
-pub fn record_event(
-    c: &Connection,
-    sheet: &str,
-    at_ms: i64,
-    actor: u64,
-    assignee: Option<u64>,
-    action: &str,
-    status: &str,
-    comment: Option<&str>,
-) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT INTO workflow_events (sheet_id, at, actor, assignee, action, status, comment)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            sheet,
-            at_ms,
-            actor as i64,
-            assignee.map(|a| a as i64),
-            action,
-            status,
-            comment
-        ],
-    )?;
-    Ok(())
 }
 
 /// One line of a sheet's workflow history.
@@ -409,7 +381,7 @@ impl Node {
     ) -> Result<Vec<(String, Option<String>)>> {
         // Each sheet is authorised by `step`; a role that may never approve stops here.
         if !role_may(p.role(), Action::Approve) {
-            return Err(crate::policy::Denied.into());
+            return Err(crate::accounts::policy::Denied.into());
         }
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {

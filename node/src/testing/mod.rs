@@ -5,14 +5,16 @@
 //! HTTP server listening on 127.0.0.1 with a free port. Used by this crate's tests and by the
 //! cross-crate tests in `tests/`; never by the running product.
 
+pub mod sync;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::Node;
+use crate::accounts::policy::UserKind;
 use crate::accounts::{NewUser, create_user, ensure_institution, hash_password};
+use crate::cli::demo;
 use crate::config::NodeRole;
-use crate::demo::{self, DemoNode};
-use crate::policy::UserKind;
-use crate::{Clock, Node};
 
 /// A running node for tests. Stops when dropped.
 pub struct TestNode {
@@ -41,13 +43,9 @@ impl TestNode {
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("local address");
-        let spec: DemoNode = demo::demo_nodes()
-            .into_iter()
-            .find(|n| n.role == role)
-            .expect("a demo node of every role");
-        let config = demo::config(dir.path(), &spec, addr).expect("node configuration");
-        let node = Node::open(config, Clock::System).expect("node opens");
-        demo::seed(&node, &spec, sheets).await.expect("demo data");
+        let node = demo::open_node(dir.path(), role, addr, sheets)
+            .await
+            .expect("demo node opens");
         let app = crate::http::router(node.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

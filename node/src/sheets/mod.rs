@@ -4,6 +4,9 @@
 //! Every function authorises through `policy` before it touches a sheet and writes the access to
 //! the audit log in the same transaction as the change. Nothing here renders or logs values.
 
+pub mod conflicts;
+pub mod workflow;
+
 use std::collections::BTreeMap;
 
 use nsdb_rules::check::{Message, Mode};
@@ -12,8 +15,8 @@ use nsdb_sync::{Author, Edit, NewSheet, Sheet, SheetId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::policy::{Action, Principal, Role, Target, authorize};
 use crate::audit;
-use crate::policy::{Action, Principal, Role, Target, authorize};
 use crate::{Error, Node, Result};
 
 /// Rows per page of the sheet list.
@@ -203,7 +206,7 @@ pub fn store_sheet(
     let f = sheet.fields();
     let get = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
     let doc = sheet.save();
-    let heads = crate::sync_service::heads_blob(&sheet.raw_heads());
+    let heads = heads_blob(&sheet.raw_heads());
     c.prepare_cached(
         "INSERT INTO sheets (id, doc, form_id, form_version, kokuji, eda, disease, institution,
             doctor, application_type, insurer_no, insured_no, access_key, name, name_kana,
@@ -492,7 +495,7 @@ impl Node {
                 if !changed.is_empty() {
                     if reopen {
                         sheet.set_status(status::DRAFT, edit);
-                        crate::workflow::record_event(
+                        record_event(
                             &tx,
                             &sid,
                             now,
@@ -706,5 +709,61 @@ pub mod status {
             APPROVED => "承認済",
             other => other,
         }
+    }
+}
+
+/// Records one workflow event; call inside the transaction that makes the step.
+#[allow(clippy::too_many_arguments)]
+pub fn record_event(
+    c: &Connection,
+    sheet: &str,
+    at_ms: i64,
+    actor: u64,
+    assignee: Option<u64>,
+    action: &str,
+    status: &str,
+    comment: Option<&str>,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO workflow_events (sheet_id, at, actor, assignee, action, status, comment)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            sheet,
+            at_ms,
+            actor as i64,
+            assignee.map(|a| a as i64),
+            action,
+            status,
+            comment
+        ],
+    )?;
+    Ok(())
+}
+
+/// Heads as stored: the 32-byte change hashes, concatenated.
+pub fn heads_blob(heads: &[[u8; 32]]) -> Vec<u8> {
+    heads.concat()
+}
+
+/// Heads as stored, back to change hashes.
+pub fn heads_of(blob: &[u8]) -> Vec<[u8; 32]> {
+    blob.chunks_exact(32)
+        .filter_map(|c| c.try_into().ok())
+        .collect()
+}
+
+impl Node {
+    /// The ids of every sheet this node holds, in order. For the node's own upkeep (benchmarks,
+    /// tests); never behind a user's request, since it checks no authorisation.
+    pub async fn sheet_ids(&self) -> Result<Vec<String>> {
+        self.store
+            .read(|c| {
+                let mut st = c.prepare("SELECT id FROM sheets ORDER BY id")?;
+                let ids = st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                Ok(ids)
+            })
+            .await
     }
 }

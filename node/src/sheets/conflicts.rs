@@ -11,9 +11,9 @@ use nsdb_sync::{Edit, Sheet};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::policy::{Action, Role, Target, authorize};
+use crate::accounts::policy::{Action, Role, Target, authorize};
 use crate::sheets::store_sheet;
-use crate::{Error, Node, Result, audit, policy::Principal};
+use crate::{Error, Node, Result, accounts::policy::Principal, audit};
 
 /// One of the values an item holds, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,7 +141,7 @@ impl Node {
         value: &str,
     ) -> Result<()> {
         if p.role() != Role::Doctor {
-            return Err(crate::policy::Denied.into());
+            return Err(crate::accounts::policy::Denied.into());
         }
         let now = self.clock.now_ms();
         let author = nsdb_sync::Author {

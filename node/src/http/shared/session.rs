@@ -8,9 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
-use super::AppState;
-use super::api::ApiError;
-use crate::policy::Principal;
+use super::json::ApiError;
+use crate::accounts::policy::Principal;
+use crate::http::AppState;
 
 pub const SESSION_COOKIE: &str = "nsdb_session";
 pub const LOGIN_CSRF_COOKIE: &str = "nsdb_login";

@@ -1,0 +1,436 @@
+//! The command line: `nsdb serve`, and the commands that do not serve (demo, user, provision,
+//! bench, rules). It parses arguments and calls the domain and the tools; it holds no business
+//! logic of its own, and nothing below it (domain, http, store) may import it, except test support
+//! and the benchmarks, which live here because only the command line runs them.
+//!
+//! `demo` starts the three roles on loopback with demo data (`demo`, `seed`); `bench` measures
+//! (`bench`, `bench::sync`); `rules` serves the form catalogue's commands.
+
+pub mod bench;
+pub mod demo;
+pub mod rules;
+pub mod seed;
+pub mod serve;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "nsdb",
+    version,
+    about = "nsdb: the 難病・小慢 database appliance (hospital, municipality and hub nodes)",
+    long_about = "nsdb runs one node of the 難病・小慢 database: a hospital's appliance, a \
+municipality's node or the ministry's hub, each with its own encrypted database and web UI.\n\n\
+Start with `nsdb demo`: it runs all three on this machine with demo users and data."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one node from its configuration file.
+    Serve {
+        /// The node's TOML configuration (name, role, listen, data_dir, key_file, institution).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Runs a hub, a hospital and a municipality node on loopback with demo users and data.
+    Demo {
+        /// Keep the nodes' data here (reused on the next start); default: a fresh temporary
+        /// directory removed on exit.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// The first of three consecutive ports (hub, hospital, municipality).
+        #[arg(long, value_name = "N", default_value_t = 8440)]
+        port_base: u16,
+        /// The loopback address to listen on; demo mode refuses any other.
+        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+        bind: IpAddr,
+    },
+    /// Manages the users of a node.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Keys and enrollment for sync: set up the hub, enroll nodes, revoke them.
+    Provision {
+        #[command(subcommand)]
+        action: Provision,
+    },
+    /// Measures a scenario: medians and min–max over several runs after a warm-up.
+    Bench {
+        /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite);
+        /// ui (server time of the editor, saving and the list at 100,000 sheets); rules (sheets
+        /// per second through check, calculation and judgment on one core); sync (initial,
+        /// incremental and idle sync over QUIC on loopback).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cli::bench::SCENARIOS))]
+        scenario: String,
+        /// Print one JSON object per figure and line.
+        #[arg(long)]
+        json: bool,
+        /// Measured runs after the warm-up.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Sheets: per run (store, default 2000), in the list (ui, default 100000) or per form
+        /// (rules, default 2000).
+        #[arg(long)]
+        sheets: Option<usize>,
+    },
+    /// The form catalogue: list forms, check a sheet, create the ministry key, sign a pack.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Adds a user. The password is read from standard input (one line) or NSDB_PASSWORD.
+    Add {
+        /// The node's TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The login id.
+        #[arg(long)]
+        login: String,
+        /// The user's name, as shown on screens (e.g. 鈴木 太郎).
+        #[arg(long)]
+        name: String,
+        /// nanbyo_doctor, kyoryoku_doctor, shoman_doctor, clerk, admin, reviewer or ministry.
+        #[arg(long)]
+        kind: String,
+        /// The user's institution code; default: the node's own institution.
+        #[arg(long)]
+        institution: Option<String>,
+        /// The department (診療科), if any.
+        #[arg(long)]
+        department: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Lists the forms and the rule pack's version.
+    List {
+        #[command(flatten)]
+        pack: PackArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks, calculates and judges one sheet (a JSON object of item id → value); prints JSON.
+    Check {
+        /// The form id, e.g. rinko-006.
+        form: String,
+        /// The sheet file.
+        sheet: PathBuf,
+        #[command(flatten)]
+        pack: PackArgs,
+        /// "Today" for date checks (YYYY-MM-DD); default: today in Japan.
+        #[arg(long, value_name = "DATE")]
+        today: Option<String>,
+    },
+    /// Creates the ministry's rule-pack signing key (mode 600) and prints its public key.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Signs form files into a versioned rule pack.
+    Pack {
+        /// The ministry's signing key (from `nsdb rules keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The pack's version, shown on screen and written into files.
+        #[arg(long)]
+        version: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A directory of form files; default: the forms built into nsdb.
+        #[arg(long, value_name = "DIR")]
+        forms: Option<PathBuf>,
+    },
+}
+
+/// A signed pack to use instead of the built-in forms.
+#[derive(clap::Args)]
+struct PackArgs {
+    /// A rule pack file.
+    #[arg(long, value_name = "FILE")]
+    pack: Option<PathBuf>,
+    /// The ministry's public key (64 hexadecimal characters) the pack must be signed with.
+    #[arg(long, value_name = "HEX")]
+    ministry_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Provision {
+    /// On the hub: creates its identity (if missing) and sets where sync listens; prints the
+    /// hub's public key.
+    HubInit {
+        /// The hub's data directory (the `data_dir` of its configuration).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// UDP address the hub's sync endpoint listens on.
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7443")]
+        listen: std::net::SocketAddr,
+    },
+    /// On a node: creates its identity (if missing) and prints its public key, to give to the
+    /// hub's operator.
+    NodeKey {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// On the hub: enrolls a node's key with its role and jurisdiction and writes the signed
+    /// enrollment file to carry to the node.
+    Issue {
+        /// The hub's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The node's public key (from `nsdb provision node-key`).
+        #[arg(long, value_name = "HEX")]
+        node_key: String,
+        /// hospital or municipality.
+        #[arg(long)]
+        role: String,
+        /// 医療機関コード of a hospital, 自治体コード of a municipality.
+        #[arg(long, value_name = "CODE")]
+        jurisdiction: String,
+        #[arg(long)]
+        name: String,
+        /// Where the node reaches the hub (default: the hub's listen address).
+        #[arg(long, value_name = "ADDR")]
+        hub_address: Option<std::net::SocketAddr>,
+        /// The enrollment file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// On a node: checks an enrollment file from the hub and keeps it; the node syncs with the
+    /// hub from its next start.
+    Enroll {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        enrollment: PathBuf,
+    },
+    /// On the hub: revokes a node's key; the hub refuses it from its next handshake on.
+    Revoke {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(long, value_name = "HEX")]
+        node_key: String,
+    },
+}
+
+fn provision(action: Provision) -> anyhow::Result<()> {
+    use nsdb_provisioning::enrollment;
+    match action {
+        Provision::HubInit { data, listen } => {
+            let key = enrollment::init_hub(&data, listen)?;
+            println!("hub public key: {}", hex_key(key.as_bytes()));
+            println!("sync listens on {listen} (UDP)");
+        }
+        Provision::NodeKey { data } => {
+            let id = enrollment::identity(&data)?;
+            println!("{}", hex_key(id.public_key().as_bytes()));
+        }
+        Provision::Issue {
+            data,
+            node_key,
+            role,
+            jurisdiction,
+            name,
+            hub_address,
+            out,
+        } => {
+            let e = enrollment::issue(&data, &node_key, &role, &jurisdiction, &name, hub_address)?;
+            enrollment::write_enrollment(&out, &e)?;
+            println!("enrolled {name}; carry {} to the node", out.display());
+        }
+        Provision::Enroll {
+            data,
+            enrollment: file,
+        } => {
+            let e = enrollment::read_enrollment(&file)?;
+            enrollment::accept(&data, &e)?;
+            println!(
+                "enrolled with the hub at {} (hub key {}); restart the node to start syncing",
+                e.hub_address, e.hub_key
+            );
+        }
+        Provision::Revoke { data, node_key } => {
+            enrollment::revoke(&data, &node_key)?;
+            println!("revoked; the hub refuses this node from its next connection on");
+        }
+    }
+    Ok(())
+}
+
+fn hex_key(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs the command line: parses the arguments, runs the command, and says what failed.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NSDB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nsdb: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nsdb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { config } => serve::serve(crate::NodeConfig::from_file(&config)?).await,
+        Command::Demo {
+            data,
+            port_base,
+            bind,
+        } => {
+            crate::cli::demo::run(crate::cli::demo::DemoOptions {
+                data,
+                bind,
+                port_base,
+            })
+            .await
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    config,
+                    login,
+                    name,
+                    kind,
+                    institution,
+                    department,
+                },
+        } => {
+            let kind = crate::accounts::policy::UserKind::parse(&kind).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown user kind {kind:?}; use one of: {}",
+                    crate::accounts::policy::UserKind::ALL
+                        .map(|k| k.as_str())
+                        .join(", ")
+                )
+            })?;
+            let password = match std::env::var("NSDB_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprintln!("password for {login} (one line on standard input):");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let node =
+                crate::Node::open(crate::NodeConfig::from_file(&config)?, crate::Clock::System)?;
+            let id = crate::accounts::add_user(
+                &node,
+                &login,
+                &name,
+                kind,
+                institution.as_deref(),
+                department.as_deref(),
+                &password,
+            )
+            .await?;
+            println!("added user {login} (id {id}, {})", kind.label());
+            Ok(())
+        }
+        Command::Provision { action } => provision(action),
+        Command::Bench {
+            scenario,
+            json,
+            runs,
+            sheets,
+        } => {
+            let sheets_given = sheets.is_some();
+            let sheets = sheets.unwrap_or(2000);
+            let figures = match scenario.as_str() {
+                "rules" => crate::cli::bench::rules(crate::cli::bench::RulesBench {
+                    sheets_per_form: sheets,
+                    runs: runs.max(1),
+                })?,
+                "store" => {
+                    crate::cli::bench::store(crate::cli::bench::StoreBench {
+                        sheets,
+                        runs: runs.max(1),
+                    })
+                    .await?
+                }
+                "ui" => {
+                    crate::cli::bench::ui(crate::cli::bench::UiBench {
+                        sheets: if sheets_given { sheets } else { 100_000 },
+                        runs: runs.max(1),
+                        ..Default::default()
+                    })
+                    .await?
+                }
+                "sync" => {
+                    crate::cli::bench::sync::sync(crate::cli::bench::sync::SyncBench {
+                        sheets,
+                        runs: runs.max(1),
+                    })
+                    .await?
+                }
+                other => anyhow::bail!("unknown scenario {other}"),
+            };
+            for f in figures {
+                f.print(json);
+            }
+            Ok(())
+        }
+        Command::Rules { command } => rules_command(command),
+    }
+}
+
+fn rules_command(command: RulesCommand) -> anyhow::Result<()> {
+    match command {
+        RulesCommand::List { pack, json } => rules::list(
+            &rules::catalogue(pack.pack.as_deref(), pack.ministry_key.as_deref())?,
+            json,
+        ),
+        RulesCommand::Check {
+            form,
+            sheet,
+            pack,
+            today,
+        } => {
+            let today = match today {
+                Some(t) => nsdb_rules::Date::parse(&t)
+                    .ok_or_else(|| anyhow::anyhow!("--today {t:?} is not YYYY-MM-DD"))?,
+                None => crate::Clock::System.today_jst(),
+            };
+            let cat = rules::catalogue(pack.pack.as_deref(), pack.ministry_key.as_deref())?;
+            rules::check(&cat, &form, &sheet, today)
+        }
+        RulesCommand::Keygen { out } => rules::keygen(&out),
+        RulesCommand::Pack {
+            key,
+            version,
+            out,
+            forms,
+        } => rules::pack(&key, &version, &out, forms.as_ref()),
+    }
+}

@@ -1,0 +1,91 @@
+//! The JSON API under `/api/v1`, described by the OpenAPI document at `/api/v1/openapi.json`,
+//! which is generated from the handlers and types of each capability module.
+//!
+//! Clients sign in with `POST /api/v1/session` and send the token as a bearer token; the API
+//! uses no cookies, so it needs no CSRF token. Errors are `{"error": {"code", "message"}}`
+//! (`http::shared::json`).
+
+pub mod accounts;
+pub mod sheets;
+pub mod sync;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::config::NodeRole;
+use crate::http::AppState;
+use crate::http::shared::json::{ApiError, ErrorBody, ErrorDetail};
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the node answers.
+    status: String,
+    role: NodeRole,
+    node: String,
+    version: String,
+}
+
+/// Whether the node answers.
+#[utoipa::path(get, path = "/api/v1/health", tag = "node",
+    responses((status = 200, body = Health)))]
+async fn health(State(node): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        role: node.role(),
+        node: node.config.name.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "nsdb API", description = "難病・小慢データベース ノードの API"),
+    paths(health),
+    components(schemas(Health, ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(
+        ApiDoc::openapi()
+            .merge_from(accounts::AccountsApiDoc::openapi())
+            .merge_from(sheets::SheetsApiDoc::openapi())
+            .merge_from(sync::SyncApiDoc::openapi()),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "この API はありません。/api/v1/openapi.json を参照してください。",
+    )
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi))
+        .merge(accounts::routes())
+        .merge(sheets::routes())
+        .merge(sync::routes())
+        .route("/api/v1/{*rest}", axum::routing::any(not_found))
+}

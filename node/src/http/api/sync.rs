@@ -1,0 +1,28 @@
+//! The API of sync: `GET /api/v1/sync/status`, the same status the sync page shows.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+use crate::http::AppState;
+use crate::http::shared::session::ApiSession;
+use crate::sync_service::{SessionFigures, SyncErrorLine, SyncStatus};
+
+/// Sync status of this node: connected or not, last successful sync, documents waiting, errors.
+#[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync",
+    responses((status = 200, body = SyncStatus), (status = 401)), security(("bearer" = [])))]
+pub async fn sync_status(State(node): State<AppState>, _s: ApiSession) -> Json<SyncStatus> {
+    Json(node.sync.status())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(sync_status),
+    components(schemas(SyncStatus, SessionFigures, SyncErrorLine))
+)]
+pub struct SyncApiDoc;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/sync/status", get(sync_status))
+}

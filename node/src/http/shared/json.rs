@@ -1,0 +1,119 @@
+//! The JSON API's error body and request extractor, shared by every API module: errors are
+//! `{"error": {"code", "message"}}`, and a malformed body is such an error, never axum's text.
+//! Must never hold a handler or decide access.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::Error;
+
+/// An error as the API returns it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub items: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code, e.g. `forbidden`.
+    code: String,
+    /// What went wrong, in Japanese.
+    message: String,
+    /// The items concerned, where the error is about items.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    items: Vec<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                items: self.items,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let (status, code) = match &e {
+            Error::BadCredentials | Error::Locked | Error::Expired | Error::Unauthenticated => {
+                (StatusCode::UNAUTHORIZED, "unauthenticated")
+            }
+            Error::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::UnknownForm(_) | Error::SheetNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::UnknownItems(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_items"),
+            Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Error::Document { .. } | Error::Store(_) => {
+                tracing::error!(target: "nsdb::http", error = %e, "internal error");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "サーバで問題が発生しました。時間をおいて再度お試しください。",
+                );
+            }
+        };
+        let items = match &e {
+            Error::UnknownItems(u) => u.items.clone(),
+            _ => Vec::new(),
+        };
+        ApiError {
+            status,
+            code,
+            message: e.to_string(),
+            items,
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("リクエストの JSON が読めません: {}", r.body_text()),
+        )
+    }
+}
+
+/// JSON body extractor whose rejection is an `ApiError`.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(v))
+    }
+}

@@ -1,0 +1,209 @@
+//! What every page handler shares: the page context (who is signed in, which menus to show),
+//! error pages, posted forms with their CSRF token checked, and the display formats of times,
+//! dates and codes. Must never decide access (that is `accounts::policy`) nor hold a handler.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::session::UiSession;
+use crate::accounts::policy::{Action, Role, role_may};
+use crate::{Error, Node};
+
+/// Display strings a page needs about the signed-in user.
+pub struct Ctx {
+    node_label: String,
+    user_name: String,
+    user_kind: &'static str,
+    role: Role,
+    csrf: String,
+}
+
+impl Ctx {
+    pub fn new(node: &Node, s: &UiSession) -> Ctx {
+        Ctx {
+            node_label: node_label(node),
+            user_name: s.principal.name.clone(),
+            user_kind: s.principal.kind.label(),
+            role: s.principal.role(),
+            csrf: s.csrf.clone(),
+        }
+    }
+
+    pub fn page(&self) -> nsdb_ui::PageContext<'_> {
+        nsdb_ui::PageContext {
+            node_label: &self.node_label,
+            user_name: &self.user_name,
+            user_kind: self.user_kind,
+            can_read_sheets: role_may(self.role, Action::ListSheets),
+            can_create: role_may(self.role, Action::CreateSheet),
+            is_admin: role_may(self.role, Action::ManageUsers),
+            csrf: &self.csrf,
+        }
+    }
+}
+
+pub fn node_label(node: &Node) -> String {
+    format!("{} {}", node.role().label(), node.config.institution.name)
+}
+
+/// A domain error as a page.
+pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
+    let (status, title) = match &e {
+        Error::Denied(_) => (StatusCode::FORBIDDEN, "権限がありません"),
+        Error::SheetNotFound(_) | Error::UnknownForm(_) => {
+            (StatusCode::NOT_FOUND, "見つかりません")
+        }
+        Error::UnknownItems(_) | Error::Invalid(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "入力を確認してください")
+        }
+        Error::BadCredentials | Error::Locked | Error::Expired | Error::Unauthenticated => {
+            return Redirect::to("/login").into_response();
+        }
+        Error::Document { .. } | Error::Store(_) => {
+            tracing::error!(target: "nsdb::http", error = %e, "internal error");
+            let page = ctx.map(Ctx::page);
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html(
+                    nsdb_ui::error(
+                        page.as_ref(),
+                        "エラー",
+                        "サーバで問題が発生しました。時間をおいて再度お試しください。",
+                    )
+                    .into_string(),
+                ),
+            )
+                .into_response();
+        }
+    };
+    let page = ctx.map(Ctx::page);
+    (
+        status,
+        Html(nsdb_ui::error(page.as_ref(), title, &e.to_string()).into_string()),
+    )
+        .into_response()
+}
+
+/// Parses an `application/x-www-form-urlencoded` body; repeated names (check boxes) are joined
+/// with commas, empty values among them dropped.
+pub fn form_fields(body: &Bytes) -> Result<BTreeMap<String, String>, Error> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| Error::Invalid(format!("送信内容を読み取れません: {e}")))?;
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in pairs {
+        let entry = out.entry(k).or_default();
+        if !v.is_empty() {
+            if !entry.is_empty() {
+                entry.push(',');
+            }
+            entry.push_str(&v);
+        }
+    }
+    Ok(out)
+}
+
+pub fn csrf_ok(fields: &BTreeMap<String, String>, expected: &str) -> bool {
+    fields.get("csrf").is_some_and(|t| same_secret(t, expected))
+}
+
+/// A posted form with its CSRF token checked: the fields, or the page that says why not
+/// (`ctx` frames the error page; `None` before sign-in).
+pub fn posted_form(
+    body: &Bytes,
+    expected_csrf: &str,
+    ctx: Option<&Ctx>,
+) -> Result<BTreeMap<String, String>, Box<Response>> {
+    let fields = form_fields(body).map_err(|e| Box::new(error_page(ctx, e)))?;
+    if !csrf_ok(&fields, expected_csrf) {
+        return Err(Box::new(csrf_refused()));
+    }
+    Ok(fields)
+}
+
+/// The answer to a form posted without the right CSRF token (an old tab, or another site).
+pub fn csrf_refused() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(
+            nsdb_ui::error(
+                None,
+                "送信できませんでした",
+                "画面の有効期限が切れました。もう一度開き直してから操作してください。",
+            )
+            .into_string(),
+        ),
+    )
+        .into_response()
+}
+
+pub fn sex_label(code: Option<&str>) -> String {
+    match code {
+        Some("1") => "男性".into(),
+        Some("2") => "女性".into(),
+        Some(other) => other.into(),
+        None => String::new(),
+    }
+}
+
+pub fn application_label(code: Option<&str>) -> String {
+    match code {
+        Some("1") => "新規".into(),
+        Some("2") => "更新".into(),
+        Some(other) => other.into(),
+        None => String::new(),
+    }
+}
+
+pub fn registration_label(r: &str) -> &str {
+    match r {
+        "screen" => "画面",
+        "bulk" => "一括",
+        "paper" => "紙",
+        other => other,
+    }
+}
+
+pub fn slash_date(d: Option<&str>) -> String {
+    d.map(|d| d.replace('-', "/")).unwrap_or_default()
+}
+
+/// `YYYY/MM/DD HH:MM` in Japan time.
+pub fn format_ms(ms: i64) -> String {
+    jst(ms, false)
+}
+
+/// A unix-millisecond time in Japan time with seconds, or "—" when there is none.
+pub fn jst_seconds(ms: Option<i64>) -> String {
+    ms.map(|ms| jst(ms, true)).unwrap_or_else(|| "—".into())
+}
+
+/// A unix-millisecond time in Japan time, with seconds when asked.
+pub fn jst(ms: i64, seconds: bool) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9));
+    let mut out = format!(
+        "{:04}/{:02}/{:02} {:02}:{:02}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute()
+    );
+    if seconds {
+        out.push_str(&format!(":{:02}", t.second()));
+    }
+    out
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

@@ -1,0 +1,72 @@
+//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `sync`), the static
+//! assets, the home redirect and the not-found page.
+//!
+//! Every state-changing request is a POST carrying the session's CSRF token (the sign-in form
+//! carries a token bound to a cookie instead). Handlers translate between form fields and domain
+//! calls and choose the view; they decide nothing about access themselves.
+
+pub mod accounts;
+pub mod sheets;
+pub mod sync;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::accounts::policy::Role;
+use crate::http::AppState;
+use crate::http::shared::session::UiSession;
+
+async fn home(s: UiSession) -> Redirect {
+    match s.principal.role() {
+        Role::Admin => Redirect::to("/admin/users"),
+        _ => Redirect::to("/sheets"),
+    }
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        nsdb_ui::STYLESHEET,
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        nsdb_ui::SCRIPT,
+    )
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(
+            nsdb_ui::error(
+                None,
+                "見つかりません",
+                "お探しのページは見つかりませんでした。",
+            )
+            .into_string(),
+        ),
+    )
+        .into_response()
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/static/app.css", get(stylesheet))
+        .route("/static/app.js", get(script))
+        .merge(accounts::routes())
+        .merge(sheets::routes())
+        .merge(sync::routes())
+        .fallback(not_found)
+}

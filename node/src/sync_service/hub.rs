@@ -1,0 +1,126 @@
+//! The hub's side: the registry of enrolled nodes (read at every handshake, so a revocation
+//! takes effect at once), the hub's sync endpoint, and grants that open a sheet to a node.
+
+use super::{NodeReplica, SyncTask, local_key};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nsdb_provisioning::enrollment;
+use nsdb_sync::{HubEndpoint, NodeId, Peer, PeerRole, PublicKey};
+use rusqlite::params;
+
+use crate::{Node, audit};
+
+/// The hub's view of enrolled nodes: the registry file, read at every handshake and session so
+/// that a revocation takes effect at once.
+#[derive(Debug)]
+pub struct RegistryDirectory {
+    dir: PathBuf,
+}
+
+impl RegistryDirectory {
+    pub fn new(dir: &Path) -> RegistryDirectory {
+        RegistryDirectory {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl nsdb_sync::KeyDirectory for RegistryDirectory {
+    fn accepts(&self, key: &PublicKey) -> bool {
+        nsdb_sync::Directory::peer(self, key).is_some()
+    }
+}
+
+impl nsdb_sync::Directory for RegistryDirectory {
+    fn peer(&self, key: &PublicKey) -> Option<Peer> {
+        let registry = match enrollment::registry(&self.dir) {
+            Ok(r) => r,
+            Err(reason) => {
+                tracing::error!(target: "nsdb::sync", %reason, "cannot read the registry of enrolled nodes; refusing every node");
+                return None;
+            }
+        };
+        let node = registry
+            .nodes
+            .into_iter()
+            .find(|n| !n.revoked && n.key() == Some(key.0))?;
+        let role = match node.role.as_str() {
+            "hospital" => PeerRole::Hospital,
+            "municipality" => PeerRole::Municipality,
+            _ => return None,
+        };
+        Some(Peer {
+            key: *key,
+            node: key.node_id(),
+            role,
+            jurisdiction: node.jurisdiction,
+            name: node.name,
+        })
+    }
+}
+
+/// Starts the hub's endpoint on `listen`.
+pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTask> {
+    let key = local_key(node)?;
+    let directory = Arc::new(RegistryDirectory::new(&node.config.data_dir));
+    let endpoint = Arc::new(HubEndpoint::bind(listen, &key, directory.clone())?);
+    let addr = endpoint.local_addr()?;
+    let replica = Arc::new(NodeReplica::new(node.clone()));
+    let handle = node.sync.clone();
+    let clock = node.clock.clone();
+    handle.update(|s| {
+        s.mode = "hub".into();
+        s.connected = true;
+        s.address = Some(addr.to_string());
+    });
+    let serving = endpoint.clone();
+    let task = tokio::spawn(async move {
+        serving
+            .serve(replica, directory, move |peer, result| {
+                let now = clock.now_ms();
+                match result {
+                    Ok(stats) => handle.update(|s| {
+                        s.last_attempt_ms = Some(now);
+                        s.last_success_ms = Some(now);
+                        s.sessions += 1;
+                        s.last_session = Some((*stats).into());
+                    }),
+                    Err(e) => handle.error(now, format!("{} ({}): {e}", peer.name, peer.node)),
+                }
+            })
+            .await;
+    });
+    tracing::info!(target: "nsdb::sync", %addr, "hub sync endpoint listening");
+    Ok(SyncTask {
+        task,
+        endpoint: Some(endpoint),
+        addr: Some(addr),
+    })
+}
+
+/// On the hub: opens sheet `sheet` to the node `to` (a municipality holding its application,
+/// or a hospital given the access key).
+pub async fn grant(node: &Node, sheet: &str, to: NodeId) -> crate::Result<()> {
+    let (sheet, to, now) = (sheet.to_string(), to.to_string(), node.clock.now_ms());
+    node.store
+        .write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO sync_grants (sheet_id, node, granted_at) VALUES (?1, ?2, ?3)",
+                params![sheet, to, now],
+            )?;
+            audit::append(
+                c,
+                audit::Entry {
+                    at_ms: now,
+                    user: None,
+                    action: "sync_grant",
+                    target: Some(&sheet),
+                    detail: Some(&to),
+                },
+            )?;
+            Ok(())
+        })
+        .await
+}

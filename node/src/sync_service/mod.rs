@@ -1,0 +1,436 @@
+//! Sync of this node with the hub, in the background: the node's documents behind
+//! `nsdb_sync::Replica` (with the scope rules of the hub and of the node), the hub's endpoint,
+//! a node's loop that syncs when something changed (and periodically), reconnecting with
+//! backoff, and the status that the sync page and `/api/v1/sync/status` show.
+//!
+//! Nothing here waits for the hub on behalf of a user: saving a sheet never touches the
+//! network. Scope is deny by default: the hub lists for a node only the sheets of its own
+//! institution (hospitals) and those granted to it, and a node accepts from the hub only sheets
+//! that are its own or granted. Received sheets go through `sheets::store_sheet`, so lists and
+//! search see them. This module must never log values of a sheet.
+//!
+//! Parts: `replica` (the documents and scope), `hub` (the hub's endpoint, registry and grants),
+//! `provisioning` (enrollment in one go for the demo and tests); here the node's loop, tasks
+//! and status.
+
+mod hub;
+mod provisioning;
+mod replica;
+
+pub use hub::{RegistryDirectory, grant, start_hub};
+pub use provisioning::{DEMO_GRANTS, enroll, provision_and_start_hub, start_demo};
+pub use replica::NodeReplica;
+use replica::*;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nsdb_provisioning::enrollment;
+use nsdb_sync::{HubEndpoint, LocalKey, NodeId, NodeLink, PublicKey, SessionStats};
+use serde::Serialize;
+
+use crate::Node;
+use crate::config::NodeRole;
+
+/// How many recent errors the status keeps.
+const ERRORS_KEPT: usize = 10;
+
+/// Timing of a node's sync loop.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    /// Sync at least this often even when nothing changed here (to receive the hub's changes).
+    pub period: Duration,
+    /// How often to look for local changes.
+    pub poll: Duration,
+    /// First wait after a failure; doubled after each failure up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            period: Duration::from_secs(10),
+            poll: Duration::from_millis(500),
+            min_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Figures of one session.
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
+pub struct SessionFigures {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub documents_sent: u64,
+    pub documents_received: u64,
+    /// Received sheets refused (outside the scope, or changes made by another node).
+    pub refused: u64,
+}
+
+impl From<SessionStats> for SessionFigures {
+    fn from(s: SessionStats) -> Self {
+        SessionFigures {
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            documents_sent: s.documents_sent,
+            documents_received: s.documents_received,
+            refused: s.refused,
+        }
+    }
+}
+
+/// One recorded sync error.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SyncErrorLine {
+    pub at_ms: i64,
+    pub message: String,
+}
+
+/// What sync is doing on this node.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct SyncStatus {
+    /// `off` (not enrolled), `node` (syncs with a hub) or `hub` (serves nodes).
+    pub mode: String,
+    /// Node: whether a connection to the hub is open. Hub: whether the endpoint listens.
+    pub connected: bool,
+    /// Node: the hub's address. Hub: the address it listens on.
+    pub address: Option<String>,
+    pub last_attempt_ms: Option<i64>,
+    pub last_success_ms: Option<i64>,
+    /// Sheets changed here since they were last in step with the hub (node only).
+    pub waiting: u64,
+    /// Sessions completed since the node started.
+    pub sessions: u64,
+    pub last_session: Option<SessionFigures>,
+    /// Most recent errors, newest last.
+    pub errors: Vec<SyncErrorLine>,
+}
+
+/// Shared between the sync task and the HTTP handlers.
+#[derive(Debug, Default)]
+pub struct SyncHandle {
+    status: Mutex<SyncStatus>,
+    wake: tokio::sync::Notify,
+}
+
+impl SyncHandle {
+    /// A copy of the current status.
+    pub fn status(&self) -> SyncStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SyncStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    fn error(&self, at_ms: i64, message: String) {
+        self.update(|s| {
+            s.errors.push(SyncErrorLine { at_ms, message });
+            let extra = s.errors.len().saturating_sub(ERRORS_KEPT);
+            s.errors.drain(..extra);
+        });
+    }
+
+    /// Asks the sync loop to run a session now.
+    pub fn sync_now(&self) {
+        self.wake.notify_one();
+    }
+}
+
+pub(super) fn local_key(node: &Node) -> anyhow::Result<LocalKey> {
+    let identity = nsdb_provisioning::NodeIdentity::load(&node.config.identity_path())?;
+    Ok(LocalKey::from_seed(identity.secret_seed()))
+}
+
+/// A running sync task. Stops when dropped.
+pub struct SyncTask {
+    task: tokio::task::JoinHandle<()>,
+    endpoint: Option<Arc<HubEndpoint>>,
+    /// Hub: the address it listens on.
+    pub addr: Option<SocketAddr>,
+}
+
+impl SyncTask {
+    /// Stops syncing (the hub closes every connection at once).
+    pub fn stop(&self) {
+        if let Some(e) = &self.endpoint {
+            e.close();
+        }
+        self.task.abort();
+    }
+}
+
+impl Drop for SyncTask {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How many sheets have changes the hub has not had yet: those whose heads were written after
+/// the node was last in step with it (read from the `seq` index, whatever the number of sheets).
+async fn waiting(node: &Node, hub: NodeId) -> u64 {
+    let hub = hub.to_string();
+    node.store
+        .read(move |c| {
+            Ok::<_, crate::Error>(c.query_row(
+                "SELECT count(*) FROM sync_heads
+                 WHERE seq > COALESCE((SELECT seq FROM sync_in_step WHERE peer = ?1), -1)",
+                [&hub],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        })
+        .await
+        .unwrap_or(0)
+}
+
+/// Starts a node's sync loop with the hub it was enrolled with.
+pub fn start_node(
+    node: &Arc<Node>,
+    enrollment: &enrollment::Enrollment,
+    options: SyncOptions,
+) -> anyhow::Result<SyncTask> {
+    let key = local_key(node)?;
+    let hub_key = PublicKey(enrollment.hub_key_bytes()?);
+    let hub_addr = enrollment.hub_address;
+    let mut link = NodeLink::new(&key, hub_addr, hub_key)?;
+    let node = node.clone();
+    node.sync.update(|s| {
+        s.mode = "node".into();
+        s.address = Some(hub_addr.to_string());
+    });
+    let task = tokio::spawn(async move {
+        let replica = NodeReplica::new(node.clone());
+        let handle = node.sync.clone();
+        let hub = hub_key.node_id();
+        let mut backoff = options.min_backoff;
+        loop {
+            let started = node.clock.now_ms();
+            handle.update(|s| s.last_attempt_ms = Some(started));
+            let seen = node
+                .store
+                .read(|c| counter(c).map_err(crate::Error::from))
+                .await
+                .unwrap_or(-1);
+            let result = link.sync(&replica).await;
+            let ok = result.is_ok();
+            match result {
+                Ok(stats) => {
+                    // In step with what was written before the session began; what was written
+                    // during it (received sheets among them) waits for the next session.
+                    if let Err(e) = replica.mark_in_step(hub, seen).await {
+                        handle.error(node.clock.now_ms(), e.to_string());
+                    }
+                    backoff = options.min_backoff;
+                    handle.update(|s| {
+                        s.last_success_ms = Some(node.clock.now_ms());
+                        s.sessions += 1;
+                        s.last_session = Some(stats.into());
+                    });
+                }
+                Err(e) => {
+                    tracing::info!(target: "nsdb::sync", reason = %e, "sync with the hub failed; will retry");
+                    handle.error(node.clock.now_ms(), e.to_string());
+                }
+            }
+            let waiting = waiting(&node, hub).await;
+            let connected = link.connected();
+            handle.update(|s| {
+                s.waiting = waiting;
+                s.connected = connected;
+            });
+            if !ok {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = handle.wake.notified() => {}
+                }
+                backoff = (backoff * 2).min(options.max_backoff);
+                continue;
+            }
+            // Wait for a local change, a request, or the period.
+            let deadline = tokio::time::Instant::now() + options.period;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = handle.wake.notified() => break,
+                    _ = tokio::time::sleep(options.poll) => {
+                        let now = node
+                            .store
+                            .read(|c| counter(c).map_err(crate::Error::from))
+                            .await
+                            .unwrap_or(-1);
+                        if now != seen {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(SyncTask {
+        task,
+        endpoint: None,
+        addr: None,
+    })
+}
+
+/// Starts whatever sync this node was provisioned for: the hub's endpoint, a node's loop, or
+/// nothing (not enrolled yet).
+pub fn start(node: &Arc<Node>, options: SyncOptions) -> anyhow::Result<Option<SyncTask>> {
+    let dir = &node.config.data_dir;
+    if node.role() == NodeRole::Hub {
+        return match enrollment::hub_settings(dir)? {
+            Some(settings) => start_hub(node, settings.listen).map(Some),
+            None => {
+                node.sync.update(|s| s.mode = "off".into());
+                Ok(None)
+            }
+        };
+    }
+    match enrollment::accepted(dir)? {
+        Some(e) => start_node(node, &e, options).map(Some),
+        None => {
+            node.sync.update(|s| s.mode = "off".into());
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::accounts::policy::UserKind;
+    use crate::testing::TestNode;
+    use crate::testing::sync::{sheet_ids, sign_in};
+    use nsdb_sync::{Inventory, Peer, PeerRole, Replica, SheetId};
+
+    fn peer(role: PeerRole, seed: u8, jurisdiction: &str) -> Peer {
+        let key = PublicKey([seed; 32]);
+        Peer {
+            key,
+            node: key.node_id(),
+            role,
+            jurisdiction: jurisdiction.to_string(),
+            name: format!("{role:?}"),
+        }
+    }
+
+    /// The inventory a replica that kept nothing computes from scratch.
+    async fn rebuilt(node: &Arc<Node>, peer: &Peer) -> Arc<Inventory> {
+        NodeReplica::new(node.clone())
+            .inventory(peer)
+            .await
+            .expect("inventory")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kept_inventory_follows_every_write_as_a_rebuilt_one_would() {
+        let hospital = TestNode::start_with_sheets(NodeRole::Hospital, 5).await;
+        let node = &hospital.node;
+        let hub = peer(PeerRole::Hub, 1, "");
+        let replica = NodeReplica::new(node.clone());
+        let first = replica.inventory(&hub).await.expect("inventory");
+        assert_eq!(first.len(), 5);
+        let again = replica.inventory(&hub).await.expect("inventory");
+        assert!(Arc::ptr_eq(&first, &again), "nothing written: the kept one");
+
+        let ids = sheet_ids(node).await;
+        let doctor = sign_in(node, "doctor").await;
+        node.update_sheet(
+            &doctor,
+            &ids[2],
+            &BTreeMap::from([("patient.name_kana".to_string(), "カワリ".to_string())]),
+        )
+        .await
+        .expect("edited");
+        let created = node
+            .create_sheet(&doctor, "rinko-006", &BTreeMap::new())
+            .await
+            .expect("created");
+        let kept = replica.inventory(&hub).await.expect("inventory");
+        let fresh = rebuilt(node, &hub).await;
+        assert_eq!(kept.len(), 6);
+        assert_eq!(kept.summary(), fresh.summary());
+        let edited: SheetId = ids[2].parse().expect("id");
+        assert_ne!(kept.heads(&edited), first.heads(&edited));
+        assert!(kept.heads(&created.row.id.parse().expect("id")).is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_hub_keeps_each_peers_scope_through_writes_and_grants() {
+        let hub = TestNode::start(NodeRole::Hub).await;
+        hub.add_user("doctor-a", UserKind::NanbyoDoctor, "1311000001")
+            .await;
+        hub.add_user("doctor-b", UserKind::NanbyoDoctor, "1311000002")
+            .await;
+        let (a, b) = (
+            sign_in(&hub.node, "doctor-a").await,
+            sign_in(&hub.node, "doctor-b").await,
+        );
+        let empty = BTreeMap::new();
+        let sheet_a = hub
+            .node
+            .create_sheet(&a, "rinko-006", &empty)
+            .await
+            .expect("a");
+        let hospital_a = peer(PeerRole::Hospital, 2, "1311000001");
+        let municipality = peer(PeerRole::Municipality, 3, "131001");
+        let replica = NodeReplica::new(hub.node.clone());
+        assert_eq!(replica.inventory(&hospital_a).await.expect("inv").len(), 1);
+        assert!(
+            replica
+                .inventory(&municipality)
+                .await
+                .expect("inv")
+                .is_empty()
+        );
+
+        // Another hospital's sheet stays out of hospital A's scope.
+        let sheet_b = hub
+            .node
+            .create_sheet(&b, "rinko-006", &empty)
+            .await
+            .expect("b");
+        let kept = replica.inventory(&hospital_a).await.expect("inv");
+        assert_eq!(kept.len(), 1);
+        assert!(kept.heads(&sheet_a.row.id.parse().expect("id")).is_some());
+
+        // A grant brings exactly that sheet into the municipality's scope.
+        grant(&hub.node, &sheet_b.row.id, municipality.node)
+            .await
+            .expect("granted");
+        let kept = replica.inventory(&municipality).await.expect("inv");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept.granted, vec![sheet_b.row.id.parse().expect("id")]);
+        assert_eq!(
+            kept.summary(),
+            rebuilt(&hub.node, &municipality).await.summary()
+        );
+        // A later write of the granted sheet reaches the kept inventory.
+        hub.node
+            .update_sheet(
+                &b,
+                &sheet_b.row.id,
+                &BTreeMap::from([("patient.name_kana".to_string(), "アト".to_string())]),
+            )
+            .await
+            .expect("edited");
+        let later = replica.inventory(&municipality).await.expect("inv");
+        assert_ne!(later.summary(), kept.summary());
+        assert_eq!(
+            later.summary(),
+            rebuilt(&hub.node, &municipality).await.summary()
+        );
+        assert_eq!(
+            replica.inventory(&hospital_a).await.expect("inv").len(),
+            1,
+            "hospital A's scope is unchanged"
+        );
+    }
+}

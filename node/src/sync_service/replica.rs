@@ -1,0 +1,266 @@
+//! The node's documents as sync sees them (`NodeReplica`, behind `nsdb_sync::Replica`): the
+//! inventory kept per peer, the scope rules of the hub and of a node (deny by default), and
+//! received sheets stored through `sheets::store_sheet`. Never logs a sheet's values.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use nsdb_sync::{
+    Inventory, NodeId, Peer, PeerRole, Replica, ReplicaError, Sheet, SheetHeader, SheetId,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::config::NodeRole;
+use crate::sheets::{heads_blob, heads_of};
+use crate::{Node, audit};
+
+pub(super) fn db(e: impl std::fmt::Display) -> ReplicaError {
+    ReplicaError(format!("database: {e}"))
+}
+
+/// Computes the heads of sheets that have none (written before heads were kept with each
+/// write); `store_sheet` keeps every other row current.
+pub(super) fn refresh_heads(c: &Connection) -> rusqlite::Result<()> {
+    let stale: Vec<(String, Vec<u8>)> = {
+        let mut st = c.prepare(
+            "SELECT s.id, s.doc FROM sheets s LEFT JOIN sync_heads h ON h.sheet_id = s.id
+             WHERE h.sheet_id IS NULL",
+        )?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let mut insert = c.prepare(
+        "INSERT OR REPLACE INTO sync_heads (sheet_id, heads, seq)
+         VALUES (?1, ?2, (SELECT n FROM sync_counter WHERE id = 1))",
+    )?;
+    for (id, doc) in stale {
+        match Sheet::load(&doc) {
+            Ok(sheet) => {
+                insert.execute(params![id, heads_blob(&sheet.raw_heads())])?;
+            }
+            Err(reason) => {
+                tracing::warn!(target: "nsdb::sync", sheet = %id, %reason, "a stored sheet cannot be read; it is not synced");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn counter(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT n FROM sync_counter WHERE id = 1", [], |r| r.get(0))
+}
+
+/// An inventory and the change counter it is current at.
+pub(super) struct Kept {
+    at: i64,
+    inventory: Arc<Inventory>,
+}
+
+/// The node's documents as sync sees them.
+pub struct NodeReplica {
+    node: Arc<Node>,
+    /// Inventories by peer, kept between sessions and brought up to date by change.
+    kept: Mutex<HashMap<NodeId, Kept>>,
+}
+
+impl NodeReplica {
+    pub fn new(node: Arc<Node>) -> NodeReplica {
+        NodeReplica {
+            node,
+            kept: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records that every sheet written up to change `seen` is in step with `peer`.
+    pub(super) async fn mark_in_step(&self, peer: NodeId, seen: i64) -> Result<(), ReplicaError> {
+        let peer = peer.to_string();
+        self.node
+            .store
+            .write(move |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO sync_in_step (peer, seq) VALUES (?1, ?2)",
+                    params![peer, seen],
+                )?;
+                Ok::<_, crate::Error>(())
+            })
+            .await
+            .map_err(db)
+    }
+}
+
+/// Which of this node's sheets a peer may hold: the condition on `sheets s` and its arguments,
+/// after `?1` (deny by default).
+pub(super) fn scope(local: NodeRole, peer: &Peer) -> (&'static str, Vec<String>) {
+    match (local, peer.role) {
+        // A node offers the hub everything it holds.
+        (NodeRole::Hospital | NodeRole::Municipality, _) => ("1", vec![]),
+        (NodeRole::Hub, PeerRole::Hospital) => (
+            "(s.institution = ?2 OR s.id IN (SELECT sheet_id FROM sync_grants WHERE node = ?3))",
+            vec![peer.jurisdiction.clone(), peer.node.to_string()],
+        ),
+        (NodeRole::Hub, PeerRole::Municipality) => (
+            "s.id IN (SELECT sheet_id FROM sync_grants WHERE node = ?2)",
+            vec![peer.node.to_string()],
+        ),
+        (NodeRole::Hub, PeerRole::Hub) => ("0", vec![]),
+    }
+}
+
+/// The (id, heads) of the sheets in `filter` whose heads were written after `after`.
+pub(super) fn scoped_heads(
+    c: &Connection,
+    filter: &str,
+    args: &[String],
+    after: i64,
+) -> rusqlite::Result<Vec<(SheetId, Vec<[u8; 32]>)>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT s.id, h.heads FROM sync_heads h JOIN sheets s ON s.id = h.sheet_id
+         WHERE h.seq > ?1 AND {filter}"
+    ))?;
+    let params = std::iter::once(rusqlite::types::Value::from(after))
+        .chain(args.iter().cloned().map(rusqlite::types::Value::from));
+    st.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?
+    .filter_map(|row| match row {
+        Ok((id, heads)) => id
+            .parse::<SheetId>()
+            .ok()
+            .map(|id| Ok((id, heads_of(&heads)))),
+        Err(e) => Some(Err(e)),
+    })
+    .collect()
+}
+
+impl Replica for NodeReplica {
+    /// The first inventory of a peer reads every sheet in its scope; later ones read only the
+    /// sheets written since (by `sync_heads.seq`), so a sync with nothing to do costs the same
+    /// however many sheets there are. A change of the peer's grants rebuilds it.
+    async fn inventory(&self, peer: &Peer) -> Result<Arc<Inventory>, ReplicaError> {
+        // Nothing written since: the kept one, without queueing behind the writer.
+        let now = self
+            .node
+            .store
+            .read(|c| counter(c).map_err(crate::Error::from))
+            .await
+            .map_err(db)?;
+        if let Ok(k) = self.kept.lock()
+            && let Some(k) = k.get(&peer.node).filter(|k| k.at == now)
+        {
+            return Ok(k.inventory.clone());
+        }
+        // Taken out while it is updated, so the update changes it in place.
+        let kept = self.kept.lock().ok().and_then(|mut k| k.remove(&peer.node));
+        let local = self.node.role();
+        let peer_c = peer.clone();
+        let kept = self
+            .node
+            .store
+            .write(move |c| {
+                let now = counter(c)?;
+                if let Some(k) = kept.as_ref().filter(|k| k.at == now) {
+                    return Ok::<_, crate::Error>(Kept {
+                        at: now,
+                        inventory: k.inventory.clone(),
+                    });
+                }
+                let granted: Vec<SheetId> = if local == NodeRole::Hub {
+                    let mut st = c.prepare_cached(
+                        "SELECT sheet_id FROM sync_grants WHERE node = ?1 ORDER BY sheet_id",
+                    )?;
+                    st.query_map([peer_c.node.to_string()], |r| r.get::<_, String>(0))?
+                        .filter_map(|r| r.ok().and_then(|id| id.parse().ok()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let (filter, args) = scope(local, &peer_c);
+                let inventory = match kept {
+                    Some(Kept { at, mut inventory }) if inventory.granted == granted => {
+                        let changed = scoped_heads(c, filter, &args, at)?;
+                        let inv = Arc::make_mut(&mut inventory);
+                        for (id, heads) in changed {
+                            inv.insert(id, heads);
+                        }
+                        inventory
+                    }
+                    _ => {
+                        refresh_heads(c)?;
+                        let all = scoped_heads(c, filter, &args, i64::MIN)?;
+                        Arc::new(Inventory::from_entries(all, granted))
+                    }
+                };
+                Ok(Kept { at: now, inventory })
+            })
+            .await
+            .map_err(db)?;
+        let inventory = kept.inventory.clone();
+        if let Ok(mut k) = self.kept.lock() {
+            k.insert(peer.node, kept);
+        }
+        Ok(inventory)
+    }
+
+    async fn load(&self, ids: Vec<SheetId>) -> Result<Vec<(SheetId, Vec<u8>)>, ReplicaError> {
+        self.node
+            .store
+            .read(move |c| {
+                let mut st = c.prepare_cached("SELECT doc FROM sheets WHERE id = ?1")?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(doc) = st
+                        .query_row([id.to_string()], |r| r.get::<_, Vec<u8>>(0))
+                        .optional()?
+                    {
+                        out.push((id, doc));
+                    }
+                }
+                Ok::<_, crate::Error>(out)
+            })
+            .await
+            .map_err(db)
+    }
+
+    async fn save(&self, peer: &Peer, sheets: Vec<Sheet>) -> Result<(), ReplicaError> {
+        let now = self.node.clock.now_ms();
+        let peer = peer.node.to_string();
+        self.node
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let count = sheets.len();
+                for mut sheet in sheets {
+                    crate::sheets::store_sheet(&tx, &mut sheet, "screen", now)?;
+                }
+                let detail = format!("sheets={count} from={peer}");
+                audit::append(
+                    &tx,
+                    audit::Entry {
+                        at_ms: now,
+                        user: None,
+                        action: "sync_receive",
+                        target: None,
+                        detail: Some(&detail),
+                    },
+                )?;
+                tx.commit()?;
+                Ok::<_, crate::Error>(())
+            })
+            .await
+            .map_err(db)
+    }
+
+    fn admits(&self, peer: &Peer, header: &SheetHeader, granted: &HashSet<SheetId>) -> bool {
+        let granted = granted.contains(&header.id);
+        match (self.node.role(), peer.role) {
+            (NodeRole::Hub, PeerRole::Hospital) => {
+                header.institution == peer.jurisdiction || granted
+            }
+            (NodeRole::Hub, PeerRole::Municipality) => granted,
+            (NodeRole::Hospital | NodeRole::Municipality, PeerRole::Hub) => {
+                header.institution == self.node.config.institution.code || granted
+            }
+            _ => false,
+        }
+    }
+}
