@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use super::write::{SheetOut, write};
 use crate::check::{Mode, check};
+use crate::expr::{Bindings, Truth};
 use crate::form::{FormDef, FormKind, ItemDef, ItemType};
 use crate::value::{Date, check_digit};
 
@@ -77,8 +78,33 @@ pub fn sample_values(form: &FormDef) -> BTreeMap<String, String> {
             break;
         }
     }
+    drop_unasked(form, &mut values);
     fill_calculated(form, &mut values);
     values
+}
+
+/// Leaves blank the items asked only under a condition that the sample does not meet (「その他」の
+/// 内容 when その他 was not chosen), unless blanking them draws a message.
+fn drop_unasked(form: &FormDef, values: &mut BTreeMap<String, String>) {
+    let compiled = &form.compiled.0;
+    let unasked: Vec<String> = {
+        let bindings = Bindings::new(compiled, values);
+        let ctx = bindings.context(&compiled.env);
+        compiled
+            .required_if
+            .iter()
+            .filter(|(_, e)| e.truth(&ctx) != Truth::True)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let before = check(form, values, Mode::Complete, SAMPLE_TODAY).len();
+    for id in unasked {
+        if let Some(v) = values.remove(&id)
+            && check(form, values, Mode::Complete, SAMPLE_TODAY).len() > before
+        {
+            values.insert(id, v);
+        }
+    }
 }
 
 fn fill_calculated(form: &FormDef, values: &mut BTreeMap<String, String>) {
