@@ -63,6 +63,8 @@ pub mod limits {
     pub const MAX_ATTRIBUTES: usize = 8;
     /// Most errors kept per sheet; the rest are counted in one last message.
     pub const MAX_SHEET_ERRORS: usize = 100;
+    /// Most errors in one file, counted or kept; beyond it the file is refused.
+    pub const MAX_FILE_ERRORS: usize = 10_000;
 }
 
 /// The six blocks the seed's XML layout requirements (No.3) list, in file order.

@@ -19,7 +19,8 @@ use quick_xml::errors::SyntaxError;
 use quick_xml::events::{BytesStart, Event};
 
 use super::limits::{
-    MAX_ATTRIBUTES, MAX_DEPTH, MAX_FILE_BYTES, MAX_SHEET_ERRORS, MAX_SHEETS, MAX_VALUE_CHARS,
+    MAX_ATTRIBUTES, MAX_DEPTH, MAX_FILE_BYTES, MAX_FILE_ERRORS, MAX_SHEET_ERRORS, MAX_SHEETS,
+    MAX_VALUE_CHARS,
 };
 use super::write::xml_char;
 use super::{Block, EDA, KOKUJI, LAYOUT_VERSION, ROOT, SHEET, blocks};
@@ -95,6 +96,8 @@ pub enum ReadError {
     },
     #[error("1ファイルの様式が多すぎます（上限 {limit} 件）。複数のファイルに分けてください。")]
     TooManySheets { limit: usize },
+    #[error("誤りが多すぎます（{limit} 件を超えました）。出力のレイアウトを確かめてください。")]
+    TooManyErrors { limit: usize },
     #[error(
         "ファイルが途中で終わっています（{line}行 {column}列、<{open}> の中）。出力し直してください。"
     )]
@@ -299,6 +302,8 @@ struct Parser<'c, 't> {
     value_chars: usize,
     /// Where the current event starts.
     here: (usize, usize),
+    /// Errors of the sheets already closed.
+    closed_errors: usize,
 }
 
 impl<'c, 't> Parser<'c, 't> {
@@ -324,6 +329,7 @@ impl<'c, 't> Parser<'c, 't> {
             value: String::new(),
             value_chars: 0,
             here: (1, 1),
+            closed_errors: 0,
         }
     }
 
@@ -397,6 +403,16 @@ impl<'c, 't> Parser<'c, 't> {
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
                 Event::Eof => break,
             }
+            let open = self
+                .open
+                .as_ref()
+                .map(|o| o.read.errors.len() + o.dropped)
+                .unwrap_or(0);
+            if self.closed_errors + open > MAX_FILE_ERRORS {
+                return Err(ReadError::TooManyErrors {
+                    limit: MAX_FILE_ERRORS,
+                });
+            }
         }
         if !self.stack.is_empty() {
             let (line, column) = self.lines.of(self.lines.text.len());
@@ -464,6 +480,14 @@ impl<'c, 't> Parser<'c, 't> {
                     }
                     e => syntax(e.to_string()),
                 })?;
+            if value.chars().count() > MAX_VALUE_CHARS {
+                let (line, column) = self.here;
+                return Err(ReadError::ValueTooLong {
+                    line,
+                    column,
+                    limit: MAX_VALUE_CHARS,
+                });
+            }
             out.push((a.key.as_ref().to_string(), value.into_owned()));
         }
         Ok(out)
@@ -776,6 +800,7 @@ impl<'c, 't> Parser<'c, 't> {
             Some(Frame::Root) => self.root_done = true,
             Some(Frame::Sheet) => {
                 if let Some(open) = self.open.take() {
+                    self.closed_errors += open.read.errors.len() + open.dropped;
                     self.sheets.push(close(open));
                 }
             }

@@ -421,6 +421,37 @@ fn hostile_files_are_refused_with_their_reason() {
             Err(e) => assert!(e.to_string().contains(message), "{what}: {e}"),
         }
     }
+    let e = read(
+        cat,
+        format!(
+            "<Sheets><Sheet ref=\"{}\"/></Sheets>",
+            "x".repeat(MAX_VALUE_CHARS + 1)
+        )
+        .as_bytes(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ReadError::ValueTooLong { .. }), "{e}");
+    let errors = rinko(&format!(
+        "<BasicInfo><patient>{}</patient></BasicInfo>",
+        "<x/>".repeat(MAX_FILE_ERRORS + 1)
+    ));
+    let e = read(cat, errors.as_bytes()).unwrap_err();
+    assert_eq!(
+        e,
+        ReadError::TooManyErrors {
+            limit: MAX_FILE_ERRORS
+        }
+    );
+    let some = rinko(&format!(
+        "<BasicInfo><patient>{}</patient></BasicInfo>",
+        "<x/>".repeat(MAX_SHEET_ERRORS + 5)
+    ));
+    let s = one(cat, &some);
+    assert_eq!(s.errors.len(), MAX_SHEET_ERRORS + 1);
+    assert_eq!(
+        s.errors[MAX_SHEET_ERRORS].message,
+        "ほかに 5 件の誤りがあります。"
+    );
     let sheets = (0..=MAX_SHEETS).map(|_| "<Sheet/>").collect::<String>();
     let e = read(cat, format!("<Sheets>{sheets}</Sheets>").as_bytes()).unwrap_err();
     assert_eq!(e, ReadError::TooManySheets { limit: MAX_SHEETS });
