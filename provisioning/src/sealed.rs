@@ -58,6 +58,12 @@ pub enum SealError {
         "鍵情報の有効期限（{expires}）が切れています。受け取り先ノードから新しい鍵情報を受け取ってください。"
     )]
     KeyInfoExpired { expires: String },
+    #[error(
+        "鍵情報のノード（{0}…）はハブに登録されていないか、登録を取り消されています。ノードを登録してから発行してください。"
+    )]
+    KeyInfoNotEnrolled(String),
+    #[error("ハブの設定を読めません: {0}")]
+    Hub(String),
     #[error("日付「{0}」は YYYY-MM-DD の形ではありません。")]
     BadDate(String),
     #[error(
@@ -237,6 +243,22 @@ impl KeyInfo {
         self.hub_key = hex::encode(hub.public_key().as_bytes());
         self.signature = hex::encode(hub.sign(self.signed_text().as_bytes()).to_bytes());
         self
+    }
+
+    /// Signs the key information on the hub whose data directory is `dir`, if the node it
+    /// names is enrolled there and not revoked.
+    pub fn sign_on_hub(self, dir: &Path) -> Result<KeyInfo, SealError> {
+        let registry =
+            crate::enrollment::registry(dir).map_err(|e| SealError::Hub(e.to_string()))?;
+        let enrolled = registry
+            .nodes
+            .iter()
+            .any(|n| n.public_key == self.node_key && !n.revoked);
+        if !enrolled {
+            return Err(SealError::KeyInfoNotEnrolled(prefix(&self.node_key)));
+        }
+        let hub = crate::enrollment::identity(dir).map_err(|e| SealError::Hub(e.to_string()))?;
+        Ok(self.sign(&hub))
     }
 
     /// The exact text the hub signs: every field on its own line.
@@ -543,6 +565,30 @@ mod tests {
         assert!(matches!(
             KeyInfo::parse("format = 1"),
             Err(SealError::KeyInfoMalformed(_))
+        ));
+    }
+
+    #[test]
+    fn the_hub_signs_key_information_for_enrolled_nodes_only() {
+        use crate::enrollment;
+        let hub = tempfile::tempdir().unwrap();
+        let node = tempfile::tempdir().unwrap();
+        let hub_key = enrollment::init_hub(hub.path(), "127.0.0.1:7443".parse().unwrap())
+            .unwrap()
+            .to_bytes();
+        let id = enrollment::identity(node.path()).unwrap();
+        let seal_key = SealKey::load_or_create(&node.path().join("seal.key")).unwrap();
+        let request = KeyInfo::request(&id, "見本県ノード", &seal_key, "2027-03-31").unwrap();
+        let e = request.clone().sign_on_hub(hub.path()).unwrap_err();
+        assert!(matches!(e, SealError::KeyInfoNotEnrolled(_)), "{e}");
+        let key = hex::encode(id.public_key().as_bytes());
+        enrollment::issue(hub.path(), &key, "hospital", "1399000010", "見本", None).unwrap();
+        let signed = request.clone().sign_on_hub(hub.path()).unwrap();
+        assert!(signed.verify(&hub_key, "2027-01-01").is_ok());
+        enrollment::revoke(hub.path(), &key).unwrap();
+        assert!(matches!(
+            request.sign_on_hub(hub.path()),
+            Err(SealError::KeyInfoNotEnrolled(_))
         ));
     }
 
