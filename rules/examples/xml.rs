@@ -66,6 +66,16 @@ fn bench(cat: &Catalogue, n: usize) {
             (text, *f)
         })
         .collect();
+    let started = Instant::now();
+    for i in 0..n {
+        let (text, _) = &files[i % files.len()];
+        read(cat, text.as_bytes()).expect("read");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{n} files read in {secs:.3} s: {:.0} files/s on one core",
+        n as f64 / secs
+    );
     let today = nsdb_rules::Date::new(2025, 4, 1).expect("date");
     let started = Instant::now();
     let mut messages = 0;

@@ -731,7 +731,7 @@ impl<'c, 't> Parser<'c, 't> {
         let Some(form) = open.form else {
             return Frame::Skip;
         };
-        if form.item(&id).is_none() {
+        if !section.items.iter().any(|i| i.id == id) {
             open.error(
                 here,
                 Some(id.clone()),

@@ -241,6 +241,21 @@ fn shift_jis_and_utf8_files_with_the_same_content_read_the_same() {
 }
 
 #[test]
+fn half_width_kana_from_a_shift_jis_file_is_read_as_full_width() {
+    let cat = cat();
+    let text = rinko(
+        "<BasicInfo><patient><name_kana>ﾐﾎﾝ ﾀﾛｳ</name_kana><birth_date>Ｓ５０．６．１５</birth_date></patient></BasicInfo>",
+    )
+    .replacen("UTF-8", "Shift_JIS", 1);
+    let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&text);
+    assert!(!unmappable);
+    assert!(bytes.contains(&0xD0), "ﾐ is one byte (0xD0) in Shift_JIS");
+    let s = read(cat, &bytes).expect("read").remove(0);
+    assert_eq!(s.values["patient.name_kana"], "ミホン タロウ");
+    assert_eq!(s.values["patient.birth_date"], "1975-06-15");
+}
+
+#[test]
 fn a_partial_file_is_read_and_checked_as_the_screen_would() {
     let cat = cat();
     let form = cat.form("rinko-002").expect("form");
