@@ -25,7 +25,7 @@ use super::limits::{
 use super::write::xml_char;
 use super::{Block, EDA, KOKUJI, LAYOUT_VERSION, ROOT, SHEET, blocks};
 use crate::Catalogue;
-use crate::form::{FormDef, SectionDef};
+use crate::form::{FormDef, ItemDef, SectionDef};
 
 /// Why a whole file was refused. Every message says what to change in the file; locations are
 /// 1-based lines and columns (characters) of the decoded text.
@@ -240,11 +240,12 @@ impl Lines<'_> {
         if offset < self.at {
             (self.at, self.line, self.column) = (0, 1, 1);
         }
-        for c in self.text[self.at..offset].chars() {
-            if c == '\n' {
+        // Bytes, not chars: a column counts every byte that starts a character.
+        for &b in &self.text.as_bytes()[self.at..offset] {
+            if b == b'\n' {
                 self.line += 1;
                 self.column = 1;
-            } else {
+            } else if b & 0xC0 != 0x80 {
                 self.column += 1;
             }
         }
@@ -259,7 +260,7 @@ enum Frame<'c> {
     Sheet,
     Block(Block),
     Section(&'c SectionDef),
-    Item(String),
+    Item(&'c ItemDef),
     /// 告示番号 or 枝番, with the form's value.
     Number(&'static str, u16),
     /// Anything already reported or not understood: its content is passed over.
@@ -270,7 +271,6 @@ enum Frame<'c> {
 struct Open<'c> {
     read: SheetRead,
     form: Option<&'c FormDef>,
-    raw: BTreeMap<String, String>,
     dropped: usize,
 }
 
@@ -433,7 +433,7 @@ impl<'c, 't> Parser<'c, 't> {
             Some(Frame::Sheet) => SHEET.to_string(),
             Some(Frame::Block(b)) => b.element().to_string(),
             Some(Frame::Section(s)) => s.id.clone(),
-            Some(Frame::Item(id)) => id.clone(),
+            Some(Frame::Item(item)) => item.id.clone(),
             Some(Frame::Number(n, _)) => n.to_string(),
             Some(Frame::Skip) => "…".to_string(),
         }
@@ -550,8 +550,8 @@ impl<'c, 't> Parser<'c, 't> {
                 let s = *s;
                 self.item(s, &name, here)
             }
-            Some(Frame::Item(id)) => {
-                let id = id.clone();
+            Some(Frame::Item(item)) => {
+                let id = item.id.clone();
                 self.sheet_error(
                     here,
                     Some(id.clone()),
@@ -609,7 +609,6 @@ impl<'c, 't> Parser<'c, 't> {
                 errors: Vec::new(),
             },
             form: None,
-            raw: BTreeMap::new(),
             dropped: 0,
         };
         for (k, _) in attrs {
@@ -731,7 +730,7 @@ impl<'c, 't> Parser<'c, 't> {
         let Some(form) = open.form else {
             return Frame::Skip;
         };
-        if !section.items.iter().any(|i| i.id == id) {
+        let Some(item) = section.items.iter().find(|i| i.id == id) else {
             open.error(
                 here,
                 Some(id.clone()),
@@ -741,8 +740,8 @@ impl<'c, 't> Parser<'c, 't> {
                 ),
             );
             return Frame::Skip;
-        }
-        if open.raw.contains_key(&id) {
+        };
+        if open.read.values.contains_key(&id) {
             open.error(
                 here,
                 Some(id.clone()),
@@ -750,7 +749,7 @@ impl<'c, 't> Parser<'c, 't> {
             );
             return Frame::Skip;
         }
-        Frame::Item(id)
+        Frame::Item(item)
     }
 
     fn text(&mut self, t: &str) -> Result<(), ReadError> {
@@ -804,8 +803,9 @@ impl<'c, 't> Parser<'c, 't> {
                     self.sheets.push(close(open));
                 }
             }
-            Some(Frame::Item(id)) => {
+            Some(Frame::Item(item)) => {
                 let value = std::mem::take(&mut self.value);
+                let id = item.id.clone();
                 if let Some(open) = self.open.as_mut() {
                     if let Some(c) = value.chars().find(|&c| !xml_char(c)) {
                         open.error(
@@ -817,7 +817,10 @@ impl<'c, 't> Parser<'c, 't> {
                             ),
                         );
                     } else if !value.trim().is_empty() {
-                        open.raw.insert(id, value);
+                        // The screen's own normalisation of typed input.
+                        open.read
+                            .values
+                            .insert(id, crate::value::normalise(item, &value));
                     }
                 }
             }
@@ -852,7 +855,7 @@ impl<'c, 't> Parser<'c, 't> {
     }
 }
 
-/// The sheet's values normalised as the screen normalises typed input.
+/// The sheet as read, with the count of errors not kept.
 fn close(mut open: Open<'_>) -> SheetRead {
     if open.dropped > 0 {
         let line = open.read.line;
@@ -862,17 +865,6 @@ fn close(mut open: Open<'_>) -> SheetRead {
             item: None,
             message: format!("ほかに {} 件の誤りがあります。", open.dropped),
         });
-    }
-    if let Some(form) = open.form {
-        match crate::check::normalise_input(form, &open.raw) {
-            Ok(values) => open.read.values = values,
-            Err(e) => open.read.errors.push(SheetError {
-                line: open.read.line,
-                column: 1,
-                item: None,
-                message: e.to_string(),
-            }),
-        }
     }
     open.read
 }

@@ -425,6 +425,11 @@ fn hostile_files_are_refused_with_their_reason() {
             "属性が多すぎます",
         ),
         (
+            "mismatched end tag",
+            b"<Sheets><Sheet>\n</Sheets>".to_vec(),
+            "XML の構文が正しくありません（2行 1列）",
+        ),
+        (
             "not XML",
             "name,birth\n見本,1975-06-15\n".as_bytes().to_vec(),
             "",
