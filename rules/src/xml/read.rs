@@ -395,7 +395,7 @@ impl<'c, 't> Parser<'c, 't> {
                         return Err(ReadError::Entity {
                             line,
                             column,
-                            name: r.to_string(),
+                            name: shorten(&r),
                         });
                     };
                     self.text(c.encode_utf8(&mut [0; 4]))?;
@@ -488,7 +488,7 @@ impl<'c, 't> Parser<'c, 't> {
                     limit: MAX_VALUE_CHARS,
                 });
             }
-            out.push((a.key.as_ref().to_string(), value.into_owned()));
+            out.push((shorten(a.key.as_ref()), value.into_owned()));
         }
         Ok(out)
     }
@@ -502,7 +502,7 @@ impl<'c, 't> Parser<'c, 't> {
                 limit: MAX_DEPTH,
             });
         }
-        let name = e.name().as_ref().to_string();
+        let name = shorten(e.name().as_ref());
         let attrs = self.attributes(e)?;
         let here = self.here;
         let frame = match self.stack.last() {
@@ -867,4 +867,13 @@ fn close(mut open: Open<'_>) -> SheetRead {
         });
     }
     open.read
+}
+
+/// A name from the file as it goes into a message: at most 64 characters (no layout name is
+/// longer, so a shortened name still matches nothing).
+fn shorten(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &name[..at]),
+        None => name.to_string(),
+    }
 }

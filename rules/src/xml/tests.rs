@@ -472,6 +472,12 @@ fn hostile_files_are_refused_with_their_reason() {
         s.errors[MAX_SHEET_ERRORS].message,
         "ほかに 5 件の誤りがあります。"
     );
+    let long = "x".repeat(1_000_000);
+    let e = read(cat, format!("<{long}/>").as_bytes()).unwrap_err();
+    assert!(
+        e.to_string().len() < 400,
+        "a long name is shortened in the message"
+    );
     let sheets = (0..=MAX_SHEETS).map(|_| "<Sheet/>").collect::<String>();
     let e = read(cat, format!("<Sheets>{sheets}</Sheets>").as_bytes()).unwrap_err();
     assert_eq!(e, ReadError::TooManySheets { limit: MAX_SHEETS });
