@@ -513,6 +513,21 @@ proptest! {
     }
 
     #[test]
+    fn layout_words_in_any_order_never_panic(words in proptest::collection::vec(0usize..26, 0..200)) {
+        const WORDS: [&str; 26] = [
+            "<Sheets>", "</Sheets>", "<Sheet form=\"rinko-002\" formVersion=\"2023.04\">",
+            "<Sheet form=\"iken-12-04-014\">", "</Sheet>", "<BasicInfo>", "</BasicInfo>",
+            "<patient>", "</patient>", "<name>", "</name>", "<birth_date>", "</birth_date>",
+            "令和元年5月1日", "&amp;", "&#x0;", "&#65;", "&bogus;", "<!-- c -->", "<![CDATA[x<]]>",
+            "<kokuji>", "</kokuji>", "２", "<Severity><severity>", "<?pi x?>", "\u{FEFF}",
+        ];
+        let text: String = words.iter().map(|&w| WORDS[w]).collect();
+        let _ = read(cat(), text.as_bytes());
+        let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
+        let _ = read(cat(), &sjis);
+    }
+
+    #[test]
     fn damaged_samples_never_panic(cut in 0usize..4000, flips in proptest::collection::vec((0usize..4000, any::<u8>()), 0..8)) {
         let cat = cat();
         let form = cat.form("rinko-049").expect("form");
