@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::write::{SheetOut, write};
 use crate::check::{Mode, check};
 use crate::expr::{Bindings, Truth};
-use crate::form::{FormDef, FormKind, ItemDef, ItemType};
+use crate::form::{FormDef, FormKind, ItemDef, ItemType, JudgmentKind};
 use crate::value::{Date, check_digit};
 
 /// The day the samples are written as of (their 記載年月日 is shortly before it).
@@ -80,7 +80,40 @@ pub fn sample_values(form: &FormDef) -> BTreeMap<String, String> {
     }
     drop_unasked(form, &mut values);
     fill_calculated(form, &mut values);
+    agree_with_judgment(form, &mut values);
     values
+}
+
+/// Selects, where the form asks the doctor for a diagnostic category or a severity, the outcome
+/// the machine judgment derives from the sample's items, so the sample's 一次判定 agrees with it
+/// (unless that draws a check message).
+fn agree_with_judgment(form: &FormDef, values: &mut BTreeMap<String, String>) {
+    let judgment = crate::evaluate(form, values, SAMPLE_TODAY).judgment;
+    let before = check(form, values, Mode::Complete, SAMPLE_TODAY).len();
+    for def in &form.judgments {
+        let Some(item) = def.item.as_ref().and_then(|id| form.item(id)) else {
+            continue;
+        };
+        let result = match def.kind {
+            JudgmentKind::Category => &judgment.category,
+            JudgmentKind::Severity => &judgment.severity,
+        };
+        let Some(code) = result
+            .as_ref()
+            .and_then(|r| r.derived.as_ref())
+            .and_then(|o| o.code.clone())
+            .filter(|c| item.code_label(c).is_some())
+        else {
+            continue;
+        };
+        let old = values.insert(item.id.clone(), code);
+        if check(form, values, Mode::Complete, SAMPLE_TODAY).len() > before {
+            match old {
+                Some(v) => values.insert(item.id.clone(), v),
+                None => values.remove(&item.id),
+            };
+        }
+    }
 }
 
 /// Leaves blank the items asked only under a condition that the sample does not meet (「その他」の
