@@ -225,6 +225,14 @@ fn shift_jis_and_utf8_files_with_the_same_content_read_the_same() {
     let with_bom = [b"\xEF\xBB\xBF".as_slice(), utf8.as_bytes()].concat();
     let cp932 = utf8.replacen("encoding=\"UTF-8\"", "encoding='cp932'", 1);
     let (cp932, _, _) = encoding_rs::SHIFT_JIS.encode(&cp932);
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(
+            utf8.replacen("encoding=\"UTF-8\"", "encoding=\"UTF-16\"", 1)
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        )
+        .collect();
     let a = read(cat, utf8.as_bytes()).expect("utf-8");
     assert_eq!(
         a[0].values["patient.address"],
@@ -235,6 +243,7 @@ fn shift_jis_and_utf8_files_with_the_same_content_read_the_same() {
         ("Shift_JIS", &sjis[..]),
         ("BOM", &with_bom[..]),
         ("cp932", &cp932[..]),
+        ("UTF-16 with a BOM", &utf16[..]),
     ] {
         assert_eq!(read(cat, bytes).expect(what), a, "{what}");
     }
