@@ -6,10 +6,14 @@
 //! `enrollment` keeps the hub's registry of enrolled node keys and the signed enrollments that
 //! tell a node how to reach the hub and which key to trust.
 //!
+//! `sealed` holds the check tool's files for bulk registration: key information a node issues
+//! and the hub signs, and sheets encrypted to a node (age, X25519) and signed by a hospital user.
+//!
 //! This crate creates, stores and loads those secrets and files and nothing else: it never
 //! opens a database or a network connection, and never prints a secret.
 
 pub mod enrollment;
+pub mod sealed;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

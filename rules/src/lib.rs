@@ -26,6 +26,7 @@ pub mod expr;
 pub mod form;
 pub mod pack;
 pub mod value;
+pub mod xml;
 
 pub use catalogue::Catalogue;
 pub use check::{Message, Mode, check, normalise_input};

@@ -3,10 +3,12 @@
 //!
 //! Values are stored as text in one canonical form per type (dates `YYYY-MM-DD`, year-months
 //! `YYYY-MM`, several codes `1,3`, postal codes `123-4567`). Normalising is forgiving (full-width
-//! digits, half-width katakana, `2024/5/1`); checking is strict. Nothing here reads the clock:
+//! digits, half-width katakana, `2024/5/1`, 和暦 such as `令和6年5月1日`); checking is strict. Nothing here reads the clock:
 //! "today" comes in from the caller.
 
 use crate::form::{ItemDef, ItemType};
+
+mod wareki;
 
 /// A calendar date (proleptic Gregorian), enough for birth dates and dates written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,9 +143,17 @@ pub fn normalise(item: &ItemDef, raw: &str) -> String {
                 ascii_narrow(t)
             }
         }
-        ItemType::Date => normalise_date(&ascii_narrow(t)).unwrap_or_else(|| t.to_string()),
+        ItemType::Date => {
+            let n = ascii_narrow(t);
+            wareki::date(&n)
+                .or_else(|| normalise_date(&n))
+                .unwrap_or_else(|| t.to_string())
+        }
         ItemType::YearMonth => {
-            normalise_year_month(&ascii_narrow(t)).unwrap_or_else(|| t.to_string())
+            let n = ascii_narrow(t);
+            wareki::year_month(&n)
+                .or_else(|| normalise_year_month(&n))
+                .unwrap_or_else(|| t.to_string())
         }
         ItemType::Code => ascii_narrow(t),
         ItemType::Codes => {
