@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::CatalogueError;
 use crate::calc;
-use crate::expr::{self, Compiled, CompiledForm, Scope};
+use crate::expr::{self, Compiled, CompiledForm, CondExpr, Scope};
 use crate::form::{FormDef, FormFile, ItemType, Place, RuleDef, SectionDef};
 
 /// The form files compiled into nsdb, as (file name, text).
@@ -468,9 +468,36 @@ fn compile_form(
             );
             let mut conds = Vec::new();
             for c in &o.conditions {
-                let e = scope.compile(&place, &c.expr)?;
-                used.extend(e.items.iter().cloned());
-                conds.push(e);
+                let cond = match (c.expr.is_empty(), c.count.is_empty(), c.at_least) {
+                    (false, true, None) => {
+                        let e = scope.compile(&place, &c.expr)?;
+                        used.extend(e.items.iter().cloned());
+                        CondExpr::One(e)
+                    }
+                    (true, false, Some(n)) if n >= 1 && n <= c.count.len() => {
+                        let mut members = Vec::new();
+                        for m in &c.count {
+                            let e = scope.compile(&place, m)?;
+                            used.extend(e.items.iter().cloned());
+                            members.push(e);
+                        }
+                        CondExpr::Count {
+                            members,
+                            at_least: n,
+                        }
+                    }
+                    _ => {
+                        return Err(invalid(
+                            file,
+                            &place,
+                            format!(
+                                "condition {:?} needs either `expr`, or `count` with `at_least` between 1 and the number counted",
+                                c.text
+                            ),
+                        ));
+                    }
+                };
+                conds.push(cond);
             }
             outcomes.push(conds);
         }

@@ -57,7 +57,7 @@ pub(crate) struct CompiledForm {
     /// One per `[[rule]]`, in order.
     pub rules: Vec<Expression>,
     /// judgment → outcome → condition.
-    pub judgments: Vec<Vec<Vec<Expression>>>,
+    pub judgments: Vec<Vec<Vec<CondExpr>>>,
     /// The items expressions read, with their types: (section, field) → (item id, type).
     pub bound: BTreeMap<String, Vec<(String, String, ItemType)>>,
 }
@@ -308,6 +308,71 @@ pub enum Truth {
     True,
     False,
     Unknown,
+}
+
+/// One compiled condition of a judgment outcome.
+#[derive(Debug)]
+pub enum CondExpr {
+    /// One expression.
+    One(Expression),
+    /// At least `at_least` of `members` hold.
+    Count {
+        members: Vec<Expression>,
+        at_least: usize,
+    },
+}
+
+impl CondExpr {
+    /// Every item the condition reads, sorted, without repeats.
+    pub fn items(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = match self {
+            CondExpr::One(e) => e.items.iter().map(String::as_str).collect(),
+            CondExpr::Count { members, .. } => members
+                .iter()
+                .flat_map(|m| m.items.iter().map(String::as_str))
+                .collect(),
+        };
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The condition's truth on what is entered. A count holds once enough members hold, fails
+    /// once too few are left that could, and is unknown in between.
+    pub(crate) fn truth(&self, ctx: &Context) -> Truth {
+        match self {
+            CondExpr::One(e) => e.truth(ctx),
+            CondExpr::Count { members, at_least } => {
+                let (mut yes, mut open) = (0, 0);
+                for m in members {
+                    match m.truth(ctx) {
+                        Truth::True => yes += 1,
+                        Truth::Unknown => open += 1,
+                        Truth::False => {}
+                    }
+                }
+                if yes >= *at_least {
+                    Truth::True
+                } else if yes + open < *at_least {
+                    Truth::False
+                } else {
+                    Truth::Unknown
+                }
+            }
+        }
+    }
+
+    /// The items of members (or the expression) whose truth is still unknown.
+    pub(crate) fn open_items(&self, ctx: &Context) -> Vec<&str> {
+        match self {
+            CondExpr::One(e) => e.items.iter().map(String::as_str).collect(),
+            CondExpr::Count { members, .. } => members
+                .iter()
+                .filter(|m| m.truth(ctx) == Truth::Unknown)
+                .flat_map(|m| m.items.iter().map(String::as_str))
+                .collect(),
+        }
+    }
 }
 
 impl Expression {

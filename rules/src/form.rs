@@ -104,13 +104,23 @@ pub struct ItemDef {
 }
 
 /// A condition written in CEL, with the words the message uses for it.
+///
+/// Either one expression (`expr`), or a count (`count` with `at_least`): "at least n of these
+/// hold", judged on what is entered (two entered members that hold already prove "2 of 6";
+/// four entered that fail with two blank already disprove "4 of 6"); see `evaluate`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     /// CEL over the sheet: each section is a map (`severity.hoehn_yahr`), codes are strings,
     /// integers `int`, decimals `double`, several codes a list of strings; an empty item is absent
-    /// (test with `has(section.item)`).
+    /// (test with `has(section.item)`). Empty when `count` is given.
+    #[serde(default)]
     pub expr: String,
+    /// CEL conditions counted; the condition holds when at least `at_least` of them do.
+    #[serde(default)]
+    pub count: Vec<String>,
+    /// How many of `count` must hold.
+    pub at_least: Option<usize>,
     /// The condition in Japanese, as the message states it.
     pub text: String,
 }
@@ -131,6 +141,13 @@ pub struct CalcDef {
     pub round: u8,
     /// Where the formula comes from and what is not sourced.
     pub note: Option<String>,
+    /// A total of non-negative points (a sum, a count, per-domain maxima) whose expression counts
+    /// a blank input as adding nothing: with inputs blank, its value is what the entered items
+    /// already score, a lower bound, and a judgment reading it knows the most each blank input
+    /// could still add (see `evaluate`). Only for totals where two items together never add
+    /// more than each alone.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 /// Where a shared section stands relative to a disease's own sections.
