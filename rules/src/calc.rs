@@ -30,6 +30,18 @@ pub const BUILTINS: &[(&str, usize, &str)] = &[
         "血清クレアチニン(mg/dL), 生年月日, 検査日, 性別",
     ),
     ("age", 2, "生年月日, 基準日"),
+    (
+        "points",
+        0,
+        "得点のある選択肢の項目(いくつでも; 尺度の合計)",
+    ),
+    ("ckd_gfr_stage", 1, "eGFR(mL/分/1.73㎡) — GFR区分 G1〜G5"),
+    (
+        "ckd_heatmap",
+        2,
+        "eGFR(mL/分/1.73㎡), 尿蛋白/Cr比(g/gCr) — CKD重症度分類ヒートマップの色",
+    ),
+    ("child_pugh_class", 1, "Child-Pugh合計スコア — クラスA〜C"),
 ];
 
 /// A calculated value before formatting.
@@ -183,6 +195,52 @@ pub fn obesity_class(degree: f64, age: i32) -> Option<&'static str> {
     })
 }
 
+/// GFR区分 (scale `ckd_gfr`) of an eGFR (mL/min/1.73m²): G1 ≥ 90, G2 60–89, G3a 45–59,
+/// G3b 30–44, G4 15–29, G5 < 15 (日本腎臓学会 CKD重症度分類, as the criteria texts cite it).
+pub fn ckd_gfr_stage(egfr: f64) -> Option<&'static str> {
+    (egfr >= 0.0).then_some(match egfr {
+        e if e >= 90.0 => "G1",
+        e if e >= 60.0 => "G2",
+        e if e >= 45.0 => "G3a",
+        e if e >= 30.0 => "G3b",
+        e if e >= 15.0 => "G4",
+        _ => "G5",
+    })
+}
+
+/// The colour of the CKD重症度分類ヒートマップ (scale `ckd_heatmap`: 1 緑, 2 黄, 3 オレンジ, 4 赤)
+/// for an eGFR and a 尿蛋白/Cr比 (g/gCr; A1 < 0.15, A2 0.15–0.49, A3 ≥ 0.50), as tabulated in
+/// criteria/066.txt.
+pub fn ckd_heatmap(egfr: f64, protein_g_gcr: f64) -> Option<&'static str> {
+    if !(0.0..=50.0).contains(&protein_g_gcr) {
+        return None;
+    }
+    let a = if protein_g_gcr < 0.15 {
+        0
+    } else if protein_g_gcr < 0.5 {
+        1
+    } else {
+        2
+    };
+    let row: [&str; 3] = match ckd_gfr_stage(egfr)? {
+        "G1" | "G2" => ["1", "2", "3"],
+        "G3a" => ["2", "3", "4"],
+        "G3b" => ["3", "4", "4"],
+        _ => ["4", "4", "4"],
+    };
+    Some(row[a])
+}
+
+/// Child-Pugh class (scale `child_pugh_class`) of a total of 5–15 points: 5–6 A, 7–9 B, 10–15 C.
+pub fn child_pugh_class(total: f64) -> Option<&'static str> {
+    match total {
+        t if (5.0..7.0).contains(&t) => Some("A"),
+        t if (7.0..10.0).contains(&t) => Some("B"),
+        t if (10.0..=15.0).contains(&t) => Some("C"),
+        _ => None,
+    }
+}
+
 /// eGFR (mL/min/1.73m²), Japanese equation for adults: 194 × Cr^−1.094 × age^−0.287, × 0.739
 /// for women. `None` under 18 (the equation is for adults) or for a non-positive creatinine.
 pub fn egfr_jp(creatinine: f64, age: i32, sex: &str) -> Option<f64> {
@@ -227,6 +285,9 @@ pub fn builtin(name: &str, args: &[Option<&str>]) -> Option<Calculated> {
         "obesity_class" => obesity_class(num(a(0))?, age(a(1), a(2))?).map(Code),
         "egfr_jp" => egfr_jp(num(a(0))?, age(a(1), a(2))?, a(3)?).map(Number),
         "age" => age(a(0), a(1)).map(|n| Number(n as f64)),
+        "ckd_gfr_stage" => ckd_gfr_stage(num(a(0))?).map(Code),
+        "ckd_heatmap" => ckd_heatmap(num(a(0))?, num(a(1))?).map(Code),
+        "child_pugh_class" => child_pugh_class(num(a(0))?).map(Code),
         _ => None,
     }
 }
@@ -234,7 +295,9 @@ pub fn builtin(name: &str, args: &[Option<&str>]) -> Option<Calculated> {
 /// Whether a built-in's result fits an item of type `ty` (codes for the classes, numbers else).
 pub fn builtin_fits(name: &str, ty: ItemType) -> bool {
     match name {
-        "bmi_class" | "obesity_class" => ty == ItemType::Code,
+        "bmi_class" | "obesity_class" | "ckd_gfr_stage" | "ckd_heatmap" | "child_pugh_class" => {
+            ty == ItemType::Code
+        }
         _ => matches!(ty, ItemType::Decimal | ItemType::Integer),
     }
 }
@@ -341,6 +404,35 @@ mod tests {
         assert_eq!(egfr_jp(0.0, 50, "1"), None);
         // Creatinine in µmol/L (88) is not mg/dL: nothing is calculated.
         assert_eq!(egfr_jp(88.0, 50, "1"), None);
+    }
+
+    #[test]
+    fn ckd_heatmap_red_cells_as_the_criteria_table() {
+        assert_eq!(ckd_gfr_stage(90.0), Some("G1"));
+        assert_eq!(ckd_gfr_stage(89.9), Some("G2"));
+        assert_eq!(ckd_gfr_stage(45.0), Some("G3a"));
+        assert_eq!(ckd_gfr_stage(44.9), Some("G3b"));
+        assert_eq!(ckd_gfr_stage(14.9), Some("G5"));
+        // Red: G3a×A3, G3b×A2–A3, G4 and G5 whatever the protein.
+        assert_eq!(ckd_heatmap(50.0, 0.5), Some("4"));
+        assert_eq!(ckd_heatmap(50.0, 0.49), Some("3"));
+        assert_eq!(ckd_heatmap(35.0, 0.15), Some("4"));
+        assert_eq!(ckd_heatmap(35.0, 0.14), Some("3"));
+        assert_eq!(ckd_heatmap(20.0, 0.0), Some("4"));
+        assert_eq!(ckd_heatmap(95.0, 0.1), Some("1"));
+        assert_eq!(ckd_heatmap(95.0, 0.6), Some("3"));
+    }
+
+    #[test]
+    fn child_pugh_classes_at_their_boundaries() {
+        assert_eq!(child_pugh_class(5.0), Some("A"));
+        assert_eq!(child_pugh_class(6.0), Some("A"));
+        assert_eq!(child_pugh_class(7.0), Some("B"));
+        assert_eq!(child_pugh_class(9.0), Some("B"));
+        assert_eq!(child_pugh_class(10.0), Some("C"));
+        assert_eq!(child_pugh_class(15.0), Some("C"));
+        assert_eq!(child_pugh_class(4.0), None);
+        assert_eq!(child_pugh_class(16.0), None);
     }
 
     #[test]

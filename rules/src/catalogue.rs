@@ -11,10 +11,13 @@ use std::sync::Arc;
 use crate::CatalogueError;
 use crate::calc;
 use crate::expr::{self, Compiled, CompiledForm, CondExpr, Scope};
-use crate::form::{FormDef, FormFile, ItemType, Place, RuleDef, SectionDef};
+use crate::form::{
+    CodeList, FormDef, FormFile, ItemType, Place, RuleDef, ScaleDef, ScaleFile, SectionDef,
+};
 
 /// The form files compiled into nsdb, as (file name, text).
 const BUILTIN: &[(&str, &str)] = &[
+    ("scales.toml", include_str!("../forms/scales.toml")),
     (
         "rinko_common.toml",
         include_str!("../forms/rinko_common.toml"),
@@ -57,6 +60,7 @@ pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     forms: BTreeMap<String, FormDef>,
+    scales: BTreeMap<String, ScaleDef>,
     info: crate::pack::PackInfo,
 }
 
@@ -69,14 +73,42 @@ impl Catalogue {
     /// Builds a catalogue from form files given as (file name, text).
     pub fn from_texts(files: &[(&str, &str)]) -> Result<Catalogue, CatalogueError> {
         let mut parsed = Vec::with_capacity(files.len());
+        let mut scales: BTreeMap<String, ScaleDef> = BTreeMap::new();
         for (name, text) in files {
+            if ScaleFile::is_scale_file(name) {
+                for (id, scale) in ScaleFile::parse(name, text)?.scale {
+                    if scales.insert(id.clone(), scale).is_some() {
+                        return Err(CatalogueError::Invalid {
+                            file: name.to_string(),
+                            item: None,
+                            message: format!("scale {id:?} is defined twice"),
+                        });
+                    }
+                }
+                check_scales(name, &mut scales)?;
+                continue;
+            }
             parsed.push((name.to_string(), FormFile::parse(name, text)?));
         }
-        Catalogue::compose(parsed)
+        Catalogue::compose(parsed, scales)
     }
 
-    fn compose(files: Vec<(String, FormFile)>) -> Result<Catalogue, CatalogueError> {
-        let mut codelists = BTreeMap::new();
+    fn compose(
+        files: Vec<(String, FormFile)>,
+        scales: BTreeMap<String, ScaleDef>,
+    ) -> Result<Catalogue, CatalogueError> {
+        let mut codelists: BTreeMap<String, CodeList> = scales
+            .iter()
+            .filter(|(_, s)| !s.codes.is_empty())
+            .map(|(id, s)| {
+                (
+                    id.clone(),
+                    CodeList {
+                        codes: s.codes.clone(),
+                    },
+                )
+            })
+            .collect();
         let mut seen_forms = HashSet::new();
         for (name, f) in &files {
             if !seen_forms.insert(f.form.id.clone()) {
@@ -114,6 +146,12 @@ impl Catalogue {
                 .disease
                 .clone()
                 .ok_or_else(|| invalid(None, "a disease form needs `disease`".into()))?;
+            if let Some(s) = h.scales.iter().find(|s| !scales.contains_key(*s)) {
+                return Err(invalid(
+                    None,
+                    format!("cites unknown scale {s:?} (scales are defined in scales.toml)"),
+                ));
+            }
             let mut sections = Vec::new();
             let mut after = Vec::new();
             // (file, rule) of the shared rules first, then the form's own.
@@ -217,6 +255,7 @@ impl Catalogue {
                     sections,
                     file: name.clone(),
                     unverified: h.unverified.clone(),
+                    scales: h.scales.clone(),
                     rules: rules.into_iter().map(|(_, r)| r).collect(),
                     judgments: f.judgments.clone(),
                     compiled,
@@ -225,6 +264,7 @@ impl Catalogue {
         }
         Ok(Catalogue {
             forms,
+            scales,
             info: crate::pack::PackInfo::builtin(),
         })
     }
@@ -244,6 +284,19 @@ impl Catalogue {
         self
     }
 
+    /// The shared severity scales, by id (`mrs`, `nyha`, `barthel`, `barthel.eating`…).
+    pub fn scales(&self) -> &BTreeMap<String, ScaleDef> {
+        &self.scales
+    }
+
+    /// The forms citing a scale, in catalogue order.
+    pub fn forms_citing(&self, scale: &str) -> Vec<&FormDef> {
+        self.forms()
+            .into_iter()
+            .filter(|f| f.scales.iter().any(|s| s == scale))
+            .collect()
+    }
+
     pub fn form(&self, id: &str) -> Option<&FormDef> {
         self.forms.get(id)
     }
@@ -254,6 +307,51 @@ impl Catalogue {
         v.sort_by_key(|f| (f.kind as u8, f.kokuji, f.eda));
         v
     }
+}
+
+/// Checks the scales of one file: each has codes or parts (not both), parts exist and have codes,
+/// a part without sources takes its group's.
+fn check_scales(file: &str, scales: &mut BTreeMap<String, ScaleDef>) -> Result<(), CatalogueError> {
+    let invalid = |id: &str, message: String| CatalogueError::Invalid {
+        file: file.to_string(),
+        item: Some(format!("scale {id}")),
+        message,
+    };
+    let groups: Vec<(String, Vec<String>, Vec<String>)> = scales
+        .iter()
+        .filter(|(_, s)| !s.parts.is_empty())
+        .map(|(id, s)| (id.clone(), s.parts.clone(), s.sources.clone()))
+        .collect();
+    for (id, s) in scales.iter() {
+        if s.codes.is_empty() == s.parts.is_empty() {
+            return Err(invalid(
+                id,
+                "a scale needs either `codes` or `parts`".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        if let Some(c) = s.codes.iter().find(|c| !seen.insert(&c.code)) {
+            return Err(invalid(id, format!("code {:?} appears twice", c.code)));
+        }
+    }
+    for (id, parts, sources) in groups {
+        for p in &parts {
+            match scales.get_mut(p) {
+                Some(part) if !part.codes.is_empty() => {
+                    if part.sources.is_empty() {
+                        part.sources = sources.clone();
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        &id,
+                        format!("part {p:?} is not a scale with codes"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Compiles and checks every expression and reference of one composed form.
@@ -340,7 +438,7 @@ fn compile_form(
                                 ),
                             ));
                         };
-                        if c.args.len() != *n {
+                        if (*n == 0 && c.args.is_empty()) || (*n > 0 && c.args.len() != *n) {
                             return Err(invalid(
                                 sfile,
                                 &item.id,
@@ -352,6 +450,24 @@ fn compile_form(
                                 sfile,
                                 &item.id,
                                 format!("{name} refers to unknown item {a:?}"),
+                            ));
+                        }
+                        if name == "points"
+                            && let Some(a) = c.args.iter().find(|a| {
+                                !sections.iter().flat_map(|s| s.items.iter()).any(|i| {
+                                    &i.id == *a
+                                        && i.ty == ItemType::Code
+                                        && !i.codes.is_empty()
+                                        && i.codes.iter().all(|c| c.points.is_some())
+                                })
+                            })
+                        {
+                            return Err(invalid(
+                                sfile,
+                                &item.id,
+                                format!(
+                                    "points adds the points of code items whose every choice has points; {a:?} is not one"
+                                ),
                             ));
                         }
                         if !calc::builtin_fits(name, item.ty) {

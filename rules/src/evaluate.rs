@@ -134,6 +134,16 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
                 ),
             });
             None
+        } else if def.builtin.as_deref() == Some("points") {
+            // A scale's total: the points of each chosen code; nothing while one is blank.
+            def.args
+                .iter()
+                .map(|a| {
+                    let v = current.get(a).filter(|s| !s.is_empty())?;
+                    form.item(a)?.codes.iter().find(|c| c.code == v)?.points
+                })
+                .sum::<Option<i32>>()
+                .map(|n| Calculated::Number(f64::from(n)))
         } else if let Some(name) = &def.builtin {
             let args: Vec<Option<&str>> = def
                 .args

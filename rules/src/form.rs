@@ -60,6 +60,10 @@ pub enum ItemType {
 pub struct Code {
     pub code: String,
     pub label: String,
+    /// The points this choice scores on a scale (Barthel 10, 5, 0), summed by the built-in
+    /// `points`.
+    #[serde(default)]
+    pub points: Option<i32>,
 }
 
 /// A named list of choices, shared by any item that names it.
@@ -67,6 +71,46 @@ pub struct Code {
 #[serde(deny_unknown_fields)]
 pub struct CodeList {
     pub codes: Vec<Code>,
+}
+
+/// A severity scale shared by the disease forms (mRS, NYHA, Barthel…), defined once in
+/// `forms/scales.toml` with its source. A scale with `codes` is also a code list of the same id
+/// (`codelist = "mrs"`); a scale with `parts` groups the scales of its parts (`barthel.eating`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleDef {
+    pub title: String,
+    /// Where the scale's wording comes from (each part inherits its group's).
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub codes: Vec<Code>,
+    /// The ids of the scales that make up this one (a multi-item scale).
+    #[serde(default)]
+    pub parts: Vec<String>,
+    pub unverified: Option<String>,
+}
+
+/// A file of shared scales (`scales.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleFile {
+    pub scale: BTreeMap<String, ScaleDef>,
+}
+
+impl ScaleFile {
+    /// Whether a file of the catalogue holds scales rather than a form: by name,
+    /// `scales.toml` or `….scales.toml`.
+    pub fn is_scale_file(name: &str) -> bool {
+        name == "scales.toml" || name.ends_with(".scales.toml") || name.ends_with("/scales.toml")
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<ScaleFile, CatalogueError> {
+        toml::from_str(text).map_err(|e| CatalogueError::Syntax {
+            file: file.to_string(),
+            message: e.to_string(),
+        })
+    }
 }
 
 /// One item of a form.
@@ -190,6 +234,9 @@ pub struct FormHeader {
     pub common: Option<String>,
     /// What could not be sourced for this form as a whole.
     pub unverified: Option<String>,
+    /// The shared scales (`scales.toml`) this disease's criteria text cites.
+    #[serde(default)]
+    pub scales: Vec<String>,
 }
 
 /// One parsed form file, before composition.
@@ -304,6 +351,8 @@ pub struct FormDef {
     pub file: String,
     /// What could not be sourced for this form as a whole.
     pub unverified: Option<String>,
+    /// The shared scales this form cites (ids in `Catalogue::scales()`).
+    pub scales: Vec<String>,
     pub rules: Vec<RuleDef>,
     pub judgments: Vec<JudgmentDef>,
     /// The expressions compiled once when the catalogue loaded.
