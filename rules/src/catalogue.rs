@@ -617,6 +617,17 @@ fn compile_form(
             }
             outcomes.push(conds);
         }
+        if let Some(c) = j
+            .doctor_only
+            .iter()
+            .find(|c| judged.is_none_or(|i| i.code_label(c).is_none()))
+        {
+            return Err(invalid(
+                file,
+                &place,
+                format!("doctor_only code {c:?} is not in the judged item's code list"),
+            ));
+        }
         if let Some(t) = j.target.iter().find(|t| !keys.contains(t)) {
             return Err(invalid(
                 file,

@@ -449,7 +449,7 @@ fn judge(r: &Reading) -> Judgment {
             .collect();
         // The outcomes the sheet can still lead to, in order: every one not disproved up to the
         // first that holds (an outcome without conditions holds once all before it fail).
-        let mut possible = Vec::new();
+        let mut possible: Vec<usize> = Vec::new();
         let mut none_possible = true;
         for (o, t) in status.iter().enumerate() {
             match t {
@@ -462,11 +462,6 @@ fn judge(r: &Reading) -> Judgment {
                 Truth::False => {}
             }
         }
-        let derived = match possible.as_slice() {
-            [o] if status[*o] == Truth::True => Some(*o),
-            _ => None,
-        };
-        let settled = derived.is_some() || possible.is_empty();
         let selected_code = def
             .item
             .as_ref()
@@ -477,11 +472,36 @@ fn judge(r: &Reading) -> Judgment {
                 .iter()
                 .position(|o| o.code.as_deref() == Some(c))
         });
+        // Alternatives (types, not grades): any outcome that holds is one the patient has. The
+        // doctor's choice is the outcome when it holds, stays open when it is undecided, and
+        // another that holds is named only when the choice is disproved.
+        let holding: Vec<usize> = (0..status.len())
+            .filter(|&o| status[o] == Truth::True && !def.outcomes[o].conditions.is_empty())
+            .collect();
+        if def.alternatives && !holding.is_empty() {
+            none_possible = false;
+            possible = match selected {
+                Some(s) if holding.contains(&s) => vec![s],
+                Some(s) if status[s] == Truth::Unknown => {
+                    let mut p = vec![s];
+                    p.extend(holding.iter().copied().filter(|&o| o != s));
+                    p
+                }
+                _ => vec![holding[0]],
+            };
+        }
+        let derived = match possible.as_slice() {
+            [o] if status[*o] == Truth::True => Some(*o),
+            _ => None,
+        };
+        let settled = derived.is_some() || possible.is_empty();
         let name = |o: usize| outcome(form, def, &def.outcomes[o]);
         let in_target = |o: &usize| def.target.contains(&key(&def.outcomes[*o]));
         let meets = if def.target.is_empty() {
             None
-        } else if !none_possible && possible.iter().all(in_target) {
+        } else if (def.alternatives && holding.iter().any(in_target))
+            || (!none_possible && possible.iter().all(in_target))
+        {
             Some(true)
         } else if !possible.iter().any(in_target) {
             Some(false)

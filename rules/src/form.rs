@@ -321,6 +321,15 @@ pub struct JudgmentDef {
     pub high_cost: Option<String>,
     #[serde(rename = "outcome")]
     pub outcomes: Vec<OutcomeDef>,
+    /// Choices of the judged item that only the doctor decides (e.g. 疑診, "所見が軽度で診断が
+    /// 確実でないもの"): no outcome derives them, and selecting one is never contradicted unless
+    /// an outcome is proven.
+    #[serde(default)]
+    pub doctor_only: Vec<String>,
+    /// The outcomes are alternatives, not grades (MS types, NMOSD, Baló): a selected outcome whose
+    /// conditions hold is the derived one even when an earlier one holds too.
+    #[serde(default)]
+    pub alternatives: bool,
     pub unverified: Option<String>,
 }
 

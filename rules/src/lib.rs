@@ -24,6 +24,7 @@ pub mod check;
 pub mod evaluate;
 pub mod expr;
 pub mod form;
+pub mod lint;
 pub mod pack;
 pub mod value;
 
