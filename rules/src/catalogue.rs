@@ -240,6 +240,46 @@ impl Catalogue {
                     }
                 }
             }
+            for m in &f.migrations {
+                let find = |id: &str| {
+                    sections
+                        .iter()
+                        .flat_map(|s| s.items.iter())
+                        .find(|i| i.id == id)
+                };
+                if let Some(new) = m.items.values().find(|n| find(n).is_none()) {
+                    return Err(invalid(
+                        Some(new),
+                        format!(
+                            "migrate from {:?} maps to an item this form does not have",
+                            m.from
+                        ),
+                    ));
+                }
+                for (item, map) in &m.codes {
+                    let Some(def) = find(item) else {
+                        return Err(invalid(
+                            Some(item),
+                            format!(
+                                "migrate from {:?} recodes an item this form does not have",
+                                m.from
+                            ),
+                        ));
+                    };
+                    if let Some(c) = map
+                        .values()
+                        .find(|c| !c.is_empty() && def.code_label(c).is_none())
+                    {
+                        return Err(invalid(
+                            Some(item),
+                            format!(
+                                "migrate from {:?} maps to code {c:?}, which is not in the item's code list",
+                                m.from
+                            ),
+                        ));
+                    }
+                }
+            }
             let compiled = compile_form(name, &sections, &section_file, &rules, f)?;
             forms.insert(
                 h.id.clone(),
@@ -258,6 +298,7 @@ impl Catalogue {
                     scales: h.scales.clone(),
                     rules: rules.into_iter().map(|(_, r)| r).collect(),
                     judgments: f.judgments.clone(),
+                    migrations: f.migrations.clone(),
                     compiled,
                 },
             );
@@ -299,6 +340,14 @@ impl Catalogue {
 
     pub fn form(&self, id: &str) -> Option<&FormDef> {
         self.forms.get(id)
+    }
+
+    /// A form by `id@version` (or plain id); `None` when the catalogue holds another version.
+    pub fn form_versioned(&self, versioned: &str) -> Option<&FormDef> {
+        match versioned.split_once('@') {
+            Some((id, version)) => self.form(id).filter(|f| f.version == version),
+            None => self.form(versioned),
+        }
     }
 
     /// Every form, ordered by kind, 告示番号 and 枝番.

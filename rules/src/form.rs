@@ -254,6 +254,27 @@ pub struct FormFile {
     /// Machine judgments (機械判定): diagnostic category and severity.
     #[serde(default, rename = "judgment")]
     pub judgments: Vec<JudgmentDef>,
+    /// How a sheet written on an earlier version of this form carries forward onto this one.
+    #[serde(default, rename = "migrate")]
+    pub migrations: Vec<MigrationDef>,
+}
+
+/// The item mapping from an earlier version of a form (`[[migrate]]`): renamed items and
+/// recoded choices. Items and choices that no longer exist are dropped, and said so, by
+/// `carry::carry_forward`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationDef {
+    /// The earlier version this mapping starts from (`FormDef::version` of the sheet's form).
+    pub from: String,
+    /// Old item id → new item id.
+    #[serde(default)]
+    pub items: BTreeMap<String, String>,
+    /// New item id → (old code → new code; "" drops the choice).
+    #[serde(default)]
+    pub codes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Why the form changed (shown with the dropped values).
+    pub reason: Option<String>,
 }
 
 /// A check across items: when `when` holds, `message` is reported on `items`.
@@ -364,11 +385,19 @@ pub struct FormDef {
     pub scales: Vec<String>,
     pub rules: Vec<RuleDef>,
     pub judgments: Vec<JudgmentDef>,
+    /// Item mappings from earlier versions of this form.
+    pub migrations: Vec<MigrationDef>,
     /// The expressions compiled once when the catalogue loaded.
     pub compiled: crate::expr::Compiled,
 }
 
 impl FormDef {
+    /// The form's id with its version, `rinko-011@2023.04-2`: what a sheet records it was
+    /// written on (M20).
+    pub fn versioned_id(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+
     /// The items calculated automatically (自動入力), in screen order.
     pub fn calculated_items(&self) -> impl Iterator<Item = &ItemDef> {
         self.items().filter(|i| i.calc.is_some())

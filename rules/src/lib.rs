@@ -18,6 +18,7 @@
 //! depend on anything a closed hospital network lacks. "Today" and the form texts are inputs.
 
 pub mod calc;
+pub mod carry;
 pub mod cases;
 pub mod catalogue;
 pub mod check;
