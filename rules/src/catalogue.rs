@@ -18,6 +18,7 @@ use crate::form::{
 /// The form files compiled into nsdb, as (file name, text).
 const BUILTIN: &[(&str, &str)] = &[
     ("scales.toml", include_str!("../forms/scales.toml")),
+    ("diseases.tsv", include_str!("../forms/diseases.tsv")),
     (
         "rinko_common.toml",
         include_str!("../forms/rinko_common.toml"),
@@ -61,6 +62,7 @@ pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
 pub struct Catalogue {
     forms: BTreeMap<String, FormDef>,
     scales: BTreeMap<String, ScaleDef>,
+    diseases: Vec<crate::diseases::Disease>,
     info: crate::pack::PackInfo,
 }
 
@@ -74,7 +76,12 @@ impl Catalogue {
     pub fn from_texts(files: &[(&str, &str)]) -> Result<Catalogue, CatalogueError> {
         let mut parsed = Vec::with_capacity(files.len());
         let mut scales: BTreeMap<String, ScaleDef> = BTreeMap::new();
+        let mut diseases = Vec::new();
         for (name, text) in files {
+            if crate::diseases::is_disease_list(name) {
+                diseases.extend(crate::diseases::parse(name, text)?);
+                continue;
+            }
             if ScaleFile::is_scale_file(name) {
                 for (id, scale) in ScaleFile::parse(name, text)?.scale {
                     if scales.insert(id.clone(), scale).is_some() {
@@ -90,7 +97,17 @@ impl Catalogue {
             }
             parsed.push((name.to_string(), FormFile::parse(name, text)?));
         }
-        Catalogue::compose(parsed, scales)
+        // Every listed disease without its own form file gets one of level 記載のみ.
+        let own: HashSet<String> = parsed.iter().map(|(_, f)| f.form.id.clone()).collect();
+        for d in diseases.iter().filter(|d| !own.contains(&d.id)) {
+            parsed.push((
+                crate::diseases::FILE.to_string(),
+                crate::diseases::form_file(d),
+            ));
+        }
+        let mut cat = Catalogue::compose(parsed, scales)?;
+        cat.diseases = diseases;
+        Ok(cat)
     }
 
     fn compose(
@@ -306,6 +323,7 @@ impl Catalogue {
         Ok(Catalogue {
             forms,
             scales,
+            diseases: Vec::new(),
             info: crate::pack::PackInfo::builtin(),
         })
     }
@@ -350,11 +368,23 @@ impl Catalogue {
         }
     }
 
-    /// Every form, ordered by kind, 告示番号 and 枝番.
+    /// Every form, ordered by kind, then 告示番号 and 枝番 (臨個票) or 疾患群 and number (意見書,
+    /// by id).
     pub fn forms(&self) -> Vec<&FormDef> {
         let mut v: Vec<_> = self.forms.values().collect();
-        v.sort_by_key(|f| (f.kind as u8, f.kokuji, f.eda));
+        v.sort_by(|a, b| {
+            (a.kind as u8).cmp(&(b.kind as u8)).then(match a.kind {
+                crate::FormKind::Rinko => (a.kokuji, a.eda).cmp(&(b.kokuji, b.eda)),
+                crate::FormKind::Iken => a.id.cmp(&b.id),
+            })
+        });
         v
+    }
+
+    /// Every disease of both programmes, for the picker (`Disease::matches` searches name,
+    /// synonym and number); each has a form of the same id.
+    pub fn diseases(&self) -> &[crate::diseases::Disease] {
+        &self.diseases
     }
 }
 

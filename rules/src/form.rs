@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::CatalogueError;
 
 /// Which family of form this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FormKind {
     /// 臨床調査個人票 (adults, 指定難病).
@@ -391,7 +391,44 @@ pub struct FormDef {
     pub compiled: crate::expr::Compiled,
 }
 
+/// How much the rules do for a form, as the editor says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FormLevel {
+    /// 記載のみ: the doctor writes and selects; only the shared checks apply.
+    RecordOnly,
+    /// チェック: the disease's own items and checks, no machine judgment.
+    Checked,
+    /// 機械判定: category or severity judged from the items.
+    MachineJudged,
+}
+
+impl FormLevel {
+    pub fn label(self) -> &'static str {
+        match self {
+            FormLevel::RecordOnly => "記載のみ",
+            FormLevel::Checked => "チェック",
+            FormLevel::MachineJudged => "機械判定",
+        }
+    }
+}
+
 impl FormDef {
+    /// 記載のみ for a form generated from the disease list, 機械判定 when a judgment has
+    /// conditions, else チェック.
+    pub fn level(&self) -> FormLevel {
+        if crate::diseases::is_disease_list(&self.file) {
+            FormLevel::RecordOnly
+        } else if self
+            .judgments
+            .iter()
+            .any(|j| j.outcomes.iter().any(|o| !o.conditions.is_empty()))
+        {
+            FormLevel::MachineJudged
+        } else {
+            FormLevel::Checked
+        }
+    }
+
     /// The form's id with its version, `rinko-011@2023.04-2`: what a sheet records it was
     /// written on (M20).
     pub fn versioned_id(&self) -> String {

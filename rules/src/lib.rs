@@ -22,6 +22,7 @@ pub mod carry;
 pub mod cases;
 pub mod catalogue;
 pub mod check;
+pub mod diseases;
 pub mod evaluate;
 pub mod expr;
 pub mod form;
@@ -32,7 +33,7 @@ pub mod value;
 pub use catalogue::Catalogue;
 pub use check::{Message, Mode, check, normalise_input};
 pub use evaluate::{Evaluation, Judgment, JudgmentResult, Outcome, evaluate};
-pub use form::{FormDef, FormKind, ItemDef, ItemType, SectionDef};
+pub use form::{FormDef, FormKind, FormLevel, ItemDef, ItemType, SectionDef};
 pub use pack::{PackError, PackInfo, RulePack};
 pub use value::Date;
 
