@@ -152,6 +152,9 @@ impl Catalogue {
             .collect();
 
         let mut forms = BTreeMap::new();
+        // One expression environment and one parse of each expression for the whole catalogue.
+        let env = expr::env();
+        let parsed = expr::Parsed::default();
         for (name, f) in files.iter().filter(|(_, f)| f.form.kokuji.is_some()) {
             let h = &f.form;
             let invalid = |item: Option<&str>, message: String| CatalogueError::Invalid {
@@ -297,7 +300,8 @@ impl Catalogue {
                     }
                 }
             }
-            let compiled = compile_form(name, &sections, &section_file, &rules, f)?;
+            let compiled =
+                compile_form(name, &sections, &section_file, &rules, f, (&env, &parsed))?;
             forms.insert(
                 h.id.clone(),
                 FormDef {
@@ -440,6 +444,7 @@ fn compile_form(
     section_file: &HashMap<String, String>,
     rules: &[(String, RuleDef)],
     f: &FormFile,
+    (env, parsed): (&std::sync::Arc<cel::Env>, &expr::Parsed),
 ) -> Result<Compiled, CatalogueError> {
     let items: HashMap<String, ItemType> = sections
         .iter()
@@ -447,7 +452,7 @@ fn compile_form(
         .collect();
     let section_ids: BTreeSet<String> = sections.iter().map(|s| s.id.clone()).collect();
     let mut out = CompiledForm {
-        env: expr::env(),
+        env: std::sync::Arc::clone(env),
         ..Default::default()
     };
     let mut used: BTreeSet<String> = BTreeSet::new();
@@ -465,6 +470,7 @@ fn compile_form(
             file: sfile,
             items: &items,
             sections: &section_ids,
+            parsed,
         };
         for item in &section.items {
             if !item.id.starts_with(&format!("{}.", section.id)) {
@@ -573,6 +579,7 @@ fn compile_form(
             file: rfile,
             items: &items,
             sections: &section_ids,
+            parsed,
         };
         let e = scope.compile(&format!("rule {}", rule.id), &rule.when)?;
         if let Some(i) = rule.items.iter().find(|i| !items.contains_key(*i)) {
@@ -589,6 +596,7 @@ fn compile_form(
         file,
         items: &items,
         sections: &section_ids,
+        parsed,
     };
     for j in &f.judgments {
         let place = j

@@ -25,7 +25,7 @@ use crate::form::ItemType;
 #[derive(Debug)]
 pub struct Expression {
     pub source: String,
-    program: Program,
+    program: Arc<Program>,
     /// Item ids it reads, sorted.
     pub items: Vec<String>,
 }
@@ -67,11 +67,16 @@ pub(crate) fn env() -> Arc<Env> {
     Arc::new(Env::stdlib())
 }
 
+/// Programs already parsed while a catalogue loads, by source: the shared sections' expressions
+/// are parsed once, not once per form.
+pub(crate) type Parsed = std::cell::RefCell<HashMap<String, Arc<Program>>>;
+
 /// What an expression may refer to: the form's items, by id.
 pub(crate) struct Scope<'a> {
     pub file: &'a str,
     pub items: &'a HashMap<String, ItemType>,
     pub sections: &'a BTreeSet<String>,
+    pub parsed: &'a Parsed,
 }
 
 impl Scope<'_> {
@@ -83,15 +88,26 @@ impl Scope<'_> {
             item: Some(place.to_string()),
             message,
         };
-        let program = Program::compile(source).map_err(|errors| {
-            let e = errors.errors.first();
-            let (line, col) = e.map(|e| e.pos).unwrap_or((0, 0));
-            let msg = e.map(|e| e.msg.clone()).unwrap_or_default();
-            invalid(format!(
-                "expression {source:?} does not parse at line {line}, column {}: {msg}",
-                col + 1
-            ))
-        })?;
+        let cached = self.parsed.borrow().get(source).cloned();
+        let program = match cached {
+            Some(p) => p,
+            None => {
+                let program = Program::compile(source).map_err(|errors| {
+                    let e = errors.errors.first();
+                    let (line, col) = e.map(|e| e.pos).unwrap_or((0, 0));
+                    let msg = e.map(|e| e.msg.clone()).unwrap_or_default();
+                    invalid(format!(
+                        "expression {source:?} does not parse at line {line}, column {}: {msg}",
+                        col + 1
+                    ))
+                })?;
+                let program = Arc::new(program);
+                self.parsed
+                    .borrow_mut()
+                    .insert(source.to_string(), Arc::clone(&program));
+                program
+            }
+        };
         let mut refs = BTreeSet::new();
         let mut unknown = Vec::new();
         walk(program.expression(), &mut Vec::new(), &mut |r| match r {
