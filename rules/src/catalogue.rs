@@ -57,6 +57,27 @@ pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
     BUILTIN
 }
 
+/// How many 指定難病 recipients the machine-judged forms cover (patients as each criteria text
+/// states them; diseases whose text states none count as 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JudgedShare {
+    pub judged: u64,
+    pub total: u64,
+    /// The machine-judged 臨個票 forms, by id.
+    pub judged_forms: Vec<String>,
+}
+
+impl JudgedShare {
+    /// `judged / total` as a percentage (0 when nothing is known).
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.judged as f64 * 100.0 / self.total as f64
+        }
+    }
+}
+
 /// The loaded, validated set of forms.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
@@ -383,6 +404,28 @@ impl Catalogue {
             })
         });
         v
+    }
+
+    /// The 指定難病 recipients covered by machine judgment (for `nsdb rules list --judged`): the
+    /// patients each criteria text states, summed over the forms of level 機械判定, against all.
+    pub fn judged_share(&self) -> JudgedShare {
+        let mut share = JudgedShare::default();
+        for d in self
+            .diseases
+            .iter()
+            .filter(|d| d.kind == crate::FormKind::Rinko)
+        {
+            let n = u64::from(d.patients.unwrap_or(0));
+            share.total += n;
+            if self
+                .form(&d.id)
+                .is_some_and(|f| f.level() == crate::FormLevel::MachineJudged)
+            {
+                share.judged += n;
+                share.judged_forms.push(d.id.clone());
+            }
+        }
+        share
     }
 
     /// Every disease of both programmes, for the picker (`Disease::matches` searches name,

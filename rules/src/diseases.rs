@@ -46,6 +46,9 @@ pub struct Disease {
     pub severity_text: String,
     pub source: String,
     pub unverified: String,
+    /// The 患者数 the criteria text states (医療受給者証保持者数, mostly 2012–2014), when it
+    /// states one.
+    pub patients: Option<u32>,
 }
 
 impl Disease {
@@ -85,7 +88,8 @@ fn narrow(s: &str) -> String {
 }
 
 /// Reads the list: one disease a line, tab-separated (kind, id, number, group, name, synonyms,
-/// categories, category text, severity text, source, unverified; lists joined by ｜); `#` lines
+/// categories, category text, severity text, source, unverified, patients; lists joined by ｜);
+/// `#` lines
 /// are comments. A malformed line is an error naming its line.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Disease>, CatalogueError> {
     let mut out = Vec::new();
@@ -99,8 +103,8 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Disease>, CatalogueError> {
             item: Some(format!("line {}", n + 1)),
             message,
         };
-        if c.len() != 11 {
-            return Err(bad(format!("{} columns, expected 11", c.len())));
+        if c.len() != 12 {
+            return Err(bad(format!("{} columns, expected 12", c.len())));
         }
         let kind = match c[0] {
             "rinko" => FormKind::Rinko,
@@ -128,6 +132,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Disease>, CatalogueError> {
             severity_text: c[8].to_string(),
             source: c[9].to_string(),
             unverified: c[10].to_string(),
+            patients: c[11].parse().ok(),
         });
     }
     Ok(out)
@@ -371,6 +376,17 @@ mod tests {
         let ev = crate::evaluate(form, &values, crate::Date::new(2026, 4, 1).expect("date"));
         assert!(ev.judgment.category.is_none() && ev.judgment.severity.is_none());
         assert!(ev.judgment.messages.is_empty());
+    }
+
+    #[test]
+    fn the_judged_share_counts_the_patients_of_machine_judged_forms() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        let share = cat.judged_share();
+        // 潰瘍性大腸炎 (143,733) and パーキンソン病 (108,800) are judged; 球脊髄性筋萎縮症 is not.
+        assert!(share.judged >= 143_733 + 108_800, "{share:?}");
+        assert!(share.total > share.judged);
+        assert!(share.judged_forms.contains(&"rinko-097".to_string()));
+        assert!(!share.judged_forms.contains(&"rinko-001".to_string()));
     }
 
     #[test]
