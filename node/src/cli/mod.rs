@@ -82,7 +82,8 @@ enum Command {
         #[arg(long)]
         sheets: Option<usize>,
     },
-    /// The form catalogue: list forms, check a sheet, create the ministry key, sign a pack.
+    /// The form catalogue: list forms, lint them, check a sheet, create the ministry key, sign a
+    /// pack.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
@@ -122,6 +123,16 @@ enum RulesCommand {
         pack: PackArgs,
         #[arg(long)]
         json: bool,
+        /// Only the forms with machine judgment, and the share of 指定難病 recipients they cover.
+        #[arg(long)]
+        judged: bool,
+    },
+    /// Lints form files: undefined items, unreachable judgments, scales cited but unused,
+    /// messages that name no item, missing sources. Exits 1 when there is any finding.
+    Lint {
+        /// A directory of form files; default: the forms built into nsdb.
+        #[arg(long, value_name = "DIR")]
+        forms: Option<PathBuf>,
     },
     /// Checks, calculates and judges one sheet (a JSON object of item id → value); prints JSON.
     Check {
@@ -407,10 +418,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 fn rules_command(command: RulesCommand) -> anyhow::Result<()> {
     match command {
-        RulesCommand::List { pack, json } => rules::list(
+        RulesCommand::List { pack, json, judged } => rules::list(
             &rules::catalogue(pack.pack.as_deref(), pack.ministry_key.as_deref())?,
             json,
+            judged,
         ),
+        RulesCommand::Lint { forms } => rules::lint(forms.as_ref()),
         RulesCommand::Check {
             form,
             sheet,
