@@ -666,3 +666,98 @@ async fn a_conflict_pick_is_refused_without_the_token_a_value_or_a_conflict() {
     );
     assert!(!before.contains("競合なし"));
 }
+
+#[tokio::test]
+async fn a_value_longer_than_its_items_limit_or_a_sheet_past_its_ceiling_is_refused_at_save() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    c.api_login("doctor").await;
+    let long = "あ".repeat(nsdb_rules::form::ENTRY_LIMIT + 1);
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-006", "items": {"patient.address": long}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("「住所」は2000文字までです（2001文字あります）"),
+        "{message}"
+    );
+
+    let at_limit = "あ".repeat(nsdb_rules::form::ENTRY_LIMIT);
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-006", "items": {"patient.address": at_limit}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = c
+        .json(
+            Method::PUT,
+            &format!("/api/v1/sheets/{id}"),
+            json!({"items": {"patient.address": long}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = c.get(&format!("/api/v1/sheets/{id}")).await;
+    assert_eq!(r.json()["items"]["patient.address"], at_limit.as_str());
+
+    // The editor refuses it with the same words.
+    let mut ui = Client::new(&t);
+    let csrf = ui.ui_login("doctor").await;
+    let r = ui
+        .form(
+            &format!("/sheets/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "save"),
+                ("patient.address", &long),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("2000文字までです"), "{}", r.body);
+
+    // A sheet whose document grew past the ceiling before the limits (or by a path around
+    // them) takes no further save, and says why.
+    let doctor = t
+        .node
+        .login("doctor", "demo")
+        .await
+        .expect("signs in")
+        .principal;
+    for i in 0..10 {
+        let values = std::collections::BTreeMap::from([(
+            "patient.address".to_string(),
+            Some(nsdb::testing::sync::noise(1_800_000, i)),
+        )]);
+        nsdb::testing::sync::write_directly(&t.node, &id, doctor.user_id, values, None).await;
+    }
+    let r = c
+        .json(
+            Method::PUT,
+            &format!("/api/v1/sheets/{id}"),
+            json!({"items": {"patient.name": "上限 超過"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        r.body.len()
+    );
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("上限（8 MB）"),
+        "{}",
+        r.body
+    );
+}

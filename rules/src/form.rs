@@ -130,6 +130,8 @@ pub struct ItemDef {
     pub codes: Vec<Code>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// The length of the form's box, in characters: a longer text is kept and reported (a
+    /// draft message). What is saved at all is bounded by [`ItemDef::entry_limit`].
     pub max_len: Option<usize>,
     /// Whether the value carries forward to next year's renewal sheet (前回値踏襲).
     #[serde(default)]
@@ -457,7 +459,58 @@ impl FormDef {
     }
 }
 
+/// The most characters any item's value may have when it is saved (2,000: the largest free-text
+/// box of the official forms holds a few hundred, so this is generous), unless the item's
+/// `max_len` is larger. A longer value is refused at save with [`TooLong`], nothing stored.
+pub const ENTRY_LIMIT: usize = 2000;
+
+/// Values longer than their item's [`ItemDef::entry_limit`]: (item id, label, limit, length in
+/// characters). The message names each item in Japanese.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", too_long_message(.items))]
+pub struct TooLong {
+    pub items: Vec<(String, String, usize, usize)>,
+}
+
+fn too_long_message(items: &[(String, String, usize, usize)]) -> String {
+    items
+        .iter()
+        .map(|(_, label, limit, len)| {
+            format!("「{label}」は{limit}文字までです（{len}文字あります）。短くしてから保存してください。")
+        })
+        .collect()
+}
+
+impl FormDef {
+    /// Refuses typed values longer than their item's [`ItemDef::entry_limit`]; ids the form does
+    /// not have are left to `normalise_input`.
+    pub fn check_lengths(
+        &self,
+        input: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), TooLong> {
+        let items: Vec<_> = input
+            .iter()
+            .filter_map(|(id, value)| {
+                let item = self.item(id)?;
+                let (limit, len) = (item.entry_limit(), value.chars().count());
+                (len > limit).then(|| (id.clone(), item.label.clone(), limit, len))
+            })
+            .collect();
+        if items.is_empty() {
+            Ok(())
+        } else {
+            Err(TooLong { items })
+        }
+    }
+}
+
 impl ItemDef {
+    /// The most characters a value of this item may have when saved: [`ENTRY_LIMIT`], or the
+    /// item's `max_len` when that is larger.
+    pub fn entry_limit(&self) -> usize {
+        self.max_len.map_or(ENTRY_LIMIT, |n| n.max(ENTRY_LIMIT))
+    }
+
     /// The label of a code, for display.
     pub fn code_label(&self, code: &str) -> Option<&str> {
         self.codes

@@ -90,6 +90,18 @@ pub struct SyncStatusView {
     pub last_session: Vec<(String, String)>,
     /// (when, message), newest last.
     pub errors: Vec<(String, String)>,
+    /// Sheets that could not cross, set aside while the others keep flowing.
+    pub set_aside: Vec<SetAsideView>,
+}
+
+/// One sheet set aside by sync, as the sync page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct SetAsideView {
+    pub sheet_id: String,
+    pub reason: String,
+    pub since: String,
+    pub attempts: u32,
+    pub next_retry: String,
 }
 
 /// The sync status page.
@@ -106,6 +118,22 @@ pub fn sync_status(ctx: &PageContext<'_>, s: &SyncStatusView) -> Markup {
                 dt { "最終試行" } dd { (s.last_attempt) }
                 dt { "送信待ち" } dd { (s.waiting) "件" }
                 dt { "同期回数" } dd { (s.sessions) }
+            }
+            h2 { "送れない票（保留中）" }
+            @if s.set_aside.is_empty() { p { "ありません。" } }
+            @else {
+                p { "次の票は送れなかったため保留し、間隔をあけて再送します。他の票の同期は続いています。" }
+                table.list.set-aside {
+                    thead { tr { th { "票" } th { "理由" } th { "保留開始" } th { "試行回数" } th { "次の再送" } } }
+                    tbody {
+                        @for a in &s.set_aside {
+                            tr {
+                                td { a href={ "/sheets/" (a.sheet_id) } { (a.sheet_id) } }
+                                td { (a.reason) } td { (a.since) } td { (a.attempts) } td { (a.next_retry) }
+                            }
+                        }
+                    }
+                }
             }
             @if !s.last_session.is_empty() {
                 h2 { "直近の同期" }

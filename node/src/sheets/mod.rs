@@ -194,6 +194,12 @@ pub fn new_sheet_of(
     }
 }
 
+/// The ceiling of a sheet's stored document (8 MiB): an edit that would take it past this is
+/// refused. An ordinary sheet is tens of KB and grows by the changed items on each save; even
+/// rewriting a full 2,000-character box (about 6 KB) on every save, a sheet reaches this only
+/// after more than a thousand such saves.
+pub const SHEET_CEILING: usize = 8 * 1024 * 1024;
+
 /// Writes a sheet's document, its list projection and its sync heads. Every write of a
 /// document goes through here, which keeps the sync inventories current.
 pub fn store_sheet(
@@ -299,6 +305,8 @@ impl Node {
     ) -> Result<SheetDetail> {
         authorize(p, Action::CreateSheet, Target::None)?;
         let form = self.form(form_id)?;
+        form.check_lengths(input)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let mut values = nsdb_rules::normalise_input(form, input)?;
         // What the node already knows is filled in, not typed: the institution, and the doctor
         // when a doctor starts the sheet.
@@ -429,7 +437,10 @@ impl Node {
     }
 
     /// Saves typed values into a sheet (一時保存). An empty value clears the item. Values that
-    /// are malformed are kept as typed and reported, so nothing typed is lost. An approved sheet
+    /// are malformed are kept as typed and reported, so nothing typed is lost. A value longer
+    /// than its item's entry limit (`nsdb_rules::form::ENTRY_LIMIT`), or an edit that would take
+    /// the stored document past [`SHEET_CEILING`], is refused as a whole (`Error::Invalid`,
+    /// with the reason in Japanese) and nothing is stored. An approved sheet
     /// cannot be changed; a registered one goes back to draft when its doctor changes it.
     pub async fn update_sheet(
         &self,
@@ -464,7 +475,23 @@ impl Node {
                 let form = catalogue
                     .form(&row.form_id)
                     .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                if let Err(e) = form.check_lengths(&input) {
+                    return Ok(Err(Error::Invalid(e.to_string())));
+                }
                 let values = nsdb_rules::normalise_input(form, &input)?;
+                // A sheet's stored document has a ceiling no ordinary life of edits reaches.
+                let stored: i64 = tx.query_row(
+                    "SELECT length(doc) FROM sheets WHERE id = ?1",
+                    [&sid],
+                    |r| r.get(0),
+                )?;
+                let typed: usize = input.values().map(String::len).sum();
+                if stored as usize + typed > SHEET_CEILING {
+                    return Ok(Err(Error::Invalid(format!(
+                        "この臨床調査個人票・医療意見書は保存データが上限（{} MB）に達したため、これ以上保存できません。入力した内容は保存されていません。新しい票で作成し直すか、管理者に連絡してください。",
+                        SHEET_CEILING / (1024 * 1024)
+                    ))));
+                }
                 let reopen = match row.status.as_str() {
                     status::APPROVED => {
                         return Ok(Err(Error::Invalid(
