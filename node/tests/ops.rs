@@ -422,3 +422,31 @@ fn sigterm_finishes_and_exits_cleanly() {
     assert!(status.success(), "exit status {status}");
     ok(&site.add_user("dr-after-stop"));
 }
+
+#[test]
+fn doctor_passes_a_good_install_and_says_what_to_fix_on_a_broken_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    std::fs::set_permissions(site.path("data"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = ok(&site.nsdb(&["doctor"]));
+    assert!(out.contains("chain verified"), "{out}");
+    assert!(out.contains("not enrolled"), "{out}");
+
+    // Broken: a key file others can read, an open data directory, a rule pack that is missing.
+    std::fs::set_permissions(site.path("db.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(site.path("data"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut config = std::fs::read_to_string(site.config()).unwrap();
+    config.push_str(&format!(
+        "\n[rules]\npack = \"missing.pack\"\nministry_key = \"{}\"\n",
+        "ab".repeat(32)
+    ));
+    std::fs::write(site.config(), config).unwrap();
+    let out = site.nsdb(&["doctor"]);
+    let err = refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(err.contains("3 problem(s)"), "{err}\n{said}");
+    assert!(said.contains("chmod 600"), "{said}");
+    assert!(said.contains("chmod 700"), "{said}");
+    assert!(said.contains("FIX  rule pack"), "{said}");
+}

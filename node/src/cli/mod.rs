@@ -113,6 +113,12 @@ enum Command {
         #[arg(long)]
         recover: bool,
     },
+    /// Checks the installation (key file, data directory, disk, clock, database, enrollment,
+    /// rule pack) and says what to fix.
+    Doctor {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// The form catalogue: list forms, check a sheet, create the ministry key, sign a pack.
     Rules {
         #[command(subcommand)]
@@ -440,6 +446,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             verify_only,
         } => ops::restore(&config, &backup, verify_only),
         Command::Rekey { config, recover } => ops::rekey(&config, recover),
+        Command::Doctor { config } => ops::doctor(&config),
     }
 }
 

@@ -105,3 +105,26 @@ pub fn rekey(config: &Path, recover_only: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `nsdb doctor --config FILE`: prints every check; fails when one needs fixing.
+pub fn doctor(config: &Path) -> anyhow::Result<()> {
+    use crate::ops::doctor::{Verdict, examine};
+    let config = NodeConfig::from_file(config)?;
+    let findings = examine(&config, crate::Clock::System.now_ms());
+    let mut to_fix = 0;
+    for f in &findings {
+        let tag = match f.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fix => {
+                to_fix += 1;
+                "FIX "
+            }
+        };
+        println!("{tag} {:<15} {}", f.check, f.say);
+    }
+    if to_fix > 0 {
+        anyhow::bail!("{to_fix} problem(s) to fix (lines marked FIX)");
+    }
+    Ok(())
+}

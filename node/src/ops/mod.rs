@@ -8,6 +8,7 @@
 //! value or a key, and must never replace a database before the replacement has been verified.
 
 pub mod backup;
+pub mod doctor;
 pub mod guard;
 pub mod rekey;
 
