@@ -123,12 +123,24 @@ fn data_dir(dir: &Path) -> Finding {
         };
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
-        if me == 0 && meta.uid() == 0 {
+        if meta.mode() & 0o077 != 0 {
             return finding(
                 "data directory",
                 Verdict::Fix,
                 format!(
-                    "{} belongs to root; the service runs as its own user: chown -R nsdb:nsdb {}",
+                    "{} can be read or entered by others (mode {:o}): chmod 700 {}",
+                    dir.display(),
+                    meta.mode() & 0o777,
+                    dir.display()
+                ),
+            );
+        }
+        if me == 0 && meta.uid() == 0 {
+            return finding(
+                "data directory",
+                Verdict::Warn,
+                format!(
+                    "{} belongs to root; if the service runs as its own user (provisioning/systemd): chown -R nsdb:nsdb {}",
                     dir.display(),
                     dir.display()
                 ),
@@ -142,18 +154,6 @@ fn data_dir(dir: &Path) -> Finding {
                     "{} belongs to user id {}, not to the user running nsdb (id {me}): chown -R nsdb:nsdb {}",
                     dir.display(),
                     meta.uid(),
-                    dir.display()
-                ),
-            );
-        }
-        if meta.mode() & 0o077 != 0 {
-            return finding(
-                "data directory",
-                Verdict::Fix,
-                format!(
-                    "{} can be read or entered by others (mode {:o}): chmod 700 {}",
-                    dir.display(),
-                    meta.mode() & 0o777,
                     dir.display()
                 ),
             );
