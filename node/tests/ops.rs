@@ -450,3 +450,43 @@ fn doctor_passes_a_good_install_and_says_what_to_fix_on_a_broken_one() {
     assert!(said.contains("chmod 700"), "{said}");
     assert!(said.contains("FIX  rule pack"), "{said}");
 }
+
+#[test]
+fn a_damaged_database_refuses_writes_and_says_how_to_restore() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    for n in 0..40 {
+        ok(&site.add_user(&format!("dr-filler-{n}")));
+    }
+    let db = site.path("data/node.db");
+    let key = nsdb::store::DbKey::from_hex(&"5a".repeat(32)).unwrap();
+    {
+        let c = nsdb::store::connect(&db, Some(&key), rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    // Flip bytes inside one page past the schema (4096-byte pages).
+    let mut bytes = std::fs::read(&db).unwrap();
+    let pages = bytes.len() / 4096;
+    assert!(pages > 4, "{pages} pages");
+    let at = (pages - 2) * 4096 + 1000;
+    for b in &mut bytes[at..at + 8] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+
+    let err = refused(&site.add_user("dr-new"));
+    assert!(
+        err.contains("損傷") && err.contains("nsdb restore"),
+        "{err}"
+    );
+    let out = site.nsdb(&["doctor"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("FIX  integrity"), "{said}");
+    let server = site.serve();
+    let health = http(site.port, "GET", "/api/v1/health", None, "");
+    stop(server);
+    let (_, body) = health.unwrap();
+    assert!(body.contains("\"status\":\"damaged\""), "{body}");
+}

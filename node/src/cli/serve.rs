@@ -16,9 +16,12 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let node = Node::open(config, crate::Clock::System)?;
     let inst = node.config.institution.clone();
     let kind = node.role().institution_kind();
-    node.store
-        .write(move |c| crate::accounts::ensure_institution(c, &inst.code, &inst.name, kind))
-        .await?;
+    // A damaged database refuses writes; the node still serves, saying so on every answer.
+    if node.store.damage().is_none() {
+        node.store
+            .write(move |c| crate::accounts::ensure_institution(c, &inst.code, &inst.name, kind))
+            .await?;
+    }
     let sync = crate::sync_service::start(&node, Default::default())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

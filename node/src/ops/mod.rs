@@ -10,6 +10,7 @@
 pub mod backup;
 pub mod doctor;
 pub mod guard;
+pub mod integrity;
 pub mod rekey;
 
 use std::path::{Path, PathBuf};

@@ -151,6 +151,10 @@ pub enum StoreError {
     Migration(#[from] rusqlite_migration::Error),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "データベースに損傷が見つかったため、保存を止めています（閲覧はできます）。管理者は nsdb doctor で確認し、最新のバックアップから nsdb restore で復元してください。 ({0})"
+    )]
+    Damaged(String),
     #[error("the database threads have stopped")]
     Stopped,
 }
@@ -194,6 +198,7 @@ pub struct Store {
     writer: mpsc::Sender<Job>,
     readers: mpsc::Sender<Job>,
     path: Arc<PathBuf>,
+    damage: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -339,6 +344,7 @@ impl Store {
             writer: wtx,
             readers: rtx,
             path: Arc::new(path.to_path_buf()),
+            damage: Arc::default(),
         })
     }
 
@@ -362,7 +368,21 @@ impl Store {
         rx.await.map_err(|_| StoreError::Stopped)?
     }
 
-    /// Runs `f` on the writer connection. Writes are serialised.
+    /// Marks the database as damaged (found by an integrity check): from now on every write is
+    /// refused with [`StoreError::Damaged`]; reads go on.
+    pub fn mark_damaged(&self, what: String) {
+        if let Ok(mut d) = self.damage.lock() {
+            *d = Some(what);
+        }
+    }
+
+    /// What damage was found, if any.
+    pub fn damage(&self) -> Option<String> {
+        self.damage.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// Runs `f` on the writer connection. Writes are serialised. Refused with
+    /// [`StoreError::Damaged`] once the database was found damaged.
     pub async fn write<T, E>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
@@ -371,6 +391,9 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        if let Some(what) = self.damage() {
+            return Err(StoreError::Damaged(what).into());
+        }
         Store::run(&self.writer, f).await
     }
 
