@@ -474,6 +474,26 @@ mod tests {
         assert_eq!(n, 1);
     }
 
+    #[tokio::test]
+    async fn a_database_newer_than_this_binary_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        let store = Store::open(&path, Some(&key(5)), 1).unwrap();
+        let newer = schema_version() + 1;
+        store
+            .write(move |c| {
+                c.pragma_update(None, "user_version", newer)?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let err = Store::open(&path, Some(&key(5)), 1).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains("newer nsdb"), "{err}");
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_key_file_others_can_read_is_refused() {
