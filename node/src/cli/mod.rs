@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod ops;
 pub mod rules;
 pub mod seed;
 pub mod serve;
@@ -81,6 +82,42 @@ enum Command {
         /// (rules, default 2000).
         #[arg(long)]
         sheets: Option<usize>,
+    },
+    /// Takes an online, encrypted backup of the node's database (users, sheets, workflow
+    /// history, audit log) into a new directory, with a manifest and checksum.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The backup directory to create (must be new or empty).
+        #[arg(value_name = "DIR")]
+        dest: PathBuf,
+    },
+    /// Verifies a backup (checksum, integrity, audit chain, this node's) and puts it in place of
+    /// the node's database. The node must be stopped.
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// A directory written by `nsdb backup`.
+        #[arg(value_name = "DIR")]
+        backup: PathBuf,
+        /// Verify only; replace nothing.
+        #[arg(long)]
+        verify_only: bool,
+    },
+    /// Changes the database key to a new random key (the node must be stopped); the old key is
+    /// kept as <key_file>.old for older backups.
+    Rekey {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only finish or undo an interrupted rekey.
+        #[arg(long)]
+        recover: bool,
+    },
+    /// Checks the installation (key file, data directory, disk, clock, database, enrollment,
+    /// rule pack) and says what to fix.
+    Doctor {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
     /// The form catalogue: list forms, lint them, check a sheet, create the ministry key, sign a
     /// pack.
@@ -413,6 +450,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Rules { command } => rules_command(command),
+        Command::Backup { config, dest } => ops::backup(&config, &dest),
+        Command::Restore {
+            config,
+            backup,
+            verify_only,
+        } => ops::restore(&config, &backup, verify_only),
+        Command::Rekey { config, recover } => ops::rekey(&config, recover),
+        Command::Doctor { config } => ops::doctor(&config),
     }
 }
 
