@@ -171,13 +171,15 @@ async fn a_doctor_creates_reads_updates_and_finds_a_sheet_through_the_api() {
 
     let r = c.get(&format!("/api/v1/sheets/{id}")).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["items"]["patient.name"], "試験 紗季");
+    let read = r.json();
+    assert_eq!(read["items"]["patient.name"], "試験 紗季");
+    let version = read["version"].clone();
 
     let r = c
         .json(
             Method::PUT,
             &format!("/api/v1/sheets/{id}"),
-            json!({"items": {"patient.postal_code": "1008916", "patient.birth_date": "2099-01-01", "patient.sex": ""}}),
+            json!({"version": version, "items": {"patient.postal_code": "1008916", "patient.birth_date": "2099-01-01", "patient.sex": ""}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -292,7 +294,7 @@ async fn a_user_of_another_hospital_cannot_open_or_change_a_sheet() {
         .json(
             Method::PUT,
             &format!("/api/v1/sheets/{id}"),
-            json!({"items": {"patient.name": "改竄"}}),
+            json!({"version": [], "items": {"patient.name": "改竄"}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
