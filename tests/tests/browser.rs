@@ -631,7 +631,13 @@ async fn a_conflict_from_two_nodes_stays_open_in_the_editor_until_the_doctor_cho
     c.goto(&t.url(&format!("/sheets/{id}/edit"))).await.unwrap();
     let panel = text_of(&c, "section.conflicts").await;
     assert!(panel.contains("3度") && panel.contains("4度"), "{panel}");
-    let at_item = text_of(&c, "p.conflict").await;
+    // The item's own note, on its (possibly hidden) tab.
+    let at_item = wait_for(&c, "p.conflict")
+        .await
+        .prop("textContent")
+        .await
+        .unwrap()
+        .unwrap_or_default();
     assert!(
         at_item.contains("3度") && at_item.contains("4度"),
         "{at_item}"
@@ -728,7 +734,7 @@ async fn unsaved_typing_is_never_lost_by_leaving_or_by_an_expired_session() {
         .await
         .unwrap();
     click(&c, "button[value='save']").await;
-    wait_url(&c, "/login").await;
+    // The answer to the save is the sign-in page, holding what was posted.
     let said = text_of(&c, "p.resume").await;
     assert!(said.contains("有効期限が切れた"), "{said}");
     type_into(&c, "#login", "doctor").await;
