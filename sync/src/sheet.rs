@@ -335,6 +335,36 @@ impl Sheet {
             .collect())
     }
 
+    /// The name (and place) an author gave when they wrote this sheet, on whichever node, from
+    /// the document itself: `(name, place)`, `None` for an author who never named themselves.
+    pub fn author_name(&self, author: &Author) -> Option<(String, Option<String>)> {
+        let read = |key: String| match self.doc.get(ROOT, key.as_str()) {
+            Ok(Some((value, _))) => value.into_string().ok(),
+            _ => None,
+        };
+        let name = read(author_key(author))?;
+        Some((name, read(place_key(author))))
+    }
+
+    /// Records who `edit.author` is (their name and their institution) in the document, so
+    /// that every node that holds the sheet can show them by name. Writes only what is not
+    /// recorded yet; returns whether it wrote.
+    pub fn set_author_name(&mut self, name: &str, place: &str, edit: Edit<'_>) -> bool {
+        let known = self.author_name(&edit.author);
+        let same = known
+            .as_ref()
+            .is_some_and(|(n, p)| n == name && p.as_deref() == Some(place));
+        if same || name.is_empty() {
+            return false;
+        }
+        let (name_key, place_key) = (author_key(&edit.author), place_key(&edit.author));
+        self.write(edit, |tx| {
+            tx.put(ROOT, name_key.as_str(), name)?;
+            tx.put(ROOT, place_key.as_str(), place)
+        });
+        true
+    }
+
     /// Sets the status; returns whether it changed (no change is made otherwise).
     pub fn set_status(&mut self, status: &str, edit: Edit<'_>) -> bool {
         if self.header.status == status && !self.root_conflicted(key::STATUS) {
@@ -543,6 +573,16 @@ impl Sheet {
         must(ops(&mut tx));
         tx.commit_with(edit.commit_options());
     }
+}
+
+/// The root key naming an author: `author.<node>.<user>`.
+fn author_key(author: &Author) -> String {
+    format!("author.{}.{}", author.node, author.user)
+}
+
+/// The root key holding an author's institution: `author.<node>.<user>.place`.
+fn place_key(author: &Author) -> String {
+    format!("{}.place", author_key(author))
 }
 
 /// Writes the layout of a new sheet; returns the patient and items maps.
@@ -1290,6 +1330,21 @@ mod tests {
             sheet.set_fields_since(&[unknown], &changes(&[("q1", None)]), edit(me, 40, "")),
             Err(SheetError::UnknownVersion { .. })
         ));
+    }
+
+    #[test]
+    fn an_authors_name_travels_with_the_document() {
+        let mut sheet = created();
+        let who = author(CLINIC_NODE, 9);
+        assert!(sheet.author_name(&who).is_none());
+        assert!(sheet.set_author_name("佐藤 一郎", "○○クリニック", edit(who, 10, "")));
+        assert!(!sheet.set_author_name("佐藤 一郎", "○○クリニック", edit(who, 11, "")));
+        let copy = Sheet::load(&sheet.save()).expect("loads");
+        assert_eq!(
+            copy.author_name(&who),
+            Some(("佐藤 一郎".to_string(), Some("○○クリニック".to_string())))
+        );
+        assert!(copy.fields().is_empty(), "names are not items");
     }
 
     /// Two copies of one sheet, as two nodes would hold them after a sync.

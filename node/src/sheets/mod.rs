@@ -362,6 +362,7 @@ impl Node {
             .map(|(k, v)| (k, Some(v)))
             .collect();
         sheet.set_fields(&changes, edit);
+        sheet.set_author_name(&p.name, &self.config.institution.name, edit);
         let uid = p.user_id;
         let sid = id.to_string();
         let sheet = self
@@ -506,6 +507,7 @@ impl Node {
         let now = self.clock.now_ms();
         let author = self.author(p);
         let catalogue = self.catalogue.clone();
+        let place = self.config.institution.name.clone();
         let (principal, sid, input) = (p.clone(), id.to_string(), input.clone());
         let outcome = self
             .store
@@ -582,6 +584,7 @@ impl Node {
                     },
                 };
                 if !changed.is_empty() {
+                    sheet.set_author_name(&principal.name, &place, edit);
                     store_sheet(&tx, &mut sheet, &row.registration, now)?;
                     let mut st = tx.prepare(
                         "DELETE FROM carried_items WHERE sheet_id = ?1 AND item_id = ?2",

@@ -216,6 +216,7 @@ impl Node {
         };
         let block = access_key::local_block(&self.node_id.0);
         let catalogue = self.catalogue.clone();
+        let place = self.config.institution.name.clone();
         let (principal, sid) = (p.clone(), id.to_string());
         let outcome = self
             .store
@@ -404,6 +405,7 @@ impl Node {
                         }
                     };
                 sheet.set_status(new_status, edit);
+                sheet.set_author_name(&principal.name, &place, edit);
                 store_sheet(&tx, &mut sheet, &row.registration, now)?;
                 tx.execute(
                     "UPDATE sheets SET assignee = ?1 WHERE id = ?2",
