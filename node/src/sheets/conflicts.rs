@@ -189,8 +189,8 @@ impl Node {
                     at_ms: now,
                     message: "競合解消",
                 };
-                sheet.set_fields(&changes, edit);
                 sheet.set_author_name(&principal.name, &place, edit);
+                sheet.set_fields(&changes, edit);
                 store_sheet(&tx, &mut sheet, &registration, now)?;
                 audit::append(
                     &tx,

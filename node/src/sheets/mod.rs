@@ -333,6 +333,8 @@ impl Node {
         if p.role() == Role::Doctor {
             known.push(("doctor.name", p.name.clone()));
         }
+        // 記載年月日: the day the sheet is started, which the doctor changes when it differs.
+        known.push(("doctor.written_date", self.clock.today_jst().to_string()));
         for (item, value) in known {
             if form.item(item).is_some() && values.get(item).is_none_or(|v| v.is_empty()) {
                 values.insert(item.to_string(), value);
@@ -361,8 +363,9 @@ impl Node {
             .filter(|(_, v)| !v.is_empty())
             .map(|(k, v)| (k, Some(v)))
             .collect();
-        sheet.set_fields(&changes, edit);
+        // Who writes is recorded before what they write, so the last version is the values.
         sheet.set_author_name(&p.name, &self.config.institution.name, edit);
+        sheet.set_fields(&changes, edit);
         let uid = p.user_id;
         let sid = id.to_string();
         let sheet = self
@@ -560,6 +563,10 @@ impl Node {
                     at_ms: now,
                     message: "一時保存",
                 };
+                // Who writes is recorded before what they write (once per author and sheet).
+                if !changes.is_empty() {
+                    sheet.set_author_name(&principal.name, &place, edit);
+                }
                 let changed = match &base {
                     None => sheet.set_fields(&changes, edit),
                     Some(base) if base.is_empty() => {
@@ -584,7 +591,6 @@ impl Node {
                     },
                 };
                 if !changed.is_empty() {
-                    sheet.set_author_name(&principal.name, &place, edit);
                     store_sheet(&tx, &mut sheet, &row.registration, now)?;
                     let mut st = tx.prepare(
                         "DELETE FROM carried_items WHERE sheet_id = ?1 AND item_id = ?2",

@@ -241,6 +241,7 @@ impl Node {
                     at_ms: now,
                     message: &message,
                 };
+                sheet.set_author_name(&principal.name, &place, edit);
                 let me = principal.user_id;
                 let st = row.status.as_str();
                 let (new_status, assignee, comment): (&str, Option<u64>, Option<String>) =
@@ -405,7 +406,6 @@ impl Node {
                         }
                     };
                 sheet.set_status(new_status, edit);
-                sheet.set_author_name(&principal.name, &place, edit);
                 store_sheet(&tx, &mut sheet, &row.registration, now)?;
                 tx.execute(
                     "UPDATE sheets SET assignee = ?1 WHERE id = ?2",
