@@ -563,10 +563,6 @@ impl Node {
                     at_ms: now,
                     message: "一時保存",
                 };
-                // Who writes is recorded before what they write (once per author and sheet).
-                if !changes.is_empty() {
-                    sheet.set_author_name(&principal.name, &place, edit);
-                }
                 let changed = match &base {
                     None => sheet.set_fields(&changes, edit),
                     Some(base) if base.is_empty() => {
@@ -591,6 +587,9 @@ impl Node {
                     },
                 };
                 if !changed.is_empty() {
+                    // Who wrote, once per author and sheet, after what they wrote: recorded
+                    // before, it would count every value since `base` as seen by them.
+                    sheet.set_author_name(&principal.name, &place, edit);
                     store_sheet(&tx, &mut sheet, &row.registration, now)?;
                     let mut st = tx.prepare(
                         "DELETE FROM carried_items WHERE sheet_id = ?1 AND item_id = ?2",

@@ -565,6 +565,7 @@ impl Node {
             user: p.user_id,
         };
         let catalogue = self.catalogue.clone();
+        let place = self.config.institution.name.clone();
         let (principal, source_id) = (p.clone(), id.to_string());
         let new_id = SheetId::random();
         let outcome = self
@@ -617,6 +618,7 @@ impl Node {
                     ),
                     edit,
                 );
+                sheet.set_author_name(&principal.name, &place, edit);
                 sheet.set_fields(&carried, edit);
                 store_sheet(&tx, &mut sheet, "screen", now)?;
                 let nid = new_id.to_string();
