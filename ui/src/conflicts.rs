@@ -36,6 +36,8 @@ pub struct ConflictPanel {
     /// Shows the buttons that keep a value (doctors who may edit the sheet).
     pub can_resolve: bool,
     pub items: Vec<ConflictItem>,
+    /// The pick returns to the editor rather than the view.
+    pub from_editor: bool,
 }
 
 /// The panel, or nothing when the sheet has no conflicts.
@@ -62,6 +64,7 @@ pub fn panel(p: &ConflictPanel) -> Markup {
                                                 input type="hidden" name="csrf" value=(p.csrf);
                                                 input type="hidden" name="field" value=(item.field);
                                                 input type="hidden" name="value" value=(c.value);
+                                                @if p.from_editor { input type="hidden" name="back" value="edit"; }
                                                 button.primary type="submit" { "この値を採用" }
                                             }
                                         }
@@ -161,6 +164,7 @@ mod tests {
             sheet_id: "s1".into(),
             csrf: "t".into(),
             can_resolve: true,
+            from_editor: false,
             items: vec![ConflictItem {
                 field: "q1".into(),
                 label: "発症".into(),

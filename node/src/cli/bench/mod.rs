@@ -500,11 +500,18 @@ pub async fn ui(opts: UiBench) -> anyhow::Result<Vec<Figure>> {
 
     let app = crate::http::router(node.clone());
     let cookie = format!("nsdb_session={}", session.token);
+    // The page's version is the one the sheet was created with, as on a page left open all
+    // morning: each save writes only the changed address, on top of that version.
+    let version = sheet.version.join(",");
     let save_body = serde_urlencoded::to_string(
         values
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain([("csrf", session.csrf.as_str()), ("action", "save")])
+            .chain([
+                ("csrf", session.csrf.as_str()),
+                ("action", "save"),
+                ("_version", version.as_str()),
+            ])
             .collect::<Vec<_>>(),
     )?;
     let get = |uri: String| {
