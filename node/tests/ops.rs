@@ -161,7 +161,8 @@ fn http(
     Some((status, body))
 }
 
-fn create_sheet(port: u16, token: &str, name: &str) -> String {
+/// Creates a sheet; its id and version (the JSON array a save states it edits).
+fn create_sheet(port: u16, token: &str, name: &str) -> (String, String) {
     let (status, body) = http(
         port,
         "POST",
@@ -172,7 +173,7 @@ fn create_sheet(port: u16, token: &str, name: &str) -> String {
     .unwrap();
     assert_eq!(status, 201, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["id"].as_str().unwrap().to_string()
+    (v["id"].as_str().unwrap().to_string(), v["version"].to_string())
 }
 
 fn stop(mut child: Child) {
@@ -188,7 +189,7 @@ fn saves_never_fail_while_another_process_adds_users() {
     ok(&site.add_user("dr-ops"));
     let server = site.serve();
     let token = site.login("dr-ops").unwrap();
-    let id = create_sheet(site.port, &token, "並行 試験");
+    let (id, version) = create_sheet(site.port, &token, "並行 試験");
     let port = site.port;
     let saver = std::thread::spawn(move || {
         let mut statuses = Vec::new();
@@ -198,7 +199,9 @@ fn saves_never_fail_while_another_process_adds_users() {
                 "PUT",
                 &format!("/api/v1/sheets/{id}"),
                 Some(&token),
-                &format!(r#"{{"items":{{"patient.postal_code":"100{n:04}"}}}}"#),
+                &format!(
+                    r#"{{"version":{version},"items":{{"patient.postal_code":"100{n:04}"}}}}"#
+                ),
             );
             statuses.push(r);
         }
