@@ -146,6 +146,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/002_sync.sql")),
         M::up(include_str!("../../migrations/003_workflow.sql")),
         M::up(include_str!("../../migrations/004_sync_seq.sql")),
+        M::up(include_str!("../../migrations/005_imports.sql")),
     ])
 }
 
