@@ -88,7 +88,10 @@ impl Site {
         self.t
             .node
             .store
-            .read(|c| c.query_row("SELECT COUNT(*) FROM sheets", [], |r| r.get(0)))
+            .read(|c| {
+                c.query_row("SELECT COUNT(*) FROM sheets", [], |r| r.get(0))
+                    .map_err(nsdb::Error::from)
+            })
             .await
             .unwrap()
     }
@@ -97,7 +100,7 @@ impl Site {
         self.t
             .node
             .store
-            .read(|c| nsdb::audit::recent(c, 100))
+            .read(|c| nsdb::audit::recent(c, 100).map_err(nsdb::Error::from))
             .await
             .unwrap()
             .into_iter()
@@ -404,7 +407,7 @@ async fn a_clerk_uploads_on_screen_and_downloads_the_result_table_as_csv() {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let mut call = async |req: Request<Body>, cookies: &mut HashMap<String, String>| {
+    let call = async |req: Request<Body>, cookies: &mut HashMap<String, String>| {
         let res = app.clone().oneshot(req).await.unwrap();
         for sc in res.headers().get_all(header::SET_COOKIE) {
             let sc = sc.to_str().unwrap();
