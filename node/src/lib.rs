@@ -5,8 +5,9 @@
 //! `cli` parses the command line and runs commands; `http` turns requests into domain calls and
 //! renders `nsdb-ui` views or JSON; the domain is `sheets` (with workflow and conflicts),
 //! `keys`, `accounts` (with `policy`, the one authorisation check), `audit`, `print`, `imports`
-//! (一括登録 of the check tool's sealed files, データ出力 as XML); `sync_service`
-//! replicates sheets with the hub; `store` is the encrypted database. Dependencies point down that
+//! (一括登録 of the check tool's sealed files, データ出力 as XML); `sync_service` replicates
+//! sheets with the hub; `store` is the encrypted database; `ops` backs it up, restores and
+//! rekeys it and refuses a database that is not this node's. Dependencies point down that
 //! list: no domain module imports `http` or `cli`, and no two modules import each other.
 //! `testing` (feature `testing`) is test support, never in a release build.
 
@@ -17,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod imports;
 pub mod keys;
+pub mod ops;
 pub mod print;
 pub mod sheets;
 pub mod store;
@@ -120,10 +122,36 @@ impl Node {
         let key = store::DbKey::load(&config.key)?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-        let store = Store::open(&config.database_path(), Some(&key), 3)?;
+        let db = config.database_path();
+        let node_id = NodeId(identity.node_id());
+        ops::guard::check_before_open(&config.data_dir, &db)?;
+        let store = match Store::open(&db, Some(&key), 3) {
+            Err(StoreError::WrongKey { path }) => {
+                return Err(match ops::rekey::which_key_opens(&config) {
+                    Some(other) => anyhow::anyhow!(
+                        "cannot open database {}: the configured key does not open it, but {} does (an interrupted nsdb rekey): run nsdb rekey --config FILE --recover",
+                        path.display(),
+                        other.display()
+                    ),
+                    None => StoreError::WrongKey { path }.into(),
+                });
+            }
+            other => other?,
+        };
+        ops::guard::claim(&config.data_dir, &db, &key, &node_id.to_string())?;
+        match ops::integrity::check(&db, &key, std::time::Duration::from_secs(20))? {
+            ops::integrity::Integrity::Intact => {}
+            ops::integrity::Integrity::Unfinished => {
+                tracing::warn!(target: "nsdb", "integrity check at start did not finish in 20 s; run nsdb doctor")
+            }
+            ops::integrity::Integrity::Damaged(problems) => {
+                tracing::error!(target: "nsdb", problems = %problems.join("; "), "the database is damaged: writes are refused; restore the last backup");
+                store.mark_damaged(problems.join("; "));
+            }
+        }
         let catalogue = load_catalogue(config.rules.as_ref())?;
         let node = Node {
-            node_id: NodeId(identity.node_id()),
+            node_id,
             config,
             store,
             catalogue: Arc::new(catalogue),

@@ -171,13 +171,15 @@ async fn a_doctor_creates_reads_updates_and_finds_a_sheet_through_the_api() {
 
     let r = c.get(&format!("/api/v1/sheets/{id}")).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["items"]["patient.name"], "試験 紗季");
+    let read = r.json();
+    assert_eq!(read["items"]["patient.name"], "試験 紗季");
+    let version = read["version"].clone();
 
     let r = c
         .json(
             Method::PUT,
             &format!("/api/v1/sheets/{id}"),
-            json!({"items": {"patient.postal_code": "1008916", "patient.birth_date": "2099-01-01", "patient.sex": ""}}),
+            json!({"version": version, "items": {"patient.postal_code": "1008916", "patient.birth_date": "2099-01-01", "patient.sex": ""}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -292,7 +294,7 @@ async fn a_user_of_another_hospital_cannot_open_or_change_a_sheet() {
         .json(
             Method::PUT,
             &format!("/api/v1/sheets/{id}"),
-            json!({"items": {"patient.name": "改竄"}}),
+            json!({"version": [], "items": {"patient.name": "改竄"}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -665,4 +667,229 @@ async fn a_conflict_pick_is_refused_without_the_token_a_value_or_a_conflict() {
             .contains("競合なし")
     );
     assert!(!before.contains("競合なし"));
+}
+
+#[tokio::test]
+async fn a_value_longer_than_its_items_limit_or_a_sheet_past_its_ceiling_is_refused_at_save() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    c.api_login("doctor").await;
+    let long = "あ".repeat(nsdb_rules::form::ENTRY_LIMIT + 1);
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-006", "items": {"patient.address": long}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("「住所」は2000文字までです（2001文字あります）"),
+        "{message}"
+    );
+
+    let at_limit = "あ".repeat(nsdb_rules::form::ENTRY_LIMIT);
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-006", "items": {"patient.address": at_limit}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let version = r.json()["version"].clone();
+    let r = c
+        .json(
+            Method::PUT,
+            &format!("/api/v1/sheets/{id}"),
+            json!({"version": version, "items": {"patient.address": long}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = c.get(&format!("/api/v1/sheets/{id}")).await;
+    assert_eq!(r.json()["items"]["patient.address"], at_limit.as_str());
+
+    // The editor refuses it with the same words.
+    let mut ui = Client::new(&t);
+    let csrf = ui.ui_login("doctor").await;
+    let r = ui
+        .form(
+            &format!("/sheets/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "save"),
+                ("patient.address", &long),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("2000文字までです"), "{}", r.body);
+
+    // A sheet whose document grew past the ceiling before the limits (or by a path around
+    // them) takes no further save, and says why.
+    let doctor = t
+        .node
+        .login("doctor", "demo")
+        .await
+        .expect("signs in")
+        .principal;
+    for i in 0..10 {
+        let values = std::collections::BTreeMap::from([(
+            "patient.address".to_string(),
+            Some(nsdb::testing::sync::noise(1_800_000, i)),
+        )]);
+        nsdb::testing::sync::write_directly(&t.node, &id, doctor.user_id, values, None).await;
+    }
+    let version = c.get(&format!("/api/v1/sheets/{id}")).await.json()["version"].clone();
+    let r = c
+        .json(
+            Method::PUT,
+            &format!("/api/v1/sheets/{id}"),
+            json!({"version": version, "items": {"patient.name": "上限 超過"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        r.body.len()
+    );
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("上限（8 MB）"),
+        "{}",
+        r.body
+    );
+}
+
+/// 一次判定表示 from the editor judges the values on the screen (posted, not saved), and the
+/// stored sheet is unchanged by it.
+#[tokio::test]
+async fn the_judgment_from_the_editor_judges_the_values_on_the_screen() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let stored = [
+        ("severity.hoehn_yahr", "1"),
+        ("severity.life_function", "1"),
+    ];
+    let id = t
+        .node
+        .create_sheet(
+            &doctor,
+            "rinko-006",
+            &stored
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .row
+        .id;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    let saved = c.get(&format!("/sheets/{id}/judgment")).await;
+    assert!(saved.body.contains("基準を満たさない"), "{}", saved.body);
+    let screen = c
+        .form(
+            &format!("/sheets/{id}/judgment"),
+            &[
+                ("csrf", &csrf),
+                ("_version", "x"),
+                ("severity.hoehn_yahr", "3"),
+                ("severity.life_function", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(screen.status, StatusCode::OK, "{}", screen.body);
+    assert!(screen.body.contains("基準を満たす<"), "{}", screen.body);
+    let after = t.node.get_sheet(&doctor, &id).await.unwrap();
+    assert_eq!(after.items["severity.hoehn_yahr"], "1", "nothing was saved");
+}
+
+/// The API states the version it edits: two clients on one version each keep what they
+/// changed, the same item changed by both comes back with both values, and registration is
+/// refused until one is chosen.
+#[tokio::test]
+async fn api_saves_state_their_version_and_conflicts_come_back_with_both_values() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut a = Client::new(&t);
+    a.api_login("doctor").await;
+    let code = t.node.config.institution.code.clone();
+    t.add_user("doctor2", UserKind::NanbyoDoctor, &code).await;
+    let mut b = Client::new(&t);
+    b.api_login("doctor2").await;
+    let r = a
+        .json(
+            Method::POST,
+            "/api/v1/sheets",
+            json!({"form_id": "rinko-006", "items": {"patient.name": "版 指定"}}),
+        )
+        .await;
+    let created = r.json();
+    let id = created["id"].as_str().unwrap().to_string();
+    let v = created["version"].clone();
+    let put = |items: Value| json!({"version": v, "items": items});
+    let r = a
+        .json(
+            Method::PUT,
+            &format!("/api/v1/sheets/{id}"),
+            put(json!({"patient.address": "住所A", "severity.hoehn_yahr": "3"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = b
+        .json(
+            Method::PUT,
+            &format!("/api/v1/sheets/{id}"),
+            put(json!({"patient.name": "版 指定", "patient.postal_code": "1008916", "severity.hoehn_yahr": "4"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let got = r.json();
+    assert_eq!(got["items"]["patient.address"], "住所A");
+    assert_eq!(got["items"]["patient.postal_code"], "100-8916");
+    let conflicts = got["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0]["field"], "severity.hoehn_yahr");
+    let mut values: Vec<&str> = conflicts[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["3", "4"]);
+
+    let r = a
+        .json(
+            Method::POST,
+            &format!("/api/v1/sheets/{id}/register"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("同時に編集された項目"), "{}", r.body);
+    let r = a
+        .json(
+            Method::POST,
+            &format!("/api/v1/sheets/{id}/conflicts"),
+            json!({"field": "severity.hoehn_yahr", "value": "4"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.json()["conflicts"].as_array().unwrap().is_empty());
+    // A save without a version is refused and says what to send.
+    let r = a
+        .json(
+            Method::PUT,
+            &format!("/api/v1/sheets/{id}"),
+            json!({"items": {"patient.address": "x"}}),
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.body);
 }

@@ -349,3 +349,185 @@ async fn renewal_carries_last_years_values_and_the_differences_show_what_changed
         Err(Error::Invalid(_))
     ));
 }
+
+/// Two people on one draft: each save writes only what its user changed since their page was
+/// made, so nothing the other saved is emptied; the same item changed by both keeps both values
+/// until a doctor chooses, and 登録 waits for that choice.
+#[tokio::test]
+async fn two_editors_of_one_draft_lose_nothing_and_a_shared_item_waits_for_a_choice() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (clerk, doctor) = (principal(&t, "clerk").await, principal(&t, "doctor").await);
+    let n = &t.node;
+    let mut values = complete(n);
+    values.insert("patient.address".into(), "旧住所".into());
+    values.insert("patient.postal_code".into(), "100-8916".into());
+    let s = n.create_sheet(&clerk, "rinko-006", &values).await.unwrap();
+    let id = s.row.id.clone();
+    // Both open the editor on the same version.
+    let seen_by_clerk = n.get_sheet(&clerk, &id).await.unwrap();
+    let seen_by_doctor = n.get_sheet(&doctor, &id).await.unwrap();
+
+    // Each posts the whole form; the clerk changed 住所, the doctor 郵便番号.
+    let mut clerk_form = seen_by_clerk.items.clone();
+    clerk_form.insert("patient.address".into(), "新住所".into());
+    n.update_sheet_since(&clerk, &id, &seen_by_clerk.version, &clerk_form)
+        .await
+        .unwrap();
+    let mut doctor_form = seen_by_doctor.items.clone();
+    doctor_form.insert("patient.postal_code".into(), "100-0001".into());
+    let after = n
+        .update_sheet_since(&doctor, &id, &seen_by_doctor.version, &doctor_form)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.items["patient.address"], "新住所",
+        "the clerk's save survives"
+    );
+    assert_eq!(after.items["patient.postal_code"], "100-0001");
+    assert!(after.conflicts.is_empty(), "{:?}", after.conflicts);
+
+    // Both change 重症度 on pages of the same version: both values are kept.
+    let v = after.version.clone();
+    let mut a = after.items.clone();
+    a.insert("severity.hoehn_yahr".into(), "3".into());
+    n.update_sheet_since(&clerk, &id, &v, &a).await.unwrap();
+    let mut b = after.items.clone();
+    b.insert("severity.hoehn_yahr".into(), "4".into());
+    let both = n.update_sheet_since(&doctor, &id, &v, &b).await.unwrap();
+    assert_eq!(both.conflicts.len(), 1, "{:?}", both.conflicts);
+    let mut kept = both.conflicts[0].values.clone();
+    kept.sort();
+    assert_eq!(kept, vec!["3".to_string(), "4".to_string()]);
+
+    // A plain save of the page that shows the conflict settles nothing.
+    let page = n.get_sheet(&doctor, &id).await.unwrap();
+    let again = n
+        .update_sheet_since(&doctor, &id, &page.version, &page.items)
+        .await
+        .unwrap();
+    assert_eq!(again.conflicts.len(), 1);
+    // 登録 is refused while it is open, and names the item.
+    match n.step(&doctor, &id, Step::Register).await {
+        Err(Error::Invalid(why)) => assert!(why.contains("同時に編集された項目"), "{why}"),
+        other => panic!("registration must wait for the choice: {other:?}"),
+    }
+    n.resolve_conflict(&doctor, &id, "severity.hoehn_yahr", "3")
+        .await
+        .unwrap();
+    let registered = n.step(&doctor, &id, Step::Register).await.unwrap();
+    assert_eq!(registered.row.status, status::REGISTERED);
+    assert_eq!(registered.items["severity.hoehn_yahr"], "3");
+
+    // A version that is not of this sheet is refused, and changes nothing.
+    let bogus = vec!["00".repeat(32)];
+    assert!(matches!(
+        n.update_sheet_since(&doctor, &id, &bogus, &items(&[("patient.address", "x")]))
+            .await,
+        Err(Error::Invalid(_))
+    ));
+}
+
+/// Issue 11 item 4: a registered sheet is never un-registered by a plain save. 修正 needs a
+/// reason, keeps the access key, is recorded in the document's history (which every node that
+/// holds the sheet sees), and the sheet is registered again after the checks.
+#[tokio::test]
+async fn a_registered_sheet_changes_only_through_an_amendment_with_a_reason() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (clerk, doctor) = (principal(&t, "clerk").await, principal(&t, "doctor").await);
+    let n = &t.node;
+    let s = n
+        .create_sheet(&doctor, "rinko-006", &complete(n))
+        .await
+        .unwrap();
+    let id = s.row.id.clone();
+    let s = n.step(&doctor, &id, Step::Register).await.unwrap();
+    let key = s.row.access_key.clone().expect("a key");
+
+    // A plain save is refused and changes nothing.
+    let err = n
+        .update_sheet_since(
+            &doctor,
+            &id,
+            &s.version,
+            &items(&[("patient.name", "変更")]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("修正"), "{err}");
+    let still = n.get_sheet(&doctor, &id).await.unwrap();
+    assert_eq!(still.row.status, status::REGISTERED);
+    assert_ne!(
+        still.items.get("patient.name").map(String::as_str),
+        Some("変更")
+    );
+
+    // 修正 needs a doctor and a reason.
+    let err = n
+        .step(
+            &clerk,
+            &id,
+            Step::Amend {
+                reason: "誤記".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Denied(_)), "{err}");
+    let err = n
+        .step(
+            &doctor,
+            &id,
+            Step::Amend {
+                reason: "  ".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("理由"), "{err}");
+    let s = n
+        .step(
+            &doctor,
+            &id,
+            Step::Amend {
+                reason: "氏名の誤記".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.row.status, status::DRAFT);
+    assert_eq!(
+        s.row.access_key.as_deref(),
+        Some(key.as_str()),
+        "the key stays"
+    );
+
+    let s = n
+        .update_sheet_since(
+            &doctor,
+            &id,
+            &s.version,
+            &items(&[("patient.name", "変更")]),
+        )
+        .await
+        .unwrap();
+    let s2 = n.step(&doctor, &id, Step::Register).await.unwrap();
+    assert_eq!(s2.row.status, status::REGISTERED);
+    assert_eq!(
+        s2.row.access_key.as_deref(),
+        Some(key.as_str()),
+        "re-registered, same key"
+    );
+    assert_eq!(s.items["patient.name"], "変更");
+
+    let history = n.workflow_history(&doctor, &id).await.unwrap();
+    let amend = history
+        .iter()
+        .find(|e| e.action == "amend")
+        .expect("recorded");
+    assert_eq!(amend.comment.as_deref(), Some("氏名の誤記"));
+    let versions = n.differences(&doctor, &id, None).await.unwrap().versions;
+    assert!(
+        versions.iter().any(|v| v.message == "修正: 氏名の誤記"),
+        "the reason travels with the document"
+    );
+}

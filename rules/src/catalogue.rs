@@ -10,11 +10,15 @@ use std::sync::Arc;
 
 use crate::CatalogueError;
 use crate::calc;
-use crate::expr::{self, Compiled, CompiledForm, Scope};
-use crate::form::{FormDef, FormFile, ItemType, Place, RuleDef, SectionDef};
+use crate::expr::{self, Compiled, CompiledForm, CondExpr, Scope};
+use crate::form::{
+    CodeList, FormDef, FormFile, ItemType, Place, RuleDef, ScaleDef, ScaleFile, SectionDef,
+};
 
 /// The form files compiled into nsdb, as (file name, text).
 const BUILTIN: &[(&str, &str)] = &[
+    ("scales.toml", include_str!("../forms/scales.toml")),
+    ("diseases.tsv", include_str!("../forms/diseases.tsv")),
     (
         "rinko_common.toml",
         include_str!("../forms/rinko_common.toml"),
@@ -53,10 +57,33 @@ pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
     BUILTIN
 }
 
+/// How many 指定難病 recipients the machine-judged forms cover (patients as each criteria text
+/// states them; diseases whose text states none count as 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JudgedShare {
+    pub judged: u64,
+    pub total: u64,
+    /// The machine-judged 臨個票 forms, by id.
+    pub judged_forms: Vec<String>,
+}
+
+impl JudgedShare {
+    /// `judged / total` as a percentage (0 when nothing is known).
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.judged as f64 * 100.0 / self.total as f64
+        }
+    }
+}
+
 /// The loaded, validated set of forms.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     forms: BTreeMap<String, FormDef>,
+    scales: BTreeMap<String, ScaleDef>,
+    diseases: Vec<crate::diseases::Disease>,
     info: crate::pack::PackInfo,
 }
 
@@ -69,14 +96,57 @@ impl Catalogue {
     /// Builds a catalogue from form files given as (file name, text).
     pub fn from_texts(files: &[(&str, &str)]) -> Result<Catalogue, CatalogueError> {
         let mut parsed = Vec::with_capacity(files.len());
+        let mut scales: BTreeMap<String, ScaleDef> = BTreeMap::new();
+        let mut diseases = Vec::new();
         for (name, text) in files {
+            if crate::diseases::is_disease_list(name) {
+                diseases.extend(crate::diseases::parse(name, text)?);
+                continue;
+            }
+            if ScaleFile::is_scale_file(name) {
+                for (id, scale) in ScaleFile::parse(name, text)?.scale {
+                    if scales.insert(id.clone(), scale).is_some() {
+                        return Err(CatalogueError::Invalid {
+                            file: name.to_string(),
+                            item: None,
+                            message: format!("scale {id:?} is defined twice"),
+                        });
+                    }
+                }
+                check_scales(name, &mut scales)?;
+                continue;
+            }
             parsed.push((name.to_string(), FormFile::parse(name, text)?));
         }
-        Catalogue::compose(parsed)
+        // Every listed disease without its own form file gets one of level 記載のみ.
+        let own: HashSet<String> = parsed.iter().map(|(_, f)| f.form.id.clone()).collect();
+        for d in diseases.iter().filter(|d| !own.contains(&d.id)) {
+            parsed.push((
+                crate::diseases::FILE.to_string(),
+                crate::diseases::form_file(d),
+            ));
+        }
+        let mut cat = Catalogue::compose(parsed, scales)?;
+        cat.diseases = diseases;
+        Ok(cat)
     }
 
-    fn compose(files: Vec<(String, FormFile)>) -> Result<Catalogue, CatalogueError> {
-        let mut codelists = BTreeMap::new();
+    fn compose(
+        files: Vec<(String, FormFile)>,
+        scales: BTreeMap<String, ScaleDef>,
+    ) -> Result<Catalogue, CatalogueError> {
+        let mut codelists: BTreeMap<String, CodeList> = scales
+            .iter()
+            .filter(|(_, s)| !s.codes.is_empty())
+            .map(|(id, s)| {
+                (
+                    id.clone(),
+                    CodeList {
+                        codes: s.codes.clone(),
+                    },
+                )
+            })
+            .collect();
         let mut seen_forms = HashSet::new();
         for (name, f) in &files {
             if !seen_forms.insert(f.form.id.clone()) {
@@ -103,6 +173,9 @@ impl Catalogue {
             .collect();
 
         let mut forms = BTreeMap::new();
+        // One expression environment and one parse of each expression for the whole catalogue.
+        let env = expr::env();
+        let parsed = expr::Parsed::default();
         for (name, f) in files.iter().filter(|(_, f)| f.form.kokuji.is_some()) {
             let h = &f.form;
             let invalid = |item: Option<&str>, message: String| CatalogueError::Invalid {
@@ -114,6 +187,12 @@ impl Catalogue {
                 .disease
                 .clone()
                 .ok_or_else(|| invalid(None, "a disease form needs `disease`".into()))?;
+            if let Some(s) = h.scales.iter().find(|s| !scales.contains_key(*s)) {
+                return Err(invalid(
+                    None,
+                    format!("cites unknown scale {s:?} (scales are defined in scales.toml)"),
+                ));
+            }
             let mut sections = Vec::new();
             let mut after = Vec::new();
             // (file, rule) of the shared rules first, then the form's own.
@@ -202,7 +281,48 @@ impl Catalogue {
                     }
                 }
             }
-            let compiled = compile_form(name, &sections, &section_file, &rules, f)?;
+            for m in &f.migrations {
+                let find = |id: &str| {
+                    sections
+                        .iter()
+                        .flat_map(|s| s.items.iter())
+                        .find(|i| i.id == id)
+                };
+                if let Some(new) = m.items.values().find(|n| find(n).is_none()) {
+                    return Err(invalid(
+                        Some(new),
+                        format!(
+                            "migrate from {:?} maps to an item this form does not have",
+                            m.from
+                        ),
+                    ));
+                }
+                for (item, map) in &m.codes {
+                    let Some(def) = find(item) else {
+                        return Err(invalid(
+                            Some(item),
+                            format!(
+                                "migrate from {:?} recodes an item this form does not have",
+                                m.from
+                            ),
+                        ));
+                    };
+                    if let Some(c) = map
+                        .values()
+                        .find(|c| !c.is_empty() && def.code_label(c).is_none())
+                    {
+                        return Err(invalid(
+                            Some(item),
+                            format!(
+                                "migrate from {:?} maps to code {c:?}, which is not in the item's code list",
+                                m.from
+                            ),
+                        ));
+                    }
+                }
+            }
+            let compiled =
+                compile_form(name, &sections, &section_file, &rules, f, (&env, &parsed))?;
             forms.insert(
                 h.id.clone(),
                 FormDef {
@@ -217,14 +337,18 @@ impl Catalogue {
                     sections,
                     file: name.clone(),
                     unverified: h.unverified.clone(),
+                    scales: h.scales.clone(),
                     rules: rules.into_iter().map(|(_, r)| r).collect(),
                     judgments: f.judgments.clone(),
+                    migrations: f.migrations.clone(),
                     compiled,
                 },
             );
         }
         Ok(Catalogue {
             forms,
+            scales,
+            diseases: Vec::new(),
             info: crate::pack::PackInfo::builtin(),
         })
     }
@@ -244,16 +368,116 @@ impl Catalogue {
         self
     }
 
+    /// The shared severity scales, by id (`mrs`, `nyha`, `barthel`, `barthel.eating`…).
+    pub fn scales(&self) -> &BTreeMap<String, ScaleDef> {
+        &self.scales
+    }
+
+    /// The forms citing a scale, in catalogue order.
+    pub fn forms_citing(&self, scale: &str) -> Vec<&FormDef> {
+        self.forms()
+            .into_iter()
+            .filter(|f| f.scales.iter().any(|s| s == scale))
+            .collect()
+    }
+
     pub fn form(&self, id: &str) -> Option<&FormDef> {
         self.forms.get(id)
     }
 
-    /// Every form, ordered by kind, 告示番号 and 枝番.
+    /// A form by `id@version` (or plain id); `None` when the catalogue holds another version.
+    pub fn form_versioned(&self, versioned: &str) -> Option<&FormDef> {
+        match versioned.split_once('@') {
+            Some((id, version)) => self.form(id).filter(|f| f.version == version),
+            None => self.form(versioned),
+        }
+    }
+
+    /// Every form, ordered by kind, then 告示番号 and 枝番 (臨個票) or 疾患群 and number (意見書,
+    /// by id).
     pub fn forms(&self) -> Vec<&FormDef> {
         let mut v: Vec<_> = self.forms.values().collect();
-        v.sort_by_key(|f| (f.kind as u8, f.kokuji, f.eda));
+        v.sort_by(|a, b| {
+            (a.kind as u8).cmp(&(b.kind as u8)).then(match a.kind {
+                crate::FormKind::Rinko => (a.kokuji, a.eda).cmp(&(b.kokuji, b.eda)),
+                crate::FormKind::Iken => a.id.cmp(&b.id),
+            })
+        });
         v
     }
+
+    /// The 指定難病 recipients covered by machine judgment (for `nsdb rules list --judged`): the
+    /// patients each criteria text states, summed over the forms of level 機械判定, against all.
+    pub fn judged_share(&self) -> JudgedShare {
+        let mut share = JudgedShare::default();
+        for d in self
+            .diseases
+            .iter()
+            .filter(|d| d.kind == crate::FormKind::Rinko)
+        {
+            let n = u64::from(d.patients.unwrap_or(0));
+            share.total += n;
+            if self
+                .form(&d.id)
+                .is_some_and(|f| f.level() == crate::FormLevel::MachineJudged)
+            {
+                share.judged += n;
+                share.judged_forms.push(d.id.clone());
+            }
+        }
+        share
+    }
+
+    /// Every disease of both programmes, for the picker (`Disease::matches` searches name,
+    /// synonym and number); each has a form of the same id.
+    pub fn diseases(&self) -> &[crate::diseases::Disease] {
+        &self.diseases
+    }
+}
+
+/// Checks the scales of one file: each has codes or parts (not both), parts exist and have codes,
+/// a part without sources takes its group's.
+fn check_scales(file: &str, scales: &mut BTreeMap<String, ScaleDef>) -> Result<(), CatalogueError> {
+    let invalid = |id: &str, message: String| CatalogueError::Invalid {
+        file: file.to_string(),
+        item: Some(format!("scale {id}")),
+        message,
+    };
+    let groups: Vec<(String, Vec<String>, Vec<String>)> = scales
+        .iter()
+        .filter(|(_, s)| !s.parts.is_empty())
+        .map(|(id, s)| (id.clone(), s.parts.clone(), s.sources.clone()))
+        .collect();
+    for (id, s) in scales.iter() {
+        if s.codes.is_empty() == s.parts.is_empty() {
+            return Err(invalid(
+                id,
+                "a scale needs either `codes` or `parts`".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        if let Some(c) = s.codes.iter().find(|c| !seen.insert(&c.code)) {
+            return Err(invalid(id, format!("code {:?} appears twice", c.code)));
+        }
+    }
+    for (id, parts, sources) in groups {
+        for p in &parts {
+            match scales.get_mut(p) {
+                Some(part) if !part.codes.is_empty() => {
+                    if part.sources.is_empty() {
+                        part.sources = sources.clone();
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        &id,
+                        format!("part {p:?} is not a scale with codes"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Compiles and checks every expression and reference of one composed form.
@@ -263,6 +487,7 @@ fn compile_form(
     section_file: &HashMap<String, String>,
     rules: &[(String, RuleDef)],
     f: &FormFile,
+    (env, parsed): (&std::sync::Arc<cel::Env>, &expr::Parsed),
 ) -> Result<Compiled, CatalogueError> {
     let items: HashMap<String, ItemType> = sections
         .iter()
@@ -270,7 +495,7 @@ fn compile_form(
         .collect();
     let section_ids: BTreeSet<String> = sections.iter().map(|s| s.id.clone()).collect();
     let mut out = CompiledForm {
-        env: expr::env(),
+        env: std::sync::Arc::clone(env),
         ..Default::default()
     };
     let mut used: BTreeSet<String> = BTreeSet::new();
@@ -288,6 +513,7 @@ fn compile_form(
             file: sfile,
             items: &items,
             sections: &section_ids,
+            parsed,
         };
         for item in &section.items {
             if !item.id.starts_with(&format!("{}.", section.id)) {
@@ -340,7 +566,7 @@ fn compile_form(
                                 ),
                             ));
                         };
-                        if c.args.len() != *n {
+                        if (*n == 0 && c.args.is_empty()) || (*n > 0 && c.args.len() != *n) {
                             return Err(invalid(
                                 sfile,
                                 &item.id,
@@ -352,6 +578,24 @@ fn compile_form(
                                 sfile,
                                 &item.id,
                                 format!("{name} refers to unknown item {a:?}"),
+                            ));
+                        }
+                        if name == "points"
+                            && let Some(a) = c.args.iter().find(|a| {
+                                !sections.iter().flat_map(|s| s.items.iter()).any(|i| {
+                                    &i.id == *a
+                                        && i.ty == ItemType::Code
+                                        && !i.codes.is_empty()
+                                        && i.codes.iter().all(|c| c.points.is_some())
+                                })
+                            })
+                        {
+                            return Err(invalid(
+                                sfile,
+                                &item.id,
+                                format!(
+                                    "points adds the points of code items whose every choice has points; {a:?} is not one"
+                                ),
                             ));
                         }
                         if !calc::builtin_fits(name, item.ty) {
@@ -378,6 +622,7 @@ fn compile_form(
             file: rfile,
             items: &items,
             sections: &section_ids,
+            parsed,
         };
         let e = scope.compile(&format!("rule {}", rule.id), &rule.when)?;
         if let Some(i) = rule.items.iter().find(|i| !items.contains_key(*i)) {
@@ -394,6 +639,7 @@ fn compile_form(
         file,
         items: &items,
         sections: &section_ids,
+        parsed,
     };
     for j in &f.judgments {
         let place = j
@@ -468,11 +714,49 @@ fn compile_form(
             );
             let mut conds = Vec::new();
             for c in &o.conditions {
-                let e = scope.compile(&place, &c.expr)?;
-                used.extend(e.items.iter().cloned());
-                conds.push(e);
+                let cond = match (c.expr.is_empty(), c.count.is_empty(), c.at_least) {
+                    (false, true, None) => {
+                        let e = scope.compile(&place, &c.expr)?;
+                        used.extend(e.items.iter().cloned());
+                        CondExpr::One(e)
+                    }
+                    (true, false, Some(n)) if n >= 1 && n <= c.count.len() => {
+                        let mut members = Vec::new();
+                        for m in &c.count {
+                            let e = scope.compile(&place, m)?;
+                            used.extend(e.items.iter().cloned());
+                            members.push(e);
+                        }
+                        CondExpr::Count {
+                            members,
+                            at_least: n,
+                        }
+                    }
+                    _ => {
+                        return Err(invalid(
+                            file,
+                            &place,
+                            format!(
+                                "condition {:?} needs either `expr`, or `count` with `at_least` between 1 and the number counted",
+                                c.text
+                            ),
+                        ));
+                    }
+                };
+                conds.push(cond);
             }
             outcomes.push(conds);
+        }
+        if let Some(c) = j
+            .doctor_only
+            .iter()
+            .find(|c| judged.is_none_or(|i| i.code_label(c).is_none()))
+        {
+            return Err(invalid(
+                file,
+                &place,
+                format!("doctor_only code {c:?} is not in the judged item's code list"),
+            ));
         }
         if let Some(t) = j.target.iter().find(|t| !keys.contains(t)) {
             return Err(invalid(

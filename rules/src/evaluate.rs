@@ -4,6 +4,34 @@
 //! A judgment derives the diagnostic category and the severity from the items, compares them
 //! with what the doctor selected, and says where they disagree in the seed's words. It never
 //! blocks anything: a sheet whose judgment disagrees can still be registered; callers decide.
+//!
+//! # What a judgment says (the same on every form)
+//!
+//! - **Blank is "not entered", never "absent".** A condition reading a blank item is unknown
+//!   (CEL's `&&`/`||` still decide when the entered side suffices: `false && ?` is false). An
+//!   outcome holds when its conditions do (`match = "any"`: one does), fails when one fails (any:
+//!   all fail), and is unknown otherwise. An outcome without conditions ("otherwise") holds only
+//!   once every outcome before it has *failed*: a blank section never falls through to a grade.
+//! - **Possible outcomes.** Tried in order, every outcome not disproved up to the first that
+//!   holds is possible. `derived` is set only when exactly one is possible and it holds.
+//!   `meets_criteria`/`eligible` are `Some(true)` when every possible outcome is a target,
+//!   `Some(false)` when none is, and `None` when the entered items do not decide; then
+//!   `missing` lists the blank items the open conditions read (through calculated items to their
+//!   blank inputs) and one message says 「…を機械判定できません。判定に必要な以下の項目が未入力
+//!   です。」 with their labels. 軽症高額 (three months or more) makes `eligible` true whatever the
+//!   severity.
+//! - **Partial scores.** A `count` condition (at least n of these) holds once n members hold and
+//!   fails once fewer than n could; a calculated total marked `partial` (a sum of non-negative
+//!   points, blank inputs adding nothing) is read both as entered and at the most each blank
+//!   input could still add: a threshold condition on it holds (fails) when it does at both.
+//! - **The doctor's selection.** A selected outcome that is still possible is never contradicted:
+//!   a grade selected with no breakdown (as on paper) is kept (「…は選択された「…」のままとし、
+//!   機械判定していません。」 with the missing items), `derived` stays empty and eligibility is
+//!   left undecided. A disagreement is said only when the entered items disprove the selected
+//!   outcome, or prove another that leaves it impossible.
+//! - **Calculations.** An input whose own check fails (outside its item's range, malformed) is
+//!   never calculated with, and a result outside its item's range is not stored; both say so,
+//!   naming the items. Built-ins also refuse implausible inputs (see `calc`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -12,8 +40,8 @@ use serde::Serialize;
 
 use crate::calc::{self, Calculated};
 use crate::check::{self, Message, Mode};
-use crate::expr::{Bindings, Truth, to_val};
-use crate::form::{FormDef, JudgmentDef, JudgmentKind, Match, OutcomeDef};
+use crate::expr::{Bindings, CondExpr, Truth, to_val};
+use crate::form::{FormDef, ItemType, JudgmentDef, JudgmentKind, Match, OutcomeDef};
 use crate::value::Date;
 
 /// Everything the rules say about one sheet.
@@ -54,6 +82,8 @@ pub struct JudgmentResult {
     pub meets_criteria: Option<bool>,
     /// 軽症高額該当, when the form carries it.
     pub high_cost: Option<bool>,
+    /// The blank items the judgment waits for, in screen order (empty when it is decided).
+    pub missing: Vec<String>,
     /// Whether the patient qualifies on this judgment (criteria met, or 軽症高額).
     pub eligible: Option<bool>,
     /// What in this judgment is not sourced.
@@ -65,15 +95,56 @@ pub struct JudgmentResult {
 pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) -> Evaluation {
     let compiled = &form.compiled.0;
     let mut bindings = Bindings::new(compiled, values);
+    let mut calc_messages = Vec::new();
     // Auto-calculation, in screen order; each result is visible to later calculations.
     let mut current = Current {
         values,
         derived: BTreeMap::new(),
         cleared: Vec::new(),
     };
+    // Totals calculated with inputs blank: (item, the most they could still reach).
+    let mut partial: Vec<(&str, f64)> = Vec::new();
     for item in form.calculated_items() {
         let Some(def) = &item.calc else { continue };
-        let result = if let Some(name) = &def.builtin {
+        let inputs = calc_inputs(form, &item.id);
+        // An entered input its own check refuses (out of range, malformed) is never calculated
+        // with: the result would be impossible (a height in metres gives a BMI of 224,913).
+        let refused: Vec<&str> = inputs
+            .iter()
+            .copied()
+            .filter(|i| {
+                let v = current.get(i).unwrap_or("");
+                !v.is_empty()
+                    && !current.derived.contains_key(*i)
+                    && form
+                        .item(i)
+                        .is_some_and(|d| crate::value::problem(d, v, today).is_some())
+            })
+            .collect();
+        let mut result = if !refused.is_empty() {
+            calc_messages.push(Message {
+                items: in_form_order(
+                    form,
+                    std::iter::once(item.id.as_str()).chain(refused.iter().copied()),
+                ),
+                text: format!(
+                    "「{}」は{}の値が正しくないため自動計算していません。",
+                    item.label,
+                    labels(form, &refused)
+                ),
+            });
+            None
+        } else if def.builtin.as_deref() == Some("points") {
+            // A scale's total: the points of each chosen code; nothing while one is blank.
+            def.args
+                .iter()
+                .map(|a| {
+                    let v = current.get(a).filter(|s| !s.is_empty())?;
+                    form.item(a)?.codes.iter().find(|c| c.code == v)?.points
+                })
+                .sum::<Option<i32>>()
+                .map(|n| Calculated::Number(f64::from(n)))
+        } else if let Some(name) = &def.builtin {
             let args: Vec<Option<&str>> = def
                 .args
                 .iter()
@@ -93,10 +164,69 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
                 .and_then(|e| e.number(&bindings.context(&compiled.env)))
                 .map(Calculated::Number)
         };
-        let text = result.map(|r| match r {
-            Calculated::Number(n) => calc::format_number(n, def.round),
+        let mut text = result.as_ref().map(|r| match r {
+            Calculated::Number(n) => calc::format_number(*n, def.round),
             Calculated::Code(c) => c.to_string(),
         });
+        // A result outside the item's own range is not stored either.
+        if let Some(t) = &text
+            && crate::value::problem(item, t, today).is_some()
+        {
+            calc_messages.push(Message {
+                items: in_form_order(form, std::iter::once(item.id.as_str()).chain(inputs.iter().copied())),
+                text: format!(
+                    "自動計算の結果（{t}{}）が「{}」の範囲を外れるため入力していません。{}の値を確認してください。",
+                    item.unit.as_deref().unwrap_or(""),
+                    item.label,
+                    labels(form, &inputs)
+                ),
+            });
+            text = None;
+            result = None;
+        }
+        // A total with inputs blank: how far the blank ones could still take it.
+        if def.partial
+            && let (Some(Calculated::Number(low)), Some(e)) =
+                (&result, compiled.calcs.get(&item.id))
+        {
+            let blank: Vec<&str> = inputs
+                .iter()
+                .copied()
+                .filter(|i| current.get(i).is_none_or(str::is_empty))
+                .collect();
+            if !blank.is_empty() {
+                let mut high = *low;
+                for i in blank {
+                    let Some(d) = form.item(i) else { continue };
+                    let choices: Vec<String> = match d.ty {
+                        ItemType::Code => d.codes.iter().map(|c| c.code.clone()).collect(),
+                        ItemType::Codes => vec![
+                            d.codes
+                                .iter()
+                                .map(|c| c.code.as_str())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ],
+                        _ => d.max.map(|m| m.to_string()).into_iter().collect(),
+                    };
+                    if choices.is_empty() {
+                        high = f64::INFINITY;
+                        continue;
+                    }
+                    let mut most: f64 = 0.0;
+                    for c in choices {
+                        bindings.set(compiled, i, to_val(d.ty, Cow::Owned(c)));
+                        match e.number(&bindings.context(&compiled.env)) {
+                            Some(n) => most = most.max(n - low),
+                            None => most = f64::INFINITY,
+                        }
+                    }
+                    bindings.set(compiled, i, None);
+                    high += most;
+                }
+                partial.push((item.id.as_str(), high));
+            }
+        }
         let value = text
             .as_deref()
             .and_then(|t| to_val(item.ty, Cow::Owned(t.to_string())));
@@ -111,10 +241,38 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
         }
         bindings.set(compiled, &item.id, value);
     }
+    // The sheet as it would be with every partial total at its most.
+    let upper = (!partial.is_empty()).then(|| {
+        let mut b = Bindings::new(compiled, values);
+        for id in &current.cleared {
+            b.set(compiled, id, None);
+        }
+        for (id, v) in &current.derived {
+            let ty = form.item(id).map(|i| i.ty).unwrap_or(ItemType::Decimal);
+            let v = match partial.iter().find(|(p, _)| p == id) {
+                Some((_, high)) if high.is_finite() => {
+                    to_val(ItemType::Decimal, Cow::Owned(format!("{high:?}")))
+                }
+                Some(_) => to_val(ItemType::Decimal, Cow::Borrowed("1e300")),
+                None => to_val(ty, Cow::Owned(v.clone())),
+            };
+            b.set(compiled, id, v);
+        }
+        b
+    });
     let ctx = bindings.context(&compiled.env);
-    let judgment = judge(form, &current, &ctx);
+    let upper_ctx = upper.as_ref().map(|b| b.context(&compiled.env));
+    let reading = Reading {
+        form,
+        values: &current,
+        ctx: &ctx,
+        upper: upper_ctx.as_ref(),
+        partial: &partial,
+    };
+    let judgment = judge(&reading);
     let derived = current.derived;
     let mut messages = check::check_in(form, values, Mode::Complete, today, &ctx);
+    messages.extend(calc_messages);
     // A typed value that disagrees with its calculation.
     for (id, v) in &derived {
         if let (Some(item), Some(typed)) = (form.item(id), values.get(id))
@@ -142,6 +300,46 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
     }
 }
 
+/// The items a calculated item reads (its built-in's arguments or its expression's items).
+fn calc_inputs<'f>(form: &'f FormDef, id: &str) -> Vec<&'f str> {
+    let Some(def) = form.item(id).and_then(|i| i.calc.as_ref()) else {
+        return Vec::new();
+    };
+    if def.builtin.is_some() {
+        def.args.iter().map(String::as_str).collect()
+    } else {
+        form.compiled
+            .0
+            .calcs
+            .get(id)
+            .map(|e| e.items.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Item ids in screen order, without repeats.
+fn in_form_order<'a>(form: &FormDef, ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let ids: Vec<&str> = ids.collect();
+    form.items()
+        .filter(|i| ids.contains(&i.id.as_str()))
+        .map(|i| i.id.clone())
+        .collect()
+}
+
+/// 「A」、「B」: items by their labels.
+fn labels(form: &FormDef, ids: &[&str]) -> String {
+    in_form_order(form, ids.iter().copied())
+        .iter()
+        .map(|i| {
+            format!(
+                "「{}」",
+                form.item(i).map(|d| d.label.as_str()).unwrap_or(i)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("、")
+}
+
 /// The sheet's values with the calculated items over them, as later calculations and the
 /// judgment see them (a calculation that gives nothing clears what was typed).
 struct Current<'a> {
@@ -162,24 +360,108 @@ impl Current<'_> {
     }
 }
 
-fn judge(form: &FormDef, values: &Current, ctx: &cel::Context) -> Judgment {
+/// What a judgment reads: the sheet as calculated, and, when totals are partial, the sheet with
+/// them at their most.
+struct Reading<'r> {
+    form: &'r FormDef,
+    values: &'r Current<'r>,
+    ctx: &'r cel::Context<'r, 'r>,
+    upper: Option<&'r cel::Context<'r, 'r>>,
+    partial: &'r [(&'r str, f64)],
+}
+
+impl Reading<'_> {
+    /// A condition's truth: on a partial total it must hold (or fail) both as entered and at the
+    /// most the blank inputs could add, else it is unknown.
+    fn truth(&self, c: &CondExpr) -> Truth {
+        let t = c.truth(self.ctx);
+        match self.upper {
+            Some(up)
+                if c.items()
+                    .iter()
+                    .any(|i| self.partial.iter().any(|(p, _)| p == i)) =>
+            {
+                if c.truth(up) == t {
+                    t
+                } else {
+                    Truth::Unknown
+                }
+            }
+            _ => t,
+        }
+    }
+
+    fn blank(&self, id: &str) -> bool {
+        self.values.get(id).is_none_or(str::is_empty)
+    }
+
+    /// The blank items an unknown condition waits for: its own blank items, and the blank inputs
+    /// of the calculated items it reads.
+    fn missing(&self, c: &CondExpr, out: &mut Vec<String>) {
+        let mut stack: Vec<&str> = c.open_items(self.ctx);
+        let mut seen: Vec<&str> = Vec::new();
+        while let Some(i) = stack.pop() {
+            if seen.contains(&i) {
+                continue;
+            }
+            seen.push(i);
+            let calculated = self.form.item(i).is_some_and(|d| d.calc.is_some());
+            if calculated && (self.blank(i) || self.partial.iter().any(|(p, _)| *p == i)) {
+                stack.extend(calc_inputs(self.form, i));
+            } else if !calculated && self.blank(i) && !out.iter().any(|o| o == i) {
+                out.push(i.to_string());
+            }
+        }
+    }
+}
+
+/// Kleene's three-valued "all" and "any".
+fn combine(m: Match, truths: &[Truth]) -> Truth {
+    if truths.is_empty() {
+        return Truth::True;
+    }
+    let (stop, go) = match m {
+        Match::All => (Truth::False, Truth::True),
+        Match::Any => (Truth::True, Truth::False),
+    };
+    if truths.contains(&stop) {
+        stop
+    } else if truths.iter().all(|t| *t == go) {
+        go
+    } else {
+        Truth::Unknown
+    }
+}
+
+fn judge(r: &Reading) -> Judgment {
+    let form = r.form;
+    let values = r.values;
     let compiled = &form.compiled.0;
     let mut out = Judgment::default();
     for (j, def) in form.judgments.iter().enumerate() {
         let exprs = &compiled.judgments[j];
         let truths: Vec<Vec<Truth>> = exprs
             .iter()
-            .map(|conds| conds.iter().map(|c| c.truth(ctx)).collect())
+            .map(|conds| conds.iter().map(|c| r.truth(c)).collect())
             .collect();
-        let holds = |o: usize| {
-            let t = &truths[o];
-            match def.outcomes[o].combine {
-                _ if t.is_empty() => true,
-                Match::All => t.iter().all(|x| *x == Truth::True),
-                Match::Any => t.contains(&Truth::True),
+        let status: Vec<Truth> = (0..def.outcomes.len())
+            .map(|o| combine(def.outcomes[o].combine, &truths[o]))
+            .collect();
+        // The outcomes the sheet can still lead to, in order: every one not disproved up to the
+        // first that holds (an outcome without conditions holds once all before it fail).
+        let mut possible: Vec<usize> = Vec::new();
+        let mut none_possible = true;
+        for (o, t) in status.iter().enumerate() {
+            match t {
+                Truth::True => {
+                    possible.push(o);
+                    none_possible = false;
+                    break;
+                }
+                Truth::Unknown => possible.push(o),
+                Truth::False => {}
             }
-        };
-        let derived = (0..def.outcomes.len()).find(|&o| holds(o));
+        }
         let selected_code = def
             .item
             .as_ref()
@@ -190,7 +472,58 @@ fn judge(form: &FormDef, values: &Current, ctx: &cel::Context) -> Judgment {
                 .iter()
                 .position(|o| o.code.as_deref() == Some(c))
         });
+        // Alternatives (types, not grades): any outcome that holds is one the patient has. The
+        // doctor's choice is the outcome when it holds, stays open when it is undecided, and
+        // another that holds is named only when the choice is disproved.
+        let holding: Vec<usize> = (0..status.len())
+            .filter(|&o| status[o] == Truth::True && !def.outcomes[o].conditions.is_empty())
+            .collect();
+        if def.alternatives && !holding.is_empty() {
+            none_possible = false;
+            possible = match selected {
+                Some(s) if holding.contains(&s) => vec![s],
+                Some(s) if status[s] == Truth::Unknown => {
+                    let mut p = vec![s];
+                    p.extend(holding.iter().copied().filter(|&o| o != s));
+                    p
+                }
+                _ => vec![holding[0]],
+            };
+        }
+        let derived = match possible.as_slice() {
+            [o] if status[*o] == Truth::True => Some(*o),
+            _ => None,
+        };
+        let settled = derived.is_some() || possible.is_empty();
         let name = |o: usize| outcome(form, def, &def.outcomes[o]);
+        let in_target = |o: &usize| def.target.contains(&key(&def.outcomes[*o]));
+        let meets = if def.target.is_empty() {
+            None
+        } else if (def.alternatives && holding.iter().any(in_target))
+            || (!none_possible && possible.iter().all(in_target))
+        {
+            Some(true)
+        } else if !possible.iter().any(in_target) {
+            Some(false)
+        } else {
+            None
+        };
+        let undecided = if def.target.is_empty() {
+            !settled
+        } else {
+            meets.is_none()
+        };
+        let mut missing = Vec::new();
+        if undecided {
+            for &o in &possible {
+                for (c, t) in exprs[o].iter().zip(&truths[o]) {
+                    if *t == Truth::Unknown {
+                        r.missing(c, &mut missing);
+                    }
+                }
+            }
+        }
+        let missing = in_form_order(form, missing.iter().map(String::as_str));
         let mut result = JudgmentResult {
             title: def.title.clone(),
             derived: derived.map(name),
@@ -200,9 +533,10 @@ fn judge(form: &FormDef, values: &Current, ctx: &cel::Context) -> Judgment {
                     label: label_of(form, def, c),
                 })
             }),
-            meets_criteria: None,
+            meets_criteria: meets,
             high_cost: None,
-            eligible: None,
+            eligible: meets,
+            missing: missing.clone(),
             unverified: def
                 .unverified
                 .iter()
@@ -210,29 +544,21 @@ fn judge(form: &FormDef, values: &Current, ctx: &cel::Context) -> Judgment {
                 .chain(def.outcomes.iter().filter_map(|o| o.unverified.clone()))
                 .collect(),
         };
-        // Nothing the target outcomes read is entered: nothing to judge.
-        let blank = (0..def.outcomes.len())
-            .filter(|&o| def.target.contains(&key(&def.outcomes[o])))
-            .all(|o| truths[o].iter().all(|t| *t == Truth::Unknown));
-        if !def.target.is_empty() && !blank {
-            let meets = derived.is_some_and(|o| def.target.contains(&key(&def.outcomes[o])));
-            result.meets_criteria = Some(meets);
-            result.eligible = Some(meets);
-        }
         if let Some(hc) = &def.high_cost {
             let months = values.get(hc).and_then(|v| v.parse::<i64>().ok());
             let high = months.map(|m| m >= 3);
             result.high_cost = high;
-            if let Some(e) = result.eligible.as_mut() {
-                *e = *e || high == Some(true);
-            }
+            result.eligible = match (meets, high) {
+                (_, Some(true)) if !def.target.is_empty() => Some(true),
+                (m, _) => m,
+            };
         }
         let items_of = |o: usize, only: &dyn Fn(Truth) -> bool| -> (Vec<String>, Vec<String>) {
             let mut items: Vec<&str> = def.item.iter().map(String::as_str).collect();
             let mut lines = Vec::new();
             for (k, (c, t)) in exprs[o].iter().zip(&truths[o]).enumerate() {
                 if only(*t) {
-                    items.extend(c.items.iter().map(String::as_str));
+                    items.extend(c.items());
                     let cond = &def.outcomes[o].conditions[k];
                     lines.push(match t {
                         Truth::Unknown => {
@@ -242,18 +568,43 @@ fn judge(form: &FormDef, values: &Current, ctx: &cel::Context) -> Judgment {
                     });
                 }
             }
-            let order: Vec<String> = form
-                .items()
-                .filter(|i| items.contains(&i.id.as_str()))
-                .map(|i| i.id.clone())
-                .collect();
-            (order, lines)
+            (in_form_order(form, items.into_iter()), lines)
         };
-        // The derived outcome was not selected although its conditions hold.
+        // Inputs missing: say which, the same way on every form; never a grade.
+        if undecided {
+            let lead = match &result.selected {
+                Some(s) => format!(
+                    "「{}」は選択された「{}」のままとし、機械判定していません。",
+                    def.title, s.label
+                ),
+                None => format!("「{}」を機械判定できません。", def.title),
+            };
+            let lines: Vec<String> = missing
+                .iter()
+                .map(|i| format!("・{}", form.item(i).map(|d| d.label.as_str()).unwrap_or(i)))
+                .collect();
+            out.messages.push(Message {
+                items: missing.clone(),
+                text: if lines.is_empty() {
+                    format!("{lead}判定に必要な値が読み取れません。")
+                } else {
+                    format!(
+                        "{lead}判定に必要な以下の項目が未入力です。\n{}",
+                        lines.join("\n")
+                    )
+                },
+            });
+        }
+        // An outcome whose conditions hold was not selected, nor one it leaves possible (a
+        // grade proven, a more severe one still open).
+        let holding = possible
+            .last()
+            .copied()
+            .filter(|&o| status[o] == Truth::True);
         if def.item.is_some()
-            && let Some(d) = derived
+            && let Some(d) = holding
             && !def.outcomes[d].conditions.is_empty()
-            && selected != Some(d)
+            && !selected.is_some_and(|s| possible.contains(&s))
         {
             let (items, lines) = items_of(d, &|t| t == Truth::True);
             out.messages.push(Message {
@@ -265,12 +616,12 @@ fn judge(form: &FormDef, values: &Current, ctx: &cel::Context) -> Judgment {
                 ),
             });
         }
-        // The selected outcome's conditions do not hold.
+        // The selected outcome's conditions are disproved by what is entered.
         if let Some(s) = selected
             && !def.outcomes[s].conditions.is_empty()
-            && !holds(s)
+            && status[s] == Truth::False
         {
-            let (items, lines) = items_of(s, &|t| t != Truth::True);
+            let (items, lines) = items_of(s, &|t| t == Truth::False);
             let lead = match def.outcomes[s].combine {
                 Match::All => "以下の条件を満たしていません。",
                 Match::Any => "以下の条件のいずれも満たしていません。",
@@ -296,7 +647,7 @@ fn judge(form: &FormDef, values: &Current, ctx: &cel::Context) -> Judgment {
                 }),
                 (Some(false), _) => {
                     let targets: Vec<usize> = (0..def.outcomes.len())
-                        .filter(|&o| def.target.contains(&key(&def.outcomes[o])))
+                        .filter(|o| in_target(o))
                         .collect();
                     let mut items = Vec::new();
                     let mut lines = Vec::new();
@@ -370,5 +721,161 @@ fn outcome(form: &FormDef, def: &JudgmentDef, o: &OutcomeDef) -> Outcome {
     Outcome {
         code: o.code.clone(),
         label,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Catalogue;
+
+    fn today() -> Date {
+        Date::new(2026, 11, 25).expect("date")
+    }
+
+    fn disagreements(j: &Judgment) -> Vec<&Message> {
+        j.messages
+            .iter()
+            .filter(|m| {
+                m.text.contains("が選択されていますが") || m.text.contains("が選択されていませんが")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn on_every_form_an_empty_sheet_is_never_eligible_and_names_what_is_missing() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        for form in cat.forms() {
+            let ev = evaluate(form, &BTreeMap::new(), today());
+            for (def, r) in form.judgments.iter().zip(
+                [&ev.judgment.category, &ev.judgment.severity]
+                    .into_iter()
+                    .flatten(),
+            ) {
+                assert_ne!(r.eligible, Some(true), "{} {}", form.id, def.title);
+                assert_ne!(r.meets_criteria, Some(true), "{} {}", form.id, def.title);
+                if !def.target.is_empty() {
+                    assert_eq!(r.meets_criteria, None, "{} {}", form.id, def.title);
+                    assert!(
+                        !r.missing.is_empty(),
+                        "{} {}: no missing items",
+                        form.id,
+                        def.title
+                    );
+                    let note = format!(
+                        "「{}」を機械判定できません。判定に必要な以下の項目が未入力です。",
+                        def.title
+                    );
+                    assert!(
+                        ev.judgment
+                            .messages
+                            .iter()
+                            .any(|m| m.text.starts_with(&note) && m.items == r.missing),
+                        "{} {}: {:#?}",
+                        form.id,
+                        def.title,
+                        ev.judgment.messages
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn on_every_form_a_grade_selected_without_breakdown_is_kept_without_disagreement() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        for form in cat.forms() {
+            for def in &form.judgments {
+                let Some(item) = def.item.as_deref().and_then(|i| form.item(i)) else {
+                    continue;
+                };
+                for code in &item.codes {
+                    let values = [(item.id.clone(), code.code.clone())].into();
+                    let ev = evaluate(form, &values, today());
+                    assert!(
+                        disagreements(&ev.judgment).is_empty(),
+                        "{} {} = {}: {:#?}",
+                        form.id,
+                        item.id,
+                        code.code,
+                        ev.judgment.messages
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn on_every_form_no_calculation_stores_a_value_its_item_refuses() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        for form in cat.forms() {
+            let numeric: Vec<&crate::ItemDef> = form
+                .items()
+                .filter(|i| i.calc.is_none())
+                .filter(|i| matches!(i.ty, ItemType::Integer | ItemType::Decimal))
+                .collect();
+            // Every number typed 100 times too large (a unit slip), then 100 times too small.
+            for scale in [100.0, 0.01] {
+                let mut values: BTreeMap<String, String> = numeric
+                    .iter()
+                    .map(|i| {
+                        let base = i.max.or(i.min).unwrap_or(50.0).max(1.0);
+                        let v = base * scale;
+                        let text = if i.ty == ItemType::Integer {
+                            format!("{}", v.round() as i64)
+                        } else {
+                            format!("{v}")
+                        };
+                        (i.id.clone(), text)
+                    })
+                    .collect();
+                values.insert("patient.sex".into(), "1".into());
+                values.insert("patient.birth_date".into(), "2016-05-01".into());
+                values.insert("body.measured_date".into(), "2026-05-01".into());
+                values.insert("doctor.written_date".into(), "2026-05-01".into());
+                let ev = evaluate(form, &values, today());
+                for (id, v) in &ev.derived {
+                    let item = form.item(id).expect("derived item");
+                    assert_eq!(
+                        crate::value::problem(item, v, today()),
+                        None,
+                        "{} {id} = {v}",
+                        form.id
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_height_in_metres_gives_no_bmi_and_says_why_on_every_form_that_has_one() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        let mut seen = 0;
+        for form in cat
+            .forms()
+            .into_iter()
+            .filter(|f| f.item("body.bmi").is_some())
+        {
+            seen += 1;
+            let values = [
+                ("body.height".to_string(), "1.70".to_string()),
+                ("body.weight".to_string(), "65".to_string()),
+            ]
+            .into();
+            let ev = evaluate(form, &values, today());
+            assert!(!ev.derived.contains_key("body.bmi"), "{}", form.id);
+            assert!(
+                ev.messages
+                    .iter()
+                    .any(|m| m.items.contains(&"body.bmi".to_string())
+                        && m.items.contains(&"body.height".to_string())
+                        && m.text
+                            .contains("「身長」の値が正しくないため自動計算していません")),
+                "{}: {:#?}",
+                form.id,
+                ev.messages
+            );
+        }
+        assert!(seen > 0);
     }
 }

@@ -25,7 +25,7 @@ use crate::form::ItemType;
 #[derive(Debug)]
 pub struct Expression {
     pub source: String,
-    program: Program,
+    program: Arc<Program>,
     /// Item ids it reads, sorted.
     pub items: Vec<String>,
 }
@@ -57,7 +57,7 @@ pub(crate) struct CompiledForm {
     /// One per `[[rule]]`, in order.
     pub rules: Vec<Expression>,
     /// judgment → outcome → condition.
-    pub judgments: Vec<Vec<Vec<Expression>>>,
+    pub judgments: Vec<Vec<Vec<CondExpr>>>,
     /// The items expressions read, with their types: (section, field) → (item id, type).
     pub bound: BTreeMap<String, Vec<(String, String, ItemType)>>,
 }
@@ -67,11 +67,16 @@ pub(crate) fn env() -> Arc<Env> {
     Arc::new(Env::stdlib())
 }
 
+/// Programs already parsed while a catalogue loads, by source: the shared sections' expressions
+/// are parsed once, not once per form.
+pub(crate) type Parsed = std::cell::RefCell<HashMap<String, Arc<Program>>>;
+
 /// What an expression may refer to: the form's items, by id.
 pub(crate) struct Scope<'a> {
     pub file: &'a str,
     pub items: &'a HashMap<String, ItemType>,
     pub sections: &'a BTreeSet<String>,
+    pub parsed: &'a Parsed,
 }
 
 impl Scope<'_> {
@@ -83,15 +88,26 @@ impl Scope<'_> {
             item: Some(place.to_string()),
             message,
         };
-        let program = Program::compile(source).map_err(|errors| {
-            let e = errors.errors.first();
-            let (line, col) = e.map(|e| e.pos).unwrap_or((0, 0));
-            let msg = e.map(|e| e.msg.clone()).unwrap_or_default();
-            invalid(format!(
-                "expression {source:?} does not parse at line {line}, column {}: {msg}",
-                col + 1
-            ))
-        })?;
+        let cached = self.parsed.borrow().get(source).cloned();
+        let program = match cached {
+            Some(p) => p,
+            None => {
+                let program = Program::compile(source).map_err(|errors| {
+                    let e = errors.errors.first();
+                    let (line, col) = e.map(|e| e.pos).unwrap_or((0, 0));
+                    let msg = e.map(|e| e.msg.clone()).unwrap_or_default();
+                    invalid(format!(
+                        "expression {source:?} does not parse at line {line}, column {}: {msg}",
+                        col + 1
+                    ))
+                })?;
+                let program = Arc::new(program);
+                self.parsed
+                    .borrow_mut()
+                    .insert(source.to_string(), Arc::clone(&program));
+                program
+            }
+        };
         let mut refs = BTreeSet::new();
         let mut unknown = Vec::new();
         walk(program.expression(), &mut Vec::new(), &mut |r| match r {
@@ -308,6 +324,71 @@ pub enum Truth {
     True,
     False,
     Unknown,
+}
+
+/// One compiled condition of a judgment outcome.
+#[derive(Debug)]
+pub enum CondExpr {
+    /// One expression.
+    One(Expression),
+    /// At least `at_least` of `members` hold.
+    Count {
+        members: Vec<Expression>,
+        at_least: usize,
+    },
+}
+
+impl CondExpr {
+    /// Every item the condition reads, sorted, without repeats.
+    pub fn items(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = match self {
+            CondExpr::One(e) => e.items.iter().map(String::as_str).collect(),
+            CondExpr::Count { members, .. } => members
+                .iter()
+                .flat_map(|m| m.items.iter().map(String::as_str))
+                .collect(),
+        };
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The condition's truth on what is entered. A count holds once enough members hold, fails
+    /// once too few are left that could, and is unknown in between.
+    pub(crate) fn truth(&self, ctx: &Context) -> Truth {
+        match self {
+            CondExpr::One(e) => e.truth(ctx),
+            CondExpr::Count { members, at_least } => {
+                let (mut yes, mut open) = (0, 0);
+                for m in members {
+                    match m.truth(ctx) {
+                        Truth::True => yes += 1,
+                        Truth::Unknown => open += 1,
+                        Truth::False => {}
+                    }
+                }
+                if yes >= *at_least {
+                    Truth::True
+                } else if yes + open < *at_least {
+                    Truth::False
+                } else {
+                    Truth::Unknown
+                }
+            }
+        }
+    }
+
+    /// The items of members (or the expression) whose truth is still unknown.
+    pub(crate) fn open_items(&self, ctx: &Context) -> Vec<&str> {
+        match self {
+            CondExpr::One(e) => e.items.iter().map(String::as_str).collect(),
+            CondExpr::Count { members, .. } => members
+                .iter()
+                .filter(|m| m.truth(ctx) == Truth::Unknown)
+                .flat_map(|m| m.items.iter().map(String::as_str))
+                .collect(),
+        }
+    }
 }
 
 impl Expression {

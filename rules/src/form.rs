@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::CatalogueError;
 
 /// Which family of form this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FormKind {
     /// 臨床調査個人票 (adults, 指定難病).
@@ -60,6 +60,10 @@ pub enum ItemType {
 pub struct Code {
     pub code: String,
     pub label: String,
+    /// The points this choice scores on a scale (Barthel 10, 5, 0), summed by the built-in
+    /// `points`.
+    #[serde(default)]
+    pub points: Option<i32>,
 }
 
 /// A named list of choices, shared by any item that names it.
@@ -67,6 +71,46 @@ pub struct Code {
 #[serde(deny_unknown_fields)]
 pub struct CodeList {
     pub codes: Vec<Code>,
+}
+
+/// A severity scale shared by the disease forms (mRS, NYHA, Barthel…), defined once in
+/// `forms/scales.toml` with its source. A scale with `codes` is also a code list of the same id
+/// (`codelist = "mrs"`); a scale with `parts` groups the scales of its parts (`barthel.eating`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleDef {
+    pub title: String,
+    /// Where the scale's wording comes from (each part inherits its group's).
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub codes: Vec<Code>,
+    /// The ids of the scales that make up this one (a multi-item scale).
+    #[serde(default)]
+    pub parts: Vec<String>,
+    pub unverified: Option<String>,
+}
+
+/// A file of shared scales (`scales.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleFile {
+    pub scale: BTreeMap<String, ScaleDef>,
+}
+
+impl ScaleFile {
+    /// Whether a file of the catalogue holds scales rather than a form: by name,
+    /// `scales.toml` or `….scales.toml`.
+    pub fn is_scale_file(name: &str) -> bool {
+        name == "scales.toml" || name.ends_with(".scales.toml") || name.ends_with("/scales.toml")
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<ScaleFile, CatalogueError> {
+        toml::from_str(text).map_err(|e| CatalogueError::Syntax {
+            file: file.to_string(),
+            message: e.to_string(),
+        })
+    }
 }
 
 /// One item of a form.
@@ -86,6 +130,8 @@ pub struct ItemDef {
     pub codes: Vec<Code>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// The length of the form's box, in characters: a longer text is kept and reported (a
+    /// draft message). What is saved at all is bounded by [`ItemDef::entry_limit`].
     pub max_len: Option<usize>,
     /// Whether the value carries forward to next year's renewal sheet (前回値踏襲).
     #[serde(default)]
@@ -104,13 +150,23 @@ pub struct ItemDef {
 }
 
 /// A condition written in CEL, with the words the message uses for it.
+///
+/// Either one expression (`expr`), or a count (`count` with `at_least`): "at least n of these
+/// hold", judged on what is entered (two entered members that hold already prove "2 of 6";
+/// four entered that fail with two blank already disprove "4 of 6"); see `evaluate`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     /// CEL over the sheet: each section is a map (`severity.hoehn_yahr`), codes are strings,
     /// integers `int`, decimals `double`, several codes a list of strings; an empty item is absent
-    /// (test with `has(section.item)`).
+    /// (test with `has(section.item)`). Empty when `count` is given.
+    #[serde(default)]
     pub expr: String,
+    /// CEL conditions counted; the condition holds when at least `at_least` of them do.
+    #[serde(default)]
+    pub count: Vec<String>,
+    /// How many of `count` must hold.
+    pub at_least: Option<usize>,
     /// The condition in Japanese, as the message states it.
     pub text: String,
 }
@@ -131,6 +187,13 @@ pub struct CalcDef {
     pub round: u8,
     /// Where the formula comes from and what is not sourced.
     pub note: Option<String>,
+    /// A total of non-negative points (a sum, a count, per-domain maxima) whose expression counts
+    /// a blank input as adding nothing: with inputs blank, its value is what the entered items
+    /// already score, a lower bound, and a judgment reading it knows the most each blank input
+    /// could still add (see `evaluate`). Only for totals where two items together never add
+    /// more than each alone.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 /// Where a shared section stands relative to a disease's own sections.
@@ -173,6 +236,9 @@ pub struct FormHeader {
     pub common: Option<String>,
     /// What could not be sourced for this form as a whole.
     pub unverified: Option<String>,
+    /// The shared scales (`scales.toml`) this disease's criteria text cites.
+    #[serde(default)]
+    pub scales: Vec<String>,
 }
 
 /// One parsed form file, before composition.
@@ -190,6 +256,27 @@ pub struct FormFile {
     /// Machine judgments (機械判定): diagnostic category and severity.
     #[serde(default, rename = "judgment")]
     pub judgments: Vec<JudgmentDef>,
+    /// How a sheet written on an earlier version of this form carries forward onto this one.
+    #[serde(default, rename = "migrate")]
+    pub migrations: Vec<MigrationDef>,
+}
+
+/// The item mapping from an earlier version of a form (`[[migrate]]`): renamed items and
+/// recoded choices. Items and choices that no longer exist are dropped, and said so, by
+/// `carry::carry_forward`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationDef {
+    /// The earlier version this mapping starts from (`FormDef::version` of the sheet's form).
+    pub from: String,
+    /// Old item id → new item id.
+    #[serde(default)]
+    pub items: BTreeMap<String, String>,
+    /// New item id → (old code → new code; "" drops the choice).
+    #[serde(default)]
+    pub codes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Why the form changed (shown with the dropped values).
+    pub reason: Option<String>,
 }
 
 /// A check across items: when `when` holds, `message` is reported on `items`.
@@ -257,6 +344,15 @@ pub struct JudgmentDef {
     pub high_cost: Option<String>,
     #[serde(rename = "outcome")]
     pub outcomes: Vec<OutcomeDef>,
+    /// Choices of the judged item that only the doctor decides (e.g. 疑診, "所見が軽度で診断が
+    /// 確実でないもの"): no outcome derives them, and selecting one is never contradicted unless
+    /// an outcome is proven.
+    #[serde(default)]
+    pub doctor_only: Vec<String>,
+    /// The outcomes are alternatives, not grades (MS types, NMOSD, Baló): a selected outcome whose
+    /// conditions hold is the derived one even when an earlier one holds too.
+    #[serde(default)]
+    pub alternatives: bool,
     pub unverified: Option<String>,
 }
 
@@ -287,13 +383,60 @@ pub struct FormDef {
     pub file: String,
     /// What could not be sourced for this form as a whole.
     pub unverified: Option<String>,
+    /// The shared scales this form cites (ids in `Catalogue::scales()`).
+    pub scales: Vec<String>,
     pub rules: Vec<RuleDef>,
     pub judgments: Vec<JudgmentDef>,
+    /// Item mappings from earlier versions of this form.
+    pub migrations: Vec<MigrationDef>,
     /// The expressions compiled once when the catalogue loaded.
     pub compiled: crate::expr::Compiled,
 }
 
+/// How much the rules do for a form, as the editor says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FormLevel {
+    /// 記載のみ: the doctor writes and selects; only the shared checks apply.
+    RecordOnly,
+    /// チェック: the disease's own items and checks, no machine judgment.
+    Checked,
+    /// 機械判定: category or severity judged from the items.
+    MachineJudged,
+}
+
+impl FormLevel {
+    pub fn label(self) -> &'static str {
+        match self {
+            FormLevel::RecordOnly => "記載のみ",
+            FormLevel::Checked => "チェック",
+            FormLevel::MachineJudged => "機械判定",
+        }
+    }
+}
+
 impl FormDef {
+    /// 記載のみ for a form generated from the disease list, 機械判定 when a judgment has
+    /// conditions, else チェック.
+    pub fn level(&self) -> FormLevel {
+        if crate::diseases::is_disease_list(&self.file) {
+            FormLevel::RecordOnly
+        } else if self
+            .judgments
+            .iter()
+            .any(|j| j.outcomes.iter().any(|o| !o.conditions.is_empty()))
+        {
+            FormLevel::MachineJudged
+        } else {
+            FormLevel::Checked
+        }
+    }
+
+    /// The form's id with its version, `rinko-011@2023.04-2`: what a sheet records it was
+    /// written on (M20).
+    pub fn versioned_id(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+
     /// The items calculated automatically (自動入力), in screen order.
     pub fn calculated_items(&self) -> impl Iterator<Item = &ItemDef> {
         self.items().filter(|i| i.calc.is_some())
@@ -316,7 +459,58 @@ impl FormDef {
     }
 }
 
+/// The most characters any item's value may have when it is saved (2,000: the largest free-text
+/// box of the official forms holds a few hundred, so this is generous), unless the item's
+/// `max_len` is larger. A longer value is refused at save with [`TooLong`], nothing stored.
+pub const ENTRY_LIMIT: usize = 2000;
+
+/// Values longer than their item's [`ItemDef::entry_limit`]: (item id, label, limit, length in
+/// characters). The message names each item in Japanese.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", too_long_message(.items))]
+pub struct TooLong {
+    pub items: Vec<(String, String, usize, usize)>,
+}
+
+fn too_long_message(items: &[(String, String, usize, usize)]) -> String {
+    items
+        .iter()
+        .map(|(_, label, limit, len)| {
+            format!("「{label}」は{limit}文字までです（{len}文字あります）。短くしてから保存してください。")
+        })
+        .collect()
+}
+
+impl FormDef {
+    /// Refuses typed values longer than their item's [`ItemDef::entry_limit`]; ids the form does
+    /// not have are left to `normalise_input`.
+    pub fn check_lengths(
+        &self,
+        input: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), TooLong> {
+        let items: Vec<_> = input
+            .iter()
+            .filter_map(|(id, value)| {
+                let item = self.item(id)?;
+                let (limit, len) = (item.entry_limit(), value.chars().count());
+                (len > limit).then(|| (id.clone(), item.label.clone(), limit, len))
+            })
+            .collect();
+        if items.is_empty() {
+            Ok(())
+        } else {
+            Err(TooLong { items })
+        }
+    }
+}
+
 impl ItemDef {
+    /// The most characters a value of this item may have when saved: [`ENTRY_LIMIT`], or the
+    /// item's `max_len` when that is larger.
+    pub fn entry_limit(&self) -> usize {
+        self.max_len.map_or(ENTRY_LIMIT, |n| n.max(ENTRY_LIMIT))
+    }
+
     /// The label of a code, for display.
     pub fn code_label(&self, code: &str) -> Option<&str> {
         self.codes

@@ -18,12 +18,15 @@
 //! depend on anything a closed hospital network lacks. "Today" and the form texts are inputs.
 
 pub mod calc;
+pub mod carry;
 pub mod cases;
 pub mod catalogue;
 pub mod check;
+pub mod diseases;
 pub mod evaluate;
 pub mod expr;
 pub mod form;
+pub mod lint;
 pub mod pack;
 pub mod value;
 pub mod xml;
@@ -31,7 +34,7 @@ pub mod xml;
 pub use catalogue::Catalogue;
 pub use check::{Message, Mode, check, normalise_input};
 pub use evaluate::{Evaluation, Judgment, JudgmentResult, Outcome, evaluate};
-pub use form::{FormDef, FormKind, ItemDef, ItemType, SectionDef};
+pub use form::{FormDef, FormKind, FormLevel, ItemDef, ItemType, SectionDef};
 pub use pack::{PackError, PackInfo, RulePack};
 pub use value::Date;
 

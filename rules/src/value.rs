@@ -446,6 +446,7 @@ mod tests {
             .map(|c| crate::form::Code {
                 code: c.to_string(),
                 label: format!("選択{c}"),
+                points: None,
             })
             .collect();
         assert_eq!(normalise(&i, "3, 1"), "1,3");

@@ -189,13 +189,24 @@ impl NodeLink {
     /// Runs one session with the hub, connecting first if needed.
     pub async fn sync<R: Replica>(&mut self, replica: &R) -> Result<SessionStats, LinkError> {
         let connection = self.connection().await?;
-        let (mut send, mut recv) = match connection.open_bi().await {
-            Ok(s) => s,
-            Err(e) => {
-                self.connection = None;
-                return Err(e.into());
-            }
-        };
+        let (mut send, mut recv) =
+            match tokio::time::timeout(CONNECT_TIMEOUT, connection.open_bi()).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    self.connection = None;
+                    return Err(e.into());
+                }
+                Err(_) => {
+                    self.connection = None;
+                    return Err(LinkError::Connect {
+                        addr: self.hub_addr,
+                        reason: format!(
+                            "the hub did not take a new session within {} s",
+                            CONNECT_TIMEOUT.as_secs()
+                        ),
+                    });
+                }
+            };
         let result = session::run(replica, Side::Node, &self.hub, &mut send, &mut recv).await;
         match result {
             Ok(stats) => {
@@ -205,7 +216,10 @@ impl NodeLink {
             Err(e) => {
                 let _ = send.reset(2u32.into());
                 let _ = recv.stop(2u32.into());
-                if matches!(e, SessionError::Wire(_) | SessionError::Closed) {
+                if matches!(
+                    e,
+                    SessionError::Wire(_) | SessionError::Closed | SessionError::Stalled(_)
+                ) {
                     self.connection = None;
                 }
                 Err(e.into())
@@ -232,10 +246,12 @@ pub(crate) mod tests {
     use crate::session::{PeerRole, ReplicaError};
     use crate::sheet::{Edit, NewSheet, Sheet, SheetHeader};
 
-    /// Documents in memory; admits everything.
+    /// Documents in memory; admits everything, and stores everything but the sheets in
+    /// `refuse`.
     #[derive(Default)]
     pub(crate) struct Memory {
         pub docs: Mutex<HashMap<SheetId, Vec<u8>>>,
+        pub refuse: Mutex<HashSet<SheetId>>,
     }
 
     impl Memory {
@@ -269,11 +285,21 @@ pub(crate) mod tests {
                 .collect())
         }
 
-        async fn save(&self, _peer: &Peer, sheets: Vec<Sheet>) -> Result<(), ReplicaError> {
+        async fn save(
+            &self,
+            _peer: &Peer,
+            sheets: Vec<Sheet>,
+        ) -> Result<Vec<(SheetId, String)>, ReplicaError> {
+            let refuse = self.refuse.lock().expect("lock").clone();
+            let mut refused = Vec::new();
             for mut s in sheets {
-                self.put(&mut s);
+                if refuse.contains(&s.id()) {
+                    refused.push((s.id(), "access key already used".to_owned()));
+                } else {
+                    self.put(&mut s);
+                }
             }
-            Ok(())
+            Ok(refused)
         }
 
         fn admits(&self, _: &Peer, _: &SheetHeader, _: &HashSet<SheetId>) -> bool {
@@ -458,6 +484,120 @@ pub(crate) mod tests {
             "{stats:?} against idle {idle:?}"
         );
         hub.endpoint.close();
+    }
+
+    /// `len` bytes of text that does not compress.
+    fn noise(len: usize, seed: u64) -> String {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + ((x >> 33) % 26) as u8)
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sheet_larger_than_a_frame_crosses_in_pieces_beside_the_others() {
+        let hub = start_hub();
+        let (node_key, author) = hub.enroll(6);
+        let node = Memory::default();
+        let mut link = NodeLink::new(&node_key, hub.addr, hub.key.public()).expect("link");
+        let mut big = new_sheet(author);
+        node.put(&mut big);
+        link.sync(&node).await.expect("first sync");
+        // Seven saves of 1.8 MB of text while the hub was away: more than one frame carries.
+        for i in 0..7 {
+            let values: BTreeMap<String, Option<String>> =
+                [("q2".to_owned(), Some(noise(1_800_000, i)))].into();
+            big.set_fields(
+                &values,
+                Edit {
+                    author,
+                    at_ms: 10 + i as i64,
+                    message: "",
+                },
+            );
+        }
+        node.put(&mut big);
+        let mut others: Vec<Sheet> = (0..5).map(|_| new_sheet(author)).collect();
+        for s in &mut others {
+            node.put(s);
+        }
+        let stats = link.sync(&node).await.expect("sync with a large sheet");
+        assert!(stats.set_aside.is_empty(), "{:?}", stats.set_aside);
+        assert_eq!(stats.documents_sent, 6);
+        assert!(stats.bytes_sent > crate::wire::MAX_FRAME as u64);
+        assert_eq!(
+            hub.replica.get(&big.id()).expect("on the hub").fields(),
+            big.fields()
+        );
+        for s in &others {
+            assert!(hub.replica.get(&s.id()).is_some());
+        }
+        hub.endpoint.close();
+    }
+
+    #[tokio::test]
+    async fn a_sheet_the_hub_refuses_is_set_aside_and_the_others_cross() {
+        let hub = start_hub();
+        let (node_key, author) = hub.enroll(7);
+        let node = Memory::default();
+        let mut sheets: Vec<Sheet> = (0..10).map(|_| new_sheet(author)).collect();
+        for s in &mut sheets {
+            node.put(s);
+        }
+        let refused = sheets[3].id();
+        hub.replica.refuse.lock().expect("lock").insert(refused);
+        let mut link = NodeLink::new(&node_key, hub.addr, hub.key.public()).expect("link");
+        let stats = link.sync(&node).await.expect("the session completes");
+        assert_eq!(stats.set_aside.len(), 1, "{:?}", stats.set_aside);
+        assert_eq!(stats.set_aside[0].0, refused);
+        assert!(
+            stats.set_aside[0].1.contains("access key already used"),
+            "{:?}",
+            stats.set_aside
+        );
+        assert_eq!(stats.crossed.len(), 9);
+        assert!(!stats.crossed.contains(&refused));
+        assert_eq!(hub.replica.docs.lock().expect("lock").len(), 9);
+        // A later edit of another sheet still crosses while the refused one keeps failing.
+        let mut edited = node.get(&sheets[5].id()).expect("stored");
+        let values: BTreeMap<String, Option<String>> =
+            [("q1".to_owned(), Some("いいえ".to_owned()))].into();
+        edited.set_fields(
+            &values,
+            Edit {
+                author,
+                at_ms: 50,
+                message: "",
+            },
+        );
+        node.put(&mut edited);
+        let stats = link.sync(&node).await.expect("the next session completes");
+        assert_eq!(
+            hub.replica.get(&edited.id()).expect("on the hub").fields(),
+            edited.fields()
+        );
+        assert_eq!(stats.set_aside.len(), 1);
+        hub.endpoint.close();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_answers_ends_the_session_at_the_stall_limit() {
+        let node = Memory::default();
+        let (mut ours, _theirs) = tokio::io::duplex(64 * 1024);
+        let (mut read, mut write) = tokio::io::split(&mut ours);
+        let hub = Peer::hub(LocalKey::from_seed([9; 32]).public());
+        let limit = std::time::Duration::from_secs(5);
+        let result =
+            session::run_within(&node, Side::Node, &hub, &mut write, &mut read, limit).await;
+        assert!(
+            matches!(result, Err(SessionError::Stalled(l)) if l == limit),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]

@@ -4,13 +4,23 @@
 //!
 //! The storage and the scope rules belong to the caller, behind [`Replica`]. This module checks
 //! everything it receives (frame shape, order, scope, and at the hub that each change was made
-//! by the sending node) and ends the session with a reason on anything unexpected. It must
-//! never panic on input, never apply a change it has not checked, and never send a document the
-//! replica does not list for that peer.
+//! by the sending node) and ends the session with a reason on anything unexpected.
+//!
+//! One sheet never stops the others: a sheet that cannot be sent (larger than the wire carries,
+//! unreadable here) or that the peer refuses (checks, or its storage, e.g. an access key it
+//! already holds for another sheet) is reported in [`SessionStats::set_aside`] with the reason,
+//! and the session goes on; the replica may hold such sheets back from later sessions
+//! ([`Replica::held_back`]) to retry them with backoff. Every wait has a deadline: a session in
+//! which nothing crosses either way for [`STALL_LIMIT`] ends with [`SessionError::Stalled`].
+//!
+//! It must never panic on input, never apply a change it has not checked, and never send a
+//! document the replica does not list for that peer.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -30,6 +40,14 @@ pub const LOAD_BATCH: usize = 256;
 
 /// The most document ids a peer may list in one session.
 const MAX_ENTRIES: usize = 10_000_000;
+
+/// A session in which no frame (nor piece of one) crosses in either direction for this long
+/// ends with [`SessionError::Stalled`]: the peer is gone or stuck.
+pub const STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// The most refused sheets one [`Frame::Ack`] lists, and the longest reason it carries for one.
+const MAX_REFUSALS: usize = 10_000;
+const MAX_REASON: usize = 400;
 
 /// What a node is to the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,12 +101,21 @@ pub trait Replica: Send + Sync {
         ids: Vec<SheetId>,
     ) -> impl Future<Output = Result<Vec<(SheetId, Vec<u8>)>, ReplicaError>> + Send;
 
-    /// Stores documents received from `peer` (each already checked and merged).
+    /// Stores documents received from `peer` (each already checked and merged). A sheet that
+    /// storage refuses on its own account (e.g. an access key another sheet holds) is left out
+    /// and returned with the reason, in words for the peer's operator; the others are stored.
+    /// `Err` only when storage as a whole failed.
     fn save(
         &self,
         peer: &Peer,
         sheets: Vec<Sheet>,
-    ) -> impl Future<Output = Result<(), ReplicaError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(SheetId, String)>, ReplicaError>> + Send;
+
+    /// Sheets this side does not offer `peer` in this session (set aside earlier and not due
+    /// for a retry yet). None by default.
+    fn held_back(&self, _peer: &Peer) -> HashSet<SheetId> {
+        HashSet::new()
+    }
 
     /// Whether a sheet with `header` may pass between this side and `peer`. `granted` is the
     /// set of sheets opened to the node beyond its institution (at a node: as the hub announced
@@ -104,7 +131,7 @@ pub enum Side {
 }
 
 /// What a session did, for status pages and benchmarks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionStats {
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -114,6 +141,12 @@ pub struct SessionStats {
     pub refused: u64,
     /// Buckets of the summary that differed.
     pub differing_buckets: u64,
+    /// Sheets this side had for the peer that did not cross, with the reason: too large or
+    /// unreadable here, or refused by the peer. Every other sheet crossed.
+    pub set_aside: Vec<(SheetId, String)>,
+    /// Sheets this side offered in this session (sent, or the peer already had them) and the
+    /// peer did not refuse.
+    pub crossed: Vec<SheetId>,
 }
 
 /// Why a session ended early.
@@ -137,6 +170,8 @@ pub enum SessionError {
     Unrequested(SheetId),
     #[error("storage: {0}")]
     Replica(#[from] ReplicaError),
+    #[error("nothing crossed for {} s; the peer is gone or stuck", .0.as_secs())]
+    Stalled(Duration),
 }
 
 fn frame_name(frame: &Frame) -> String {
@@ -148,17 +183,46 @@ fn frame_name(frame: &Frame) -> String {
         Frame::Changes { .. } => "Changes".into(),
         Frame::Done => "Done".into(),
         Frame::Ack { .. } => "Ack".into(),
+        Frame::Piece { .. } => "Piece".into(),
+    }
+}
+
+/// When something last crossed in either direction, in ms since the session began.
+struct Pace {
+    began: tokio::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Pace {
+    fn tick(&self) {
+        let ms = self.began.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Returns once nothing has crossed for `limit`.
+    async fn stalled(&self, limit: Duration) {
+        loop {
+            let last = self.began + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            if tokio::time::Instant::now() >= last + limit {
+                return;
+            }
+            tokio::time::sleep_until(last + limit).await;
+        }
     }
 }
 
 struct Reader<'a, R> {
     inner: &'a mut R,
     bytes: u64,
+    pace: &'a Pace,
 }
 
 impl<R: AsyncRead + Unpin> Reader<'_, R> {
     async fn next(&mut self) -> Result<Frame, SessionError> {
-        match wire::read_frame(self.inner).await? {
+        let pace = self.pace;
+        let read = wire::read_frame_with(self.inner, |_| pace.tick()).await?;
+        pace.tick();
+        match read {
             Some((frame, n)) => {
                 self.bytes += n as u64;
                 Ok(frame)
@@ -171,16 +235,43 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
 struct Writer<'a, W> {
     inner: &'a mut W,
     bytes: u64,
+    pace: &'a Pace,
 }
 
 impl<W: AsyncWrite + Unpin> Writer<'_, W> {
+    /// Sends `frame` (in pieces when large), a piece at a time so a slow peer still shows
+    /// progress. Nothing is written when it cannot be encoded ([`WireError::TooLarge`]).
     async fn send(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        self.bytes += wire::write_frame(self.inner, frame).await? as u64;
+        use tokio::io::AsyncWriteExt;
+        let bytes = wire::encode(frame)?;
+        for chunk in bytes.chunks(wire::PIECE) {
+            self.inner.write_all(chunk).await.map_err(WireError::Io)?;
+            self.pace.tick();
+        }
+        self.bytes += bytes.len() as u64;
         Ok(())
     }
 }
 
-/// Runs one session over `send`/`recv` with `peer`. Returns what was exchanged.
+/// Whether `e` concerns one document only (it could not be encoded), so the session goes on.
+fn too_large(e: &SessionError) -> bool {
+    matches!(e, SessionError::Wire(WireError::TooLarge { .. }))
+}
+
+/// `reason`, cut to at most [`MAX_REASON`] bytes at a character boundary.
+fn bounded(mut reason: String) -> String {
+    if reason.len() > MAX_REASON {
+        let mut at = MAX_REASON;
+        while !reason.is_char_boundary(at) {
+            at -= 1;
+        }
+        reason.truncate(at);
+    }
+    reason
+}
+
+/// Runs one session over `send`/`recv` with `peer`. Returns what was exchanged; ends with
+/// [`SessionError::Stalled`] when nothing crosses for [`STALL_LIMIT`].
 pub async fn run<R, S, V>(
     replica: &R,
     side: Side,
@@ -193,15 +284,59 @@ where
     S: AsyncWrite + Unpin + Send,
     V: AsyncRead + Unpin + Send,
 {
+    run_within(replica, side, peer, send, recv, STALL_LIMIT).await
+}
+
+/// [`run`] with another stall limit.
+pub async fn run_within<R, S, V>(
+    replica: &R,
+    side: Side,
+    peer: &Peer,
+    send: &mut S,
+    recv: &mut V,
+    stall_limit: Duration,
+) -> Result<SessionStats, SessionError>
+where
+    R: Replica,
+    S: AsyncWrite + Unpin + Send,
+    V: AsyncRead + Unpin + Send,
+{
+    let pace = Pace {
+        began: tokio::time::Instant::now(),
+        last_ms: AtomicU64::new(0),
+    };
+    tokio::select! {
+        result = exchange(replica, side, peer, send, recv, &pace) => result,
+        () = pace.stalled(stall_limit) => Err(SessionError::Stalled(stall_limit)),
+    }
+}
+
+async fn exchange<R, S, V>(
+    replica: &R,
+    side: Side,
+    peer: &Peer,
+    send: &mut S,
+    recv: &mut V,
+    pace: &Pace,
+) -> Result<SessionStats, SessionError>
+where
+    R: Replica,
+    S: AsyncWrite + Unpin + Send,
+    V: AsyncRead + Unpin + Send,
+{
     let mut stats = SessionStats::default();
     let inventory = replica.inventory(peer).await?;
+    pace.tick();
+    let held_back = replica.held_back(peer);
     let mut writer = Writer {
         inner: send,
         bytes: 0,
+        pace,
     };
     let mut reader = Reader {
         inner: recv,
         bytes: 0,
+        pace,
     };
 
     // 1. Summaries, both ways at once.
@@ -314,6 +449,9 @@ where
     let mut whole = Vec::new();
     let mut partial = Vec::new();
     for (id, heads) in &my_heads {
+        if held_back.contains(id) {
+            continue;
+        }
         match peer_heads.get(id) {
             None => whole.push(*id),
             Some(theirs) if heads.iter().all(|h| theirs.contains(h)) => {}
@@ -338,21 +476,26 @@ where
     let (peer_behind_tx, peer_behind_rx) = tokio::sync::oneshot::channel::<HashSet<SheetId>>();
     let send_documents = async {
         let mut sent_docs = 0u64;
+        let mut set_aside: Vec<(SheetId, String)> = Vec::new();
         for batch in whole.chunks(LOAD_BATCH) {
             for (id, bytes) in replica.load(batch.to_vec()).await? {
-                writer.send(&Frame::Document { id, bytes }).await?;
-                sent_docs += 1;
+                match writer.send(&Frame::Document { id, bytes }).await {
+                    Ok(()) => sent_docs += 1,
+                    Err(e) if too_large(&e) => set_aside.push((id, e.to_string())),
+                    Err(e) => return Err(e),
+                }
             }
         }
         let theirs = |id: &SheetId| peer_heads.get(id).map_or(&[][..], Vec::as_slice);
         let mut behind: Vec<SheetId> = Vec::new();
         for batch in partial.chunks(LOAD_BATCH) {
-            for (id, sheet) in loaded(replica, batch).await? {
+            for (id, sheet) in loaded(replica, batch, &mut set_aside).await? {
                 if !theirs(&id).iter().all(|h| sheet.knows(h)) {
                     behind.push(id);
                     continue;
                 }
-                sent_docs += send_changes(&mut writer, id, &sheet, theirs(&id)).await?;
+                sent_docs +=
+                    send_changes(&mut writer, id, &sheet, theirs(&id), &mut set_aside).await?;
             }
         }
         // Both sides skip this when no bucket differs (they compute the same buckets).
@@ -375,27 +518,29 @@ where
             .filter(|id| peer_behind.contains(id))
             .collect();
         for batch in apart.chunks(LOAD_BATCH) {
-            for (id, sheet) in loaded(replica, batch).await? {
-                sent_docs += send_changes(&mut writer, id, &sheet, theirs(&id)).await?;
+            for (id, sheet) in loaded(replica, batch, &mut set_aside).await? {
+                sent_docs +=
+                    send_changes(&mut writer, id, &sheet, theirs(&id), &mut set_aside).await?;
             }
         }
         writer.send(&Frame::Done).await?;
-        Ok::<_, SessionError>(sent_docs)
+        Ok::<_, SessionError>((sent_docs, set_aside))
     };
 
     // Received documents are stored a batch at a time while the next batch is read and
     // checked; at most two batches wait, so a slow disk slows the peer instead of filling memory.
     let (to_store, mut storing) = tokio::sync::mpsc::channel::<Vec<Sheet>>(2);
     let store_documents = async {
+        let mut not_stored: Vec<(SheetId, String)> = Vec::new();
         while let Some(batch) = storing.recv().await {
-            replica.save(peer, batch).await?;
+            not_stored.extend(replica.save(peer, batch).await?);
         }
-        Ok::<_, SessionError>(())
+        Ok::<_, SessionError>(not_stored)
     };
     let store_failed = || SessionError::Replica(ReplicaError("storing stopped".into()));
     let receive_documents = async {
         let mut received = 0u64;
-        let mut refused = 0u64;
+        let mut refused: Vec<(SheetId, String)> = Vec::new();
         let mut pending: Vec<Sheet> = Vec::new();
         let mut seen: HashSet<SheetId> = HashSet::new();
         let mut peer_behind_tx = (!differing.is_empty()).then_some(peer_behind_tx);
@@ -459,7 +604,7 @@ where
                 Ok(Some(sheet)) => {
                     if !replica.admits(peer, &sheet.header, &granted) {
                         tracing::warn!(target: "nsdb::sync", sheet = %id, peer = %peer.node, "refused a sheet outside the scope of this node and the peer");
-                        refused += 1;
+                        refused.push((id, "outside the scope of the receiving node".into()));
                         continue;
                     }
                     pending.push(sheet);
@@ -475,7 +620,7 @@ where
                 Err(SessionError::Replica(e)) => return Err(SessionError::Replica(e)),
                 Err(reason) => {
                     tracing::warn!(target: "nsdb::sync", sheet = %id, peer = %peer.node, %reason, "refused a sheet from the peer");
-                    refused += 1;
+                    refused.push((id, reason.to_string()));
                 }
             }
         }
@@ -486,19 +631,45 @@ where
         Ok::<_, SessionError>((received, refused))
     };
     let receive_and_store = async {
-        let (counts, ()) = tokio::try_join!(receive_documents, store_documents)?;
-        Ok::<_, SessionError>(counts)
+        let ((received, mut refused), not_stored) =
+            tokio::try_join!(receive_documents, store_documents)?;
+        let stored = received.saturating_sub(not_stored.len() as u64);
+        refused.extend(not_stored);
+        Ok::<_, SessionError>((stored, refused))
     };
 
-    let (sent, received) = tokio::join!(send_documents, receive_and_store);
-    stats.documents_sent = sent?;
-    let (received, refused) = received?;
-    // 4. Both sides confirm that what they received is stored.
-    let ack = Frame::Ack { stored: received };
+    // Either half failing ends the session at once (the other half would wait for the peer).
+    let ((sent, mut set_aside), (received, refused)) =
+        tokio::try_join!(send_documents, receive_and_store)?;
+    stats.documents_sent = sent;
+    // 4. Both sides confirm that what they received is stored, naming what they refused.
+    let ack = Frame::Ack {
+        stored: received,
+        refused: refused
+            .iter()
+            .take(MAX_REFUSALS)
+            .map(|(id, reason)| (*id, bounded(reason.clone())))
+            .collect(),
+    };
     let (acked, peer_ack) = tokio::join!(writer.send(&ack), reader.next());
     acked?;
     match peer_ack? {
-        Frame::Ack { .. } => {}
+        Frame::Ack {
+            refused: by_peer, ..
+        } => {
+            // Only sheets this side offered can have been refused by the peer.
+            let offered: HashSet<SheetId> = whole.iter().chain(&partial).copied().collect();
+            let mut refused_here: HashSet<SheetId> = set_aside.iter().map(|(id, _)| *id).collect();
+            for (id, reason) in by_peer.into_iter().take(MAX_REFUSALS) {
+                if offered.contains(&id) && refused_here.insert(id) {
+                    set_aside.push((id, format!("the peer refused it: {}", bounded(reason))));
+                }
+            }
+            stats.crossed = offered
+                .into_iter()
+                .filter(|id| !refused_here.contains(id))
+                .collect();
+        }
         other => {
             return Err(SessionError::Unexpected {
                 expected: "Ack",
@@ -507,16 +678,18 @@ where
         }
     }
     stats.documents_received = received;
-    stats.refused = refused;
+    stats.refused = refused.len() as u64;
+    stats.set_aside = set_aside;
     stats.bytes_sent = writer.bytes;
     stats.bytes_received = reader.bytes;
     Ok(stats)
 }
 
-/// The stored sheets `ids`, decoded; one that cannot be read is left out with a warning.
+/// The stored sheets `ids`, decoded; one that cannot be read is set aside with the reason.
 async fn loaded<R: Replica>(
     replica: &R,
     ids: &[SheetId],
+    set_aside: &mut Vec<(SheetId, String)>,
 ) -> Result<Vec<(SheetId, Sheet)>, SessionError> {
     Ok(replica
         .load(ids.to_vec())
@@ -524,8 +697,9 @@ async fn loaded<R: Replica>(
         .into_iter()
         .filter_map(|(id, bytes)| match Sheet::load(&bytes) {
             Ok(sheet) => Some((id, sheet)),
-            Err(_) => {
+            Err(e) => {
                 tracing::warn!(target: "nsdb::sync", sheet = %id, "a stored sheet could not be read; not sent");
+                set_aside.push((id, format!("the stored document cannot be read: {e}")));
                 None
             }
         })
@@ -533,19 +707,26 @@ async fn loaded<R: Replica>(
 }
 
 /// Sends the changes of `sheet` after `theirs` (the peer's heads), if any; returns how many
-/// documents it sent (0 or 1).
+/// documents it sent (0 or 1). Changes too large to carry set the sheet aside.
 async fn send_changes<W: AsyncWrite + Unpin>(
     writer: &mut Writer<'_, W>,
     id: SheetId,
     sheet: &Sheet,
     theirs: &[[u8; 32]],
+    set_aside: &mut Vec<(SheetId, String)>,
 ) -> Result<u64, SessionError> {
     let changes = sheet.changes_since(theirs);
     if changes.is_empty() {
         return Ok(0);
     }
-    writer.send(&Frame::Changes { id, changes }).await?;
-    Ok(1)
+    match writer.send(&Frame::Changes { id, changes }).await {
+        Ok(()) => Ok(1),
+        Err(e) if too_large(&e) => {
+            set_aside.push((id, e.to_string()));
+            Ok(0)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn refusal(e: ReplicationError) -> SessionError {

@@ -15,8 +15,8 @@ use std::fmt;
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{
-    Automerge, AutomergeError, ChangeHash, ObjId, ObjType, Patch, PatchAction, Prop, ROOT, ReadDoc,
-    ScalarValue, ScalarValueRef, Value, ValueRef,
+    Automerge, AutomergeError, ChangeHash, ObjId, ObjType, Patch, PatchAction, PatchLog, Prop,
+    ROOT, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef,
 };
 use serde::{Deserialize, Serialize};
 
@@ -244,6 +244,127 @@ impl Sheet {
             .collect()
     }
 
+    /// Applies what a user changed since the version `base` they were shown (the heads the
+    /// page or the API answer was made from); `None` in `changes` clears the item.
+    ///
+    /// Only items whose value in `changes` differs from their value at `base` are written, as
+    /// one change made on top of `base`, so what others saved since is kept: an item nobody
+    /// else changed takes the new value, and an item both changed holds both values (a
+    /// [`Conflict`]) until someone sets it. The author's own later changes count as seen, so a
+    /// user's second tab never conflicts with the first. Returns the ids written, sorted.
+    ///
+    /// Errors: [`SheetError::UnknownVersion`] when `base` is not a version of this sheet.
+    pub fn set_fields_since(
+        &mut self,
+        base: &[ChangeHash],
+        changes: &BTreeMap<String, Option<String>>,
+        edit: Edit<'_>,
+    ) -> Result<Vec<String>, SheetError> {
+        self.check_known(base)?;
+        let before = self.read_fields(base);
+        let edited: BTreeMap<String, Option<String>> = changes
+            .iter()
+            .filter(|(field, value)| before.get(*field) != value.as_ref())
+            .map(|(field, value)| (field.clone(), value.clone()))
+            .collect();
+        let mut sorted = base.to_vec();
+        sorted.sort_unstable();
+        if sorted == self.doc.get_heads() {
+            return Ok(self.set_fields(&edited, edit));
+        }
+        let writes: Vec<(&String, Block, &str, Option<&str>)> = edited
+            .iter()
+            .filter_map(|(field, value)| {
+                let (block, key) = Block::of_field(field);
+                let value = value.as_deref();
+                let unchanged =
+                    self.current(block, key).as_deref() == value && !self.conflicted(block, key);
+                (!unchanged).then_some((field, block, key, value))
+            })
+            .collect();
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The author's own changes since `base` are part of what the change builds on.
+        let actor = edit.author.to_actor();
+        let own_last = self
+            .doc
+            .get_changes_meta(base)
+            .into_iter()
+            .rev()
+            .find(|meta| *meta.actor == actor)
+            .map(|meta| meta.hash);
+        let at: Vec<ChangeHash> = match own_last {
+            None => base.to_vec(),
+            Some(last) => {
+                let not_before_last: Vec<ChangeHash> = self
+                    .doc
+                    .get_changes_meta(&[last])
+                    .into_iter()
+                    .map(|meta| meta.hash)
+                    .collect();
+                std::iter::once(last)
+                    .chain(
+                        base.iter()
+                            .filter(|hash| not_before_last.contains(hash))
+                            .copied(),
+                    )
+                    .collect()
+            }
+        };
+        let (patient, items) = (self.patient.clone(), self.items.clone());
+        self.doc.set_actor(actor);
+        let mut tx = match self.doc.transaction_at(PatchLog::null(), &at) {
+            Ok(tx) => tx,
+            Err(error) => panic!("nsdb-sync bug: a sheet's own patch log was refused: {error}"),
+        };
+        for (_, block, key, value) in &writes {
+            let obj = match block {
+                Block::Patient => &patient,
+                Block::Items => &items,
+            };
+            must(match value {
+                Some(value) => tx.put(obj, *key, *value),
+                None => tx.delete(obj, *key),
+            });
+        }
+        tx.commit_with(edit.commit_options());
+        Ok(writes
+            .into_iter()
+            .map(|(field, ..)| field.clone())
+            .collect())
+    }
+
+    /// The name (and place) an author gave when they wrote this sheet, on whichever node, from
+    /// the document itself: `(name, place)`, `None` for an author who never named themselves.
+    pub fn author_name(&self, author: &Author) -> Option<(String, Option<String>)> {
+        let read = |key: String| match self.doc.get(ROOT, key.as_str()) {
+            Ok(Some((value, _))) => value.into_string().ok(),
+            _ => None,
+        };
+        let name = read(author_key(author))?;
+        Some((name, read(place_key(author))))
+    }
+
+    /// Records who `edit.author` is (their name and their institution) in the document, so
+    /// that every node that holds the sheet can show them by name. Writes only what is not
+    /// recorded yet; returns whether it wrote.
+    pub fn set_author_name(&mut self, name: &str, place: &str, edit: Edit<'_>) -> bool {
+        let known = self.author_name(&edit.author);
+        let same = known
+            .as_ref()
+            .is_some_and(|(n, p)| n == name && p.as_deref() == Some(place));
+        if same || name.is_empty() {
+            return false;
+        }
+        let (name_key, place_key) = (author_key(&edit.author), place_key(&edit.author));
+        self.write(edit, |tx| {
+            tx.put(ROOT, name_key.as_str(), name)?;
+            tx.put(ROOT, place_key.as_str(), place)
+        });
+        true
+    }
+
     /// Sets the status; returns whether it changed (no change is made otherwise).
     pub fn set_status(&mut self, status: &str, edit: Edit<'_>) -> bool {
         if self.header.status == status && !self.root_conflicted(key::STATUS) {
@@ -452,6 +573,16 @@ impl Sheet {
         must(ops(&mut tx));
         tx.commit_with(edit.commit_options());
     }
+}
+
+/// The root key naming an author: `author.<node>.<user>`.
+fn author_key(author: &Author) -> String {
+    format!("author.{}.{}", author.node, author.user)
+}
+
+/// The root key holding an author's institution: `author.<node>.<user>.place`.
+fn place_key(author: &Author) -> String {
+    format!("{}.place", author_key(author))
 }
 
 /// Writes the layout of a new sheet; returns the patient and items maps.
@@ -1100,6 +1231,120 @@ mod tests {
             damaged[i] ^= 0x5a;
             let _ = Sheet::load(&damaged);
         }
+    }
+
+    #[test]
+    fn a_save_from_a_stale_page_writes_only_what_its_user_changed() {
+        let mut sheet = created();
+        sheet.set_fields(
+            &changes(&[
+                ("patient.address", Some("旧住所")),
+                ("patient.postal_code", Some("1000001")),
+            ]),
+            edit(author(HOSPITAL_NODE, 1), 10, ""),
+        );
+        let shown = sheet.heads();
+        // The clerk changes the address.
+        sheet.set_fields(
+            &changes(&[("patient.address", Some("新住所"))]),
+            edit(author(HOSPITAL_NODE, 2), 20, ""),
+        );
+        // The doctor, on the page loaded before, posts the whole form with a new postal code.
+        let written = sheet
+            .set_fields_since(
+                &shown,
+                &changes(&[
+                    ("patient.address", Some("旧住所")),
+                    ("patient.postal_code", Some("1000002")),
+                    ("q1", None),
+                ]),
+                edit(author(HOSPITAL_NODE, 3), 30, "一時保存"),
+            )
+            .expect("a known version");
+        assert_eq!(written, strings(&["patient.postal_code"]));
+        let f = sheet.fields();
+        assert_eq!(f.get("patient.address").map(String::as_str), Some("新住所"));
+        assert_eq!(
+            f.get("patient.postal_code").map(String::as_str),
+            Some("1000002")
+        );
+        assert!(sheet.conflicts().is_empty());
+    }
+
+    #[test]
+    fn the_same_item_saved_from_two_pages_keeps_both_values_as_a_conflict() {
+        let mut sheet = created();
+        let shown = sheet.heads();
+        sheet.set_fields(
+            &changes(&[("q1", Some("3"))]),
+            edit(author(HOSPITAL_NODE, 2), 20, ""),
+        );
+        sheet
+            .set_fields_since(
+                &shown,
+                &changes(&[("q1", Some("4"))]),
+                edit(author(HOSPITAL_NODE, 3), 30, ""),
+            )
+            .expect("a known version");
+        let conflicts = sheet.conflicts();
+        assert_eq!(conflicts.len(), 1);
+        let mut values: Vec<&str> = conflicts[0]
+            .values
+            .iter()
+            .map(|v| v.value.as_str())
+            .collect();
+        values.sort();
+        assert_eq!(values, vec!["3", "4"]);
+        // The copy saves and loads with both values, and setting the item settles it.
+        let mut copy = Sheet::load(&sheet.save()).expect("loads");
+        assert_eq!(copy.conflicts().len(), 1);
+        copy.set_fields(
+            &changes(&[("q1", Some("4"))]),
+            edit(author(HOSPITAL_NODE, 3), 40, ""),
+        );
+        assert!(copy.conflicts().is_empty());
+    }
+
+    #[test]
+    fn a_users_second_page_does_not_conflict_with_their_own_save() {
+        let mut sheet = created();
+        let shown = sheet.heads();
+        let me = author(HOSPITAL_NODE, 3);
+        sheet.set_fields(&changes(&[("q1", Some("3"))]), edit(me, 20, ""));
+        sheet.set_fields(
+            &changes(&[("q2", Some("x"))]),
+            edit(author(CLINIC_NODE, 4), 25, ""),
+        );
+        sheet
+            .set_fields_since(&shown, &changes(&[("q1", Some("4"))]), edit(me, 30, ""))
+            .expect("a known version");
+        assert!(sheet.conflicts().is_empty());
+        assert_eq!(sheet.field("q1").as_deref(), Some("4"));
+        assert_eq!(sheet.field("q2").as_deref(), Some("x"));
+        // Its changes stay one line per author: the copy merges into another.
+        let mut other = created();
+        other.merge(&mut sheet).expect("merges");
+        assert_eq!(other.field("q1").as_deref(), Some("4"));
+        let unknown = ChangeHash([7; 32]);
+        assert!(matches!(
+            sheet.set_fields_since(&[unknown], &changes(&[("q1", None)]), edit(me, 40, "")),
+            Err(SheetError::UnknownVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn an_authors_name_travels_with_the_document() {
+        let mut sheet = created();
+        let who = author(CLINIC_NODE, 9);
+        assert!(sheet.author_name(&who).is_none());
+        assert!(sheet.set_author_name("佐藤 一郎", "○○クリニック", edit(who, 10, "")));
+        assert!(!sheet.set_author_name("佐藤 一郎", "○○クリニック", edit(who, 11, "")));
+        let copy = Sheet::load(&sheet.save()).expect("loads");
+        assert_eq!(
+            copy.author_name(&who),
+            Some(("佐藤 一郎".to_string(), Some("○○クリニック".to_string())))
+        );
+        assert!(copy.fields().is_empty(), "names are not items");
     }
 
     /// Two copies of one sheet, as two nodes would hold them after a sync.

@@ -25,12 +25,13 @@ pub const ALPN: &[u8] = b"nsdb-sync/1";
 /// The name the hub's certificate carries; nodes connect to it under this name.
 pub const HUB_SERVER_NAME: &str = "nsdb-hub";
 
-/// How long a connection may stay silent before it is considered dead.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may stay silent before it is considered dead: a hub that vanished
+/// without closing (killed, unplugged) is noticed by its nodes within this time.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a node pings the hub on an open connection, well under [`IDLE_TIMEOUT`], so NAT
 /// bindings and the hub's idle timer stay fresh.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
 
 /// DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the 32 key bytes follow.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
@@ -292,7 +293,7 @@ impl ClientCertVerifier for EnrolledNodes {
 
 fn transport(client: bool) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
-    // IDLE_TIMEOUT (30 s) always fits a QUIC varint of milliseconds.
+    // IDLE_TIMEOUT (10 s) always fits a QUIC varint of milliseconds.
     transport.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
     if client {
         transport.keep_alive_interval(Some(KEEP_ALIVE));

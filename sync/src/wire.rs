@@ -1,9 +1,13 @@
 //! The sync wire format: length-prefixed frames, each a postcard-encoded [`Frame`].
 //!
 //! A frame on the wire is a 4-byte big-endian length, then that many bytes of postcard. Every
-//! frame is checked for size before it is read and for shape when it is decoded. This module
-//! must never allocate more than [`MAX_FRAME`] for one frame, never panic on what it reads, and
-//! never change the meaning of a frame without raising [`PROTOCOL_VERSION`].
+//! frame is checked for size before it is read and for shape when it is decoded. A frame whose
+//! encoding is larger than [`PIECE`] (a large document, or many changes of one sheet) crosses as
+//! a run of [`Frame::Piece`] frames that the reader puts together again, up to
+//! [`MAX_ASSEMBLED`]; so one large sheet never makes a frame too large for the other side. This
+//! module must never allocate more than [`MAX_FRAME`] for one frame (nor more than
+//! [`MAX_ASSEMBLED`] for one frame in pieces), never panic on what it reads, and never change
+//! the meaning of a frame without raising [`PROTOCOL_VERSION`].
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -12,10 +16,18 @@ use crate::ids::SheetId;
 use crate::summary::Summary;
 
 /// Version of the frames below. A peer with another version is refused with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The largest frame either side sends or accepts (8 MiB).
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
+
+/// Frames whose encoding is larger than this (1 MiB) are sent in pieces of this size.
+pub const PIECE: usize = 1024 * 1024;
+
+/// The largest frame sent in pieces (256 MiB once put together): a sheet's whole document or
+/// its changes. A sheet larger than this cannot cross; the sender sets it aside with
+/// [`WireError::TooLarge`] and the session goes on with the others.
+pub const MAX_ASSEMBLED: usize = 256 * 1024 * 1024;
 
 /// The most entries one [`Frame::Heads`] or [`Frame::Behind`] frame carries, so a list always
 /// fits a frame.
@@ -51,8 +63,15 @@ pub enum Frame {
     /// This side has sent everything it had for the peer.
     Done,
     /// This side has stored everything it received in this session (`stored` documents), so
-    /// the peer may count what it sent as safe.
-    Ack { stored: u64 },
+    /// the peer may count what it sent as safe, except the sheets in `refused` (each with the
+    /// reason, in words for the operator), which this side did not take.
+    Ack {
+        stored: u64,
+        refused: Vec<(SheetId, String)>,
+    },
+    /// One piece of a larger frame's encoding; the pieces of one frame follow each other and
+    /// the one with `last` ends it.
+    Piece { bytes: Vec<u8>, last: bool },
 }
 
 /// Why a frame could not be read or written.
@@ -68,19 +87,48 @@ pub enum WireError {
     Io(#[from] std::io::Error),
     #[error("cannot encode a frame: {0}")]
     Encode(String),
+    #[error(
+        "a document of {len} bytes is larger than the {MAX_ASSEMBLED} bytes sync carries for one sheet"
+    )]
+    TooLarge { len: usize },
+    #[error("the peer sent pieces adding up to more than {MAX_ASSEMBLED} bytes")]
+    AssembledTooLarge,
 }
 
-/// Encodes `frame` with its length prefix.
+/// Encodes `frame` with its length prefix; a frame larger than [`PIECE`] becomes a run of
+/// [`Frame::Piece`] frames. [`WireError::TooLarge`] when it is larger than [`MAX_ASSEMBLED`]
+/// (nothing is written then).
 pub fn encode(frame: &Frame) -> Result<Vec<u8>, WireError> {
-    let mut out = vec![0u8; 4];
     let body =
         postcard::to_extend(frame, Vec::new()).map_err(|e| WireError::Encode(e.to_string()))?;
+    if body.len() <= PIECE {
+        return prefixed(&body);
+    }
+    if body.len() > MAX_ASSEMBLED {
+        return Err(WireError::TooLarge { len: body.len() });
+    }
+    let mut out = Vec::with_capacity(body.len() + body.len() / PIECE * 16 + 16);
+    let mut pieces = body.chunks(PIECE).peekable();
+    while let Some(piece) = pieces.next() {
+        let piece = Frame::Piece {
+            bytes: piece.to_vec(),
+            last: pieces.peek().is_none(),
+        };
+        let encoded = postcard::to_extend(&piece, Vec::new())
+            .map_err(|e| WireError::Encode(e.to_string()))?;
+        out.extend_from_slice(&prefixed(&encoded)?);
+    }
+    Ok(out)
+}
+
+fn prefixed(body: &[u8]) -> Result<Vec<u8>, WireError> {
     if body.len() > MAX_FRAME {
         return Err(WireError::Oversized { len: body.len() });
     }
     let len = u32::try_from(body.len()).map_err(|_| WireError::Oversized { len: body.len() })?;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&body);
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body);
     Ok(out)
 }
 
@@ -107,9 +155,54 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     Ok(bytes.len())
 }
 
-/// Reads one frame; `Ok(None)` when the stream ended cleanly between frames. Returns the frame
-/// and the bytes read.
+/// Reads one frame, putting a frame sent in pieces together again; `Ok(None)` when the stream
+/// ended cleanly between frames. Returns the frame and the bytes read.
 pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<Option<(Frame, usize)>, WireError> {
+    read_frame_with(reader, |_| {}).await
+}
+
+/// [`read_frame`], calling `progress` with the bytes of each frame or piece as it arrives (so a
+/// caller can tell a large frame arriving slowly from a stalled peer).
+pub async fn read_frame_with<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    mut progress: impl FnMut(usize),
+) -> Result<Option<(Frame, usize)>, WireError> {
+    let Some((frame, mut read)) = read_one(reader).await? else {
+        return Ok(None);
+    };
+    let Frame::Piece { bytes, mut last } = frame else {
+        return Ok(Some((frame, read)));
+    };
+    progress(read);
+    let mut assembled = bytes;
+    while !last {
+        match read_one(reader).await? {
+            None => return Err(WireError::Truncated),
+            Some((Frame::Piece { bytes, last: l }, n)) => {
+                progress(n);
+                if assembled.len() + bytes.len() > MAX_ASSEMBLED {
+                    return Err(WireError::AssembledTooLarge);
+                }
+                assembled.extend_from_slice(&bytes);
+                read += n;
+                last = l;
+            }
+            Some(_) => {
+                return Err(WireError::Malformed(
+                    "a frame came between the pieces of another".into(),
+                ));
+            }
+        }
+    }
+    match decode(&assembled)? {
+        Frame::Piece { .. } => Err(WireError::Malformed("a piece inside a piece".into())),
+        frame => Ok(Some((frame, read))),
+    }
+}
+
+async fn read_one<R: AsyncRead + Unpin>(
     reader: &mut R,
 ) -> Result<Option<(Frame, usize)>, WireError> {
     let mut prefix = [0u8; 4];
@@ -167,6 +260,56 @@ mod tests {
             assert_eq!(&got, f);
         }
         assert!(read_frame(&mut reader).await.expect("clean end").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_frame_larger_than_a_piece_crosses_in_pieces_no_frame_over_the_limit() {
+        // 12 MiB of changes of one sheet: more than one frame may carry.
+        let big = Frame::Changes {
+            id: SheetId::random(),
+            changes: (0..6).map(|i| vec![i as u8; 2 * 1024 * 1024]).collect(),
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &big).await.expect("writes");
+        write_frame(&mut buf, &Frame::Done).await.expect("writes");
+        // Every frame on the wire is within a piece (plus its framing).
+        let mut at = 0;
+        let mut frames = 0;
+        while at < buf.len() {
+            let len = u32::from_be_bytes(buf[at..at + 4].try_into().expect("4")) as usize;
+            assert!(len <= PIECE + 64, "frame of {len} bytes");
+            at += 4 + len;
+            frames += 1;
+        }
+        assert!(frames > 12, "{frames} frames");
+        let mut reader = &buf[..];
+        let (got, n) = read_frame(&mut reader)
+            .await
+            .expect("reads")
+            .expect("frame");
+        assert_eq!(got, big);
+        assert!(n > 12 * 1024 * 1024);
+        let (got, _) = read_frame(&mut reader)
+            .await
+            .expect("reads")
+            .expect("frame");
+        assert_eq!(got, Frame::Done);
+
+        // Pieces cut short, or another frame in the middle, are errors.
+        let mut cut = Vec::new();
+        write_frame(&mut cut, &big).await.expect("writes");
+        cut.truncate(PIECE * 3);
+        assert!(read_frame(&mut &cut[..]).await.is_err());
+        let mut mixed = encode(&Frame::Piece {
+            bytes: vec![1; 10],
+            last: false,
+        })
+        .expect("encodes");
+        mixed.extend(encode(&Frame::Done).expect("encodes"));
+        assert!(matches!(
+            read_frame(&mut &mixed[..]).await,
+            Err(WireError::Malformed(_))
+        ));
     }
 
     #[tokio::test]

@@ -446,7 +446,7 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
         .await
         .unwrap();
     assert_eq!(key.len(), 13, "an access key like 12345-67890-1: {key}");
-    click(&doc, "button[value='approve']").await;
+    click(&doc, "form[action$='/approve'] button").await;
     wait_url(&doc, "notice=approved").await;
     assert!(text_of(&doc, "dl.meta").await.contains("承認済"));
     shot(&doc, "approved").await;
@@ -585,5 +585,245 @@ async fn a_clerk_uploads_sealed_files_and_reads_the_result_table() {
         text_of(&c, "#upload-version").await.contains("1.0.0"),
         "the upload's tool version is shown"
     );
+
+/// A sheet of パーキンソン病 made by `login` through the domain, with `values`; its id.
+async fn draft(t: &TestNode, login: &str, values: &[(&str, &str)]) -> String {
+    let who = t.node.login(login, "demo").await.unwrap().principal;
+    let values = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    t.node
+        .create_sheet(&who, "rinko-006", &values)
+        .await
+        .unwrap()
+        .row
+        .id
+}
+
+async fn value_of(c: &Client, css: &str) -> String {
+    wait_for(c, css)
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Issue 11 item 1: the clerk saves 住所; the doctor, on the page loaded before that, saves
+/// 郵便番号. Each save writes only what its user changed: nothing is emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_editors_on_one_draft_each_keep_what_they_changed() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = draft(
+        &t,
+        "clerk",
+        &[("patient.name", "二人 編集"), ("patient.address", "旧住所")],
+    )
+    .await;
+    let edit = t.url(&format!("/sheets/{id}/edit"));
+    let clerk = browser(&d).await;
+    sign_in(&clerk, &t, "clerk").await;
+    clerk.goto(&edit).await.unwrap();
+    let doc = browser(&d).await;
+    sign_in(&doc, &t, "doctor").await;
+    doc.goto(&edit).await.unwrap();
+    wait_for(&doc, "#f-patient-postal_code").await;
+
+    type_into(&clerk, "#f-patient-address", "東京都千代田区霞が関1-2-2").await;
+    click(&clerk, "button[value='save']").await;
+    wait_url(&clerk, "notice=saved").await;
+
+    type_into(&doc, "#f-patient-postal_code", "1008916").await;
+    click(&doc, "button[value='save']").await;
+    wait_url(&doc, "notice=saved").await;
+    assert_eq!(
+        value_of(&doc, "#f-patient-address").await,
+        "東京都千代田区霞が関1-2-2",
+        "the clerk's address survives the doctor's stale page"
+    );
+    assert_eq!(value_of(&doc, "#f-patient-postal_code").await, "100-8916");
+    assert!(
+        doc.find(Locator::Css("section.conflicts")).await.is_err(),
+        "different items are no conflict"
+    );
+    clerk.close().await.unwrap();
+    doc.close().await.unwrap();
+}
+
+/// Issue 10 item 4 in the editor: 重症度 set to 3度 at the hospital and 4度 at the hub while
+/// apart. The editor shows both at the item; 一時保存 keeps both, 登録 is refused while the
+/// choice is open, and the doctor's pick settles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_from_two_nodes_stays_open_in_the_editor_until_the_doctor_chooses() {
+    use nsdb::accounts::policy::UserKind;
+    use nsdb::testing::sync::{SyncSite, eventually, sheet_ids};
+    let Some(d) = driver().await else { return };
+    let mut site = SyncSite::start(1).await;
+    let id = sheet_ids(&site.hospital.node).await[0].clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            sheet_ids(&site.hub.node).await.contains(&id)
+        })
+        .await
+    );
+    let code = site.hospital.node.config.institution.code.clone();
+    site.hub
+        .add_user("visiting", UserKind::NanbyoDoctor, &code)
+        .await;
+    let at_hub = nsdb::testing::sync::sign_in(&site.hub.node, "visiting").await;
+    let at_hospital = nsdb::testing::sync::sign_in(&site.hospital.node, "doctor").await;
+    let field = "severity.hoehn_yahr".to_string();
+    site.stop_hub();
+    for (node, who, value) in [
+        (&site.hospital.node, &at_hospital, "3"),
+        (&site.hub.node, &at_hub, "4"),
+    ] {
+        node.update_sheet(
+            who,
+            &id,
+            &std::collections::BTreeMap::from([(field.clone(), value.to_string())]),
+        )
+        .await
+        .expect("edited while apart");
+    }
+    site.start_hub().await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            site.hospital
+                .node
+                .sheet_conflicts(&at_hospital, &id)
+                .await
+                .is_ok_and(|c| c.len() == 1)
+        })
+        .await,
+        "the conflict reaches the hospital"
+    );
+
+    let t = &site.hospital;
+    let c = browser(&d).await;
+    sign_in(&c, t, "doctor").await;
+    c.goto(&t.url(&format!("/sheets/{id}/edit"))).await.unwrap();
+    let panel = text_of(&c, "section.conflicts").await;
+    assert!(panel.contains("3度") && panel.contains("4度"), "{panel}");
+    // The item's own note, on its (possibly hidden) tab.
+    let at_item = wait_for(&c, "p.conflict")
+        .await
+        .prop("textContent")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        at_item.contains("3度") && at_item.contains("4度"),
+        "{at_item}"
+    );
+    shot(&c, "conflict-editor").await;
+
+    // 一時保存 of the page as shown settles nothing.
+    click(&c, "button[value='save']").await;
+    wait_url(&c, "notice=saved").await;
+    let open = site
+        .hospital
+        .node
+        .sheet_conflicts(&at_hospital, &id)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1, "both values are kept after 一時保存");
+    // 登録 is refused while the choice is open.
+    click(&c, "button[value='register']").await;
+    let why = text_of(&c, "p.error").await;
+    assert!(why.contains("同時に編集された項目"), "{why}");
+    assert_eq!(
+        site.hospital
+            .node
+            .sheet_conflicts(&at_hospital, &id)
+            .await
+            .unwrap()[0]
+            .values
+            .len(),
+        2
+    );
+    // The doctor chooses 4度 in the editor and stays there.
+    let choose = c
+        .find(Locator::XPath(
+            "//section[contains(@class,'conflicts')]//tr[contains(., '4度')]//button",
+        ))
+        .await
+        .unwrap();
+    choose.click().await.unwrap();
+    wait_url(&c, "/edit").await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            site.hospital
+                .node
+                .sheet_conflicts(&at_hospital, &id)
+                .await
+                .is_ok_and(|c| c.is_empty())
+        })
+        .await
+    );
+    let now = site
+        .hospital
+        .node
+        .get_sheet(&at_hospital, &id)
+        .await
+        .unwrap();
+    assert_eq!(now.items[&field], "4");
+    c.close().await.unwrap();
+}
+
+/// Issue 11 item 2: leaving the editor with unsaved typing asks first; a save after the
+/// session expired keeps what was posted, asks to sign in and returns with the values saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsaved_typing_is_never_lost_by_leaving_or_by_an_expired_session() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = draft(&t, "doctor", &[("patient.name", "離脱 確認")]).await;
+    let c = browser(&d).await;
+    sign_in(&c, &t, "doctor").await;
+    let edit = t.url(&format!("/sheets/{id}/edit"));
+    c.goto(&edit).await.unwrap();
+    type_into(&c, "#f-patient-address", "未保存の住所").await;
+
+    // 閲覧 asks; staying keeps the typing.
+    click(
+        &c,
+        ".toolbar a.button[href$='/sheets/{id}']"
+            .replace("{id}", &id)
+            .as_str(),
+    )
+    .await;
+    let asked = c.get_alert_text().await.expect("leaving asks first");
+    assert!(asked.contains("保存していない"), "{asked}");
+    c.dismiss_alert().await.unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with("/edit"));
+    assert_eq!(value_of(&c, "#f-patient-address").await, "未保存の住所");
+
+    // The session expires; the save keeps the values through signing in again.
+    t.node
+        .store
+        .write(|c| {
+            c.execute("DELETE FROM sessions", [])?;
+            Ok::<_, nsdb::Error>(())
+        })
+        .await
+        .unwrap();
+    click(&c, "button[value='save']").await;
+    // The answer to the save is the sign-in page, holding what was posted.
+    let said = text_of(&c, "p.resume").await;
+    assert!(said.contains("有効期限が切れた"), "{said}");
+    type_into(&c, "#login", "doctor").await;
+    type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    wait_url(&c, "notice=saved_after_login").await;
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with(&format!("/sheets/{id}/edit"))
+    );
+    assert_eq!(value_of(&c, "#f-patient-address").await, "未保存の住所");
+    assert_eq!(value_of(&c, "#f-patient-name").await, "離脱 確認");
     c.close().await.unwrap();
 }

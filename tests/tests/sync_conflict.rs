@@ -76,6 +76,10 @@ async fn the_same_item_edited_apart_shows_a_conflict_and_loses_no_value() {
             "no value is lost"
         );
         assert!(conflicts[0].values.iter().all(|v| v.at_ms.is_some()));
+        // Every author shows by name on every node, from the document itself.
+        let mut who: Vec<&str> = conflicts[0].values.iter().map(|v| v.who.as_str()).collect();
+        who.sort();
+        assert_eq!(who, vec!["visiting 試験", "鈴木 太郎"], "{conflicts:?}");
         assert!(
             conflicts[0]
                 .values

@@ -36,6 +36,8 @@ pub struct ConflictPanel {
     /// Shows the buttons that keep a value (doctors who may edit the sheet).
     pub can_resolve: bool,
     pub items: Vec<ConflictItem>,
+    /// The pick returns to the editor rather than the view.
+    pub from_editor: bool,
 }
 
 /// The panel, or nothing when the sheet has no conflicts.
@@ -62,6 +64,7 @@ pub fn panel(p: &ConflictPanel) -> Markup {
                                                 input type="hidden" name="csrf" value=(p.csrf);
                                                 input type="hidden" name="field" value=(item.field);
                                                 input type="hidden" name="value" value=(c.value);
+                                                @if p.from_editor { input type="hidden" name="back" value="edit"; }
                                                 button.primary type="submit" { "この値を採用" }
                                             }
                                         }
@@ -90,6 +93,18 @@ pub struct SyncStatusView {
     pub last_session: Vec<(String, String)>,
     /// (when, message), newest last.
     pub errors: Vec<(String, String)>,
+    /// Sheets that could not cross, set aside while the others keep flowing.
+    pub set_aside: Vec<SetAsideView>,
+}
+
+/// One sheet set aside by sync, as the sync page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct SetAsideView {
+    pub sheet_id: String,
+    pub reason: String,
+    pub since: String,
+    pub attempts: u32,
+    pub next_retry: String,
 }
 
 /// The sync status page.
@@ -106,6 +121,22 @@ pub fn sync_status(ctx: &PageContext<'_>, s: &SyncStatusView) -> Markup {
                 dt { "最終試行" } dd { (s.last_attempt) }
                 dt { "送信待ち" } dd { (s.waiting) "件" }
                 dt { "同期回数" } dd { (s.sessions) }
+            }
+            h2 { "送れない票（保留中）" }
+            @if s.set_aside.is_empty() { p { "ありません。" } }
+            @else {
+                p { "次の票は送れなかったため保留し、間隔をあけて再送します。他の票の同期は続いています。" }
+                table.list.set-aside {
+                    thead { tr { th { "票" } th { "理由" } th { "保留開始" } th { "試行回数" } th { "次の再送" } } }
+                    tbody {
+                        @for a in &s.set_aside {
+                            tr {
+                                td { a href={ "/sheets/" (a.sheet_id) } { (a.sheet_id) } }
+                                td { (a.reason) } td { (a.since) } td { (a.attempts) } td { (a.next_retry) }
+                            }
+                        }
+                    }
+                }
             }
             @if !s.last_session.is_empty() {
                 h2 { "直近の同期" }
@@ -133,6 +164,7 @@ mod tests {
             sheet_id: "s1".into(),
             csrf: "t".into(),
             can_resolve: true,
+            from_editor: false,
             items: vec![ConflictItem {
                 field: "q1".into(),
                 label: "発症".into(),

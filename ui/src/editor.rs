@@ -36,6 +36,8 @@ pub struct Actions<'a> {
     pub approve: bool,
     pub release: bool,
     pub renew: bool,
+    /// 修正 of a registered sheet, with a reason.
+    pub amend: bool,
     /// Doctors to send the sheet to: (user id, name).
     pub doctors: &'a [(u64, String)],
 }
@@ -55,6 +57,9 @@ pub struct EditorView<'a> {
     pub carried: &'a [String],
     pub actions: Actions<'a>,
     pub conflicts: Option<&'a crate::conflicts::ConflictPanel>,
+    /// The version the values are (heads, comma-separated); the editor posts it back so that
+    /// a save writes only what its user changed since.
+    pub version: &'a str,
 }
 
 fn field_id(item: &str) -> String {
@@ -112,7 +117,9 @@ fn edit_bar(form: &FormDef, id: &str, a: &Actions<'_>) -> Markup {
             div.toolbar {
                 button.primary type="submit" form="sheet" name="action" value="save" accesskey="s" { "一時保存" }
                 button type="submit" form="sheet" name="action" value="check" accesskey="c" { "チェック" }
-                a.button href={ "/sheets/" (id) "/judgment" } target="judgment" { "一次判定表示" }
+                // Judges the values on the screen, saved or not.
+                button type="submit" form="sheet" formaction={ "/sheets/" (id) "/judgment" }
+                    formtarget="judgment" { "一次判定表示" }
                 @if a.register {
                     button type="submit" form="sheet" name="action" value="register" { "登録" }
                 }
@@ -249,10 +256,12 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             (meta_line(&v.meta))
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
+            @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
             (message_summary(v.form, v.messages))
             (edit_bar(v.form, v.meta.id, &v.actions))
             form.sheet #sheet method="post" novalidate action={ "/sheets/" (v.meta.id) } {
                 input type="hidden" name="csrf" value=(ctx.csrf);
+                input type="hidden" name="_version" value=(v.version);
                 @if !v.carried.is_empty() {
                     div.carried role="note" {
                         "前回の臨床調査個人票・医療意見書から引き継いだ値が " (v.carried.len())
@@ -280,6 +289,16 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                                     @if let Some(u) = &item.unit { span.unit { (u) } }
                                     @if item.calc.is_some() {
                                         button.autofill type="submit" name="action" value="autofill" { "自動入力" }
+                                    }
+                                }
+                                @if let Some(c) = v.conflicts.and_then(|c| c.items.iter().find(|i| i.field == item.id)) {
+                                    p.msg.conflict {
+                                        "⚠ 同時に編集され、値が二つあります: "
+                                        @for (n, choice) in c.choices.iter().enumerate() {
+                                            @if n > 0 { " ／ " }
+                                            strong { (choice.display) } "（" (choice.who) "）"
+                                        }
+                                        " 画面上部の一覧で採用する値を選んでください。"
                                     }
                                 }
                                 @if let Some(ms) = msgs {
@@ -333,6 +352,14 @@ fn view_toolbar(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             @if a.approve { (step_button(ctx, id, "approve", "承認")) }
             @if a.release { (step_button(ctx, id, "release", "解除")) }
             @if a.renew { (step_button(ctx, id, "renew", "更新登録")) }
+            @if a.amend {
+                form.inline.amend method="post" action={ "/sheets/" (id) "/amend" } {
+                    input type="hidden" name="csrf" value=(ctx.csrf);
+                    label for="amend-reason" { "修正の理由" }
+                    input #amend-reason name="reason" required maxlength="200";
+                    button type="submit" { "修正" }
+                }
+            }
             a.button href={ "/sheets/" (id) "/judgment" } target="judgment" { "一次判定表示" }
             a.button href={ "/sheets/" (id) "/print" } target="_blank" { "帳票出力" }
             a.button href={ "/sheets/" (id) "/print?masked=1" } target="_blank" { "帳票出力（審査会用・個人情報マスク）" }

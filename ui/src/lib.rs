@@ -88,7 +88,24 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
 }
 
 /// The sign-in page.
-pub fn login(node_label: &str, csrf: &str, error: Option<&str>, login_id: &str) -> Markup {
+/// What a sign-in carries when a save arrived after the session expired: the sheet and the
+/// form exactly as posted, saved once the user has signed in again.
+#[derive(Debug, Clone, Copy)]
+pub struct Resume<'a> {
+    pub sheet_id: &'a str,
+    /// The posted form, URL-encoded.
+    pub body: &'a str,
+}
+
+/// The sign-in page; with `resume`, it says the session expired and that the values typed
+/// are kept and saved after signing in.
+pub fn login(
+    node_label: &str,
+    csrf: &str,
+    error: Option<&str>,
+    login_id: &str,
+    resume: Option<Resume<'_>>,
+) -> Markup {
     page(
         "ログイン",
         html! {
@@ -98,8 +115,18 @@ pub fn login(node_label: &str, csrf: &str, error: Option<&str>, login_id: &str) 
                 @if let Some(e) = error {
                     p.error role="alert" { (e) }
                 }
+                @if resume.is_some() {
+                    p.notice.resume role="status" {
+                        "セッションの有効期限が切れたため、まだ保存していません。入力した内容はこの画面が預かっています。"
+                        "もう一度ログインすると保存して、臨床調査個人票・医療意見書に戻ります。"
+                    }
+                }
                 form method="post" action="/login" {
                     input type="hidden" name="csrf" value=(csrf);
+                    @if let Some(r) = resume {
+                        input type="hidden" name="_resume_sheet" value=(r.sheet_id);
+                        input type="hidden" name="_resume_body" value=(r.body);
+                    }
                     label for="login" { "ユーザID" }
                     input #login name="login" autocomplete="username" required autofocus value=(login_id);
                     label for="password" { "パスワード" }

@@ -3,6 +3,47 @@
 // On the sheet editor, the section menu becomes tabs: one section shows at a time, the tab is
 // kept across saves of the same sheet, Alt+←/→ moves between tabs, and a field the URL points
 // at (after チェック) opens its tab and takes the focus.
+//
+// Leaving the editor with unsaved changes (a link, 閲覧, 差異, a menu item, closing the tab)
+// asks first.
+(function () {
+  "use strict";
+  var form = document.getElementById("sheet");
+  if (!form) return;
+  var dirty = false;
+  var leaving = false;
+  var ask = "保存していない入力があります。このまま移動すると入力した内容は失われます。移動しますか？";
+  function changed() { dirty = true; }
+  form.addEventListener("input", changed);
+  form.addEventListener("change", changed);
+  // Fields outside the form that belong to it (form="sheet") count too.
+  document.addEventListener("change", function (e) {
+    if (e.target && e.target.form === form) dirty = true;
+  });
+  form.addEventListener("submit", function (e) {
+    // 一次判定表示 posts the screen's values to its own window; the editor stays.
+    var other = e.submitter && e.submitter.getAttribute("formtarget");
+    if (!other) leaving = true;
+  });
+  document.addEventListener("click", function (e) {
+    var a = e.target && e.target.closest ? e.target.closest("a[href]") : null;
+    if (!a || !dirty || leaving) return;
+    var href = a.getAttribute("href");
+    if (href.charAt(0) === "#" || (a.target && a.target !== "_self")) return;
+    if (window.confirm(ask)) {
+      leaving = true;
+    } else {
+      e.preventDefault();
+    }
+  }, true);
+  window.addEventListener("beforeunload", function (e) {
+    if (!dirty || leaving) return;
+    e.preventDefault();
+    e.returnValue = ask;
+    return ask;
+  });
+})();
+
 (function () {
   "use strict";
   var form = document.getElementById("sheet");

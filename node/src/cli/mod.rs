@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod check;
 pub mod demo;
+pub mod ops;
 pub mod rules;
 pub mod seed;
 pub mod serve;
@@ -86,7 +87,44 @@ enum Command {
         #[arg(long)]
         sheets: Option<usize>,
     },
-    /// The form catalogue: list forms, check a sheet, create the ministry key, sign a pack.
+    /// Takes an online, encrypted backup of the node's database (users, sheets, workflow
+    /// history, audit log) into a new directory, with a manifest and checksum.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The backup directory to create (must be new or empty).
+        #[arg(value_name = "DIR")]
+        dest: PathBuf,
+    },
+    /// Verifies a backup (checksum, integrity, audit chain, this node's) and puts it in place of
+    /// the node's database. The node must be stopped.
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// A directory written by `nsdb backup`.
+        #[arg(value_name = "DIR")]
+        backup: PathBuf,
+        /// Verify only; replace nothing.
+        #[arg(long)]
+        verify_only: bool,
+    },
+    /// Changes the database key to a new random key (the node must be stopped); the old key is
+    /// kept as <key_file>.old for older backups.
+    Rekey {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only finish or undo an interrupted rekey.
+        #[arg(long)]
+        recover: bool,
+    },
+    /// Checks the installation (key file, data directory, disk, clock, database, enrollment,
+    /// rule pack) and says what to fix.
+    Doctor {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// The form catalogue: list forms, lint them, check a sheet, create the ministry key, sign a
+    /// pack.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
@@ -184,6 +222,16 @@ enum RulesCommand {
         pack: PackArgs,
         #[arg(long)]
         json: bool,
+        /// Only the forms with machine judgment, and the share of 指定難病 recipients they cover.
+        #[arg(long)]
+        judged: bool,
+    },
+    /// Lints form files: undefined items, unreachable judgments, scales cited but unused,
+    /// messages that name no item, missing sources. Exits 1 when there is any finding.
+    Lint {
+        /// A directory of form files; default: the forms built into nsdb.
+        #[arg(long, value_name = "DIR")]
+        forms: Option<PathBuf>,
     },
     /// Checks, calculates and judges one sheet (a JSON object of item id → value); prints JSON.
     Check {
@@ -520,15 +568,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Rules { command } => rules_command(command),
+        Command::Backup { config, dest } => ops::backup(&config, &dest),
+        Command::Restore {
+            config,
+            backup,
+            verify_only,
+        } => ops::restore(&config, &backup, verify_only),
+        Command::Rekey { config, recover } => ops::rekey(&config, recover),
+        Command::Doctor { config } => ops::doctor(&config),
     }
 }
 
 fn rules_command(command: RulesCommand) -> anyhow::Result<()> {
     match command {
-        RulesCommand::List { pack, json } => rules::list(
+        RulesCommand::List { pack, json, judged } => rules::list(
             &rules::catalogue(pack.pack.as_deref(), pack.ministry_key.as_deref())?,
             json,
+            judged,
         ),
+        RulesCommand::Lint { forms } => rules::lint(forms.as_ref()),
         RulesCommand::Check {
             form,
             sheet,

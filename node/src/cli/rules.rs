@@ -1,5 +1,6 @@
-//! `nsdb rules …`: list the forms and the pack version, check a sheet file, create the ministry's
-//! rule-pack key and sign a pack.
+//! `nsdb rules …`: list the forms and the pack version (all, or those with machine judgment and
+//! the share of recipients they cover), lint the form files, check a sheet file, create the
+//! ministry's rule-pack key and sign a pack.
 //!
 //! Thin by design: reading files and printing is all that happens here; checking, calculating,
 //! judging and verifying are `nsdb-rules`, signing is `nsdb-provisioning`. It never prints a
@@ -23,16 +24,23 @@ pub fn catalogue(pack: Option<&Path>, ministry_key: Option<&str>) -> anyhow::Res
     }
 }
 
-/// `nsdb rules list`: one line per form, after the pack version.
-pub fn list(cat: &Catalogue, json: bool) -> anyhow::Result<()> {
+/// `nsdb rules list`: one line per form, after the pack version. `judged` keeps the forms with
+/// machine judgment and ends with the share of 指定難病 recipients they cover (patients as each
+/// criteria text states them).
+pub fn list(cat: &Catalogue, json: bool, judged: bool) -> anyhow::Result<()> {
+    let forms: Vec<&nsdb_rules::FormDef> = cat
+        .forms()
+        .into_iter()
+        .filter(|f| !judged || f.level() == nsdb_rules::form::FormLevel::MachineJudged)
+        .collect();
+    let share = judged.then(|| cat.judged_share());
     if json {
-        let forms: Vec<serde_json::Value> = cat
-            .forms()
+        let forms: Vec<serde_json::Value> = forms
             .iter()
             .map(|f| {
                 serde_json::json!({
                     "id": f.id, "kind": f.kind.label(), "kokuji": f.kokuji, "eda": f.eda,
-                    "disease": f.disease, "version": f.version,
+                    "disease": f.disease, "version": f.version, "level": f.level().label(),
                     "calculated": f.calculated_items().map(|i| i.id.clone()).collect::<Vec<_>>(),
                     "judgments": f.judgments.iter().map(|j| j.title.clone()).collect::<Vec<_>>(),
                     "unverified_items": f.items().filter(|i| i.unverified.is_some()).count(),
@@ -41,24 +49,89 @@ pub fn list(cat: &Catalogue, json: bool) -> anyhow::Result<()> {
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"pack": cat.info(), "forms": forms}))?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "pack": cat.info(), "forms": forms, "judged_share": share,
+            }))?
         );
         return Ok(());
     }
     println!("rule pack: {}", cat.info().label());
-    for f in cat.forms() {
+    for f in &forms {
         println!(
-            "{:<16} {:<14} {:<4} {:<28} items {:>3}  calculated {:>2}  judgments {}",
+            "{:<16} {:<14} {:<4} {:<28} {:<8} items {:>3}  calculated {:>2}  judgments {}",
             f.id,
             f.kind.label(),
             f.kokuji,
             f.disease,
+            f.level().label(),
             f.items().count(),
             f.calculated_items().count(),
             f.judgments.len()
         );
     }
+    if let Some(share) = share {
+        println!(
+            "machine judgment covers {:.1} % of 指定難病 recipients ({} of {}, as the criteria texts \
+             state them) with {} forms",
+            share.percent(),
+            share.judged,
+            share.total,
+            share.judged_forms.len()
+        );
+    }
     Ok(())
+}
+
+/// `nsdb rules lint [--forms DIR]`: every finding of the rules lint (undefined items, unreachable
+/// judgments, scales cited but unused, messages that name no item, missing sources), one per
+/// line as `file: item: message`. Fails when there is any.
+pub fn lint(forms: Option<&PathBuf>) -> anyhow::Result<()> {
+    let owned = form_files(forms)?;
+    let files: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let findings = nsdb_rules::lint::lint_files(&files);
+    for f in &findings {
+        match &f.item {
+            Some(item) => println!("{}: {item}: {}", f.file, f.message),
+            None => println!("{}: {}", f.file, f.message),
+        }
+    }
+    if findings.is_empty() {
+        eprintln!("{} form files: no findings", files.len());
+        Ok(())
+    } else {
+        anyhow::bail!("{} findings in the form files", findings.len())
+    }
+}
+
+/// The form files of `dir` (every `*.toml` but `*.cases.toml`, and the disease list
+/// `diseases.tsv`), or the built-in ones, as (file name, text), sorted by name.
+fn form_files(forms: Option<&PathBuf>) -> anyhow::Result<Vec<(String, String)>> {
+    let Some(dir) = forms else {
+        return Ok(nsdb_rules::catalogue::builtin_files()
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect());
+    };
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let p = e?.path();
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let form = name.ends_with(".toml") && !name.ends_with(".cases.toml");
+        if form || nsdb_rules::diseases::is_disease_list(&name) {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            v.push((name, text));
+        }
+    }
+    v.sort();
+    Ok(v)
 }
 
 /// `nsdb rules check FORM SHEET.json`: the sheet is a JSON object of item id → value (or
@@ -119,33 +192,10 @@ pub fn keygen(out: &Path) -> anyhow::Result<()> {
 }
 
 /// `nsdb rules pack --key FILE --version V --out FILE [--forms DIR]`: signs the forms of `DIR`
-/// (every `*.toml` but `*.cases.toml`), or the built-in forms, into a pack.
+/// (every `*.toml` but `*.cases.toml`, and `diseases.tsv`), or the built-in forms, into a pack.
 pub fn pack(key: &Path, version: &str, out: &Path, forms: Option<&PathBuf>) -> anyhow::Result<()> {
     let key = nsdb_provisioning::RulePackKey::load(key)?;
-    let owned: Vec<(String, String)> = match forms {
-        None => nsdb_rules::catalogue::builtin_files()
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect(),
-        Some(dir) => {
-            let mut v = Vec::new();
-            for e in
-                std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
-            {
-                let p = e?.path();
-                let name = p
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .to_string();
-                if name.ends_with(".toml") && !name.ends_with(".cases.toml") {
-                    v.push((name, std::fs::read_to_string(&p)?));
-                }
-            }
-            v.sort();
-            v
-        }
-    };
+    let owned = form_files(forms)?;
     let files: Vec<(&str, &str)> = owned
         .iter()
         .map(|(n, t)| (n.as_str(), t.as_str()))
@@ -193,5 +243,33 @@ mod tests {
             catalogue(Some(&dir.path().join("missing.pack")), Some(&public)).unwrap_err()
         );
         assert!(err.contains("cannot read the rule pack"), "{err}");
+    }
+
+    #[test]
+    fn a_pack_signed_from_the_forms_folder_holds_every_disease() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("ministry.key");
+        keygen(&key).unwrap();
+        let public = hex::encode(
+            nsdb_provisioning::RulePackKey::load(&key)
+                .unwrap()
+                .public_key(),
+        );
+        let forms = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/forms"));
+        let out = dir.path().join("rules.pack");
+        pack(&key, "2026.04-2", &out, Some(&forms)).unwrap();
+        let from_folder = catalogue(Some(&out), Some(&public)).unwrap();
+        let builtin = Catalogue::builtin().unwrap();
+        assert_eq!(from_folder.forms().len(), builtin.forms().len());
+        assert!(from_folder.form("rinko-300").is_some());
+    }
+
+    #[test]
+    fn the_built_in_forms_lint_clean_and_a_broken_folder_does_not() {
+        lint(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("broken.toml"), "[form]\nid = ").unwrap();
+        let err = format!("{:#}", lint(Some(&dir.path().to_path_buf())).unwrap_err());
+        assert!(err.contains("findings"), "{err}");
     }
 }

@@ -1,26 +1,60 @@
-//! `nsdb serve`: one node from its configuration, until Ctrl-C.
+//! `nsdb serve`: one node from its configuration, until SIGTERM or Ctrl-C.
+//!
+//! On either signal the node stops accepting connections, finishes the requests in flight (each
+//! save is committed or never started) and exits with success. It must never exit in the middle
+//! of a request it has accepted.
 
 use crate::{Node, NodeConfig};
 
-/// Serves one node until Ctrl-C: opens it and answers HTTP on its configured address.
+/// Serves one node until SIGTERM (what systemd sends) or Ctrl-C: opens it, answers HTTP on its
+/// configured address, and on the signal finishes the requests in flight before returning.
 pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     use anyhow::Context;
     let addr = config.listen;
+    // One server per data directory; restore and rekey refuse to run while it is held.
+    let _lock = crate::ops::guard::DirLock::acquire(&config.data_dir)?;
     let node = Node::open(config, crate::Clock::System)?;
     let inst = node.config.institution.clone();
     let kind = node.role().institution_kind();
-    node.store
-        .write(move |c| crate::accounts::ensure_institution(c, &inst.code, &inst.name, kind))
-        .await?;
-    let _sync = crate::sync_service::start(&node, Default::default())?;
+    // A damaged database refuses writes; the node still serves, saying so on every answer.
+    if node.store.damage().is_none() {
+        node.store
+            .write(move |c| crate::accounts::ensure_institution(c, &inst.code, &inst.name, kind))
+            .await?;
+    }
+    let sync = crate::sync_service::start(&node, Default::default())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving");
     axum::serve(listener, crate::http::router(node))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(stop_signal())
         .await?;
+    drop(sync);
+    tracing::info!(target: "nsdb", "stopped: every request in flight was answered");
     Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!(target: "nsdb", "stop requested; finishing requests in flight");
 }

@@ -7,8 +7,15 @@
 //! full-width digits. Keys are issued from the node's own block so registration never waits for
 //! the network. This module never issues the same key twice on one node: the counter is advanced
 //! in the same transaction that stores the key.
+//!
+//! Serials do not follow one another: the n-th key of a block carries serial `P(n)`, where `P` is
+//! a keyed permutation of 0..100,000 (a Feistel network over 18 bits, SHA-256 as the round
+//! function, cycle-walking back into the range), keyed by a random secret the node draws once
+//! and keeps in `node_meta`. Holding one paper therefore tells nothing about the next patient's
+//! key beyond its block; every serial is still issued exactly once per block.
 
 use rusqlite::{Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
 
 /// The Damm algorithm's quasigroup table (order 10, weakly totally anti-symmetric).
 const DAMM: [[u8; 10]; 10] = [
@@ -80,7 +87,8 @@ pub fn local_block(node_id: &[u8; 16]) -> u32 {
     u32::from_be_bytes([node_id[0], node_id[1], node_id[2], node_id[3]]) % BLOCK_SIZE
 }
 
-/// Issues the next key of this node; call inside the transaction that stores it.
+/// Issues the next key of this node; call inside the transaction that stores it. The serial is
+/// the block's counter put through the node's keyed permutation ([`permute`]).
 pub fn issue(conn: &Connection, block: u32) -> rusqlite::Result<AccessKey> {
     let current: Option<(u32, u32)> = conn
         .query_row(
@@ -99,7 +107,65 @@ pub fn issue(conn: &Connection, block: u32) -> rusqlite::Result<AccessKey> {
          ON CONFLICT(block) DO UPDATE SET next_serial = excluded.next_serial",
         rusqlite::params![block, serial + 1],
     )?;
-    Ok(AccessKey::new(block, serial))
+    let secret = permutation_secret(conn)?;
+    Ok(AccessKey::new(block, permute(&secret, block, serial)))
+}
+
+/// The node's secret for the serial permutation: drawn once (32 random bytes) and kept in
+/// `node_meta`, so a restored node keeps issuing along the same permutation.
+fn permutation_secret(conn: &Connection) -> rusqlite::Result<[u8; 32]> {
+    const KEY: &str = "access_key_secret";
+    let stored: Option<String> = conn
+        .query_row("SELECT value FROM node_meta WHERE key = ?1", [KEY], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(bytes) = stored
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+    {
+        return Ok(bytes);
+    }
+    let secret: [u8; 32] = rand::random();
+    conn.execute(
+        "INSERT OR REPLACE INTO node_meta (key, value) VALUES (?1, ?2)",
+        rusqlite::params![KEY, hex::encode(secret)],
+    )?;
+    Ok(secret)
+}
+
+/// Bits of the Feistel domain: 2^18 = 262,144 ≥ [`BLOCK_SIZE`], in two halves of 9 bits.
+const HALF_BITS: u32 = 9;
+const HALF_MASK: u32 = (1 << HALF_BITS) - 1;
+const ROUNDS: u8 = 8;
+
+/// The keyed permutation of serials: a bijection of 0..[`BLOCK_SIZE`] onto itself, different
+/// for every `secret` and `block`. `n` must be below [`BLOCK_SIZE`].
+pub fn permute(secret: &[u8; 32], block: u32, n: u32) -> u32 {
+    let mut x = n;
+    // Cycle-walking: a permutation of 0..2^18 applied until the value falls back into range
+    // stays a bijection of 0..BLOCK_SIZE.
+    loop {
+        x = feistel(secret, block, x);
+        if x < BLOCK_SIZE {
+            return x;
+        }
+    }
+}
+
+fn feistel(secret: &[u8; 32], block: u32, x: u32) -> u32 {
+    let (mut left, mut right) = (x >> HALF_BITS, x & HALF_MASK);
+    for round in 0..ROUNDS {
+        let digest = Sha256::new()
+            .chain_update(secret)
+            .chain_update(block.to_be_bytes())
+            .chain_update([round])
+            .chain_update(right.to_be_bytes())
+            .finalize();
+        let f = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) & HALF_MASK;
+        (left, right) = (right, left ^ f);
+    }
+    (left << HALF_BITS) | right
 }
 
 #[cfg(test)]
@@ -150,23 +216,73 @@ mod tests {
         assert!(AccessKey::parse("0000100002a").is_none());
     }
 
-    #[test]
-    fn issued_keys_are_unique_and_roll_into_the_next_block() {
+    fn counter_db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(
-            "CREATE TABLE access_key_counter (block INTEGER PRIMARY KEY, next_serial INTEGER NOT NULL);",
+            "CREATE TABLE access_key_counter (block INTEGER PRIMARY KEY, next_serial INTEGER NOT NULL);
+             CREATE TABLE node_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )
         .unwrap();
+        c
+    }
+
+    fn serial(k: &AccessKey) -> u32 {
+        k.digits()[5..10].parse().unwrap()
+    }
+
+    #[test]
+    fn issued_keys_are_unique_and_roll_into_the_next_block() {
+        let c = counter_db();
         let a = issue(&c, 7).unwrap();
         let b = issue(&c, 7).unwrap();
         assert_ne!(a, b);
-        assert_eq!(&a.digits()[..10], "0000700000");
-        assert_eq!(&b.digits()[..10], "0000700001");
+        assert_eq!(&a.digits()[..5], "00007");
+        assert_eq!(&b.digits()[..5], "00007");
         c.execute(
             "UPDATE access_key_counter SET next_serial = ?1",
             [BLOCK_SIZE],
         )
         .unwrap();
-        assert_eq!(&issue(&c, 7).unwrap().digits()[..10], "0000800000");
+        assert_eq!(&issue(&c, 7).unwrap().digits()[..5], "00008");
+    }
+
+    #[test]
+    fn the_next_key_cannot_be_computed_from_the_last_one() {
+        // The fault this prevents: four registrations in a row issued 59397-00000-0, -00001-3,
+        // -00002-1, -00003-7.
+        let c = counter_db();
+        let serials: Vec<u32> = (0..4)
+            .map(|_| serial(&issue(&c, 59_397).unwrap()))
+            .collect();
+        for pair in serials.windows(2) {
+            assert_ne!(pair[1], pair[0] + 1, "consecutive serials {serials:?}");
+        }
+        // Another node (another secret) issues along another order.
+        let other = counter_db();
+        let theirs: Vec<u32> = (0..4)
+            .map(|_| serial(&issue(&other, 59_397).unwrap()))
+            .collect();
+        assert_ne!(serials, theirs);
+    }
+
+    #[test]
+    fn a_block_issues_every_serial_exactly_once() {
+        let secret = [42u8; 32];
+        let mut seen = vec![false; BLOCK_SIZE as usize];
+        for n in 0..BLOCK_SIZE {
+            let s = permute(&secret, 59_397, n);
+            assert!(s < BLOCK_SIZE);
+            assert!(!seen[s as usize], "serial {s} issued twice");
+            seen[s as usize] = true;
+        }
+    }
+
+    #[test]
+    fn the_permutation_survives_a_restart() {
+        let c = counter_db();
+        let first = issue(&c, 3).unwrap();
+        let secret = permutation_secret(&c).unwrap();
+        assert_eq!(serial(&first), permute(&secret, 3, 0));
+        assert_eq!(permutation_secret(&c).unwrap(), secret);
     }
 }

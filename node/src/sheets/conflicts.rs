@@ -106,17 +106,22 @@ impl Node {
                     .iter()
                     .map(|v| ConflictChoice {
                         value: v.value.clone(),
+                        // Names from the document itself (written by whoever saved, on
+                        // whichever node), else this node's users.
                         who: match v.author {
-                            Some(a) if a.node == own => names
-                                .get(&a.user)
-                                .cloned()
-                                .unwrap_or_else(|| format!("利用者 {}", a.user)),
-                            Some(a) => format!("利用者 {}", a.user),
+                            Some(a) => match (sheet.author_name(&a), names.get(&a.user)) {
+                                (Some((name, _)), _) => name,
+                                (None, Some(name)) if a.node == own => name.clone(),
+                                _ => format!("利用者 {}", a.user),
+                            },
                             None => "不明".into(),
                         },
                         place: match v.author {
                             Some(a) if a.node == own => here.clone(),
-                            Some(a) => format!("ノード {}", &a.node.to_string()[..8]),
+                            Some(a) => match sheet.author_name(&a) {
+                                Some((_, Some(place))) => place,
+                                _ => format!("ノード {}", &a.node.to_string()[..8]),
+                            },
                             None => "不明".into(),
                         },
                         at_ms: history
@@ -148,6 +153,7 @@ impl Node {
             node: self.node_id,
             user: p.user_id,
         };
+        let place = self.config.institution.name.clone();
         let (principal, sid, field, value) = (
             p.clone(),
             id.to_string(),
@@ -178,14 +184,13 @@ impl Node {
                     ));
                 }
                 let changes = BTreeMap::from([(field.clone(), Some(value))]);
-                sheet.set_fields(
-                    &changes,
-                    Edit {
-                        author,
-                        at_ms: now,
-                        message: "競合解消",
-                    },
-                );
+                let edit = Edit {
+                    author,
+                    at_ms: now,
+                    message: "競合解消",
+                };
+                sheet.set_author_name(&principal.name, &place, edit);
+                sheet.set_fields(&changes, edit);
                 store_sheet(&tx, &mut sheet, &registration, now)?;
                 audit::append(
                     &tx,

@@ -78,6 +78,20 @@ pub struct SheetDetail {
     pub messages: Vec<Message>,
     /// Items carried forward from last year's sheet that nobody has confirmed or changed yet.
     pub carried: Vec<String>,
+    /// The version these values are (the document's heads, hex change hashes): a save states
+    /// it so that only what its user changed since is written.
+    pub version: Vec<String>,
+    /// Items holding two or more values (edited concurrently, here or on another node), each
+    /// with every value; they wait for a person's choice and block 登録.
+    pub conflicts: Vec<OpenConflict>,
+}
+
+/// An item with concurrent values, as the API and the print see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct OpenConflict {
+    pub field: String,
+    /// Every value the item holds; the last one is what `items` shows until someone chooses.
+    pub values: Vec<String>,
 }
 
 /// A search of the sheet list. Empty fields do not filter.
@@ -194,6 +208,12 @@ pub fn new_sheet_of(
     }
 }
 
+/// The ceiling of a sheet's stored document (8 MiB): an edit that would take it past this is
+/// refused. An ordinary sheet is tens of KB and grows by the changed items on each save; even
+/// rewriting a full 2,000-character box (about 6 KB) on every save, a sheet reaches this only
+/// after more than a thousand such saves.
+pub const SHEET_CEILING: usize = 8 * 1024 * 1024;
+
 /// Writes a sheet's document, its list projection and its sync heads. Every write of a
 /// document goes through here, which keeps the sync inventories current.
 pub fn store_sheet(
@@ -287,6 +307,15 @@ impl Node {
             items,
             messages,
             carried,
+            version: sheet.heads().iter().map(ToString::to_string).collect(),
+            conflicts: sheet
+                .conflicts()
+                .into_iter()
+                .map(|c| OpenConflict {
+                    field: c.field,
+                    values: c.values.into_iter().map(|v| v.value).collect(),
+                })
+                .collect(),
         })
     }
 
@@ -299,6 +328,8 @@ impl Node {
     ) -> Result<SheetDetail> {
         authorize(p, Action::CreateSheet, Target::None)?;
         let form = self.form(form_id)?;
+        form.check_lengths(input)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let mut values = nsdb_rules::normalise_input(form, input)?;
         // What the node already knows is filled in, not typed: the institution, and the doctor
         // when a doctor starts the sheet.
@@ -310,6 +341,8 @@ impl Node {
         if p.role() == Role::Doctor {
             known.push(("doctor.name", p.name.clone()));
         }
+        // 記載年月日: the day the sheet is started, which the doctor changes when it differs.
+        known.push(("doctor.written_date", self.clock.today_jst().to_string()));
         for (item, value) in known {
             if form.item(item).is_some() && values.get(item).is_none_or(|v| v.is_empty()) {
                 values.insert(item.to_string(), value);
@@ -338,6 +371,8 @@ impl Node {
             .filter(|(_, v)| !v.is_empty())
             .map(|(k, v)| (k, Some(v)))
             .collect();
+        // Who writes is recorded before what they write, so the last version is the values.
+        sheet.set_author_name(&p.name, &self.config.institution.name, edit);
         sheet.set_fields(&changes, edit);
         let uid = p.user_id;
         let sid = id.to_string();
@@ -428,18 +463,65 @@ impl Node {
         self.get_sheet_checked(p, id, Mode::Draft).await
     }
 
-    /// Saves typed values into a sheet (一時保存). An empty value clears the item. Values that
-    /// are malformed are kept as typed and reported, so nothing typed is lost. An approved sheet
-    /// cannot be changed; a registered one goes back to draft when its doctor changes it.
+    /// Saves typed values into a sheet (一時保存) as of its current version: every value given
+    /// that differs from the stored one is written. For the node's own steps (自動入力) and
+    /// tools; a user's page or API client uses [`Node::update_sheet_since`]. A value longer than
+    /// its item's entry limit (`nsdb_rules::form::ENTRY_LIMIT`), or an edit that would take the
+    /// stored document past [`SHEET_CEILING`], is refused as a whole (`Error::Invalid`, with the
+    /// reason in Japanese) and nothing is stored.
     pub async fn update_sheet(
         &self,
         p: &Principal,
         id: &str,
         input: &BTreeMap<String, String>,
     ) -> Result<SheetDetail> {
+        self.save_fields(p, id, None, input).await
+    }
+
+    /// Saves what a user changed since `version` (the `version` of the [`SheetDetail`] their
+    /// page or request was made from; hex change hashes) (一時保存). Only items whose value
+    /// differs from their value at `version` are written, so what others saved since is kept;
+    /// an item both changed keeps both values as a conflict until someone chooses. An empty
+    /// value clears the item. Values that are malformed are kept as typed and reported, so
+    /// nothing typed is lost. An approved sheet cannot be changed, nor a registered one (see
+    /// `Step::Amend`).
+    ///
+    /// Errors: `Error::Invalid` when `version` is not a version of this sheet.
+    pub async fn update_sheet_since(
+        &self,
+        p: &Principal,
+        id: &str,
+        version: &[String],
+        input: &BTreeMap<String, String>,
+    ) -> Result<SheetDetail> {
+        let stale = || {
+            Error::Invalid(
+                "編集を始めた時点の版が分かりません。画面を開き直して入力し直してください。".into(),
+            )
+        };
+        let base = version
+            .iter()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| {
+                h.trim()
+                    .parse::<nsdb_sync::ChangeHash>()
+                    .map_err(|_| stale())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.save_fields(p, id, Some(base), input).await
+    }
+
+    async fn save_fields(
+        &self,
+        p: &Principal,
+        id: &str,
+        base: Option<Vec<nsdb_sync::ChangeHash>>,
+        input: &BTreeMap<String, String>,
+    ) -> Result<SheetDetail> {
         let now = self.clock.now_ms();
         let author = self.author(p);
         let catalogue = self.catalogue.clone();
+        let place = self.config.institution.name.clone();
         let (principal, sid, input) = (p.clone(), id.to_string(), input.clone());
         let outcome = self
             .store
@@ -464,23 +546,40 @@ impl Node {
                 let form = catalogue
                     .form(&row.form_id)
                     .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                if let Err(e) = form.check_lengths(&input) {
+                    return Ok(Err(Error::Invalid(e.to_string())));
+                }
                 let values = nsdb_rules::normalise_input(form, &input)?;
-                let reopen = match row.status.as_str() {
+                // A sheet's stored document has a ceiling no ordinary life of edits reaches.
+                let stored: i64 = tx.query_row(
+                    "SELECT length(doc) FROM sheets WHERE id = ?1",
+                    [&sid],
+                    |r| r.get(0),
+                )?;
+                let typed: usize = input.values().map(String::len).sum();
+                if stored as usize + typed > SHEET_CEILING {
+                    return Ok(Err(Error::Invalid(format!(
+                        "この臨床調査個人票・医療意見書は保存データが上限（{} MB）に達したため、これ以上保存できません。入力した内容は保存されていません。新しい票で作成し直すか、管理者に連絡してください。",
+                        SHEET_CEILING / (1024 * 1024)
+                    ))));
+                }
+                // A registered sheet matches the paper handed out with its access key: it
+                // changes only through 修正 (with a reason), never by a plain save.
+                match row.status.as_str() {
                     status::APPROVED => {
                         return Ok(Err(Error::Invalid(
                             "承認済みのため編集できません。編集するには承認を解除してください。"
                                 .into(),
                         )));
                     }
-                    status::REGISTERED if principal.role() != Role::Doctor => {
+                    status::REGISTERED => {
                         return Ok(Err(Error::Invalid(
-                            "登録済みの臨床調査個人票・医療意見書は指定医だけが編集できます。"
+                            "登録済みのため、このままでは保存できません。内容を直すには、指定医が閲覧画面の「修正」で理由を入力してから編集し、もう一度登録してください（アクセスキーは変わりません）。"
                                 .into(),
                         )));
                     }
-                    status::REGISTERED => true,
-                    _ => false,
-                };
+                    _ => {}
+                }
                 let mut sheet = load_doc(&tx, &sid)?;
                 let changes: BTreeMap<String, Option<String>> = values
                     .into_iter()
@@ -491,21 +590,33 @@ impl Node {
                     at_ms: now,
                     message: "一時保存",
                 };
-                let changed = sheet.set_fields(&changes, edit);
-                if !changed.is_empty() {
-                    if reopen {
-                        sheet.set_status(status::DRAFT, edit);
-                        record_event(
-                            &tx,
-                            &sid,
-                            now,
-                            principal.user_id,
-                            None,
-                            "reopen",
-                            status::DRAFT,
-                            Some("登録後に内容を修正したため、一時保存に戻りました。"),
-                        )?;
+                let changed = match &base {
+                    None => sheet.set_fields(&changes, edit),
+                    Some(base) if base.is_empty() => {
+                        return Ok(Err(Error::Invalid(
+                            "保存する内容の版（version）を指定してください。".into(),
+                        )));
                     }
+                    Some(base) => match sheet.set_fields_since(base, &changes, edit) {
+                        Ok(changed) => changed,
+                        Err(nsdb_sync::SheetError::UnknownVersion { .. }) => {
+                            return Ok(Err(Error::Invalid(
+                                "編集を始めた時点の版が分かりません。画面を開き直して入力し直してください。"
+                                    .into(),
+                            )));
+                        }
+                        Err(e) => {
+                            return Err(Error::Document {
+                                id: sid.clone(),
+                                reason: e.to_string(),
+                            });
+                        }
+                    },
+                };
+                if !changed.is_empty() {
+                    // Who wrote, once per author and sheet, after what they wrote: recorded
+                    // before, it would count every value since `base` as seen by them.
+                    sheet.set_author_name(&principal.name, &place, edit);
                     store_sheet(&tx, &mut sheet, &row.registration, now)?;
                     let mut st = tx.prepare(
                         "DELETE FROM carried_items WHERE sheet_id = ?1 AND item_id = ?2",
@@ -660,6 +771,27 @@ impl Node {
     ) -> Result<(SheetDetail, nsdb_rules::Evaluation)> {
         let d = self.get_sheet(p, id).await?;
         let form = self.form(&d.row.form_id)?;
+        let ev = nsdb_rules::evaluate(form, &d.items, self.clock.today_jst());
+        Ok((d, ev))
+    }
+
+    /// The machine judgment (一次判定) of the values on a user's screen: the stored values with
+    /// `input` (as typed, normalised) over them. Nothing is saved; the view is audited.
+    pub async fn evaluate_values(
+        &self,
+        p: &Principal,
+        id: &str,
+        input: &BTreeMap<String, String>,
+    ) -> Result<(SheetDetail, nsdb_rules::Evaluation)> {
+        let mut d = self.get_sheet(p, id).await?;
+        let form = self.form(&d.row.form_id)?;
+        for (k, v) in nsdb_rules::normalise_input(form, input)? {
+            if v.is_empty() {
+                d.items.remove(&k);
+            } else {
+                d.items.insert(k, v);
+            }
+        }
         let ev = nsdb_rules::evaluate(form, &d.items, self.clock.today_jst());
         Ok((d, ev))
     }

@@ -37,6 +37,11 @@ pub enum Step {
     Approve,
     /// 解除 of an approval, while no municipality has taken the sheet.
     Release,
+    /// 修正 of a registered sheet by a doctor, with the reason: it goes back to a draft that
+    /// keeps its access key, and must be registered again (the checks run again). The reason
+    /// is the change's message in the document, so every node that holds the sheet (the hub,
+    /// and the municipality that resolved the key) sees that and why it was amended.
+    Amend { reason: String },
 }
 
 impl Step {
@@ -48,6 +53,7 @@ impl Step {
             Step::Register => Action::Register,
             Step::Approve => Action::Approve,
             Step::Release => Action::Release,
+            Step::Amend { .. } => Action::Register,
         }
     }
 
@@ -59,6 +65,7 @@ impl Step {
             Step::Register => "register",
             Step::Approve => "approve",
             Step::Release => "release",
+            Step::Amend { .. } => "amend",
         }
     }
 
@@ -71,6 +78,7 @@ impl Step {
             Step::Register => "登録",
             Step::Approve => "承認",
             Step::Release => "解除",
+            Step::Amend { .. } => "修正",
         }
     }
 }
@@ -87,6 +95,8 @@ pub struct Offered {
     pub approve: bool,
     pub release: bool,
     pub renew: bool,
+    /// 修正 of a registered sheet (with a reason).
+    pub amend: bool,
 }
 
 impl Offered {
@@ -99,8 +109,8 @@ impl Offered {
         let open = [status::DRAFT, status::REQUESTED, status::RETURNED].contains(&st);
         let own_doctor = row.doctor == Some(p.user_id);
         Offered {
-            edit: may(Action::EditSheet)
-                && (open || (st == status::REGISTERED && p.role() == Role::Doctor)),
+            edit: may(Action::EditSheet) && open,
+            amend: may(Action::Register) && st == status::REGISTERED,
             request: may(Action::RequestReview) && [status::DRAFT, status::RETURNED].contains(&st),
             pull_back: may(Action::PullBack)
                 && st == status::REQUESTED
@@ -206,6 +216,7 @@ impl Node {
         };
         let block = access_key::local_block(&self.node_id.0);
         let catalogue = self.catalogue.clone();
+        let place = self.config.institution.name.clone();
         let (principal, sid) = (p.clone(), id.to_string());
         let outcome = self
             .store
@@ -221,11 +232,16 @@ impl Node {
                     return Ok(Err(Error::from(denied)));
                 }
                 let mut sheet = load_doc(&tx, &sid)?;
+                let message = match &step {
+                    Step::Amend { reason } => format!("修正: {}", reason.trim()),
+                    other => other.label().to_string(),
+                };
                 let edit = Edit {
                     author,
                     at_ms: now,
-                    message: step.label(),
+                    message: &message,
                 };
+                sheet.set_author_name(&principal.name, &place, edit);
                 let me = principal.user_id;
                 let st = row.status.as_str();
                 let (new_status, assignee, comment): (&str, Option<u64>, Option<String>) =
@@ -302,6 +318,20 @@ impl Node {
                             let form = catalogue
                                 .form(&row.form_id)
                                 .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                            // Two values of one item wait for a person's choice; registering
+                            // would settle them by chance.
+                            let open = sheet.conflicts();
+                            if !open.is_empty() {
+                                let labels: Vec<&str> = open
+                                    .iter()
+                                    .map(|c| form.item(&c.field).map_or(c.field.as_str(), |i| i.label.as_str()))
+                                    .collect();
+                                return Ok(Err(Error::Invalid(format!(
+                                    "同時に編集された項目が{}件あります（{}）。どちらの値を採用するか選んでから登録してください。",
+                                    open.len(),
+                                    labels.join("、")
+                                ))));
+                            }
                             // The registering doctor and the day are what the form means by
                             // 指定医氏名 and 記載年月日 when nobody typed them.
                             let fields = sheet.fields();
@@ -328,6 +358,25 @@ impl Node {
                             }
                             sheet.set_doctor(Some(me), edit);
                             (status::REGISTERED, None, None)
+                        }
+                        Step::Amend { reason } => {
+                            if st != status::REGISTERED {
+                                return Ok(Err(Error::Invalid(format!(
+                                    "「{}」の臨床調査個人票・医療意見書は修正できません。{}",
+                                    status::label(st),
+                                    if st == status::APPROVED {
+                                        "承認を解除してから修正してください。"
+                                    } else {
+                                        "そのまま編集できます。"
+                                    }
+                                ))));
+                            }
+                            if reason.trim().is_empty() {
+                                return Ok(Err(Error::Invalid(
+                                    "修正の理由を入力してください。".into(),
+                                )));
+                            }
+                            (status::DRAFT, None, Some(reason.trim().to_string()))
                         }
                         Step::Approve | Step::Release => {
                             let (from, to) = if step == Step::Approve {
@@ -516,6 +565,7 @@ impl Node {
             user: p.user_id,
         };
         let catalogue = self.catalogue.clone();
+        let place = self.config.institution.name.clone();
         let (principal, source_id) = (p.clone(), id.to_string());
         let new_id = SheetId::random();
         let outcome = self
@@ -568,6 +618,7 @@ impl Node {
                     ),
                     edit,
                 );
+                sheet.set_author_name(&principal.name, &place, edit);
                 sheet.set_fields(&carried, edit);
                 store_sheet(&tx, &mut sheet, "screen", now)?;
                 let nid = new_id.to_string();

@@ -5,6 +5,13 @@
 //! which runs it on a database thread and returns the result through a channel. All writes are
 //! serialised on the one writer connection, so a read-modify-write inside one `write` call is
 //! atomic with respect to every other write. This module must never log values it stores.
+//!
+//! Durability: the database runs in WAL mode with `synchronous = FULL`, so the WAL is synced to
+//! disk at every commit and an acknowledged save survives a power cut, not only a killed
+//! process. Other processes may write the same file (`nsdb user add` beside a serving node):
+//! every connection waits up to [`BUSY_TIMEOUT`] for the lock, and every transaction on the
+//! writer starts `IMMEDIATE`, so a writer waits its turn instead of failing with "database is
+//! locked".
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -131,23 +138,57 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "database {} has schema version {found}, newer than this nsdb knows ({known}): it was written by a newer nsdb; run that version (or newer), never an older one",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "データベースに損傷が見つかったため、保存を止めています（閲覧はできます）。管理者は nsdb doctor で確認し、最新のバックアップから nsdb restore で復元してください。 ({0})"
+    )]
+    Damaged(String),
     #[error("the database threads have stopped")]
     Stopped,
 }
 
 /// The schema, one migration per version. Never edit a migration that has shipped: add one.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/001_initial.sql"),
+    include_str!("../../migrations/002_sync.sql"),
+    include_str!("../../migrations/003_workflow.sql"),
+    include_str!("../../migrations/004_sync_seq.sql"),
+    include_str!("../../migrations/005_imports.sql"),
+];
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../../migrations/001_initial.sql")),
-        M::up(include_str!("../../migrations/002_sync.sql")),
-        M::up(include_str!("../../migrations/003_workflow.sql")),
-        M::up(include_str!("../../migrations/004_sync_seq.sql")),
-        M::up(include_str!("../../migrations/005_imports.sql")),
-    ])
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+}
+
+/// The schema version this binary writes (the last migration's number).
+pub fn schema_version() -> usize {
+    MIGRATIONS.len()
+}
+
+/// Brings the schema to the latest version, refusing a database written by a newer nsdb.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > MIGRATIONS.len() as i64 {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    migrations().to_latest(conn)?;
+    Ok(())
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -158,6 +199,7 @@ pub struct Store {
     writer: mpsc::Sender<Job>,
     readers: mpsc::Sender<Job>,
     path: Arc<PathBuf>,
+    damage: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -166,10 +208,39 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How long a connection waits for another connection's lock (another process writing the same
+/// database, a checkpoint) before a statement fails with "database is locked".
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = FULL`: the WAL is synced at every commit; an acknowledged write survives a
+    /// power cut. What every node runs with.
+    PowerLoss,
+    /// `synchronous = NORMAL`: the WAL is synced at checkpoints only; an acknowledged write
+    /// survives a killed process but may be lost in a power cut. Benchmarks only, as the
+    /// baseline of [`Durability::PowerLoss`].
+    ProcessCrash,
+}
+
+/// Opens one connection to an existing or new database with `key` (None: plain SQLite), checks
+/// the key, and sets the busy timeout, durability and cache every connection of a node uses.
+/// Errors: [`StoreError::WrongKey`] when the key does not open the file, [`StoreError::Open`]
+/// when the file cannot be opened.
+pub fn connect(
+    path: &Path,
+    key: Option<&DbKey>,
+    flags: OpenFlags,
+) -> Result<Connection, StoreError> {
+    open_connection(path, key, flags, Durability::PowerLoss)
+}
+
 fn open_connection(
     path: &Path,
     key: Option<&DbKey>,
     flags: OpenFlags,
+    durability: Durability,
 ) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
         path: path.to_path_buf(),
@@ -180,6 +251,8 @@ fn open_connection(
     if let Some(key) = key {
         conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", key.to_hex()))?;
     }
+    // Before the first read: another process may hold the lock right now.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // The first read of the schema is where a wrong key shows.
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
@@ -194,11 +267,14 @@ fn open_connection(
         }
         Err(e) => return Err(e.into()),
     }
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let synchronous = match durability {
+        Durability::PowerLoss => "FULL",
+        Durability::ProcessCrash => "NORMAL",
+    };
     // 32 MiB of decrypted pages per connection: lists and searches stay in memory.
-    conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;",
-    )?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -32768;"
+    ))?;
     Ok(conn)
 }
 
@@ -206,13 +282,27 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, encrypted with `key`, and brings its
     /// schema to the latest version. `key` None opens a plain SQLite file (benchmarks only).
     pub fn open(path: &Path, key: Option<&DbKey>, readers: usize) -> Result<Store, StoreError> {
+        Store::open_with(path, key, readers, Durability::PowerLoss)
+    }
+
+    /// [`Store::open`] with a chosen durability (benchmarks compare the two).
+    pub fn open_with(
+        path: &Path,
+        key: Option<&DbKey>,
+        readers: usize,
+        durability: Durability,
+    ) -> Result<Store, StoreError> {
         let mut writer = open_connection(
             path,
             key,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            durability,
         )?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
-        migrations().to_latest(&mut writer)?;
+        migrate(&mut writer, path)?;
+        // Take the write lock at BEGIN, where the busy timeout applies; a deferred transaction
+        // that reads first and writes later fails at once if another process wrote meanwhile.
+        writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
 
         let (wtx, wrx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -231,6 +321,7 @@ impl Store {
                 path,
                 key,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                durability,
             )?;
             conn.pragma_update(None, "query_only", true)?;
             let rrx = Arc::clone(&rrx);
@@ -254,6 +345,7 @@ impl Store {
             writer: wtx,
             readers: rtx,
             path: Arc::new(path.to_path_buf()),
+            damage: Arc::default(),
         })
     }
 
@@ -277,7 +369,21 @@ impl Store {
         rx.await.map_err(|_| StoreError::Stopped)?
     }
 
-    /// Runs `f` on the writer connection. Writes are serialised.
+    /// Marks the database as damaged (found by an integrity check): from now on every write is
+    /// refused with [`StoreError::Damaged`]; reads go on.
+    pub fn mark_damaged(&self, what: String) {
+        if let Ok(mut d) = self.damage.lock() {
+            *d = Some(what);
+        }
+    }
+
+    /// What damage was found, if any.
+    pub fn damage(&self) -> Option<String> {
+        self.damage.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// Runs `f` on the writer connection. Writes are serialised. Refused with
+    /// [`StoreError::Damaged`] once the database was found damaged.
     pub async fn write<T, E>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
@@ -286,6 +392,9 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        if let Some(what) = self.damage() {
+            return Err(StoreError::Damaged(what).into());
+        }
         Store::run(&self.writer, f).await
     }
 
@@ -364,6 +473,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn a_database_newer_than_this_binary_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        let store = Store::open(&path, Some(&key(5)), 1).unwrap();
+        let newer = schema_version() + 1;
+        store
+            .write(move |c| {
+                c.pragma_update(None, "user_version", newer)?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let err = Store::open(&path, Some(&key(5)), 1).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains("newer nsdb"), "{err}");
     }
 
     #[cfg(unix)]

@@ -85,7 +85,7 @@ pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTas
                         s.last_attempt_ms = Some(now);
                         s.last_success_ms = Some(now);
                         s.sessions += 1;
-                        s.last_session = Some((*stats).into());
+                        s.last_session = Some(stats.into());
                     }),
                     Err(e) => handle.error(now, format!("{} ({}): {e}", peer.name, peer.node)),
                 }

@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nsdb_provisioning::enrollment;
-use nsdb_sync::{HubEndpoint, LocalKey, NodeId, NodeLink, PublicKey, SessionStats};
+use nsdb_sync::{HubEndpoint, LocalKey, NodeId, NodeLink, PublicKey, SessionStats, SheetId};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use crate::Node;
@@ -35,6 +36,11 @@ use crate::config::NodeRole;
 
 /// How many recent errors the status keeps.
 const ERRORS_KEPT: usize = 10;
+
+/// "Connected" means a session with the hub succeeded within this window (30 s, three default
+/// periods) and none has failed since. A hub that vanishes without closing the connection is
+/// noticed within `nsdb_sync::tls::IDLE_TIMEOUT` (10 s).
+pub const CONNECTED_WINDOW_MS: i64 = 30_000;
 
 /// Timing of a node's sync loop.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +52,10 @@ pub struct SyncOptions {
     /// First wait after a failure; doubled after each failure up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// First wait before a sheet set aside (too large, or refused by the hub) is offered
+    /// again; doubled after each failure up to `max_set_aside_retry`.
+    pub set_aside_retry: Duration,
+    pub max_set_aside_retry: Duration,
 }
 
 impl Default for SyncOptions {
@@ -55,6 +65,8 @@ impl Default for SyncOptions {
             poll: Duration::from_millis(500),
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            set_aside_retry: Duration::from_secs(30),
+            max_set_aside_retry: Duration::from_secs(3600),
         }
     }
 }
@@ -70,8 +82,8 @@ pub struct SessionFigures {
     pub refused: u64,
 }
 
-impl From<SessionStats> for SessionFigures {
-    fn from(s: SessionStats) -> Self {
+impl From<&SessionStats> for SessionFigures {
+    fn from(s: &SessionStats) -> Self {
         SessionFigures {
             bytes_sent: s.bytes_sent,
             bytes_received: s.bytes_received,
@@ -89,19 +101,41 @@ pub struct SyncErrorLine {
     pub message: String,
 }
 
+/// A sheet that did not cross in the last sessions, set aside so the others keep flowing, and
+/// retried with backoff.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SetAsideSheet {
+    /// The sheet's id.
+    pub sheet: String,
+    /// Why it did not cross (too large, unreadable here, or what the hub said when it refused it).
+    pub reason: String,
+    /// When it first failed to cross (unix ms).
+    pub since_ms: i64,
+    /// Sessions in which it failed.
+    pub attempts: u32,
+    /// When it is offered again (unix ms).
+    pub next_retry_ms: i64,
+}
+
 /// What sync is doing on this node.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SyncStatus {
     /// `off` (not enrolled), `node` (syncs with a hub) or `hub` (serves nodes).
     pub mode: String,
-    /// Node: whether a connection to the hub is open. Hub: whether the endpoint listens.
+    /// Node: whether a session with the hub succeeded within the last 30 s
+    /// ([`CONNECTED_WINDOW_MS`]) and none failed since. Hub: whether the endpoint listens.
     pub connected: bool,
     /// Node: the hub's address. Hub: the address it listens on.
     pub address: Option<String>,
     pub last_attempt_ms: Option<i64>,
     pub last_success_ms: Option<i64>,
-    /// Sheets changed here since they were last in step with the hub (node only).
+    /// When a session last failed (unix ms).
+    pub last_failure_ms: Option<i64>,
+    /// Sheets whose latest changes the hub has not acknowledged (node only): written here
+    /// after the last session the hub confirmed, or set aside.
     pub waiting: u64,
+    /// Sheets that could not cross (node only), each with its reason; the others keep flowing.
+    pub set_aside: Vec<SetAsideSheet>,
     /// Sessions completed since the node started.
     pub sessions: u64,
     pub last_session: Option<SessionFigures>,
@@ -114,12 +148,66 @@ pub struct SyncStatus {
 pub struct SyncHandle {
     status: Mutex<SyncStatus>,
     wake: tokio::sync::Notify,
+    /// The hub this node syncs with (node only).
+    hub: Mutex<Option<NodeId>>,
 }
 
 impl SyncHandle {
-    /// A copy of the current status.
+    /// A copy of the status as the sync loop last recorded it (`waiting` as of the last
+    /// session); [`status`] brings it up to the moment.
     pub fn status(&self) -> SyncStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Sheets set aside and not due for a retry at `now_ms`.
+    pub fn held_back(&self, now_ms: i64) -> std::collections::HashSet<SheetId> {
+        self.status
+            .lock()
+            .map(|s| {
+                s.set_aside
+                    .iter()
+                    .filter(|a| a.next_retry_ms > now_ms)
+                    .filter_map(|a| a.sheet.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Records what a session set aside (a new reason, or one more failure with a longer
+    /// wait) and forgets the sheets that crossed.
+    fn record_set_aside(&self, stats: &SessionStats, now_ms: i64, options: &SyncOptions) {
+        self.update(|s| {
+            let crossed: std::collections::HashSet<String> =
+                stats.crossed.iter().map(ToString::to_string).collect();
+            s.set_aside.retain(|a| !crossed.contains(&a.sheet));
+            for (id, reason) in &stats.set_aside {
+                let sheet = id.to_string();
+                let attempts = match s.set_aside.iter_mut().find(|a| a.sheet == sheet) {
+                    Some(a) => {
+                        a.attempts += 1;
+                        a.reason = reason.clone();
+                        a.attempts
+                    }
+                    None => {
+                        s.set_aside.push(SetAsideSheet {
+                            sheet: sheet.clone(),
+                            reason: reason.clone(),
+                            since_ms: now_ms,
+                            attempts: 1,
+                            next_retry_ms: now_ms,
+                        });
+                        1
+                    }
+                };
+                let wait = options
+                    .set_aside_retry
+                    .saturating_mul(1u32 << (attempts - 1).min(16))
+                    .min(options.max_set_aside_retry);
+                if let Some(a) = s.set_aside.iter_mut().find(|a| a.sheet == sheet) {
+                    a.next_retry_ms = now_ms + wait.as_millis() as i64;
+                }
+            }
+        });
     }
 
     fn update(&self, f: impl FnOnce(&mut SyncStatus)) {
@@ -171,21 +259,61 @@ impl Drop for SyncTask {
     }
 }
 
-/// How many sheets have changes the hub has not had yet: those whose heads were written after
-/// the node was last in step with it (read from the `seq` index, whatever the number of sheets).
-async fn waiting(node: &Node, hub: NodeId) -> u64 {
+/// How many sheets have changes the hub has not acknowledged: those whose heads were written
+/// after the node was last in step with it (read from the `seq` index, whatever the number of
+/// sheets), and those set aside.
+async fn waiting(node: &Node, hub: NodeId, set_aside: Vec<String>) -> u64 {
     let hub = hub.to_string();
     node.store
         .read(move |c| {
-            Ok::<_, crate::Error>(c.query_row(
-                "SELECT count(*) FROM sync_heads
-                 WHERE seq > COALESCE((SELECT seq FROM sync_in_step WHERE peer = ?1), -1)",
-                [&hub],
-                |r| r.get::<_, i64>(0),
-            )? as u64)
+            let in_step: i64 = c
+                .query_row(
+                    "SELECT seq FROM sync_in_step WHERE peer = ?1",
+                    [&hub],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(-1);
+            let after: i64 = c.query_row(
+                "SELECT count(*) FROM sync_heads WHERE seq > ?1",
+                [in_step],
+                |r| r.get(0),
+            )?;
+            // Set-aside sheets not already counted above.
+            let mut older = c.prepare_cached(
+                "SELECT count(*) FROM sync_heads WHERE sheet_id = ?1 AND seq <= ?2",
+            )?;
+            let mut aside = 0i64;
+            for id in &set_aside {
+                aside += older.query_row(rusqlite::params![id, in_step], |r| r.get::<_, i64>(0))?;
+            }
+            Ok::<_, crate::Error>((after + aside) as u64)
         })
         .await
         .unwrap_or(0)
+}
+
+/// The status as of now: on a node, `waiting` counted at this moment and `connected` only when a
+/// session succeeded within [`CONNECTED_WINDOW_MS`] and none failed since.
+pub async fn status(node: &Node) -> SyncStatus {
+    let mut status = node.sync.status();
+    let hub = node.sync.hub.lock().ok().and_then(|h| *h);
+    if status.mode == "node"
+        && let Some(hub) = hub
+    {
+        let now = node.clock.now_ms();
+        let aside = status.set_aside.iter().map(|a| a.sheet.clone()).collect();
+        status.waiting = waiting(node, hub, aside).await;
+        status.connected = connected_at(&status, now);
+    }
+    status
+}
+
+fn connected_at(s: &SyncStatus, now_ms: i64) -> bool {
+    match s.last_success_ms {
+        Some(ok) => now_ms - ok <= CONNECTED_WINDOW_MS && s.last_failure_ms.is_none_or(|f| f < ok),
+        None => false,
+    }
 }
 
 /// Starts a node's sync loop with the hub it was enrolled with.
@@ -203,6 +331,9 @@ pub fn start_node(
         s.mode = "node".into();
         s.address = Some(hub_addr.to_string());
     });
+    if let Ok(mut h) = node.sync.hub.lock() {
+        *h = Some(hub_key.node_id());
+    }
     let task = tokio::spawn(async move {
         let replica = NodeReplica::new(node.clone());
         let handle = node.sync.clone();
@@ -226,22 +357,35 @@ pub fn start_node(
                         handle.error(node.clock.now_ms(), e.to_string());
                     }
                     backoff = options.min_backoff;
+                    let now = node.clock.now_ms();
+                    for (id, reason) in &stats.set_aside {
+                        tracing::warn!(target: "nsdb::sync", sheet = %id, %reason, "a sheet did not cross; set aside, the others go on");
+                    }
+                    handle.record_set_aside(&stats, now, &options);
                     handle.update(|s| {
-                        s.last_success_ms = Some(node.clock.now_ms());
+                        s.last_success_ms = Some(now);
                         s.sessions += 1;
-                        s.last_session = Some(stats.into());
+                        s.last_session = Some((&stats).into());
                     });
                 }
                 Err(e) => {
                     tracing::info!(target: "nsdb::sync", reason = %e, "sync with the hub failed; will retry");
-                    handle.error(node.clock.now_ms(), e.to_string());
+                    let now = node.clock.now_ms();
+                    handle.update(|s| s.last_failure_ms = Some(now));
+                    handle.error(now, e.to_string());
                 }
             }
-            let waiting = waiting(&node, hub).await;
-            let connected = link.connected();
+            let aside = handle
+                .status()
+                .set_aside
+                .iter()
+                .map(|a| a.sheet.clone())
+                .collect();
+            let waiting = waiting(&node, hub, aside).await;
+            let now = node.clock.now_ms();
             handle.update(|s| {
                 s.waiting = waiting;
-                s.connected = connected;
+                s.connected = connected_at(s, now);
             });
             if !ok {
                 tokio::select! {

@@ -132,6 +132,26 @@ pub(super) fn scoped_heads(
     .collect()
 }
 
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Why a received sheet was not stored, for the sending node's operator (no patient values:
+/// only the sheet's id and access key).
+fn refusal_reason(here: NodeRole, sheet: &Sheet, e: &rusqlite::Error) -> String {
+    let side = if here == NodeRole::Hub {
+        "ハブ"
+    } else {
+        "受信側"
+    };
+    match &sheet.header().access_key {
+        Some(key) if e.to_string().contains("access_key") => {
+            format!("{side}では、アクセスキー {key} がすでに別の票に使われています")
+        }
+        _ => format!("{side}の保存の規則に合いません（{e}）"),
+    }
+}
+
 impl Replica for NodeReplica {
     /// The first inventory of a peer reads every sheet in its scope; later ones read only the
     /// sheets written since (by `sync_heads.seq`), so a sync with nothing to do costs the same
@@ -221,18 +241,39 @@ impl Replica for NodeReplica {
             .map_err(db)
     }
 
-    async fn save(&self, peer: &Peer, sheets: Vec<Sheet>) -> Result<(), ReplicaError> {
+    /// Each sheet is stored under its own savepoint: one that breaks a rule of the database
+    /// (an access key another sheet holds) is left out with the reason and the others are
+    /// stored; any other failure fails the batch.
+    async fn save(
+        &self,
+        peer: &Peer,
+        sheets: Vec<Sheet>,
+    ) -> Result<Vec<(SheetId, String)>, ReplicaError> {
         let now = self.node.clock.now_ms();
         let peer = peer.node.to_string();
+        let here = self.node.role();
         self.node
             .store
             .write(move |c| {
-                let tx = c.transaction()?;
-                let count = sheets.len();
+                let mut tx = c.transaction()?;
+                let mut refused = Vec::new();
+                let mut count = 0usize;
                 for mut sheet in sheets {
-                    crate::sheets::store_sheet(&tx, &mut sheet, "screen", now)?;
+                    let id = sheet.id();
+                    let point = tx.savepoint()?;
+                    match crate::sheets::store_sheet(&point, &mut sheet, "screen", now) {
+                        Ok(()) => {
+                            point.commit()?;
+                            count += 1;
+                        }
+                        Err(e) if is_constraint(&e) => {
+                            tracing::warn!(target: "nsdb::sync", sheet = %id, reason = %e, "a received sheet breaks a rule of the database; not stored");
+                            refused.push((id, refusal_reason(here, &sheet, &e)));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-                let detail = format!("sheets={count} from={peer}");
+                let detail = format!("sheets={count} from={peer} refused={}", refused.len());
                 audit::append(
                     &tx,
                     audit::Entry {
@@ -244,10 +285,17 @@ impl Replica for NodeReplica {
                     },
                 )?;
                 tx.commit()?;
-                Ok::<_, crate::Error>(())
+                Ok::<_, crate::Error>(refused)
             })
             .await
             .map_err(db)
+    }
+
+    fn held_back(&self, peer: &Peer) -> HashSet<SheetId> {
+        if peer.role != PeerRole::Hub {
+            return HashSet::new();
+        }
+        self.node.sync.held_back(self.node.clock.now_ms())
     }
 
     fn admits(&self, peer: &Peer, header: &SheetHeader, granted: &HashSet<SheetId>) -> bool {

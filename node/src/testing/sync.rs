@@ -19,6 +19,8 @@ pub const FAST: SyncOptions = SyncOptions {
     poll: Duration::from_millis(50),
     min_backoff: Duration::from_millis(50),
     max_backoff: Duration::from_millis(400),
+    set_aside_retry: Duration::from_millis(200),
+    max_set_aside_retry: Duration::from_secs(2),
 };
 
 /// Three nodes syncing on loopback.
@@ -129,4 +131,58 @@ pub async fn sign_in(node: &Arc<Node>, login: &str) -> Principal {
         .await
         .expect("signs in")
         .principal
+}
+
+/// Writes `values` (and, with `access_key`, that key) into sheet `id` on `node` as its user
+/// `user`, straight into the store: for tests that need a document no save through the product
+/// makes (larger than what may enter, or holding a key issued elsewhere), as one written before
+/// those limits, or restored from an old copy, would be.
+pub async fn write_directly(
+    node: &Arc<Node>,
+    id: &str,
+    user: u64,
+    values: std::collections::BTreeMap<String, Option<String>>,
+    access_key: Option<&str>,
+) {
+    let author = nsdb_sync::Author {
+        node: node.node_id,
+        user,
+    };
+    let (id, key, now) = (
+        id.to_string(),
+        access_key.map(str::to_string),
+        node.clock.now_ms(),
+    );
+    node.store
+        .write(move |c| {
+            let doc: Vec<u8> =
+                c.query_row("SELECT doc FROM sheets WHERE id = ?1", [&id], |r| r.get(0))?;
+            let mut sheet = nsdb_sync::Sheet::load(&doc).expect("a readable sheet");
+            let edit = || nsdb_sync::Edit {
+                author,
+                at_ms: now,
+                message: "",
+            };
+            sheet.set_fields(&values, edit());
+            if let Some(key) = &key {
+                sheet.set_access_key(key, edit());
+            }
+            crate::sheets::store_sheet(c, &mut sheet, "screen", now)?;
+            Ok::<_, crate::Error>(())
+        })
+        .await
+        .expect("written");
+}
+
+/// `len` bytes of lowercase text that does not compress (free text of an unusual size).
+pub fn noise(len: usize, seed: u64) -> String {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + ((x >> 33) % 26) as u8)
+        })
+        .collect()
 }

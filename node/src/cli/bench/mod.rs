@@ -15,7 +15,7 @@ use nsdb_rules::Catalogue;
 use nsdb_sync::{Author, NodeId, Sheet};
 use serde::Serialize;
 
-use crate::store::{DbKey, Store, StoreError};
+use crate::store::{DbKey, Durability, Store, StoreError};
 
 /// One reported figure.
 #[derive(Debug, Clone, Serialize)]
@@ -186,9 +186,10 @@ async fn one_pass(
     dir: &Path,
     key: Option<&DbKey>,
     docs: &[(String, Vec<u8>)],
+    durability: Durability,
 ) -> anyhow::Result<Pass> {
     let path = dir.join(format!("bench-{}.db", uuid::Uuid::new_v4()));
-    let store = Store::open(&path, key, 2)?;
+    let store = Store::open_with(&path, key, 2, durability)?;
     store
         .write(|c| {
             c.execute(
@@ -282,18 +283,25 @@ pub async fn store(opts: StoreBench) -> anyhow::Result<Vec<Figure>> {
         mut ratio_save,
         mut ratio_load,
     ) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut normal_save, mut ratio_durable) = (vec![], vec![]);
+    let full = Durability::PowerLoss;
     for run in 0..=opts.runs {
         // Alternate the order so neither side always runs on a warmer cache.
-        let (e, p) = if run % 2 == 0 {
-            let e = one_pass(dir.path(), Some(&key), &docs).await?;
-            (e, one_pass(dir.path(), None, &docs).await?)
+        let (e, p, n) = if run % 2 == 0 {
+            let e = one_pass(dir.path(), Some(&key), &docs, full).await?;
+            let p = one_pass(dir.path(), None, &docs, full).await?;
+            let n = one_pass(dir.path(), Some(&key), &docs, Durability::ProcessCrash).await?;
+            (e, p, n)
         } else {
-            let p = one_pass(dir.path(), None, &docs).await?;
-            (one_pass(dir.path(), Some(&key), &docs).await?, p)
+            let n = one_pass(dir.path(), Some(&key), &docs, Durability::ProcessCrash).await?;
+            let p = one_pass(dir.path(), None, &docs, full).await?;
+            (one_pass(dir.path(), Some(&key), &docs, full).await?, p, n)
         };
         if run == 0 {
             continue; // warm-up
         }
+        normal_save.push(n.save_per_s);
+        ratio_durable.push(e.save_per_s / n.save_per_s);
         enc_save.push(e.save_per_s);
         enc_load.push(e.load_per_s);
         plain_save.push(p.save_per_s);
@@ -308,6 +316,18 @@ pub async fn store(opts: StoreBench) -> anyhow::Result<Vec<Figure>> {
         Figure::from_runs("store", "load_encrypted", "sheets/s", &enc_load),
         Figure::from_runs("store", "load_plain", "sheets/s", &plain_load),
         Figure::from_runs("store", "load_encrypted_vs_plain", "ratio", &ratio_load),
+        Figure::from_runs(
+            "store",
+            "save_encrypted_sync_normal",
+            "sheets/s",
+            &normal_save,
+        ),
+        Figure::from_runs(
+            "store",
+            "save_power_cut_safe_vs_normal",
+            "ratio",
+            &ratio_durable,
+        ),
     ])
 }
 
@@ -481,11 +501,18 @@ pub async fn ui(opts: UiBench) -> anyhow::Result<Vec<Figure>> {
 
     let app = crate::http::router(node.clone());
     let cookie = format!("nsdb_session={}", session.token);
+    // The page's version is the one the sheet was created with, as on a page left open all
+    // morning: each save writes only the changed address, on top of that version.
+    let version = sheet.version.join(",");
     let save_body = serde_urlencoded::to_string(
         values
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain([("csrf", session.csrf.as_str()), ("action", "save")])
+            .chain([
+                ("csrf", session.csrf.as_str()),
+                ("action", "save"),
+                ("_version", version.as_str()),
+            ])
             .collect::<Vec<_>>(),
     )?;
     let get = |uri: String| {

@@ -23,8 +23,12 @@ use crate::http::shared::json::{ApiError, ErrorBody, ErrorDetail};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// Always `ok` when the node answers.
+    /// `ok`, or `damaged` when the integrity check found damage (writes are refused; see
+    /// `damage`).
     status: String,
+    /// What the integrity check found, when it found damage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damage: Option<String>,
     role: NodeRole,
     node: String,
     version: String,
@@ -34,8 +38,10 @@ pub struct Health {
 #[utoipa::path(get, path = "/api/v1/health", tag = "node",
     responses((status = 200, body = Health)))]
 async fn health(State(node): State<AppState>) -> Json<Health> {
+    let damage = node.store.damage();
     Json(Health {
-        status: "ok".into(),
+        status: if damage.is_some() { "damaged" } else { "ok" }.into(),
+        damage,
         role: node.role(),
         node: node.config.name.clone(),
         version: env!("CARGO_PKG_VERSION").into(),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -38,8 +38,21 @@ pub struct CreateSheet {
 
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateSheet {
-    /// Item id to value; an empty string clears the item. Items not named are left as they are.
+    /// The `version` of the sheet these changes were made on (from `GET`). Only items whose
+    /// value differs from their value in that version are written; what others saved since is
+    /// kept, and an item both changed keeps both values (see `conflicts`) until one is chosen.
+    version: Vec<String>,
+    /// Item id to value; an empty string clears the item. Items not named, and items given
+    /// with the value they had in `version`, are left as they are.
     items: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PickValue {
+    /// The item id of an open conflict.
+    field: String,
+    /// One of the item's values in `conflicts`.
+    value: String,
 }
 
 /// The forms this node can write.
@@ -121,17 +134,63 @@ async fn update_sheet(
     ApiJson(req): ApiJson<UpdateSheet>,
 ) -> Result<Json<SheetDetail>, ApiError> {
     Ok(Json(
-        node.update_sheet(&s.principal, &id, &req.items).await?,
+        node.update_sheet_since(&s.principal, &id, &req.version, &req.items)
+            .await?,
     ))
+}
+
+/// Registers a sheet (登録): a doctor of its institution; the checks must pass and no item may
+/// hold two values (see `conflicts`; choose one first). Issues the access key.
+#[utoipa::path(post, path = "/api/v1/sheets/{id}/register", tag = "sheets",
+    params(("id" = String, Path, description = "sheet id")),
+    responses((status = 200, body = SheetDetail), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn register_sheet(
+    State(node): State<AppState>,
+    s: ApiSession,
+    Path(id): Path<String>,
+) -> Result<Json<SheetDetail>, ApiError> {
+    Ok(Json(
+        node.step(&s.principal, &id, crate::sheets::workflow::Step::Register)
+            .await?,
+    ))
+}
+
+/// A doctor chooses one of the values of an item that holds two (競合解消).
+#[utoipa::path(post, path = "/api/v1/sheets/{id}/conflicts", tag = "sheets",
+    request_body = PickValue, params(("id" = String, Path, description = "sheet id")),
+    responses((status = 200, body = SheetDetail), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn pick_value(
+    State(node): State<AppState>,
+    s: ApiSession,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PickValue>,
+) -> Result<Json<SheetDetail>, ApiError> {
+    node.resolve_conflict(&s.principal, &id, &req.field, &req.value)
+        .await?;
+    Ok(Json(node.get_sheet(&s.principal, &id).await?))
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(forms, list_sheets, create_sheet, get_sheet, update_sheet),
+    paths(
+        forms,
+        list_sheets,
+        create_sheet,
+        get_sheet,
+        update_sheet,
+        register_sheet,
+        pick_value
+    ),
     components(schemas(
         FormSummary,
         CreateSheet,
         UpdateSheet,
+        PickValue,
+        crate::sheets::OpenConflict,
         SheetRow,
         SheetDetail,
         SheetPage
@@ -144,4 +203,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/forms", get(forms))
         .route("/api/v1/sheets", get(list_sheets).post(create_sheet))
         .route("/api/v1/sheets/{id}", get(get_sheet).put(update_sheet))
+        .route("/api/v1/sheets/{id}/register", post(register_sheet))
+        .route("/api/v1/sheets/{id}/conflicts", post(pick_value))
 }

@@ -7,19 +7,19 @@ use utoipa::OpenApi;
 
 use crate::http::AppState;
 use crate::http::shared::session::ApiSession;
-use crate::sync_service::{SessionFigures, SyncErrorLine, SyncStatus};
+use crate::sync_service::{SessionFigures, SetAsideSheet, SyncErrorLine, SyncStatus};
 
 /// Sync status of this node: connected or not, last successful sync, documents waiting, errors.
 #[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync",
     responses((status = 200, body = SyncStatus), (status = 401)), security(("bearer" = [])))]
 pub async fn sync_status(State(node): State<AppState>, _s: ApiSession) -> Json<SyncStatus> {
-    Json(node.sync.status())
+    Json(crate::sync_service::status(&node).await)
 }
 
 #[derive(OpenApi)]
 #[openapi(
     paths(sync_status),
-    components(schemas(SyncStatus, SessionFigures, SyncErrorLine))
+    components(schemas(SyncStatus, SessionFigures, SetAsideSheet, SyncErrorLine))
 )]
 pub struct SyncApiDoc;
 

@@ -70,6 +70,9 @@ impl From<Error> for ApiError {
             Error::UnknownForm(_) | Error::SheetNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::UnknownItems(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_items"),
             Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Error::Store(crate::store::StoreError::Damaged(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database_damaged")
+            }
             Error::Document { .. } | Error::Store(_) => {
                 tracing::error!(target: "nsdb::http", error = %e, "internal error");
                 return ApiError::new(

@@ -62,6 +62,9 @@ pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
         Error::BadCredentials | Error::Locked | Error::Expired | Error::Unauthenticated => {
             return Redirect::to("/login").into_response();
         }
+        Error::Store(crate::store::StoreError::Damaged(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "データベースの損傷")
+        }
         Error::Document { .. } | Error::Store(_) => {
             tracing::error!(target: "nsdb::http", error = %e, "internal error");
             let page = ctx.map(Ctx::page);

@@ -36,6 +36,17 @@ fn status_view(s: &SyncStatus) -> nsdb_ui::conflicts::SyncStatusView {
                 ]
             })
             .unwrap_or_default(),
+        set_aside: s
+            .set_aside
+            .iter()
+            .map(|a| nsdb_ui::conflicts::SetAsideView {
+                sheet_id: a.sheet.clone(),
+                reason: a.reason.clone(),
+                since: jst_seconds(Some(a.since_ms)),
+                attempts: a.attempts,
+                next_retry: jst_seconds(Some(a.next_retry_ms)),
+            })
+            .collect(),
         errors: s
             .errors
             .iter()
@@ -46,7 +57,7 @@ fn status_view(s: &SyncStatus) -> nsdb_ui::conflicts::SyncStatusView {
 
 async fn status_page(State(node): State<AppState>, s: UiSession) -> Response {
     let ctx = Ctx::new(&node, &s);
-    let view = status_view(&node.sync.status());
+    let view = status_view(&crate::sync_service::status(&node).await);
     Html(nsdb_ui::conflicts::sync_status(&ctx.page(), &view).into_string()).into_response()
 }
 

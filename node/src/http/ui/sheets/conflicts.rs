@@ -23,6 +23,7 @@ pub(crate) async fn conflict_panel(
     s: &UiSession,
     sheet_id: &str,
     form: &nsdb_rules::FormDef,
+    from_editor: bool,
 ) -> Option<nsdb_ui::conflicts::ConflictPanel> {
     let lines = node.sheet_conflicts(&s.principal, sheet_id).await.ok()?;
     if lines.is_empty() {
@@ -33,6 +34,7 @@ pub(crate) async fn conflict_panel(
         sheet_id: sheet_id.to_string(),
         csrf: s.csrf.clone(),
         can_resolve,
+        from_editor,
         items: lines
             .into_iter()
             .map(|line| {
@@ -79,7 +81,14 @@ async fn resolve(
         );
     };
     match node.resolve_conflict(&s.principal, &id, field, value).await {
-        Ok(()) => Redirect::to(&format!("/sheets/{id}")).into_response(),
+        Ok(()) => {
+            let page = if fields.get("back").is_some_and(|b| b == "edit") {
+                "/edit"
+            } else {
+                ""
+            };
+            Redirect::to(&format!("/sheets/{id}{page}")).into_response()
+        }
         Err(e) => error_page(Some(&ctx), e),
     }
 }

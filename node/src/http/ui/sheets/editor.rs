@@ -32,6 +32,10 @@ pub(super) fn title(node: &Node, d: &SheetDetail) -> String {
 fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
         "saved" => "一時保存しました。",
+        "saved_after_login" => "ログインし直したので、入力した内容を一時保存しました。",
+        "not_saved_after_login" => {
+            "ログインし直しましたが、入力した内容を保存できませんでした。この臨床調査個人票・医療意見書を編集できる利用者か確認してください。"
+        }
         "checked" => "チェックしました。指摘はありません。",
         "registered" => "登録しました。アクセスキーを発行しました。",
         "approved" => "承認しました。",
@@ -41,6 +45,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "pulled" => "引き戻しました。",
         "confirmed" => "前回値を確認済みにしました。",
         "calculated" => "自動計算の項目を入力しました。",
+        "amending" => {
+            "修正のため一時保存に戻しました。アクセスキーは変わりません。直したら、もう一度登録してください。"
+        }
         "renewed" => "前回の内容を引き継いで作成しました。変更のある項目だけ入力してください。",
         _ => return None,
     })
@@ -88,7 +95,8 @@ async fn render(
     };
     let updated = format_ms(d.row.updated_at_ms);
     let key = printed_key(&d.row);
-    let conflicts = super::conflicts::conflict_panel(node, s, id, form).await;
+    let conflicts = super::conflicts::conflict_panel(node, s, id, form, editing).await;
+    let version = d.version.join(",");
     let view = nsdb_ui::EditorView {
         form,
         meta: nsdb_ui::SheetMeta {
@@ -106,6 +114,7 @@ async fn render(
         problem,
         carried: &d.carried,
         conflicts: conflicts.as_ref(),
+        version: &version,
         actions: nsdb_ui::Actions {
             edit: offered.edit,
             request: offered.request,
@@ -115,6 +124,7 @@ async fn render(
             approve: offered.approve,
             release: offered.release,
             renew: offered.renew,
+            amend: offered.amend,
             doctors: &doctors,
         },
     };
@@ -156,13 +166,19 @@ async fn edit_sheet(
     render(&node, &s, &id, true, mode, notice, None).await
 }
 
-/// The editor's form: save what was typed, then take the button's action.
+/// The editor's form: save what was typed, then take the button's action. Without a valid
+/// session (expired), the sign-in page holds what was posted and saves it after sign-in.
 async fn save_sheet(
     State(node): State<AppState>,
-    s: UiSession,
+    session: Result<UiSession, Response>,
+    jar: axum_extra::extract::cookie::CookieJar,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
+    let s = match session {
+        Ok(s) => s,
+        Err(_) => return crate::http::ui::accounts::sign_in_to_save(&node, jar, &id, &body),
+    };
     let ctx = Ctx::new(&node, &s);
     let mut fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
         Ok(f) => f,
@@ -171,11 +187,23 @@ async fn save_sheet(
     let action = fields.remove("action").unwrap_or_else(|| "save".into());
     let to = fields.remove("_to").unwrap_or_default();
     let comment = fields.remove("_comment").unwrap_or_default();
+    // The version the page was made from: only what this user changed since is written.
+    let version: Vec<String> = fields
+        .remove("_version")
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
     fields.retain(|k, _| k != "csrf" && !k.starts_with('_'));
     let p = &s.principal;
-    if !fields.is_empty()
-        && let Err(e) = node.update_sheet(p, &id, &fields).await
-    {
+    let saved = if fields.is_empty() {
+        Ok(())
+    } else if version.is_empty() {
+        node.update_sheet(p, &id, &fields).await.map(drop)
+    } else {
+        node.update_sheet_since(p, &id, &version, &fields)
+            .await
+            .map(drop)
+    };
+    if let Err(e) = saved {
         return match e {
             Error::Invalid(why) => {
                 render(&node, &s, &id, false, Mode::Draft, None, Some(&why)).await
@@ -304,6 +332,28 @@ async fn pull_back(
     body: Bytes,
 ) -> Response {
     posted_step(&node, &s, &id, &body, Step::PullBack, "pulled").await
+}
+
+/// 修正 of a registered sheet: with the reason posted, back to a draft that keeps its key.
+async fn amend(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let reason = fields.get("reason").cloned().unwrap_or_default();
+    match node.step(&s.principal, &id, Step::Amend { reason }).await {
+        Ok(_) => Redirect::to(&format!("/sheets/{id}/edit?notice=amending")).into_response(),
+        Err(Error::Invalid(why)) => {
+            render(&node, &s, &id, false, Mode::Draft, None, Some(&why)).await
+        }
+        Err(e) => error_page(Some(&ctx), e),
+    }
 }
 
 async fn renew(
@@ -446,10 +496,36 @@ fn outcome(o: &Option<nsdb_rules::evaluate::Outcome>) -> String {
         .unwrap_or_else(|| "―".into())
 }
 
-/// 一次判定表示: the machine judgment in its own window.
+/// 一次判定表示: the machine judgment of the stored values in its own window.
 async fn judgment(State(node): State<AppState>, s: UiSession, Path(id): Path<String>) -> Response {
-    let ctx = Ctx::new(&node, &s);
-    let (d, ev) = match node.evaluate_sheet(&s.principal, &id).await {
+    let judged = node.evaluate_sheet(&s.principal, &id).await;
+    judgment_page(&node, &s, id, judged)
+}
+
+/// 一次判定表示 from the editor: the judgment of the values on the screen, saved or not.
+async fn judgment_of_screen(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let mut fields = match posted_form(&body, &s.csrf, Some(&Ctx::new(&node, &s))) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    fields.retain(|k, _| k != "csrf" && k != "action" && !k.starts_with('_'));
+    let judged = node.evaluate_values(&s.principal, &id, &fields).await;
+    judgment_page(&node, &s, id, judged)
+}
+
+fn judgment_page(
+    node: &Node,
+    s: &UiSession,
+    id: String,
+    judged: crate::Result<(SheetDetail, nsdb_rules::Evaluation)>,
+) -> Response {
+    let ctx = Ctx::new(node, s);
+    let (d, ev) = match judged {
         Ok(x) => x,
         Err(e) => return error_page(Some(&ctx), e),
     };
@@ -474,7 +550,7 @@ async fn judgment(State(node): State<AppState>, s: UiSession, Path(id): Path<Str
         })
         .collect();
     let view = nsdb_ui::judgment::JudgmentView {
-        title: title(&node, &d),
+        title: title(node, &d),
         sheet_id: id.clone(),
         rules_version: node.catalogue.version().to_string(),
         lines,
@@ -540,6 +616,22 @@ async fn print(
         .get("doctor.institution_name")
         .cloned()
         .unwrap_or_default();
+    // An item with two values is never printed as settled: both are printed, marked.
+    let mut items = d.items.clone();
+    for c in &d.conflicts {
+        let shown: Vec<String> = c
+            .values
+            .iter()
+            .map(|v| match form.item(&c.field) {
+                Some(item) => nsdb_ui::editor::display_value(item, v),
+                None => v.clone(),
+            })
+            .collect();
+        items.insert(
+            c.field.clone(),
+            format!("【未確定：{}】", shown.join(" ／ ")),
+        );
+    }
     let pdf = tokio::task::spawn_blocking(move || {
         let meta = crate::print::PrintMeta {
             sheet_id: &d.row.id,
@@ -551,7 +643,7 @@ async fn print(
             institution: &institution,
             doctor: d.row.doctor_name.as_deref().unwrap_or(""),
         };
-        crate::print::sheet_pdf(&form, &d.items, &meta, masked)
+        crate::print::sheet_pdf(&form, &items, &meta, masked)
     })
     .await;
     match pdf {
@@ -585,8 +677,12 @@ pub fn routes() -> Router<AppState> {
         .route("/sheets/{id}/release", post(release))
         .route("/sheets/{id}/pullback", post(pull_back))
         .route("/sheets/{id}/renew", post(renew))
+        .route("/sheets/{id}/amend", post(amend))
         .route("/sheets/{id}/diff", get(differences))
         .route("/sheets/{id}/export", get(export))
         .route("/sheets/{id}/print", get(print))
-        .route("/sheets/{id}/judgment", get(judgment))
+        .route(
+            "/sheets/{id}/judgment",
+            get(judgment).post(judgment_of_screen),
+        )
 }

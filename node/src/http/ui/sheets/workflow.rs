@@ -100,6 +100,7 @@ fn step_label(action: &str) -> &str {
         "release" => "解除",
         "carry" => "更新登録",
         "reopen" => "登録後の修正",
+        "amend" => "修正",
         other => other,
     }
 }

@@ -1,0 +1,130 @@
+//! The operator's commands on a stopped or serving node: `nsdb backup`, `nsdb restore`,
+//! `nsdb rekey`. They parse nothing themselves (clap does, in `cli::mod`) and hold no logic
+//! beyond loading the configuration, key and identity and printing what `ops` did.
+
+use std::path::Path;
+
+use crate::NodeConfig;
+use crate::ops::{backup, rekey};
+use crate::store::DbKey;
+
+fn node_id(config: &NodeConfig) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let identity = nsdb_provisioning::NodeIdentity::load(&config.identity_path())
+        .with_context(|| format!("node identity in {}", config.data_dir.display()))?;
+    Ok(nsdb_sync::NodeId(identity.node_id()).to_string())
+}
+
+/// `nsdb backup --config FILE DIR`: an online backup into DIR.
+pub fn backup(config: &Path, dest: &Path) -> anyhow::Result<()> {
+    let config = NodeConfig::from_file(config)?;
+    let key = DbKey::load(&config.key)?;
+    let id = node_id(&config)?;
+    let m = backup::backup(&config, &key, &id, dest, crate::Clock::System.now_ms())?;
+    println!(
+        "backup of node {} in {}: {} sheets, {} users, {} workflow events, {} audit entries (chain verified), {} bytes, SHA-256 {}",
+        m.node_name,
+        dest.display(),
+        m.sheets,
+        m.users,
+        m.workflow_events,
+        m.audit_entries,
+        m.bytes,
+        m.sha256
+    );
+    println!("it is encrypted with the node's key; keep the key apart from the backup");
+    Ok(())
+}
+
+/// `nsdb restore --config FILE DIR`: verifies the backup in DIR and puts it in place.
+pub fn restore(config: &Path, dir: &Path, verify_only: bool) -> anyhow::Result<()> {
+    let config = NodeConfig::from_file(config)?;
+    let key = DbKey::load(&config.key)?;
+    let id = node_id(&config)?;
+    if verify_only {
+        let m = backup::verify(dir, &key, &id)?;
+        println!(
+            "backup verified: {} sheets, {} audit entries, taken at {} ms",
+            m.sheets, m.audit_entries, m.taken_at_ms
+        );
+        return Ok(());
+    }
+    let r = backup::restore(&config, &key, &id, dir, crate::Clock::System.now_ms())?;
+    println!(
+        "restored {} sheets, {} users, {} audit entries (verified) from {}",
+        r.manifest.sheets,
+        r.manifest.users,
+        r.manifest.audit_entries,
+        dir.display()
+    );
+    if let Some(p) = r.previous {
+        println!(
+            "the database it replaced is kept as {}; remove it once the node runs",
+            p.display()
+        );
+    }
+    println!("start the node: sheets changed since the backup come back from the hub by sync");
+    Ok(())
+}
+
+/// `nsdb rekey --config FILE [--recover]`.
+pub fn rekey(config: &Path, recover_only: bool) -> anyhow::Result<()> {
+    let config = NodeConfig::from_file(config)?;
+    let said = match if recover_only {
+        let _lock = crate::ops::guard::DirLock::acquire(&config.data_dir)?;
+        rekey::recover(&config)?
+    } else {
+        rekey::recover_then_rekey(&config)?
+    } {
+        rekey::Recovery::Nothing => "",
+        rekey::Recovery::OpensWithOldKey => {
+            "an interrupted rekey was undone: the database opened with the old key. "
+        }
+        rekey::Recovery::OpensWithNewKey => {
+            "an interrupted rekey was finished: the database opened with the new key. "
+        }
+    };
+    if recover_only {
+        println!(
+            "{}",
+            if said.is_empty() {
+                "no interrupted rekey"
+            } else {
+                said
+            }
+        );
+    } else {
+        println!(
+            "{said}the database key was changed; the previous key is kept in {} for backups taken before (store it with them, apart from the node)",
+            rekey::old_key_path(match &config.key {
+                crate::store::KeySource::File(p) => p,
+                _ => Path::new("?"),
+            })
+            .display()
+        );
+    }
+    Ok(())
+}
+
+/// `nsdb doctor --config FILE`: prints every check; fails when one needs fixing.
+pub fn doctor(config: &Path) -> anyhow::Result<()> {
+    use crate::ops::doctor::{Verdict, examine};
+    let config = NodeConfig::from_file(config)?;
+    let findings = examine(&config, crate::Clock::System.now_ms());
+    let mut to_fix = 0;
+    for f in &findings {
+        let tag = match f.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fix => {
+                to_fix += 1;
+                "FIX "
+            }
+        };
+        println!("{tag} {:<15} {}", f.check, f.say);
+    }
+    if to_fix > 0 {
+        anyhow::bail!("{to_fix} problem(s) to fix (lines marked FIX)");
+    }
+    Ok(())
+}

@@ -1,0 +1,325 @@
+//! `nsdb doctor`: checks a node's installation and says, for each problem, what to fix: the key
+//! file's mode, the data directory's owner and mode, free disk, the clock, the database (opens
+//! with the key, is this node's, intact, audit chain, schema), enrollment and the rule pack's
+//! signature. It reads only; it must never change a file or print a key.
+
+use std::path::Path;
+
+use rusqlite::OpenFlags;
+
+use crate::store::{DbKey, KeySource, connect};
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// Works, but an operator should know.
+    Warn,
+    /// Must be fixed; the text says how.
+    Fix,
+}
+
+/// One check's outcome: what was checked and what was found (or what to do).
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub check: &'static str,
+    pub verdict: Verdict,
+    pub say: String,
+}
+
+/// Below this much free space on the data directory's file system, saves may soon be refused.
+pub const MIN_FREE_BYTES: u64 = 1 << 30;
+
+fn finding(check: &'static str, verdict: Verdict, say: impl Into<String>) -> Finding {
+    Finding {
+        check,
+        verdict,
+        say: say.into(),
+    }
+}
+
+/// Runs every check on the node configured by `config`, with `now_ms` as the clock's reading.
+pub fn examine(config: &crate::NodeConfig, now_ms: i64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let key = match DbKey::load(&config.key) {
+        Ok(k) => {
+            let origin = match &config.key {
+                KeySource::File(p) => {
+                    format!("key file {} is readable by its owner only", p.display())
+                }
+                KeySource::Env(v) => format!("key from environment variable {v}"),
+                KeySource::Raw(_) => "key given directly".into(),
+            };
+            out.push(finding("key", Verdict::Ok, origin));
+            Some(k)
+        }
+        Err(e) => {
+            out.push(finding("key", Verdict::Fix, e.to_string()));
+            None
+        }
+    };
+    out.push(data_dir(&config.data_dir));
+    out.push(free_disk(&config.data_dir));
+    let db = config.database_path();
+    let mut latest_audit = None;
+    match (&key, db.exists()) {
+        (_, false) => out.push(finding(
+            "database",
+            if config.data_dir.join(super::guard::MARKER).exists() {
+                Verdict::Fix
+            } else {
+                Verdict::Warn
+            },
+            format!(
+                "{} does not exist: a new node creates it on first start; a node that had one must restore it (nsdb restore)",
+                db.display()
+            ),
+        )),
+        (None, true) => out.push(finding(
+            "database",
+            Verdict::Warn,
+            "not checked: no usable key (see above)",
+        )),
+        (Some(key), true) => match connect(&db, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            Err(e) => out.push(finding("database", Verdict::Fix, e.to_string())),
+            Ok(conn) => {
+                out.extend(database(&conn, config));
+                latest_audit = conn
+                    .query_row("SELECT max(at) FROM audit", [], |r| r.get::<_, Option<i64>>(0))
+                    .ok()
+                    .flatten();
+            }
+        },
+    }
+    out.push(clock(now_ms, latest_audit));
+    out.push(enrollment(config));
+    out.push(match crate::load_catalogue(config.rules.as_ref()) {
+        Ok(_) if config.rules.is_some() => {
+            finding("rule pack", Verdict::Ok, "the rule pack's signature verifies")
+        }
+        Ok(_) => finding("rule pack", Verdict::Ok, "the built-in form catalogue"),
+        Err(e) => finding(
+            "rule pack",
+            Verdict::Fix,
+            format!("{e:#}: install the pack the ministry signed, with its public key in rules.ministry_key"),
+        ),
+    });
+    out
+}
+
+fn data_dir(dir: &Path) -> Finding {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return finding(
+                "data directory",
+                Verdict::Warn,
+                format!(
+                    "{} does not exist yet (created on first start)",
+                    dir.display()
+                ),
+            );
+        };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.mode() & 0o077 != 0 {
+            return finding(
+                "data directory",
+                Verdict::Fix,
+                format!(
+                    "{} can be read or entered by others (mode {:o}): chmod 700 {}",
+                    dir.display(),
+                    meta.mode() & 0o777,
+                    dir.display()
+                ),
+            );
+        }
+        if me == 0 && meta.uid() == 0 {
+            return finding(
+                "data directory",
+                Verdict::Warn,
+                format!(
+                    "{} belongs to root; if the service runs as its own user (provisioning/systemd): chown -R nsdb:nsdb {}",
+                    dir.display(),
+                    dir.display()
+                ),
+            );
+        }
+        if me != 0 && meta.uid() != me {
+            return finding(
+                "data directory",
+                Verdict::Fix,
+                format!(
+                    "{} belongs to user id {}, not to the user running nsdb (id {me}): chown -R nsdb:nsdb {}",
+                    dir.display(),
+                    meta.uid(),
+                    dir.display()
+                ),
+            );
+        }
+        finding(
+            "data directory",
+            Verdict::Ok,
+            format!(
+                "{} belongs to user id {}, mode 700",
+                dir.display(),
+                meta.uid()
+            ),
+        )
+    }
+    #[cfg(not(unix))]
+    finding("data directory", Verdict::Ok, dir.display().to_string())
+}
+
+fn free_disk(dir: &Path) -> Finding {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let probe = if dir.exists() {
+            dir
+        } else {
+            dir.parent().unwrap_or(dir)
+        };
+        let Ok(c) = std::ffi::CString::new(probe.as_os_str().as_bytes()) else {
+            return finding("free disk", Verdict::Warn, "not checked: unusual path");
+        };
+        // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return finding("free disk", Verdict::Warn, "not checked: statvfs failed");
+        }
+        let free = st.f_bavail as u64 * st.f_frsize as u64;
+        let gib = free as f64 / (1u64 << 30) as f64;
+        if free < MIN_FREE_BYTES {
+            finding(
+                "free disk",
+                Verdict::Fix,
+                format!(
+                    "only {gib:.2} GiB free under {}: free space or grow the disk before saves are refused",
+                    probe.display()
+                ),
+            )
+        } else {
+            finding("free disk", Verdict::Ok, format!("{gib:.1} GiB free"))
+        }
+    }
+    #[cfg(not(unix))]
+    finding("free disk", Verdict::Warn, "not checked on this system")
+}
+
+fn database(conn: &rusqlite::Connection, config: &crate::NodeConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match super::integrity_problems(conn) {
+        Ok(p) if p.is_empty() => out.push(finding(
+            "integrity",
+            Verdict::Ok,
+            "cipher_integrity_check and integrity_check pass",
+        )),
+        Ok(p) => out.push(finding(
+            "integrity",
+            Verdict::Fix,
+            format!(
+                "the database is damaged ({}): stop the node and restore the last backup (nsdb restore); sheets since then come back from the hub",
+                p.join("; ")
+            ),
+        )),
+        Err(e) => out.push(finding("integrity", Verdict::Fix, e.to_string())),
+    }
+    match crate::audit::verify(conn) {
+        Ok(Ok(n)) => out.push(finding("audit log", Verdict::Ok, format!("{n} entries, chain verified"))),
+        Ok(Err(seq)) => out.push(finding(
+            "audit log",
+            Verdict::Fix,
+            format!("the chain breaks at entry {seq}: the log was altered; keep this file as evidence and restore the last backup"),
+        )),
+        Err(e) => out.push(finding("audit log", Verdict::Fix, e.to_string())),
+    }
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap_or(-1);
+    let known = crate::store::schema_version() as i64;
+    out.push(if version > known {
+        finding(
+            "schema",
+            Verdict::Fix,
+            format!(
+                "schema version {version} is newer than this nsdb ({known}): run the newer nsdb"
+            ),
+        )
+    } else {
+        finding(
+            "schema",
+            Verdict::Ok,
+            format!("schema version {version} (this nsdb: {known})"),
+        )
+    });
+    if let Ok(identity) = nsdb_provisioning::NodeIdentity::load(&config.identity_path()) {
+        let ours = nsdb_sync::NodeId(identity.node_id()).to_string();
+        out.push(match super::guard::database_owner(conn) {
+            Ok(Some(found)) if found != ours => finding(
+                "owner",
+                Verdict::Fix,
+                format!(
+                    "the database belongs to node {found}, this directory's identity is {ours}"
+                ),
+            ),
+            Ok(_) => finding("owner", Verdict::Ok, format!("node {ours}")),
+            Err(e) => finding("owner", Verdict::Fix, e.to_string()),
+        });
+    }
+    out
+}
+
+/// The clock must be plausible, and never behind what the audit log already recorded.
+fn clock(now_ms: i64, latest_audit: Option<i64>) -> Finding {
+    const JAN_2025_MS: i64 = 1_735_689_600_000;
+    if now_ms < JAN_2025_MS {
+        return finding(
+            "clock",
+            Verdict::Fix,
+            "the system clock is before 2025: set it (timedatectl set-ntp true)",
+        );
+    }
+    if let Some(at) = latest_audit.filter(|at| *at > now_ms + 60_000) {
+        return finding(
+            "clock",
+            Verdict::Fix,
+            format!(
+                "the audit log has an entry {} s in the future of this clock: the clock went back; fix the time source (timedatectl) before serving",
+                (at - now_ms) / 1000
+            ),
+        );
+    }
+    finding(
+        "clock",
+        Verdict::Ok,
+        "plausible and not behind the audit log",
+    )
+}
+
+fn enrollment(config: &crate::NodeConfig) -> Finding {
+    if config.role == crate::NodeRole::Hub {
+        return finding("enrollment", Verdict::Ok, "this is the hub");
+    }
+    match nsdb_provisioning::enrollment::accepted(&config.data_dir) {
+        Ok(Some(e)) => finding(
+            "enrollment",
+            Verdict::Ok,
+            format!(
+                "enrolled with the hub at {} (reachability not checked here)",
+                e.hub_address
+            ),
+        ),
+        Ok(None) => finding(
+            "enrollment",
+            Verdict::Warn,
+            "not enrolled: sheets stay on this node until it is (nsdb provision node-key, then nsdb provision enroll)",
+        ),
+        Err(e) => finding(
+            "enrollment",
+            Verdict::Fix,
+            format!("{e}: ask the hub's operator for a new enrollment file"),
+        ),
+    }
+}

@@ -1,0 +1,130 @@
+//! A node never starts as someone else, or as nobody, and one data directory has one server.
+//!
+//! When a node first opens its database it writes its node id into `node_meta` and leaves a
+//! marker file, [`MARKER`], in the data directory. From then on a missing or empty (0-byte)
+//! `node.db` is refused instead of silently becoming a new, empty node, and a database holding
+//! another node's id is refused. `nsdb serve` holds an exclusive lock on [`LOCK`] while it runs,
+//! so `nsdb restore` and `nsdb rekey` refuse to run under it. This module must never create or
+//! replace a database.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::OptionalExtension;
+
+use super::{OpsError, io, sync_dir};
+use crate::store::{DbKey, connect};
+
+/// The marker file: present once this data directory has held a database. Its text is the
+/// node id (32 hexadecimal characters) and a newline.
+pub const MARKER: &str = "node.db.owner";
+
+/// The lock file `nsdb serve` holds while it runs.
+pub const LOCK: &str = "serve.lock";
+
+/// Refuses a missing or empty database in a data directory that has held one. Call before
+/// opening (which would create a new, empty database).
+pub fn check_before_open(data_dir: &Path, db: &Path) -> Result<(), OpsError> {
+    let marker = data_dir.join(MARKER);
+    let Ok(node) = std::fs::read_to_string(&marker) else {
+        return Ok(());
+    };
+    let what = match std::fs::metadata(db) {
+        Err(_) => "missing",
+        Ok(m) if m.len() == 0 => "empty (0 bytes)",
+        Ok(_) => return Ok(()),
+    };
+    Err(OpsError::DatabaseMissing {
+        path: db.to_path_buf(),
+        what,
+        node: node.trim().to_string(),
+        marker,
+    })
+}
+
+/// The node id a database says it belongs to (`node_meta.node_id`), if it says.
+pub fn database_owner(conn: &rusqlite::Connection) -> Result<Option<String>, OpsError> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM node_meta WHERE key = 'node_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// After the database is open and migrated: records `node_id` in it if it holds none and the
+/// directory has no marker yet (a new node, or one from before markers); refuses it if it holds
+/// another id, or none while the marker says it should; leaves the marker in the data directory.
+pub fn claim(data_dir: &Path, db: &Path, key: &DbKey, node_id: &str) -> Result<(), OpsError> {
+    let conn = connect(db, Some(key), rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    match database_owner(&conn)? {
+        Some(found) if found != node_id => {
+            return Err(OpsError::ForeignDatabase {
+                path: db.to_path_buf(),
+                found,
+                ours: node_id.to_string(),
+            });
+        }
+        Some(_) => {}
+        // The marker says this directory's database was claimed, so it would hold our id.
+        None if data_dir.join(MARKER).exists() => {
+            return Err(OpsError::ForeignDatabase {
+                path: db.to_path_buf(),
+                found: "(none recorded)".into(),
+                ours: node_id.to_string(),
+            });
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO node_meta (key, value) VALUES ('node_id', ?1)",
+                [node_id],
+            )?;
+        }
+    }
+    drop(conn);
+    let marker = data_dir.join(MARKER);
+    if std::fs::read_to_string(&marker)
+        .ok()
+        .map(|t| t.trim().to_string())
+        != Some(node_id.to_string())
+    {
+        let tmp = data_dir.join(format!("{MARKER}.tmp"));
+        std::fs::write(&tmp, format!("{node_id}\n")).map_err(io("cannot write", &tmp))?;
+        std::fs::rename(&tmp, &marker).map_err(io("cannot write", &marker))?;
+        sync_dir(data_dir)?;
+    }
+    Ok(())
+}
+
+/// The exclusive lock of one data directory, held while a node serves from it (or while a
+/// restore or rekey replaces its database). Released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+    pub path: PathBuf,
+}
+
+impl DirLock {
+    /// Takes the lock, or says that the node is running.
+    pub fn acquire(data_dir: &Path) -> Result<DirLock, OpsError> {
+        std::fs::create_dir_all(data_dir).map_err(io("cannot create", data_dir))?;
+        let path = data_dir.join(LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("cannot open", &path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(OpsError::NodeRunning {
+                dir: data_dir.to_path_buf(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(OpsError::Io {
+                what: "cannot lock",
+                path,
+                source: e,
+            }),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Running a node for real: what an operator does beside (or instead of) serving. `guard`
+//! (a node never starts as someone else or as nobody; one server per data directory), `backup`
+//! (online, encrypted backups with a manifest, and verified restores), `rekey` (changing the
+//! database key so that a crash at any point leaves a database that opens with one of the two
+//! keys).
+//!
+//! This module works on files and on its own database connections; it must never log a stored
+//! value or a key, and must never replace a database before the replacement has been verified.
+
+pub mod backup;
+pub mod doctor;
+pub mod guard;
+pub mod integrity;
+pub mod rekey;
+
+use std::path::{Path, PathBuf};
+
+use crate::store::StoreError;
+
+/// What an operator's command can fail with, each saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(
+        "{} is {what}, but this data directory held the database of node {node}: restore it from a backup (nsdb restore --config FILE BACKUP_DIR); to start this node afresh as an empty node instead, remove {}",
+        path.display(),
+        marker.display()
+    )]
+    DatabaseMissing {
+        path: PathBuf,
+        what: &'static str,
+        node: String,
+        marker: PathBuf,
+    },
+    #[error(
+        "{} belongs to node {found}, but this data directory's identity is node {ours}: put this node's own database (or a backup of it) in place",
+        path.display()
+    )]
+    ForeignDatabase {
+        path: PathBuf,
+        found: String,
+        ours: String,
+    },
+    #[error(
+        "the node using {} is running (its lock is held): stop it first (systemctl stop nsdb)",
+        dir.display()
+    )]
+    NodeRunning { dir: PathBuf },
+    #[error("the backup in {} is of node {found}, not of this node ({ours}); nothing was replaced", dir.display())]
+    ForeignBackup {
+        dir: PathBuf,
+        found: String,
+        ours: String,
+    },
+    #[error("the backup in {} fails verification: {reason}; nothing was replaced", dir.display())]
+    BadBackup { dir: PathBuf, reason: String },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Identity(#[from] nsdb_provisioning::ProvisioningError),
+}
+
+impl From<rusqlite::Error> for OpsError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpsError::Store(StoreError::Sqlite(e))
+    }
+}
+
+pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> OpsError {
+    let path = path.to_path_buf();
+    move |source| OpsError::Io { what, path, source }
+}
+
+/// Makes a rename or a new file in `dir` durable (the directory entry itself is synced).
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), OpsError> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io("cannot sync directory", dir))
+}
+
+/// SHA-256 of a file, as 64 hexadecimal characters.
+pub fn sha256_file(path: &Path) -> Result<String, OpsError> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).map_err(io("cannot read", path))?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io("cannot read", path))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// What `PRAGMA cipher_integrity_check` (every page's HMAC) and `PRAGMA integrity_check` report:
+/// empty when the database is intact, else the first few problems.
+pub fn integrity_problems(conn: &rusqlite::Connection) -> Result<Vec<String>, OpsError> {
+    let mut problems = Vec::new();
+    {
+        let mut st = conn.prepare("PRAGMA cipher_integrity_check")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        for row in rows.take(5) {
+            problems.push(row?);
+        }
+    }
+    let mut st = conn.prepare("PRAGMA integrity_check(5)")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    for row in rows {
+        let row = row?;
+        if row != "ok" {
+            problems.push(row);
+        }
+    }
+    Ok(problems)
+}

@@ -1,0 +1,492 @@
+//! Running a node as an operator does: saves while another process writes the database, a
+//! data directory that lost its database, backup and restore, key rotation (and its interrupted
+//! case), and a clean stop on SIGTERM. Each test drives the `nsdb` binary.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const NSDB: &str = env!("CARGO_BIN_EXE_nsdb");
+const PASSWORD: &str = "correct horse battery";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A node's directory: node.toml, db.key (mode 600), data/.
+struct Site {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Site {
+    fn new() -> Site {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        std::fs::write(
+            dir.path().join("node.toml"),
+            format!(
+                "name = \"hospital-ops\"\nrole = \"hospital\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nkey_file = \"db.key\"\n\n[institution]\ncode = \"1399000036\"\nname = \"試験病院\"\n"
+            ),
+        )
+        .unwrap();
+        let key = dir.path().join("db.key");
+        std::fs::write(&key, "5a".repeat(32)).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Site { dir, port }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn config(&self) -> PathBuf {
+        self.path("node.toml")
+    }
+
+    fn nsdb(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(NSDB);
+        cmd.arg(args[0]);
+        if args[0] == "user" {
+            cmd.arg(args[1]);
+        }
+        cmd.arg("--config").arg(self.config());
+        let rest = if args[0] == "user" {
+            &args[2..]
+        } else {
+            &args[1..]
+        };
+        cmd.args(rest).env("NSDB_PASSWORD", PASSWORD);
+        cmd.output().unwrap()
+    }
+
+    fn add_user(&self, login: &str) -> Output {
+        self.nsdb(&[
+            "user",
+            "add",
+            "--login",
+            login,
+            "--name",
+            "運用 試験",
+            "--kind",
+            "nanbyo_doctor",
+        ])
+    }
+
+    fn serve(&self) -> Child {
+        let child = Command::new(NSDB)
+            .args(["serve", "--config"])
+            .arg(self.config())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if http(self.port, "GET", "/api/v1/health", None, "").is_some() {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop(child);
+        panic!("the node did not answer");
+    }
+
+    fn login(&self, login: &str) -> Option<String> {
+        let (status, body) = http(
+            self.port,
+            "POST",
+            "/api/v1/session",
+            None,
+            &format!(r#"{{"login":"{login}","password":"{PASSWORD}"}}"#),
+        )?;
+        if status != 201 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        Some(v["token"].as_str()?.to_string())
+    }
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn refused(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a refusal: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// One HTTP/1.1 request on loopback; returns (status, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn create_sheet(port: u16, token: &str, name: &str) -> String {
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/sheets",
+        Some(token),
+        &format!(r#"{{"form_id":"rinko-006","items":{{"patient.name":"{name}"}}}}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn saves_never_fail_while_another_process_adds_users() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let server = site.serve();
+    let token = site.login("dr-ops").unwrap();
+    let id = create_sheet(site.port, &token, "並行 試験");
+    let port = site.port;
+    let saver = std::thread::spawn(move || {
+        let mut statuses = Vec::new();
+        for n in 0..150 {
+            let r = http(
+                port,
+                "PUT",
+                &format!("/api/v1/sheets/{id}"),
+                Some(&token),
+                &format!(r#"{{"items":{{"patient.postal_code":"100{n:04}"}}}}"#),
+            );
+            statuses.push(r);
+        }
+        statuses
+    });
+    let mut adds = Vec::new();
+    for n in 0..6 {
+        adds.push(site.add_user(&format!("dr-extra-{n}")));
+    }
+    let statuses = saver.join().unwrap();
+    stop(server);
+    for out in &adds {
+        ok(out);
+    }
+    for r in statuses {
+        let (status, body) = r.expect("every save is answered");
+        assert_eq!(status, 200, "a save failed beside `nsdb user add`: {body}");
+    }
+}
+
+#[test]
+fn a_provisioned_node_refuses_an_empty_missing_or_foreign_database() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let db = site.path("data/node.db");
+    let saved = site.path("node.db.saved");
+    let move_db = |from: &std::path::Path, to: &std::path::Path| {
+        for suffix in ["-wal", "-shm"] {
+            let (f, t) = (
+                format!("{}{suffix}", from.display()),
+                format!("{}{suffix}", to.display()),
+            );
+            let _ = std::fs::remove_file(&t);
+            let _ = std::fs::rename(&f, &t);
+        }
+        std::fs::rename(from, to).unwrap();
+    };
+    move_db(&db, &saved);
+
+    let err = refused(&site.add_user("dr-other"));
+    assert!(err.contains("missing"), "{err}");
+    assert!(err.contains("nsdb restore"), "{err}");
+    assert!(!db.exists(), "no new database was created");
+
+    std::fs::write(&db, b"").unwrap();
+    let err = refused(&site.add_user("dr-other"));
+    assert!(err.contains("empty (0 bytes)"), "{err}");
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+
+    // Another node's database, with the same key: refused for what it is.
+    let other = Site::new();
+    ok(&other.add_user("dr-elsewhere"));
+    std::fs::copy(other.path("data/node.db"), &db).unwrap();
+    let err = refused(&site.add_user("dr-other"));
+    assert!(err.contains("belongs to node"), "{err}");
+
+    move_db(&saved, &db);
+    ok(&site.add_user("dr-other"));
+}
+
+#[test]
+fn a_backup_taken_while_serving_restores_users_and_audit_and_refuses_tampering() {
+    let site = Site::new();
+    ok(&site.add_user("dr-before"));
+    let server = site.serve();
+    let token = site.login("dr-before").unwrap();
+    create_sheet(site.port, &token, "控え 一郎");
+    let backup = site.path("backup-1");
+    let out = ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    assert!(out.contains("1 sheets"), "{out}");
+    assert!(out.contains("chain verified"), "{out}");
+    // While the node runs, restore refuses to replace its database.
+    let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(err.contains("stop it first"), "{err}");
+    create_sheet(site.port, &token, "後で 次郎");
+    stop(server);
+    ok(&site.add_user("dr-after"));
+
+    // The backup is still encrypted: no name in clear.
+    let bytes = std::fs::read(backup.join("node.db")).unwrap();
+    assert!(!bytes.starts_with(b"SQLite format 3"));
+    assert!(!String::from_utf8_lossy(&bytes).contains("dr-before"));
+
+    let out = ok(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(out.contains("restored 1 sheets"), "{out}");
+    let server = site.serve();
+    assert!(site.login("dr-before").is_some(), "the user in the backup");
+    assert!(site.login("dr-after").is_none(), "added after the backup");
+    let token = site.login("dr-before").unwrap();
+    let (_, list) = http(site.port, "GET", "/api/v1/sheets", Some(&token), "").unwrap();
+    stop(server);
+    assert!(
+        list.contains("控え 一郎") && !list.contains("後で 次郎"),
+        "{list}"
+    );
+
+    // A flipped byte is caught by the checksum; with the checksum forged, by the page HMACs.
+    let tampered = site.path("backup-tampered");
+    std::fs::create_dir(&tampered).unwrap();
+    for f in ["node.db", "manifest.toml"] {
+        std::fs::copy(backup.join(f), tampered.join(f)).unwrap();
+    }
+    let mut db = std::fs::read(tampered.join("node.db")).unwrap();
+    let at = db.len() - 3000;
+    db[at] ^= 0x40;
+    std::fs::write(tampered.join("node.db"), &db).unwrap();
+    let err = refused(&site.nsdb(&["restore", tampered.to_str().unwrap()]));
+    assert!(err.contains("has changed since the backup"), "{err}");
+    let manifest = std::fs::read_to_string(tampered.join("manifest.toml")).unwrap();
+    let sum = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&db))
+    };
+    let forged: String = manifest
+        .lines()
+        .map(|l| {
+            if l.starts_with("sha256") {
+                format!("sha256 = \"{sum}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(tampered.join("manifest.toml"), forged).unwrap();
+    let err = refused(&site.nsdb(&["restore", tampered.to_str().unwrap()]));
+    assert!(err.contains("nothing was replaced"), "{err}");
+    ok(&site.add_user("dr-still-here"));
+}
+
+#[test]
+fn a_backup_of_another_node_is_refused() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let other = Site::new();
+    ok(&other.add_user("dr-elsewhere"));
+    let backup = other.path("backup");
+    ok(&other.nsdb(&["backup", backup.to_str().unwrap()]));
+    let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(err.contains("not of this node"), "{err}");
+    assert!(site.login_offline("dr-ops"));
+}
+
+impl Site {
+    /// Whether a user exists, by trying to add it again (refused as a duplicate).
+    fn login_offline(&self, login: &str) -> bool {
+        !self.add_user(login).status.success()
+    }
+}
+
+#[test]
+fn rekey_changes_the_key_and_an_interrupted_rekey_opens_with_one_of_the_two() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let old_key = std::fs::read_to_string(site.path("db.key")).unwrap();
+    let out = ok(&site.nsdb(&["rekey"]));
+    assert!(out.contains("db.key.old"), "{out}");
+    let new_key = std::fs::read_to_string(site.path("db.key")).unwrap();
+    assert_ne!(old_key, new_key);
+    assert_eq!(
+        std::fs::read_to_string(site.path("db.key.old")).unwrap(),
+        old_key
+    );
+    assert!(site.login_offline("dr-ops"), "data kept under the new key");
+
+    // Interrupted after the database was switched, before the key file was: the node says
+    // which key opens it, and --recover finishes the change.
+    let config = nsdb::NodeConfig::from_file(&site.config()).unwrap();
+    let current = nsdb::store::DbKey::from_hex(&new_key).unwrap();
+    let next = nsdb::store::DbKey::from_bytes([0x77; 32]);
+    nsdb::ops::rekey::stage(&config, &current, &next).unwrap();
+    nsdb::ops::rekey::switch_database(&config).unwrap();
+    let err = refused(&site.add_user("dr-x"));
+    assert!(
+        err.contains("db.key.new") && err.contains("--recover"),
+        "{err}"
+    );
+    let out = ok(&site.nsdb(&["rekey", "--recover"]));
+    assert!(out.contains("opened with the new key"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(site.path("db.key")).unwrap(),
+        next.to_hex()
+    );
+    assert!(site.login_offline("dr-ops"));
+
+    // Interrupted before the switch: the old key still opens it; --recover undoes the rest.
+    let after = nsdb::store::DbKey::from_bytes([0x78; 32]);
+    nsdb::ops::rekey::stage(&config, &next, &after).unwrap();
+    assert!(
+        site.login_offline("dr-ops"),
+        "still opens with the key file"
+    );
+    let out = ok(&site.nsdb(&["rekey", "--recover"]));
+    assert!(out.contains("opened with the old key"), "{out}");
+    assert!(!site.path("db.key.new").exists());
+    assert!(!site.path("data/node.db.rekeying").exists());
+}
+
+#[test]
+fn sigterm_finishes_and_exits_cleanly() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let mut server = site.serve();
+    let token = site.login("dr-ops").unwrap();
+    create_sheet(site.port, &token, "停止 試験");
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = server.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = status.unwrap_or_else(|| {
+        let _ = server.kill();
+        panic!("the node did not stop within 10 s of SIGTERM")
+    });
+    assert!(status.success(), "exit status {status}");
+    ok(&site.add_user("dr-after-stop"));
+}
+
+#[test]
+fn doctor_passes_a_good_install_and_says_what_to_fix_on_a_broken_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    std::fs::set_permissions(site.path("data"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = ok(&site.nsdb(&["doctor"]));
+    assert!(out.contains("chain verified"), "{out}");
+    assert!(out.contains("not enrolled"), "{out}");
+
+    // Broken: a key file others can read, an open data directory, a rule pack that is missing.
+    std::fs::set_permissions(site.path("db.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(site.path("data"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut config = std::fs::read_to_string(site.config()).unwrap();
+    config.push_str(&format!(
+        "\n[rules]\npack = \"missing.pack\"\nministry_key = \"{}\"\n",
+        "ab".repeat(32)
+    ));
+    std::fs::write(site.config(), config).unwrap();
+    let out = site.nsdb(&["doctor"]);
+    let err = refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(err.contains("3 problem(s)"), "{err}\n{said}");
+    assert!(said.contains("chmod 600"), "{said}");
+    assert!(said.contains("chmod 700"), "{said}");
+    assert!(said.contains("FIX  rule pack"), "{said}");
+}
+
+#[test]
+fn a_damaged_database_refuses_writes_and_says_how_to_restore() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    for n in 0..40 {
+        ok(&site.add_user(&format!("dr-filler-{n}")));
+    }
+    let db = site.path("data/node.db");
+    let key = nsdb::store::DbKey::from_hex(&"5a".repeat(32)).unwrap();
+    {
+        let c = nsdb::store::connect(&db, Some(&key), rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    // Flip bytes inside one page past the schema (4096-byte pages).
+    let mut bytes = std::fs::read(&db).unwrap();
+    let pages = bytes.len() / 4096;
+    assert!(pages > 4, "{pages} pages");
+    let at = (pages - 2) * 4096 + 1000;
+    for b in &mut bytes[at..at + 8] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+
+    let err = refused(&site.add_user("dr-new"));
+    assert!(
+        err.contains("損傷") && err.contains("nsdb restore"),
+        "{err}"
+    );
+    let out = site.nsdb(&["doctor"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("FIX  integrity"), "{said}");
+    let server = site.serve();
+    let health = http(site.port, "GET", "/api/v1/health", None, "");
+    stop(server);
+    let (_, body) = health.unwrap();
+    assert!(body.contains("\"status\":\"damaged\""), "{body}");
+}
