@@ -4,9 +4,10 @@
 //! Modules by capability (docs/architecture.md names each and what it must never do):
 //! `cli` parses the command line and runs commands; `http` turns requests into domain calls and
 //! renders `nsdb-ui` views or JSON; the domain is `sheets` (with workflow and conflicts),
-//! `keys`, `accounts` (with `policy`, the one authorisation check), `audit`, `print`; `sync_service`
-//! replicates sheets with the hub; `store` is the encrypted database; `ops` backs it up,
-//! restores and rekeys it and refuses a database that is not this node's. Dependencies point down that
+//! `keys`, `accounts` (with `policy`, the one authorisation check), `audit`, `print`, `imports`
+//! (一括登録 of the check tool's sealed files, データ出力 as XML); `sync_service` replicates
+//! sheets with the hub; `store` is the encrypted database; `ops` backs it up, restores and
+//! rekeys it and refuses a database that is not this node's. Dependencies point down that
 //! list: no domain module imports `http` or `cli`, and no two modules import each other.
 //! `testing` (feature `testing`) is test support, never in a release build.
 
@@ -15,6 +16,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod imports;
 pub mod keys;
 pub mod ops;
 pub mod print;

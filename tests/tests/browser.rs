@@ -1,6 +1,6 @@
 //! The web UI in a real browser (Debian's headless Chromium through chromedriver): a doctor
 //! signs in, writes a sheet, saves it and finds it in the list, with the keyboard where a
-//! clerk would use it.
+//! clerk would use it; a clerk uploads sealed files on 一括登録 and reads the result table.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages chromium and
 //! chromium-driver; `.ci/run` installs them). Without them the test fails when `CI=true` and says
@@ -509,6 +509,82 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
     shot(&doc, "diff").await;
     doc.close().await.unwrap();
 }
+
+/// 一括登録: a clerk picks a folder's sealed files from the check tool, uploads them at once and
+/// reads the result table: the good files are 取込成功, the changed one says why not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_uploads_sealed_files_and_reads_the_result_table() {
+    use nsdb_provisioning::sealed::{UserKey, seal};
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let user = UserKey::generate().unwrap();
+    t.node
+        .set_user_key("doctor", user.public_key())
+        .await
+        .unwrap();
+    let hub = nsdb_provisioning::NodeIdentity::generate().unwrap();
+    let to = nsdb::imports::key_info_request(&t.node.config, "2099-12-31")
+        .unwrap()
+        .sign(&hub)
+        .verify(&hub.public_key().to_bytes(), "2026-01-01")
+        .unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (name, form_id) in [
+        ("20230101_1.sealed", "rinko-002"),
+        ("20230101_2.sealed", "rinko-006"),
+    ] {
+        let form = t.node.catalogue.form(form_id).unwrap();
+        let bytes = seal(
+            nsdb_rules::xml::sample(form).as_bytes(),
+            &to,
+            &user,
+            "1.0.0",
+            t.node.catalogue.version(),
+        )
+        .unwrap();
+        let path = folder.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        paths.push(path.display().to_string());
+    }
+    let broken = folder.path().join("broken.sealed");
+    std::fs::write(&broken, b"{\"format\":\"nsdb-sealed-sheet/1\"}").unwrap();
+    paths.push(broken.display().to_string());
+
+    let c = browser(&d).await;
+    sign_in(&c, &t, "clerk").await;
+    click(&c, "nav a[href='/imports']").await;
+    wait_url(&c, "/imports").await;
+    assert!(
+        text_of(&c, "#tool-version")
+            .await
+            .contains(nsdb::imports::TOOL_VERSION)
+    );
+    wait_for(&c, "#files")
+        .await
+        .send_keys(&paths.join("\n"))
+        .await
+        .unwrap();
+    click(&c, "#upload").await;
+    let table = text_of(&c, "#results").await;
+    shot(&c, "imports").await;
+    assert!(table.contains("患者氏名"), "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    let line = |file: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("no row for {file} in {table}"))
+            .to_string()
+    };
+    assert!(line("20230101_1.sealed").contains("取込成功"), "{table}");
+    assert!(line("20230101_1.sealed").contains("2025/03/15"), "{table}");
+    assert!(line("20230101_2.sealed").contains("取込成功"), "{table}");
+    assert!(line("broken.sealed").contains("読めません"), "{table}");
+    assert!(
+        text_of(&c, "#upload-version").await.contains("1.0.0"),
+        "the upload's tool version is shown"
+    );
 
 /// A sheet of パーキンソン病 made by `login` through the domain, with `values`; its id.
 async fn draft(t: &TestNode, login: &str, values: &[(&str, &str)]) -> String {

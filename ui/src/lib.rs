@@ -8,6 +8,7 @@ use maud::{DOCTYPE, Markup, html};
 
 pub mod conflicts;
 pub mod editor;
+pub mod imports;
 pub mod judgment;
 pub mod list;
 pub mod workflow;
@@ -69,6 +70,7 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
                     @if ctx.can_create {
                         a href="/sheets/new" { "新規作成" }
                         a href="/workflow" { "ワークフロー" }
+                        a href="/imports" { "一括登録" }
                     }
                     @if ctx.is_admin {
                         a href="/admin/users" { "ユーザ管理" }

@@ -4,14 +4,17 @@
 //! and the benchmarks, which live here because only the command line runs them.
 //!
 //! `demo` starts the three roles on loopback with demo data (`demo`, `seed`); `bench` measures
-//! (`bench`, `bench::sync`); `rules` serves the form catalogue's commands.
+//! (`bench`, `bench::sync`); `rules` serves the form catalogue's commands; `xml` the XML
+//! layout's schemas and samples; `check` the hospital-side check tool and the key information.
 
 pub mod bench;
+pub mod check;
 pub mod demo;
 pub mod ops;
 pub mod rules;
 pub mod seed;
 pub mod serve;
+pub mod xml;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -69,7 +72,8 @@ enum Command {
         /// The scenario: store (sheets saved and loaded per second, encrypted vs plain SQLite);
         /// ui (server time of the editor, saving and the list at 100,000 sheets); rules (sheets
         /// per second through check, calculation and judgment on one core); sync (initial,
-        /// incremental and idle sync over QUIC on loopback).
+        /// incremental and idle sync over QUIC on loopback); check (XML files per second through
+        /// read + check + seal on all cores, and through upload + verify + import on a node).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cli::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -78,8 +82,8 @@ enum Command {
         /// Measured runs after the warm-up.
         #[arg(long, default_value_t = 5)]
         runs: usize,
-        /// Sheets: per run (store, default 2000), in the list (ui, default 100000) or per form
-        /// (rules, default 2000).
+        /// Sheets: per run (store, default 2000), in the list (ui, default 100000), per form
+        /// (rules, default 2000) or files per run (check, default 10000).
         #[arg(long)]
         sheets: Option<usize>,
     },
@@ -125,6 +129,42 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// The XML layout hospital systems write sheets in: schemas (XSD) and samples per form.
+    Xml {
+        #[command(subcommand)]
+        command: XmlCommand,
+    },
+    /// The check tool: checks XML files as the screen does, writes the error list (CSV, JSON)
+    /// and seals passing sheets for 一括登録. Needs no database and no network. Exit status: 0
+    /// all sheets passed, 1 some have errors, 2 the check could not run.
+    Check(check::CheckArgs),
+    /// The node's key information (鍵情報) for the check tool: issue it, sign it on the hub.
+    KeyInfo {
+        #[command(subcommand)]
+        command: check::KeyInfoCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum XmlCommand {
+    /// Prints a form's XML schema (XSD).
+    Schema {
+        /// The form id, e.g. rinko-002 (`nsdb xml forms` lists them).
+        form: String,
+        #[command(flatten)]
+        pack: PackArgs,
+    },
+    /// Prints a sample file of a form, with made-up values that pass its checks.
+    Sample {
+        form: String,
+        #[command(flatten)]
+        pack: PackArgs,
+    },
+    /// Lists the form ids and versions a file may name.
+    Forms {
+        #[command(flatten)]
+        pack: PackArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +189,28 @@ enum UserCommand {
         /// The department (診療科), if any.
         #[arg(long)]
         department: Option<String>,
+    },
+    /// Registers a user's check-tool key, so the node accepts the sealed files the user signs:
+    /// writes a new key file (mode 600) to carry to the check tool's machine, or registers the
+    /// public key of one made elsewhere. A new key replaces the user's old one.
+    Key {
+        /// The node's TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The user's login id.
+        #[arg(long)]
+        login: String,
+        /// Create the key file here.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "public_key",
+            required_unless_present = "public_key"
+        )]
+        out: Option<PathBuf>,
+        /// Register this public key (64 hexadecimal characters) instead.
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
     },
 }
 
@@ -213,6 +275,12 @@ struct PackArgs {
     /// The ministry's public key (64 hexadecimal characters) the pack must be signed with.
     #[arg(long, value_name = "HEX")]
     ministry_key: Option<String>,
+}
+
+impl PackArgs {
+    fn catalogue(&self) -> anyhow::Result<nsdb_rules::Catalogue> {
+        rules::catalogue(self.pack.as_deref(), self.ministry_key.as_deref())
+    }
 }
 
 #[derive(Subcommand)]
@@ -332,6 +400,11 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The check tool runs without the async runtime and has its own exit status.
+    let command = match cli.command {
+        Command::Check(args) => return check::run(args),
+        other => other,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -339,7 +412,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nsdb: {e:#}");
@@ -406,7 +479,45 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("added user {login} (id {id}, {})", kind.label());
             Ok(())
         }
+        Command::User {
+            command:
+                UserCommand::Key {
+                    config,
+                    login,
+                    out,
+                    public_key,
+                },
+        } => {
+            let node =
+                crate::Node::open(crate::NodeConfig::from_file(&config)?, crate::Clock::System)?;
+            let key = match (&out, &public_key) {
+                (_, Some(hex)) => check::public_key(hex, "--public-key")?,
+                (Some(out), None) => nsdb_provisioning::sealed::UserKey::create(out)?.public_key(),
+                (None, None) => anyhow::bail!("give --out FILE or --public-key HEX"),
+            };
+            node.set_user_key(&login, key).await?;
+            if let Some(out) = out {
+                println!(
+                    "wrote {login}'s check-tool key to {} (mode 600) and registered it; carry it to the check tool's machine",
+                    out.display()
+                );
+            } else {
+                println!("registered the check-tool key of {login}");
+            }
+            Ok(())
+        }
         Command::Provision { action } => provision(action),
+        Command::Xml { command } => match command {
+            XmlCommand::Schema { form, pack } => xml::schema(&pack.catalogue()?, &form),
+            XmlCommand::Sample { form, pack } => xml::sample(&pack.catalogue()?, &form),
+            XmlCommand::Forms { pack } => xml::forms(&pack.catalogue()?),
+        },
+        // Handled in `main`, before the runtime starts; kept here for completeness.
+        Command::Check(args) => {
+            let _ = check::run(args);
+            Ok(())
+        }
+        Command::KeyInfo { command } => check::key_info(command),
         Command::Bench {
             scenario,
             json,
@@ -438,6 +549,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "sync" => {
                     crate::cli::bench::sync::sync(crate::cli::bench::sync::SyncBench {
                         sheets,
+                        runs: runs.max(1),
+                    })
+                    .await?
+                }
+                "check" => {
+                    crate::cli::bench::check::check(crate::cli::bench::check::CheckBench {
+                        files: if sheets_given { sheets } else { 10_000 },
                         runs: runs.max(1),
                     })
                     .await?

@@ -165,6 +165,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002_sync.sql"),
     include_str!("../../migrations/003_workflow.sql"),
     include_str!("../../migrations/004_sync_seq.sql"),
+    include_str!("../../migrations/005_imports.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -5,6 +5,7 @@
 //! run and reported as a ratio. `--json` prints one JSON object per line. Benchmarks are never
 //! tests: targets are checked by reading these figures, not by asserting timings.
 
+pub mod check;
 pub mod sync;
 
 use std::path::Path;
@@ -65,7 +66,7 @@ impl Figure {
 }
 
 /// The scenarios `nsdb bench` knows.
-pub const SCENARIOS: &[&str] = &["store", "ui", "rules", "sync"];
+pub const SCENARIOS: &[&str] = &["store", "ui", "rules", "sync", "check"];
 
 /// Options of the rules scenario.
 #[derive(Debug, Clone, Copy)]

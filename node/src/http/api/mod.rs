@@ -6,6 +6,7 @@
 //! (`http::shared::json`).
 
 pub mod accounts;
+pub mod imports;
 pub mod sheets;
 pub mod sync;
 
@@ -74,6 +75,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         ApiDoc::openapi()
             .merge_from(accounts::AccountsApiDoc::openapi())
             .merge_from(sheets::SheetsApiDoc::openapi())
+            .merge_from(imports::ImportsApiDoc::openapi())
             .merge_from(sync::SyncApiDoc::openapi()),
     )
 }
@@ -92,6 +94,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi))
         .merge(accounts::routes())
         .merge(sheets::routes())
+        .merge(imports::routes())
         .merge(sync::routes())
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

@@ -1,4 +1,4 @@
-//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `sync`), the static
+//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `sync`), the static
 //! assets, the home redirect and the not-found page.
 //!
 //! Every state-changing request is a POST carrying the session's CSRF token (the sign-in form
@@ -6,6 +6,7 @@
 //! calls and choose the view; they decide nothing about access themselves.
 
 pub mod accounts;
+pub mod imports;
 pub mod sheets;
 pub mod sync;
 
@@ -67,6 +68,7 @@ pub fn routes() -> Router<AppState> {
         .route("/static/app.js", get(script))
         .merge(accounts::routes())
         .merge(sheets::routes())
+        .merge(imports::routes())
         .merge(sync::routes())
         .fallback(not_found)
 }

@@ -1,0 +1,486 @@
+//! `nsdb check`: the hospital-side check tool (チェックツール). It reads XML files in the
+//! published layout in bulk, runs exactly the screen's checks (`nsdb_rules::check` in
+//! `Mode::Complete`, with the same built-in forms or signed rule pack as the node), writes the
+//! error list as CSV (UTF-8 with BOM, for Excel) and JSON, and, given the receiving node's key
+//! information and the user's key, writes one sealed file per passing sheet
+//! (docs/sealed-files.md).
+//!
+//! Also `nsdb key-info request|sign`: the node issues its key information and the hub signs it.
+//!
+//! The check tool must never touch a database or the network: it runs on a closed hospital
+//! network with nothing but this binary.
+//!
+//! Exit status of `nsdb check`: 0 every sheet passed (and was sealed when asked); 1 some file
+//! or sheet has errors (they are in the error list; passing sheets are still sealed); 2 the
+//! check could not run (arguments, rule pack, key information, unreadable output folder).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use nsdb_provisioning::sealed::{self, KeyInfo, UserKey, VerifiedKeyInfo};
+use nsdb_rules::check::Mode;
+use nsdb_rules::{Catalogue, Date};
+use serde::Serialize;
+
+/// Arguments of `nsdb check`.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// XML files, or folders whose `*.xml` files (and those of their subfolders) are read.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Where to write the error list as CSV (UTF-8 with BOM: file, sheet, patient, item id,
+    /// item label, message).
+    #[arg(long, value_name = "FILE", default_value = "nsdb-check-errors.csv")]
+    pub csv: PathBuf,
+    /// Where to write the error list and a summary as JSON.
+    #[arg(long, value_name = "FILE", default_value = "nsdb-check-errors.json")]
+    pub json: PathBuf,
+    /// A signed rule pack, as configured on the node (default: the forms built into nsdb).
+    #[arg(long, value_name = "FILE")]
+    pub pack: Option<PathBuf>,
+    /// The ministry's public key (64 hexadecimal characters) the pack must be signed with.
+    #[arg(long, value_name = "HEX")]
+    pub ministry_key: Option<String>,
+    /// "Today" for date checks (YYYY-MM-DD); default: today in Japan.
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<String>,
+    /// The receiving node's key information (鍵情報), signed by the hub: seal passing sheets
+    /// to that node. Needs --hub-key, --user-key and --out.
+    #[arg(long, value_name = "FILE", requires_all = ["hub_key", "user_key", "out"])]
+    pub key_info: Option<PathBuf>,
+    /// The hub's public key (64 hexadecimal characters) the key information must be signed
+    /// with.
+    #[arg(long, value_name = "HEX")]
+    pub hub_key: Option<String>,
+    /// The user's signing key file (from `nsdb user key`), registered on the node.
+    #[arg(long, value_name = "FILE")]
+    pub user_key: Option<PathBuf>,
+    /// The folder for the sealed files: one `NAME_N.sealed` per passing sheet N of `NAME.xml`.
+    #[arg(long, value_name = "DIR", requires = "key_info")]
+    pub out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// One line of the error list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorLine {
+    /// The file, as given or found.
+    pub file: String,
+    /// The sheet's position in the file, from 1 (0: the file as a whole).
+    pub sheet: usize,
+    /// The sheet's `ref` attribute, if any.
+    pub reference: String,
+    /// 患者氏名, when the sheet has one.
+    pub patient: String,
+    /// The item id, when the message concerns one.
+    pub item: String,
+    /// The item's label on the form.
+    pub label: String,
+    pub message: String,
+}
+
+/// What checking (and sealing) one file gave.
+#[derive(Debug, Default)]
+pub struct FileOutcome {
+    pub sheets: usize,
+    pub passed: usize,
+    pub errors: Vec<ErrorLine>,
+    /// Sealed files: (file name, bytes).
+    pub sealed: Vec<(String, Vec<u8>)>,
+}
+
+/// What sealing needs: where to, by whom, and the versions written into each file.
+pub struct Sealer {
+    pub to: VerifiedKeyInfo,
+    pub by: UserKey,
+    pub rule_pack_version: String,
+}
+
+/// Reads, checks and (with `sealer`) seals one file's bytes. `name` names the file in the
+/// error list and in the sealed files' names (its stem). Never fails: a file that cannot be
+/// read is one error line.
+pub fn check_file(
+    cat: &Catalogue,
+    name: &str,
+    bytes: &[u8],
+    today: Date,
+    sealer: Option<&Sealer>,
+) -> FileOutcome {
+    let mut out = FileOutcome::default();
+    let line =
+        |sheet: usize, reference: &str, patient: &str, item: &str, label: &str, m: String| {
+            ErrorLine {
+                file: name.to_string(),
+                sheet,
+                reference: reference.to_string(),
+                patient: patient.to_string(),
+                item: item.to_string(),
+                label: label.to_string(),
+                message: m,
+            }
+        };
+    let sheets = match nsdb_rules::xml::read(cat, bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            out.errors.push(line(0, "", "", "", "", e.to_string()));
+            return out;
+        }
+    };
+    let stem = Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "sheet".into());
+    for s in &sheets {
+        out.sheets += 1;
+        let reference = s.reference.clone().unwrap_or_default();
+        let patient = s.values.get("patient.name").cloned().unwrap_or_default();
+        let form = cat.form(&s.form);
+        let label_of = |item: &str| {
+            form.and_then(|f| f.item(item))
+                .map(|i| i.label.clone())
+                .unwrap_or_default()
+        };
+        let before = out.errors.len();
+        for e in &s.errors {
+            let item = e.item.clone().unwrap_or_default();
+            out.errors.push(line(
+                s.index,
+                &reference,
+                &patient,
+                &item,
+                &label_of(&item),
+                e.to_string(),
+            ));
+        }
+        let Some(form) = form else {
+            continue;
+        };
+        for m in nsdb_rules::check(form, &s.values, Mode::Complete, today) {
+            let item = m.items.first().cloned().unwrap_or_default();
+            out.errors.push(line(
+                s.index,
+                &reference,
+                &patient,
+                &item,
+                &label_of(&item),
+                m.text,
+            ));
+        }
+        if out.errors.len() > before {
+            continue;
+        }
+        out.passed += 1;
+        let Some(sealer) = sealer else {
+            continue;
+        };
+        let sealed = nsdb_rules::xml::write(&[nsdb_rules::xml::SheetOut {
+            form,
+            reference: s.reference.as_deref(),
+            values: &s.values,
+        }])
+        .map_err(|e| e.to_string())
+        .and_then(|xml| {
+            sealed::seal(
+                xml.as_bytes(),
+                &sealer.to,
+                &sealer.by,
+                crate::imports::TOOL_VERSION,
+                &sealer.rule_pack_version,
+            )
+            .map_err(|e| e.to_string())
+        });
+        match sealed {
+            Ok(bytes) => out
+                .sealed
+                .push((format!("{stem}_{}.sealed", s.index), bytes)),
+            Err(m) => {
+                out.passed -= 1;
+                out.errors
+                    .push(line(s.index, &reference, &patient, "", "", m));
+            }
+        }
+    }
+    out
+}
+
+/// The XML files named by `paths`: files as given, folders walked for `*.xml`, sorted.
+pub fn xml_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("xml")) {
+                found.push(p);
+            }
+        }
+        found.sort();
+        out.extend(found);
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            anyhow::bail!("{} does not exist", p.display());
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `f` on every index below `n` on all cores; results in index order.
+pub fn on_all_cores<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(n.max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let r = f(i);
+                    if let Ok(mut all) = results.lock() {
+                        all[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The error list as CSV: UTF-8 with a BOM and CRLF, which Excel opens as Japanese text.
+pub fn errors_csv(errors: &[ErrorLine]) -> String {
+    use crate::imports::csv_cell;
+    let mut out =
+        String::from("\u{feff}ファイル,様式番号,参照番号,患者氏名,項目ID,項目名,メッセージ\r\n");
+    for e in errors {
+        let sheet = e.sheet.to_string();
+        let cells = [
+            e.file.as_str(),
+            &sheet,
+            &e.reference,
+            &e.patient,
+            &e.item,
+            &e.label,
+            &e.message,
+        ];
+        out.push_str(&cells.map(csv_cell).join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Parses a 64-hex-digit ed25519 public key.
+pub fn public_key(hex_key: &str, what: &str) -> anyhow::Result<[u8; 32]> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(hex_key.trim(), &mut k)
+        .map_err(|_| anyhow::anyhow!("{what} is not a public key (64 hexadecimal characters)"))?;
+    Ok(k)
+}
+
+fn sealer(args: &CheckArgs, cat: &Catalogue, today: Date) -> anyhow::Result<Option<Sealer>> {
+    let (Some(info), Some(hub), Some(user)) = (&args.key_info, &args.hub_key, &args.user_key)
+    else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(info)
+        .with_context(|| format!("cannot read the key information {}", info.display()))?;
+    let to = KeyInfo::parse(&text)?.verify(&public_key(hub, "--hub-key")?, &today.to_string())?;
+    let by = UserKey::load(user).with_context(|| format!("the user key {}", user.display()))?;
+    Ok(Some(Sealer {
+        to,
+        by,
+        rule_pack_version: cat.version().to_string(),
+    }))
+}
+
+/// `nsdb check`: see the module comment for what it does and its exit status.
+pub fn run(args: CheckArgs) -> ExitCode {
+    match check(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("nsdb check: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<bool> {
+    let cat = super::rules::catalogue(args.pack.as_deref(), args.ministry_key.as_deref())?;
+    let today = match &args.today {
+        Some(t) => {
+            Date::parse(t).ok_or_else(|| anyhow::anyhow!("--today {t:?} is not YYYY-MM-DD"))?
+        }
+        None => crate::Clock::System.today_jst(),
+    };
+    let sealer = sealer(&args, &cat, today)?;
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    }
+    let files = xml_files(&args.paths)?;
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(files.len() as u64)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} ファイル {per_sec} 残り {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let outcomes = on_all_cores(files.len(), |i| {
+        let path = &files[i];
+        let name = path.display().to_string();
+        let outcome = match std::fs::read(path) {
+            Ok(bytes) => check_file(&cat, &name, &bytes, today, sealer.as_ref()),
+            Err(e) => FileOutcome {
+                errors: vec![ErrorLine {
+                    file: name,
+                    sheet: 0,
+                    reference: String::new(),
+                    patient: String::new(),
+                    item: String::new(),
+                    label: String::new(),
+                    message: format!("ファイルを読めません: {e}"),
+                }],
+                ..Default::default()
+            },
+        };
+        bar.inc(1);
+        outcome
+    });
+    bar.finish_and_clear();
+    let (mut sheets, mut passed, mut sealed_count) = (0, 0, 0);
+    let mut errors = Vec::new();
+    for o in outcomes {
+        sheets += o.sheets;
+        passed += o.passed;
+        errors.extend(o.errors);
+        if let Some(dir) = &args.out {
+            for (name, bytes) in o.sealed {
+                let path = dir.join(&name);
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                sealed_count += 1;
+            }
+        }
+    }
+    std::fs::write(&args.csv, errors_csv(&errors))
+        .with_context(|| format!("cannot write {}", args.csv.display()))?;
+    let summary = serde_json::json!({
+        "tool_version": crate::imports::TOOL_VERSION,
+        "rule_pack_version": cat.version(),
+        "files": files.len(),
+        "sheets": sheets,
+        "passed": passed,
+        "sealed": sealed_count,
+        "errors": errors,
+    });
+    std::fs::write(&args.json, serde_json::to_string_pretty(&summary)?)
+        .with_context(|| format!("cannot write {}", args.json.display()))?;
+    println!(
+        "{} files, {sheets} sheets: {passed} passed, {} errors (rule pack {}){}",
+        files.len(),
+        errors.len(),
+        cat.version(),
+        if args.out.is_some() {
+            format!("; {sealed_count} sealed files written")
+        } else {
+            String::new()
+        }
+    );
+    if !errors.is_empty() {
+        println!(
+            "error list: {} and {}",
+            args.csv.display(),
+            args.json.display()
+        );
+    }
+    Ok(errors.is_empty())
+}
+
+/// `nsdb key-info …`: the node's key information (鍵情報) for the check tool.
+#[derive(clap::Subcommand, Debug)]
+pub enum KeyInfoCommand {
+    /// On the node: writes its key information (unsigned) to carry to the hub; creates the
+    /// node's seal key (DATA_DIR/seal.key, mode 600) if missing.
+    Request {
+        /// The node's TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Last day the key information is valid (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        expires: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// On the hub: signs a node's key information (the node must be enrolled and not revoked)
+    /// and prints the hub's public key, which the check tool is given as --hub-key.
+    Sign {
+        /// The hub's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The key information from `nsdb key-info request`.
+        #[arg(long, value_name = "FILE")]
+        request: PathBuf,
+        /// The signed key information, to hand to hospitals.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+/// Runs `nsdb key-info …`.
+pub fn key_info(command: KeyInfoCommand) -> anyhow::Result<()> {
+    match command {
+        KeyInfoCommand::Request {
+            config,
+            expires,
+            out,
+        } => {
+            let config = crate::NodeConfig::from_file(&config)?;
+            let info = crate::imports::key_info_request(&config, &expires)?;
+            std::fs::write(&out, info.to_text())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "wrote the key information of {} to {}; have the hub sign it (`nsdb key-info sign`)",
+                config.name,
+                out.display()
+            );
+        }
+        KeyInfoCommand::Sign { data, request, out } => {
+            let text = std::fs::read_to_string(&request)
+                .with_context(|| format!("cannot read {}", request.display()))?;
+            let signed = KeyInfo::parse(&text)?.sign_on_hub(&data)?;
+            std::fs::write(&out, signed.to_text())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "signed the key information of {} (valid until {}); hub key for the check tool: {}",
+                signed.node_name, signed.expires, signed.hub_key
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,581 @@
+//! Bulk registration (一括登録): sealed files from the check tool become draft sheets with
+//! 登録種別 一括, and sheets leave as XML in the same layout (データ出力).
+//!
+//! A sealed file (docs/sealed-files.md) is refused unless it was made with this node's rule pack,
+//! signed by the check-tool key of a registered user of the uploader's institution, sealed to
+//! this node's seal key, unchanged, and its one sheet passes the screen's checks (`Mode::Complete`)
+//! here again. Each file is one transaction: the sheet, the `imports` row that makes a second
+//! upload of the same bytes a no-op, and the audit entry; a refused file leaves only its audit
+//! entry. Must never log or audit a value, nor store a sheet it could not check.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use nsdb_provisioning::sealed::{self, KeyInfo, SealError, SealKey};
+use nsdb_rules::check::Mode;
+use nsdb_sync::{Edit, Sheet, SheetId};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::accounts::policy::{Action, Principal, Role, Target, UserKind, authorize};
+use crate::config::NodeConfig;
+use crate::sheets::{new_sheet_of, store_sheet};
+use crate::{Error, Node, Result, audit};
+
+/// The check tool's version: the version of this binary, which is the check tool too.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// 取込成功: the result of a file that became a sheet.
+pub const IMPORTED: &str = "取込成功";
+
+/// The refusal of a file made with another rule pack than the node's (M20).
+pub const OUTDATED: &str = "チェックツールのバージョンが最新ではありません";
+
+/// Files per upload, at most.
+pub const MAX_FILES: usize = 1000;
+
+/// Where the node keeps its seal key (age X25519, mode 600): `DATA_DIR/seal.key`.
+pub fn seal_key_path(config: &NodeConfig) -> PathBuf {
+    config.data_dir.join("seal.key")
+}
+
+/// The node's seal key, created on first use.
+pub fn seal_key(config: &NodeConfig) -> anyhow::Result<SealKey> {
+    use anyhow::Context;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let path = seal_key_path(config);
+    SealKey::load_or_create(&path).with_context(|| format!("the seal key {}", path.display()))
+}
+
+/// The node's key information request (鍵情報), unsigned: the node's name, identity and seal
+/// recipient, valid until `expires` (YYYY-MM-DD). The hub signs it (`KeyInfo::sign_on_hub`)
+/// and hospitals import the signed file into the check tool.
+pub fn key_info_request(config: &NodeConfig, expires: &str) -> anyhow::Result<KeyInfo> {
+    let identity = nsdb_provisioning::NodeIdentity::load_or_create(&config.identity_path())?;
+    let seal = seal_key(config)?;
+    Ok(KeyInfo::request(&identity, &config.name, &seal, expires)?)
+}
+
+/// One line of the result table (実行結果一覧), in the seed's columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImportRow {
+    /// ファイル名, as uploaded.
+    pub file: String,
+    /// 患者氏名 ("" when the file could not be read).
+    pub patient: String,
+    /// 病名.
+    pub disease: String,
+    /// 記載年月日 (YYYY-MM-DD, "" when unknown).
+    pub written_date: String,
+    /// 結果: 取込成功, or why not.
+    pub result: String,
+    /// Whether this upload created a sheet.
+    pub imported: bool,
+    /// The file had been imported before: nothing new was created.
+    pub duplicate: bool,
+    /// The sheet created (or created by the earlier upload of the same file).
+    pub sheet_id: Option<String>,
+}
+
+/// The versions a file was made with, as its unencrypted header says.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+pub struct UploadVersions {
+    pub tool_version: String,
+    pub rule_pack_version: String,
+}
+
+/// What an upload did: the node's versions, those of the files, and one row per file.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    /// 最新のチェックツールのバージョン.
+    pub tool_version: String,
+    /// The node's rule pack.
+    pub rule_pack_version: String,
+    /// アップロードファイルのチェックツールのバージョン: each distinct pair, sorted.
+    pub uploads: Vec<UploadVersions>,
+    pub rows: Vec<ImportRow>,
+}
+
+impl ImportReport {
+    /// The result table as CSV, UTF-8 with a BOM so that Excel reads it (患者氏名, 病名,
+    /// ファイル名, 記載年月日, 結果).
+    pub fn csv(&self) -> String {
+        let mut out = String::from("\u{feff}患者氏名,病名,ファイル名,記載年月日,結果\r\n");
+        for r in &self.rows {
+            let cells = [
+                r.patient.as_str(),
+                &r.disease,
+                &r.file,
+                &r.written_date.replace('-', "/"),
+                &r.result,
+            ];
+            out.push_str(&cells.map(csv_cell).join(","));
+            out.push_str("\r\n");
+        }
+        out
+    }
+}
+
+/// One CSV cell, quoted when it must be (RFC 4180), with formula starts defused for Excel.
+pub fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// Compares versions like `2026.04-1` by their runs of digits as numbers.
+pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(s: &str) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        let mut digits = String::new();
+        let mut other = String::new();
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                if !other.is_empty() {
+                    out.push((0, std::mem::take(&mut other)));
+                }
+                digits.push(c);
+            } else {
+                if !digits.is_empty() {
+                    out.push((digits.parse().unwrap_or(u64::MAX), String::new()));
+                    digits.clear();
+                }
+                other.push(c);
+            }
+        }
+        if !digits.is_empty() {
+            out.push((digits.parse().unwrap_or(u64::MAX), String::new()));
+        }
+        if !other.is_empty() {
+            out.push((0, other));
+        }
+        out
+    }
+    parts(a).cmp(&parts(b))
+}
+
+/// A file that opened and checked, ready to store.
+struct Ready {
+    hash: String,
+    signer: String,
+    doctor: Option<u64>,
+    form_id: String,
+    values: BTreeMap<String, String>,
+}
+
+/// A user who may sign sealed files for the uploader's institution.
+struct Signer {
+    key: [u8; 32],
+    user_id: u64,
+    kind: Option<UserKind>,
+}
+
+impl Node {
+    /// Registers `public_key` (ed25519) as the check-tool key of the user `login`, replacing
+    /// any earlier key; sealed files signed by it can then be imported at the user's
+    /// institution. Audited (`user_key_set`).
+    pub async fn set_user_key(&self, login: &str, public_key: [u8; 32]) -> Result<u64> {
+        let (login, key) = (login.to_string(), hex::encode(public_key));
+        let now = self.clock.now_ms();
+        self.store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let id: Option<i64> = tx
+                    .query_row("SELECT id FROM users WHERE login = ?1", [&login], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                let Some(id) = id else {
+                    return Err(Error::Invalid(format!(
+                        "ユーザID「{login}」の利用者はいません。"
+                    )));
+                };
+                let other: Option<i64> = tx
+                    .query_row(
+                        "SELECT user_id FROM user_keys WHERE public_key = ?1 AND user_id != ?2",
+                        params![key, id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if other.is_some() {
+                    return Err(Error::Invalid(
+                        "この鍵は別の利用者に登録されています。利用者ごとに別の鍵を作ってください。"
+                            .into(),
+                    ));
+                }
+                tx.execute(
+                    "INSERT INTO user_keys (user_id, public_key, created_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(user_id) DO UPDATE SET public_key = excluded.public_key,
+                        created_at = excluded.created_at",
+                    params![id, key, now],
+                )?;
+                let target = id.to_string();
+                audit::append(
+                    &tx,
+                    audit::Entry {
+                        at_ms: now,
+                        user: None,
+                        action: "user_key_set",
+                        target: Some(&target),
+                        detail: None,
+                    },
+                )?;
+                tx.commit()?;
+                Ok(id as u64)
+            })
+            .await
+    }
+
+    async fn signers(&self, institution: &str) -> Result<Vec<Signer>> {
+        let inst = institution.to_string();
+        self.store
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT k.public_key, u.id, u.kind FROM user_keys k
+                     JOIN users u ON u.id = k.user_id WHERE u.institution = ?1",
+                )?;
+                let rows = st.query_map([&inst], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (key, id, kind) = row?;
+                    let mut k = [0u8; 32];
+                    if hex::decode_to_slice(&key, &mut k).is_ok() {
+                        out.push(Signer {
+                            key: k,
+                            user_id: id as u64,
+                            kind: UserKind::parse(&kind),
+                        });
+                    }
+                }
+                Ok::<_, Error>(out)
+            })
+            .await
+    }
+
+    /// Imports sealed files (file name, bytes) uploaded by `p`: each file that opens, was made
+    /// with this node's rule pack and passes the checks becomes a draft sheet with 登録種別
+    /// 一括; every file gets a row saying what happened. Errors only when `p` may not create
+    /// sheets or the store fails; a bad file is a row, never an error.
+    pub async fn import_sealed(
+        &self,
+        p: &Principal,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Result<ImportReport> {
+        authorize(p, Action::CreateSheet, Target::None)?;
+        if files.len() > MAX_FILES {
+            return Err(Error::Invalid(format!(
+                "一度に取り込めるファイルは{MAX_FILES}件までです。分けてアップロードしてください。"
+            )));
+        }
+        let seal = seal_key(&self.config).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        let signers = self.signers(&p.institution).await?;
+        let keys: Vec<[u8; 32]> = signers.iter().map(|s| s.key).collect();
+        let node_pack = self.catalogue.version().to_string();
+        let mut report = ImportReport {
+            tool_version: TOOL_VERSION.to_string(),
+            rule_pack_version: node_pack.clone(),
+            uploads: Vec::new(),
+            rows: Vec::new(),
+        };
+        for (name, bytes) in files {
+            let mut row = ImportRow {
+                file: name,
+                patient: String::new(),
+                disease: String::new(),
+                written_date: String::new(),
+                result: String::new(),
+                imported: false,
+                duplicate: false,
+                sheet_id: None,
+            };
+            if let Ok(h) = sealed::peek(&bytes) {
+                let v = UploadVersions {
+                    tool_version: h.tool_version,
+                    rule_pack_version: h.rule_pack_version,
+                };
+                if !report.uploads.contains(&v) {
+                    report.uploads.push(v);
+                }
+            }
+            let hash = hex::encode(Sha256::digest(&bytes));
+            match self.prepare(
+                &bytes, hash, &seal, &keys, &signers, p, &node_pack, &mut row,
+            ) {
+                Err(reason) => {
+                    row.result = reason.message;
+                    self.audit(p, "sheet_import_refused", None, Some(reason.code))
+                        .await?;
+                }
+                Ok(ready) => self.store_import(p, ready, &mut row).await?,
+            }
+            report.rows.push(row);
+        }
+        report.uploads.sort();
+        Ok(report)
+    }
+
+    /// Opens and checks one file; fills the row's patient, disease and date as soon as known.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &self,
+        bytes: &[u8],
+        hash: String,
+        seal: &SealKey,
+        keys: &[[u8; 32]],
+        signers: &[Signer],
+        p: &Principal,
+        node_pack: &str,
+        row: &mut ImportRow,
+    ) -> std::result::Result<Ready, Refusal> {
+        let header = sealed::peek(bytes).map_err(|e| Refusal::seal(&e))?;
+        match version_order(&header.rule_pack_version, node_pack) {
+            std::cmp::Ordering::Equal => {}
+            std::cmp::Ordering::Less => {
+                return Err(Refusal {
+                    code: "outdated",
+                    message: format!(
+                        "{OUTDATED}（ファイルのルールパック {}、このノード {node_pack}）。最新のチェックツールで作り直してください。",
+                        header.rule_pack_version
+                    ),
+                });
+            }
+            std::cmp::Ordering::Greater => {
+                return Err(Refusal {
+                    code: "newer_pack",
+                    message: format!(
+                        "このファイルはこのノードより新しいルールパック（{}、このノード {node_pack}）で作られています。ノードの更新を待って取り込んでください。",
+                        header.rule_pack_version
+                    ),
+                });
+            }
+        }
+        let opened = sealed::open(bytes, seal, keys).map_err(|e| Refusal::seal(&e))?;
+        let signer = signers
+            .iter()
+            .find(|s| s.key == opened.signer)
+            .ok_or(Refusal {
+                code: "unknown_signer",
+                message: "署名した利用者が見つかりません。".into(),
+            })?;
+        let sheets = nsdb_rules::xml::read(&self.catalogue, &opened.xml).map_err(|e| Refusal {
+            code: "xml",
+            message: format!("XML を読めません: {e}"),
+        })?;
+        let [sheet] = sheets.as_slice() else {
+            return Err(Refusal {
+                code: "sheet_count",
+                message: format!(
+                    "1つの暗号化ファイルには様式を1つだけ入れてください（{}件あります）。",
+                    sheets.len()
+                ),
+            });
+        };
+        let form = self.catalogue.form(&sheet.form).ok_or(Refusal {
+            code: "unknown_form",
+            message: format!("様式「{}」はこのノードにありません。", sheet.form),
+        })?;
+        row.disease = form.disease.clone();
+        let get = |k: &str| sheet.values.get(k).cloned().unwrap_or_default();
+        row.patient = get("patient.name");
+        row.written_date = get("doctor.written_date");
+        if let Some(e) = sheet.errors.first() {
+            return Err(Refusal {
+                code: "layout",
+                message: format!("{}行{}列: {}", e.line, e.column, e.message),
+            });
+        }
+        let messages =
+            nsdb_rules::check(form, &sheet.values, Mode::Complete, self.clock.today_jst());
+        if let Some(m) = messages.first() {
+            let more = if messages.len() > 1 {
+                format!("（ほか{}件）", messages.len() - 1)
+            } else {
+                String::new()
+            };
+            return Err(Refusal {
+                code: "check",
+                message: format!("チェックエラー: {}{more}", m.text),
+            });
+        }
+        let doctor = match signer.kind.map(UserKind::role) {
+            Some(Role::Doctor) => Some(signer.user_id),
+            _ => (p.role() == Role::Doctor).then_some(p.user_id),
+        };
+        Ok(Ready {
+            hash,
+            signer: hex::encode(opened.signer),
+            doctor,
+            form_id: form.id.clone(),
+            values: sheet.values.clone(),
+        })
+    }
+
+    /// Stores one checked file as a draft sheet, unless the same file was imported before.
+    async fn store_import(&self, p: &Principal, ready: Ready, row: &mut ImportRow) -> Result<()> {
+        let form = self
+            .catalogue
+            .form(&ready.form_id)
+            .ok_or_else(|| Error::UnknownForm(ready.form_id.clone()))?;
+        let now = self.clock.now_ms();
+        let edit = Edit {
+            author: nsdb_sync::Author {
+                node: self.node_id,
+                user: p.user_id,
+            },
+            at_ms: now,
+            message: "一括登録",
+        };
+        let id = SheetId::random();
+        let mut sheet = Sheet::new(
+            new_sheet_of(form, id, &p.institution, ready.doctor, None, now),
+            edit,
+        );
+        let changes: BTreeMap<String, Option<String>> = ready
+            .values
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        sheet.set_fields(&changes, edit);
+        let (uid, sid, hash, signer) = (p.user_id, id.to_string(), ready.hash, ready.signer);
+        let earlier = self
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let earlier: Option<String> = tx
+                    .query_row(
+                        "SELECT sheet_id FROM imports WHERE file_hash = ?1",
+                        [&hash],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(earlier) = earlier {
+                    audit::append(
+                        &tx,
+                        audit::Entry {
+                            at_ms: now,
+                            user: Some(uid),
+                            action: "sheet_import_refused",
+                            target: Some(&earlier),
+                            detail: Some("duplicate"),
+                        },
+                    )?;
+                    tx.commit()?;
+                    return Ok::<_, Error>(Some(earlier));
+                }
+                store_sheet(&tx, &mut sheet, "bulk", now)?;
+                tx.execute(
+                    "INSERT INTO imports (file_hash, sheet_id, user_id, signer, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![hash, sid, uid as i64, signer, now],
+                )?;
+                audit::append(
+                    &tx,
+                    audit::Entry {
+                        at_ms: now,
+                        user: Some(uid),
+                        action: "sheet_import",
+                        target: Some(&sid),
+                        detail: None,
+                    },
+                )?;
+                tx.commit()?;
+                Ok(None)
+            })
+            .await?;
+        match earlier {
+            Some(earlier) => {
+                row.duplicate = true;
+                row.result =
+                    "このファイルは取込済みです。新しい臨床調査個人票・医療意見書は作成していません。"
+                        .into();
+                row.sheet_id = Some(earlier);
+            }
+            None => {
+                row.imported = true;
+                row.result = IMPORTED.into();
+                row.sheet_id = Some(id.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// データ出力: one sheet as an XML file in the published layout (UTF-8), with its file
+    /// name (`SHEET_ID.xml`). Reading it gives back the sheet's values. The view is audited
+    /// like any other, and the export too (`sheet_export_xml`).
+    pub async fn export_xml(&self, p: &Principal, id: &str) -> Result<(String, String)> {
+        let detail = self.get_sheet(p, id).await?;
+        let form = self
+            .catalogue
+            .form(&detail.row.form_id)
+            .ok_or_else(|| Error::UnknownForm(detail.row.form_id.clone()))?;
+        let reference = detail.row.id.clone();
+        let xml = nsdb_rules::xml::write(&[nsdb_rules::xml::SheetOut {
+            form,
+            reference: Some(reference.as_str()),
+            values: &detail.items,
+        }])
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        self.audit(p, "sheet_export_xml", Some(id), None).await?;
+        Ok((format!("{id}.xml"), xml))
+    }
+}
+
+/// Why a file was refused: a code for the audit log (never a value) and a message for the clerk.
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn seal(e: &SealError) -> Refusal {
+        let code = match e {
+            SealError::UnknownSigner { .. } => "unknown_signer",
+            SealError::Tampered => "tampered",
+            SealError::OtherNode { .. } => "other_node",
+            SealError::Format(_) => "format",
+            _ => "malformed",
+        };
+        Refusal {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_their_numbers() {
+        use std::cmp::Ordering::*;
+        assert_eq!(version_order("2026.04-1", "2026.04-1"), Equal);
+        assert_eq!(version_order("2026.04-1", "2026.10-1"), Less);
+        assert_eq!(version_order("2026.10-1", "2026.4-2"), Greater);
+        assert_eq!(version_order("2026.04-9", "2026.04-10"), Less);
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"x\""), "\"say \"\"x\"\"\"");
+        assert_eq!(csv_cell("=1+1"), "'=1+1");
+        assert_eq!(csv_cell("-3"), "-3");
+    }
+}

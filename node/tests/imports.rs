@@ -1,0 +1,540 @@
+//! 一括登録 through the node's router: sealed files from the check tool imported over the API
+//! and on screen, the refusals a clerk must be able to act on, and データ出力 → import giving
+//! back the same values for every form.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use nsdb::config::NodeRole;
+use nsdb::testing::TestNode;
+use nsdb_provisioning::NodeIdentity;
+use nsdb_provisioning::sealed::{UserKey, VerifiedKeyInfo, seal};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const BOUNDARY: &str = "nsdb-test-boundary-7d1c";
+
+/// A hospital node whose doctor has a registered check-tool key, and key information for the
+/// node signed by a hub.
+struct Site {
+    t: TestNode,
+    user: UserKey,
+    to: VerifiedKeyInfo,
+    token: String,
+}
+
+impl Site {
+    async fn start() -> Site {
+        let t = TestNode::start(NodeRole::Hospital).await;
+        let user = UserKey::generate().unwrap();
+        t.node
+            .set_user_key("doctor", user.public_key())
+            .await
+            .unwrap();
+        let to = key_info(&t);
+        let token = api_login(&t, "doctor").await;
+        Site { t, user, to, token }
+    }
+
+    /// A sealed file with form `form_id`'s sample sheet, made with the node's rule pack.
+    fn sample_file(&self, form_id: &str) -> Vec<u8> {
+        let form = self.t.node.catalogue.form(form_id).unwrap();
+        let xml = nsdb_rules::xml::sample(form);
+        seal(
+            xml.as_bytes(),
+            &self.to,
+            &self.user,
+            "1.0.0",
+            self.t.node.catalogue.version(),
+        )
+        .unwrap()
+    }
+
+    async fn import(&self, files: &[(&str, &[u8])]) -> Value {
+        let (status, body) = send(
+            &self.t,
+            Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/imports")
+                .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+                .header(
+                    header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                )
+                .body(Body::from(multipart(&[], files)))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    async fn api_get(&self, uri: &str) -> (StatusCode, String) {
+        send(
+            &self.t,
+            Request::builder()
+                .uri(uri)
+                .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn sheet_count(&self) -> i64 {
+        self.t
+            .node
+            .store
+            .read(|c| {
+                c.query_row("SELECT COUNT(*) FROM sheets", [], |r| r.get(0))
+                    .map_err(nsdb::Error::from)
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn audit_actions(&self) -> Vec<(String, Option<String>)> {
+        self.t
+            .node
+            .store
+            .read(|c| nsdb::audit::recent(c, 100).map_err(nsdb::Error::from))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.action, r.detail))
+            .collect()
+    }
+}
+
+/// Key information for `t`'s node, signed by a hub and verified as the check tool does.
+fn key_info(t: &TestNode) -> VerifiedKeyInfo {
+    let hub = NodeIdentity::generate().unwrap();
+    nsdb::imports::key_info_request(&t.node.config, "2099-12-31")
+        .unwrap()
+        .sign(&hub)
+        .verify(&hub.public_key().to_bytes(), "2026-01-01")
+        .unwrap()
+}
+
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        out.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    for (name, bytes) in files {
+        out.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(bytes);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    out
+}
+
+async fn send(t: &TestNode, req: Request<Body>) -> (StatusCode, String) {
+    let app: Router = nsdb::http::router(t.node.clone());
+    let res = app.oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn api_login(t: &TestNode, login: &str) -> String {
+    let (status, body) = send(
+        t,
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/session")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"login": login, "password": "demo"}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+fn row(report: &Value, i: usize) -> &Value {
+    &report["rows"][i]
+}
+
+#[tokio::test]
+async fn a_sealed_file_becomes_a_draft_bulk_sheet_and_the_same_file_again_creates_nothing() {
+    let s = Site::start().await;
+    let file = s.sample_file("rinko-002");
+    let report = s.import(&[("20230101_1.sealed", &file)]).await;
+    assert_eq!(report["tool_version"], nsdb::imports::TOOL_VERSION);
+    assert_eq!(
+        report["uploads"][0]["tool_version"], "1.0.0",
+        "the upload's tool version is shown: {report}"
+    );
+    let r = row(&report, 0);
+    assert_eq!(r["result"], "取込成功", "{report}");
+    assert_eq!(r["file"], "20230101_1.sealed");
+    assert_eq!(r["patient"], "見本 太郎");
+    assert_eq!(r["written_date"], "2025-03-15");
+    assert!(!r["disease"].as_str().unwrap().is_empty());
+    let id = r["sheet_id"].as_str().unwrap().to_string();
+
+    let (status, body) = s.api_get(&format!("/api/v1/sheets/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sheet: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sheet["registration"], "bulk");
+    assert_eq!(sheet["status"], "draft");
+    assert_eq!(sheet["items"]["patient.name"], "見本 太郎");
+
+    let again = s.import(&[("copy.sealed", &file)]).await;
+    let r = row(&again, 0);
+    assert_eq!(r["imported"], false);
+    assert_eq!(r["duplicate"], true);
+    assert!(
+        r["result"].as_str().unwrap().contains("取込済み"),
+        "{again}"
+    );
+    assert_eq!(r["sheet_id"], id.as_str());
+    assert_eq!(
+        s.sheet_count().await,
+        1,
+        "the second upload created no sheet"
+    );
+    let actions = s.audit_actions().await;
+    assert!(actions.iter().any(|(a, _)| a == "sheet_import"));
+    assert!(
+        actions
+            .iter()
+            .any(|(a, d)| a == "sheet_import_refused" && d.as_deref() == Some("duplicate"))
+    );
+}
+
+#[tokio::test]
+async fn files_made_with_an_older_rule_pack_are_refused_with_the_ministrys_words() {
+    let s = Site::start().await;
+    let form = s.t.node.catalogue.form("rinko-002").unwrap();
+    let older = seal(
+        nsdb_rules::xml::sample(form).as_bytes(),
+        &s.to,
+        &s.user,
+        "0.9.0",
+        "builtin-0.0.1",
+    )
+    .unwrap();
+    let report = s.import(&[("old.sealed", &older)]).await;
+    let r = row(&report, 0);
+    assert_eq!(r["imported"], false);
+    assert!(
+        r["result"]
+            .as_str()
+            .unwrap()
+            .contains("チェックツールのバージョンが最新ではありません"),
+        "{report}"
+    );
+    assert_eq!(report["uploads"][0]["rule_pack_version"], "builtin-0.0.1");
+    assert_eq!(s.sheet_count().await, 0);
+    assert!(
+        s.audit_actions()
+            .await
+            .contains(&("sheet_import_refused".into(), Some("outdated".into())))
+    );
+}
+
+#[tokio::test]
+async fn unknown_signers_tampered_files_and_other_nodes_files_are_refused_with_their_reason() {
+    let s = Site::start().await;
+    let form = s.t.node.catalogue.form("rinko-002").unwrap();
+    let xml = nsdb_rules::xml::sample(form);
+    let pack = s.t.node.catalogue.version().to_string();
+
+    let stranger = UserKey::generate().unwrap();
+    let unknown = seal(xml.as_bytes(), &s.to, &stranger, "1.0.0", &pack).unwrap();
+
+    let mut v: Value = serde_json::from_slice(&s.sample_file("rinko-002")).unwrap();
+    let body = v["body"].as_str().unwrap().to_string();
+    let flipped = if body.starts_with('A') { "B" } else { "A" };
+    v["body"] = Value::String(format!("{flipped}{}", &body[1..]));
+    let tampered = serde_json::to_vec(&v).unwrap();
+
+    let other = TestNode::start(NodeRole::Hospital).await;
+    let elsewhere = seal(xml.as_bytes(), &key_info(&other), &s.user, "1.0.0", &pack).unwrap();
+
+    let report = s
+        .import(&[
+            ("unknown.sealed", &unknown),
+            ("tampered.sealed", &tampered),
+            ("elsewhere.sealed", &elsewhere),
+            ("plain.xml", xml.as_bytes()),
+        ])
+        .await;
+    let results: Vec<&str> = (0..4)
+        .map(|i| row(&report, i)["result"].as_str().unwrap())
+        .collect();
+    assert!(results[0].contains("登録されていません"), "{}", results[0]);
+    assert!(results[1].contains("変更されたか"), "{}", results[1]);
+    assert!(results[2].contains("別のノード"), "{}", results[2]);
+    assert!(
+        results[3].contains("暗号化ファイルとして読めません"),
+        "{}",
+        results[3]
+    );
+    assert_eq!(s.sheet_count().await, 0, "no refused file left a sheet");
+    let details: Vec<Option<String>> = s
+        .audit_actions()
+        .await
+        .into_iter()
+        .filter(|(a, _)| a == "sheet_import_refused")
+        .map(|(_, d)| d)
+        .collect();
+    for code in ["unknown_signer", "tampered", "other_node", "malformed"] {
+        assert!(details.contains(&Some(code.into())), "{code}: {details:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_sheet_that_fails_the_checks_on_the_node_is_not_imported() {
+    let s = Site::start().await;
+    let form = s.t.node.catalogue.form("rinko-002").unwrap();
+    let mut values = nsdb_rules::xml::sample_values(form);
+    values.remove("patient.name");
+    let xml = nsdb_rules::xml::write(&[nsdb_rules::xml::SheetOut {
+        form,
+        reference: None,
+        values: &values,
+    }])
+    .unwrap();
+    let file = seal(
+        xml.as_bytes(),
+        &s.to,
+        &s.user,
+        "1.0.0",
+        s.t.node.catalogue.version(),
+    )
+    .unwrap();
+    let report = s.import(&[("partial.sealed", &file)]).await;
+    assert!(
+        row(&report, 0)["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("チェックエラー"),
+        "{report}"
+    );
+    assert_eq!(s.sheet_count().await, 0);
+}
+
+#[tokio::test]
+async fn every_forms_exported_xml_imports_back_to_the_same_values() {
+    let s = Site::start().await;
+    let forms: Vec<String> =
+        s.t.node
+            .catalogue
+            .forms()
+            .iter()
+            .map(|f| f.id.clone())
+            .collect();
+    for form_id in forms {
+        let form = s.t.node.catalogue.form(&form_id).unwrap();
+        let values = nsdb_rules::xml::sample_values(form);
+        let (status, body) = send(
+            &s.t,
+            Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/sheets")
+                .header(header::AUTHORIZATION, format!("Bearer {}", s.token))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    json!({"form_id": form_id, "items": values}).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{form_id}: {body}");
+        let created: Value = serde_json::from_str(&body).unwrap();
+        let id = created["id"].as_str().unwrap();
+
+        let (status, xml) = s.api_get(&format!("/api/v1/sheets/{id}/xml")).await;
+        assert_eq!(status, StatusCode::OK, "{form_id}: {xml}");
+        let file = seal(
+            xml.as_bytes(),
+            &s.to,
+            &s.user,
+            "1.0.0",
+            s.t.node.catalogue.version(),
+        )
+        .unwrap();
+        let report = s.import(&[("export.sealed", &file)]).await;
+        let r = row(&report, 0);
+        assert_eq!(r["result"], "取込成功", "{form_id}: {report}");
+        let (_, body) = s
+            .api_get(&format!(
+                "/api/v1/sheets/{}",
+                r["sheet_id"].as_str().unwrap()
+            ))
+            .await;
+        let imported: Value = serde_json::from_str(&body).unwrap();
+        let items = |v: &Value| -> BTreeMap<String, Value> {
+            v["items"]
+                .as_object()
+                .unwrap()
+                .clone()
+                .into_iter()
+                .collect()
+        };
+        assert_eq!(items(&imported), items(&created), "{form_id}");
+    }
+}
+
+#[tokio::test]
+async fn a_clerk_uploads_on_screen_and_downloads_the_result_table_as_csv() {
+    let s = Site::start().await;
+    let app = nsdb::http::router(s.t.node.clone());
+    let mut cookies: HashMap<String, String> = HashMap::new();
+    let cookie_header = |c: &HashMap<String, String>| {
+        c.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let call = async |req: Request<Body>, cookies: &mut HashMap<String, String>| {
+        let res = app.clone().oneshot(req).await.unwrap();
+        for sc in res.headers().get_all(header::SET_COOKIE) {
+            let sc = sc.to_str().unwrap();
+            let pair = sc.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            cookies.insert(k.to_string(), v.to_string());
+        }
+        let status = res.status();
+        let ct = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, String::from_utf8_lossy(&bytes).into_owned())
+    };
+    let (_, _, login) = call(
+        Request::get("/login").body(Body::empty()).unwrap(),
+        &mut cookies,
+    )
+    .await;
+    let csrf = hidden(&login, "csrf");
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("login", "clerk"),
+        ("password", "demo"),
+    ])
+    .unwrap();
+    let (status, _, _) = call(
+        Request::post("/login")
+            .header(header::COOKIE, cookie_header(&cookies))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap(),
+        &mut cookies,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, page) = call(
+        Request::get("/imports")
+            .header(header::COOKIE, cookie_header(&cookies))
+            .body(Body::empty())
+            .unwrap(),
+        &mut cookies,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("最新のチェックツールのバージョン"));
+    assert!(page.contains(nsdb::imports::TOOL_VERSION));
+    let csrf = hidden(&page, "csrf");
+    let file = s.sample_file("rinko-002");
+
+    let no_csrf = multipart(&[], &[("a.sealed", &file)]);
+    let (status, _, _) = call(
+        Request::post("/imports")
+            .header(header::COOKIE, cookie_header(&cookies))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from(no_csrf))
+            .unwrap(),
+        &mut cookies,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an upload without the token");
+    assert_eq!(s.sheet_count().await, 0);
+
+    let body = multipart(&[("csrf", &csrf)], &[("20230101_1.sealed", &file)]);
+    let (status, _, result) = call(
+        Request::post("/imports")
+            .header(header::COOKIE, cookie_header(&cookies))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from(body))
+            .unwrap(),
+        &mut cookies,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    for text in [
+        "実行結果一覧",
+        "見本 太郎",
+        "20230101_1.sealed",
+        "2025/03/15",
+        "取込成功",
+    ] {
+        assert!(result.contains(text), "{text} missing in {result}");
+    }
+    let rows = html_unescape(&hidden(&result, "rows"));
+    let form =
+        serde_urlencoded::to_string([("csrf", csrf.as_str()), ("rows", rows.as_str())]).unwrap();
+    let (status, ct, csv) = call(
+        Request::post("/imports/result.csv")
+            .header(header::COOKIE, cookie_header(&cookies))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap(),
+        &mut cookies,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ct.starts_with("text/csv"));
+    assert!(csv.starts_with("\u{feff}患者氏名,病名,ファイル名,記載年月日,結果\r\n"));
+    assert!(csv.contains("見本 太郎"));
+    assert!(
+        csv.contains(",20230101_1.sealed,2025/03/15,取込成功\r\n"),
+        "{csv}"
+    );
+}
+
+/// The value of the first hidden input named `name`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"));
+    let rest = &html[at + marker.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
