@@ -173,7 +173,10 @@ fn create_sheet(port: u16, token: &str, name: &str) -> (String, String) {
     .unwrap();
     assert_eq!(status, 201, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    (v["id"].as_str().unwrap().to_string(), v["version"].to_string())
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["version"].to_string(),
+    )
 }
 
 fn stop(mut child: Child) {

@@ -585,6 +585,7 @@ async fn a_clerk_uploads_sealed_files_and_reads_the_result_table() {
         text_of(&c, "#upload-version").await.contains("1.0.0"),
         "the upload's tool version is shown"
     );
+}
 
 /// A sheet of パーキンソン病 made by `login` through the domain, with `values`; its id.
 async fn draft(t: &TestNode, login: &str, values: &[(&str, &str)]) -> String {
