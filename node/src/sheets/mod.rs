@@ -19,6 +19,10 @@ use crate::accounts::policy::{Action, Principal, Role, Target, authorize};
 use crate::audit;
 use crate::{Error, Node, Result};
 
+/// What a save says when the version it states is not one of the sheet's.
+const UNKNOWN_VERSION: &str =
+    "編集を始めた時点の版が分かりません。画面を開き直して入力し直してください。";
+
 /// Rows per page of the sheet list.
 pub const PAGE_SIZE: u32 = 20;
 
@@ -494,11 +498,7 @@ impl Node {
         version: &[String],
         input: &BTreeMap<String, String>,
     ) -> Result<SheetDetail> {
-        let stale = || {
-            Error::Invalid(
-                "編集を始めた時点の版が分かりません。画面を開き直して入力し直してください。".into(),
-            )
-        };
+        let stale = || Error::Invalid(UNKNOWN_VERSION.into());
         let base = version
             .iter()
             .filter(|h| !h.trim().is_empty())
@@ -600,10 +600,7 @@ impl Node {
                     Some(base) => match sheet.set_fields_since(base, &changes, edit) {
                         Ok(changed) => changed,
                         Err(nsdb_sync::SheetError::UnknownVersion { .. }) => {
-                            return Ok(Err(Error::Invalid(
-                                "編集を始めた時点の版が分かりません。画面を開き直して入力し直してください。"
-                                    .into(),
-                            )));
+                            return Ok(Err(Error::Invalid(UNKNOWN_VERSION.into())));
                         }
                         Err(e) => {
                             return Err(Error::Document {
