@@ -166,6 +166,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/003_workflow.sql"),
     include_str!("../../migrations/004_sync_seq.sql"),
     include_str!("../../migrations/005_imports.sql"),
+    include_str!("../../migrations/006_resolutions.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
