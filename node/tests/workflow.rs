@@ -557,13 +557,11 @@ async fn renewal_from_an_older_form_version_drops_what_the_current_form_no_longe
         nsdb::sheets::new_sheet_of(form, id, &doctor.institution, Some(doctor.user_id), None, 0);
     header.form_version = "2023.04".into();
     let mut sheet = nsdb_sync::Sheet::new(header, edit);
-    let values: BTreeMap<String, Option<String>> = [
-        ("patient.name", "旧版 太郎"),
-        ("diagnosis.nmj_tests", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), Some(v.to_string())))
-    .collect();
+    let values: BTreeMap<String, Option<String>> =
+        [("patient.name", "旧版 太郎"), ("diagnosis.nmj_tests", "1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect();
     sheet.set_fields(&values, edit);
     n.store
         .write(move |c| {

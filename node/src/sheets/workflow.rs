@@ -593,7 +593,8 @@ impl Node {
                     .form(&row.form_id)
                     .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
                 let source_doc = load_doc(&tx, &source_id)?;
-                let (source, from_version) = (source_doc.fields(), source_doc.header().form_version);
+                let (source, from_version) =
+                    (source_doc.fields(), source_doc.header().form_version);
                 // The rules decide what is taken: items the current form marks `carry`, renamed
                 // and recoded by its `[[migrate]]` entry when last year's sheet was written on
                 // an earlier version of the form; choices no longer on a code list are dropped.
