@@ -940,3 +940,52 @@ async fn a_doctor_finds_any_disease_by_name_or_number_and_sees_what_the_rules_do
     assert!(editor.body.contains("様式の水準"), "{}", editor.body);
     assert!(editor.body.contains("記載のみ"));
 }
+
+/// `GET /metrics` (on its own listener) counts requests by route template and status, refused
+/// sign-ins and the audit log, and never carries a sheet id or a stored value in a label.
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_hold_no_ids_or_values() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    let r = c
+        .form("/sheets", &[("csrf", &csrf), ("form_id", "rinko-006")])
+        .await;
+    let editor = r.location().to_string();
+    let id = editor
+        .trim_start_matches("/sheets/")
+        .trim_end_matches("/edit")
+        .to_string();
+    assert_eq!(c.get(&editor).await.status, StatusCode::OK);
+    let mut stranger = Client::new(&t);
+    let page = stranger.get("/login").await;
+    let token = hidden_csrf(&page.body);
+    stranger
+        .form(
+            "/login",
+            &[("csrf", &token), ("login", "doctor"), ("password", "wrong")],
+        )
+        .await;
+
+    let res = nsdb::http::metrics_router(t.node.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        text.contains(
+            "nsdb_http_requests_total{route=\"/sheets/{id}/edit\",method=\"GET\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("nsdb_sign_in_failures_total 1"), "{text}");
+    assert!(text.contains("nsdb_http_request_duration_seconds_bucket"));
+    assert!(
+        !text.contains("nsdb_audit_entries 0"),
+        "the audit log is counted"
+    );
+    assert!(!text.contains(&id), "a sheet id in the metrics: {text}");
+    assert!(!text.contains("doctor"), "a login in the metrics");
+}
