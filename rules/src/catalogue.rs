@@ -27,6 +27,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_006.toml", include_str!("../forms/rinko_006.toml")),
     ("rinko_011.toml", include_str!("../forms/rinko_011.toml")),
     ("rinko_013.toml", include_str!("../forms/rinko_013.toml")),
+    ("rinko_018.toml", include_str!("../forms/rinko_018.toml")),
     ("rinko_049.toml", include_str!("../forms/rinko_049.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
