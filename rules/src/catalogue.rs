@@ -32,6 +32,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
     ("rinko_097.toml", include_str!("../forms/rinko_097.toml")),
+    ("rinko_113.toml", include_str!("../forms/rinko_113.toml")),
     (
         "iken_common.toml",
         include_str!("../forms/iken_common.toml"),
