@@ -29,6 +29,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_013.toml", include_str!("../forms/rinko_013.toml")),
     ("rinko_018.toml", include_str!("../forms/rinko_018.toml")),
     ("rinko_049.toml", include_str!("../forms/rinko_049.toml")),
+    ("rinko_051.toml", include_str!("../forms/rinko_051.toml")),
     ("rinko_056.toml", include_str!("../forms/rinko_056.toml")),
     ("rinko_063.toml", include_str!("../forms/rinko_063.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
