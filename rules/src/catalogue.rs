@@ -33,6 +33,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_056.toml", include_str!("../forms/rinko_056.toml")),
     ("rinko_063.toml", include_str!("../forms/rinko_063.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
+    ("rinko_093.toml", include_str!("../forms/rinko_093.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
     ("rinko_097.toml", include_str!("../forms/rinko_097.toml")),
     ("rinko_113.toml", include_str!("../forms/rinko_113.toml")),
