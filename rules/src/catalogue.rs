@@ -32,6 +32,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_051.toml", include_str!("../forms/rinko_051.toml")),
     ("rinko_056.toml", include_str!("../forms/rinko_056.toml")),
     ("rinko_063.toml", include_str!("../forms/rinko_063.toml")),
+    ("rinko_071.toml", include_str!("../forms/rinko_071.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
     ("rinko_093.toml", include_str!("../forms/rinko_093.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
