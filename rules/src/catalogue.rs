@@ -27,6 +27,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_006.toml", include_str!("../forms/rinko_006.toml")),
     ("rinko_011.toml", include_str!("../forms/rinko_011.toml")),
     ("rinko_013.toml", include_str!("../forms/rinko_013.toml")),
+    ("rinko_017.toml", include_str!("../forms/rinko_017.toml")),
     ("rinko_018.toml", include_str!("../forms/rinko_018.toml")),
     ("rinko_049.toml", include_str!("../forms/rinko_049.toml")),
     ("rinko_051.toml", include_str!("../forms/rinko_051.toml")),
