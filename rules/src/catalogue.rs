@@ -31,6 +31,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_018.toml", include_str!("../forms/rinko_018.toml")),
     ("rinko_049.toml", include_str!("../forms/rinko_049.toml")),
     ("rinko_051.toml", include_str!("../forms/rinko_051.toml")),
+    ("rinko_052.toml", include_str!("../forms/rinko_052.toml")),
     ("rinko_056.toml", include_str!("../forms/rinko_056.toml")),
     ("rinko_063.toml", include_str!("../forms/rinko_063.toml")),
     ("rinko_071.toml", include_str!("../forms/rinko_071.toml")),
