@@ -35,6 +35,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_056.toml", include_str!("../forms/rinko_056.toml")),
     ("rinko_063.toml", include_str!("../forms/rinko_063.toml")),
     ("rinko_071.toml", include_str!("../forms/rinko_071.toml")),
+    ("rinko_072.toml", include_str!("../forms/rinko_072.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
     ("rinko_093.toml", include_str!("../forms/rinko_093.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
