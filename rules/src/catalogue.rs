@@ -39,6 +39,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_073.toml", include_str!("../forms/rinko_073.toml")),
     ("rinko_074.toml", include_str!("../forms/rinko_074.toml")),
     ("rinko_075.toml", include_str!("../forms/rinko_075.toml")),
+    ("rinko_076.toml", include_str!("../forms/rinko_076.toml")),
+    ("rinko_077.toml", include_str!("../forms/rinko_077.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
     ("rinko_093.toml", include_str!("../forms/rinko_093.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
