@@ -41,6 +41,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_075.toml", include_str!("../forms/rinko_075.toml")),
     ("rinko_076.toml", include_str!("../forms/rinko_076.toml")),
     ("rinko_077.toml", include_str!("../forms/rinko_077.toml")),
+    ("rinko_078.toml", include_str!("../forms/rinko_078.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
     ("rinko_093.toml", include_str!("../forms/rinko_093.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
