@@ -424,14 +424,36 @@ impl Catalogue {
 
     /// The 指定難病 recipients covered by machine judgment (for `nsdb rules list --judged`): the
     /// patients each criteria text states, summed over the forms of level 機械判定, against all.
+    /// A figure several diseases of one group state alike (the texts of 下垂体疾患 072–078 each
+    /// give 17,069, the group's recipients) is counted once, split evenly among them. Only exact
+    /// figures count as shared: a round estimate (a multiple of 100, such as 約100人) repeated in
+    /// a group is taken as each disease's own.
     pub fn judged_share(&self) -> JudgedShare {
-        let mut share = JudgedShare::default();
-        for d in self
+        let rinko: Vec<&crate::diseases::Disease> = self
             .diseases
             .iter()
             .filter(|d| d.kind == crate::FormKind::Rinko)
-        {
-            let n = u64::from(d.patients.unwrap_or(0));
+            .collect();
+        let mut sharing: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
+        for (i, d) in rinko.iter().enumerate() {
+            if let Some(p) = d.patients.filter(|p| p % 100 != 0) {
+                sharing.entry((d.group.as_str(), p)).or_default().push(i);
+            }
+        }
+        let mut part = vec![0u64; rinko.len()];
+        for (i, d) in rinko.iter().enumerate() {
+            part[i] = u64::from(d.patients.unwrap_or(0));
+        }
+        for ((_, patients), members) in &sharing {
+            let k = members.len() as u64;
+            for (nth, &i) in members.iter().enumerate() {
+                let extra = u64::from((nth as u64) < u64::from(*patients) % k);
+                part[i] = u64::from(*patients) / k + extra;
+            }
+        }
+        let mut share = JudgedShare::default();
+        for (i, d) in rinko.iter().enumerate() {
+            let n = part[i];
             share.total += n;
             if self
                 .form(&d.id)
