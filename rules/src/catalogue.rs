@@ -30,6 +30,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_049.toml", include_str!("../forms/rinko_049.toml")),
     ("rinko_053.toml", include_str!("../forms/rinko_053.toml")),
     ("rinko_066.toml", include_str!("../forms/rinko_066.toml")),
+    ("rinko_067.toml", include_str!("../forms/rinko_067.toml")),
     ("rinko_069.toml", include_str!("../forms/rinko_069.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
