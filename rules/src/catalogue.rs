@@ -29,6 +29,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_013.toml", include_str!("../forms/rinko_013.toml")),
     ("rinko_049.toml", include_str!("../forms/rinko_049.toml")),
     ("rinko_053.toml", include_str!("../forms/rinko_053.toml")),
+    ("rinko_057.toml", include_str!("../forms/rinko_057.toml")),
     ("rinko_066.toml", include_str!("../forms/rinko_066.toml")),
     ("rinko_067.toml", include_str!("../forms/rinko_067.toml")),
     ("rinko_069.toml", include_str!("../forms/rinko_069.toml")),
