@@ -36,6 +36,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
     ("rinko_097.toml", include_str!("../forms/rinko_097.toml")),
+    ("rinko_222.toml", include_str!("../forms/rinko_222.toml")),
     ("rinko_306.toml", include_str!("../forms/rinko_306.toml")),
     (
         "iken_common.toml",
