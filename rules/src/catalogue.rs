@@ -34,6 +34,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_067.toml", include_str!("../forms/rinko_067.toml")),
     ("rinko_069.toml", include_str!("../forms/rinko_069.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
+    ("rinko_090.toml", include_str!("../forms/rinko_090.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
     ("rinko_097.toml", include_str!("../forms/rinko_097.toml")),
     ("rinko_222.toml", include_str!("../forms/rinko_222.toml")),
