@@ -33,6 +33,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_066.toml", include_str!("../forms/rinko_066.toml")),
     ("rinko_067.toml", include_str!("../forms/rinko_067.toml")),
     ("rinko_069.toml", include_str!("../forms/rinko_069.toml")),
+    ("rinko_084.toml", include_str!("../forms/rinko_084.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
     ("rinko_090.toml", include_str!("../forms/rinko_090.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
