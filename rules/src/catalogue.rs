@@ -27,6 +27,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_006.toml", include_str!("../forms/rinko_006.toml")),
     ("rinko_011.toml", include_str!("../forms/rinko_011.toml")),
     ("rinko_013.toml", include_str!("../forms/rinko_013.toml")),
+    ("rinko_022.toml", include_str!("../forms/rinko_022.toml")),
     ("rinko_049.toml", include_str!("../forms/rinko_049.toml")),
     ("rinko_053.toml", include_str!("../forms/rinko_053.toml")),
     ("rinko_057.toml", include_str!("../forms/rinko_057.toml")),
