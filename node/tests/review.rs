@@ -237,7 +237,7 @@ async fn an_inquiry_is_asked_answered_after_an_edit_and_closed_with_the_changes_
 }
 
 /// Signs in through the login page with a cookie jar; returns the cookies and a CSRF token.
-async fn ui_login(app: &Router, login: &str) -> (String, String) {
+async fn ui_login(app: &Router, login: &str, home: &str) -> (String, String) {
     let res = app
         .clone()
         .oneshot(Request::get("/login").body(Body::empty()).unwrap())
@@ -282,7 +282,7 @@ async fn ui_login(app: &Router, login: &str) -> (String, String) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     keep(&res, &mut cookies);
-    let (status, page) = send(app, Method::GET, "/intake", &jar(&cookies), "").await;
+    let (status, page) = send(app, Method::GET, home, &jar(&cookies), "").await;
     assert_eq!(status, StatusCode::OK);
     (
         jar(&cookies),
@@ -340,7 +340,7 @@ async fn over_http_the_reviewer_lists_reviews_and_prints_a_masked_batch() {
         v
     };
     let app = nsdb::http::router(n.clone());
-    let (cookie, csrf) = ui_login(&app, "reviewer").await;
+    let (cookie, csrf) = ui_login(&app, "reviewer", "/intake").await;
     let (status, page) = send(&app, Method::GET, "/intake", &cookie, "").await;
     assert_eq!(status, StatusCode::OK);
     let page = String::from_utf8(page).unwrap();
@@ -386,6 +386,62 @@ async fn over_http_the_reviewer_lists_reviews_and_prints_a_masked_batch() {
         page.contains("保留") && page.contains("低所得Ⅱ"),
         "the result is shown"
     );
+
+    // 照会 through the form; the doctor sees it beside the item and answers on the sheet view.
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("field", "patient.name_kana"),
+        ("question", "カナを確認してください"),
+    ])
+    .unwrap();
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/review/{}/inquiries", ids[0]),
+        &cookie,
+        &form,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (doctor_cookie, doctor_csrf) = ui_login(&app, "doctor", "/sheets").await;
+    let (status, page) = send(
+        &app,
+        Method::GET,
+        &format!("/sheets/{}", ids[0]),
+        &doctor_cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("自治体からの照会") && page.contains("カナを確認してください"));
+    assert!(
+        page.contains("inquiry-mark"),
+        "the question stands beside its item"
+    );
+    let at = page.find("id=\"inquiry-").expect("the inquiry's anchor") + "id=\"inquiry-".len();
+    let inquiry = &page[at..at + page[at..].find('"').unwrap()];
+    let form =
+        serde_urlencoded::to_string([("csrf", doctor_csrf.as_str()), ("answer", "正しい表記です")])
+            .unwrap();
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/sheets/{}/inquiries/{inquiry}/answer", ids[0]),
+        &doctor_cookie,
+        &form,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = send(
+        &app,
+        Method::GET,
+        &format!("/review/{}", ids[0]),
+        &cookie,
+        "",
+    )
+    .await;
+    assert!(String::from_utf8(page).unwrap().contains("正しい表記です"));
 
     // 審査会用印刷: both sheets, one PDF, no patient name; one audit entry each.
     let form = serde_urlencoded::to_string([
