@@ -443,6 +443,62 @@ async fn over_http_the_reviewer_lists_reviews_and_prints_a_masked_batch() {
     .await;
     assert!(String::from_utf8(page).unwrap().contains("正しい表記です"));
 
+    // The API: the intake list and a result recorded as JSON, with stable codes.
+    let login = serde_json::json!({"login": "reviewer", "password": "demo"}).to_string();
+    let res = app
+        .clone()
+        .oneshot(
+            Request::post("/api/v1/session")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(login))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let bearer = format!("Bearer {}", body["token"].as_str().unwrap());
+    let api = async |method: Method, uri: String, json: Option<serde_json::Value>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, bearer.clone());
+        if json.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = json.map(|j| j.to_string()).unwrap_or_default();
+        let res = app
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+        )
+    };
+    let (status, rows) = api(Method::GET, "/api/v1/intake".into(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rows.as_array().map(Vec::len), Some(2));
+    let (status, review) = api(
+        Method::POST,
+        format!("/api/v1/sheets/{}/review", ids[1]),
+        Some(serde_json::json!({"decision": "rejected", "reason": "診断基準を満たさない"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{review}");
+    assert_eq!(review["decision"], "rejected");
+    let (status, _) = api(
+        Method::POST,
+        format!("/api/v1/sheets/{}/review", ids[2]),
+        Some(serde_json::json!({"decision": "deferred"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not resolved here");
+
     // 審査会用印刷: both sheets, one PDF, no patient name; one audit entry each.
     let form = serde_urlencoded::to_string([
         ("csrf", csrf.as_str()),
