@@ -20,6 +20,7 @@ pub mod imports;
 pub mod keys;
 pub mod ops;
 pub mod print;
+pub mod review;
 pub mod sheets;
 pub mod store;
 pub mod sync_service;

@@ -80,8 +80,15 @@ pub const INQUIRY_ANSWER_KEYS: &[&str] = &[
 macro_rules! coded {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = ($code:literal, $label:literal)),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        /// Serialised as its stable code.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.code())
+            }
+        }
 
         impl $name {
             /// Every value, in display order.
@@ -837,6 +844,8 @@ mod tests {
         assert_eq!(IncomeCategory::ALL.len(), 6);
         assert_eq!(IncomeSpecial::Ventilator.label(), "人工呼吸器等装着者");
         assert_eq!(Decision::from_code("認定"), None);
+        let json = serde_json::to_string(&IncomeCategory::GeneralII).expect("serialises");
+        assert_eq!(json, "\"ippan_2\"");
     }
 
     #[test]

@@ -828,3 +828,146 @@ async fn unsaved_typing_is_never_lost_by_leaving_or_by_an_expired_session() {
     assert_eq!(value_of(&c, "#f-patient-name").await, "離脱 確認");
     c.close().await.unwrap();
 }
+
+/// One form POST on loopback with a cookie, as the browser would send it; returns the body.
+async fn http_post_form(
+    addr: std::net::SocketAddr,
+    path: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body: String = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    raw[head_end + 4..].to_vec()
+}
+
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The reviewer's day: the intake list of resolved sheets, the review screen beside the
+/// judgment, a 照会 on one item, a result recorded, and the 審査会 print of the selected sheets
+/// as one PDF in which no patient's name appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_masked() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 3).await;
+    t.add_user(
+        "reviewer",
+        nsdb::accounts::policy::UserKind::Reviewer,
+        "139999",
+    )
+    .await;
+    let ids = t.node.sheet_ids().await.unwrap();
+    let mut names = Vec::new();
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    for id in &ids[..2] {
+        let sheet = t.node.get_sheet(&doctor, id).await.unwrap();
+        names.push(sheet.items.get("patient.name").cloned().unwrap());
+        // Stands in for the resolution of the sheet's key by the reviewer.
+        let now = t.node.clock.now_ms();
+        nsdb::testing::record_resolution(&t.node, id, "12345678901", "reviewer", now).await;
+    }
+    let c = browser(&d).await;
+    c.goto(&t.url("/login")).await.unwrap();
+    type_into(&c, "#login", "reviewer").await;
+    type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    wait_url(&c, "/intake").await;
+    let list = text_of(&c, "#intake").await;
+    assert!(list.contains("未審査"), "{list}");
+    assert_eq!(
+        c.find_all(Locator::Css("#intake tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // 審査: the sheet beside its judgment; a 照会 on one item.
+    click(&c, &format!("a[href='/review/{}']", ids[0])).await;
+    wait_url(&c, &format!("/review/{}", ids[0])).await;
+    assert!(text_of(&c, "#judgment").await.contains("一次判定"));
+    click(&c, "input[name='field'][value='patient.name_kana']").await;
+    type_into(&c, "#question", "氏名カナの表記を確認してください").await;
+    click(&c, "#ask-button").await;
+    wait_url(&c, "notice=asked").await;
+    let inquiries = text_of(&c, "#inquiry-list").await;
+    assert!(inquiries.contains("氏名カナの表記を確認してください") && inquiries.contains("照会中"));
+
+    // The result: 保留 with its 所得区分.
+    click(&c, "select#decision option[value='deferred']").await;
+    click(&c, "select#income option[value='ippan_1']").await;
+    click(&c, "#record").await;
+    wait_url(&c, "notice=recorded").await;
+    let recorded = text_of(&c, "#recorded").await;
+    assert!(
+        recorded.contains("保留") && recorded.contains("一般所得Ⅰ"),
+        "{recorded}"
+    );
+    shot(&c, "review").await;
+
+    // Back on the list: the state, and the 審査会 print of both sheets.
+    c.goto(&t.url("/intake")).await.unwrap();
+    assert!(text_of(&c, "#intake").await.contains("保留"));
+    for id in &ids[..2] {
+        click(&c, &format!("input[form='batch'][value='{id}']")).await;
+    }
+    assert!(
+        wait_for(&c, "#batch-print")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    let csrf = wait_for(&c, "form#batch input[name='csrf']")
+        .await
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = c.get_named_cookie("nsdb_session").await.unwrap();
+    let pdf = http_post_form(
+        t.addr,
+        "/intake/print",
+        &format!("nsdb_session={}", session.value()),
+        &[("csrf", &csrf), ("id", &ids[0]), ("id", &ids[1])],
+    )
+    .await;
+    assert!(pdf.starts_with(b"%PDF"), "a PDF");
+    let text: String = pdf_extract::extract_text_from_mem(&pdf)
+        .unwrap()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    assert!(text.contains("一次判定"), "the judgment summary is printed");
+    for name in &names {
+        let squashed: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+        assert!(!text.contains(&squashed), "{name} is masked");
+    }
+    c.close().await.unwrap();
+}

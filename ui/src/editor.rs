@@ -57,9 +57,25 @@ pub struct EditorView<'a> {
     pub carried: &'a [String],
     pub actions: Actions<'a>,
     pub conflicts: Option<&'a crate::conflicts::ConflictPanel>,
+    /// Municipalities' inquiries (照会) about the sheet, shown at the top and beside each item.
+    pub inquiries: Option<&'a crate::review::InquiryPanel>,
     /// The version the values are (heads, comma-separated); the editor posts it back so that
     /// a save writes only what its user changed since.
     pub version: &'a str,
+}
+
+/// The open questions about one item, beside it, linking to the answer box.
+fn inquiry_marks(v: &EditorView<'_>, field: &str) -> Markup {
+    html! {
+        @if let Some(panel) = v.inquiries {
+            @for l in panel.open_about(field) {
+                p.msg.inquiry-mark {
+                    a href={ "#inquiry-" (l.id) } { "照会（" (l.state_label) "）" }
+                    ": " (l.question)
+                }
+            }
+        }
+    }
 }
 
 fn field_id(item: &str) -> String {
@@ -273,6 +289,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
             @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
+            @if let Some(q) = v.inquiries { (crate::review::inquiry_panel(q)) }
             (message_summary(v.form, v.messages))
             (edit_bar(v.form, v.meta.id, &v.actions))
             form.sheet #sheet method="post" novalidate action={ "/sheets/" (v.meta.id) } {
@@ -307,6 +324,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                                         button.autofill type="submit" name="action" value="autofill" { "自動入力" }
                                     }
                                 }
+                                (inquiry_marks(v, &item.id))
                                 @if let Some(c) = v.conflicts.and_then(|c| c.items.iter().find(|i| i.field == item.id)) {
                                     p.msg.conflict {
                                         "⚠ 同時に編集され、値が二つあります: "
@@ -396,6 +414,7 @@ pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
             @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
+            @if let Some(q) = v.inquiries { (crate::review::inquiry_panel(q)) }
             (message_summary(v.form, v.messages))
             (view_toolbar(ctx, v))
             @for s in &v.form.sections {
@@ -405,7 +424,10 @@ pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                         @for item in &s.items {
                             @let value = v.values.get(&item.id).map(String::as_str).unwrap_or("");
                             dt { (item.label) }
-                            dd { @if value.is_empty() { span.empty { "未入力" } } @else { (display_value(item, value)) } }
+                            dd {
+                                @if value.is_empty() { span.empty { "未入力" } } @else { (display_value(item, value)) }
+                                (inquiry_marks(v, &item.id))
+                            }
                         }
                     }
                 }

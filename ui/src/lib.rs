@@ -11,6 +11,7 @@ pub mod editor;
 pub mod imports;
 pub mod judgment;
 pub mod list;
+pub mod review;
 pub mod workflow;
 
 pub use editor::{Actions, EditorView, SheetMeta};
@@ -35,6 +36,8 @@ pub struct PageContext<'a> {
     pub can_create: bool,
     /// Shows ユーザ管理.
     pub is_admin: bool,
+    /// Shows 受付一覧 (a municipality's reviewer).
+    pub can_review: bool,
     pub csrf: &'a str,
 }
 
@@ -64,6 +67,9 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
                 span.brand { "nsdb 難病・小慢データベース" }
                 span.node { (ctx.node_label) }
                 nav aria-label="メニュー" {
+                    @if ctx.can_review {
+                        a href="/intake" { "受付一覧" }
+                    }
                     @if ctx.can_read_sheets {
                         a href="/sheets" { "臨床調査個人票検索" }
                     }

@@ -21,6 +21,10 @@ pub struct ListRow {
     pub doctor_name: String,
     pub written_date: String,
     pub linked_date: String,
+    /// 審査結果 (認定 / 不認定 / 保留) of the latest decided review; empty until decided.
+    pub review_result: String,
+    /// 照会: e.g. 「照会 1件」 while a question waits for an answer; empty when none.
+    pub inquiry: String,
     pub status: String,
     pub registration: String,
     pub can_edit: bool,
@@ -125,7 +129,7 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
                         th { "申請種別" } th { "保険者番号/" br; "被保険者番号" } th { "アクセスキー" }
                         th { "氏名カナ" } th { "生年月日" } th { "性別" }
                         th { "告示番号/枝番/" br; "病名" } th { "指定医氏名" }
-                        th { "作成年月日/" br; "自治体連携日" } th { "ステータス/" br; "登録種別" } th { "操作" }
+                        th { "作成年月日/" br; "自治体連携日" } th { "審査結果" } th { "ステータス/" br; "登録種別" } th { "操作" }
                     }
                 }
                 tbody {
@@ -148,6 +152,10 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
                             td { (r.kokuji) "/" br; (r.disease) }
                             td { (or_dash(&r.doctor_name)) }
                             td { (or_dash(&r.written_date)) "/" br; (or_dash(&r.linked_date)) }
+                            td.review-result {
+                                (or_dash(&r.review_result))
+                                @if !r.inquiry.is_empty() { br; span.badge.inquiry-badge { (r.inquiry) } }
+                            }
                             td { (r.status) "/" br; (r.registration) }
                             td.actions {
                                 a href={ "/sheets/" (r.id) } { "閲覧" }

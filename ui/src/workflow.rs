@@ -17,6 +17,8 @@ pub struct WorkflowLine {
     pub disease: String,
     pub from: String,
     pub comment: String,
+    /// 照会: e.g. 「照会 1件」 while a municipality's question waits for an answer; empty otherwise.
+    pub inquiry: String,
 }
 
 fn workflow_table(lines: &[WorkflowLine], empty: &str) -> Markup {
@@ -29,7 +31,8 @@ fn workflow_table(lines: &[WorkflowLine], empty: &str) -> Markup {
                 tbody {
                     @for l in lines {
                         tr {
-                            td { (l.at) } td { (l.patient) } td { (l.written) } td { (l.disease) }
+                            td { (l.at) } td { (l.patient) @if !l.inquiry.is_empty() { " " span.badge.inquiry-badge { (l.inquiry) } } }
+                            td { (l.written) } td { (l.disease) }
                             td { (l.from) } td { (l.comment) }
                             td.actions {
                                 a href={ "/sheets/" (l.id) "/edit" } { "編集" }
@@ -48,6 +51,7 @@ pub fn workflow_list(
     ctx: &PageContext<'_>,
     waiting: &[WorkflowLine],
     sent: &[WorkflowLine],
+    inquiries: &[WorkflowLine],
 ) -> Markup {
     layout(
         ctx,
@@ -57,6 +61,8 @@ pub fn workflow_list(
             (workflow_table(waiting, "確認を待っている臨床調査個人票・医療意見書はありません。"))
             h2 { "確認依頼中（" (sent.len()) "件）" }
             (workflow_table(sent, "確認依頼中の臨床調査個人票・医療意見書はありません。"))
+            h2 #inquiries-waiting { "自治体からの照会（" (inquiries.len()) "件）" }
+            (workflow_table(inquiries, "回答を待っている照会はありません。"))
         },
     )
 }

@@ -127,6 +127,12 @@ pub enum Action {
     /// 更新登録: start next year's sheet from this one.
     CarryForward,
     ManageUsers,
+    /// A municipality's review: the intake list, the review screen, the 審査会 print.
+    ReviewSheet,
+    /// Record a review's result, ask or close an inquiry (照会).
+    RecordReview,
+    /// Answer a municipality's inquiry at the hospital.
+    AnswerInquiry,
 }
 
 /// The owner of the thing acted on, where there is one.
@@ -136,6 +142,11 @@ pub enum Target<'a> {
     /// A sheet, by the institution it belongs to.
     Sheet {
         institution: &'a str,
+    },
+    /// A sheet as a municipality reviews it: whether this node resolved its access key (with
+    /// the patient's birth date). A reviewer reaches only those.
+    Resolved {
+        resolved: bool,
     },
 }
 
@@ -159,7 +170,9 @@ pub fn role_may(role: Role, action: Action) -> bool {
                 | PullBack
                 | CarryForward
         ) | (Role::Doctor, ReturnSheet | Register | Approve | Release)
+            | (Role::Doctor | Role::Clerk, AnswerInquiry)
             | (Role::Reviewer | Role::Ministry, ListSheets | ViewSheet)
+            | (Role::Reviewer, ReviewSheet | RecordReview)
             | (Role::Admin, ManageUsers)
     )
 }
@@ -172,7 +185,9 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
         return Err(Denied);
     }
     let allowed = match (action, target) {
-        (ListSheets | CreateSheet | ManageUsers, Target::None) => true,
+        (ListSheets | CreateSheet | ManageUsers | ReviewSheet, Target::None) => true,
+        // A reviewer reaches a sheet only when this node resolved its key.
+        (ReviewSheet | RecordReview, Target::Resolved { resolved }) => resolved,
         // Doctors and clerks reach their own institution's sheets. Municipal reviewers and
         // the ministry read the sheets their node holds: the sync scope decides which.
         (ViewSheet, Target::Sheet { institution }) => match role {
@@ -264,6 +279,27 @@ mod tests {
         }
         let reviewer = user(UserKind::Reviewer, "A");
         assert_eq!(authorize(&reviewer, Action::Approve, own), Err(Denied));
+    }
+
+    #[test]
+    fn reviewers_review_only_what_their_node_resolved_and_hospitals_answer_their_own() {
+        let r = user(UserKind::Reviewer, "M");
+        let yes = Target::Resolved { resolved: true };
+        let no = Target::Resolved { resolved: false };
+        assert!(authorize(&r, Action::ReviewSheet, yes).is_ok());
+        assert!(authorize(&r, Action::RecordReview, yes).is_ok());
+        assert_eq!(authorize(&r, Action::ReviewSheet, no), Err(Denied));
+        assert_eq!(authorize(&r, Action::RecordReview, no), Err(Denied));
+        let doctor = user(UserKind::NanbyoDoctor, "A");
+        assert_eq!(authorize(&doctor, Action::RecordReview, yes), Err(Denied));
+        let own = Target::Sheet { institution: "A" };
+        let other = Target::Sheet { institution: "B" };
+        assert!(authorize(&doctor, Action::AnswerInquiry, own).is_ok());
+        assert_eq!(
+            authorize(&doctor, Action::AnswerInquiry, other),
+            Err(Denied)
+        );
+        assert_eq!(authorize(&r, Action::AnswerInquiry, own), Err(Denied));
     }
 
     #[test]

@@ -73,7 +73,8 @@ enum Command {
         /// ui (server time of the editor, saving and the list at 100,000 sheets); rules (sheets
         /// per second through check, calculation and judgment on one core); sync (initial,
         /// incremental and idle sync over QUIC on loopback); check (XML files per second through
-        /// read + check + seal on all cores, and through upload + verify + import on a node).
+        /// read + check + seal on all cores, and through upload + verify + import on a node);
+        /// review-print (the 審査会 batch masked print of N sheets, default 100).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cli::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -558,6 +559,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         files: if sheets_given { sheets } else { 10_000 },
                         runs: runs.max(1),
                     })
+                    .await?
+                }
+                "review-print" => {
+                    crate::cli::bench::review::review_print(
+                        crate::cli::bench::review::ReviewPrintBench {
+                            sheets: if sheets_given { sheets } else { 100 },
+                            runs: runs.max(1),
+                        },
+                    )
                     .await?
                 }
                 other => anyhow::bail!("unknown scenario {other}"),

@@ -84,22 +84,86 @@ pub fn sheet_pdf(
     masked: bool,
 ) -> Result<Vec<u8>, PrintError> {
     let face = Face::load()?;
+    let mut document = Document::new();
+    document.set_metadata(
+        Metadata::new()
+            .title(Header::new(&face, form, meta, masked).doc_title.clone())
+            .language("ja".to_string())
+            .creator("nsdb".to_string()),
+    );
+    add_sheet(&mut document, &face, form, values, meta, masked, None)?;
+    document
+        .finish()
+        .map_err(|e| PrintError::Pdf(e.to_string()))
+}
+
+/// One sheet of a 審査会 batch print: the form, its values, what the page says about it and
+/// the machine judgment (一次判定) in one line.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSheet<'a> {
+    pub form: &'a FormDef,
+    pub values: &'a BTreeMap<String, String>,
+    pub meta: PrintMeta<'a>,
+    pub judgment: &'a str,
+}
+
+/// The 審査会 print (M14) of several sheets as one A4 PDF: each sheet masked as
+/// [`sheet_pdf`] masks it, starting on a new page, numbered on its own, with its judgment
+/// summary at the top. The document's title names no patient.
+pub fn review_board_pdf(sheets: &[BatchSheet<'_>]) -> Result<Vec<u8>, PrintError> {
+    let face = Face::load()?;
+    let mut document = Document::new();
+    document.set_metadata(
+        Metadata::new()
+            .title(format!("審査会資料（{}件）", sheets.len()))
+            .language("ja".to_string())
+            .creator("nsdb".to_string()),
+    );
+    for sheet in sheets {
+        add_sheet(
+            &mut document,
+            &face,
+            sheet.form,
+            sheet.values,
+            &sheet.meta,
+            true,
+            Some(sheet.judgment),
+        )?;
+    }
+    document
+        .finish()
+        .map_err(|e| PrintError::Pdf(e.to_string()))
+}
+
+/// Draws one sheet's pages into `document`; with `judgment`, its summary comes first.
+fn add_sheet(
+    document: &mut Document,
+    face: &Face,
+    form: &FormDef,
+    values: &BTreeMap<String, String>,
+    meta: &PrintMeta<'_>,
+    masked: bool,
+    judgment: Option<&str>,
+) -> Result<(), PrintError> {
     let qr = match meta.access_key {
         Some(key) => Some(Qr::encode(key)?),
         None => None,
     };
-    let header = Header::new(&face, form, meta, masked);
-    let blocks = blocks(&face, form, values, meta, masked);
-    let pages = paginate(blocks);
+    let header = Header::new(face, form, meta, masked);
+    let mut all = Vec::new();
+    if let Some(summary) = judgment {
+        all.push(Block::Section {
+            title: "一次判定（機械判定）".to_string(),
+        });
+        all.push(Block::Item {
+            label: wrap(face, "一次判定", LABEL_SIZE, LABEL_TEXT_W),
+            value: wrap(face, summary, VALUE_SIZE, VALUE_W),
+            style: ValueStyle::Answer,
+        });
+    }
+    all.extend(blocks(face, form, values, meta, masked));
+    let pages = paginate(all);
     let total = pages.len();
-
-    let mut document = Document::new();
-    document.set_metadata(
-        Metadata::new()
-            .title(header.doc_title.clone())
-            .language("ja".to_string())
-            .creator("nsdb".to_string()),
-    );
     let settings = PageSettings::from_wh(PAGE_W, PAGE_H)
         .ok_or_else(|| PrintError::Pdf("用紙サイズ".to_string()))?;
     for (n, page_blocks) in pages.iter().enumerate() {
@@ -107,7 +171,7 @@ pub fn sheet_pdf(
         let mut surface = page.surface();
         let mut pen = Pen {
             surface: &mut surface,
-            face: &face,
+            face,
         };
         header.draw(&mut pen, qr.as_ref());
         for placed in page_blocks {
@@ -117,9 +181,7 @@ pub fn sheet_pdf(
         surface.finish();
         page.finish();
     }
-    document
-        .finish()
-        .map_err(|e| PrintError::Pdf(e.to_string()))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -214,6 +276,44 @@ mod tests {
             items,
         });
         (form, vals)
+    }
+
+    #[test]
+    fn a_review_board_print_starts_each_sheet_on_a_new_page_and_names_no_patient() {
+        let form = rinko();
+        let vals = values();
+        let mut other = values();
+        other.insert("patient.name".into(), "鈴木 一子".into());
+        other.insert("patient.name_kana".into(), "スズキ イチコ".into());
+        let one = sheet_pdf(&form, &vals, &meta(Some(KEY)), true).expect("one sheet");
+        let one_pages = pages(&one).len();
+        let batch = review_board_pdf(&[
+            BatchSheet {
+                form: &form,
+                values: &vals,
+                meta: meta(Some(KEY)),
+                judgment: "診断: Definite（基準を満たす）",
+            },
+            BatchSheet {
+                form: &form,
+                values: &other,
+                meta: meta(Some("AK-2")),
+                judgment: "診断: Probable",
+            },
+        ])
+        .expect("a PDF");
+        let pages = pages(&batch);
+        assert_eq!(pages.len(), 2 * one_pages, "each sheet on its own pages");
+        assert!(pages[0].contains("一次判定") && pages[0].contains("Definite"));
+        assert!(
+            pages[one_pages].contains("AK-2"),
+            "the second sheet starts a page"
+        );
+        assert!(pages[one_pages].contains(&format!("1/{one_pages}")));
+        let text = pages.concat();
+        for personal in [NAME, "鈴木 一子", INSURED, INSURER, "ヤマダ", "スズキ"] {
+            assert!(!text.contains(&squash(personal)), "{personal} is masked");
+        }
     }
 
     #[test]

@@ -61,8 +61,14 @@ pub struct SheetRow {
     pub requested_by: Option<u64>,
     /// 記載年月日
     pub written_date: Option<String>,
-    /// 自治体連携日
+    /// 自治体連携日 (YYYY-MM-DD, JST): when the first municipality linked the sheet.
     pub linked_date: Option<String>,
+    /// 認定結果 code of the latest decided review (approved, rejected, deferred).
+    pub review_result: Option<String>,
+    /// Inquiries (照会) asked and not answered yet.
+    pub open_inquiries: u32,
+    /// Inquiries answered and not closed yet.
+    pub answered_inquiries: u32,
     pub status: String,
     /// 登録種別: screen, bulk or paper.
     pub registration: String,
@@ -132,7 +138,8 @@ const ROW_COLUMNS: &str = "s.id, s.form_id, s.kokuji, s.eda, s.disease, s.instit
     s.birth_date, s.sex, u.name AS doctor_name, s.written_date, s.linked_date, s.status,
     s.registration, s.updated_at, s.doctor, s.assignee, a.name AS assignee_name, s.carried_from,
     (SELECT actor FROM workflow_events w WHERE w.sheet_id = s.id AND w.action = 'request'
-     ORDER BY w.id DESC LIMIT 1) AS requested_by";
+     ORDER BY w.id DESC LIMIT 1) AS requested_by, s.review_result, s.open_inquiries,
+    s.answered_inquiries";
 
 /// The joins that give a row its names.
 const ROW_JOINS: &str =
@@ -165,6 +172,9 @@ fn row_from(r: &Row<'_>) -> rusqlite::Result<SheetRow> {
         assignee_name: r.get(22)?,
         carried_from: r.get(23)?,
         requested_by: r.get::<_, Option<i64>>(24)?.map(|d| d as u64),
+        review_result: r.get(25)?,
+        open_inquiries: r.get(26)?,
+        answered_inquiries: r.get(27)?,
     })
 }
 
@@ -218,6 +228,45 @@ pub fn new_sheet_of(
 /// after more than a thousand such saves.
 pub const SHEET_CEILING: usize = 8 * 1024 * 1024;
 
+/// What the list shows of a document's reviews and inquiries.
+struct ReviewProjection {
+    /// 自治体連携日: the earliest review's `linked_ms` as a JST date.
+    linked_date: Option<String>,
+    /// The 認定結果 code of the latest decided review.
+    result: Option<&'static str>,
+    open: u32,
+    answered: u32,
+}
+
+impl ReviewProjection {
+    fn of(sheet: &Sheet) -> ReviewProjection {
+        let reviews = sheet.reviews();
+        let linked_date = reviews
+            .values()
+            .map(|r| r.linked_ms)
+            .min()
+            .map(|ms| jst_date(ms).to_string());
+        let result = reviews
+            .values()
+            .filter_map(|r| Some((r.decided_ms.unwrap_or(0), r.decision?)))
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, d)| d.code());
+        let inquiries = sheet.inquiries();
+        let count = |state| inquiries.iter().filter(|i| i.state == state).count() as u32;
+        ReviewProjection {
+            linked_date,
+            result,
+            open: count(nsdb_sync::InquiryState::Open),
+            answered: count(nsdb_sync::InquiryState::Answered),
+        }
+    }
+}
+
+/// The date in Japan (JST, UTC+9) of a unix-millisecond time.
+pub fn jst_date(ms: i64) -> nsdb_rules::value::Date {
+    crate::Clock::Fixed(ms).today_jst()
+}
+
 /// Writes a sheet's document, its list projection and its sync heads. Every write of a
 /// document goes through here, which keeps the sync inventories current.
 pub fn store_sheet(
@@ -229,22 +278,26 @@ pub fn store_sheet(
     let h = sheet.header();
     let f = sheet.fields();
     let get = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
+    let review = ReviewProjection::of(sheet);
     let doc = sheet.save();
     let heads = heads_blob(&sheet.raw_heads());
     c.prepare_cached(
         "INSERT INTO sheets (id, doc, form_id, form_version, kokuji, eda, disease, institution,
             doctor, application_type, insurer_no, insured_no, access_key, name, name_kana,
             birth_date, sex, written_date, status, registration, created_at, updated_at,
-            carried_from)
+            carried_from, linked_date, review_result, open_inquiries, answered_inquiries)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23)
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
          ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, form_version = excluded.form_version,
             doctor = excluded.doctor, application_type = excluded.application_type,
             insurer_no = excluded.insurer_no, insured_no = excluded.insured_no,
             access_key = excluded.access_key, name = excluded.name,
             name_kana = excluded.name_kana, birth_date = excluded.birth_date,
             sex = excluded.sex, written_date = excluded.written_date,
-            status = excluded.status, updated_at = excluded.updated_at",
+            status = excluded.status, updated_at = excluded.updated_at,
+            linked_date = excluded.linked_date, review_result = excluded.review_result,
+            open_inquiries = excluded.open_inquiries,
+            answered_inquiries = excluded.answered_inquiries",
     )?
     .execute(params![
         h.id.to_string(),
@@ -270,6 +323,10 @@ pub fn store_sheet(
         h.created_ms,
         now_ms,
         h.carried_from.map(|c| c.to_string()),
+        review.linked_date,
+        review.result,
+        review.open,
+        review.answered,
     ])?;
     // The heads sync compares, in the same transaction, stamped with the change counter the
     // write just bumped, so an inventory finds this write by its `seq`.

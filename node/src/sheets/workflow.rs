@@ -162,6 +162,21 @@ pub struct WorkflowList {
     pub waiting: Vec<WorkflowItem>,
     /// Sheets this user sent that the doctor has not acted on yet.
     pub sent: Vec<WorkflowItem>,
+    /// Sheets of the user's institution with a municipality's inquiry (照会) not answered yet.
+    pub inquiries: Vec<WorkflowItem>,
+}
+
+/// `label（entry）` once per review or inquiry a change wrote (entries as `<entry>.<key>`).
+fn review_parts(written: &[String], label: &str) -> Vec<String> {
+    let mut entries: Vec<&str> = written
+        .iter()
+        .map(|w| w.split('.').next().unwrap_or(w))
+        .collect();
+    entries.dedup();
+    entries
+        .into_iter()
+        .map(|e| format!("{label}（{}）", e.chars().take(8).collect::<String>()))
+        .collect()
 }
 
 /// One version in a sheet's history.
@@ -477,12 +492,13 @@ impl Node {
             .read(move |c| {
                 let query = |condition: &str| -> Result<Vec<WorkflowItem>> {
                     let sql = format!(
-                        "SELECT s.id, e.at, e.comment, eu.name FROM sheets s
-                         JOIN workflow_events e ON e.id =
+                        "SELECT s.id, coalesce(e.at, s.updated_at), e.comment,
+                             coalesce(eu.name, '') FROM sheets s
+                         LEFT JOIN workflow_events e ON e.id =
                              (SELECT max(id) FROM workflow_events WHERE sheet_id = s.id)
-                         JOIN users eu ON eu.id = e.actor
+                         LEFT JOIN users eu ON eu.id = e.actor
                          WHERE s.institution = ?1 AND {condition}
-                         ORDER BY e.at DESC LIMIT 200"
+                         ORDER BY coalesce(e.at, s.updated_at) DESC LIMIT 200"
                     );
                     let mut st = c.prepare(&sql)?;
                     let heads = st
@@ -513,6 +529,7 @@ impl Node {
                     sent: query(
                         "s.status = 'requested' AND e.action = 'request' AND e.actor = ?2",
                     )?,
+                    inquiries: query("s.open_inquiries > 0 AND ?2 IS NOT NULL")?,
                 })
             })
             .await?;
@@ -765,7 +782,13 @@ impl Node {
                     })
                     .unwrap_or_else(|| "不明".into()),
                 message: h.message,
-                changed: h.changed,
+                // Reviews and inquiries (照会) are not items; they are named by what they are.
+                changed: h
+                    .changed
+                    .into_iter()
+                    .chain(review_parts(&h.reviews, "審査結果"))
+                    .chain(review_parts(&h.inquiries, "照会"))
+                    .collect(),
             })
             .collect();
         let between = match between {

@@ -18,7 +18,7 @@ mod provisioning;
 mod replica;
 
 pub use hub::{RegistryDirectory, grant, start_hub};
-pub use provisioning::{DEMO_GRANTS, enroll, provision_and_start_hub, start_demo};
+pub use provisioning::{enroll, provision_and_start_hub, start_demo};
 pub use replica::NodeReplica;
 use replica::*;
 

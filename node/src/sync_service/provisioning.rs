@@ -1,8 +1,8 @@
 //! Provisioning in one go for the demo and tests: the hub's identity and settings, an
-//! enrollment for each node accepted there, and the demo's grants. Production enrollment is the
+//! enrollment for each node accepted there. Production enrollment is the
 //! `nsdb provision` commands (`nsdb_provisioning::enrollment`).
 
-use super::{SyncOptions, SyncTask, grant, start, start_hub};
+use super::{SyncOptions, SyncTask, start, start_hub};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -48,12 +48,9 @@ pub fn enroll(hub: &Node, hub_addr: SocketAddr, node: &Node) -> anyhow::Result<(
     Ok(())
 }
 
-/// How many of the hospital's sheets the demo opens to the municipality (as if it held their
-/// applications).
-pub const DEMO_GRANTS: usize = 10;
-
-/// Demo: provisions the hub for sync on `listen`, enrolls the other nodes, opens a few of the
-/// hospital's sheets to the municipality, and starts every node's sync.
+/// Demo: provisions the hub for sync on `listen`, enrolls the other nodes and starts every
+/// node's sync. Nothing is opened to the municipality here: a municipality receives a sheet only
+/// when its reviewer resolves the sheet's access key with the patient's birth date.
 pub async fn start_demo(nodes: &[Arc<Node>], listen: SocketAddr) -> anyhow::Result<Vec<SyncTask>> {
     let hub = nodes
         .iter()
@@ -61,26 +58,6 @@ pub async fn start_demo(nodes: &[Arc<Node>], listen: SocketAddr) -> anyhow::Resu
         .ok_or_else(|| anyhow::anyhow!("the demo has no hub"))?;
     let others: Vec<&Arc<Node>> = nodes.iter().filter(|n| n.role() != NodeRole::Hub).collect();
     let mut tasks = vec![provision_and_start_hub(hub, listen, &others)?];
-    if let (Some(hospital), Some(municipality)) = (
-        others.iter().find(|n| n.role() == NodeRole::Hospital),
-        others.iter().find(|n| n.role() == NodeRole::Municipality),
-    ) {
-        let ids: Vec<String> = hospital
-            .store
-            .read(|c| {
-                let mut st = c.prepare(&format!(
-                    "SELECT id FROM sheets ORDER BY created_at, id LIMIT {DEMO_GRANTS}"
-                ))?;
-                let ids = st
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()?;
-                Ok::<_, crate::Error>(ids)
-            })
-            .await?;
-        for id in ids {
-            grant(hub, &id, municipality.node_id).await?;
-        }
-    }
     for n in others {
         if let Some(task) = start(n, SyncOptions::default())? {
             tasks.push(task);

@@ -11,6 +11,7 @@ use nsdb_sync::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::config::NodeRole;
+use crate::review::authority::{self, Sender};
 use crate::sheets::{heads_blob, heads_of};
 use crate::{Node, audit};
 
@@ -132,6 +133,25 @@ pub(super) fn scoped_heads(
     .collect()
 }
 
+/// The heads of the stored copy of sheet `id` (empty when this node does not hold it).
+fn stored_heads(c: &Connection, id: &str) -> rusqlite::Result<Vec<nsdb_sync::ChangeHash>> {
+    let blob: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT heads FROM sync_heads WHERE sheet_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(blob
+        .map(|b| {
+            heads_of(&b)
+                .into_iter()
+                .map(nsdb_sync::ChangeHash)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 fn is_constraint(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -250,8 +270,11 @@ impl Replica for NodeReplica {
         sheets: Vec<Sheet>,
     ) -> Result<Vec<(SheetId, String)>, ReplicaError> {
         let now = self.node.clock.now_ms();
-        let peer = peer.node.to_string();
         let here = self.node.role();
+        let (node_id, code) = (self.node.node_id, self.node.config.institution.code.clone());
+        let sender_role = peer.role;
+        let jurisdiction = peer.jurisdiction.clone();
+        let peer = peer.node.to_string();
         self.node
             .store
             .write(move |c| {
@@ -260,6 +283,27 @@ impl Replica for NodeReplica {
                 let mut count = 0usize;
                 for mut sheet in sheets {
                     let id = sheet.id();
+                    // The hub takes from each node only the parts of a sheet that node may
+                    // change (a municipality: its review and inquiries; a hospital: not reviews).
+                    if here == NodeRole::Hub {
+                        let sender = match sender_role {
+                            PeerRole::Municipality => Some(Sender::Municipality(&jurisdiction)),
+                            PeerRole::Hospital => Some(Sender::Hospital),
+                            PeerRole::Hub => None,
+                        };
+                        if let Some(sender) = sender {
+                            let stored = stored_heads(&tx, &id.to_string())?;
+                            if let Err(reason) = authority::check(&sheet, &stored, sender) {
+                                tracing::warn!(target: "nsdb::sync", sheet = %id, "a received sheet changes what its sender may not; not stored");
+                                refused.push((id, format!("ハブは受け取りません: {reason}")));
+                                continue;
+                            }
+                        }
+                    }
+                    // A sheet this municipality resolved is linked (受付) when it arrives.
+                    if here == NodeRole::Municipality {
+                        crate::review::link_arrived(&tx, &mut sheet, node_id, &code)?;
+                    }
                     let point = tx.savepoint()?;
                     match crate::sheets::store_sheet(&point, &mut sheet, "screen", now) {
                         Ok(()) => {

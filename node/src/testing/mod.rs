@@ -58,6 +58,37 @@ impl TestNode {
         }
     }
 
+    /// A municipality node like the demo's but with 自治体コード `code` (its reviewer is
+    /// `reviewer`, password `demo`): a second municipality for tests.
+    pub async fn start_municipality(code: &str) -> TestNode {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let mut spec = demo::demo_nodes()
+            .into_iter()
+            .find(|n| n.role == NodeRole::Municipality)
+            .expect("a demo municipality");
+        spec.institution = crate::config::Institution {
+            code: code.to_string(),
+            name: format!("試験自治体 {code}"),
+        };
+        let config = demo::config(dir.path(), &spec, addr).expect("configuration");
+        let node = Node::open(config, crate::Clock::System).expect("node opens");
+        demo::seed(&node, &spec, 0).await.expect("seeded");
+        let app = crate::http::router(node.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestNode {
+            node,
+            addr,
+            dir,
+            server,
+        }
+    }
+
     /// `http://127.0.0.1:PORT` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
@@ -88,4 +119,25 @@ impl TestNode {
             .await
             .expect("user added")
     }
+}
+
+/// Records that `node`'s user `login` resolved sheet `id` (access key `key`) at `at_ms`: the
+/// `resolutions` row key resolution writes, for tests that stand in for resolution.
+pub async fn record_resolution(node: &Arc<Node>, id: &str, key: &str, login: &str, at_ms: i64) {
+    let (id, key, login) = (id.to_string(), key.to_string(), login.to_string());
+    node.store
+        .write(move |c| {
+            let user: i64 =
+                c.query_row("SELECT id FROM users WHERE login = ?1", [&login], |r| {
+                    r.get(0)
+                })?;
+            c.execute(
+                "INSERT OR REPLACE INTO resolutions (sheet_id, access_key, user_id, resolved_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![id, key, user, at_ms],
+            )?;
+            Ok::<_, crate::Error>(())
+        })
+        .await
+        .expect("resolution recorded");
 }

@@ -100,6 +100,56 @@ impl SyncSite {
             .await
             .expect("granted");
     }
+
+    /// Stands in for the resolution of sheet `id`'s access key by the municipality's reviewer
+    /// (`reviewer`): grants the sheet to the municipality at the hub and records the
+    /// `resolutions` row at the municipality, as resolution at the hub does. The key is read
+    /// from the hospital's copy (empty when the sheet has none).
+    pub async fn resolve_for_municipality(&self, id: &str) {
+        resolve_at(
+            &self.hub.node,
+            &self.hospital.node,
+            &self.municipality.node,
+            id,
+        )
+        .await;
+    }
+}
+
+/// Grants sheet `id` (held by `hospital`) to `municipality` at `hub` and records the
+/// `resolutions` row there for its user `reviewer`: a stand-in for key resolution.
+pub async fn resolve_at(hub: &Arc<Node>, hospital: &Arc<Node>, municipality: &Arc<Node>, id: &str) {
+    sync_service::grant(hub, id, municipality.node_id)
+        .await
+        .expect("granted");
+    let sid = id.to_string();
+    let key: String = hospital
+        .store
+        .read(move |c| {
+            let key: Option<String> =
+                c.query_row("SELECT access_key FROM sheets WHERE id = ?1", [&sid], |r| {
+                    r.get(0)
+                })?;
+            Ok::<_, crate::Error>(key.unwrap_or_default())
+        })
+        .await
+        .expect("the hospital holds the sheet");
+    let now = municipality.clock.now_ms();
+    crate::testing::record_resolution(municipality, id, &key, "reviewer", now).await;
+}
+
+impl SyncSite {
+    /// Starts another municipality node (自治体コード `code`, reviewer `reviewer`), enrolled with
+    /// the hub and syncing: for tests that need a second municipality.
+    pub async fn add_municipality(&mut self, code: &str) -> TestNode {
+        let other = TestNode::start_municipality(code).await;
+        sync_service::enroll(&self.hub.node, self.hub_addr, &other.node).expect("enrolled");
+        let task = sync_service::start(&other.node, FAST)
+            .expect("sync starts")
+            .expect("the node is enrolled");
+        self.node_tasks.push(task);
+        other
+    }
 }
 
 /// Waits up to `timeout` for `check` to hold, polling; returns whether it held.

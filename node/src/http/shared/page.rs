@@ -40,6 +40,7 @@ impl Ctx {
             can_read_sheets: role_may(self.role, Action::ListSheets),
             can_create: role_may(self.role, Action::CreateSheet),
             is_admin: role_may(self.role, Action::ManageUsers),
+            can_review: role_may(self.role, Action::ReviewSheet),
             csrf: &self.csrf,
         }
     }

@@ -1,4 +1,4 @@
-//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `sync`), the static
+//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `review`, `sync`), the static
 //! assets, the home redirect and the not-found page.
 //!
 //! Every state-changing request is a POST carrying the session's CSRF token (the sign-in form
@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod imports;
+pub mod review;
 pub mod sheets;
 pub mod sync;
 
@@ -22,6 +23,7 @@ use crate::http::shared::session::UiSession;
 async fn home(s: UiSession) -> Redirect {
     match s.principal.role() {
         Role::Admin => Redirect::to("/admin/users"),
+        Role::Reviewer => Redirect::to("/intake"),
         _ => Redirect::to("/sheets"),
     }
 }
@@ -69,6 +71,7 @@ pub fn routes() -> Router<AppState> {
         .merge(accounts::routes())
         .merge(sheets::routes())
         .merge(imports::routes())
+        .merge(review::routes())
         .merge(sync::routes())
         .fallback(not_found)
 }

@@ -96,6 +96,7 @@ async fn render(
     let updated = format_ms(d.row.updated_at_ms);
     let key = printed_key(&d.row);
     let conflicts = super::conflicts::conflict_panel(node, s, id, form, editing).await;
+    let inquiries = crate::http::ui::review::inquiry_panel(node, s, id, form).await;
     let version = d.version.join(",");
     let view = nsdb_ui::EditorView {
         form,
@@ -114,6 +115,7 @@ async fn render(
         problem,
         carried: &d.carried,
         conflicts: conflicts.as_ref(),
+        inquiries: inquiries.as_ref(),
         version: &version,
         actions: nsdb_ui::Actions {
             edit: offered.edit,

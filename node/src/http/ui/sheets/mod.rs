@@ -43,6 +43,17 @@ fn list_row(r: SheetRow, offered: Offered) -> nsdb_ui::ListRow {
         doctor_name: r.doctor_name.unwrap_or_default(),
         written_date: slash_date(r.written_date.as_deref()),
         linked_date: slash_date(r.linked_date.as_deref()),
+        review_result: r
+            .review_result
+            .as_deref()
+            .and_then(nsdb_sync::Decision::from_code)
+            .map(|d| d.label().to_string())
+            .unwrap_or_default(),
+        inquiry: match (r.open_inquiries, r.answered_inquiries) {
+            (0, 0) => String::new(),
+            (0, _) => "照会回答済".into(),
+            (n, _) => format!("照会 {n}件"),
+        },
         status: status::label(&r.status).to_string(),
         registration: registration_label(&r.registration).to_string(),
         can_edit: offered.edit,

@@ -82,11 +82,20 @@ async fn workflow_list(State(node): State<AppState>, s: UiSession) -> Response {
                     disease: i.row.disease.clone(),
                     from: i.from_name.clone(),
                     comment: i.comment.clone().unwrap_or_default(),
+                    inquiry: if i.row.open_inquiries > 0 {
+                        format!("照会 {}件", i.row.open_inquiries)
+                    } else {
+                        String::new()
+                    },
                 })
                 .collect()
         };
-    let page =
-        nsdb_ui::workflow::workflow_list(&ctx.page(), &lines(&list.waiting), &lines(&list.sent));
+    let page = nsdb_ui::workflow::workflow_list(
+        &ctx.page(),
+        &lines(&list.waiting),
+        &lines(&list.sent),
+        &lines(&list.inquiries),
+    );
     Html(page.into_string()).into_response()
 }
 

@@ -1,0 +1,534 @@
+//! The municipality's screens — 受付一覧 (`/intake`, the reviewer's home), 審査 (`/review/{id}`)
+//! with the result form and 照会, the 審査会 batch masked print (`POST /intake/print`) — and the
+//! hospital's answer to an inquiry (`POST /sheets/{id}/inquiries/{inquiry}/answer`) with the
+//! inquiry panel its sheet view and editor show. Handlers translate forms to domain calls; the
+//! `review` domain decides access and audits.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use nsdb_rules::FormDef;
+use nsdb_sync::{Decision, IncomeCategory, IncomeSpecial, ResearchConsent, Review};
+use serde::Deserialize;
+
+use crate::http::AppState;
+use crate::http::shared::page::{Ctx, error_page, format_ms, posted_form, slash_date};
+use crate::http::shared::session::UiSession;
+use crate::review::{InquiryDetail, IntakeState, ReviewInput};
+use crate::{Error, Node};
+
+/// What `/intake` may be given back: the sheet just resolved, or what was typed and why it
+/// did not resolve.
+#[derive(Debug, Default, Deserialize)]
+pub struct IntakeQuery {
+    pub resolved: Option<String>,
+    pub error: Option<String>,
+    pub access_key: Option<String>,
+    pub birth_date: Option<String>,
+}
+
+async fn intake(
+    State(node): State<AppState>,
+    s: UiSession,
+    Query(q): Query<IntakeQuery>,
+) -> Response {
+    intake_page(&node, &s, q).await
+}
+
+/// The intake page with what was typed kept (`q.access_key`, `q.birth_date`) and `q.error`
+/// shown, or the success notice for `q.resolved`. The resolution handler can answer with it.
+pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response {
+    let ctx = Ctx::new(node, s);
+    let rows = match node.intake(&s.principal).await {
+        Ok(rows) => rows,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let notice = q.resolved.as_ref().map(|id| {
+        match rows.iter().find(|r| &r.sheet_id == id) {
+            Some(r) if r.state == IntakeState::NotArrived => format!(
+                "アクセスキー {} を受け付けました。臨床調査個人票は同期で届きます（状態「未着」）。",
+                r.access_key
+            ),
+            Some(r) => format!("アクセスキー {} を受け付けました。", r.access_key),
+            None => "受け付けました。".to_string(),
+        }
+    });
+    let view = nsdb_ui::review::IntakeView {
+        lines: rows
+            .iter()
+            .map(|r| nsdb_ui::review::IntakeLine {
+                sheet_id: r.sheet_id.clone(),
+                received: format_ms(r.resolved_at_ms),
+                access_key: r.access_key.clone(),
+                name_kana: r.name_kana.clone().unwrap_or_else(|| "—".into()),
+                disease: r.disease.clone().unwrap_or_else(|| "—".into()),
+                judgment: r.judgment.clone().unwrap_or_else(|| "—".into()),
+                state: r.state_label.clone(),
+                arrived: r.state != IntakeState::NotArrived,
+            })
+            .collect(),
+        access_key: q.access_key.unwrap_or_default(),
+        birth_date: q.birth_date.unwrap_or_default(),
+        error: q.error,
+        notice,
+    };
+    Html(nsdb_ui::review::intake_page(&ctx.page(), &view).into_string()).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReviewQuery {
+    notice: Option<String>,
+}
+
+async fn review(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    Query(q): Query<ReviewQuery>,
+) -> Response {
+    let notice = match q.notice.as_deref() {
+        Some("recorded") => Some("審査結果を記録しました。"),
+        Some("asked") => Some("照会しました。医療機関に同期で届きます。"),
+        Some("closed") => Some("照会を完了しました。"),
+        _ => None,
+    };
+    review_page(&node, &s, &id, notice, None, None).await
+}
+
+fn labelled(options: impl Iterator<Item = (&'static str, &'static str)>) -> Vec<(String, String)> {
+    options
+        .map(|(c, l)| (c.to_string(), l.to_string()))
+        .collect()
+}
+
+/// An inquiry in display form, with item labels from `form`.
+fn inquiry_line(form: Option<&FormDef>, d: &InquiryDetail) -> nsdb_ui::review::InquiryLine {
+    let label = |field: &str| {
+        form.and_then(|f| f.item(field))
+            .map(|i| i.label.clone())
+            .unwrap_or_else(|| field.to_string())
+    };
+    let shown =
+        |field: &str, value: &Option<String>| match (form.and_then(|f| f.item(field)), value) {
+            (_, None) => "（なし）".to_string(),
+            (Some(item), Some(v)) => nsdb_ui::editor::display_value(item, v),
+            (None, Some(v)) => v.clone(),
+        };
+    let i = &d.inquiry;
+    nsdb_ui::review::InquiryLine {
+        id: i.id.clone(),
+        fields: i.fields.clone(),
+        labels: i.fields.iter().map(|f| label(f)).collect(),
+        question: i.question.clone(),
+        asked_by: i.asked_by.clone(),
+        asked_at: format_ms(i.asked_ms),
+        state: i.state.code().to_string(),
+        state_label: i.state.label().to_string(),
+        answer: i.answer.clone().unwrap_or_default(),
+        answered_by: i.answered_by.clone().unwrap_or_default(),
+        answered_at: i.answered_ms.map(format_ms).unwrap_or_default(),
+        closed_at: i.closed_ms.map(format_ms).unwrap_or_default(),
+        changes: d
+            .changes
+            .iter()
+            .map(|c| nsdb_ui::review::ChangeLine {
+                label: label(&c.field),
+                before: shown(&c.field, &c.before),
+                after: shown(&c.field, &c.after),
+            })
+            .collect(),
+    }
+}
+
+fn recorded(r: &Review) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(d) = r.decision {
+        out.push(("認定結果".into(), d.label().into()));
+    }
+    if let Some(reason) = &r.reason {
+        out.push(("不認定の理由".into(), reason.clone()));
+    }
+    if r.valid_from.is_some() || r.valid_to.is_some() {
+        out.push((
+            "有効期間".into(),
+            format!(
+                "{} 〜 {}",
+                slash_date(r.valid_from.as_deref()),
+                slash_date(r.valid_to.as_deref())
+            ),
+        ));
+    }
+    if let Some(c) = r.research_consent {
+        out.push(("研究利用の同意".into(), c.label().into()));
+    }
+    if let Some(i) = r.income {
+        let special = r
+            .income_special
+            .map(|s| format!("（{}）", s.label()))
+            .unwrap_or_default();
+        out.push(("所得区分".into(), format!("{}{special}", i.label())));
+    }
+    if let (Some(at), Some(by)) = (r.decided_ms, &r.reviewer) {
+        out.push(("記録".into(), format!("{by}（{}）", format_ms(at))));
+    }
+    out
+}
+
+/// The review screen; `typed` keeps a posted result that was refused.
+async fn review_page(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+    notice: Option<&str>,
+    error: Option<String>,
+    typed: Option<&ReviewInput>,
+) -> Response {
+    let ctx = Ctx::new(node, s);
+    let screen = match node.review_screen(&s.principal, id).await {
+        Ok(screen) => screen,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let form = node.catalogue.form(&screen.detail.row.form_id);
+    let sections = form
+        .map(|f| {
+            f.sections
+                .iter()
+                .map(|sec| nsdb_ui::review::ReviewSection {
+                    title: sec.title.clone(),
+                    items: sec
+                        .items
+                        .iter()
+                        .map(|item| nsdb_ui::review::ReviewItem {
+                            id: item.id.clone(),
+                            label: item.label.clone(),
+                            value: screen
+                                .detail
+                                .items
+                                .get(&item.id)
+                                .map(|v| nsdb_ui::editor::display_value(item, v))
+                                .unwrap_or_default(),
+                        })
+                        .collect(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ev = &screen.evaluation;
+    let judgment = [&ev.judgment.category, &ev.judgment.severity]
+        .into_iter()
+        .flatten()
+        .map(|j| nsdb_ui::review::JudgmentRow {
+            title: j.title.clone(),
+            derived: j
+                .derived
+                .as_ref()
+                .map(|o| o.label.clone())
+                .unwrap_or_else(|| "―".into()),
+            criteria: match j.meets_criteria {
+                Some(true) => "基準を満たす".into(),
+                Some(false) => "基準を満たさない".into(),
+                None => "―".into(),
+            },
+        })
+        .collect();
+    let current = screen.review.clone();
+    let pick = |typed: Option<&str>, stored: Option<&'static str>| {
+        typed
+            .map(str::to_string)
+            .or(stored.map(str::to_string))
+            .unwrap_or_default()
+    };
+    let view = nsdb_ui::review::ReviewView {
+        sheet_id: id.to_string(),
+        title: format!(
+            "告示番号{} {}",
+            screen.detail.row.kokuji, screen.detail.row.disease
+        ),
+        access_key: screen.detail.row.access_key.clone().unwrap_or_default(),
+        sections,
+        judgment,
+        judgment_messages: ev
+            .judgment
+            .messages
+            .iter()
+            .map(|m| m.text.clone())
+            .collect(),
+        inquiries: screen
+            .inquiries
+            .iter()
+            .map(|d| inquiry_line(form, d))
+            .collect(),
+        recorded: current.as_ref().map(recorded).unwrap_or_default(),
+        decision: pick(
+            typed.map(|t| t.decision.as_str()),
+            current
+                .as_ref()
+                .and_then(|r| r.decision)
+                .map(Decision::code),
+        ),
+        reason: typed
+            .map(|t| t.reason.clone())
+            .or_else(|| current.as_ref().and_then(|r| r.reason.clone()))
+            .unwrap_or_default(),
+        valid_from: typed
+            .map(|t| t.valid_from.clone())
+            .or_else(|| current.as_ref().and_then(|r| r.valid_from.clone()))
+            .unwrap_or_default(),
+        valid_to: typed
+            .map(|t| t.valid_to.clone())
+            .or_else(|| current.as_ref().and_then(|r| r.valid_to.clone()))
+            .unwrap_or_default(),
+        research_consent: pick(
+            typed.map(|t| t.research_consent.as_str()),
+            current
+                .as_ref()
+                .and_then(|r| r.research_consent)
+                .map(ResearchConsent::code),
+        ),
+        income: pick(
+            typed.map(|t| t.income.as_str()),
+            current
+                .as_ref()
+                .and_then(|r| r.income)
+                .map(IncomeCategory::code),
+        ),
+        income_special: pick(
+            typed.map(|t| t.income_special.as_str()),
+            current
+                .as_ref()
+                .and_then(|r| r.income_special)
+                .map(IncomeSpecial::code),
+        ),
+        decisions: labelled(Decision::ALL.iter().map(|d| (d.code(), d.label()))),
+        consents: labelled(ResearchConsent::ALL.iter().map(|d| (d.code(), d.label()))),
+        incomes: labelled(IncomeCategory::ALL.iter().map(|d| (d.code(), d.label()))),
+        specials: labelled(IncomeSpecial::ALL.iter().map(|d| (d.code(), d.label()))),
+        notice: notice.map(str::to_string),
+        error,
+    };
+    Html(nsdb_ui::review::review_page(&ctx.page(), &view).into_string()).into_response()
+}
+
+async fn record(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    let input = ReviewInput {
+        decision: get("decision"),
+        reason: get("reason"),
+        valid_from: get("valid_from"),
+        valid_to: get("valid_to"),
+        research_consent: get("research_consent"),
+        income: get("income"),
+        income_special: get("income_special"),
+    };
+    match node.record_review(&s.principal, &id, &input).await {
+        Ok(_) => Redirect::to(&format!("/review/{id}?notice=recorded")).into_response(),
+        Err(Error::Invalid(why)) => {
+            review_page(&node, &s, &id, None, Some(why), Some(&input)).await
+        }
+        Err(e) => error_page(Some(&ctx), e),
+    }
+}
+
+async fn ask(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let items: Vec<String> = fields
+        .get("field")
+        .map(|v| {
+            v.split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let question = fields.get("question").cloned().unwrap_or_default();
+    match node.ask_inquiry(&s.principal, &id, &items, &question).await {
+        Ok(_) => Redirect::to(&format!("/review/{id}?notice=asked")).into_response(),
+        Err(Error::Invalid(why)) => review_page(&node, &s, &id, None, Some(why), None).await,
+        Err(e) => error_page(Some(&ctx), e),
+    }
+}
+
+async fn close(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path((id, inquiry)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    if let Err(refused) = posted_form(&body, &s.csrf, Some(&ctx)) {
+        return *refused;
+    }
+    match node.close_inquiry(&s.principal, &id, &inquiry).await {
+        Ok(()) => Redirect::to(&format!("/review/{id}?notice=closed")).into_response(),
+        Err(e) => error_page(Some(&ctx), e),
+    }
+}
+
+async fn answer(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path((id, inquiry)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let text = fields.get("answer").cloned().unwrap_or_default();
+    match node
+        .answer_inquiry(&s.principal, &id, &inquiry, &text)
+        .await
+    {
+        Ok(()) => Redirect::to(&format!("/sheets/{id}#inquiries")).into_response(),
+        Err(e) => error_page(Some(&ctx), e),
+    }
+}
+
+/// The inquiry panel of sheet `id` for the hospital's view and editor; `None` when the sheet
+/// has no inquiries or cannot be read by the user.
+pub async fn inquiry_panel(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+    form: &FormDef,
+) -> Option<nsdb_ui::review::InquiryPanel> {
+    let details = node.sheet_inquiries(&s.principal, id).await.ok()?;
+    if details.is_empty() {
+        return None;
+    }
+    let can_answer = crate::accounts::policy::role_may(
+        s.principal.role(),
+        crate::accounts::policy::Action::AnswerInquiry,
+    );
+    Some(nsdb_ui::review::InquiryPanel {
+        sheet_id: id.to_string(),
+        csrf: s.csrf.clone(),
+        can_answer,
+        lines: details
+            .iter()
+            .map(|d| inquiry_line(Some(form), d))
+            .collect(),
+    })
+}
+
+/// 審査会用印刷: the selected sheets as one masked PDF, each from a new page with its
+/// judgment summary; one audit entry per sheet.
+async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let ids: Vec<String> = fields
+        .get("id")
+        .map(|v| {
+            v.split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let sheets = match node.review_print_sheets(&s.principal, &ids).await {
+        Ok(sheets) => sheets,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    let printed_at = format!("{} JST", format_ms(node.clock.now_ms()));
+    let rules_version = node.catalogue.version().to_string();
+    let catalogue = node.catalogue.clone();
+    let pdf = tokio::task::spawn_blocking(move || {
+        review_board_pdf(&catalogue, &sheets, &printed_at, &rules_version)
+    })
+    .await;
+    match pdf {
+        Ok(Ok(bytes)) => (
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "inline; filename=\"review-board.pdf\"".to_string(),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(Err(e)) => error_page(Some(&ctx), e),
+        Err(_) => error_page(
+            Some(&ctx),
+            Error::Invalid("帳票を作成できませんでした。もう一度お試しください。".into()),
+        ),
+    }
+}
+
+/// The 審査会 PDF of `sheets` (already authorised and audited).
+pub fn review_board_pdf(
+    catalogue: &nsdb_rules::Catalogue,
+    sheets: &[crate::review::PrintSheet],
+    printed_at: &str,
+    rules_version: &str,
+) -> Result<Vec<u8>, Error> {
+    let mut forms = Vec::with_capacity(sheets.len());
+    for sheet in sheets {
+        let form = catalogue
+            .form(&sheet.detail.row.form_id)
+            .ok_or_else(|| Error::UnknownForm(sheet.detail.row.form_id.clone()))?;
+        forms.push(form);
+    }
+    let statuses: Vec<&str> = sheets
+        .iter()
+        .map(|p| crate::sheets::status::label(&p.detail.row.status))
+        .collect();
+    let batch: Vec<crate::print::BatchSheet<'_>> = sheets
+        .iter()
+        .zip(&forms)
+        .zip(&statuses)
+        .map(|((p, form), status)| crate::print::BatchSheet {
+            form,
+            values: &p.detail.items,
+            meta: crate::print::PrintMeta {
+                sheet_id: &p.detail.row.id,
+                status,
+                access_key: p.detail.row.access_key.as_deref(),
+                form_version: &p.detail.form_version,
+                rules_version: Some(rules_version),
+                printed_at,
+                institution: "",
+                doctor: p.detail.row.doctor_name.as_deref().unwrap_or(""),
+            },
+            judgment: &p.judgment,
+        })
+        .collect();
+    crate::print::review_board_pdf(&batch).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/intake", get(intake))
+        .route("/intake/print", post(print))
+        .route("/review/{id}", get(review).post(record))
+        .route("/review/{id}/inquiries", post(ask))
+        .route("/review/{id}/inquiries/{inquiry}/close", post(close))
+        .route("/sheets/{id}/inquiries/{inquiry}/answer", post(answer))
+}

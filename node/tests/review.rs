@@ -1,0 +1,534 @@
+//! A municipality's review on one node: the intake list of resolved sheets, the review screen
+//! and its result, inquiries (照会) asked, answered and closed, the 審査会 batch print; the
+//! authorisation and audit of each, through the domain and over HTTP.
+//!
+//! The node is a hospital with a reviewer added, so that one node holds both sides; the
+//! resolution of an access key (another module) is stood in for by a `resolutions` row.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use nsdb::accounts::policy::{Principal, UserKind};
+use nsdb::config::NodeRole;
+use nsdb::review::{IntakeState, ReviewInput};
+use nsdb::testing::TestNode;
+use nsdb::{Error, Node};
+use nsdb_sync::{Decision, IncomeCategory, InquiryState};
+use tower::ServiceExt;
+
+async fn principal(t: &TestNode, login: &str) -> Principal {
+    t.node.login(login, "demo").await.unwrap().principal
+}
+
+/// A hospital node with three sheets and a reviewer.
+async fn site() -> (TestNode, Principal, Principal, Vec<String>) {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 3).await;
+    t.add_user("reviewer", UserKind::Reviewer, "139999").await;
+    let reviewer = principal(&t, "reviewer").await;
+    let doctor = principal(&t, "doctor").await;
+    let ids = t.node.sheet_ids().await.unwrap();
+    (t, reviewer, doctor, ids)
+}
+
+/// Stands in for the resolution of sheet `id` by `reviewer`.
+async fn resolve(node: &std::sync::Arc<Node>, _reviewer: &Principal, id: &str, at_ms: i64) {
+    nsdb::testing::record_resolution(node, id, "12345678901", "reviewer", at_ms).await;
+}
+
+async fn audit_actions(node: &Node, target: &str) -> Vec<String> {
+    let target = target.to_string();
+    node.store
+        .read(move |c| {
+            let mut st = c.prepare("SELECT action FROM audit WHERE target = ?1 ORDER BY seq")?;
+            let v = st
+                .query_map([target], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok::<_, Error>(v)
+        })
+        .await
+        .unwrap()
+}
+
+fn approved() -> ReviewInput {
+    ReviewInput {
+        decision: "approved".into(),
+        valid_from: "2026-04-01".into(),
+        valid_to: "2027-03-31".into(),
+        research_consent: "given".into(),
+        income: "ippan_1".into(),
+        income_special: "kougaku_chouki".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_reviewer_sees_only_resolved_sheets_and_records_a_result_the_list_shows() {
+    let (t, reviewer, doctor, ids) = site().await;
+    let n = &t.node;
+    assert!(n.intake(&reviewer).await.unwrap().is_empty());
+    // A sheet this node did not resolve cannot be reviewed, and the refusal is audited.
+    assert!(matches!(
+        n.review_screen(&reviewer, &ids[1]).await,
+        Err(Error::Denied(_))
+    ));
+    assert!(
+        audit_actions(n, &ids[1])
+            .await
+            .contains(&"review_denied".to_string())
+    );
+    assert!(matches!(
+        n.record_review(&reviewer, &ids[1], &approved()).await,
+        Err(Error::Denied(_))
+    ));
+
+    resolve(n, &reviewer, &ids[0], 1_780_000_000_000).await;
+    // A resolution whose sheet has not arrived is 未着.
+    resolve(
+        n,
+        &reviewer,
+        "00000000-0000-4000-8000-000000000000",
+        1_780_000_100_000,
+    )
+    .await;
+    let rows = n.intake(&reviewer).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].state, IntakeState::NotArrived);
+    assert_eq!(rows[0].state_label, "未着");
+    assert_eq!(rows[1].sheet_id, ids[0]);
+    assert_eq!(rows[1].state_label, "未審査");
+    assert!(rows[1].judgment.as_deref().is_some_and(|j| !j.is_empty()));
+    assert!(rows[1].disease.is_some());
+
+    let screen = n.review_screen(&reviewer, &ids[0]).await.unwrap();
+    assert!(screen.review.is_none());
+    assert!(!screen.detail.items.is_empty());
+
+    // 不認定 needs its reason; 認定 its period.
+    let rejected = ReviewInput {
+        decision: "rejected".into(),
+        ..Default::default()
+    };
+    match n.record_review(&reviewer, &ids[0], &rejected).await {
+        Err(Error::Invalid(why)) => assert!(why.contains("理由"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let no_period = ReviewInput {
+        decision: "approved".into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        n.record_review(&reviewer, &ids[0], &no_period).await,
+        Err(Error::Invalid(_))
+    ));
+    let review = n
+        .record_review(&reviewer, &ids[0], &approved())
+        .await
+        .unwrap();
+    assert_eq!(review.decision, Some(Decision::Approved));
+    assert_eq!(review.income, Some(IncomeCategory::GeneralI));
+    assert_eq!(review.reviewer.as_deref(), Some("reviewer 試験"));
+    assert_eq!(review.linked_ms, 1_780_000_000_000, "linked when resolved");
+
+    let rows = n.intake(&reviewer).await.unwrap();
+    assert_eq!(rows[1].state_label, "認定");
+    // The hospital's list: 自治体連携日 (JST) and the result.
+    let d = n.get_sheet(&doctor, &ids[0]).await.unwrap();
+    assert_eq!(d.row.linked_date.as_deref(), Some("2026-05-29"));
+    assert_eq!(d.row.review_result.as_deref(), Some("approved"));
+    let actions = audit_actions(n, &ids[0]).await;
+    for expected in ["review_view", "review_record"] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} in {actions:?}"
+        );
+    }
+    // Doctors and clerks record no result.
+    assert!(matches!(
+        n.record_review(&doctor, &ids[0], &approved()).await,
+        Err(Error::Denied(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_inquiry_is_asked_answered_after_an_edit_and_closed_with_the_changes_shown() {
+    let (t, reviewer, doctor, ids) = site().await;
+    let n = &t.node;
+    let id = &ids[0];
+    resolve(n, &reviewer, id, 1_780_000_000_000).await;
+    let asked = n
+        .ask_inquiry(
+            &reviewer,
+            id,
+            &["patient.name_kana".to_string()],
+            "氏名カナの表記を確認してください",
+        )
+        .await
+        .unwrap();
+    assert_eq!(asked.state, InquiryState::Open);
+    assert!(matches!(
+        n.ask_inquiry(&reviewer, id, &[], "項目なし").await,
+        Err(Error::Invalid(_))
+    ));
+    // The hospital sees it in its workflow list and on the sheet.
+    let list = n.workflow_list(&doctor).await.unwrap();
+    assert_eq!(list.inquiries.len(), 1);
+    assert_eq!(list.inquiries[0].row.open_inquiries, 1);
+    let seen = n.sheet_inquiries(&doctor, id).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].changes.is_empty());
+    assert_eq!(
+        n.intake(&reviewer).await.unwrap()[0].state,
+        IntakeState::Inquiring
+    );
+
+    // The doctor corrects the item and answers.
+    n.update_sheet(
+        &doctor,
+        id,
+        &BTreeMap::from([(
+            "patient.name_kana".to_string(),
+            "テイセイ タロウ".to_string(),
+        )]),
+    )
+    .await
+    .unwrap();
+    n.answer_inquiry(&doctor, id, &asked.id, "カナを訂正しました")
+        .await
+        .unwrap();
+    assert!(matches!(
+        n.answer_inquiry(&reviewer, id, &asked.id, "自治体は回答しない")
+            .await,
+        Err(Error::Denied(_))
+    ));
+    assert!(n.workflow_list(&doctor).await.unwrap().inquiries.is_empty());
+
+    let screen = n.review_screen(&reviewer, id).await.unwrap();
+    let inquiry = &screen.inquiries[0];
+    assert_eq!(inquiry.inquiry.state, InquiryState::Answered);
+    assert_eq!(
+        inquiry.inquiry.answer.as_deref(),
+        Some("カナを訂正しました")
+    );
+    assert_eq!(inquiry.changes.len(), 1);
+    assert_eq!(inquiry.changes[0].field, "patient.name_kana");
+    assert_eq!(inquiry.changes[0].after.as_deref(), Some("テイセイ タロウ"));
+
+    n.close_inquiry(&reviewer, id, &asked.id).await.unwrap();
+    let screen = n.review_screen(&reviewer, id).await.unwrap();
+    assert_eq!(screen.inquiries[0].inquiry.state, InquiryState::Closed);
+    let history = n.differences(&doctor, id, None).await.unwrap().versions;
+    let messages: Vec<&str> = history.iter().map(|h| h.message.as_str()).collect();
+    for step in ["照会", "照会回答", "照会完了"] {
+        assert!(
+            messages.contains(&step),
+            "{step} in the history: {messages:?}"
+        );
+    }
+    let actions = audit_actions(n, id).await;
+    for expected in ["inquiry_ask", "inquiry_answer", "inquiry_close"] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} in {actions:?}"
+        );
+    }
+}
+
+/// Signs in through the login page with a cookie jar; returns the cookies and a CSRF token.
+async fn ui_login(app: &Router, login: &str, home: &str) -> (String, String) {
+    let res = app
+        .clone()
+        .oneshot(Request::get("/login").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let mut cookies: HashMap<String, String> = HashMap::new();
+    let keep = |res: &axum::response::Response, cookies: &mut HashMap<String, String>| {
+        for sc in res.headers().get_all(header::SET_COOKIE) {
+            let sc = sc.to_str().unwrap();
+            let (pair, _) = sc.split_once(';').unwrap_or((sc, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            cookies.insert(k.to_string(), v.to_string());
+        }
+    };
+    keep(&res, &mut cookies);
+    let page =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let csrf = hidden_csrf(&page);
+    let body = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("login", login),
+        ("password", "demo"),
+    ])
+    .unwrap();
+    let jar = |cookies: &HashMap<String, String>| {
+        cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let res = app
+        .clone()
+        .oneshot(
+            Request::post("/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, jar(&cookies))
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    keep(&res, &mut cookies);
+    let (status, page) = send(app, Method::GET, home, &jar(&cookies), "").await;
+    assert_eq!(status, StatusCode::OK);
+    (
+        jar(&cookies),
+        hidden_csrf(&String::from_utf8(page).unwrap()),
+    )
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no CSRF field in {html}"));
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn send(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    cookie: &str,
+    form: &str,
+) -> (StatusCode, Vec<u8>) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::COOKIE, cookie);
+    if !form.is_empty() {
+        req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::from(form.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    (
+        status,
+        res.into_body().collect().await.unwrap().to_bytes().to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn over_http_the_reviewer_lists_reviews_and_prints_a_masked_batch() {
+    let (t, reviewer, doctor, ids) = site().await;
+    let n = &t.node;
+    for id in &ids[..2] {
+        resolve(n, &reviewer, id, 1_780_000_000_000).await;
+    }
+    let names: Vec<String> = {
+        let mut v = Vec::new();
+        for id in &ids[..2] {
+            let d = n.get_sheet(&doctor, id).await.unwrap();
+            v.push(d.items.get("patient.name").cloned().unwrap());
+        }
+        v
+    };
+    let app = nsdb::http::router(n.clone());
+    let (cookie, csrf) = ui_login(&app, "reviewer", "/intake").await;
+    let (status, page) = send(&app, Method::GET, "/intake", &cookie, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("受付一覧") && page.contains("審査会用印刷"));
+    assert!(page.contains(&format!("/review/{}", ids[0])));
+    assert!(!page.contains(&ids[2]), "an unresolved sheet is not listed");
+    // The review screen of an unresolved sheet is refused.
+    let (status, _) = send(
+        &app,
+        Method::GET,
+        &format!("/review/{}", ids[2]),
+        &cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Recording a result through the form.
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("decision", "deferred"),
+        ("income", "teishotoku_2"),
+    ])
+    .unwrap();
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/review/{}", ids[0]),
+        &cookie,
+        &form,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = send(
+        &app,
+        Method::GET,
+        &format!("/review/{}", ids[0]),
+        &cookie,
+        "",
+    )
+    .await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("保留") && page.contains("低所得Ⅱ"),
+        "the result is shown"
+    );
+
+    // 照会 through the form; the doctor sees it beside the item and answers on the sheet view.
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("field", "patient.name_kana"),
+        ("question", "カナを確認してください"),
+    ])
+    .unwrap();
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/review/{}/inquiries", ids[0]),
+        &cookie,
+        &form,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (doctor_cookie, doctor_csrf) = ui_login(&app, "doctor", "/sheets").await;
+    let (status, page) = send(
+        &app,
+        Method::GET,
+        &format!("/sheets/{}", ids[0]),
+        &doctor_cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("自治体からの照会") && page.contains("カナを確認してください"));
+    assert!(
+        page.contains("inquiry-mark"),
+        "the question stands beside its item"
+    );
+    let at = page.find("id=\"inquiry-").expect("the inquiry's anchor") + "id=\"inquiry-".len();
+    let inquiry = &page[at..at + page[at..].find('"').unwrap()];
+    let form =
+        serde_urlencoded::to_string([("csrf", doctor_csrf.as_str()), ("answer", "正しい表記です")])
+            .unwrap();
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/sheets/{}/inquiries/{inquiry}/answer", ids[0]),
+        &doctor_cookie,
+        &form,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = send(
+        &app,
+        Method::GET,
+        &format!("/review/{}", ids[0]),
+        &cookie,
+        "",
+    )
+    .await;
+    assert!(String::from_utf8(page).unwrap().contains("正しい表記です"));
+
+    // The API: the intake list and a result recorded as JSON, with stable codes.
+    let login = serde_json::json!({"login": "reviewer", "password": "demo"}).to_string();
+    let res = app
+        .clone()
+        .oneshot(
+            Request::post("/api/v1/session")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(login))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let bearer = format!("Bearer {}", body["token"].as_str().unwrap());
+    let api = async |method: Method, uri: String, json: Option<serde_json::Value>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, bearer.clone());
+        if json.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = json.map(|j| j.to_string()).unwrap_or_default();
+        let res = app
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+        )
+    };
+    let (status, rows) = api(Method::GET, "/api/v1/intake".into(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rows.as_array().map(Vec::len), Some(2));
+    let (status, review) = api(
+        Method::POST,
+        format!("/api/v1/sheets/{}/review", ids[1]),
+        Some(serde_json::json!({"decision": "rejected", "reason": "診断基準を満たさない"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{review}");
+    assert_eq!(review["decision"], "rejected");
+    let (status, _) = api(
+        Method::POST,
+        format!("/api/v1/sheets/{}/review", ids[2]),
+        Some(serde_json::json!({"decision": "deferred"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not resolved here");
+
+    // 審査会用印刷: both sheets, one PDF, no patient name; one audit entry each.
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("id", ids[0].as_str()),
+        ("id", ids[1].as_str()),
+    ])
+    .unwrap();
+    let (status, pdf) = send(&app, Method::POST, "/intake/print", &cookie, &form).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(pdf.starts_with(b"%PDF"));
+    let text: String = pdf_extract::extract_text_from_mem(&pdf)
+        .unwrap()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    assert!(text.contains("一次判定"));
+    for name in &names {
+        let squashed: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+        assert!(!text.contains(&squashed), "{name} is masked");
+    }
+    for id in &ids[..2] {
+        assert!(
+            audit_actions(n, id)
+                .await
+                .contains(&"review_print".to_string())
+        );
+    }
+    // An unresolved sheet in the selection refuses the whole print.
+    let form =
+        serde_urlencoded::to_string([("csrf", csrf.as_str()), ("id", ids[2].as_str())]).unwrap();
+    let (status, _) = send(&app, Method::POST, "/intake/print", &cookie, &form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
