@@ -31,7 +31,7 @@ pub use error::SheetError;
 pub use ids::{Author, NodeId, ParseNodeIdError, ParseSheetIdError, SheetId};
 pub use inventory::Inventory;
 pub use layout::{HEADER_KEYS, PATIENT_PREFIX, SCHEMA_VERSION};
-pub use link::{Directory, HubEndpoint, LinkError, NodeLink};
+pub use link::{Answerer, Directory, HubEndpoint, LinkError, NoAnswers, NodeLink};
 pub use replicate::ReplicationError;
 pub use session::{Peer, PeerRole, Replica, ReplicaError, SessionError, SessionStats};
 pub use sheet::{Conflict, ConflictValue, Edit, HistoryEntry, NewSheet, Sheet, SheetHeader};

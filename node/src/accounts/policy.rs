@@ -127,6 +127,8 @@ pub enum Action {
     /// 更新登録: start next year's sheet from this one.
     CarryForward,
     ManageUsers,
+    /// Resolve an access key with a birth date at the hub (臨個票連携, 受付).
+    ResolveKey,
 }
 
 /// The owner of the thing acted on, where there is one.
@@ -137,6 +139,9 @@ pub enum Target<'a> {
     Sheet {
         institution: &'a str,
     },
+    /// Another institution's sheet that this node resolved by its access key (granted to
+    /// this node, arrived by sync): readable and a source for 更新登録, never editable.
+    Linked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,7 +163,9 @@ pub fn role_may(role: Role, action: Action) -> bool {
                 | RequestReview
                 | PullBack
                 | CarryForward
+                | ResolveKey
         ) | (Role::Doctor, ReturnSheet | Register | Approve | Release)
+            | (Role::Reviewer, ResolveKey)
             | (Role::Reviewer | Role::Ministry, ListSheets | ViewSheet)
             | (Role::Admin, ManageUsers)
     )
@@ -172,7 +179,9 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
         return Err(Denied);
     }
     let allowed = match (action, target) {
-        (ListSheets | CreateSheet | ManageUsers, Target::None) => true,
+        (ListSheets | CreateSheet | ManageUsers | ResolveKey, Target::None) => true,
+        // A sheet resolved here by key: read, and carried forward from at a hospital.
+        (ViewSheet | CarryForward, Target::Linked) => true,
         // Doctors and clerks reach their own institution's sheets. Municipal reviewers and
         // the ministry read the sheets their node holds: the sync scope decides which.
         (ViewSheet, Target::Sheet { institution }) => match role {

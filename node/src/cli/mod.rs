@@ -73,7 +73,8 @@ enum Command {
         /// ui (server time of the editor, saving and the list at 100,000 sheets); rules (sheets
         /// per second through check, calculation and judgment on one core); sync (initial,
         /// incremental and idle sync over QUIC on loopback); check (XML files per second through
-        /// read + check + seal on all cores, and through upload + verify + import on a node).
+        /// read + check + seal on all cores, and through upload + verify + import on a node);
+        /// review (access-key resolution latency at the hub with --keys issued keys).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cli::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -86,6 +87,9 @@ enum Command {
         /// (rules, default 2000) or files per run (check, default 10000).
         #[arg(long)]
         sheets: Option<usize>,
+        /// Issued keys at the hub (review, default 1000000).
+        #[arg(long)]
+        keys: Option<usize>,
     },
     /// Takes an online, encrypted backup of the node's database (users, sheets, workflow
     /// history, audit log) into a new directory, with a manifest and checksum.
@@ -523,6 +527,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             json,
             runs,
             sheets,
+            keys,
         } => {
             let sheets_given = sheets.is_some();
             let sheets = sheets.unwrap_or(2000);
@@ -556,6 +561,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "check" => {
                     crate::cli::bench::check::check(crate::cli::bench::check::CheckBench {
                         files: if sheets_given { sheets } else { 10_000 },
+                        runs: runs.max(1),
+                    })
+                    .await?
+                }
+                "review" => {
+                    crate::cli::bench::review::review(crate::cli::bench::review::ReviewBench {
+                        keys: keys.unwrap_or(1_000_000),
                         runs: runs.max(1),
                     })
                     .await?

@@ -218,6 +218,37 @@ pub fn new_sheet_of(
 /// after more than a thousand such saves.
 pub const SHEET_CEILING: usize = 8 * 1024 * 1024;
 
+/// Whether this node resolved sheet `id` by its access key (a `resolutions` row).
+pub(crate) fn resolved_here(c: &Connection, id: &str) -> rusqlite::Result<bool> {
+    Ok(c.query_row(
+        "SELECT 1 FROM resolutions WHERE sheet_id = ?1",
+        [id],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
+
+/// What `p` acts on in sheet `row`: another institution's sheet this node resolved by key is
+/// [`Target::Linked`] (readable, never editable); any other sheet is its institution's.
+pub(crate) fn sheet_target<'a>(p: &Principal, row: &'a SheetRow, linked: bool) -> Target<'a> {
+    if linked && row.institution != p.institution {
+        Target::Linked
+    } else {
+        Target::Sheet {
+            institution: &row.institution,
+        }
+    }
+}
+
+/// `YYYY-MM-DD` in Japan (UTC+9) of unix ms: how 自治体連携日 is kept in the projection.
+pub fn jst_date(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+9));
+    format!("{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day())
+}
+
 /// Writes a sheet's document, its list projection and its sync heads. Every write of a
 /// document goes through here, which keeps the sync inventories current.
 pub fn store_sheet(
@@ -235,16 +266,17 @@ pub fn store_sheet(
         "INSERT INTO sheets (id, doc, form_id, form_version, kokuji, eda, disease, institution,
             doctor, application_type, insurer_no, insured_no, access_key, name, name_kana,
             birth_date, sex, written_date, status, registration, created_at, updated_at,
-            carried_from)
+            carried_from, linked_date)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23)
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24)
          ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, form_version = excluded.form_version,
             doctor = excluded.doctor, application_type = excluded.application_type,
             insurer_no = excluded.insurer_no, insured_no = excluded.insured_no,
             access_key = excluded.access_key, name = excluded.name,
             name_kana = excluded.name_kana, birth_date = excluded.birth_date,
             sex = excluded.sex, written_date = excluded.written_date,
-            status = excluded.status, updated_at = excluded.updated_at",
+            status = excluded.status, updated_at = excluded.updated_at,
+            linked_date = coalesce(excluded.linked_date, sheets.linked_date)",
     )?
     .execute(params![
         h.id.to_string(),
@@ -270,6 +302,7 @@ pub fn store_sheet(
         h.created_ms,
         now_ms,
         h.carried_from.map(|c| c.to_string()),
+        sheet.linked_ms().map(jst_date),
     ])?;
     // The heads sync compares, in the same transaction, stamped with the change counter the
     // write just bumped, so an inventory finds this write by its `seq`.
@@ -443,17 +476,18 @@ impl Node {
             .store
             .read(move |c| match load_row(c, &sid)? {
                 None => Ok(None),
-                Some(row) => {
-                    Ok::<_, Error>(Some((load_doc(c, &sid)?, row, carried_items(c, &sid)?)))
-                }
+                Some(row) => Ok::<_, Error>(Some((
+                    load_doc(c, &sid)?,
+                    row,
+                    carried_items(c, &sid)?,
+                    resolved_here(c, &sid)?,
+                ))),
             })
             .await?;
-        let Some((sheet, row, carried)) = found else {
+        let Some((sheet, row, carried, linked)) = found else {
             return Err(Error::SheetNotFound(id.to_string()));
         };
-        let target = Target::Sheet {
-            institution: &row.institution,
-        };
+        let target = sheet_target(p, &row, linked);
         if let Err(denied) = authorize(p, Action::ViewSheet, target) {
             self.audit_denied(p, "sheet_view_denied", id).await?;
             return Err(denied.into());

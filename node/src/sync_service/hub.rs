@@ -76,9 +76,10 @@ pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTas
         s.address = Some(addr.to_string());
     });
     let serving = endpoint.clone();
+    let desk = Arc::new(super::HubDesk::new(node.clone()));
     let task = tokio::spawn(async move {
         serving
-            .serve(replica, directory, move |peer, result| {
+            .serve_with(replica, directory, desk, move |peer, result| {
                 let now = clock.now_ms();
                 match result {
                     Ok(stats) => handle.update(|s| {

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod imports;
+pub mod keys;
 pub mod sheets;
 pub mod sync;
 
@@ -76,6 +77,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
             .merge_from(accounts::AccountsApiDoc::openapi())
             .merge_from(sheets::SheetsApiDoc::openapi())
             .merge_from(imports::ImportsApiDoc::openapi())
+            .merge_from(keys::KeysApiDoc::openapi())
             .merge_from(sync::SyncApiDoc::openapi()),
     )
 }
@@ -95,6 +97,7 @@ pub fn routes() -> Router<AppState> {
         .merge(accounts::routes())
         .merge(sheets::routes())
         .merge(imports::routes())
+        .merge(keys::routes())
         .merge(sync::routes())
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

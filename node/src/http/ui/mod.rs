@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod imports;
+pub mod keys;
 pub mod sheets;
 pub mod sync;
 
@@ -69,6 +70,7 @@ pub fn routes() -> Router<AppState> {
         .merge(accounts::routes())
         .merge(sheets::routes())
         .merge(imports::routes())
+        .merge(keys::routes())
         .merge(sync::routes())
         .fallback(not_found)
 }
