@@ -48,7 +48,7 @@ pub fn check_digit(digits: &str) -> u8 {
 pub const BLOCK_SIZE: u32 = 100_000;
 
 /// An access key, held as its 11 digits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AccessKey(String);
 
 impl AccessKey {
