@@ -68,7 +68,7 @@ enum Reply {
     NoLease {
         reason: String,
     },
-    Found(ResolvedSheet),
+    Found(Box<ResolvedSheet>),
     NotFound,
     RateLimited,
     /// The request could not be read.
@@ -344,7 +344,7 @@ impl HubDesk {
                 if sheet.linked_date.is_none() {
                     sheet.linked_date = linked;
                 }
-                Reply::Found(sheet)
+                Reply::Found(Box::new(sheet))
             }
             (Ok(_), None) => Reply::NotFound,
         }
@@ -558,7 +558,7 @@ pub async fn resolve(
     let now = node.clock.now_ms();
     let (outcome, result) = match reply {
         None => ("hub_unreachable", Err(ResolveError::HubUnreachable)),
-        Some(Reply::Found(sheet)) => ("found", Ok(sheet)),
+        Some(Reply::Found(sheet)) => ("found", Ok(*sheet)),
         Some(Reply::NotFound) => ("not_found", Err(ResolveError::NotFound)),
         Some(Reply::RateLimited) => ("rate_limited", Err(ResolveError::RateLimited)),
         Some(Reply::Refused { reason } | Reply::NoLease { reason }) => {

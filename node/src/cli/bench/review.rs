@@ -113,15 +113,14 @@ pub async fn review(opts: ReviewBench) -> anyhow::Result<Vec<Figure>> {
                 (key_of(i), birth_of(i))
             } else {
                 // A guess: a real key with a wrong birth date, or a key never issued.
-                let wrong = if j % 4 == 1 {
+                if j % 4 == 1 {
                     (key_of(i), birth_of(i + 1))
                 } else {
                     (
                         AccessKey::new(99_999, (i % BLOCK_SIZE as usize) as u32),
                         birth_of(i),
                     )
-                };
-                wrong
+                }
             };
             let t = Instant::now();
             let answer = find_sheet(&hub, key.digits(), &birth).await?;
