@@ -962,4 +962,28 @@ async fn linkage_without_a_hub_says_so_and_keeps_what_was_typed() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // The municipality's 受付 by key goes back to /intake with what was typed and why.
+    let m = TestNode::start(NodeRole::Municipality).await;
+    let mut c = Client::new(&m);
+    c.ui_login("reviewer").await;
+    let page = c.get("/sync").await;
+    let csrf = hidden_csrf(&page.body);
+    let r = c
+        .form(
+            "/intake/resolve",
+            &[
+                ("csrf", &csrf),
+                ("access_key", &key),
+                ("birth_date", "1980-04-01"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.headers[header::LOCATION].to_str().unwrap().to_string();
+    let query: HashMap<String, String> =
+        serde_urlencoded::from_str(to.trim_start_matches("/intake?")).unwrap();
+    assert_eq!(query["access_key"], key);
+    assert_eq!(query["birth_date"], "1980-04-01");
+    assert!(query["error"].contains("ハブ"), "{to}");
 }

@@ -249,6 +249,43 @@ mod tests {
     }
 
     #[test]
+    fn a_sheet_resolved_by_key_is_read_and_renewed_from_but_never_changed() {
+        for kind in [UserKind::NanbyoDoctor, UserKind::Clerk] {
+            let u = user(kind, "B");
+            assert!(authorize(&u, Action::ResolveKey, Target::None).is_ok());
+            assert!(authorize(&u, Action::ViewSheet, Target::Linked).is_ok());
+            assert!(authorize(&u, Action::CarryForward, Target::Linked).is_ok());
+            for action in [
+                Action::EditSheet,
+                Action::Register,
+                Action::RequestReview,
+                Action::PullBack,
+            ] {
+                assert_eq!(
+                    authorize(&u, action, Target::Linked),
+                    Err(Denied),
+                    "{action:?}"
+                );
+            }
+        }
+        let reviewer = user(UserKind::Reviewer, "M");
+        assert!(authorize(&reviewer, Action::ResolveKey, Target::None).is_ok());
+        assert_eq!(
+            authorize(&reviewer, Action::EditSheet, Target::Linked),
+            Err(Denied)
+        );
+        let admin = user(UserKind::Admin, "B");
+        assert_eq!(
+            authorize(&admin, Action::ResolveKey, Target::None),
+            Err(Denied)
+        );
+        assert_eq!(
+            authorize(&admin, Action::ViewSheet, Target::Linked),
+            Err(Denied)
+        );
+    }
+
+    #[test]
     fn only_doctors_register_approve_release_and_return() {
         let own = Target::Sheet { institution: "A" };
         let clerk = user(UserKind::Clerk, "A");
