@@ -153,7 +153,9 @@ impl From<rusqlite::Error> for ResolveError {
 }
 
 /// The node's own link for requests to the hub (beside the sync loop's), set once the node is
-/// enrolled.
+/// enrolled. Requests of one node take turns on it (a resolution holds it for the hub's
+/// equal-time floor, so a node asks at most about four resolutions a second; its daily limit
+/// is far below that).
 #[derive(Default)]
 pub struct RequestLink(tokio::sync::Mutex<Option<NodeLink>>);
 
@@ -322,10 +324,7 @@ impl HubDesk {
                 )?;
                 let mut linked = None;
                 if let Some(sheet) = &target {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO sync_grants (sheet_id, node, granted_at) VALUES (?1, ?2, ?3)",
-                        params![sheet, to.to_string(), now],
-                    )?;
+                    super::hub::grant_in(&tx, sheet, to, now)?;
                     linked = mark_linked(&tx, sheet, hub, now)?;
                 }
                 tx.commit()?;
