@@ -59,6 +59,12 @@ pub enum Error {
     Invalid(String),
     #[error("保存された臨床調査個人票・医療意見書を読み込めません ({id}): {reason}")]
     Document { id: String, reason: String },
+    /// 登録 on a node that holds no leased key block with a serial left (the hub has not been
+    /// reached since the node started, or its blocks are used up).
+    #[error(
+        "アクセスキーの払い出しをまだハブ（中央）から受けていないため、登録できません。ハブと接続できた後に、もう一度登録してください。入力した内容は一時保存されています。"
+    )]
+    NoKeyBlock,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -989,3 +989,97 @@ async fn metrics_count_requests_by_route_and_hold_no_ids_or_values() {
     assert!(!text.contains(&id), "a sheet id in the metrics: {text}");
     assert!(!text.contains("doctor"), "a login in the metrics");
 }
+
+#[tokio::test]
+async fn linkage_without_a_hub_says_so_and_keeps_what_was_typed() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    let page = c.get("/linkage").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("アクセスキー") && page.body.contains("生年月日"));
+    assert!(page.body.contains("href=\"/linkage\""), "the menu entry");
+
+    let key = nsdb::keys::AccessKey::new(12_345, 678).display();
+    let r = c
+        .form(
+            "/linkage",
+            &[
+                ("csrf", &csrf),
+                ("access_key", &key),
+                ("birth_date", "1980/4/1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("ハブ（中央）に接続できない"), "{}", r.body);
+    assert!(
+        r.body.contains(&format!("value=\"{key}\"")),
+        "the key stays"
+    );
+    assert!(
+        r.body.contains("value=\"1980/4/1\""),
+        "the birth date stays"
+    );
+
+    // A key with a wrong check digit never leaves the node.
+    let digits = nsdb::keys::AccessKey::new(12_345, 678).digits().to_string();
+    let check = digits.as_bytes()[10] - b'0';
+    let wrong = format!("{}{}", &digits[..10], (check + 1) % 10);
+    let r = c
+        .form(
+            "/linkage",
+            &[
+                ("csrf", &csrf),
+                ("access_key", &wrong),
+                ("birth_date", "1980-04-01"),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("11桁"), "{}", r.body);
+    assert!(!r.body.contains("ハブ（中央）に接続できない"));
+
+    // The API: 503 when the hub cannot be reached, 422 for a malformed key.
+    c.api_login("doctor").await;
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/resolutions",
+            json!({"access_key": key, "birth_date": "1980-04-01"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "hub_unreachable");
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/resolutions",
+            json!({"access_key": "1234", "birth_date": "1980-04-01"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // The municipality's 受付 by key goes back to /intake with what was typed and why.
+    let m = TestNode::start(NodeRole::Municipality).await;
+    let mut c = Client::new(&m);
+    c.ui_login("reviewer").await;
+    let page = c.get("/sync").await;
+    let csrf = hidden_csrf(&page.body);
+    let r = c
+        .form(
+            "/intake/resolve",
+            &[
+                ("csrf", &csrf),
+                ("access_key", &key),
+                ("birth_date", "1980-04-01"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.headers[header::LOCATION].to_str().unwrap().to_string();
+    let query: HashMap<String, String> =
+        serde_urlencoded::from_str(to.trim_start_matches("/intake?")).unwrap();
+    assert_eq!(query["access_key"], key);
+    assert_eq!(query["birth_date"], "1980-04-01");
+    assert!(query["error"].contains("ハブ"), "{to}");
+}

@@ -590,3 +590,32 @@ async fn renewal_from_an_older_form_version_drops_what_the_current_form_no_longe
         "the history says what was left behind and why: {said}"
     );
 }
+
+#[tokio::test]
+async fn a_node_without_a_leased_key_block_refuses_registration_and_keeps_the_sheet() {
+    let t = TestNode::start_unleased(NodeRole::Hospital, 0).await;
+    let n = &t.node;
+    let doctor = principal(&t, "doctor").await;
+    let id = n
+        .create_sheet(&doctor, "rinko-006", &complete(n))
+        .await
+        .unwrap()
+        .row
+        .id;
+    let err = n.step(&doctor, &id, Step::Register).await.unwrap_err();
+    assert!(matches!(err, Error::NoKeyBlock), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("ハブ") && message.contains("保存"),
+        "{message}"
+    );
+    let kept = n.get_sheet(&doctor, &id).await.unwrap();
+    assert_eq!(kept.row.status, status::DRAFT);
+    assert_eq!(kept.row.access_key, None);
+
+    // Once a block is leased, the same sheet registers with a key from that block.
+    let block = nsdb::testing::lease_test_block(n).await;
+    let s = n.step(&doctor, &id, Step::Register).await.unwrap();
+    let key = s.row.access_key.unwrap();
+    assert_eq!(key[..5], format!("{block:05}"));
+}

@@ -32,7 +32,7 @@ pub use error::SheetError;
 pub use ids::{Author, NodeId, ParseNodeIdError, ParseSheetIdError, SheetId};
 pub use inventory::Inventory;
 pub use layout::{HEADER_KEYS, PATIENT_PREFIX, SCHEMA_VERSION};
-pub use link::{Directory, HubEndpoint, LinkError, NodeLink};
+pub use link::{Answerer, Directory, HubEndpoint, LinkError, NoAnswers, NodeLink};
 pub use replicate::ReplicationError;
 pub use review::{
     Decision, INQUIRY_ANSWER_KEYS, INQUIRY_PREFIX, IncomeCategory, IncomeSpecial, Inquiry,

@@ -2,6 +2,11 @@
 //! on every stream they open; a node keeps one connection to the hub and opens a stream per
 //! session, reconnecting when the connection is gone.
 //!
+//! Beside sessions, a node can ask the hub something on a stream of its own: the stream's first
+//! frame is a [`Frame::Request`] (a key block, a resolution); the hub hands its body to an
+//! [`Answerer`] and sends back one [`Frame::Answer`]. Any other first frame starts a session, as
+//! before. The meaning of a request's body belongs to the caller.
+//!
 //! Pinning happens in the TLS handshake ([`crate::tls`]); this module then maps the peer's key
 //! to what enrollment says about it. It must never run a session for a key that the directory
 //! does not know, and never let one failed session stop the hub from serving others.
@@ -9,8 +14,91 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncReadExt};
+
 use crate::session::{self, Peer, Replica, SessionError, SessionStats, Side};
 use crate::tls::{self, LocalKey, PublicKey, TlsError};
+use crate::wire::{self, Frame, MAX_FRAME, PROTOCOL_VERSION, WireError};
+
+/// How long a node waits for the hub's answer to a request (the hub may hold an answer back
+/// for a fixed time on purpose, see the caller's docs).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The hub's side of requests: what to answer a node that asks something outside a session.
+pub trait Answerer: Send + Sync {
+    /// The answer to `body` from `peer` (an enrolled node), in the caller's encoding.
+    fn answer(
+        &self,
+        peer: &Peer,
+        body: Vec<u8>,
+    ) -> impl std::future::Future<Output = Vec<u8>> + Send;
+}
+
+/// An answerer for a hub that takes no requests: every request gets an empty answer.
+pub struct NoAnswers;
+
+impl Answerer for NoAnswers {
+    async fn answer(&self, _: &Peer, _: Vec<u8>) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+/// One request on a new stream of `connection`: the [`Frame::Request`] out, the
+/// [`Frame::Answer`]'s body back.
+async fn ask(connection: quinn::Connection, body: Vec<u8>) -> Result<Vec<u8>, LinkError> {
+    let (mut send, mut recv) = connection.open_bi().await?;
+    wire::write_frame(
+        &mut send,
+        &Frame::Request {
+            version: PROTOCOL_VERSION,
+            body,
+        },
+    )
+    .await
+    .map_err(SessionError::from)?;
+    let _ = send.finish();
+    match wire::read_frame(&mut recv)
+        .await
+        .map_err(SessionError::from)?
+    {
+        Some((Frame::Answer { body }, _)) => Ok(body),
+        Some((other, _)) => Err(LinkError::Session(SessionError::Unexpected {
+            expected: "Answer",
+            got: session::frame_name(&other),
+        })),
+        None => Err(LinkError::Session(SessionError::Closed)),
+    }
+}
+
+/// Reads the first frame of a stream as raw bytes: the request's body when it is a request,
+/// otherwise the frame's bytes (prefix included) to be read again by the session.
+async fn first_frame<R: AsyncRead + Unpin>(
+    recv: &mut R,
+) -> Result<Result<(u16, Vec<u8>), Vec<u8>>, WireError> {
+    let mut prefix = [0u8; 4];
+    recv.read_exact(&mut prefix)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => WireError::Truncated,
+            _ => WireError::Io(e),
+        })?;
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_FRAME {
+        return Err(WireError::Oversized { len });
+    }
+    let mut raw = vec![0u8; len + 4];
+    raw[..4].copy_from_slice(&prefix);
+    recv.read_exact(&mut raw[4..])
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => WireError::Truncated,
+            _ => WireError::Io(e),
+        })?;
+    match wire::decode(&raw[4..]) {
+        Ok(Frame::Request { version, body }) => Ok(Ok((version, body))),
+        _ => Ok(Err(raw)),
+    }
+}
 
 /// How long a node waits for the hub to answer a new connection.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -58,17 +146,40 @@ impl HubEndpoint {
         self.endpoint.local_addr().map_err(LinkError::Socket)
     }
 
-    /// Serves sessions until the endpoint is closed. `on_session` hears how each one ended.
+    /// Serves sessions until the endpoint is closed, answering no requests. `on_session` hears
+    /// how each one ended.
     pub async fn serve<R, D, F>(&self, replica: Arc<R>, directory: Arc<D>, on_session: F)
     where
         R: Replica + 'static,
         D: Directory + 'static,
         F: Fn(&Peer, &Result<SessionStats, SessionError>) + Send + Sync + 'static,
     {
+        self.serve_with(replica, directory, Arc::new(NoAnswers), on_session)
+            .await
+    }
+
+    /// Serves sessions and requests (each request on a task of its own, so a request the
+    /// answerer holds back never delays a session) until the endpoint is closed.
+    pub async fn serve_with<R, D, A, F>(
+        &self,
+        replica: Arc<R>,
+        directory: Arc<D>,
+        answerer: Arc<A>,
+        on_session: F,
+    ) where
+        R: Replica + 'static,
+        D: Directory + 'static,
+        A: Answerer + 'static,
+        F: Fn(&Peer, &Result<SessionStats, SessionError>) + Send + Sync + 'static,
+    {
         let on_session = Arc::new(on_session);
         while let Some(incoming) = self.endpoint.accept().await {
-            let (replica, directory, on_session) =
-                (replica.clone(), directory.clone(), on_session.clone());
+            let (replica, directory, on_session, answerer) = (
+                replica.clone(),
+                directory.clone(),
+                on_session.clone(),
+                answerer.clone(),
+            );
             tokio::spawn(async move {
                 let connection = match incoming.await {
                     Ok(c) => c,
@@ -92,8 +203,40 @@ impl HubEndpoint {
                         connection.close(1u32.into(), b"revoked");
                         return;
                     }
+                    let first =
+                        tokio::time::timeout(session::STALL_LIMIT, first_frame(&mut recv)).await;
+                    let raw = match first {
+                        Ok(Ok(Ok((version, body)))) => {
+                            let (answerer, peer) = (answerer.clone(), peer.clone());
+                            tokio::spawn(async move {
+                                let body = if version == PROTOCOL_VERSION {
+                                    answerer.answer(&peer, body).await
+                                } else {
+                                    Vec::new()
+                                };
+                                if wire::write_frame(&mut send, &Frame::Answer { body })
+                                    .await
+                                    .is_ok()
+                                {
+                                    let _ = send.finish();
+                                }
+                            });
+                            continue;
+                        }
+                        Ok(Ok(Err(raw))) => raw,
+                        Ok(Err(reason)) => {
+                            tracing::warn!(target: "nsdb::sync", node = %peer.node, %reason, "a stream ended before its first frame");
+                            let _ = send.reset(2u32.into());
+                            continue;
+                        }
+                        Err(_) => {
+                            let _ = send.reset(2u32.into());
+                            continue;
+                        }
+                    };
+                    let mut replayed = std::io::Cursor::new(raw).chain(&mut recv);
                     let result =
-                        session::run(replica.as_ref(), Side::Hub, &peer, &mut send, &mut recv)
+                        session::run(replica.as_ref(), Side::Hub, &peer, &mut send, &mut replayed)
                             .await;
                     match &result {
                         Ok(_) => {
@@ -223,6 +366,33 @@ impl NodeLink {
                     self.connection = None;
                 }
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Asks the hub something outside a session, on a stream of its own (connecting first if
+    /// needed): sends `body` in a [`Frame::Request`] and returns the body of the hub's
+    /// [`Frame::Answer`]. Fails when the hub cannot be reached or does not answer within
+    /// [`REQUEST_TIMEOUT`]. An empty answer means the hub takes no such requests.
+    pub async fn request(&mut self, body: Vec<u8>) -> Result<Vec<u8>, LinkError> {
+        let connection = self.connection().await?;
+        let hub_addr = self.hub_addr;
+        let asked = ask(connection, body);
+        match tokio::time::timeout(REQUEST_TIMEOUT, asked).await {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(e)) => {
+                self.connection = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.connection = None;
+                Err(LinkError::Connect {
+                    addr: hub_addr,
+                    reason: format!(
+                        "the hub did not answer within {} s",
+                        REQUEST_TIMEOUT.as_secs()
+                    ),
+                })
             }
         }
     }
@@ -598,6 +768,60 @@ pub(crate) mod tests {
             matches!(result, Err(SessionError::Stalled(l)) if l == limit),
             "{result:?}"
         );
+    }
+
+    /// Answers with the asking node's id and the request reversed, after a pause.
+    struct Echo;
+
+    impl Answerer for Echo {
+        async fn answer(&self, peer: &Peer, body: Vec<u8>) -> Vec<u8> {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let mut out = peer.node.0.to_vec();
+            out.extend(body.into_iter().rev());
+            out
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_gets_its_answer_beside_sessions_on_the_same_link() {
+        let key = LocalKey::from_seed([1; 32]);
+        let enrolled = Arc::new(Enrolled::default());
+        let replica = Arc::new(Memory::default());
+        let endpoint = Arc::new(
+            HubEndpoint::bind("127.0.0.1:0".parse().expect("addr"), &key, enrolled.clone())
+                .expect("binds"),
+        );
+        let addr = endpoint.local_addr().expect("addr");
+        let (e, r, d) = (endpoint.clone(), replica.clone(), enrolled.clone());
+        tokio::spawn(async move { e.serve_with(r, d, Arc::new(Echo), |_, _| {}).await });
+        let node_key = LocalKey::from_seed([8; 32]);
+        enrolled.0.lock().expect("lock").push(node_key.public());
+        let node = Memory::default();
+        let author = Author {
+            node: node_key.public().node_id(),
+            user: 5,
+        };
+        let mut sheet = new_sheet(author);
+        node.put(&mut sheet);
+
+        let mut link = NodeLink::new(&node_key, addr, key.public()).expect("link");
+        let answer = link.request(b"abc".to_vec()).await.expect("answered");
+        assert_eq!(&answer[..16], &node_key.public().node_id().0);
+        assert_eq!(&answer[16..], b"cba");
+        // A session on the same connection runs as before, and another request after it.
+        let stats = link.sync(&node).await.expect("a session");
+        assert_eq!(stats.documents_sent, 1);
+        assert!(replica.get(&sheet.id()).is_some());
+        let again = link.request(Vec::new()).await.expect("answered again");
+        assert_eq!(again.len(), 16);
+
+        // A hub that takes no requests answers empty.
+        let plain = start_hub();
+        let (plain_key, _) = plain.enroll(9);
+        let mut link = NodeLink::new(&plain_key, plain.addr, plain.key.public()).expect("link");
+        assert_eq!(link.request(b"x".to_vec()).await.expect("answered"), b"");
+        endpoint.close();
+        plain.endpoint.close();
     }
 
     #[tokio::test]

@@ -174,7 +174,7 @@ pub enum SessionError {
     Stalled(Duration),
 }
 
-fn frame_name(frame: &Frame) -> String {
+pub(crate) fn frame_name(frame: &Frame) -> String {
     match frame {
         Frame::Hello { .. } => "Hello".into(),
         Frame::Heads { .. } => "Heads".into(),
@@ -184,6 +184,8 @@ fn frame_name(frame: &Frame) -> String {
         Frame::Done => "Done".into(),
         Frame::Ack { .. } => "Ack".into(),
         Frame::Piece { .. } => "Piece".into(),
+        Frame::Request { .. } => "Request".into(),
+        Frame::Answer { .. } => "Answer".into(),
     }
 }
 

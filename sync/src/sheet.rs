@@ -381,6 +381,27 @@ impl Sheet {
         true
     }
 
+    /// When the sheet was first linked (resolved by its access key at the hub for a
+    /// municipality or another hospital), unix ms; `None` until then.
+    pub fn linked_ms(&self) -> Option<i64> {
+        self.doc
+            .get_all(ROOT, "linked_ms")
+            .ok()?
+            .into_iter()
+            .filter_map(|(value, _)| value.as_i64())
+            .min()
+    }
+
+    /// Records the first link of the sheet at `edit.at_ms`; a later link changes nothing.
+    /// Returns whether it wrote.
+    pub fn set_linked(&mut self, edit: Edit<'_>) -> bool {
+        if self.linked_ms().is_some() {
+            return false;
+        }
+        self.write(edit, |tx| tx.put(ROOT, "linked_ms", edit.at_ms));
+        true
+    }
+
     /// Sets the status; returns whether it changed (no change is made otherwise).
     pub fn set_status(&mut self, status: &str, edit: Edit<'_>) -> bool {
         if self.header.status == status && !self.root_conflicted(key::STATUS) {

@@ -16,7 +16,7 @@ use crate::ids::SheetId;
 use crate::summary::Summary;
 
 /// Version of the frames below. A peer with another version is refused with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The largest frame either side sends or accepts (8 MiB).
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
@@ -72,6 +72,12 @@ pub enum Frame {
     /// One piece of a larger frame's encoding; the pieces of one frame follow each other and
     /// the one with `last` ends it.
     Piece { bytes: Vec<u8>, last: bool },
+    /// First and only frame a node sends on a stream that is a request to the hub, not a
+    /// session (protocol version 4): `body` is the caller's encoding of what it asks (a key
+    /// block, a resolution); the hub answers with one [`Frame::Answer`] and ends the stream.
+    Request { version: u16, body: Vec<u8> },
+    /// The hub's answer to a [`Frame::Request`], in the caller's encoding.
+    Answer { body: Vec<u8> },
 }
 
 /// Why a frame could not be read or written.

@@ -10,6 +10,7 @@ pub mod conflicts;
 pub mod editor;
 pub mod imports;
 pub mod judgment;
+pub mod linkage;
 pub mod list;
 pub mod review;
 pub mod workflow;
@@ -77,6 +78,7 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
                         a href="/sheets/new" { "新規作成" }
                         a href="/workflow" { "ワークフロー" }
                         a href="/imports" { "一括登録" }
+                        a href="/linkage" { "臨個票連携" }
                     }
                     @if ctx.is_admin {
                         a href="/admin/users" { "ユーザ管理" }

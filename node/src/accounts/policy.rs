@@ -133,6 +133,8 @@ pub enum Action {
     RecordReview,
     /// Answer a municipality's inquiry at the hospital.
     AnswerInquiry,
+    /// Resolve an access key with a birth date at the hub (臨個票連携, 受付).
+    ResolveKey,
 }
 
 /// The owner of the thing acted on, where there is one.
@@ -148,6 +150,9 @@ pub enum Target<'a> {
     Resolved {
         resolved: bool,
     },
+    /// Another institution's sheet that this node resolved by its access key (granted to
+    /// this node, arrived by sync): readable and a source for 更新登録, never editable.
+    Linked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,8 +174,10 @@ pub fn role_may(role: Role, action: Action) -> bool {
                 | RequestReview
                 | PullBack
                 | CarryForward
+                | ResolveKey
         ) | (Role::Doctor, ReturnSheet | Register | Approve | Release)
             | (Role::Doctor | Role::Clerk, AnswerInquiry)
+            | (Role::Reviewer, ResolveKey)
             | (Role::Reviewer | Role::Ministry, ListSheets | ViewSheet)
             | (Role::Reviewer, ReviewSheet | RecordReview)
             | (Role::Admin, ManageUsers)
@@ -185,9 +192,11 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
         return Err(Denied);
     }
     let allowed = match (action, target) {
-        (ListSheets | CreateSheet | ManageUsers | ReviewSheet, Target::None) => true,
+        (ListSheets | CreateSheet | ManageUsers | ReviewSheet | ResolveKey, Target::None) => true,
         // A reviewer reaches a sheet only when this node resolved its key.
         (ReviewSheet | RecordReview, Target::Resolved { resolved }) => resolved,
+        // A sheet resolved here by key: read, and carried forward from at a hospital.
+        (ViewSheet | CarryForward, Target::Linked) => true,
         // Doctors and clerks reach their own institution's sheets. Municipal reviewers and
         // the ministry read the sheets their node holds: the sync scope decides which.
         (ViewSheet, Target::Sheet { institution }) => match role {
@@ -250,6 +259,43 @@ mod tests {
         assert_eq!(authorize(&r, Action::EditSheet, s), Err(Denied));
         assert_eq!(
             authorize(&r, Action::CreateSheet, Target::None),
+            Err(Denied)
+        );
+    }
+
+    #[test]
+    fn a_sheet_resolved_by_key_is_read_and_renewed_from_but_never_changed() {
+        for kind in [UserKind::NanbyoDoctor, UserKind::Clerk] {
+            let u = user(kind, "B");
+            assert!(authorize(&u, Action::ResolveKey, Target::None).is_ok());
+            assert!(authorize(&u, Action::ViewSheet, Target::Linked).is_ok());
+            assert!(authorize(&u, Action::CarryForward, Target::Linked).is_ok());
+            for action in [
+                Action::EditSheet,
+                Action::Register,
+                Action::RequestReview,
+                Action::PullBack,
+            ] {
+                assert_eq!(
+                    authorize(&u, action, Target::Linked),
+                    Err(Denied),
+                    "{action:?}"
+                );
+            }
+        }
+        let reviewer = user(UserKind::Reviewer, "M");
+        assert!(authorize(&reviewer, Action::ResolveKey, Target::None).is_ok());
+        assert_eq!(
+            authorize(&reviewer, Action::EditSheet, Target::Linked),
+            Err(Denied)
+        );
+        let admin = user(UserKind::Admin, "B");
+        assert_eq!(
+            authorize(&admin, Action::ResolveKey, Target::None),
+            Err(Denied)
+        );
+        assert_eq!(
+            authorize(&admin, Action::ViewSheet, Target::Linked),
             Err(Denied)
         );
     }

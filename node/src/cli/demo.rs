@@ -116,8 +116,19 @@ pub async fn open_node(
         .into_iter()
         .find(|n| n.role == role)
         .context("a demo node of every role")?;
-    let node = Node::open(config(data, &spec, addr)?, Clock::System)?;
-    seed(&node, &spec, sheets).await?;
+    open_node_as(data, &spec, addr, sheets).await
+}
+
+/// [`open_node`] for a node described by `spec` (another institution with the demo users of
+/// its role, for tests with several hospitals or municipalities).
+pub async fn open_node_as(
+    data: &Path,
+    spec: &DemoNode,
+    addr: SocketAddr,
+    sheets: usize,
+) -> anyhow::Result<Arc<Node>> {
+    let node = Node::open(config(data, spec, addr)?, Clock::System)?;
+    seed(&node, spec, sheets).await?;
     Ok(node)
 }
 
@@ -266,6 +277,21 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
     let sync_addr = SocketAddr::new(opts.bind, opts.port_base + 3);
     let _sync = crate::sync_service::start_demo(&nodes, sync_addr).await?;
+    // The hospital leases its first key block from the hub before anyone can register there.
+    if let Some(hospital) = nodes.iter().find(|n| n.role() == NodeRole::Hospital) {
+        let own = hospital.node_id.to_string();
+        for _ in 0..100 {
+            let own = own.clone();
+            let left = hospital
+                .store
+                .read(move |c| crate::keys::remaining(c, &own).map_err(crate::Error::from))
+                .await?;
+            if left > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
     println!("  sync: the hub listens on {sync_addr} (QUIC); status at /sync on each node");
     println!(
         "  metrics: http://127.0.0.1:{}/metrics … :{} (Prometheus, loopback only)",

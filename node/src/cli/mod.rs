@@ -74,7 +74,8 @@ enum Command {
         /// per second through check, calculation and judgment on one core); sync (initial,
         /// incremental and idle sync over QUIC on loopback); check (XML files per second through
         /// read + check + seal on all cores, and through upload + verify + import on a node);
-        /// review-print (the 審査会 batch masked print of N sheets, default 100).
+        /// review (access-key resolution latency at the hub with --keys issued keys, and the
+        /// 審査会 batch masked print of --sheets sheets, default 100).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cli::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -87,6 +88,9 @@ enum Command {
         /// (rules, default 2000) or files per run (check, default 10000).
         #[arg(long)]
         sheets: Option<usize>,
+        /// Issued keys at the hub (review, default 1000000).
+        #[arg(long)]
+        keys: Option<usize>,
     },
     /// Takes an online, encrypted backup of the node's database (users, sheets, workflow
     /// history, audit log) into a new directory, with a manifest and checksum.
@@ -524,6 +528,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             json,
             runs,
             sheets,
+            keys,
         } => {
             let sheets_given = sheets.is_some();
             let sheets = sheets.unwrap_or(2000);
@@ -561,14 +566,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     })
                     .await?
                 }
-                "review-print" => {
-                    crate::cli::bench::review::review_print(
-                        crate::cli::bench::review::ReviewPrintBench {
-                            sheets: if sheets_given { sheets } else { 100 },
+                "review" => {
+                    let mut figures =
+                        crate::cli::bench::review::review(crate::cli::bench::review::ReviewBench {
+                            keys: keys.unwrap_or(1_000_000),
                             runs: runs.max(1),
-                        },
-                    )
-                    .await?
+                        })
+                        .await?;
+                    figures.extend(
+                        crate::cli::bench::review_print::review_print(
+                            crate::cli::bench::review_print::ReviewPrintBench {
+                                sheets: if sheets_given { sheets } else { 100 },
+                                runs: runs.max(1),
+                            },
+                        )
+                        .await?,
+                    );
+                    figures
                 }
                 other => anyhow::bail!("unknown scenario {other}"),
             };

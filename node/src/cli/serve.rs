@@ -23,8 +23,15 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
             .await?;
     }
     let sync = crate::sync_service::start(&node, Default::default())?;
+    // Metrics are for the operator; a port already taken must not keep doctors from working.
     let metrics = match node.config.metrics_listen {
-        Some(at) => Some(serve_metrics(node.clone(), at).await?),
+        Some(at) => match serve_metrics(node.clone(), at).await {
+            Ok(task) => Some(task),
+            Err(e) => {
+                tracing::error!(target: "nsdb", error = %format!("{e:#}"), "metrics are not served");
+                None
+            }
+        },
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(addr)

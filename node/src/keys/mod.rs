@@ -4,9 +4,15 @@
 //! A key is 11 digits: a 5-digit block, a 5-digit serial in that block, and a Damm check digit,
 //! which catches every single mistyped digit and every swap of two neighbouring digits. It is
 //! written in groups as `12345-67890-1`; input is accepted with or without separators and with
-//! full-width digits. Keys are issued from the node's own block so registration never waits for
-//! the network. This module never issues the same key twice on one node: the counter is advanced
-//! in the same transaction that stores the key.
+//! full-width digits.
+//!
+//! Keys are unique nationwide: the hub leases each block (100,000 serials) to one node only
+//! ([`lease_block`], a random free block, recorded in `key_leases` whose primary key is the
+//! block), and a node issues only from the blocks leased to it ([`issue`]), offline, asking for
+//! another block while it still holds [`RESERVE`] serials. A node with no block left refuses
+//! 登録 instead of inventing a key. This module never issues the same key twice: the block's
+//! counter is advanced in the same transaction that stores the key, and never lends a block
+//! twice.
 //!
 //! Serials do not follow one another: the n-th key of a block carries serial `P(n)`, where `P` is
 //! a keyed permutation of 0..100,000 (a Feistel network over 18 bits, SHA-256 as the round
@@ -42,7 +48,7 @@ pub fn check_digit(digits: &str) -> u8 {
 pub const BLOCK_SIZE: u32 = 100_000;
 
 /// An access key, held as its 11 digits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AccessKey(String);
 
 impl AccessKey {
@@ -81,34 +87,126 @@ impl AccessKey {
     }
 }
 
-/// The block a node issues from until the hub leases blocks: derived from the node id, so two
-/// nodes rarely share one. (Leased blocks from the hub replace this; see docs/security.md.)
-pub fn local_block(node_id: &[u8; 16]) -> u32 {
-    u32::from_be_bytes([node_id[0], node_id[1], node_id[2], node_id[3]]) % BLOCK_SIZE
-}
+/// Serials a node keeps in reserve: it asks the hub for another block while fewer than this
+/// many are left in its leased blocks (arithmetic in docs/security.md, "Access keys").
+pub const RESERVE: u64 = 50_000;
 
-/// Issues the next key of this node; call inside the transaction that stores it. The serial is
-/// the block's counter put through the node's keyed permutation ([`permute`]).
-pub fn issue(conn: &Connection, block: u32) -> rusqlite::Result<AccessKey> {
+/// Issues the next key of this node (`own`: the node id as 32 hex digits) from its leased
+/// blocks, oldest lease first; call inside the transaction that stores it. The serial is the
+/// block's counter (`key_leases.next_serial`) put through the node's keyed permutation
+/// ([`permute`]). `Ok(None)` when no leased block has a serial left: the caller refuses 登録
+/// rather than invent a key.
+pub fn issue(conn: &Connection, own: &str) -> rusqlite::Result<Option<AccessKey>> {
     let current: Option<(u32, u32)> = conn
         .query_row(
-            "SELECT block, next_serial FROM access_key_counter ORDER BY rowid DESC LIMIT 1",
-            [],
+            "SELECT block, next_serial FROM key_leases
+             WHERE node = ?1 AND next_serial < ?2 ORDER BY leased_at, block LIMIT 1",
+            rusqlite::params![own, BLOCK_SIZE],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let (block, serial) = match current {
-        Some((b, s)) if s < BLOCK_SIZE => (b, s),
-        Some((b, _)) => ((b + 1) % BLOCK_SIZE, 0),
-        None => (block, 0),
+    let Some((block, serial)) = current else {
+        return Ok(None);
     };
     conn.execute(
-        "INSERT INTO access_key_counter (block, next_serial) VALUES (?1, ?2)
-         ON CONFLICT(block) DO UPDATE SET next_serial = excluded.next_serial",
-        rusqlite::params![block, serial + 1],
+        "UPDATE key_leases SET next_serial = ?2 WHERE block = ?1 AND next_serial = ?3",
+        rusqlite::params![block, serial + 1, serial],
     )?;
     let secret = permutation_secret(conn)?;
-    Ok(AccessKey::new(block, permute(&secret, block, serial)))
+    Ok(Some(AccessKey::new(block, permute(&secret, block, serial))))
+}
+
+/// Serials this node (`own`) can still issue from its leased blocks.
+pub fn remaining(conn: &Connection, own: &str) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT coalesce(sum(?2 - next_serial), 0) FROM key_leases
+         WHERE node = ?1 AND next_serial < ?2",
+        rusqlite::params![own, BLOCK_SIZE],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n.max(0) as u64)
+}
+
+/// Whether this node (`own`) should ask the hub for another block: fewer than [`RESERVE`]
+/// serials left.
+pub fn needs_block(conn: &Connection, own: &str) -> rusqlite::Result<bool> {
+    Ok(remaining(conn, own)? < RESERVE)
+}
+
+/// On a node: records the block the hub leased to it (`own`). Recording the same block again
+/// changes nothing (a lease answer that arrives twice).
+pub fn accept_lease(conn: &Connection, block: u32, own: &str, now_ms: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO key_leases (block, node, leased_at, next_serial)
+         VALUES (?1, ?2, ?3, 0)",
+        rusqlite::params![block % BLOCK_SIZE, own, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Blocks there are: the key's first five digits.
+pub const BLOCKS: u32 = 100_000;
+
+/// On the hub: leases a free block to node `to`, chosen at random among the free ones (so the
+/// blocks of one node do not follow one another), and records it. Call inside a transaction;
+/// the primary key of `key_leases` makes a second lease of one block fail rather than happen.
+/// `Ok(None)` when every block is leased.
+pub fn lease_block(conn: &Connection, to: &str, now_ms: i64) -> rusqlite::Result<Option<u32>> {
+    let taken: i64 = conn.query_row("SELECT count(*) FROM key_leases", [], |r| r.get(0))?;
+    if taken >= i64::from(BLOCKS) {
+        return Ok(None);
+    }
+    // While most blocks are free a random draw finds one in a few tries; when few are left,
+    // the n-th free one is picked at random instead.
+    let mut chosen = None;
+    for _ in 0..32 {
+        let candidate = rand::random_range(0..BLOCKS);
+        let used: bool = conn
+            .query_row(
+                "SELECT 1 FROM key_leases WHERE block = ?1",
+                [candidate],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !used {
+            chosen = Some(candidate);
+            break;
+        }
+    }
+    let block = match chosen {
+        Some(b) => b,
+        None => {
+            let free = i64::from(BLOCKS) - taken;
+            let mut nth = rand::random_range(0..free);
+            let mut used = conn.prepare("SELECT block FROM key_leases ORDER BY block")?;
+            let used: Vec<u32> = used
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut used = used.into_iter().peekable();
+            let mut found = None;
+            for b in 0..BLOCKS {
+                if used.peek() == Some(&b) {
+                    used.next();
+                    continue;
+                }
+                if nth == 0 {
+                    found = Some(b);
+                    break;
+                }
+                nth -= 1;
+            }
+            match found {
+                Some(b) => b,
+                None => return Ok(None),
+            }
+        }
+    };
+    conn.execute(
+        "INSERT INTO key_leases (block, node, leased_at, next_serial) VALUES (?1, ?2, ?3, 0)",
+        rusqlite::params![block, to, now_ms],
+    )?;
+    Ok(Some(block))
 }
 
 /// The node's secret for the serial permutation: drawn once (32 random bytes) and kept in
@@ -216,10 +314,13 @@ mod tests {
         assert!(AccessKey::parse("0000100002a").is_none());
     }
 
-    fn counter_db() -> Connection {
+    const OWN: &str = "0123456789abcdef0123456789abcdef";
+
+    fn node_db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(
-            "CREATE TABLE access_key_counter (block INTEGER PRIMARY KEY, next_serial INTEGER NOT NULL);
+            "CREATE TABLE key_leases (block INTEGER PRIMARY KEY, node TEXT NOT NULL,
+                 leased_at INTEGER NOT NULL, next_serial INTEGER NOT NULL DEFAULT 0);
              CREATE TABLE node_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )
         .unwrap();
@@ -230,37 +331,55 @@ mod tests {
         k.digits()[5..10].parse().unwrap()
     }
 
+    fn block(k: &AccessKey) -> u32 {
+        k.digits()[..5].parse().unwrap()
+    }
+
     #[test]
-    fn issued_keys_are_unique_and_roll_into_the_next_block() {
-        let c = counter_db();
-        let a = issue(&c, 7).unwrap();
-        let b = issue(&c, 7).unwrap();
+    fn a_node_without_a_leased_block_issues_nothing() {
+        let c = node_db();
+        assert_eq!(issue(&c, OWN).unwrap(), None);
+        assert!(needs_block(&c, OWN).unwrap());
+        // Another node's lease (as the hub holds them) is not this node's to issue from.
+        accept_lease(&c, 5, "ffffffffffffffffffffffffffffffff", 1).unwrap();
+        assert_eq!(issue(&c, OWN).unwrap(), None);
+    }
+
+    #[test]
+    fn issued_keys_are_unique_and_move_to_the_next_leased_block() {
+        let c = node_db();
+        accept_lease(&c, 7, OWN, 1).unwrap();
+        accept_lease(&c, 42_001, OWN, 2).unwrap();
+        let a = issue(&c, OWN).unwrap().unwrap();
+        let b = issue(&c, OWN).unwrap().unwrap();
         assert_ne!(a, b);
         assert_eq!(&a.digits()[..5], "00007");
         assert_eq!(&b.digits()[..5], "00007");
         c.execute(
-            "UPDATE access_key_counter SET next_serial = ?1",
+            "UPDATE key_leases SET next_serial = ?1 WHERE block = 7",
             [BLOCK_SIZE],
         )
         .unwrap();
-        assert_eq!(&issue(&c, 7).unwrap().digits()[..5], "00008");
+        assert_eq!(&issue(&c, OWN).unwrap().unwrap().digits()[..5], "42001");
     }
 
     #[test]
     fn the_next_key_cannot_be_computed_from_the_last_one() {
         // The fault this prevents: four registrations in a row issued 59397-00000-0, -00001-3,
         // -00002-1, -00003-7.
-        let c = counter_db();
+        let c = node_db();
+        accept_lease(&c, 59_397, OWN, 1).unwrap();
         let serials: Vec<u32> = (0..4)
-            .map(|_| serial(&issue(&c, 59_397).unwrap()))
+            .map(|_| serial(&issue(&c, OWN).unwrap().unwrap()))
             .collect();
         for pair in serials.windows(2) {
             assert_ne!(pair[1], pair[0] + 1, "consecutive serials {serials:?}");
         }
         // Another node (another secret) issues along another order.
-        let other = counter_db();
+        let other = node_db();
+        accept_lease(&other, 59_397, OWN, 1).unwrap();
         let theirs: Vec<u32> = (0..4)
-            .map(|_| serial(&issue(&other, 59_397).unwrap()))
+            .map(|_| serial(&issue(&other, OWN).unwrap().unwrap()))
             .collect();
         assert_ne!(serials, theirs);
     }
@@ -279,10 +398,119 @@ mod tests {
 
     #[test]
     fn the_permutation_survives_a_restart() {
-        let c = counter_db();
-        let first = issue(&c, 3).unwrap();
+        let c = node_db();
+        accept_lease(&c, 3, OWN, 1).unwrap();
+        let first = issue(&c, OWN).unwrap().unwrap();
         let secret = permutation_secret(&c).unwrap();
         assert_eq!(serial(&first), permute(&secret, 3, 0));
         assert_eq!(permutation_secret(&c).unwrap(), secret);
+    }
+
+    #[test]
+    fn the_hub_never_lends_a_block_twice_and_blocks_do_not_follow_one_another() {
+        let hub = node_db();
+        let mut blocks: Vec<u32> = (0..200)
+            .map(|i| lease_block(&hub, &format!("{i:032x}"), i).unwrap().unwrap())
+            .collect();
+        let leased: i64 = hub
+            .query_row("SELECT count(DISTINCT block) FROM key_leases", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(leased, 200);
+        let in_order = blocks.windows(2).filter(|w| w[1] == w[0] + 1).count();
+        assert!(in_order < 3, "{in_order} leases followed the one before");
+        blocks.sort_unstable();
+        blocks.dedup();
+        assert_eq!(blocks.len(), 200);
+        // A second lease of a taken block fails at the primary key.
+        assert!(
+            hub.execute(
+                "INSERT INTO key_leases (block, node, leased_at) VALUES (?1, 'x', 0)",
+                [blocks[0]],
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_last_free_blocks_are_found_and_then_there_are_none() {
+        let hub = node_db();
+        hub.execute_batch(
+            "WITH RECURSIVE n(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM n WHERE b < 99999)
+             INSERT INTO key_leases (block, node, leased_at) SELECT b, 'x', 0 FROM n
+             WHERE b NOT IN (17, 99998);",
+        )
+        .unwrap();
+        let mut last = vec![
+            lease_block(&hub, OWN, 1).unwrap().unwrap(),
+            lease_block(&hub, OWN, 1).unwrap().unwrap(),
+        ];
+        last.sort_unstable();
+        assert_eq!(last, vec![17, 99_998]);
+        assert_eq!(lease_block(&hub, OWN, 1).unwrap(), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Issuing across the end of a block moves to the next leased block, every key once,
+        /// and running out with no block left is `None`, never a reused key.
+        #[test]
+        fn lease_boundaries(
+            blocks in proptest::collection::btree_set(0u32..BLOCKS, 1..4),
+            used in proptest::collection::vec(BLOCK_SIZE - 40..=BLOCK_SIZE, 3),
+            extra in 0usize..30,
+        ) {
+            let c = node_db();
+            let blocks: Vec<u32> = blocks.into_iter().collect();
+            for (i, b) in blocks.iter().enumerate() {
+                accept_lease(&c, *b, OWN, i as i64).unwrap();
+                c.execute(
+                    "UPDATE key_leases SET next_serial = ?2 WHERE block = ?1",
+                    [*b, used[i]],
+                )
+                .unwrap();
+            }
+            let left: u64 = blocks
+                .iter()
+                .enumerate()
+                .map(|(i, _)| u64::from(BLOCK_SIZE - used[i]))
+                .sum();
+            proptest::prop_assert_eq!(remaining(&c, OWN).unwrap(), left);
+            let secret = permutation_secret(&c).unwrap();
+            let mut seen = std::collections::HashSet::new();
+            let mut order = Vec::new();
+            for _ in 0..left as usize + extra {
+                match issue(&c, OWN).unwrap() {
+                    Some(k) => {
+                        proptest::prop_assert!(AccessKey::parse(k.digits()).is_some());
+                        proptest::prop_assert!(blocks.contains(&block(&k)));
+                        proptest::prop_assert!(seen.insert(k.clone()), "{} issued twice", k.display());
+                        order.push(block(&k));
+                    }
+                    None => proptest::prop_assert_eq!(seen.len() as u64, left),
+                }
+            }
+            proptest::prop_assert_eq!(seen.len() as u64, left);
+            proptest::prop_assert_eq!(remaining(&c, OWN).unwrap(), 0);
+            // Blocks are used up in the order they were leased.
+            let mut firsts: Vec<u32> = order.clone();
+            firsts.dedup();
+            let expected: Vec<u32> = blocks
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| used[*i] < BLOCK_SIZE)
+                .map(|(_, b)| *b)
+                .collect();
+            proptest::prop_assert_eq!(firsts, expected);
+            // Each key's serial is the permutation of a counter value never used before.
+            for k in &seen {
+                let b = block(k);
+                let i = blocks.iter().position(|x| *x == b).unwrap();
+                let n = (used[i]..BLOCK_SIZE).find(|n| permute(&secret, b, *n) == serial(k));
+                proptest::prop_assert!(n.is_some());
+            }
+        }
     }
 }

@@ -241,9 +241,12 @@ struct ReviewProjection {
 impl ReviewProjection {
     fn of(sheet: &Sheet) -> ReviewProjection {
         let reviews = sheet.reviews();
+        // The hub marks the moment a key was first resolved (`linked_ms`); a municipality's
+        // review carries when it received the sheet: the earlier of them is 自治体連携日.
         let linked_date = reviews
             .values()
             .map(|r| r.linked_ms)
+            .chain(sheet.linked_ms())
             .min()
             .map(|ms| jst_date(ms).to_string());
         let result = reviews
@@ -258,6 +261,29 @@ impl ReviewProjection {
             result,
             open: count(nsdb_sync::InquiryState::Open),
             answered: count(nsdb_sync::InquiryState::Answered),
+        }
+    }
+}
+
+/// Whether this node resolved sheet `id` by its access key (a `resolutions` row).
+pub(crate) fn resolved_here(c: &Connection, id: &str) -> rusqlite::Result<bool> {
+    Ok(c.query_row(
+        "SELECT 1 FROM resolutions WHERE sheet_id = ?1",
+        [id],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
+
+/// What `p` acts on in sheet `row`: another institution's sheet this node resolved by key is
+/// [`Target::Linked`] (readable, never editable); any other sheet is its institution's.
+pub(crate) fn sheet_target<'a>(p: &Principal, row: &'a SheetRow, linked: bool) -> Target<'a> {
+    if linked && row.institution != p.institution {
+        Target::Linked
+    } else {
+        Target::Sheet {
+            institution: &row.institution,
         }
     }
 }
@@ -500,17 +526,18 @@ impl Node {
             .store
             .read(move |c| match load_row(c, &sid)? {
                 None => Ok(None),
-                Some(row) => {
-                    Ok::<_, Error>(Some((load_doc(c, &sid)?, row, carried_items(c, &sid)?)))
-                }
+                Some(row) => Ok::<_, Error>(Some((
+                    load_doc(c, &sid)?,
+                    row,
+                    carried_items(c, &sid)?,
+                    resolved_here(c, &sid)?,
+                ))),
             })
             .await?;
-        let Some((sheet, row, carried)) = found else {
+        let Some((sheet, row, carried, linked)) = found else {
             return Err(Error::SheetNotFound(id.to_string()));
         };
-        let target = Target::Sheet {
-            institution: &row.institution,
-        };
+        let target = sheet_target(p, &row, linked);
         if let Err(denied) = authorize(p, Action::ViewSheet, target) {
             self.audit_denied(p, "sheet_view_denied", id).await?;
             return Err(denied.into());

@@ -229,7 +229,7 @@ impl Node {
             node: self.node_id,
             user: p.user_id,
         };
-        let block = access_key::local_block(&self.node_id.0);
+        let own = self.node_id.to_string();
         let catalogue = self.catalogue.clone();
         let place = self.config.institution.name.clone();
         let (principal, sid) = (p.clone(), id.to_string());
@@ -368,7 +368,9 @@ impl Node {
                                 ))));
                             }
                             if sheet.header().access_key.is_none() {
-                                let key = access_key::issue(&tx, block)?;
+                                let Some(key) = access_key::issue(&tx, &own)? else {
+                                    return Ok(Err(Error::NoKeyBlock));
+                                };
                                 sheet.set_access_key(key.digits(), edit);
                             }
                             sheet.set_doctor(Some(me), edit);
@@ -591,9 +593,8 @@ impl Node {
                 let tx = c.transaction()?;
                 let row = load_row(&tx, &source_id)?
                     .ok_or_else(|| Error::SheetNotFound(source_id.clone()))?;
-                let target = Target::Sheet {
-                    institution: &row.institution,
-                };
+                let linked = crate::sheets::resolved_here(&tx, &source_id)?;
+                let target = crate::sheets::sheet_target(&principal, &row, linked);
                 if let Err(denied) = authorize(&principal, Action::CarryForward, target) {
                     audit::record(
                         &tx,

@@ -77,9 +77,10 @@ pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTas
         s.address = Some(addr.to_string());
     });
     let serving = endpoint.clone();
+    let desk = Arc::new(super::HubDesk::new(node.clone()));
     let task = tokio::spawn(async move {
         serving
-            .serve(replica, directory, move |peer, result| {
+            .serve_with(replica, directory, desk, move |peer, result| {
                 let now = clock.now_ms();
                 match result {
                     Ok(stats) => metrics.sync_session(true, stats.bytes_sent, stats.bytes_received),
@@ -108,24 +109,32 @@ pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTas
 /// On the hub: opens sheet `sheet` to the node `to` (a municipality holding its application,
 /// or a hospital given the access key).
 pub async fn grant(node: &Node, sheet: &str, to: NodeId) -> crate::Result<()> {
-    let (sheet, to, now) = (sheet.to_string(), to.to_string(), node.clock.now_ms());
+    let (sheet, now) = (sheet.to_string(), node.clock.now_ms());
     node.store
-        .write(move |c| {
-            c.execute(
-                "INSERT OR IGNORE INTO sync_grants (sheet_id, node, granted_at) VALUES (?1, ?2, ?3)",
-                params![sheet, to, now],
-            )?;
-            audit::append(
-                c,
-                audit::Entry {
-                    at_ms: now,
-                    user: None,
-                    action: "sync_grant",
-                    target: Some(&sheet),
-                    detail: Some(&to),
-                },
-            )?;
-            Ok(())
-        })
+        .write(move |c| grant_in(c, &sheet, to, now).map_err(crate::Error::from))
         .await
+}
+
+/// [`grant`] inside the caller's transaction, with its audit entry.
+pub(super) fn grant_in(
+    c: &rusqlite::Connection,
+    sheet: &str,
+    to: NodeId,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let to = to.to_string();
+    c.execute(
+        "INSERT OR IGNORE INTO sync_grants (sheet_id, node, granted_at) VALUES (?1, ?2, ?3)",
+        params![sheet, to, now],
+    )?;
+    audit::append(
+        c,
+        audit::Entry {
+            at_ms: now,
+            user: None,
+            action: "sync_grant",
+            target: Some(sheet),
+            detail: Some(&to),
+        },
+    )
 }

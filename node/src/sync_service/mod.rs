@@ -16,11 +16,16 @@
 mod hub;
 mod provisioning;
 mod replica;
+mod requests;
 
 pub use hub::{RegistryDirectory, grant, start_hub};
 pub use provisioning::{enroll, provision_and_start_hub, start_demo};
 pub use replica::NodeReplica;
 use replica::*;
+pub use requests::{
+    HubDesk, NODE_PER_DAY, RESOLUTION_FLOOR, Resolution, ResolveError, ResolvedRow, ResolvedSheet,
+    USER_PER_DAY, birth_date_input, ensure_key_reserve, find_sheet, resolutions, resolve,
+};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -150,6 +155,8 @@ pub struct SyncHandle {
     wake: tokio::sync::Notify,
     /// The hub this node syncs with (node only).
     hub: Mutex<Option<NodeId>>,
+    /// The link for requests to the hub (key blocks, resolutions), beside the sync loop's.
+    requests: requests::RequestLink,
 }
 
 impl SyncHandle {
@@ -326,6 +333,7 @@ pub fn start_node(
     let hub_key = PublicKey(enrollment.hub_key_bytes()?);
     let hub_addr = enrollment.hub_address;
     let mut link = NodeLink::new(&key, hub_addr, hub_key)?;
+    let request_link = NodeLink::new(&key, hub_addr, hub_key)?;
     let node = node.clone();
     node.sync.update(|s| {
         s.mode = "node".into();
@@ -339,7 +347,12 @@ pub fn start_node(
         let handle = node.sync.clone();
         let hub = hub_key.node_id();
         let mut backoff = options.min_backoff;
+        handle.requests.set(request_link).await;
         loop {
+            // A hospital asks for a key block while its reserve is low, before each session.
+            if let Err(e) = ensure_key_reserve(&node).await {
+                handle.error(node.clock.now_ms(), e.to_string());
+            }
             let started = node.clock.now_ms();
             handle.update(|s| s.last_attempt_ms = Some(started));
             let seen = node

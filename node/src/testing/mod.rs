@@ -16,6 +16,44 @@ use crate::accounts::{NewUser, create_user, ensure_institution, hash_password};
 use crate::cli::demo;
 use crate::config::NodeRole;
 
+/// The in-process hub table test nodes lease key blocks from when they have no hub: the hub's
+/// own leasing (`keys::lease_block`) on a `key_leases` table in memory, shared by every test
+/// node of the process, so no two of them ever issue from one block.
+fn test_hub() -> &'static std::sync::Mutex<rusqlite::Connection> {
+    static HUB: std::sync::OnceLock<std::sync::Mutex<rusqlite::Connection>> =
+        std::sync::OnceLock::new();
+    HUB.get_or_init(|| {
+        let c = rusqlite::Connection::open_in_memory().expect("in-memory database");
+        c.execute_batch(
+            "CREATE TABLE key_leases (block INTEGER PRIMARY KEY, node TEXT NOT NULL,
+                 leased_at INTEGER NOT NULL, next_serial INTEGER NOT NULL DEFAULT 0);",
+        )
+        .expect("the test hub's table");
+        std::sync::Mutex::new(c)
+    })
+}
+
+/// Leases a key block to `node` from the in-process test hub and records it on the node, as a
+/// lease from the hub would be. Returns the block.
+pub async fn lease_test_block(node: &Node) -> u32 {
+    let own = node.node_id.to_string();
+    let now = node.clock.now_ms();
+    let block = {
+        let hub = test_hub().lock().expect("test hub");
+        crate::keys::lease_block(&hub, &own, now)
+            .expect("test lease")
+            .expect("a free block")
+    };
+    node.store
+        .write(move |c| {
+            crate::keys::accept_lease(c, block, &own, now)?;
+            Ok::<_, crate::Error>(())
+        })
+        .await
+        .expect("lease recorded");
+    block
+}
+
 /// A running node for tests. Stops when dropped.
 pub struct TestNode {
     pub node: Arc<Node>,
@@ -36,14 +74,51 @@ impl TestNode {
         TestNode::start_with_sheets(role, 0).await
     }
 
-    /// A node of `role` with the demo users and, on a hospital, `sheets` fictitious sheets.
+    /// A node of `role` with the demo users and, on a hospital, `sheets` fictitious sheets and
+    /// a key block leased from the in-process test hub ([`lease_test_block`]), so 登録 works
+    /// without a hub.
     pub async fn start_with_sheets(role: NodeRole, sheets: usize) -> TestNode {
+        let test = TestNode::start_unleased(role, sheets).await;
+        if role == NodeRole::Hospital {
+            lease_test_block(&test.node).await;
+        }
+        test
+    }
+
+    /// A node like [`TestNode::start_with_sheets`] that holds no key block: 登録 is refused
+    /// until it leases one from a hub.
+    pub async fn start_unleased(role: NodeRole, sheets: usize) -> TestNode {
+        let spec = demo::demo_nodes()
+            .into_iter()
+            .find(|n| n.role == role)
+            .expect("a demo node of every role");
+        TestNode::start_spec(spec, sheets).await
+    }
+
+    /// A node of `role` at another institution (`code`, `name`) with the demo users of that
+    /// role and no key block: a second hospital or municipality.
+    pub async fn start_at(role: NodeRole, code: &str, name: &str) -> TestNode {
+        let spec = demo::demo_nodes()
+            .into_iter()
+            .find(|n| n.role == role)
+            .expect("a demo node of every role");
+        let spec = demo::DemoNode {
+            institution: crate::config::Institution {
+                code: code.into(),
+                name: name.into(),
+            },
+            ..spec
+        };
+        TestNode::start_spec(spec, 0).await
+    }
+
+    async fn start_spec(spec: demo::DemoNode, sheets: usize) -> TestNode {
         let dir = tempfile::tempdir().expect("temporary directory");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("local address");
-        let node = demo::open_node(dir.path(), role, addr, sheets)
+        let node = demo::open_node_as(dir.path(), &spec, addr, sheets)
             .await
             .expect("demo node opens");
         let app = crate::http::router(node.clone());

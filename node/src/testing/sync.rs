@@ -44,7 +44,8 @@ impl SyncSite {
     /// A provisioned site whose nodes do not sync yet (call [`SyncSite::start_nodes`]).
     pub async fn start_stopped(sheets: usize) -> SyncSite {
         let hub = TestNode::start(NodeRole::Hub).await;
-        let hospital = TestNode::start_with_sheets(NodeRole::Hospital, sheets).await;
+        // The hospital leases its key blocks from the hub, as in the field.
+        let hospital = TestNode::start_unleased(NodeRole::Hospital, sheets).await;
         let municipality = TestNode::start(NodeRole::Municipality).await;
         let task = sync_service::provision_and_start_hub(
             &hub.node,
@@ -92,6 +93,19 @@ impl SyncSite {
             }
         }
         panic!("the hub's sync address {} stays busy", self.hub_addr);
+    }
+
+    /// Another node of `role` at institution `code` (`name`), with the demo users of that role
+    /// and no key block, enrolled with the hub and syncing: a second municipality, more
+    /// hospitals. The site keeps its sync task.
+    pub async fn add_node(&mut self, role: NodeRole, code: &str, name: &str) -> TestNode {
+        let node = TestNode::start_at(role, code, name).await;
+        sync_service::enroll(&self.hub.node, self.hub_addr, &node.node).expect("enrolled");
+        let task = sync_service::start(&node.node, FAST)
+            .expect("sync starts")
+            .expect("the node is enrolled");
+        self.node_tasks.push(task);
+        node
     }
 
     /// Opens sheet `id` to the municipality at the hub.
@@ -150,6 +164,19 @@ impl SyncSite {
         self.node_tasks.push(task);
         other
     }
+}
+
+/// Waits up to `timeout` until `node` holds a leased key block with serials left.
+pub async fn has_key_block(node: &Arc<Node>, timeout: Duration) -> bool {
+    eventually(timeout, || async {
+        let own = node.node_id.to_string();
+        node.store
+            .read(move |c| crate::keys::remaining(c, &own).map_err(crate::Error::from))
+            .await
+            .unwrap_or(0)
+            > 0
+    })
+    .await
 }
 
 /// Waits up to `timeout` for `check` to hold, polling; returns whether it held.

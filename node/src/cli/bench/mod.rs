@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod review;
+pub mod review_print;
 pub mod sync;
 
 use std::path::Path;
@@ -67,7 +68,7 @@ impl Figure {
 }
 
 /// The scenarios `nsdb bench` knows.
-pub const SCENARIOS: &[&str] = &["store", "ui", "rules", "sync", "check", "review-print"];
+pub const SCENARIOS: &[&str] = &["store", "ui", "rules", "sync", "check", "review"];
 
 /// Options of the rules scenario.
 #[derive(Debug, Clone, Copy)]

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod imports;
+pub mod keys;
 pub mod review;
 pub mod sheets;
 pub mod sync;
@@ -78,6 +79,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
             .merge_from(sheets::SheetsApiDoc::openapi())
             .merge_from(imports::ImportsApiDoc::openapi())
             .merge_from(review::ReviewApiDoc::openapi())
+            .merge_from(keys::KeysApiDoc::openapi())
             .merge_from(sync::SyncApiDoc::openapi()),
     )
 }
@@ -98,6 +100,7 @@ pub fn routes() -> Router<AppState> {
         .merge(sheets::routes())
         .merge(imports::routes())
         .merge(review::routes())
+        .merge(keys::routes())
         .merge(sync::routes())
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

@@ -70,6 +70,7 @@ impl From<Error> for ApiError {
             Error::UnknownForm(_) | Error::SheetNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::UnknownItems(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_items"),
             Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Error::NoKeyBlock => (StatusCode::CONFLICT, "no_key_block"),
             Error::Store(crate::store::StoreError::Damaged(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_damaged")
             }

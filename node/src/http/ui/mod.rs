@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod imports;
+pub mod keys;
 pub mod review;
 pub mod sheets;
 pub mod sync;
@@ -72,6 +73,7 @@ pub fn routes() -> Router<AppState> {
         .merge(sheets::routes())
         .merge(imports::routes())
         .merge(review::routes())
+        .merge(keys::routes())
         .merge(sync::routes())
         .fallback(not_found)
 }

@@ -290,6 +290,19 @@ async fn take_step(
             };
             render(node, s, id, from_editor, mode, None, Some(&why)).await
         }
+        // No key block yet: the sheet stays as saved, the message stands beside 登録.
+        Err(e @ Error::NoKeyBlock) => {
+            render(
+                node,
+                s,
+                id,
+                from_editor,
+                Mode::Draft,
+                None,
+                Some(&e.to_string()),
+            )
+            .await
+        }
         Err(e) => error_page(Some(&Ctx::new(node, s)), e),
     }
 }
