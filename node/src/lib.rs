@@ -20,6 +20,7 @@ pub mod imports;
 pub mod keys;
 pub mod ops;
 pub mod print;
+pub mod research;
 pub mod sheets;
 pub mod store;
 pub mod sync_service;
@@ -60,6 +61,8 @@ pub enum Error {
     Document { id: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Research(#[from] research::ResearchError),
 }
 
 impl From<rusqlite::Error> for Error {

@@ -11,6 +11,7 @@ pub mod editor;
 pub mod imports;
 pub mod judgment;
 pub mod list;
+pub mod research;
 pub mod workflow;
 
 pub use editor::{Actions, EditorView, SheetMeta};
@@ -35,6 +36,8 @@ pub struct PageContext<'a> {
     pub can_create: bool,
     /// Shows ユーザ管理.
     pub is_admin: bool,
+    /// Shows 研究・統計 (the ministry at the hub).
+    pub can_research: bool,
     pub csrf: &'a str,
 }
 
@@ -74,6 +77,9 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
                     }
                     @if ctx.is_admin {
                         a href="/admin/users" { "ユーザ管理" }
+                    }
+                    @if ctx.can_research {
+                        a href="/research" { "研究・統計" }
                     }
                 }
                 span.user { (ctx.user_name) "（" (ctx.user_kind) "）" }

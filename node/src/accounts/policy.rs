@@ -127,6 +127,8 @@ pub enum Action {
     /// 更新登録: start next year's sheet from this one.
     CarryForward,
     ManageUsers,
+    /// National statistics and research exports at the hub (M19).
+    ResearchData,
 }
 
 /// The owner of the thing acted on, where there is one.
@@ -161,6 +163,7 @@ pub fn role_may(role: Role, action: Action) -> bool {
         ) | (Role::Doctor, ReturnSheet | Register | Approve | Release)
             | (Role::Reviewer | Role::Ministry, ListSheets | ViewSheet)
             | (Role::Admin, ManageUsers)
+            | (Role::Ministry, ResearchData)
     )
 }
 
@@ -172,7 +175,7 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
         return Err(Denied);
     }
     let allowed = match (action, target) {
-        (ListSheets | CreateSheet | ManageUsers, Target::None) => true,
+        (ListSheets | CreateSheet | ManageUsers | ResearchData, Target::None) => true,
         // Doctors and clerks reach their own institution's sheets. Municipal reviewers and
         // the ministry read the sheets their node holds: the sync scope decides which.
         (ViewSheet, Target::Sheet { institution }) => match role {

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod ops;
+pub mod research;
 pub mod rules;
 pub mod seed;
 pub mod serve;
@@ -73,7 +74,9 @@ enum Command {
         /// ui (server time of the editor, saving and the list at 100,000 sheets); rules (sheets
         /// per second through check, calculation and judgment on one core); sync (initial,
         /// incremental and idle sync over QUIC on loopback); check (XML files per second through
-        /// read + check + seal on all cores, and through upload + verify + import on a node).
+        /// read + check + seal on all cores, and through upload + verify + import on a node);
+        /// research (export of consented sheets to Parquet/CSV with peak memory, statistics,
+        /// DuckDB reading the result; default 100000 sheets).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cli::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -133,6 +136,12 @@ enum Command {
     Xml {
         #[command(subcommand)]
         command: XmlCommand,
+    },
+    /// Research output at the hub (M19): de-identified exports of consented sheets, national
+    /// statistics, the pseudonym secret.
+    Research {
+        #[command(subcommand)]
+        command: research::ResearchCommand,
     },
     /// The check tool: checks XML files as the screen does, writes the error list (CSV, JSON)
     /// and seals passing sheets for 一括登録. Needs no database and no network. Exit status: 0
@@ -560,6 +569,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     })
                     .await?
                 }
+                "research" => {
+                    crate::cli::bench::research::research(
+                        crate::cli::bench::research::ResearchBench {
+                            sheets: if sheets_given { sheets } else { 100_000 },
+                            runs: runs.max(1),
+                        },
+                    )
+                    .await?
+                }
                 other => anyhow::bail!("unknown scenario {other}"),
             };
             for f in figures {
@@ -568,6 +586,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Rules { command } => rules_command(command),
+        Command::Research { command } => research::run(command).await,
         Command::Backup { config, dest } => ops::backup(&config, &dest),
         Command::Restore {
             config,

@@ -6,6 +6,7 @@
 //! tests: targets are checked by reading these figures, not by asserting timings.
 
 pub mod check;
+pub mod research;
 pub mod sync;
 
 use std::path::Path;
@@ -66,7 +67,7 @@ impl Figure {
 }
 
 /// The scenarios `nsdb bench` knows.
-pub const SCENARIOS: &[&str] = &["store", "ui", "rules", "sync", "check"];
+pub const SCENARIOS: &[&str] = &["store", "ui", "rules", "sync", "check", "research"];
 
 /// Options of the rules scenario.
 #[derive(Debug, Clone, Copy)]

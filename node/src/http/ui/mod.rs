@@ -1,4 +1,4 @@
-//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `sync`), the static
+//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `sync`, `research`), the static
 //! assets, the home redirect and the not-found page.
 //!
 //! Every state-changing request is a POST carrying the session's CSRF token (the sign-in form
@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod imports;
+pub mod research;
 pub mod sheets;
 pub mod sync;
 
@@ -70,5 +71,6 @@ pub fn routes() -> Router<AppState> {
         .merge(sheets::routes())
         .merge(imports::routes())
         .merge(sync::routes())
+        .merge(research::routes())
         .fallback(not_found)
 }
