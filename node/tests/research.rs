@@ -386,8 +386,8 @@ async fn a_sheet_without_consent_or_with_consent_withdrawn_is_in_no_export() {
             .any(|p| p.to_string_lossy().contains("disease=006"))
     );
     // 研究 花子 withdraws: the next export leaves both her sheets out.
-    set_consent(&h, &h.ids["yamada-2024"], "2").await;
-    set_consent(&h, &h.ids["yamada-2025"], "2").await;
+    set_consent(&h.hub, &h.ids["yamada-2024"], "2").await;
+    set_consent(&h.hub, &h.ids["yamada-2025"], "2").await;
     let second = export(&h, &dir.path().join("second")).await;
     assert_eq!(second.counts.kept, 1);
     for f in files(&dir.path().join("second")) {
