@@ -554,7 +554,7 @@ impl crate::Node {
                     )));
                 };
                 let files: Vec<String> = serde_json::from_str(&files).unwrap_or_default();
-                if !files.iter().any(|f| *f == file) {
+                if !files.contains(&file) {
                     return Err(crate::Error::Invalid(format!(
                         "研究用データ出力 {export_id} にファイル {file} はありません。"
                     )));

@@ -43,11 +43,11 @@ fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-/// The pool: (form id, form version, kokuji, eda, disease, written date, document).
-fn pool(
-    catalogue: &Catalogue,
-    n: usize,
-) -> Vec<(String, String, u16, u16, String, String, Vec<u8>)> {
+/// One document of the pool: (form id, form version, kokuji, eda, disease, written date,
+/// document).
+type Pooled = (String, String, u16, u16, String, String, Vec<u8>);
+
+fn pool(catalogue: &Catalogue, n: usize) -> Vec<Pooled> {
     let forms = catalogue.forms();
     let mut rng = StdRng::seed_from_u64(16);
     let author = Author {
