@@ -231,6 +231,25 @@ mod tests {
     }
 
     #[test]
+    fn only_the_ministry_reaches_research_data() {
+        let m = user(UserKind::Ministry, "mhlw");
+        assert!(authorize(&m, Action::ResearchData, Target::None).is_ok());
+        for kind in [
+            UserKind::NanbyoDoctor,
+            UserKind::Clerk,
+            UserKind::Admin,
+            UserKind::Reviewer,
+        ] {
+            let u = user(kind, "A");
+            assert_eq!(
+                authorize(&u, Action::ResearchData, Target::None),
+                Err(Denied),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
     fn reviewers_read_but_never_write() {
         let r = user(UserKind::Reviewer, "M");
         let s = Target::Sheet { institution: "A" };
