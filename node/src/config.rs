@@ -58,7 +58,15 @@ pub struct NodeConfig {
     pub institution: Institution,
     /// The signed rule pack to use instead of the built-in catalogue.
     pub rules: Option<RulesConfig>,
+    /// Where `GET /metrics` (Prometheus) is served, apart from the UI; None: not served.
+    /// Config key `metrics_listen`: an address, or `"off"`; [`DEFAULT_METRICS_LISTEN`] (loopback)
+    /// when absent.
+    pub metrics_listen: Option<SocketAddr>,
 }
+
+/// The metrics listener's address when the config does not give one: loopback only, so that
+/// only the machine itself (or a tunnel the operator sets up) can scrape it.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 
 /// Where a node's rule pack is and which key must have signed it.
 ///
@@ -87,6 +95,8 @@ struct ConfigFile {
     key_env: Option<String>,
     institution: Institution,
     rules: Option<RulesConfig>,
+    /// `"off"`, or the address of the metrics listener.
+    metrics_listen: Option<String>,
 }
 
 impl NodeConfig {
@@ -105,6 +115,16 @@ impl NodeConfig {
                 path.display()
             ),
         };
+        let metrics_listen = match file.metrics_listen.as_deref() {
+            Some("off") => None,
+            Some(addr) => Some(addr.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "config {}: metrics_listen {addr:?} is not an address such as \"127.0.0.1:9464\" or \"off\": {e}",
+                    path.display()
+                )
+            })?),
+            None => DEFAULT_METRICS_LISTEN.parse().ok(),
+        };
         Ok(NodeConfig {
             name: file.name,
             role: file.role,
@@ -116,6 +136,7 @@ impl NodeConfig {
                 pack: base.join(r.pack),
                 ministry_key: r.ministry_key,
             }),
+            metrics_listen,
         })
     }
 

@@ -114,6 +114,8 @@ pub struct Node {
     pub catalogue: Arc<Catalogue>,
     pub clock: Clock,
     pub sync: Arc<sync_service::SyncHandle>,
+    /// This node's Prometheus metrics (served on the metrics listener).
+    pub metrics: Arc<ops::metrics::Metrics>,
 }
 
 impl Node {
@@ -160,6 +162,7 @@ impl Node {
             catalogue: Arc::new(catalogue),
             clock,
             sync: Default::default(),
+            metrics: Default::default(),
         };
         Ok(Arc::new(node))
     }

@@ -893,3 +893,99 @@ async fn api_saves_state_their_version_and_conflicts_come_back_with_both_values(
         .await;
     assert!(r.status.is_client_error(), "{}", r.body);
 }
+
+/// The new-sheet page finds any of the 1,145 diseases by name, 別名 or 告示番号 (full-width
+/// digits too), lists the diseases with their own forms before anything is typed, and says
+/// plainly what the rules do for each form, there and in the editor.
+#[tokio::test]
+async fn a_doctor_finds_any_disease_by_name_or_number_and_sees_what_the_rules_do_for_it() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+
+    let first = c.get("/sheets/new").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.body.contains("パーキンソン病"), "{}", first.body);
+    assert!(first.body.contains("機械判定"));
+    assert!(
+        !first.body.contains("球脊髄性筋萎縮症"),
+        "a disease without its own form waits for a search"
+    );
+    assert!(first.body.contains("病名・告示番号で検索してください"));
+
+    let by_name = c.get("/sheets/new?q=%E7%90%83%E8%84%8A%E9%AB%84").await; // 球脊髄
+    assert!(
+        by_name.body.contains("球脊髄性筋萎縮症"),
+        "{}",
+        by_name.body
+    );
+    assert!(by_name.body.contains("記載のみ"));
+    assert!(by_name.body.contains("value=\"rinko-001\""));
+
+    let by_number = c.get("/sheets/new?q=%EF%BC%91%EF%BC%91").await; // １１ (full-width)
+    assert!(
+        by_number.body.contains("重症筋無力症"),
+        "{}",
+        by_number.body
+    );
+
+    let nothing = c.get("/sheets/new?q=zzzz").await;
+    assert!(nothing.body.contains("該当する疾病がありません"));
+
+    let r = c
+        .form("/sheets", &[("csrf", &csrf), ("form_id", "rinko-001")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let editor = c.get(r.location()).await;
+    assert!(editor.body.contains("様式の水準"), "{}", editor.body);
+    assert!(editor.body.contains("記載のみ"));
+}
+
+/// `GET /metrics` (on its own listener) counts requests by route template and status, refused
+/// sign-ins and the audit log, and never carries a sheet id or a stored value in a label.
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_hold_no_ids_or_values() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    let r = c
+        .form("/sheets", &[("csrf", &csrf), ("form_id", "rinko-006")])
+        .await;
+    let editor = r.location().to_string();
+    let id = editor
+        .trim_start_matches("/sheets/")
+        .trim_end_matches("/edit")
+        .to_string();
+    assert_eq!(c.get(&editor).await.status, StatusCode::OK);
+    let mut stranger = Client::new(&t);
+    let page = stranger.get("/login").await;
+    let token = hidden_csrf(&page.body);
+    stranger
+        .form(
+            "/login",
+            &[("csrf", &token), ("login", "doctor"), ("password", "wrong")],
+        )
+        .await;
+
+    let res = nsdb::http::metrics_router(t.node.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        text.contains(
+            "nsdb_http_requests_total{route=\"/sheets/{id}/edit\",method=\"GET\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("nsdb_sign_in_failures_total 1"), "{text}");
+    assert!(text.contains("nsdb_http_request_duration_seconds_bucket"));
+    assert!(
+        !text.contains("nsdb_audit_entries 0"),
+        "the audit log is counted"
+    );
+    assert!(!text.contains(&id), "a sheet id in the metrics: {text}");
+    assert!(!text.contains("doctor"), "a login in the metrics");
+}

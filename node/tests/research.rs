@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use nsdb::config::NodeRole;
 use nsdb::research::{PatientIdentity, export::Formats};
 use nsdb::testing::TestNode;
-use nsdb_sync::{Author, Edit, NodeId, Sheet, SheetId};
+use nsdb_sync::{Author, Edit, NodeId, ResearchConsent, Review, Sheet, SheetId};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::SeedableRng;
 use tower::ServiceExt;
@@ -70,13 +70,14 @@ const WITHDRAWN: Patient = Patient {
 };
 
 /// Stores a registered sheet of `form` for `p` at the hub, written on `written`, with consent
-/// `consent` (None: not recorded) and `key` as its access key. Returns the sheet id.
+/// `consent` recorded in the municipality's review (None: no review) and `key` as its access
+/// key. Returns the sheet id.
 async fn put_sheet(
     hub: &TestNode,
     form: &str,
     p: &Patient,
     written: &str,
-    consent: Option<&str>,
+    consent: Option<ResearchConsent>,
     key: &str,
     seed: u64,
 ) -> String {
@@ -111,14 +112,16 @@ async fn put_sheet(
     ] {
         values.insert(k.to_string(), v.to_string());
     }
-    if let Some(c) = consent {
-        values.insert(nsdb::research::CONSENT_FIELD.to_string(), c.to_string());
-    }
     let changes: BTreeMap<String, Option<String>> =
         values.into_iter().map(|(k, v)| (k, Some(v))).collect();
     sheet.set_fields(&changes, edit);
     sheet.set_access_key(key, edit);
     sheet.set_status("registered", edit);
+    if let Some(c) = consent {
+        let mut review = Review::linked(MUNICIPALITY, edit.at_ms);
+        review.research_consent = Some(c);
+        assert!(sheet.set_review(&review, edit).unwrap());
+    }
     node.store
         .write(move |c| {
             nsdb::sheets::store_sheet(c, &mut sheet, "screen", 1_750_000_000_000)?;
@@ -129,9 +132,12 @@ async fn put_sheet(
     id.to_string()
 }
 
-/// Records a later change of consent in the sheet's document (the municipality's review).
-async fn set_consent(hub: &TestNode, id: &str, value: &str) {
-    let (id, value) = (id.to_string(), value.to_string());
+/// The reviewing municipality's 自治体コード.
+const MUNICIPALITY: &str = "139999";
+
+/// Records a later change of consent in the municipality's review of the sheet.
+async fn set_consent(hub: &TestNode, id: &str, value: ResearchConsent) {
+    let id = id.to_string();
     hub.node
         .store
         .write(move |c| {
@@ -146,11 +152,9 @@ async fn set_consent(hub: &TestNode, id: &str, value: &str) {
                 at_ms: 1_760_000_000_000,
                 message: "審査",
             };
-            let changes = BTreeMap::from([(
-                nsdb::research::CONSENT_FIELD.to_string(),
-                Some(value.clone()),
-            )]);
-            sheet.set_fields(&changes, edit);
+            let mut review = sheet.review(MUNICIPALITY).unwrap();
+            review.research_consent = Some(value);
+            assert!(sheet.set_review(&review, edit).unwrap());
             nsdb::sheets::store_sheet(c, &mut sheet, "screen", 1_760_000_000_000)?;
             Ok::<_, nsdb::Error>(())
         })
@@ -239,7 +243,7 @@ async fn hub() -> Hub {
             "rinko-002",
             &YAMADA,
             "2024-05-10",
-            Some("1"),
+            Some(ResearchConsent::Given),
             "10001000011",
             1,
         )
@@ -252,7 +256,7 @@ async fn hub() -> Hub {
             "rinko-002",
             &YAMADA,
             "2025-05-12",
-            Some("1"),
+            Some(ResearchConsent::Given),
             "10001000022",
             2,
         )
@@ -265,7 +269,7 @@ async fn hub() -> Hub {
             "rinko-002",
             &SUZUKI,
             "2025-06-01",
-            Some("1"),
+            Some(ResearchConsent::Given),
             "10001000033",
             3,
         )
@@ -289,12 +293,12 @@ async fn hub() -> Hub {
         "rinko-006",
         &WITHDRAWN,
         "2025-06-03",
-        Some("1"),
+        Some(ResearchConsent::Given),
         "10001000055",
         5,
     )
     .await;
-    set_consent(&hub, &w, "2").await;
+    set_consent(&hub, &w, ResearchConsent::NotGiven).await;
     ids.insert("withdrawn", w);
     Hub { hub, ids }
 }
@@ -386,8 +390,8 @@ async fn a_sheet_without_consent_or_with_consent_withdrawn_is_in_no_export() {
             .any(|p| p.to_string_lossy().contains("disease=006"))
     );
     // 研究 花子 withdraws: the next export leaves both her sheets out.
-    set_consent(&h.hub, &h.ids["yamada-2024"], "2").await;
-    set_consent(&h.hub, &h.ids["yamada-2025"], "2").await;
+    set_consent(&h.hub, &h.ids["yamada-2024"], ResearchConsent::NotGiven).await;
+    set_consent(&h.hub, &h.ids["yamada-2025"], ResearchConsent::NotGiven).await;
     let second = export(&h, &dir.path().join("second")).await;
     assert_eq!(second.counts.kept, 1);
     for f in files(&dir.path().join("second")) {

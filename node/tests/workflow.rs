@@ -531,3 +531,62 @@ async fn a_registered_sheet_changes_only_through_an_amendment_with_a_reason() {
         "the reason travels with the document"
     );
 }
+
+/// 更新登録 from a sheet written on an earlier version of its form goes through the form's
+/// `[[migrate]]` entry: 重症筋無力症's 2023.04 sheets had 眼瞼の易疲労性試験 among the
+/// 生理学的所見, which the current criteria do not list, so that choice is not taken, and the
+/// new sheet's history says which item was left behind and why.
+#[tokio::test]
+async fn renewal_from_an_older_form_version_drops_what_the_current_form_no_longer_has() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = principal(&t, "doctor").await;
+    let n = &t.node;
+    // Last year's sheet, as a node running the 2023.04 form wrote it.
+    let form = n.catalogue.form("rinko-011").unwrap();
+    let id = nsdb_sync::SheetId::random();
+    let author = nsdb_sync::Author {
+        node: n.node_id,
+        user: doctor.user_id,
+    };
+    let edit = nsdb_sync::Edit {
+        author,
+        at_ms: 1_700_000_000_000,
+        message: "一時保存",
+    };
+    let mut header =
+        nsdb::sheets::new_sheet_of(form, id, &doctor.institution, Some(doctor.user_id), None, 0);
+    header.form_version = "2023.04".into();
+    let mut sheet = nsdb_sync::Sheet::new(header, edit);
+    let values: BTreeMap<String, Option<String>> =
+        [("patient.name", "旧版 太郎"), ("diagnosis.nmj_tests", "1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect();
+    sheet.set_fields(&values, edit);
+    n.store
+        .write(move |c| {
+            nsdb::sheets::store_sheet(c, &mut sheet, "screen", 0)
+                .map_err(nsdb::store::StoreError::from)
+        })
+        .await
+        .unwrap();
+    let old = id.to_string();
+
+    let new = n.carry_forward(&doctor, &old).await.unwrap();
+    assert_eq!(new.items["patient.name"], "旧版 太郎", "carried");
+    assert!(
+        !new.items.contains_key("diagnosis.nmj_tests"),
+        "a choice the current criteria do not list is not carried: {:?}",
+        new.items.get("diagnosis.nmj_tests")
+    );
+    let history = n.workflow_history(&doctor, &new.row.id).await.unwrap();
+    let carry = history
+        .iter()
+        .find(|e| e.action == "carry")
+        .expect("the carry step is in the history");
+    let said = carry.comment.as_deref().unwrap_or_default();
+    assert!(
+        said.contains("生理学的所見") && said.contains("引き継ぎません"),
+        "the history says what was left behind and why: {said}"
+    );
+}

@@ -27,10 +27,36 @@ const BUILTIN: &[(&str, &str)] = &[
     ("rinko_006.toml", include_str!("../forms/rinko_006.toml")),
     ("rinko_011.toml", include_str!("../forms/rinko_011.toml")),
     ("rinko_013.toml", include_str!("../forms/rinko_013.toml")),
+    ("rinko_017.toml", include_str!("../forms/rinko_017.toml")),
+    ("rinko_018.toml", include_str!("../forms/rinko_018.toml")),
+    ("rinko_022.toml", include_str!("../forms/rinko_022.toml")),
     ("rinko_049.toml", include_str!("../forms/rinko_049.toml")),
+    ("rinko_051.toml", include_str!("../forms/rinko_051.toml")),
+    ("rinko_052.toml", include_str!("../forms/rinko_052.toml")),
+    ("rinko_053.toml", include_str!("../forms/rinko_053.toml")),
+    ("rinko_056.toml", include_str!("../forms/rinko_056.toml")),
+    ("rinko_057.toml", include_str!("../forms/rinko_057.toml")),
+    ("rinko_063.toml", include_str!("../forms/rinko_063.toml")),
+    ("rinko_066.toml", include_str!("../forms/rinko_066.toml")),
+    ("rinko_067.toml", include_str!("../forms/rinko_067.toml")),
+    ("rinko_069.toml", include_str!("../forms/rinko_069.toml")),
+    ("rinko_071.toml", include_str!("../forms/rinko_071.toml")),
+    ("rinko_072.toml", include_str!("../forms/rinko_072.toml")),
+    ("rinko_073.toml", include_str!("../forms/rinko_073.toml")),
+    ("rinko_074.toml", include_str!("../forms/rinko_074.toml")),
+    ("rinko_075.toml", include_str!("../forms/rinko_075.toml")),
+    ("rinko_076.toml", include_str!("../forms/rinko_076.toml")),
+    ("rinko_077.toml", include_str!("../forms/rinko_077.toml")),
+    ("rinko_078.toml", include_str!("../forms/rinko_078.toml")),
+    ("rinko_084.toml", include_str!("../forms/rinko_084.toml")),
     ("rinko_085.toml", include_str!("../forms/rinko_085.toml")),
+    ("rinko_090.toml", include_str!("../forms/rinko_090.toml")),
+    ("rinko_093.toml", include_str!("../forms/rinko_093.toml")),
     ("rinko_096.toml", include_str!("../forms/rinko_096.toml")),
     ("rinko_097.toml", include_str!("../forms/rinko_097.toml")),
+    ("rinko_113.toml", include_str!("../forms/rinko_113.toml")),
+    ("rinko_222.toml", include_str!("../forms/rinko_222.toml")),
+    ("rinko_306.toml", include_str!("../forms/rinko_306.toml")),
     (
         "iken_common.toml",
         include_str!("../forms/iken_common.toml"),
@@ -408,14 +434,36 @@ impl Catalogue {
 
     /// The 指定難病 recipients covered by machine judgment (for `nsdb rules list --judged`): the
     /// patients each criteria text states, summed over the forms of level 機械判定, against all.
+    /// A figure several diseases of one group state alike (the texts of 下垂体疾患 072–078 each
+    /// give 17,069, the group's recipients) is counted once, split evenly among them. Only exact
+    /// figures count as shared: a round estimate (a multiple of 100, such as 約100人) repeated in
+    /// a group is taken as each disease's own.
     pub fn judged_share(&self) -> JudgedShare {
-        let mut share = JudgedShare::default();
-        for d in self
+        let rinko: Vec<&crate::diseases::Disease> = self
             .diseases
             .iter()
             .filter(|d| d.kind == crate::FormKind::Rinko)
-        {
-            let n = u64::from(d.patients.unwrap_or(0));
+            .collect();
+        let mut sharing: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
+        for (i, d) in rinko.iter().enumerate() {
+            if let Some(p) = d.patients.filter(|p| p % 100 != 0) {
+                sharing.entry((d.group.as_str(), p)).or_default().push(i);
+            }
+        }
+        let mut part = vec![0u64; rinko.len()];
+        for (i, d) in rinko.iter().enumerate() {
+            part[i] = u64::from(d.patients.unwrap_or(0));
+        }
+        for ((_, patients), members) in &sharing {
+            let k = members.len() as u64;
+            for (nth, &i) in members.iter().enumerate() {
+                let extra = u64::from((nth as u64) < u64::from(*patients) % k);
+                part[i] = u64::from(*patients) / k + extra;
+            }
+        }
+        let mut share = JudgedShare::default();
+        for (i, d) in rinko.iter().enumerate() {
+            let n = part[i];
             share.total += n;
             if self
                 .form(&d.id)

@@ -389,6 +389,20 @@ mod tests {
         assert!(!share.judged_forms.contains(&"rinko-001".to_string()));
     }
 
+    /// The texts of 下垂体疾患 072–078 each state 17,069 (the group's recipients), and 042/043
+    /// each state 9,610 (their sum): those are counted once, not seven and two times; a
+    /// frequency (179: 「２万人に１人」) is no number of patients.
+    #[test]
+    fn a_figure_shared_by_a_group_counts_once() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        let rinko = || cat.diseases().iter().filter(|d| d.kind == FormKind::Rinko);
+        let stated: u64 = rinko().map(|d| u64::from(d.patients.unwrap_or(0))).sum();
+        let share = cat.judged_share();
+        assert_eq!(share.total, stated - 6 * 17_069 - 9_610, "{share:?}");
+        let mra = rinko().find(|d| d.id == "rinko-179").expect("179");
+        assert_eq!(mra.patients, None, "a frequency is not a count");
+    }
+
     #[test]
     fn a_malformed_line_names_it() {
         let e = parse("diseases.tsv", "rinko\trinko-001\n").unwrap_err();

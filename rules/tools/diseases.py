@@ -91,6 +91,9 @@ def patients(text):
     m = re.search(r"([0-9][0-9,]*(?:\.[0-9]+)?)\s*(万)?\s*人", seg)
     if not m:
         return ""
+    # "２万人に１人" is a frequency, not a number of patients.
+    if seg[m.end():].lstrip().startswith("に"):
+        return ""
     n = float(m.group(1).replace(",", ""))
     if m.group(2):
         n *= 10000

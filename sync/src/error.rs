@@ -67,4 +67,12 @@ pub enum SheetError {
         #[source]
         source: Box<AutomergeError>,
     },
+
+    /// A review could not be recorded as given (the message says what to correct).
+    #[error("審査結果を記録できません: {what}")]
+    InvalidReview { what: &'static str },
+
+    /// An inquiry could not be asked, answered or closed as given (the message says why).
+    #[error("照会を記録できません: {what}")]
+    InvalidInquiry { what: &'static str },
 }

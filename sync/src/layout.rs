@@ -17,7 +17,11 @@
 //! | `created_ms`   | int, unix milliseconds                                       |
 //! | `patient`      | map, field `patient.<key>` stored under `<key>` (str values) |
 //! | `items`        | map, every other field id -> str value                       |
+//! | `author.<node>.<user>` | str, the author's name (`….place`: their institution) |
+//! | `review.<code>`  | map, a municipality's review (see the `review` module)     |
+//! | `inquiry.<id>`   | map, an inquiry (照会, see the `review` module)             |
 //!
+//! Documents without reviews or inquiries are valid; those present are checked.
 //! Keeping the patient block in its own map lets it be stripped or masked as a whole.
 //!
 //! This module must never trust a document's shape without checking it, never panic on a
@@ -166,6 +170,7 @@ impl Shape {
                 }
             }
         }
+        crate::review::check(doc)?;
         Ok(Shape {
             header,
             patient,

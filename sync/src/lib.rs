@@ -19,6 +19,7 @@ pub mod link;
 #[cfg(test)]
 mod proptests;
 mod replicate;
+mod review;
 pub mod session;
 mod sheet;
 pub mod summary;
@@ -33,6 +34,10 @@ pub use inventory::Inventory;
 pub use layout::{HEADER_KEYS, PATIENT_PREFIX, SCHEMA_VERSION};
 pub use link::{Directory, HubEndpoint, LinkError, NodeLink};
 pub use replicate::ReplicationError;
+pub use review::{
+    Decision, INQUIRY_ANSWER_KEYS, INQUIRY_PREFIX, IncomeCategory, IncomeSpecial, Inquiry,
+    InquiryState, NewInquiry, REVIEW_PREFIX, ResearchConsent, Review,
+};
 pub use session::{Peer, PeerRole, Replica, ReplicaError, SessionError, SessionStats};
 pub use sheet::{Conflict, ConflictValue, Edit, HistoryEntry, NewSheet, Sheet, SheetHeader};
 pub use tls::{KeyDirectory, LocalKey, PublicKey};

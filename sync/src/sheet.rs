@@ -99,7 +99,23 @@ pub struct HistoryEntry {
     /// Field ids whose values this change set or cleared (`patient.*` included), sorted.
     pub changed: Vec<String>,
     /// Header keys this change set or cleared, named as in [`crate::HEADER_KEYS`], sorted.
+    /// Root keys that name authors (`author.<node>.<user>`, see [`Sheet::set_author_name`])
+    /// are listed here too.
     pub header: Vec<String>,
+    /// Reviews this change wrote, as `<自治体コード>.<key>` (`<自治体コード>` alone when the
+    /// review's map itself was replaced or removed), sorted.
+    pub reviews: Vec<String>,
+    /// Inquiries this change wrote, as `<inquiry id>.<key>` (`<inquiry id>` alone when the
+    /// inquiry's map itself was replaced or removed), sorted.
+    pub inquiries: Vec<String>,
+}
+
+impl HistoryEntry {
+    /// Whether this change wrote any item, patient value or header key (author names aside):
+    /// anything beyond reviews and inquiries.
+    pub fn touches_sheet(&self) -> bool {
+        !self.changed.is_empty() || self.header.iter().any(|key| !key.starts_with("author."))
+    }
 }
 
 /// An item that holds concurrent values after a merge.
@@ -407,18 +423,32 @@ impl Sheet {
 
     /// Every change, oldest first (causal order: a change comes after everything it saw).
     pub fn history(&self) -> Vec<HistoryEntry> {
+        self.history_since(&[])
+    }
+
+    /// The changes made after the version `heads` (those `heads` does not include), oldest
+    /// first; hashes in `heads` unknown here are ignored. Used to check what a received copy
+    /// adds to the stored one.
+    pub fn history_since(&self, heads: &[ChangeHash]) -> Vec<HistoryEntry> {
+        let known: Vec<ChangeHash> = heads
+            .iter()
+            .filter(|hash| self.doc.get_change_meta_by_hash(hash).is_some())
+            .copied()
+            .collect();
         self.doc
-            .get_changes_meta(&[])
+            .get_changes_meta(&known)
             .into_iter()
             .map(|meta| {
-                let (changed, header) = touched(&self.doc.diff(&meta.deps, &[meta.hash]));
+                let touched = touched(&self.doc.diff(&meta.deps, &[meta.hash]));
                 HistoryEntry {
                     hash: meta.hash,
                     author: Author::from_actor(&meta.actor),
                     at_ms: meta.timestamp,
                     message: meta.message.map(|m| m.into_owned()).unwrap_or_default(),
-                    changed,
-                    header,
+                    changed: touched.fields,
+                    header: touched.header,
+                    reviews: touched.reviews,
+                    inquiries: touched.inquiries,
                 }
             })
             .collect()
@@ -563,7 +593,7 @@ impl Sheet {
     }
 
     /// Makes one change by `edit` with the operations `ops` writes.
-    fn write(
+    pub(crate) fn write(
         &mut self,
         edit: Edit<'_>,
         ops: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
@@ -640,36 +670,90 @@ fn must<T>(result: Result<T, AutomergeError>) -> T {
     }
 }
 
-/// The field ids and header keys a change's patches set or cleared.
-fn touched(patches: &[Patch]) -> (Vec<String>, Vec<String>) {
-    let mut fields = Vec::new();
-    let mut header = Vec::new();
+/// What one change's patches wrote, by part of the document.
+#[derive(Default)]
+struct Touched {
+    fields: Vec<String>,
+    header: Vec<String>,
+    reviews: Vec<String>,
+    inquiries: Vec<String>,
+}
+
+/// The field ids, header keys, reviews and inquiries a change's patches set or cleared.
+fn touched(patches: &[Patch]) -> Touched {
+    let mut out = Touched::default();
     for patch in patches {
-        let key = match &patch.action {
-            PatchAction::PutMap { key, value, .. } if !value.0.is_object() => key.as_str(),
-            PatchAction::DeleteMap { key } => key.as_str(),
+        let (key, is_object) = match &patch.action {
+            PatchAction::PutMap { key, value, .. } => (key.as_str(), value.0.is_object()),
+            PatchAction::DeleteMap { key } => (key.as_str(), false),
             PatchAction::Conflict {
                 prop: Prop::Map(key),
-            } => key.as_str(),
+            } => (key.as_str(), false),
+            // Elements of an inquiry's lists: attributed to the list's key below.
+            PatchAction::Insert { .. } | PatchAction::DeleteSeq { .. } => ("", false),
             _ => continue,
         };
+        let root_key = match patch.path.first() {
+            None => key,
+            Some((_, Prop::Map(root))) => root.as_str(),
+            Some((_, Prop::Seq(_))) => continue,
+        };
+        // The path below the root entry, then the key written.
+        let inner: Vec<&str> = patch
+            .path
+            .iter()
+            .skip(1)
+            .filter_map(|(_, prop)| match prop {
+                Prop::Map(k) => Some(k.as_str()),
+                Prop::Seq(_) => None,
+            })
+            .chain((!key.is_empty() && !patch.path.is_empty()).then_some(key))
+            .collect();
+        if let Some(code) = root_key.strip_prefix(crate::review::REVIEW_PREFIX) {
+            out.reviews.push(entry_name(code, &inner));
+            continue;
+        }
+        if let Some(id) = root_key.strip_prefix(crate::review::INQUIRY_PREFIX) {
+            out.inquiries.push(entry_name(id, &inner));
+            continue;
+        }
+        if is_object || key.is_empty() {
+            continue;
+        }
         match patch.path.last() {
-            None => header.push(key.to_owned()),
-            Some((_, Prop::Map(parent))) if parent == Block::Patient.root_key() => {
-                fields.push(Block::Patient.field_id(key));
+            None => out.header.push(key.to_owned()),
+            Some((_, Prop::Map(parent)))
+                if patch.path.len() == 1 && parent == Block::Patient.root_key() =>
+            {
+                out.fields.push(Block::Patient.field_id(key));
             }
-            Some((_, Prop::Map(parent))) if parent == Block::Items.root_key() => {
-                fields.push(Block::Items.field_id(key));
+            Some((_, Prop::Map(parent)))
+                if patch.path.len() == 1 && parent == Block::Items.root_key() =>
+            {
+                out.fields.push(Block::Items.field_id(key));
             }
-            Some((_, Prop::Map(parent))) => header.push(format!("{parent}.{key}")),
+            Some((_, Prop::Map(parent))) => out.header.push(format!("{parent}.{key}")),
             Some((_, Prop::Seq(_))) => {}
         }
     }
-    for names in [&mut fields, &mut header] {
+    for names in [
+        &mut out.fields,
+        &mut out.header,
+        &mut out.reviews,
+        &mut out.inquiries,
+    ] {
         names.sort();
         names.dedup();
     }
-    (fields, header)
+    out
+}
+
+/// `<entry>.<first key below it>`, or `<entry>` alone when the entry itself was written.
+fn entry_name(entry: &str, inner: &[&str]) -> String {
+    match inner.first() {
+        Some(key) => format!("{entry}.{key}"),
+        None => entry.to_owned(),
+    }
 }
 
 #[cfg(test)]

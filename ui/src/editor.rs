@@ -85,10 +85,26 @@ fn by_item(messages: &[Message]) -> HashMap<&str, Vec<&str>> {
     m
 }
 
-fn meta_line(meta: &SheetMeta<'_>) -> Markup {
+/// What the rules do for this form, said plainly (docs/rules.md "Every disease can be written").
+fn level_text(form: &FormDef) -> &'static str {
+    match form.level() {
+        nsdb_rules::FormLevel::MachineJudged => "診断のカテゴリー・重症度を入力から機械判定します",
+        nsdb_rules::FormLevel::Checked => {
+            "入力をチェックします。カテゴリー・重症度は指定医の選択のとおりです"
+        }
+        nsdb_rules::FormLevel::RecordOnly => {
+            "共通項目のみチェックします。カテゴリー・重症度は指定医の選択のとおりです"
+        }
+    }
+}
+
+fn meta_line(form: &FormDef, meta: &SheetMeta<'_>) -> Markup {
     html! {
         dl.meta {
             dt { "ステータス" } dd { (meta.status) }
+            dt { "様式の水準" } dd.level title=(level_text(form)) {
+                (form.level().label()) span.hint { "（" (level_text(form)) "）" }
+            }
             dt { "アクセスキー" } dd { (meta.access_key.unwrap_or("未発行")) }
             dt { "様式版" } dd { (meta.form_version) }
             dt { "最終更新" } dd { (meta.updated) }
@@ -253,7 +269,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
         ctx,
         &title(v.form),
         html! {
-            (meta_line(&v.meta))
+            (meta_line(v.form, &v.meta))
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
             @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
@@ -376,7 +392,7 @@ pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
         ctx,
         &title(v.form),
         html! {
-            (meta_line(&v.meta))
+            (meta_line(v.form, &v.meta))
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
             @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }

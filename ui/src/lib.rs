@@ -165,33 +165,70 @@ pub struct FormChoice<'a> {
     pub eda: u16,
     pub disease: &'a str,
     pub version: &'a str,
+    /// 記載のみ / チェック / 機械判定 (`FormLevel::label`).
+    pub level: &'a str,
 }
 
-/// Choosing the disease for a new sheet.
-pub fn new_sheet(ctx: &PageContext<'_>, forms: &[FormChoice<'_>]) -> Markup {
+/// What the new-sheet page lists: the forms matching `query` (all forms with their own form
+/// file when it is empty), of `total` forms in the catalogue.
+#[derive(Debug, Clone)]
+pub struct FormPicker<'a> {
+    pub query: &'a str,
+    pub choices: Vec<FormChoice<'a>>,
+    /// Matches beyond those listed (the page lists at most a screenful).
+    pub more: usize,
+    pub total: usize,
+}
+
+/// Choosing the disease for a new sheet: a search by 病名, 別名 or 告示番号 over every
+/// disease of both programmes, and the matching forms with what the rules do for each.
+pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
     layout(
         ctx,
         "新規作成",
         html! {
             p { "作成する臨床調査個人票・医療意見書の疾病を選んでください。" }
-            table.list {
-                thead { tr { th { "様式" } th { "告示番号/枝番" } th { "病名" } th { "様式版" } th { "操作" } } }
-                tbody {
-                    @for f in forms {
-                        tr {
-                            td { (f.kind) }
-                            td { (f.kokuji) "/" (f.eda) }
-                            td { (f.disease) }
-                            td { (f.version) }
-                            td {
-                                form method="post" action="/sheets" {
-                                    input type="hidden" name="csrf" value=(ctx.csrf);
-                                    input type="hidden" name="form_id" value=(f.id);
-                                    button.primary type="submit" { "作成" }
+            form.search method="get" action="/sheets/new" role="search" {
+                label for="q" { "病名・別名・告示番号" }
+                input #q type="search" name="q" value=(picker.query) autofocus
+                    autocomplete="off" placeholder="例: パーキンソン、6、潰瘍性";
+                button type="submit" { "検索" }
+                @if !picker.query.is_empty() { a href="/sheets/new" { "クリア" } }
+            }
+            @if picker.query.is_empty() {
+                p.hint {
+                    "全" (picker.total) "疾病のうち、疾病ごとの様式があるものを表示しています。"
+                    "他の疾病は病名・告示番号で検索してください。"
+                }
+            } @else {
+                p role="status" { "「" (picker.query) "」の検索結果 " (picker.choices.len() + picker.more) "件" }
+            }
+            @if picker.choices.is_empty() {
+                p.notice { "該当する疾病がありません。病名の一部や告示番号で検索してください。" }
+            } @else {
+                table.list {
+                    thead { tr { th { "様式" } th { "告示番号/枝番" } th { "病名" } th { "様式の水準" } th { "様式版" } th { "操作" } } }
+                    tbody {
+                        @for f in &picker.choices {
+                            tr {
+                                td { (f.kind) }
+                                td { (f.kokuji) "/" (f.eda) }
+                                td { (f.disease) }
+                                td { (f.level) }
+                                td { (f.version) }
+                                td {
+                                    form method="post" action="/sheets" {
+                                        input type="hidden" name="csrf" value=(ctx.csrf);
+                                        input type="hidden" name="form_id" value=(f.id);
+                                        button.primary type="submit" { "作成" }
+                                    }
                                 }
                             }
                         }
                     }
+                }
+                @if picker.more > 0 {
+                    p.hint { "ほか" (picker.more) "件あります。検索語を絞り込んでください。" }
                 }
             }
         },

@@ -265,15 +265,18 @@ impl Node {
                         .map_err(Error::from)
                     })
                     .await?;
+                self.metrics.sign_in_failed();
                 return Err(Error::BadCredentials);
             }
         };
         if user.locked {
+            self.metrics.sign_in_failed();
             return Err(Error::Locked);
         }
         if let Some(exp) = &user.expires_on
             && exp.as_str() < self.clock.today_jst().to_string().as_str()
         {
+            self.metrics.sign_in_failed();
             return Err(Error::Expired);
         }
         let token = random_hex();

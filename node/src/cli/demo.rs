@@ -97,6 +97,9 @@ pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<Nod
         key: KeySource::File(key_file),
         institution: n.institution.clone(),
         rules: None,
+        // The demo serves each node's metrics beside its UI (see `run`); tests and benchmarks
+        // open nodes without a metrics listener.
+        metrics_listen: None,
     })
 }
 
@@ -254,6 +257,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
                 .join(", ")
         );
         nodes.push(node.clone());
+        let metrics = SocketAddr::new([127, 0, 0, 1].into(), opts.port_base + 10 + i as u16);
+        servers.push(crate::cli::serve::serve_metrics(node.clone(), metrics).await?);
         let app = crate::http::router(node);
         servers.push(tokio::spawn(
             async move { axum::serve(listener, app).await },
@@ -262,6 +267,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let sync_addr = SocketAddr::new(opts.bind, opts.port_base + 3);
     let _sync = crate::sync_service::start_demo(&nodes, sync_addr).await?;
     println!("  sync: the hub listens on {sync_addr} (QUIC); status at /sync on each node");
+    println!(
+        "  metrics: http://127.0.0.1:{}/metrics … :{} (Prometheus, loopback only)",
+        opts.port_base + 10,
+        opts.port_base + 12
+    );
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     for s in servers {

@@ -23,6 +23,10 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
             .await?;
     }
     let sync = crate::sync_service::start(&node, Default::default())?;
+    let metrics = match node.config.metrics_listen {
+        Some(at) => Some(serve_metrics(node.clone(), at).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -31,8 +35,30 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         .with_graceful_shutdown(stop_signal())
         .await?;
     drop(sync);
+    if let Some(m) = metrics {
+        m.abort();
+    }
     tracing::info!(target: "nsdb", "stopped: every request in flight was answered");
     Ok(())
+}
+
+/// Serves `GET /metrics` of `node` on `addr` until the returned task is aborted. Errors: the
+/// address cannot be bound (said with the address and what to change).
+pub async fn serve_metrics(
+    node: std::sync::Arc<Node>,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot serve metrics on {addr} (set metrics_listen in the config, or \"off\")")
+    })?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(target: "nsdb", %addr, "metrics are served beyond this machine; restrict access to the scraper");
+    }
+    let app = crate::http::metrics_router(node);
+    Ok(tokio::spawn(
+        async move { axum::serve(listener, app).await },
+    ))
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -30,10 +30,16 @@ pub type AppState = Arc<Node>;
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-async fn security_headers(req: Request, next: Next) -> Response {
+async fn security_headers(State(node): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // The route template (`/sheets/{id}`), never the path, labels the metrics.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(
@@ -59,6 +65,12 @@ async fn security_headers(req: Request, next: Next) -> Response {
         status = res.status().as_u16(),
         ms = started.elapsed().as_secs_f64() * 1000.0,
     );
+    node.metrics.request(
+        &route,
+        method.as_str(),
+        res.status().as_u16(),
+        started.elapsed(),
+    );
     res
 }
 
@@ -67,6 +79,36 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .merge(ui::routes())
         .merge(api::routes())
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            security_headers,
+        ))
+        .with_state(node)
+}
+
+/// The metrics listener's whole surface: `GET /metrics` (OpenMetrics text). Served apart from
+/// the UI (`metrics_listen` in the config, loopback by default), without sessions: whoever can
+/// reach the listener can read the figures, which hold no personal data.
+pub fn metrics_router(node: Arc<Node>) -> Router {
+    use axum::routing::get;
+    async fn metrics(State(node): State<AppState>) -> Response {
+        use axum::response::IntoResponse;
+        match node.metrics_text().await {
+            Ok(text) => (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::warn!(target: "nsdb::http", error = %e, "metrics could not be read");
+                axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+            }
+        }
+    }
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(node)
 }

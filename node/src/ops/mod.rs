@@ -11,6 +11,7 @@ pub mod backup;
 pub mod doctor;
 pub mod guard;
 pub mod integrity;
+pub mod metrics;
 pub mod rekey;
 
 use std::path::{Path, PathBuf};

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
 use nsdb_rules::{Catalogue, Date, FormDef};
-use nsdb_sync::Sheet;
+use nsdb_sync::{ResearchConsent, Sheet};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::Sha256;
 
@@ -189,20 +189,19 @@ impl PatientIdentity {
     }
 }
 
-/// Whether the sheet may go into research output: 研究利用の同意 recorded as given, as the
-/// document says now (a withdrawal recorded later removes the sheet from every later export).
+/// Whether the sheet may go into research output: 研究利用の同意 recorded as given in a
+/// municipality's review (M13), as the document says now. Each municipality's review holds its
+/// latest state, so a withdrawal recorded later removes the sheet from every later export; a
+/// sheet reviewed by several municipalities (a patient who moved) counts as consented when any
+/// of them records consent.
 ///
 /// The one place consent is read.
 pub fn consent_given(sheet: &Sheet) -> bool {
     sheet
-        .field(CONSENT_FIELD)
-        .is_some_and(|v| v.trim() == CONSENT_GIVEN)
+        .reviews()
+        .values()
+        .any(|r| r.research_consent == Some(ResearchConsent::Given))
 }
-
-/// Where the consent is recorded until the municipality's review record carries it.
-pub const CONSENT_FIELD: &str = "review.research_consent";
-/// The value meaning 同意あり.
-pub const CONSENT_GIVEN: &str = "1";
 
 /// One consented sheet, de-identified: what every table is written from.
 #[derive(Debug, Clone, PartialEq)]

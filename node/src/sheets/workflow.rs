@@ -592,11 +592,28 @@ impl Node {
                 let form = catalogue
                     .form(&row.form_id)
                     .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
-                let source = load_doc(&tx, &source_id)?.fields();
-                let mut carried: BTreeMap<String, Option<String>> = form
-                    .items()
-                    .filter(|i| i.carry)
-                    .filter_map(|i| source.get(&i.id).map(|v| (i.id.clone(), Some(v.clone()))))
+                let source_doc = load_doc(&tx, &source_id)?;
+                let (source, from_version) =
+                    (source_doc.fields(), source_doc.header().form_version);
+                // The rules decide what is taken: items the current form marks `carry`, renamed
+                // and recoded by its `[[migrate]]` entry when last year's sheet was written on
+                // an earlier version of the form; choices no longer on a code list are dropped.
+                let taken = nsdb_rules::carry::carry_forward(form, &from_version, &source);
+                let dropped = (!taken.dropped.is_empty()).then(|| {
+                    let parts: Vec<String> = taken
+                        .dropped
+                        .iter()
+                        .map(|d| {
+                            let label = form.item(&d.item).map_or(d.item.as_str(), |i| &i.label);
+                            format!("{label}（{}）", d.reason)
+                        })
+                        .collect();
+                    format!("引き継がなかった項目: {}", parts.join("、"))
+                });
+                let mut carried: BTreeMap<String, Option<String>> = taken
+                    .values
+                    .into_iter()
+                    .map(|(id, value)| (id, Some(value)))
                     .collect();
                 let carried_ids: Vec<String> = carried.keys().cloned().collect();
                 if form.item("application.type").is_some() {
@@ -636,7 +653,7 @@ impl Node {
                     None,
                     "carry",
                     status::DRAFT,
-                    None,
+                    dropped.as_deref(),
                 )?;
                 audit::record(
                     &tx,

@@ -70,6 +70,7 @@ pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTas
     let replica = Arc::new(NodeReplica::new(node.clone()));
     let handle = node.sync.clone();
     let clock = node.clock.clone();
+    let metrics = node.metrics.clone();
     handle.update(|s| {
         s.mode = "hub".into();
         s.connected = true;
@@ -80,6 +81,10 @@ pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTas
         serving
             .serve(replica, directory, move |peer, result| {
                 let now = clock.now_ms();
+                match result {
+                    Ok(stats) => metrics.sync_session(true, stats.bytes_sent, stats.bytes_received),
+                    Err(_) => metrics.sync_session(false, 0, 0),
+                }
                 match result {
                     Ok(stats) => handle.update(|s| {
                         s.last_attempt_ms = Some(now);

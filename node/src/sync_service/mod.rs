@@ -362,6 +362,8 @@ pub fn start_node(
                         tracing::warn!(target: "nsdb::sync", sheet = %id, %reason, "a sheet did not cross; set aside, the others go on");
                     }
                     handle.record_set_aside(&stats, now, &options);
+                    node.metrics
+                        .sync_session(true, stats.bytes_sent, stats.bytes_received);
                     handle.update(|s| {
                         s.last_success_ms = Some(now);
                         s.sessions += 1;
@@ -371,6 +373,7 @@ pub fn start_node(
                 Err(e) => {
                     tracing::info!(target: "nsdb::sync", reason = %e, "sync with the hub failed; will retry");
                     let now = node.clock.now_ms();
+                    node.metrics.sync_session(false, 0, 0);
                     handle.update(|s| s.last_failure_ms = Some(now));
                     handle.error(now, e.to_string());
                 }

@@ -11,13 +11,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use nsdb_rules::Catalogue;
-use nsdb_sync::{Author, Edit, NodeId, Sheet, SheetId};
+use nsdb_sync::{Author, Edit, NodeId, ResearchConsent, Review, Sheet, SheetId};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::Figure;
 use crate::research::export::{self, Formats};
-use crate::research::{CONSENT_FIELD, CONSENT_GIVEN, Secret, stats};
+use crate::research::{Secret, stats};
 use crate::store::{DbKey, Durability, Store};
 
 /// Options of the research scenario.
@@ -74,11 +74,14 @@ fn pool(catalogue: &Catalogue, n: usize) -> Vec<Pooled> {
                 crate::sheets::new_sheet_of(form, id, "1399000010", Some(1), None, edit.at_ms),
                 edit,
             );
-            let mut values = crate::cli::seed::sheet_values(form, &mut rng, written);
-            values.insert(CONSENT_FIELD.into(), CONSENT_GIVEN.into());
+            let values = crate::cli::seed::sheet_values(form, &mut rng, written);
             let changes = values.into_iter().map(|(k, v)| (k, Some(v))).collect();
             sheet.set_fields(&changes, edit);
             sheet.set_status("registered", edit);
+            let mut review = Review::linked("139999", edit.at_ms);
+            review.research_consent = Some(ResearchConsent::Given);
+            // A fixed, valid municipality code: the review is always written.
+            let _ = sheet.set_review(&review, edit);
             (
                 form.id.clone(),
                 form.version.clone(),

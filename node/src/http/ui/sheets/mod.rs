@@ -120,14 +120,47 @@ async fn sheet_list(
     Html(nsdb_ui::list::sheet_list(&ctx.page(), &view).into_string()).into_response()
 }
 
-async fn new_sheet_page(State(node): State<AppState>, s: UiSession) -> Response {
+/// The query of the new-sheet page (`?q=`): what was typed in the disease search.
+#[derive(Debug, Default, serde::Deserialize)]
+struct PickerQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// At most this many forms are listed on the new-sheet page at once.
+const PICKER_ROWS: usize = 100;
+
+async fn new_sheet_page(
+    State(node): State<AppState>,
+    s: UiSession,
+    Query(query): Query<PickerQuery>,
+) -> Response {
     let ctx = Ctx::new(&node, &s);
     if let Err(e) = authorize(&s.principal, Action::CreateSheet, Target::None) {
         return error_page(Some(&ctx), e.into());
     }
+    let q = query.q.trim();
     let forms = node.catalogue.forms();
-    let choices: Vec<nsdb_ui::FormChoice<'_>> = forms
+    let matching: std::collections::HashSet<&str> = node
+        .catalogue
+        .diseases()
         .iter()
+        .filter(|d| !q.is_empty() && d.matches(q))
+        .map(|d| d.id.as_str())
+        .collect();
+    let wanted = |f: &nsdb_rules::FormDef| {
+        if q.is_empty() {
+            f.level() != nsdb_rules::FormLevel::RecordOnly
+        } else {
+            matching.contains(f.id.as_str())
+                || f.disease.contains(q)
+                || f.id == q
+                || f.kokuji.to_string() == q.trim_start_matches('0')
+        }
+    };
+    let mut choices: Vec<nsdb_ui::FormChoice<'_>> = forms
+        .iter()
+        .filter(|f| wanted(f))
         .map(|f| nsdb_ui::FormChoice {
             id: &f.id,
             kind: f.kind.label(),
@@ -135,9 +168,18 @@ async fn new_sheet_page(State(node): State<AppState>, s: UiSession) -> Response 
             eda: f.eda,
             disease: &f.disease,
             version: &f.version,
+            level: f.level().label(),
         })
         .collect();
-    Html(nsdb_ui::new_sheet(&ctx.page(), &choices).into_string()).into_response()
+    let more = choices.len().saturating_sub(PICKER_ROWS);
+    choices.truncate(PICKER_ROWS);
+    let picker = nsdb_ui::FormPicker {
+        query: q,
+        choices,
+        more,
+        total: forms.len(),
+    };
+    Html(nsdb_ui::new_sheet(&ctx.page(), &picker).into_string()).into_response()
 }
 
 async fn create_sheet(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
