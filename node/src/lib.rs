@@ -20,6 +20,7 @@ pub mod imports;
 pub mod keys;
 pub mod ops;
 pub mod print;
+pub mod research;
 pub mod review;
 pub mod sheets;
 pub mod store;
@@ -67,6 +68,8 @@ pub enum Error {
     NoKeyBlock,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Research(#[from] research::ResearchError),
 }
 
 impl From<rusqlite::Error> for Error {

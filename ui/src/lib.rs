@@ -12,6 +12,7 @@ pub mod imports;
 pub mod judgment;
 pub mod linkage;
 pub mod list;
+pub mod research;
 pub mod review;
 pub mod workflow;
 
@@ -39,6 +40,8 @@ pub struct PageContext<'a> {
     pub is_admin: bool,
     /// Shows 受付一覧 (a municipality's reviewer).
     pub can_review: bool,
+    /// Shows 研究・統計 (the ministry at the hub).
+    pub can_research: bool,
     pub csrf: &'a str,
 }
 
@@ -82,6 +85,9 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
                     }
                     @if ctx.is_admin {
                         a href="/admin/users" { "ユーザ管理" }
+                    }
+                    @if ctx.can_research {
+                        a href="/research" { "研究・統計" }
                     }
                 }
                 span.user { (ctx.user_name) "（" (ctx.user_kind) "）" }

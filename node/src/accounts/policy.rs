@@ -135,6 +135,8 @@ pub enum Action {
     AnswerInquiry,
     /// Resolve an access key with a birth date at the hub (臨個票連携, 受付).
     ResolveKey,
+    /// National statistics and research exports at the hub (M19).
+    ResearchData,
 }
 
 /// The owner of the thing acted on, where there is one.
@@ -181,6 +183,7 @@ pub fn role_may(role: Role, action: Action) -> bool {
             | (Role::Reviewer | Role::Ministry, ListSheets | ViewSheet)
             | (Role::Reviewer, ReviewSheet | RecordReview)
             | (Role::Admin, ManageUsers)
+            | (Role::Ministry, ResearchData)
     )
 }
 
@@ -192,7 +195,10 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
         return Err(Denied);
     }
     let allowed = match (action, target) {
-        (ListSheets | CreateSheet | ManageUsers | ReviewSheet | ResolveKey, Target::None) => true,
+        (
+            ListSheets | CreateSheet | ManageUsers | ReviewSheet | ResolveKey | ResearchData,
+            Target::None,
+        ) => true,
         // A reviewer reaches a sheet only when this node resolved its key.
         (ReviewSheet | RecordReview, Target::Resolved { resolved }) => resolved,
         // A sheet resolved here by key: read, and carried forward from at a hospital.
@@ -249,6 +255,25 @@ mod tests {
         assert_eq!(authorize(&a, Action::ListSheets, Target::None), Err(Denied));
         let own = Target::Sheet { institution: "A" };
         assert_eq!(authorize(&a, Action::ViewSheet, own), Err(Denied));
+    }
+
+    #[test]
+    fn only_the_ministry_reaches_research_data() {
+        let m = user(UserKind::Ministry, "mhlw");
+        assert!(authorize(&m, Action::ResearchData, Target::None).is_ok());
+        for kind in [
+            UserKind::NanbyoDoctor,
+            UserKind::Clerk,
+            UserKind::Admin,
+            UserKind::Reviewer,
+        ] {
+            let u = user(kind, "A");
+            assert_eq!(
+                authorize(&u, Action::ResearchData, Target::None),
+                Err(Denied),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]

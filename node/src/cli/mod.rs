@@ -11,6 +11,7 @@ pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod ops;
+pub mod research;
 pub mod rules;
 pub mod seed;
 pub mod serve;
@@ -76,6 +77,8 @@ enum Command {
         /// read + check + seal on all cores, and through upload + verify + import on a node);
         /// review (access-key resolution latency at the hub with --keys issued keys, and the
         /// 審査会 batch masked print of --sheets sheets, default 100).
+        /// research (export of consented sheets to Parquet/CSV with peak memory, statistics,
+        /// DuckDB reading the result; default 100000 sheets).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cli::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -138,6 +141,12 @@ enum Command {
     Xml {
         #[command(subcommand)]
         command: XmlCommand,
+    },
+    /// Research output at the hub (M19): de-identified exports of consented sheets, national
+    /// statistics, the pseudonym secret.
+    Research {
+        #[command(subcommand)]
+        command: research::ResearchCommand,
     },
     /// The check tool: checks XML files as the screen does, writes the error list (CSV, JSON)
     /// and seals passing sheets for 一括登録. Needs no database and no network. Exit status: 0
@@ -584,6 +593,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     );
                     figures
                 }
+                "research" => {
+                    crate::cli::bench::research::research(
+                        crate::cli::bench::research::ResearchBench {
+                            sheets: if sheets_given { sheets } else { 100_000 },
+                            runs: runs.max(1),
+                        },
+                    )
+                    .await?
+                }
                 other => anyhow::bail!("unknown scenario {other}"),
             };
             for f in figures {
@@ -592,6 +610,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Rules { command } => rules_command(command),
+        Command::Research { command } => research::run(command).await,
         Command::Backup { config, dest } => ops::backup(&config, &dest),
         Command::Restore {
             config,

@@ -168,6 +168,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/005_imports.sql"),
     include_str!("../../migrations/006_resolutions.sql"),
     include_str!("../../migrations/007_review.sql"),
+    include_str!("../../migrations/008_research.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

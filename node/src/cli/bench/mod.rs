@@ -6,6 +6,7 @@
 //! tests: targets are checked by reading these figures, not by asserting timings.
 
 pub mod check;
+pub mod research;
 pub mod review;
 pub mod review_print;
 pub mod sync;
@@ -68,7 +69,9 @@ impl Figure {
 }
 
 /// The scenarios `nsdb bench` knows.
-pub const SCENARIOS: &[&str] = &["store", "ui", "rules", "sync", "check", "review"];
+pub const SCENARIOS: &[&str] = &[
+    "store", "ui", "rules", "sync", "check", "review", "research",
+];
 
 /// Options of the rules scenario.
 #[derive(Debug, Clone, Copy)]

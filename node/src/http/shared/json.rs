@@ -74,7 +74,7 @@ impl From<Error> for ApiError {
             Error::Store(crate::store::StoreError::Damaged(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_damaged")
             }
-            Error::Document { .. } | Error::Store(_) => {
+            Error::Document { .. } | Error::Store(_) | Error::Research(_) => {
                 tracing::error!(target: "nsdb::http", error = %e, "internal error");
                 return ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -41,6 +41,7 @@ impl Ctx {
             can_create: role_may(self.role, Action::CreateSheet),
             is_admin: role_may(self.role, Action::ManageUsers),
             can_review: role_may(self.role, Action::ReviewSheet),
+            can_research: role_may(self.role, Action::ResearchData),
             csrf: &self.csrf,
         }
     }
@@ -67,7 +68,7 @@ pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
         Error::Store(crate::store::StoreError::Damaged(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, "データベースの損傷")
         }
-        Error::Document { .. } | Error::Store(_) => {
+        Error::Document { .. } | Error::Store(_) | Error::Research(_) => {
             tracing::error!(target: "nsdb::http", error = %e, "internal error");
             let page = ctx.map(Ctx::page);
             return (

@@ -1,4 +1,4 @@
-//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `review`, `sync`), the static
+//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `keys`, `review`, `sync`, `research`), the static
 //! assets, the home redirect and the not-found page.
 //!
 //! Every state-changing request is a POST carrying the session's CSRF token (the sign-in form
@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod imports;
 pub mod keys;
+pub mod research;
 pub mod review;
 pub mod sheets;
 pub mod sync;
@@ -75,5 +76,6 @@ pub fn routes() -> Router<AppState> {
         .merge(review::routes())
         .merge(keys::routes())
         .merge(sync::routes())
+        .merge(research::routes())
         .fallback(not_found)
 }

@@ -1,0 +1,654 @@
+//! Research output at the hub (M19): only consented sheets, nothing that names a patient in any
+//! file, pseudonyms that follow a patient across years, counts that DuckDB finds too, and the
+//! ministry's page with audited downloads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, StringArray};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use nsdb::config::NodeRole;
+use nsdb::research::{PatientIdentity, export::Formats};
+use nsdb::testing::TestNode;
+use nsdb_sync::{Author, Edit, NodeId, ResearchConsent, Review, Sheet, SheetId};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rand::SeedableRng;
+use tower::ServiceExt;
+
+/// A fictitious patient with values no generated value could contain by chance.
+struct Patient {
+    name: &'static str,
+    kana: &'static str,
+    birth: &'static str,
+    sex: &'static str,
+    address: &'static str,
+    insured_no: &'static str,
+    insurer_no: &'static str,
+}
+
+const YAMADA: Patient = Patient {
+    name: "研究 花子",
+    kana: "ケンキュウ ハナコ",
+    birth: "1961-07-14",
+    sex: "2",
+    address: "神奈川県架空市試験町9丁目8番7号",
+    insured_no: "7654321",
+    insurer_no: "06139901",
+};
+
+const SUZUKI: Patient = Patient {
+    name: "統計 次郎",
+    kana: "トウケイ ジロウ",
+    birth: "1958-02-03",
+    sex: "1",
+    address: "大阪府見本市例示町1丁目2番3号",
+    insured_no: "1357913",
+    insurer_no: "06270017",
+};
+
+const NO_CONSENT: Patient = Patient {
+    name: "拒否 三郎",
+    kana: "キョヒ サブロウ",
+    birth: "1970-10-10",
+    sex: "1",
+    address: "北海道架空郡模型村5番地",
+    insured_no: "2468024",
+    insurer_no: "06010013",
+};
+
+const WITHDRAWN: Patient = Patient {
+    name: "撤回 四子",
+    kana: "テッカイ ヨツコ",
+    birth: "1966-06-06",
+    sex: "2",
+    address: "福岡県仮名市標本町4丁目4番4号",
+    insured_no: "9753197",
+    insurer_no: "06400014",
+};
+
+/// Stores a registered sheet of `form` for `p` at the hub, written on `written`, with consent
+/// `consent` recorded in the municipality's review (None: no review) and `key` as its access
+/// key. Returns the sheet id.
+async fn put_sheet(
+    hub: &TestNode,
+    form: &str,
+    p: &Patient,
+    written: &str,
+    consent: Option<ResearchConsent>,
+    key: &str,
+    seed: u64,
+) -> String {
+    let node = &hub.node;
+    let form = node.catalogue.form(form).expect("form in the catalogue");
+    let author = Author {
+        node: NodeId([5; 16]),
+        user: 1,
+    };
+    let edit = Edit {
+        author,
+        at_ms: 1_750_000_000_000,
+        message: "作成",
+    };
+    let id = SheetId(uuid::Uuid::from_u128(0xabc0_0000 + seed as u128));
+    let mut sheet = Sheet::new(
+        nsdb::sheets::new_sheet_of(form, id, "1399000010", Some(1), None, edit.at_ms),
+        edit,
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let day = nsdb_rules::Date::parse(written).unwrap();
+    let mut values = nsdb::cli::seed::sheet_values(form, &mut rng, day);
+    for (k, v) in [
+        ("patient.name", p.name),
+        ("patient.name_kana", p.kana),
+        ("patient.birth_date", p.birth),
+        ("patient.sex", p.sex),
+        ("patient.address", p.address),
+        ("patient.insured_no", p.insured_no),
+        ("patient.insurer_no", p.insurer_no),
+        ("doctor.written_date", written),
+    ] {
+        values.insert(k.to_string(), v.to_string());
+    }
+    let changes: BTreeMap<String, Option<String>> =
+        values.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    sheet.set_fields(&changes, edit);
+    sheet.set_access_key(key, edit);
+    sheet.set_status("registered", edit);
+    if let Some(c) = consent {
+        let mut review = Review::linked(MUNICIPALITY, edit.at_ms);
+        review.research_consent = Some(c);
+        assert!(sheet.set_review(&review, edit).unwrap());
+    }
+    node.store
+        .write(move |c| {
+            nsdb::sheets::store_sheet(c, &mut sheet, "screen", 1_750_000_000_000)?;
+            Ok::<_, nsdb::Error>(())
+        })
+        .await
+        .unwrap();
+    id.to_string()
+}
+
+/// The reviewing municipality's 自治体コード.
+const MUNICIPALITY: &str = "139999";
+
+/// Records a later change of consent in the municipality's review of the sheet.
+async fn set_consent(hub: &TestNode, id: &str, value: ResearchConsent) {
+    let id = id.to_string();
+    hub.node
+        .store
+        .write(move |c| {
+            let bytes: Vec<u8> =
+                c.query_row("SELECT doc FROM sheets WHERE id = ?1", [&id], |r| r.get(0))?;
+            let mut sheet = Sheet::load(&bytes).unwrap();
+            let edit = Edit {
+                author: Author {
+                    node: NodeId([6; 16]),
+                    user: 2,
+                },
+                at_ms: 1_760_000_000_000,
+                message: "審査",
+            };
+            let mut review = sheet.review(MUNICIPALITY).unwrap();
+            review.research_consent = Some(value);
+            assert!(sheet.set_review(&review, edit).unwrap());
+            nsdb::sheets::store_sheet(c, &mut sheet, "screen", 1_760_000_000_000)?;
+            Ok::<_, nsdb::Error>(())
+        })
+        .await
+        .unwrap();
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A file's text as a reader sees it: CSV and JSON as they are, Parquet decoded (every string
+/// value, every column name and all metadata), since its pages are compressed.
+fn readable_text(path: &Path) -> String {
+    if path.extension().is_some_and(|e| e == "parquet") {
+        let f = std::fs::File::open(path).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f).unwrap();
+        let mut text = format!("{:?}", builder.schema());
+        for batch in builder.build().unwrap() {
+            let batch = batch.unwrap();
+            for col in batch.columns() {
+                if let Some(s) = col.as_any().downcast_ref::<StringArray>() {
+                    for i in 0..s.len() {
+                        if s.is_valid(i) {
+                            text.push_str(s.value(i));
+                            text.push('\n');
+                        }
+                    }
+                }
+            }
+        }
+        text
+    } else {
+        String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned()
+    }
+}
+
+/// The distinct values of a column over the wide Parquet files below `dir`.
+fn column_values(dir: &Path, column: &str) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for p in files(dir) {
+        if !p.to_string_lossy().contains("parquet/wide") {
+            continue;
+        }
+        let f = std::fs::File::open(&p).unwrap();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let col = batch.column_by_name(column).unwrap();
+            let s = col.as_any().downcast_ref::<StringArray>().unwrap();
+            for i in 0..s.len() {
+                out.push((p.clone(), s.value(i).to_string()));
+            }
+        }
+    }
+    out
+}
+
+struct Hub {
+    hub: TestNode,
+    ids: HashMap<&'static str, String>,
+}
+
+/// A hub holding: 研究 花子 in 2024 and 2025 (consented), 統計 次郎 in 2025 (consented), a
+/// sheet without consent, and one whose consent was withdrawn after it was given.
+async fn hub() -> Hub {
+    let hub = TestNode::start(NodeRole::Hub).await;
+    let mut ids = HashMap::new();
+    ids.insert(
+        "yamada-2024",
+        put_sheet(
+            &hub,
+            "rinko-002",
+            &YAMADA,
+            "2024-05-10",
+            Some(ResearchConsent::Given),
+            "10001000011",
+            1,
+        )
+        .await,
+    );
+    ids.insert(
+        "yamada-2025",
+        put_sheet(
+            &hub,
+            "rinko-002",
+            &YAMADA,
+            "2025-05-12",
+            Some(ResearchConsent::Given),
+            "10001000022",
+            2,
+        )
+        .await,
+    );
+    ids.insert(
+        "suzuki-2025",
+        put_sheet(
+            &hub,
+            "rinko-002",
+            &SUZUKI,
+            "2025-06-01",
+            Some(ResearchConsent::Given),
+            "10001000033",
+            3,
+        )
+        .await,
+    );
+    ids.insert(
+        "refused",
+        put_sheet(
+            &hub,
+            "rinko-002",
+            &NO_CONSENT,
+            "2025-06-02",
+            None,
+            "10001000044",
+            4,
+        )
+        .await,
+    );
+    let w = put_sheet(
+        &hub,
+        "rinko-006",
+        &WITHDRAWN,
+        "2025-06-03",
+        Some(ResearchConsent::Given),
+        "10001000055",
+        5,
+    )
+    .await;
+    set_consent(&hub, &w, ResearchConsent::NotGiven).await;
+    ids.insert("withdrawn", w);
+    Hub { hub, ids }
+}
+
+async fn export(h: &Hub, out: &Path) -> nsdb::research::export::ExportSummary {
+    h.hub
+        .node
+        .research_export(out.to_path_buf(), Formats::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn no_export_file_holds_a_name_kana_address_insurance_number_or_access_key() {
+    let h = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    let s = export(&h, &out).await;
+    assert_eq!(s.counts.kept, 3, "{s:?}");
+    let all = files(&out);
+    assert!(
+        all.iter()
+            .any(|p| p.extension().is_some_and(|e| e == "parquet"))
+    );
+    assert!(
+        all.iter()
+            .any(|p| p.extension().is_some_and(|e| e == "csv"))
+    );
+    for p in [&YAMADA, &SUZUKI, &NO_CONSENT, &WITHDRAWN] {
+        let forbidden = [
+            p.name.to_string(),
+            p.kana.to_string(),
+            p.kana.replace(' ', ""),
+            p.address.to_string(),
+            p.insured_no.to_string(),
+            p.insurer_no.to_string(),
+        ];
+        for f in &all {
+            let text = readable_text(f);
+            for bad in &forbidden {
+                assert!(!text.contains(bad.as_str()), "{} holds {bad}", f.display());
+            }
+            for key in [
+                "10001000011",
+                "10001000022",
+                "10001000033",
+                "10001000044",
+                "10001000055",
+            ] {
+                assert!(
+                    !text.contains(key),
+                    "{} holds access key {key}",
+                    f.display()
+                );
+            }
+            for id in h.ids.values() {
+                assert!(
+                    !text.contains(id.as_str()),
+                    "{} holds sheet id {id}",
+                    f.display()
+                );
+            }
+        }
+    }
+    // What is kept is de-identified, not absent: the age band and the prefecture are there.
+    let wide = files(&out)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("csv/wide/year=2024"))
+        .unwrap();
+    let text = readable_text(&wide);
+    assert!(text.starts_with('\u{feff}'), "CSV starts with a BOM");
+    assert!(
+        text.contains("60-64") && text.contains("神奈川県"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_sheet_without_consent_or_with_consent_withdrawn_is_in_no_export() {
+    let h = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = export(&h, &dir.path().join("first")).await;
+    assert_eq!(first.counts.kept, 3);
+    assert_eq!(first.counts.without_consent, 2);
+    // rinko-006 held only the withdrawn sheet: no folder of its disease exists.
+    assert!(
+        !files(&dir.path().join("first"))
+            .iter()
+            .any(|p| p.to_string_lossy().contains("disease=006"))
+    );
+    // 研究 花子 withdraws: the next export leaves both her sheets out.
+    set_consent(&h.hub, &h.ids["yamada-2024"], ResearchConsent::NotGiven).await;
+    set_consent(&h.hub, &h.ids["yamada-2025"], ResearchConsent::NotGiven).await;
+    let second = export(&h, &dir.path().join("second")).await;
+    assert_eq!(second.counts.kept, 1);
+    for f in files(&dir.path().join("second")) {
+        assert!(
+            !f.to_string_lossy().contains("year=2024"),
+            "{}",
+            f.display()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_pseudonym_follows_a_patient_across_years_and_differs_between_patients() {
+    let h = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    export(&h, &out).await;
+    let secret = h
+        .hub
+        .node
+        .store
+        .write(|c| Ok::<_, nsdb::Error>(nsdb::research::secret(c, 0)?))
+        .await
+        .unwrap();
+    let ident = |p: &Patient| PatientIdentity::Person {
+        kana: p.kana.replace(' ', ""),
+        birth_date: p.birth.into(),
+        sex: p.sex.into(),
+    };
+    let yamada = secret.patient(&ident(&YAMADA));
+    let suzuki = secret.patient(&ident(&SUZUKI));
+    assert_ne!(yamada, suzuki);
+    let values = column_values(&out, "patient");
+    let years_of = |pseudonym: &str| -> Vec<String> {
+        let mut y: Vec<String> = values
+            .iter()
+            .filter(|(_, v)| v == pseudonym)
+            .map(|(p, _)| {
+                let s = p.to_string_lossy();
+                s[s.find("year=").unwrap()..][..9].to_string()
+            })
+            .collect();
+        y.sort();
+        y
+    };
+    assert_eq!(years_of(&yamada), ["year=2024", "year=2025"]);
+    assert_eq!(years_of(&suzuki), ["year=2025"]);
+    // Rotating the secret changes every pseudonym: a later export does not link to this one.
+    h.hub.node.research_rotate_secret().await.unwrap();
+    let later = dir.path().join("later");
+    export(&h, &later).await;
+    assert!(
+        !column_values(&later, "patient")
+            .iter()
+            .any(|(_, v)| *v == yamada)
+    );
+}
+
+#[tokio::test]
+async fn the_export_reports_its_k_anonymity_and_the_dictionary_lists_items_and_codes() {
+    let h = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    let s = export(&h, &out).await;
+    // Three sheets in three different groups: k is 1, and every sheet is in a group below 5.
+    assert_eq!(s.k_anonymity.k, 1);
+    assert_eq!(s.k_anonymity.below_k5, 3);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["k_anonymity"]["k"], 1);
+    let items = std::fs::read_to_string(out.join("dictionary/items.csv")).unwrap();
+    assert!(items.contains("rinko-002"));
+    let dropped = std::fs::read_to_string(out.join("dictionary/dropped.csv")).unwrap();
+    assert!(dropped.contains("patient.name"));
+    assert!(!items.contains("patient.name"));
+    // An export into a folder that holds files is refused.
+    let again = h
+        .hub
+        .node
+        .research_export(out.clone(), Formats::default())
+        .await;
+    assert!(again.is_err());
+}
+
+/// DuckDB reads the Parquet folder as it is; its national count equals the hub's statistics.
+#[tokio::test]
+async fn duckdb_reads_the_parquet_folder_and_counts_what_the_hub_counts() {
+    let h = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    let s = export(&h, &out).await;
+    let (counts, _) = h.hub.node.research_build_stats().await.unwrap();
+    assert_eq!(counts.kept, s.counts.kept);
+    let script = r#"
+import sys, duckdb
+d = sys.argv[1]
+q = f"SELECT count(*), count(DISTINCT patient) FROM read_parquet('{d}/parquet/wide/**/*.parquet', hive_partitioning=true, union_by_name=true)"
+n, p = duckdb.execute(q).fetchone()
+y = duckdb.execute(f"SELECT count(*) FROM read_parquet('{d}/parquet/wide/**/*.parquet', hive_partitioning=true, union_by_name=true) WHERE year = 2025").fetchone()[0]
+print(n, p, y)
+"#;
+    let run = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&out)
+        .output();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let o = match run {
+        Ok(o) if o.status.success() => o,
+        other => {
+            let why = match other {
+                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                !ci,
+                "python3 with the duckdb package is needed (pip install duckdb): {why}"
+            );
+            eprintln!("skipped: python3 with duckdb is not available: {why}");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&o.stdout);
+    let got: Vec<u64> = text
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    // Three sheets of two patients; two of them written in 2025.
+    assert_eq!(got, vec![counts.kept, 2, 2], "{text}");
+    let national: u64 = h
+        .hub
+        .node
+        .store
+        .read(|c| {
+            Ok::<_, nsdb::Error>(c.query_row("SELECT sum(n) FROM research_counts", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+        })
+        .await
+        .unwrap();
+    assert_eq!(got[0], national);
+}
+
+async fn send(
+    app: &Router,
+    uri: &str,
+    cookie: &str,
+    method: Method,
+    body: String,
+) -> (StatusCode, String, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if !cookie.is_empty() {
+        req = req.header(header::COOKIE, cookie);
+    }
+    if !body.is_empty() {
+        req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let set = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned(), set)
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field");
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn sign_in(app: &Router, login: &str) -> String {
+    let (_, page, cookie) = send(app, "/login", "", Method::GET, String::new()).await;
+    let csrf = hidden_csrf(&page);
+    let body = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("login", login),
+        ("password", "demo"),
+    ])
+    .unwrap();
+    let (status, _, session) = send(app, "/login", &cookie, Method::POST, body).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    session
+}
+
+#[tokio::test]
+async fn the_ministry_sees_suppressed_counts_and_each_download_is_audited() {
+    let h = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = export(&h, &dir.path().join("export")).await;
+    h.hub.node.research_build_stats().await.unwrap();
+    let app = nsdb::http::router(h.hub.node.clone());
+    let cookie = sign_in(&app, "ministry").await;
+    let (status, page, _) = send(
+        &app,
+        "/research?rows=prefecture&cols=sex",
+        &cookie,
+        Method::GET,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    // Three sheets: every cell is under 10, so no count is shown; the chart is inline SVG.
+    assert!(page.contains("<svg"), "{page}");
+    assert!(page.contains("神奈川県"));
+    let counts = &page[page.find("<table class=\"list counts\">").unwrap()..];
+    let counts = &counts[..counts.find("</table>").unwrap()];
+    assert!(
+        !counts.contains(">1<") && !counts.contains(">2<") && !counts.contains(">3<"),
+        "{counts}"
+    );
+    assert!(counts.contains(">*<"), "{counts}");
+    assert!(page.contains("k-匿名性"));
+    // A file of the export downloads, and the download is in the audit log.
+    let file = s.files.iter().find(|f| f.ends_with(".parquet")).unwrap();
+    let (status, body, _) = send(
+        &app,
+        &format!("/research/exports/1/{file}"),
+        &cookie,
+        Method::GET,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!body.is_empty());
+    let audited: i64 = h
+        .hub
+        .node
+        .store
+        .read(|c| {
+            Ok::<_, nsdb::Error>(c.query_row(
+                "SELECT count(*) FROM audit WHERE action = 'research_download'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+    // A file the export did not write is refused, and nobody but the ministry gets the page.
+    let (status, _, _) = send(
+        &app,
+        "/research/exports/1/..%2F..%2Fhub.db",
+        &cookie,
+        Method::GET,
+        String::new(),
+    )
+    .await;
+    assert_ne!(status, StatusCode::OK);
+}
