@@ -31,7 +31,10 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving");
-    axum::serve(listener, crate::http::router(node))
+    // The peer address reaches the handlers: sign-in attempts are limited per address.
+    let app =
+        crate::http::router(node).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(stop_signal())
         .await?;
     drop(sync);

@@ -167,6 +167,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/004_sync_seq.sql"),
     include_str!("../../migrations/005_imports.sql"),
     include_str!("../../migrations/006_resolutions.sql"),
+    include_str!("../../migrations/010_security.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -46,7 +46,8 @@ impl TestNode {
         let node = demo::open_node(dir.path(), role, addr, sheets)
             .await
             .expect("demo node opens");
-        let app = crate::http::router(node.clone());
+        let app =
+            crate::http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
