@@ -100,6 +100,7 @@ pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<Nod
         // The demo serves each node's metrics beside its UI (see `run`); tests and benchmarks
         // open nodes without a metrics listener.
         metrics_listen: None,
+        tls: None,
     })
 }
 

@@ -11,6 +11,8 @@ use crate::{Node, NodeConfig};
 pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     use anyhow::Context;
     let addr = config.listen;
+    // Plain HTTP on loopback only: refused before anything is opened.
+    crate::ops::tls::check_listen(addr, config.tls.as_ref())?;
     // One server per data directory; restore and rekey refuse to run while it is held.
     let _lock = crate::ops::guard::DirLock::acquire(&config.data_dir)?;
     let node = Node::open(config, crate::Clock::System)?;
@@ -27,16 +29,38 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         Some(at) => Some(serve_metrics(node.clone(), at).await?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving");
-    // The peer address reaches the handlers: sign-in attempts are limited per address.
-    let app =
-        crate::http::router(node).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop_signal())
-        .await?;
+    let tls = match &node.config.tls {
+        Some(t) => Some(crate::ops::tls::server_config(t, node.clock.now_ms())?),
+        None => None,
+    };
+    let app = crate::http::router(node.clone());
+    match tls {
+        Some(tls) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            listener.set_nonblocking(true)?;
+            tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving over TLS");
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                stop_signal().await;
+                // Requests in flight are answered; none is cut off before 30 s.
+                stopping.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            crate::ops::tls::serve(listener, tls, app, handle).await?;
+        }
+        None => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving (plain HTTP, loopback)");
+            // The peer address reaches the handlers: sign-in attempts are limited per address.
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop_signal())
+                .await?;
+        }
+    }
     drop(sync);
     if let Some(m) = metrics {
         m.abort();
