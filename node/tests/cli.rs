@@ -178,6 +178,31 @@ fn a_node_without_tls_refuses_a_public_address() {
 }
 
 #[test]
+fn audit_verify_reports_an_intact_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port());
+    write_key(dir.path(), "cd", 0o600);
+    let out = add_user(&config, "suzuki.taro", "hinoki-kage 7 tsuki");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(NSDB)
+        .args(["audit", "verify", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.starts_with("intact: 1 entries"), "{said}");
+}
+
+#[test]
 fn the_demo_refuses_a_public_address() {
     let out = Command::new(NSDB)
         .args(["demo", "--bind", "0.0.0.0"])

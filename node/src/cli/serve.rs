@@ -33,6 +33,7 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         Some(t) => Some(crate::ops::tls::server_config(t, node.clock.now_ms())?),
         None => None,
     };
+    let checkpoints = sign_checkpoints(node.clone());
     let app = crate::http::router(node.clone());
     match tls {
         Some(tls) => {
@@ -61,12 +62,46 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
                 .await?;
         }
     }
+    checkpoints.abort();
+    // A clean stop signs the chain's head, whatever was appended since the last checkpoint.
+    if let Err(e) = checkpoint(&node, 1).await {
+        tracing::warn!(target: "nsdb", error = %e, "no audit checkpoint at stop");
+    }
     drop(sync);
     if let Some(m) = metrics {
         m.abort();
     }
     tracing::info!(target: "nsdb", "stopped: every request in flight was answered");
     Ok(())
+}
+
+/// Signs the audit chain's head with the node's identity key when at least `every` entries were
+/// appended since the last checkpoint.
+async fn checkpoint(node: &std::sync::Arc<Node>, every: i64) -> anyhow::Result<()> {
+    let identity = nsdb_provisioning::NodeIdentity::load(&node.config.identity_path())?;
+    let now = node.clock.now_ms();
+    node.store
+        .write(move |c| {
+            crate::audit::checkpoint(c, &identity, now, every).map_err(crate::Error::from)
+        })
+        .await?;
+    Ok(())
+}
+
+/// Every minute: a checkpoint once [`crate::audit::CHECKPOINT_EVERY`] entries were appended.
+fn sign_checkpoints(node: std::sync::Arc<Node>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if node.store.damage().is_some() {
+                continue;
+            }
+            if let Err(e) = checkpoint(&node, crate::audit::CHECKPOINT_EVERY).await {
+                tracing::warn!(target: "nsdb", error = %e, "audit checkpoint not signed");
+            }
+        }
+    })
 }
 
 /// Serves `GET /metrics` of `node` on `addr` until the returned task is aborted. Errors: the
