@@ -62,6 +62,9 @@ pub struct NodeConfig {
     /// Config key `metrics_listen`: an address, or `"off"`; [`DEFAULT_METRICS_LISTEN`] (loopback)
     /// when absent.
     pub metrics_listen: Option<SocketAddr>,
+    /// The web listener's certificate and key (config key `tls = { cert, key }`); without it
+    /// the node listens on loopback only ([`crate::ops::tls::check_listen`]).
+    pub tls: Option<crate::ops::tls::TlsConfig>,
 }
 
 /// The metrics listener's address when the config does not give one: loopback only, so that
@@ -97,6 +100,7 @@ struct ConfigFile {
     rules: Option<RulesConfig>,
     /// `"off"`, or the address of the metrics listener.
     metrics_listen: Option<String>,
+    tls: Option<crate::ops::tls::TlsConfig>,
 }
 
 impl NodeConfig {
@@ -137,6 +141,10 @@ impl NodeConfig {
                 ministry_key: r.ministry_key,
             }),
             metrics_listen,
+            tls: file.tls.map(|t| crate::ops::tls::TlsConfig {
+                cert: base.join(t.cert),
+                key: base.join(t.key),
+            }),
         })
     }
 

@@ -40,8 +40,16 @@ use store::{Store, StoreError};
 /// Everything a domain function can fail with, in words for the person who caused it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("IDまたはパスワードが違います。")]
+    /// Said alike for an unknown login, a wrong password, and a locked or expired account, so
+    /// that the answer never tells whether the password was right.
+    #[error(
+        "IDまたはパスワードが違うか、このアカウントは今はログインできません。{}回続けて間違えると{}分間ログインできなくなります。分からないときは所属の責任者（ユーザ管理の担当者）に連絡してください。",
+        accounts::LOCK_AFTER_FAILURES,
+        accounts::COOL_DOWN_MS / 60_000
+    )]
     BadCredentials,
+    #[error("ログインが混み合っています。しばらくしてから、もう一度ログインしてください。")]
+    Busy,
     #[error("このアカウントはロックされています。責任者に連絡してください。")]
     Locked,
     #[error("このアカウントは有効期限が切れています。責任者に連絡してください。")]
@@ -123,6 +131,8 @@ pub struct Node {
     pub sync: Arc<sync_service::SyncHandle>,
     /// This node's Prometheus metrics (served on the metrics listener).
     pub metrics: Arc<ops::metrics::Metrics>,
+    /// The bounded pool every password check runs in.
+    pub password_checks: Arc<accounts::PasswordChecks>,
 }
 
 impl Node {
@@ -170,6 +180,7 @@ impl Node {
             clock,
             sync: Default::default(),
             metrics: Default::default(),
+            password_checks: Default::default(),
         };
         Ok(Arc::new(node))
     }

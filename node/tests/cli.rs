@@ -152,6 +152,57 @@ fn a_loose_key_file_and_a_wrong_key_are_refused_with_what_to_do() {
 }
 
 #[test]
+fn a_node_without_tls_refuses_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port());
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("listen = \"127.0.0.1:", "listen = \"0.0.0.0:");
+    std::fs::write(&config, text).unwrap();
+    write_key(dir.path(), "ab", 0o600);
+    let out = Command::new(NSDB)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("without TLS") && said.contains("tls = {"),
+        "{said}"
+    );
+    assert!(
+        !dir.path().join("data").join("node.db").exists(),
+        "opened before refusing"
+    );
+}
+
+#[test]
+fn audit_verify_reports_an_intact_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port());
+    write_key(dir.path(), "cd", 0o600);
+    let out = add_user(&config, "suzuki.taro", "hinoki-kage 7 tsuki");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(NSDB)
+        .args(["audit", "verify", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.starts_with("intact: 1 entries"), "{said}");
+}
+
+#[test]
 fn the_demo_refuses_a_public_address() {
     let out = Command::new(NSDB)
         .args(["demo", "--bind", "0.0.0.0"])

@@ -138,3 +138,271 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Result<u64, i64>> {
     }
     Ok(Ok(n))
 }
+
+/// How many entries a checkpoint is due after (100).
+pub const CHECKPOINT_EVERY: i64 = 100;
+
+/// The bytes a checkpoint signs: a domain tag, the entry's seq (big-endian) and its hash.
+fn checkpoint_message(seq: i64, head: &[u8]) -> Vec<u8> {
+    let mut m = b"nsdb audit checkpoint v1\0".to_vec();
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(head);
+    m
+}
+
+/// Signs the chain's head with the node's identity key into `audit_checkpoints`, if at least
+/// `every` entries were appended since the last checkpoint (`every = 1`: whenever anything was;
+/// at a clean stop). Returns the seq signed, or None when nothing was due.
+pub fn checkpoint(
+    conn: &Connection,
+    identity: &nsdb_provisioning::NodeIdentity,
+    at_ms: i64,
+    every: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let head: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((seq, hash)) = head else {
+        return Ok(None);
+    };
+    let last: i64 = conn.query_row(
+        "SELECT coalesce(max(seq), 0) FROM audit_checkpoints",
+        [],
+        |r| r.get(0),
+    )?;
+    if seq - last < every.max(1) {
+        return Ok(None);
+    }
+    let signature = identity.sign(&checkpoint_message(seq, &hash));
+    conn.execute(
+        "INSERT INTO audit_checkpoints (seq, head, at, public_key, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            seq,
+            hash,
+            at_ms,
+            identity.public_key().to_bytes().to_vec(),
+            signature.to_bytes().to_vec()
+        ],
+    )?;
+    Ok(Some(seq))
+}
+
+/// What `nsdb audit verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainVerdict {
+    /// Every entry follows from its predecessor and every checkpoint matches and is signed.
+    Intact { entries: u64, checkpoints: u64 },
+    /// The entry `seq` does not follow from its predecessor (changed, inserted or removed).
+    Tampered { seq: i64 },
+    /// The chain is internally consistent but differs from what checkpoint `seq` signed: it
+    /// was rewritten (or its tail cut) by someone with the database key.
+    Rewritten { seq: i64 },
+    /// The checkpoint `seq` is not signed by this node's key: forged or from another node.
+    BadSignature { seq: i64 },
+}
+
+impl std::fmt::Display for ChainVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChainVerdict::Intact {
+                entries,
+                checkpoints,
+            } => write!(
+                f,
+                "intact: {entries} entries, {checkpoints} signed checkpoints"
+            ),
+            ChainVerdict::Tampered { seq } => write!(
+                f,
+                "tampered: entry {seq} does not follow from the entry before it"
+            ),
+            ChainVerdict::Rewritten { seq } => write!(
+                f,
+                "tampered: the chain up to entry {seq} differs from the signed checkpoint at {seq} (rewritten, or its tail cut)"
+            ),
+            ChainVerdict::BadSignature { seq } => write!(
+                f,
+                "tampered: the checkpoint at entry {seq} is not signed by this node's key"
+            ),
+        }
+    }
+}
+
+/// Walks the chain ([`verify`]) and then every checkpoint in order: its signature under
+/// `public_key` (the node's identity) and its head against the entry it names. Reports the
+/// first problem by seq.
+pub fn verify_anchored(conn: &Connection, public_key: &[u8; 32]) -> rusqlite::Result<ChainVerdict> {
+    let entries = match verify(conn)? {
+        Ok(n) => n,
+        Err(seq) => return Ok(ChainVerdict::Tampered { seq }),
+    };
+    let key = ed25519_dalek::VerifyingKey::from_bytes(public_key).ok();
+    let mut st = conn.prepare("SELECT seq, head, signature FROM audit_checkpoints ORDER BY seq")?;
+    let mut rows = st.query([])?;
+    let mut checkpoints = 0;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let head: Vec<u8> = r.get(1)?;
+        let sig: Vec<u8> = r.get(2)?;
+        let signed = key
+            .zip(<[u8; 64]>::try_from(sig.as_slice()).ok())
+            .is_some_and(|(k, s)| {
+                k.verify_strict(
+                    &checkpoint_message(seq, &head),
+                    &ed25519_dalek::Signature::from_bytes(&s),
+                )
+                .is_ok()
+            });
+        if !signed {
+            return Ok(ChainVerdict::BadSignature { seq });
+        }
+        let actual: Option<Vec<u8>> = conn
+            .query_row("SELECT hash FROM audit WHERE seq = ?1", [seq], |r| r.get(0))
+            .optional()?;
+        if actual.as_deref() != Some(head.as_slice()) {
+            return Ok(ChainVerdict::Rewritten { seq });
+        }
+        checkpoints += 1;
+    }
+    Ok(ChainVerdict::Intact {
+        entries,
+        checkpoints,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeRole;
+    use crate::testing::TestNode;
+
+    /// seq, at, user, action, target, detail
+    type StoredRow = (
+        i64,
+        i64,
+        Option<i64>,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+
+    async fn verdict(t: &TestNode, key: [u8; 32]) -> ChainVerdict {
+        t.node
+            .store
+            .read(move |c| verify_anchored(c, &key).map_err(crate::Error::from))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_chain_rewritten_end_to_end_with_the_database_key_is_caught_by_its_checkpoint() {
+        let t = TestNode::start(NodeRole::Hospital).await;
+        let identity =
+            nsdb_provisioning::NodeIdentity::load(&t.node.config.identity_path()).unwrap();
+        let key = identity.public_key().to_bytes();
+        for _ in 0..3 {
+            t.node.login("doctor", "demo").await.unwrap();
+        }
+        let id2 = nsdb_provisioning::NodeIdentity::load(&t.node.config.identity_path()).unwrap();
+        let signed = t
+            .node
+            .store
+            .write(move |c| checkpoint(c, &id2, 1, 1).map_err(crate::Error::from))
+            .await
+            .unwrap()
+            .expect("a checkpoint");
+        t.node.login("doctor", "demo").await.unwrap();
+        assert!(matches!(
+            verdict(&t, key).await,
+            ChainVerdict::Intact { checkpoints: 1, .. }
+        ));
+
+        // Whoever holds the database key drops the triggers, changes an entry and recomputes
+        // every hash after it: the chain alone still verifies, the checkpoint does not.
+        t.node
+            .store
+            .write(move |c| {
+                c.execute_batch("DROP TRIGGER audit_no_update;")?;
+                c.execute(
+                    "UPDATE audit SET detail = 'nothing happened' WHERE seq = ?1",
+                    [signed - 1],
+                )?;
+                let rows: Vec<StoredRow> = c
+                    .prepare(
+                        "SELECT seq, at, user_id, action, target, detail FROM audit ORDER BY seq",
+                    )?
+                    .query_map([], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut prev = vec![0u8; 32];
+                for (seq, at, user, action, target, detail) in rows {
+                    let h = entry_hash(
+                        &prev,
+                        &Entry {
+                            at_ms: at,
+                            user: user.map(|u| u as u64),
+                            action: &action,
+                            target: target.as_deref(),
+                            detail: detail.as_deref(),
+                        },
+                    );
+                    c.execute(
+                        "UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1",
+                        params![seq, prev, h],
+                    )?;
+                    prev = h;
+                }
+                Ok::<_, crate::Error>(())
+            })
+            .await
+            .unwrap();
+        let chain_alone = t
+            .node
+            .store
+            .read(|c| verify(c).map_err(crate::Error::from))
+            .await
+            .unwrap();
+        assert!(chain_alone.is_ok(), "the rewrite is consistent");
+        let v = verdict(&t, key).await;
+        assert_eq!(v, ChainVerdict::Rewritten { seq: signed });
+        assert!(v.to_string().starts_with("tampered"), "{v}");
+        // A key that is not the node's does not vouch for the checkpoint.
+        let other = nsdb_provisioning::NodeIdentity::generate().unwrap();
+        assert_eq!(
+            verdict(&t, other.public_key().to_bytes()).await,
+            ChainVerdict::BadSignature { seq: signed }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_entry_changed_without_rehashing_is_reported_by_seq() {
+        let t = TestNode::start(NodeRole::Hospital).await;
+        t.node.login("doctor", "demo").await.unwrap();
+        t.node.login("doctor", "demo").await.unwrap();
+        let key = [0u8; 32];
+        let seq = t
+            .node
+            .store
+            .write(|c| {
+                c.execute_batch("DROP TRIGGER audit_no_update;")?;
+                let seq: i64 = c.query_row("SELECT min(seq) FROM audit", [], |r| r.get(0))?;
+                c.execute("UPDATE audit SET action = 'x' WHERE seq = ?1", [seq])?;
+                Ok::<_, crate::Error>(seq)
+            })
+            .await
+            .unwrap();
+        assert_eq!(verdict(&t, key).await, ChainVerdict::Tampered { seq });
+    }
+}

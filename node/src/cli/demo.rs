@@ -100,6 +100,7 @@ pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<Nod
         // The demo serves each node's metrics beside its UI (see `run`); tests and benchmarks
         // open nodes without a metrics listener.
         metrics_listen: None,
+        tls: None,
     })
 }
 
@@ -270,7 +271,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         nodes.push(node.clone());
         let metrics = SocketAddr::new([127, 0, 0, 1].into(), opts.port_base + 10 + i as u16);
         servers.push(crate::cli::serve::serve_metrics(node.clone(), metrics).await?);
-        let app = crate::http::router(node);
+        let app = crate::http::router(node).into_make_service_with_connect_info::<SocketAddr>();
         servers.push(tokio::spawn(
             async move { axum::serve(listener, app).await },
         ));

@@ -125,6 +125,11 @@ enum Command {
         #[arg(long)]
         recover: bool,
     },
+    /// The audit log: `verify` walks its hash chain and signed checkpoints.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Checks the installation (key file, data directory, disk, clock, database, enrollment,
     /// rule pack) and says what to fix.
     Doctor {
@@ -619,7 +624,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => ops::restore(&config, &backup, verify_only),
         Command::Rekey { config, recover } => ops::rekey(&config, recover),
         Command::Doctor { config } => ops::doctor(&config),
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => ops::audit_verify(&config),
     }
+}
+
+/// `nsdb audit …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Reports "intact" or the first tampered entry (by seq), including a chain rewritten end to
+    /// end after a signed checkpoint.
+    Verify {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 fn rules_command(command: RulesCommand) -> anyhow::Result<()> {

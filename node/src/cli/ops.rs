@@ -107,6 +107,26 @@ pub fn rekey(config: &Path, recover_only: bool) -> anyhow::Result<()> {
 }
 
 /// `nsdb doctor --config FILE`: prints every check; fails when one needs fixing.
+/// `nsdb audit verify --config FILE`: walks the audit chain and its signed checkpoints and
+/// prints "intact: …" or the first tampered entry by seq; fails (exit status 1) when tampered.
+pub fn audit_verify(config: &Path) -> anyhow::Result<()> {
+    use crate::audit::{ChainVerdict, verify_anchored};
+    let config = NodeConfig::from_file(config)?;
+    let key = crate::store::DbKey::load(&config.key)?;
+    let conn = crate::store::connect(
+        &config.database_path(),
+        Some(&key),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let identity = nsdb_provisioning::NodeIdentity::load(&config.identity_path())?;
+    let verdict = verify_anchored(&conn, &identity.public_key().to_bytes())?;
+    println!("{verdict}");
+    if !matches!(verdict, ChainVerdict::Intact { .. }) {
+        anyhow::bail!("the audit log of {} was tampered with", config.name);
+    }
+    Ok(())
+}
+
 pub fn doctor(config: &Path) -> anyhow::Result<()> {
     use crate::ops::doctor::{Verdict, examine};
     let config = NodeConfig::from_file(config)?;

@@ -11,6 +11,8 @@ use crate::{Node, NodeConfig};
 pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     use anyhow::Context;
     let addr = config.listen;
+    // Plain HTTP on loopback only: refused before anything is opened.
+    crate::ops::tls::check_listen(addr, config.tls.as_ref())?;
     // One server per data directory; restore and rekey refuse to run while it is held.
     let _lock = crate::ops::guard::DirLock::acquire(&config.data_dir)?;
     let node = Node::open(config, crate::Clock::System)?;
@@ -34,19 +36,79 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         },
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving");
-    axum::serve(listener, crate::http::router(node))
-        .with_graceful_shutdown(stop_signal())
-        .await?;
+    let tls = match &node.config.tls {
+        Some(t) => Some(crate::ops::tls::server_config(t, node.clock.now_ms())?),
+        None => None,
+    };
+    let checkpoints = sign_checkpoints(node.clone());
+    let app = crate::http::router(node.clone());
+    match tls {
+        Some(tls) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            listener.set_nonblocking(true)?;
+            tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving over TLS");
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                stop_signal().await;
+                // Requests in flight are answered; none is cut off before 30 s.
+                stopping.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            crate::ops::tls::serve(listener, tls, app, handle).await?;
+        }
+        None => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving (plain HTTP, loopback)");
+            // The peer address reaches the handlers: sign-in attempts are limited per address.
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop_signal())
+                .await?;
+        }
+    }
+    checkpoints.abort();
+    // A clean stop signs the chain's head, whatever was appended since the last checkpoint.
+    if let Err(e) = checkpoint(&node, 1).await {
+        tracing::warn!(target: "nsdb", error = %e, "no audit checkpoint at stop");
+    }
     drop(sync);
     if let Some(m) = metrics {
         m.abort();
     }
     tracing::info!(target: "nsdb", "stopped: every request in flight was answered");
     Ok(())
+}
+
+/// Signs the audit chain's head with the node's identity key when at least `every` entries were
+/// appended since the last checkpoint.
+async fn checkpoint(node: &std::sync::Arc<Node>, every: i64) -> anyhow::Result<()> {
+    let identity = nsdb_provisioning::NodeIdentity::load(&node.config.identity_path())?;
+    let now = node.clock.now_ms();
+    node.store
+        .write(move |c| {
+            crate::audit::checkpoint(c, &identity, now, every).map_err(crate::Error::from)
+        })
+        .await?;
+    Ok(())
+}
+
+/// Every minute: a checkpoint once [`crate::audit::CHECKPOINT_EVERY`] entries were appended.
+fn sign_checkpoints(node: std::sync::Arc<Node>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if node.store.damage().is_some() {
+                continue;
+            }
+            if let Err(e) = checkpoint(&node, crate::audit::CHECKPOINT_EVERY).await {
+                tracing::warn!(target: "nsdb", error = %e, "audit checkpoint not signed");
+            }
+        }
+    })
 }
 
 /// Serves `GET /metrics` of `node` on `addr` until the returned task is aborted. Errors: the

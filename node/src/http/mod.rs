@@ -80,6 +80,13 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(ui::routes())
         .merge(api::routes())
         .layer(middleware::from_fn_with_state(
+            (
+                node.clone(),
+                Arc::new(shared::sign_in_limit::SignInLimit::default()),
+            ),
+            shared::sign_in_limit::limit,
+        ))
+        .layer(middleware::from_fn_with_state(
             node.clone(),
             security_headers,
         ))

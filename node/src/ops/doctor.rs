@@ -93,6 +93,7 @@ pub fn examine(config: &crate::NodeConfig, now_ms: i64) -> Vec<Finding> {
     }
     out.push(clock(now_ms, latest_audit));
     out.push(enrollment(config));
+    out.push(tls(config, now_ms));
     out.push(match crate::load_catalogue(config.rules.as_ref()) {
         Ok(_) if config.rules.is_some() => {
             finding("rule pack", Verdict::Ok, "the rule pack's signature verifies")
@@ -105,6 +106,41 @@ pub fn examine(config: &crate::NodeConfig, now_ms: i64) -> Vec<Finding> {
         ),
     });
     out
+}
+
+/// The web listener's certificate: readable, in its validity period (a warning under 30 days
+/// left), matching its key; or, without TLS, whether the listen address is loopback.
+fn tls(config: &crate::NodeConfig, now_ms: i64) -> Finding {
+    use super::tls::{check_listen, examine};
+    let Some(t) = &config.tls else {
+        return match check_listen(config.listen, None) {
+            Ok(()) => finding(
+                "tls",
+                Verdict::Ok,
+                format!("plain HTTP on loopback ({}) only", config.listen),
+            ),
+            Err(e) => finding("tls", Verdict::Fix, e.to_string()),
+        };
+    };
+    match examine(t, now_ms) {
+        Ok(c) if c.days_left < 30 => finding(
+            "tls",
+            Verdict::Warn,
+            format!(
+                "the certificate of {} expires in {} days: install its successor",
+                c.subject, c.days_left
+            ),
+        ),
+        Ok(c) => finding(
+            "tls",
+            Verdict::Ok,
+            format!(
+                "certificate of {} matches its key, {} days left",
+                c.subject, c.days_left
+            ),
+        ),
+        Err(e) => finding("tls", Verdict::Fix, e.to_string()),
+    }
 }
 
 fn data_dir(dir: &Path) -> Finding {

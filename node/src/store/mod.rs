@@ -169,6 +169,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/006_resolutions.sql"),
     include_str!("../../migrations/007_review.sql"),
     include_str!("../../migrations/008_research.sql"),
+    include_str!("../../migrations/009_security.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

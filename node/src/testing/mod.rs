@@ -121,7 +121,8 @@ impl TestNode {
         let node = demo::open_node_as(dir.path(), &spec, addr, sheets)
             .await
             .expect("demo node opens");
-        let app = crate::http::router(node.clone());
+        let app =
+            crate::http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

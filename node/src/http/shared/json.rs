@@ -66,6 +66,7 @@ impl From<Error> for ApiError {
             Error::BadCredentials | Error::Locked | Error::Expired | Error::Unauthenticated => {
                 (StatusCode::UNAUTHORIZED, "unauthenticated")
             }
+            Error::Busy => (StatusCode::TOO_MANY_REQUESTS, "busy"),
             Error::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::UnknownForm(_) | Error::SheetNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::UnknownItems(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_items"),

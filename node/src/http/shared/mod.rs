@@ -1,10 +1,11 @@
 //! The request helpers every HTTP module shares: who is asking (`session`), the page context,
-//! error pages and posted forms with CSRF (`page`), the API's JSON errors (`json`), and uploaded
-//! files (`upload`).
+//! error pages and posted forms with CSRF (`page`), the API's JSON errors (`json`), uploaded
+//! files (`upload`) and the per-address limit on sign-in attempts (`sign_in_limit`).
 //!
 //! Capability modules (`ui::*`, `api::*`) import these; these never import a capability module.
 
 pub mod json;
 pub mod page;
 pub mod session;
+pub mod sign_in_limit;
 pub mod upload;

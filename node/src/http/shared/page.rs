@@ -55,6 +55,7 @@ pub fn node_label(node: &Node) -> String {
 pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
     let (status, title) = match &e {
         Error::Denied(_) => (StatusCode::FORBIDDEN, "権限がありません"),
+        Error::Busy => (StatusCode::TOO_MANY_REQUESTS, "しばらくしてから"),
         Error::SheetNotFound(_) | Error::UnknownForm(_) => {
             (StatusCode::NOT_FOUND, "見つかりません")
         }

@@ -113,7 +113,12 @@ async fn login_submit(State(node): State<AppState>, jar: CookieJar, body: Bytes)
             )
                 .into_response()
         }
-        Err(e @ (Error::BadCredentials | Error::Locked | Error::Expired)) => {
+        Err(e @ (Error::BadCredentials | Error::Locked | Error::Expired | Error::Busy)) => {
+            let status = if matches!(e, Error::Busy) {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
             let page = nsdb_ui::login(
                 &node_label(&node),
                 &expected,
@@ -121,7 +126,7 @@ async fn login_submit(State(node): State<AppState>, jar: CookieJar, body: Bytes)
                 login,
                 resume,
             );
-            (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response()
+            (status, Html(page.into_string())).into_response()
         }
         Err(e) => error_page(None, e),
     }

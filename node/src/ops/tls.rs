@@ -1,0 +1,205 @@
+//! TLS on the web listener: the server certificate an operator installs (`tls = { cert = "…pem",
+//! key = "…pem" }` in the config), loaded into rustls (ring), and what `nsdb doctor` checks of it
+//! (readable, in its validity period, matching the key). A node without TLS listens on loopback
+//! only ([`check_listen`]): plain HTTP is for the demo and for a TLS terminator on the same
+//! machine. This module must never print or log a private key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+
+/// Where the server certificate and its key are (PEM files; relative paths are relative to the
+/// config file). The certificate file may hold the chain after the server's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// What is wrong with the listener's TLS setup, saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(
+        "refusing to listen on {addr} without TLS: plain HTTP is served on loopback only (127.0.0.1 or ::1). Add tls = {{ cert = \"server.pem\", key = \"server.key\" }} to the config, or listen on 127.0.0.1 behind a TLS terminator"
+    )]
+    PlainBeyondLoopback { addr: SocketAddr },
+    #[error("cannot read the TLS {what} {}: {reason}", path.display())]
+    Unreadable {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("the TLS certificate {} holds no certificate (expected PEM \"BEGIN CERTIFICATE\")", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("the TLS certificate {} cannot be parsed: {reason}", path.display())]
+    BadCertificate { path: PathBuf, reason: String },
+    #[error(
+        "the TLS certificate {} is not valid now: valid from {not_before} to {not_after} (UTC); install a current one",
+        path.display()
+    )]
+    OutsideValidity {
+        path: PathBuf,
+        not_before: String,
+        not_after: String,
+    },
+    #[error(
+        "the TLS key {} does not belong to the certificate {}: install the key the certificate was issued for",
+        key.display(),
+        cert.display()
+    )]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("the TLS certificate and key cannot be used: {0}")]
+    Rustls(String),
+}
+
+/// The crypto the listener uses (ring, as the sync layer does).
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Refuses a plain-HTTP listener beyond loopback. Errors: [`TlsError::PlainBeyondLoopback`].
+pub fn check_listen(addr: SocketAddr, tls: Option<&TlsConfig>) -> Result<(), TlsError> {
+    if tls.is_none() && !addr.ip().is_loopback() {
+        return Err(TlsError::PlainBeyondLoopback { addr });
+    }
+    Ok(())
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let unreadable = |reason: String| TlsError::Unreadable {
+        what: "certificate",
+        path: path.to_path_buf(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| unreadable(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unreadable(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Unreadable {
+        what: "key",
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The certificate's validity period, as the doctor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSummary {
+    /// The subject, e.g. `CN=nsdb.example-hospital.jp`.
+    pub subject: String,
+    /// End of validity, Unix seconds.
+    pub not_after: i64,
+    /// Whole days from `now` until `not_after`.
+    pub days_left: i64,
+}
+
+/// Checks the installed certificate at `now_ms` (Unix ms): both files readable, the first
+/// certificate parses and is within its validity period, and the key is the certificate's.
+/// Errors: the first of [`TlsError`]'s cases that applies.
+pub fn examine(tls: &TlsConfig, now_ms: i64) -> Result<CertificateSummary, TlsError> {
+    let certs = read_certs(&tls.cert)?;
+    let key = read_key(&tls.key)?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(certs[0].as_ref()).map_err(|e| {
+        TlsError::BadCertificate {
+            path: tls.cert.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let validity = leaf.validity();
+    let (from, to) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    let now = now_ms / 1000;
+    if now < from || now > to {
+        return Err(TlsError::OutsideValidity {
+            path: tls.cert.clone(),
+            not_before: validity.not_before.to_string(),
+            not_after: validity.not_after.to_string(),
+        });
+    }
+    let signing = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let subject = leaf.subject().to_string();
+    CertifiedKey::new(certs.clone(), signing)
+        .keys_match()
+        .map_err(|_| TlsError::KeyMismatch {
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+        })?;
+    Ok(CertificateSummary {
+        subject,
+        not_after: to,
+        days_left: (to - now) / 86_400,
+    })
+}
+
+/// The listener's rustls configuration (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1), after the checks
+/// of [`examine`]. Errors: as [`examine`].
+pub fn server_config(tls: &TlsConfig, now_ms: i64) -> Result<ServerConfig, TlsError> {
+    examine(tls, now_ms)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(read_certs(&tls.cert)?, read_key(&tls.key)?)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Serves `app` over TLS on an already bound listener until `handle` is told to stop.
+/// The peer address reaches the handlers (`ConnectInfo`), as on the plain listener.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    config: ServerConfig,
+    app: axum::Router,
+    handle: axum_server::Handle,
+) -> std::io::Result<()> {
+    let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
+    axum_server::from_tcp_rustls(listener, rustls)
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_refused_beyond_loopback() {
+        let err = check_listen("0.0.0.0:8443".parse().unwrap(), None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("refusing to listen on 0.0.0.0:8443 without TLS")
+        );
+        assert!(check_listen("192.168.1.10:80".parse().unwrap(), None).is_err());
+        assert!(check_listen("127.0.0.1:8080".parse().unwrap(), None).is_ok());
+        assert!(check_listen("[::1]:8080".parse().unwrap(), None).is_ok());
+        let tls = TlsConfig {
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+        };
+        assert!(check_listen("0.0.0.0:8443".parse().unwrap(), Some(&tls)).is_ok());
+    }
+}
