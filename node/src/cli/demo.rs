@@ -293,6 +293,17 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
+    if let Some(hospital) = nodes.iter().find(|n| n.role() == NodeRole::Hospital) {
+        let keys = demo_registrations(hospital).await?;
+        if !keys.is_empty() {
+            println!(
+                "  municipality: reviewer types a key and birth date at 受付一覧 (registered demo sheets):"
+            );
+            for (key, birth) in keys {
+                println!("      アクセスキー {key}   生年月日 {birth}");
+            }
+        }
+    }
     println!("  sync: the hub listens on {sync_addr} (QUIC); status at /sync on each node");
     println!(
         "  metrics: http://127.0.0.1:{}/metrics … :{} (Prometheus, loopback only)",
@@ -305,4 +316,64 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         s.abort();
     }
     Ok(())
+}
+
+/// How many demo sheets the doctor registers, so the municipality has keys to resolve.
+const DEMO_REGISTRATIONS: usize = 5;
+
+/// Registers a few of the hospital's demo sheets as its doctor would (登録 through the
+/// workflow, keys from the block leased from the hub), once per data directory, and returns
+/// every registered sheet's access key (as printed) and birth date, for the municipality's
+/// reviewer to type at 受付. Sheets whose checks do not pass stay drafts.
+async fn demo_registrations(hospital: &Arc<Node>) -> anyhow::Result<Vec<(String, String)>> {
+    let registered = |node: Arc<Node>| async move {
+        node.store
+            .read(|c| {
+                let mut st = c.prepare(
+                    "SELECT access_key, birth_date FROM sheets
+                     WHERE access_key IS NOT NULL AND birth_date IS NOT NULL
+                     ORDER BY updated_at LIMIT 10",
+                )?;
+                let rows = st
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, crate::Error>(rows)
+            })
+            .await
+    };
+    let mut found = registered(hospital.clone()).await?;
+    if found.is_empty() {
+        let doctor = hospital.login("doctor", DEMO_PASSWORD).await?.principal;
+        let drafts: Vec<String> = hospital
+            .store
+            .read(|c| {
+                let mut st = c.prepare(
+                    "SELECT id FROM sheets WHERE status = 'draft' AND birth_date IS NOT NULL
+                     ORDER BY id LIMIT 60",
+                )?;
+                let ids = st
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, crate::Error>(ids)
+            })
+            .await?;
+        let mut done = 0;
+        for id in drafts {
+            if done == DEMO_REGISTRATIONS {
+                break;
+            }
+            let step = crate::sheets::workflow::Step::Register;
+            if hospital.step(&doctor, &id, step).await.is_ok() {
+                done += 1;
+            }
+        }
+        found = registered(hospital.clone()).await?;
+    }
+    Ok(found
+        .into_iter()
+        .map(|(k, b)| {
+            let shown = crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display());
+            (shown, b)
+        })
+        .collect())
 }

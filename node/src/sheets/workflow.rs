@@ -230,6 +230,7 @@ impl Node {
             user: p.user_id,
         };
         let own = self.node_id.to_string();
+        let institution_name = self.config.institution.name.clone();
         let catalogue = self.catalogue.clone();
         let place = self.config.institution.name.clone();
         let (principal, sid) = (p.clone(), id.to_string());
@@ -347,11 +348,13 @@ impl Node {
                                     labels.join("、")
                                 ))));
                             }
-                            // The registering doctor and the day are what the form means by
-                            // 指定医氏名 and 記載年月日 when nobody typed them.
+                            // The registering doctor, this institution and the day are what
+                            // the form means by 指定医氏名, 医療機関名 and 記載年月日 when nobody
+                            // typed them.
                             let fields = sheet.fields();
                             let defaults: BTreeMap<String, Option<String>> = [
                                 ("doctor.name", principal.name.clone()),
+                                ("doctor.institution_name", institution_name.clone()),
                                 ("doctor.written_date", today.to_string()),
                             ]
                             .into_iter()
