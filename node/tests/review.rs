@@ -415,6 +415,13 @@ async fn over_http_the_reviewer_lists_reviews_and_prints_a_masked_batch() {
     assert_eq!(status, StatusCode::OK);
     let page = String::from_utf8(page).unwrap();
     assert!(page.contains("自治体からの照会") && page.contains("カナを確認してください"));
+    // The workflow list's 照会 row leads to the view, where a registered sheet is answered.
+    let (_, list) = send(&app, Method::GET, "/workflow", &doctor_cookie, "").await;
+    let list = String::from_utf8(list).unwrap();
+    assert!(
+        list.contains(&format!("href=\"/sheets/{}\">回答", ids[0])),
+        "{list}"
+    );
     assert!(
         page.contains("inquiry-mark"),
         "the question stands beside its item"

@@ -195,6 +195,11 @@ async fn a_municipality_resolves_a_key_from_the_paper_and_the_sheet_arrives_read
 
     // Read-only at the municipality: the domain and the API refuse edits.
     let seen = municipality.get_sheet(&reviewer, &id).await.unwrap();
+    assert_ne!(
+        seen.row.doctor_name.as_deref(),
+        Some(reviewer.name.as_str()),
+        "user ids are a node's own: the hospital's doctor is nobody here"
+    );
     let edit = municipality
         .update_sheet(
             &reviewer,
@@ -336,6 +341,10 @@ async fn another_hospital_links_a_transferring_patients_sheet_reads_it_and_renew
         .await
         .expect("resolves");
     assert_eq!(resolved.sheet.sheet_id, id);
+    assert_eq!(
+        resolved.sheet.linked_date, None,
+        "another hospital's 臨個票連携 is no 自治体連携"
+    );
     assert!(
         eventually(Duration::from_secs(20), || async {
             sheet_ids(&other.node).await.contains(&id)

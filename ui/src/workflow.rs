@@ -21,7 +21,9 @@ pub struct WorkflowLine {
     pub inquiry: String,
 }
 
-fn workflow_table(lines: &[WorkflowLine], empty: &str) -> Markup {
+/// `answering`: rows of the 自治体からの照会 section, answered from the sheet view (a registered
+/// sheet is not edited there).
+fn workflow_table(lines: &[WorkflowLine], empty: &str, answering: bool) -> Markup {
     html! {
         @if lines.is_empty() {
             p.empty { (empty) }
@@ -35,7 +37,11 @@ fn workflow_table(lines: &[WorkflowLine], empty: &str) -> Markup {
                             td { (l.written) } td { (l.disease) }
                             td { (l.from) } td { (l.comment) }
                             td.actions {
-                                a href={ "/sheets/" (l.id) "/edit" } { "編集" }
+                                @if answering {
+                                    a href={ "/sheets/" (l.id) } { "回答" }
+                                } @else {
+                                    a href={ "/sheets/" (l.id) "/edit" } { "編集" }
+                                }
                                 a href={ "/sheets/" (l.id) "/history" } { "履歴" }
                             }
                         }
@@ -58,11 +64,11 @@ pub fn workflow_list(
         "ワークフロー一覧",
         html! {
             h2 { "自分宛て（" (waiting.len()) "件）" }
-            (workflow_table(waiting, "確認を待っている臨床調査個人票・医療意見書はありません。"))
+            (workflow_table(waiting, "確認を待っている臨床調査個人票・医療意見書はありません。", false))
             h2 { "確認依頼中（" (sent.len()) "件）" }
-            (workflow_table(sent, "確認依頼中の臨床調査個人票・医療意見書はありません。"))
+            (workflow_table(sent, "確認依頼中の臨床調査個人票・医療意見書はありません。", false))
             h2 #inquiries-waiting { "自治体からの照会（" (inquiries.len()) "件）" }
-            (workflow_table(inquiries, "回答を待っている照会はありません。"))
+            (workflow_table(inquiries, "回答を待っている照会はありません。", true))
         },
     )
 }

@@ -141,9 +141,11 @@ const ROW_COLUMNS: &str = "s.id, s.form_id, s.kokuji, s.eda, s.disease, s.instit
      ORDER BY w.id DESC LIMIT 1) AS requested_by, s.review_result, s.open_inquiries,
     s.answered_inquiries";
 
-/// The joins that give a row its names.
-const ROW_JOINS: &str =
-    "LEFT JOIN users u ON u.id = s.doctor LEFT JOIN users a ON a.id = s.assignee";
+/// The joins that give a row its names. User ids are this node's own: a sheet of another
+/// institution (resolved by key, or held by the hub) names nobody here, so only users of the
+/// sheet's own institution are joined.
+const ROW_JOINS: &str = "LEFT JOIN users u ON u.id = s.doctor AND u.institution = s.institution
+    LEFT JOIN users a ON a.id = s.assignee AND a.institution = s.institution";
 
 fn row_from(r: &Row<'_>) -> rusqlite::Result<SheetRow> {
     Ok(SheetRow {

@@ -307,6 +307,9 @@ impl HubDesk {
             self.node.clock.now_ms(),
         );
         let hub = self.node.node_id;
+        // 自治体連携日 is when a municipality received the sheet; another hospital's
+        // 臨個票連携 reads it without linking it.
+        let by_municipality = peer.role == PeerRole::Municipality;
         let recorded = self
             .node
             .store
@@ -325,7 +328,9 @@ impl HubDesk {
                 let mut linked = None;
                 if let Some(sheet) = &target {
                     super::hub::grant_in(&tx, sheet, to, now)?;
-                    linked = mark_linked(&tx, sheet, hub, now)?;
+                    if by_municipality {
+                        linked = mark_linked(&tx, sheet, hub, now)?;
+                    }
                 }
                 tx.commit()?;
                 Ok::<_, crate::Error>(linked)
