@@ -929,6 +929,18 @@ async fn a_doctor_finds_any_disease_by_name_or_number_and_sees_what_the_rules_do
         by_number.body
     );
 
+    // Katakana finds a name written in hiragana; full-width and half-width digits find the same.
+    let kana = c
+        .get("/sheets/new?q=%E3%83%A2%E3%83%A4%E3%83%A2%E3%83%A4")
+        .await; // モヤモヤ
+    assert!(kana.body.contains("もやもや病"), "{}", kana.body);
+    let half = c.get("/sheets/new?q=51").await;
+    let full = c.get("/sheets/new?q=%EF%BC%95%EF%BC%91").await; // ５１
+    assert_eq!(
+        half.body.matches("name=\"form_id\"").count(),
+        full.body.matches("name=\"form_id\"").count()
+    );
+
     let nothing = c.get("/sheets/new?q=zzzz").await;
     assert!(nothing.body.contains("該当する疾病がありません"));
 

@@ -77,10 +77,17 @@ impl Disease {
     }
 }
 
+/// A string as the picker compares it: full-width ASCII made half-width, katakana made
+/// hiragana (モヤモヤ finds もやもや病), letters lower-cased.
+pub fn fold_for_search(s: &str) -> String {
+    narrow(s)
+}
+
 fn narrow(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{30A1}'..='\u{30F6}' => char::from_u32(c as u32 - 0x60).unwrap_or(c),
             _ => c,
         })
         .flat_map(char::to_lowercase)

@@ -150,7 +150,9 @@ async fn new_sheet_page(
     if let Err(e) = authorize(&s.principal, Action::CreateSheet, Target::None) {
         return error_page(Some(&ctx), e.into());
     }
+    use nsdb_rules::diseases::fold_for_search;
     let q = query.q.trim();
+    let folded = fold_for_search(q);
     let forms = node.catalogue.forms();
     let matching: std::collections::HashSet<&str> = node
         .catalogue
@@ -164,9 +166,9 @@ async fn new_sheet_page(
             f.level() != nsdb_rules::FormLevel::RecordOnly
         } else {
             matching.contains(f.id.as_str())
-                || f.disease.contains(q)
+                || fold_for_search(&f.disease).contains(&folded)
                 || f.id == q
-                || f.kokuji.to_string() == q.trim_start_matches('0')
+                || f.kokuji.to_string() == folded.trim_start_matches('0')
         }
     };
     let mut choices: Vec<nsdb_ui::FormChoice<'_>> = forms
