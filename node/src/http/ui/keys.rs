@@ -125,14 +125,16 @@ async fn intake_resolve(State(node): State<AppState>, s: UiSession, body: Bytes)
     match sync_service::resolve(&node, &s.principal, &key, &birth).await {
         Ok(r) => Redirect::to(&format!("/intake?resolved={}", r.sheet.sheet_id)).into_response(),
         Err(ResolveError::Node(e)) => error_page(Some(&ctx), e),
+        // The page again, with what was typed and why: never a redirect, which would put the
+        // key and the birth date into the address bar and the browser's history.
         Err(e) => {
-            let query = serde_urlencoded::to_string([
-                ("access_key", key.as_str()),
-                ("birth_date", birth.as_str()),
-                ("error", &e.to_string()),
-            ])
-            .unwrap_or_default();
-            Redirect::to(&format!("/intake?{query}")).into_response()
+            let q = crate::http::ui::review::IntakeQuery {
+                resolved: None,
+                error: Some(e.to_string()),
+                access_key: Some(key),
+                birth_date: Some(birth),
+            };
+            crate::http::ui::review::intake_page(&node, &s, q).await
         }
     }
 }
