@@ -387,6 +387,27 @@ async fn over_http_the_reviewer_lists_reviews_and_prints_a_masked_batch() {
         "the result is shown"
     );
 
+    // A question with no item chosen is refused, and what was typed stays on the page.
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("question", "単位を確認してください"),
+    ])
+    .unwrap();
+    let (_, page) = send(
+        &app,
+        Method::POST,
+        &format!("/review/{}/inquiries", ids[0]),
+        &cookie,
+        &form,
+    )
+    .await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("項目を一つ以上選んでください"), "{page}");
+    assert!(
+        page.contains(">単位を確認してください</textarea>"),
+        "{page}"
+    );
+
     // 照会 through the form; the doctor sees it beside the item and answers on the sheet view.
     let form = serde_urlencoded::to_string([
         ("csrf", csrf.as_str()),

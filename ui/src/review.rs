@@ -226,6 +226,8 @@ pub struct ReviewView {
     pub consents: Vec<(String, String)>,
     pub incomes: Vec<(String, String)>,
     pub specials: Vec<(String, String)>,
+    /// The question being written, kept when it could not be recorded.
+    pub question: String,
     pub notice: Option<String>,
     pub error: Option<String>,
 }
@@ -320,7 +322,7 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
                         h2 { "照会" }
                         p.hint { "照会する項目に左の欄でチェックを付け、内容を書いてください。" }
                         label for="question" { "照会内容" }
-                        textarea #question form="ask" name="question" rows="3" required {}
+                        textarea #question form="ask" name="question" rows="3" required { (v.question) }
                         button.primary #ask-button type="submit" form="ask" { "照会する" }
                     }
                     @if !v.inquiries.is_empty() {

@@ -95,7 +95,7 @@ async fn review(
         Some("closed") => Some("照会を完了しました。"),
         _ => None,
     };
-    review_page(&node, &s, &id, notice, None, None).await
+    review_page(&node, &s, &id, notice, None, None, None).await
 }
 
 fn labelled(options: impl Iterator<Item = (&'static str, &'static str)>) -> Vec<(String, String)> {
@@ -185,6 +185,7 @@ async fn review_page(
     notice: Option<&str>,
     error: Option<String>,
     typed: Option<&ReviewInput>,
+    question: Option<&str>,
 ) -> Response {
     let ctx = Ctx::new(node, s);
     let screen = match node.review_screen(&s.principal, id).await {
@@ -308,6 +309,7 @@ async fn review_page(
         specials: labelled(IncomeSpecial::ALL.iter().map(|d| (d.code(), d.label()))),
         notice: notice.map(str::to_string),
         error,
+        question: question.unwrap_or_default().to_string(),
     };
     Html(nsdb_ui::review::review_page(&ctx.page(), &view).into_string()).into_response()
 }
@@ -336,7 +338,7 @@ async fn record(
     match node.record_review(&s.principal, &id, &input).await {
         Ok(_) => Redirect::to(&format!("/review/{id}?notice=recorded")).into_response(),
         Err(Error::Invalid(why)) => {
-            review_page(&node, &s, &id, None, Some(why), Some(&input)).await
+            review_page(&node, &s, &id, None, Some(why), Some(&input), None).await
         }
         Err(e) => error_page(Some(&ctx), e),
     }
@@ -365,7 +367,9 @@ async fn ask(
     let question = fields.get("question").cloned().unwrap_or_default();
     match node.ask_inquiry(&s.principal, &id, &items, &question).await {
         Ok(_) => Redirect::to(&format!("/review/{id}?notice=asked")).into_response(),
-        Err(Error::Invalid(why)) => review_page(&node, &s, &id, None, Some(why), None).await,
+        Err(Error::Invalid(why)) => {
+            review_page(&node, &s, &id, None, Some(why), None, Some(&question)).await
+        }
         Err(e) => error_page(Some(&ctx), e),
     }
 }
