@@ -123,6 +123,38 @@ async fn a_reviewer_sees_only_resolved_sheets_and_records_a_result_the_list_show
         n.record_review(&reviewer, &ids[0], &no_period).await,
         Err(Error::Invalid(_))
     ));
+    // Combinations the 自己負担上限額 tables do not have are refused, each saying why.
+    for (input, says) in [
+        (
+            ReviewInput {
+                decision: "rejected".into(),
+                reason: "診断基準を満たさない".into(),
+                valid_from: "2026-04-01".into(),
+                income: "joui".into(),
+                ..Default::default()
+            },
+            "空欄にしてください",
+        ),
+        (
+            ReviewInput {
+                income: "seikatsu_hogo".into(),
+                ..approved()
+            },
+            "一般所得Ⅰ・一般所得Ⅱ・上位所得",
+        ),
+        (
+            ReviewInput {
+                income_special: "juusho".into(),
+                ..approved()
+            },
+            "小児慢性特定疾病の区分",
+        ),
+    ] {
+        match n.record_review(&reviewer, &ids[0], &input).await {
+            Err(Error::Invalid(why)) => assert!(why.contains(says), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
     let review = n
         .record_review(&reviewer, &ids[0], &approved())
         .await

@@ -242,7 +242,8 @@ fn date(text: &str, what: &str) -> Result<Option<String>> {
 impl ReviewInput {
     /// The review this input records over `base`, by `reviewer` at `now`. Errors name the
     /// field to correct, in Japanese.
-    fn apply(&self, base: Review, reviewer: &str, now: i64) -> Result<Review> {
+    /// `shoman`: the sheet is a 医療意見書 (小児慢性特定疾病), else a 臨床調査個人票 (指定難病).
+    fn apply(&self, base: Review, reviewer: &str, now: i64, shoman: bool) -> Result<Review> {
         let decision = code(&self.decision, Decision::from_code, "認定結果")?
             .ok_or_else(|| Error::Invalid("認定結果を選んでください。".into()))?;
         let reason = Some(self.reason.trim().to_string()).filter(|r| !r.is_empty());
@@ -263,6 +264,53 @@ impl ReviewInput {
                 "認定には有効期間（開始・終了）を入力してください。".into(),
             ));
         }
+        let income = code(&self.income, IncomeCategory::from_code, "所得区分")?;
+        let income_special = code(
+            &self.income_special,
+            IncomeSpecial::from_code,
+            "所得区分（特例）",
+        )?;
+        // Nothing is certified for a rejected application: no period, no income tier.
+        if decision == Decision::Rejected
+            && (valid_from.is_some()
+                || valid_to.is_some()
+                || income.is_some()
+                || income_special.is_some())
+        {
+            return Err(Error::Invalid(
+                "不認定のときは有効期間と所得区分を入力しません。空欄にしてください。".into(),
+            ));
+        }
+        // The special rows belong to one programme each (docs/review.md, 所得区分): 高額かつ長期
+        // to 指定難病 from 一般所得Ⅰ up, 重症 to 小児慢性特定疾病.
+        match income_special {
+            Some(IncomeSpecial::HighCostLongTerm) if shoman => {
+                return Err(Error::Invalid(
+                    "「高額かつ長期」は指定難病の区分です。小児慢性特定疾病では「重症」を選んでください。".into(),
+                ));
+            }
+            Some(IncomeSpecial::HighCostLongTerm)
+                if !matches!(
+                    income,
+                    Some(
+                        IncomeCategory::GeneralI
+                            | IncomeCategory::GeneralII
+                            | IncomeCategory::Upper
+                    )
+                ) =>
+            {
+                return Err(Error::Invalid(
+                    "「高額かつ長期」は所得区分が一般所得Ⅰ・一般所得Ⅱ・上位所得のときに選べます。"
+                        .into(),
+                ));
+            }
+            Some(IncomeSpecial::Severe) if !shoman => {
+                return Err(Error::Invalid(
+                    "「重症」は小児慢性特定疾病の区分です。指定難病では「高額かつ長期」を選んでください。".into(),
+                ));
+            }
+            _ => {}
+        }
         Ok(Review {
             decision: Some(decision),
             reason: if decision == Decision::Rejected {
@@ -277,12 +325,8 @@ impl ReviewInput {
                 ResearchConsent::from_code,
                 "研究利用の同意",
             )?,
-            income: code(&self.income, IncomeCategory::from_code, "所得区分")?,
-            income_special: code(
-                &self.income_special,
-                IncomeSpecial::from_code,
-                "所得区分（特例）",
-            )?,
+            income,
+            income_special,
             decided_ms: Some(now),
             reviewer: Some(reviewer.to_string()),
             ..base
@@ -465,7 +509,8 @@ impl Node {
             let base = sheet
                 .review(&code)
                 .unwrap_or_else(|| Review::linked(&code, linked));
-            let review = input.apply(base, &reviewer, now)?;
+            let shoman = sheet.header().form_id.starts_with("iken");
+            let review = input.apply(base, &reviewer, now, shoman)?;
             let edit = Edit {
                 message: "審査結果",
                 ..edit
