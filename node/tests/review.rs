@@ -204,6 +204,22 @@ async fn an_inquiry_is_asked_answered_after_an_edit_and_closed_with_the_changes_
         n.ask_inquiry(&reviewer, id, &[], "項目なし").await,
         Err(Error::Invalid(_))
     ));
+    // An item the form does not have, and a question longer than any box, are refused.
+    match n
+        .ask_inquiry(&reviewer, id, &["patient.nonexistent".into()], "確認")
+        .await
+    {
+        Err(Error::Invalid(why)) => assert!(why.contains("この様式にありません"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let long = "あ".repeat(nsdb_rules::form::ENTRY_LIMIT + 1);
+    match n
+        .ask_inquiry(&reviewer, id, &["patient.name_kana".into()], &long)
+        .await
+    {
+        Err(Error::Invalid(why)) => assert!(why.contains("文字までです"), "{why}"),
+        other => panic!("{other:?}"),
+    }
     // The hospital sees it in its workflow list and on the sheet.
     let list = n.workflow_list(&doctor).await.unwrap();
     assert_eq!(list.inquiries.len(), 1);

@@ -533,6 +533,14 @@ impl Node {
         question: &str,
     ) -> Result<Inquiry> {
         self.check_resolved(p, id, Action::RecordReview).await?;
+        let limit = nsdb_rules::form::ENTRY_LIMIT;
+        if question.trim().chars().count() > limit {
+            return Err(Error::Invalid(format!(
+                "照会内容は{limit}文字までです（{}文字あります）。",
+                question.trim().chars().count()
+            )));
+        }
+        let catalogue = self.catalogue.clone();
         let new = NewInquiry {
             id: SheetId::random().to_string(),
             municipality: self.municipality_code(),
@@ -541,6 +549,15 @@ impl Node {
             asked_by: p.name.clone(),
         };
         self.change_sheet(p, id, "inquiry_ask", move |sheet, edit| {
+            // A question is about items of the sheet's form, never an id made up in a request.
+            let form_id = sheet.header().form_id;
+            if let Some(form) = catalogue.form(&form_id)
+                && let Some(unknown) = new.fields.iter().find(|f| form.item(f).is_none())
+            {
+                return Err(Error::Invalid(format!(
+                    "照会する項目「{unknown}」はこの様式にありません。"
+                )));
+            }
             let edit = Edit {
                 message: "照会",
                 ..edit
