@@ -64,15 +64,19 @@ impl Disease {
     /// Whether the disease matches what was typed in the picker: name, synonym, number or id
     /// (NFKC-insensitive for full-width digits and letters; かな readings are not in the data).
     pub fn matches(&self, query: &str) -> bool {
-        let q = narrow(query.trim());
+        let q = fold_for_search(query.trim());
         if q.is_empty() {
             return true;
         }
         let number = self.number.trim_start_matches('0');
-        narrow(&self.name).contains(&q)
-            || self.synonyms.iter().any(|s| narrow(s).contains(&q))
+        fold_for_search(&self.name).contains(&q)
+            || self
+                .synonyms
+                .iter()
+                .any(|s| fold_for_search(s).contains(&q))
             || self.number == q
             || number == q.trim_start_matches('0')
+            || self.kokuji().to_string() == q.trim_start_matches('0')
             || self.id.contains(&q)
     }
 }
@@ -80,10 +84,6 @@ impl Disease {
 /// A string as the picker compares it: full-width ASCII made half-width, katakana made
 /// hiragana (モヤモヤ finds もやもや病), letters lower-cased.
 pub fn fold_for_search(s: &str) -> String {
-    narrow(s)
-}
-
-fn narrow(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),

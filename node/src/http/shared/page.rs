@@ -112,6 +112,20 @@ pub fn form_fields(body: &Bytes) -> Result<BTreeMap<String, String>, Error> {
     Ok(out)
 }
 
+/// The values of a field posted several times (checkboxes), in order: [`form_fields`] joins
+/// them with commas and leaves out empty ones.
+pub fn listed(fields: &BTreeMap<String, String>, name: &str) -> Vec<String> {
+    fields
+        .get(name)
+        .map(|v| {
+            v.split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn csrf_ok(fields: &BTreeMap<String, String>, expected: &str) -> bool {
     fields.get("csrf").is_some_and(|t| same_secret(t, expected))
 }

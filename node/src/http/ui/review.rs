@@ -15,7 +15,7 @@ use nsdb_sync::{Decision, IncomeCategory, IncomeSpecial, ResearchConsent, Review
 use serde::Deserialize;
 
 use crate::http::AppState;
-use crate::http::shared::page::{Ctx, error_page, format_ms, posted_form, slash_date};
+use crate::http::shared::page::{Ctx, error_page, format_ms, listed, posted_form, slash_date};
 use crate::http::shared::session::UiSession;
 use crate::review::{InquiryDetail, IntakeState, ReviewInput};
 use crate::{Error, Node};
@@ -355,15 +355,7 @@ async fn ask(
         Ok(f) => f,
         Err(refused) => return *refused,
     };
-    let items: Vec<String> = fields
-        .get("field")
-        .map(|v| {
-            v.split(',')
-                .filter(|f| !f.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let items = listed(&fields, "field");
     let question = fields.get("question").cloned().unwrap_or_default();
     match node.ask_inquiry(&s.principal, &id, &items, &question).await {
         Ok(_) => Redirect::to(&format!("/review/{id}?notice=asked")).into_response(),
@@ -446,15 +438,7 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
         Ok(f) => f,
         Err(refused) => return *refused,
     };
-    let ids: Vec<String> = fields
-        .get("id")
-        .map(|v| {
-            v.split(',')
-                .filter(|f| !f.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let ids = listed(&fields, "id");
     let sheets = match node.review_print_sheets(&s.principal, &ids).await {
         Ok(sheets) => sheets,
         Err(e) => return error_page(Some(&ctx), e),

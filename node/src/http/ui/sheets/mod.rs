@@ -165,10 +165,9 @@ async fn new_sheet_page(
         if q.is_empty() {
             f.level() != nsdb_rules::FormLevel::RecordOnly
         } else {
-            matching.contains(f.id.as_str())
-                || fold_for_search(&f.disease).contains(&folded)
-                || f.id == q
-                || f.kokuji.to_string() == folded.trim_start_matches('0')
+            // Every form is a listed disease (`Disease::matches` finds name, 別名, number and
+            // id); a form file may word its disease name apart from the list.
+            matching.contains(f.id.as_str()) || fold_for_search(&f.disease).contains(&folded)
         }
     };
     let mut choices: Vec<nsdb_ui::FormChoice<'_>> = forms
