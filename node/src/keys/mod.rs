@@ -47,6 +47,20 @@ pub fn check_digit(digits: &str) -> u8 {
 /// Serials per block.
 pub const BLOCK_SIZE: u32 = 100_000;
 
+/// A key as typed, separators (`-`, spaces, full-width too) left out, full-width digits made
+/// half-width, and any other character as `x`.
+fn typed(input: &str) -> String {
+    input
+        .chars()
+        .filter_map(|c| match c {
+            '0'..='9' => Some(c),
+            '０'..='９' => char::from_u32(c as u32 - 0xFEE0),
+            '-' | '－' | ' ' | '　' => None,
+            _ => Some('x'),
+        })
+        .collect()
+}
+
 /// An access key, held as its 11 digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AccessKey(String);
@@ -61,19 +75,35 @@ impl AccessKey {
 
     /// Reads a key as a person typed it; None unless it has 11 digits and a valid check digit.
     pub fn parse(input: &str) -> Option<AccessKey> {
-        let digits: String = input
-            .chars()
-            .filter_map(|c| match c {
-                '0'..='9' => Some(c),
-                '０'..='９' => char::from_u32(c as u32 - 0xFEE0),
-                '-' | '－' | ' ' | '　' => None,
-                _ => Some('x'),
-            })
-            .collect();
+        let digits = typed(input);
         let ok = digits.len() == 11
             && digits.bytes().all(|b| b.is_ascii_digit())
             && check_digit(&digits) == 0;
         ok.then_some(AccessKey(digits))
+    }
+
+    /// What is wrong with a typed key that [`AccessKey::parse`] refuses, said for the person who
+    /// typed it: empty, not eleven digits (or other characters), or eleven digits whose check
+    /// digit does not match (a mistyped or swapped digit).
+    pub fn problem(input: &str) -> String {
+        let typed = typed(input);
+        let digits = typed.bytes().filter(u8::is_ascii_digit).count();
+        let other = digits != typed.len();
+        if input.trim().is_empty() {
+            "アクセスキーを入力してください（例: 12345-67890-1）。".into()
+        } else if other || digits != 11 {
+            format!(
+                "アクセスキーは11桁の数字です（例: 12345-67890-1）。入力は{digits}桁{}です。",
+                if other {
+                    "で、数字以外の文字を含みます"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            "アクセスキーの数字に誤りがあります（検査用の末尾1桁が合いません）。紙のアクセスキーを確かめてください。"
+                .into()
+        }
     }
 
     /// The 11 digits, as stored.
@@ -268,6 +298,15 @@ fn feistel(secret: &[u8; 32], block: u32, x: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn says_what_is_wrong_with_a_typed_key() {
+        assert!(AccessKey::problem("").contains("入力してください"));
+        assert!(AccessKey::problem("1234").contains("入力は4桁です"));
+        assert!(AccessKey::problem("12345-6789x-1").contains("数字以外"));
+        assert!(AccessKey::problem("12345-67890-2").contains("末尾1桁が合いません"));
+    }
+
     use super::*;
 
     #[test]

@@ -530,33 +530,6 @@ pub fn birth_date_input(node: &Node, typed: &str) -> Option<String> {
     nsdb_rules::value::Date::parse(&normalised).map(|d| d.to_string())
 }
 
-/// What is wrong with a typed access key, said for the person who typed it: empty, not eleven
-/// digits, or eleven digits whose check digit does not match (a mistyped or swapped digit).
-fn key_problem(typed: &str) -> String {
-    let digits = typed
-        .chars()
-        .filter(|c| c.is_ascii_digit() || ('０'..='９').contains(c))
-        .count();
-    let other = typed
-        .chars()
-        .any(|c| !(c.is_ascii_digit() || ('０'..='９').contains(&c) || "-－ 　".contains(c)));
-    if typed.trim().is_empty() {
-        "アクセスキーを入力してください（例: 12345-67890-1）。".into()
-    } else if other || digits != 11 {
-        format!(
-            "アクセスキーは11桁の数字です（例: 12345-67890-1）。入力は{digits}桁{}です。",
-            if other {
-                "で、数字以外の文字を含みます"
-            } else {
-                ""
-            }
-        )
-    } else {
-        "アクセスキーの数字に誤りがあります（検査用の末尾1桁が合いません）。紙のアクセスキーを確かめてください。"
-            .into()
-    }
-}
-
 /// Resolves an access key with the patient's birth date at the hub for `p` (a doctor or clerk
 /// at a hospital, a reviewer at a municipality): on success the hub grants the sheet to this
 /// node (it arrives by sync), and this node records a `resolutions` row. Every attempt is
@@ -571,7 +544,7 @@ pub async fn resolve(
 ) -> Result<Resolution, ResolveError> {
     authorize(p, Action::ResolveKey, Target::None).map_err(crate::Error::from)?;
     let Some(key) = AccessKey::parse(key) else {
-        return Err(ResolveError::Malformed(key_problem(key)));
+        return Err(ResolveError::Malformed(AccessKey::problem(key)));
     };
     let Some(birth_date) = birth_date_input(node, birth_date) else {
         return Err(ResolveError::Malformed(
@@ -718,17 +691,4 @@ pub async fn resolutions(
             Ok(rows)
         })
         .await
-}
-
-#[cfg(test)]
-mod key_problem_tests {
-    use super::key_problem;
-
-    #[test]
-    fn says_what_is_wrong_with_a_typed_key() {
-        assert!(key_problem("").contains("入力してください"));
-        assert!(key_problem("1234").contains("入力は4桁です"));
-        assert!(key_problem("12345-6789x-1").contains("数字以外"));
-        assert!(key_problem("12345-67890-2").contains("末尾1桁が合いません"));
-    }
 }
