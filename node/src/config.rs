@@ -11,7 +11,17 @@ use serde::Deserialize;
 use crate::store::KeySource;
 
 /// What a node is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    serde::Serialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeRole {
     Hospital,
@@ -39,11 +49,12 @@ impl NodeRole {
 }
 
 /// The institution that runs the node.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Institution {
-    /// 医療機関コード, 自治体コード or the ministry's code.
+    /// 医療機関コード (10 digits), 自治体コード or the ministry's code.
     pub code: String,
+    /// The institution's name as screens and prints show it.
     pub name: String,
 }
 
@@ -65,7 +76,13 @@ pub struct NodeConfig {
     /// The web listener's certificate and key (config key `tls = { cert, key }`); without it
     /// the node listens on loopback only ([`crate::ops::tls::check_listen`]).
     pub tls: Option<crate::ops::tls::TlsConfig>,
+    /// How often the serving node rechecks its database's integrity (config key
+    /// `integrity_check_hours`, default [`DEFAULT_INTEGRITY_CHECK_HOURS`]); None: only at start.
+    pub integrity_check_every: Option<std::time::Duration>,
 }
+
+/// Hours between two integrity checks of a serving node when the config does not say.
+pub const DEFAULT_INTEGRITY_CHECK_HOURS: u64 = 24;
 
 /// The metrics listener's address when the config does not give one: loopback only, so that
 /// only the machine itself (or a tunnel the operator sets up) can scrape it.
@@ -76,7 +93,7 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 /// Without it a node uses the catalogue built into nsdb (labelled "組み込み・開発用" on screen);
 /// with it, the node loads only this pack, verified against the ministry's public key, and
 /// refuses to start when the pack is missing, unsigned or changed.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
     /// The pack file (`nsdb rules pack` makes one).
@@ -85,22 +102,36 @@ pub struct RulesConfig {
     pub ministry_key: String,
 }
 
-#[derive(Deserialize)]
+/// The configuration file as written (TOML). Its doc comments are the configuration reference
+/// in docs/operations.md ([`reference`]); paths are relative to the file.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    /// The node's name, as logs and the demo show it (e.g. `hospital-1`).
     name: String,
+    /// What the node is for: `hospital`, `municipality` or `hub`.
     role: NodeRole,
+    /// The web UI's and API's address (e.g. `127.0.0.1:8080`). Plain HTTP only on loopback;
+    /// any other address needs `tls`.
     listen: SocketAddr,
+    /// The node's directory: `node.db` (SQLCipher), `identity.key`, `seal.key`.
     data_dir: PathBuf,
-    /// Path of the database key file (64 hex characters, mode 600).
+    /// Path of the database key file (64 hexadecimal characters, mode 600). Give this or
+    /// `key_env`, not both.
     key_file: Option<PathBuf>,
     /// Or: the environment variable that holds the key (for containers and tests).
     key_env: Option<String>,
+    /// The institution that runs the node.
     institution: Institution,
+    /// A signed rule pack to use instead of the built-in catalogue.
     rules: Option<RulesConfig>,
-    /// `"off"`, or the address of the metrics listener.
+    /// Where Prometheus metrics are served: an address, or `"off"`. Default `127.0.0.1:9464`.
     metrics_listen: Option<String>,
+    /// The web listener's certificate and key.
     tls: Option<crate::ops::tls::TlsConfig>,
+    /// Hours between two integrity checks while the node serves (`cipher_integrity_check` and
+    /// `quick_check`); `0` checks only at start. Default 24.
+    integrity_check_hours: Option<u64>,
 }
 
 impl NodeConfig {
@@ -145,6 +176,13 @@ impl NodeConfig {
                 cert: base.join(t.cert),
                 key: base.join(t.key),
             }),
+            integrity_check_every: match file
+                .integrity_check_hours
+                .unwrap_or(DEFAULT_INTEGRITY_CHECK_HOURS)
+            {
+                0 => None,
+                h => Some(std::time::Duration::from_secs(h.saturating_mul(3600))),
+            },
         })
     }
 
@@ -154,6 +192,92 @@ impl NodeConfig {
 
     pub fn identity_path(&self) -> PathBuf {
         self.data_dir.join("identity.key")
+    }
+}
+
+/// The configuration reference: one Markdown table row per key of the file (nested tables as
+/// `institution.code`), with its type, whether it is required and its description, generated
+/// from the doc comments of the file's type so that the reference cannot drift from the code.
+/// `nsdb config reference` prints it; docs/operations.md holds it (a test keeps them equal).
+pub fn reference() -> String {
+    let schema = schemars::schema_for!(ConfigFile);
+    let root = schema.as_value();
+    let mut out = String::from("| key | type | required | meaning |\n| --- | --- | --- | --- |\n");
+    rows(root, root, "", &mut out);
+    out
+}
+
+fn rows(root: &serde_json::Value, object: &serde_json::Value, prefix: &str, out: &mut String) {
+    let required: Vec<&str> = object["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let Some(props) = object["properties"].as_object() else {
+        return;
+    };
+    for (key, prop) in props {
+        let name = format!("{prefix}{key}");
+        let target = referenced(root, prop);
+        let description = prop["description"]
+            .as_str()
+            .or_else(|| target.and_then(|t| t["description"].as_str()))
+            .unwrap_or("")
+            .replace('\n', " ");
+        let ty = match target {
+            Some(t) if t["properties"].is_object() => "table".to_string(),
+            Some(t) => type_of(t),
+            None => type_of(prop),
+        };
+        let needed = if required.contains(&key.as_str()) {
+            "yes"
+        } else {
+            "no"
+        };
+        out.push_str(&format!("| `{name}` | {ty} | {needed} | {description} |\n"));
+        if let Some(t) = target.filter(|t| t["properties"].is_object()) {
+            rows(root, t, &format!("{name}."), out);
+        }
+    }
+}
+
+/// The definition a property refers to (`$ref`, directly or inside `anyOf` with null).
+fn referenced<'a>(
+    root: &'a serde_json::Value,
+    prop: &'a serde_json::Value,
+) -> Option<&'a serde_json::Value> {
+    let reference = prop["$ref"].as_str().or_else(|| {
+        prop["anyOf"]
+            .as_array()?
+            .iter()
+            .find_map(|v| v["$ref"].as_str())
+    })?;
+    let name = reference.rsplit('/').next()?;
+    root["$defs"].get(name)
+}
+
+fn type_of(v: &serde_json::Value) -> String {
+    if let Some(values) = v["enum"].as_array() {
+        return values
+            .iter()
+            .filter_map(|x| x.as_str())
+            .map(|x| format!("`{x}`"))
+            .collect::<Vec<_>>()
+            .join(" / ");
+    }
+    let ty = match &v["type"] {
+        serde_json::Value::String(t) => t.clone(),
+        serde_json::Value::Array(ts) => ts
+            .iter()
+            .filter_map(|t| t.as_str())
+            .filter(|t| *t != "null")
+            .collect::<Vec<_>>()
+            .join(" / "),
+        _ => String::new(),
+    };
+    match ty.as_str() {
+        "integer" => "integer".into(),
+        "" => "value".into(),
+        other => other.into(),
     }
 }
 
@@ -193,5 +317,53 @@ name = "東京テスト病院"
         std::fs::write(&path, "name = 1\nrole = \"clinic\"\n").unwrap();
         let err = NodeConfig::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("nsdb.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_reference_in_operations_md_is_the_one_the_code_generates() {
+        let reference = reference();
+        for key in [
+            "`name`",
+            "`institution.code`",
+            "`tls.cert`",
+            "`rules.ministry_key`",
+            "`integrity_check_hours`",
+            "`hospital` / `municipality` / `hub`",
+        ] {
+            assert!(reference.contains(key), "{key} missing from\n{reference}");
+        }
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/operations.md"
+        ))
+        .expect("docs/operations.md");
+        assert!(
+            doc.contains(&reference),
+            "docs/operations.md does not hold the configuration reference the code generates; replace its table with the output of `nsdb config reference`:\n{reference}"
+        );
+    }
+
+    #[test]
+    fn integrity_is_rechecked_daily_unless_the_config_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nsdb.toml");
+        let base = "name = \"h\"\nrole = \"hub\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\nkey_env = \"K\"\n";
+        let inst = "[institution]\ncode = \"1\"\nname = \"n\"\n";
+        std::fs::write(&path, format!("{base}{inst}")).unwrap();
+        let c = NodeConfig::from_file(&path).unwrap();
+        assert_eq!(
+            c.integrity_check_every,
+            Some(std::time::Duration::from_secs(24 * 3600))
+        );
+        std::fs::write(&path, format!("{base}integrity_check_hours = 0\n{inst}")).unwrap();
+        assert_eq!(
+            NodeConfig::from_file(&path).unwrap().integrity_check_every,
+            None
+        );
+        std::fs::write(&path, format!("{base}integrity_check_hours = 6\n{inst}")).unwrap();
+        assert_eq!(
+            NodeConfig::from_file(&path).unwrap().integrity_check_every,
+            Some(std::time::Duration::from_secs(6 * 3600))
+        );
     }
 }

@@ -161,16 +161,7 @@ impl Node {
             other => other?,
         };
         ops::guard::claim(&config.data_dir, &db, &key, &node_id.to_string())?;
-        match ops::integrity::check(&db, &key, std::time::Duration::from_secs(20))? {
-            ops::integrity::Integrity::Intact => {}
-            ops::integrity::Integrity::Unfinished => {
-                tracing::warn!(target: "nsdb", "integrity check at start did not finish in 20 s; run nsdb doctor")
-            }
-            ops::integrity::Integrity::Damaged(problems) => {
-                tracing::error!(target: "nsdb", problems = %problems.join("; "), "the database is damaged: writes are refused; restore the last backup");
-                store.mark_damaged(problems.join("; "));
-            }
-        }
+        ops::integrity::check_and_mark(&db, &key, &store, std::time::Duration::from_secs(20))?;
         let catalogue = load_catalogue(config.rules.as_ref())?;
         let node = Node {
             node_id,

@@ -101,6 +101,8 @@ pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<Nod
         // open nodes without a metrics listener.
         metrics_listen: None,
         tls: None,
+        // Demo, tests and benchmarks check at start only; `nsdb serve` rechecks on schedule.
+        integrity_check_every: None,
     })
 }
 

@@ -130,6 +130,12 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The configuration file: `reference` prints every key with its type and meaning
+    /// (Markdown, as in docs/operations.md).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Checks the installation (key file, data directory, disk, clock, database, enrollment,
     /// rule pack) and says what to fix.
     Doctor {
@@ -162,6 +168,13 @@ enum Command {
         #[command(subcommand)]
         command: check::KeyInfoCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Prints the configuration reference: every key, its type, whether it is required, what it
+    /// means.
+    Reference,
 }
 
 #[derive(Subcommand)]
@@ -624,6 +637,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => ops::restore(&config, &backup, verify_only),
         Command::Rekey { config, recover } => ops::rekey(&config, recover),
         Command::Doctor { config } => ops::doctor(&config),
+        Command::Config {
+            command: ConfigCommand::Reference,
+        } => {
+            print!("{}", crate::config::reference());
+            Ok(())
+        }
         Command::Audit {
             command: AuditCommand::Verify { config },
         } => ops::audit_verify(&config),

@@ -41,6 +41,10 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         None => None,
     };
     let checkpoints = sign_checkpoints(node.clone());
+    let rechecks = node
+        .config
+        .integrity_check_every
+        .map(|every| crate::ops::integrity::schedule(node.clone(), every));
     let app = crate::http::router(node.clone());
     match tls {
         Some(tls) => {
@@ -70,6 +74,9 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         }
     }
     checkpoints.abort();
+    if let Some(r) = rechecks {
+        r.abort();
+    }
     // A clean stop signs the chain's head, whatever was appended since the last checkpoint.
     if let Err(e) = checkpoint(&node, 1).await {
         tracing::warn!(target: "nsdb", error = %e, "no audit checkpoint at stop");

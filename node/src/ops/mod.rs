@@ -65,6 +65,8 @@ pub enum OpsError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Identity(#[from] nsdb_provisioning::ProvisioningError),
+    #[error("the background check stopped before it finished: {0}")]
+    Stopped(String),
 }
 
 impl From<rusqlite::Error> for OpsError {

@@ -17,10 +17,12 @@ use serde::Deserialize;
 
 /// Where the server certificate and its key are (PEM files; relative paths are relative to the
 /// config file). The certificate file may hold the chain after the server's certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    /// The server certificate (PEM), optionally followed by its chain.
     pub cert: PathBuf,
+    /// The certificate's private key (PEM, mode 600).
     pub key: PathBuf,
 }
 
