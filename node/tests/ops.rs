@@ -496,3 +496,231 @@ fn a_damaged_database_refuses_writes_and_says_how_to_restore() {
     let (_, body) = health.unwrap();
     assert!(body.contains("\"status\":\"damaged\""), "{body}");
 }
+
+/// Signs in through the API; the bearer token.
+fn api_token(port: u16, login: &str, password: &str) -> String {
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/session",
+        None,
+        &serde_json::json!({"login": login, "password": password}).to_string(),
+    )
+    .expect("sign-in answered");
+    assert_eq!(status, 201, "{login}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// Three consecutive free ports for the demo's nodes and QUIC listener, and its metrics ports
+/// (`base + 10 ..= base + 12`).
+fn free_port_base() -> u16 {
+    'search: for _ in 0..200 {
+        let base = rand::random_range(20_000u16..60_000);
+        for p in (base..base + 4).chain(base + 10..base + 13) {
+            if std::net::TcpListener::bind(("127.0.0.1", p)).is_err()
+                || std::net::UdpSocket::bind(("127.0.0.1", p)).is_err()
+            {
+                continue 'search;
+            }
+        }
+        return base;
+    }
+    panic!("no free ports for the demo");
+}
+
+/// The log scan: the demo's day (the doctor's list, sheets, a new sheet saved and registered;
+/// the reviewer's resolution and intake; a refused sign-in; the ministry's status) with every
+/// log line the node writes at `debug` in JSON, then each line is searched for the patients'
+/// names, かな, birth dates, addresses and insured numbers that crossed the API, and for the
+/// passwords and tokens used.
+#[test]
+fn no_log_line_holds_personal_data_or_a_secret_through_the_demos_day() {
+    use std::io::BufRead;
+    let base = free_port_base();
+    let data = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(NSDB)
+        .args(["demo", "--port-base", &base.to_string(), "--data"])
+        .arg(data.path())
+        .env("NSDB_LOG", "debug")
+        .env("NSDB_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = demo.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    // The demo prints the registered sheets' keys and birth dates, then "Press Ctrl-C".
+    let mut printed = Vec::new();
+    for line in std::io::BufReader::new(demo.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Press Ctrl-C");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let (hub, hospital, municipality) = (base, base + 1, base + 2);
+    let mut secrets: Vec<String> = vec![PASSWORD.into(), "demo".into()];
+    let mut tokens = Vec::new();
+
+    // The hospital: the doctor's list and sheets, a new sheet saved and registered.
+    let doctor = api_token(hospital, "doctor", "demo");
+    tokens.push(doctor.clone());
+    let (status, body) = http(hospital, "GET", "/api/v1/sheets", Some(&doctor), "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rows = page["rows"].as_array().expect("rows");
+    assert!(rows.len() >= 10, "{} rows", rows.len());
+    for row in rows {
+        for field in ["name", "name_kana", "birth_date", "insured_no"] {
+            if let Some(v) = row[field].as_str() {
+                secrets.push(v.to_string());
+            }
+        }
+    }
+    for row in rows.iter().take(5) {
+        let id = row["id"].as_str().unwrap();
+        let (status, body) = http(
+            hospital,
+            "GET",
+            &format!("/api/v1/sheets/{id}"),
+            Some(&doctor),
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(a) = v["items"]["patient.address"].as_str() {
+            secrets.push(a.to_string());
+        }
+    }
+    let values = [
+        ("patient.name", "記録 試子"),
+        ("patient.name_kana", "キロク タメコ"),
+        ("patient.birth_date", "1961-07-23"),
+        ("patient.insured_no", "98765432"),
+        ("patient.address", "東京都千代田区記録町3-2-1"),
+    ];
+    secrets.extend(values.iter().map(|(_, v)| v.to_string()));
+    let items: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    let (status, body) = http(
+        hospital,
+        "POST",
+        "/api/v1/sheets",
+        Some(&doctor),
+        &serde_json::json!({"form_id": "rinko-006", "items": items}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = created["id"].as_str().unwrap();
+    let (status, body) = http(
+        hospital,
+        "PUT",
+        &format!("/api/v1/sheets/{id}"),
+        Some(&doctor),
+        &serde_json::json!({"version": created["version"], "items": {"patient.postal_code": "100-0001"}})
+            .to_string(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // Refused (the sheet is incomplete): the refusal is logged, its values are not.
+    let _ = http(
+        hospital,
+        "POST",
+        &format!("/api/v1/sheets/{id}/register"),
+        Some(&doctor),
+        "",
+    );
+    let (status, _) = http(
+        hospital,
+        "POST",
+        "/api/v1/session",
+        None,
+        &serde_json::json!({"login": "doctor", "password": "wrong-password-1961"}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(status, 401);
+    secrets.push("wrong-password-1961".into());
+
+    // The municipality: a demo key resolved with its birth date, and once with a wrong one.
+    let (key, birth) = printed
+        .iter()
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix("アクセスキー ")?;
+            let (key, birth) = rest.split_once("生年月日")?;
+            Some((key.trim().to_string(), birth.trim().to_string()))
+        })
+        .unwrap_or_else(|| panic!("no demo key printed:\n{}", printed.join("\n")));
+    secrets.push(key.clone());
+    secrets.push(key.replace('-', ""));
+    let reviewer = api_token(municipality, "reviewer", "demo");
+    tokens.push(reviewer.clone());
+    for b in [birth.as_str(), "1901-01-01"] {
+        let (status, body) = http(
+            municipality,
+            "POST",
+            "/api/v1/resolutions",
+            Some(&reviewer),
+            &serde_json::json!({"access_key": key, "birth_date": b}).to_string(),
+        )
+        .unwrap();
+        assert!(status < 500, "{status} {body}");
+    }
+    let (status, body) = http(municipality, "GET", "/api/v1/intake", Some(&reviewer), "").unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    // The hub: the ministry looks at the sync status.
+    let ministry = api_token(hub, "ministry", "demo");
+    tokens.push(ministry.clone());
+    let (status, body) = http(hub, "GET", "/api/v1/sync/status", Some(&ministry), "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    // Let a few sync rounds carry the new sheet and the resolution.
+    std::thread::sleep(Duration::from_secs(3));
+
+    demo.kill().unwrap();
+    let _ = demo.wait();
+    let lines = log.join().unwrap();
+    // The scan can fail: the requests above were logged, as JSON.
+    let requests = lines
+        .iter()
+        .filter(|l| l.contains("/api/v1/sheets"))
+        .count();
+    assert!(
+        requests >= 5,
+        "{requests} request lines in {} lines",
+        lines.len()
+    );
+    for line in &lines {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    }
+    secrets.extend(tokens);
+    secrets.retain(|s| s.chars().count() >= 4 && s != "demo");
+    secrets.sort();
+    secrets.dedup();
+    assert!(secrets.len() > 40, "{} values to look for", secrets.len());
+    let leaks: Vec<String> = lines
+        .iter()
+        .flat_map(|line| {
+            secrets
+                .iter()
+                .filter(|s| line.contains(s.as_str()))
+                .map(move |s| format!("{s:?} in {line}"))
+        })
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "personal data or a secret in the log:\n{}",
+        leaks.join("\n")
+    );
+}

@@ -424,13 +424,17 @@ fn hex_key(bytes: &[u8]) -> String {
 
 /// Runs the command line: parses the arguments, runs the command, and says what failed.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NSDB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NSDB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // NSDB_LOG_FORMAT=json: one JSON object per line, for a log collector.
+    if std::env::var("NSDB_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let cli = Cli::parse();
     // The check tool runs without the async runtime and has its own exit status.
     let command = match cli.command {
