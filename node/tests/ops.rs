@@ -724,3 +724,25 @@ fn no_log_line_holds_personal_data_or_a_secret_through_the_demos_day() {
         leaks.join("\n")
     );
 }
+
+/// A few trials of `nsdb bench crash` (SIGKILL while a writer saves through the API): every
+/// acknowledged save is there afterwards and the database is intact.
+#[test]
+fn a_node_killed_while_saving_keeps_every_acknowledged_save() {
+    let out = Command::new(NSDB)
+        .args(["bench", "crash", "--trials", "2", "--json"])
+        .output()
+        .unwrap();
+    let said = ok(&out);
+    let figure = |metric: &str| -> f64 {
+        said.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["metric"] == metric)
+            .and_then(|v| v["median"].as_f64())
+            .unwrap_or_else(|| panic!("no {metric} in\n{said}"))
+    };
+    assert_eq!(figure("trials"), 2.0, "{said}");
+    assert!(figure("acknowledged writes") > 0.0, "{said}");
+    assert_eq!(figure("lost writes"), 0.0, "{said}");
+    assert_eq!(figure("damaged databases"), 0.0, "{said}");
+}

@@ -79,6 +79,9 @@ enum Command {
         /// 審査会 batch masked print of --sheets sheets, default 100).
         /// research (export of consented sheets to Parquet/CSV with peak memory, statistics,
         /// DuckDB reading the result; default 100000 sheets).
+        /// crash (a writer saves through the API while the node, its own process, is killed
+        /// with SIGKILL at a random moment; acknowledged saves lost and damaged databases,
+        /// over --trials kills).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cli::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -94,6 +97,9 @@ enum Command {
         /// Issued keys at the hub (review, default 1000000).
         #[arg(long)]
         keys: Option<usize>,
+        /// Kills of the node (crash, default 1000).
+        #[arg(long)]
+        trials: Option<usize>,
     },
     /// Takes an online, encrypted backup of the node's database (users, sheets, workflow
     /// history, audit log) into a new directory, with a manifest and checksum.
@@ -560,6 +566,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             runs,
             sheets,
             keys,
+            trials,
         } => {
             let sheets_given = sheets.is_some();
             let sheets = sheets.unwrap_or(2000);
@@ -622,6 +629,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                             runs: runs.max(1),
                         },
                     )
+                    .await?
+                }
+                "crash" => {
+                    crate::cli::bench::crash::crash(crate::cli::bench::crash::CrashBench {
+                        trials: trials.unwrap_or(1000),
+                    })
                     .await?
                 }
                 other => anyhow::bail!("unknown scenario {other}"),

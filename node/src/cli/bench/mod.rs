@@ -6,6 +6,7 @@
 //! tests: targets are checked by reading these figures, not by asserting timings.
 
 pub mod check;
+pub mod crash;
 pub mod research;
 pub mod review;
 pub mod review_print;
@@ -70,7 +71,7 @@ impl Figure {
 
 /// The scenarios `nsdb bench` knows.
 pub const SCENARIOS: &[&str] = &[
-    "store", "ui", "rules", "sync", "check", "review", "research",
+    "store", "ui", "rules", "sync", "check", "review", "research", "crash",
 ];
 
 /// Options of the rules scenario.
