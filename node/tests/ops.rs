@@ -725,6 +725,15 @@ fn no_log_line_holds_personal_data_or_a_secret_through_the_demos_day() {
     );
 }
 
+/// The median of `metric` in the JSON lines of `nsdb bench … --json`.
+fn figure_of(said: &str, metric: &str) -> f64 {
+    said.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["metric"] == metric)
+        .and_then(|v| v["median"].as_f64())
+        .unwrap_or_else(|| panic!("no {metric} in\n{said}"))
+}
+
 /// A few trials of `nsdb bench crash` (SIGKILL while a writer saves through the API): every
 /// acknowledged save is there afterwards and the database is intact.
 #[test]
@@ -734,15 +743,35 @@ fn a_node_killed_while_saving_keeps_every_acknowledged_save() {
         .output()
         .unwrap();
     let said = ok(&out);
-    let figure = |metric: &str| -> f64 {
-        said.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|v| v["metric"] == metric)
-            .and_then(|v| v["median"].as_f64())
-            .unwrap_or_else(|| panic!("no {metric} in\n{said}"))
-    };
+    let figure = |metric: &str| figure_of(&said, metric);
     assert_eq!(figure("trials"), 2.0, "{said}");
     assert!(figure("acknowledged writes") > 0.0, "{said}");
     assert_eq!(figure("lost writes"), 0.0, "{said}");
     assert_eq!(figure("damaged databases"), 0.0, "{said}");
+}
+
+/// `nsdb bench load` on a small scale: signed-in users' day over HTTP against the node as its
+/// own process answers every request and loses no acknowledged save.
+#[test]
+fn a_small_load_is_answered_without_errors_and_loses_no_save() {
+    let out = Command::new(NSDB)
+        .args([
+            "bench",
+            "load",
+            "--users",
+            "4",
+            "--seconds",
+            "4",
+            "--sheets",
+            "50",
+            "--no-saturation",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let said = ok(&out);
+    let figure = |metric: &str| figure_of(&said, metric);
+    assert!(figure("all requests") >= 4.0, "{said}");
+    assert_eq!(figure("all errors"), 0.0, "{said}");
+    assert_eq!(figure("acknowledged saves lost"), 0.0, "{said}");
 }

@@ -82,6 +82,9 @@ enum Command {
         /// crash (a writer saves through the API while the node, its own process, is killed
         /// with SIGKILL at a random moment; acknowledged saves lost and damaged databases,
         /// over --trials kills).
+        /// load (--users signed-in doctors, default 200, each acting every 2 s for --seconds,
+        /// default 60, over HTTP against the node as its own process: p50/p99 and errors per
+        /// action, then the saturation rate where p99 passes 500 ms).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cli::bench::SCENARIOS))]
         scenario: String,
         /// Print one JSON object per figure and line.
@@ -100,6 +103,15 @@ enum Command {
         /// Kills of the node (crash, default 1000).
         #[arg(long)]
         trials: Option<usize>,
+        /// Signed-in users (load, default 200).
+        #[arg(long)]
+        users: Option<usize>,
+        /// How long the day's mix runs, in seconds (load, default 60).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Skip the saturation steps (load).
+        #[arg(long)]
+        no_saturation: bool,
     },
     /// Takes an online, encrypted backup of the node's database (users, sheets, workflow
     /// history, audit log) into a new directory, with a manifest and checksum.
@@ -567,6 +579,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             sheets,
             keys,
             trials,
+            users,
+            seconds,
+            no_saturation,
         } => {
             let sheets_given = sheets.is_some();
             let sheets = sheets.unwrap_or(2000);
@@ -634,6 +649,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "crash" => {
                     crate::cli::bench::crash::crash(crate::cli::bench::crash::CrashBench {
                         trials: trials.unwrap_or(1000),
+                    })
+                    .await?
+                }
+                "load" => {
+                    crate::cli::bench::load::load(crate::cli::bench::load::LoadBench {
+                        users: users.unwrap_or(200),
+                        sheets: if sheets_given { sheets } else { 10_000 },
+                        seconds: seconds.unwrap_or(60),
+                        saturation: !no_saturation,
                     })
                     .await?
                 }

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod crash;
+pub mod load;
 pub mod research;
 pub mod review;
 pub mod review_print;
@@ -71,7 +72,7 @@ impl Figure {
 
 /// The scenarios `nsdb bench` knows.
 pub const SCENARIOS: &[&str] = &[
-    "store", "ui", "rules", "sync", "check", "review", "research", "crash",
+    "store", "ui", "rules", "sync", "check", "review", "research", "crash", "load",
 ];
 
 /// Options of the rules scenario.
