@@ -1094,3 +1094,41 @@ async fn linkage_without_a_hub_says_so_and_keeps_what_was_typed() {
     assert!(r.body.contains("value=\"1980-04-01\""), "{}", r.body);
     assert!(r.body.contains("ハブ"), "{}", r.body);
 }
+
+/// A save the store refuses (here: the database found damaged) keeps what was typed on the
+/// answer page, in a form that posts it again.
+#[tokio::test]
+async fn a_save_the_server_cannot_store_keeps_the_typed_values_ready_to_post_again() {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 1).await;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    let r = c
+        .form("/sheets", &[("csrf", &csrf), ("form_id", "rinko-006")])
+        .await;
+    let id = r
+        .location()
+        .strip_prefix("/sheets/")
+        .and_then(|s| s.strip_suffix("/edit"))
+        .unwrap()
+        .to_string();
+    t.node.store.mark_damaged("test".into());
+    let r = c
+        .form(
+            &format!("/sheets/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "save"),
+                ("patient.name", "消えない 入力"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(r.body.contains("保存できませんでした"), "{}", r.body);
+    assert!(r.body.contains("value=\"消えない 入力\""), "{}", r.body);
+    assert!(
+        r.body.contains(&format!("action=\"/sheets/{id}\"")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("もう一度保存する"), "{}", r.body);
+}

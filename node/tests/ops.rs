@@ -775,3 +775,143 @@ fn a_small_load_is_answered_without_errors_and_loses_no_save() {
     assert_eq!(figure("all errors"), 0.0, "{said}");
     assert_eq!(figure("acknowledged saves lost"), 0.0, "{said}");
 }
+
+/// A small file system mounted for a test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. "16m") on `at`. Needs root: outside CI a machine without
+    /// it skips the test (None, said on stderr); in CI (`CI=true`) that fails the test.
+    fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(at.to_path_buf())),
+            other => {
+                let why = format!("cannot mount a tmpfs (needs root): {other:?}");
+                assert!(std::env::var("CI").is_err(), "{why}");
+                eprintln!("skipped: {why}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The disk fills up under a serving node: saves are refused with a clear message (507), every
+/// acknowledged save is still there, reads go on, and saving works again once space returns.
+#[test]
+fn a_full_disk_refuses_saves_clearly_loses_nothing_and_recovers_when_space_returns() {
+    let site = Site::new();
+    let Some(_fs) = Tmpfs::mount(&site.path("data"), "16m") else {
+        return;
+    };
+    ok(&site.add_user("dr-disk"));
+    // Stopped however the test ends, before the file system is unmounted.
+    struct Serving(Option<Child>);
+    impl Drop for Serving {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.take() {
+                stop(c);
+            }
+        }
+    }
+    let server = Serving(Some(site.serve()));
+    let token = site.login("dr-disk").expect("signed in");
+    let mut acknowledged = Vec::new();
+    for n in 0..3 {
+        acknowledged.push(create_sheet(site.port, &token, &format!("容量 試験{n}")));
+    }
+    // Fill the file system to the last byte.
+    {
+        let mut filler = std::fs::File::create(site.path("data/filler")).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while filler.write_all(&chunk).is_ok() {}
+        let small = [0u8; 512];
+        while filler.write_all(&small).is_ok() {}
+        let _ = filler.sync_all();
+    }
+    let address = "満".repeat(1500);
+    let mut refused = None;
+    for n in 0..200 {
+        let body = serde_json::json!({"form_id": "rinko-006", "items": {
+            "patient.name": format!("満杯 試験{n}"), "patient.address": address}})
+        .to_string();
+        let (status, answer) =
+            http(site.port, "POST", "/api/v1/sheets", Some(&token), &body).unwrap();
+        match status {
+            201 => {
+                let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+                acknowledged.push((
+                    v["id"].as_str().unwrap().to_string(),
+                    v["version"].to_string(),
+                ));
+            }
+            _ => {
+                refused = Some((status, answer));
+                break;
+            }
+        }
+    }
+    let (status, answer) = refused.expect("a save refused while the disk is full");
+    assert_eq!(status, 507, "{answer}");
+    assert!(
+        answer.contains("disk_full") && answer.contains("ディスクに空きがない"),
+        "{answer}"
+    );
+    // The node still answers. Opening a patient's sheet writes its audit entry first, so while
+    // nothing can be written it is refused with the same message rather than shown unaudited.
+    let (status, _) = http(site.port, "GET", "/api/v1/health", None, "").unwrap();
+    assert_eq!(status, 200);
+    let (id, _) = &acknowledged[0];
+    let (status, body) = http(
+        site.port,
+        "GET",
+        &format!("/api/v1/sheets/{id}"),
+        Some(&token),
+        "",
+    )
+    .unwrap();
+    assert!(status == 507 || status == 200, "{status} {body}");
+    // Space returns: everything acknowledged is there, and the next save is stored.
+    std::fs::remove_file(site.path("data/filler")).unwrap();
+    for (id, _) in &acknowledged {
+        let (status, body) = http(
+            site.port,
+            "GET",
+            &format!("/api/v1/sheets/{id}"),
+            Some(&token),
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{id}: {body}");
+    }
+    let (id, _) = create_sheet(site.port, &token, "容量 回復");
+    drop(server);
+    let db = site.path("data/node.db");
+    let key = nsdb::store::DbKey::from_hex(&"5a".repeat(32)).unwrap();
+    let c =
+        nsdb::store::connect(&db, Some(&key), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    for (id, _) in acknowledged.iter().chain([&(id, String::new())]) {
+        let found: i64 = c
+            .query_row("SELECT count(*) FROM sheets WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(found, 1, "{id} lost");
+    }
+}

@@ -164,6 +164,32 @@ pub fn error(ctx: Option<&PageContext<'_>>, title: &str, message: &str) -> Marku
     }
 }
 
+/// A save the server could not store (its disk is full, or another fault on its side): the
+/// message, and the values as they were posted (`fields`, name and value, repeated names kept)
+/// in a form that posts them again to `action`, so nothing typed is lost and one button retries.
+pub fn save_failed(
+    ctx: &PageContext<'_>,
+    title: &str,
+    message: &str,
+    action: &str,
+    back: &str,
+    fields: &[(String, String)],
+) -> Markup {
+    let body = html! {
+        p.error role="alert" { (message) }
+        p { "入力した内容はこのページに残っています。「もう一度保存する」で同じ内容をもう一度保存します。" }
+        form method="post" action=(action) {
+            @for (name, value) in fields {
+                input type="hidden" name=(name) value=(value);
+            }
+            button.primary type="submit" { "もう一度保存する" }
+            " "
+            a href=(back) { "保存せずに編集画面へ戻る" }
+        }
+    };
+    layout(ctx, title, body)
+}
+
 /// One selectable form on the new-sheet page.
 #[derive(Debug, Clone)]
 pub struct FormChoice<'a> {

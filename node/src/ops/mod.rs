@@ -71,7 +71,7 @@ pub enum OpsError {
 
 impl From<rusqlite::Error> for OpsError {
     fn from(e: rusqlite::Error) -> Self {
-        OpsError::Store(StoreError::Sqlite(e))
+        OpsError::Store(StoreError::from(e))
     }
 }
 

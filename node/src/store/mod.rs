@@ -150,13 +150,28 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The disk (or the file system of the data directory) has no room for the write: nothing
+    /// of it was stored (the transaction rolled back); what was stored before is intact.
+    #[error(
+        "サーバのディスクに空きがないため、保存できませんでした（これまでに保存した内容は失われていません）。管理者に連絡してください。空きができれば、そのまま保存できます。"
+    )]
+    DiskFull,
     #[error(
         "データベースに損傷が見つかったため、保存を止めています（閲覧はできます）。管理者は nsdb doctor で確認し、最新のバックアップから nsdb restore で復元してください。 ({0})"
     )]
     Damaged(String),
     #[error("the database threads have stopped")]
     Stopped,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull,
+            _ => StoreError::Sqlite(e),
+        }
+    }
 }
 
 /// The schema, one migration per version. Never edit a migration that has shipped: add one.

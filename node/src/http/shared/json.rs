@@ -75,6 +75,10 @@ impl From<Error> for ApiError {
             Error::Store(crate::store::StoreError::Damaged(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_damaged")
             }
+            Error::Store(crate::store::StoreError::DiskFull) => {
+                tracing::error!(target: "nsdb::http", "the disk is full: writes are refused");
+                (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
+            }
             Error::Document { .. } | Error::Store(_) | Error::Research(_) => {
                 tracing::error!(target: "nsdb::http", error = %e, "internal error");
                 return ApiError::new(

@@ -69,6 +69,13 @@ pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
         Error::Store(crate::store::StoreError::Damaged(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, "データベースの損傷")
         }
+        Error::Store(crate::store::StoreError::DiskFull) => {
+            tracing::error!(target: "nsdb::http", "the disk is full: writes are refused");
+            (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "ディスクの空きがありません",
+            )
+        }
         Error::Document { .. } | Error::Store(_) | Error::Research(_) => {
             tracing::error!(target: "nsdb::http", error = %e, "internal error");
             let page = ctx.map(Ctx::page);

@@ -62,6 +62,40 @@ struct PageQuery {
 }
 
 /// Renders the view or the editor of a sheet.
+/// The page for a save the store refused: the reason, and the posted form (`body`, with its
+/// CSRF token and version) ready to be posted again.
+fn save_failed(
+    ctx: &Ctx,
+    id: &str,
+    body: &axum::body::Bytes,
+    e: crate::store::StoreError,
+) -> Response {
+    let status = match e {
+        crate::store::StoreError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+        crate::store::StoreError::Damaged(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => {
+            tracing::error!(target: "nsdb::http", error = %e, "a save failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    let message = match e {
+        crate::store::StoreError::DiskFull | crate::store::StoreError::Damaged(_) => e.to_string(),
+        _ => "サーバで問題が発生したため、保存できませんでした。時間をおいて、もう一度保存してください。"
+            .to_string(),
+    };
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    let page = ctx.page();
+    let html = nsdb_ui::save_failed(
+        &page,
+        "保存できませんでした",
+        &message,
+        &format!("/sheets/{id}"),
+        &format!("/sheets/{id}/edit"),
+        &fields,
+    );
+    (status, Html(html.into_string())).into_response()
+}
+
 async fn render(
     node: &Node,
     s: &UiSession,
@@ -212,6 +246,9 @@ async fn save_sheet(
             Error::Invalid(why) => {
                 render(&node, &s, &id, false, Mode::Draft, None, Some(&why)).await
             }
+            // A fault on the server's side (a full disk, a damaged database): the typed values
+            // stay on the page, ready to be posted again.
+            Error::Store(store) => save_failed(&ctx, &id, &body, store),
             other => error_page(Some(&ctx), other),
         };
     }
