@@ -606,15 +606,33 @@ fn judge(r: &Reading) -> Judgment {
             && !def.outcomes[d].conditions.is_empty()
             && !selected.is_some_and(|s| possible.contains(&s))
         {
-            let (items, lines) = items_of(d, &|t| t == Truth::True);
-            out.messages.push(Message {
-                items,
-                text: format!(
+            let (mut items, lines) = items_of(d, &|t| t == Truth::True);
+            // More severe outcomes still possible: the entered items prove only that it is one
+            // of them, so no single outcome is named as the one to select.
+            let open: Vec<String> = possible[..possible.len() - 1]
+                .iter()
+                .map(|&o| name(o).label.clone())
+                .collect();
+            let text = if open.is_empty() {
+                format!(
                     "「{}」が選択されていませんが、以下の条件が満たされています。\n{}",
                     name(d).label,
                     lines.join("\n")
-                ),
-            });
+                )
+            } else {
+                for &o in &possible[..possible.len() - 1] {
+                    items.extend(items_of(o, &|t| t == Truth::Unknown).0);
+                }
+                items = in_form_order(form, items.iter().map(String::as_str));
+                format!(
+                    "「{}」が選択されていません。以下の条件が満たされているため「{}」又は「{}」です（どちらかは未入力の項目によります）。\n{}",
+                    def.title,
+                    name(d).label,
+                    open.join("」又は「"),
+                    lines.join("\n")
+                )
+            };
+            out.messages.push(Message { items, text });
         }
         // The selected outcome's conditions are disproved by what is entered.
         if let Some(s) = selected
