@@ -210,16 +210,157 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
             Role::Reviewer | Role::Ministry => true,
             Role::Admin => false,
         },
-        // Every change to a sheet: only at the user's own institution.
-        (_, Target::Sheet { institution }) => institution == p.institution,
+        // Every change to a sheet: only at the user's own institution. Listed, not a catch-all:
+        // an action asked about a sheet that is not named here is denied.
+        (
+            EditSheet | RequestReview | PullBack | ReturnSheet | Register | Approve | Release
+            | CarryForward | AnswerInquiry,
+            Target::Sheet { institution },
+        ) => institution == p.institution,
         _ => false,
     };
     if allowed { Ok(()) } else { Err(Denied) }
 }
 
+impl Role {
+    /// Every role, in the order the permission matrix lists them.
+    pub const ALL: [Role; 5] = [
+        Role::Doctor,
+        Role::Clerk,
+        Role::Admin,
+        Role::Reviewer,
+        Role::Ministry,
+    ];
+
+    /// The role as the matrix names it: the kinds of account that have it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Doctor => "指定医",
+            Role::Clerk => "医療クラーク等",
+            Role::Admin => "責任者",
+            Role::Reviewer => "自治体職員",
+            Role::Ministry => "厚生労働省職員",
+        }
+    }
+}
+
+impl Action {
+    /// Every action, in the order the permission matrix lists them (a new action goes here and
+    /// in [`Action::label`]).
+    pub const ALL: [Action; 17] = [
+        Action::ListSheets,
+        Action::CreateSheet,
+        Action::ViewSheet,
+        Action::EditSheet,
+        Action::RequestReview,
+        Action::PullBack,
+        Action::ReturnSheet,
+        Action::Register,
+        Action::Approve,
+        Action::Release,
+        Action::CarryForward,
+        Action::ManageUsers,
+        Action::ReviewSheet,
+        Action::RecordReview,
+        Action::AnswerInquiry,
+        Action::ResolveKey,
+        Action::ResearchData,
+    ];
+
+    /// What the action is, as the matrix names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::ListSheets => "一覧・検索",
+            Action::CreateSheet => "新規作成",
+            Action::ViewSheet => "閲覧・印刷",
+            Action::EditSheet => "編集・一時保存",
+            Action::RequestReview => "確認依頼",
+            Action::PullBack => "引戻",
+            Action::ReturnSheet => "差戻し",
+            Action::Register => "登録",
+            Action::Approve => "承認",
+            Action::Release => "承認解除",
+            Action::CarryForward => "更新登録",
+            Action::ManageUsers => "ユーザ管理",
+            Action::ReviewSheet => "受付・審査・審査会用印刷",
+            Action::RecordReview => "審査結果・照会",
+            Action::AnswerInquiry => "照会への回答",
+            Action::ResolveKey => "アクセスキーの照会（受付・臨個票連携）",
+            Action::ResearchData => "研究・統計",
+        }
+    }
+}
+
+/// The permission matrix (docs/security.md), computed by asking [`authorize`] every question:
+/// one row per action, one column per role, and in each cell what the role may act on — 全体
+/// (no particular sheet), 自院 (a sheet of the user's own institution), 他院 (another
+/// institution's sheet held on the node), 連携 (a sheet this node resolved by key at 臨個票連携),
+/// 受付済 / 未受付 (at a municipality: a sheet whose key it resolved, or not). Generated so the
+/// documentation can never differ from the code; a test keeps docs/security.md equal to it.
+pub fn matrix() -> String {
+    let targets: [(&str, Target<'static>); 6] = [
+        ("全体", Target::None),
+        ("自院", Target::Sheet { institution: "A" }),
+        ("他院", Target::Sheet { institution: "B" }),
+        ("連携", Target::Linked),
+        ("受付済", Target::Resolved { resolved: true }),
+        ("未受付", Target::Resolved { resolved: false }),
+    ];
+    let kind_of = |role: Role| {
+        UserKind::ALL
+            .into_iter()
+            .find(|k| k.role() == role)
+            .unwrap_or(UserKind::Clerk)
+    };
+    let mut out = String::from("| 操作 |");
+    for role in Role::ALL {
+        out.push_str(&format!(" {} |", role.label()));
+    }
+    out.push_str("\n| --- |");
+    out.push_str(&" --- |".repeat(Role::ALL.len()));
+    out.push('\n');
+    for action in Action::ALL {
+        out.push_str(&format!("| {} (`{action:?}`) |", action.label()));
+        for role in Role::ALL {
+            let p = Principal {
+                user_id: 1,
+                login: String::new(),
+                name: String::new(),
+                kind: kind_of(role),
+                institution: "A".into(),
+            };
+            let allowed: Vec<&str> = targets
+                .iter()
+                .filter(|(_, t)| authorize(&p, action, *t).is_ok())
+                .map(|(name, _)| *name)
+                .collect();
+            let cell = if allowed.is_empty() {
+                "—".to_string()
+            } else {
+                allowed.join("・")
+            };
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_matrix_in_security_md_is_the_one_the_policy_answers() {
+        let m = matrix();
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/security.md"))
+                .expect("docs/security.md");
+        assert!(
+            doc.contains(&m),
+            "docs/security.md does not hold the permission matrix the policy answers; replace its table with:\n{m}"
+        );
+    }
 
     fn user(kind: UserKind, inst: &str) -> Principal {
         Principal {
