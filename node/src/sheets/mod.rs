@@ -422,7 +422,7 @@ impl Node {
         let mut values = nsdb_rules::normalise_input(form, input)?;
         // What the node already knows is filled in, not typed: the institution, and the doctor
         // when a doctor starts the sheet.
-        let inst = &self.config.institution;
+        let inst = self.institution_of(p).await?;
         let mut known = vec![
             ("doctor.institution_name", inst.name.clone()),
             ("doctor.institution_code", inst.code.clone()),
@@ -461,7 +461,7 @@ impl Node {
             .map(|(k, v)| (k, Some(v)))
             .collect();
         // Who writes is recorded before what they write, so the last version is the values.
-        sheet.set_author_name(&p.name, &self.config.institution.name, edit);
+        sheet.set_author_name(&p.name, &inst.name, edit);
         sheet.set_fields(&changes, edit);
         let uid = p.user_id;
         let sid = id.to_string();
@@ -607,7 +607,7 @@ impl Node {
         let now = self.clock.now_ms();
         let author = self.author(p);
         let catalogue = self.catalogue.clone();
-        let place = self.config.institution.name.clone();
+        let place = self.institution_of(p).await?.name;
         let (principal, sid, input) = (p.clone(), id.to_string(), input.clone());
         let outcome = self
             .store
