@@ -68,6 +68,27 @@ pub fn demo_nodes() -> Vec<DemoNode> {
     ]
 }
 
+/// A clinic without a node of its own (M18): its institution and its users' accounts are on
+/// the hub, which serves them the hospital screens for this clinic's sheets only.
+pub struct DemoClinic {
+    pub institution: Institution,
+    pub users: &'static [DemoUser],
+}
+
+/// The demo's clinic on the hub (a fictitious 医療機関コード and name).
+pub fn demo_clinic() -> DemoClinic {
+    DemoClinic {
+        institution: Institution {
+            code: "1399000028".into(),
+            name: "デモ内科クリニック".into(),
+        },
+        users: &[
+            ("clinic", "山本 一郎", UserKind::NanbyoDoctor),
+            ("clinic-clerk", "小林 春子", UserKind::Clerk),
+        ],
+    }
+}
+
 /// Checks that an address is loopback, as demo mode requires.
 pub fn require_loopback(ip: IpAddr) -> anyhow::Result<()> {
     if !ip.is_loopback() {
@@ -133,7 +154,8 @@ pub async fn open_node_as(
     Ok(node)
 }
 
-/// Adds the demo institution, users and (on the hospital) sheets, once.
+/// Adds the demo institution, users and (on the hospital) sheets, once; on the hub also the
+/// demo clinic and its users ([`demo_clinic`]).
 pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Result<()> {
     let seeded: bool = node
         .store
@@ -152,28 +174,36 @@ pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Resu
     }
     let hash = hash_password(DEMO_PASSWORD)?;
     let (inst, kind, users) = (n.institution.clone(), n.role.institution_kind(), n.users);
+    let clinic = (n.role == NodeRole::Hub).then(demo_clinic);
     let now = node.clock.now_ms();
     let doctor_id = node
         .store
         .write(move |c| {
             let tx = c.transaction()?;
-            ensure_institution(&tx, &inst.code, &inst.name, kind)?;
+            let mut places = vec![(inst, kind, users)];
+            if let Some(clinic) = clinic {
+                places.push((clinic.institution, "hospital", clinic.users));
+            }
             let mut doctor = None;
-            for (login, name, kind) in users {
-                let id = create_user(
-                    &tx,
-                    &NewUser {
-                        login,
-                        name,
-                        kind: *kind,
-                        institution: &inst.code,
-                        department: matches!(kind, UserKind::NanbyoDoctor).then_some("脳神経内科"),
-                        password_hash: &hash,
-                    },
-                    now,
-                )?;
-                if kind.role() == crate::accounts::policy::Role::Doctor && doctor.is_none() {
-                    doctor = Some(id);
+            for (inst, kind, users) in places {
+                ensure_institution(&tx, &inst.code, &inst.name, kind)?;
+                for (login, name, kind) in users {
+                    let id = create_user(
+                        &tx,
+                        &NewUser {
+                            login,
+                            name,
+                            kind: *kind,
+                            institution: &inst.code,
+                            department: matches!(kind, UserKind::NanbyoDoctor)
+                                .then_some("脳神経内科"),
+                            password_hash: &hash,
+                        },
+                        now,
+                    )?;
+                    if kind.role() == crate::accounts::policy::Role::Doctor && doctor.is_none() {
+                        doctor = Some(id);
+                    }
                 }
             }
             tx.commit()?;
