@@ -306,3 +306,88 @@ async fn a_clinic_on_the_hub_registers_is_resolved_answers_and_sees_only_its_own
         .unwrap();
     assert!(audited > 0, "the refusals are audited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinic_on_the_hub_resolves_a_hospitals_key_for_itself_alone() {
+    let site = SyncSite::start(0).await;
+    let (hub, hospital) = (site.hub.node.clone(), site.hospital.node.clone());
+    assert!(has_key_block(&hospital, WAIT).await);
+    let doctor = sign_in(&hospital, "doctor").await;
+    let (id, key, birth) = register(&hospital, &doctor, 5).await;
+    assert!(eventually(WAIT, || async { sheet_ids(&hub).await.contains(&id) }).await);
+
+    // A second clinic on the hub, with its own doctor.
+    let password = "kita-no-shinryojo-2026";
+    nsdb::accounts::name_institution(&hub, "1399000036", "デモ北診療所", "hospital")
+        .await
+        .expect("named");
+    nsdb::accounts::add_user(
+        &hub,
+        "north",
+        "北 二郎",
+        nsdb::accounts::policy::UserKind::NanbyoDoctor,
+        Some("1399000036"),
+        None,
+        password,
+    )
+    .await
+    .expect("added");
+    let north = hub.login("north", password).await.unwrap().principal;
+    let clinic = sign_in(&hub, "clinic").await;
+
+    // Before resolving, the hospital's sheet is not the clinic's to read.
+    assert!(hub.get_sheet(&clinic, &id).await.is_err());
+    let wrong = if birth == "1950-01-01" {
+        "1950-01-02"
+    } else {
+        "1950-01-01"
+    };
+    let refused = sync_service::resolve(&hub, &clinic, &key, wrong).await;
+    assert!(
+        matches!(refused, Err(sync_service::ResolveError::NotFound)),
+        "{refused:?}"
+    );
+
+    // 臨個票連携 on the hub: the patient brings last year's paper to the clinic.
+    let resolved = sync_service::resolve(&hub, &clinic, &key, &birth)
+        .await
+        .expect("resolves on the hub");
+    assert_eq!(resolved.sheet.sheet_id, id);
+    assert!(resolved.arrived, "the hub holds it already");
+    assert!(
+        resolved.sheet.linked_date.is_none(),
+        "a clinic's 臨個票連携 does not link the sheet"
+    );
+    let seen = hub.get_sheet(&clinic, &id).await.expect("readable now");
+    assert_eq!(seen.row.id, id);
+    let renewed = hub.carry_forward(&clinic, &id).await.expect("更新登録");
+    assert_eq!(renewed.row.institution, clinic.institution);
+    assert!(
+        hub.update_sheet(
+            &clinic,
+            &id,
+            &std::collections::BTreeMap::from([(
+                "patient.name_kana".to_string(),
+                "カイザン".to_string()
+            )])
+        )
+        .await
+        .is_err(),
+        "read only"
+    );
+    let listed = sync_service::resolutions(&hub, &clinic, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+
+    // The other clinic on the same hub reaches none of it.
+    assert!(hub.get_sheet(&north, &id).await.is_err());
+    assert!(hub.get_sheet(&north, &renewed.row.id).await.is_err());
+    assert!(
+        sync_service::resolutions(&hub, &north, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(hub.carry_forward(&north, &id).await.is_err());
+    let page = hub.list_sheets(&north, &Default::default()).await.unwrap();
+    assert_eq!(page.total, 0);
+}

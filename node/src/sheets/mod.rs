@@ -267,11 +267,13 @@ impl ReviewProjection {
     }
 }
 
-/// Whether this node resolved sheet `id` by its access key (a `resolutions` row).
-pub(crate) fn resolved_here(c: &Connection, id: &str) -> rusqlite::Result<bool> {
+/// Whether sheet `id` was resolved by its access key for users of `institution`: by this node
+/// (a `resolutions` row of institution `''`), or on the hub by that clinic's users (a row of
+/// its code). Another clinic's resolution on the hub opens nothing to this one.
+pub(crate) fn resolved_here(c: &Connection, id: &str, institution: &str) -> rusqlite::Result<bool> {
     Ok(c.query_row(
-        "SELECT 1 FROM resolutions WHERE sheet_id = ?1",
-        [id],
+        "SELECT 1 FROM resolutions WHERE sheet_id = ?1 AND institution IN ('', ?2) LIMIT 1",
+        [id, institution],
         |_| Ok(()),
     )
     .optional()?
@@ -523,7 +525,7 @@ impl Node {
         id: &str,
         mode: Mode,
     ) -> Result<SheetDetail> {
-        let sid = id.to_string();
+        let (sid, inst) = (id.to_string(), p.institution.clone());
         let found = self
             .store
             .read(move |c| match load_row(c, &sid)? {
@@ -532,7 +534,7 @@ impl Node {
                     load_doc(c, &sid)?,
                     row,
                     carried_items(c, &sid)?,
-                    resolved_here(c, &sid)?,
+                    resolved_here(c, &sid, &inst)?,
                 ))),
             })
             .await?;

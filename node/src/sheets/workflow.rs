@@ -616,7 +616,7 @@ impl Node {
                 let tx = c.transaction()?;
                 let row = load_row(&tx, &source_id)?
                     .ok_or_else(|| Error::SheetNotFound(source_id.clone()))?;
-                let linked = crate::sheets::resolved_here(&tx, &source_id)?;
+                let linked = crate::sheets::resolved_here(&tx, &source_id, &principal.institution)?;
                 let target = crate::sheets::sheet_target(&principal, &row, linked);
                 if let Err(denied) = authorize(&principal, Action::CarryForward, target) {
                     audit::record(
