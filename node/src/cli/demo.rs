@@ -334,6 +334,26 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(hub) = nodes.iter().find(|n| n.role() == NodeRole::Hub) {
+        let clinic = demo_clinic();
+        let keys = demo_clinic_sheets(hub).await?;
+        println!(
+            "  clinic on the hub ({} {}): users {} write, register and answer 照会 at the hub's address",
+            clinic.institution.code,
+            clinic.institution.name,
+            clinic
+                .users
+                .iter()
+                .map(|(l, _, k)| format!("{l} ({})", k.label()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (key, birth) in keys {
+            println!(
+                "      アクセスキー {key}   生年月日 {birth}   (the clinic's registered sheet)"
+            );
+        }
+    }
     println!("  sync: the hub listens on {sync_addr} (QUIC); status at /sync on each node");
     println!(
         "  metrics: http://127.0.0.1:{}/metrics … :{} (Prometheus, loopback only)",
@@ -346,6 +366,75 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         s.abort();
     }
     Ok(())
+}
+
+/// Drafts the demo clinic's doctor starts on the hub.
+const CLINIC_DRAFTS: usize = 3;
+
+/// The demo clinic's sheets on the hub, made once per data directory as its doctor would make
+/// them (新規作成, and 登録 with a key from a block the hub leases to itself): a few drafts and
+/// one registered sheet. Returns the registered sheets' keys (as printed) and birth dates, for
+/// the municipality's reviewer to type at 受付.
+async fn demo_clinic_sheets(hub: &Arc<Node>) -> anyhow::Result<Vec<(String, String)>> {
+    let clinic = demo_clinic();
+    let code = clinic.institution.code.clone();
+    let registered = |code: String| async move {
+        hub.store
+            .read(move |c| {
+                let mut st =
+                    c.prepare("SELECT access_key, birth_date FROM sheets WHERE institution = ?1")?;
+                let rows = st
+                    .query_map([code], |r| {
+                        Ok((
+                            r.get::<_, Option<String>>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, crate::Error>(rows)
+            })
+            .await
+    };
+    let mut rows = registered(code.clone()).await?;
+    if rows.is_empty() {
+        let doctor = hub.login("clinic", DEMO_PASSWORD).await?.principal;
+        let form = hub
+            .catalogue
+            .form("rinko-006")
+            .context("the demo needs form rinko-006")?
+            .clone();
+        let today = hub.clock.today_jst();
+        let (mut drafts, mut done) = (0, false);
+        for seed in 0..60u64 {
+            if drafts >= CLINIC_DRAFTS && done {
+                break;
+            }
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(28_000 + seed);
+            let values = crate::cli::seed::sheet_values(&form, &mut rng, today);
+            let id = hub
+                .create_sheet(&doctor, "rinko-006", &values)
+                .await?
+                .row
+                .id;
+            if !done {
+                let step = crate::sheets::workflow::Step::Register;
+                if hub.step(&doctor, &id, step).await.is_ok() {
+                    done = true;
+                    continue;
+                }
+            }
+            drafts += 1;
+        }
+        rows = registered(code).await?;
+    }
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, b)| Some((k?, b?)))
+        .map(|(k, b)| {
+            let shown = crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display());
+            (shown, b)
+        })
+        .collect())
 }
 
 /// How many demo sheets the doctor registers, so the municipality has keys to resolve.
