@@ -172,7 +172,10 @@ async fn a_clinic_on_the_hub_registers_is_resolved_answers_and_sees_only_its_own
     assert_eq!(status, 200);
     let page = String::from_utf8_lossy(&page);
     assert!(page.contains(&id) && !page.contains(&hospital_id));
-    assert!(page.contains("医療機関コード 1399000028"), "the header names the clinic");
+    assert!(
+        page.contains("医療機関コード 1399000028"),
+        "the header names the clinic"
+    );
     let bearer = ("Authorization", format!("Bearer {}", session.token));
     for path in [
         format!("/api/v1/sheets/{hospital_id}"),
