@@ -337,6 +337,21 @@ async fn a_clinic_on_the_hub_resolves_a_hospitals_key_for_itself_alone() {
     .await
     .expect("added");
     let north = hub.login("north", password).await.unwrap().principal;
+    // A clinic's accounts on the hub are its doctors and clerks, never a reviewer's.
+    let refused = nsdb::accounts::add_user(
+        &hub,
+        "north-reviewer",
+        "北 審査",
+        nsdb::accounts::policy::UserKind::Reviewer,
+        Some("1399000036"),
+        None,
+        password,
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(nsdb::Error::Invalid(_))),
+        "{refused:?}"
+    );
     let clinic = sign_in(&hub, "clinic").await;
 
     // Before resolving, the hospital's sheet is not the clinic's to read.

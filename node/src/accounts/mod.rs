@@ -301,7 +301,17 @@ pub async fn add_user(
         Some(code) if code != own.code => (code.to_string(), code.to_string()),
         _ => (own.code.clone(), own.name.clone()),
     };
-    let kind_of_node = node.role().institution_kind();
+    let mut kind_of_node = node.role().institution_kind();
+    // On the hub, another institution's account is a clinic's (M18): its doctors and clerks.
+    if node.role() == crate::config::NodeRole::Hub && inst_code != own.code {
+        if !matches!(kind.role(), policy::Role::Doctor | policy::Role::Clerk) {
+            return Err(Error::Invalid(format!(
+                "ハブで医療機関（{inst_code}）の利用者として登録できるのは、指定医と医療クラーク等だけです（{}は登録できません）。",
+                kind.label()
+            )));
+        }
+        kind_of_node = "hospital";
+    }
     let (login, name, department) = (
         login.to_string(),
         name.to_string(),
