@@ -124,6 +124,8 @@ async fn a_clinic_on_the_hub_registers_is_resolved_answers_and_sees_only_its_own
         hospital_key[..5],
         "never the hospital's key block"
     );
+    let approved = hub.step(&clinic, &id, Step::Approve).await.expect("承認");
+    assert_eq!(approved.row.status, "approved");
 
     // The key as printed on the paper the patient takes to the municipality.
     let session = hub.login("clinic", "demo").await.unwrap();
