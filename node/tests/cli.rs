@@ -1,5 +1,6 @@
 //! The `nsdb` binary as an operator uses it: a node from a configuration file, a user added
-//! from the command line, and the errors for a loose key file, a wrong key and a public address.
+//! from the command line (on the hub, a clinic's), and the errors for a loose key file, a wrong
+//! key and a public address.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -260,4 +261,63 @@ fn the_sync_benchmark_runs_the_hub_in_its_own_process_and_reports_every_figure()
         figures["incremental_bytes"] > figures["idle_steady_bytes"],
         "{figures:?}"
     );
+}
+
+#[test]
+fn on_the_hub_an_operator_adds_a_clinics_doctor_and_clerk_but_no_other_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"name = "hub-test"
+role = "hub"
+listen = "127.0.0.1:{}"
+data_dir = "data"
+key_file = "db.key"
+
+[institution]
+code = "mhlw-test"
+name = "厚生労働省（試験）"
+"#,
+            free_port()
+        ),
+    )
+    .unwrap();
+    write_key(dir.path(), "cd", 0o600);
+    let add = |login: &str, kind: &str, extra: &[&str]| {
+        Command::new(NSDB)
+            .args(["user", "add", "--config"])
+            .arg(&config)
+            .args(["--login", login, "--name", "診療 試験", "--kind", kind])
+            .args(extra)
+            .env("NSDB_PASSWORD", "correct horse battery")
+            .output()
+            .unwrap()
+    };
+    let clinic = [
+        "--institution",
+        "1399000044",
+        "--institution-name",
+        "試験診療所",
+    ];
+    let out = add("clinic-doctor", "nanbyo_doctor", &clinic);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = add("clinic-clerk", "clerk", &clinic);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = add("clinic-reviewer", "reviewer", &clinic);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("指定医と医療クラーク等だけ"), "{said}");
+    // A name needs the code it names.
+    let out = add("no-code", "clerk", &["--institution-name", "試験診療所"]);
+    assert!(!out.status.success());
 }

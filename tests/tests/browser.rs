@@ -1,6 +1,7 @@
 //! The web UI in a real browser (Debian's headless Chromium through chromedriver): a doctor
 //! signs in, writes a sheet, saves it and finds it in the list, with the keyboard where a
-//! clerk would use it; a clerk uploads sealed files on 一括登録 and reads the result table.
+//! clerk would use it; a clerk uploads sealed files on 一括登録 and reads the result table; a
+//! clinic's doctor works on the hub and sees only the clinic's sheets.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages chromium and
 //! chromium-driver; `.ci/run` installs them). Without them the test fails when `CI=true` and says
@@ -969,5 +970,117 @@ async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_ma
         let squashed: String = name.chars().filter(|c| !c.is_whitespace()).collect();
         assert!(!text.contains(&squashed), "{name} is masked");
     }
+    c.close().await.unwrap();
+}
+
+/// M18: a clinic's doctor works on the hub. Signed in there, the doctor sees the clinic's
+/// sheets only (the hub also holds another institution's), registers one with a key the hub
+/// issues, prints it, and is refused the other institution's sheet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinic_doctor_on_the_hub_registers_and_sees_only_the_clinics_sheets() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hub).await;
+    let form = t.node.catalogue.form("rinko-006").unwrap().clone();
+    let today = t.node.clock.today_jst();
+    // A sheet the hub holds for a hospital (as if synced from it), written by a stand-in user.
+    let password = "byoin-no-dairi-2026";
+    nsdb::accounts::add_user(
+        &t.node,
+        "hospital-standin",
+        "病院 代理",
+        nsdb::accounts::policy::UserKind::NanbyoDoctor,
+        Some("1399000010"),
+        None,
+        password,
+    )
+    .await
+    .unwrap();
+    let standin = t
+        .node
+        .login("hospital-standin", password)
+        .await
+        .unwrap()
+        .principal;
+    let foreign = t
+        .node
+        .create_sheet(
+            &standin,
+            "rinko-006",
+            &[(
+                "patient.name_kana".to_string(),
+                "ビョウイン ノカンジャ".to_string(),
+            )]
+            .into(),
+        )
+        .await
+        .unwrap()
+        .row
+        .id;
+    // The clinic's draft, complete so that it passes the checks.
+    let clinic = t.node.login("clinic", "demo").await.unwrap().principal;
+    let values = (0..50u64)
+        .map(|seed| {
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+            nsdb::cli::seed::sheet_values(&form, &mut rng, today)
+        })
+        .find(|v| {
+            let mut v = v.clone();
+            v.insert("doctor.name".into(), clinic.name.clone());
+            v.insert(
+                "doctor.institution_name".into(),
+                "デモ内科クリニック".into(),
+            );
+            v.insert("doctor.written_date".into(), today.to_string());
+            nsdb_rules::check(&form, &v, nsdb_rules::check::Mode::Complete, today).is_empty()
+        })
+        .expect("a fictitious sheet that passes the checks");
+    let own = t
+        .node
+        .create_sheet(&clinic, "rinko-006", &values)
+        .await
+        .unwrap()
+        .row
+        .id;
+
+    let c = browser(&d).await;
+    sign_in(&c, &t, "clinic").await;
+    assert!(
+        text_of(&c, "body")
+            .await
+            .contains("医療機関コード 1399000028"),
+        "the header says whose screens these are"
+    );
+    assert!(text_of(&c, "p.count").await.contains("1件"));
+    let listed = text_of(&c, "table.list tbody").await;
+    assert!(!listed.contains("ビョウイン"), "{listed}");
+
+    c.goto(&t.url(&format!("/sheets/{own}/edit")))
+        .await
+        .unwrap();
+    click(&c, "button[value='register']").await;
+    wait_url(&c, "notice=registered").await;
+    let key = c
+        .find(Locator::XPath(
+            "//dl[contains(@class,'meta')]/dt[.='アクセスキー']/following-sibling::dd[1]",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(key.len(), 13, "a key issued at the hub: {key}");
+    shot(&c, "clinic-registered").await;
+    let session = c.get_named_cookie("nsdb_session").await.unwrap();
+    let cookie = format!("nsdb_session={}", session.value());
+    let pdf = http_get(t.addr, &format!("/sheets/{own}/print"), &cookie).await;
+    let text = pdf_extract::extract_text_from_mem(&pdf).unwrap();
+    assert!(text.contains(&key), "the PDF carries the access key {key}");
+    assert!(text.contains("デモ内科クリニック"), "and names the clinic");
+
+    // The other institution's sheet: refused, and not found by search.
+    c.goto(&t.url(&format!("/sheets/{foreign}"))).await.unwrap();
+    assert!(text_of(&c, "main").await.contains("権限"));
+    c.goto(&t.url("/sheets?q=ビョウイン")).await.unwrap();
+    assert!(text_of(&c, "p.count").await.contains("0件"));
     c.close().await.unwrap();
 }

@@ -208,6 +208,45 @@ pub fn ensure_institution(conn: &Connection, code: &str, name: &str, kind: &str)
     Ok(())
 }
 
+/// Names an institution (医療機関コード `code`, `name`, kind `hospital` for a clinic), or renames
+/// it when it is known: for the hub, which holds the accounts of clinics that have no node of
+/// their own (docs/security.md, "Clinics on the hub"). Audited with the code only.
+pub async fn name_institution(node: &Node, code: &str, name: &str, kind: &str) -> Result<()> {
+    if code.trim().is_empty() || name.trim().is_empty() {
+        return Err(Error::Invalid(
+            "医療機関コードと医療機関名を入力してください。".into(),
+        ));
+    }
+    let (code, name, kind, now) = (
+        code.trim().to_string(),
+        name.trim().to_string(),
+        kind.to_string(),
+        node.clock.now_ms(),
+    );
+    node.store
+        .write(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO institutions (code, name, kind) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(code) DO UPDATE SET name = excluded.name",
+                params![code, name, kind],
+            )?;
+            audit::append(
+                &tx,
+                audit::Entry {
+                    at_ms: now,
+                    user: None,
+                    action: "institution_name",
+                    target: Some(&code),
+                    detail: None,
+                },
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+}
+
 /// Adds a user; returns its id.
 pub fn create_user(conn: &Connection, u: &NewUser<'_>, now_ms: i64) -> Result<u64> {
     let exists: Option<i64> = conn
@@ -262,7 +301,17 @@ pub async fn add_user(
         Some(code) if code != own.code => (code.to_string(), code.to_string()),
         _ => (own.code.clone(), own.name.clone()),
     };
-    let kind_of_node = node.role().institution_kind();
+    let mut kind_of_node = node.role().institution_kind();
+    // On the hub, another institution's account is a clinic's (M18): its doctors and clerks.
+    if node.role() == crate::config::NodeRole::Hub && inst_code != own.code {
+        if !matches!(kind.role(), policy::Role::Doctor | policy::Role::Clerk) {
+            return Err(Error::Invalid(format!(
+                "ハブで医療機関（{inst_code}）の利用者として登録できるのは、指定医と医療クラーク等だけです（{}は登録できません）。",
+                kind.label()
+            )));
+        }
+        kind_of_node = "hospital";
+    }
     let (login, name, department) = (
         login.to_string(),
         name.to_string(),
@@ -359,6 +408,31 @@ fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Principal> {
 }
 
 impl Node {
+    /// The institution `p` works for, as the sheets they write name it (医療機関名,
+    /// 医療機関コード, the place beside their name): the node's own, or on the hub a clinic's
+    /// from `institutions` (its code when it was never named).
+    pub async fn institution_of(&self, p: &Principal) -> Result<crate::config::Institution> {
+        if p.institution == self.config.institution.code {
+            return Ok(self.config.institution.clone());
+        }
+        let code = p.institution.clone();
+        self.store
+            .read(move |c| {
+                let name: Option<String> = c
+                    .query_row(
+                        "SELECT name FROM institutions WHERE code = ?1",
+                        [&code],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                Ok(crate::config::Institution {
+                    name: name.unwrap_or_else(|| code.clone()),
+                    code,
+                })
+            })
+            .await
+    }
+
     /// Signs a user in with login id and password.
     ///
     /// Errors: [`Error::BadCredentials`] for an unknown login, a wrong password, an account

@@ -68,6 +68,27 @@ pub fn demo_nodes() -> Vec<DemoNode> {
     ]
 }
 
+/// A clinic without a node of its own (M18): its institution and its users' accounts are on
+/// the hub, which serves them the hospital screens for this clinic's sheets only.
+pub struct DemoClinic {
+    pub institution: Institution,
+    pub users: &'static [DemoUser],
+}
+
+/// The demo's clinic on the hub (a fictitious 医療機関コード and name).
+pub fn demo_clinic() -> DemoClinic {
+    DemoClinic {
+        institution: Institution {
+            code: "1399000028".into(),
+            name: "デモ内科クリニック".into(),
+        },
+        users: &[
+            ("clinic", "山本 一郎", UserKind::NanbyoDoctor),
+            ("clinic-clerk", "小林 春子", UserKind::Clerk),
+        ],
+    }
+}
+
 /// Checks that an address is loopback, as demo mode requires.
 pub fn require_loopback(ip: IpAddr) -> anyhow::Result<()> {
     if !ip.is_loopback() {
@@ -135,7 +156,8 @@ pub async fn open_node_as(
     Ok(node)
 }
 
-/// Adds the demo institution, users and (on the hospital) sheets, once.
+/// Adds the demo institution, users and (on the hospital) sheets, once; on the hub also the
+/// demo clinic and its users ([`demo_clinic`]).
 pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Result<()> {
     let seeded: bool = node
         .store
@@ -154,28 +176,36 @@ pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Resu
     }
     let hash = hash_password(DEMO_PASSWORD)?;
     let (inst, kind, users) = (n.institution.clone(), n.role.institution_kind(), n.users);
+    let clinic = (n.role == NodeRole::Hub).then(demo_clinic);
     let now = node.clock.now_ms();
     let doctor_id = node
         .store
         .write(move |c| {
             let tx = c.transaction()?;
-            ensure_institution(&tx, &inst.code, &inst.name, kind)?;
+            let mut places = vec![(inst, kind, users)];
+            if let Some(clinic) = clinic {
+                places.push((clinic.institution, "hospital", clinic.users));
+            }
             let mut doctor = None;
-            for (login, name, kind) in users {
-                let id = create_user(
-                    &tx,
-                    &NewUser {
-                        login,
-                        name,
-                        kind: *kind,
-                        institution: &inst.code,
-                        department: matches!(kind, UserKind::NanbyoDoctor).then_some("脳神経内科"),
-                        password_hash: &hash,
-                    },
-                    now,
-                )?;
-                if kind.role() == crate::accounts::policy::Role::Doctor && doctor.is_none() {
-                    doctor = Some(id);
+            for (inst, kind, users) in places {
+                ensure_institution(&tx, &inst.code, &inst.name, kind)?;
+                for (login, name, kind) in users {
+                    let id = create_user(
+                        &tx,
+                        &NewUser {
+                            login,
+                            name,
+                            kind: *kind,
+                            institution: &inst.code,
+                            department: matches!(kind, UserKind::NanbyoDoctor)
+                                .then_some("脳神経内科"),
+                            password_hash: &hash,
+                        },
+                        now,
+                    )?;
+                    if kind.role() == crate::accounts::policy::Role::Doctor && doctor.is_none() {
+                        doctor = Some(id);
+                    }
                 }
             }
             tx.commit()?;
@@ -306,6 +336,26 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(hub) = nodes.iter().find(|n| n.role() == NodeRole::Hub) {
+        let clinic = demo_clinic();
+        let keys = demo_clinic_sheets(hub).await?;
+        println!(
+            "  clinic on the hub ({} {}): users {} write, register and answer 照会 at the hub's address",
+            clinic.institution.code,
+            clinic.institution.name,
+            clinic
+                .users
+                .iter()
+                .map(|(l, _, k)| format!("{l} ({})", k.label()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (key, birth) in keys {
+            println!(
+                "      アクセスキー {key}   生年月日 {birth}   (the clinic's registered sheet)"
+            );
+        }
+    }
     println!("  sync: the hub listens on {sync_addr} (QUIC); status at /sync on each node");
     println!(
         "  metrics: http://127.0.0.1:{}/metrics … :{} (Prometheus, loopback only)",
@@ -318,6 +368,75 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         s.abort();
     }
     Ok(())
+}
+
+/// Drafts the demo clinic's doctor starts on the hub.
+const CLINIC_DRAFTS: usize = 3;
+
+/// The demo clinic's sheets on the hub, made once per data directory as its doctor would make
+/// them (新規作成, and 登録 with a key from a block the hub leases to itself): a few drafts and
+/// one registered sheet. Returns the registered sheets' keys (as printed) and birth dates, for
+/// the municipality's reviewer to type at 受付.
+async fn demo_clinic_sheets(hub: &Arc<Node>) -> anyhow::Result<Vec<(String, String)>> {
+    let clinic = demo_clinic();
+    let code = clinic.institution.code.clone();
+    let registered = |code: String| async move {
+        hub.store
+            .read(move |c| {
+                let mut st =
+                    c.prepare("SELECT access_key, birth_date FROM sheets WHERE institution = ?1")?;
+                let rows = st
+                    .query_map([code], |r| {
+                        Ok((
+                            r.get::<_, Option<String>>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, crate::Error>(rows)
+            })
+            .await
+    };
+    let mut rows = registered(code.clone()).await?;
+    if rows.is_empty() {
+        let doctor = hub.login("clinic", DEMO_PASSWORD).await?.principal;
+        let form = hub
+            .catalogue
+            .form("rinko-006")
+            .context("the demo needs form rinko-006")?
+            .clone();
+        let today = hub.clock.today_jst();
+        let (mut drafts, mut done) = (0, false);
+        for seed in 0..60u64 {
+            if drafts >= CLINIC_DRAFTS && done {
+                break;
+            }
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(28_000 + seed);
+            let values = crate::cli::seed::sheet_values(&form, &mut rng, today);
+            let id = hub
+                .create_sheet(&doctor, "rinko-006", &values)
+                .await?
+                .row
+                .id;
+            if !done {
+                let step = crate::sheets::workflow::Step::Register;
+                if hub.step(&doctor, &id, step).await.is_ok() {
+                    done = true;
+                    continue;
+                }
+            }
+            drafts += 1;
+        }
+        rows = registered(code).await?;
+    }
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, b)| Some((k?, b?)))
+        .map(|(k, b)| {
+            let shown = crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display());
+            (shown, b)
+        })
+        .collect())
 }
 
 /// How many demo sheets the doctor registers, so the municipality has keys to resolve.

@@ -233,9 +233,13 @@ enum UserCommand {
         /// nanbyo_doctor, kyoryoku_doctor, shoman_doctor, clerk, admin, reviewer or ministry.
         #[arg(long)]
         kind: String,
-        /// The user's institution code; default: the node's own institution.
+        /// The user's institution code; default: the node's own institution. On the hub, a
+        /// clinic's 医療機関コード gives its doctor or clerk the hospital screens for that clinic.
         #[arg(long)]
         institution: Option<String>,
+        /// The name of that institution (e.g. a clinic's 医療機関名), as its sheets show it.
+        #[arg(long, requires = "institution")]
+        institution_name: Option<String>,
         /// The department (診療科), if any.
         #[arg(long)]
         department: Option<String>,
@@ -498,6 +502,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     name,
                     kind,
                     institution,
+                    institution_name,
                     department,
                 },
         } => {
@@ -520,6 +525,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let node =
                 crate::Node::open(crate::NodeConfig::from_file(&config)?, crate::Clock::System)?;
+            if let (Some(code), Some(name)) = (&institution, &institution_name) {
+                crate::accounts::name_institution(&node, code, name, "hospital").await?;
+            }
             let id = crate::accounts::add_user(
                 &node,
                 &login,

@@ -146,6 +146,26 @@ pub fn issue(conn: &Connection, own: &str) -> rusqlite::Result<Option<AccessKey>
     Ok(Some(AccessKey::new(block, permute(&secret, block, serial))))
 }
 
+/// On the hub: issues the next key for a clinic it serves (M18) from the blocks it leases to
+/// itself (`own`: the hub's node id). When none has a serial left, it first leases itself a
+/// free block from the same `key_leases` table it leases every node's from ([`lease_block`]),
+/// so clinic keys and hospital keys never share a block and stay unique nationwide. Returns the
+/// key and the block leased on the way, if one was; `Ok(None)` only when every block is leased.
+/// Call inside the registering transaction.
+pub fn issue_leasing(
+    conn: &Connection,
+    own: &str,
+    now_ms: i64,
+) -> rusqlite::Result<Option<(AccessKey, Option<u32>)>> {
+    if let Some(key) = issue(conn, own)? {
+        return Ok(Some((key, None)));
+    }
+    let Some(block) = lease_block(conn, own, now_ms)? else {
+        return Ok(None);
+    };
+    Ok(issue(conn, own)?.map(|key| (key, Some(block))))
+}
+
 /// Serials this node (`own`) can still issue from its leased blocks.
 pub fn remaining(conn: &Connection, own: &str) -> rusqlite::Result<u64> {
     conn.query_row(
@@ -382,6 +402,32 @@ mod tests {
         // Another node's lease (as the hub holds them) is not this node's to issue from.
         accept_lease(&c, 5, "ffffffffffffffffffffffffffffffff", 1).unwrap();
         assert_eq!(issue(&c, OWN).unwrap(), None);
+    }
+
+    #[test]
+    fn the_hub_leases_itself_a_block_for_clinics_and_never_one_a_node_holds() {
+        let c = node_db();
+        let hospital = "ffffffffffffffffffffffffffffffff";
+        let lent = lease_block(&c, hospital, 1).unwrap().unwrap();
+        let (first, leased) = issue_leasing(&c, OWN, 2).unwrap().unwrap();
+        let own_block = leased.expect("the hub leased itself a block");
+        assert_ne!(own_block, lent, "never the hospital's block");
+        assert_eq!(block(&first), own_block);
+        // The next key comes from the same block, without another lease.
+        let (second, again) = issue_leasing(&c, OWN, 3).unwrap().unwrap();
+        assert_eq!(again, None);
+        assert_eq!(block(&second), own_block);
+        assert_ne!(first, second);
+        // A used-up block leads to a new one.
+        c.execute(
+            "UPDATE key_leases SET next_serial = ?1 WHERE block = ?2",
+            rusqlite::params![BLOCK_SIZE, own_block],
+        )
+        .unwrap();
+        let (third, next) = issue_leasing(&c, OWN, 4).unwrap().unwrap();
+        let next = next.expect("a second block");
+        assert!(next != own_block && next != lent);
+        assert_eq!(block(&third), next);
     }
 
     #[test]

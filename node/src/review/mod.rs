@@ -463,7 +463,7 @@ impl Node {
             node: self.node_id,
             user: p.user_id,
         };
-        let (name, place) = (p.name.clone(), self.config.institution.name.clone());
+        let (name, place) = (p.name.clone(), self.institution_of(p).await?.name);
         self.store
             .write(move |c| {
                 let tx = c.transaction()?;

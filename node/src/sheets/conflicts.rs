@@ -153,7 +153,7 @@ impl Node {
             node: self.node_id,
             user: p.user_id,
         };
-        let place = self.config.institution.name.clone();
+        let place = self.institution_of(p).await?.name;
         let (principal, sid, field, value) = (
             p.clone(),
             id.to_string(),

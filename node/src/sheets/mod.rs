@@ -267,11 +267,13 @@ impl ReviewProjection {
     }
 }
 
-/// Whether this node resolved sheet `id` by its access key (a `resolutions` row).
-pub(crate) fn resolved_here(c: &Connection, id: &str) -> rusqlite::Result<bool> {
+/// Whether sheet `id` was resolved by its access key for users of `institution`: by this node
+/// (a `resolutions` row of institution `''`), or on the hub by that clinic's users (a row of
+/// its code). Another clinic's resolution on the hub opens nothing to this one.
+pub(crate) fn resolved_here(c: &Connection, id: &str, institution: &str) -> rusqlite::Result<bool> {
     Ok(c.query_row(
-        "SELECT 1 FROM resolutions WHERE sheet_id = ?1",
-        [id],
+        "SELECT 1 FROM resolutions WHERE sheet_id = ?1 AND institution IN ('', ?2) LIMIT 1",
+        [id, institution],
         |_| Ok(()),
     )
     .optional()?
@@ -422,7 +424,7 @@ impl Node {
         let mut values = nsdb_rules::normalise_input(form, input)?;
         // What the node already knows is filled in, not typed: the institution, and the doctor
         // when a doctor starts the sheet.
-        let inst = &self.config.institution;
+        let inst = self.institution_of(p).await?;
         let mut known = vec![
             ("doctor.institution_name", inst.name.clone()),
             ("doctor.institution_code", inst.code.clone()),
@@ -461,7 +463,7 @@ impl Node {
             .map(|(k, v)| (k, Some(v)))
             .collect();
         // Who writes is recorded before what they write, so the last version is the values.
-        sheet.set_author_name(&p.name, &self.config.institution.name, edit);
+        sheet.set_author_name(&p.name, &inst.name, edit);
         sheet.set_fields(&changes, edit);
         let uid = p.user_id;
         let sid = id.to_string();
@@ -523,7 +525,7 @@ impl Node {
         id: &str,
         mode: Mode,
     ) -> Result<SheetDetail> {
-        let sid = id.to_string();
+        let (sid, inst) = (id.to_string(), p.institution.clone());
         let found = self
             .store
             .read(move |c| match load_row(c, &sid)? {
@@ -532,7 +534,7 @@ impl Node {
                     load_doc(c, &sid)?,
                     row,
                     carried_items(c, &sid)?,
-                    resolved_here(c, &sid)?,
+                    resolved_here(c, &sid, &inst)?,
                 ))),
             })
             .await?;
@@ -607,7 +609,7 @@ impl Node {
         let now = self.clock.now_ms();
         let author = self.author(p);
         let catalogue = self.catalogue.clone();
-        let place = self.config.institution.name.clone();
+        let place = self.institution_of(p).await?.name;
         let (principal, sid, input) = (p.clone(), id.to_string(), input.clone());
         let outcome = self
             .store

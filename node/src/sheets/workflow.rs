@@ -230,9 +230,11 @@ impl Node {
             user: p.user_id,
         };
         let own = self.node_id.to_string();
-        let institution_name = self.config.institution.name.clone();
+        let institution_name = self.institution_of(p).await?.name;
         let catalogue = self.catalogue.clone();
-        let place = self.config.institution.name.clone();
+        let place = institution_name.clone();
+        // The hub issues the keys of the clinics it serves from blocks it leases to itself.
+        let hub = self.role() == crate::config::NodeRole::Hub;
         let (principal, sid) = (p.clone(), id.to_string());
         let outcome = self
             .store
@@ -371,9 +373,27 @@ impl Node {
                                 ))));
                             }
                             if sheet.header().access_key.is_none() {
-                                let Some(key) = access_key::issue(&tx, &own)? else {
+                                let issued = if hub {
+                                    access_key::issue_leasing(&tx, &own, now)?
+                                } else {
+                                    access_key::issue(&tx, &own)?.map(|k| (k, None))
+                                };
+                                let Some((key, leased)) = issued else {
                                     return Ok(Err(Error::NoKeyBlock));
                                 };
+                                if let Some(block) = leased {
+                                    let detail = format!("node={own} block={block:05}");
+                                    audit::append(
+                                        &tx,
+                                        audit::Entry {
+                                            at_ms: now,
+                                            user: None,
+                                            action: "key_lease",
+                                            target: None,
+                                            detail: Some(&detail),
+                                        },
+                                    )?;
+                                }
                                 sheet.set_access_key(key.digits(), edit);
                             }
                             sheet.set_doctor(Some(me), edit);
@@ -587,7 +607,7 @@ impl Node {
             user: p.user_id,
         };
         let catalogue = self.catalogue.clone();
-        let place = self.config.institution.name.clone();
+        let place = self.institution_of(p).await?.name;
         let (principal, source_id) = (p.clone(), id.to_string());
         let new_id = SheetId::random();
         let outcome = self
@@ -596,7 +616,7 @@ impl Node {
                 let tx = c.transaction()?;
                 let row = load_row(&tx, &source_id)?
                     .ok_or_else(|| Error::SheetNotFound(source_id.clone()))?;
-                let linked = crate::sheets::resolved_here(&tx, &source_id)?;
+                let linked = crate::sheets::resolved_here(&tx, &source_id, &principal.institution)?;
                 let target = crate::sheets::sheet_target(&principal, &row, linked);
                 if let Err(denied) = authorize(&principal, Action::CarryForward, target) {
                     audit::record(

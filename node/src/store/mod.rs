@@ -185,6 +185,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/007_review.sql"),
     include_str!("../../migrations/008_research.sql"),
     include_str!("../../migrations/009_security.sql"),
+    // 010–012 are other work's numbers; 013 follows them once they are in.
+    include_str!("../../migrations/013_clinic.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -452,7 +454,8 @@ mod tests {
                  '1310000001', 1, '12345678901', '試験 花子', 'registered', 'screen', 1, 2);
              INSERT INTO audit (at, user_id, action, target, prev_hash, hash)
                  VALUES (1, 1, 'sheet_create', 's-1', x'00', x'01');
-             INSERT INTO sessions VALUES (x'aa', 1, 'csrf', 1, 2);",
+             INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at)
+                 VALUES (x'aa', 1, 'csrf', 1, 2);",
         ),
         (
             2,
@@ -470,7 +473,9 @@ mod tests {
         ),
         (
             6,
-            "INSERT INTO key_leases (block, node, leased_at) VALUES (12345, 'n', 5);",
+            "INSERT INTO key_leases (block, node, leased_at) VALUES (12345, 'n', 5);
+             INSERT INTO resolutions (sheet_id, access_key, user_id, resolved_at)
+                 VALUES ('s-1', '12345678901', 1, 6);",
         ),
     ];
 
@@ -498,10 +503,20 @@ mod tests {
                 .unwrap_or_else(|e| panic!("migrating from version {from}: {e}"));
             let (version, sheets, audit, name, problems): (i64, i64, i64, String, Vec<String>) =
                 store
-                    .read(|c| {
+                    .read(move |c| {
                         let version = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
                         let sheets =
                             c.query_row("SELECT count(*) FROM sheets", [], |r| r.get(0))?;
+                        if from >= 6 {
+                            // A node's own resolutions stay its own (institution '').
+                            let kept: i64 = c.query_row(
+                                "SELECT count(*) FROM resolutions
+                                 WHERE sheet_id = 's-1' AND institution = ''",
+                                [],
+                                |r| r.get(0),
+                            )?;
+                            assert_eq!(kept, 1, "resolutions kept from version {from}");
+                        }
                         let audit = c.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
                         let name = c.query_row(
                             "SELECT name FROM sheets WHERE access_key = '12345678901'",

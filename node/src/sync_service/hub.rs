@@ -106,6 +106,20 @@ pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTas
     })
 }
 
+/// The sync status as `p` may see it. On the hub, the errors and set-aside sheets concern
+/// other institutions' nodes and sheets (names, node ids, sheet ids, keys in reasons), so only
+/// the ministry sees them; a clinic's user served by the hub (M18) sees whether sync runs and
+/// its figures. On a hospital or municipality node, everyone sees the whole status.
+pub async fn status_for(node: &Node, p: &crate::accounts::policy::Principal) -> super::SyncStatus {
+    let mut status = super::status(node).await;
+    let ministry = p.role() == crate::accounts::policy::Role::Ministry;
+    if node.role() == crate::config::NodeRole::Hub && !ministry {
+        status.errors.clear();
+        status.set_aside.clear();
+    }
+    status
+}
+
 /// On the hub: opens sheet `sheet` to the node `to` (a municipality holding its application,
 /// or a hospital given the access key).
 pub async fn grant(node: &Node, sheet: &str, to: NodeId) -> crate::Result<()> {
@@ -137,4 +151,24 @@ pub(super) fn grant_in(
             detail: Some(&to),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeRole;
+    use crate::testing::TestNode;
+    use crate::testing::sync::sign_in;
+
+    #[tokio::test]
+    async fn on_the_hub_only_the_ministry_sees_other_nodes_sync_errors() {
+        let hub = TestNode::start(NodeRole::Hub).await;
+        hub.node
+            .sync
+            .error(1, "デモ総合病院 (n): アクセスキー 12345-67890-1".into());
+        let clinic = sign_in(&hub.node, "clinic").await;
+        let ministry = sign_in(&hub.node, "ministry").await;
+        assert!(status_for(&hub.node, &clinic).await.errors.is_empty());
+        assert_eq!(status_for(&hub.node, &ministry).await.errors.len(), 1);
+    }
 }

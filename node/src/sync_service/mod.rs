@@ -18,7 +18,7 @@ mod provisioning;
 mod replica;
 mod requests;
 
-pub use hub::{RegistryDirectory, grant, start_hub};
+pub use hub::{RegistryDirectory, grant, start_hub, status_for};
 pub use provisioning::{enroll, provision_and_start_hub, start_demo};
 pub use replica::NodeReplica;
 use replica::*;

@@ -12,7 +12,10 @@
 //! Every attempt is audited with ids only.
 //!
 //! At a node: [`ensure_key_reserve`] asks for a block while fewer than `keys::RESERVE` serials
-//! are left, and [`resolve`] is the one function the screens and the API call.
+//! are left, and [`resolve`] is the one function the screens and the API call. On the hub the
+//! same [`resolve`] serves the users of clinics it holds accounts for (M18): it looks the key
+//! up in place with the same per-user and per-institution limits and the same equal-time floor,
+//! and records the resolution for the user's clinic only (`resolutions.institution`).
 //!
 //! This module must never write a key's digits or a birth date to the audit log or the log.
 
@@ -155,9 +158,28 @@ impl From<rusqlite::Error> for ResolveError {
 /// The node's own link for requests to the hub (beside the sync loop's), set once the node is
 /// enrolled. Requests of one node take turns on it (a resolution holds it for the hub's
 /// equal-time floor, so a node asks at most about four resolutions a second; its daily limit
-/// is far below that).
+/// is far below that). On the hub itself it holds the limits of its own users' resolutions.
 #[derive(Default)]
-pub struct RequestLink(tokio::sync::Mutex<Option<NodeLink>>);
+pub struct RequestLink {
+    link: tokio::sync::Mutex<Option<NodeLink>>,
+    local: LocalLimits,
+}
+
+/// On the hub: the daily limits of resolutions by the clinics' users it serves, the same as a
+/// node's ([`USER_PER_DAY`] per user, [`NODE_PER_DAY`] per clinic).
+struct LocalLimits {
+    per_user: DefaultKeyedRateLimiter<u64>,
+    per_institution: DefaultKeyedRateLimiter<String>,
+}
+
+impl Default for LocalLimits {
+    fn default() -> Self {
+        LocalLimits {
+            per_user: RateLimiter::keyed(per_day(USER_PER_DAY)),
+            per_institution: RateLimiter::keyed(per_day(NODE_PER_DAY)),
+        }
+    }
+}
 
 impl std::fmt::Debug for RequestLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,12 +189,12 @@ impl std::fmt::Debug for RequestLink {
 
 impl RequestLink {
     pub(super) async fn set(&self, link: NodeLink) {
-        *self.0.lock().await = Some(link);
+        *self.link.lock().await = Some(link);
     }
 
     async fn ask(&self, ask: &Ask) -> Option<Reply> {
         let body = serde_json::to_vec(ask).ok()?;
-        let mut guard = self.0.lock().await;
+        let mut guard = self.link.lock().await;
         let link = guard.as_mut()?;
         match link.request(body).await {
             Ok(answer) => serde_json::from_slice(&answer).ok(),
@@ -557,8 +579,19 @@ pub async fn resolve(
         user: p.user_id,
         login: p.login.clone(),
     };
-    let reply = node.sync.requests.ask(&ask).await;
+    let on_hub = node.role() == crate::config::NodeRole::Hub;
+    let reply = if on_hub {
+        Some(resolve_on_hub(node, p, &ask).await)
+    } else {
+        node.sync.requests.ask(&ask).await
+    };
     let now = node.clock.now_ms();
+    // On the hub the resolution is the clinic's; on a node, the node's own.
+    let institution = if on_hub {
+        p.institution.clone()
+    } else {
+        String::new()
+    };
     let (outcome, result) = match reply {
         None => ("hub_unreachable", Err(ResolveError::HubUnreachable)),
         Some(Reply::Found(sheet)) => ("found", Ok(*sheet)),
@@ -591,9 +624,10 @@ pub async fn resolve(
             let mut arrived = false;
             if let Some(f) = &found {
                 tx.execute(
-                    "INSERT OR IGNORE INTO resolutions (sheet_id, access_key, user_id, resolved_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![f.sheet_id, digits, user as i64, now],
+                    "INSERT OR IGNORE INTO resolutions
+                         (sheet_id, access_key, user_id, resolved_at, institution)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![f.sheet_id, digits, user as i64, now, institution],
                 )?;
                 arrived = crate::sheets::load_row(&tx, &f.sheet_id)?.is_some();
             }
@@ -604,7 +638,9 @@ pub async fn resolve(
     let sheet = result?;
     // The grant is new at the hub: sync now, so the sheet arrives soon.
     node.sync.sync_now();
-    let resolved_at_ms = resolved_at(node, &sheet.sheet_id).await?.unwrap_or(now);
+    let resolved_at_ms = resolved_at(node, &sheet.sheet_id, &p.institution)
+        .await?
+        .unwrap_or(now);
     Ok(Resolution {
         sheet,
         resolved_at_ms,
@@ -612,18 +648,56 @@ pub async fn resolve(
     })
 }
 
-async fn resolved_at(node: &Node, sheet: &str) -> crate::Result<Option<i64>> {
-    let sheet = sheet.to_string();
+async fn resolved_at(node: &Node, sheet: &str, institution: &str) -> crate::Result<Option<i64>> {
+    let (sheet, institution) = (sheet.to_string(), institution.to_string());
     node.store
         .read(move |c| {
             Ok(c.query_row(
-                "SELECT resolved_at FROM resolutions WHERE sheet_id = ?1",
-                [&sheet],
+                "SELECT min(resolved_at) FROM resolutions
+                 WHERE sheet_id = ?1 AND institution IN ('', ?2)",
+                [&sheet, &institution],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()?
+            .flatten())
         })
         .await
+}
+
+/// On the hub: a resolution by one of its own users (a clinic it serves), answered in place as
+/// [`HubDesk`] answers a node: the same limits (per user, per clinic), the same lookup, no
+/// answer before [`RESOLUTION_FLOOR`]. Nothing is granted (the hub holds every sheet) and
+/// nothing is linked (a clinic's 臨個票連携 reads a sheet without linking it). The caller
+/// audits the attempt.
+async fn resolve_on_hub(node: &Node, p: &Principal, ask: &Ask) -> Reply {
+    let started = Instant::now();
+    let Ask::Resolve {
+        key, birth_date, ..
+    } = ask
+    else {
+        return Reply::Refused {
+            reason: "not a resolution".into(),
+        };
+    };
+    let limits = &node.sync.requests.local;
+    let limited = limits.per_user.check_key(&p.user_id).is_err()
+        || limits.per_institution.check_key(&p.institution).is_err();
+    let reply = if limited {
+        Reply::RateLimited
+    } else {
+        match find_sheet(node, key, birth_date).await {
+            Ok(Some(sheet)) => Reply::Found(Box::new(sheet)),
+            Ok(None) => Reply::NotFound,
+            Err(e) => {
+                tracing::error!(target: "nsdb::sync", error = %e, "a resolution failed at the hub");
+                Reply::Refused {
+                    reason: "the hub could not look the key up".into(),
+                }
+            }
+        }
+    };
+    tokio::time::sleep_until((started + RESOLUTION_FLOOR).into()).await;
+    reply
 }
 
 /// One row of this node's list of resolved keys (臨個票連携 at a hospital, 受付 at a
@@ -641,23 +715,23 @@ pub struct ResolvedRow {
 }
 
 /// The keys this node resolved, newest first (at most `limit`), for users allowed to resolve;
-/// the reading is audited as one list access.
+/// on the hub only those the user's clinic resolved. The reading is audited as one list access.
 pub async fn resolutions(
     node: &Node,
     p: &Principal,
     limit: u32,
 ) -> crate::Result<Vec<ResolvedRow>> {
     authorize(p, Action::ResolveKey, Target::None)?;
-    let (user, now) = (p.user_id, node.clock.now_ms());
+    let (user, now, institution) = (p.user_id, node.clock.now_ms(), p.institution.clone());
     node.store
         .write(move |c| {
             let tx = c.transaction()?;
             let found: Vec<(String, String, i64, i64)> = {
                 let mut st = tx.prepare(
                     "SELECT sheet_id, access_key, resolved_at, user_id FROM resolutions
-                     ORDER BY resolved_at DESC LIMIT ?1",
+                     WHERE institution IN ('', ?2) ORDER BY resolved_at DESC LIMIT ?1",
                 )?;
-                st.query_map([limit], |r| {
+                st.query_map(params![limit, institution], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?

@@ -9,11 +9,12 @@ use crate::http::AppState;
 use crate::http::shared::session::ApiSession;
 use crate::sync_service::{SessionFigures, SetAsideSheet, SyncErrorLine, SyncStatus};
 
-/// Sync status of this node: connected or not, last successful sync, documents waiting, errors.
+/// Sync status of this node: connected or not, last successful sync, documents waiting, errors
+/// (on the hub, errors and set-aside sheets for the ministry only).
 #[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync",
     responses((status = 200, body = SyncStatus), (status = 401)), security(("bearer" = [])))]
-pub async fn sync_status(State(node): State<AppState>, _s: ApiSession) -> Json<SyncStatus> {
-    Json(crate::sync_service::status(&node).await)
+pub async fn sync_status(State(node): State<AppState>, s: ApiSession) -> Json<SyncStatus> {
+    Json(crate::sync_service::status_for(&node, &s.principal).await)
 }
 
 #[derive(OpenApi)]

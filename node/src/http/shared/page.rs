@@ -24,7 +24,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(node: &Node, s: &UiSession) -> Ctx {
         Ctx {
-            node_label: node_label(node),
+            node_label: user_node_label(node, &s.principal.institution),
             user_name: s.principal.name.clone(),
             user_kind: s.principal.kind.label(),
             role: s.principal.role(),
@@ -44,6 +44,16 @@ impl Ctx {
             can_research: role_may(self.role, Action::ResearchData),
             csrf: &self.csrf,
         }
+    }
+}
+
+/// The node as a signed-in user sees it: on the hub, a clinic's user (M18) sees that they
+/// work for their clinic (医療機関コード) through the hub.
+fn user_node_label(node: &Node, institution: &str) -> String {
+    if node.role() != crate::config::NodeRole::Hub || institution == node.config.institution.code {
+        node_label(node)
+    } else {
+        format!("{}経由 医療機関コード {institution}", node.role().label())
     }
 }
 

@@ -57,7 +57,7 @@ fn status_view(s: &SyncStatus) -> nsdb_ui::conflicts::SyncStatusView {
 
 async fn status_page(State(node): State<AppState>, s: UiSession) -> Response {
     let ctx = Ctx::new(&node, &s);
-    let view = status_view(&crate::sync_service::status(&node).await);
+    let view = status_view(&crate::sync_service::status_for(&node, &s.principal).await);
     Html(nsdb_ui::conflicts::sync_status(&ctx.page(), &view).into_string()).into_response()
 }
 
