@@ -608,3 +608,205 @@ async fn over_http_the_reviewer_lists_reviews_and_prints_a_masked_batch() {
     let (status, _) = send(&app, Method::POST, "/intake/print", &cookie, &form).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// Sets the stored access key of sheet `id` (the list projection), as registration would.
+async fn set_key(node: &Node, id: &str, key: &str) {
+    let (id, key) = (id.to_string(), key.to_string());
+    node.store
+        .write(move |c| {
+            c.execute(
+                "UPDATE sheets SET access_key = ?1 WHERE id = ?2",
+                [key.as_str(), id.as_str()],
+            )?;
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+}
+
+/// A bearer token for `login` through the API.
+async fn api_token(app: &Router, login: &str) -> String {
+    let body = serde_json::json!({"login": login, "password": "demo"}).to_string();
+    let res = app
+        .clone()
+        .oneshot(
+            Request::post("/api/v1/session")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    format!("Bearer {}", body["token"].as_str().unwrap())
+}
+
+async fn api_get(app: &Router, bearer: &str, uri: &str) -> (StatusCode, serde_json::Value) {
+    let res = app
+        .clone()
+        .oneshot(
+            Request::get(uri)
+                .header(header::AUTHORIZATION, bearer)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_reviewer_reaches_only_resolved_sheets_on_every_list_search_view_print_and_api_path() {
+    let (t, reviewer, doctor, ids) = site().await;
+    let n = &t.node;
+    resolve(n, &reviewer, &ids[0], 1_780_000_000_000).await;
+    set_key(n, &ids[0], "59397000000").await;
+    set_key(n, &ids[1], "59397000013").await;
+    let kana = |id: &str| {
+        let (n, doctor, id) = (n.clone(), doctor.clone(), id.to_string());
+        async move {
+            n.get_sheet(&doctor, &id)
+                .await
+                .unwrap()
+                .row
+                .name_kana
+                .expect("a kana name")
+        }
+    };
+    let other_kana = kana(&ids[1]).await;
+
+    // The domain list and its searches.
+    let listed = n
+        .list_sheets(&reviewer, &nsdb::sheets::SheetQuery::default())
+        .await
+        .unwrap();
+    let listed: Vec<&str> = listed.rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(listed, vec![ids[0].as_str()]);
+    for q in [
+        other_kana.clone(),
+        "59397-00000-1".into(),
+        "59397000013".into(),
+    ] {
+        let found = n
+            .list_sheets(
+                &reviewer,
+                &nsdb::sheets::SheetQuery {
+                    q: Some(q.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            found.rows.iter().all(|r| r.id == ids[0]),
+            "search {q} finds only resolved sheets"
+        );
+    }
+    // The doctor's own list is not narrowed by resolutions.
+    let own = n
+        .list_sheets(&doctor, &nsdb::sheets::SheetQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(own.rows.len(), 3);
+
+    // The screens.
+    let app = nsdb::http::router(n.clone());
+    let (cookie, _) = ui_login(&app, "reviewer", "/intake").await;
+    let (status, page) = send(&app, Method::GET, "/sheets", &cookie, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains(&ids[0]));
+    assert!(!page.contains(&ids[1]) && !page.contains(&ids[2]), "{page}");
+    let search = format!(
+        "/sheets?{}",
+        serde_urlencoded::to_string([("q", other_kana.as_str())]).unwrap()
+    );
+    let (_, page) = send(&app, Method::GET, &search, &cookie, "").await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(!page.contains(&ids[1]), "the search does not reach it");
+    for path in ["", "/edit", "/print", "/export", "/history", "/diff"] {
+        let (status, _) = send(
+            &app,
+            Method::GET,
+            &format!("/sheets/{}{path}", ids[1]),
+            &cookie,
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "/sheets/{{id}}{path}");
+    }
+    let (status, _) = send(
+        &app,
+        Method::GET,
+        &format!("/sheets/{}", ids[0]),
+        &cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "a resolved sheet is readable");
+    let (status, pdf) = send(
+        &app,
+        Method::GET,
+        &format!("/sheets/{}/print", ids[0]),
+        &cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(pdf.starts_with(b"%PDF"));
+
+    // The API.
+    let bearer = api_token(&app, "reviewer").await;
+    let (status, page) = api_get(&app, &bearer, "/api/v1/sheets").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["rows"][0]["id"], ids[0].as_str());
+    for path in ["", "/xml", "/inquiries"] {
+        let (status, _) = api_get(&app, &bearer, &format!("/api/v1/sheets/{}{path}", ids[1])).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "/api/v1/sheets/{{id}}{path}");
+    }
+    let (status, _) = api_get(
+        &app,
+        &bearer,
+        &format!("/api/v1/sheets/{}/inquiries", ids[0]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn access_keys_are_shown_as_on_paper_on_the_lists_the_review_screen_and_notices() {
+    let (t, _reviewer, _doctor, ids) = site().await;
+    let n = &t.node;
+    nsdb::testing::record_resolution(n, &ids[0], "59397000000", "reviewer", 1_780_000_000_000)
+        .await;
+    set_key(n, &ids[0], "59397000000").await;
+    let app = nsdb::http::router(n.clone());
+    let (cookie, _) = ui_login(&app, "reviewer", "/intake").await;
+    for path in [
+        "/intake".to_string(),
+        format!("/intake?resolved={}", ids[0]),
+        "/sheets".to_string(),
+        format!("/review/{}", ids[0]),
+        format!("/sheets/{}", ids[0]),
+    ] {
+        let (status, page) = send(&app, Method::GET, &path, &cookie, "").await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let page = String::from_utf8(page).unwrap();
+        assert!(
+            page.contains("59397-00000-0"),
+            "{path} shows the key as printed"
+        );
+        assert!(
+            !page.contains("59397000000"),
+            "{path} never shows it unbroken"
+        );
+    }
+}

@@ -639,18 +639,20 @@ impl Node {
             .store
             .read(move |c| match load_row(c, &sid)? {
                 None => Ok(None),
-                Some(row) => Ok::<_, Error>(Some((row, load_doc(c, &sid)?))),
+                Some(row) => Ok::<_, Error>(Some((
+                    row,
+                    load_doc(c, &sid)?,
+                    crate::sheets::resolved_here(c, &sid)?,
+                ))),
             })
             .await?;
-        let Some((row, sheet)) = found else {
+        let Some((row, sheet, linked)) = found else {
             return Err(Error::SheetNotFound(id.to_string()));
         };
         authorize(
             p,
             Action::ViewSheet,
-            Target::Sheet {
-                institution: &row.institution,
-            },
+            crate::sheets::sheet_target(p, &row, linked),
         )?;
         Ok(inquiry_details(&sheet))
     }

@@ -730,6 +730,8 @@ impl Node {
     pub async fn list_sheets(&self, p: &Principal, query: &SheetQuery) -> Result<SheetPage> {
         authorize(p, Action::ListSheets, Target::None)?;
         let own_only = matches!(p.role(), Role::Doctor | Role::Clerk);
+        // A reviewer lists only the sheets this node resolved by key (as on the intake list).
+        let resolved_only = p.role() == Role::Reviewer;
         let institution = p.institution.clone();
         let page = query.page.unwrap_or(1).max(1);
         let query = query.clone();
@@ -741,6 +743,9 @@ impl Node {
                 if own_only {
                     filters.push("s.institution = ?".to_string());
                     args.push(Box::new(institution));
+                }
+                if resolved_only {
+                    filters.push("s.id IN (SELECT sheet_id FROM resolutions)".to_string());
                 }
                 let given = |v: &Option<String>| {
                     v.as_deref()

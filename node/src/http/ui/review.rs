@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::http::AppState;
 use crate::http::shared::page::{Ctx, error_page, format_ms, listed, posted_form, slash_date};
 use crate::http::shared::session::UiSession;
+use crate::keys::AccessKey;
 use crate::review::{InquiryDetail, IntakeState, ReviewInput};
 use crate::{Error, Node};
 
@@ -50,9 +51,12 @@ pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response
         match rows.iter().find(|r| &r.sheet_id == id) {
             Some(r) if r.state == IntakeState::NotArrived => format!(
                 "アクセスキー {} を受け付けました。臨床調査個人票は同期で届きます（状態「未着」）。",
-                r.access_key
+                AccessKey::shown(&r.access_key)
             ),
-            Some(r) => format!("アクセスキー {} を受け付けました。", r.access_key),
+            Some(r) => format!(
+                "アクセスキー {} を受け付けました。",
+                AccessKey::shown(&r.access_key)
+            ),
             None => "受け付けました。".to_string(),
         }
     });
@@ -62,7 +66,7 @@ pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response
             .map(|r| nsdb_ui::review::IntakeLine {
                 sheet_id: r.sheet_id.clone(),
                 received: format_ms(r.resolved_at_ms),
-                access_key: r.access_key.clone(),
+                access_key: AccessKey::shown(&r.access_key),
                 name_kana: r.name_kana.clone().unwrap_or_else(|| "—".into()),
                 disease: r.disease.clone().unwrap_or_else(|| "—".into()),
                 judgment: r.judgment.clone().unwrap_or_else(|| "—".into()),
@@ -248,7 +252,13 @@ async fn review_page(
             "告示番号{} {}",
             screen.detail.row.kokuji, screen.detail.row.disease
         ),
-        access_key: screen.detail.row.access_key.clone().unwrap_or_default(),
+        access_key: screen
+            .detail
+            .row
+            .access_key
+            .as_deref()
+            .map(AccessKey::shown)
+            .unwrap_or_default(),
         sections,
         judgment,
         judgment_messages: ev
@@ -488,17 +498,22 @@ pub fn review_board_pdf(
         .iter()
         .map(|p| crate::sheets::status::label(&p.detail.row.status))
         .collect();
+    let keys: Vec<Option<String>> = sheets
+        .iter()
+        .map(|p| p.detail.row.access_key.as_deref().map(AccessKey::shown))
+        .collect();
     let batch: Vec<crate::print::BatchSheet<'_>> = sheets
         .iter()
         .zip(&forms)
         .zip(&statuses)
-        .map(|((p, form), status)| crate::print::BatchSheet {
+        .zip(&keys)
+        .map(|(((p, form), status), key)| crate::print::BatchSheet {
             form,
             values: &p.detail.items,
             meta: crate::print::PrintMeta {
                 sheet_id: &p.detail.row.id,
                 status,
-                access_key: p.detail.row.access_key.as_deref(),
+                access_key: key.as_deref(),
                 form_version: &p.detail.form_version,
                 rules_version: Some(rules_version),
                 printed_at,

@@ -30,7 +30,11 @@ fn list_row(r: SheetRow, offered: Offered) -> nsdb_ui::ListRow {
         application_type: application_label(r.application_type.as_deref()),
         insurer_no: r.insurer_no.unwrap_or_default(),
         insured_no: r.insured_no.unwrap_or_default(),
-        access_key: r.access_key.unwrap_or_default(),
+        access_key: r
+            .access_key
+            .as_deref()
+            .map(crate::keys::AccessKey::shown)
+            .unwrap_or_default(),
         name_kana: r.name_kana.unwrap_or_default(),
         birth_date: slash_date(r.birth_date.as_deref()),
         sex: sex_label(r.sex.as_deref()),
