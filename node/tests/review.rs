@@ -810,3 +810,112 @@ async fn access_keys_are_shown_as_on_paper_on_the_lists_the_review_screen_and_no
         );
     }
 }
+
+#[tokio::test]
+async fn dates_are_typed_as_clerks_write_them_and_a_refused_print_stays_on_the_intake_page() {
+    let (t, reviewer, _doctor, ids) = site().await;
+    let n = &t.node;
+    resolve(n, &reviewer, &ids[0], 1_780_000_000_000).await;
+    let app = nsdb::http::router(n.clone());
+    let (cookie, csrf) = ui_login(&app, "reviewer", "/intake").await;
+
+    // No date picker where a reviewer types a date: text fields with the format beside them.
+    for path in [
+        "/intake".to_string(),
+        format!("/review/{}", ids[0]),
+        "/sheets".to_string(),
+    ] {
+        let (_, page) = send(&app, Method::GET, &path, &cookie, "").await;
+        let page = String::from_utf8(page).unwrap();
+        assert!(!page.contains("type=\"date\""), "{path} has a date picker");
+        assert!(page.contains("令和8年4月1日"), "{path} shows the format");
+    }
+    // 和暦 in the 有効期間 is recorded as the date it names.
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("decision", "approved"),
+        ("valid_from", "R8.4.1"),
+        ("valid_to", "令和9年3月31日"),
+    ])
+    .unwrap();
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/review/{}", ids[0]),
+        &cookie,
+        &form,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let review = n.review_screen(&reviewer, &ids[0]).await.unwrap().review;
+    let review = review.expect("recorded");
+    assert_eq!(review.valid_from.as_deref(), Some("2026-04-01"));
+    assert_eq!(review.valid_to.as_deref(), Some("2027-03-31"));
+    let (status, _) = send(&app, Method::GET, "/sheets?from=R6.4.1", &cookie, "").await;
+    assert_eq!(status, StatusCode::OK, "the search takes 和暦 too");
+
+    // The review screen puts the judgment, what is missing and the result form before the
+    // sheet's items.
+    let (_, page) = send(
+        &app,
+        Method::GET,
+        &format!("/review/{}", ids[0]),
+        &cookie,
+        "",
+    )
+    .await;
+    let page = String::from_utf8(page).unwrap();
+    let at = |needle: &str| page.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    assert!(at("id=\"judgment\"") < at("class=\"review-sheet\""));
+    assert!(at("id=\"checks\"") < at("class=\"review-sheet\""));
+    assert!(at("id=\"record\"") < at("class=\"review-sheet\""));
+
+    // 審査会用印刷 with nothing selected: the intake page again, the reason beside the button.
+    let form = serde_urlencoded::to_string([("csrf", csrf.as_str())]).unwrap();
+    let (status, page) = send(&app, Method::POST, "/intake/print", &cookie, &form).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("id=\"intake\""), "the intake list is shown");
+    let error = &page[page.find("id=\"print-error\"").expect("the reason")..];
+    assert!(
+        error.contains("印刷する臨床調査個人票を選んでください"),
+        "{error}"
+    );
+    assert!(
+        !page.contains("target=\"_blank\""),
+        "nothing opens a new tab"
+    );
+    // A selection that cannot be printed keeps what was checked.
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("id", ids[0].as_str()),
+        ("id", ids[2].as_str()),
+    ])
+    .unwrap();
+    let (status, page) = send(&app, Method::POST, "/intake/print", &cookie, &form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("id=\"print-error\""));
+    assert!(
+        page.contains(&format!("value=\"{}\" checked", ids[0])),
+        "{page}"
+    );
+    // A printable selection downloads the PDF.
+    let res = app
+        .clone()
+        .oneshot(
+            Request::post("/intake/print")
+                .header(header::COOKIE, cookie.as_str())
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(
+                    serde_urlencoded::to_string([("csrf", csrf.as_str()), ("id", ids[0].as_str())])
+                        .unwrap(),
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let disposition = res.headers()[header::CONTENT_DISPOSITION].to_str().unwrap();
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+}

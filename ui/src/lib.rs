@@ -61,6 +61,20 @@ fn page(title: &str, body: Markup) -> Markup {
     }
 }
 
+/// The hint beside every date a user types outside a form's items (生年月日 at 受付, 有効期間,
+/// 記載年月日 in the search): what the server accepts (`nsdb_rules::value::Date::typed`).
+pub const DATE_HINT: &str = "西暦（2026-04-01）または和暦（令和8年4月1日、R8.4.1）";
+
+/// A text field for a date, never a date picker (a picker cannot take 和暦 such as
+/// 昭和50年4月1日 or S50.4.1), with [`DATE_HINT`] beside it. `id` is also the hint's prefix.
+pub fn date_input(id: &str, name: &str, value: &str, required: bool) -> Markup {
+    html! {
+        input id=(id) name=(name) type="text" autocomplete="off" required[required]
+            value=(value) placeholder="2026-04-01" aria-describedby={ (id) "-hint" };
+        " " span.hint.date-hint id={ (id) "-hint" } { (DATE_HINT) }
+    }
+}
+
 /// A page of a signed-in user: header, menu, then `main`.
 pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
     page(

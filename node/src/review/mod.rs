@@ -230,11 +230,11 @@ fn date(text: &str, what: &str) -> Result<Option<String>> {
     if text.is_empty() {
         return Ok(None);
     }
-    nsdb_rules::value::Date::parse(text)
+    nsdb_rules::value::Date::typed(text)
         .map(|d| Some(d.to_string()))
         .ok_or_else(|| {
             Error::Invalid(format!(
-                "{what}は 2026-04-01 の形で入力してください: {text}"
+                "{what}は 2026-04-01 や 令和8年4月1日（R8.4.1）の形で入力してください: {text}"
             ))
         })
 }

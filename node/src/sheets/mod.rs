@@ -799,9 +799,9 @@ impl Node {
                 for (v, op, label) in [(&query.from, ">=", "開始日"), (&query.to, "<=", "終了日")]
                 {
                     if let Some(v) = given(v) {
-                        let d = value::Date::parse(&v).ok_or_else(|| {
+                        let d = value::Date::typed(&v).ok_or_else(|| {
                             Error::Invalid(format!(
-                                "{label}は 2024-04-01 の形で指定してください: {v}"
+                                "{label}は 2024-04-01 や 令和6年4月1日（R6.4.1）の形で指定してください: {v}"
                             ))
                         })?;
                         filters.push(format!("s.written_date {op} ?"));

@@ -42,6 +42,21 @@ async fn intake(
 /// The intake page with what was typed kept (`q.access_key`, `q.birth_date`) and `q.error`
 /// shown, or the success notice for `q.resolved`. The resolution handler can answer with it.
 pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response {
+    intake_page_with(node, s, q, None).await
+}
+
+/// Why a 審査会 print was refused (shown beside its button) and the sheets that were checked.
+struct PrintRefusal {
+    message: String,
+    selected: Vec<String>,
+}
+
+async fn intake_page_with(
+    node: &Node,
+    s: &UiSession,
+    q: IntakeQuery,
+    refused: Option<PrintRefusal>,
+) -> Response {
     let ctx = Ctx::new(node, s);
     let rows = match node.intake(&s.principal).await {
         Ok(rows) => rows,
@@ -78,6 +93,8 @@ pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response
         birth_date: q.birth_date.unwrap_or_default(),
         error: q.error,
         notice,
+        print_error: refused.as_ref().map(|r| r.message.clone()),
+        selected: refused.map(|r| r.selected).unwrap_or_default(),
     };
     Html(nsdb_ui::review::intake_page(&ctx.page(), &view).into_string()).into_response()
 }
@@ -267,6 +284,12 @@ async fn review_page(
             .iter()
             .map(|m| m.text.clone())
             .collect(),
+        checks: screen
+            .detail
+            .messages
+            .iter()
+            .map(|m| m.text.clone())
+            .collect(),
         inquiries: screen
             .inquiries
             .iter()
@@ -441,7 +464,10 @@ pub async fn inquiry_panel(
 }
 
 /// 審査会用印刷: the selected sheets as one masked PDF, each from a new page with its
-/// judgment summary; one audit entry per sheet.
+/// judgment summary; one audit entry per sheet. The PDF is a download (the intake page stays);
+/// a refusal (nothing selected, a sheet not resolved here or not arrived, too many) comes back
+/// as the intake page with the reason beside the button and the selection kept, with the
+/// error's status.
 async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
     let ctx = Ctx::new(&node, &s);
     let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
@@ -449,11 +475,35 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
         Err(refused) => return *refused,
     };
     let ids = listed(&fields, "id");
+    let refuse = async |e: Error, ids: Vec<String>| {
+        use axum::http::StatusCode;
+        let status = match &e {
+            Error::Denied(_) => StatusCode::FORBIDDEN,
+            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::SheetNotFound(_) | Error::UnknownForm(_) => StatusCode::NOT_FOUND,
+            // Storage and the like: the error page says what to do and logs it.
+            _ => return error_page(Some(&ctx), e),
+        };
+        let refusal = PrintRefusal {
+            message: e.to_string(),
+            selected: ids,
+        };
+        let mut page = intake_page_with(&node, &s, IntakeQuery::default(), Some(refusal)).await;
+        *page.status_mut() = status;
+        page
+    };
     let sheets = match node.review_print_sheets(&s.principal, &ids).await {
         Ok(sheets) => sheets,
-        Err(e) => return error_page(Some(&ctx), e),
+        Err(e) => return refuse(e, ids).await,
     };
     let printed_at = format!("{} JST", format_ms(node.clock.now_ms()));
+    // Named 審査会用_YYYYMMDD.pdf (an ASCII name first for clients that do not read RFC 5987).
+    let day = crate::sheets::jst_date(node.clock.now_ms())
+        .to_string()
+        .replace('-', "");
+    let disposition = format!(
+        "attachment; filename=\"review-board-{day}.pdf\"; filename*=UTF-8''%E5%AF%A9%E6%9F%BB%E4%BC%9A%E7%94%A8_{day}.pdf"
+    );
     let rules_version = node.catalogue.version().to_string();
     let catalogue = node.catalogue.clone();
     let pdf = tokio::task::spawn_blocking(move || {
@@ -464,19 +514,19 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
         Ok(Ok(bytes)) => (
             [
                 (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "inline; filename=\"review-board.pdf\"".to_string(),
-                ),
+                (header::CONTENT_DISPOSITION, disposition),
             ],
             bytes,
         )
             .into_response(),
-        Ok(Err(e)) => error_page(Some(&ctx), e),
-        Err(_) => error_page(
-            Some(&ctx),
-            Error::Invalid("帳票を作成できませんでした。もう一度お試しください。".into()),
-        ),
+        Ok(Err(e)) => refuse(e, ids).await,
+        Err(_) => {
+            refuse(
+                Error::Invalid("帳票を作成できませんでした。もう一度お試しください。".into()),
+                ids,
+            )
+            .await
+        }
     }
 }
 
