@@ -919,3 +919,119 @@ async fn dates_are_typed_as_clerks_write_them_and_a_refused_print_stays_on_the_i
     let disposition = res.headers()[header::CONTENT_DISPOSITION].to_str().unwrap();
     assert!(disposition.starts_with("attachment;"), "{disposition}");
 }
+
+/// How many audit entries `action` sheet `id` has.
+async fn audited(node: &Node, id: &str, action: &str) -> usize {
+    audit_actions(node, id)
+        .await
+        .iter()
+        .filter(|a| *a == action)
+        .count()
+}
+
+#[tokio::test]
+async fn a_resubmitted_review_form_records_nothing_twice() {
+    let (t, reviewer, _doctor, ids) = site().await;
+    let n = &t.node;
+    let id = ids[0].as_str();
+    resolve(n, &reviewer, id, 1_780_000_000_000).await;
+    let app = nsdb::http::router(n.clone());
+    let (cookie, csrf) = ui_login(&app, "reviewer", "/intake").await;
+    let (doctor_cookie, doctor_csrf) = ui_login(&app, "doctor", "/sheets").await;
+    // Each form posted twice, as Back and 送信 again do.
+    let twice = async |cookie: &str, uri: String, form: String| {
+        for _ in 0..2 {
+            let (status, _) = send(&app, Method::POST, &uri, cookie, &form).await;
+            assert_eq!(status, StatusCode::SEE_OTHER, "{uri}");
+        }
+    };
+    let ask = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("field", "patient.name_kana"),
+        ("question", "カナを確認してください"),
+    ])
+    .unwrap();
+    twice(&cookie, format!("/review/{id}/inquiries"), ask).await;
+    let screen = n.review_screen(&reviewer, id).await.unwrap();
+    assert_eq!(screen.inquiries.len(), 1, "one 照会, not two");
+    assert_eq!(audited(n, id, "inquiry_ask").await, 1);
+    let inquiry = screen.inquiries[0].inquiry.id.clone();
+
+    let answer =
+        serde_urlencoded::to_string([("csrf", doctor_csrf.as_str()), ("answer", "正しい表記です")])
+            .unwrap();
+    twice(
+        &doctor_cookie,
+        format!("/sheets/{id}/inquiries/{inquiry}/answer"),
+        answer.clone(),
+    )
+    .await;
+    assert_eq!(audited(n, id, "inquiry_answer").await, 1);
+
+    let close = serde_urlencoded::to_string([("csrf", csrf.as_str())]).unwrap();
+    twice(
+        &cookie,
+        format!("/review/{id}/inquiries/{inquiry}/close"),
+        close,
+    )
+    .await;
+    assert_eq!(audited(n, id, "inquiry_close").await, 1);
+    // The answer posted again after the inquiry was closed still shows the state, no error.
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/sheets/{id}/inquiries/{inquiry}/answer"),
+        &doctor_cookie,
+        &answer,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    let result = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("decision", "approved"),
+        ("valid_from", "2026-04-01"),
+        ("valid_to", "2027-03-31"),
+        ("income", "ippan_1"),
+    ])
+    .unwrap();
+    twice(&cookie, format!("/review/{id}"), result).await;
+    assert_eq!(audited(n, id, "review_record").await, 1);
+    // A different result is recorded.
+    let changed =
+        serde_urlencoded::to_string([("csrf", csrf.as_str()), ("decision", "deferred")]).unwrap();
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/review/{id}"),
+        &cookie,
+        &changed,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(audited(n, id, "review_record").await, 2);
+    // After closing, the same question may be asked again: it is a new 照会.
+    let again = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("field", "patient.name_kana"),
+        ("question", "カナを確認してください"),
+    ])
+    .unwrap();
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/review/{id}/inquiries"),
+        &cookie,
+        &again,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        n.review_screen(&reviewer, id)
+            .await
+            .unwrap()
+            .inquiries
+            .len(),
+        2
+    );
+}

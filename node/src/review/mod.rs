@@ -490,6 +490,7 @@ impl Node {
 
     /// Records this municipality's result (認定結果, 有効期間, 研究利用の同意, 所得区分) in the
     /// sheet's document under the reviewer's actor; audited. Returns the review as stored.
+    /// Idempotent: the result already recorded, posted again, writes and audits nothing.
     pub async fn record_review(
         &self,
         p: &Principal,
@@ -510,7 +511,18 @@ impl Node {
                 .review(&code)
                 .unwrap_or_else(|| Review::linked(&code, linked));
             let shoman = sheet.header().form_id.starts_with("iken");
-            let review = input.apply(base, &reviewer, now, shoman)?;
+            let review = input.apply(base.clone(), &reviewer, now, shoman)?;
+            // The same result posted again (a resubmitted form, a retried request) changes
+            // nothing: the result as recorded stands, with its time and reviewer.
+            let unchanged = base.decided_ms.is_some()
+                && Review {
+                    decided_ms: base.decided_ms,
+                    reviewer: base.reviewer.clone(),
+                    ..review.clone()
+                } == base;
+            if unchanged {
+                return Ok((base, false));
+            }
             let edit = Edit {
                 message: "審査結果",
                 ..edit
@@ -524,7 +536,8 @@ impl Node {
     }
 
     /// Asks the hospital about `fields` of sheet `id` (照会); the question travels in the
-    /// document. Audited. Returns the inquiry.
+    /// document. Audited. Returns the inquiry. Idempotent: the same question about the same
+    /// items while an earlier one is not closed returns that one and writes nothing.
     pub async fn ask_inquiry(
         &self,
         p: &Principal,
@@ -549,6 +562,22 @@ impl Node {
             asked_by: p.name.clone(),
         };
         self.change_sheet(p, id, "inquiry_ask", move |sheet, edit| {
+            // The same question about the same items, still waiting, is not asked twice (a
+            // resubmitted form, a retried request): the waiting one is returned.
+            let mut asked: Vec<&String> = new.fields.iter().collect();
+            asked.sort();
+            asked.dedup();
+            if let Some(waiting) = sheet.inquiries().into_iter().find(|i| {
+                let mut fields: Vec<&String> = i.fields.iter().collect();
+                fields.sort();
+                fields.dedup();
+                i.municipality == new.municipality
+                    && i.state != InquiryState::Closed
+                    && i.question == new.question
+                    && fields == asked
+            }) {
+                return Ok((waiting, false));
+            }
             // A question is about items of the sheet's form, never an id made up in a request.
             let form_id = sheet.header().form_id;
             if let Some(form) = catalogue.form(&form_id)
@@ -592,7 +621,8 @@ impl Node {
     }
 
     /// The hospital's answer to inquiry `inquiry` of its sheet `id` (doctor or clerk of the
-    /// sheet's institution). Audited.
+    /// sheet's institution). Audited. Idempotent: the answer already given, posted again,
+    /// writes and audits nothing.
     pub async fn answer_inquiry(
         &self,
         p: &Principal,
@@ -619,6 +649,14 @@ impl Node {
             p.name.clone(),
         );
         self.change_sheet(p, id, "inquiry_answer", move |sheet, edit| {
+            // The answer already given, posted again (also after the inquiry was closed),
+            // changes nothing.
+            if sheet
+                .inquiry(&inquiry)
+                .is_some_and(|i| i.answer.as_deref() == Some(answer.as_str()))
+            {
+                return Ok(((), false));
+            }
             let edit = Edit {
                 message: "照会回答",
                 ..edit
