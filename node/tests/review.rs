@@ -1035,3 +1035,53 @@ async fn a_resubmitted_review_form_records_nothing_twice() {
         2
     );
 }
+
+#[tokio::test]
+async fn the_workflow_list_names_the_municipality_the_question_and_the_items_of_a_query() {
+    let (t, reviewer, _doctor, ids) = site().await;
+    let n = &t.node;
+    let id = ids[0].as_str();
+    resolve(n, &reviewer, id, 1_780_000_000_000).await;
+    let question =
+        "検査値の単位を確認してください。mg/dL と記載されていますが、様式では g/dL の項目です。";
+    n.ask_inquiry(
+        &reviewer,
+        id,
+        &[
+            "patient.name_kana".to_string(),
+            "patient.birth_date".to_string(),
+        ],
+        question,
+    )
+    .await
+    .unwrap();
+    let app = nsdb::http::router(n.clone());
+    let (cookie, _) = ui_login(&app, "doctor", "/sheets").await;
+    let (_, page) = send(&app, Method::GET, "/workflow", &cookie, "").await;
+    let page = String::from_utf8(page).unwrap();
+    let rows = &page[page.find("id=\"inquiry-rows\"").expect("the 照会 rows")..];
+    let asked_by = &rows[rows.find("class=\"asked-by\"").unwrap()..];
+    let asked_by = &asked_by[..asked_by.find("</td>").unwrap()];
+    assert!(
+        asked_by.contains(&n.config.institution.code) && asked_by.contains(&reviewer.name),
+        "who asked: {asked_by}"
+    );
+    let doctor_name = n.login("doctor", "demo").await.unwrap().principal.name;
+    assert!(
+        !asked_by.contains(&doctor_name),
+        "not the doctor: {asked_by}"
+    );
+    // The question, shortened, in full on hover and linked to its answer box.
+    assert!(rows.contains(&format!("title=\"{question}\"")), "{rows}");
+    assert!(rows.contains("検査値の単位を確認してください。mg/dL"));
+    assert!(rows.contains('…'));
+    assert!(rows.contains(&format!("href=\"/sheets/{id}#inquiry-")));
+    // The items by their labels.
+    let form = n
+        .catalogue
+        .form(&n.get_sheet(&reviewer, id).await.unwrap().row.form_id)
+        .unwrap();
+    for f in ["patient.name_kana", "patient.birth_date"] {
+        assert!(rows.contains(&form.item(f).unwrap().label), "{f}");
+    }
+}

@@ -153,6 +153,12 @@ pub struct WorkflowItem {
     pub at_ms: i64,
     pub comment: Option<String>,
     pub from_name: String,
+    /// In the 照会 section: the municipality's questions waiting for an answer (asked, not
+    /// answered), from the document: who asked (自治体コード, reviewer), the question and the
+    /// items. Empty in the other sections.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub waiting_inquiries: Vec<nsdb_sync::Inquiry>,
 }
 
 /// What a user's workflow list shows.
@@ -495,7 +501,7 @@ impl Node {
         let list = self
             .store
             .read(move |c| {
-                let query = |condition: &str| -> Result<Vec<WorkflowItem>> {
+                let query = |condition: &str, with_inquiries: bool| -> Result<Vec<WorkflowItem>> {
                     let sql = format!(
                         "SELECT s.id, coalesce(e.at, s.updated_at), e.comment,
                              coalesce(eu.name, '') FROM sheets s
@@ -519,22 +525,36 @@ impl Node {
                     let mut items = Vec::with_capacity(heads.len());
                     for (id, at_ms, comment, from_name) in heads {
                         if let Some(row) = load_row(c, &id)? {
+                            let waiting_inquiries = if with_inquiries {
+                                load_doc(c, &id)?
+                                    .inquiries()
+                                    .into_iter()
+                                    .filter(|i| i.state == nsdb_sync::InquiryState::Open)
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            };
                             items.push(WorkflowItem {
                                 row,
                                 at_ms,
                                 comment,
                                 from_name,
+                                waiting_inquiries,
                             });
                         }
                     }
                     Ok(items)
                 };
                 Ok::<_, Error>(WorkflowList {
-                    waiting: query("s.assignee = ?2 AND s.status IN ('requested', 'returned')")?,
+                    waiting: query(
+                        "s.assignee = ?2 AND s.status IN ('requested', 'returned')",
+                        false,
+                    )?,
                     sent: query(
                         "s.status = 'requested' AND e.action = 'request' AND e.actor = ?2",
+                        false,
                     )?,
-                    inquiries: query("s.open_inquiries > 0 AND ?2 IS NOT NULL")?,
+                    inquiries: query("s.open_inquiries > 0 AND ?2 IS NOT NULL", true)?,
                 })
             })
             .await?;
