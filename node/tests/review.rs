@@ -1085,3 +1085,95 @@ async fn the_workflow_list_names_the_municipality_the_question_and_the_items_of_
         assert!(rows.contains(&form.item(f).unwrap().label), "{f}");
     }
 }
+
+/// Makes sheet `id` another institution's in the list projection, as it is at a municipality
+/// or the hub: no user of this node names its doctor any more.
+async fn from_elsewhere(node: &Node, id: &str) {
+    let id = id.to_string();
+    node.store
+        .write(move |c| {
+            c.execute(
+                "UPDATE sheets SET institution = '1399009999' WHERE id = ?1",
+                [id.as_str()],
+            )?;
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn another_institutions_doctor_is_named_from_the_document_on_lists_the_review_and_prints() {
+    let (t, reviewer, doctor, ids) = site().await;
+    let n = &t.node;
+    // One sheet names its 指定医 in the item; the other only through who wrote it.
+    let mut named = BTreeMap::new();
+    named.insert("doctor.name".to_string(), "文書 指定医".to_string());
+    n.update_sheet(&doctor, &ids[0], &named).await.unwrap();
+    let mut cleared = BTreeMap::new();
+    cleared.insert("doctor.name".to_string(), String::new());
+    cleared.insert("doctor.institution_name".to_string(), "試験病院".to_string());
+    n.update_sheet(&doctor, &ids[1], &cleared).await.unwrap();
+    for id in &ids[..2] {
+        resolve(n, &reviewer, id, 1_780_000_000_000).await;
+        from_elsewhere(n, id).await;
+    }
+    let rows = n
+        .list_sheets(&reviewer, &nsdb::sheets::SheetQuery::default())
+        .await
+        .unwrap()
+        .rows;
+    let named_of = |id: &str| {
+        rows.iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.doctor_name.clone())
+    };
+    assert_eq!(named_of(&ids[0]).as_deref(), Some("文書 指定医"));
+    assert_eq!(
+        named_of(&ids[1]).as_deref(),
+        Some(doctor.name.as_str()),
+        "the writing doctor as the document records them"
+    );
+    let intake = n.intake(&reviewer).await.unwrap();
+    assert!(
+        intake
+            .iter()
+            .any(|r| r.doctor.as_deref() == Some("文書 指定医"))
+    );
+
+    let app = nsdb::http::router(n.clone());
+    let (cookie, csrf) = ui_login(&app, "reviewer", "/intake").await;
+    for path in [
+        "/sheets".to_string(),
+        "/intake".to_string(),
+        format!("/review/{}", ids[0]),
+    ] {
+        let (_, page) = send(&app, Method::GET, &path, &cookie, "").await;
+        assert!(
+            String::from_utf8(page).unwrap().contains("文書 指定医"),
+            "{path} names the doctor"
+        );
+    }
+    let (_, page) = send(
+        &app,
+        Method::GET,
+        &format!("/review/{}", ids[1]),
+        &cookie,
+        "",
+    )
+    .await;
+    assert!(String::from_utf8(page).unwrap().contains(&doctor.name));
+    let form =
+        serde_urlencoded::to_string([("csrf", csrf.as_str()), ("id", ids[0].as_str())]).unwrap();
+    let (status, pdf) = send(&app, Method::POST, "/intake/print", &cookie, &form).await;
+    assert_eq!(status, StatusCode::OK);
+    let text: String = pdf_extract::extract_text_from_mem(&pdf)
+        .unwrap()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    assert!(
+        text.contains("文書指定医"),
+        "the 審査会 print names the doctor"
+    );
+}

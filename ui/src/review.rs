@@ -17,6 +17,8 @@ pub struct IntakeLine {
     pub name_kana: String,
     pub disease: String,
     pub judgment: String,
+    /// 指定医, from the document.
+    pub doctor: String,
     /// 状態: 未着, 未審査, 照会中, 認定, 不認定, 保留.
     pub state: String,
     /// The sheet has arrived: it can be reviewed and printed.
@@ -67,7 +69,7 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                 table.list #intake {
                     thead { tr {
                         th { span.sr { "選択" } } th { "受付日" } th { "アクセスキー" } th { "氏名カナ" }
-                        th { "病名" } th { "一次判定" } th { "状態" } th { "操作" }
+                        th { "病名" } th { "指定医" } th { "一次判定" } th { "状態" } th { "操作" }
                     } }
                     tbody {
                         @for l in &v.lines {
@@ -83,6 +85,7 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                                 td { (l.access_key) }
                                 td { (l.name_kana) }
                                 td { (l.disease) }
+                                td.doctor { (l.doctor) }
                                 td { (l.judgment) }
                                 td.state { (l.state) }
                                 td.actions {
@@ -220,6 +223,8 @@ pub struct ReviewView {
     pub sheet_id: String,
     pub title: String,
     pub access_key: String,
+    /// 指定医 and 医療機関 as the document names them.
+    pub doctor: String,
     pub sections: Vec<ReviewSection>,
     pub judgment: Vec<JudgmentRow>,
     pub judgment_messages: Vec<String>,
@@ -271,7 +276,10 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
         ctx,
         &format!("審査 {}", v.title),
         html! {
-            p.meta { "アクセスキー " (v.access_key) }
+            p.meta {
+                "アクセスキー " (v.access_key)
+                @if !v.doctor.is_empty() { "　指定医 " span #review-doctor { (v.doctor) } }
+            }
             @if let Some(n) = &v.notice { p.notice role="status" { (n) } }
             @if let Some(e) = &v.error { p.error role="alert" { (e) } }
             div.review {

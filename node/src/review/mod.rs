@@ -86,6 +86,9 @@ pub struct IntakeRow {
     pub disease: Option<String>,
     /// 一次判定 in one line; `None` until the sheet arrived.
     pub judgment: Option<String>,
+    /// 指定医 as the document names it (`sheets::doctor_in_document`); `None` until the sheet
+    /// arrived or when the document names nobody.
+    pub doctor: Option<String>,
     pub state: IntakeState,
     /// The state's word on the screen.
     pub state_label: String,
@@ -373,6 +376,7 @@ impl Node {
                         name_kana: None,
                         disease: None,
                         judgment: None,
+                        doctor: None,
                         state: IntakeState::NotArrived,
                         state_label: String::new(),
                     };
@@ -382,6 +386,7 @@ impl Node {
                         let values = sheet.fields();
                         row.name_kana = values.get("patient.name_kana").cloned();
                         row.disease = Some(header.disease.clone());
+                        row.doctor = crate::sheets::doctor_in_document(&sheet, header.doctor);
                         row.judgment = catalogue.form(&header.form_id).map(|form| {
                             judgment_summary(&nsdb_rules::evaluate(form, &values, today))
                         });

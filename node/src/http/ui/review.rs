@@ -84,6 +84,7 @@ async fn intake_page_with(
                 access_key: AccessKey::shown(&r.access_key),
                 name_kana: r.name_kana.clone().unwrap_or_else(|| "—".into()),
                 disease: r.disease.clone().unwrap_or_else(|| "—".into()),
+                doctor: r.doctor.clone().unwrap_or_else(|| "—".into()),
                 judgment: r.judgment.clone().unwrap_or_else(|| "—".into()),
                 state: r.state_label.clone(),
                 arrived: r.state != IntakeState::NotArrived,
@@ -276,6 +277,7 @@ async fn review_page(
             .as_deref()
             .map(AccessKey::shown)
             .unwrap_or_default(),
+        doctor: screen.detail.row.doctor_name.clone().unwrap_or_default(),
         sections,
         judgment,
         judgment_messages: ev
