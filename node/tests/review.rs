@@ -1112,7 +1112,10 @@ async fn another_institutions_doctor_is_named_from_the_document_on_lists_the_rev
     n.update_sheet(&doctor, &ids[0], &named).await.unwrap();
     let mut cleared = BTreeMap::new();
     cleared.insert("doctor.name".to_string(), String::new());
-    cleared.insert("doctor.institution_name".to_string(), "試験病院".to_string());
+    cleared.insert(
+        "doctor.institution_name".to_string(),
+        "試験病院".to_string(),
+    );
     n.update_sheet(&doctor, &ids[1], &cleared).await.unwrap();
     for id in &ids[..2] {
         resolve(n, &reviewer, id, 1_780_000_000_000).await;
@@ -1176,4 +1179,58 @@ async fn another_institutions_doctor_is_named_from_the_document_on_lists_the_rev
         text.contains("文書指定医"),
         "the 審査会 print names the doctor"
     );
+}
+
+#[tokio::test]
+async fn a_new_sheet_or_a_renewal_sent_twice_makes_one_sheet() {
+    let (t, _reviewer, doctor, ids) = site().await;
+    let n = &t.node;
+    let before = n.sheet_ids().await.unwrap().len();
+    let app = nsdb::http::router(n.clone());
+    let (cookie, _) = ui_login(&app, "doctor", "/sheets").await;
+    let (_, page) = send(&app, Method::GET, "/sheets/new", &cookie, "").await;
+    let page = String::from_utf8(page).unwrap();
+    let hidden = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = page.find(&marker).unwrap_or_else(|| panic!("{name}")) + marker.len();
+        page[at..at + page[at..].find('"').unwrap()].to_string()
+    };
+    let form = serde_urlencoded::to_string([
+        ("csrf", hidden("csrf").as_str()),
+        ("form_id", hidden("form_id").as_str()),
+        ("sheet", hidden("sheet").as_str()),
+    ])
+    .unwrap();
+    let mut opened = Vec::new();
+    for _ in 0..2 {
+        let res = app
+            .clone()
+            .oneshot(
+                Request::post("/sheets")
+                    .header(header::COOKIE, cookie.as_str())
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(form.clone()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        opened.push(
+            res.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        opened[0], opened[1],
+        "the second send opens the first's sheet"
+    );
+    assert_eq!(n.sheet_ids().await.unwrap().len(), before + 1);
+
+    // 更新登録 twice: one renewal, opened again while it is open.
+    let first = n.carry_forward(&doctor, &ids[0]).await.unwrap();
+    let again = n.carry_forward(&doctor, &ids[0]).await.unwrap();
+    assert_eq!(first.row.id, again.row.id);
+    assert_eq!(n.sheet_ids().await.unwrap().len(), before + 2);
 }

@@ -200,6 +200,9 @@ pub struct FormPicker<'a> {
     /// Matches beyond those listed (the page lists at most a screenful).
     pub more: usize,
     pub total: usize,
+    /// The id the new sheet will have (a fresh one per page): sent with the choice, so that
+    /// the same page sent twice (Back and 作成 again) opens the sheet the first send made.
+    pub new_id: &'a str,
 }
 
 /// Choosing the disease for a new sheet: a search by 病名, 別名 or 告示番号 over every
@@ -242,6 +245,7 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                                     form method="post" action="/sheets" {
                                         input type="hidden" name="csrf" value=(ctx.csrf);
                                         input type="hidden" name="form_id" value=(f.id);
+                                        input type="hidden" name="sheet" value=(picker.new_id);
                                         button.primary type="submit" { "作成" }
                                     }
                                 }

@@ -462,7 +462,36 @@ impl Node {
         form_id: &str,
         input: &BTreeMap<String, String>,
     ) -> Result<SheetDetail> {
+        self.create_sheet_as(p, SheetId::random(), form_id, input)
+            .await
+    }
+
+    /// [`Node::create_sheet`] with the new sheet's id chosen by the caller (the new-sheet page
+    /// chooses it when it is shown). When a sheet with `id` already exists — the same page sent
+    /// twice — nothing is created: the existing sheet is returned when it is a sheet of
+    /// `form_id` at the user's institution (as the first send made it), else
+    /// `Error::Invalid`.
+    pub async fn create_sheet_as(
+        &self,
+        p: &Principal,
+        id: SheetId,
+        form_id: &str,
+        input: &BTreeMap<String, String>,
+    ) -> Result<SheetDetail> {
         authorize(p, Action::CreateSheet, Target::None)?;
+        let sid = id.to_string();
+        let existing = self
+            .store
+            .read(move |c| load_row(c, &sid).map_err(Error::from))
+            .await?;
+        if let Some(row) = existing {
+            if row.institution == p.institution && row.form_id == form_id {
+                return self.get_sheet(p, &row.id).await;
+            }
+            return Err(Error::Invalid(
+                "この送信はすでに処理されています。新規作成の画面からやり直してください。".into(),
+            ));
+        }
         let form = self.form(form_id)?;
         form.check_lengths(input)
             .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -490,7 +519,6 @@ impl Node {
             at_ms: now,
             message: "作成",
         };
-        let id = SheetId::random();
         let mut sheet = Sheet::new(
             new_sheet_of(
                 form,

@@ -599,7 +599,9 @@ impl Node {
     }
 
     /// 更新登録: starts next year's sheet from `id` with the items the form carries forward.
-    /// The pull of last year's data is audited as an access to that sheet.
+    /// The pull of last year's data is audited as an access to that sheet. While a renewal of
+    /// `id` at the user's institution is still open (draft, requested or returned), that one
+    /// is returned and nothing is created: a resubmitted 更新登録 makes no second sheet.
     pub async fn carry_forward(&self, p: &Principal, id: &str) -> Result<SheetDetail> {
         let now = self.clock.now_ms();
         let author = nsdb_sync::Author {
@@ -629,6 +631,26 @@ impl Node {
                     )?;
                     tx.commit()?;
                     return Ok(Err(Error::from(denied)));
+                }
+                // 更新登録 sent again (Back and 送信, a retried request) opens the renewal it
+                // already made instead of a second one: one open renewal of a sheet per
+                // institution.
+                let open: Option<String> = tx
+                    .query_row(
+                        "SELECT id FROM sheets WHERE carried_from = ?1 AND institution = ?2
+                           AND status IN ('draft', 'requested', 'returned')
+                         ORDER BY created_at DESC LIMIT 1",
+                        params![source_id, principal.institution],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(open) = open {
+                    let row =
+                        load_row(&tx, &open)?.ok_or_else(|| Error::SheetNotFound(open.clone()))?;
+                    let sheet = load_doc(&tx, &open)?;
+                    let carried = carried_items(&tx, &open)?;
+                    tx.commit()?;
+                    return Ok(Ok((row, sheet, carried)));
                 }
                 let form = catalogue
                     .form(&row.form_id)
