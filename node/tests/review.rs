@@ -731,7 +731,9 @@ async fn a_reviewer_reaches_only_resolved_sheets_on_every_list_search_view_print
     let (_, page) = send(&app, Method::GET, &search, &cookie, "").await;
     let page = String::from_utf8(page).unwrap();
     assert!(!page.contains(&ids[1]), "the search does not reach it");
-    for path in ["", "/edit", "/print", "/export", "/history", "/diff"] {
+    for path in [
+        "", "/edit", "/print", "/export", "/xml", "/history", "/diff",
+    ] {
         let (status, _) = send(
             &app,
             Method::GET,
