@@ -154,11 +154,49 @@ pub struct WorkflowItem {
     pub comment: Option<String>,
     pub from_name: String,
     /// In the 照会 section: the municipality's questions waiting for an answer (asked, not
-    /// answered), from the document: who asked (自治体コード, reviewer), the question and the
-    /// items. Empty in the other sections.
+    /// answered), from the document: who asked, the question and the items. Empty in the
+    /// other sections.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
-    pub waiting_inquiries: Vec<nsdb_sync::Inquiry>,
+    pub waiting_inquiries: Vec<WaitingInquiry>,
+}
+
+/// A municipality's question waiting for the hospital's answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WaitingInquiry {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub inquiry: nsdb_sync::Inquiry,
+    /// The asking municipality's name as its reviewer recorded it in the document (the place
+    /// of the author who asked); `None` when the document does not say.
+    pub municipality_name: Option<String>,
+}
+
+impl WaitingInquiry {
+    /// The open inquiries of `sheet`, each with the name of the municipality that asked.
+    fn of(sheet: &Sheet) -> Vec<WaitingInquiry> {
+        let history = sheet.history();
+        sheet
+            .inquiries()
+            .into_iter()
+            .filter(|i| i.state == nsdb_sync::InquiryState::Open)
+            .map(|inquiry| {
+                // The change that created the inquiry wrote its `question`; its author
+                // recorded their name and institution.
+                let asked = format!("{}.question", inquiry.id);
+                let municipality_name = history
+                    .iter()
+                    .find(|h| h.inquiries.iter().any(|w| *w == asked || *w == inquiry.id))
+                    .and_then(|h| h.author)
+                    .and_then(|a| sheet.author_name(&a))
+                    .and_then(|(_, place)| place)
+                    .filter(|p| !p.is_empty());
+                WaitingInquiry {
+                    inquiry,
+                    municipality_name,
+                }
+            })
+            .collect()
+    }
 }
 
 /// What a user's workflow list shows.
@@ -526,11 +564,7 @@ impl Node {
                     for (id, at_ms, comment, from_name) in heads {
                         if let Some(row) = load_row(c, &id)? {
                             let waiting_inquiries = if with_inquiries {
-                                load_doc(c, &id)?
-                                    .inquiries()
-                                    .into_iter()
-                                    .filter(|i| i.state == nsdb_sync::InquiryState::Open)
-                                    .collect()
+                                WaitingInquiry::of(&load_doc(c, &id)?)
                             } else {
                                 Vec::new()
                             };

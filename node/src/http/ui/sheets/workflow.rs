@@ -68,9 +68,13 @@ fn asked(
     let form = node.catalogue.form(&i.row.form_id);
     i.waiting_inquiries
         .iter()
-        .map(|q| nsdb_ui::workflow::AskedQuestion {
+        .map(|w| (&w.inquiry, w.municipality_name.as_deref()))
+        .map(|(q, place)| nsdb_ui::workflow::AskedQuestion {
             id: q.id.clone(),
-            asked_by: format!("自治体 {} {}", q.municipality, q.asked_by),
+            asked_by: match place {
+                Some(place) => format!("{place}（{}） {}", q.municipality, q.asked_by),
+                None => format!("自治体 {} {}", q.municipality, q.asked_by),
+            },
             asked_at: format_ms(q.asked_ms),
             short: nsdb_ui::workflow::shortened(&q.question, QUESTION_CHARS),
             full: q.question.clone(),
@@ -107,7 +111,7 @@ async fn workflow_list(State(node): State<AppState>, s: UiSession) -> Response {
                     at: format_ms(
                         i.waiting_inquiries
                             .iter()
-                            .map(|q| q.asked_ms)
+                            .map(|w| w.inquiry.asked_ms)
                             .max()
                             .unwrap_or(i.at_ms),
                     ),
