@@ -37,6 +37,16 @@ impl Date {
         Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
     }
 
+    /// A date as a person types it: `2026-04-01`, `2026/4/1`, full-width digits, or 和暦 such
+    /// as `昭和50年4月1日`, `S50.4.1`, `R2/1/5` (the era's bounds checked). `None` when `s` is
+    /// not a date. The same normalisation as a date item's ([`normalise`]), for date fields
+    /// that are not items of a form (生年月日 at 受付, 有効期間).
+    pub fn typed(s: &str) -> Option<Date> {
+        let n = ascii_narrow(s.trim());
+        let canonical = wareki::date(&n).or_else(|| normalise_date(&n))?;
+        Date::parse(&canonical)
+    }
+
     /// Whole years between `self` (a birth date) and `on`.
     pub fn age_on(self, on: Date) -> i32 {
         let mut age = on.year - self.year;
@@ -331,6 +341,27 @@ fn range_problem(item: &ItemDef, v: f64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_dates_accept_what_a_clerk_types_and_refuse_what_is_not_a_date() {
+        for (typed, want) in [
+            ("昭和50年4月1日", "1975-04-01"),
+            ("S50.4.1", "1975-04-01"),
+            ("R2/1/5", "2020-01-05"),
+            ("令和元年5月1日", "2019-05-01"),
+            ("２０２６／４／１", "2026-04-01"),
+            (" 2026-04-01 ", "2026-04-01"),
+        ] {
+            assert_eq!(
+                Date::typed(typed).map(|d| d.to_string()).as_deref(),
+                Some(want),
+                "{typed}"
+            );
+        }
+        for bad in ["", "昭和65年1月8日", "2026-02-30", "四月一日", "H31.5.1"] {
+            assert_eq!(Date::typed(bad), None, "{bad}");
+        }
+    }
 
     fn item(ty: ItemType) -> ItemDef {
         ItemDef {

@@ -899,8 +899,21 @@ async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_ma
     type_into(&c, "#login", "reviewer").await;
     type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
     wait_url(&c, "/intake").await;
+    c.set_window_size(1280, 800).await.unwrap();
     let list = text_of(&c, "#intake").await;
     assert!(list.contains("未審査"), "{list}");
+    // 生年月日 takes 和暦 as typed: a text field with the format beside it, no date picker.
+    let birth = wait_for(&c, "#birth_date").await;
+    assert_eq!(birth.attr("type").await.unwrap().as_deref(), Some("text"));
+    birth.send_keys("S50.4.1").await.unwrap();
+    assert_eq!(value_of(&c, "#birth_date").await, "S50.4.1");
+    assert!(text_of(&c, "#birth_date-hint").await.contains("和暦"));
+    // 審査会用印刷 with nothing selected: the reason beside the button, in this tab.
+    click(&c, "#batch-print").await;
+    let refused = text_of(&c, "#print-error").await;
+    assert!(refused.contains("選んでください"), "{refused}");
+    assert_eq!(c.windows().await.unwrap().len(), 1, "no new tab");
+    c.goto(&t.url("/intake")).await.unwrap();
     assert_eq!(
         c.find_all(Locator::Css("#intake tbody tr"))
             .await
@@ -913,21 +926,66 @@ async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_ma
     click(&c, &format!("a[href='/review/{}']", ids[0])).await;
     wait_url(&c, &format!("/review/{}", ids[0])).await;
     assert!(text_of(&c, "#judgment").await.contains("一次判定"));
+    // At 1280×800 the judgment, its reasons, what is missing and the result form's first
+    // field are in view without scrolling, beside the sheet.
+    shot(&c, "review-in-view").await;
+    for css in ["#judgment", "#checks", "#decision"] {
+        let rect = c
+            .execute(
+                "const r = document.querySelector(arguments[0]).getBoundingClientRect();
+                 return [r.top, r.bottom, r.left, window.innerHeight];",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .unwrap();
+        let v: Vec<f64> = serde_json::from_value(rect).unwrap();
+        assert!(v[0] >= 0.0 && v[1] <= v[3], "{css} is in view: {v:?}");
+        if css == "#judgment" {
+            assert!(v[2] > 640.0, "beside the sheet, not below it: {v:?}");
+        }
+    }
     click(&c, "input[name='field'][value='patient.name_kana']").await;
     type_into(&c, "#question", "氏名カナの表記を確認してください").await;
     click(&c, "#ask-button").await;
     wait_url(&c, "notice=asked").await;
     let inquiries = text_of(&c, "#inquiry-list").await;
     assert!(inquiries.contains("氏名カナの表記を確認してください") && inquiries.contains("照会中"));
+    // Back and 照会する again: the same 照会 is not recorded twice.
+    c.back().await.unwrap();
+    wait_for(&c, "#ask-button").await;
+    c.execute(
+        "document.querySelector(\"input[name='field'][value='patient.name_kana']\").checked = true;
+         document.querySelector('#question').value = '氏名カナの表記を確認してください';",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "#ask-button").await;
+    wait_url(&c, "notice=asked").await;
+    assert_eq!(
+        c.find_all(Locator::Css("#inquiry-list article.inquiry"))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "one 照会 after a resubmission"
+    );
 
     // The result: 保留 with its 所得区分.
     click(&c, "select#decision option[value='deferred']").await;
     click(&c, "select#income option[value='ippan_1']").await;
+    // 有効期間 in 和暦, as typed from the paper.
+    type_into(&c, "#valid_from", "R8.4.1").await;
+    type_into(&c, "#valid_to", "令和9年3月31日").await;
     click(&c, "#record").await;
     wait_url(&c, "notice=recorded").await;
     let recorded = text_of(&c, "#recorded").await;
     assert!(
         recorded.contains("保留") && recorded.contains("一般所得Ⅰ"),
+        "{recorded}"
+    );
+    assert!(
+        recorded.contains("2026/04/01") && recorded.contains("2027/03/31"),
         "{recorded}"
     );
     shot(&c, "review").await;

@@ -54,15 +54,20 @@ async fn a_node_receives_none_of_the_sheets_outside_its_scope() {
             .await
             .contains(&foreign.row.id)
     );
-    // The municipality's reviewer finds the granted sheet in its list.
+    // The municipality's reviewer lists only what the municipality resolved by key: a sheet
+    // merely held (granted) is not listed until its key is resolved there.
     let reviewer = sign_in(&site.municipality.node, "reviewer").await;
-    let page = site
-        .municipality
-        .node
-        .list_sheets(&reviewer, &Default::default())
-        .await
-        .expect("lists");
-    assert_eq!(page.total, 1);
+    let listed = || async {
+        site.municipality
+            .node
+            .list_sheets(&reviewer, &Default::default())
+            .await
+            .expect("lists")
+            .total
+    };
+    assert_eq!(listed().await, 0);
+    site.resolve_for_municipality(&granted).await;
+    assert_eq!(listed().await, 1);
 }
 
 /// A QUIC client with `key` that pins the hub's key, for talking to the hub by hand.

@@ -61,6 +61,20 @@ fn page(title: &str, body: Markup) -> Markup {
     }
 }
 
+/// The hint beside every date a user types outside a form's items (生年月日 at 受付, 有効期間,
+/// 記載年月日 in the search): what the server accepts (`nsdb_rules::value::Date::typed`).
+pub const DATE_HINT: &str = "西暦（2026-04-01）または和暦（令和8年4月1日、R8.4.1）";
+
+/// A text field for a date, never a date picker (a picker cannot take 和暦 such as
+/// 昭和50年4月1日 or S50.4.1), with [`DATE_HINT`] beside it. `id` is also the hint's prefix.
+pub fn date_input(id: &str, name: &str, value: &str, required: bool) -> Markup {
+    html! {
+        input id=(id) name=(name) type="text" autocomplete="off" required[required]
+            value=(value) placeholder="2026-04-01" aria-describedby={ (id) "-hint" };
+        " " span.hint.date-hint id={ (id) "-hint" } { (DATE_HINT) }
+    }
+}
+
 /// A page of a signed-in user: header, menu, then `main`.
 pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
     page(
@@ -212,6 +226,9 @@ pub struct FormPicker<'a> {
     /// Matches beyond those listed (the page lists at most a screenful).
     pub more: usize,
     pub total: usize,
+    /// The id the new sheet will have (a fresh one per page): sent with the choice, so that
+    /// the same page sent twice (Back and 作成 again) opens the sheet the first send made.
+    pub new_id: &'a str,
 }
 
 /// Choosing the disease for a new sheet: a search by 病名, 別名 or 告示番号 over every
@@ -254,6 +271,7 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                                     form method="post" action="/sheets" {
                                         input type="hidden" name="csrf" value=(ctx.csrf);
                                         input type="hidden" name="form_id" value=(f.id);
+                                        input type="hidden" name="sheet" value=(picker.new_id);
                                         button.primary type="submit" { "作成" }
                                     }
                                 }

@@ -101,8 +101,10 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
                     (select("status", "ステータス", &f.status, &v.choices.statuses))
                     (select("kokuji", "病名", &f.kokuji, &v.choices.diseases))
                     (select("doctor", "指定医", &f.doctor, &v.choices.doctors))
-                    label { "記載年月日（から）" input type="date" name="from" value=(f.from); }
-                    label { "記載年月日（まで）" input type="date" name="to" value=(f.to); }
+                    label for="from" { "記載年月日（から）" }
+                    (crate::date_input("from", "from", &f.from, false))
+                    label for="to" { "記載年月日（まで）" }
+                    (crate::date_input("to", "to", &f.to, false))
                 }
             }
             @if v.bulk_approve {

@@ -17,6 +17,8 @@ pub struct IntakeLine {
     pub name_kana: String,
     pub disease: String,
     pub judgment: String,
+    /// 指定医, from the document.
+    pub doctor: String,
     /// 状態: 未着, 未審査, 照会中, 認定, 不認定, 保留.
     pub state: String,
     /// The sheet has arrived: it can be reviewed and printed.
@@ -33,6 +35,10 @@ pub struct IntakeView {
     pub error: Option<String>,
     /// Shown after a successful resolution.
     pub notice: Option<String>,
+    /// Why the 審査会 print was refused, shown beside its button (the page stays; no new tab).
+    pub print_error: Option<String>,
+    /// The sheets checked for the print, kept when it was refused.
+    pub selected: Vec<String>,
 }
 
 /// 受付一覧: the key form, then the list with check boxes for the 審査会 print.
@@ -49,10 +55,12 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                 input #access_key name="access_key" inputmode="numeric" autocomplete="off"
                     required value=(v.access_key);
                 label for="birth_date" { "生年月日 " span.required { "必須" } }
-                input #birth_date name="birth_date" type="date" required value=(v.birth_date);
+                (crate::date_input("birth_date", "birth_date", &v.birth_date, true))
                 button.primary type="submit" { "受付" }
             }
-            form #batch method="post" action="/intake/print" target="_blank" {
+            // The print downloads on success and comes back to this page with the reason on
+            // failure: no new tab, so an error never opens an error page there.
+            form #batch method="post" action="/intake/print" {
                 input type="hidden" name="csrf" value=(ctx.csrf);
             }
             @if v.lines.is_empty() {
@@ -61,7 +69,7 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                 table.list #intake {
                     thead { tr {
                         th { span.sr { "選択" } } th { "受付日" } th { "アクセスキー" } th { "氏名カナ" }
-                        th { "病名" } th { "一次判定" } th { "状態" } th { "操作" }
+                        th { "病名" } th { "指定医" } th { "一次判定" } th { "状態" } th { "操作" }
                     } }
                     tbody {
                         @for l in &v.lines {
@@ -69,6 +77,7 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                                 td {
                                     @if l.arrived {
                                         input type="checkbox" form="batch" name="id" value=(l.sheet_id)
+                                            checked[v.selected.contains(&l.sheet_id)]
                                             aria-label={ (l.access_key) " を印刷対象にする" };
                                     }
                                 }
@@ -76,6 +85,7 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                                 td { (l.access_key) }
                                 td { (l.name_kana) }
                                 td { (l.disease) }
+                                td.doctor { (l.doctor) }
                                 td { (l.judgment) }
                                 td.state { (l.state) }
                                 td.actions {
@@ -85,7 +95,12 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                         }
                     }
                 }
-                p { button.primary #batch-print type="submit" form="batch" { "審査会用印刷" } }
+                p.print-bar {
+                    button.primary #batch-print type="submit" form="batch" aria-describedby="print-error" { "審査会用印刷" }
+                    @if let Some(e) = &v.print_error {
+                        " " span.error #print-error role="alert" { (e) }
+                    }
+                }
             }
         },
     )
@@ -208,9 +223,13 @@ pub struct ReviewView {
     pub sheet_id: String,
     pub title: String,
     pub access_key: String,
+    /// 指定医 and 医療機関 as the document names them.
+    pub doctor: String,
     pub sections: Vec<ReviewSection>,
     pub judgment: Vec<JudgmentRow>,
     pub judgment_messages: Vec<String>,
+    /// What the checks find missing or wrong in the sheet (as for 登録), beside the judgment.
+    pub checks: Vec<String>,
     pub inquiries: Vec<InquiryLine>,
     /// The recorded result, in display form (認定結果 ・ 有効期間 ・ …), when there is one.
     pub recorded: Vec<(String, String)>,
@@ -257,32 +276,13 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
         ctx,
         &format!("審査 {}", v.title),
         html! {
-            p.meta { "アクセスキー " (v.access_key) }
+            p.meta {
+                "アクセスキー " (v.access_key)
+                @if !v.doctor.is_empty() { "　指定医 " span #review-doctor { (v.doctor) } }
+            }
             @if let Some(n) = &v.notice { p.notice role="status" { (n) } }
             @if let Some(e) = &v.error { p.error role="alert" { (e) } }
             div.review {
-                div.review-sheet {
-                    form #ask method="post" action={ (base) "/inquiries" } {
-                        input type="hidden" name="csrf" value=(ctx.csrf);
-                    }
-                    @for s in &v.sections {
-                        section.readonly {
-                            h2 { (s.title) }
-                            dl {
-                                @for item in &s.items {
-                                    dt {
-                                        label {
-                                            input type="checkbox" form="ask" name="field" value=(item.id)
-                                                aria-label={ (item.label) " を照会する" };
-                                            " " (item.label)
-                                        }
-                                    }
-                                    dd { @if item.value.is_empty() { span.empty { "未入力" } } @else { (item.value) } }
-                                }
-                            }
-                        }
-                    }
-                }
                 aside.review-side {
                     section #judgment {
                         h2 { "一次判定（機械判定）" }
@@ -295,6 +295,14 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
                             }
                         }
                         @for m in &v.judgment_messages { p.msg { (m) } }
+                        @if v.checks.is_empty() {
+                            p.meta #checks { "不足・誤りのある項目はありません。" }
+                        } @else {
+                            details #checks open {
+                                summary { "不足・誤りのある項目（" (v.checks.len()) "件）" }
+                                ul { @for m in &v.checks { li.msg { (m) } } }
+                            }
+                        }
                     }
                     section #result {
                         h2 { "審査結果" }
@@ -309,9 +317,9 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
                             label for="reason" { "不認定の理由" }
                             textarea #reason name="reason" rows="2" { (v.reason) }
                             label for="valid_from" { "有効期間（開始）" }
-                            input #valid_from name="valid_from" type="date" value=(v.valid_from);
+                            (crate::date_input("valid_from", "valid_from", &v.valid_from, false))
                             label for="valid_to" { "有効期間（終了）" }
-                            input #valid_to name="valid_to" type="date" value=(v.valid_to);
+                            (crate::date_input("valid_to", "valid_to", &v.valid_to, false))
                             (choices("research_consent", "研究利用の同意", &v.research_consent, &v.consents, true))
                             (choices("income", "所得区分", &v.income, &v.incomes, true))
                             (choices("income_special", "所得区分（特例）", &v.income_special, &v.specials, true))
@@ -353,6 +361,28 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
                                     } @else {
                                         p.meta { "完了（" (l.closed_at) "）" }
                                     }
+                                }
+                            }
+                        }
+                    }
+                }
+                div.review-sheet {
+                    form #ask method="post" action={ (base) "/inquiries" } {
+                        input type="hidden" name="csrf" value=(ctx.csrf);
+                    }
+                    @for s in &v.sections {
+                        section.readonly {
+                            h2 { (s.title) }
+                            dl {
+                                @for item in &s.items {
+                                    dt {
+                                        label {
+                                            input type="checkbox" form="ask" name="field" value=(item.id)
+                                                aria-label={ (item.label) " を照会する" };
+                                            " " (item.label)
+                                        }
+                                    }
+                                    dd { @if item.value.is_empty() { span.empty { "未入力" } } @else { (item.value) } }
                                 }
                             }
                         }

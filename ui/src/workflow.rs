@@ -19,11 +19,74 @@ pub struct WorkflowLine {
     pub comment: String,
     /// 照会: e.g. 「照会 1件」 while a municipality's question waits for an answer; empty otherwise.
     pub inquiry: String,
+    /// In the 自治体からの照会 section: each question waiting for an answer.
+    pub questions: Vec<AskedQuestion>,
 }
 
-/// `answering`: rows of the 自治体からの照会 section, answered from the sheet view (a registered
-/// sheet is not edited there).
-fn workflow_table(lines: &[WorkflowLine], empty: &str, answering: bool) -> Markup {
+/// A municipality's question as the workflow list shows it.
+#[derive(Debug, Clone, Default)]
+pub struct AskedQuestion {
+    /// The inquiry's id (the anchor of its answer box on the sheet view).
+    pub id: String,
+    /// Who asked: the municipality and the reviewer, e.g. 「自治体 139999 審査 花子」.
+    pub asked_by: String,
+    /// When, as the list shows times.
+    pub asked_at: String,
+    /// The question, shortened for the list; `full` is shown on hover and on the sheet view.
+    pub short: String,
+    pub full: String,
+    /// The labels of the items asked about, joined.
+    pub items: String,
+}
+
+/// At most `chars` characters of `text`, with 「…」 when cut.
+pub fn shortened(text: &str, chars: usize) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= chars {
+        one_line
+    } else {
+        let mut cut: String = one_line.chars().take(chars).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// The 自治体からの照会 section: who asked, the question (shortened, in full on hover and on
+/// the sheet view) and the items, per sheet.
+fn inquiry_table(lines: &[WorkflowLine]) -> Markup {
+    html! {
+        @if lines.is_empty() {
+            p.empty { "回答を待っている照会はありません。" }
+        } @else {
+            table.list #inquiry-rows {
+                thead { tr { th { "照会日時" } th { "患者氏名" } th { "作成年月日" } th { "病名" } th { "照会元" } th { "照会内容" } th { "対象項目" } th { "操作" } } }
+                tbody {
+                    @for l in lines {
+                        tr data-sheet=(l.id) {
+                            td { (l.at) }
+                            td { (l.patient) @if !l.inquiry.is_empty() { " " span.badge.inquiry-badge { (l.inquiry) } } }
+                            td { (l.written) } td { (l.disease) }
+                            td.asked-by { @for q in &l.questions { div { (q.asked_by) } } }
+                            td.question {
+                                @for q in &l.questions {
+                                    div { a href={ "/sheets/" (l.id) "#inquiry-" (q.id) } title=(q.full) { (q.short) } }
+                                }
+                            }
+                            td.items { @for q in &l.questions { div { (q.items) } } }
+                            td.actions {
+                                a href={ "/sheets/" (l.id) } { "回答" }
+                                a href={ "/sheets/" (l.id) "/history" } { "履歴" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The waiting and sent sections.
+fn workflow_table(lines: &[WorkflowLine], empty: &str) -> Markup {
     html! {
         @if lines.is_empty() {
             p.empty { (empty) }
@@ -37,11 +100,7 @@ fn workflow_table(lines: &[WorkflowLine], empty: &str, answering: bool) -> Marku
                             td { (l.written) } td { (l.disease) }
                             td { (l.from) } td { (l.comment) }
                             td.actions {
-                                @if answering {
-                                    a href={ "/sheets/" (l.id) } { "回答" }
-                                } @else {
-                                    a href={ "/sheets/" (l.id) "/edit" } { "編集" }
-                                }
+                                a href={ "/sheets/" (l.id) "/edit" } { "編集" }
                                 a href={ "/sheets/" (l.id) "/history" } { "履歴" }
                             }
                         }
@@ -64,11 +123,11 @@ pub fn workflow_list(
         "ワークフロー一覧",
         html! {
             h2 { "自分宛て（" (waiting.len()) "件）" }
-            (workflow_table(waiting, "確認を待っている臨床調査個人票・医療意見書はありません。", false))
+            (workflow_table(waiting, "確認を待っている臨床調査個人票・医療意見書はありません。"))
             h2 { "確認依頼中（" (sent.len()) "件）" }
-            (workflow_table(sent, "確認依頼中の臨床調査個人票・医療意見書はありません。", false))
+            (workflow_table(sent, "確認依頼中の臨床調査個人票・医療意見書はありません。"))
             h2 #inquiries-waiting { "自治体からの照会（" (inquiries.len()) "件）" }
-            (workflow_table(inquiries, "回答を待っている照会はありません。", true))
+            (inquiry_table(inquiries))
         },
     )
 }

@@ -203,12 +203,13 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
         (ReviewSheet | RecordReview, Target::Resolved { resolved }) => resolved,
         // A sheet resolved here by key: read, and carried forward from at a hospital.
         (ViewSheet | CarryForward, Target::Linked) => true,
-        // Doctors and clerks reach their own institution's sheets. Municipal reviewers and
-        // the ministry read the sheets their node holds: the sync scope decides which.
+        // Doctors and clerks reach their own institution's sheets. The ministry reads the
+        // sheets its node holds (the sync scope decides which). A municipal reviewer reads
+        // only what their node resolved by key (`Target::Linked`), never a sheet merely held.
         (ViewSheet, Target::Sheet { institution }) => match role {
             Role::Doctor | Role::Clerk => institution == p.institution,
-            Role::Reviewer | Role::Ministry => true,
-            Role::Admin => false,
+            Role::Ministry => true,
+            Role::Reviewer | Role::Admin => false,
         },
         // Every change to a sheet: only at the user's own institution. Listed, not a catch-all:
         // an action asked about a sheet that is not named here is denied.
@@ -418,11 +419,16 @@ mod tests {
     }
 
     #[test]
-    fn reviewers_read_but_never_write() {
+    fn reviewers_read_what_their_node_resolved_but_never_write() {
         let r = user(UserKind::Reviewer, "M");
         let s = Target::Sheet { institution: "A" };
-        assert!(authorize(&r, Action::ViewSheet, s).is_ok());
+        assert!(authorize(&r, Action::ViewSheet, Target::Linked).is_ok());
+        assert_eq!(authorize(&r, Action::ViewSheet, s), Err(Denied));
         assert_eq!(authorize(&r, Action::EditSheet, s), Err(Denied));
+        assert_eq!(
+            authorize(&r, Action::EditSheet, Target::Linked),
+            Err(Denied)
+        );
         assert_eq!(
             authorize(&r, Action::CreateSheet, Target::None),
             Err(Denied)
@@ -451,6 +457,16 @@ mod tests {
         }
         let reviewer = user(UserKind::Reviewer, "M");
         assert!(authorize(&reviewer, Action::ResolveKey, Target::None).is_ok());
+        assert!(authorize(&reviewer, Action::ViewSheet, Target::Linked).is_ok());
+        // A sheet the node merely holds (not resolved here) is not the reviewer's to read.
+        assert_eq!(
+            authorize(
+                &reviewer,
+                Action::ViewSheet,
+                Target::Sheet { institution: "B" }
+            ),
+            Err(Denied)
+        );
         assert_eq!(
             authorize(&reviewer, Action::EditSheet, Target::Linked),
             Err(Denied)

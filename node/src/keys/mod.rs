@@ -115,6 +115,17 @@ impl AccessKey {
     pub fn display(&self) -> String {
         format!("{}-{}-{}", &self.0[..5], &self.0[5..10], &self.0[10..])
     }
+
+    /// A stored key (11 digits, as in `sheets.access_key` and `resolutions.access_key`) as
+    /// every screen, print, CSV and message shows it: `12345-67890-1`. Anything that is not 11
+    /// ASCII digits is returned as it is, so nothing stored is hidden.
+    pub fn shown(stored: &str) -> String {
+        if stored.len() == 11 && stored.bytes().all(|b| b.is_ascii_digit()) {
+            format!("{}-{}-{}", &stored[..5], &stored[5..10], &stored[10..])
+        } else {
+            stored.to_string()
+        }
+    }
 }
 
 /// Serials a node keeps in reserve: it asks the hub for another block while fewer than this

@@ -86,6 +86,9 @@ pub struct IntakeRow {
     pub disease: Option<String>,
     /// 一次判定 in one line; `None` until the sheet arrived.
     pub judgment: Option<String>,
+    /// 指定医 as the document names it (`sheets::doctor_in_document`); `None` until the sheet
+    /// arrived or when the document names nobody.
+    pub doctor: Option<String>,
     pub state: IntakeState,
     /// The state's word on the screen.
     pub state_label: String,
@@ -230,11 +233,11 @@ fn date(text: &str, what: &str) -> Result<Option<String>> {
     if text.is_empty() {
         return Ok(None);
     }
-    nsdb_rules::value::Date::parse(text)
+    nsdb_rules::value::Date::typed(text)
         .map(|d| Some(d.to_string()))
         .ok_or_else(|| {
             Error::Invalid(format!(
-                "{what}は 2026-04-01 の形で入力してください: {text}"
+                "{what}は 2026-04-01 や 令和8年4月1日（R8.4.1）の形で入力してください: {text}"
             ))
         })
 }
@@ -373,6 +376,7 @@ impl Node {
                         name_kana: None,
                         disease: None,
                         judgment: None,
+                        doctor: None,
                         state: IntakeState::NotArrived,
                         state_label: String::new(),
                     };
@@ -382,6 +386,7 @@ impl Node {
                         let values = sheet.fields();
                         row.name_kana = values.get("patient.name_kana").cloned();
                         row.disease = Some(header.disease.clone());
+                        row.doctor = crate::sheets::doctor_in_document(&sheet, header.doctor);
                         row.judgment = catalogue.form(&header.form_id).map(|form| {
                             judgment_summary(&nsdb_rules::evaluate(form, &values, today))
                         });
@@ -490,6 +495,7 @@ impl Node {
 
     /// Records this municipality's result (認定結果, 有効期間, 研究利用の同意, 所得区分) in the
     /// sheet's document under the reviewer's actor; audited. Returns the review as stored.
+    /// Idempotent: the result already recorded, posted again, writes and audits nothing.
     pub async fn record_review(
         &self,
         p: &Principal,
@@ -510,7 +516,18 @@ impl Node {
                 .review(&code)
                 .unwrap_or_else(|| Review::linked(&code, linked));
             let shoman = sheet.header().form_id.starts_with("iken");
-            let review = input.apply(base, &reviewer, now, shoman)?;
+            let review = input.apply(base.clone(), &reviewer, now, shoman)?;
+            // The same result posted again (a resubmitted form, a retried request) changes
+            // nothing: the result as recorded stands, with its time and reviewer.
+            let unchanged = base.decided_ms.is_some()
+                && Review {
+                    decided_ms: base.decided_ms,
+                    reviewer: base.reviewer.clone(),
+                    ..review.clone()
+                } == base;
+            if unchanged {
+                return Ok((base, false));
+            }
             let edit = Edit {
                 message: "審査結果",
                 ..edit
@@ -524,7 +541,8 @@ impl Node {
     }
 
     /// Asks the hospital about `fields` of sheet `id` (照会); the question travels in the
-    /// document. Audited. Returns the inquiry.
+    /// document. Audited. Returns the inquiry. Idempotent: the same question about the same
+    /// items while an earlier one is not closed returns that one and writes nothing.
     pub async fn ask_inquiry(
         &self,
         p: &Principal,
@@ -549,6 +567,22 @@ impl Node {
             asked_by: p.name.clone(),
         };
         self.change_sheet(p, id, "inquiry_ask", move |sheet, edit| {
+            // The same question about the same items, still waiting, is not asked twice (a
+            // resubmitted form, a retried request): the waiting one is returned.
+            let mut asked: Vec<&String> = new.fields.iter().collect();
+            asked.sort();
+            asked.dedup();
+            if let Some(waiting) = sheet.inquiries().into_iter().find(|i| {
+                let mut fields: Vec<&String> = i.fields.iter().collect();
+                fields.sort();
+                fields.dedup();
+                i.municipality == new.municipality
+                    && i.state != InquiryState::Closed
+                    && i.question == new.question
+                    && fields == asked
+            }) {
+                return Ok((waiting, false));
+            }
             // A question is about items of the sheet's form, never an id made up in a request.
             let form_id = sheet.header().form_id;
             if let Some(form) = catalogue.form(&form_id)
@@ -592,7 +626,8 @@ impl Node {
     }
 
     /// The hospital's answer to inquiry `inquiry` of its sheet `id` (doctor or clerk of the
-    /// sheet's institution). Audited.
+    /// sheet's institution). Audited. Idempotent: the answer already given, posted again,
+    /// writes and audits nothing.
     pub async fn answer_inquiry(
         &self,
         p: &Principal,
@@ -619,6 +654,14 @@ impl Node {
             p.name.clone(),
         );
         self.change_sheet(p, id, "inquiry_answer", move |sheet, edit| {
+            // The answer already given, posted again (also after the inquiry was closed),
+            // changes nothing.
+            if sheet
+                .inquiry(&inquiry)
+                .is_some_and(|i| i.answer.as_deref() == Some(answer.as_str()))
+            {
+                return Ok(((), false));
+            }
             let edit = Edit {
                 message: "照会回答",
                 ..edit
@@ -639,18 +682,20 @@ impl Node {
             .store
             .read(move |c| match load_row(c, &sid)? {
                 None => Ok(None),
-                Some(row) => Ok::<_, Error>(Some((row, load_doc(c, &sid)?))),
+                Some(row) => Ok::<_, Error>(Some((
+                    row,
+                    load_doc(c, &sid)?,
+                    crate::sheets::resolved_here(c, &sid)?,
+                ))),
             })
             .await?;
-        let Some((row, sheet)) = found else {
+        let Some((row, sheet, linked)) = found else {
             return Err(Error::SheetNotFound(id.to_string()));
         };
         authorize(
             p,
             Action::ViewSheet,
-            Target::Sheet {
-                institution: &row.institution,
-            },
+            crate::sheets::sheet_target(p, &row, linked),
         )?;
         Ok(inquiry_details(&sheet))
     }

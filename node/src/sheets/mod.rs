@@ -292,6 +292,51 @@ pub(crate) fn sheet_target<'a>(p: &Principal, row: &'a SheetRow, linked: bool) -
     }
 }
 
+/// The sheet's 指定医氏名 item.
+pub const DOCTOR_NAME_ITEM: &str = "doctor.name";
+
+/// The name of a sheet's doctor (指定医) as its document records it, for a sheet whose doctor
+/// is no user of this node (another institution's sheet at a municipality or the hub, where a
+/// user id names somebody else or nobody): the sheet's 指定医氏名 item; else who registered it
+/// (the author of the latest 登録); else the name recorded by the author `doctor` (the header's
+/// user id) among those who wrote items. A municipality never writes items (`review::authority`),
+/// so a reviewer with the same numeric id on another node is never taken for the doctor.
+/// `None` when the document names nobody.
+pub fn doctor_in_document(sheet: &Sheet, doctor: Option<u64>) -> Option<String> {
+    if let Some(name) = sheet
+        .fields()
+        .get(DOCTOR_NAME_ITEM)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    {
+        return Some(name.to_string());
+    }
+    let history = sheet.history();
+    let named = |a: nsdb_sync::Author| sheet.author_name(&a).map(|(name, _)| name);
+    history
+        .iter()
+        .rev()
+        .find(|h| h.message == "登録")
+        .and_then(|h| h.author)
+        .and_then(named)
+        .or_else(|| {
+            let doctor = doctor?;
+            history
+                .iter()
+                .filter(|h| !h.changed.is_empty())
+                .filter_map(|h| h.author)
+                .filter(|a| a.user == doctor)
+                .find_map(named)
+        })
+}
+
+/// Fills `row.doctor_name` from the document when no user of this node names the doctor.
+fn name_doctor(row: &mut SheetRow, sheet: &Sheet) {
+    if row.doctor_name.is_none() {
+        row.doctor_name = doctor_in_document(sheet, row.doctor);
+    }
+}
+
 /// The date in Japan (JST, UTC+9) of a unix-millisecond time.
 pub fn jst_date(ms: i64) -> nsdb_rules::value::Date {
     crate::Clock::Fixed(ms).today_jst()
@@ -389,6 +434,8 @@ impl Node {
         carried: Vec<String>,
         mode: Mode,
     ) -> Result<SheetDetail> {
+        let mut row = row;
+        name_doctor(&mut row, sheet);
         let form = self.form(&row.form_id)?;
         let items = sheet.fields();
         let messages = nsdb_rules::check(form, &items, mode, self.clock.today_jst());
@@ -417,7 +464,36 @@ impl Node {
         form_id: &str,
         input: &BTreeMap<String, String>,
     ) -> Result<SheetDetail> {
+        self.create_sheet_as(p, SheetId::random(), form_id, input)
+            .await
+    }
+
+    /// [`Node::create_sheet`] with the new sheet's id chosen by the caller (the new-sheet page
+    /// chooses it when it is shown). When a sheet with `id` already exists — the same page sent
+    /// twice — nothing is created: the existing sheet is returned when it is a sheet of
+    /// `form_id` at the user's institution (as the first send made it), else
+    /// `Error::Invalid`.
+    pub async fn create_sheet_as(
+        &self,
+        p: &Principal,
+        id: SheetId,
+        form_id: &str,
+        input: &BTreeMap<String, String>,
+    ) -> Result<SheetDetail> {
         authorize(p, Action::CreateSheet, Target::None)?;
+        let sid = id.to_string();
+        let existing = self
+            .store
+            .read(move |c| load_row(c, &sid).map_err(Error::from))
+            .await?;
+        if let Some(row) = existing {
+            if row.institution == p.institution && row.form_id == form_id {
+                return self.get_sheet(p, &row.id).await;
+            }
+            return Err(Error::Invalid(
+                "この送信はすでに処理されています。新規作成の画面からやり直してください。".into(),
+            ));
+        }
         let form = self.form(form_id)?;
         form.check_lengths(input)
             .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -445,7 +521,6 @@ impl Node {
             at_ms: now,
             message: "作成",
         };
-        let id = SheetId::random();
         let mut sheet = Sheet::new(
             new_sheet_of(
                 form,
@@ -732,7 +807,10 @@ impl Node {
     pub async fn list_sheets(&self, p: &Principal, query: &SheetQuery) -> Result<SheetPage> {
         authorize(p, Action::ListSheets, Target::None)?;
         let own_only = matches!(p.role(), Role::Doctor | Role::Clerk);
+        // A reviewer lists only the sheets this node resolved by key (as on the intake list).
+        let resolved_only = p.role() == Role::Reviewer;
         let institution = p.institution.clone();
+        let own = p.institution.clone();
         let page = query.page.unwrap_or(1).max(1);
         let query = query.clone();
         let result = self
@@ -743,6 +821,9 @@ impl Node {
                 if own_only {
                     filters.push("s.institution = ?".to_string());
                     args.push(Box::new(institution));
+                }
+                if resolved_only {
+                    filters.push("s.id IN (SELECT sheet_id FROM resolutions)".to_string());
                 }
                 let given = |v: &Option<String>| {
                     v.as_deref()
@@ -796,9 +877,9 @@ impl Node {
                 for (v, op, label) in [(&query.from, ">=", "開始日"), (&query.to, "<=", "終了日")]
                 {
                     if let Some(v) = given(v) {
-                        let d = value::Date::parse(&v).ok_or_else(|| {
+                        let d = value::Date::typed(&v).ok_or_else(|| {
                             Error::Invalid(format!(
-                                "{label}は 2024-04-01 の形で指定してください: {v}"
+                                "{label}は 2024-04-01 や 令和6年4月1日（R6.4.1）の形で指定してください: {v}"
                             ))
                         })?;
                         filters.push(format!("s.written_date {op} ?"));
@@ -829,9 +910,18 @@ impl Node {
                      ORDER BY s.updated_at DESC, s.id",
                     (page as u64 - 1) * PAGE_SIZE as u64
                 ))?;
-                let rows = st
+                let mut rows = st
                     .query_map(refs.as_slice(), row_from)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
+                // Another institution's sheet names its doctor in its document only (a page
+                // holds at most PAGE_SIZE of them).
+                for row in rows
+                    .iter_mut()
+                    .filter(|r| r.doctor_name.is_none() && r.institution != own)
+                {
+                    let sheet = load_doc(c, &row.id)?;
+                    name_doctor(row, &sheet);
+                }
                 Ok::<_, Error>(SheetPage {
                     total,
                     page,

@@ -153,6 +153,50 @@ pub struct WorkflowItem {
     pub at_ms: i64,
     pub comment: Option<String>,
     pub from_name: String,
+    /// In the 照会 section: the municipality's questions waiting for an answer (asked, not
+    /// answered), from the document: who asked, the question and the items. Empty in the
+    /// other sections.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_inquiries: Vec<WaitingInquiry>,
+}
+
+/// A municipality's question waiting for the hospital's answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WaitingInquiry {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub inquiry: nsdb_sync::Inquiry,
+    /// The asking municipality's name as its reviewer recorded it in the document (the place
+    /// of the author who asked); `None` when the document does not say.
+    pub municipality_name: Option<String>,
+}
+
+impl WaitingInquiry {
+    /// The open inquiries of `sheet`, each with the name of the municipality that asked.
+    fn of(sheet: &Sheet) -> Vec<WaitingInquiry> {
+        let history = sheet.history();
+        sheet
+            .inquiries()
+            .into_iter()
+            .filter(|i| i.state == nsdb_sync::InquiryState::Open)
+            .map(|inquiry| {
+                // The change that created the inquiry wrote its `question`; its author
+                // recorded their name and institution.
+                let asked = format!("{}.question", inquiry.id);
+                let municipality_name = history
+                    .iter()
+                    .find(|h| h.inquiries.iter().any(|w| *w == asked || *w == inquiry.id))
+                    .and_then(|h| h.author)
+                    .and_then(|a| sheet.author_name(&a))
+                    .and_then(|(_, place)| place)
+                    .filter(|p| !p.is_empty());
+                WaitingInquiry {
+                    inquiry,
+                    municipality_name,
+                }
+            })
+            .collect()
+    }
 }
 
 /// What a user's workflow list shows.
@@ -515,7 +559,7 @@ impl Node {
         let list = self
             .store
             .read(move |c| {
-                let query = |condition: &str| -> Result<Vec<WorkflowItem>> {
+                let query = |condition: &str, with_inquiries: bool| -> Result<Vec<WorkflowItem>> {
                     let sql = format!(
                         "SELECT s.id, coalesce(e.at, s.updated_at), e.comment,
                              coalesce(eu.name, '') FROM sheets s
@@ -539,22 +583,32 @@ impl Node {
                     let mut items = Vec::with_capacity(heads.len());
                     for (id, at_ms, comment, from_name) in heads {
                         if let Some(row) = load_row(c, &id)? {
+                            let waiting_inquiries = if with_inquiries {
+                                WaitingInquiry::of(&load_doc(c, &id)?)
+                            } else {
+                                Vec::new()
+                            };
                             items.push(WorkflowItem {
                                 row,
                                 at_ms,
                                 comment,
                                 from_name,
+                                waiting_inquiries,
                             });
                         }
                     }
                     Ok(items)
                 };
                 Ok::<_, Error>(WorkflowList {
-                    waiting: query("s.assignee = ?2 AND s.status IN ('requested', 'returned')")?,
+                    waiting: query(
+                        "s.assignee = ?2 AND s.status IN ('requested', 'returned')",
+                        false,
+                    )?,
                     sent: query(
                         "s.status = 'requested' AND e.action = 'request' AND e.actor = ?2",
+                        false,
                     )?,
-                    inquiries: query("s.open_inquiries > 0 AND ?2 IS NOT NULL")?,
+                    inquiries: query("s.open_inquiries > 0 AND ?2 IS NOT NULL", true)?,
                 })
             })
             .await?;
@@ -599,7 +653,9 @@ impl Node {
     }
 
     /// 更新登録: starts next year's sheet from `id` with the items the form carries forward.
-    /// The pull of last year's data is audited as an access to that sheet.
+    /// The pull of last year's data is audited as an access to that sheet. While a renewal of
+    /// `id` at the user's institution is still open (draft, requested or returned), that one
+    /// is returned and nothing is created: a resubmitted 更新登録 makes no second sheet.
     pub async fn carry_forward(&self, p: &Principal, id: &str) -> Result<SheetDetail> {
         let now = self.clock.now_ms();
         let author = nsdb_sync::Author {
@@ -629,6 +685,26 @@ impl Node {
                     )?;
                     tx.commit()?;
                     return Ok(Err(Error::from(denied)));
+                }
+                // 更新登録 sent again (Back and 送信, a retried request) opens the renewal it
+                // already made instead of a second one: one open renewal of a sheet per
+                // institution.
+                let open: Option<String> = tx
+                    .query_row(
+                        "SELECT id FROM sheets WHERE carried_from = ?1 AND institution = ?2
+                           AND status IN ('draft', 'requested', 'returned')
+                         ORDER BY created_at DESC LIMIT 1",
+                        params![source_id, principal.institution],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(open) = open {
+                    let row =
+                        load_row(&tx, &open)?.ok_or_else(|| Error::SheetNotFound(open.clone()))?;
+                    let sheet = load_doc(&tx, &open)?;
+                    let carried = carried_items(&tx, &open)?;
+                    tx.commit()?;
+                    return Ok(Ok((row, sheet, carried)));
                 }
                 let form = catalogue
                     .form(&row.form_id)

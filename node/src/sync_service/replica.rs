@@ -166,7 +166,10 @@ fn refusal_reason(here: NodeRole, sheet: &Sheet, e: &rusqlite::Error) -> String 
     };
     match &sheet.header().access_key {
         Some(key) if e.to_string().contains("access_key") => {
-            format!("{side}では、アクセスキー {key} がすでに別の票に使われています")
+            format!(
+                "{side}では、アクセスキー {} がすでに別の票に使われています",
+                crate::keys::AccessKey::shown(key)
+            )
         }
         _ => format!("{side}の保存の規則に合いません（{e}）"),
     }

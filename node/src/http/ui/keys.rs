@@ -40,9 +40,7 @@ fn line(s: &ResolvedSheet, arrived: bool) -> nsdb_ui::linkage::LinkageLine {
         sheet_id: s.sheet_id.clone(),
         application_type: application_label(s.application_type.as_deref()),
         insurance,
-        access_key: AccessKey::parse(&s.access_key)
-            .map(|k| k.display())
-            .unwrap_or_else(|| s.access_key.clone()),
+        access_key: AccessKey::shown(&s.access_key),
         name_kana: s.name_kana.clone().unwrap_or_default(),
         birth_date: slash_date(s.birth_date.as_deref()),
         sex: sex_label(s.sex.as_deref()),
@@ -77,9 +75,7 @@ async fn page(
             Some(sheet) => line(sheet, true),
             None => nsdb_ui::linkage::LinkageLine {
                 sheet_id: r.sheet_id.clone(),
-                access_key: AccessKey::parse(&r.access_key)
-                    .map(|k| k.display())
-                    .unwrap_or_default(),
+                access_key: AccessKey::shown(&r.access_key),
                 ..Default::default()
             },
         })

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::http::AppState;
 use crate::http::shared::page::{Ctx, error_page, format_ms, listed, posted_form, slash_date};
 use crate::http::shared::session::UiSession;
+use crate::keys::AccessKey;
 use crate::review::{InquiryDetail, IntakeState, ReviewInput};
 use crate::{Error, Node};
 
@@ -41,6 +42,21 @@ async fn intake(
 /// The intake page with what was typed kept (`q.access_key`, `q.birth_date`) and `q.error`
 /// shown, or the success notice for `q.resolved`. The resolution handler can answer with it.
 pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response {
+    intake_page_with(node, s, q, None).await
+}
+
+/// Why a 審査会 print was refused (shown beside its button) and the sheets that were checked.
+struct PrintRefusal {
+    message: String,
+    selected: Vec<String>,
+}
+
+async fn intake_page_with(
+    node: &Node,
+    s: &UiSession,
+    q: IntakeQuery,
+    refused: Option<PrintRefusal>,
+) -> Response {
     let ctx = Ctx::new(node, s);
     let rows = match node.intake(&s.principal).await {
         Ok(rows) => rows,
@@ -50,9 +66,12 @@ pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response
         match rows.iter().find(|r| &r.sheet_id == id) {
             Some(r) if r.state == IntakeState::NotArrived => format!(
                 "アクセスキー {} を受け付けました。臨床調査個人票は同期で届きます（状態「未着」）。",
-                r.access_key
+                AccessKey::shown(&r.access_key)
             ),
-            Some(r) => format!("アクセスキー {} を受け付けました。", r.access_key),
+            Some(r) => format!(
+                "アクセスキー {} を受け付けました。",
+                AccessKey::shown(&r.access_key)
+            ),
             None => "受け付けました。".to_string(),
         }
     });
@@ -62,9 +81,10 @@ pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response
             .map(|r| nsdb_ui::review::IntakeLine {
                 sheet_id: r.sheet_id.clone(),
                 received: format_ms(r.resolved_at_ms),
-                access_key: r.access_key.clone(),
+                access_key: AccessKey::shown(&r.access_key),
                 name_kana: r.name_kana.clone().unwrap_or_else(|| "—".into()),
                 disease: r.disease.clone().unwrap_or_else(|| "—".into()),
+                doctor: r.doctor.clone().unwrap_or_else(|| "—".into()),
                 judgment: r.judgment.clone().unwrap_or_else(|| "—".into()),
                 state: r.state_label.clone(),
                 arrived: r.state != IntakeState::NotArrived,
@@ -74,6 +94,8 @@ pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response
         birth_date: q.birth_date.unwrap_or_default(),
         error: q.error,
         notice,
+        print_error: refused.as_ref().map(|r| r.message.clone()),
+        selected: refused.map(|r| r.selected).unwrap_or_default(),
     };
     Html(nsdb_ui::review::intake_page(&ctx.page(), &view).into_string()).into_response()
 }
@@ -248,11 +270,24 @@ async fn review_page(
             "告示番号{} {}",
             screen.detail.row.kokuji, screen.detail.row.disease
         ),
-        access_key: screen.detail.row.access_key.clone().unwrap_or_default(),
+        access_key: screen
+            .detail
+            .row
+            .access_key
+            .as_deref()
+            .map(AccessKey::shown)
+            .unwrap_or_default(),
+        doctor: screen.detail.row.doctor_name.clone().unwrap_or_default(),
         sections,
         judgment,
         judgment_messages: ev
             .judgment
+            .messages
+            .iter()
+            .map(|m| m.text.clone())
+            .collect(),
+        checks: screen
+            .detail
             .messages
             .iter()
             .map(|m| m.text.clone())
@@ -431,7 +466,10 @@ pub async fn inquiry_panel(
 }
 
 /// 審査会用印刷: the selected sheets as one masked PDF, each from a new page with its
-/// judgment summary; one audit entry per sheet.
+/// judgment summary; one audit entry per sheet. The PDF is a download (the intake page stays);
+/// a refusal (nothing selected, a sheet not resolved here or not arrived, too many) comes back
+/// as the intake page with the reason beside the button and the selection kept, with the
+/// error's status.
 async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
     let ctx = Ctx::new(&node, &s);
     let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
@@ -439,11 +477,35 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
         Err(refused) => return *refused,
     };
     let ids = listed(&fields, "id");
+    let refuse = async |e: Error, ids: Vec<String>| {
+        use axum::http::StatusCode;
+        let status = match &e {
+            Error::Denied(_) => StatusCode::FORBIDDEN,
+            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::SheetNotFound(_) | Error::UnknownForm(_) => StatusCode::NOT_FOUND,
+            // Storage and the like: the error page says what to do and logs it.
+            _ => return error_page(Some(&ctx), e),
+        };
+        let refusal = PrintRefusal {
+            message: e.to_string(),
+            selected: ids,
+        };
+        let mut page = intake_page_with(&node, &s, IntakeQuery::default(), Some(refusal)).await;
+        *page.status_mut() = status;
+        page
+    };
     let sheets = match node.review_print_sheets(&s.principal, &ids).await {
         Ok(sheets) => sheets,
-        Err(e) => return error_page(Some(&ctx), e),
+        Err(e) => return refuse(e, ids).await,
     };
     let printed_at = format!("{} JST", format_ms(node.clock.now_ms()));
+    // Named 審査会用_YYYYMMDD.pdf (an ASCII name first for clients that do not read RFC 5987).
+    let day = crate::sheets::jst_date(node.clock.now_ms())
+        .to_string()
+        .replace('-', "");
+    let disposition = format!(
+        "attachment; filename=\"review-board-{day}.pdf\"; filename*=UTF-8''%E5%AF%A9%E6%9F%BB%E4%BC%9A%E7%94%A8_{day}.pdf"
+    );
     let rules_version = node.catalogue.version().to_string();
     let catalogue = node.catalogue.clone();
     let pdf = tokio::task::spawn_blocking(move || {
@@ -454,19 +516,19 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
         Ok(Ok(bytes)) => (
             [
                 (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "inline; filename=\"review-board.pdf\"".to_string(),
-                ),
+                (header::CONTENT_DISPOSITION, disposition),
             ],
             bytes,
         )
             .into_response(),
-        Ok(Err(e)) => error_page(Some(&ctx), e),
-        Err(_) => error_page(
-            Some(&ctx),
-            Error::Invalid("帳票を作成できませんでした。もう一度お試しください。".into()),
-        ),
+        Ok(Err(e)) => refuse(e, ids).await,
+        Err(_) => {
+            refuse(
+                Error::Invalid("帳票を作成できませんでした。もう一度お試しください。".into()),
+                ids,
+            )
+            .await
+        }
     }
 }
 
@@ -488,17 +550,22 @@ pub fn review_board_pdf(
         .iter()
         .map(|p| crate::sheets::status::label(&p.detail.row.status))
         .collect();
+    let keys: Vec<Option<String>> = sheets
+        .iter()
+        .map(|p| p.detail.row.access_key.as_deref().map(AccessKey::shown))
+        .collect();
     let batch: Vec<crate::print::BatchSheet<'_>> = sheets
         .iter()
         .zip(&forms)
         .zip(&statuses)
-        .map(|((p, form), status)| crate::print::BatchSheet {
+        .zip(&keys)
+        .map(|(((p, form), status), key)| crate::print::BatchSheet {
             form,
             values: &p.detail.items,
             meta: crate::print::PrintMeta {
                 sheet_id: &p.detail.row.id,
                 status,
-                access_key: p.detail.row.access_key.as_deref(),
+                access_key: key.as_deref(),
                 form_version: &p.detail.form_version,
                 rules_version: Some(rules_version),
                 printed_at,

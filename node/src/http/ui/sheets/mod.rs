@@ -30,7 +30,11 @@ fn list_row(r: SheetRow, offered: Offered) -> nsdb_ui::ListRow {
         application_type: application_label(r.application_type.as_deref()),
         insurer_no: r.insurer_no.unwrap_or_default(),
         insured_no: r.insured_no.unwrap_or_default(),
-        access_key: r.access_key.unwrap_or_default(),
+        access_key: r
+            .access_key
+            .as_deref()
+            .map(crate::keys::AccessKey::shown)
+            .unwrap_or_default(),
         name_kana: r.name_kana.unwrap_or_default(),
         birth_date: slash_date(r.birth_date.as_deref()),
         sex: sex_label(r.sex.as_deref()),
@@ -185,11 +189,13 @@ async fn new_sheet_page(
         .collect();
     let more = choices.len().saturating_sub(PICKER_ROWS);
     choices.truncate(PICKER_ROWS);
+    let new_id = nsdb_sync::SheetId::random().to_string();
     let picker = nsdb_ui::FormPicker {
         query: q,
         choices,
         more,
         total: forms.len(),
+        new_id: &new_id,
     };
     Html(nsdb_ui::new_sheet(&ctx.page(), &picker).into_string()).into_response()
 }
@@ -201,8 +207,24 @@ async fn create_sheet(State(node): State<AppState>, s: UiSession, body: Bytes) -
         Err(refused) => return *refused,
     };
     let form_id = fields.get("form_id").cloned().unwrap_or_default();
+    // The page's id for the new sheet makes a second send of the same page open the first
+    // send's sheet; a post without one (an older page) gets a fresh id.
+    let id = match fields.get("sheet").filter(|v| !v.is_empty()) {
+        Some(v) => match v.parse::<nsdb_sync::SheetId>() {
+            Ok(id) => id,
+            Err(_) => {
+                return error_page(
+                    Some(&ctx),
+                    crate::Error::Invalid(
+                        "送信内容が正しくありません。新規作成の画面からやり直してください。".into(),
+                    ),
+                );
+            }
+        },
+        None => nsdb_sync::SheetId::random(),
+    };
     match node
-        .create_sheet(&s.principal, &form_id, &BTreeMap::new())
+        .create_sheet_as(&s.principal, id, &form_id, &BTreeMap::new())
         .await
     {
         Ok(d) => Redirect::to(&format!("/sheets/{}/edit", d.row.id)).into_response(),

@@ -59,6 +59,42 @@ async fn bulk_approve(State(node): State<AppState>, s: UiSession, body: Bytes) -
     Html(nsdb_ui::workflow::bulk_result(&ctx.page(), &lines).into_string()).into_response()
 }
 
+/// The questions of a 照会 row: who asked (the municipality and the reviewer, from the
+/// document, never this node's user of the same id), the question and the items' labels.
+fn asked(
+    node: &crate::Node,
+    i: &crate::sheets::workflow::WorkflowItem,
+) -> Vec<nsdb_ui::workflow::AskedQuestion> {
+    let form = node.catalogue.form(&i.row.form_id);
+    i.waiting_inquiries
+        .iter()
+        .map(|w| (&w.inquiry, w.municipality_name.as_deref()))
+        .map(|(q, place)| nsdb_ui::workflow::AskedQuestion {
+            id: q.id.clone(),
+            asked_by: match place {
+                Some(place) => format!("{place}（{}） {}", q.municipality, q.asked_by),
+                None => format!("自治体 {} {}", q.municipality, q.asked_by),
+            },
+            asked_at: format_ms(q.asked_ms),
+            short: nsdb_ui::workflow::shortened(&q.question, QUESTION_CHARS),
+            full: q.question.clone(),
+            items: q
+                .fields
+                .iter()
+                .map(|f| {
+                    form.and_then(|form| form.item(f))
+                        .map(|item| item.label.clone())
+                        .unwrap_or_else(|| f.clone())
+                })
+                .collect::<Vec<_>>()
+                .join("、"),
+        })
+        .collect()
+}
+
+/// How much of a question the workflow list shows (the rest on hover and on the sheet view).
+const QUESTION_CHARS: usize = 40;
+
 async fn workflow_list(State(node): State<AppState>, s: UiSession) -> Response {
     let ctx = Ctx::new(&node, &s);
     let list = match node.workflow_list(&s.principal).await {
@@ -71,7 +107,14 @@ async fn workflow_list(State(node): State<AppState>, s: UiSession) -> Response {
                 .iter()
                 .map(|i| nsdb_ui::workflow::WorkflowLine {
                     id: i.row.id.clone(),
-                    at: format_ms(i.at_ms),
+                    // A 照会 row is dated by its latest question.
+                    at: format_ms(
+                        i.waiting_inquiries
+                            .iter()
+                            .map(|w| w.inquiry.asked_ms)
+                            .max()
+                            .unwrap_or(i.at_ms),
+                    ),
                     patient: i.row.name.clone().unwrap_or_default(),
                     written: i
                         .row
@@ -87,6 +130,7 @@ async fn workflow_list(State(node): State<AppState>, s: UiSession) -> Response {
                     } else {
                         String::new()
                     },
+                    questions: asked(&node, i),
                 })
                 .collect()
         };
