@@ -677,7 +677,7 @@ impl Node {
     /// The inquiries of a sheet the user may view (the hospital's editor and view), each with
     /// the changes since it was asked. Audited as a view by the caller's `get_sheet`.
     pub async fn sheet_inquiries(&self, p: &Principal, id: &str) -> Result<Vec<InquiryDetail>> {
-        let sid = id.to_string();
+        let (sid, inst) = (id.to_string(), p.institution.clone());
         let found = self
             .store
             .read(move |c| match load_row(c, &sid)? {
@@ -685,7 +685,7 @@ impl Node {
                 Some(row) => Ok::<_, Error>(Some((
                     row,
                     load_doc(c, &sid)?,
-                    crate::sheets::resolved_here(c, &sid)?,
+                    crate::sheets::resolved_here(c, &sid, &inst)?,
                 ))),
             })
             .await?;
