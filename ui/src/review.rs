@@ -33,6 +33,8 @@ pub struct IntakeView {
     pub error: Option<String>,
     /// Shown after a successful resolution.
     pub notice: Option<String>,
+    /// 紙の臨個票受付 (`papers::intake_section`), shown after the list; empty for none.
+    pub papers: Markup,
 }
 
 /// 受付一覧: the key form, then the list with check boxes for the 審査会 print.
@@ -87,6 +89,7 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                 }
                 p { button.primary #batch-print type="submit" form="batch" { "審査会用印刷" } }
             }
+            (v.papers)
         },
     )
 }
@@ -230,6 +233,8 @@ pub struct ReviewView {
     pub question: String,
     pub notice: Option<String>,
     pub error: Option<String>,
+    /// For a sheet entered from a paper (登録種別 紙): the address of its scanned PDF.
+    pub paper_pdf: Option<String>,
 }
 
 fn choices(
@@ -258,6 +263,13 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
         &format!("審査 {}", v.title),
         html! {
             p.meta { "アクセスキー " (v.access_key) }
+            @if let Some(pdf) = &v.paper_pdf {
+                p.paper #paper-pdf {
+                    "登録種別 紙: "
+                    a href=(pdf) target="_blank" { "紙の臨個票（PDF）を開く" }
+                    "（データ入力の元になった紙の臨個票です。入力された内容と見比べてください。）"
+                }
+            }
             @if let Some(n) = &v.notice { p.notice role="status" { (n) } }
             @if let Some(e) = &v.error { p.error role="alert" { (e) } }
             div.review {

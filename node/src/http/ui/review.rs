@@ -14,6 +14,7 @@ use nsdb_rules::FormDef;
 use nsdb_sync::{Decision, IncomeCategory, IncomeSpecial, ResearchConsent, Review};
 use serde::Deserialize;
 
+use crate::accounts::policy::{Action, role_may};
 use crate::http::AppState;
 use crate::http::shared::page::{Ctx, error_page, format_ms, listed, posted_form, slash_date};
 use crate::http::shared::session::UiSession;
@@ -30,17 +31,42 @@ pub struct IntakeQuery {
     pub birth_date: Option<String>,
 }
 
+/// `/intake?paper=<id>`: a paper (紙の臨個票) was just uploaded.
+#[derive(Debug, Default, Deserialize)]
+struct PaperNotice {
+    paper: Option<String>,
+}
+
 async fn intake(
     State(node): State<AppState>,
     s: UiSession,
     Query(q): Query<IntakeQuery>,
+    Query(paper): Query<PaperNotice>,
 ) -> Response {
-    intake_page(&node, &s, q).await
+    let form = nsdb_ui::papers::PaperForm {
+        notice: paper.paper.map(|_| {
+            "紙の臨個票を受け付けました。ハブ（中央）へ送ります（状態「送信待ち」→「ハブ受領」→「データ入力済」）。"
+                .to_string()
+        }),
+        ..Default::default()
+    };
+    intake_page_with(&node, &s, q, form).await
 }
 
 /// The intake page with what was typed kept (`q.access_key`, `q.birth_date`) and `q.error`
 /// shown, or the success notice for `q.resolved`. The resolution handler can answer with it.
 pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response {
+    intake_page_with(node, s, q, nsdb_ui::papers::PaperForm::default()).await
+}
+
+/// The intake page with the paper upload form `paper` as typed (its errors beside the fields);
+/// the paper path's handler answers with it.
+pub async fn intake_page_with(
+    node: &Node,
+    s: &UiSession,
+    q: IntakeQuery,
+    paper: nsdb_ui::papers::PaperForm,
+) -> Response {
     let ctx = Ctx::new(node, s);
     let rows = match node.intake(&s.principal).await {
         Ok(rows) => rows,
@@ -74,6 +100,7 @@ pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response
         birth_date: q.birth_date.unwrap_or_default(),
         error: q.error,
         notice,
+        papers: paper_section(node, s, &ctx, &paper).await,
     };
     Html(nsdb_ui::review::intake_page(&ctx.page(), &view).into_string()).into_response()
 }
@@ -81,6 +108,36 @@ pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response
 #[derive(Debug, Default, Deserialize)]
 struct ReviewQuery {
     notice: Option<String>,
+}
+
+/// 紙の臨個票受付 on the intake page, for those who may upload papers.
+async fn paper_section(
+    node: &Node,
+    s: &UiSession,
+    ctx: &Ctx,
+    form: &nsdb_ui::papers::PaperForm,
+) -> maud::Markup {
+    if !role_may(s.principal.role(), Action::UploadPaper) {
+        return maud::Markup::default();
+    }
+    let lines: Vec<nsdb_ui::papers::PaperLine> = match node.papers(&s.principal).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|r| nsdb_ui::papers::PaperLine {
+                uploaded: format_ms(r.uploaded_at_ms),
+                state: crate::papers::state::label(&r.state).to_string(),
+                access_key: r.access_key.unwrap_or_default(),
+                id: r.id,
+                municipality: r.municipality,
+                name_kana: r.name_kana,
+                birth_date: r.birth_date,
+                disease_number: r.disease_number,
+                disease: r.disease,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    nsdb_ui::papers::intake_section(&ctx.page(), form, &lines)
 }
 
 async fn review(
@@ -310,6 +367,12 @@ async fn review_page(
         notice: notice.map(str::to_string),
         error,
         question: question.unwrap_or_default().to_string(),
+        paper_pdf: node
+            .paper_of_sheet(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|paper| format!("/papers/{paper}.pdf")),
     };
     Html(nsdb_ui::review::review_page(&ctx.page(), &view).into_string()).into_response()
 }
