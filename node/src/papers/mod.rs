@@ -250,7 +250,7 @@ impl Node {
                 ),
             ));
         }
-        let id = SheetId::random().to_string();
+        let id = hex::encode(rand::random::<[u8; 16]>());
         let (pid, node, muni, uid, now) = (
             id.clone(),
             self.node_id.to_string(),
