@@ -438,7 +438,8 @@ mod tests {
                  '1310000001', 1, '12345678901', '試験 花子', 'registered', 'screen', 1, 2);
              INSERT INTO audit (at, user_id, action, target, prev_hash, hash)
                  VALUES (1, 1, 'sheet_create', 's-1', x'00', x'01');
-             INSERT INTO sessions VALUES (x'aa', 1, 'csrf', 1, 2);",
+             INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at)
+                 VALUES (x'aa', 1, 'csrf', 1, 2);",
         ),
         (
             2,
