@@ -404,7 +404,20 @@ async fn demo_paper(municipality: &Arc<Node>, data: &Path) -> anyhow::Result<Opt
     };
     // A fictitious patient whose sheet passes the checks, as the contractor would type it.
     let values = crate::cli::seed::sheets(form, 60, 20_261_130, "1399000020", author, 0, today)
-        .map(|s| s.fields())
+        .map(|s| {
+            // What the doctor wrote by hand at the foot of the paper.
+            let mut v = s.fields();
+            for (k, value) in [
+                ("doctor.name", "紙 記入".to_string()),
+                ("doctor.institution_name", "デモ内科診療所".to_string()),
+                ("doctor.written_date", today.to_string()),
+            ] {
+                if form.item(k).is_some() {
+                    v.entry(k.to_string()).or_insert(value);
+                }
+            }
+            v
+        })
         .find(|v| {
             nsdb_rules::check(form, v, nsdb_rules::check::Mode::Complete, today).is_empty()
                 && v.contains_key("patient.name_kana")

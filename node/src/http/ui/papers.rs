@@ -28,7 +28,10 @@ fn line(r: PaperRow) -> nsdb_ui::papers::PaperLine {
     nsdb_ui::papers::PaperLine {
         uploaded: format_ms(r.uploaded_at_ms),
         state: state::label(&r.state).to_string(),
-        access_key: r.access_key.unwrap_or_default(),
+        access_key: r
+            .access_key
+            .map(|k| crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display()))
+            .unwrap_or_default(),
         id: r.id,
         municipality: r.municipality,
         name_kana: r.name_kana,
@@ -104,11 +107,15 @@ async fn list(State(node): State<AppState>, s: UiSession, Query(q): Query<ListQu
     match node.papers(&s.principal).await {
         Ok(rows) => {
             let lines: Vec<_> = rows.into_iter().map(line).collect();
-            let notice = q.entered.map(|key| {
-                format!(
-                    "データを取り込み、登録しました（アクセスキー {key}）。自治体へ同期で届きます。"
-                )
-            });
+            let notice = q
+                .entered
+                .and_then(|id| lines.iter().find(|l| l.id == id))
+                .map(|l| {
+                    format!(
+                        "データを取り込み、登録しました（アクセスキー {}）。自治体へ同期で届きます。",
+                        l.access_key
+                    )
+                });
             Html(
                 nsdb_ui::papers::entry_list_page(&ctx.page(), &lines, notice.as_deref())
                     .into_string(),
@@ -186,15 +193,8 @@ async fn enter(
         .map(|(_, b)| b)
         .unwrap_or_default();
     match node.enter_paper(&s.principal, &id, &xml).await {
-        Ok(sheet) => {
-            let key = node
-                .paper(&s.principal, &id)
-                .await
-                .ok()
-                .and_then(|r| r.access_key)
-                .unwrap_or(sheet);
-            Redirect::to(&format!("/papers?entered={key}")).into_response()
-        }
+        // The paper's id, not the key, goes into the address.
+        Ok(_) => Redirect::to(&format!("/papers?entered={id}")).into_response(),
         Err(PaperError::Field { message, .. }) => entry(&node, &s, &id, Some(&message), &[]).await,
         Err(PaperError::Checks(messages)) => {
             let error = format!(

@@ -126,7 +126,10 @@ async fn paper_section(
             .map(|r| nsdb_ui::papers::PaperLine {
                 uploaded: format_ms(r.uploaded_at_ms),
                 state: crate::papers::state::label(&r.state).to_string(),
-                access_key: r.access_key.unwrap_or_default(),
+                access_key: r
+                    .access_key
+                    .map(|k| crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display()))
+                    .unwrap_or_default(),
                 id: r.id,
                 municipality: r.municipality,
                 name_kana: r.name_kana,
