@@ -599,25 +599,34 @@ impl Node {
 
 // ------------------------------------------------ moving papers (called by sync_service)
 
-/// At a municipality: the papers not yet at the hub, oldest first, at most `limit`.
-pub fn pending(c: &Connection, limit: u32) -> rusqlite::Result<Vec<Outgoing>> {
-    let mut st = c.prepare(
+/// At a municipality: the ids of the papers not yet at the hub, oldest first, at most `limit`.
+pub fn pending(c: &Connection, limit: u32) -> rusqlite::Result<Vec<String>> {
+    let mut st =
+        c.prepare("SELECT id FROM papers WHERE state = ?1 ORDER BY uploaded_at, id LIMIT ?2")?;
+    st.query_map(params![state::PENDING, limit], |r| r.get(0))?
+        .collect()
+}
+
+/// At a municipality: paper `id` as it is sent to the hub, while it is still pending.
+pub fn outgoing(c: &Connection, id: &str) -> rusqlite::Result<Option<Outgoing>> {
+    c.query_row(
         "SELECT id, municipality, name_kana, birth_date, disease, pdf_sha256, uploaded_at, pdf
-         FROM papers WHERE state = ?1 ORDER BY uploaded_at, id LIMIT ?2",
-    )?;
-    st.query_map(params![state::PENDING, limit], |r| {
-        Ok(Outgoing {
-            id: r.get(0)?,
-            municipality: r.get(1)?,
-            name_kana: r.get(2)?,
-            birth_date: r.get(3)?,
-            disease: r.get(4)?,
-            pdf_sha256: r.get(5)?,
-            uploaded_at_ms: r.get(6)?,
-            pdf: r.get(7)?,
-        })
-    })?
-    .collect()
+         FROM papers WHERE id = ?1 AND state = ?2",
+        params![id, state::PENDING],
+        |r| {
+            Ok(Outgoing {
+                id: r.get(0)?,
+                municipality: r.get(1)?,
+                name_kana: r.get(2)?,
+                birth_date: r.get(3)?,
+                disease: r.get(4)?,
+                pdf_sha256: r.get(5)?,
+                uploaded_at_ms: r.get(6)?,
+                pdf: r.get(7)?,
+            })
+        },
+    )
+    .optional()
 }
 
 /// At a municipality: the ids of papers the hub holds but whose data is not entered yet.

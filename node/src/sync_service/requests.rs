@@ -430,15 +430,19 @@ pub async fn send_papers(node: &Node) -> crate::Result<usize> {
         return Ok(0);
     }
     let mut sent = 0;
-    loop {
-        let next = node
+    let ids = node
+        .store
+        .read(|c| papers::pending(c, 100).map_err(crate::Error::from))
+        .await?;
+    for id in ids {
+        let one = id.clone();
+        let Some(paper) = node
             .store
-            .read(|c| papers::pending(c, 1).map_err(crate::Error::from))
-            .await?;
-        let Some(paper) = next.into_iter().next() else {
-            break;
+            .read(move |c| papers::outgoing(c, &one).map_err(crate::Error::from))
+            .await?
+        else {
+            continue;
         };
-        let id = paper.id.clone();
         match node.sync.requests.ask(&Ask::Paper(Box::new(paper))).await {
             Some(Reply::PaperHeld) => {
                 let now = node.clock.now_ms();
@@ -447,9 +451,9 @@ pub async fn send_papers(node: &Node) -> crate::Result<usize> {
                     .await?;
                 sent += 1;
             }
+            // One refused paper does not hold back the others; it is offered again next time.
             Some(Reply::Refused { reason }) => {
                 tracing::warn!(target: "nsdb::sync", paper = %id, %reason, "the hub refused a paper");
-                break;
             }
             _ => break,
         }
