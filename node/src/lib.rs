@@ -19,6 +19,7 @@ pub mod http;
 pub mod imports;
 pub mod keys;
 pub mod ops;
+pub mod papers;
 pub mod print;
 pub mod research;
 pub mod review;

@@ -1142,3 +1142,59 @@ async fn a_clinic_doctor_on_the_hub_registers_and_sees_only_the_clinics_sheets()
     assert!(text_of(&c, "p.count").await.contains("0件"));
     c.close().await.unwrap();
 }
+
+/// 紙の臨個票受付: a reviewer uploads a file that is no PDF and reads why beside the field with
+/// what was typed kept, then the scanned PDF, which waits in the list as 送信待ち.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_uploads_a_scanned_paper_sheet_on_the_intake_list() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Municipality).await;
+    let folder = tempfile::tempdir().unwrap();
+    let photo = folder.path().join("scan.png");
+    std::fs::write(&photo, b"\x89PNG\r\n\x1a\n not a pdf").unwrap();
+    let scan = folder.path().join("scan.pdf");
+    std::fs::write(&scan, nsdb::cli::demo::demo_pdf(&["paper sheet"])).unwrap();
+    let c = browser(&d).await;
+    c.goto(&t.url("/login")).await.unwrap();
+    type_into(&c, "#login", "reviewer").await;
+    type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    wait_url(&c, "/intake").await;
+    let fill = async |file: &std::path::Path| {
+        wait_for(&c, "#paper_pdf")
+            .await
+            .send_keys(&file.display().to_string())
+            .await
+            .unwrap();
+        let kana = wait_for(&c, "#paper_name_kana").await;
+        kana.clear().await.unwrap();
+        kana.send_keys("カミ ハナコ").await.unwrap();
+        c.execute(
+            "document.querySelector('#paper_birth_date').value = '1980-04-01';",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let disease = wait_for(&c, "#paper_disease").await;
+        disease.clear().await.unwrap();
+        disease.send_keys("6").await.unwrap();
+        click(&c, "form.paper button[type=submit]").await;
+    };
+    fill(&photo).await;
+    assert!(
+        text_of(&c, "#pdf-error")
+            .await
+            .contains("PDF ではありません")
+    );
+    assert_eq!(value_of(&c, "#paper_name_kana").await, "カミ ハナコ");
+    fill(&scan).await;
+    wait_url(&c, "paper=").await;
+    assert!(
+        text_of(&c, "#paper-notice")
+            .await
+            .contains("受け付けました")
+    );
+    let list = text_of(&c, "#paper-list").await;
+    shot(&c, "paper-intake").await;
+    assert!(list.contains("送信待ち"), "{list}");
+    assert!(list.contains("パーキンソン病"), "{list}");
+}

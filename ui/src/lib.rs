@@ -12,6 +12,7 @@ pub mod imports;
 pub mod judgment;
 pub mod linkage;
 pub mod list;
+pub mod papers;
 pub mod research;
 pub mod review;
 pub mod workflow;
@@ -42,6 +43,8 @@ pub struct PageContext<'a> {
     pub can_review: bool,
     /// Shows 研究・統計 (the ministry at the hub).
     pub can_research: bool,
+    /// Shows 紙臨個票入力 (the data entry for paper sheets at the hub).
+    pub can_enter_papers: bool,
     pub csrf: &'a str,
 }
 
@@ -102,6 +105,9 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
                     }
                     @if ctx.can_research {
                         a href="/research" { "研究・統計" }
+                    }
+                    @if ctx.can_enter_papers {
+                        a href="/papers" { "紙臨個票入力" }
                     }
                 }
                 span.user { (ctx.user_name) "（" (ctx.user_kind) "）" }

@@ -39,6 +39,8 @@ pub struct IntakeView {
     pub print_error: Option<String>,
     /// The sheets checked for the print, kept when it was refused.
     pub selected: Vec<String>,
+    /// 紙の臨個票受付 (`papers::intake_section`), shown after the list; empty for none.
+    pub papers: Markup,
 }
 
 /// 受付一覧: the key form, then the list with check boxes for the 審査会 print.
@@ -102,6 +104,7 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                     }
                 }
             }
+            (v.papers)
         },
     )
 }
@@ -249,6 +252,8 @@ pub struct ReviewView {
     pub question: String,
     pub notice: Option<String>,
     pub error: Option<String>,
+    /// For a sheet entered from a paper (登録種別 紙): the address of its scanned PDF.
+    pub paper_pdf: Option<String>,
 }
 
 fn choices(
@@ -279,6 +284,13 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
             p.meta {
                 "アクセスキー " (v.access_key)
                 @if !v.doctor.is_empty() { "　指定医 " span #review-doctor { (v.doctor) } }
+            }
+            @if let Some(pdf) = &v.paper_pdf {
+                p.paper #paper-pdf {
+                    "登録種別 紙: "
+                    a href=(pdf) target="_blank" { "紙の臨個票（PDF）を開く" }
+                    "（データ入力の元になった紙の臨個票です。入力された内容と見比べてください。）"
+                }
             }
             @if let Some(n) = &v.notice { p.notice role="status" { (n) } }
             @if let Some(e) = &v.error { p.error role="alert" { (e) } }

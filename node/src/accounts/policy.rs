@@ -24,10 +24,13 @@ pub enum UserKind {
     Reviewer,
     /// 厚生労働省職員
     Ministry,
+    /// 紙臨個票データ入力者: the contractor at the hub who enters the data of paper sheets
+    /// (M15).
+    PaperEntry,
 }
 
 impl UserKind {
-    pub const ALL: [UserKind; 7] = [
+    pub const ALL: [UserKind; 8] = [
         UserKind::NanbyoDoctor,
         UserKind::KyoryokuDoctor,
         UserKind::ShomanDoctor,
@@ -35,6 +38,7 @@ impl UserKind {
         UserKind::Admin,
         UserKind::Reviewer,
         UserKind::Ministry,
+        UserKind::PaperEntry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +50,7 @@ impl UserKind {
             UserKind::Admin => "admin",
             UserKind::Reviewer => "reviewer",
             UserKind::Ministry => "ministry",
+            UserKind::PaperEntry => "paper_entry",
         }
     }
 
@@ -62,6 +67,7 @@ impl UserKind {
             UserKind::Admin => "責任者",
             UserKind::Reviewer => "自治体職員",
             UserKind::Ministry => "厚生労働省職員",
+            UserKind::PaperEntry => "紙臨個票データ入力者",
         }
     }
 
@@ -74,6 +80,7 @@ impl UserKind {
             UserKind::Admin => Role::Admin,
             UserKind::Reviewer => Role::Reviewer,
             UserKind::Ministry => Role::Ministry,
+            UserKind::PaperEntry => Role::PaperEntry,
         }
     }
 }
@@ -87,6 +94,8 @@ pub enum Role {
     Admin,
     Reviewer,
     Ministry,
+    /// Enters the data of paper sheets at the hub, and nothing else.
+    PaperEntry,
 }
 
 /// The signed-in user on whose behalf a request acts.
@@ -137,6 +146,13 @@ pub enum Action {
     ResolveKey,
     /// National statistics and research exports at the hub (M19).
     ResearchData,
+    /// 紙の臨個票受付: upload the scanned PDF of a paper sheet at a municipality, and list
+    /// this node's uploads.
+    UploadPaper,
+    /// At the hub: list the papers received and enter a paper's data (a new sheet, 登録種別 紙).
+    EnterPaper,
+    /// Open a paper's PDF.
+    ViewPaper,
 }
 
 /// The owner of the thing acted on, where there is one.
@@ -155,6 +171,11 @@ pub enum Target<'a> {
     /// Another institution's sheet that this node resolved by its access key (granted to
     /// this node, arrived by sync): readable and a source for 更新登録, never editable.
     Linked,
+    /// A paper (紙の臨個票) this node holds: whether it is the user's to see — at a
+    /// municipality, uploaded by the user's municipality; at the hub, received there.
+    Paper {
+        ours: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,6 +205,8 @@ pub fn role_may(role: Role, action: Action) -> bool {
             | (Role::Reviewer, ReviewSheet | RecordReview)
             | (Role::Admin, ManageUsers)
             | (Role::Ministry, ResearchData)
+            | (Role::Reviewer, UploadPaper | ViewPaper)
+            | (Role::PaperEntry, EnterPaper | ViewPaper)
     )
 }
 
@@ -196,20 +219,23 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
     }
     let allowed = match (action, target) {
         (
-            ListSheets | CreateSheet | ManageUsers | ReviewSheet | ResolveKey | ResearchData,
+            ListSheets | CreateSheet | ManageUsers | ReviewSheet | ResolveKey | ResearchData
+            | UploadPaper | EnterPaper,
             Target::None,
         ) => true,
         // A reviewer reaches a sheet only when this node resolved its key.
         (ReviewSheet | RecordReview, Target::Resolved { resolved }) => resolved,
         // A sheet resolved here by key: read, and carried forward from at a hospital.
         (ViewSheet | CarryForward, Target::Linked) => true,
+        // A paper's PDF: only the municipality that uploaded it, and the hub's data entry.
+        (ViewPaper, Target::Paper { ours }) => ours,
         // Doctors and clerks reach their own institution's sheets. The ministry reads the
         // sheets its node holds (the sync scope decides which). A municipal reviewer reads
         // only what their node resolved by key (`Target::Linked`), never a sheet merely held.
         (ViewSheet, Target::Sheet { institution }) => match role {
             Role::Doctor | Role::Clerk => institution == p.institution,
             Role::Ministry => true,
-            Role::Reviewer | Role::Admin => false,
+            Role::Reviewer | Role::Admin | Role::PaperEntry => false,
         },
         // Every change to a sheet: only at the user's own institution. Listed, not a catch-all:
         // an action asked about a sheet that is not named here is denied.
@@ -225,12 +251,13 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
 
 impl Role {
     /// Every role, in the order the permission matrix lists them.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Doctor,
         Role::Clerk,
         Role::Admin,
         Role::Reviewer,
         Role::Ministry,
+        Role::PaperEntry,
     ];
 
     /// The role as the matrix names it: the kinds of account that have it.
@@ -241,6 +268,7 @@ impl Role {
             Role::Admin => "責任者",
             Role::Reviewer => "自治体職員",
             Role::Ministry => "厚生労働省職員",
+            Role::PaperEntry => "紙臨個票データ入力者",
         }
     }
 }
@@ -248,7 +276,7 @@ impl Role {
 impl Action {
     /// Every action, in the order the permission matrix lists them (a new action goes here and
     /// in [`Action::label`]).
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 20] = [
         Action::ListSheets,
         Action::CreateSheet,
         Action::ViewSheet,
@@ -266,6 +294,9 @@ impl Action {
         Action::AnswerInquiry,
         Action::ResolveKey,
         Action::ResearchData,
+        Action::UploadPaper,
+        Action::EnterPaper,
+        Action::ViewPaper,
     ];
 
     /// What the action is, as the matrix names it.
@@ -288,6 +319,9 @@ impl Action {
             Action::AnswerInquiry => "照会への回答",
             Action::ResolveKey => "アクセスキーの照会（受付・臨個票連携）",
             Action::ResearchData => "研究・統計",
+            Action::UploadPaper => "紙の臨個票受付",
+            Action::EnterPaper => "紙臨個票入力",
+            Action::ViewPaper => "紙の臨個票（PDF）の閲覧",
         }
     }
 }
@@ -299,13 +333,15 @@ impl Action {
 /// 受付済 / 未受付 (at a municipality: a sheet whose key it resolved, or not). Generated so the
 /// documentation can never differ from the code; a test keeps docs/security.md equal to it.
 pub fn matrix() -> String {
-    let targets: [(&str, Target<'static>); 6] = [
+    let targets: [(&str, Target<'static>); 8] = [
         ("全体", Target::None),
         ("自院", Target::Sheet { institution: "A" }),
         ("他院", Target::Sheet { institution: "B" }),
         ("連携", Target::Linked),
         ("受付済", Target::Resolved { resolved: true }),
         ("未受付", Target::Resolved { resolved: false }),
+        ("自分の紙", Target::Paper { ours: true }),
+        ("他の紙", Target::Paper { ours: false }),
     ];
     let kind_of = |role: Role| {
         UserKind::ALL
@@ -528,6 +564,57 @@ mod tests {
             Err(Denied)
         );
         assert_eq!(authorize(&r, Action::AnswerInquiry, own), Err(Denied));
+    }
+
+    #[test]
+    fn municipalities_upload_papers_and_only_the_hubs_data_entry_enters_them() {
+        let r = user(UserKind::Reviewer, "M");
+        let entry = user(UserKind::PaperEntry, "HUB");
+        assert!(authorize(&r, Action::UploadPaper, Target::None).is_ok());
+        assert_eq!(authorize(&r, Action::EnterPaper, Target::None), Err(Denied));
+        assert!(authorize(&entry, Action::EnterPaper, Target::None).is_ok());
+        assert_eq!(
+            authorize(&entry, Action::UploadPaper, Target::None),
+            Err(Denied)
+        );
+        for kind in [
+            UserKind::NanbyoDoctor,
+            UserKind::Clerk,
+            UserKind::Admin,
+            UserKind::Ministry,
+        ] {
+            let u = user(kind, "A");
+            for action in [Action::UploadPaper, Action::EnterPaper] {
+                assert_eq!(authorize(&u, action, Target::None), Err(Denied), "{kind:?}");
+            }
+            assert_eq!(
+                authorize(&u, Action::ViewPaper, Target::Paper { ours: true }),
+                Err(Denied),
+                "{kind:?}"
+            );
+        }
+        // The data entry role reads no sheet list, research or users beyond its papers.
+        for action in [
+            Action::ListSheets,
+            Action::ResearchData,
+            Action::ManageUsers,
+        ] {
+            assert_eq!(authorize(&entry, action, Target::None), Err(Denied));
+        }
+        let s = Target::Sheet { institution: "HUB" };
+        assert_eq!(authorize(&entry, Action::ViewSheet, s), Err(Denied));
+    }
+
+    #[test]
+    fn a_papers_pdf_is_shown_only_to_its_municipality_and_the_hubs_data_entry() {
+        let ours = Target::Paper { ours: true };
+        let theirs = Target::Paper { ours: false };
+        for kind in [UserKind::Reviewer, UserKind::PaperEntry] {
+            let u = user(kind, "M");
+            assert!(authorize(&u, Action::ViewPaper, ours).is_ok(), "{kind:?}");
+            assert_eq!(authorize(&u, Action::ViewPaper, theirs), Err(Denied));
+            assert_eq!(authorize(&u, Action::ViewPaper, Target::None), Err(Denied));
+        }
     }
 
     #[test]

@@ -43,7 +43,10 @@ pub fn demo_nodes() -> Vec<DemoNode> {
                 code: "mhlw-demo".into(),
                 name: "厚生労働省 難病対策課（デモ）".into(),
             },
-            users: &[("ministry", "厚労 一郎", UserKind::Ministry)],
+            users: &[
+                ("ministry", "厚労 一郎", UserKind::Ministry),
+                ("paper", "入力 委子", UserKind::PaperEntry),
+            ],
         },
         DemoNode {
             role: NodeRole::Hospital,
@@ -356,6 +359,16 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             );
         }
     }
+    if let Some(municipality) = nodes.iter().find(|n| n.role() == NodeRole::Municipality) {
+        match demo_paper(municipality, &data).await {
+            Ok(Some(xml)) => println!(
+                "  paper path: one scanned paper sheet waits in the municipality's 受付一覧 (紙の臨個票受付); at the hub, user paper enters it at 紙臨個票入力 with the contractor's data file {}",
+                xml.display()
+            ),
+            Ok(None) => {}
+            Err(e) => println!("  paper path: no demo paper ({e:#})"),
+        }
+    }
     println!("  sync: the hub listens on {sync_addr} (QUIC); status at /sync on each node");
     println!(
         "  metrics: http://127.0.0.1:{}/metrics … :{} (Prometheus, loopback only)",
@@ -437,6 +450,126 @@ async fn demo_clinic_sheets(hub: &Arc<Node>) -> anyhow::Result<Vec<(String, Stri
             (shown, b)
         })
         .collect())
+}
+
+/// A one-page PDF showing `lines` (ASCII) in Helvetica: the demo's stand-in for a scanned
+/// paper sheet, and the tests'.
+pub fn demo_pdf(lines: &[&str]) -> Vec<u8> {
+    let mut text = String::from("BT /F1 14 Tf 72 770 Td 18 TL\n");
+    for l in lines {
+        let escaped: String = l
+            .chars()
+            .filter(char::is_ascii)
+            .map(|c| match c {
+                '(' | ')' | '\\' => format!("\\{c}"),
+                c => c.to_string(),
+            })
+            .collect();
+        text.push_str(&format!("({escaped}) Tj T*\n"));
+    }
+    text.push_str("ET\n");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!("<< /Length {} >>\nstream\n{text}endstream", text.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// Puts one paper sheet in the municipality's intake (uploaded by its reviewer, once per data
+/// directory) and writes the contractor's data file for it (`paper-demo.xml` in `data`), so
+/// the hub's data entry has something to enter. Returns the data file's path.
+async fn demo_paper(municipality: &Arc<Node>, data: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let path = data.join("paper-demo.xml");
+    let held: i64 = municipality
+        .store
+        .read(|c| {
+            Ok::<_, crate::Error>(c.query_row("SELECT count(*) FROM papers", [], |r| r.get(0))?)
+        })
+        .await?;
+    if held > 0 {
+        return Ok(path.exists().then_some(path));
+    }
+    let form = municipality
+        .catalogue
+        .form("rinko-006")
+        .context("the demo needs form rinko-006")?;
+    let today = municipality.clock.today_jst();
+    let author = Author {
+        node: municipality.node_id,
+        user: 0,
+    };
+    // A fictitious patient whose sheet passes the checks, as the contractor would type it.
+    let values = crate::cli::seed::sheets(form, 60, 20_261_130, "1399000020", author, 0, today)
+        .map(|s| {
+            // What the doctor wrote by hand at the foot of the paper.
+            let mut v = s.fields();
+            for (k, value) in [
+                ("doctor.name", "紙 記入".to_string()),
+                ("doctor.institution_name", "デモ内科診療所".to_string()),
+                ("doctor.written_date", today.to_string()),
+            ] {
+                if form.item(k).is_some() {
+                    v.entry(k.to_string()).or_insert(value);
+                }
+            }
+            v
+        })
+        .find(|v| {
+            nsdb_rules::check(form, v, nsdb_rules::check::Mode::Complete, today).is_empty()
+                && v.contains_key("patient.name_kana")
+                && v.contains_key("patient.birth_date")
+        })
+        .context("no fictitious sheet passes the checks")?;
+    let xml = nsdb_rules::xml::write(&[nsdb_rules::xml::SheetOut {
+        form,
+        reference: Some("paper-demo"),
+        values: &values,
+    }])?;
+    std::fs::write(&path, xml).with_context(|| format!("cannot write {}", path.display()))?;
+    let reviewer = municipality
+        .login("reviewer", DEMO_PASSWORD)
+        .await?
+        .principal;
+    let upload = crate::papers::PaperUpload {
+        pdf: demo_pdf(&[
+            "Rinsho chosa kojinhyo (paper, scanned) - demo",
+            "Disease: 6 (Parkinson's disease)",
+            "Written by hand; the contractor enters it from paper-demo.xml.",
+        ]),
+        name_kana: values["patient.name_kana"].clone(),
+        birth_date: values["patient.birth_date"].clone(),
+        disease: form.kokuji.to_string(),
+    };
+    municipality
+        .upload_paper(&reviewer, upload)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(path))
 }
 
 /// How many demo sheets the doctor registers, so the municipality has keys to resolve.

@@ -353,6 +353,10 @@ pub fn start_node(
             if let Err(e) = ensure_key_reserve(&node).await {
                 handle.error(node.clock.now_ms(), e.to_string());
             }
+            // A municipality sends its pending papers (紙の臨個票) and learns which were entered.
+            if let Err(e) = requests::send_papers(&node).await {
+                handle.error(node.clock.now_ms(), e.to_string());
+            }
             let started = node.clock.now_ms();
             handle.update(|s| s.last_attempt_ms = Some(started));
             let seen = node

@@ -17,6 +17,11 @@
 //! up in place with the same per-user and per-institution limits and the same equal-time floor,
 //! and records the resolution for the user's clinic only (`resolutions.institution`).
 //!
+//! Papers (紙の臨個票, `crate::papers`): a municipality sends each pending paper in a request of
+//! its own ([`send_papers`], before each session, so one left pending by an outage goes at the
+//! next connection) and asks what became of those the hub holds; the hub takes papers from
+//! municipalities only, each once by id, and answers only about the asking node's papers.
+//!
 //! This module must never write a key's digits or a birth date to the audit log or the log.
 
 use std::num::NonZeroU32;
@@ -30,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::policy::{Action, Principal, Target, authorize};
 use crate::keys::{self, AccessKey};
+use crate::papers;
 use crate::sheets::status;
 use crate::{Node, audit};
 
@@ -59,6 +65,10 @@ enum Ask {
         user: u64,
         login: String,
     },
+    /// A scanned paper sheet from a municipality (at most `papers::MAX_PDF_BYTES` of PDF).
+    Paper(Box<papers::Outgoing>),
+    /// What became of these papers (ids) this node sent.
+    PaperStates { ids: Vec<String> },
 }
 
 /// What the hub answers.
@@ -74,6 +84,9 @@ enum Reply {
     Found(Box<ResolvedSheet>),
     NotFound,
     RateLimited,
+    /// The paper is held at the hub (now or from an earlier request).
+    PaperHeld,
+    PaperStates(Vec<papers::PaperState>),
     /// The request could not be read.
     Refused {
         reason: String,
@@ -377,6 +390,129 @@ impl HubDesk {
     }
 }
 
+impl HubDesk {
+    /// Stores a paper from a municipality (others are refused), once by id.
+    async fn paper(&self, peer: &Peer, paper: papers::Outgoing) -> Reply {
+        if peer.role != PeerRole::Municipality {
+            return Reply::Refused {
+                reason: "only municipalities send papers".into(),
+            };
+        }
+        if !peer.jurisdiction.is_empty() && peer.jurisdiction != paper.municipality {
+            return Reply::Refused {
+                reason: "a paper of another municipality".into(),
+            };
+        }
+        let (from, now) = (peer.node.to_string(), self.node.clock.now_ms());
+        let stored = self
+            .node
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let outcome = papers::receive(&tx, &from, &paper, now)?;
+                tx.commit()?;
+                Ok::<_, crate::Error>(outcome)
+            })
+            .await;
+        match stored {
+            Ok(Ok(_)) => Reply::PaperHeld,
+            Ok(Err(reason)) => Reply::Refused { reason },
+            Err(e) => {
+                tracing::error!(target: "nsdb::sync", error = %e, "a paper could not be stored");
+                Reply::Refused {
+                    reason: "the hub could not store the paper".into(),
+                }
+            }
+        }
+    }
+
+    async fn paper_states(&self, peer: &Peer, ids: Vec<String>) -> Reply {
+        let from = peer.node.to_string();
+        match self
+            .node
+            .store
+            .read(move |c| papers::states(c, &from, &ids).map_err(crate::Error::from))
+            .await
+        {
+            Ok(states) => Reply::PaperStates(states),
+            Err(e) => Reply::Refused {
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// On a municipality: sends every pending paper to the hub (one request each; a paper whose
+/// answer is lost stays pending and is sent again, which the hub takes as the same paper), then
+/// asks what became of those the hub holds and records the entered ones as resolved here
+/// (`papers::mark_entered`), so their sheets join 受付一覧. Returns how many papers were sent.
+/// Nothing happens on other roles; a hub that cannot be reached is tried at the next session.
+pub async fn send_papers(node: &Node) -> crate::Result<usize> {
+    if node.role() != crate::config::NodeRole::Municipality {
+        return Ok(0);
+    }
+    let mut sent = 0;
+    let ids = node
+        .store
+        .read(|c| papers::pending(c, 100).map_err(crate::Error::from))
+        .await?;
+    for id in ids {
+        let one = id.clone();
+        let Some(paper) = node
+            .store
+            .read(move |c| papers::outgoing(c, &one).map_err(crate::Error::from))
+            .await?
+        else {
+            continue;
+        };
+        match node.sync.requests.ask(&Ask::Paper(Box::new(paper))).await {
+            Some(Reply::PaperHeld) => {
+                let now = node.clock.now_ms();
+                node.store
+                    .write(move |c| papers::mark_received(c, &id, now).map_err(crate::Error::from))
+                    .await?;
+                sent += 1;
+            }
+            // One refused paper does not hold back the others; it is offered again next time.
+            Some(Reply::Refused { reason }) => {
+                tracing::warn!(target: "nsdb::sync", paper = %id, %reason, "the hub refused a paper");
+            }
+            _ => break,
+        }
+    }
+    let waiting = node
+        .store
+        .read(|c| papers::awaiting_entry(c).map_err(crate::Error::from))
+        .await?;
+    if !waiting.is_empty()
+        && let Some(Reply::PaperStates(states)) = node
+            .sync
+            .requests
+            .ask(&Ask::PaperStates { ids: waiting })
+            .await
+    {
+        let now = node.clock.now_ms();
+        node.store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                for s in states {
+                    if let (papers::state::ENTERED, Some(sheet), Some(key)) =
+                        (s.state.as_str(), &s.sheet_id, &s.access_key)
+                    {
+                        papers::mark_entered(&tx, &s.id, sheet, key, now)?;
+                    }
+                }
+                tx.commit()?;
+                Ok::<_, crate::Error>(())
+            })
+            .await?;
+    }
+    node.store
+        .write(|c| papers::mark_paper_sheets(c).map_err(crate::Error::from))
+        .await?;
+    Ok(sent)
+}
+
 /// Marks the sheet linked in its document (first link only), under the hub's own actor, so the
 /// source hospital's list shows 自治体連携日 once the change syncs back. Returns the date.
 fn mark_linked(
@@ -478,6 +614,8 @@ impl Answerer for HubDesk {
                 user,
                 login,
             }) => self.resolve(peer, key, birth_date, user, login).await,
+            Ok(Ask::Paper(paper)) => self.paper(peer, *paper).await,
+            Ok(Ask::PaperStates { ids }) => self.paper_states(peer, ids).await,
             Err(e) => Reply::Refused {
                 reason: format!("unreadable request: {e}"),
             },
@@ -601,7 +739,9 @@ pub async fn resolve(
             tracing::warn!(target: "nsdb::sync", %reason, "the hub refused a resolution");
             ("refused", Err(ResolveError::HubUnreachable))
         }
-        Some(Reply::Leased { .. }) => ("refused", Err(ResolveError::HubUnreachable)),
+        Some(Reply::Leased { .. } | Reply::PaperHeld | Reply::PaperStates(_)) => {
+            ("refused", Err(ResolveError::HubUnreachable))
+        }
     };
     let user = p.user_id;
     let found = result.as_ref().ok().cloned();

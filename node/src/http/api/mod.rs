@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod imports;
 pub mod keys;
+pub mod papers;
 pub mod review;
 pub mod sheets;
 pub mod sync;
@@ -80,7 +81,8 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
             .merge_from(imports::ImportsApiDoc::openapi())
             .merge_from(review::ReviewApiDoc::openapi())
             .merge_from(keys::KeysApiDoc::openapi())
-            .merge_from(sync::SyncApiDoc::openapi()),
+            .merge_from(sync::SyncApiDoc::openapi())
+            .merge_from(papers::PapersApiDoc::openapi()),
     )
 }
 
@@ -102,5 +104,6 @@ pub fn routes() -> Router<AppState> {
         .merge(review::routes())
         .merge(keys::routes())
         .merge(sync::routes())
+        .merge(papers::routes())
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

@@ -42,6 +42,7 @@ impl Ctx {
             is_admin: role_may(self.role, Action::ManageUsers),
             can_review: role_may(self.role, Action::ReviewSheet),
             can_research: role_may(self.role, Action::ResearchData),
+            can_enter_papers: role_may(self.role, Action::EnterPaper),
             csrf: &self.csrf,
         }
     }

@@ -1,4 +1,4 @@
-//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `keys`, `review`, `sync`, `research`), the static
+//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `keys`, `review`, `papers`, `sync`, `research`), the static
 //! assets, the home redirect and the not-found page.
 //!
 //! Every state-changing request is a POST carrying the session's CSRF token (the sign-in form
@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod imports;
 pub mod keys;
+pub mod papers;
 pub mod research;
 pub mod review;
 pub mod sheets;
@@ -26,6 +27,7 @@ async fn home(s: UiSession) -> Redirect {
     match s.principal.role() {
         Role::Admin => Redirect::to("/admin/users"),
         Role::Reviewer => Redirect::to("/intake"),
+        Role::PaperEntry => Redirect::to("/papers"),
         _ => Redirect::to("/sheets"),
     }
 }
@@ -74,6 +76,7 @@ pub fn routes() -> Router<AppState> {
         .merge(sheets::routes())
         .merge(imports::routes())
         .merge(review::routes())
+        .merge(papers::routes())
         .merge(keys::routes())
         .merge(sync::routes())
         .merge(research::routes())

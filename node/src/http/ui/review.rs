@@ -14,6 +14,7 @@ use nsdb_rules::FormDef;
 use nsdb_sync::{Decision, IncomeCategory, IncomeSpecial, ResearchConsent, Review};
 use serde::Deserialize;
 
+use crate::accounts::policy::{Action, role_may};
 use crate::http::AppState;
 use crate::http::shared::page::{Ctx, error_page, format_ms, listed, posted_form, slash_date};
 use crate::http::shared::session::UiSession;
@@ -31,31 +32,49 @@ pub struct IntakeQuery {
     pub birth_date: Option<String>,
 }
 
+/// `/intake?paper=<id>`: a paper (紙の臨個票) was just uploaded.
+#[derive(Debug, Default, Deserialize)]
+struct PaperNotice {
+    paper: Option<String>,
+}
+
 async fn intake(
     State(node): State<AppState>,
     s: UiSession,
     Query(q): Query<IntakeQuery>,
+    Query(paper): Query<PaperNotice>,
 ) -> Response {
-    intake_page(&node, &s, q).await
+    let form = nsdb_ui::papers::PaperForm {
+        notice: paper.paper.map(|_| {
+            "紙の臨個票を受け付けました。ハブ（中央）へ送ります（状態「送信待ち」→「ハブ受領」→「データ入力済」）。"
+                .to_string()
+        }),
+        ..Default::default()
+    };
+    intake_page_with(&node, &s, q, None, form).await
 }
 
 /// The intake page with what was typed kept (`q.access_key`, `q.birth_date`) and `q.error`
 /// shown, or the success notice for `q.resolved`. The resolution handler can answer with it.
 pub async fn intake_page(node: &Node, s: &UiSession, q: IntakeQuery) -> Response {
-    intake_page_with(node, s, q, None).await
+    intake_page_with(node, s, q, None, nsdb_ui::papers::PaperForm::default()).await
 }
 
 /// Why a 審査会 print was refused (shown beside its button) and the sheets that were checked.
-struct PrintRefusal {
+pub(crate) struct PrintRefusal {
     message: String,
     selected: Vec<String>,
 }
 
-async fn intake_page_with(
+/// The intake page with a refused print's reason beside its button (`refused`) and the paper
+/// upload form `paper` as typed (its errors beside the fields); the print's and the paper
+/// path's handlers answer with it.
+pub(crate) async fn intake_page_with(
     node: &Node,
     s: &UiSession,
     q: IntakeQuery,
     refused: Option<PrintRefusal>,
+    paper: nsdb_ui::papers::PaperForm,
 ) -> Response {
     let ctx = Ctx::new(node, s);
     let rows = match node.intake(&s.principal).await {
@@ -96,6 +115,7 @@ async fn intake_page_with(
         notice,
         print_error: refused.as_ref().map(|r| r.message.clone()),
         selected: refused.map(|r| r.selected).unwrap_or_default(),
+        papers: paper_section(node, s, &ctx, &paper).await,
     };
     Html(nsdb_ui::review::intake_page(&ctx.page(), &view).into_string()).into_response()
 }
@@ -103,6 +123,39 @@ async fn intake_page_with(
 #[derive(Debug, Default, Deserialize)]
 struct ReviewQuery {
     notice: Option<String>,
+}
+
+/// 紙の臨個票受付 on the intake page, for those who may upload papers.
+async fn paper_section(
+    node: &Node,
+    s: &UiSession,
+    ctx: &Ctx,
+    form: &nsdb_ui::papers::PaperForm,
+) -> maud::Markup {
+    if !role_may(s.principal.role(), Action::UploadPaper) {
+        return maud::Markup::default();
+    }
+    let lines: Vec<nsdb_ui::papers::PaperLine> = match node.papers(&s.principal).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|r| nsdb_ui::papers::PaperLine {
+                uploaded: format_ms(r.uploaded_at_ms),
+                state: crate::papers::state::label(&r.state).to_string(),
+                access_key: r
+                    .access_key
+                    .map(|k| crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display()))
+                    .unwrap_or_default(),
+                id: r.id,
+                municipality: r.municipality,
+                name_kana: r.name_kana,
+                birth_date: r.birth_date,
+                disease_number: r.disease_number,
+                disease: r.disease,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    nsdb_ui::papers::intake_section(&ctx.page(), form, &lines)
 }
 
 async fn review(
@@ -345,6 +398,12 @@ async fn review_page(
         notice: notice.map(str::to_string),
         error,
         question: question.unwrap_or_default().to_string(),
+        paper_pdf: node
+            .paper_of_sheet(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|paper| format!("/papers/{paper}.pdf")),
     };
     Html(nsdb_ui::review::review_page(&ctx.page(), &view).into_string()).into_response()
 }
@@ -490,7 +549,13 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
             message: e.to_string(),
             selected: ids,
         };
-        let mut page = intake_page_with(&node, &s, IntakeQuery::default(), Some(refusal)).await;
+        let mut page = intake_page_with(
+            &node,
+            &s,
+            IntakeQuery::default(),
+            Some(refusal),
+            nsdb_ui::papers::PaperForm::default(),
+        ).await;
         *page.status_mut() = status;
         page
     };
