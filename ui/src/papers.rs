@@ -65,7 +65,7 @@ pub fn intake_section(ctx: &PageContext<'_>, form: &PaperForm, lines: &[PaperLin
                 input #paper_name_kana name="name_kana" required value=(form.name_kana);
                 (error_for(&form.errors, "name_kana"))
                 label for="paper_birth_date" { "生年月日 " span.required { "必須" } }
-                input #paper_birth_date name="birth_date" type="date" required value=(form.birth_date);
+                span { (crate::date_input("paper_birth_date", "birth_date", &form.birth_date, true)) }
                 (error_for(&form.errors, "birth_date"))
                 label for="paper_disease" { "告示番号 " span.required { "必須" } }
                 input #paper_disease name="disease" inputmode="numeric" required value=(form.disease);

@@ -301,16 +301,9 @@ impl Node {
         (!v.trim().is_empty() && v.chars().count() <= 100 && v.chars().all(kana)).then_some(v)
     }
 
+    /// 生年月日 as typed (西暦 or 和暦), as `YYYY-MM-DD`; `None` when it is no date.
     fn date_input(&self, typed: &str) -> Option<String> {
-        let item = self
-            .catalogue
-            .form("rinko-006")
-            .and_then(|f| f.item("patient.birth_date"));
-        let v = match item {
-            Some(item) => nsdb_rules::value::normalise(item, typed),
-            None => typed.trim().to_string(),
-        };
-        nsdb_rules::value::Date::parse(&v).map(|d| d.to_string())
+        nsdb_rules::value::Date::typed(typed).map(|d| d.to_string())
     }
 
     /// The papers `p` works with, newest first (at most 500): a reviewer's municipality's

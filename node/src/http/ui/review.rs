@@ -555,7 +555,8 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
             IntakeQuery::default(),
             Some(refusal),
             nsdb_ui::papers::PaperForm::default(),
-        ).await;
+        )
+        .await;
         *page.status_mut() = status;
         page
     };
