@@ -372,7 +372,11 @@ impl Node {
                             }
                             if sheet.header().access_key.is_none() {
                                 let Some(key) = access_key::issue(&tx, &own)? else {
-                                    return Ok(Err(Error::NoKeyBlock));
+                                    return Ok(Err(if access_key::awaits_hub(&tx)? {
+                                        Error::KeysAwaitHub
+                                    } else {
+                                        Error::NoKeyBlock
+                                    }));
                                 };
                                 sheet.set_access_key(key.digits(), edit);
                             }

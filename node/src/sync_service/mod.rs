@@ -14,11 +14,13 @@
 //! and status.
 
 mod hub;
+mod key_marks;
 mod provisioning;
 mod replica;
 mod requests;
 
 pub use hub::{RegistryDirectory, grant, start_hub};
+pub use key_marks::{MarksReport, report_key_marks};
 pub use provisioning::{enroll, provision_and_start_hub, start_demo};
 pub use replica::NodeReplica;
 use replica::*;
@@ -157,6 +159,8 @@ pub struct SyncHandle {
     hub: Mutex<Option<NodeId>>,
     /// The link for requests to the hub (key blocks, resolutions), beside the sync loop's.
     requests: requests::RequestLink,
+    /// The key counters last reported to the hub and answered (`key_marks`).
+    reported_marks: Mutex<Option<Vec<crate::keys::BlockMark>>>,
 }
 
 impl SyncHandle {
@@ -349,7 +353,12 @@ pub fn start_node(
         let mut backoff = options.min_backoff;
         handle.requests.set(request_link).await;
         loop {
-            // A hospital asks for a key block while its reserve is low, before each session.
+            // A hospital reports its key counters and adopts the hub's marks (a restored node
+            // issues nothing until it has), then asks for a key block while its reserve is low,
+            // before each session.
+            if let Err(e) = report_key_marks(&node).await {
+                handle.error(node.clock.now_ms(), e.to_string());
+            }
             if let Err(e) = ensure_key_reserve(&node).await {
                 handle.error(node.clock.now_ms(), e.to_string());
             }

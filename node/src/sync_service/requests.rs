@@ -45,7 +45,7 @@ pub const NODE_PER_DAY: u32 = 1_000;
 
 /// What a node asks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-enum Ask {
+pub(super) enum Ask {
     /// A key block.
     Lease,
     /// The sheet with this access key (11 digits) and birth date (`YYYY-MM-DD`), for user
@@ -56,11 +56,14 @@ enum Ask {
         user: u64,
         login: String,
     },
+    /// This hospital's counter per leased block; the hub answers each block's high-water mark
+    /// (`super::key_marks`).
+    Marks { blocks: Vec<keys::BlockMark> },
 }
 
 /// What the hub answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-enum Reply {
+pub(super) enum Reply {
     Leased {
         block: u32,
     },
@@ -71,6 +74,10 @@ enum Reply {
     Found(Box<ResolvedSheet>),
     NotFound,
     RateLimited,
+    /// The high-water mark of every block leased to the asking node.
+    Marks {
+        blocks: Vec<keys::BlockMark>,
+    },
     /// The request could not be read.
     Refused {
         reason: String,
@@ -170,7 +177,7 @@ impl RequestLink {
         *self.0.lock().await = Some(link);
     }
 
-    async fn ask(&self, ask: &Ask) -> Option<Reply> {
+    pub(super) async fn ask(&self, ask: &Ask) -> Option<Reply> {
         let body = serde_json::to_vec(ask).ok()?;
         let mut guard = self.0.lock().await;
         let link = guard.as_mut()?;
@@ -456,6 +463,7 @@ impl Answerer for HubDesk {
                 user,
                 login,
             }) => self.resolve(peer, key, birth_date, user, login).await,
+            Ok(Ask::Marks { blocks }) => super::key_marks::at_hub(&self.node, peer, blocks).await,
             Err(e) => Reply::Refused {
                 reason: format!("unreadable request: {e}"),
             },
@@ -568,7 +576,9 @@ pub async fn resolve(
             tracing::warn!(target: "nsdb::sync", %reason, "the hub refused a resolution");
             ("refused", Err(ResolveError::HubUnreachable))
         }
-        Some(Reply::Leased { .. }) => ("refused", Err(ResolveError::HubUnreachable)),
+        Some(Reply::Leased { .. } | Reply::Marks { .. }) => {
+            ("refused", Err(ResolveError::HubUnreachable))
+        }
     };
     let user = p.user_id;
     let found = result.as_ref().ok().cloned();

@@ -62,7 +62,9 @@ pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
         Error::UnknownItems(_) | Error::Invalid(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, "入力を確認してください")
         }
-        Error::NoKeyBlock => (StatusCode::CONFLICT, "アクセスキーを払い出せません"),
+        Error::NoKeyBlock | Error::KeysAwaitHub => {
+            (StatusCode::CONFLICT, "アクセスキーを払い出せません")
+        }
         Error::BadCredentials | Error::Locked | Error::Expired | Error::Unauthenticated => {
             return Redirect::to("/login").into_response();
         }

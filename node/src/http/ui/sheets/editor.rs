@@ -293,7 +293,7 @@ async fn take_step(
             render(node, s, id, from_editor, mode, None, Some(&why)).await
         }
         // No key block yet: the sheet stays as saved, the message stands beside 登録.
-        Err(e @ Error::NoKeyBlock) => {
+        Err(e @ (Error::NoKeyBlock | Error::KeysAwaitHub)) => {
             render(
                 node,
                 s,
