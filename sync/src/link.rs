@@ -725,8 +725,12 @@ pub(crate) mod tests {
         let stats = link.sync(&node).await.expect("the session completes");
         assert_eq!(stats.set_aside.len(), 1, "{:?}", stats.set_aside);
         assert_eq!(stats.set_aside[0].0, refused);
+        assert_eq!(stats.set_aside[0].1.code(), "refused");
         assert!(
-            stats.set_aside[0].1.contains("access key already used"),
+            stats.set_aside[0]
+                .1
+                .detail()
+                .contains("access key already used"),
             "{:?}",
             stats.set_aside
         );

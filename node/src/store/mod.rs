@@ -170,6 +170,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/007_review.sql"),
     include_str!("../../migrations/008_research.sql"),
     include_str!("../../migrations/009_security.sql"),
+    include_str!("../../migrations/011_sync_setaside.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -437,7 +438,8 @@ mod tests {
                  '1310000001', 1, '12345678901', '試験 花子', 'registered', 'screen', 1, 2);
              INSERT INTO audit (at, user_id, action, target, prev_hash, hash)
                  VALUES (1, 1, 'sheet_create', 's-1', x'00', x'01');
-             INSERT INTO sessions VALUES (x'aa', 1, 'csrf', 1, 2);",
+             INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at)
+                 VALUES (x'aa', 1, 'csrf', 1, 2);",
         ),
         (
             2,
@@ -456,6 +458,12 @@ mod tests {
         (
             6,
             "INSERT INTO key_leases (block, node, leased_at) VALUES (12345, 'n', 5);",
+        ),
+        (
+            10,
+            "INSERT INTO sync_set_aside (peer, sheet_id, code, reason, detail, since, attempts,
+                 next_retry) VALUES ('00000000000000000000000000000001', 's-1', 'refused',
+                 '受け付けませんでした', 'detail', 6, 2, 7);",
         ),
     ];
 

@@ -95,8 +95,7 @@ impl SyncSite {
 
     /// Stops the nodes' sync, restores the hospital from the backup in `dir` (`nsdb restore`),
     /// opens it again from its data directory and starts the nodes' sync again: a hospital
-    /// restored from an older copy. The HTTP server of `self.hospital` keeps serving the node
-    /// as it was before; use `self.hospital.node`.
+    /// restored from an older copy.
     pub async fn restore_hospital(&mut self, dir: &std::path::Path) {
         self.stop_nodes();
         let config = self.hospital.node.config.clone();
@@ -104,7 +103,14 @@ impl SyncSite {
         let id = self.hospital.node.node_id.to_string();
         let now = self.hospital.node.clock.now_ms();
         crate::ops::backup::restore(&config, &key, &id, dir, now).expect("restored");
-        self.hospital.node = Node::open(config, crate::Clock::System).expect("reopens");
+        self.restart_hospital().await;
+    }
+
+    /// Restarts the hospital: stops the nodes' sync, opens the hospital again from its data
+    /// directory ([`TestNode::reopen`], a new HTTP port) and starts the nodes' sync again.
+    pub async fn restart_hospital(&mut self) {
+        self.stop_nodes();
+        self.hospital.reopen().await;
         self.start_nodes();
     }
 
