@@ -80,6 +80,10 @@ pub enum Error {
         "このシステムはバックアップから復元されたため、発行済みのアクセスキーをハブ（中央）に確かめるまで登録できません。ハブと接続できた後に、もう一度登録してください。入力した内容は一時保存されています。"
     )]
     KeysAwaitHub,
+    /// A sheet whose stored document is damaged and could not be fetched again from the hub;
+    /// the message says why and what to do.
+    #[error("{0}")]
+    DamagedSheet(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -203,6 +203,9 @@ fn refusal_words(reason: &SessionError) -> String {
                 "票のデータが壊れているか、nsdb の票ではないため受け付けません".into()
             }
         },
+        SessionError::DamagedHere { .. } => {
+            "受け取る側に保存されたこの票のデータが壊れていて読めません。受け取る側でハブの写しを取り寄せて置き換えます".into()
+        }
         other => format!("受け付けられない内容です（{other}）"),
     }
 }
@@ -224,6 +227,10 @@ pub struct SessionStats {
     /// Sheets this side offered in this session (sent, or the peer already had them) and the
     /// peer did not refuse.
     pub crossed: Vec<SheetId>,
+    /// Sheets whose stored copy here cannot be read: set aside as unreadable when offered, or
+    /// the peer's changes for them refused. The caller fetches them whole again from a peer
+    /// that holds an intact copy.
+    pub damaged: Vec<SheetId>,
 }
 
 /// Why a session ended early.
@@ -250,6 +257,10 @@ pub enum SessionError {
     /// A sheet from the peer failed its checks (refused alone; the session goes on).
     #[error("a sheet from the peer was refused: {0}")]
     Refused(ReplicationError),
+    /// This side's stored copy of a sheet the peer sent changes for cannot be read (refused
+    /// alone, and listed in [`SessionStats::damaged`]; the session goes on).
+    #[error("sheet {id} stored on this side cannot be read: {reason}")]
+    DamagedHere { id: SheetId, reason: String },
     #[error("nothing crossed for {} s; the peer is gone or stuck", .0.as_secs())]
     Stalled(Duration),
 }
@@ -622,6 +633,7 @@ where
         Ok::<_, SessionError>(not_stored)
     };
     let store_failed = || SessionError::Replica(ReplicaError("storing stopped".into()));
+    let damaged_here: std::sync::Mutex<Vec<SheetId>> = std::sync::Mutex::new(Vec::new());
     let receive_documents = async {
         let mut received = 0u64;
         let mut refused: Vec<(SheetId, String)> = Vec::new();
@@ -704,6 +716,11 @@ where
                 Err(SessionError::Replica(e)) => return Err(SessionError::Replica(e)),
                 Err(reason) => {
                     tracing::warn!(target: "nsdb::sync", sheet = %id, peer = %peer.node, %reason, "refused a sheet from the peer");
+                    if let SessionError::DamagedHere { .. } = reason
+                        && let Ok(mut d) = damaged_here.lock()
+                    {
+                        d.push(id);
+                    }
                     refused.push((id, refusal_words(&reason)));
                 }
             }
@@ -763,6 +780,14 @@ where
     }
     stats.documents_received = received;
     stats.refused = refused.len() as u64;
+    let mut damaged = damaged_here.into_inner().unwrap_or_default();
+    damaged.extend(
+        set_aside
+            .iter()
+            .filter(|(_, why)| matches!(why, SetAside::Unreadable(_)))
+            .map(|(id, _)| *id),
+    );
+    stats.damaged = damaged;
     stats.set_aside = set_aside;
     stats.bytes_sent = writer.bytes;
     stats.bytes_received = reader.bytes;
@@ -823,7 +848,10 @@ async fn stored<R: Replica>(replica: &R, id: SheetId) -> Result<Sheet, SessionEr
         .into_iter()
         .next()
         .ok_or_else(|| ReplicaError(format!("sheet {id} disappeared during the session")))?;
-    Sheet::load(&bytes).map_err(|e| SessionError::Replica(ReplicaError(e.to_string())))
+    Sheet::load(&bytes).map_err(|e| SessionError::DamagedHere {
+        id,
+        reason: e.to_string(),
+    })
 }
 
 async fn apply_changes<R: Replica>(

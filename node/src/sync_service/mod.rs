@@ -16,12 +16,14 @@
 mod hub;
 mod key_marks;
 mod provisioning;
+mod refetch;
 mod replica;
 mod requests;
 
 pub use hub::{RegistryDirectory, grant, start_hub};
 pub use key_marks::{MarksReport, report_key_marks};
 pub use provisioning::{enroll, provision_and_start_hub, start_demo};
+pub use refetch::{RefetchError, refetch};
 pub use replica::NodeReplica;
 use replica::*;
 pub use requests::{
@@ -482,6 +484,28 @@ pub fn start_node(
                         && let Err(e) = keep_set_aside(&node, hub, list).await
                     {
                         handle.error(now, e.to_string());
+                    }
+                    // A copy here that cannot be read is fetched again from the hub; once
+                    // replaced it is no longer set aside and crosses at the next session.
+                    for id in &stats.damaged {
+                        match refetch(&node, &id.to_string()).await {
+                            Ok(true) => {
+                                let sheet = id.to_string();
+                                let mut list = None;
+                                handle.update(|s| {
+                                    s.set_aside.retain(|a| a.sheet != sheet);
+                                    list = Some(s.set_aside.clone());
+                                });
+                                if let Some(list) = list
+                                    && let Err(e) = keep_set_aside(&node, hub, list).await
+                                {
+                                    handle.error(now, e.to_string());
+                                }
+                                handle.sync_now();
+                            }
+                            Ok(false) => {}
+                            Err(e) => handle.error(now, e.to_string()),
+                        }
                     }
                     node.metrics
                         .sync_session(true, stats.bytes_sent, stats.bytes_received);

@@ -59,6 +59,8 @@ pub(super) enum Ask {
     /// This hospital's counter per leased block; the hub answers each block's high-water mark
     /// (`super::key_marks`).
     Marks { blocks: Vec<keys::BlockMark> },
+    /// The whole stored document of a sheet whose copy here is damaged (`super::refetch`).
+    Fetch { sheet: String },
 }
 
 /// What the hub answers.
@@ -77,6 +79,10 @@ pub(super) enum Reply {
     /// The high-water mark of every block leased to the asking node.
     Marks {
         blocks: Vec<keys::BlockMark>,
+    },
+    /// A sheet's stored document, hex.
+    Document {
+        doc: String,
     },
     /// The request could not be read.
     Refused {
@@ -464,6 +470,7 @@ impl Answerer for HubDesk {
                 login,
             }) => self.resolve(peer, key, birth_date, user, login).await,
             Ok(Ask::Marks { blocks }) => super::key_marks::at_hub(&self.node, peer, blocks).await,
+            Ok(Ask::Fetch { sheet }) => super::refetch::at_hub(&self.node, peer, sheet).await,
             Err(e) => Reply::Refused {
                 reason: format!("unreadable request: {e}"),
             },
@@ -576,7 +583,7 @@ pub async fn resolve(
             tracing::warn!(target: "nsdb::sync", %reason, "the hub refused a resolution");
             ("refused", Err(ResolveError::HubUnreachable))
         }
-        Some(Reply::Leased { .. } | Reply::Marks { .. }) => {
+        Some(Reply::Leased { .. } | Reply::Marks { .. } | Reply::Document { .. }) => {
             ("refused", Err(ResolveError::HubUnreachable))
         }
     };

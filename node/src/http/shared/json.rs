@@ -76,6 +76,7 @@ impl From<Error> for ApiError {
             Error::Store(crate::store::StoreError::Damaged(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_damaged")
             }
+            Error::DamagedSheet(_) => (StatusCode::SERVICE_UNAVAILABLE, "sheet_damaged"),
             Error::Document { .. } | Error::Store(_) | Error::Research(_) => {
                 tracing::error!(target: "nsdb::http", error = %e, "internal error");
                 return ApiError::new(

@@ -71,6 +71,7 @@ pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
         Error::Store(crate::store::StoreError::Damaged(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, "データベースの損傷")
         }
+        Error::DamagedSheet(_) => (StatusCode::SERVICE_UNAVAILABLE, "票のデータの損傷"),
         Error::Document { .. } | Error::Store(_) | Error::Research(_) => {
             tracing::error!(target: "nsdb::http", error = %e, "internal error");
             let page = ctx.map(Ctx::page);

@@ -72,7 +72,7 @@ async fn render(
     problem: Option<&str>,
 ) -> Response {
     let ctx = Ctx::new(node, s);
-    let d = match node.get_sheet_checked(&s.principal, id, mode).await {
+    let d = match crate::http::shared::sheet::sheet_detail(node, &s.principal, id, mode).await {
         Ok(d) => d,
         Err(e) => return error_page(Some(&ctx), e),
     };
