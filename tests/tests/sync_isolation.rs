@@ -318,4 +318,12 @@ async fn after_the_hub_goes_away_a_save_counts_as_waiting_at_once_and_connected_
     let s = nsdb::sync_service::status(&hospital).await;
     assert_eq!(s.waiting, 1, "{s:?}");
     assert!(s.last_failure_ms > s.last_success_ms, "{s:?}");
+    // Why, in words for the person at the sync page, with a stable code beside them.
+    let why = s.errors.last().expect("the failure is recorded");
+    assert!(
+        ["unreachable", "connection_lost"].contains(&why.code.as_str()),
+        "{why:?}"
+    );
+    assert!(why.message.contains("ハブ（中央）"), "{why:?}");
+    assert!(!why.detail.is_empty(), "{why:?}");
 }

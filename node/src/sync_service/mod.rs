@@ -107,7 +107,13 @@ impl From<&SessionStats> for SessionFigures {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncErrorLine {
     pub at_ms: i64,
+    /// A stable code: a failed session's (`nsdb_sync::LinkError::code`: `unreachable`,
+    /// `connection_lost`, `stalled`, …) or `node` for this node's own errors.
+    pub code: String,
+    /// What went wrong, in words for the person at the sync page (Japanese for a session).
     pub message: String,
+    /// The technical detail, for the operator (may be English).
+    pub detail: String,
 }
 
 /// A sheet that did not cross in the last sessions, set aside so the others keep flowing, and
@@ -259,9 +265,19 @@ impl SyncHandle {
         }
     }
 
+    /// Records one of this node's own errors (code `node`).
     fn error(&self, at_ms: i64, message: String) {
+        self.record_error(SyncErrorLine {
+            at_ms,
+            code: "node".into(),
+            detail: message.clone(),
+            message,
+        });
+    }
+
+    fn record_error(&self, line: SyncErrorLine) {
         self.update(|s| {
-            s.errors.push(SyncErrorLine { at_ms, message });
+            s.errors.push(line);
             let extra = s.errors.len().saturating_sub(ERRORS_KEPT);
             s.errors.drain(..extra);
         });
@@ -520,7 +536,12 @@ pub fn start_node(
                     let now = node.clock.now_ms();
                     node.metrics.sync_session(false, 0, 0);
                     handle.update(|s| s.last_failure_ms = Some(now));
-                    handle.error(now, e.to_string());
+                    handle.record_error(SyncErrorLine {
+                        at_ms: now,
+                        code: e.code().into(),
+                        message: e.words(),
+                        detail: e.to_string(),
+                    });
                 }
             }
             let aside = handle
