@@ -486,6 +486,63 @@ mod tests {
     }
 
     #[test]
+    fn the_hub_keeps_the_highest_mark_and_counts_the_blocks_keys_on_its_sheets() {
+        let hub = node_db();
+        hub.execute_batch("CREATE TABLE sheets (id TEXT PRIMARY KEY, access_key TEXT UNIQUE);")
+            .unwrap();
+        let other = "ffffffffffffffffffffffffffffffff";
+        accept_lease(&hub, 7, OWN, 1).unwrap();
+        accept_lease(&hub, 8, other, 1).unwrap();
+        // Three keys of block 7 on sheets, and one of block 70 (not counted).
+        for (i, serial) in [5u32, 90_000, 12].into_iter().enumerate() {
+            let key = AccessKey::new(7, serial);
+            hub.execute(
+                "INSERT INTO sheets VALUES (?1, ?2)",
+                rusqlite::params![format!("s{i}"), key.digits()],
+            )
+            .unwrap();
+        }
+        hub.execute(
+            "INSERT INTO sheets VALUES ('x', ?1)",
+            [AccessKey::new(70, 1).digits()],
+        )
+        .unwrap();
+        assert_eq!(record_marks(&hub, OWN, &[]).unwrap(), vec![(7, 3)]);
+        assert_eq!(record_marks(&hub, OWN, &[(7, 40)]).unwrap(), vec![(7, 40)]);
+        // A lower report (a restored node) never lowers the mark; another node's block is not
+        // this node's to report.
+        assert_eq!(
+            record_marks(&hub, OWN, &[(7, 2), (8, 99_999)]).unwrap(),
+            vec![(7, 40)]
+        );
+        assert_eq!(record_marks(&hub, other, &[]).unwrap(), vec![(8, 0)]);
+    }
+
+    #[test]
+    fn a_restored_node_issues_nothing_until_it_adopts_the_hubs_marks() {
+        let c = node_db();
+        accept_lease(&c, 7, OWN, 1).unwrap();
+        let first = issue(&c, OWN).unwrap().unwrap();
+        mark_restored(&c, 2).unwrap();
+        assert!(awaits_hub(&c).unwrap());
+        assert_eq!(issue(&c, OWN).unwrap(), None);
+        // The hub saw five keys of block 7 issued, and a block leased to this node that the
+        // restored database forgot.
+        assert_eq!(adopt_marks(&c, OWN, &[(7, 5), (9, 3)], 3).unwrap(), 2);
+        assert!(!awaits_hub(&c).unwrap());
+        assert_eq!(
+            counters(&c, OWN).unwrap(),
+            vec![(7, 5), (9, 3)],
+            "counters move to the marks"
+        );
+        let next = issue(&c, OWN).unwrap().unwrap();
+        assert_ne!(next, first);
+        // A lower mark never moves a counter back.
+        assert_eq!(adopt_marks(&c, OWN, &[(7, 1)], 4).unwrap(), 0);
+        assert_eq!(counters(&c, OWN).unwrap()[0], (7, 6));
+    }
+
+    #[test]
     fn a_node_without_a_leased_block_issues_nothing() {
         let c = node_db();
         assert_eq!(issue(&c, OWN).unwrap(), None);
