@@ -204,7 +204,7 @@ fn refusal_words(reason: &SessionError) -> String {
             }
         },
         SessionError::DamagedHere { .. } => {
-            "受け取る側に保存されたこの票のデータが壊れていて読めません。受け取る側でハブの写しを取り寄せて置き換えます".into()
+            "受け取る側に保存されたこの票のデータが壊れていて読めないため、変更を反映できません".into()
         }
         other => format!("受け付けられない内容です（{other}）"),
     }
