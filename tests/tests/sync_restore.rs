@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nsdb::Node;
 use nsdb::sheets::workflow::{Step, printed_key};
-use nsdb::testing::sync::{SyncSite, eventually, has_key_block, sheet_ids, sign_in};
+use nsdb::testing::sync::{SyncSite, eventually, has_key_block, sign_in};
 
 /// Registers a fictitious sheet at `node` (the first seed from `seed` on whose values pass the
 /// checks): the sheet's id and its printed key, or why 登録 was refused.
@@ -35,6 +35,26 @@ async fn register(node: &Arc<Node>, seed: u64) -> Result<(String, String), nsdb:
     panic!("no fictitious sheet passed the checks")
 }
 
+/// How many of the sheets `ids` the hub holds with an access key.
+async fn keys_at_hub(hub: &Arc<Node>, ids: &[String]) -> usize {
+    let ids = ids.to_vec();
+    hub.store
+        .read(move |c| {
+            let mut n = 0;
+            for id in &ids {
+                let key: Option<Option<String>> = c
+                    .query_row("SELECT access_key FROM sheets WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .ok();
+                n += usize::from(matches!(key, Some(Some(_))));
+            }
+            Ok::<_, nsdb::Error>(n)
+        })
+        .await
+        .expect("the hub's sheets")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hospital_restored_from_an_older_backup_issues_a_new_key_never_a_repeated_one() {
     let mut site = SyncSite::start(0).await;
@@ -57,13 +77,13 @@ async fn a_hospital_restored_from_an_older_backup_issues_a_new_key_never_a_repea
         issued.push(key);
         after.push(id);
     }
+    // Registered, with their keys, at the hub (a draft may cross before its registration).
     assert!(
         eventually(Duration::from_secs(30), || async {
-            let on_hub = sheet_ids(&site.hub.node).await;
-            after.iter().all(|id| on_hub.contains(id))
+            keys_at_hub(&site.hub.node, &after).await == after.len()
         })
         .await,
-        "the sheets registered after the backup reach the hub: {:?}",
+        "the sheets registered after the backup reach the hub with their keys: {:?}",
         site.hospital.node.sync.status()
     );
 
