@@ -75,6 +75,16 @@ pub enum Error {
         "アクセスキーの払い出しをまだハブ（中央）から受けていないため、登録できません。ハブと接続できた後に、もう一度登録してください。入力した内容は一時保存されています。"
     )]
     NoKeyBlock,
+    /// 登録 on a node restored from a backup (`nsdb restore`) that has not yet heard from the
+    /// hub how far its key blocks were used: it might otherwise issue a key again.
+    #[error(
+        "このシステムはバックアップから復元されたため、発行済みのアクセスキーをハブ（中央）に確かめるまで登録できません。ハブと接続できた後に、もう一度登録してください。入力した内容は一時保存されています。"
+    )]
+    KeysAwaitHub,
+    /// A sheet whose stored document is damaged and could not be fetched again from the hub;
+    /// the message says why and what to do.
+    #[error("{0}")]
+    DamagedSheet(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

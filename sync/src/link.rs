@@ -118,6 +118,64 @@ pub enum LinkError {
     Session(#[from] SessionError),
 }
 
+impl LinkError {
+    /// A stable machine code for what went wrong: `socket`, `unreachable`, `connection_lost`,
+    /// `tls`, `protocol_version`, `stalled`, `closed`, `storage` or `protocol`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LinkError::Socket(_) => "socket",
+            LinkError::Connect { .. } => "unreachable",
+            LinkError::Connection(_) => "connection_lost",
+            LinkError::Tls(_) => "tls",
+            LinkError::Session(s) => match s {
+                SessionError::Version { .. } => "protocol_version",
+                SessionError::Stalled(_) => "stalled",
+                SessionError::Closed => "closed",
+                SessionError::Replica(_) => "storage",
+                _ => "protocol",
+            },
+        }
+    }
+
+    /// What went wrong and what happens next, in words for the person at the sync page
+    /// (Japanese); the `Display` text is the technical detail for the operator.
+    pub fn words(&self) -> String {
+        match self {
+            LinkError::Socket(_) => {
+                "同期用の UDP ソケットを開けません。このシステムのネットワーク設定を確かめてください。".into()
+            }
+            LinkError::Connect { addr, .. } => format!(
+                "ハブ（中央）{addr} に接続できません。ネットワークとハブの稼働を確かめてください。接続できるまで自動で再試行します。"
+            ),
+            LinkError::Connection(_) => {
+                "ハブ（中央）との接続が切れたか、認証で断られました。自動で再接続します。続く場合は、このシステムの登録が取り消されていないか管理者に確かめてください。".into()
+            }
+            LinkError::Tls(_) => {
+                "同期の暗号化の設定を作れません（このシステムの鍵を確かめてください）。".into()
+            }
+            LinkError::Session(s) => match s {
+                SessionError::Version { theirs } => format!(
+                    "ハブと同期の版が合いません（相手 {theirs}、このシステム {}）。古い側の nsdb を更新してください。",
+                    crate::wire::PROTOCOL_VERSION
+                ),
+                SessionError::Stalled(d) => format!(
+                    "同期が{}秒間進まなかったため中断しました。次の同期で続きから再開します。",
+                    d.as_secs()
+                ),
+                SessionError::Closed => {
+                    "ハブが同期を途中で終えました。次の同期で再開します。".into()
+                }
+                SessionError::Replica(_) => {
+                    "このシステムのデータベースで同期の読み書きに失敗しました。管理者は nsdb doctor で確認してください。".into()
+                }
+                _ => {
+                    "ハブとの同期で想定外のデータを受け取ったため中断しました。次の同期で再試行します。".into()
+                }
+            },
+        }
+    }
+}
+
 /// What the hub knows about enrolled nodes: asked at each handshake and each connection.
 pub trait Directory: tls::KeyDirectory {
     /// The enrolled, unrevoked node holding `key`.
@@ -725,8 +783,12 @@ pub(crate) mod tests {
         let stats = link.sync(&node).await.expect("the session completes");
         assert_eq!(stats.set_aside.len(), 1, "{:?}", stats.set_aside);
         assert_eq!(stats.set_aside[0].0, refused);
+        assert_eq!(stats.set_aside[0].1.code(), "refused");
         assert!(
-            stats.set_aside[0].1.contains("access key already used"),
+            stats.set_aside[0]
+                .1
+                .detail()
+                .contains("access key already used"),
             "{:?}",
             stats.set_aside
         );

@@ -130,6 +130,86 @@ pub enum Side {
     Node,
 }
 
+/// Why a sheet did not cross in a session: a stable kind with a machine code ([`SetAside::code`])
+/// and the words for the person at the sync page ([`std::fmt::Display`], Japanese). The
+/// technical detail ([`SetAside::detail`]) is for the operator's log and may be English.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetAside {
+    /// Its changes do not fit in what one sheet may carry (see `wire::MAX_ASSEMBLED`); the
+    /// detail is the wire's error.
+    TooLarge(String),
+    /// The stored document cannot be read on this side; the detail is the document's error.
+    Unreadable(String),
+    /// The peer refused it; the detail is the peer's reason (Japanese from nsdb peers).
+    Refused(String),
+}
+
+impl SetAside {
+    /// `too_large`, `unreadable` or `refused`: stable, for programs reading the status.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SetAside::TooLarge(_) => "too_large",
+            SetAside::Unreadable(_) => "unreadable",
+            SetAside::Refused(_) => "refused",
+        }
+    }
+
+    /// The detail: the wire's, the document's or the peer's own words.
+    pub fn detail(&self) -> &str {
+        match self {
+            SetAside::TooLarge(d) | SetAside::Unreadable(d) | SetAside::Refused(d) => d,
+        }
+    }
+}
+
+impl std::fmt::Display for SetAside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetAside::TooLarge(_) => f.write_str(
+                "この票の変更は1回の同期で送れる大きさ（256 MiB）を超えているため送れません。票の自由記載を短くしてから保存し直してください。",
+            ),
+            SetAside::Unreadable(_) => f.write_str(
+                "このシステムに保存された票のデータが壊れていて読めないため送れません。ハブ（中央）に無傷の写しがあれば取り寄せて置き換えます。",
+            ),
+            SetAside::Refused(reason) => write!(f, "受け取る側が受け付けませんでした: {reason}"),
+        }
+    }
+}
+
+/// A refusal of a peer's sheet in words for the peer's operator (Japanese): it crosses in the
+/// acknowledgement and is shown on the peer's sync page.
+fn refusal_words(reason: &SessionError) -> String {
+    use crate::error::SheetError;
+    match reason {
+        SessionError::Refused(e) => match e {
+            ReplicationError::MalformedChange { .. } => {
+                "票の変更が読み取れない形です（nsdb 以外のソフトウェアで書かれたか、途中で壊れています）".into()
+            }
+            ReplicationError::ForeignAuthor { author, .. } => format!(
+                "送ったシステムの利用者ではない作成者（{}）の変更を含むため受け付けません",
+                author.map_or_else(|| "nsdb 以外".to_owned(), |a| a.to_string())
+            ),
+            ReplicationError::WrongId { .. } => "別の票のデータが送られてきました".into(),
+            ReplicationError::Sheet(SheetError::DivergedAuthor { .. }) => {
+                "同じ作成者が別々に編集した二つの写しで、合わせられません（古いバックアップから復元したシステムなど）。ハブの写しを取り寄せ、その後の編集を入力し直してください".into()
+            }
+            ReplicationError::Sheet(SheetError::UnrelatedHistory { .. }) => {
+                "同じ番号で別々に作られた票で、合わせられません".into()
+            }
+            ReplicationError::Sheet(SheetError::UnsupportedSchema { found, .. }) => format!(
+                "受け取る側の nsdb が読めない新しい形式（版 {found}）の票です。受け取る側の nsdb を更新してください"
+            ),
+            ReplicationError::Sheet(_) => {
+                "票のデータが壊れているか、nsdb の票ではないため受け付けません".into()
+            }
+        },
+        SessionError::DamagedHere { .. } => {
+            "受け取る側に保存されたこの票のデータが壊れていて読めないため、変更を反映できません".into()
+        }
+        other => format!("受け付けられない内容です（{other}）"),
+    }
+}
+
 /// What a session did, for status pages and benchmarks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -143,10 +223,14 @@ pub struct SessionStats {
     pub differing_buckets: u64,
     /// Sheets this side had for the peer that did not cross, with the reason: too large or
     /// unreadable here, or refused by the peer. Every other sheet crossed.
-    pub set_aside: Vec<(SheetId, String)>,
+    pub set_aside: Vec<(SheetId, SetAside)>,
     /// Sheets this side offered in this session (sent, or the peer already had them) and the
     /// peer did not refuse.
     pub crossed: Vec<SheetId>,
+    /// Sheets whose stored copy here cannot be read: set aside as unreadable when offered, or
+    /// the peer's changes for them refused. The caller fetches them whole again from a peer
+    /// that holds an intact copy.
+    pub damaged: Vec<SheetId>,
 }
 
 /// Why a session ended early.
@@ -170,6 +254,13 @@ pub enum SessionError {
     Unrequested(SheetId),
     #[error("storage: {0}")]
     Replica(#[from] ReplicaError),
+    /// A sheet from the peer failed its checks (refused alone; the session goes on).
+    #[error("a sheet from the peer was refused: {0}")]
+    Refused(ReplicationError),
+    /// This side's stored copy of a sheet the peer sent changes for cannot be read (refused
+    /// alone, and listed in [`SessionStats::damaged`]; the session goes on).
+    #[error("sheet {id} stored on this side cannot be read: {reason}")]
+    DamagedHere { id: SheetId, reason: String },
     #[error("nothing crossed for {} s; the peer is gone or stuck", .0.as_secs())]
     Stalled(Duration),
 }
@@ -478,12 +569,14 @@ where
     let (peer_behind_tx, peer_behind_rx) = tokio::sync::oneshot::channel::<HashSet<SheetId>>();
     let send_documents = async {
         let mut sent_docs = 0u64;
-        let mut set_aside: Vec<(SheetId, String)> = Vec::new();
+        let mut set_aside: Vec<(SheetId, SetAside)> = Vec::new();
         for batch in whole.chunks(LOAD_BATCH) {
             for (id, bytes) in replica.load(batch.to_vec()).await? {
                 match writer.send(&Frame::Document { id, bytes }).await {
                     Ok(()) => sent_docs += 1,
-                    Err(e) if too_large(&e) => set_aside.push((id, e.to_string())),
+                    Err(e) if too_large(&e) => {
+                        set_aside.push((id, SetAside::TooLarge(e.to_string())))
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -540,6 +633,7 @@ where
         Ok::<_, SessionError>(not_stored)
     };
     let store_failed = || SessionError::Replica(ReplicaError("storing stopped".into()));
+    let damaged_here: std::sync::Mutex<Vec<SheetId>> = std::sync::Mutex::new(Vec::new());
     let receive_documents = async {
         let mut received = 0u64;
         let mut refused: Vec<(SheetId, String)> = Vec::new();
@@ -606,7 +700,7 @@ where
                 Ok(Some(sheet)) => {
                     if !replica.admits(peer, &sheet.header, &granted) {
                         tracing::warn!(target: "nsdb::sync", sheet = %id, peer = %peer.node, "refused a sheet outside the scope of this node and the peer");
-                        refused.push((id, "outside the scope of the receiving node".into()));
+                        refused.push((id, "受け取る側のシステムが扱う範囲の外の票です".into()));
                         continue;
                     }
                     pending.push(sheet);
@@ -622,7 +716,12 @@ where
                 Err(SessionError::Replica(e)) => return Err(SessionError::Replica(e)),
                 Err(reason) => {
                     tracing::warn!(target: "nsdb::sync", sheet = %id, peer = %peer.node, %reason, "refused a sheet from the peer");
-                    refused.push((id, reason.to_string()));
+                    if let SessionError::DamagedHere { .. } = reason
+                        && let Ok(mut d) = damaged_here.lock()
+                    {
+                        d.push(id);
+                    }
+                    refused.push((id, refusal_words(&reason)));
                 }
             }
         }
@@ -664,7 +763,7 @@ where
             let mut refused_here: HashSet<SheetId> = set_aside.iter().map(|(id, _)| *id).collect();
             for (id, reason) in by_peer.into_iter().take(MAX_REFUSALS) {
                 if offered.contains(&id) && refused_here.insert(id) {
-                    set_aside.push((id, format!("the peer refused it: {}", bounded(reason))));
+                    set_aside.push((id, SetAside::Refused(bounded(reason))));
                 }
             }
             stats.crossed = offered
@@ -681,6 +780,14 @@ where
     }
     stats.documents_received = received;
     stats.refused = refused.len() as u64;
+    let mut damaged = damaged_here.into_inner().unwrap_or_default();
+    damaged.extend(
+        set_aside
+            .iter()
+            .filter(|(_, why)| matches!(why, SetAside::Unreadable(_)))
+            .map(|(id, _)| *id),
+    );
+    stats.damaged = damaged;
     stats.set_aside = set_aside;
     stats.bytes_sent = writer.bytes;
     stats.bytes_received = reader.bytes;
@@ -691,7 +798,7 @@ where
 async fn loaded<R: Replica>(
     replica: &R,
     ids: &[SheetId],
-    set_aside: &mut Vec<(SheetId, String)>,
+    set_aside: &mut Vec<(SheetId, SetAside)>,
 ) -> Result<Vec<(SheetId, Sheet)>, SessionError> {
     Ok(replica
         .load(ids.to_vec())
@@ -701,7 +808,7 @@ async fn loaded<R: Replica>(
             Ok(sheet) => Some((id, sheet)),
             Err(e) => {
                 tracing::warn!(target: "nsdb::sync", sheet = %id, "a stored sheet could not be read; not sent");
-                set_aside.push((id, format!("the stored document cannot be read: {e}")));
+                set_aside.push((id, SetAside::Unreadable(e.to_string())));
                 None
             }
         })
@@ -715,7 +822,7 @@ async fn send_changes<W: AsyncWrite + Unpin>(
     id: SheetId,
     sheet: &Sheet,
     theirs: &[[u8; 32]],
-    set_aside: &mut Vec<(SheetId, String)>,
+    set_aside: &mut Vec<(SheetId, SetAside)>,
 ) -> Result<u64, SessionError> {
     let changes = sheet.changes_since(theirs);
     if changes.is_empty() {
@@ -724,7 +831,7 @@ async fn send_changes<W: AsyncWrite + Unpin>(
     match writer.send(&Frame::Changes { id, changes }).await {
         Ok(()) => Ok(1),
         Err(e) if too_large(&e) => {
-            set_aside.push((id, e.to_string()));
+            set_aside.push((id, SetAside::TooLarge(e.to_string())));
             Ok(0)
         }
         Err(e) => Err(e),
@@ -732,10 +839,7 @@ async fn send_changes<W: AsyncWrite + Unpin>(
 }
 
 fn refusal(e: ReplicationError) -> SessionError {
-    SessionError::Unexpected {
-        expected: "a valid sheet",
-        got: e.to_string(),
-    }
+    SessionError::Refused(e)
 }
 
 async fn stored<R: Replica>(replica: &R, id: SheetId) -> Result<Sheet, SessionError> {
@@ -744,7 +848,10 @@ async fn stored<R: Replica>(replica: &R, id: SheetId) -> Result<Sheet, SessionEr
         .into_iter()
         .next()
         .ok_or_else(|| ReplicaError(format!("sheet {id} disappeared during the session")))?;
-    Sheet::load(&bytes).map_err(|e| SessionError::Replica(ReplicaError(e.to_string())))
+    Sheet::load(&bytes).map_err(|e| SessionError::DamagedHere {
+        id,
+        reason: e.to_string(),
+    })
 }
 
 async fn apply_changes<R: Replica>(

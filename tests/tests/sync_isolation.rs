@@ -95,7 +95,7 @@ async fn a_sheet_grown_past_the_frame_limit_crosses_in_pieces_and_the_others_kee
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sheet_the_hub_refuses_is_set_aside_with_its_reason_and_everything_else_flows() {
-    let site = SyncSite::start(3).await;
+    let mut site = SyncSite::start(3).await;
     let hospital = site.hospital.node.clone();
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -191,11 +191,51 @@ async fn a_sheet_the_hub_refuses_is_set_aside_with_its_reason_and_everything_els
     // The same status on the API and the sync page.
     let json = status_json(&site).await;
     assert_eq!(json["set_aside"][0]["sheet"], refused.as_str());
+    assert_eq!(json["set_aside"][0]["code"], "refused");
     assert!(
         json["set_aside"][0]["reason"]
             .as_str()
-            .is_some_and(|r| r.contains(&nsdb::keys::AccessKey::shown(KEY)))
+            .is_some_and(|r| r.contains(&nsdb::keys::AccessKey::shown(KEY))
+                && r.contains("受け付けませんでした")),
+        "{json}"
     );
+
+    // The list survives a restart of the node: after it, before any session (the hub is
+    // away), the sheet is still set aside with its reason, since when and its tries, on the
+    // status API and the sync page.
+    site.stop_hub();
+    let before = nsdb::sync_service::status(&hospital).await.set_aside;
+    site.restart_hospital().await;
+    let hospital = site.hospital.node.clone();
+    // The sync loop reads the kept list first thing after it starts.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !nsdb::sync_service::status(&hospital)
+                .await
+                .set_aside
+                .is_empty()
+        })
+        .await,
+        "the set-aside list is back after the restart"
+    );
+    let after = nsdb::sync_service::status(&hospital).await.set_aside;
+    assert_eq!(after.len(), 1, "{after:?}");
+    let (was, is) = (
+        before
+            .iter()
+            .find(|a| a.sheet == refused)
+            .expect("set aside before"),
+        &after[0],
+    );
+    assert_eq!(
+        (&is.sheet, &is.code, &is.reason, is.since_ms),
+        (&was.sheet, &was.code, &was.reason, was.since_ms)
+    );
+    assert!(is.attempts >= was.attempts && is.next_retry_ms >= was.next_retry_ms);
+    let json = status_json(&site).await;
+    assert_eq!(json["set_aside"][0]["sheet"], refused.as_str());
+    assert_eq!(json["set_aside"][0]["since_ms"], was.since_ms);
+    site.start_hub().await;
 
     // Once the hub no longer holds the key elsewhere, the sheet crosses and is no longer set aside.
     write_directly(
@@ -284,4 +324,12 @@ async fn after_the_hub_goes_away_a_save_counts_as_waiting_at_once_and_connected_
     let s = nsdb::sync_service::status(&hospital).await;
     assert_eq!(s.waiting, 1, "{s:?}");
     assert!(s.last_failure_ms > s.last_success_ms, "{s:?}");
+    // Why, in words for the person at the sync page, with a stable code beside them.
+    let why = s.errors.last().expect("the failure is recorded");
+    assert!(
+        ["unreachable", "connection_lost"].contains(&why.code.as_str()),
+        "{why:?}"
+    );
+    assert!(why.message.contains("ハブ（中央）"), "{why:?}");
+    assert!(!why.detail.is_empty(), "{why:?}");
 }

@@ -136,7 +136,8 @@ pub const RESERVE: u64 = 50_000;
 /// blocks, oldest lease first; call inside the transaction that stores it. The serial is the
 /// block's counter (`key_leases.next_serial`) put through the node's keyed permutation
 /// ([`permute`]). `Ok(None)` when no leased block has a serial left: the caller refuses 登録
-/// rather than invent a key.
+/// rather than invent a key, and also while the node, restored from a copy, has not heard its
+/// blocks' high-water marks from the hub ([`awaits_hub`]).
 pub fn issue(conn: &Connection, own: &str) -> rusqlite::Result<Option<AccessKey>> {
     let current: Option<(u32, u32)> = conn
         .query_row(
@@ -149,6 +150,9 @@ pub fn issue(conn: &Connection, own: &str) -> rusqlite::Result<Option<AccessKey>
     let Some((block, serial)) = current else {
         return Ok(None);
     };
+    if awaits_hub(conn)? {
+        return Ok(None);
+    }
     conn.execute(
         "UPDATE key_leases SET next_serial = ?2 WHERE block = ?1 AND next_serial = ?3",
         rusqlite::params![block, serial + 1, serial],
@@ -203,6 +207,113 @@ pub fn accept_lease(conn: &Connection, block: u32, own: &str, now_ms: i64) -> ru
         rusqlite::params![block % BLOCK_SIZE, own, now_ms],
     )?;
     Ok(())
+}
+
+/// `node_meta` key written by `nsdb restore` into the database it puts in place (value: unix
+/// ms of the restore). While it is there the node issues no key ([`issue`] answers `None`,
+/// [`awaits_hub`] says why): the restored counters may be behind what the node issued before,
+/// and only the hub knows how far each block was used.
+pub const RESTORED: &str = "keys_restored_at";
+
+/// Marks the database `conn` as restored from a copy: no key is issued until the hub's
+/// high-water marks are adopted ([`adopt_marks`]).
+pub fn mark_restored(conn: &Connection, now_ms: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO node_meta (key, value) VALUES (?1, ?2)",
+        rusqlite::params![RESTORED, now_ms.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Whether this node was restored from a copy and has not yet heard from the hub how far its
+/// blocks were used: 登録 is refused until it has.
+pub fn awaits_hub(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM node_meta WHERE key = ?1", [RESTORED], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some())
+}
+
+/// A block's high-water mark: serials `0..next_serial` of the block's counter have been (or
+/// may have been) issued.
+pub type BlockMark = (u32, u32);
+
+/// On a node: its counter per leased block (`own`: the node id), as it reports them to the hub.
+pub fn counters(conn: &Connection, own: &str) -> rusqlite::Result<Vec<BlockMark>> {
+    let mut st = conn.prepare_cached(
+        "SELECT block, next_serial FROM key_leases WHERE node = ?1 ORDER BY block",
+    )?;
+    st.query_map([own], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// On a node: adopts the hub's high-water marks of the blocks leased to it (`own`): each
+/// counter becomes at least the hub's mark, a block the hub leased to this node that the
+/// database does not know (restored from before the lease) is recorded again, and the restore
+/// mark ([`RESTORED`]) is cleared. Returns how many counters moved forward. Call inside a
+/// transaction.
+pub fn adopt_marks(
+    conn: &Connection,
+    own: &str,
+    marks: &[BlockMark],
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let mut raised = 0;
+    for &(block, mark) in marks {
+        let mark = mark.min(BLOCK_SIZE);
+        conn.execute(
+            "INSERT OR IGNORE INTO key_leases (block, node, leased_at, next_serial)
+             VALUES (?1, ?2, ?3, 0)",
+            rusqlite::params![block % BLOCK_SIZE, own, now_ms],
+        )?;
+        raised += conn.execute(
+            "UPDATE key_leases SET next_serial = ?3
+             WHERE block = ?1 AND node = ?2 AND next_serial < ?3",
+            rusqlite::params![block % BLOCK_SIZE, own, mark],
+        )?;
+    }
+    conn.execute("DELETE FROM node_meta WHERE key = ?1", [RESTORED])?;
+    Ok(raised)
+}
+
+/// On the hub: records the counters node `node` reported for its blocks (a block not leased to
+/// it is ignored; a mark never goes back) and answers the high-water mark of every block leased
+/// to it: the highest counter it ever reported, or, when higher, the number of the block's keys
+/// on sheets the hub holds (each issued key advanced the counter once). Call inside a
+/// transaction. On the hub `key_leases.next_serial` holds these marks.
+pub fn record_marks(
+    conn: &Connection,
+    node: &str,
+    reported: &[BlockMark],
+) -> rusqlite::Result<Vec<BlockMark>> {
+    for &(block, counter) in reported {
+        conn.execute(
+            "UPDATE key_leases SET next_serial = ?3
+             WHERE block = ?1 AND node = ?2 AND next_serial < ?3",
+            rusqlite::params![block, node, counter.min(BLOCK_SIZE)],
+        )?;
+    }
+    let leased: Vec<BlockMark> = {
+        let mut st = conn.prepare_cached(
+            "SELECT block, next_serial FROM key_leases WHERE node = ?1 ORDER BY block",
+        )?;
+        st.query_map([node], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let mut on_sheets = conn
+        .prepare_cached("SELECT count(*) FROM sheets WHERE access_key >= ?1 AND access_key < ?2")?;
+    leased
+        .into_iter()
+        .map(|(block, reported)| {
+            // Keys of block B are the 11-digit strings from "B" up to, not including, "B:".
+            let from = format!("{block:05}");
+            let to = format!("{block:05}:");
+            let seen: u32 = on_sheets.query_row([&from, &to], |r| r.get(0))?;
+            Ok((block, reported.max(seen).min(BLOCK_SIZE)))
+        })
+        .collect()
 }
 
 /// Blocks there are: the key's first five digits.
@@ -403,6 +514,63 @@ mod tests {
 
     fn block(k: &AccessKey) -> u32 {
         k.digits()[..5].parse().unwrap()
+    }
+
+    #[test]
+    fn the_hub_keeps_the_highest_mark_and_counts_the_blocks_keys_on_its_sheets() {
+        let hub = node_db();
+        hub.execute_batch("CREATE TABLE sheets (id TEXT PRIMARY KEY, access_key TEXT UNIQUE);")
+            .unwrap();
+        let other = "ffffffffffffffffffffffffffffffff";
+        accept_lease(&hub, 7, OWN, 1).unwrap();
+        accept_lease(&hub, 8, other, 1).unwrap();
+        // Three keys of block 7 on sheets, and one of block 70 (not counted).
+        for (i, serial) in [5u32, 90_000, 12].into_iter().enumerate() {
+            let key = AccessKey::new(7, serial);
+            hub.execute(
+                "INSERT INTO sheets VALUES (?1, ?2)",
+                rusqlite::params![format!("s{i}"), key.digits()],
+            )
+            .unwrap();
+        }
+        hub.execute(
+            "INSERT INTO sheets VALUES ('x', ?1)",
+            [AccessKey::new(70, 1).digits()],
+        )
+        .unwrap();
+        assert_eq!(record_marks(&hub, OWN, &[]).unwrap(), vec![(7, 3)]);
+        assert_eq!(record_marks(&hub, OWN, &[(7, 40)]).unwrap(), vec![(7, 40)]);
+        // A lower report (a restored node) never lowers the mark; another node's block is not
+        // this node's to report.
+        assert_eq!(
+            record_marks(&hub, OWN, &[(7, 2), (8, 99_999)]).unwrap(),
+            vec![(7, 40)]
+        );
+        assert_eq!(record_marks(&hub, other, &[]).unwrap(), vec![(8, 0)]);
+    }
+
+    #[test]
+    fn a_restored_node_issues_nothing_until_it_adopts_the_hubs_marks() {
+        let c = node_db();
+        accept_lease(&c, 7, OWN, 1).unwrap();
+        let first = issue(&c, OWN).unwrap().unwrap();
+        mark_restored(&c, 2).unwrap();
+        assert!(awaits_hub(&c).unwrap());
+        assert_eq!(issue(&c, OWN).unwrap(), None);
+        // The hub saw five keys of block 7 issued, and a block leased to this node that the
+        // restored database forgot.
+        assert_eq!(adopt_marks(&c, OWN, &[(7, 5), (9, 3)], 3).unwrap(), 2);
+        assert!(!awaits_hub(&c).unwrap());
+        assert_eq!(
+            counters(&c, OWN).unwrap(),
+            vec![(7, 5), (9, 3)],
+            "counters move to the marks"
+        );
+        let next = issue(&c, OWN).unwrap().unwrap();
+        assert_ne!(next, first);
+        // A lower mark never moves a counter back.
+        assert_eq!(adopt_marks(&c, OWN, &[(7, 1)], 4).unwrap(), 0);
+        assert_eq!(counters(&c, OWN).unwrap()[0], (7, 6));
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! with the key, `cipher_integrity_check` and `integrity_check` pass, the audit chain verifies,
 //! the database says it is this node's and is not newer than this binary. Only then is the
 //! current database moved aside (kept as `node.db.before-restore-<ms>`) and the backup put in
-//! its place with an atomic rename. This module must never replace a database it has not
-//! verified, and never write a key.
+//! its place with an atomic rename, marked restored so that it issues no access key before the
+//! hub has said how far its key blocks were used. This module must never replace a database it
+//! has not verified, and never write a key.
 
 use std::path::{Path, PathBuf};
 
@@ -247,7 +248,9 @@ pub struct Restored {
 
 /// Restores the backup in `dir` over the node's database, after verifying it ([`verify`]). The
 /// node must be stopped (its data directory's lock is taken). The current database (with its
-/// WAL) is kept as `node.db.before-restore-<now_ms>`.
+/// WAL) is kept as `node.db.before-restore-<now_ms>`. The restored database is marked restored
+/// (`keys::RESTORED`): it issues no access key until the hub has answered how far its key
+/// blocks were used.
 pub fn restore(
     config: &crate::NodeConfig,
     key: &DbKey,
@@ -270,6 +273,15 @@ pub fn restore(
             reason: "the copy differs from the backup (disk error?)".into(),
         });
     }
+    // The copy may be older than keys this node issued since: it issues none until the hub has
+    // told it how far its key blocks were used (docs/security.md, "Access keys").
+    {
+        let conn = connect(&staged, Some(key), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        crate::keys::mark_restored(&conn, now_ms)?;
+    }
+    std::fs::File::open(&staged)
+        .and_then(|f| f.sync_all())
+        .map_err(io("cannot sync", &staged))?;
     let previous = if db.exists() {
         let aside = config
             .data_dir

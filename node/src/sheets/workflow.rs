@@ -423,7 +423,11 @@ impl Node {
                                     access_key::issue(&tx, &own)?.map(|k| (k, None))
                                 };
                                 let Some((key, leased)) = issued else {
-                                    return Ok(Err(Error::NoKeyBlock));
+                                    return Ok(Err(if access_key::awaits_hub(&tx)? {
+                                        Error::KeysAwaitHub
+                                    } else {
+                                        Error::NoKeyBlock
+                                    }));
                                 };
                                 if let Some(block) = leased {
                                     let detail = format!("node={own} block={block:05}");

@@ -186,6 +186,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/008_research.sql"),
     include_str!("../../migrations/009_security.sql"),
     include_str!("../../migrations/010_paper.sql"),
+    include_str!("../../migrations/011_sync_setaside.sql"),
     include_str!("../../migrations/013_clinic.sql"),
 ];
 
@@ -483,6 +484,12 @@ mod tests {
                  pdf_sha256, uploaded_by, uploaded_at, state, sheet_id, access_key, entered_at)
                  VALUES ('p-1', '130001', 'n', 'シケン ハナコ', '1980-04-01', '6', x'25504446',
                  'ab', 1, 6, 'entered', 's-1', '12345678901', 7);",
+        ),
+        (
+            11,
+            "INSERT INTO sync_set_aside (peer, sheet_id, code, reason, detail, since, attempts,
+                 next_retry) VALUES ('00000000000000000000000000000001', 's-1', 'refused',
+                 '受け付けませんでした', 'detail', 6, 2, 7);",
         ),
     ];
 

@@ -14,12 +14,16 @@
 //! and status.
 
 mod hub;
+mod key_marks;
 mod provisioning;
+mod refetch;
 mod replica;
 mod requests;
 
 pub use hub::{RegistryDirectory, grant, start_hub, status_for};
+pub use key_marks::{MarksReport, report_key_marks};
 pub use provisioning::{enroll, provision_and_start_hub, start_demo};
+pub use refetch::{RefetchError, refetch};
 pub use replica::NodeReplica;
 use replica::*;
 pub use requests::{
@@ -103,7 +107,13 @@ impl From<&SessionStats> for SessionFigures {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncErrorLine {
     pub at_ms: i64,
+    /// A stable code: a failed session's (`nsdb_sync::LinkError::code`: `unreachable`,
+    /// `connection_lost`, `stalled`, …) or `node` for this node's own errors.
+    pub code: String,
+    /// What went wrong, in words for the person at the sync page (Japanese for a session).
     pub message: String,
+    /// The technical detail, for the operator (may be English).
+    pub detail: String,
 }
 
 /// A sheet that did not cross in the last sessions, set aside so the others keep flowing, and
@@ -112,8 +122,15 @@ pub struct SyncErrorLine {
 pub struct SetAsideSheet {
     /// The sheet's id.
     pub sheet: String,
-    /// Why it did not cross (too large, unreadable here, or what the hub said when it refused it).
+    /// Why, as a stable code: `too_large`, `unreadable` (the stored document cannot be read
+    /// here) or `refused` (by the hub).
+    pub code: String,
+    /// Why it did not cross, in words for the person at the sync page (Japanese; for `refused`
+    /// with what the hub said).
     pub reason: String,
+    /// The technical detail behind the reason (the wire's or the document's error, or the
+    /// hub's words), for the operator; may be English.
+    pub detail: String,
     /// When it first failed to cross (unix ms).
     pub since_ms: i64,
     /// Sessions in which it failed.
@@ -157,6 +174,8 @@ pub struct SyncHandle {
     hub: Mutex<Option<NodeId>>,
     /// The link for requests to the hub (key blocks, resolutions), beside the sync loop's.
     requests: requests::RequestLink,
+    /// The key counters last reported to the hub and answered (`key_marks`).
+    reported_marks: Mutex<Option<Vec<crate::keys::BlockMark>>>,
 }
 
 impl SyncHandle {
@@ -181,24 +200,43 @@ impl SyncHandle {
     }
 
     /// Records what a session set aside (a new reason, or one more failure with a longer
-    /// wait) and forgets the sheets that crossed.
-    fn record_set_aside(&self, stats: &SessionStats, now_ms: i64, options: &SyncOptions) {
+    /// wait) and forgets the sheets that crossed. Returns the list when it changed (to be
+    /// kept in the database), None when it did not.
+    fn record_set_aside(
+        &self,
+        stats: &SessionStats,
+        now_ms: i64,
+        options: &SyncOptions,
+    ) -> Option<Vec<SetAsideSheet>> {
+        let mut changed = None;
         self.update(|s| {
             let crossed: std::collections::HashSet<String> =
                 stats.crossed.iter().map(ToString::to_string).collect();
+            let before = s.set_aside.len();
             s.set_aside.retain(|a| !crossed.contains(&a.sheet));
-            for (id, reason) in &stats.set_aside {
+            let mut touched = before != s.set_aside.len();
+            for (id, why) in &stats.set_aside {
+                touched = true;
                 let sheet = id.to_string();
+                let (code, reason, detail) = (
+                    why.code().to_string(),
+                    why.to_string(),
+                    why.detail().to_string(),
+                );
                 let attempts = match s.set_aside.iter_mut().find(|a| a.sheet == sheet) {
                     Some(a) => {
                         a.attempts += 1;
-                        a.reason = reason.clone();
+                        a.code = code;
+                        a.reason = reason;
+                        a.detail = detail;
                         a.attempts
                     }
                     None => {
                         s.set_aside.push(SetAsideSheet {
                             sheet: sheet.clone(),
-                            reason: reason.clone(),
+                            code,
+                            reason,
+                            detail,
                             since_ms: now_ms,
                             attempts: 1,
                             next_retry_ms: now_ms,
@@ -214,7 +252,11 @@ impl SyncHandle {
                     a.next_retry_ms = now_ms + wait.as_millis() as i64;
                 }
             }
+            if touched {
+                changed = Some(s.set_aside.clone());
+            }
         });
+        changed
     }
 
     fn update(&self, f: impl FnOnce(&mut SyncStatus)) {
@@ -223,9 +265,19 @@ impl SyncHandle {
         }
     }
 
+    /// Records one of this node's own errors (code `node`).
     fn error(&self, at_ms: i64, message: String) {
+        self.record_error(SyncErrorLine {
+            at_ms,
+            code: "node".into(),
+            detail: message.clone(),
+            message,
+        });
+    }
+
+    fn record_error(&self, line: SyncErrorLine) {
         self.update(|s| {
-            s.errors.push(SyncErrorLine { at_ms, message });
+            s.errors.push(line);
             let extra = s.errors.len().saturating_sub(ERRORS_KEPT);
             s.errors.drain(..extra);
         });
@@ -300,6 +352,66 @@ async fn waiting(node: &Node, hub: NodeId, set_aside: Vec<String>) -> u64 {
         .unwrap_or(0)
 }
 
+/// Keeps the list of sheets set aside for `hub` in the database (`sync_set_aside`), replacing
+/// what was kept, so it survives a restart.
+async fn keep_set_aside(node: &Node, hub: NodeId, list: Vec<SetAsideSheet>) -> crate::Result<()> {
+    let peer = hub.to_string();
+    node.store
+        .write(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM sync_set_aside WHERE peer = ?1", [&peer])?;
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO sync_set_aside
+                     (peer, sheet_id, code, reason, detail, since, attempts, next_retry)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for a in &list {
+                    put.execute(rusqlite::params![
+                        peer,
+                        a.sheet,
+                        a.code,
+                        a.reason,
+                        a.detail,
+                        a.since_ms,
+                        a.attempts,
+                        a.next_retry_ms
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+}
+
+/// The sheets set aside for `hub` as last kept ([`keep_set_aside`]), oldest first.
+async fn kept_set_aside(node: &Node, hub: NodeId) -> crate::Result<Vec<SetAsideSheet>> {
+    let peer = hub.to_string();
+    node.store
+        .read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT sheet_id, code, reason, detail, since, attempts, next_retry
+                 FROM sync_set_aside WHERE peer = ?1 ORDER BY since, sheet_id",
+            )?;
+            let rows = st
+                .query_map([&peer], |r| {
+                    Ok(SetAsideSheet {
+                        sheet: r.get(0)?,
+                        code: r.get(1)?,
+                        reason: r.get(2)?,
+                        detail: r.get(3)?,
+                        since_ms: r.get(4)?,
+                        attempts: r.get(5)?,
+                        next_retry_ms: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .await
+}
+
 /// The status as of now: on a node, `waiting` counted at this moment and `connected` only when a
 /// session succeeded within [`CONNECTED_WINDOW_MS`] and none failed since.
 pub async fn status(node: &Node) -> SyncStatus {
@@ -346,10 +458,20 @@ pub fn start_node(
         let replica = NodeReplica::new(node.clone());
         let handle = node.sync.clone();
         let hub = hub_key.node_id();
+        // The sheets set aside before a restart stay set aside, with their reasons and times.
+        match kept_set_aside(&node, hub).await {
+            Ok(kept) => handle.update(|s| s.set_aside = kept),
+            Err(e) => handle.error(node.clock.now_ms(), e.to_string()),
+        }
         let mut backoff = options.min_backoff;
         handle.requests.set(request_link).await;
         loop {
-            // A hospital asks for a key block while its reserve is low, before each session.
+            // A hospital reports its key counters and adopts the hub's marks (a restored node
+            // issues nothing until it has), then asks for a key block while its reserve is low,
+            // before each session.
+            if let Err(e) = report_key_marks(&node).await {
+                handle.error(node.clock.now_ms(), e.to_string());
+            }
             if let Err(e) = ensure_key_reserve(&node).await {
                 handle.error(node.clock.now_ms(), e.to_string());
             }
@@ -378,7 +500,33 @@ pub fn start_node(
                     for (id, reason) in &stats.set_aside {
                         tracing::warn!(target: "nsdb::sync", sheet = %id, %reason, "a sheet did not cross; set aside, the others go on");
                     }
-                    handle.record_set_aside(&stats, now, &options);
+                    if let Some(list) = handle.record_set_aside(&stats, now, &options)
+                        && let Err(e) = keep_set_aside(&node, hub, list).await
+                    {
+                        handle.error(now, e.to_string());
+                    }
+                    // A copy here that cannot be read is fetched again from the hub; once
+                    // replaced it is no longer set aside and crosses at the next session.
+                    for id in &stats.damaged {
+                        match refetch(&node, &id.to_string()).await {
+                            Ok(true) => {
+                                let sheet = id.to_string();
+                                let mut list = None;
+                                handle.update(|s| {
+                                    s.set_aside.retain(|a| a.sheet != sheet);
+                                    list = Some(s.set_aside.clone());
+                                });
+                                if let Some(list) = list
+                                    && let Err(e) = keep_set_aside(&node, hub, list).await
+                                {
+                                    handle.error(now, e.to_string());
+                                }
+                                handle.sync_now();
+                            }
+                            Ok(false) => {}
+                            Err(e) => handle.error(now, e.to_string()),
+                        }
+                    }
                     node.metrics
                         .sync_session(true, stats.bytes_sent, stats.bytes_received);
                     handle.update(|s| {
@@ -392,7 +540,12 @@ pub fn start_node(
                     let now = node.clock.now_ms();
                     node.metrics.sync_session(false, 0, 0);
                     handle.update(|s| s.last_failure_ms = Some(now));
-                    handle.error(now, e.to_string());
+                    handle.record_error(SyncErrorLine {
+                        at_ms: now,
+                        code: e.code().into(),
+                        message: e.words(),
+                        detail: e.to_string(),
+                    });
                 }
             }
             let aside = handle

@@ -54,7 +54,7 @@ pub const NODE_PER_DAY: u32 = 1_000;
 
 /// What a node asks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-enum Ask {
+pub(super) enum Ask {
     /// A key block.
     Lease,
     /// The sheet with this access key (11 digits) and birth date (`YYYY-MM-DD`), for user
@@ -69,11 +69,16 @@ enum Ask {
     Paper(Box<papers::Outgoing>),
     /// What became of these papers (ids) this node sent.
     PaperStates { ids: Vec<String> },
+    /// This hospital's counter per leased block; the hub answers each block's high-water mark
+    /// (`super::key_marks`).
+    Marks { blocks: Vec<keys::BlockMark> },
+    /// The whole stored document of a sheet whose copy here is damaged (`super::refetch`).
+    Fetch { sheet: String },
 }
 
 /// What the hub answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-enum Reply {
+pub(super) enum Reply {
     Leased {
         block: u32,
     },
@@ -87,6 +92,14 @@ enum Reply {
     /// The paper is held at the hub (now or from an earlier request).
     PaperHeld,
     PaperStates(Vec<papers::PaperState>),
+    /// The high-water mark of every block leased to the asking node.
+    Marks {
+        blocks: Vec<keys::BlockMark>,
+    },
+    /// A sheet's stored document, hex.
+    Document {
+        doc: String,
+    },
     /// The request could not be read.
     Refused {
         reason: String,
@@ -205,7 +218,7 @@ impl RequestLink {
         *self.link.lock().await = Some(link);
     }
 
-    async fn ask(&self, ask: &Ask) -> Option<Reply> {
+    pub(super) async fn ask(&self, ask: &Ask) -> Option<Reply> {
         let body = serde_json::to_vec(ask).ok()?;
         let mut guard = self.link.lock().await;
         let link = guard.as_mut()?;
@@ -616,6 +629,8 @@ impl Answerer for HubDesk {
             }) => self.resolve(peer, key, birth_date, user, login).await,
             Ok(Ask::Paper(paper)) => self.paper(peer, *paper).await,
             Ok(Ask::PaperStates { ids }) => self.paper_states(peer, ids).await,
+            Ok(Ask::Marks { blocks }) => super::key_marks::at_hub(&self.node, peer, blocks).await,
+            Ok(Ask::Fetch { sheet }) => super::refetch::at_hub(&self.node, peer, sheet).await,
             Err(e) => Reply::Refused {
                 reason: format!("unreadable request: {e}"),
             },
@@ -739,9 +754,13 @@ pub async fn resolve(
             tracing::warn!(target: "nsdb::sync", %reason, "the hub refused a resolution");
             ("refused", Err(ResolveError::HubUnreachable))
         }
-        Some(Reply::Leased { .. } | Reply::PaperHeld | Reply::PaperStates(_)) => {
-            ("refused", Err(ResolveError::HubUnreachable))
-        }
+        Some(
+            Reply::Leased { .. }
+            | Reply::PaperHeld
+            | Reply::PaperStates(_)
+            | Reply::Marks { .. }
+            | Reply::Document { .. },
+        ) => ("refused", Err(ResolveError::HubUnreachable)),
     };
     let user = p.user_id;
     let found = result.as_ref().ok().cloned();

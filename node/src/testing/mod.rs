@@ -165,6 +165,27 @@ impl TestNode {
         }
     }
 
+    /// Opens the same node again from its data directory (a restart): a new `Node` with fresh
+    /// in-memory state, its HTTP server on a new loopback port; the old server stops. Stop the
+    /// node's sync first.
+    pub async fn reopen(&mut self) {
+        self.server.abort();
+        let config = self.node.config.clone();
+        let node = Node::open(config, crate::Clock::System).expect("the node opens again");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let app =
+            crate::http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        self.node = node;
+        self.addr = addr;
+        self.server = server;
+    }
+
     /// `http://127.0.0.1:PORT` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

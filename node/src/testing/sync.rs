@@ -74,6 +74,46 @@ impl SyncSite {
         }
     }
 
+    /// Stops the hospital's and the municipality's sync loops.
+    pub fn stop_nodes(&mut self) {
+        self.node_tasks.clear();
+    }
+
+    /// Takes a backup of the hospital's database into `dest` (`nsdb backup`).
+    pub fn back_up_hospital(&self, dest: &std::path::Path) {
+        let node = &self.hospital.node;
+        let key = crate::store::DbKey::load(&node.config.key).expect("the node's key");
+        crate::ops::backup::backup(
+            &node.config,
+            &key,
+            &node.node_id.to_string(),
+            dest,
+            node.clock.now_ms(),
+        )
+        .expect("backup taken");
+    }
+
+    /// Stops the nodes' sync, restores the hospital from the backup in `dir` (`nsdb restore`),
+    /// opens it again from its data directory and starts the nodes' sync again: a hospital
+    /// restored from an older copy.
+    pub async fn restore_hospital(&mut self, dir: &std::path::Path) {
+        self.stop_nodes();
+        let config = self.hospital.node.config.clone();
+        let key = crate::store::DbKey::load(&config.key).expect("the node's key");
+        let id = self.hospital.node.node_id.to_string();
+        let now = self.hospital.node.clock.now_ms();
+        crate::ops::backup::restore(&config, &key, &id, dir, now).expect("restored");
+        self.restart_hospital().await;
+    }
+
+    /// Restarts the hospital: stops the nodes' sync, opens the hospital again from its data
+    /// directory ([`TestNode::reopen`], a new HTTP port) and starts the nodes' sync again.
+    pub async fn restart_hospital(&mut self) {
+        self.stop_nodes();
+        self.hospital.reopen().await;
+        self.start_nodes();
+    }
+
     /// Stops the hub's sync endpoint (an outage of the hub).
     pub fn stop_hub(&mut self) {
         if let Some(t) = self.hub_task.take() {

@@ -1,8 +1,10 @@
 //! `nsdb bench sync`: a hospital in this process and the hub in a process of its own
 //! (`nsdb serve`, this same binary), syncing over a real QUIC connection on loopback. Figures:
 //! the initial sync of every sheet, an incremental sync after 10% of the sheets changed, and
-//! syncs with nothing to do, each as wall time and bytes on the wire, and each side's peak
-//! memory (the hospital's from after seeding). Follows the convention of `bench`.
+//! syncs with nothing to do, each as wall time and bytes on the wire, each side's peak memory
+//! (the hospital's from after seeding), and 1,000 ordinary sheets crossing alone against the
+//! same beside one oversized sheet (12.6 MB of unsent changes), with that sheet's own cost.
+//! Follows the convention of `bench`.
 //!
 //! Benchmarks never assert timings; this module must never be used by a running node.
 
@@ -146,6 +148,72 @@ impl Drop for HubProcess {
     }
 }
 
+/// Ordinary sheets changed for the figure "1,000 sheets crossing beside an oversized one".
+const ORDINARY: usize = 1_000;
+
+/// Writes `value` into item `item` of each sheet in `ids` as user `user`, straight into the
+/// store in one transaction, once per value in `values` (each a separate save), like saves
+/// made while the hub is away: the bench's way to make many changes, or changes larger than a
+/// save through the product allows (an oversized sheet, as one written before the limits).
+async fn write_directly(
+    node: &Node,
+    ids: Vec<String>,
+    user: u64,
+    item: &'static str,
+    values: Vec<String>,
+) -> anyhow::Result<()> {
+    let author = nsdb_sync::Author {
+        node: node.node_id,
+        user,
+    };
+    let now = node.clock.now_ms();
+    node.store
+        .write(move |c| {
+            let tx = c.transaction()?;
+            for id in &ids {
+                let doc: Vec<u8> =
+                    tx.query_row("SELECT doc FROM sheets WHERE id = ?1", [id], |r| r.get(0))?;
+                let mut sheet =
+                    nsdb_sync::Sheet::load(&doc).map_err(|e| crate::Error::Document {
+                        id: id.clone(),
+                        reason: e.to_string(),
+                    })?;
+                for value in &values {
+                    let fields = BTreeMap::from([(item.to_string(), Some(value.clone()))]);
+                    sheet.set_fields(
+                        &fields,
+                        nsdb_sync::Edit {
+                            author,
+                            at_ms: now,
+                            message: "",
+                        },
+                    );
+                }
+                crate::sheets::store_sheet(&tx, &mut sheet, "screen", now)?;
+            }
+            tx.commit()?;
+            Ok::<_, crate::Error>(())
+        })
+        .await?;
+    Ok(())
+}
+
+/// `len` characters of free text that compress poorly (so the document's size is what a
+/// person's long text would make), different for each `seed`.
+fn free_text(len: usize, seed: u64) -> String {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + ((x >> 33) % 26) as u8)
+        })
+        .collect()
+}
+
 /// Runs the scenario.
 pub async fn sync(opts: SyncBench) -> anyhow::Result<Vec<Figure>> {
     let mut figures: BTreeMap<&'static str, (&'static str, Vec<f64>)> = BTreeMap::new();
@@ -198,6 +266,61 @@ pub async fn sync(opts: SyncBench) -> anyhow::Result<Vec<Figure>> {
         let started = Instant::now();
         let steady = link.sync(&replica).await?;
         let steady_s = started.elapsed().as_secs_f64();
+        // 1,000 ordinary sheets change, and cross alone; then 1,000 change again while one
+        // other sheet holds 7 saves of 1.8 MB of free text made while the hub was away (12.6 MB
+        // of unsent changes, more than one 8 MiB frame carries: the sheet that stalled every
+        // session before issue #10), and cross beside it.
+        let ordinary: Vec<String> = ids.iter().take(ORDINARY).cloned().collect();
+        write_directly(
+            &hospital,
+            ordinary.clone(),
+            doctor.user_id,
+            "patient.name_kana",
+            vec![format!("フツウ {run}")],
+        )
+        .await?;
+        let started = Instant::now();
+        let alone = link.sync(&replica).await?;
+        let alone_s = started.elapsed().as_secs_f64();
+        let mut with_oversized = None;
+        if let Some(big) = ids.get(ORDINARY).cloned() {
+            write_directly(
+                &hospital,
+                vec![big],
+                doctor.user_id,
+                "patient.address",
+                (0..7)
+                    .map(|i| free_text(1_800_000, i + run as u64 * 7))
+                    .collect(),
+            )
+            .await?;
+            write_directly(
+                &hospital,
+                ordinary,
+                doctor.user_id,
+                "patient.name_kana",
+                vec![format!("フツウ ト オオキイ {run}")],
+            )
+            .await?;
+            let started = Instant::now();
+            let beside = link.sync(&replica).await?;
+            let beside_s = started.elapsed().as_secs_f64();
+            // The oversized sheet's own cost: as many changes again, alone.
+            write_directly(
+                &hospital,
+                vec![ids[ORDINARY].clone()],
+                doctor.user_id,
+                "patient.address",
+                (7..14)
+                    .map(|i| free_text(1_800_000, i + run as u64 * 7))
+                    .collect(),
+            )
+            .await?;
+            let started = Instant::now();
+            link.sync(&replica).await?;
+            let big_alone_s = started.elapsed().as_secs_f64();
+            with_oversized = Some((beside_s, beside, big_alone_s));
+        }
         let (hospital_peak, hub_peak) = (status_mib("self", "VmHWM"), hub.peak_mib());
         drop(hub);
         if run == 0 {
@@ -227,6 +350,27 @@ pub async fn sync(opts: SyncBench) -> anyhow::Result<Vec<Figure>> {
             "KiB",
             (steady.bytes_sent + steady.bytes_received) as f64 / 1024.0,
         );
+        record("ordinary_1000_wall", "s", alone_s);
+        record("ordinary_1000_docs", "sheets", alone.documents_sent as f64);
+        if let Some((beside_s, beside, big_alone_s)) = with_oversized {
+            record("ordinary_1000_beside_oversized_wall", "s", beside_s);
+            record("oversized_alone_wall", "s", big_alone_s);
+            record(
+                "ordinary_1000_beside_oversized_docs",
+                "sheets",
+                beside.documents_sent as f64,
+            );
+            record(
+                "ordinary_1000_beside_oversized_bytes",
+                "KiB",
+                (beside.bytes_sent + beside.bytes_received) as f64 / 1024.0,
+            );
+            record(
+                "ordinary_1000_beside_oversized_set_aside",
+                "sheets",
+                beside.set_aside.len() as f64,
+            );
+        }
         record("hospital_resident_before_sync", "MiB", seeded_mib);
         record("hospital_peak_memory", "MiB", hospital_peak);
         record("hub_peak_memory", "MiB", hub_peak);

@@ -118,7 +118,15 @@ async fn get_sheet(
     s: ApiSession,
     Path(id): Path<String>,
 ) -> Result<Json<SheetDetail>, ApiError> {
-    Ok(Json(node.get_sheet(&s.principal, &id).await?))
+    Ok(Json(
+        crate::http::shared::sheet::sheet_detail(
+            &node,
+            &s.principal,
+            &id,
+            nsdb_rules::check::Mode::Draft,
+        )
+        .await?,
+    ))
 }
 
 /// Saves values into a sheet (一時保存).

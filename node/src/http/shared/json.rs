@@ -72,6 +72,7 @@ impl From<Error> for ApiError {
             Error::UnknownItems(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_items"),
             Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             Error::NoKeyBlock => (StatusCode::CONFLICT, "no_key_block"),
+            Error::KeysAwaitHub => (StatusCode::CONFLICT, "keys_await_hub"),
             Error::Store(crate::store::StoreError::Damaged(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_damaged")
             }
@@ -79,6 +80,7 @@ impl From<Error> for ApiError {
                 tracing::error!(target: "nsdb::http", "the disk is full: writes are refused");
                 (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
             }
+            Error::DamagedSheet(_) => (StatusCode::SERVICE_UNAVAILABLE, "sheet_damaged"),
             Error::Document { .. } | Error::Store(_) | Error::Research(_) => {
                 tracing::error!(target: "nsdb::http", error = %e, "internal error");
                 return ApiError::new(

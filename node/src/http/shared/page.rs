@@ -73,7 +73,9 @@ pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
         Error::UnknownItems(_) | Error::Invalid(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, "入力を確認してください")
         }
-        Error::NoKeyBlock => (StatusCode::CONFLICT, "アクセスキーを払い出せません"),
+        Error::NoKeyBlock | Error::KeysAwaitHub => {
+            (StatusCode::CONFLICT, "アクセスキーを払い出せません")
+        }
         Error::BadCredentials | Error::Locked | Error::Expired | Error::Unauthenticated => {
             return Redirect::to("/login").into_response();
         }
@@ -87,6 +89,7 @@ pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
                 "ディスクの空きがありません",
             )
         }
+        Error::DamagedSheet(_) => (StatusCode::SERVICE_UNAVAILABLE, "票のデータの損傷"),
         Error::Document { .. } | Error::Store(_) | Error::Research(_) => {
             tracing::error!(target: "nsdb::http", error = %e, "internal error");
             let page = ctx.map(Ctx::page);

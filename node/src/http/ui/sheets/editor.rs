@@ -106,7 +106,7 @@ async fn render(
     problem: Option<&str>,
 ) -> Response {
     let ctx = Ctx::new(node, s);
-    let d = match node.get_sheet_checked(&s.principal, id, mode).await {
+    let d = match crate::http::shared::sheet::sheet_detail(node, &s.principal, id, mode).await {
         Ok(d) => d,
         Err(e) => return error_page(Some(&ctx), e),
     };
@@ -330,7 +330,7 @@ async fn take_step(
             render(node, s, id, from_editor, mode, None, Some(&why)).await
         }
         // No key block yet: the sheet stays as saved, the message stands beside 登録.
-        Err(e @ Error::NoKeyBlock) => {
+        Err(e @ (Error::NoKeyBlock | Error::KeysAwaitHub)) => {
             render(
                 node,
                 s,
