@@ -161,24 +161,49 @@ pub fn issue(conn: &Connection, own: &str) -> rusqlite::Result<Option<AccessKey>
     Ok(Some(AccessKey::new(block, permute(&secret, block, serial))))
 }
 
-/// On the hub: issues the next key for a clinic it serves (M18) from the blocks it leases to
-/// itself (`own`: the hub's node id). When none has a serial left, it first leases itself a
-/// free block from the same `key_leases` table it leases every node's from ([`lease_block`]),
-/// so clinic keys and hospital keys never share a block and stay unique nationwide. Returns the
-/// key and the block leased on the way, if one was; `Ok(None)` only when every block is leased.
-/// Call inside the registering transaction.
+/// On the hub: issues the next key for a clinic it serves (M18) or a paper it enters (M15)
+/// from the blocks it leases to itself (`own`: the hub's node id). When none has a serial
+/// left, it first leases itself a free block from the same `key_leases` table it leases every
+/// node's from ([`lease_block`]), audited like any lease ([`audit_lease`]), so clinic keys and
+/// hospital keys never share a block and stay unique nationwide. `Ok(None)` only when every
+/// block is leased. Call inside the registering transaction.
 pub fn issue_leasing(
     conn: &Connection,
     own: &str,
     now_ms: i64,
-) -> rusqlite::Result<Option<(AccessKey, Option<u32>)>> {
+) -> rusqlite::Result<Option<AccessKey>> {
     if let Some(key) = issue(conn, own)? {
-        return Ok(Some((key, None)));
+        return Ok(Some(key));
     }
     let Some(block) = lease_block(conn, own, now_ms)? else {
         return Ok(None);
     };
-    Ok(issue(conn, own)?.map(|key| (key, Some(block))))
+    audit_lease(conn, Some(own), block, now_ms)?;
+    issue(conn, own)
+}
+
+/// Records a lease in the audit log (`key_lease`, ids only): at the hub with the node it went
+/// to (`to`), at a node that received it with `None`.
+pub fn audit_lease(
+    conn: &Connection,
+    to: Option<&str>,
+    block: u32,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let detail = match to {
+        Some(to) => format!("node={to} block={block:05}"),
+        None => format!("block={block:05}"),
+    };
+    crate::audit::append(
+        conn,
+        crate::audit::Entry {
+            at_ms: now_ms,
+            user: None,
+            action: "key_lease",
+            target: None,
+            detail: Some(&detail),
+        },
+    )
 }
 
 /// Serials this node (`own`) can still issue from its leased blocks.
@@ -502,7 +527,10 @@ mod tests {
         c.execute_batch(
             "CREATE TABLE key_leases (block INTEGER PRIMARY KEY, node TEXT NOT NULL,
                  leased_at INTEGER NOT NULL, next_serial INTEGER NOT NULL DEFAULT 0);
-             CREATE TABLE node_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+             CREATE TABLE node_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE audit (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, user_id INTEGER,
+                 action TEXT NOT NULL, target TEXT, detail TEXT, prev_hash BLOB NOT NULL,
+                 hash BLOB NOT NULL);",
         )
         .unwrap();
         c
@@ -588,13 +616,21 @@ mod tests {
         let c = node_db();
         let hospital = "ffffffffffffffffffffffffffffffff";
         let lent = lease_block(&c, hospital, 1).unwrap().unwrap();
-        let (first, leased) = issue_leasing(&c, OWN, 2).unwrap().unwrap();
-        let own_block = leased.expect("the hub leased itself a block");
+        let leases = |c: &Connection| -> Vec<String> {
+            c.prepare("SELECT detail FROM audit WHERE action = 'key_lease' ORDER BY seq")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let first = issue_leasing(&c, OWN, 2).unwrap().unwrap();
+        let own_block = block(&first);
         assert_ne!(own_block, lent, "never the hospital's block");
-        assert_eq!(block(&first), own_block);
+        assert_eq!(leases(&c), [format!("node={OWN} block={own_block:05}")]);
         // The next key comes from the same block, without another lease.
-        let (second, again) = issue_leasing(&c, OWN, 3).unwrap().unwrap();
-        assert_eq!(again, None);
+        let second = issue_leasing(&c, OWN, 3).unwrap().unwrap();
+        assert_eq!(leases(&c).len(), 1);
         assert_eq!(block(&second), own_block);
         assert_ne!(first, second);
         // A used-up block leads to a new one.
@@ -603,10 +639,10 @@ mod tests {
             rusqlite::params![BLOCK_SIZE, own_block],
         )
         .unwrap();
-        let (third, next) = issue_leasing(&c, OWN, 4).unwrap().unwrap();
-        let next = next.expect("a second block");
+        let third = issue_leasing(&c, OWN, 4).unwrap().unwrap();
+        let next = block(&third);
         assert!(next != own_block && next != lent);
-        assert_eq!(block(&third), next);
+        assert_eq!(leases(&c).len(), 2);
     }
 
     #[test]

@@ -550,19 +550,9 @@ impl Node {
                 if st == state::ENTERED {
                     return Ok(Err("この紙の臨個票は入力済みです。".to_string()));
                 }
-                let key = match keys::issue(&tx, &own)? {
-                    Some(k) => k,
-                    None => {
-                        // The hub leases itself a block the way it leases to hospitals.
-                        let Some(block) = keys::lease_block(&tx, &own, now)? else {
-                            return Ok(Err("アクセスキーのブロックが残っていません。".into()));
-                        };
-                        let detail = format!("node={own} block={block:05}");
-                        audit::record(&tx, now, uid, "key_lease", None, Some(&detail))?;
-                        keys::issue(&tx, &own)?.ok_or_else(|| {
-                            Error::Invalid("アクセスキーを払い出せません。".into())
-                        })?
-                    }
+                // The hub leases itself a block the way it leases to hospitals.
+                let Some(key) = keys::issue_leasing(&tx, &own, now)? else {
+                    return Ok(Err("アクセスキーのブロックが残っていません。".into()));
                 };
                 doc.set_access_key(key.digits(), edit);
                 doc.set_status(status::REGISTERED, edit);

@@ -420,28 +420,15 @@ impl Node {
                                 let issued = if hub {
                                     access_key::issue_leasing(&tx, &own, now)?
                                 } else {
-                                    access_key::issue(&tx, &own)?.map(|k| (k, None))
+                                    access_key::issue(&tx, &own)?
                                 };
-                                let Some((key, leased)) = issued else {
+                                let Some(key) = issued else {
                                     return Ok(Err(if access_key::awaits_hub(&tx)? {
                                         Error::KeysAwaitHub
                                     } else {
                                         Error::NoKeyBlock
                                     }));
                                 };
-                                if let Some(block) = leased {
-                                    let detail = format!("node={own} block={block:05}");
-                                    audit::append(
-                                        &tx,
-                                        audit::Entry {
-                                            at_ms: now,
-                                            user: None,
-                                            action: "key_lease",
-                                            target: None,
-                                            detail: Some(&detail),
-                                        },
-                                    )?;
-                                }
                                 sheet.set_access_key(key.digits(), edit);
                             }
                             sheet.set_doctor(Some(me), edit);

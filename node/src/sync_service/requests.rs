@@ -271,17 +271,7 @@ impl HubDesk {
                 let tx = c.transaction()?;
                 let block = keys::lease_block(&tx, &to, now)?;
                 if let Some(b) = block {
-                    let detail = format!("node={to} block={b:05}");
-                    audit::append(
-                        &tx,
-                        audit::Entry {
-                            at_ms: now,
-                            user: None,
-                            action: "key_lease",
-                            target: None,
-                            detail: Some(&detail),
-                        },
-                    )?;
+                    keys::audit_lease(&tx, Some(&to), b, now)?;
                 }
                 tx.commit()?;
                 Ok::<_, crate::Error>(block)
@@ -665,17 +655,7 @@ pub async fn ensure_key_reserve(node: &Node) -> crate::Result<Option<u32>> {
                 .write(move |c| {
                     let tx = c.transaction()?;
                     keys::accept_lease(&tx, block, &own, now)?;
-                    let detail = format!("block={block:05}");
-                    audit::append(
-                        &tx,
-                        audit::Entry {
-                            at_ms: now,
-                            user: None,
-                            action: "key_lease",
-                            target: None,
-                            detail: Some(&detail),
-                        },
-                    )?;
+                    keys::audit_lease(&tx, None, block, now)?;
                     tx.commit()?;
                     Ok::<_, crate::Error>(())
                 })
