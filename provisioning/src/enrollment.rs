@@ -52,6 +52,12 @@ pub enum EnrollmentError {
     NotAHub { dir: PathBuf },
     #[error("no node with key {0} is enrolled")]
     NotEnrolled(String),
+    /// The address a node would dial is unspecified (0.0.0.0 or ::): a listening address, not
+    /// one a node can reach.
+    #[error(
+        "{0} is where the hub listens, not an address a node can reach: give --hub-address with the hub's address as the node sees it (e.g. 192.0.2.10:7443 or hub.example.jp's address)"
+    )]
+    UnreachableHub(SocketAddr),
 }
 
 /// The hub's sync settings.
@@ -208,6 +214,10 @@ pub fn issue(
     if !matches!(role, "hospital" | "municipality") {
         return Err(EnrollmentError::BadRole(role.to_owned()));
     }
+    let hub_address = hub_address.unwrap_or(settings.listen);
+    if hub_address.ip().is_unspecified() {
+        return Err(EnrollmentError::UnreachableHub(hub_address));
+    }
     let key = hex::encode(parse_key(node_key)?);
     let hub = identity(dir)?;
     let mut reg = registry(dir)?;
@@ -221,7 +231,7 @@ pub fn issue(
     });
     write_toml(&dir.join(REGISTRY_FILE), &reg)?;
     let mut enrollment = Enrollment {
-        hub_address: hub_address.unwrap_or(settings.listen),
+        hub_address,
         hub_key: hex::encode(hub.public_key().as_bytes()),
         node_key: key,
         role: role.to_owned(),
@@ -265,6 +275,9 @@ pub fn accept(dir: &Path, enrollment: &Enrollment) -> Result<(), EnrollmentError
         &Signature::from_bytes(&signature),
     )
     .map_err(|_| EnrollmentError::BadSignature)?;
+    if enrollment.hub_address.ip().is_unspecified() {
+        return Err(EnrollmentError::UnreachableHub(enrollment.hub_address));
+    }
     let ours = hex::encode(identity(dir)?.public_key().as_bytes());
     if ours != enrollment.node_key {
         return Err(EnrollmentError::OtherNode {
@@ -305,6 +318,21 @@ impl NodeIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_enrollment_never_names_an_address_no_node_can_reach() {
+        let hub = tempfile::tempdir().unwrap();
+        let node = tempfile::tempdir().unwrap();
+        init_hub(hub.path(), "0.0.0.0:7443".parse().unwrap()).unwrap();
+        let key = hex::encode(identity(node.path()).unwrap().public_key().as_bytes());
+        let refused = issue(hub.path(), &key, "hospital", "1399000010", "病院", None).unwrap_err();
+        assert!(matches!(refused, EnrollmentError::UnreachableHub(_)));
+        assert!(refused.to_string().contains("--hub-address"), "{refused}");
+        let at = "192.0.2.10:7443".parse().unwrap();
+        let e = issue(hub.path(), &key, "hospital", "1399000010", "病院", Some(at)).unwrap();
+        assert_eq!(e.hub_address, at);
+        accept(node.path(), &e).unwrap();
+    }
 
     #[test]
     fn a_hub_enrolls_a_node_which_accepts_and_a_revocation_sticks() {

@@ -446,10 +446,14 @@ fn hex_key(bytes: &[u8]) -> String {
 
 /// Runs the command line: parses the arguments, runs the command, and says what failed.
 pub fn main() -> ExitCode {
+    // By default: warnings, and the node's own notices (serving, migrated, stopped, the first
+    // failure of a sync outage); one line per request only with NSDB_LOG=info.
     let filter = tracing_subscriber::EnvFilter::try_from_env("NSDB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,nsdb=info,nsdb::http=warn"));
+    // Colours only on a terminal: a log file or journald gets plain text.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // NSDB_LOG_FORMAT=json: one JSON object per line, for a log collector.
     if std::env::var("NSDB_LOG_FORMAT").is_ok_and(|f| f == "json") {
@@ -458,6 +462,15 @@ pub fn main() -> ExitCode {
         logs.init();
     }
     let cli = Cli::parse();
+    // A command whose output is piped into `head` ends quietly when the pipe closes, as
+    // command-line tools do; the serving commands keep ignoring SIGPIPE (a closed socket must
+    // never stop a node).
+    if !matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // The check tool runs without the async runtime and has its own exit status.
     let command = match cli.command {
         Command::Check(args) => return check::run(args),

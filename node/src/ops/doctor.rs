@@ -339,6 +339,32 @@ fn enrollment(config: &crate::NodeConfig) -> Finding {
         return finding("enrollment", Verdict::Ok, "this is the hub");
     }
     match nsdb_provisioning::enrollment::accepted(&config.data_dir) {
+        Ok(Some(e))
+            if e.role != config.role.institution_kind()
+                || e.jurisdiction != config.institution.code =>
+        {
+            finding(
+                "enrollment",
+                Verdict::Fix,
+                format!(
+                    "the enrollment is for a {} with code {}, but this node is a {} with institution.code {}: the hub would send it another institution's sheets; ask the hub's operator for an enrollment with --role {} --jurisdiction {}",
+                    e.role,
+                    e.jurisdiction,
+                    config.role.institution_kind(),
+                    config.institution.code,
+                    config.role.institution_kind(),
+                    config.institution.code
+                ),
+            )
+        }
+        Ok(Some(e)) if e.hub_address.ip().is_unspecified() => finding(
+            "enrollment",
+            Verdict::Fix,
+            format!(
+                "the enrollment names {} as the hub's address, which no node can reach: ask the hub's operator for an enrollment with --hub-address",
+                e.hub_address
+            ),
+        ),
         Ok(Some(e)) => finding(
             "enrollment",
             Verdict::Ok,

@@ -187,7 +187,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/009_security.sql"),
     include_str!("../../migrations/010_paper.sql"),
     include_str!("../../migrations/011_sync_setaside.sql"),
-    include_str!("../../migrations/013_clinic.sql"),
+    include_str!("../../migrations/012_clinic.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -536,7 +536,14 @@ pub fn start_node(
                     });
                 }
                 Err(e) => {
-                    tracing::info!(target: "nsdb::sync", reason = %e, "sync with the hub failed; will retry");
+                    // The first failure after a success (or at start) is a warning; the
+                    // retries of the same outage are not repeated at that level.
+                    let st = handle.status();
+                    if st.last_failure_ms.unwrap_or(0) <= st.last_success_ms.unwrap_or(0) {
+                        tracing::warn!(target: "nsdb::sync", reason = %e, "sync with the hub failed; will retry every few seconds");
+                    } else {
+                        tracing::debug!(target: "nsdb::sync", reason = %e, "sync with the hub failed again; will retry");
+                    }
                     let now = node.clock.now_ms();
                     node.metrics.sync_session(false, 0, 0);
                     handle.update(|s| s.last_failure_ms = Some(now));
