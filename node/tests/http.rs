@@ -1132,3 +1132,26 @@ async fn a_save_the_server_cannot_store_keeps_the_typed_values_ready_to_post_aga
     );
     assert!(r.body.contains("もう一度保存する"), "{}", r.body);
 }
+
+/// 臨個票連携 is the hospital's: a municipality's reviewer (who resolves keys at 受付) and an
+/// administrator are refused the page and its search (found when tried: the reviewer reached
+/// it by address and saw 更新登録 buttons that failed).
+#[tokio::test]
+async fn only_hospital_users_reach_the_linkage_screen() {
+    let t = TestNode::start(NodeRole::Municipality).await;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("reviewer").await;
+    let page = c.get("/linkage").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    let r = c
+        .form(
+            "/linkage",
+            &[
+                ("csrf", &csrf),
+                ("access_key", "12345-67890-1"),
+                ("birth_date", "1980-04-01"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+}

@@ -160,7 +160,8 @@ async fn the_hubs_data_entry_enters_a_received_paper_and_nobody_else_can() {
     let paper = Outgoing {
         id: "0123456789abcdef0123456789abcdef".into(),
         municipality: "139999".into(),
-        name_kana: "カミ ハナコ".into(),
+        // As the municipality reads it from the paper: the data's patient.
+        name_kana: values["patient.name_kana"].clone(),
         birth_date: values["patient.birth_date"].clone(),
         disease: "6".into(),
         pdf_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),

@@ -246,6 +246,18 @@ async fn an_inquiry_is_asked_answered_after_an_edit_and_closed_with_the_changes_
     n.answer_inquiry(&doctor, id, &asked.id, "カナを訂正しました")
         .await
         .unwrap();
+    // The same answer again changes nothing; another answer never replaces it (found when
+    // tried: Back and a changed text replaced the first answer silently).
+    n.answer_inquiry(&doctor, id, &asked.id, "カナを訂正しました")
+        .await
+        .unwrap();
+    let replaced = n
+        .answer_inquiry(&doctor, id, &asked.id, "二回目の回答（変更）")
+        .await;
+    assert!(
+        matches!(&replaced, Err(Error::Invalid(m)) if m.contains("すでに回答")),
+        "{replaced:?}"
+    );
     assert!(matches!(
         n.answer_inquiry(&reviewer, id, &asked.id, "自治体は回答しない")
             .await,

@@ -350,6 +350,17 @@ async fn a_paper_reaches_the_hub_is_entered_there_and_returns_to_its_municipalit
         matches!(&refused, Err(PaperError::Field { field: "xml", message }) if message.contains("生年月日")),
         "{refused:?}"
     );
+    // Another patient with the same birth date: the name in kana decides (found when tried:
+    // another patient's data was attached to this paper).
+    let mut same_birthday = values.clone();
+    same_birthday.insert("patient.name_kana".into(), "ベツ ジンブツ".into());
+    let refused = hub
+        .enter_paper(&entry, &id, &xml(&hub, &same_birthday))
+        .await;
+    assert!(
+        matches!(&refused, Err(PaperError::Field { field: "xml", message }) if message.contains("氏名カナ")),
+        "{refused:?}"
+    );
     assert_eq!(
         paper_state(&hub, &entry, &id).await.as_deref(),
         Some(state::RECEIVED)
@@ -423,6 +434,17 @@ async fn a_paper_reaches_the_hub_is_entered_there_and_returns_to_its_municipalit
     assert_eq!(status, 200);
     assert!(page.contains(&format!("/papers/{id}.pdf")), "{page}");
     assert!(page.contains("登録種別 紙"), "{page}");
+    // No hospital holds a paper sheet to answer a 照会: it is not offered, and refused.
+    assert!(!page.contains("id=\"ask-button\""), "{page}");
+    let refused = municipality
+        .ask_inquiry(&reviewer, &sheet, &["patient.name".to_string()], "確認")
+        .await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("電話・文書")),
+        "{refused:?}"
+    );
     let (status, served) = http(
         site.municipality.addr,
         "GET",

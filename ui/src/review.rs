@@ -204,7 +204,8 @@ pub fn inquiry_panel(p: &InquiryPanel) -> Markup {
                     article.inquiry data-state=(l.state) id={ "inquiry-" (l.id) } {
                         h3 { (l.state_label) }
                         (inquiry_body(l))
-                        @if p.can_answer && l.state != "closed" {
+                        // An answer is given once (it is never replaced); until then, the box.
+                        @if p.can_answer && l.state == "open" {
                             form method="post" action={ "/sheets/" (p.sheet_id) "/inquiries/" (l.id) "/answer" } {
                                 input type="hidden" name="csrf" value=(p.csrf);
                                 label for={ "answer-" (l.id) } { "回答" }
@@ -340,10 +341,14 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
                     }
                     section #inquiry-form {
                         h2 { "照会" }
-                        p.hint { "照会する項目に左の欄でチェックを付け、内容を書いてください。" }
-                        label for="question" { "照会内容" }
-                        textarea #question form="ask" name="question" rows="3" required { (v.question) }
-                        button.primary #ask-button type="submit" form="ask" { "照会する" }
+                        @if v.paper_pdf.is_some() {
+                            p.hint { "紙の臨個票（登録種別 紙）には、この画面から照会できません。医療機関に電話・文書で照会してください。" }
+                        } @else {
+                            p.hint { "照会する項目に左の欄でチェックを付け、内容を書いてください。" }
+                            label for="question" { "照会内容" }
+                            textarea #question form="ask" name="question" rows="3" required { (v.question) }
+                            button.primary #ask-button type="submit" form="ask" { "照会する" }
+                        }
                     }
                     @if !v.inquiries.is_empty() {
                         section #inquiry-list {

@@ -55,7 +55,11 @@ fn typed(input: &str) -> String {
         .filter_map(|c| match c {
             '0'..='9' => Some(c),
             '０'..='９' => char::from_u32(c as u32 - 0xFEE0),
-            '-' | '－' | ' ' | '　' => None,
+            // Separators as typed on a Japanese keyboard: hyphens, dashes and the long-vowel
+            // mark an IME gives for "-" (ー, ｰ), spaces of either width.
+            '-' | '－' | '‐' | '‑' | '–' | '—' | '―' | '−' | 'ー' | 'ｰ' | ' ' | '　' => {
+                None
+            }
             _ => Some('x'),
         })
         .collect()
@@ -89,17 +93,16 @@ impl AccessKey {
         let typed = typed(input);
         let digits = typed.bytes().filter(u8::is_ascii_digit).count();
         let other = digits != typed.len();
+        // The example is a key that passes its own check digit.
+        let example = AccessKey::new(12345, 67890).display();
         if input.trim().is_empty() {
-            "アクセスキーを入力してください（例: 12345-67890-1）。".into()
-        } else if other || digits != 11 {
+            format!("アクセスキーを入力してください（例: {example}）。")
+        } else if other {
             format!(
-                "アクセスキーは11桁の数字です（例: 12345-67890-1）。入力は{digits}桁{}です。",
-                if other {
-                    "で、数字以外の文字を含みます"
-                } else {
-                    ""
-                }
+                "アクセスキーは11桁の数字です（例: {example}）。入力に数字以外の文字が含まれています（数字は{digits}桁）。"
             )
+        } else if digits != 11 {
+            format!("アクセスキーは11桁の数字です（例: {example}）。入力は{digits}桁です。")
         } else {
             "アクセスキーの数字に誤りがあります（検査用の末尾1桁が合いません）。紙のアクセスキーを確かめてください。"
                 .into()
@@ -472,6 +475,27 @@ mod tests {
         assert!(AccessKey::problem("1234").contains("入力は4桁です"));
         assert!(AccessKey::problem("12345-6789x-1").contains("数字以外"));
         assert!(AccessKey::problem("12345-67890-2").contains("末尾1桁が合いません"));
+        // The example the messages give is itself a valid key, and the messages read as one
+        // sentence each (found when tried: 「…数字以外の文字を含みますです。」).
+        let example = AccessKey::new(12345, 67890).display();
+        assert!(AccessKey::parse(&example).is_some());
+        assert!(AccessKey::problem("1234").contains(&example));
+        assert!(!AccessKey::problem("12345-6789x-1").contains("ますです"));
+        // Typed with the IME's long-vowel mark, dashes or a minus sign for the hyphens.
+        let digits = example.replace('-', "");
+        for sep in ['ー', 'ｰ', '－', '‐', '―', '−'] {
+            let typed = format!(
+                "{}{sep}{}{sep}{}",
+                &digits[..5],
+                &digits[5..10],
+                &digits[10..]
+            );
+            assert_eq!(
+                AccessKey::parse(&typed).map(|k| k.display()),
+                Some(example.clone()),
+                "{typed}"
+            );
+        }
     }
 
     use super::*;

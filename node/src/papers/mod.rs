@@ -158,7 +158,7 @@ pub struct PaperState {
 }
 
 /// Whether `bytes` are a PDF the node will keep: not empty, at most [`MAX_PDF_BYTES`], starting
-/// with `%PDF-`. The message says what is wrong, in Japanese.
+/// with `%PDF-` and ending with `%%EOF` (a whole file). The message says what is wrong, in Japanese.
 pub fn check_pdf(bytes: &[u8]) -> Result<(), String> {
     if bytes.is_empty() {
         return Err("スキャンした PDF ファイルを選んでください。".into());
@@ -173,6 +173,15 @@ pub fn check_pdf(bytes: &[u8]) -> Result<(), String> {
     if !bytes.starts_with(b"%PDF-") {
         return Err(
             "このファイルは PDF ではありません（先頭が %PDF- ではありません）。スキャナーで PDF として保存したファイルを選んでください。"
+                .into(),
+        );
+    }
+    // A whole PDF ends with its end-of-file marker (ISO 32000-1 §7.5.5), possibly followed by
+    // a line end: a file cut short in transfer, or one that only starts like a PDF, does not.
+    let tail = &bytes[bytes.len().saturating_sub(1024)..];
+    if !tail.windows(5).any(|w| w == b"%%EOF") {
+        return Err(
+            "この PDF ファイルは途中で切れているか、壊れています（終わりの印 %%EOF がありません）。スキャンし直すか、元のファイルを選び直してください。"
                 .into(),
         );
     }
@@ -241,7 +250,17 @@ impl Node {
                 "生年月日を 1980-04-01 や 昭和55年4月1日 の形で入力してください。",
             )
         })?;
-        let disease = up.disease.trim().to_string();
+        // Digits as clerks type them: full-width ６ is 6, ー/－ in 12－1 a hyphen.
+        let disease: String = up
+            .disease
+            .trim()
+            .chars()
+            .map(|c| match c {
+                '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+                'ー' | '－' | '‐' | '―' | '−' => '-',
+                c => c,
+            })
+            .collect();
         if self.disease_name(&disease).is_empty() {
             return Err(field(
                 "disease",
@@ -480,6 +499,27 @@ impl Node {
                 format!(
                     "データの様式（{}）が、受付時の告示番号 {}（{}）と一致しません。",
                     form.disease, paper.disease_number, paper.disease
+                ),
+            ));
+        }
+        // The data must be the paper's patient: the name in kana as the municipality read it
+        // from the paper (spaces and the middle dot aside), and the birth date.
+        let squash = |v: &str| -> String {
+            v.chars()
+                .filter(|c| !c.is_whitespace() && *c != '・')
+                .collect()
+        };
+        let kana = sheet.values.get("patient.name_kana").map(|v| squash(v));
+        if kana.as_deref() != Some(squash(&paper.name_kana).as_str()) {
+            return Err(field(
+                "xml",
+                format!(
+                    "データの氏名カナ（{}）が、自治体が受付時に入力した氏名カナ（{}）と一致しません。紙の臨個票を確かめてください。",
+                    sheet
+                        .values
+                        .get("patient.name_kana")
+                        .map_or("未記入", String::as_str),
+                    paper.name_kana
                 ),
             ));
         }
@@ -796,7 +836,13 @@ mod tests {
 
     #[test]
     fn only_a_pdf_within_the_limit_is_kept() {
-        assert!(check_pdf(b"%PDF-1.7\n...").is_ok());
+        assert!(check_pdf(b"%PDF-1.7\n...\n%%EOF\n").is_ok());
+        // Only the start of a PDF: refused (found when tried with "%PDF-1.4\ngarbage").
+        assert!(
+            check_pdf(b"%PDF-1.4\ngarbage")
+                .unwrap_err()
+                .contains("%%EOF")
+        );
         assert!(check_pdf(b"").unwrap_err().contains("選んで"));
         assert!(
             check_pdf(b"PK\x03\x04")
@@ -805,6 +851,7 @@ mod tests {
         );
         let mut big = b"%PDF-1.4\n".to_vec();
         big.resize(MAX_PDF_BYTES + 1, b' ');
+        big.extend_from_slice(b"%%EOF");
         assert!(check_pdf(&big).unwrap_err().contains("大きすぎます"));
     }
 

@@ -551,6 +551,21 @@ impl Node {
         question: &str,
     ) -> Result<Inquiry> {
         self.check_resolved(p, id, Action::RecordReview).await?;
+        // A paper sheet (登録種別 紙) was entered at the hub from the paper: no hospital holds
+        // it to answer, so a question about it goes to the doctor on paper, not here.
+        let sid = id.to_string();
+        let paper = self
+            .store
+            .read(move |c| {
+                Ok::<_, Error>(load_row(c, &sid)?.is_some_and(|r| r.registration == "paper"))
+            })
+            .await?;
+        if paper {
+            return Err(Error::Invalid(
+                "紙の臨個票（登録種別 紙）には、この画面から照会できません。医療機関に電話・文書で照会してください。"
+                    .into(),
+            ));
+        }
         let limit = nsdb_rules::form::ENTRY_LIMIT;
         if question.trim().chars().count() > limit {
             return Err(Error::Invalid(format!(
@@ -656,11 +671,16 @@ impl Node {
         self.change_sheet(p, id, "inquiry_answer", move |sheet, edit| {
             // The answer already given, posted again (also after the inquiry was closed),
             // changes nothing.
-            if sheet
-                .inquiry(&inquiry)
-                .is_some_and(|i| i.answer.as_deref() == Some(answer.as_str()))
-            {
-                return Ok(((), false));
+            match sheet.inquiry(&inquiry).and_then(|i| i.answer) {
+                Some(given) if given == answer => return Ok(((), false)),
+                // An answer is never replaced: the municipality may already have read it.
+                Some(_) => {
+                    return Err(Error::Invalid(
+                        "この照会にはすでに回答しています（回答は変更できません）。補足があるときは、自治体に連絡してください。"
+                            .into(),
+                    ));
+                }
+                None => {}
             }
             let edit = Edit {
                 message: "照会回答",

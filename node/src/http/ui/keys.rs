@@ -83,11 +83,29 @@ async fn page(
     Html(nsdb_ui::linkage::linkage_page(&ctx.page(), &view).into_string()).into_response()
 }
 
+/// 臨個票連携 is the hospital's (and a clinic's on the hub): who may renew from a sheet resolved
+/// by key. A municipality resolves at 受付 instead; anyone else is refused here.
+fn hospital_only(node: &crate::Node, s: &UiSession) -> Option<Response> {
+    use crate::accounts::policy::{Action, role_may};
+    (!role_may(s.principal.role(), Action::CarryForward)).then(|| {
+        error_page(
+            Some(&Ctx::new(node, s)),
+            crate::Error::Denied(crate::accounts::policy::Denied),
+        )
+    })
+}
+
 async fn linkage_page(State(node): State<AppState>, s: UiSession) -> Response {
+    if let Some(refused) = hospital_only(&node, &s) {
+        return refused;
+    }
     page(&node, &s, Default::default()).await
 }
 
 async fn linkage_search(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
+    if let Some(refused) = hospital_only(&node, &s) {
+        return refused;
+    }
     let ctx = Ctx::new(&node, &s);
     let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
         Ok(f) => f,
