@@ -153,7 +153,7 @@ impl Node {
         let identity = nsdb_provisioning::NodeIdentity::load_or_create(&config.identity_path())
             .with_context(|| format!("node identity of {}", config.name))?;
         let key = store::DbKey::load(&config.key)?;
-        std::fs::create_dir_all(&config.data_dir)
+        nsdb_provisioning::create_private_dir(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let db = config.database_path();
         let node_id = NodeId(identity.node_id());

@@ -154,7 +154,7 @@ fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<(), EnrollmentErro
     };
     let text = toml::to_string_pretty(value).map_err(|e| err(e.to_string()))?;
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        crate::create_private_dir(dir).map_err(|e| err(e.to_string()))?;
     }
     // Write beside and rename, so a reader never sees half a file.
     let partial = path.with_extension("toml.partial");

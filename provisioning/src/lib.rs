@@ -54,6 +54,21 @@ pub fn random_bytes() -> Result<[u8; 32], ProvisioningError> {
     Ok(b)
 }
 
+/// Creates `dir` (and any missing parents) readable and enterable by its owner only (mode 700
+/// on Unix); a directory that exists already is left as it is. Data directories and the
+/// directories of secret files are made with it, so a new node never starts with a directory
+/// others can read (which `nsdb doctor` would then ask to fix).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 /// Writes a new secret file readable and writable by its owner only; refuses to overwrite.
 pub fn write_secret_file(path: &Path, text: &str) -> Result<(), ProvisioningError> {
     let err = |source| ProvisioningError::Write {
@@ -61,7 +76,7 @@ pub fn write_secret_file(path: &Path, text: &str) -> Result<(), ProvisioningErro
         source,
     };
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(err)?;
+        create_private_dir(dir).map_err(err)?;
     }
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);

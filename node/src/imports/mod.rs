@@ -43,7 +43,7 @@ pub fn seal_key_path(config: &NodeConfig) -> PathBuf {
 /// The node's seal key, created on first use.
 pub fn seal_key(config: &NodeConfig) -> anyhow::Result<SealKey> {
     use anyhow::Context;
-    std::fs::create_dir_all(&config.data_dir)
+    nsdb_provisioning::create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let path = seal_key_path(config);
     SealKey::load_or_create(&path).with_context(|| format!("the seal key {}", path.display()))

@@ -107,7 +107,7 @@ pub struct DirLock {
 impl DirLock {
     /// Takes the lock, or says that the node is running.
     pub fn acquire(data_dir: &Path) -> Result<DirLock, OpsError> {
-        std::fs::create_dir_all(data_dir).map_err(io("cannot create", data_dir))?;
+        nsdb_provisioning::create_private_dir(data_dir).map_err(io("cannot create", data_dir))?;
         let path = data_dir.join(LOCK);
         let file = std::fs::OpenOptions::new()
             .create(true)
