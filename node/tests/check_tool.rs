@@ -102,6 +102,8 @@ fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
         "1399000036",
         "--name",
         "試験県ノード",
+        "--hub-address",
+        "127.0.0.1:7443",
         "--out",
         d.join("enrollment.toml").to_str().unwrap(),
     ]));
