@@ -102,7 +102,7 @@ impl SyncSite {
         let key = crate::store::DbKey::load(&config.key).expect("the node's key");
         let id = self.hospital.node.node_id.to_string();
         let now = self.hospital.node.clock.now_ms();
-        crate::ops::backup::restore(&config, &key, &id, dir, now).expect("restored");
+        crate::ops::backup::restore(&config, &key, None, Some(&id), dir, now).expect("restored");
         self.restart_hospital().await;
     }
 
