@@ -1027,6 +1027,28 @@ fn a_backup_taken_before_a_rekey_is_restored_with_the_old_key() {
     stop(server);
     let out = ok(&site.nsdb(&["rekey", "--recover"]));
     assert!(out.contains("no interrupted rekey"), "{out}");
+
+    // The backup's database put in place by hand: serve and --recover agree that no rekey was
+    // interrupted, and both say to restore with the previous key.
+    std::fs::copy(backup.join("node.db"), site.path("data/node.db")).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(site.path(&format!("data/node.db{suffix}")));
+    }
+    let err = refused(&site.nsdb(&["serve"]));
+    assert!(
+        err.contains("previous key")
+            && err.contains("--key-file")
+            && !err.contains("interrupted nsdb rekey"),
+        "{err}"
+    );
+    let out = site.nsdb(&["rekey", "--recover"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let err = refused(&out);
+    assert!(said.contains("no interrupted rekey"), "{said}");
+    assert!(
+        err.contains("previous key") && err.contains("--key-file"),
+        "{err}"
+    );
 }
 
 /// A backup that did not finish is never taken for one: a directory without a manifest is

@@ -147,14 +147,16 @@ pub fn rekey(config: &Path, recover_only: bool) -> anyhow::Result<()> {
         }
     };
     if recover_only {
-        println!(
-            "{}",
-            if said.is_empty() {
-                "no interrupted rekey"
-            } else {
-                said
+        if said.is_empty() {
+            println!("no interrupted rekey");
+            // A database that opens only with another key file is not an interrupted rekey:
+            // say what it is and what to do.
+            if let Some(advice) = rekey::wrong_key_advice(&config) {
+                anyhow::bail!(advice);
             }
-        );
+        } else {
+            println!("{said}");
+        }
     } else {
         println!(
             "{said}the database key was changed; the previous key is kept in {} for backups taken before (store it with them, apart from the node)",
