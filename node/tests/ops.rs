@@ -930,6 +930,7 @@ fn a_node_that_lost_its_disk_comes_back_from_config_key_and_backup() {
     let site = Site::new();
     ok(&site.add_user("dr-lost"));
     std::fs::write(site.path("data/seal.key"), "5b".repeat(32)).unwrap();
+    std::fs::write(site.path("data/enrolled.toml"), "# as at the backup\n").unwrap();
     let identity = std::fs::read(site.path("data/identity.key")).unwrap();
     let backup = site.path("backup");
     let out = ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
@@ -974,6 +975,17 @@ fn a_node_that_lost_its_disk_comes_back_from_config_key_and_backup() {
     let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
     assert!(err.contains("not of this node"), "{err}");
     std::fs::write(site.path("data/identity.key"), &identity).unwrap();
+    // A newer registry is kept as it is; a different seal key is refused, named.
+    std::fs::write(site.path("data/enrolled.toml"), "# newer\n").unwrap();
+    let out = ok(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(
+        out.contains("kept as they are") && out.contains("enrolled.toml"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.path("data/enrolled.toml")).unwrap(),
+        "# newer\n"
+    );
     std::fs::write(site.path("data/seal.key"), "5c".repeat(32)).unwrap();
     let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
     assert!(

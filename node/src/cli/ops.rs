@@ -119,6 +119,12 @@ pub fn restore(
             r.files_put_back.join(", ")
         );
     }
+    if !r.files_kept.is_empty() {
+        println!(
+            "kept as they are (newer than the backup's): {}",
+            r.files_kept.join(", ")
+        );
+    }
     if let Some(p) = r.previous {
         println!(
             "the database it replaced is kept as {}; remove it once the node runs",

@@ -43,6 +43,14 @@ pub const CARRIED: &[&str] = &[
     nsdb_provisioning::enrollment::REGISTRY_FILE,
     nsdb_provisioning::enrollment::HUB_SETTINGS_FILE,
 ];
+/// Carried files that change during a node's life: when the data directory has another version,
+/// a restore keeps it (it is newer than the backup's). The others (identity, seal key) are never
+/// replaced: a different one is refused.
+const KEPT_WHEN_DIFFERENT: &[&str] = &[
+    nsdb_provisioning::enrollment::ENROLLMENT_FILE,
+    nsdb_provisioning::enrollment::REGISTRY_FILE,
+    nsdb_provisioning::enrollment::HUB_SETTINGS_FILE,
+];
 /// The table, only in a backup's database, holding the [`CARRIED`] files: `(name TEXT, content
 /// BLOB)`. A restore removes it from the database it puts in place.
 pub const FILES_TABLE: &str = "backup_files";
@@ -417,6 +425,8 @@ pub struct Restored {
     pub previous: Option<PathBuf>,
     /// The data directory's files it put back (they were missing), by name.
     pub files_put_back: Vec<String>,
+    /// Carried files the data directory has in another (newer) version, kept as they are.
+    pub files_kept: Vec<String>,
     /// Whether the database was re-encrypted from the backup's key to the node's.
     pub rekeyed: bool,
 }
@@ -431,8 +441,9 @@ pub struct Restored {
 /// differs (after a rekey): the database is then re-encrypted to `key` before it is put in place.
 /// `node_id` is the node's identity when its data directory still has one; when it has none
 /// (a node that lost its disk), the backup's own identity is used and put back. Data directory
-/// files the backup carries are put back when missing; a different existing one is refused
-/// ([`OpsError::FileConflict`]) before anything is replaced.
+/// files the backup carries are put back when missing; a different existing identity or seal key
+/// is refused ([`OpsError::FileConflict`]) before anything is replaced, while a different
+/// enrollment file (newer than the backup) is kept.
 pub fn restore(
     config: &crate::NodeConfig,
     key: &DbKey,
@@ -478,11 +489,20 @@ pub fn restore(
         }
     }
     let mut missing = Vec::new();
+    let mut files_kept = Vec::new();
     for (name, content) in &carried {
         let path = config.data_dir.join(name);
         if path.exists() {
             let here = std::fs::read(&path).map_err(io("cannot read", &path))?;
-            if &here != content {
+            if &here == content {
+                continue;
+            }
+            // Enrollment files change in a node's life (a hub enrolls nodes, a node may be
+            // enrolled again): the current one is newer than the backup's and is kept. The
+            // identity and the seal key name the node and open its data: never replaced.
+            if KEPT_WHEN_DIFFERENT.contains(&name.as_str()) {
+                files_kept.push(name.clone());
+            } else {
                 return Err(OpsError::FileConflict {
                     path,
                     dir: dir.to_path_buf(),
@@ -560,6 +580,7 @@ pub fn restore(
         manifest,
         previous,
         files_put_back,
+        files_kept,
         rekeyed,
     })
 }
