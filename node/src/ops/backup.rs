@@ -18,8 +18,12 @@
 //! the database says it is this node's and is not newer than this binary. Only then is the
 //! current database moved aside (kept as `node.db.before-restore-<ms>`) and the backup put in
 //! its place with an atomic rename, marked restored so that it issues no access key before the
-//! hub has said how far its key blocks were used. This module must never replace a database it
-//! has not verified, and never write a key.
+//! hub has said how far its key blocks were used. Data directory files the backup carries are
+//! put back only where missing (a node that lost its disk); a different identity or seal key is
+//! refused. With the key a backup was taken with (after a rekey), the staged copy is
+//! re-encrypted to the node's key before it is put in place. This module must never replace a
+//! database it has not verified, never overwrite a node's identity, and never write the
+//! database key anywhere.
 
 use std::path::{Path, PathBuf};
 
