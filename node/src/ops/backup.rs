@@ -122,9 +122,15 @@ fn verify_database(conn: &rusqlite::Connection) -> Result<Counts, String> {
             problems.join("; ")
         ));
     }
-    let audit_entries = match crate::audit::verify(conn).map_err(|e| e.to_string())? {
+    let audit_entries = match crate::audit::verify(conn)
+        .map_err(|e| format!("the audit log cannot be read ({e}); use another backup"))?
+    {
         Ok(n) => n,
-        Err(seq) => return Err(format!("the audit chain breaks at entry {seq}")),
+        Err(seq) => {
+            return Err(format!(
+                "the audit chain breaks at entry {seq}; use another backup"
+            ));
+        }
     };
     let count = |table: &str| -> Result<i64, String> {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
@@ -341,7 +347,7 @@ pub fn verify(dir: &Path, key: &DbKey, node_id: &str) -> Result<Manifest, OpsErr
             )
         } else {
             format!(
-                "its pages fail the encryption check although the key is the right one ({e}): the file is damaged; use another backup"
+                "the page check failed as it was opened ({e}): the file is damaged although the key is the right one; use another backup"
             )
         })
     })?;
