@@ -160,12 +160,8 @@ impl Node {
         ops::guard::check_before_open(&config.data_dir, &db)?;
         let store = match Store::open(&db, Some(&key), 3) {
             Err(StoreError::WrongKey { path }) => {
-                return Err(match ops::rekey::which_key_opens(&config) {
-                    Some(other) => anyhow::anyhow!(
-                        "cannot open database {}: the configured key does not open it, but {} does (an interrupted nsdb rekey): run nsdb rekey --config FILE --recover",
-                        path.display(),
-                        other.display()
-                    ),
+                return Err(match ops::rekey::wrong_key_advice(&config) {
+                    Some(advice) => anyhow::anyhow!(advice),
                     None => StoreError::WrongKey { path }.into(),
                 });
             }

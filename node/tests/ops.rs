@@ -331,6 +331,13 @@ fn a_backup_taken_while_serving_restores_users_and_audit_and_refuses_tampering()
     std::fs::write(tampered.join("manifest.toml"), forged).unwrap();
     let err = refused(&site.nsdb(&["restore", tampered.to_str().unwrap()]));
     assert!(err.contains("nothing was replaced"), "{err}");
+    assert!(
+        err.contains("page check") && err.contains("use another backup"),
+        "{err}"
+    );
+    assert!(!err.contains("SQL logic error"), "{err}");
+    let out = ok(&site.nsdb(&["restore", "--verify-only", backup.to_str().unwrap()]));
+    assert!(out.contains("taken at 20") && !out.contains(" ms"), "{out}");
     ok(&site.add_user("dr-still-here"));
 }
 
@@ -919,4 +926,188 @@ fn a_full_disk_refuses_saves_clearly_loses_nothing_and_recovers_when_space_retur
             .unwrap();
         assert_eq!(found, 1, "{id} lost");
     }
+}
+
+/// A node that lost its whole data directory comes back from node.toml, its key file and a
+/// backup: enrolled as before, with the same identity; a different identity is never replaced.
+#[test]
+fn a_node_that_lost_its_disk_comes_back_from_config_key_and_backup() {
+    let site = Site::new();
+    ok(&site.add_user("dr-lost"));
+    std::fs::write(site.path("data/seal.key"), "5b".repeat(32)).unwrap();
+    std::fs::write(site.path("data/enrolled.toml"), "# as at the backup\n").unwrap();
+    let identity = std::fs::read(site.path("data/identity.key")).unwrap();
+    let backup = site.path("backup");
+    let out = ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    assert!(
+        out.contains("identity.key") && out.contains("seal.key"),
+        "{out}"
+    );
+    let manifest = std::fs::read_to_string(backup.join("manifest.toml")).unwrap();
+    assert!(manifest.contains("\"identity.key\""), "{manifest}");
+    // The identity travels encrypted: not in clear in the backup.
+    let bytes = std::fs::read(backup.join("node.db")).unwrap();
+    let identity_text = String::from_utf8_lossy(&identity).trim().to_string();
+    assert!(!String::from_utf8_lossy(&bytes).contains(&identity_text));
+
+    std::fs::remove_dir_all(site.path("data")).unwrap();
+    let out = ok(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(
+        out.contains("put back") && out.contains("identity.key"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(site.path("data/identity.key")).unwrap(),
+        identity
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.path("data/seal.key")).unwrap(),
+        "5b".repeat(32)
+    );
+    let server = site.serve();
+    assert!(site.login("dr-lost").is_some(), "the user in the backup");
+    stop(server);
+
+    // Another node's identity in the data directory is never overwritten: refused, named.
+    let other = Site::new();
+    ok(&other.add_user("dr-other"));
+    std::fs::remove_file(site.path("data/node.db")).unwrap();
+    std::fs::copy(
+        other.path("data/identity.key"),
+        site.path("data/identity.key"),
+    )
+    .unwrap();
+    let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(err.contains("not of this node"), "{err}");
+    std::fs::write(site.path("data/identity.key"), &identity).unwrap();
+    // A newer registry is kept as it is; a different seal key is refused, named.
+    std::fs::write(site.path("data/enrolled.toml"), "# newer\n").unwrap();
+    let out = ok(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(
+        out.contains("kept as they are") && out.contains("enrolled.toml"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.path("data/enrolled.toml")).unwrap(),
+        "# newer\n"
+    );
+    std::fs::write(site.path("data/seal.key"), "5c".repeat(32)).unwrap();
+    let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(
+        err.contains("seal.key differs") && err.contains("nothing was replaced"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.path("data/seal.key")).unwrap(),
+        "5c".repeat(32)
+    );
+}
+
+/// A backup taken before `nsdb rekey` is refused with the node's new key, naming the key
+/// fingerprint it needs, and restored with `--key-file` the old key: the node then starts with
+/// its configured (new) key.
+#[test]
+fn a_backup_taken_before_a_rekey_is_restored_with_the_old_key() {
+    let site = Site::new();
+    ok(&site.add_user("dr-rotated"));
+    let backup = site.path("backup");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let manifest = std::fs::read_to_string(backup.join("manifest.toml")).unwrap();
+    let fingerprint = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("key_fingerprint = "))
+        .expect("a key fingerprint in the manifest")
+        .trim_matches('"')
+        .to_string();
+    assert_eq!(fingerprint.len(), 16, "{manifest}");
+    ok(&site.nsdb(&["rekey"]));
+    ok(&site.add_user("dr-after-rekey"));
+    let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(
+        err.contains(&fingerprint) && err.contains("--key-file"),
+        "{err}"
+    );
+    let old = site.path("db.key.old");
+    let out = ok(&site.nsdb(&[
+        "restore",
+        "--key-file",
+        old.to_str().unwrap(),
+        backup.to_str().unwrap(),
+    ]));
+    assert!(out.contains("re-encrypted"), "{out}");
+    let server = site.serve();
+    assert!(site.login("dr-rotated").is_some(), "the user in the backup");
+    assert!(
+        site.login("dr-after-rekey").is_none(),
+        "added after the backup"
+    );
+    stop(server);
+    let out = ok(&site.nsdb(&["rekey", "--recover"]));
+    assert!(out.contains("no interrupted rekey"), "{out}");
+
+    // The backup's database put in place by hand: serve and --recover agree that no rekey was
+    // interrupted, and both say to restore with the previous key.
+    std::fs::copy(backup.join("node.db"), site.path("data/node.db")).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(site.path(&format!("data/node.db{suffix}")));
+    }
+    let err = refused(&site.nsdb(&["serve"]));
+    assert!(
+        err.contains("previous key")
+            && err.contains("--key-file")
+            && !err.contains("interrupted nsdb rekey"),
+        "{err}"
+    );
+    let out = site.nsdb(&["rekey", "--recover"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let err = refused(&out);
+    assert!(said.contains("no interrupted rekey"), "{said}");
+    assert!(
+        err.contains("previous key") && err.contains("--key-file"),
+        "{err}"
+    );
+}
+
+/// A backup that did not finish is never taken for one: a directory without a manifest is
+/// refused as incomplete; a full disk says which path and how much space, and leaves nothing.
+#[test]
+fn an_unfinished_backup_is_never_taken_for_a_real_one() {
+    let site = Site::new();
+    ok(&site.add_user("dr-partial"));
+    let partial = site.path("backup-killed");
+    std::fs::create_dir(&partial).unwrap();
+    std::fs::write(partial.join("node.db"), b"half a database").unwrap();
+    let err = refused(&site.nsdb(&["restore", partial.to_str().unwrap()]));
+    assert!(
+        err.contains("this backup is incomplete (no manifest") && err.contains("take another"),
+        "{err}"
+    );
+    // A cause is said once.
+    let file = site.path("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = refused(&site.nsdb(&["backup", file.to_str().unwrap()]));
+    assert!(err.contains("not a new or empty directory"), "{err}");
+    let missing = site.path("no-such-backup");
+    let err = refused(&site.nsdb(&["restore", missing.to_str().unwrap()]));
+    assert!(err.contains("there is no backup directory at"), "{err}");
+    let backup = site.path("backup");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let no_db = site.path("backup-without-db");
+    std::fs::create_dir(&no_db).unwrap();
+    std::fs::copy(backup.join("manifest.toml"), no_db.join("manifest.toml")).unwrap();
+    let err = refused(&site.nsdb(&["restore", no_db.to_str().unwrap()]));
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+
+    let Some(_fs) = Tmpfs::mount(&site.path("small"), "64k") else {
+        return;
+    };
+    let dest = site.path("small/backup");
+    let err = refused(&site.nsdb(&["backup", dest.to_str().unwrap()]));
+    assert!(
+        err.contains("is full") && err.contains(dest.to_str().unwrap()) && err.contains("bytes"),
+        "{err}"
+    );
+    assert!(!err.contains("管理者に連絡"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -124,3 +124,52 @@ async fn a_hospital_restored_from_an_older_backup_issues_a_new_key_never_a_repea
     fresh.dedup();
     assert_eq!(fresh.len(), 3, "three new patients, three keys");
 }
+
+/// A hospital whose disk was lost comes back from its configuration, its key and a backup: the
+/// backup puts back its identity and enrollment, so it is the same node, enrolled, and what it
+/// registers afterwards reaches the hub with its key (issue #17, item 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hospital_that_lost_its_disk_comes_back_enrolled_as_the_same_node() {
+    let mut site = SyncSite::start(0).await;
+    assert!(
+        has_key_block(&site.hospital.node, Duration::from_secs(20)).await,
+        "the hospital leases a key block from the hub"
+    );
+    let (before, _) = register(&site.hospital.node, 1).await.expect("registered");
+    let node_id = site.hospital.node.node_id;
+    let data_dir = site.hospital.node.config.data_dir.clone();
+    let enrollment = std::fs::read(data_dir.join("enrollment.toml")).expect("enrolled");
+    let backups = tempfile::tempdir().expect("temporary directory");
+    let backup = backups.path().join("daily");
+    site.back_up_hospital(&backup);
+
+    site.restore_hospital_onto_an_empty_disk(&backup).await;
+    let hospital = site.hospital.node.clone();
+    assert_eq!(hospital.node_id, node_id, "the same node");
+    assert_eq!(
+        std::fs::read(data_dir.join("enrollment.toml")).expect("enrollment put back"),
+        enrollment
+    );
+    let mut registered = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seed = 500;
+    while registered.is_none() {
+        match register(&hospital, seed).await {
+            Ok((id, _)) => registered = Some(id),
+            Err(nsdb::Error::KeysAwaitHub) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("registration after the restore: {e}"),
+        }
+        seed += 100;
+    }
+    let ids = vec![before, registered.expect("registered")];
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            keys_at_hub(&site.hub.node, &ids).await == ids.len()
+        })
+        .await,
+        "the restored hospital's sheets reach the hub with their keys: {:?}",
+        hospital.sync.status()
+    );
+}

@@ -133,6 +133,10 @@ enum Command {
         /// Verify only; replace nothing.
         #[arg(long)]
         verify_only: bool,
+        /// The key file the backup was taken with, when the node's key was changed since
+        /// (after `nsdb rekey`, <key_file>.old): the database is re-encrypted to the node's key.
+        #[arg(long, value_name = "OLD_KEY_FILE")]
+        key_file: Option<PathBuf>,
     },
     /// Changes the database key to a new random key (the node must be stopped); the old key is
     /// kept as <key_file>.old for older backups.
@@ -486,10 +490,24 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("nsdb: {e:#}");
+            eprintln!("nsdb: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error with its causes, each said once: a cause already in the text before it (a message
+/// that quotes its source) is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+    }
+    text
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -696,7 +714,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config,
             backup,
             verify_only,
-        } => ops::restore(&config, &backup, verify_only),
+            key_file,
+        } => ops::restore(&config, &backup, verify_only, key_file.as_deref()),
         Command::Rekey { config, recover } => ops::rekey(&config, recover),
         Command::Doctor { config } => ops::doctor(&config),
         Command::Config {

@@ -32,31 +32,99 @@ pub fn backup(config: &Path, dest: &Path) -> anyhow::Result<()> {
         m.bytes,
         m.sha256
     );
-    println!("it is encrypted with the node's key; keep the key apart from the backup");
+    if !m.files.is_empty() {
+        println!("it carries {} (encrypted)", m.files.join(", "));
+    }
+    println!(
+        "it is encrypted with the node's key (fingerprint {}); keep the key apart from the backup",
+        m.key_fingerprint
+    );
     Ok(())
 }
 
-/// `nsdb restore --config FILE DIR`: verifies the backup in DIR and puts it in place.
-pub fn restore(config: &Path, dir: &Path, verify_only: bool) -> anyhow::Result<()> {
+/// A time as the operator reads it: local date and time with its offset (UTC when the local
+/// offset cannot be known), e.g. `2026-12-01 07:41:02 +09:00`.
+fn local_time(ms: i64) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
+        return format!("{ms} ms after 1970");
+    };
+    let t = time::UtcOffset::local_offset_at(t).map_or(t, |o| t.to_offset(o));
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second] [offset_hour sign:mandatory]:[offset_minute]"
+    );
+    t.format(&format)
+        .unwrap_or_else(|_| format!("{ms} ms after 1970"))
+}
+
+/// `nsdb restore --config FILE [--key-file OLD] DIR`: verifies the backup in DIR and puts it in
+/// place, with the data directory's files it carries that are missing; with `--key-file`, a
+/// backup taken with an older key is re-encrypted to the node's key.
+pub fn restore(
+    config: &Path,
+    dir: &Path,
+    verify_only: bool,
+    key_file: Option<&Path>,
+) -> anyhow::Result<()> {
     let config = NodeConfig::from_file(config)?;
     let key = DbKey::load(&config.key)?;
-    let id = node_id(&config)?;
+    let backup_key = key_file
+        .map(|p| DbKey::load(&crate::store::KeySource::File(p.to_path_buf())))
+        .transpose()?;
+    // A node that lost its disk has no identity yet: the backup's own is put back.
+    let id = if config.identity_path().exists() {
+        Some(node_id(&config)?)
+    } else {
+        None
+    };
     if verify_only {
-        let m = backup::verify(dir, &key, &id)?;
+        let manifest = backup::read_manifest(dir)?;
+        let m = backup::verify(
+            dir,
+            backup_key.as_ref().unwrap_or(&key),
+            id.as_deref().unwrap_or(&manifest.node_id),
+        )?;
         println!(
-            "backup verified: {} sheets, {} audit entries, taken at {} ms",
-            m.sheets, m.audit_entries, m.taken_at_ms
+            "backup verified: {} sheets, {} audit entries, taken at {}",
+            m.sheets,
+            m.audit_entries,
+            local_time(m.taken_at_ms)
         );
         return Ok(());
     }
-    let r = backup::restore(&config, &key, &id, dir, crate::Clock::System.now_ms())?;
+    let r = backup::restore(
+        &config,
+        &key,
+        backup_key.as_ref(),
+        id.as_deref(),
+        dir,
+        crate::Clock::System.now_ms(),
+    )?;
     println!(
-        "restored {} sheets, {} users, {} audit entries (verified) from {}",
+        "restored {} sheets, {} users, {} audit entries (verified) from {}, taken at {}",
         r.manifest.sheets,
         r.manifest.users,
         r.manifest.audit_entries,
-        dir.display()
+        dir.display(),
+        local_time(r.manifest.taken_at_ms)
     );
+    if r.rekeyed {
+        println!(
+            "the database was re-encrypted from the backup's key to the node's configured key"
+        );
+    }
+    if !r.files_put_back.is_empty() {
+        println!(
+            "put back in {}: {}",
+            config.data_dir.display(),
+            r.files_put_back.join(", ")
+        );
+    }
+    if !r.files_kept.is_empty() {
+        println!(
+            "kept as they are (newer than the backup's): {}",
+            r.files_kept.join(", ")
+        );
+    }
     if let Some(p) = r.previous {
         println!(
             "the database it replaced is kept as {}; remove it once the node runs",
@@ -85,14 +153,16 @@ pub fn rekey(config: &Path, recover_only: bool) -> anyhow::Result<()> {
         }
     };
     if recover_only {
-        println!(
-            "{}",
-            if said.is_empty() {
-                "no interrupted rekey"
-            } else {
-                said
+        if said.is_empty() {
+            println!("no interrupted rekey");
+            // A database that opens only with another key file is not an interrupted rekey:
+            // say what it is and what to do.
+            if let Some(advice) = rekey::wrong_key_advice(&config) {
+                anyhow::bail!(advice);
             }
-        );
+        } else {
+            println!("{said}");
+        }
     } else {
         println!(
             "{said}the database key was changed; the previous key is kept in {} for backups taken before (store it with them, apart from the node)",

@@ -4,17 +4,26 @@
 //!
 //! A backup is a directory holding `node.db` (SQLCipher, the node's key, copied page by page
 //! with SQLite's backup API in one read transaction while the node keeps serving) and
-//! [`MANIFEST`] (which node, schema version, counts, the audit chain's length and the file's
-//! SHA-256). It holds everything only the node has: users, sessions, workflow history, the audit
-//! log, issued access keys, as well as the sheets. The key is never written into a backup.
+//! [`MANIFEST`] (which node, schema version, counts, the audit chain's length, the file's
+//! SHA-256, the key's fingerprint and the names of the files it carries). It holds everything
+//! only the node has: users, sessions, workflow history, the audit log, issued access keys, the
+//! sheets, and the data directory's own files ([`CARRIED`]: identity, enrollment, seal key, a
+//! hub's registry and settings), these in a table that exists only in backups
+//! ([`FILES_TABLE`]), so encrypted with the database. The database key is never written into a
+//! backup. Files are written under temporary names and renamed at the end, the manifest last:
+//! a directory without a manifest is an incomplete backup.
 //!
 //! A restore checks, in order: the manifest is of this node, the checksum matches, the file opens
 //! with the key, `cipher_integrity_check` and `integrity_check` pass, the audit chain verifies,
 //! the database says it is this node's and is not newer than this binary. Only then is the
 //! current database moved aside (kept as `node.db.before-restore-<ms>`) and the backup put in
 //! its place with an atomic rename, marked restored so that it issues no access key before the
-//! hub has said how far its key blocks were used. This module must never replace a database it
-//! has not verified, and never write a key.
+//! hub has said how far its key blocks were used. Data directory files the backup carries are
+//! put back only where missing (a node that lost its disk); a different identity or seal key is
+//! refused. With the key a backup was taken with (after a rekey), the staged copy is
+//! re-encrypted to the node's key before it is put in place. This module must never replace a
+//! database it has not verified, never overwrite a node's identity, and never write the
+//! database key anywhere.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +38,37 @@ use crate::store::{DbKey, connect};
 pub const MANIFEST: &str = "manifest.toml";
 /// The database's file name inside a backup directory.
 pub const DATABASE: &str = "node.db";
+
+/// The data directory's files a backup carries (when the node has them), by name.
+pub const CARRIED: &[&str] = &[
+    nsdb_provisioning::enrollment::IDENTITY_FILE,
+    nsdb_provisioning::enrollment::ENROLLMENT_FILE,
+    "seal.key",
+    nsdb_provisioning::enrollment::REGISTRY_FILE,
+    nsdb_provisioning::enrollment::HUB_SETTINGS_FILE,
+];
+/// Carried files that change during a node's life: when the data directory has another version,
+/// a restore keeps it (it is newer than the backup's). The others (identity, seal key) are never
+/// replaced: a different one is refused.
+const KEPT_WHEN_DIFFERENT: &[&str] = &[
+    nsdb_provisioning::enrollment::ENROLLMENT_FILE,
+    nsdb_provisioning::enrollment::REGISTRY_FILE,
+    nsdb_provisioning::enrollment::HUB_SETTINGS_FILE,
+];
+/// The table, only in a backup's database, holding the [`CARRIED`] files: `(name TEXT, content
+/// BLOB)`. A restore removes it from the database it puts in place.
+pub const FILES_TABLE: &str = "backup_files";
+/// Temporary names inside the destination while a backup is written.
+const PARTIAL_DATABASE: &str = "node.db.partial";
+const PARTIAL_MANIFEST: &str = "manifest.toml.partial";
+
+/// A key's fingerprint: the first 8 bytes of SHA-256 over the 32 key bytes, 16 hexadecimal
+/// characters. Tells which key a backup needs without revealing it.
+pub fn key_fingerprint(key: &DbKey) -> String {
+    use sha2::Digest;
+    let bytes = hex::decode(key.to_hex()).unwrap_or_default();
+    hex::encode(&sha2::Sha256::digest(bytes)[..8])
+}
 
 /// What a backup holds, written beside its database.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -54,6 +94,12 @@ pub struct Manifest {
     pub workflow_events: i64,
     /// Entries in the audit log (its chain verified when the backup was taken).
     pub audit_entries: u64,
+    /// [`key_fingerprint`] of the key the backup is encrypted with (empty in older backups).
+    #[serde(default)]
+    pub key_fingerprint: String,
+    /// The data directory's files the backup carries, by name (see [`CARRIED`]).
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// What a database holds, counted.
@@ -67,13 +113,24 @@ struct Counts {
 
 /// Verifies an open database: integrity, the audit chain; returns its counts.
 fn verify_database(conn: &rusqlite::Connection) -> Result<Counts, String> {
-    let problems = integrity_problems(conn).map_err(|e| e.to_string())?;
+    let problems = integrity_problems(conn).map_err(|e| {
+        format!("the page check (cipher_integrity_check) could not run ({e}): the file is damaged; use another backup")
+    })?;
     if !problems.is_empty() {
-        return Err(format!("the database is damaged: {}", problems.join("; ")));
+        return Err(format!(
+            "the page check found damage: {}; use another backup",
+            problems.join("; ")
+        ));
     }
-    let audit_entries = match crate::audit::verify(conn).map_err(|e| e.to_string())? {
+    let audit_entries = match crate::audit::verify(conn)
+        .map_err(|e| format!("the audit log cannot be read ({e}); use another backup"))?
+    {
         Ok(n) => n,
-        Err(seq) => return Err(format!("the audit chain breaks at entry {seq}")),
+        Err(seq) => {
+            return Err(format!(
+                "the audit chain breaks at entry {seq}; use another backup"
+            ));
+        }
     };
     let count = |table: &str| -> Result<i64, String> {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
@@ -91,10 +148,13 @@ fn verify_database(conn: &rusqlite::Connection) -> Result<Counts, String> {
 }
 
 /// Takes a backup of the node's database at `db` into `dest` (a new or empty directory), while
-/// the node may keep serving. Returns the manifest written beside it.
+/// the node may keep serving, with the data directory's [`CARRIED`] files inside the encrypted
+/// copy. Returns the manifest written beside it.
 ///
-/// Errors: the destination is not empty or cannot be written; the database cannot be opened
-/// with `key`; the copy fails verification (then the destination is left without a manifest).
+/// Files are written under temporary names and renamed at the end, the manifest last; on any
+/// failure the partial files are removed. Errors: the destination is not empty or cannot be
+/// written; the destination's disk is full ([`OpsError::DiskFull`], with the size needed); the
+/// database cannot be opened with `key`; the copy fails verification.
 pub fn backup(
     config: &crate::NodeConfig,
     key: &DbKey,
@@ -102,20 +162,51 @@ pub fn backup(
     dest: &Path,
     now_ms: i64,
 ) -> Result<Manifest, OpsError> {
+    if dest.exists() && !dest.is_dir() {
+        return Err(OpsError::NotEmpty {
+            dir: dest.to_path_buf(),
+        });
+    }
     if dest.exists()
         && std::fs::read_dir(dest)
             .map_err(io("cannot read", dest))?
             .next()
             .is_some()
     {
-        return Err(OpsError::Io {
-            what: "the backup directory must be new or empty",
-            path: dest.to_path_buf(),
-            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        return Err(OpsError::NotEmpty {
+            dir: dest.to_path_buf(),
         });
     }
     std::fs::create_dir_all(dest).map_err(io("cannot create", dest))?;
-    let target = dest.join(DATABASE);
+    let result = write_backup(config, key, node_id, dest, now_ms);
+    if let Err(e) = result {
+        for name in [PARTIAL_DATABASE, PARTIAL_MANIFEST, DATABASE, MANIFEST] {
+            let _ = std::fs::remove_file(dest.join(name));
+        }
+        let _ = std::fs::remove_file(dest.join(format!("{PARTIAL_DATABASE}-journal")));
+        if e.is_disk_full() {
+            let needs_bytes = std::fs::metadata(config.database_path())
+                .map(|m| m.len())
+                .unwrap_or(0);
+            return Err(OpsError::DiskFull {
+                path: dest.to_path_buf(),
+                needs_bytes,
+            });
+        }
+        return Err(e);
+    }
+    result
+}
+
+fn write_backup(
+    config: &crate::NodeConfig,
+    key: &DbKey,
+    node_id: &str,
+    dest: &Path,
+    now_ms: i64,
+) -> Result<Manifest, OpsError> {
+    let partial = dest.join(PARTIAL_DATABASE);
+    let mut files = Vec::new();
     {
         let src = connect(
             &config.database_path(),
@@ -123,7 +214,7 @@ pub fn backup(
             OpenFlags::SQLITE_OPEN_READ_ONLY,
         )?;
         let mut dst = connect(
-            &target,
+            &partial,
             Some(key),
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )?;
@@ -133,11 +224,26 @@ pub fn backup(
         b.step(-1)?;
         drop(b);
         dst.pragma_update(None, "journal_mode", "DELETE")?;
+        dst.execute_batch(&format!(
+            "CREATE TABLE {FILES_TABLE} (name TEXT PRIMARY KEY, content BLOB NOT NULL);"
+        ))?;
+        for name in CARRIED {
+            let path = config.data_dir.join(name);
+            if !path.exists() {
+                continue;
+            }
+            let content = std::fs::read(&path).map_err(io("cannot read", &path))?;
+            dst.execute(
+                &format!("INSERT INTO {FILES_TABLE} (name, content) VALUES (?1, ?2)"),
+                rusqlite::params![name, content],
+            )?;
+            files.push(name.to_string());
+        }
     }
-    std::fs::File::open(&target)
+    std::fs::File::open(&partial)
         .and_then(|f| f.sync_all())
-        .map_err(io("cannot sync", &target))?;
-    let conn = connect(&target, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        .map_err(io("cannot sync", &partial))?;
+    let conn = connect(&partial, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let counts = verify_database(&conn).map_err(|reason| OpsError::BadBackup {
         dir: dest.to_path_buf(),
         reason,
@@ -151,16 +257,18 @@ pub fn backup(
         taken_at_ms: now_ms,
         nsdb_version: env!("CARGO_PKG_VERSION").to_string(),
         schema_version: counts.schema_version,
-        sha256: sha256_file(&target)?,
-        bytes: std::fs::metadata(&target)
-            .map_err(io("cannot read", &target))?
+        sha256: sha256_file(&partial)?,
+        bytes: std::fs::metadata(&partial)
+            .map_err(io("cannot read", &partial))?
             .len(),
         sheets: counts.sheets,
         users: counts.users,
         workflow_events: counts.workflow_events,
         audit_entries: counts.audit_entries,
+        key_fingerprint: key_fingerprint(key),
+        files,
     };
-    let path = dest.join(MANIFEST);
+    let path = dest.join(PARTIAL_MANIFEST);
     let text = toml::to_string(&manifest).map_err(|e| OpsError::Io {
         what: "cannot write",
         path: path.clone(),
@@ -170,13 +278,31 @@ pub fn backup(
     std::fs::File::open(&path)
         .and_then(|f| f.sync_all())
         .map_err(io("cannot sync", &path))?;
+    let db = dest.join(DATABASE);
+    std::fs::rename(&partial, &db).map_err(io("cannot rename", &partial))?;
+    sync_dir(dest)?;
+    let final_manifest = dest.join(MANIFEST);
+    std::fs::rename(&path, &final_manifest).map_err(io("cannot rename", &path))?;
     sync_dir(dest)?;
     Ok(manifest)
 }
 
-/// Reads a backup's manifest.
+/// Reads a backup's manifest. A directory without one is an incomplete backup
+/// ([`OpsError::Incomplete`]).
 pub fn read_manifest(dir: &Path) -> Result<Manifest, OpsError> {
+    if !dir.is_dir() {
+        return Err(OpsError::Io {
+            what: "there is no backup directory at",
+            path: dir.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
     let path = dir.join(MANIFEST);
+    if !path.exists() {
+        return Err(OpsError::Incomplete {
+            dir: dir.to_path_buf(),
+        });
+    }
     let text = std::fs::read_to_string(&path).map_err(io("cannot read the manifest", &path))?;
     toml::from_str(&text).map_err(|e| OpsError::BadBackup {
         dir: dir.to_path_buf(),
@@ -185,7 +311,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, OpsError> {
 }
 
 /// Verifies the backup in `dir` as [`restore`] does, without replacing anything; returns its
-/// manifest.
+/// manifest. `key` is the key to open it with (the node's, or the one it was taken with).
 pub fn verify(dir: &Path, key: &DbKey, node_id: &str) -> Result<Manifest, OpsError> {
     let bad = |reason: String| OpsError::BadBackup {
         dir: dir.to_path_buf(),
@@ -199,18 +325,31 @@ pub fn verify(dir: &Path, key: &DbKey, node_id: &str) -> Result<Manifest, OpsErr
             ours: node_id.to_string(),
         });
     }
+    if !manifest.key_fingerprint.is_empty() && manifest.key_fingerprint != key_fingerprint(key) {
+        return Err(OpsError::BackupKey {
+            dir: dir.to_path_buf(),
+            needs: manifest.key_fingerprint,
+            given: key_fingerprint(key),
+        });
+    }
     let db = dir.join(DATABASE);
     let sum = sha256_file(&db)?;
     if sum != manifest.sha256 {
         return Err(bad(format!(
-            "{DATABASE} has changed since the backup was taken (SHA-256 {sum}, the manifest says {})",
+            "{DATABASE} has changed since the backup was taken (SHA-256 {sum}, the manifest says {}); use another backup",
             manifest.sha256
         )));
     }
     let conn = connect(&db, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| {
-        bad(format!(
-            "it does not open with this node's key ({e}); if the key was changed since, give the key it was taken with"
-        ))
+        bad(if manifest.key_fingerprint.is_empty() {
+            format!(
+                "it does not open with this key ({e}); if the key was changed since, give the key it was taken with (--key-file)"
+            )
+        } else {
+            format!(
+                "the page check failed as it was opened ({e}): the file is damaged although the key is the right one; use another backup"
+            )
+        })
     })?;
     let counts = verify_database(&conn).map_err(bad)?;
     match database_owner(&conn)? {
@@ -232,10 +371,60 @@ pub fn verify(dir: &Path, key: &DbKey, node_id: &str) -> Result<Manifest, OpsErr
     }
     if counts.audit_entries != manifest.audit_entries || counts.sheets != manifest.sheets {
         return Err(bad(
-            "its contents do not match its manifest (sheets or audit entries)".into(),
+            "its contents do not match its manifest (sheets or audit entries); use another backup"
+                .into(),
         ));
     }
     Ok(manifest)
+}
+
+/// The data directory's files carried in a backup's database, `(name, content)`; none in a
+/// backup taken before backups carried them.
+fn carried_files(conn: &rusqlite::Connection) -> Result<Vec<(String, Vec<u8>)>, OpsError> {
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [FILES_TABLE],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(Vec::new());
+    }
+    let mut st = conn.prepare(&format!("SELECT name, content FROM {FILES_TABLE}"))?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, content): (String, Vec<u8>) = row?;
+        // Only the names a backup writes: a forged row never writes outside the data directory.
+        if CARRIED.contains(&name.as_str()) {
+            out.push((name, content));
+        }
+    }
+    Ok(out)
+}
+
+/// The node id an identity file's content names (32 hexadecimal characters).
+fn identity_node_id(content: &[u8], data_dir: &Path) -> Result<String, OpsError> {
+    let tmp = data_dir.join("identity.key.from-backup");
+    write_private(&tmp, content)?;
+    let identity = nsdb_provisioning::NodeIdentity::load(&tmp);
+    let _ = std::fs::remove_file(&tmp);
+    Ok(nsdb_sync::NodeId(identity?.node_id()).to_string())
+}
+
+/// Writes a file readable by its owner only (mode 600), synced.
+fn write_private(path: &Path, content: &[u8]) -> Result<(), OpsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("cannot write", path))?;
+    f.write_all(content)
+        .and_then(|()| f.sync_all())
+        .map_err(io("cannot write", path))
 }
 
 /// What a restore did.
@@ -244,6 +433,12 @@ pub struct Restored {
     pub manifest: Manifest,
     /// Where the database it replaced was moved (None when there was none).
     pub previous: Option<PathBuf>,
+    /// The data directory's files it put back (they were missing), by name.
+    pub files_put_back: Vec<String>,
+    /// Carried files the data directory has in another (newer) version, kept as they are.
+    pub files_kept: Vec<String>,
+    /// Whether the database was re-encrypted from the backup's key to the node's.
+    pub rekeyed: bool,
 }
 
 /// Restores the backup in `dir` over the node's database, after verifying it ([`verify`]). The
@@ -251,17 +446,85 @@ pub struct Restored {
 /// WAL) is kept as `node.db.before-restore-<now_ms>`. The restored database is marked restored
 /// (`keys::RESTORED`): it issues no access key until the hub has answered how far its key
 /// blocks were used.
+///
+/// `key` is the node's configured key; `backup_key` the key the backup was taken with when it
+/// differs (after a rekey): the database is then re-encrypted to `key` before it is put in place.
+/// `node_id` is the node's identity when its data directory still has one; when it has none
+/// (a node that lost its disk), the backup's own identity is used and put back. Data directory
+/// files the backup carries are put back when missing; a different existing identity or seal key
+/// is refused ([`OpsError::FileConflict`]) before anything is replaced, while a different
+/// enrollment file (newer than the backup) is kept.
 pub fn restore(
     config: &crate::NodeConfig,
     key: &DbKey,
-    node_id: &str,
+    backup_key: Option<&DbKey>,
+    node_id: Option<&str>,
     dir: &Path,
     now_ms: i64,
 ) -> Result<Restored, OpsError> {
     let _lock = DirLock::acquire(&config.data_dir)?;
-    let manifest = verify(dir, key, node_id)?;
+    let open_key = backup_key.unwrap_or(key);
+    let manifest = read_manifest(dir)?;
+    let expected = node_id.unwrap_or(&manifest.node_id).to_string();
+    let manifest = verify(dir, open_key, &expected)?;
+    let carried = {
+        let conn = connect(
+            &dir.join(DATABASE),
+            Some(open_key),
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        carried_files(&conn)?
+    };
+    let identity_path = config.identity_path();
+    if node_id.is_none() {
+        let Some((_, content)) = carried
+            .iter()
+            .find(|(n, _)| n == nsdb_provisioning::enrollment::IDENTITY_FILE)
+        else {
+            return Err(OpsError::BadBackup {
+                dir: dir.to_path_buf(),
+                reason: format!(
+                    "{} is missing and this backup carries no identity (taken by an older nsdb): put the node's identity.key back from elsewhere first",
+                    identity_path.display()
+                ),
+            });
+        };
+        let found = identity_node_id(content, &config.data_dir)?;
+        if found != manifest.node_id {
+            return Err(OpsError::ForeignBackup {
+                dir: dir.to_path_buf(),
+                found,
+                ours: manifest.node_id.clone(),
+            });
+        }
+    }
+    let mut missing = Vec::new();
+    let mut files_kept = Vec::new();
+    for (name, content) in &carried {
+        let path = config.data_dir.join(name);
+        if path.exists() {
+            let here = std::fs::read(&path).map_err(io("cannot read", &path))?;
+            if &here == content {
+                continue;
+            }
+            // Enrollment files change in a node's life (a hub enrolls nodes, a node may be
+            // enrolled again): the current one is newer than the backup's and is kept. The
+            // identity and the seal key name the node and open its data: never replaced.
+            if KEPT_WHEN_DIFFERENT.contains(&name.as_str()) {
+                files_kept.push(name.clone());
+            } else {
+                return Err(OpsError::FileConflict {
+                    path,
+                    dir: dir.to_path_buf(),
+                });
+            }
+        } else {
+            missing.push((name.clone(), content.clone()));
+        }
+    }
     let db = config.database_path();
     let staged = config.data_dir.join("node.db.restoring");
+    let _ = std::fs::remove_file(&staged);
     std::fs::copy(dir.join(DATABASE), &staged).map_err(io("cannot copy the backup to", &staged))?;
     std::fs::File::open(&staged)
         .and_then(|f| f.sync_all())
@@ -273,15 +536,38 @@ pub fn restore(
             reason: "the copy differs from the backup (disk error?)".into(),
         });
     }
+    let rekeyed = backup_key.is_some_and(|k| k != key);
+    if rekeyed {
+        // The copy is in rollback-journal mode (as every backup is): SQLCipher's rekey
+        // re-encrypts it page by page in one transaction.
+        let conn = connect(&staged, Some(open_key), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.execute_batch(&format!("PRAGMA rekey = \"x'{}'\";", key.to_hex()))?;
+    }
     // The copy may be older than keys this node issued since: it issues none until the hub has
-    // told it how far its key blocks were used (docs/security.md, "Access keys").
+    // told it how far its key blocks were used (docs/security.md, "Access keys"). The carried
+    // files leave the database: they live in the data directory.
     {
         let conn = connect(&staged, Some(key), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {FILES_TABLE};"))?;
         crate::keys::mark_restored(&conn, now_ms)?;
+        let problems = integrity_problems(&conn)?;
+        if !problems.is_empty() {
+            drop(conn);
+            let _ = std::fs::remove_file(&staged);
+            return Err(OpsError::BadBackup {
+                dir: dir.to_path_buf(),
+                reason: format!("the restored copy is damaged: {}", problems.join("; ")),
+            });
+        }
     }
     std::fs::File::open(&staged)
         .and_then(|f| f.sync_all())
         .map_err(io("cannot sync", &staged))?;
+    let mut files_put_back = Vec::new();
+    for (name, content) in missing {
+        write_private(&config.data_dir.join(&name), &content)?;
+        files_put_back.push(name);
+    }
     let previous = if db.exists() {
         let aside = config
             .data_dir
@@ -300,5 +586,11 @@ pub fn restore(
     };
     std::fs::rename(&staged, &db).map_err(io("cannot put the backup in place at", &db))?;
     sync_dir(&config.data_dir)?;
-    Ok(Restored { manifest, previous })
+    Ok(Restored {
+        manifest,
+        previous,
+        files_put_back,
+        files_kept,
+        rekeyed,
+    })
 }

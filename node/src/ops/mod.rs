@@ -55,6 +55,34 @@ pub enum OpsError {
     },
     #[error("the backup in {} fails verification: {reason}; nothing was replaced", dir.display())]
     BadBackup { dir: PathBuf, reason: String },
+    #[error(
+        "{} is not a new or empty directory: give a new or empty directory for the backup",
+        dir.display()
+    )]
+    NotEmpty { dir: PathBuf },
+    #[error(
+        "the disk holding {} is full: the backup needs about {needs_bytes} bytes free there; the partial files were removed",
+        path.display()
+    )]
+    DiskFull { path: PathBuf, needs_bytes: u64 },
+    #[error("this backup is incomplete (no manifest in {}): take another", dir.display())]
+    Incomplete { dir: PathBuf },
+    #[error(
+        "the backup in {} was taken with the database key of fingerprint {needs}, not with the key given ({given}): give that key with nsdb restore --key-file OLD_KEY_FILE (after nsdb rekey it is kept as <key_file>.old); nothing was replaced",
+        dir.display()
+    )]
+    BackupKey {
+        dir: PathBuf,
+        needs: String,
+        given: String,
+    },
+    #[error(
+        "{} differs from the one in the backup in {}: this data directory belongs to another node or setup; restore into the data directory of the node the backup was taken of, or move {} away; nothing was replaced",
+        path.display(),
+        dir.display(),
+        path.display()
+    )]
+    FileConflict { path: PathBuf, dir: PathBuf },
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
@@ -67,6 +95,20 @@ pub enum OpsError {
     Identity(#[from] nsdb_provisioning::ProvisioningError),
     #[error("the background check stopped before it finished: {0}")]
     Stopped(String),
+}
+
+impl OpsError {
+    /// Whether the failure is a full disk (SQLite's or the file system's).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            OpsError::Store(StoreError::DiskFull) | OpsError::DiskFull { .. } => true,
+            OpsError::Io { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+                    || source.raw_os_error() == Some(28)
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<rusqlite::Error> for OpsError {

@@ -224,3 +224,32 @@ pub fn which_key_opens(config: &crate::NodeConfig) -> Option<PathBuf> {
                 .unwrap_or(false)
         })
 }
+
+/// What to do when the configured key does not open the database but another key file does,
+/// said as it really is: `<key_file>.new` opening it is an interrupted rekey (`--recover`
+/// finishes it); `<key_file>.old` opening it with no `.new` beside is a database from before the
+/// last rekey put in place by hand (`nsdb restore --key-file` re-encrypts it). None when no key
+/// file opens it.
+pub fn wrong_key_advice(config: &crate::NodeConfig) -> Option<String> {
+    let key_file = key_file(config).ok()?;
+    let db = config.database_path();
+    let configured = DbKey::load(&config.key).ok()?;
+    if opens_with(&db, &configured) {
+        return None;
+    }
+    let other = which_key_opens(config)?;
+    Some(if other == new_key_path(&key_file) {
+        format!(
+            "cannot open database {}: the configured key does not open it, but {} does (an interrupted nsdb rekey): run nsdb rekey --config FILE --recover",
+            db.display(),
+            other.display()
+        )
+    } else {
+        format!(
+            "cannot open database {}: it is encrypted with the previous key {} (a database from before the last nsdb rekey, put in place by hand), not with the configured key; no rekey was interrupted. Put the node's database back (e.g. node.db.before-restore-*) and restore the backup with nsdb restore --config FILE --key-file {} BACKUP_DIR, which re-encrypts it to the configured key",
+            db.display(),
+            other.display(),
+            other.display()
+        )
+    })
+}

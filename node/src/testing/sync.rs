@@ -102,7 +102,34 @@ impl SyncSite {
         let key = crate::store::DbKey::load(&config.key).expect("the node's key");
         let id = self.hospital.node.node_id.to_string();
         let now = self.hospital.node.clock.now_ms();
-        crate::ops::backup::restore(&config, &key, &id, dir, now).expect("restored");
+        crate::ops::backup::restore(&config, &key, None, Some(&id), dir, now).expect("restored");
+        self.restart_hospital().await;
+    }
+
+    /// Stops the nodes' sync, removes the hospital's whole data directory (a lost disk), restores
+    /// it from the backup in `dir` with only its configuration and key (`nsdb restore` without
+    /// an identity), opens it again and starts the nodes' sync again.
+    pub async fn restore_hospital_onto_an_empty_disk(&mut self, dir: &std::path::Path) {
+        self.stop_nodes();
+        let config = self.hospital.node.config.clone();
+        let key = crate::store::DbKey::load(&config.key).expect("the node's key");
+        // The operator brings the key file back (kept apart from the node and the backups).
+        let key_file = match &config.key {
+            crate::store::KeySource::File(p) => Some((p.clone(), std::fs::read(p).expect("key"))),
+            _ => None,
+        };
+        std::fs::remove_dir_all(&config.data_dir).expect("the data directory removed");
+        if let Some((path, bytes)) = key_file {
+            use std::os::unix::fs::PermissionsExt;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("the key's directory");
+            }
+            std::fs::write(&path, bytes).expect("the key file back");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("mode 600");
+        }
+        let now = self.hospital.node.clock.now_ms();
+        crate::ops::backup::restore(&config, &key, None, None, dir, now).expect("restored");
         self.restart_hospital().await;
     }
 
