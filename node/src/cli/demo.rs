@@ -446,7 +446,7 @@ async fn demo_clinic_sheets(hub: &Arc<Node>) -> anyhow::Result<Vec<(String, Stri
         .into_iter()
         .filter_map(|(k, b)| Some((k?, b?)))
         .map(|(k, b)| {
-            let shown = crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display());
+            let shown = crate::keys::AccessKey::shown(&k);
             (shown, b)
         })
         .collect())
@@ -626,7 +626,7 @@ async fn demo_registrations(hospital: &Arc<Node>) -> anyhow::Result<Vec<(String,
     Ok(found
         .into_iter()
         .map(|(k, b)| {
-            let shown = crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display());
+            let shown = crate::keys::AccessKey::shown(&k);
             (shown, b)
         })
         .collect())

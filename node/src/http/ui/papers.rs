@@ -24,13 +24,14 @@ use crate::{Error, Node};
 /// over the limit is told so beside the field.
 const BODY_LIMIT: usize = 2 * MAX_PDF_BYTES;
 
-fn line(r: PaperRow) -> nsdb_ui::papers::PaperLine {
+/// A paper as its lists show it (the hub's 紙臨個票入力 and the municipality's 受付一覧).
+pub(crate) fn line(r: PaperRow) -> nsdb_ui::papers::PaperLine {
     nsdb_ui::papers::PaperLine {
         uploaded: format_ms(r.uploaded_at_ms),
         state: state::label(&r.state).to_string(),
         access_key: r
             .access_key
-            .map(|k| crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display()))
+            .map(|k| crate::keys::AccessKey::shown(&k))
             .unwrap_or_default(),
         id: r.id,
         municipality: r.municipality,

@@ -138,20 +138,7 @@ async fn paper_section(
     let lines: Vec<nsdb_ui::papers::PaperLine> = match node.papers(&s.principal).await {
         Ok(rows) => rows
             .into_iter()
-            .map(|r| nsdb_ui::papers::PaperLine {
-                uploaded: format_ms(r.uploaded_at_ms),
-                state: crate::papers::state::label(&r.state).to_string(),
-                access_key: r
-                    .access_key
-                    .map(|k| crate::keys::AccessKey::parse(&k).map_or(k, |key| key.display()))
-                    .unwrap_or_default(),
-                id: r.id,
-                municipality: r.municipality,
-                name_kana: r.name_kana,
-                birth_date: r.birth_date,
-                disease_number: r.disease_number,
-                disease: r.disease,
-            })
+            .map(crate::http::ui::papers::line)
             .collect(),
         Err(_) => Vec::new(),
     };
