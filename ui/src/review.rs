@@ -54,8 +54,9 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
             form.resolve method="post" action="/intake/resolve" {
                 input type="hidden" name="csrf" value=(ctx.csrf);
                 label for="access_key" { "アクセスキー " span.required { "必須" } }
+                // The reviewer's home: the key field takes the first keystroke.
                 input #access_key name="access_key" inputmode="numeric" autocomplete="off"
-                    required value=(v.access_key);
+                    required autofocus value=(v.access_key);
                 label for="birth_date" { "生年月日 " span.required { "必須" } }
                 (crate::date_input("birth_date", "birth_date", &v.birth_date, true))
                 button.primary type="submit" { "受付" }

@@ -62,8 +62,19 @@ pub fn examine(config: &crate::NodeConfig, now_ms: i64) -> Vec<Finding> {
     out.push(free_disk(&config.data_dir));
     let db = config.database_path();
     let mut latest_audit = None;
-    match (&key, db.exists()) {
-        (_, false) => out.push(finding(
+    // A file that cannot be looked at (a directory of another owner) is not a missing one:
+    // say so, rather than "does not exist", which reads as lost data.
+    match (&key, db.try_exists()) {
+        (_, Err(e)) => out.push(finding(
+            "database",
+            Verdict::Fix,
+            format!(
+                "cannot look at {} ({e}): the data directory must belong to the user running nsdb (chown -R nsdb:nsdb {}), or run nsdb doctor as that user or root",
+                db.display(),
+                config.data_dir.display()
+            ),
+        )),
+        (_, Ok(false)) => out.push(finding(
             "database",
             if config.data_dir.join(super::guard::MARKER).exists() {
                 Verdict::Fix
@@ -75,12 +86,12 @@ pub fn examine(config: &crate::NodeConfig, now_ms: i64) -> Vec<Finding> {
                 db.display()
             ),
         )),
-        (None, true) => out.push(finding(
+        (None, Ok(true)) => out.push(finding(
             "database",
             Verdict::Warn,
             "not checked: no usable key (see above)",
         )),
-        (Some(key), true) => match connect(&db, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        (Some(key), Ok(true)) => match connect(&db, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY) {
             Err(e) => out.push(finding("database", Verdict::Fix, e.to_string())),
             Ok(conn) => {
                 out.extend(database(&conn, config));
