@@ -161,6 +161,18 @@ fn http(
     Some((status, body))
 }
 
+/// `GET /api/v1/sheets/{id}` as `token`'s user: the status and body.
+fn get_sheet(port: u16, token: &str, id: &str) -> (u16, String) {
+    http(
+        port,
+        "GET",
+        &format!("/api/v1/sheets/{id}"),
+        Some(token),
+        "",
+    )
+    .unwrap()
+}
+
 /// Creates a sheet; its id and version (the JSON array a save states it edits).
 fn create_sheet(port: u16, token: &str, name: &str) -> (String, String) {
     let (status, body) = http(
@@ -890,26 +902,12 @@ fn a_full_disk_refuses_saves_clearly_loses_nothing_and_recovers_when_space_retur
     let (status, _) = http(site.port, "GET", "/api/v1/health", None, "").unwrap();
     assert_eq!(status, 200);
     let (id, _) = &acknowledged[0];
-    let (status, body) = http(
-        site.port,
-        "GET",
-        &format!("/api/v1/sheets/{id}"),
-        Some(&token),
-        "",
-    )
-    .unwrap();
+    let (status, body) = get_sheet(site.port, &token, id);
     assert!(status == 507 || status == 200, "{status} {body}");
     // Space returns: everything acknowledged is there, and the next save is stored.
     std::fs::remove_file(site.path("data/filler")).unwrap();
     for (id, _) in &acknowledged {
-        let (status, body) = http(
-            site.port,
-            "GET",
-            &format!("/api/v1/sheets/{id}"),
-            Some(&token),
-            "",
-        )
-        .unwrap();
+        let (status, body) = get_sheet(site.port, &token, id);
         assert_eq!(status, 200, "{id}: {body}");
     }
     let (id, _) = create_sheet(site.port, &token, "容量 回復");

@@ -22,24 +22,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Every required item of パーキンソン病's form, filled so the checks pass.
 fn complete(node: &Node) -> BTreeMap<String, String> {
-    let form = node.catalogue.form("rinko-006").expect("rinko-006");
-    let mut v = BTreeMap::new();
-    for item in form.items().filter(|i| i.required) {
-        let value = match item.ty {
-            nsdb_rules::ItemType::Code | nsdb_rules::ItemType::Codes => item.codes[0].code.clone(),
-            nsdb_rules::ItemType::Date => "2024-04-01".into(),
-            nsdb_rules::ItemType::YearMonth => "2019-04".into(),
-            nsdb_rules::ItemType::Kana => "レンケイ タロウ".into(),
-            nsdb_rules::ItemType::Postal => "100-8916".into(),
-            nsdb_rules::ItemType::InsurerNo => "33120015".into(),
-            nsdb_rules::ItemType::Integer | nsdb_rules::ItemType::Decimal => {
-                item.min.unwrap_or(1.0).to_string()
-            }
-            nsdb_rules::ItemType::Digits => "1234567".into(),
-            nsdb_rules::ItemType::Text => "記入".into(),
-        };
-        v.insert(item.id.clone(), value);
-    }
+    let mut v = nsdb::testing::required_values(node, "rinko-006", "レンケイ タロウ");
     v.insert("patient.name".into(), "連携 太郎".into());
     v
 }

@@ -54,6 +54,38 @@ pub async fn lease_test_block(node: &Node) -> u32 {
     block
 }
 
+/// Every required item of form `form_id` filled with a valid value so the checks pass (the
+/// first code of a code item, fixed dates and numbers at their minimum, `kana` for kana items):
+/// a sheet a test can register. Panics when the form is not in the node's catalogue.
+pub fn required_values(
+    node: &Node,
+    form_id: &str,
+    kana: &str,
+) -> std::collections::BTreeMap<String, String> {
+    use nsdb_rules::ItemType;
+    let form = node
+        .catalogue
+        .form(form_id)
+        .expect("the form is in the catalogue");
+    form.items()
+        .filter(|i| i.required)
+        .map(|item| {
+            let value = match item.ty {
+                ItemType::Code | ItemType::Codes => item.codes[0].code.clone(),
+                ItemType::Date => "2024-04-01".into(),
+                ItemType::YearMonth => "2019-04".into(),
+                ItemType::Kana => kana.into(),
+                ItemType::Postal => "100-8916".into(),
+                ItemType::InsurerNo => "33120015".into(),
+                ItemType::Integer | ItemType::Decimal => item.min.unwrap_or(1.0).to_string(),
+                ItemType::Digits => "1234567".into(),
+                ItemType::Text => "記入".into(),
+            };
+            (item.id.clone(), value)
+        })
+        .collect()
+}
+
 /// A running node for tests. Stops when dropped.
 pub struct TestNode {
     pub node: Arc<Node>,
