@@ -333,3 +333,78 @@ async fn after_the_hub_goes_away_a_save_counts_as_waiting_at_once_and_connected_
     assert!(why.message.contains("ハブ（中央）"), "{why:?}");
     assert!(!why.detail.is_empty(), "{why:?}");
 }
+
+/// The sessions of one sync round as the node's loop runs it, each with what crossed and the
+/// change counter the node was marked in step with the hub at.
+#[derive(Default)]
+struct Sessions {
+    crossed: Vec<Vec<String>>,
+    in_step: Vec<i64>,
+}
+
+impl nsdb::sync_service::AfterSession for Sessions {
+    async fn after(
+        &mut self,
+        result: Result<nsdb_sync::SessionStats, nsdb_sync::LinkError>,
+        in_step: i64,
+    ) -> bool {
+        let stats = result.expect("the session succeeds");
+        self.crossed
+            .push(stats.crossed.iter().map(ToString::to_string).collect());
+        self.in_step.push(in_step);
+        true
+    }
+}
+
+async fn round(hospital: &Arc<Node>) -> Sessions {
+    let (mut link, hub) = nsdb::sync_service::hub_link(hospital).expect("enrolled");
+    let replica = nsdb::sync_service::NodeReplica::new(hospital.clone());
+    let seen = nsdb::sync_service::change_counter(hospital)
+        .await
+        .expect("counter");
+    let mut sessions = Sessions::default();
+    assert!(nsdb::sync_service::round(&replica, &mut link, hub, seen, &mut sessions).await);
+    sessions.in_step.push(seen);
+    sessions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_sheet_crosses_in_a_session_after_the_ordinary_ones_so_they_never_wait_for_it() {
+    let site = SyncSite::start_stopped(2).await;
+    let hospital = site.hospital.node.clone();
+    // Everything crosses in one session while nothing is large.
+    let first = round(&hospital).await;
+    assert_eq!(first.crossed.len(), 1, "one session when nothing is large");
+    assert_eq!(first.crossed[0].len(), 2);
+
+    // Seven saves of 1.8 MB of free text to one sheet while the hub is away, and a new sheet.
+    let big = sheet_ids(&hospital).await[0].clone();
+    let doctor = sign_in(&hospital, "doctor").await;
+    for i in 0..7 {
+        let values = BTreeMap::from([("patient.address".to_string(), Some(noise(1_800_000, i)))]);
+        write_directly(&hospital, &big, doctor.user_id, values, None).await;
+    }
+    let small = new_sheet(&hospital, "チイサナ ヒョウ").await;
+
+    let second = round(&hospital).await;
+    assert_eq!(
+        second.crossed,
+        vec![vec![small.clone()], vec![big.clone()]],
+        "the ordinary sheet crosses first, the large one in a session of its own"
+    );
+    // After the first session the node is in step only up to before the large sheet's
+    // changes (they still count as waiting), after the second up to the round's start.
+    let seen = second.in_step[2];
+    assert!(second.in_step[0] < seen, "{:?}", second.in_step);
+    assert_eq!(second.in_step[1], seen);
+    assert!(on_hub(&site, &small).await);
+
+    // Nothing changed since: one session, nothing held back.
+    let third = round(&hospital).await;
+    assert_eq!(
+        third.crossed.len(),
+        1,
+        "nothing left to cross: {:?}",
+        third.crossed
+    );
+}

@@ -24,8 +24,8 @@ pub use hub::{RegistryDirectory, grant, start_hub, status_for};
 pub use key_marks::{MarksReport, report_key_marks};
 pub use provisioning::{enroll, provision_and_start_hub, start_demo};
 pub use refetch::{RefetchError, refetch};
-pub use replica::NodeReplica;
 use replica::*;
+pub use replica::{LARGE_DOCUMENT, NodeReplica};
 pub use requests::{
     HubDesk, NODE_PER_DAY, RESOLUTION_FLOOR, Resolution, ResolveError, ResolvedRow, ResolvedSheet,
     USER_PER_DAY, birth_date_input, ensure_key_reserve, find_sheet, resolutions, resolve,
@@ -294,6 +294,18 @@ pub(super) fn local_key(node: &Node) -> anyhow::Result<LocalKey> {
     Ok(LocalKey::from_seed(identity.secret_seed()))
 }
 
+/// A link from `node` to the hub it is enrolled with, and the hub's id: for syncing by hand
+/// (tests and tools) with [`round`]. Errors: not enrolled, or the identity or enrollment files
+/// cannot be read.
+pub fn hub_link(node: &Node) -> anyhow::Result<(NodeLink, NodeId)> {
+    use anyhow::Context;
+    let accepted = enrollment::accepted(&node.config.data_dir)?
+        .context("this node is not enrolled with a hub")?;
+    let hub_key = PublicKey(accepted.hub_key_bytes()?);
+    let link = NodeLink::new(&local_key(node)?, accepted.hub_address, hub_key)?;
+    Ok((link, hub_key.node_id()))
+}
+
 /// A running sync task. Stops when dropped.
 pub struct SyncTask {
     task: tokio::task::JoinHandle<()>,
@@ -435,6 +447,170 @@ fn connected_at(s: &SyncStatus, now_ms: i64) -> bool {
     }
 }
 
+/// The node's change counter: every write of a sheet's document raises it (`sync_heads.seq`).
+pub async fn change_counter(node: &Node) -> crate::Result<i64> {
+    node.store
+        .read(|c| counter(c).map_err(crate::Error::from))
+        .await
+}
+
+/// One round of sync with the hub, as the node's loop and `nsdb bench sync` run it: a session
+/// for every sheet but the large ones (a document over [`LARGE_DOCUMENT`] with changes the hub
+/// has not acknowledged), then, when some were held back, a session that carries them, so the
+/// transfer and merge of a large sheet never hold the ordinary ones back. `seen` is the change
+/// counter read before the round. After each successful session the node is marked in step
+/// with the hub: after the first only up to before the earliest change of a held-back sheet
+/// (those still count as waiting), after the second at `seen`. `after` gets each session's
+/// result and that counter, and says whether to go on. Returns whether every session
+/// succeeded.
+pub async fn round(
+    replica: &NodeReplica,
+    link: &mut NodeLink,
+    hub: NodeId,
+    seen: i64,
+    after: &mut impl AfterSession,
+) -> bool {
+    let held_from = match replica.hold_large(hub).await {
+        Ok(from) => from,
+        Err(e) => {
+            // Without the list every sheet goes in one session, as before.
+            tracing::warn!(target: "nsdb::sync", reason = %e, "could not list the large sheets; all sheets go in one session");
+            None
+        }
+    };
+    let result = link.sync(replica).await;
+    let held = replica.release_large();
+    let in_step = held_from.map_or(seen, |from| seen.min(from - 1));
+    let result = marked(replica, hub, result, in_step).await;
+    let ok = after.after(result, in_step).await;
+    if !ok || held.is_empty() {
+        return ok;
+    }
+    let result = link.sync(replica).await;
+    let result = marked(replica, hub, result, seen).await;
+    after.after(result, seen).await
+}
+
+/// `result`, after marking the node in step with `hub` at `in_step` when it succeeded (what was
+/// written during the session, received sheets among them, waits for the next one).
+async fn marked(
+    replica: &NodeReplica,
+    hub: NodeId,
+    result: Result<SessionStats, nsdb_sync::LinkError>,
+    in_step: i64,
+) -> Result<SessionStats, nsdb_sync::LinkError> {
+    let stats = result?;
+    replica
+        .mark_in_step(hub, in_step)
+        .await
+        .map_err(|e| nsdb_sync::LinkError::Session(nsdb_sync::SessionError::Replica(e)))?;
+    Ok(stats)
+}
+
+/// What [`round`] does after each session.
+pub trait AfterSession {
+    /// Takes a session's result and the counter the node was marked in step with the hub at if
+    /// it succeeded; says whether the round goes on.
+    fn after(
+        &mut self,
+        result: Result<SessionStats, nsdb_sync::LinkError>,
+        in_step: i64,
+    ) -> impl std::future::Future<Output = bool> + Send;
+}
+
+/// The node's loop's [`AfterSession`]: [`after_session`].
+struct Record<'a> {
+    node: &'a Arc<Node>,
+    handle: &'a SyncHandle,
+    hub: NodeId,
+    options: &'a SyncOptions,
+}
+
+impl AfterSession for Record<'_> {
+    async fn after(
+        &mut self,
+        result: Result<SessionStats, nsdb_sync::LinkError>,
+        _in_step: i64,
+    ) -> bool {
+        after_session(self.node, self.handle, self.hub, self.options, result).await
+    }
+}
+
+/// Records what one session did (or why it failed) in the status, the set-aside list and the
+/// metrics, and fetches again the sheets found damaged here. Returns whether the session
+/// succeeded.
+async fn after_session(
+    node: &Arc<Node>,
+    handle: &SyncHandle,
+    hub: NodeId,
+    options: &SyncOptions,
+    result: Result<SessionStats, nsdb_sync::LinkError>,
+) -> bool {
+    let ok = result.is_ok();
+    match result {
+        Ok(stats) => {
+            let now = node.clock.now_ms();
+            for (id, reason) in &stats.set_aside {
+                tracing::warn!(target: "nsdb::sync", sheet = %id, %reason, "a sheet did not cross; set aside, the others go on");
+            }
+            if let Some(list) = handle.record_set_aside(&stats, now, options)
+                && let Err(e) = keep_set_aside(node, hub, list).await
+            {
+                handle.error(now, e.to_string());
+            }
+            // A copy here that cannot be read is fetched again from the hub; once
+            // replaced it is no longer set aside and crosses at the next session.
+            for id in &stats.damaged {
+                match refetch(node, &id.to_string()).await {
+                    Ok(true) => {
+                        let sheet = id.to_string();
+                        let mut list = None;
+                        handle.update(|s| {
+                            s.set_aside.retain(|a| a.sheet != sheet);
+                            list = Some(s.set_aside.clone());
+                        });
+                        if let Some(list) = list
+                            && let Err(e) = keep_set_aside(node, hub, list).await
+                        {
+                            handle.error(now, e.to_string());
+                        }
+                        handle.sync_now();
+                    }
+                    Ok(false) => {}
+                    Err(e) => handle.error(now, e.to_string()),
+                }
+            }
+            node.metrics
+                .sync_session(true, stats.bytes_sent, stats.bytes_received);
+            handle.update(|s| {
+                s.last_success_ms = Some(now);
+                s.sessions += 1;
+                s.last_session = Some((&stats).into());
+            });
+        }
+        Err(e) => {
+            // The first failure after a success (or at start) is a warning; the
+            // retries of the same outage are not repeated at that level.
+            let st = handle.status();
+            if st.last_failure_ms.unwrap_or(0) <= st.last_success_ms.unwrap_or(0) {
+                tracing::warn!(target: "nsdb::sync", reason = %e, "sync with the hub failed; will retry every few seconds");
+            } else {
+                tracing::debug!(target: "nsdb::sync", reason = %e, "sync with the hub failed again; will retry");
+            }
+            let now = node.clock.now_ms();
+            node.metrics.sync_session(false, 0, 0);
+            handle.update(|s| s.last_failure_ms = Some(now));
+            handle.record_error(SyncErrorLine {
+                at_ms: now,
+                code: e.code().into(),
+                message: e.words(),
+                detail: e.to_string(),
+            });
+        }
+    }
+    ok
+}
+
 /// Starts a node's sync loop with the hub it was enrolled with.
 pub fn start_node(
     node: &Arc<Node>,
@@ -481,79 +657,16 @@ pub fn start_node(
             }
             let started = node.clock.now_ms();
             handle.update(|s| s.last_attempt_ms = Some(started));
-            let seen = node
-                .store
-                .read(|c| counter(c).map_err(crate::Error::from))
-                .await
-                .unwrap_or(-1);
-            let result = link.sync(&replica).await;
-            let ok = result.is_ok();
-            match result {
-                Ok(stats) => {
-                    // In step with what was written before the session began; what was written
-                    // during it (received sheets among them) waits for the next session.
-                    if let Err(e) = replica.mark_in_step(hub, seen).await {
-                        handle.error(node.clock.now_ms(), e.to_string());
-                    }
-                    backoff = options.min_backoff;
-                    let now = node.clock.now_ms();
-                    for (id, reason) in &stats.set_aside {
-                        tracing::warn!(target: "nsdb::sync", sheet = %id, %reason, "a sheet did not cross; set aside, the others go on");
-                    }
-                    if let Some(list) = handle.record_set_aside(&stats, now, &options)
-                        && let Err(e) = keep_set_aside(&node, hub, list).await
-                    {
-                        handle.error(now, e.to_string());
-                    }
-                    // A copy here that cannot be read is fetched again from the hub; once
-                    // replaced it is no longer set aside and crosses at the next session.
-                    for id in &stats.damaged {
-                        match refetch(&node, &id.to_string()).await {
-                            Ok(true) => {
-                                let sheet = id.to_string();
-                                let mut list = None;
-                                handle.update(|s| {
-                                    s.set_aside.retain(|a| a.sheet != sheet);
-                                    list = Some(s.set_aside.clone());
-                                });
-                                if let Some(list) = list
-                                    && let Err(e) = keep_set_aside(&node, hub, list).await
-                                {
-                                    handle.error(now, e.to_string());
-                                }
-                                handle.sync_now();
-                            }
-                            Ok(false) => {}
-                            Err(e) => handle.error(now, e.to_string()),
-                        }
-                    }
-                    node.metrics
-                        .sync_session(true, stats.bytes_sent, stats.bytes_received);
-                    handle.update(|s| {
-                        s.last_success_ms = Some(now);
-                        s.sessions += 1;
-                        s.last_session = Some((&stats).into());
-                    });
-                }
-                Err(e) => {
-                    // The first failure after a success (or at start) is a warning; the
-                    // retries of the same outage are not repeated at that level.
-                    let st = handle.status();
-                    if st.last_failure_ms.unwrap_or(0) <= st.last_success_ms.unwrap_or(0) {
-                        tracing::warn!(target: "nsdb::sync", reason = %e, "sync with the hub failed; will retry every few seconds");
-                    } else {
-                        tracing::debug!(target: "nsdb::sync", reason = %e, "sync with the hub failed again; will retry");
-                    }
-                    let now = node.clock.now_ms();
-                    node.metrics.sync_session(false, 0, 0);
-                    handle.update(|s| s.last_failure_ms = Some(now));
-                    handle.record_error(SyncErrorLine {
-                        at_ms: now,
-                        code: e.code().into(),
-                        message: e.words(),
-                        detail: e.to_string(),
-                    });
-                }
+            let seen = change_counter(&node).await.unwrap_or(-1);
+            let mut record = Record {
+                node: &node,
+                handle: &handle,
+                hub,
+                options: &options,
+            };
+            let ok = round(&replica, &mut link, hub, seen, &mut record).await;
+            if ok {
+                backoff = options.min_backoff;
             }
             let aside = handle
                 .status()
@@ -582,11 +695,7 @@ pub fn start_node(
                     _ = tokio::time::sleep_until(deadline) => break,
                     _ = handle.wake.notified() => break,
                     _ = tokio::time::sleep(options.poll) => {
-                        let now = node
-                            .store
-                            .read(|c| counter(c).map_err(crate::Error::from))
-                            .await
-                            .unwrap_or(-1);
+                        let now = change_counter(&node).await.unwrap_or(-1);
                         if now != seen {
                             break;
                         }

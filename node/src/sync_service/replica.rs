@@ -62,14 +62,65 @@ pub struct NodeReplica {
     node: Arc<Node>,
     /// Inventories by peer, kept between sessions and brought up to date by change.
     kept: Mutex<HashMap<NodeId, Kept>>,
+    /// Large sheets held back from the session under way ([`NodeReplica::hold_large`]).
+    large: Mutex<HashSet<SheetId>>,
 }
+
+/// A document larger than this (bytes, 1 MiB: one piece on the wire) whose changes the hub has
+/// not acknowledged crosses in a session of its own, after the session that carries every
+/// other sheet, so its transfer and merge never hold the small ones back. Ordinary sheets are
+/// tens of KiB; a sheet saved through the product stops at `sheets::SHEET_CEILING` (8 MiB).
+pub const LARGE_DOCUMENT: i64 = 1 << 20;
 
 impl NodeReplica {
     pub fn new(node: Arc<Node>) -> NodeReplica {
         NodeReplica {
             node,
             kept: Mutex::new(HashMap::new()),
+            large: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Holds back from the next sessions the sheets larger than [`LARGE_DOCUMENT`] whose heads
+    /// were written after the node was last in step with `hub`, until [`Self::release_large`].
+    /// Returns the earliest change counter among them (None: nothing held back): the node is
+    /// in step with the hub only up to before it until they cross. Reads only the rows written
+    /// since the last step (indexed), whatever the number of sheets.
+    pub(super) async fn hold_large(&self, hub: NodeId) -> Result<Option<i64>, ReplicaError> {
+        let hub = hub.to_string();
+        let found: Vec<(String, i64)> = self
+            .node
+            .store
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT h.sheet_id, h.seq FROM sync_heads h JOIN sheets s ON s.id = h.sheet_id
+                     WHERE h.seq > coalesce((SELECT seq FROM sync_in_step WHERE peer = ?1), -1)
+                       AND length(s.doc) > ?2",
+                )?;
+                let rows = st
+                    .query_map(params![hub, LARGE_DOCUMENT], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok::<_, crate::Error>(rows)
+            })
+            .await
+            .map_err(db)?;
+        let earliest = found.iter().map(|(_, seq)| *seq).min();
+        let ids = found
+            .into_iter()
+            .filter_map(|(id, _)| id.parse::<SheetId>().ok());
+        if let Ok(mut large) = self.large.lock() {
+            large.clear();
+            large.extend(ids);
+        }
+        Ok(earliest)
+    }
+
+    /// Ends [`Self::hold_large`]: returns the sheets that were held back, and offers them again.
+    pub(super) fn release_large(&self) -> HashSet<SheetId> {
+        self.large
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 
     /// Records that every sheet written up to change `seen` is in step with `peer`.
@@ -342,7 +393,11 @@ impl Replica for NodeReplica {
         if peer.role != PeerRole::Hub {
             return HashSet::new();
         }
-        self.node.sync.held_back(self.node.clock.now_ms())
+        let mut held = self.node.sync.held_back(self.node.clock.now_ms());
+        if let Ok(large) = self.large.lock() {
+            held.extend(large.iter().copied());
+        }
+        held
     }
 
     fn admits(&self, peer: &Peer, header: &SheetHeader, granted: &HashSet<SheetId>) -> bool {
