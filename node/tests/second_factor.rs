@@ -649,3 +649,107 @@ async fn a_password_someone_else_set_must_be_changed_first() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
+
+const NSDB: &str = env!("CARGO_BIN_EXE_nsdb");
+
+fn nsdb_cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let (cmd, rest) = args.split_at(2);
+    std::process::Command::new(NSDB)
+        .args(cmd)
+        .arg("--config")
+        .arg(config)
+        .args(rest)
+        .env("NSDB_PASSWORD", "correct horse battery")
+        .output()
+        .unwrap()
+}
+
+/// The operator's commands: `nsdb user add` issues a password to be changed at the first
+/// sign-in (unless `--no-change-required`), and `nsdb user reset-totp` removes a lost factor.
+#[tokio::test]
+async fn an_operator_issues_a_password_to_change_and_resets_a_lost_factor() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "name = \"hospital-test\"\nrole = \"hospital\"\nlisten = \"127.0.0.1:9\"\n\
+         data_dir = \"data\"\nkey_file = \"db.key\"\n\n[institution]\ncode = \"1399000036\"\n\
+         name = \"試験病院\"\n",
+    )
+    .unwrap();
+    let key = dir.path().join("db.key");
+    std::fs::write(&key, "ef".repeat(32)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let add = |login: &str, extra: &[&str]| {
+        let mut args = vec![
+            "user",
+            "add",
+            "--login",
+            login,
+            "--name",
+            "運用 試験",
+            "--kind",
+            "admin",
+        ];
+        args.extend_from_slice(extra);
+        let out = nsdb_cli(&config, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = add("adm-issued", &[]);
+    assert!(said.contains("change the password"), "{said}");
+    add("adm-kept", &["--no-change-required"]);
+
+    let open = || {
+        nsdb::Node::open(
+            nsdb::NodeConfig::from_file(&config).unwrap(),
+            nsdb::Clock::System,
+        )
+        .unwrap()
+    };
+    let node = open();
+    let issued = node
+        .login("adm-issued", "correct horse battery")
+        .await
+        .unwrap();
+    let state = node.session_state(&issued.token).await.unwrap();
+    assert_eq!(state.pending, Some(nsdb::accounts::Pending::ChangePassword));
+    let kept = node
+        .login("adm-kept", "correct horse battery")
+        .await
+        .unwrap();
+    let state = node.session_state(&kept.token).await.unwrap();
+    // A 責任者 who keeps the password still enrols the second factor first.
+    assert_eq!(state.pending, Some(nsdb::accounts::Pending::EnrolTotp));
+    let enrolment = node.begin_totp(&kept.principal).await.unwrap();
+    let first = code_at_base32(&enrolment.secret_base32, now_ms()).unwrap();
+    node.confirm_totp(&kept.principal, &first).await.unwrap();
+    assert!(matches!(
+        node.login("adm-kept", "correct horse battery").await,
+        Err(nsdb::Error::TotpRequired)
+    ));
+    drop(node);
+
+    let out = nsdb_cli(&config, &["user", "reset-totp", "adm-kept"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = nsdb_cli(&config, &["user", "reset-totp", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("見つかりません"));
+
+    let node = open();
+    let again = node
+        .login("adm-kept", "correct horse battery")
+        .await
+        .unwrap();
+    let state = node.session_state(&again.token).await.unwrap();
+    assert_eq!(state.pending, Some(nsdb::accounts::Pending::EnrolTotp));
+}
