@@ -753,3 +753,86 @@ async fn an_operator_issues_a_password_to_change_and_resets_a_lost_factor() {
     let state = node.session_state(&again.token).await.unwrap();
     assert_eq!(state.pending, Some(nsdb::accounts::Pending::EnrolTotp));
 }
+
+/// The idle timeout's promise (nothing typed is lost) holds across the code's page: a save
+/// that arrives after the session ended is held through the password and the code, then saved.
+#[tokio::test]
+async fn a_save_after_the_session_ended_is_kept_through_the_code_page() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let secret = enrol(&mut c).await;
+    let page = c.get("/sheets/new").await;
+    let csrf = hidden_csrf(&page.body);
+    let r = c
+        .form("/sheets", &[("csrf", &csrf), ("form_id", "rinko-006")])
+        .await;
+    let id = r
+        .location()
+        .strip_prefix("/sheets/")
+        .and_then(|s| s.strip_suffix("/edit"))
+        .unwrap()
+        .to_string();
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    let version = hidden_value(&editor.body, "_version");
+    t.node
+        .store
+        .write(|conn| {
+            conn.execute("DELETE FROM sessions", [])
+                .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    let r = c
+        .form(
+            &format!("/sheets/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("_version", &version),
+                ("action", "save"),
+                ("patient.name", "保持 太郎"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let login_csrf = hidden_csrf(&r.body);
+    let held = hidden_value(&r.body, "_resume_body");
+    assert!(held.contains("patient.name"), "{held}");
+    let r = c
+        .form(
+            "/login",
+            &[
+                ("csrf", &login_csrf),
+                ("login", "doctor"),
+                ("password", "demo"),
+                ("_resume_sheet", &id),
+                ("_resume_body", &held),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "the code's page");
+    assert_eq!(hidden_value(&r.body, "_resume_body"), held);
+    let r = c
+        .form(
+            "/login/code",
+            &[
+                ("csrf", &login_csrf),
+                ("code", &code(&secret, 0)),
+                ("_resume_sheet", &id),
+                ("_resume_body", &held),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        r.location().contains("saved_after_login"),
+        "{}",
+        r.location()
+    );
+    assert!(
+        c.get(&format!("/sheets/{id}"))
+            .await
+            .body
+            .contains("保持 太郎")
+    );
+}
