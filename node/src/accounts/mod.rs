@@ -1,8 +1,10 @@
-//! Accounts: institutions, users, passwords (Argon2id) and server-side sessions.
+//! Accounts: institutions, users, passwords (Argon2id), sign-in (with the second factor of
+//! [`totp`] for users who enrolled it), server-side sessions, 再認証 and パスワード変更.
 //!
 //! A session token is 32 random bytes handed to the browser (cookie) or API client (bearer);
-//! only its SHA-256 is stored, so a copy of the database cannot be used to sign in. Passwords
-//! and tokens must never be logged.
+//! only its SHA-256 is stored, so a copy of the database cannot be used to sign in; the
+//! half-signed-in challenge between password and code is kept the same way. Passwords, tokens,
+//! second-factor secrets and codes must never be logged.
 
 pub mod password_rule;
 pub mod policy;
