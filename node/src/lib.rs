@@ -57,6 +57,18 @@ pub enum Error {
     Expired,
     #[error("ログインしてください。")]
     Unauthenticated,
+    /// The password was right and the user has enrolled the second factor, but no code came.
+    #[error("2段階認証の確認コード（認証アプリに表示される6桁の数字）を入力してください。")]
+    TotpRequired,
+    /// A sensitive action (user administration, bulk export) more than
+    /// `accounts::REAUTH_WINDOW_MS` after the user last gave their password.
+    #[error(
+        "この操作の前に、パスワード（2段階認証を設定している場合は確認コードも）をもう一度入力してください（再認証）。"
+    )]
+    ReauthRequired,
+    /// A session whose user must first change their password or enrol the second factor.
+    #[error("{}", .0.message())]
+    SetupRequired(accounts::Pending),
     #[error(transparent)]
     Denied(#[from] Denied),
     #[error("様式が見つかりません: {0}")]

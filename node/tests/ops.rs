@@ -77,6 +77,7 @@ impl Site {
             "運用 試験",
             "--kind",
             "nanbyo_doctor",
+            "--no-change-required",
         ])
     }
 

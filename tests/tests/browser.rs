@@ -1,7 +1,8 @@
 //! The web UI in a real browser (Debian's headless Chromium through chromedriver): a doctor
 //! signs in, writes a sheet, saves it and finds it in the list, with the keyboard where a
 //! clerk would use it; a clerk uploads sealed files on 一括登録 and reads the result table; a
-//! clinic's doctor works on the hub and sees only the clinic's sheets.
+//! clinic's doctor works on the hub and sees only the clinic's sheets; a 責任者 enrols the
+//! second factor, signs in with a code and passes 再認証.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages chromium and
 //! chromium-driver; `.ci/run` installs them). Without them the test fails when `CI=true` and says
@@ -1197,4 +1198,95 @@ async fn a_reviewer_uploads_a_scanned_paper_sheet_on_the_intake_list() {
     shot(&c, "paper-intake").await;
     assert!(list.contains("送信待ち"), "{list}");
     assert!(list.contains("パーキンソン病"), "{list}");
+}
+
+/// The code an authenticator app holding `secret` (base32, as the enrolment page shows it)
+/// shows `steps` time steps (30 s) from now.
+fn app_code(secret: &str, steps: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    nsdb::accounts::totp::code_at_base32(secret, now + steps * 30_000).expect("a base32 secret")
+}
+
+/// A 責任者 enrols the second factor from the menu (QR code and key shown once, active after
+/// the first code), signs out, signs in with the password and then a code, and, once the
+/// five minutes after that sign-in have passed, opens the user list through 再認証, which
+/// returns to the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthentication() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let c = browser(&d).await;
+
+    c.goto(&t.url("/login")).await.unwrap();
+    type_into(&c, "#login", "admin").await;
+    type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    wait_url(&c, "/admin/users").await;
+    c.find(Locator::LinkText("2段階認証の設定"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&c, "/account/totp").await;
+    assert!(
+        wait_for(&c, "figure.totp-qr svg")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    let secret = text_of(&c, "#totp-secret").await;
+    shot(&c, "totp-enrol").await;
+    type_into(
+        &c,
+        "#code",
+        &format!("{}{}", app_code(&secret, -1), char::from(Key::Enter)),
+    )
+    .await;
+    let done = text_of(&c, "p.notice").await;
+    assert!(done.contains("2段階認証を設定しました"), "{done}");
+
+    click(&c, "header form[action='/logout'] button").await;
+    wait_url(&c, "/login").await;
+    type_into(&c, "#login", "admin").await;
+    type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    // The second page: the code, not yet a session.
+    wait_for(&c, "form[action='/login/code'] #code").await;
+    type_into(
+        &c,
+        "#code",
+        &format!("{}{}", app_code(&secret, 0), char::from(Key::Enter)),
+    )
+    .await;
+    wait_url(&c, "/admin/users").await;
+    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ一覧");
+
+    // Five minutes later the user list asks for the password and code again.
+    let old = t.node.clock.now_ms() - nsdb::accounts::REAUTH_WINDOW_MS - 1000;
+    t.node
+        .store
+        .write(move |conn| {
+            conn.execute("UPDATE sessions SET reauth_at = ?1", [old])
+                .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    c.goto(&t.url("/admin/users?reset=1")).await.unwrap();
+    assert_eq!(text_of(&c, "main h1").await, "再認証");
+    shot(&c, "reauth").await;
+    type_into(&c, "#reauth-password", "demo").await;
+    type_into(
+        &c,
+        "#reauth-code",
+        &format!("{}{}", app_code(&secret, 1), char::from(Key::Enter)),
+    )
+    .await;
+    wait_url(&c, "/admin/users?reset=1").await;
+    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ一覧");
+    let row = text_of(&c, "table.list").await;
+    assert!(row.contains("設定済み"), "{row}");
+    c.close().await.unwrap();
 }

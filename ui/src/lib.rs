@@ -6,6 +6,7 @@
 
 use maud::{DOCTYPE, Markup, html};
 
+pub mod account;
 pub mod conflicts;
 pub mod editor;
 pub mod imports;
@@ -111,6 +112,8 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
                     }
                 }
                 span.user { (ctx.user_name) "（" (ctx.user_kind) "）" }
+                a.account href="/account/password" { "パスワード変更" }
+                a.account href="/account/totp" { "2段階認証の設定" }
                 form method="post" action="/logout" {
                     input type="hidden" name="csrf" value=(ctx.csrf);
                     button.link type="submit" { "ログアウト" }
@@ -199,15 +202,23 @@ pub fn save_failed(
         p.error role="alert" { (message) }
         p { "入力した内容はこのページに残っています。「もう一度保存する」で同じ内容をもう一度保存します。" }
         form method="post" action=(action) {
-            @for (name, value) in fields {
-                input type="hidden" name=(name) value=(value);
-            }
+            (held_fields(fields))
             button.primary type="submit" { "もう一度保存する" }
             " "
             a href=(back) { "保存せずに編集画面へ戻る" }
         }
     };
     layout(ctx, title, body)
+}
+
+/// A posted form held in a page as hidden fields (name and value, repeated names kept), so
+/// that posting the page's form sends it again exactly: after a failed save, and after 再認証.
+pub fn held_fields(fields: &[(String, String)]) -> Markup {
+    html! {
+        @for (name, value) in fields {
+            input type="hidden" name=(name) value=(value);
+        }
+    }
 }
 
 /// One selectable form on the new-sheet page.
@@ -302,23 +313,38 @@ pub struct UserLine<'a> {
     pub department: &'a str,
     pub locked: bool,
     pub expires_on: &'a str,
+    /// Whether the user has enrolled the second factor (2段階認証).
+    pub totp: bool,
 }
 
-/// The administrator's user list (医療機関ユーザ検索).
-pub fn users(ctx: &PageContext<'_>, users: &[UserLine<'_>]) -> Markup {
+/// The administrator's user list (医療機関ユーザ検索); `notice` after a 2段階認証 reset.
+pub fn users(ctx: &PageContext<'_>, users: &[UserLine<'_>], notice: bool) -> Markup {
     layout(
         ctx,
         "医療機関ユーザ一覧",
         html! {
             p { "検索結果件数 " (users.len()) "件" }
+            @if notice {
+                p.notice role="status" { "2段階認証を初期化しました。その利用者は次のログインで設定し直します。" }
+            }
             table.list {
-                thead { tr { th { "ユーザID" } th { "氏名" } th { "ユーザ種別" } th { "診療科" } th { "状態" } th { "有効期限" } } }
+                thead { tr { th { "ユーザID" } th { "氏名" } th { "ユーザ種別" } th { "診療科" } th { "状態" } th { "有効期限" } th { "2段階認証" } th { "操作" } } }
                 tbody {
                     @for u in users {
                         tr {
                             td { (u.login) } td { (u.name) } td { (u.kind) } td { (u.department) }
                             td { @if u.locked { "ロック中" } @else { "有効" } }
                             td { (u.expires_on) }
+                            td { @if u.totp { "設定済み" } @else { "未設定" } }
+                            td {
+                                @if u.totp {
+                                    form method="post" action="/admin/users/totp-reset" {
+                                        input type="hidden" name="csrf" value=(ctx.csrf);
+                                        input type="hidden" name="login" value=(u.login);
+                                        button type="submit" { "2段階認証の初期化" }
+                                    }
+                                }
+                            }
                         }
                     }
                 }

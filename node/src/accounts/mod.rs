@@ -1,11 +1,14 @@
-//! Accounts: institutions, users, passwords (Argon2id) and server-side sessions.
+//! Accounts: institutions, users, passwords (Argon2id), sign-in (with the second factor of
+//! [`totp`] for users who enrolled it), server-side sessions, 再認証 and パスワード変更.
 //!
 //! A session token is 32 random bytes handed to the browser (cookie) or API client (bearer);
-//! only its SHA-256 is stored, so a copy of the database cannot be used to sign in. Passwords
-//! and tokens must never be logged.
+//! only its SHA-256 is stored, so a copy of the database cannot be used to sign in; the
+//! half-signed-in challenge between password and code is kept the same way. Passwords, tokens,
+//! second-factor secrets and codes must never be logged.
 
 pub mod password_rule;
 pub mod policy;
+pub mod totp;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, password_hash::rand_core::OsRng};
@@ -31,7 +34,11 @@ const SESSION_TOUCH_MS: i64 = 60 * 1000;
 /// client and one spare); a sixth sign-in ends the oldest.
 pub const MAX_SESSIONS_PER_USER: i64 = 5;
 
-/// Consecutive wrong passwords that lock an account (10).
+/// How long a sign-in or 再認証 opens sensitive actions (user administration, bulk export)
+/// without asking for the password again (5 minutes).
+pub const REAUTH_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// Consecutive wrong passwords (or second-factor codes) that lock an account (10).
 pub const LOCK_AFTER_FAILURES: i64 = 10;
 
 /// How long the lock after [`LOCK_AFTER_FAILURES`] lasts (15 minutes), after which the account
@@ -370,6 +377,8 @@ pub struct UserRow {
     pub department: Option<String>,
     pub locked: bool,
     pub expires_on: Option<String>,
+    /// Whether the user has enrolled the second factor (2段階認証).
+    pub totp_enrolled: bool,
 }
 
 struct StoredUser {
@@ -378,6 +387,66 @@ struct StoredUser {
     locked: bool,
     expires_on: Option<String>,
     locked_until: Option<i64>,
+    /// Whether the user has enrolled the second factor.
+    totp: bool,
+}
+
+/// The outcome of a right password at the sign-in screen ([`Node::begin_sign_in`]).
+#[derive(Debug, Clone)]
+pub enum SignIn {
+    /// Signed in.
+    Session(LoginSession),
+    /// The code is asked next; `challenge` goes into a cookie for [`Node::finish_sign_in`].
+    Code { challenge: String },
+}
+
+/// What a signed-in user must do before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// Their password was set by someone else (`nsdb user add`): パスワード変更.
+    ChangePassword,
+    /// Their kind needs the second factor ([`totp::required_for`]) and they have not enrolled.
+    EnrolTotp,
+}
+
+impl Pending {
+    /// The API's error code for a session that must do this first.
+    pub fn code(self) -> &'static str {
+        match self {
+            Pending::ChangePassword => "password_change_required",
+            Pending::EnrolTotp => "totp_enrolment_required",
+        }
+    }
+
+    /// What the user is told, and where to do it.
+    pub fn message(self) -> &'static str {
+        match self {
+            Pending::ChangePassword => {
+                "パスワードを変更してください（画面の「パスワード変更」）。他の人が設定したパスワードのままでは使えません。"
+            }
+            Pending::EnrolTotp => {
+                "2段階認証を設定してください（画面の「2段階認証の設定」）。この種別の利用者には必須です。"
+            }
+        }
+    }
+
+    /// The screen where it is done.
+    pub fn path(self) -> &'static str {
+        match self {
+            Pending::ChangePassword => "/account/password",
+            Pending::EnrolTotp => "/account/totp",
+        }
+    }
+}
+
+/// A live session as [`Node::session_state`] reads it.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    pub principal: Principal,
+    pub csrf: String,
+    /// When the user last gave their password: sign-in or 再認証 (Unix ms).
+    pub reauth_at: i64,
+    pub pending: Option<Pending>,
 }
 
 /// Why a sign-in with a known login was refused, for the audit log only: the person signing in
@@ -385,6 +454,7 @@ struct StoredUser {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
     WrongPassword,
+    WrongCode,
     CoolingDown,
     Locked,
     Expired,
@@ -433,20 +503,22 @@ impl Node {
             .await
     }
 
-    /// Signs a user in with login id and password.
+    /// Checks a login and password, as the first step of every sign-in: the stored user when
+    /// the password is right and the account may sign in.
     ///
     /// Errors: [`Error::BadCredentials`] for an unknown login, a wrong password, an account
     /// locked (by an administrator or for [`COOL_DOWN_MS`] after [`LOCK_AFTER_FAILURES`] wrong
-    /// passwords) or expired, all alike in words and in work done, so the answer never tells
-    /// whether the password was right; [`Error::Busy`] when the password checks are all taken.
-    pub async fn login(&self, login: &str, password: &str) -> Result<LoginSession> {
+    /// passwords or codes) or expired, all alike in words and in work done, so the answer never
+    /// tells whether the password was right; [`Error::Busy`] when the password checks are all
+    /// taken.
+    async fn check_password(&self, login: &str, password: &str) -> Result<StoredUser> {
         let login_owned = login.to_string();
         let found = self
             .store
             .read(move |c| {
                 c.query_row(
                     "SELECT id, login, name, kind, institution, password_hash, locked, expires_on,
-                            locked_until
+                            locked_until, totp_secret IS NOT NULL AS totp
                      FROM users WHERE login = ?1",
                     [&login_owned],
                     |r| {
@@ -456,6 +528,7 @@ impl Node {
                             locked: r.get::<_, i64>("locked")? != 0,
                             expires_on: r.get("expires_on")?,
                             locked_until: r.get("locked_until")?,
+                            totp: r.get("totp")?,
                         })
                     },
                 )
@@ -491,83 +564,217 @@ impl Node {
                 None
             }
         });
-        let user = match (found, refusal) {
-            (Some(u), None) => u,
+        match (found, refusal) {
+            (Some(u), None) => Ok(u),
             (other, refusal) => {
                 let uid = other.map(|u| u.principal.user_id);
                 self.store
-                    .write(move |c| refuse_sign_in(c, uid, refusal, now))
+                    .write(move |c| refuse_sign_in(c, uid, refusal, "login_failed", now))
                     .await?;
                 self.metrics.sign_in_failed();
-                return Err(Error::BadCredentials);
+                Err(Error::BadCredentials)
             }
+        }
+    }
+
+    /// Signs a user in with login id and password, for a user without the second factor.
+    /// Errors: as [`Node::sign_in`]; [`Error::TotpRequired`] for a user who has enrolled.
+    pub async fn login(&self, login: &str, password: &str) -> Result<LoginSession> {
+        self.sign_in(login, password, None).await
+    }
+
+    /// Signs a user in in one request (the API): login id, password and, for a user who has
+    /// enrolled the second factor, the code their app shows now (`code`).
+    ///
+    /// Errors: as [`Node::check_password`]; [`Error::TotpRequired`] when the password is
+    /// right, the user has enrolled and `code` is `None`; [`Error::BadCredentials`] for a wrong
+    /// or already used code, which counts toward the lock like a wrong password (audited
+    /// `totp_failed`).
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> Result<LoginSession> {
+        let user = self.check_password(login, password).await?;
+        let uid = user.principal.user_id;
+        let now = self.clock.now_ms();
+        let session = if user.totp {
+            let Some(code) = code else {
+                return Err(Error::TotpRequired);
+            };
+            let code = code.to_string();
+            self.store
+                .write(move |c| second_factor_then_session(c, uid, &code, None, now))
+                .await?
+        } else {
+            self.store
+                .write(move |c| {
+                    let tx = c.transaction()?;
+                    let s = open_session(&tx, uid, now)?;
+                    tx.commit()?;
+                    Ok::<_, Error>(Some(s))
+                })
+                .await?
         };
-        let token = random_hex();
-        let csrf = random_hex();
-        let (hash, csrf2, uid) = (token_hash(&token), csrf.clone(), user.principal.user_id);
+        match session {
+            Some((token, csrf)) => Ok(LoginSession {
+                token,
+                csrf,
+                principal: user.principal,
+            }),
+            None => {
+                self.metrics.sign_in_failed();
+                Err(Error::BadCredentials)
+            }
+        }
+    }
+
+    /// The first step of a sign-in through the screens: the session for a user without the
+    /// second factor, or, for one who has enrolled, a challenge token (for a cookie) that
+    /// [`Node::finish_sign_in`] takes with the code within [`totp::CHALLENGE_MS`]. The
+    /// challenge is not a session: it reaches nothing but the code's page.
+    /// Errors: as [`Node::check_password`].
+    pub async fn begin_sign_in(&self, login: &str, password: &str) -> Result<SignIn> {
+        let user = self.check_password(login, password).await?;
+        let uid = user.principal.user_id;
+        let now = self.clock.now_ms();
+        if !user.totp {
+            let (token, csrf) = self
+                .store
+                .write(move |c| {
+                    let tx = c.transaction()?;
+                    let s = open_session(&tx, uid, now)?;
+                    tx.commit()?;
+                    Ok::<_, Error>(s)
+                })
+                .await?;
+            return Ok(SignIn::Session(LoginSession {
+                token,
+                csrf,
+                principal: user.principal,
+            }));
+        }
+        let challenge = random_hex();
+        let hash = token_hash(&challenge);
         self.store
             .write(move |c| {
-                let tx = c.transaction()?;
-                tx.execute(
-                    "DELETE FROM sessions WHERE expires_at < ?1 OR last_seen < ?2",
-                    params![now, now - SESSION_IDLE_MS],
+                c.execute(
+                    "DELETE FROM sign_in_challenges WHERE expires_at < ?1 OR user_id = ?2",
+                    params![now, uid as i64],
                 )?;
-                tx.execute(
-                    "UPDATE users SET failed_signins = 0, locked_until = NULL WHERE id = ?1",
-                    [uid as i64],
+                c.execute(
+                    "INSERT INTO sign_in_challenges (token_hash, user_id, expires_at)
+                     VALUES (?1, ?2, ?3)",
+                    params![hash, uid as i64, now + totp::CHALLENGE_MS],
                 )?;
-                // The oldest sessions beyond the limit end (the new one counts).
-                tx.execute(
-                    "DELETE FROM sessions WHERE user_id = ?1 AND token_hash NOT IN (
-                         SELECT token_hash FROM sessions WHERE user_id = ?1
-                         ORDER BY created_at DESC, rowid DESC LIMIT ?2)",
-                    params![uid as i64, MAX_SESSIONS_PER_USER - 1],
-                )?;
-                tx.execute(
-                    "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at,
-                                           last_seen)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?4)",
-                    params![hash, uid as i64, csrf2, now, now + SESSION_TTL_MS],
-                )?;
-                audit::append(
-                    &tx,
-                    audit::Entry {
-                        at_ms: now,
-                        user: Some(uid),
-                        action: "login",
-                        target: None,
-                        detail: None,
-                    },
-                )?;
-                tx.commit()?;
                 Ok::<_, Error>(())
             })
             .await?;
-        Ok(LoginSession {
-            token,
-            csrf,
-            principal: user.principal,
-        })
+        Ok(SignIn::Code { challenge })
+    }
+
+    /// The second step of a sign-in through the screens: the code for the challenge of
+    /// [`Node::begin_sign_in`]. Errors: [`Error::Unauthenticated`] when the challenge is
+    /// unknown or older than [`totp::CHALLENGE_MS`] (sign in again);
+    /// [`Error::BadCredentials`] for a wrong or already used code or a locked account (the
+    /// challenge stays, the failure counts toward the lock).
+    pub async fn finish_sign_in(&self, challenge: &str, code: &str) -> Result<LoginSession> {
+        let hash = token_hash(challenge);
+        let now = self.clock.now_ms();
+        let code = code.to_string();
+        let found = self
+            .store
+            .write(move |c| {
+                let uid: Option<i64> = c
+                    .query_row(
+                        "SELECT user_id FROM sign_in_challenges
+                         WHERE token_hash = ?1 AND expires_at > ?2",
+                        params![hash, now],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(uid) = uid else {
+                    return Ok(None);
+                };
+                let s = second_factor_then_session(c, uid as u64, &code, Some(&hash), now)?;
+                Ok::<_, Error>(Some((uid as u64, s)))
+            })
+            .await?;
+        match found {
+            None => Err(Error::Unauthenticated),
+            Some((_, None)) => {
+                self.metrics.sign_in_failed();
+                Err(Error::BadCredentials)
+            }
+            Some((uid, Some((token, csrf)))) => {
+                let principal = self.user_principal(uid).await?;
+                Ok(LoginSession {
+                    token,
+                    csrf,
+                    principal,
+                })
+            }
+        }
+    }
+
+    async fn user_principal(&self, uid: u64) -> Result<Principal> {
+        self.store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT id, login, name, kind, institution FROM users WHERE id = ?1",
+                    [uid as i64],
+                    principal_from_row,
+                )
+                .map_err(Error::from)
+            })
+            .await
     }
 
     /// The user and CSRF token of a live session.
     pub async fn session(&self, token: &str) -> Result<(Principal, String)> {
+        let s = self.session_state(token).await?;
+        Ok((s.principal, s.csrf))
+    }
+
+    /// A live session: its user, CSRF token, when its user last gave their password, and
+    /// what they must do before anything else ([`Pending`]).
+    /// Errors: [`Error::Unauthenticated`] for an unknown, expired or idle session.
+    pub async fn session_state(&self, token: &str) -> Result<SessionState> {
         let hash = token_hash(token);
         let now = self.clock.now_ms();
         let hash2 = hash.clone();
-        let (principal, csrf, last_seen) = self
+        let (state, last_seen) = self
             .store
             .read(move |c| {
+                let optional = totp::optional_here(c)?;
                 c.query_row(
-                    "SELECT u.id, u.login, u.name, u.kind, u.institution, s.csrf, s.last_seen
+                    "SELECT u.id, u.login, u.name, u.kind, u.institution, s.csrf, s.last_seen,
+                            s.reauth_at, u.must_change_password,
+                            u.totp_secret IS NOT NULL AS totp
                      FROM sessions s JOIN users u ON u.id = s.user_id
                      WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?3
                        AND u.locked = 0",
                     params![hash2, now, now - SESSION_IDLE_MS],
                     |r| {
+                        let principal = principal_from_row(r)?;
+                        let pending = if r.get::<_, i64>("must_change_password")? != 0 {
+                            Some(Pending::ChangePassword)
+                        } else if !r.get::<_, bool>("totp")?
+                            && !optional
+                            && totp::required_for(principal.kind)
+                        {
+                            Some(Pending::EnrolTotp)
+                        } else {
+                            None
+                        };
                         Ok((
-                            principal_from_row(r)?,
-                            r.get::<_, String>("csrf")?,
+                            SessionState {
+                                principal,
+                                csrf: r.get("csrf")?,
+                                reauth_at: r.get("reauth_at")?,
+                                pending,
+                            },
                             r.get::<_, i64>("last_seen")?,
                         ))
                     },
@@ -593,7 +800,210 @@ impl Node {
                 tracing::warn!(target: "nsdb::accounts", error = %e, "session use not recorded");
             }
         }
-        Ok((principal, csrf))
+        Ok(state)
+    }
+
+    /// Whether the session's user gave their password (and code) within
+    /// [`REAUTH_WINDOW_MS`], as a sensitive action needs.
+    pub fn recently_authenticated(&self, s: &SessionState) -> bool {
+        self.clock.now_ms() - s.reauth_at <= REAUTH_WINDOW_MS
+    }
+
+    /// 再認証: the user of session `token` gives their password, and the code when they have
+    /// enrolled, again; sensitive actions are then open for [`REAUTH_WINDOW_MS`]. Audited
+    /// `reauth`; a failure `reauth_failed` and it counts toward the lock like a wrong password.
+    /// Errors: [`Error::Unauthenticated`]; [`Error::TotpRequired`] when the password is right
+    /// and a code is needed but none was given; [`Error::BadCredentials`] for a wrong password
+    /// or code, or an account in its cool-down; [`Error::Busy`].
+    pub async fn reauthenticate(
+        &self,
+        token: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> Result<()> {
+        let s = self.session_state(token).await?;
+        let uid = s.principal.user_id;
+        let (phc, enrolled) = self
+            .store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT password_hash, totp_secret IS NOT NULL FROM users WHERE id = ?1",
+                    [uid as i64],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)),
+                )
+                .map_err(Error::from)
+            })
+            .await?;
+        let ok = self
+            .password_checks
+            .verify(password.to_string(), phc)
+            .await?;
+        let code = code.map(str::trim).filter(|c| !c.is_empty());
+        if ok && enrolled && code.is_none() {
+            return Err(Error::TotpRequired);
+        }
+        let (hash, code, now) = (
+            token_hash(token),
+            code.map(str::to_string),
+            self.clock.now_ms(),
+        );
+        let passed = self
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let cooling: bool = tx.query_row(
+                    "SELECT coalesce(locked_until > ?2, 0) FROM users WHERE id = ?1",
+                    params![uid as i64, now],
+                    |r| r.get(0),
+                )?;
+                let refusal = if cooling {
+                    Some(Refusal::CoolingDown)
+                } else if !ok {
+                    Some(Refusal::WrongPassword)
+                } else if enrolled
+                    && !totp::accept_code(&tx, uid, code.as_deref().unwrap_or(""), now)?
+                {
+                    Some(Refusal::WrongCode)
+                } else {
+                    None
+                };
+                if let Some(refusal) = refusal {
+                    refuse_in(&tx, Some(uid), Some(refusal), "reauth_failed", now)?;
+                    tx.commit()?;
+                    return Ok(false);
+                }
+                tx.execute(
+                    "UPDATE sessions SET reauth_at = ?2 WHERE token_hash = ?1",
+                    params![hash, now],
+                )?;
+                tx.execute(
+                    "UPDATE users SET failed_signins = 0 WHERE id = ?1",
+                    [uid as i64],
+                )?;
+                audit::append(
+                    &tx,
+                    audit::Entry {
+                        at_ms: now,
+                        user: Some(uid),
+                        action: "reauth",
+                        target: None,
+                        detail: None,
+                    },
+                )?;
+                tx.commit()?;
+                Ok::<_, Error>(true)
+            })
+            .await?;
+        if passed {
+            Ok(())
+        } else {
+            Err(Error::BadCredentials)
+        }
+    }
+
+    /// パスワード変更: user `p` (signed in with session `keep_token`) replaces their password.
+    /// The new one must meet [`password_rule::check`] and differ from the current one; the
+    /// user's other sessions end, and the must-change mark set by `nsdb user add` is cleared.
+    /// Audited `password_change`. Errors: [`Error::BadCredentials`] for a wrong current
+    /// password (counted toward the lock, audited `password_change_failed`);
+    /// [`Error::Invalid`] with the rule's message for a new password it refuses; [`Error::Busy`].
+    pub async fn change_password(
+        &self,
+        p: &Principal,
+        keep_token: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<()> {
+        let uid = p.user_id;
+        let phc = self
+            .store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT password_hash FROM users WHERE id = ?1",
+                    [uid as i64],
+                    |r| r.get::<_, String>(0),
+                )
+                .map_err(Error::from)
+            })
+            .await?;
+        let ok = self
+            .password_checks
+            .verify(current.to_string(), phc)
+            .await?;
+        let now = self.clock.now_ms();
+        if !ok {
+            self.store
+                .write(move |c| {
+                    refuse_sign_in(
+                        c,
+                        Some(uid),
+                        Some(Refusal::WrongPassword),
+                        "password_change_failed",
+                        now,
+                    )
+                })
+                .await?;
+            return Err(Error::BadCredentials);
+        }
+        if current == new {
+            return Err(Error::Invalid(
+                "新しいパスワードが今のパスワードと同じです。別のパスワードにしてください。".into(),
+            ));
+        }
+        password_rule::check(&p.login, new).map_err(|e| Error::Invalid(e.to_string()))?;
+        let hash = hash_password(new)?;
+        let keep = token_hash(keep_token);
+        self.store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "UPDATE users SET password_hash = ?2, must_change_password = 0,
+                         failed_signins = 0 WHERE id = ?1",
+                    params![uid as i64, hash],
+                )?;
+                tx.execute(
+                    "DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2",
+                    params![uid as i64, keep],
+                )?;
+                tx.execute(
+                    "UPDATE sessions SET reauth_at = ?2 WHERE token_hash = ?1",
+                    params![keep, now],
+                )?;
+                audit::append(
+                    &tx,
+                    audit::Entry {
+                        at_ms: now,
+                        user: Some(uid),
+                        action: "password_change",
+                        target: Some(&uid.to_string()),
+                        detail: None,
+                    },
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Marks the user `login` as having a password someone else set (`nsdb user add`): after
+    /// their next sign-in they can do nothing but change it. Errors: [`Error::Invalid`] for an
+    /// unknown login.
+    pub async fn require_password_change(&self, login: &str) -> Result<()> {
+        let login = login.to_string();
+        self.store
+            .write(move |c| {
+                let n = c.execute(
+                    "UPDATE users SET must_change_password = 1 WHERE login = ?1",
+                    [&login],
+                )?;
+                if n == 0 {
+                    return Err(Error::Invalid(format!(
+                        "ユーザID「{login}」の利用者が見つかりません。"
+                    )));
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// Ends a session.
@@ -633,7 +1043,8 @@ impl Node {
         self.store
             .read(move |c| {
                 let mut st = c.prepare(
-                    "SELECT id, login, name, kind, institution, department, locked, expires_on
+                    "SELECT id, login, name, kind, institution, department, locked, expires_on,
+                            totp_secret IS NOT NULL AS totp
                      FROM users WHERE institution = ?1 ORDER BY kind, login",
                 )?;
                 let rows = st
@@ -648,6 +1059,7 @@ impl Node {
                             department: r.get("department")?,
                             locked: r.get::<_, i64>("locked")? != 0,
                             expires_on: r.get("expires_on")?,
+                            totp_enrolled: r.get("totp")?,
                         })
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -657,24 +1069,40 @@ impl Node {
     }
 }
 
-/// Records a refused sign-in: counts a wrong password against a known account (locking it for
+/// Records a refused sign-in (or re-authentication, or password change: `action` names the
+/// audit entry): counts a wrong password or code against a known account (locking it for
 /// [`COOL_DOWN_MS`] at the [`LOCK_AFTER_FAILURES`]th) and audits the refusal with its reason.
 /// Every refusal does this one write, so that none answers faster than another.
 fn refuse_sign_in(
     c: &mut Connection,
     uid: Option<u64>,
     refusal: Option<Refusal>,
+    action: &str,
     now: i64,
 ) -> Result<()> {
     let tx = c.transaction()?;
+    refuse_in(&tx, uid, refusal, action, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// [`refuse_sign_in`] inside the caller's transaction.
+fn refuse_in(
+    tx: &Connection,
+    uid: Option<u64>,
+    refusal: Option<Refusal>,
+    action: &str,
+    now: i64,
+) -> Result<()> {
     let mut detail = match refusal {
         None => "unknown login",
         Some(Refusal::WrongPassword) => "wrong password",
+        Some(Refusal::WrongCode) => "wrong or reused code",
         Some(Refusal::CoolingDown) => "locked after failures",
         Some(Refusal::Locked) => "locked",
         Some(Refusal::Expired) => "expired",
     };
-    if let (Some(uid), Some(Refusal::WrongPassword)) = (uid, refusal) {
+    if let (Some(uid), Some(Refusal::WrongPassword | Refusal::WrongCode)) = (uid, refusal) {
         let failures: i64 = tx.query_row(
             "UPDATE users SET failed_signins = failed_signins + 1 WHERE id = ?1
              RETURNING failed_signins",
@@ -686,21 +1114,107 @@ fn refuse_sign_in(
                 "UPDATE users SET failed_signins = 0, locked_until = ?2 WHERE id = ?1",
                 params![uid as i64, now + COOL_DOWN_MS],
             )?;
-            detail = "wrong password; locked for 15 minutes";
+            detail = if refusal == Some(Refusal::WrongCode) {
+                "wrong or reused code; locked for 15 minutes"
+            } else {
+                "wrong password; locked for 15 minutes"
+            };
         }
     }
     audit::append(
-        &tx,
+        tx,
         audit::Entry {
             at_ms: now,
             user: uid,
-            action: "login_failed",
+            action,
             target: None,
             detail: Some(detail),
         },
     )?;
-    tx.commit()?;
     Ok(())
+}
+
+/// Opens a session for user `uid` inside the caller's transaction: ends idle and expired
+/// sessions and the user's oldest beyond [`MAX_SESSIONS_PER_USER`], clears the failure count,
+/// audits `login`. Returns the token (for the cookie or bearer) and the CSRF token.
+fn open_session(tx: &Connection, uid: u64, now: i64) -> Result<(String, String)> {
+    let token = random_hex();
+    let csrf = random_hex();
+    let hash = token_hash(&token);
+    tx.execute(
+        "DELETE FROM sessions WHERE expires_at < ?1 OR last_seen < ?2",
+        params![now, now - SESSION_IDLE_MS],
+    )?;
+    tx.execute(
+        "UPDATE users SET failed_signins = 0, locked_until = NULL WHERE id = ?1",
+        [uid as i64],
+    )?;
+    // The oldest sessions beyond the limit end (the new one counts).
+    tx.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND token_hash NOT IN (
+             SELECT token_hash FROM sessions WHERE user_id = ?1
+             ORDER BY created_at DESC, rowid DESC LIMIT ?2)",
+        params![uid as i64, MAX_SESSIONS_PER_USER - 1],
+    )?;
+    tx.execute(
+        "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at, last_seen,
+                               reauth_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?4)",
+        params![hash, uid as i64, csrf, now, now + SESSION_TTL_MS],
+    )?;
+    audit::append(
+        tx,
+        audit::Entry {
+            at_ms: now,
+            user: Some(uid),
+            action: "login",
+            target: None,
+            detail: None,
+        },
+    )?;
+    Ok((token, csrf))
+}
+
+/// The code step of a sign-in, in one transaction: refused while the account is in its
+/// cool-down or locked; a wrong or reused code counts toward the lock (audited `totp_failed`);
+/// a right one opens the session (and ends the `challenge`, when there is one). `None` when
+/// refused.
+fn second_factor_then_session(
+    c: &mut Connection,
+    uid: u64,
+    code: &str,
+    challenge: Option<&[u8]>,
+    now: i64,
+) -> Result<Option<(String, String)>> {
+    let tx = c.transaction()?;
+    let (cooling, locked): (bool, bool) = tx.query_row(
+        "SELECT coalesce(locked_until > ?2, 0), locked FROM users WHERE id = ?1",
+        params![uid as i64, now],
+        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
+    )?;
+    let refusal = if cooling {
+        Some(Refusal::CoolingDown)
+    } else if locked {
+        Some(Refusal::Locked)
+    } else if !totp::accept_code(&tx, uid, code, now)? {
+        Some(Refusal::WrongCode)
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
+        refuse_in(&tx, Some(uid), Some(refusal), "totp_failed", now)?;
+        tx.commit()?;
+        return Ok(None);
+    }
+    if let Some(challenge) = challenge {
+        tx.execute(
+            "DELETE FROM sign_in_challenges WHERE token_hash = ?1",
+            [challenge],
+        )?;
+    }
+    let s = open_session(&tx, uid, now)?;
+    tx.commit()?;
+    Ok(Some(s))
 }
 
 /// An Argon2id hash of a random password nobody knows, verified against when a login does not

@@ -160,8 +160,14 @@ pub async fn open_node_as(
 }
 
 /// Adds the demo institution, users and (on the hospital) sheets, once; on the hub also the
-/// demo clinic and its users ([`demo_clinic`]).
+/// demo clinic and its users ([`demo_clinic`]). Marks the node as one where the second factor
+/// is optional for every kind of user.
 pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Result<()> {
+    // Demo nodes ask nobody for the second factor by rule, so every demo user signs in with
+    // the documented password; anyone may still enrol from 2段階認証の設定 (docs/security.md).
+    node.store
+        .write(|c| crate::accounts::totp::make_optional_here(c).map_err(crate::Error::from))
+        .await?;
     let seeded: bool = node
         .store
         .read(|c| {
@@ -311,6 +317,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             async move { axum::serve(listener, app).await },
         ));
     }
+    println!(
+        "  2段階認証 (TOTP) is optional in the demo, also for 責任者 and 自治体職員; any user may enrol from 「2段階認証の設定」 with an authenticator app"
+    );
     let sync_addr = SocketAddr::new(opts.bind, opts.port_base + 3);
     let _sync = crate::sync_service::start_demo(&nodes, sync_addr).await?;
     // The hospital leases its first key block from the hub before anyone can register there.

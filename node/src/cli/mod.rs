@@ -247,6 +247,19 @@ enum UserCommand {
         /// The department (診療科), if any.
         #[arg(long)]
         department: Option<String>,
+        /// Let the user keep this password. Without it, the user can do nothing after signing
+        /// in but change it (パスワード変更), since the operator knows it.
+        #[arg(long)]
+        no_change_required: bool,
+    },
+    /// Removes a user's second factor (2段階認証), e.g. after a lost phone: they sign in with
+    /// the password and, when their kind requires it, enrol again at once. Audited `totp_reset`.
+    ResetTotp {
+        /// The node's TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The user's login id.
+        login: String,
     },
     /// Registers a user's check-tool key, so the node accepts the sealed files the user signs:
     /// writes a new key file (mode 600) to carry to the check tool's machine, or registers the
@@ -535,6 +548,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     institution,
                     institution_name,
                     department,
+                    no_change_required,
                 },
         } => {
             let kind = crate::accounts::policy::UserKind::parse(&kind).ok_or_else(|| {
@@ -569,7 +583,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &password,
             )
             .await?;
-            println!("added user {login} (id {id}, {})", kind.label());
+            if !no_change_required {
+                node.require_password_change(&login).await?;
+            }
+            println!(
+                "added user {login} (id {id}, {}){}",
+                kind.label(),
+                if no_change_required {
+                    ""
+                } else {
+                    "; they change the password at their first sign-in"
+                }
+            );
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::ResetTotp { config, login },
+        } => {
+            let node =
+                crate::Node::open(crate::NodeConfig::from_file(&config)?, crate::Clock::System)?;
+            node.reset_totp(None, &login).await?;
+            println!(
+                "removed the second factor (2段階認証) of {login}; they enrol again at their next sign-in"
+            );
             Ok(())
         }
         Command::User {

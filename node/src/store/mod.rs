@@ -188,6 +188,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/010_paper.sql"),
     include_str!("../../migrations/011_sync_setaside.sql"),
     include_str!("../../migrations/012_clinic.sql"),
+    include_str!("../../migrations/013_totp.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -490,6 +491,12 @@ mod tests {
             "INSERT INTO sync_set_aside (peer, sheet_id, code, reason, detail, since, attempts,
                  next_retry) VALUES ('00000000000000000000000000000001', 's-1', 'refused',
                  '受け付けませんでした', 'detail', 6, 2, 7);",
+        ),
+        (
+            13,
+            "UPDATE users SET totp_secret = x'3132333435363738393031323334353637383930',
+                 totp_last_step = 5, must_change_password = 1 WHERE id = 1;
+             INSERT INTO sign_in_challenges VALUES (x'bb', 1, 9);",
         ),
     ];
 

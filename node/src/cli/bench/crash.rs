@@ -78,6 +78,7 @@ fn run(opts: CrashBench) -> anyhow::Result<Vec<Figure>> {
             "ベンチ 医師",
             "--kind",
             "nanbyo_doctor",
+            "--no-change-required",
         ])
         .env("NSDB_PASSWORD", PASSWORD)
         .output()?;

@@ -1,5 +1,7 @@
-//! The API's sessions: sign in for a bearer token (`POST /api/v1/session`), sign out
-//! (`DELETE`). The API uses no cookies, so it needs no CSRF token.
+//! The API's sessions: sign in for a bearer token (`POST /api/v1/session`, with the second
+//! factor's code for a user who enrolled it), sign out (`DELETE`), 再認証 of the bearer session
+//! (`POST /api/v1/session/reauth`) and the user list (`GET /api/v1/users`, user
+//! administration: behind 再認証). The API uses no cookies, so it needs no CSRF token.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,6 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::accounts::UserRow;
 use crate::accounts::policy::Principal;
 use crate::http::AppState;
 use crate::http::shared::json::{ApiError, ApiJson, ErrorBody};
@@ -16,6 +19,19 @@ use crate::http::shared::session::ApiSession;
 pub struct LoginRequest {
     login: String,
     password: String,
+    /// The 6-digit code of the user's authenticator app (RFC 6238), for a user who enrolled
+    /// the second factor; without it such a user gets 401 `totp_required`. A code is accepted
+    /// once.
+    #[serde(default)]
+    totp: Option<String>,
+}
+
+/// 再認証 of the bearer session: the password again (and the code, when enrolled).
+#[derive(Deserialize, ToSchema)]
+pub struct ReauthRequest {
+    password: String,
+    #[serde(default)]
+    totp: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -25,14 +41,21 @@ pub struct LoginResponse {
     user: Principal,
 }
 
-/// Signs in; returns a bearer token.
+/// Signs in; returns a bearer token. 401 `unauthenticated` for every refusal alike; 401
+/// `totp_required` when the password is right and the user's second-factor code is missing
+/// (send it as `totp`); a wrong code is a refusal and counts toward the account lock. A user
+/// who must first enrol the second factor or change a password set by someone else gets a
+/// token whose every use answers 403 `totp_enrolment_required` / `password_change_required`
+/// until done on the screens.
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginRequest,
     responses((status = 201, body = LoginResponse), (status = 401, body = ErrorBody)))]
 async fn login(
     State(node): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<(StatusCode, Json<LoginResponse>), ApiError> {
-    let s = node.login(&req.login, &req.password).await?;
+    let s = node
+        .sign_in(&req.login, &req.password, req.totp.as_deref())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(LoginResponse {
@@ -50,13 +73,51 @@ async fn logout(State(node): State<AppState>, s: ApiSession) -> Result<StatusCod
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// 再認証: the bearer session's user gives the password (and code) again; sensitive endpoints
+/// (401 `reauth_required`) then work for five minutes. 401 `unauthenticated` for a wrong
+/// password or code (counted toward the account lock), 401 `totp_required` without a code
+/// when one is needed.
+#[utoipa::path(post, path = "/api/v1/session/reauth", tag = "session", request_body = ReauthRequest,
+    responses((status = 204), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+async fn reauth(
+    State(node): State<AppState>,
+    s: ApiSession,
+    ApiJson(req): ApiJson<ReauthRequest>,
+) -> Result<StatusCode, ApiError> {
+    node.reauthenticate(&s.token, &req.password, req.totp.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The users of the 責任者's institution (user administration). 401 `reauth_required` more
+/// than five minutes after the last sign-in or 再認証; 403 for anyone but a 責任者.
+#[utoipa::path(get, path = "/api/v1/users", tag = "session",
+    responses((status = 200, body = Vec<UserRow>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+async fn users(
+    State(node): State<AppState>,
+    s: ApiSession,
+) -> Result<Json<Vec<UserRow>>, ApiError> {
+    crate::accounts::policy::authorize(
+        &s.principal,
+        crate::accounts::policy::Action::ManageUsers,
+        crate::accounts::policy::Target::None,
+    )
+    .map_err(|e| ApiError::from(crate::Error::from(e)))?;
+    s.require_recent(&node)?;
+    Ok(Json(node.list_users(&s.principal).await?))
+}
+
 #[derive(OpenApi)]
 #[openapi(
-    paths(login, logout),
-    components(schemas(LoginRequest, LoginResponse, Principal))
+    paths(login, logout, reauth, users),
+    components(schemas(LoginRequest, LoginResponse, ReauthRequest, Principal, UserRow))
 )]
 pub struct AccountsApiDoc;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/session", axum::routing::post(login).delete(logout))
+    Router::new()
+        .route("/api/v1/session", axum::routing::post(login).delete(logout))
+        .route("/api/v1/session/reauth", axum::routing::post(reauth))
+        .route("/api/v1/users", axum::routing::get(users))
 }

@@ -67,6 +67,9 @@ impl From<Error> for ApiError {
                 (StatusCode::UNAUTHORIZED, "unauthenticated")
             }
             Error::Busy => (StatusCode::TOO_MANY_REQUESTS, "busy"),
+            Error::TotpRequired => (StatusCode::UNAUTHORIZED, "totp_required"),
+            Error::ReauthRequired => (StatusCode::UNAUTHORIZED, "reauth_required"),
+            Error::SetupRequired(pending) => (StatusCode::FORBIDDEN, pending.code()),
             Error::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::UnknownForm(_) | Error::SheetNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::UnknownItems(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_items"),

@@ -76,8 +76,15 @@ pub fn error_page(ctx: Option<&Ctx>, e: Error) -> Response {
         Error::NoKeyBlock | Error::KeysAwaitHub => {
             (StatusCode::CONFLICT, "アクセスキーを払い出せません")
         }
-        Error::BadCredentials | Error::Locked | Error::Expired | Error::Unauthenticated => {
+        Error::BadCredentials
+        | Error::Locked
+        | Error::Expired
+        | Error::Unauthenticated
+        | Error::TotpRequired => {
             return Redirect::to("/login").into_response();
+        }
+        Error::ReauthRequired | Error::SetupRequired(_) => {
+            (StatusCode::UNAUTHORIZED, "もう一度ログインしてください")
         }
         Error::Store(crate::store::StoreError::Damaged(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, "データベースの損傷")

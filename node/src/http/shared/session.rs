@@ -1,6 +1,10 @@
 //! Who is asking: the signed-in user of a request, from the session cookie (UI) or the bearer
 //! token (API). Extracting one is the only way a handler gets a `Principal`, so a handler that
 //! forgets to ask cannot reach a domain function that needs one.
+//!
+//! A session whose user must first change their password or enrol the second factor
+//! (`accounts::Pending`) reaches only that screen and sign-out (UI: every other page redirects
+//! there; API: 403 with the pending step's code). Must never let such a session through.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -9,11 +13,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::json::ApiError;
+use crate::Error;
+use crate::accounts::Pending;
 use crate::accounts::policy::Principal;
 use crate::http::AppState;
 
 pub const SESSION_COOKIE: &str = "nsdb_session";
 pub const LOGIN_CSRF_COOKIE: &str = "nsdb_login";
+/// The half-signed-in state between the password and the code (`Node::begin_sign_in`).
+pub const SIGN_IN_CHALLENGE_COOKIE: &str = "nsdb_sign_in";
 
 /// A cookie only the server reads: HttpOnly, Secure, SameSite=Strict, whole site.
 pub fn private_cookie(name: &'static str, value: String) -> Cookie<'static> {
@@ -31,6 +39,14 @@ pub struct UiSession {
     pub principal: Principal,
     pub csrf: String,
     pub token: String,
+    /// When the user last gave their password (sign-in or 再認証), Unix ms.
+    pub reauth_at: i64,
+}
+
+/// Whether a session with `pending` may open `path`: the pending step's own screen and
+/// sign-out only.
+fn allowed_while(pending: Pending, path: &str) -> bool {
+    path == pending.path() || path == "/logout"
 }
 
 impl FromRequestParts<AppState> for UiSession {
@@ -42,12 +58,20 @@ impl FromRequestParts<AppState> for UiSession {
             .get(SESSION_COOKIE)
             .map(|c| c.value().to_string())
             .ok_or_else(|| Redirect::to("/login").into_response())?;
-        match node.session(&token).await {
-            Ok((principal, csrf)) => Ok(UiSession {
-                principal,
-                csrf,
-                token,
-            }),
+        match node.session_state(&token).await {
+            Ok(s) => {
+                if let Some(pending) = s.pending
+                    && !allowed_while(pending, parts.uri.path())
+                {
+                    return Err(Redirect::to(pending.path()).into_response());
+                }
+                Ok(UiSession {
+                    principal: s.principal,
+                    csrf: s.csrf,
+                    token,
+                    reauth_at: s.reauth_at,
+                })
+            }
             Err(_) => Err((
                 jar.remove(Cookie::build(SESSION_COOKIE).path("/")),
                 Redirect::to("/login"),
@@ -62,28 +86,54 @@ impl FromRequestParts<AppState> for UiSession {
 pub struct ApiSession {
     pub principal: Principal,
     pub token: String,
+    /// When the user last gave their password (sign-in or 再認証), Unix ms.
+    pub reauth_at: i64,
+}
+
+impl ApiSession {
+    /// For a sensitive action: refused with 401 `reauth_required` unless the user gave their
+    /// password within `accounts::REAUTH_WINDOW_MS` (`POST /api/v1/session/reauth`).
+    pub fn require_recent(&self, node: &AppState) -> Result<(), ApiError> {
+        if node.clock.now_ms() - self.reauth_at <= crate::accounts::REAUTH_WINDOW_MS {
+            Ok(())
+        } else {
+            Err(ApiError::from(Error::ReauthRequired))
+        }
+    }
+}
+
+/// The bearer token of an API request. Errors: 401 `unauthenticated` without one.
+pub fn bearer(parts: &Parts) -> Result<String, ApiError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authorization: Bearer <token> がありません。POST /api/v1/session でログインしてください。",
+            )
+        })
 }
 
 impl FromRequestParts<AppState> for ApiSession {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "Authorization: Bearer <token> がありません。POST /api/v1/session でログインしてください。",
-                )
-            })?
-            .to_string();
-        let (principal, _) = node.session(&token).await.map_err(ApiError::from)?;
-        Ok(ApiSession { principal, token })
+        let token = bearer(parts)?;
+        let s = node.session_state(&token).await.map_err(ApiError::from)?;
+        if let Some(pending) = s.pending {
+            return Err(ApiError::from(Error::SetupRequired(pending)));
+        }
+        Ok(ApiSession {
+            principal: s.principal,
+            token,
+            reauth_at: s.reauth_at,
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! Sign-in attempts per client address: at most [`BURST`] at once, refilled one every
-//! [`REFILL`] (20 a minute), on `POST /login` and `POST /api/v1/session` only. Beyond that the
+//! [`REFILL`] (20 a minute), on the posts that check a password or a second-factor code
+//! (`/login`, `/login/code`, `/reauth`, `/api/v1/session`, `/api/v1/session/reauth`) only. Beyond that the
 //! answer is 429 with `Retry-After` before any password is checked, so one address cannot
 //! guess fast nor fill the password checks' pool. The limit is generous enough for a hospital
 //! whose staff all sign in through one address at the start of a shift.
@@ -48,7 +49,11 @@ impl Default for SignInLimit {
 }
 
 fn is_sign_in(req: &Request) -> bool {
-    req.method() == Method::POST && matches!(req.uri().path(), "/login" | "/api/v1/session")
+    req.method() == Method::POST
+        && matches!(
+            req.uri().path(),
+            "/login" | "/login/code" | "/reauth" | "/api/v1/session" | "/api/v1/session/reauth"
+        )
 }
 
 /// Middleware: refuses a sign-in beyond the address's allowance with 429.

@@ -1,20 +1,29 @@
-//! Sign-in, sign-out and the user list (ユーザ一覧).
+//! Sign-in (password, then the second factor's code for a user who enrolled it), sign-out,
+//! 再認証, the user's own screens (パスワード変更, 2段階認証の設定) and the user list (ユーザ一覧)
+//! with its 2段階認証の初期化.
 //!
-//! The sign-in form carries a CSRF token bound to a cookie (there is no session yet); every other
-//! form carries the session's token. Handlers decide nothing about access themselves.
+//! The sign-in forms carry a CSRF token bound to a cookie (there is no session yet); every other
+//! form carries the session's token. The half-signed-in state between password and code is a
+//! server-side challenge named by its own cookie, not a session. Handlers decide nothing about
+//! access themselves.
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 
 use crate::Error;
+use crate::accounts::SignIn;
+use crate::accounts::policy::{Action, Target, authorize};
 use crate::http::AppState;
 use crate::http::shared::page::{Ctx, error_page, node_label, posted_form};
-use crate::http::shared::session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiSession, private_cookie};
+use crate::http::shared::reauth;
+use crate::http::shared::session::{
+    LOGIN_CSRF_COOKIE, SESSION_COOKIE, SIGN_IN_CHALLENGE_COOKIE, UiSession, private_cookie,
+};
 
 async fn login_page(State(node): State<AppState>, jar: CookieJar) -> impl IntoResponse {
     let token = hex::encode(rand::random::<[u8; 32]>());
@@ -100,16 +109,13 @@ async fn login_submit(State(node): State<AppState>, jar: CookieJar, body: Bytes)
         }
         _ => None,
     };
-    match node.login(login, password).await {
-        Ok(s) => {
-            let to = match resume {
-                Some(r) => resume_save(&node, &s.token, r.sheet_id, r.body).await,
-                None => "/".to_string(),
-            };
+    match node.begin_sign_in(login, password).await {
+        Ok(SignIn::Session(s)) => signed_in(&node, jar, s, resume).await,
+        Ok(SignIn::Code { challenge }) => {
+            let page = nsdb_ui::account::login_code(&node_label(&node), &expected, None, resume);
             (
-                jar.remove(Cookie::build(LOGIN_CSRF_COOKIE).path("/"))
-                    .add(private_cookie(SESSION_COOKIE, s.token)),
-                Redirect::to(&to),
+                jar.add(private_cookie(SIGN_IN_CHALLENGE_COOKIE, challenge)),
+                Html(page.into_string()),
             )
                 .into_response()
         }
@@ -127,6 +133,83 @@ async fn login_submit(State(node): State<AppState>, jar: CookieJar, body: Bytes)
                 resume,
             );
             (status, Html(page.into_string())).into_response()
+        }
+        Err(e) => error_page(None, e),
+    }
+}
+
+/// The end of a sign-in: the session cookie, and the held sheet form saved (issue #11) or the
+/// top page (which sends a user with a pending step to it).
+async fn signed_in(
+    node: &AppState,
+    jar: CookieJar,
+    s: crate::accounts::LoginSession,
+    resume: Option<nsdb_ui::Resume<'_>>,
+) -> Response {
+    let to = match resume {
+        Some(r) => resume_save(node, &s.token, r.sheet_id, r.body).await,
+        None => "/".to_string(),
+    };
+    (
+        jar.remove(Cookie::build(LOGIN_CSRF_COOKIE).path("/"))
+            .remove(Cookie::build(SIGN_IN_CHALLENGE_COOKIE).path("/"))
+            .add(private_cookie(SESSION_COOKIE, s.token)),
+        Redirect::to(&to),
+    )
+        .into_response()
+}
+
+/// The code step of a sign-in (`POST /login/code`): a wrong or used code shows the page
+/// again with the one answer for refusals and counts toward the lock; a challenge older than
+/// five minutes starts the sign-in again.
+async fn login_code(State(node): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+    let expected = jar
+        .get(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    let challenge = jar
+        .get(SIGN_IN_CHALLENGE_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    if expected.is_empty() || challenge.is_empty() {
+        return Redirect::to("/login").into_response();
+    }
+    let fields = match posted_form(&body, &expected, None) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let code = fields.get("code").map(String::as_str).unwrap_or("");
+    let resume = match (fields.get("_resume_sheet"), fields.get("_resume_body")) {
+        (Some(sheet_id), Some(body)) if !sheet_id.is_empty() => {
+            Some(nsdb_ui::Resume { sheet_id, body })
+        }
+        _ => None,
+    };
+    match node.finish_sign_in(&challenge, code).await {
+        Ok(s) => signed_in(&node, jar, s, resume).await,
+        Err(Error::Unauthenticated) => {
+            let page = nsdb_ui::login(
+                &node_label(&node),
+                &expected,
+                Some("確認コードの入力が5分以内になかったため、ログインをやり直してください。"),
+                "",
+                resume,
+            );
+            (
+                StatusCode::UNAUTHORIZED,
+                jar.remove(Cookie::build(SIGN_IN_CHALLENGE_COOKIE).path("/")),
+                Html(page.into_string()),
+            )
+                .into_response()
+        }
+        Err(e @ (Error::BadCredentials | Error::Busy)) => {
+            let page = nsdb_ui::account::login_code(
+                &node_label(&node),
+                &expected,
+                Some(&e.to_string()),
+                resume,
+            );
+            (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response()
         }
         Err(e) => error_page(None, e),
     }
@@ -151,8 +234,26 @@ async fn logout(
         .into_response()
 }
 
-async fn users(State(node): State<AppState>, s: UiSession) -> Response {
+#[derive(serde::Deserialize)]
+struct UsersQuery {
+    reset: Option<String>,
+}
+
+/// ユーザ一覧 (user administration: behind 再認証).
+async fn users(
+    State(node): State<AppState>,
+    s: UiSession,
+    method: Method,
+    uri: Uri,
+    Query(q): Query<UsersQuery>,
+) -> Response {
     let ctx = Ctx::new(&node, &s);
+    if let Err(e) = authorize(&s.principal, Action::ManageUsers, Target::None) {
+        return error_page(Some(&ctx), e.into());
+    }
+    if let Err(prompt) = reauth::guard(&node, &s, &method, &uri, &Bytes::new()).await {
+        return prompt;
+    }
     match node.list_users(&s.principal).await {
         Ok(rows) => {
             let lines: Vec<nsdb_ui::UserLine<'_>> = rows
@@ -164,10 +265,204 @@ async fn users(State(node): State<AppState>, s: UiSession) -> Response {
                     department: u.department.as_deref().unwrap_or(""),
                     locked: u.locked,
                     expires_on: u.expires_on.as_deref().unwrap_or("なし"),
+                    totp: u.totp_enrolled,
                 })
                 .collect();
-            Html(nsdb_ui::users(&ctx.page(), &lines).into_string()).into_response()
+            Html(nsdb_ui::users(&ctx.page(), &lines, q.reset.is_some()).into_string())
+                .into_response()
         }
+        Err(e) => error_page(Some(&ctx), e),
+    }
+}
+
+/// 2段階認証の初期化 from the user list (`POST /admin/users/totp-reset`, field `login`):
+/// behind 再認証; audited `totp_reset`.
+async fn reset_totp(
+    State(node): State<AppState>,
+    s: UiSession,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    if let Err(e) = authorize(&s.principal, Action::ManageUsers, Target::None) {
+        return error_page(Some(&ctx), e.into());
+    }
+    let body = match reauth::guard(&node, &s, &method, &uri, &body).await {
+        Ok(body) => body,
+        Err(prompt) => return prompt,
+    };
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let login = fields.get("login").map(String::as_str).unwrap_or("");
+    match node.reset_totp(Some(&s.principal), login).await {
+        Ok(()) => Redirect::to("/admin/users?reset=1").into_response(),
+        Err(e) => error_page(Some(&ctx), e),
+    }
+}
+
+/// `POST /reauth`: the 再認証 page of a page (GET) request; returns to it.
+async fn reauth_submit(
+    State(node): State<AppState>,
+    s: UiSession,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    match reauth::check(&node, &s, &pairs, &uri, &method).await {
+        Ok(held) => {
+            let to = held
+                .iter()
+                .find(|(k, _)| k == reauth::RETURN_TO)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("/");
+            Redirect::to(reauth::safe_return(to)).into_response()
+        }
+        Err(page) => page,
+    }
+}
+
+/// 2段階認証の設定 (`GET /account/totp`): a new secret shown once, or that it is set.
+async fn totp_page(State(node): State<AppState>, s: UiSession) -> Response {
+    totp_screen(&node, &s, None).await
+}
+
+async fn totp_screen(node: &AppState, s: &UiSession, error: Option<&str>) -> Response {
+    let ctx = Ctx::new(node, s);
+    let status = match node.totp_status(&s.principal).await {
+        Ok(t) => t,
+        Err(e) => return error_page(Some(&ctx), e),
+    };
+    if status.enrolled {
+        let page = nsdb_ui::account::totp_setup(
+            &ctx.page(),
+            nsdb_ui::account::TotpSetup::Enrolled { just_now: false },
+        );
+        return Html(page.into_string()).into_response();
+    }
+    match node.begin_totp(&s.principal).await {
+        Ok(e) => {
+            let page = nsdb_ui::account::totp_setup(
+                &ctx.page(),
+                nsdb_ui::account::TotpSetup::New {
+                    qr_svg: &e.qr_svg,
+                    secret_base32: &e.secret_base32,
+                    required: status.required,
+                    error,
+                },
+            );
+            let status = if error.is_some() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            (status, Html(page.into_string())).into_response()
+        }
+        Err(e) => error_page(Some(&ctx), e),
+    }
+}
+
+/// `POST /account/totp`: the first code makes the secret active. A wrong code shows a new
+/// secret (the page is the only place the old one was shown) with the message.
+async fn totp_confirm(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let code = fields.get("code").map(String::as_str).unwrap_or("");
+    match node.confirm_totp(&s.principal, code).await {
+        Ok(()) => {
+            let page = nsdb_ui::account::totp_setup(
+                &ctx.page(),
+                nsdb_ui::account::TotpSetup::Enrolled { just_now: true },
+            );
+            Html(page.into_string()).into_response()
+        }
+        Err(Error::Invalid(m)) => totp_screen(&node, &s, Some(&m)).await,
+        Err(e) => error_page(Some(&ctx), e),
+    }
+}
+
+/// パスワード変更 (`GET /account/password`).
+async fn password_page(State(node): State<AppState>, s: UiSession) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let required = matches!(
+        node.session_state(&s.token).await.map(|st| st.pending),
+        Ok(Some(crate::accounts::Pending::ChangePassword))
+    );
+    let page = nsdb_ui::account::password_change(
+        &ctx.page(),
+        nsdb_ui::account::PasswordForm {
+            required,
+            ..Default::default()
+        },
+    );
+    Html(page.into_string()).into_response()
+}
+
+/// `POST /account/password`: current, new, new again; the rule's message beside the field.
+async fn password_submit(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+    let required = matches!(
+        node.session_state(&s.token).await.map(|st| st.pending),
+        Ok(Some(crate::accounts::Pending::ChangePassword))
+    );
+    let refused = |form: nsdb_ui::account::PasswordForm<'_>, status: StatusCode| {
+        let page = nsdb_ui::account::password_change(&ctx.page(), form);
+        (status, Html(page.into_string())).into_response()
+    };
+    if get("new") != get("new2") {
+        return refused(
+            nsdb_ui::account::PasswordForm {
+                new_error: Some(
+                    "新しいパスワードが2回とも同じではありません。もう一度入力してください。",
+                ),
+                required,
+                ..Default::default()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    match node
+        .change_password(&s.principal, &s.token, get("current"), get("new"))
+        .await
+    {
+        Ok(()) => refused(
+            nsdb_ui::account::PasswordForm {
+                done: true,
+                ..Default::default()
+            },
+            StatusCode::OK,
+        ),
+        Err(Error::BadCredentials) => refused(
+            nsdb_ui::account::PasswordForm {
+                current_error: Some(&format!(
+                    "現在のパスワードが違います。{}回続けて間違えると{}分間ログインできなくなります。",
+                    crate::accounts::LOCK_AFTER_FAILURES,
+                    crate::accounts::COOL_DOWN_MS / 60_000
+                )),
+                required,
+                ..Default::default()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(Error::Invalid(m)) => refused(
+            nsdb_ui::account::PasswordForm {
+                new_error: Some(&m),
+                required,
+                ..Default::default()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         Err(e) => error_page(Some(&ctx), e),
     }
 }
@@ -175,6 +470,14 @@ async fn users(State(node): State<AppState>, s: UiSession) -> Response {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login_submit))
+        .route("/login/code", post(login_code))
         .route("/logout", post(logout))
+        .route("/reauth", post(reauth_submit))
+        .route("/account/totp", get(totp_page).post(totp_confirm))
+        .route(
+            "/account/password",
+            get(password_page).post(password_submit),
+        )
         .route("/admin/users", get(users))
+        .route("/admin/users/totp-reset", post(reset_totp))
 }

@@ -221,7 +221,15 @@ async fn download(
     State(node): State<AppState>,
     s: UiSession,
     Path((id, file)): Path<(i64, String)>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
 ) -> Response {
+    // A bulk export: behind 再認証 (docs/security.md).
+    if let Err(prompt) =
+        crate::http::shared::reauth::guard(&node, &s, &method, &uri, &Default::default()).await
+    {
+        return prompt;
+    }
     let ctx = Ctx::new(&node, &s);
     let path = match node.research_download(&s.principal, id, file.clone()).await {
         Ok(p) => p,
