@@ -285,6 +285,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     };
     println!("nsdb demo: data in {}", data.display());
     let mut servers = Vec::new();
+    let mut detectors = Vec::new();
     let mut nodes = Vec::new();
     for (i, n) in demo_nodes().iter().enumerate() {
         let addr = SocketAddr::new(opts.bind, opts.port_base + i as u16);
@@ -304,6 +305,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
                 .join(", ")
         );
         nodes.push(node.clone());
+        detectors.push(crate::monitor::schedule(node.clone()));
         let metrics = SocketAddr::new([127, 0, 0, 1].into(), opts.port_base + 10 + i as u16);
         servers.push(crate::cli::serve::serve_metrics(node.clone(), metrics).await?);
         let app = crate::http::router(node).into_make_service_with_connect_info::<SocketAddr>();

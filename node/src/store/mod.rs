@@ -188,6 +188,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/010_paper.sql"),
     include_str!("../../migrations/011_sync_setaside.sql"),
     include_str!("../../migrations/012_clinic.sql"),
+    include_str!("../../migrations/014_alerts.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -490,6 +491,15 @@ mod tests {
             "INSERT INTO sync_set_aside (peer, sheet_id, code, reason, detail, since, attempts,
                  next_retry) VALUES ('00000000000000000000000000000001', 's-1', 'refused',
                  '受け付けませんでした', 'detail', 6, 2, 7);",
+        ),
+        (
+            13,
+            "INSERT INTO alerts (rule, subject, user_id, window_start, window_end, count,
+                 first_seq, last_seq, raised_at) VALUES ('many_patients', 'u:1', 1, 0, 86400000,
+                 200, 1, 1, 8);
+             INSERT INTO monitor_progress VALUES (1, 1);
+             INSERT INTO identified_access (user_id, sheet_id, granted_at, until)
+                 VALUES (1, 's-1', 8, 9);",
         ),
     ];
 
