@@ -610,3 +610,65 @@ async fn an_expired_grant_no_longer_opens_the_sheet() {
         Err(nsdb::Error::Denied(_))
     ));
 }
+
+#[tokio::test]
+async fn the_ministrys_list_shows_where_a_sheet_is_but_not_who_the_patient_is() {
+    let hub = TestNode::start(NodeRole::Hub).await;
+    let clinic = principal(&hub, "clinic").await;
+    let mut values = nsdb::testing::required_values(&hub.node, "rinko-006", "ミンシ ジロウ");
+    values.insert("patient.name_kana".into(), "ミンシ ジロウ".into());
+    let d = hub
+        .node
+        .create_sheet(&clinic, "rinko-006", &values)
+        .await
+        .unwrap();
+    let doctor = principal(&hub, "clinic").await;
+    let ministry = principal(&hub, "ministry").await;
+    // The clinic's own list has the kana; the ministry's row has no name, kana or birth date.
+    let own = hub
+        .node
+        .list_sheets(&doctor, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(own.rows[0].name_kana.as_deref(), Some("ミンシ ジロウ"));
+    let listed = hub
+        .node
+        .list_sheets(&ministry, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.rows.len(), 1);
+    let row = &listed.rows[0];
+    assert_eq!(row.id, d.row.id);
+    assert_eq!(
+        (&row.name, &row.name_kana, &row.birth_date, &row.insured_no),
+        (&None, &None, &None, &None)
+    );
+    // A search by name is refused with what to do instead; by access key it runs.
+    let by_name = nsdb::sheets::SheetQuery {
+        q: Some("ミンシ".into()),
+        ..Default::default()
+    };
+    match hub.node.list_sheets(&ministry, &by_name).await {
+        Err(nsdb::Error::Invalid(why)) => assert!(why.contains("アクセスキー"), "{why}"),
+        other => panic!("a name search by the ministry: {other:?}"),
+    }
+    let by_key = nsdb::sheets::SheetQuery {
+        q: Some("12345-67890-1".into()),
+        ..Default::default()
+    };
+    assert!(
+        hub.node
+            .list_sheets(&ministry, &by_key)
+            .await
+            .unwrap()
+            .rows
+            .is_empty()
+    );
+    // The list page shows the row without the kana.
+    let app = nsdb::http::router(hub.node.clone());
+    let cookie = sign_in(&app, "ministry").await;
+    let (status, page, _) = get(&app, "/sheets", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&d.row.id), "{page}");
+    assert!(!page.contains("ミンシ"), "{page}");
+}

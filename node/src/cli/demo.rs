@@ -344,6 +344,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     if let Some(hub) = nodes.iter().find(|n| n.role() == NodeRole::Hub) {
         let clinic = demo_clinic();
         let keys = demo_clinic_sheets(hub).await?;
+        match demo_identified_access(hub).await {
+            Ok(()) => println!(
+                "  利用状況の監視: the ministry opened one clinic sheet with a reason; its alert is at /monitor on the hub (ministry)"
+            ),
+            Err(e) => println!("  利用状況の監視: no demo alert ({e:#})"),
+        }
         println!(
             "  clinic on the hub ({} {}): users {} write, register and answer 照会 at the hub's address",
             clinic.institution.code,
@@ -382,6 +388,42 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     for s in servers {
         s.abort();
     }
+    Ok(())
+}
+
+/// The demo's day raises one visible alert: once per data directory, the ministry opens one of
+/// the demo clinic's sheets on the hub with a reason (the ministry's exceptional identified
+/// access), which 利用状況の監視 shows on the hub.
+async fn demo_identified_access(hub: &Arc<Node>) -> anyhow::Result<()> {
+    use rusqlite::OptionalExtension;
+    let code = demo_clinic().institution.code;
+    let (done, sheet): (bool, Option<String>) = hub
+        .store
+        .read(move |c| {
+            let done = c.query_row("SELECT count(*) > 0 FROM identified_access", [], |r| {
+                r.get(0)
+            })?;
+            let sheet = c
+                .query_row(
+                    "SELECT id FROM sheets WHERE institution = ?1 ORDER BY created_at LIMIT 1",
+                    [&code],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok::<_, crate::Error>((done, sheet))
+        })
+        .await?;
+    if !done {
+        let sheet = sheet.context("no clinic sheet on the hub")?;
+        let ministry = hub.login("ministry", DEMO_PASSWORD).await?.principal;
+        hub.open_identified(
+            &ministry,
+            &sheet,
+            "デモ: 自治体からの照会に回答するため、記載内容を確認",
+        )
+        .await?;
+    }
+    hub.scan_audit().await?;
     Ok(())
 }
 
