@@ -24,8 +24,19 @@ CREATE TABLE monitor_progress (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
     last_seq INTEGER NOT NULL
 );
--- The detectors count one action over one window.
-CREATE INDEX audit_action_at ON audit(action, at);
+-- What each rule counted in the windows still open: one row per distinct item (a sheet id, or
+-- an entry's seq), so a window's count is a lookup. Rows of windows closed for a day are dropped.
+CREATE TABLE monitor_counts (
+    rule         TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    window_end   INTEGER NOT NULL,
+    item         TEXT NOT NULL,
+    weight       INTEGER NOT NULL,  -- 1, or a research export's sheets
+    seq          INTEGER NOT NULL,  -- the first audit entry that counted the item
+    PRIMARY KEY (rule, subject, window_start, item)
+) WITHOUT ROWID;
+CREATE INDEX monitor_counts_end ON monitor_counts(window_end);
 -- The ministry's exceptional, justified and time-limited access to one identified sheet; the
 -- reason is in the audit entry (`identified_access`).
 CREATE TABLE identified_access (

@@ -346,10 +346,11 @@ async fn patient_data_at_night_raises_an_alert_and_daytime_work_does_not() {
         principal(&t, "doctor").await.user_id,
         principal(&t, "clerk").await.user_id,
     );
-    // 2026-04-01 23:30 JST and 02:00 JST the next morning: one night.
-    let evening = 1_775_053_800_000;
-    let small_hours = evening + 150 * 60_000;
-    let noon = evening - 11 * 3_600_000 - 30 * 60_000;
+    // 22:30 JST yesterday and 02:00 JST today: one night.
+    let today = monitor::jst_day(t.node.clock.now_ms()).0;
+    let evening = today - 90 * 60_000;
+    let small_hours = today + 120 * 60_000;
+    let noon = evening - 10 * 3_600_000;
     let mut entries = Vec::new();
     for (i, id) in ids.iter().take(5).enumerate() {
         let at = if i < 3 { evening } else { small_hours };
@@ -671,4 +672,24 @@ async fn the_ministrys_list_shows_where_a_sheet_is_but_not_who_the_patient_is() 
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(&d.row.id), "{page}");
     assert!(!page.contains("ミンシ"), "{page}");
+}
+
+#[tokio::test]
+async fn the_first_scan_of_a_node_with_a_long_log_raises_nothing_for_old_history() {
+    let hub = TestNode::start(NodeRole::Hub).await;
+    let now = hub.node.clock.now_ms();
+    let large = format!("sheets={} k=5", monitor::RESEARCH_EXPORT_SHEETS);
+    let old = now - monitor::FIRST_SCAN_LOOKBACK_MS - 60_000;
+    append(
+        &hub,
+        vec![(old, None, "research_export", "1".into(), large.clone())],
+    )
+    .await;
+    assert_eq!(hub.node.scan_audit().await.unwrap(), 0);
+    append(
+        &hub,
+        vec![(now, None, "research_export", "2".into(), large)],
+    )
+    .await;
+    assert_eq!(hub.node.scan_audit().await.unwrap(), 1);
 }

@@ -81,6 +81,10 @@ pub const IDENTIFIED_ACCESS: i64 = 1;
 /// the next scan continues where it stopped.
 pub const SCAN_BATCH: i64 = 50_000;
 
+/// How far back the first scan of a node reads: **7 days** (entries appended before that are
+/// never examined, so upgrading a node with a long audit log raises no stale alerts).
+pub const FIRST_SCAN_LOOKBACK_MS: i64 = 7 * DAY_MS;
+
 /// A detector rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Rule {
@@ -337,50 +341,6 @@ struct Contribution {
     weight: i64,
 }
 
-/// What a rule counted for one subject in one window.
-#[derive(Default)]
-struct Tally {
-    items: std::collections::BTreeSet<String>,
-    weight: i64,
-    first_seq: i64,
-    last_seq: i64,
-}
-
-/// Counts `rule` for `subject` over `window` from the whole log (not only the new entries), so
-/// a window that spans two scans is counted once and in full.
-fn recount(
-    c: &Connection,
-    rule: Rule,
-    subject: &Subject,
-    window: (i64, i64),
-) -> rusqlite::Result<Tally> {
-    let mut tally = Tally::default();
-    for action in rule.actions() {
-        let mut st = c.prepare_cached(
-            "SELECT seq, at, user_id, action, target, detail FROM audit
-             WHERE action = ?1 AND at >= ?2 AND at < ?3 ORDER BY seq",
-        )?;
-        let rows = st
-            .query_map(params![action, window.0, window.1], read_seen)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        for e in rows {
-            for contribution in contributions(c, rule, &e)? {
-                if contribution.subject != *subject || contribution.window != window {
-                    continue;
-                }
-                if tally.items.insert(contribution.item) {
-                    tally.weight += contribution.weight;
-                }
-                if tally.first_seq == 0 || e.seq < tally.first_seq {
-                    tally.first_seq = e.seq;
-                }
-                tally.last_seq = tally.last_seq.max(e.seq);
-            }
-        }
-    }
-    Ok(tally)
-}
-
 fn read_seen(r: &rusqlite::Row<'_>) -> rusqlite::Result<Seen> {
     Ok(Seen {
         seq: r.get(0)?,
@@ -461,18 +421,79 @@ pub fn raise_now(
     Ok(())
 }
 
-/// Reads the audit entries after the last one examined (at most [`SCAN_BATCH`]), counts every
-/// rule's windows they touch, and raises or updates alerts. Returns the number of alerts
-/// raised (new ones). Call inside a write transaction.
+/// Records what `rule` counts of one entry for `subject` in `window` (`monitor_counts`: one
+/// row per distinct item, so a window's count is a lookup, however long the window).
+fn count_item(
+    c: &Connection,
+    rule: Rule,
+    contribution: &Contribution,
+    seq: i64,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT OR IGNORE INTO monitor_counts
+             (rule, subject, window_start, window_end, item, weight, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        rule.id(),
+        contribution.subject.key(),
+        contribution.window.0,
+        contribution.window.1,
+        contribution.item,
+        contribution.weight,
+        seq
+    ])?;
+    Ok(())
+}
+
+/// What `rule` counted for `subject` in the window starting at `start`: (count, first seq,
+/// last seq). The count is the number of distinct items, or their weight for a research
+/// export (its sheets).
+fn counted(
+    c: &Connection,
+    rule: Rule,
+    subject: &Subject,
+    start: i64,
+) -> rusqlite::Result<(i64, i64, i64)> {
+    let measure = if rule == Rule::ResearchExport {
+        "coalesce(sum(weight), 0)"
+    } else {
+        "count(*)"
+    };
+    c.prepare_cached(&format!(
+        "SELECT {measure}, coalesce(min(seq), 0), coalesce(max(seq), 0) FROM monitor_counts
+         WHERE rule = ?1 AND subject = ?2 AND window_start = ?3"
+    ))?
+    .query_row(params![rule.id(), subject.key(), start], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
+/// Windows that ended this long ago are closed: their counts are dropped (their alerts stay).
+const CLOSED_AFTER_MS: i64 = DAY_MS;
+
+/// Reads the audit entries after the last one examined (at most [`SCAN_BATCH`]), adds what
+/// each rule counts of them to their windows, and raises or updates the alerts of the windows
+/// they touched. Returns the number of alerts raised (new ones). The work is proportional to
+/// the new entries, not to the log or the windows. Call inside a write transaction.
 pub fn scan(c: &Connection, now: i64) -> rusqlite::Result<usize> {
-    let last: i64 = c
+    let progress: Option<i64> = c
         .query_row(
             "SELECT last_seq FROM monitor_progress WHERE id = 1",
             [],
             |r| r.get(0),
         )
-        .optional()?
-        .unwrap_or(0);
+        .optional()?;
+    // The first scan of a node that has kept an audit log for a while starts a week back: the
+    // detectors watch from then on, and older history raises nothing.
+    let last = match progress {
+        Some(last) => last,
+        None => c.query_row(
+            "SELECT coalesce(max(seq), 0) FROM audit WHERE at < ?1",
+            [now - FIRST_SCAN_LOOKBACK_MS],
+            |r| r.get(0),
+        )?,
+    };
     let entries = c
         .prepare(
             "SELECT seq, at, user_id, action, target, detail FROM audit
@@ -487,33 +508,24 @@ pub fn scan(c: &Connection, now: i64) -> rusqlite::Result<usize> {
     for e in &entries {
         for rule in Rule::ALL {
             for contribution in contributions(c, rule, e)? {
+                count_item(c, rule, &contribution, e.seq)?;
                 touched.insert((rule, contribution.subject, contribution.window), ());
             }
         }
     }
     let mut raised = 0;
     for (rule, subject, window) in touched.into_keys() {
-        let tally = recount(c, rule, &subject, window)?;
-        let count = if rule == Rule::ResearchExport {
-            tally.weight
-        } else {
-            tally.items.len() as i64
-        };
+        let (count, first_seq, last_seq) = counted(c, rule, &subject, window.0)?;
         if count >= rule.threshold()
-            && raise_or_update(
-                c,
-                rule,
-                &subject,
-                window,
-                count,
-                tally.first_seq,
-                tally.last_seq,
-                now,
-            )?
+            && raise_or_update(c, rule, &subject, window, count, first_seq, last_seq, now)?
         {
             raised += 1;
         }
     }
+    c.execute(
+        "DELETE FROM monitor_counts WHERE window_end < ?1",
+        [now - CLOSED_AFTER_MS],
+    )?;
     c.execute(
         "INSERT INTO monitor_progress (id, last_seq) VALUES (1, ?1)
          ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq",

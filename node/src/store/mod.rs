@@ -498,6 +498,7 @@ mod tests {
                  first_seq, last_seq, raised_at) VALUES ('many_patients', 'u:1', 1, 0, 86400000,
                  200, 1, 1, 8);
              INSERT INTO monitor_progress VALUES (1, 1);
+             INSERT INTO monitor_counts VALUES ('many_patients', 'u:1', 0, 86400000, 's-1', 1, 1);
              INSERT INTO identified_access (user_id, sheet_id, granted_at, until)
                  VALUES (1, 's-1', 8, 9);",
         ),
