@@ -4,7 +4,8 @@
 //! Modules by capability (docs/architecture.md names each and what it must never do):
 //! `cli` parses the command line and runs commands; `http` turns requests into domain calls and
 //! renders `nsdb-ui` views or JSON; the domain is `sheets` (with workflow and conflicts),
-//! `keys`, `accounts` (with `policy`, the one authorisation check), `audit`, `print`, `imports`
+//! `keys`, `accounts` (with `policy`, the one authorisation check), `audit`, `monitor` (alerts
+//! over the audit log), `print`, `imports`
 //! (一括登録 of the check tool's sealed files, データ出力 as XML); `sync_service` replicates
 //! sheets with the hub; `store` is the encrypted database; `ops` backs it up, restores and
 //! rekeys it and refuses a database that is not this node's. Dependencies point down that
@@ -18,6 +19,7 @@ pub mod config;
 pub mod http;
 pub mod imports;
 pub mod keys;
+pub mod monitor;
 pub mod ops;
 pub mod papers;
 pub mod print;
@@ -156,6 +158,8 @@ pub struct Node {
     pub metrics: Arc<ops::metrics::Metrics>,
     /// The bounded pool every password check runs in.
     pub password_checks: Arc<accounts::PasswordChecks>,
+    /// Unacknowledged alerts (利用状況の監視), for the header's badge.
+    pub open_alerts: Arc<monitor::OpenAlerts>,
 }
 
 impl Node {
@@ -191,6 +195,7 @@ impl Node {
             sync: Default::default(),
             metrics: Default::default(),
             password_checks: Default::default(),
+            open_alerts: Default::default(),
         };
         Ok(Arc::new(node))
     }

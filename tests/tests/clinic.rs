@@ -201,6 +201,11 @@ async fn a_clinic_on_the_hub_registers_is_resolved_answers_and_sees_only_its_own
         .await
         .unwrap();
     assert_eq!(all.total, 2);
+    // Identified only with a reason (docs/security.md, "The ministry's identified access").
+    assert!(hub.get_sheet(&ministry, &hospital_id).await.is_err());
+    hub.open_identified(&ministry, &hospital_id, "同期の確認")
+        .await
+        .unwrap();
     assert!(hub.get_sheet(&ministry, &hospital_id).await.is_ok());
 
     // The municipality resolves the clinic's key with the birth date, exactly as a hospital's.

@@ -62,7 +62,16 @@ async fn a_sheet_grown_past_the_frame_limit_crosses_in_pieces_and_the_others_kee
     let ministry = sign_in(&site.hub.node, "ministry").await;
     assert!(
         eventually(Duration::from_secs(60), || async {
-            match site.hub.node.get_sheet(&ministry, &big).await {
+            // The ministry reads an identified sheet only with a reason (docs/security.md).
+            let hub = &site.hub.node;
+            if hub
+                .open_identified(&ministry, &big, "同期の確認")
+                .await
+                .is_err()
+            {
+                return false;
+            }
+            match hub.get_sheet(&ministry, &big).await {
                 Ok(view) => view
                     .items
                     .get("patient.address")
@@ -180,6 +189,11 @@ async fn a_sheet_the_hub_refuses_is_set_aside_with_its_reason_and_everything_els
     assert!(status.connected, "{status:?}");
     // The hub's copy of the refused sheet stays without the key.
     let ministry = sign_in(&site.hub.node, "ministry").await;
+    site.hub
+        .node
+        .open_identified(&ministry, &refused, "同期の確認")
+        .await
+        .expect("the ministry opens it with a reason");
     let at_hub = site
         .hub
         .node

@@ -13,6 +13,7 @@ pub mod imports;
 pub mod judgment;
 pub mod linkage;
 pub mod list;
+pub mod monitor;
 pub mod papers;
 pub mod research;
 pub mod review;
@@ -46,6 +47,10 @@ pub struct PageContext<'a> {
     pub can_research: bool,
     /// Shows 紙臨個票入力 (the data entry for paper sheets at the hub).
     pub can_enter_papers: bool,
+    /// Shows 利用状況の監視 (the 責任者, the ministry), with a badge of `open_alerts` when above 0.
+    pub can_monitor: bool,
+    /// Alerts nobody has acknowledged yet.
+    pub open_alerts: u64,
     pub csrf: &'a str,
 }
 
@@ -109,6 +114,14 @@ pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
                     }
                     @if ctx.can_enter_papers {
                         a href="/papers" { "紙臨個票入力" }
+                    }
+                    @if ctx.can_monitor {
+                        a href="/monitor" {
+                            "利用状況の監視"
+                            @if ctx.open_alerts > 0 {
+                                " " span.badge.alerts aria-label={ "未確認の警告 " (ctx.open_alerts) "件" } { (ctx.open_alerts) }
+                            }
+                        }
                     }
                 }
                 span.user { (ctx.user_name) "（" (ctx.user_kind) "）" }

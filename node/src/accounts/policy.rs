@@ -153,6 +153,11 @@ pub enum Action {
     EnterPaper,
     /// Open a paper's PDF.
     ViewPaper,
+    /// 利用状況の監視: the alerts the node's detectors raised, and 確認済み.
+    MonitorUse,
+    /// The ministry's exceptional access to one identified sheet: with a typed reason, audited,
+    /// alerted at once and for a limited time (`sheets::identified`).
+    OpenIdentified,
 }
 
 /// The owner of the thing acted on, where there is one.
@@ -176,6 +181,9 @@ pub enum Target<'a> {
     Paper {
         ours: bool,
     },
+    /// A sheet the ministry's user holds a live, justified grant for (`OpenIdentified`, a typed
+    /// reason, for a limited time).
+    Justified,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -207,6 +215,8 @@ pub fn role_may(role: Role, action: Action) -> bool {
             | (Role::Ministry, ResearchData)
             | (Role::Reviewer, UploadPaper | ViewPaper)
             | (Role::PaperEntry, EnterPaper | ViewPaper)
+            | (Role::Admin | Role::Ministry, MonitorUse)
+            | (Role::Ministry, OpenIdentified)
     )
 }
 
@@ -220,22 +230,26 @@ pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<()
     let allowed = match (action, target) {
         (
             ListSheets | CreateSheet | ManageUsers | ReviewSheet | ResolveKey | ResearchData
-            | UploadPaper | EnterPaper,
+            | UploadPaper | EnterPaper | MonitorUse,
             Target::None,
         ) => true,
+        // The ministry reads an identified sheet only under a live, justified grant.
+        (ViewSheet, Target::Justified) => role == Role::Ministry,
+        // ... which it asks for, with a reason, for any sheet the hub holds.
+        (OpenIdentified, Target::Sheet { .. }) => role == Role::Ministry,
         // A reviewer reaches a sheet only when this node resolved its key.
         (ReviewSheet | RecordReview, Target::Resolved { resolved }) => resolved,
-        // A sheet resolved here by key: read, and carried forward from at a hospital.
-        (ViewSheet | CarryForward, Target::Linked) => true,
+        // A sheet resolved here by key: read, and carried forward from at a hospital. The
+        // ministry resolves no key, and reads identified sheets only under a grant.
+        (ViewSheet | CarryForward, Target::Linked) => role != Role::Ministry,
         // A paper's PDF: only the municipality that uploaded it, and the hub's data entry.
         (ViewPaper, Target::Paper { ours }) => ours,
-        // Doctors and clerks reach their own institution's sheets. The ministry reads the
-        // sheets its node holds (the sync scope decides which). A municipal reviewer reads
+        // Doctors and clerks reach their own institution's sheets. The ministry reads no
+        // identified sheet by default (only `Target::Justified`). A municipal reviewer reads
         // only what their node resolved by key (`Target::Linked`), never a sheet merely held.
         (ViewSheet, Target::Sheet { institution }) => match role {
             Role::Doctor | Role::Clerk => institution == p.institution,
-            Role::Ministry => true,
-            Role::Reviewer | Role::Admin | Role::PaperEntry => false,
+            Role::Ministry | Role::Reviewer | Role::Admin | Role::PaperEntry => false,
         },
         // Every change to a sheet: only at the user's own institution. Listed, not a catch-all:
         // an action asked about a sheet that is not named here is denied.
@@ -276,7 +290,7 @@ impl Role {
 impl Action {
     /// Every action, in the order the permission matrix lists them (a new action goes here and
     /// in [`Action::label`]).
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 22] = [
         Action::ListSheets,
         Action::CreateSheet,
         Action::ViewSheet,
@@ -297,6 +311,8 @@ impl Action {
         Action::UploadPaper,
         Action::EnterPaper,
         Action::ViewPaper,
+        Action::MonitorUse,
+        Action::OpenIdentified,
     ];
 
     /// What the action is, as the matrix names it.
@@ -322,6 +338,8 @@ impl Action {
             Action::UploadPaper => "紙の臨個票受付",
             Action::EnterPaper => "紙臨個票入力",
             Action::ViewPaper => "紙の臨個票（PDF）の閲覧",
+            Action::MonitorUse => "利用状況の監視・確認済み",
+            Action::OpenIdentified => "識別情報のある臨個票の例外閲覧（理由・時間制限付き）",
         }
     }
 }
@@ -330,10 +348,11 @@ impl Action {
 /// one row per action, one column per role, and in each cell what the role may act on — 全体
 /// (no particular sheet), 自院 (a sheet of the user's own institution), 他院 (another
 /// institution's sheet held on the node), 連携 (a sheet this node resolved by key at 臨個票連携),
-/// 受付済 / 未受付 (at a municipality: a sheet whose key it resolved, or not). Generated so the
+/// 受付済 / 未受付 (at a municipality: a sheet whose key it resolved, or not), 理由付き (a sheet
+/// under the ministry's live, justified grant). Generated so the
 /// documentation can never differ from the code; a test keeps docs/security.md equal to it.
 pub fn matrix() -> String {
-    let targets: [(&str, Target<'static>); 8] = [
+    let targets: [(&str, Target<'static>); 9] = [
         ("全体", Target::None),
         ("自院", Target::Sheet { institution: "A" }),
         ("他院", Target::Sheet { institution: "B" }),
@@ -342,6 +361,7 @@ pub fn matrix() -> String {
         ("未受付", Target::Resolved { resolved: false }),
         ("自分の紙", Target::Paper { ours: true }),
         ("他の紙", Target::Paper { ours: false }),
+        ("理由付き", Target::Justified),
     ];
     let kind_of = |role: Role| {
         UserKind::ALL
@@ -614,6 +634,43 @@ mod tests {
             assert!(authorize(&u, Action::ViewPaper, ours).is_ok(), "{kind:?}");
             assert_eq!(authorize(&u, Action::ViewPaper, theirs), Err(Denied));
             assert_eq!(authorize(&u, Action::ViewPaper, Target::None), Err(Denied));
+        }
+    }
+
+    #[test]
+    fn the_ministry_reads_an_identified_sheet_only_under_a_justified_grant() {
+        let m = user(UserKind::Ministry, "HUB");
+        for inst in ["HUB", "A"] {
+            let s = Target::Sheet { institution: inst };
+            assert_eq!(authorize(&m, Action::ViewSheet, s), Err(Denied));
+            assert!(authorize(&m, Action::OpenIdentified, s).is_ok());
+        }
+        assert_eq!(
+            authorize(&m, Action::ViewSheet, Target::Linked),
+            Err(Denied)
+        );
+        assert!(authorize(&m, Action::ViewSheet, Target::Justified).is_ok());
+        assert!(authorize(&m, Action::MonitorUse, Target::None).is_ok());
+        // Nobody else asks for or uses such a grant; only the 責任者 and the ministry monitor.
+        for kind in [
+            UserKind::NanbyoDoctor,
+            UserKind::Clerk,
+            UserKind::Admin,
+            UserKind::Reviewer,
+            UserKind::PaperEntry,
+        ] {
+            let u = user(kind, "A");
+            let own = Target::Sheet { institution: "A" };
+            assert_eq!(authorize(&u, Action::OpenIdentified, own), Err(Denied));
+            assert_eq!(
+                authorize(&u, Action::ViewSheet, Target::Justified),
+                Err(Denied)
+            );
+            assert_eq!(
+                authorize(&u, Action::MonitorUse, Target::None).is_ok(),
+                kind == UserKind::Admin,
+                "{kind:?}"
+            );
         }
     }
 

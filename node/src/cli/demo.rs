@@ -291,6 +291,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     };
     println!("nsdb demo: data in {}", data.display());
     let mut servers = Vec::new();
+    let mut detectors = Vec::new();
     let mut nodes = Vec::new();
     for (i, n) in demo_nodes().iter().enumerate() {
         let addr = SocketAddr::new(opts.bind, opts.port_base + i as u16);
@@ -310,6 +311,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
                 .join(", ")
         );
         nodes.push(node.clone());
+        detectors.push(crate::monitor::schedule(node.clone()));
         let metrics = SocketAddr::new([127, 0, 0, 1].into(), opts.port_base + 10 + i as u16);
         servers.push(crate::cli::serve::serve_metrics(node.clone(), metrics).await?);
         let app = crate::http::router(node).into_make_service_with_connect_info::<SocketAddr>();
@@ -351,6 +353,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     if let Some(hub) = nodes.iter().find(|n| n.role() == NodeRole::Hub) {
         let clinic = demo_clinic();
         let keys = demo_clinic_sheets(hub).await?;
+        match demo_identified_access(hub).await {
+            Ok(()) => println!(
+                "  利用状況の監視: the ministry opened one clinic sheet with a reason; its alert is at /monitor on the hub (ministry)"
+            ),
+            Err(e) => println!("  利用状況の監視: no demo alert ({e:#})"),
+        }
         println!(
             "  clinic on the hub ({} {}): users {} write, register and answer 照会 at the hub's address",
             clinic.institution.code,
@@ -389,6 +397,42 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     for s in servers {
         s.abort();
     }
+    Ok(())
+}
+
+/// The demo's day raises one visible alert: once per data directory, the ministry opens one of
+/// the demo clinic's sheets on the hub with a reason (the ministry's exceptional identified
+/// access), which 利用状況の監視 shows on the hub.
+async fn demo_identified_access(hub: &Arc<Node>) -> anyhow::Result<()> {
+    use rusqlite::OptionalExtension;
+    let code = demo_clinic().institution.code;
+    let (done, sheet): (bool, Option<String>) = hub
+        .store
+        .read(move |c| {
+            let done = c.query_row("SELECT count(*) > 0 FROM identified_access", [], |r| {
+                r.get(0)
+            })?;
+            let sheet = c
+                .query_row(
+                    "SELECT id FROM sheets WHERE institution = ?1 ORDER BY created_at LIMIT 1",
+                    [&code],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok::<_, crate::Error>((done, sheet))
+        })
+        .await?;
+    if !done {
+        let sheet = sheet.context("no clinic sheet on the hub")?;
+        let ministry = hub.login("ministry", DEMO_PASSWORD).await?.principal;
+        hub.open_identified(
+            &ministry,
+            &sheet,
+            "デモ: 自治体からの照会に回答するため、記載内容を確認",
+        )
+        .await?;
+    }
+    hub.scan_audit().await?;
     Ok(())
 }
 

@@ -41,6 +41,7 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         None => None,
     };
     let checkpoints = sign_checkpoints(node.clone());
+    let detectors = crate::monitor::schedule(node.clone());
     let rechecks = node
         .config
         .integrity_check_every
@@ -74,6 +75,7 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         }
     }
     checkpoints.abort();
+    detectors.abort();
     if let Some(r) = rechecks {
         r.abort();
     }

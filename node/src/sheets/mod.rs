@@ -5,6 +5,7 @@
 //! the audit log in the same transaction as the change. Nothing here renders or logs values.
 
 pub mod conflicts;
+pub mod identified;
 pub mod workflow;
 
 use std::collections::BTreeMap;
@@ -290,6 +291,19 @@ pub(crate) fn sheet_target<'a>(p: &Principal, row: &'a SheetRow, linked: bool) -
             institution: &row.institution,
         }
     }
+}
+
+/// What the ministry's list says to a search by anything but an access key.
+const MINISTRY_SEARCH: &str = "厚生労働省の一覧は氏名・被保険者番号では検索できません。アクセスキー（数字）で検索してください。識別情報のある臨個票は、理由を入力して1件ずつ開けます。";
+
+/// A list row without who the patient is (the ministry's list): no name, かな, birth date or
+/// insurance numbers. The access key, institution, disease and state stay.
+fn deidentify(row: &mut SheetRow) {
+    row.name = None;
+    row.name_kana = None;
+    row.birth_date = None;
+    row.insurer_no = None;
+    row.insured_no = None;
 }
 
 /// The sheet's 指定医氏名 item.
@@ -601,6 +615,8 @@ impl Node {
         mode: Mode,
     ) -> Result<SheetDetail> {
         let (sid, inst) = (id.to_string(), p.institution.clone());
+        // The ministry reads an identified sheet only under a live, justified grant.
+        let (ministry, uid, now) = (p.role() == Role::Ministry, p.user_id, self.clock.now_ms());
         let found = self
             .store
             .read(move |c| match load_row(c, &sid)? {
@@ -610,13 +626,18 @@ impl Node {
                     row,
                     carried_items(c, &sid)?,
                     resolved_here(c, &sid, &inst)?,
+                    ministry && identified::granted(c, uid, &sid, now)?,
                 ))),
             })
             .await?;
-        let Some((sheet, row, carried, linked)) = found else {
+        let Some((sheet, row, carried, linked, justified)) = found else {
             return Err(Error::SheetNotFound(id.to_string()));
         };
-        let target = sheet_target(p, &row, linked);
+        let target = if justified {
+            Target::Justified
+        } else {
+            sheet_target(p, &row, linked)
+        };
         if let Err(denied) = authorize(p, Action::ViewSheet, target) {
             self.audit_denied(p, "sheet_view_denied", id).await?;
             return Err(denied.into());
@@ -807,6 +828,22 @@ impl Node {
     pub async fn list_sheets(&self, p: &Principal, query: &SheetQuery) -> Result<SheetPage> {
         authorize(p, Action::ListSheets, Target::None)?;
         let own_only = matches!(p.role(), Role::Doctor | Role::Clerk);
+        // The ministry's list is resolution support, not identified data: it finds a sheet by
+        // its access key and shows where it is and in which state, never who the patient is.
+        let deidentified = p.role() == Role::Ministry;
+        if deidentified
+            && query.q.as_deref().is_some_and(|q| {
+                !q.trim().is_empty()
+                    && !q.chars().all(|c| {
+                        c.is_ascii_digit()
+                            || c == '-'
+                            || c.is_whitespace()
+                            || ('０'..='９').contains(&c)
+                    })
+            })
+        {
+            return Err(Error::Invalid(MINISTRY_SEARCH.into()));
+        }
         // A reviewer lists only the sheets this node resolved by key (as on the intake list).
         let resolved_only = p.role() == Role::Reviewer;
         let institution = p.institution.clone();
@@ -840,7 +877,10 @@ impl Node {
                         })
                         .filter(|ch| *ch != '-')
                         .collect();
-                    if !narrow.is_empty() && narrow.chars().all(|ch| ch.is_ascii_digit()) {
+                    if deidentified {
+                        filters.push("s.access_key = ?".to_string());
+                        args.push(Box::new(narrow.trim().to_string()));
+                    } else if !narrow.is_empty() && narrow.chars().all(|ch| ch.is_ascii_digit()) {
                         filters.push(
                             "(s.access_key = ? OR s.insured_no = ? OR s.insurer_no = ?)"
                                 .to_string(),
@@ -921,6 +961,9 @@ impl Node {
                 {
                     let sheet = load_doc(c, &row.id)?;
                     name_doctor(row, &sheet);
+                }
+                if deidentified {
+                    rows.iter_mut().for_each(deidentify);
                 }
                 Ok::<_, Error>(SheetPage {
                     total,

@@ -189,6 +189,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/011_sync_setaside.sql"),
     include_str!("../../migrations/012_clinic.sql"),
     include_str!("../../migrations/013_totp.sql"),
+    include_str!("../../migrations/014_alerts.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -497,6 +498,16 @@ mod tests {
             "UPDATE users SET totp_secret = x'3132333435363738393031323334353637383930',
                  totp_last_step = 5, must_change_password = 1 WHERE id = 1;
              INSERT INTO sign_in_challenges VALUES (x'bb', 1, 9);",
+        ),
+        (
+            14,
+            "INSERT INTO alerts (rule, subject, user_id, window_start, window_end, count,
+                 first_seq, last_seq, raised_at) VALUES ('many_patients', 'u:1', 1, 0, 86400000,
+                 200, 1, 1, 8);
+             INSERT INTO monitor_progress VALUES (1, 1);
+             INSERT INTO monitor_counts VALUES ('many_patients', 'u:1', 0, 86400000, 's-1', 1, 1);
+             INSERT INTO identified_access (user_id, sheet_id, granted_at, until)
+                 VALUES (1, 's-1', 8, 9);",
         ),
     ];
 

@@ -14,6 +14,7 @@ use crate::{Error, Node};
 
 /// Display strings a page needs about the signed-in user.
 pub struct Ctx {
+    open_alerts: u64,
     node_label: String,
     user_name: String,
     user_kind: &'static str,
@@ -24,6 +25,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(node: &Node, s: &UiSession) -> Ctx {
         Ctx {
+            open_alerts: node.open_alert_count().unwrap_or(0),
             node_label: user_node_label(node, &s.principal.institution),
             user_name: s.principal.name.clone(),
             user_kind: s.principal.kind.label(),
@@ -43,6 +45,8 @@ impl Ctx {
             can_review: role_may(self.role, Action::ReviewSheet),
             can_research: role_may(self.role, Action::ResearchData),
             can_enter_papers: role_may(self.role, Action::EnterPaper),
+            can_monitor: role_may(self.role, Action::MonitorUse),
+            open_alerts: self.open_alerts,
             csrf: &self.csrf,
         }
     }

@@ -1,4 +1,4 @@
-//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `keys`, `review`, `papers`, `sync`, `research`), the static
+//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `keys`, `review`, `papers`, `sync`, `research`, `monitor`), the static
 //! assets, the home redirect and the not-found page.
 //!
 //! Every state-changing request is a POST carrying the session's CSRF token (the sign-in form
@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod imports;
 pub mod keys;
+pub mod monitor;
 pub mod papers;
 pub mod research;
 pub mod review;
@@ -80,5 +81,6 @@ pub fn routes() -> Router<AppState> {
         .merge(keys::routes())
         .merge(sync::routes())
         .merge(research::routes())
+        .merge(monitor::routes())
         .fallback(not_found)
 }

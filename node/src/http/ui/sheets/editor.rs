@@ -108,6 +108,18 @@ async fn render(
     let ctx = Ctx::new(node, s);
     let d = match crate::http::shared::sheet::sheet_detail(node, &s.principal, id, mode).await {
         Ok(d) => d,
+        // The ministry opens an identified sheet only with a reason: ask for one.
+        Err(Error::Denied(_))
+            if crate::accounts::policy::role_may(
+                s.principal.role(),
+                crate::accounts::policy::Action::OpenIdentified,
+            ) =>
+        {
+            match crate::http::ui::monitor::ask_reason(id) {
+                Some(to) => return to,
+                None => return error_page(Some(&ctx), Error::SheetNotFound(id.to_string())),
+            }
+        }
         Err(e) => return error_page(Some(&ctx), e),
     };
     let Some(form) = node.catalogue.form(&d.row.form_id) else {
