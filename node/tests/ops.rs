@@ -1109,3 +1109,80 @@ fn an_unfinished_backup_is_never_taken_for_a_real_one() {
     let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn doctor_on_an_emptied_database_says_it_was_lost_and_gives_the_restore_that_brings_it_back() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let backup = site.path("backup-empty");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let db = site.path("data/node.db");
+    std::fs::write(&db, b"").unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let out = site.nsdb(&["doctor"]);
+    refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("FIX  database"))
+        .unwrap_or_else(|| panic!("no database finding in\n{said}"));
+    assert!(line.contains("empty (0 bytes)"), "{line}");
+    assert!(line.contains("was lost"), "{line}");
+    let command = format!(
+        "nsdb restore --config {} BACKUP_DIR",
+        site.config().display()
+    );
+    assert!(line.contains(&command), "{line}");
+    // The command it gives, run with the backup, brings the node back.
+    ok(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    let out = ok(&site.nsdb(&["doctor"]));
+    assert!(out.contains("chain verified"), "{out}");
+}
+
+#[test]
+fn doctor_says_a_database_it_cannot_read_is_unreadable_and_what_to_do() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let db = site.path("data/node.db");
+    let aside = site.path("node.db.aside");
+    std::fs::rename(&db, &aside).unwrap();
+    // A directory where the file should be: unreadable as a database for every user, root too.
+    std::fs::create_dir(&db).unwrap();
+    let out = site.nsdb(&["doctor"]);
+    refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("FIX  database"))
+        .unwrap_or_else(|| panic!("no database finding in\n{said}"));
+    assert!(
+        line.contains("is a directory, not a database file"),
+        "{line}"
+    );
+    assert!(line.contains("mv "), "{line}");
+    std::fs::remove_dir(&db).unwrap();
+    std::fs::rename(&aside, &db).unwrap();
+
+    // A file without read permission: only a user other than root is stopped by its mode.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!(
+            "NOTE: running as root, which reads a file of mode 000: the mode sub-case is skipped (the directory case above ran)"
+        );
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let out = site.nsdb(&["doctor"]);
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+        refused(&out);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("FIX  database") && said.contains("cannot read"),
+            "{said}"
+        );
+        assert!(said.contains("chmod 600"), "{said}");
+    }
+    ok(&site.nsdb(&["doctor"]));
+}

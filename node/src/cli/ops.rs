@@ -199,8 +199,9 @@ pub fn audit_verify(config: &Path) -> anyhow::Result<()> {
 
 pub fn doctor(config: &Path) -> anyhow::Result<()> {
     use crate::ops::doctor::{Verdict, examine};
-    let config = NodeConfig::from_file(config)?;
-    let findings = examine(&config, crate::Clock::System.now_ms());
+    let file = config;
+    let config = NodeConfig::from_file(file)?;
+    let findings = examine(&config, file, crate::Clock::System.now_ms());
     let mut to_fix = 0;
     for f in &findings {
         let tag = match f.verdict {
