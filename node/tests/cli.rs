@@ -321,3 +321,82 @@ name = "厚生労働省（試験）"
     let out = add("no-code", "clerk", &["--institution-name", "試験診療所"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn serve_never_creates_a_node_a_mistyped_data_dir_is_refused_and_init_sets_one_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    write_key(dir.path(), "ab", 0o600);
+    let serve = || {
+        Command::new(NSDB)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    // The data directory does not exist (a typo): refused, naming it and how to provision.
+    let out = serve();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    let data = dir.path().join("data");
+    assert!(
+        said.contains(&format!("{} does not exist", data.display())),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("nsdb init --config {}", config.display())),
+        "{said}"
+    );
+    assert!(!data.exists(), "serve created the data directory");
+
+    // It exists but holds no node.
+    std::fs::create_dir(&data).unwrap();
+    let out = serve();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("holds no node"), "{said}");
+    assert!(!data.join("node.db").exists(), "serve created a database");
+
+    // nsdb init sets it up once; then the node serves.
+    let out = Command::new(NSDB)
+        .args(["init", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("set up node"), "{said}");
+    let out = Command::new(NSDB)
+        .args(["init", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("already holds a node"), "{said}");
+
+    let mut server = Command::new(NSDB)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut health = None;
+    for _ in 0..100 {
+        health = http(port, "GET", "/api/v1/health", "");
+        if health.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let (status, body) = health.expect("the node set up by init serves");
+    assert_eq!(status, 200, "{body}");
+}

@@ -45,6 +45,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Sets up a new node from its configuration: creates the data directory (mode 700), the
+    /// node's identity and its encrypted database with the institution. `nsdb serve` never
+    /// creates a node; run this once, then `nsdb user add`.
+    Init {
+        /// The node's TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Runs a hub, a hospital and a municipality node on loopback with demo users and data.
     Demo {
         /// Keep the nodes' data here (reused on the next start); default: a fresh temporary
@@ -512,7 +520,15 @@ fn error_text(e: &anyhow::Error) -> String {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config } => serve::serve(crate::NodeConfig::from_file(&config)?).await,
+        Command::Serve { config } => {
+            let file = config;
+            let config = crate::NodeConfig::from_file(&file)?;
+            // A public address without TLS is refused first, whatever the data directory holds.
+            crate::ops::tls::check_listen(config.listen, config.tls.as_ref())?;
+            crate::ops::guard::require_node(&config, &file)?;
+            serve::serve(config).await
+        }
+        Command::Init { config } => serve::init(&config).await,
         Command::Demo {
             data,
             port_base,

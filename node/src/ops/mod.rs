@@ -34,6 +34,29 @@ pub enum OpsError {
         marker: PathBuf,
     },
     #[error(
+        "{} {what}: nsdb serve never creates a node, so that a mistyped data_dir starts nothing. Check data_dir in {}; to set up a new node there, run nsdb init --config {} first (then nsdb user add), or restore one (nsdb restore --config {} BACKUP_DIR)",
+        dir.display(),
+        config.display(),
+        config.display(),
+        config.display()
+    )]
+    NoNode {
+        dir: PathBuf,
+        what: &'static str,
+        config: PathBuf,
+    },
+    #[error(
+        "{} already holds a node (its database is {}): nsdb init sets up only a new node; serve this one (nsdb serve --config {})",
+        dir.display(),
+        db.display(),
+        config.display()
+    )]
+    NodeExists {
+        dir: PathBuf,
+        db: PathBuf,
+        config: PathBuf,
+    },
+    #[error(
         "{} belongs to node {found}, but this data directory's identity is node {ours}: put this node's own database (or a backup of it) in place",
         path.display()
     )]
