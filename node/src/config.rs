@@ -79,6 +79,10 @@ pub struct NodeConfig {
     /// How often the serving node rechecks its database's integrity (config key
     /// `integrity_check_hours`, default [`DEFAULT_INTEGRITY_CHECK_HOURS`]); None: only at start.
     pub integrity_check_every: Option<std::time::Duration>,
+    /// Below this many free bytes on the data directory's file system the node reports itself
+    /// `degraded` (health, metrics) and `nsdb doctor` says FIX (config key `min_free_disk_mib`,
+    /// default [`crate::ops::space::DEFAULT_MIN_FREE_MIB`] MiB).
+    pub min_free_bytes: u64,
 }
 
 /// Hours between two integrity checks of a serving node when the config does not say.
@@ -132,6 +136,9 @@ struct ConfigFile {
     /// Hours between two integrity checks while the node serves (`cipher_integrity_check` and
     /// `quick_check`); `0` checks only at start. Default 24.
     integrity_check_hours: Option<u64>,
+    /// Free space (MiB) the data directory's file system must keep: below it `/api/v1/health`
+    /// answers `degraded` and `nsdb doctor` says FIX. Default 1024 (1 GiB).
+    min_free_disk_mib: Option<u64>,
 }
 
 impl NodeConfig {
@@ -183,6 +190,10 @@ impl NodeConfig {
                 0 => None,
                 h => Some(std::time::Duration::from_secs(h.saturating_mul(3600))),
             },
+            min_free_bytes: file
+                .min_free_disk_mib
+                .unwrap_or(crate::ops::space::DEFAULT_MIN_FREE_MIB)
+                .saturating_mul(1 << 20),
         })
     }
 

@@ -899,8 +899,13 @@ fn a_full_disk_refuses_saves_clearly_loses_nothing_and_recovers_when_space_retur
     );
     // The node still answers. Opening a patient's sheet writes its audit entry first, so while
     // nothing can be written it is refused with the same message rather than shown unaudited.
-    let (status, _) = http(site.port, "GET", "/api/v1/health", None, "").unwrap();
+    // Health is not "ok" while the disk is full: degraded, naming the refused write.
+    let (status, health) = http(site.port, "GET", "/api/v1/health", None, "").unwrap();
     assert_eq!(status, 200);
+    assert!(
+        health.contains("\"status\":\"degraded\"") && health.contains("保存できなかった"),
+        "{health}"
+    );
     let (id, _) = &acknowledged[0];
     let (status, body) = get_sheet(site.port, &token, id);
     assert!(status == 507 || status == 200, "{status} {body}");
@@ -1185,4 +1190,59 @@ fn doctor_says_a_database_it_cannot_read_is_unreadable_and_what_to_do() {
         assert!(said.contains("chmod 600"), "{said}");
     }
     ok(&site.nsdb(&["doctor"]));
+}
+
+#[test]
+fn health_and_metrics_report_free_space_and_health_is_degraded_below_the_configured_minimum() {
+    let site = Site::new();
+    let metrics_port = free_port();
+    let config = std::fs::read_to_string(site.config()).unwrap().replace(
+        "[institution]",
+        &format!("metrics_listen = \"127.0.0.1:{metrics_port}\"\n\n[institution]"),
+    );
+    std::fs::write(site.config(), &config).unwrap();
+    ok(&site.add_user("dr-space"));
+    let server = site.serve();
+    let health = http(site.port, "GET", "/api/v1/health", None, "");
+    let metrics = http(metrics_port, "GET", "/metrics", None, "");
+    stop(server);
+    let (status, body) = health.unwrap();
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok", "{body}");
+    assert!(v["data_dir_free_bytes"].as_u64().unwrap() > 0, "{body}");
+    assert_eq!(v["min_free_bytes"], 1024u64 << 20, "{body}");
+    let (_, text) = metrics.expect("metrics answer");
+    let free: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("nsdb_data_dir_free_bytes "))
+        .unwrap_or_else(|| panic!("no nsdb_data_dir_free_bytes in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(free > 0.0, "{free}");
+
+    // A minimum no disk meets (about 1 EiB): degraded, saying why; doctor says FIX.
+    let config = config.replace(
+        "[institution]",
+        "min_free_disk_mib = 1000000000000\n\n[institution]",
+    );
+    std::fs::write(site.config(), &config).unwrap();
+    let server = site.serve();
+    let health = http(site.port, "GET", "/api/v1/health", None, "");
+    stop(server);
+    let (status, body) = health.unwrap();
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "degraded", "{body}");
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("min_free_disk_mib"),
+        "{body}"
+    );
+    let out = site.nsdb(&["doctor"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("FIX  free disk"), "{said}");
 }

@@ -27,9 +27,6 @@ pub struct Finding {
     pub say: String,
 }
 
-/// Below this much free space on the data directory's file system, saves may soon be refused.
-pub const MIN_FREE_BYTES: u64 = 1 << 30;
-
 fn finding(check: &'static str, verdict: Verdict, say: impl Into<String>) -> Finding {
     Finding {
         check,
@@ -60,7 +57,7 @@ pub fn examine(config: &crate::NodeConfig, config_file: &Path, now_ms: i64) -> V
         }
     };
     out.push(data_dir(&config.data_dir));
-    out.push(free_disk(&config.data_dir));
+    out.push(free_disk(&config.data_dir, config.min_free_bytes));
     let db = config.database_path();
     let mut latest_audit = None;
     // A file that cannot be looked at (a directory of another owner) is not a missing one:
@@ -290,40 +287,36 @@ fn data_dir(dir: &Path) -> Finding {
     finding("data directory", Verdict::Ok, dir.display().to_string())
 }
 
-fn free_disk(dir: &Path) -> Finding {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let probe = if dir.exists() {
-            dir
-        } else {
-            dir.parent().unwrap_or(dir)
-        };
-        let Ok(c) = std::ffi::CString::new(probe.as_os_str().as_bytes()) else {
-            return finding("free disk", Verdict::Warn, "not checked: unusual path");
-        };
-        // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-            return finding("free disk", Verdict::Warn, "not checked: statvfs failed");
-        }
-        let free = st.f_bavail as u64 * st.f_frsize as u64;
-        let gib = free as f64 / (1u64 << 30) as f64;
-        if free < MIN_FREE_BYTES {
-            finding(
-                "free disk",
-                Verdict::Fix,
-                format!(
-                    "only {gib:.2} GiB free under {}: free space or grow the disk before saves are refused",
-                    probe.display()
-                ),
-            )
-        } else {
-            finding("free disk", Verdict::Ok, format!("{gib:.1} GiB free"))
-        }
+fn free_disk(dir: &Path, min_free_bytes: u64) -> Finding {
+    let Some(free) = super::space::free_bytes(dir) else {
+        return finding(
+            "free disk",
+            Verdict::Warn,
+            format!(
+                "not checked: the file system of {} cannot be asked",
+                dir.display()
+            ),
+        );
+    };
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    if free < min_free_bytes {
+        finding(
+            "free disk",
+            Verdict::Fix,
+            format!(
+                "only {:.2} GiB free under {} (min_free_disk_mib asks for {:.2} GiB): free space or grow the disk before saves are refused",
+                gib(free),
+                dir.display(),
+                gib(min_free_bytes)
+            ),
+        )
+    } else {
+        finding(
+            "free disk",
+            Verdict::Ok,
+            format!("{:.1} GiB free", gib(free)),
+        )
     }
-    #[cfg(not(unix))]
-    finding("free disk", Verdict::Warn, "not checked on this system")
 }
 
 fn database(conn: &rusqlite::Connection, config: &crate::NodeConfig) -> Vec<Finding> {

@@ -2,7 +2,8 @@
 //! (a node never starts as someone else or as nobody; one server per data directory), `backup`
 //! (online, encrypted backups with a manifest, and verified restores), `rekey` (changing the
 //! database key so that a crash at any point leaves a database that opens with one of the two
-//! keys), `tls` (the web listener's certificate, and no plain HTTP beyond loopback).
+//! keys), `space` (free space on the data directory, a recent full disk), `tls` (the web
+//! listener's certificate, and no plain HTTP beyond loopback).
 //!
 //! This module works on files and on its own database connections; it must never log a stored
 //! value or a key, and must never replace a database before the replacement has been verified.
@@ -13,6 +14,7 @@ pub mod guard;
 pub mod integrity;
 pub mod metrics;
 pub mod rekey;
+pub mod space;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

@@ -165,10 +165,19 @@ pub enum StoreError {
     Stopped,
 }
 
+thread_local! {
+    /// Set when a full disk was met on this database thread; the thread's loop reads and clears
+    /// it after each job and records the time on its `Store` ([`Store::disk_full_within`]).
+    static MET_DISK_FULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull,
+            Some(rusqlite::ErrorCode::DiskFull) => {
+                MET_DISK_FULL.with(|m| m.set(true));
+                StoreError::DiskFull
+            }
             _ => StoreError::Sqlite(e),
         }
     }
@@ -222,6 +231,18 @@ pub struct Store {
     readers: mpsc::Sender<Job>,
     path: Arc<PathBuf>,
     damage: Arc<Mutex<Option<String>>>,
+    disk_full_at: Arc<Mutex<Option<std::time::Instant>>>,
+}
+
+/// Runs one job on a database thread and records a full disk it met.
+fn run_job(job: Job, conn: &mut Connection, disk_full_at: &Mutex<Option<std::time::Instant>>) {
+    MET_DISK_FULL.with(|m| m.set(false));
+    job(conn);
+    if MET_DISK_FULL.with(|m| m.replace(false))
+        && let Ok(mut at) = disk_full_at.lock()
+    {
+        *at = Some(std::time::Instant::now());
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -326,12 +347,14 @@ impl Store {
         // that reads first and writes later fails at once if another process wrote meanwhile.
         writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
 
+        let disk_full_at: Arc<Mutex<Option<std::time::Instant>>> = Arc::default();
         let (wtx, wrx) = mpsc::channel::<Job>();
+        let full = Arc::clone(&disk_full_at);
         std::thread::Builder::new()
             .name("nsdb-db-writer".into())
             .spawn(move || {
                 while let Ok(job) = wrx.recv() {
-                    job(&mut writer);
+                    run_job(job, &mut writer, &full);
                 }
             })
             .map_err(|_| StoreError::Stopped)?;
@@ -347,6 +370,7 @@ impl Store {
             )?;
             conn.pragma_update(None, "query_only", true)?;
             let rrx = Arc::clone(&rrx);
+            let full = Arc::clone(&disk_full_at);
             std::thread::Builder::new()
                 .name(format!("nsdb-db-reader-{n}"))
                 .spawn(move || {
@@ -356,7 +380,7 @@ impl Store {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(&mut conn),
+                            Ok(job) => run_job(job, &mut conn, &full),
                             Err(_) => return,
                         }
                     }
@@ -368,7 +392,18 @@ impl Store {
             readers: rtx,
             path: Arc::new(path.to_path_buf()),
             damage: Arc::default(),
+            disk_full_at,
         })
+    }
+
+    /// Whether a write (or read) met a full disk ([`StoreError::DiskFull`]) within `window`
+    /// before now.
+    pub fn disk_full_within(&self, window: std::time::Duration) -> bool {
+        self.disk_full_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() <= window)
     }
 
     pub fn path(&self) -> &Path {
@@ -668,5 +703,25 @@ mod tests {
             })
             .await;
         assert!(res.unwrap_err().to_string().contains("append-only"));
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_remembered_for_the_health_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("n.db"), Some(&key(6)), 1).unwrap();
+        let window = std::time::Duration::from_secs(600);
+        assert!(!store.disk_full_within(window));
+        // SQLite answers SQLITE_FULL once the file may not grow: as on a full disk.
+        let res = store
+            .write(|c| {
+                c.execute_batch("CREATE TABLE filler (b BLOB)")?;
+                let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+                c.execute("INSERT INTO filler VALUES (zeroblob(1000000))", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .await;
+        assert!(matches!(res, Err(StoreError::DiskFull)), "{res:?}");
+        assert!(store.disk_full_within(window));
     }
 }
