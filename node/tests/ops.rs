@@ -300,7 +300,8 @@ fn a_backup_taken_while_serving_restores_users_and_audit_and_refuses_tampering()
     assert!(!bytes.starts_with(b"SQLite format 3"));
     assert!(!String::from_utf8_lossy(&bytes).contains("dr-before"));
 
-    let out = ok(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    // Both sheets were never acknowledged by a hub (not enrolled): the restore asks for --yes.
+    let out = ok(&site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]));
     assert!(out.contains("restored 1 sheets"), "{out}");
     let server = site.serve();
     assert!(site.login("dr-before").is_some(), "the user in the backup");
@@ -1245,4 +1246,50 @@ fn health_and_metrics_report_free_space_and_health_is_degraded_below_the_configu
     let out = site.nsdb(&["doctor"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("FIX  free disk"), "{said}");
+}
+
+#[test]
+fn restore_lists_the_sheets_the_hub_never_acknowledged_and_replaces_nothing_without_yes() {
+    let site = Site::new();
+    ok(&site.add_user("dr-restore"));
+    let server = site.serve();
+    let token = site.login("dr-restore").unwrap();
+    let (before, _) = create_sheet(site.port, &token, "控え 一郎");
+    let backup = site.path("backup-unacked");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let (after, _) = create_sheet(site.port, &token, "後書 二郎");
+    stop(server);
+
+    // Not enrolled: the hub acknowledged nothing. Without --yes (and no terminal) nothing is
+    // replaced; the warning names the count and the ids, never a patient's name.
+    let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(err.contains("2 sheet(s)"), "{err}");
+    assert!(err.contains(&before) && err.contains(&after), "{err}");
+    assert!(err.contains("nothing was replaced"), "{err}");
+    assert!(
+        err.contains("nsdb backup") && err.contains("--yes"),
+        "{err}"
+    );
+    assert!(!err.contains("控え") && !err.contains("後書"), "{err}");
+    let aside = std::fs::read_dir(site.path("data"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().contains("before-restore"));
+    assert!(!aside, "the database was replaced without --yes");
+    let server = site.serve();
+    let token = site.login("dr-restore").unwrap();
+    assert_eq!(get_sheet(site.port, &token, &after).0, 200);
+    stop(server);
+
+    // With --yes it warns the same and restores: the sheet written after the backup is gone.
+    let out = site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let said = ok(&out);
+    assert!(err.contains("2 sheet(s)"), "{err}");
+    assert!(said.contains("restored 1 sheets"), "{said}");
+    let server = site.serve();
+    let token = site.login("dr-restore").unwrap();
+    assert_eq!(get_sheet(site.port, &token, &before).0, 200);
+    assert_eq!(get_sheet(site.port, &token, &after).0, 404);
+    stop(server);
 }

@@ -145,6 +145,10 @@ enum Command {
         /// (after `nsdb rekey`, <key_file>.old): the database is re-encrypted to the node's key.
         #[arg(long, value_name = "OLD_KEY_FILE")]
         key_file: Option<PathBuf>,
+        /// Replace the database even when it holds sheets the hub never acknowledged (listed
+        /// before; their changes are lost). Without it, a terminal asks to type RESTORE.
+        #[arg(long)]
+        yes: bool,
     },
     /// Changes the database key to a new random key (the node must be stopped); the old key is
     /// kept as <key_file>.old for older backups.
@@ -731,7 +735,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             backup,
             verify_only,
             key_file,
-        } => ops::restore(&config, &backup, verify_only, key_file.as_deref()),
+            yes,
+        } => ops::restore(&config, &backup, verify_only, key_file.as_deref(), yes),
         Command::Rekey { config, recover } => ops::rekey(&config, recover),
         Command::Doctor { config } => ops::doctor(&config),
         Command::Config {

@@ -108,6 +108,10 @@ pub enum OpsError {
         path.display()
     )]
     FileConflict { path: PathBuf, dir: PathBuf },
+    #[error(
+        "not restored: {sheets} sheet(s) the hub never acknowledged would be lost; nothing was replaced: sync first (then take a new backup), or give --yes"
+    )]
+    NotConfirmed { sheets: usize },
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
