@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod imports;
+pub mod institution;
 pub mod keys;
 pub mod ops;
 pub mod papers;

@@ -433,6 +433,15 @@ fn provision(action: Provision) -> anyhow::Result<()> {
             hub_address,
             out,
         } => {
+            // A hospital's jurisdiction is its 医療機関コード: a mistyped one would match no
+            // node's institution.code and send it nothing.
+            let jurisdiction = if role == "hospital" {
+                crate::institution::InstitutionCode::parse(&jurisdiction)
+                    .map_err(|e| anyhow::anyhow!("--jurisdiction: {e}"))?
+                    .to_string()
+            } else {
+                jurisdiction
+            };
             let e = enrollment::issue(&data, &node_key, &role, &jurisdiction, &name, hub_address)?;
             enrollment::write_enrollment(&out, &e)?;
             println!("enrolled {name}; carry {} to the node", out.display());
@@ -574,8 +583,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            let node =
-                crate::Node::open(crate::NodeConfig::from_file(&config)?, crate::Clock::System)?;
+            let config = crate::NodeConfig::from_file(&config)?;
+            // On the hub a clinic, on a hospital node a hospital: a 医療機関コード, checked.
+            let institution = match institution {
+                Some(code) if config.role != crate::NodeRole::Municipality => Some(
+                    crate::institution::InstitutionCode::parse(&code)
+                        .map_err(|e| anyhow::anyhow!("--institution: {e}"))?
+                        .to_string(),
+                ),
+                other => other,
+            };
+            let node = crate::Node::open(config, crate::Clock::System)?;
             if let (Some(code), Some(name)) = (&institution, &institution_name) {
                 crate::accounts::name_institution(&node, code, name, "hospital").await?;
             }
