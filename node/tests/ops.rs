@@ -1199,7 +1199,9 @@ fn health_and_metrics_report_free_space_and_health_is_degraded_below_the_configu
     let metrics_port = free_port();
     let config = std::fs::read_to_string(site.config()).unwrap().replace(
         "[institution]",
-        &format!("metrics_listen = \"127.0.0.1:{metrics_port}\"\n\n[institution]"),
+        &format!(
+            "metrics_listen = \"127.0.0.1:{metrics_port}\"\nmin_free_disk_mib = 1\n\n[institution]"
+        ),
     );
     std::fs::write(site.config(), &config).unwrap();
     ok(&site.add_user("dr-space"));
@@ -1212,7 +1214,7 @@ fn health_and_metrics_report_free_space_and_health_is_degraded_below_the_configu
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["status"], "ok", "{body}");
     assert!(v["data_dir_free_bytes"].as_u64().unwrap() > 0, "{body}");
-    assert_eq!(v["min_free_bytes"], 1024u64 << 20, "{body}");
+    assert_eq!(v["min_free_bytes"], 1u64 << 20, "{body}");
     let (_, text) = metrics.expect("metrics answer");
     let free: f64 = text
         .lines()
@@ -1225,8 +1227,8 @@ fn health_and_metrics_report_free_space_and_health_is_degraded_below_the_configu
 
     // A minimum no disk meets (about 1 EiB): degraded, saying why; doctor says FIX.
     let config = config.replace(
-        "[institution]",
-        "min_free_disk_mib = 1000000000000\n\n[institution]",
+        "min_free_disk_mib = 1\n",
+        "min_free_disk_mib = 1000000000000\n",
     );
     std::fs::write(site.config(), &config).unwrap();
     let server = site.serve();

@@ -166,8 +166,9 @@ pub enum StoreError {
 }
 
 thread_local! {
-    /// Set when a full disk was met on this database thread; the thread's loop reads and clears
-    /// it after each job and records the time on its `Store` ([`Store::disk_full_within`]).
+    /// Set when a full disk was met on this database thread; each job (`Store::run`) reads and
+    /// clears it before answering and records the time on its `Store`
+    /// ([`Store::disk_full_within`]).
     static MET_DISK_FULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -234,10 +235,8 @@ pub struct Store {
     disk_full_at: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
-/// Runs one job on a database thread and records a full disk it met.
-fn run_job(job: Job, conn: &mut Connection, disk_full_at: &Mutex<Option<std::time::Instant>>) {
-    MET_DISK_FULL.with(|m| m.set(false));
-    job(conn);
+/// Records `at` when the closure just run on this database thread met a full disk.
+fn note_disk_full(disk_full_at: &Mutex<Option<std::time::Instant>>) {
     if MET_DISK_FULL.with(|m| m.replace(false))
         && let Ok(mut at) = disk_full_at.lock()
     {
@@ -349,12 +348,11 @@ impl Store {
 
         let disk_full_at: Arc<Mutex<Option<std::time::Instant>>> = Arc::default();
         let (wtx, wrx) = mpsc::channel::<Job>();
-        let full = Arc::clone(&disk_full_at);
         std::thread::Builder::new()
             .name("nsdb-db-writer".into())
             .spawn(move || {
                 while let Ok(job) = wrx.recv() {
-                    run_job(job, &mut writer, &full);
+                    job(&mut writer);
                 }
             })
             .map_err(|_| StoreError::Stopped)?;
@@ -370,7 +368,6 @@ impl Store {
             )?;
             conn.pragma_update(None, "query_only", true)?;
             let rrx = Arc::clone(&rrx);
-            let full = Arc::clone(&disk_full_at);
             std::thread::Builder::new()
                 .name(format!("nsdb-db-reader-{n}"))
                 .spawn(move || {
@@ -380,7 +377,7 @@ impl Store {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => run_job(job, &mut conn, &full),
+                            Ok(job) => job(&mut conn),
                             Err(_) => return,
                         }
                     }
@@ -411,6 +408,7 @@ impl Store {
     }
 
     async fn run<T, E>(
+        &self,
         queue: &mpsc::Sender<Job>,
         f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
@@ -419,8 +417,13 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let full = Arc::clone(&self.disk_full_at);
         let job: Job = Box::new(move |conn| {
-            let _ = tx.send(f(conn));
+            MET_DISK_FULL.with(|m| m.set(false));
+            let result = f(conn);
+            // Before the caller hears of it: a health check right after sees it.
+            note_disk_full(&full);
+            let _ = tx.send(result);
         });
         queue.send(job).map_err(|_| StoreError::Stopped)?;
         rx.await.map_err(|_| StoreError::Stopped)?
@@ -452,7 +455,7 @@ impl Store {
         if let Some(what) = self.damage() {
             return Err(StoreError::Damaged(what).into());
         }
-        Store::run(&self.writer, f).await
+        self.run(&self.writer, f).await
     }
 
     /// Runs `f` on one of the read-only connections.
@@ -464,7 +467,7 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        Store::run(&self.readers, f).await
+        self.run(&self.readers, f).await
     }
 }
 
