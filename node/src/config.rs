@@ -52,7 +52,8 @@ impl NodeRole {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Institution {
-    /// 医療機関コード (10 digits), 自治体コード or the ministry's code.
+    /// 医療機関コード (10 digits: 都道府県番号 2 + 点数表番号 1 + 医療機関コード 7; checked on a
+    /// hospital node), 自治体コード or the ministry's code.
     pub code: String,
     /// The institution's name as screens and prints show it.
     pub name: String,
@@ -79,6 +80,10 @@ pub struct NodeConfig {
     /// How often the serving node rechecks its database's integrity (config key
     /// `integrity_check_hours`, default [`DEFAULT_INTEGRITY_CHECK_HOURS`]); None: only at start.
     pub integrity_check_every: Option<std::time::Duration>,
+    /// Below this many free bytes on the data directory's file system the node reports itself
+    /// `degraded` (health, metrics) and `nsdb doctor` says FIX (config key `min_free_disk_mib`,
+    /// default [`crate::ops::space::DEFAULT_MIN_FREE_MIB`] MiB).
+    pub min_free_bytes: u64,
 }
 
 /// Hours between two integrity checks of a serving node when the config does not say.
@@ -132,6 +137,9 @@ struct ConfigFile {
     /// Hours between two integrity checks while the node serves (`cipher_integrity_check` and
     /// `quick_check`); `0` checks only at start. Default 24.
     integrity_check_hours: Option<u64>,
+    /// Free space (MiB) the data directory's file system must keep: below it `/api/v1/health`
+    /// answers `degraded` and `nsdb doctor` says FIX. Default 1024 (1 GiB).
+    min_free_disk_mib: Option<u64>,
 }
 
 impl NodeConfig {
@@ -150,6 +158,14 @@ impl NodeConfig {
                 path.display()
             ),
         };
+        let mut institution = file.institution;
+        // A hospital is named by its 医療機関コード: a mistyped one is refused here, before it
+        // names sheets, users and the enrollment.
+        if file.role == NodeRole::Hospital {
+            institution.code = crate::institution::InstitutionCode::parse(&institution.code)
+                .map_err(|e| anyhow::anyhow!("config {}: institution.code: {e}", path.display()))?
+                .to_string();
+        }
         let metrics_listen = match file.metrics_listen.as_deref() {
             Some("off") => None,
             Some(addr) => Some(addr.parse().map_err(|e| {
@@ -166,7 +182,7 @@ impl NodeConfig {
             listen: file.listen,
             data_dir: base.join(file.data_dir),
             key,
-            institution: file.institution,
+            institution,
             rules: file.rules.map(|r| RulesConfig {
                 pack: base.join(r.pack),
                 ministry_key: r.ministry_key,
@@ -183,6 +199,10 @@ impl NodeConfig {
                 0 => None,
                 h => Some(std::time::Duration::from_secs(h.saturating_mul(3600))),
             },
+            min_free_bytes: file
+                .min_free_disk_mib
+                .unwrap_or(crate::ops::space::DEFAULT_MIN_FREE_MIB)
+                .saturating_mul(1 << 20),
         })
     }
 
@@ -314,6 +334,17 @@ name = "東京テスト病院"
         std::fs::write(&path, both).unwrap();
         let err = NodeConfig::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("exactly one of key_file"), "{err}");
+        // A hospital's code of 5 digits is refused, naming the key and the rule.
+        let short = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("key_env = \"X\"\n", "")
+            .replace("1310000001", "13100");
+        std::fs::write(&path, short).unwrap();
+        let err = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("institution.code") && err.contains("5 桁") && err.contains("10 桁"),
+            "{err}"
+        );
         std::fs::write(&path, "name = 1\nrole = \"clinic\"\n").unwrap();
         let err = NodeConfig::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("nsdb.toml"), "{err}");

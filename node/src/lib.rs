@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod imports;
+pub mod institution;
 pub mod keys;
 pub mod monitor;
 pub mod ops;

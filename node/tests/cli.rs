@@ -317,7 +317,157 @@ name = "厚生労働省（試験）"
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("指定医と医療クラーク等だけ"), "{said}");
+    // A clinic's 医療機関コード has 10 digits: a 5-digit one is refused, saying so.
+    let out = add(
+        "short-code",
+        "clerk",
+        &["--institution", "13990", "--institution-name", "試験診療所"],
+    );
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("--institution") && said.contains("5 桁") && said.contains("10 桁"),
+        "{said}"
+    );
     // A name needs the code it names.
     let out = add("no-code", "clerk", &["--institution-name", "試験診療所"]);
     assert!(!out.status.success());
+}
+
+#[test]
+fn serve_never_creates_a_node_a_mistyped_data_dir_is_refused_and_init_sets_one_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    write_key(dir.path(), "ab", 0o600);
+    let serve = || {
+        Command::new(NSDB)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    // The data directory does not exist (a typo): refused, naming it and how to provision.
+    let out = serve();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    let data = dir.path().join("data");
+    assert!(
+        said.contains(&format!("{} does not exist", data.display())),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("nsdb init --config {}", config.display())),
+        "{said}"
+    );
+    assert!(!data.exists(), "serve created the data directory");
+
+    // It exists but holds no node.
+    std::fs::create_dir(&data).unwrap();
+    let out = serve();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("holds no node"), "{said}");
+    assert!(!data.join("node.db").exists(), "serve created a database");
+
+    // nsdb init sets it up once; then the node serves.
+    let out = Command::new(NSDB)
+        .args(["init", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("set up node"), "{said}");
+    let out = Command::new(NSDB)
+        .args(["init", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("already holds a node"), "{said}");
+
+    let mut server = Command::new(NSDB)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut health = None;
+    for _ in 0..100 {
+        health = http(port, "GET", "/api/v1/health", "");
+        if health.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let (status, body) = health.expect("the node set up by init serves");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_hospital_enrollment_with_a_five_digit_code_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, node) = (dir.path().join("hub"), dir.path().join("node"));
+    let run = |args: &[&str]| Command::new(NSDB).args(args).output().unwrap();
+    let out = run(&[
+        "provision",
+        "hub-init",
+        "--data",
+        hub.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:7443",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["provision", "node-key", "--data", node.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let issue = |code: &str| {
+        run(&[
+            "provision",
+            "issue",
+            "--data",
+            hub.to_str().unwrap(),
+            "--node-key",
+            &key,
+            "--role",
+            "hospital",
+            "--jurisdiction",
+            code,
+            "--name",
+            "試験病院",
+            "--out",
+            dir.path().join("e.toml").to_str().unwrap(),
+        ])
+    };
+    let out = issue("13990");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("--jurisdiction") && said.contains("10 桁"),
+        "{said}"
+    );
+    assert!(!dir.path().join("e.toml").exists());
+    let out = issue("1399000036");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

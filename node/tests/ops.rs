@@ -301,7 +301,8 @@ fn a_backup_taken_while_serving_restores_users_and_audit_and_refuses_tampering()
     assert!(!bytes.starts_with(b"SQLite format 3"));
     assert!(!String::from_utf8_lossy(&bytes).contains("dr-before"));
 
-    let out = ok(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    // Both sheets were never acknowledged by a hub (not enrolled): the restore asks for --yes.
+    let out = ok(&site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]));
     assert!(out.contains("restored 1 sheets"), "{out}");
     let server = site.serve();
     assert!(site.login("dr-before").is_some(), "the user in the backup");
@@ -900,8 +901,13 @@ fn a_full_disk_refuses_saves_clearly_loses_nothing_and_recovers_when_space_retur
     );
     // The node still answers. Opening a patient's sheet writes its audit entry first, so while
     // nothing can be written it is refused with the same message rather than shown unaudited.
-    let (status, _) = http(site.port, "GET", "/api/v1/health", None, "").unwrap();
+    // Health is not "ok" while the disk is full: degraded, naming the refused write.
+    let (status, health) = http(site.port, "GET", "/api/v1/health", None, "").unwrap();
     assert_eq!(status, 200);
+    assert!(
+        health.contains("\"status\":\"degraded\"") && health.contains("保存できなかった"),
+        "{health}"
+    );
     let (id, _) = &acknowledged[0];
     let (status, body) = get_sheet(site.port, &token, id);
     assert!(status == 507 || status == 200, "{status} {body}");
@@ -1109,4 +1115,184 @@ fn an_unfinished_backup_is_never_taken_for_a_real_one() {
     assert!(!err.contains("管理者に連絡"), "{err}");
     let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn doctor_on_an_emptied_database_says_it_was_lost_and_gives_the_restore_that_brings_it_back() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let backup = site.path("backup-empty");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let db = site.path("data/node.db");
+    std::fs::write(&db, b"").unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let out = site.nsdb(&["doctor"]);
+    refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("FIX  database"))
+        .unwrap_or_else(|| panic!("no database finding in\n{said}"));
+    assert!(line.contains("empty (0 bytes)"), "{line}");
+    assert!(line.contains("was lost"), "{line}");
+    let command = format!(
+        "nsdb restore --config {} BACKUP_DIR",
+        site.config().display()
+    );
+    assert!(line.contains(&command), "{line}");
+    // The command it gives, run with the backup, brings the node back.
+    ok(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    let out = ok(&site.nsdb(&["doctor"]));
+    assert!(out.contains("chain verified"), "{out}");
+}
+
+#[test]
+fn doctor_says_a_database_it_cannot_read_is_unreadable_and_what_to_do() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let db = site.path("data/node.db");
+    let aside = site.path("node.db.aside");
+    std::fs::rename(&db, &aside).unwrap();
+    // A directory where the file should be: unreadable as a database for every user, root too.
+    std::fs::create_dir(&db).unwrap();
+    let out = site.nsdb(&["doctor"]);
+    refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("FIX  database"))
+        .unwrap_or_else(|| panic!("no database finding in\n{said}"));
+    assert!(
+        line.contains("is a directory, not a database file"),
+        "{line}"
+    );
+    assert!(line.contains("mv "), "{line}");
+    std::fs::remove_dir(&db).unwrap();
+    std::fs::rename(&aside, &db).unwrap();
+
+    // A file without read permission: only a user other than root is stopped by its mode.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!(
+            "NOTE: running as root, which reads a file of mode 000: the mode sub-case is skipped (the directory case above ran)"
+        );
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let out = site.nsdb(&["doctor"]);
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+        refused(&out);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("FIX  database") && said.contains("cannot read"),
+            "{said}"
+        );
+        assert!(said.contains("chmod 600"), "{said}");
+    }
+    ok(&site.nsdb(&["doctor"]));
+}
+
+#[test]
+fn health_and_metrics_report_free_space_and_health_is_degraded_below_the_configured_minimum() {
+    let site = Site::new();
+    let metrics_port = free_port();
+    let config = std::fs::read_to_string(site.config()).unwrap().replace(
+        "[institution]",
+        &format!(
+            "metrics_listen = \"127.0.0.1:{metrics_port}\"\nmin_free_disk_mib = 1\n\n[institution]"
+        ),
+    );
+    std::fs::write(site.config(), &config).unwrap();
+    ok(&site.add_user("dr-space"));
+    let server = site.serve();
+    let health = http(site.port, "GET", "/api/v1/health", None, "");
+    let metrics = http(metrics_port, "GET", "/metrics", None, "");
+    stop(server);
+    let (status, body) = health.unwrap();
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok", "{body}");
+    assert!(v["data_dir_free_bytes"].as_u64().unwrap() > 0, "{body}");
+    assert_eq!(v["min_free_bytes"], 1u64 << 20, "{body}");
+    let (_, text) = metrics.expect("metrics answer");
+    let free: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("nsdb_data_dir_free_bytes "))
+        .unwrap_or_else(|| panic!("no nsdb_data_dir_free_bytes in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(free > 0.0, "{free}");
+
+    // A minimum no disk meets (about 1 EiB): degraded, saying why; doctor says FIX.
+    let config = config.replace(
+        "min_free_disk_mib = 1\n",
+        "min_free_disk_mib = 1000000000000\n",
+    );
+    std::fs::write(site.config(), &config).unwrap();
+    let server = site.serve();
+    let health = http(site.port, "GET", "/api/v1/health", None, "");
+    stop(server);
+    let (status, body) = health.unwrap();
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "degraded", "{body}");
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("min_free_disk_mib"),
+        "{body}"
+    );
+    let out = site.nsdb(&["doctor"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("FIX  free disk"), "{said}");
+}
+
+#[test]
+fn restore_lists_the_sheets_the_hub_never_acknowledged_and_replaces_nothing_without_yes() {
+    let site = Site::new();
+    ok(&site.add_user("dr-restore"));
+    let server = site.serve();
+    let token = site.login("dr-restore").unwrap();
+    let (before, _) = create_sheet(site.port, &token, "控え 一郎");
+    let backup = site.path("backup-unacked");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let (after, _) = create_sheet(site.port, &token, "後書 二郎");
+    stop(server);
+
+    // Not enrolled: the hub acknowledged nothing. Without --yes (and no terminal) nothing is
+    // replaced; the warning names the count and the ids, never a patient's name.
+    let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(err.contains("2 sheet(s)"), "{err}");
+    assert!(err.contains(&before) && err.contains(&after), "{err}");
+    assert!(err.contains("nothing was replaced"), "{err}");
+    assert!(
+        err.contains("nsdb backup") && err.contains("--yes"),
+        "{err}"
+    );
+    assert!(!err.contains("控え") && !err.contains("後書"), "{err}");
+    let aside = std::fs::read_dir(site.path("data"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().contains("before-restore"));
+    assert!(!aside, "the database was replaced without --yes");
+    let server = site.serve();
+    let token = site.login("dr-restore").unwrap();
+    assert_eq!(get_sheet(site.port, &token, &after).0, 200);
+    stop(server);
+
+    // With --yes it warns the same and restores: the sheet written after the backup is gone.
+    let out = site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let said = ok(&out);
+    assert!(err.contains("2 sheet(s)"), "{err}");
+    assert!(said.contains("restored 1 sheets"), "{said}");
+    let server = site.serve();
+    let token = site.login("dr-restore").unwrap();
+    assert_eq!(get_sheet(site.port, &token, &before).0, 200);
+    assert_eq!(get_sheet(site.port, &token, &after).0, 404);
+    stop(server);
 }

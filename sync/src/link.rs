@@ -116,17 +116,55 @@ pub enum LinkError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// The hub refused this node's key: it is not enrolled there, or its enrollment was
+    /// revoked (the hub does not say which).
+    #[error("the hub refused this node (not enrolled, or its enrollment was revoked): {0}")]
+    Refused(quinn::ConnectionError),
+    /// The hub's certificate does not hold the key this node's enrollment names: the node was
+    /// enrolled with another hub, or the hub's key changed.
+    #[error("the hub's key is not the one in this node's enrollment: {0}")]
+    WrongHub(quinn::ConnectionError),
+}
+
+/// TLS alerts that refuse a certificate (bad_certificate, unsupported_certificate,
+/// certificate_revoked, certificate_expired, certificate_unknown, unknown_ca, access_denied,
+/// certificate_required), as QUIC carries them (0x100 + alert).
+fn certificate_alert(code: u64) -> bool {
+    code & !0xff == 0x100 && matches!(code & 0xff, 42..=46 | 48 | 49 | 116)
+}
+
+/// Whether a closed connection means the hub refused this node, or this node refused the hub's
+/// key; None for any other reason (a network failure, the hub stopping).
+fn refusal(e: &quinn::ConnectionError) -> Option<LinkError> {
+    match e {
+        quinn::ConnectionError::ConnectionClosed(c) if certificate_alert(c.error_code.into()) => {
+            Some(LinkError::Refused(e.clone()))
+        }
+        quinn::ConnectionError::ApplicationClosed(a)
+            if a.error_code == 1u32.into()
+                && matches!(&a.reason[..], b"not enrolled" | b"revoked") =>
+        {
+            Some(LinkError::Refused(e.clone()))
+        }
+        quinn::ConnectionError::TransportError(t) if certificate_alert(t.code.into()) => {
+            Some(LinkError::WrongHub(e.clone()))
+        }
+        _ => None,
+    }
 }
 
 impl LinkError {
     /// A stable machine code for what went wrong: `socket`, `unreachable`, `connection_lost`,
-    /// `tls`, `protocol_version`, `stalled`, `closed`, `storage` or `protocol`.
+    /// `tls`, `refused` (the hub refuses this node), `wrong_hub` (the hub's key is not the
+    /// enrolled one), `protocol_version`, `stalled`, `closed`, `storage` or `protocol`.
     pub fn code(&self) -> &'static str {
         match self {
             LinkError::Socket(_) => "socket",
             LinkError::Connect { .. } => "unreachable",
             LinkError::Connection(_) => "connection_lost",
             LinkError::Tls(_) => "tls",
+            LinkError::Refused(_) => "refused",
+            LinkError::WrongHub(_) => "wrong_hub",
             LinkError::Session(s) => match s {
                 SessionError::Version { .. } => "protocol_version",
                 SessionError::Stalled(_) => "stalled",
@@ -152,6 +190,12 @@ impl LinkError {
             }
             LinkError::Tls(_) => {
                 "同期の暗号化の設定を作れません（このシステムの鍵を確かめてください）。".into()
+            }
+            LinkError::Refused(_) => {
+                "ハブがこのノードを受け付けません（登録取消し、または未登録）。ハブの管理者に、このノードの登録を確かめて必要なら登録し直してもらってください（nsdb provision issue、このノードで nsdb provision enroll）。それまで同期の再試行の間隔を延ばします。".into()
+            }
+            LinkError::WrongHub(_) => {
+                "接続先のハブの鍵が、このノードの登録ファイルにある鍵と一致しません（別のハブに登録したか、ハブの鍵が変わりました）。ハブの管理者から新しい登録ファイルを受け取り、nsdb provision enroll で登録し直してください。".into()
             }
             LinkError::Session(s) => match s {
                 SessionError::Version { theirs } => format!(
@@ -382,9 +426,20 @@ impl NodeLink {
                     "no answer within {} s; the hub may be down or unreachable",
                     CONNECT_TIMEOUT.as_secs()
                 ),
-            })??;
+            })?
+            .map_err(|e| refusal(&e).unwrap_or(LinkError::Connection(e)))?;
         self.connection = Some(connection.clone());
         Ok(connection)
+    }
+
+    /// `e`, or the refusal it stands for when `connection` was closed by one (a hub refuses a
+    /// node's certificate after the node's side of the handshake, so the refusal shows first
+    /// as a failed stream).
+    fn explain(connection: &quinn::Connection, e: LinkError) -> LinkError {
+        match connection.close_reason().as_ref().and_then(refusal) {
+            Some(refused) => refused,
+            None => e,
+        }
     }
 
     /// Runs one session with the hub, connecting first if needed.
@@ -395,7 +450,7 @@ impl NodeLink {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     self.connection = None;
-                    return Err(e.into());
+                    return Err(refusal(&e).unwrap_or(LinkError::Connection(e)));
                 }
                 Err(_) => {
                     self.connection = None;
@@ -423,7 +478,7 @@ impl NodeLink {
                 ) {
                     self.connection = None;
                 }
-                Err(e.into())
+                Err(NodeLink::explain(&connection, e.into()))
             }
         }
     }
@@ -892,21 +947,25 @@ pub(crate) mod tests {
         let node_key = LocalKey::from_seed([3; 32]);
         let node = Memory::default();
         let mut link = NodeLink::new(&node_key, hub.addr, hub.key.public()).expect("link");
-        assert!(link.sync(&node).await.is_err(), "unenrolled");
+        let err = link.sync(&node).await.expect_err("unenrolled");
+        assert_eq!(err.code(), "refused", "{err}");
+        assert!(err.words().contains("受け付けません"), "{}", err.words());
 
         hub.enrolled.0.lock().expect("lock").push(node_key.public());
         let mut link = NodeLink::new(&node_key, hub.addr, hub.key.public()).expect("link");
         link.sync(&node).await.expect("enrolled");
         hub.enrolled.0.lock().expect("lock").clear();
         link.disconnect();
-        assert!(link.sync(&node).await.is_err(), "revoked");
+        let err = link.sync(&node).await.expect_err("revoked");
+        assert_eq!(err.code(), "refused", "{err}");
 
         hub.enrolled.0.lock().expect("lock").push(node_key.public());
         let impostor = LocalKey::from_seed([4; 32]).public();
         let mut link = NodeLink::new(&node_key, hub.addr, impostor).expect("link");
-        assert!(
-            link.sync(&node).await.is_err(),
-            "hub key not the pinned one"
-        );
+        let err = link
+            .sync(&node)
+            .await
+            .expect_err("hub key not the pinned one");
+        assert_eq!(err.code(), "wrong_hub", "{err}");
     }
 }

@@ -173,3 +173,52 @@ async fn a_hospital_that_lost_its_disk_comes_back_enrolled_as_the_same_node() {
         hospital.sync.status()
     );
 }
+
+/// `nsdb restore` warns about the sheets a restore would lose: only those whose latest changes
+/// the hub has not acknowledged, never those it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_warns_only_of_the_sheets_the_hub_never_acknowledged() {
+    let mut site = SyncSite::start(3).await;
+    let node = site.hospital.node.clone();
+    let key = nsdb::store::DbKey::load(&node.config.key).expect("the node's key");
+    let unacknowledged =
+        || nsdb::ops::backup::unacknowledged(&node.config, &key).expect("the current database");
+    assert_eq!(sheet_ids_count(&node).await, 3);
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            unacknowledged().is_empty()
+        })
+        .await,
+        "the hub acknowledges the hospital's sheets: {:?}",
+        unacknowledged()
+    );
+
+    // The hub is down: a sheet written now has not reached it.
+    site.stop_hub();
+    let doctor = sign_in(&node, "doctor").await;
+    let form = node.catalogue.form("rinko-006").expect("form").clone();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    let values = nsdb::cli::seed::sheet_values(&form, &mut rng, node.clock.today_jst());
+    let id = node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .expect("saved")
+        .row
+        .id;
+    assert_eq!(unacknowledged(), vec![id.clone()]);
+
+    // Back up: once it reaches the hub, nothing would be lost.
+    site.start_hub().await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            unacknowledged().is_empty()
+        })
+        .await,
+        "the new sheet is acknowledged once the hub is back: {:?}",
+        unacknowledged()
+    );
+}
+
+async fn sheet_ids_count(node: &Arc<Node>) -> usize {
+    nsdb::testing::sync::sheet_ids(node).await.len()
+}

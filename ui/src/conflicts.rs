@@ -95,6 +95,8 @@ pub struct SyncStatusView {
     pub errors: Vec<(String, String)>,
     /// Sheets that could not cross, set aside while the others keep flowing.
     pub set_aside: Vec<SetAsideView>,
+    /// Why the hub refuses this node, while it does (shown first, as an error).
+    pub refused: Option<String>,
 }
 
 /// One sheet set aside by sync, as the sync page shows it.
@@ -113,6 +115,7 @@ pub fn sync_status(ctx: &PageContext<'_>, s: &SyncStatusView) -> Markup {
         ctx,
         "同期の状態",
         html! {
+            @if let Some(why) = &s.refused { p.error.refused { (why) } }
             dl.meta {
                 dt { "動作" } dd { (s.mode) }
                 dt { "接続" } dd { @if s.connected { "接続中" } @else { "未接続" } }
@@ -192,5 +195,36 @@ mod tests {
         p.can_resolve = false;
         assert!(!panel(&p).into_string().contains("この値を採用"));
         assert!(panel(&ConflictPanel::default()).into_string().is_empty());
+    }
+
+    #[test]
+    fn the_sync_page_says_first_when_the_hub_refuses_this_node() {
+        let ctx = crate::PageContext {
+            node_label: "医療機関 試験病院",
+            user_name: "試験",
+            user_kind: "事務",
+            can_read_sheets: true,
+            can_create: false,
+            is_admin: false,
+            can_review: false,
+            can_research: false,
+            can_enter_papers: false,
+            csrf: "t",
+        };
+        let why = "ハブがこのノードを受け付けません（登録取消し、または未登録）。";
+        let html = sync_status(
+            &ctx,
+            &SyncStatusView {
+                refused: Some(why.into()),
+                ..Default::default()
+            },
+        )
+        .into_string();
+        assert!(
+            html.contains(&format!("<p class=\"error refused\">{why}</p>")),
+            "{html}"
+        );
+        let html = sync_status(&ctx, &SyncStatusView::default()).into_string();
+        assert!(!html.contains("refused"));
     }
 }

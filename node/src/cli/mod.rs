@@ -45,6 +45,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Sets up a new node from its configuration: creates the data directory (mode 700), the
+    /// node's identity and its encrypted database with the institution. `nsdb serve` never
+    /// creates a node; run this once, then `nsdb user add`.
+    Init {
+        /// The node's TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Runs a hub, a hospital and a municipality node on loopback with demo users and data.
     Demo {
         /// Keep the nodes' data here (reused on the next start); default: a fresh temporary
@@ -137,6 +145,10 @@ enum Command {
         /// (after `nsdb rekey`, <key_file>.old): the database is re-encrypted to the node's key.
         #[arg(long, value_name = "OLD_KEY_FILE")]
         key_file: Option<PathBuf>,
+        /// Replace the database even when it holds sheets the hub never acknowledged (listed
+        /// before; their changes are lost). Without it, a terminal asks to type RESTORE.
+        #[arg(long)]
+        yes: bool,
     },
     /// Changes the database key to a new random key (the node must be stopped); the old key is
     /// kept as <key_file>.old for older backups.
@@ -434,6 +446,15 @@ fn provision(action: Provision) -> anyhow::Result<()> {
             hub_address,
             out,
         } => {
+            // A hospital's jurisdiction is its 医療機関コード: a mistyped one would match no
+            // node's institution.code and send it nothing.
+            let jurisdiction = if role == "hospital" {
+                crate::institution::InstitutionCode::parse(&jurisdiction)
+                    .map_err(|e| anyhow::anyhow!("--jurisdiction: {e}"))?
+                    .to_string()
+            } else {
+                jurisdiction
+            };
             let e = enrollment::issue(&data, &node_key, &role, &jurisdiction, &name, hub_address)?;
             enrollment::write_enrollment(&out, &e)?;
             println!("enrolled {name}; carry {} to the node", out.display());
@@ -525,7 +546,15 @@ fn error_text(e: &anyhow::Error) -> String {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config } => serve::serve(crate::NodeConfig::from_file(&config)?).await,
+        Command::Serve { config } => {
+            let file = config;
+            let config = crate::NodeConfig::from_file(&file)?;
+            // A public address without TLS is refused first, whatever the data directory holds.
+            crate::ops::tls::check_listen(config.listen, config.tls.as_ref())?;
+            crate::ops::guard::require_node(&config, &file)?;
+            serve::serve(config).await
+        }
+        Command::Init { config } => serve::init(&config).await,
         Command::Demo {
             data,
             port_base,
@@ -568,8 +597,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            let node =
-                crate::Node::open(crate::NodeConfig::from_file(&config)?, crate::Clock::System)?;
+            let config = crate::NodeConfig::from_file(&config)?;
+            // On the hub a clinic, on a hospital node a hospital: a 医療機関コード, checked.
+            let institution = match institution {
+                Some(code) if config.role != crate::NodeRole::Municipality => Some(
+                    crate::institution::InstitutionCode::parse(&code)
+                        .map_err(|e| anyhow::anyhow!("--institution: {e}"))?
+                        .to_string(),
+                ),
+                other => other,
+            };
+            let node = crate::Node::open(config, crate::Clock::System)?;
             if let (Some(code), Some(name)) = (&institution, &institution_name) {
                 crate::accounts::name_institution(&node, code, name, "hospital").await?;
             }
@@ -751,7 +789,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             backup,
             verify_only,
             key_file,
-        } => ops::restore(&config, &backup, verify_only, key_file.as_deref()),
+            yes,
+        } => ops::restore(&config, &backup, verify_only, key_file.as_deref(), yes),
         Command::Rekey { config, recover } => ops::rekey(&config, recover),
         Command::Doctor { config } => ops::doctor(&config),
         Command::Config {

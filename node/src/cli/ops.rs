@@ -64,6 +64,7 @@ pub fn restore(
     dir: &Path,
     verify_only: bool,
     key_file: Option<&Path>,
+    yes: bool,
 ) -> anyhow::Result<()> {
     let config = NodeConfig::from_file(config)?;
     let key = DbKey::load(&config.key)?;
@@ -91,13 +92,14 @@ pub fn restore(
         );
         return Ok(());
     }
-    let r = backup::restore(
+    let r = backup::restore_confirmed(
         &config,
         &key,
         backup_key.as_ref(),
         id.as_deref(),
         dir,
         crate::Clock::System.now_ms(),
+        &mut || warn_unacknowledged(&config, &key, dir, yes),
     )?;
     println!(
         "restored {} sheets, {} users, {} audit entries (verified) from {}, taken at {}",
@@ -133,6 +135,60 @@ pub fn restore(
     }
     println!("start the node: sheets changed since the backup come back from the hub by sync");
     Ok(())
+}
+
+/// How many unacknowledged sheet ids the warning lists before it only counts the rest.
+const LISTED_IDS: usize = 200;
+
+/// Before a restore replaces anything: says which sheets of the current database the hub never
+/// acknowledged (their changes would be lost) and how to keep them, then goes on only with
+/// `--yes` or, on a terminal, when the operator types `RESTORE`. Ids only, never a value.
+fn warn_unacknowledged(
+    config: &NodeConfig,
+    key: &DbKey,
+    dir: &Path,
+    yes: bool,
+) -> Result<(), crate::ops::OpsError> {
+    let ids = match backup::unacknowledged(config, key) {
+        Ok(ids) => ids,
+        Err(e) => {
+            eprintln!(
+                "note: the current database could not be read to see which sheets the hub has not acknowledged ({e}); changes made since the backup that did not reach the hub are lost with the restore"
+            );
+            return Ok(());
+        }
+    };
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut listed = ids
+        .iter()
+        .take(LISTED_IDS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > LISTED_IDS {
+        listed.push_str(&format!(" … and {} more", ids.len() - LISTED_IDS));
+    }
+    eprintln!(
+        "warning: {} sheet(s) in the current database were never acknowledged by the hub; restoring {} replaces them with the backup's older copy or removes them, and their changes would be lost: {listed}",
+        ids.len(),
+        dir.display()
+    );
+    eprintln!(
+        "to keep them: start the node and let it sync until its sync page (/sync) shows 0 waiting (未送信), then take a new backup (nsdb backup) and restore that one; or restore anyway with --yes"
+    );
+    if yes {
+        return Ok(());
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("type RESTORE to replace the database anyway: ");
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_ok() && line.trim() == "RESTORE" {
+            return Ok(());
+        }
+    }
+    Err(crate::ops::OpsError::NotConfirmed { sheets: ids.len() })
 }
 
 /// `nsdb rekey --config FILE [--recover]`.
@@ -199,8 +255,9 @@ pub fn audit_verify(config: &Path) -> anyhow::Result<()> {
 
 pub fn doctor(config: &Path) -> anyhow::Result<()> {
     use crate::ops::doctor::{Verdict, examine};
-    let config = NodeConfig::from_file(config)?;
-    let findings = examine(&config, crate::Clock::System.now_ms());
+    let file = config;
+    let config = NodeConfig::from_file(file)?;
+    let findings = examine(&config, file, crate::Clock::System.now_ms());
     let mut to_fix = 0;
     for f in &findings {
         let tag = match f.verdict {

@@ -91,6 +91,30 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `nsdb init --config FILE`: sets up a new node where its configuration says (data directory,
+/// identity, database, its institution) and prints its node id. Errors: a node is already there
+/// ([`crate::ops::OpsError::NodeExists`]), or the key or directory cannot be used.
+pub async fn init(file: &std::path::Path) -> anyhow::Result<()> {
+    let config = NodeConfig::from_file(file)?;
+    crate::ops::guard::require_no_node(&config, file)?;
+    let node = Node::open(config, crate::Clock::System)?;
+    let inst = node.config.institution.clone();
+    let kind = node.role().institution_kind();
+    node.store
+        .write(move |c| crate::accounts::ensure_institution(c, &inst.code, &inst.name, kind))
+        .await?;
+    println!(
+        "set up node {} ({}, {}) in {}; next: nsdb user add --config {}, then nsdb serve --config {}",
+        node.node_id,
+        node.config.name,
+        node.role().label(),
+        node.config.data_dir.display(),
+        file.display(),
+        file.display()
+    );
+    Ok(())
+}
+
 /// Signs the audit chain's head with the node's identity key when at least `every` entries were
 /// appended since the last checkpoint.
 async fn checkpoint(node: &std::sync::Arc<Node>, every: i64) -> anyhow::Result<()> {

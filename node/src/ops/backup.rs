@@ -441,6 +441,35 @@ pub struct Restored {
     pub rekeyed: bool,
 }
 
+/// Sheets of the node's current database whose latest changes the hub never acknowledged: the
+/// sheets written after the node was last in step with the hub (`sync_heads.seq` above
+/// `sync_in_step.seq`; every sheet when it never was), those with no recorded heads, and those
+/// set aside. A restore replaces them with the backup's older copy (or nothing), so the changes
+/// would be lost. Ids only, sorted. Empty on the hub (it is where acknowledgements come from)
+/// and when there is no current database. Errors: the current database cannot be opened or read.
+pub fn unacknowledged(config: &crate::NodeConfig, key: &DbKey) -> Result<Vec<String>, OpsError> {
+    let db = config.database_path();
+    if config.role == crate::NodeRole::Hub || std::fs::metadata(&db).map_or(true, |m| m.len() == 0)
+    {
+        return Ok(Vec::new());
+    }
+    let conn = connect(&db, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let in_step: i64 =
+        conn.query_row("SELECT coalesce(max(seq), -1) FROM sync_in_step", [], |r| {
+            r.get(0)
+        })?;
+    let mut st = conn.prepare(
+        "SELECT s.id FROM sheets s LEFT JOIN sync_heads h ON h.sheet_id = s.id
+          WHERE h.sheet_id IS NULL OR h.seq > ?1
+         UNION SELECT sheet_id FROM sync_set_aside
+         ORDER BY 1",
+    )?;
+    let ids = st
+        .query_map([in_step], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ids)
+}
+
 /// Restores the backup in `dir` over the node's database, after verifying it ([`verify`]). The
 /// node must be stopped (its data directory's lock is taken). The current database (with its
 /// WAL) is kept as `node.db.before-restore-<now_ms>`. The restored database is marked restored
@@ -461,6 +490,30 @@ pub fn restore(
     node_id: Option<&str>,
     dir: &Path,
     now_ms: i64,
+) -> Result<Restored, OpsError> {
+    restore_confirmed(
+        config,
+        key,
+        backup_key,
+        node_id,
+        dir,
+        now_ms,
+        &mut || Ok(()),
+    )
+}
+
+/// [`restore`], asking `confirm` once the backup is verified and before anything is replaced
+/// (while the data directory's lock is held): its error stops the restore with nothing
+/// replaced. `nsdb restore` asks there about sheets the hub never acknowledged
+/// ([`unacknowledged`]).
+pub fn restore_confirmed(
+    config: &crate::NodeConfig,
+    key: &DbKey,
+    backup_key: Option<&DbKey>,
+    node_id: Option<&str>,
+    dir: &Path,
+    now_ms: i64,
+    confirm: &mut dyn FnMut() -> Result<(), OpsError>,
 ) -> Result<Restored, OpsError> {
     let _lock = DirLock::acquire(&config.data_dir)?;
     let open_key = backup_key.unwrap_or(key);
@@ -522,6 +575,7 @@ pub fn restore(
             missing.push((name.clone(), content.clone()));
         }
     }
+    confirm()?;
     let db = config.database_path();
     let staged = config.data_dir.join("node.db.restoring");
     let _ = std::fs::remove_file(&staged);

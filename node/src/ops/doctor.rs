@@ -27,9 +27,6 @@ pub struct Finding {
     pub say: String,
 }
 
-/// Below this much free space on the data directory's file system, saves may soon be refused.
-pub const MIN_FREE_BYTES: u64 = 1 << 30;
-
 fn finding(check: &'static str, verdict: Verdict, say: impl Into<String>) -> Finding {
     Finding {
         check,
@@ -38,8 +35,9 @@ fn finding(check: &'static str, verdict: Verdict, say: impl Into<String>) -> Fin
     }
 }
 
-/// Runs every check on the node configured by `config`, with `now_ms` as the clock's reading.
-pub fn examine(config: &crate::NodeConfig, now_ms: i64) -> Vec<Finding> {
+/// Runs every check on the node configured by `config` (read from `config_file`, which the
+/// commands it advises name), with `now_ms` as the clock's reading.
+pub fn examine(config: &crate::NodeConfig, config_file: &Path, now_ms: i64) -> Vec<Finding> {
     let mut out = Vec::new();
     let key = match DbKey::load(&config.key) {
         Ok(k) => {
@@ -59,11 +57,15 @@ pub fn examine(config: &crate::NodeConfig, now_ms: i64) -> Vec<Finding> {
         }
     };
     out.push(data_dir(&config.data_dir));
-    out.push(free_disk(&config.data_dir));
+    out.push(free_disk(&config.data_dir, config.min_free_bytes));
     let db = config.database_path();
     let mut latest_audit = None;
     // A file that cannot be looked at (a directory of another owner) is not a missing one:
     // say so, rather than "does not exist", which reads as lost data.
+    let mut unusable = match db.try_exists() {
+        Ok(true) => unusable_file(&db, &config.data_dir, config_file),
+        _ => None,
+    };
     match (&key, db.try_exists()) {
         (_, Err(e)) => out.push(finding(
             "database",
@@ -86,6 +88,7 @@ pub fn examine(config: &crate::NodeConfig, now_ms: i64) -> Vec<Finding> {
                 db.display()
             ),
         )),
+        (_, Ok(true)) if unusable.is_some() => out.extend(unusable.take()),
         (None, Ok(true)) => out.push(finding(
             "database",
             Verdict::Warn,
@@ -117,6 +120,71 @@ pub fn examine(config: &crate::NodeConfig, now_ms: i64) -> Vec<Finding> {
         ),
     });
     out
+}
+
+/// A `node.db` that is there but cannot be a database: a directory or another kind of entry,
+/// a file the user cannot read, or an empty (0-byte) file — the database was lost (truncated by
+/// a failed copy, a full disk during a move, an editor). Each finding says what happened and
+/// the exact commands that bring the node back; None when the file can be opened and has bytes.
+fn unusable_file(db: &Path, data_dir: &Path, config_file: &Path) -> Option<Finding> {
+    let restore = format!(
+        "systemctl stop nsdb; nsdb restore --config {} BACKUP_DIR (the newest directory written by nsdb backup); systemctl start nsdb — sheets saved since that backup come back from the hub by sync",
+        config_file.display()
+    );
+    let meta = match std::fs::metadata(db) {
+        Ok(m) => m,
+        Err(e) => {
+            return Some(finding(
+                "database",
+                Verdict::Fix,
+                format!(
+                    "cannot read {} ({e}): the data directory must belong to the user running nsdb (chown -R nsdb:nsdb {}), or run nsdb doctor as that user or root",
+                    db.display(),
+                    data_dir.display()
+                ),
+            ));
+        }
+    };
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Some(finding(
+            "database",
+            Verdict::Fix,
+            format!(
+                "{} is {what}, not a database file, so nsdb cannot read it: move it away (mv {} {}.unreadable) and, if this node had a database, restore it: {restore}",
+                db.display(),
+                db.display(),
+                db.display()
+            ),
+        ));
+    }
+    if let Err(e) = std::fs::File::open(db) {
+        return Some(finding(
+            "database",
+            Verdict::Fix,
+            format!(
+                "cannot read {} ({e}): it must belong to the user running nsdb and be readable by it (chown -R nsdb:nsdb {}; chmod 600 {}), or run nsdb doctor as that user or root",
+                db.display(),
+                data_dir.display(),
+                db.display()
+            ),
+        ));
+    }
+    if meta.len() == 0 {
+        return Some(finding(
+            "database",
+            Verdict::Fix,
+            format!(
+                "{} is empty (0 bytes): the node's database was lost (emptied by a failed copy or move, or a full disk); nsdb refuses to start on it rather than come up as a new node without users. Restore the last backup: {restore}",
+                db.display()
+            ),
+        ));
+    }
+    None
 }
 
 /// The web listener's certificate: readable, in its validity period (a warning under 30 days
@@ -219,40 +287,36 @@ fn data_dir(dir: &Path) -> Finding {
     finding("data directory", Verdict::Ok, dir.display().to_string())
 }
 
-fn free_disk(dir: &Path) -> Finding {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let probe = if dir.exists() {
-            dir
-        } else {
-            dir.parent().unwrap_or(dir)
-        };
-        let Ok(c) = std::ffi::CString::new(probe.as_os_str().as_bytes()) else {
-            return finding("free disk", Verdict::Warn, "not checked: unusual path");
-        };
-        // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-            return finding("free disk", Verdict::Warn, "not checked: statvfs failed");
-        }
-        let free = st.f_bavail as u64 * st.f_frsize as u64;
-        let gib = free as f64 / (1u64 << 30) as f64;
-        if free < MIN_FREE_BYTES {
-            finding(
-                "free disk",
-                Verdict::Fix,
-                format!(
-                    "only {gib:.2} GiB free under {}: free space or grow the disk before saves are refused",
-                    probe.display()
-                ),
-            )
-        } else {
-            finding("free disk", Verdict::Ok, format!("{gib:.1} GiB free"))
-        }
+fn free_disk(dir: &Path, min_free_bytes: u64) -> Finding {
+    let Some(free) = super::space::free_bytes(dir) else {
+        return finding(
+            "free disk",
+            Verdict::Warn,
+            format!(
+                "not checked: the file system of {} cannot be asked",
+                dir.display()
+            ),
+        );
+    };
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    if free < min_free_bytes {
+        finding(
+            "free disk",
+            Verdict::Fix,
+            format!(
+                "only {:.2} GiB free under {} (min_free_disk_mib asks for {:.2} GiB): free space or grow the disk before saves are refused",
+                gib(free),
+                dir.display(),
+                gib(min_free_bytes)
+            ),
+        )
+    } else {
+        finding(
+            "free disk",
+            Verdict::Ok,
+            format!("{:.1} GiB free", gib(free)),
+        )
     }
-    #[cfg(not(unix))]
-    finding("free disk", Verdict::Warn, "not checked on this system")
 }
 
 fn database(conn: &rusqlite::Connection, config: &crate::NodeConfig) -> Vec<Finding> {

@@ -3,8 +3,9 @@
 //! When a node first opens its database it writes its node id into `node_meta` and leaves a
 //! marker file, [`MARKER`], in the data directory. From then on a missing or empty (0-byte)
 //! `node.db` is refused instead of silently becoming a new, empty node, and a database holding
-//! another node's id is refused. `nsdb serve` holds an exclusive lock on [`LOCK`] while it runs,
-//! so `nsdb restore` and `nsdb rekey` refuse to run under it. This module must never create or
+//! another node's id is refused. `nsdb serve` refuses a data directory that holds no node at
+//! all ([`require_node`]): only `nsdb init` sets one up. `nsdb serve` holds an exclusive lock on
+//! [`LOCK`] while it runs, so `nsdb restore` and `nsdb rekey` refuse to run under it. This module must never create or
 //! replace a database.
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,45 @@ pub fn check_before_open(data_dir: &Path, db: &Path) -> Result<(), OpsError> {
         node: node.trim().to_string(),
         marker,
     })
+}
+
+/// Refuses to serve a data directory that holds no node: it does not exist, or has neither a
+/// database nor the marker of one (a data directory that held a database and lost it is left
+/// to [`check_before_open`], which says to restore). `config_file` is named in the message.
+/// Only `nsdb init` (and the operator's first `nsdb user add`) create a node; `nsdb serve`
+/// never does, so a typo in `data_dir` cannot start a new, empty node beside the real one.
+pub fn require_node(config: &crate::NodeConfig, config_file: &Path) -> Result<(), OpsError> {
+    let dir = &config.data_dir;
+    let no_node = |what| OpsError::NoNode {
+        dir: dir.clone(),
+        what,
+        config: config_file.to_path_buf(),
+    };
+    if !dir.is_dir() {
+        return Err(no_node("does not exist"));
+    }
+    if dir.join(MARKER).exists() {
+        return Ok(());
+    }
+    match std::fs::metadata(config.database_path()) {
+        Ok(m) if m.len() > 0 => Ok(()),
+        Ok(_) => Err(no_node("holds an empty node.db and no node")),
+        Err(_) => Err(no_node("holds no node (no node.db)")),
+    }
+}
+
+/// Refuses `nsdb init` where a node already is (a database, or the marker of one).
+pub fn require_no_node(config: &crate::NodeConfig, config_file: &Path) -> Result<(), OpsError> {
+    let db = config.database_path();
+    let has_db = std::fs::metadata(&db).is_ok_and(|m| m.len() > 0);
+    if has_db || config.data_dir.join(MARKER).exists() {
+        return Err(OpsError::NodeExists {
+            dir: config.data_dir.clone(),
+            db,
+            config: config_file.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// The node id a database says it belongs to (`node_meta.node_id`), if it says.

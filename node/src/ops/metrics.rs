@@ -1,7 +1,7 @@
 //! Prometheus metrics of one node (OpenMetrics text, `prometheus-client`, the Prometheus
 //! project's own Rust client): requests by route and status with latency histograms, sync
 //! sessions and bytes, sheets waiting for the hub, audit entries, sign-in failures, database
-//! size and damage.
+//! size and damage, free space on the data directory.
 //!
 //! Each node has its own registry (the demo runs three nodes in one process), served on a
 //! separate listener that binds to loopback by default (`metrics_listen` in the config).
@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub sync_connected: bool,
     /// Whether the integrity check found damage (writes are refused).
     pub database_damaged: bool,
+    /// Free bytes on the data directory's file system (0 when it cannot be measured).
+    pub data_dir_free_bytes: u64,
 }
 
 /// The node's metrics. Cheap to share (`Arc<Node>` holds one).
@@ -73,6 +75,7 @@ pub struct Metrics {
     sync_set_aside: Gauge<u64, AtomicU64>,
     sync_connected: Gauge<u64, AtomicU64>,
     database_damaged: Gauge<u64, AtomicU64>,
+    data_dir_free_bytes: Gauge<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -154,6 +157,11 @@ impl Metrics {
                 "database_damaged",
                 "1 when the integrity check found damage and writes are refused",
             ),
+            data_dir_free_bytes: gauge(
+                &mut registry,
+                "data_dir_free_bytes",
+                "Free bytes on the data directory's file system",
+            ),
             registry,
             requests,
             latency,
@@ -208,6 +216,7 @@ impl Metrics {
         self.sync_set_aside.set(now.sync_set_aside);
         self.sync_connected.set(u64::from(now.sync_connected));
         self.database_damaged.set(u64::from(now.database_damaged));
+        self.data_dir_free_bytes.set(now.data_dir_free_bytes);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -242,6 +251,7 @@ impl crate::Node {
             sync_set_aside: status.set_aside.len() as u64,
             sync_connected: status.connected,
             database_damaged: self.store.damage().is_some(),
+            data_dir_free_bytes: crate::ops::space::free_bytes(&self.config.data_dir).unwrap_or(0),
         }))
     }
 }

@@ -2,7 +2,8 @@
 //! (a node never starts as someone else or as nobody; one server per data directory), `backup`
 //! (online, encrypted backups with a manifest, and verified restores), `rekey` (changing the
 //! database key so that a crash at any point leaves a database that opens with one of the two
-//! keys), `tls` (the web listener's certificate, and no plain HTTP beyond loopback).
+//! keys), `space` (free space on the data directory, a recent full disk), `tls` (the web
+//! listener's certificate, and no plain HTTP beyond loopback).
 //!
 //! This module works on files and on its own database connections; it must never log a stored
 //! value or a key, and must never replace a database before the replacement has been verified.
@@ -13,6 +14,7 @@ pub mod guard;
 pub mod integrity;
 pub mod metrics;
 pub mod rekey;
+pub mod space;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,29 @@ pub enum OpsError {
         what: &'static str,
         node: String,
         marker: PathBuf,
+    },
+    #[error(
+        "{} {what}: nsdb serve never creates a node, so that a mistyped data_dir starts nothing. Check data_dir in {}; to set up a new node there, run nsdb init --config {} first (then nsdb user add), or restore one (nsdb restore --config {} BACKUP_DIR)",
+        dir.display(),
+        config.display(),
+        config.display(),
+        config.display()
+    )]
+    NoNode {
+        dir: PathBuf,
+        what: &'static str,
+        config: PathBuf,
+    },
+    #[error(
+        "{} already holds a node (its database is {}): nsdb init sets up only a new node; serve this one (nsdb serve --config {})",
+        dir.display(),
+        db.display(),
+        config.display()
+    )]
+    NodeExists {
+        dir: PathBuf,
+        db: PathBuf,
+        config: PathBuf,
     },
     #[error(
         "{} belongs to node {found}, but this data directory's identity is node {ours}: put this node's own database (or a backup of it) in place",
@@ -83,6 +108,10 @@ pub enum OpsError {
         path.display()
     )]
     FileConflict { path: PathBuf, dir: PathBuf },
+    #[error(
+        "not restored: {sheets} sheet(s) the hub never acknowledged would be lost; nothing was replaced: sync first (then take a new backup), or give --yes"
+    )]
+    NotConfirmed { sheets: usize },
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,

@@ -165,10 +165,20 @@ pub enum StoreError {
     Stopped,
 }
 
+thread_local! {
+    /// Set when a full disk was met on this database thread; each job (`Store::run`) reads and
+    /// clears it before answering and records the time on its `Store`
+    /// ([`Store::disk_full_within`]).
+    static MET_DISK_FULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull,
+            Some(rusqlite::ErrorCode::DiskFull) => {
+                MET_DISK_FULL.with(|m| m.set(true));
+                StoreError::DiskFull
+            }
             _ => StoreError::Sqlite(e),
         }
     }
@@ -224,6 +234,16 @@ pub struct Store {
     readers: mpsc::Sender<Job>,
     path: Arc<PathBuf>,
     damage: Arc<Mutex<Option<String>>>,
+    disk_full_at: Arc<Mutex<Option<std::time::Instant>>>,
+}
+
+/// Records `at` when the closure just run on this database thread met a full disk.
+fn note_disk_full(disk_full_at: &Mutex<Option<std::time::Instant>>) {
+    if MET_DISK_FULL.with(|m| m.replace(false))
+        && let Ok(mut at) = disk_full_at.lock()
+    {
+        *at = Some(std::time::Instant::now());
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -328,6 +348,7 @@ impl Store {
         // that reads first and writes later fails at once if another process wrote meanwhile.
         writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
 
+        let disk_full_at: Arc<Mutex<Option<std::time::Instant>>> = Arc::default();
         let (wtx, wrx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("nsdb-db-writer".into())
@@ -370,7 +391,18 @@ impl Store {
             readers: rtx,
             path: Arc::new(path.to_path_buf()),
             damage: Arc::default(),
+            disk_full_at,
         })
+    }
+
+    /// Whether a write (or read) met a full disk ([`StoreError::DiskFull`]) within `window`
+    /// before now.
+    pub fn disk_full_within(&self, window: std::time::Duration) -> bool {
+        self.disk_full_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() <= window)
     }
 
     pub fn path(&self) -> &Path {
@@ -378,6 +410,7 @@ impl Store {
     }
 
     async fn run<T, E>(
+        &self,
         queue: &mpsc::Sender<Job>,
         f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
@@ -386,8 +419,13 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let full = Arc::clone(&self.disk_full_at);
         let job: Job = Box::new(move |conn| {
-            let _ = tx.send(f(conn));
+            MET_DISK_FULL.with(|m| m.set(false));
+            let result = f(conn);
+            // Before the caller hears of it: a health check right after sees it.
+            note_disk_full(&full);
+            let _ = tx.send(result);
         });
         queue.send(job).map_err(|_| StoreError::Stopped)?;
         rx.await.map_err(|_| StoreError::Stopped)?
@@ -419,7 +457,7 @@ impl Store {
         if let Some(what) = self.damage() {
             return Err(StoreError::Damaged(what).into());
         }
-        Store::run(&self.writer, f).await
+        self.run(&self.writer, f).await
     }
 
     /// Runs `f` on one of the read-only connections.
@@ -431,7 +469,7 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        Store::run(&self.readers, f).await
+        self.run(&self.readers, f).await
     }
 }
 
@@ -686,5 +724,25 @@ mod tests {
             })
             .await;
         assert!(res.unwrap_err().to_string().contains("append-only"));
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_remembered_for_the_health_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("n.db"), Some(&key(6)), 1).unwrap();
+        let window = std::time::Duration::from_secs(600);
+        assert!(!store.disk_full_within(window));
+        // SQLite answers SQLITE_FULL once the file may not grow: as on a full disk.
+        let res = store
+            .write(|c| {
+                c.execute_batch("CREATE TABLE filler (b BLOB)")?;
+                let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+                c.execute("INSERT INTO filler VALUES (zeroblob(1000000))", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .await;
+        assert!(matches!(res, Err(StoreError::DiskFull)), "{res:?}");
+        assert!(store.disk_full_within(window));
     }
 }

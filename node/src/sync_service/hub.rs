@@ -1,5 +1,6 @@
 //! The hub's side: the registry of enrolled nodes (read at every handshake, so a revocation
-//! takes effect at once), the hub's sync endpoint, and grants that open a sheet to a node.
+//! takes effect at once; refused handshakes audited at most once an hour per node), the hub's
+//! sync endpoint, and grants that open a sheet to a node.
 
 use super::{NodeReplica, SyncTask, local_key};
 use std::net::SocketAddr;
@@ -13,16 +14,30 @@ use rusqlite::params;
 use crate::{Node, audit};
 
 /// The hub's view of enrolled nodes: the registry file, read at every handshake and session so
-/// that a revocation takes effect at once.
+/// that a revocation takes effect at once. With [`RegistryDirectory::auditing`], refused
+/// handshakes are logged and audited ([`Refusals`]).
 #[derive(Debug)]
 pub struct RegistryDirectory {
     dir: PathBuf,
+    refusals: Option<Refusals>,
 }
 
 impl RegistryDirectory {
     pub fn new(dir: &Path) -> RegistryDirectory {
         RegistryDirectory {
             dir: dir.to_path_buf(),
+            refusals: None,
+        }
+    }
+
+    /// The directory of `node` (the hub), recording the handshakes it refuses.
+    pub fn auditing(node: &Arc<Node>) -> RegistryDirectory {
+        RegistryDirectory {
+            dir: node.config.data_dir.clone(),
+            refusals: Some(Refusals {
+                node: Arc::downgrade(node),
+                seen: Default::default(),
+            }),
         }
     }
 }
@@ -33,8 +48,86 @@ impl nsdb_sync::KeyDirectory for RegistryDirectory {
     }
 }
 
+/// One audit entry per refused node per [`REFUSAL_WINDOW_MS`].
+pub const REFUSAL_WINDOW_MS: i64 = 3_600_000;
+
+/// The hub's record of handshakes it refused (a node not enrolled, or revoked): the first
+/// refusal of a node in each hour is logged (node id only) and audited as `sync_refused` with
+/// target the node id and detail `attempts=N`, N the refusals of that node since its previous
+/// entry (this one included); the others are counted in memory. A node retrying in a loop thus
+/// adds at most one entry an hour.
+#[derive(Debug)]
+pub struct Refusals {
+    node: std::sync::Weak<Node>,
+    /// Per node: when its last entry was written, and the refusals since (that one included).
+    seen: std::sync::Mutex<std::collections::HashMap<NodeId, (i64, u64)>>,
+}
+
+impl Refusals {
+    fn refused(&self, who: NodeId) {
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        let now = node.clock.now_ms();
+        let attempts = {
+            let Ok(mut seen) = self.seen.lock() else {
+                return;
+            };
+            let entry = seen.entry(who).or_insert((i64::MIN, 0));
+            entry.1 += 1;
+            if entry.0 != i64::MIN && now - entry.0 < REFUSAL_WINDOW_MS {
+                return;
+            }
+            let attempts = entry.1;
+            *entry = (now, 0);
+            attempts
+        };
+        tracing::warn!(target: "nsdb::sync", node = %who, attempts, "refused a node that is not enrolled or was revoked; audited (at most once an hour per node)");
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let (target, detail) = (who.to_string(), format!("attempts={attempts}"));
+            let written = node
+                .store
+                .write(move |c| {
+                    audit::append(
+                        c,
+                        audit::Entry {
+                            at_ms: now,
+                            user: None,
+                            action: "sync_refused",
+                            target: Some(&target),
+                            detail: Some(&detail),
+                        },
+                    )
+                    .map_err(crate::Error::from)
+                })
+                .await;
+            if let Err(e) = written {
+                tracing::warn!(target: "nsdb::sync", error = %e, "the refused node was not audited");
+            }
+        });
+    }
+}
+
 impl nsdb_sync::Directory for RegistryDirectory {
+    /// The enrolled, unrevoked node holding `key`. A refusal is recorded here, whether the
+    /// handshake asks ([`nsdb_sync::KeyDirectory::accepts`]) or, for a resumed TLS session that
+    /// skipped the certificate check, the connection or a new stream does.
     fn peer(&self, key: &PublicKey) -> Option<Peer> {
+        let found = self.lookup(key);
+        if found.is_none()
+            && let Some(r) = &self.refusals
+        {
+            r.refused(key.node_id());
+        }
+        found
+    }
+}
+
+impl RegistryDirectory {
+    fn lookup(&self, key: &PublicKey) -> Option<Peer> {
         let registry = match enrollment::registry(&self.dir) {
             Ok(r) => r,
             Err(reason) => {
@@ -64,7 +157,7 @@ impl nsdb_sync::Directory for RegistryDirectory {
 /// Starts the hub's endpoint on `listen`.
 pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTask> {
     let key = local_key(node)?;
-    let directory = Arc::new(RegistryDirectory::new(&node.config.data_dir));
+    let directory = Arc::new(RegistryDirectory::auditing(node));
     let endpoint = Arc::new(HubEndpoint::bind(listen, &key, directory.clone())?);
     let addr = endpoint.local_addr()?;
     let replica = Arc::new(NodeReplica::new(node.clone()));

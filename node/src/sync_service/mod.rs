@@ -36,7 +36,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nsdb_provisioning::enrollment;
-use nsdb_sync::{HubEndpoint, LocalKey, NodeId, NodeLink, PublicKey, SessionStats, SheetId};
+use nsdb_sync::{
+    HubEndpoint, LinkError, LocalKey, NodeId, NodeLink, PublicKey, SessionStats, SheetId,
+};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
@@ -156,6 +158,11 @@ pub struct SyncStatus {
     /// Sheets whose latest changes the hub has not acknowledged (node only): written here
     /// after the last session the hub confirmed, or set aside.
     pub waiting: u64,
+    /// Node: why the hub refuses this node (not enrolled or revoked, or a hub whose key is not
+    /// the enrolled one), in words for the sync page, while it does; None once a session
+    /// succeeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     /// Sheets that could not cross (node only), each with its reason; the others keep flowing.
     pub set_aside: Vec<SetAsideSheet>,
     /// Sessions completed since the node started.
@@ -496,14 +503,14 @@ pub async fn round(
 async fn marked(
     replica: &NodeReplica,
     hub: NodeId,
-    result: Result<SessionStats, nsdb_sync::LinkError>,
+    result: Result<SessionStats, LinkError>,
     in_step: i64,
-) -> Result<SessionStats, nsdb_sync::LinkError> {
+) -> Result<SessionStats, LinkError> {
     let stats = result?;
     replica
         .mark_in_step(hub, in_step)
         .await
-        .map_err(|e| nsdb_sync::LinkError::Session(nsdb_sync::SessionError::Replica(e)))?;
+        .map_err(|e| LinkError::Session(nsdb_sync::SessionError::Replica(e)))?;
     Ok(stats)
 }
 
@@ -513,7 +520,7 @@ pub trait AfterSession {
     /// it succeeded; says whether the round goes on.
     fn after(
         &mut self,
-        result: Result<SessionStats, nsdb_sync::LinkError>,
+        result: Result<SessionStats, LinkError>,
         in_step: i64,
     ) -> impl std::future::Future<Output = bool> + Send;
 }
@@ -527,11 +534,7 @@ struct Record<'a> {
 }
 
 impl AfterSession for Record<'_> {
-    async fn after(
-        &mut self,
-        result: Result<SessionStats, nsdb_sync::LinkError>,
-        _in_step: i64,
-    ) -> bool {
+    async fn after(&mut self, result: Result<SessionStats, LinkError>, _in_step: i64) -> bool {
         after_session(self.node, self.handle, self.hub, self.options, result).await
     }
 }
@@ -544,7 +547,7 @@ async fn after_session(
     handle: &SyncHandle,
     hub: NodeId,
     options: &SyncOptions,
-    result: Result<SessionStats, nsdb_sync::LinkError>,
+    result: Result<SessionStats, LinkError>,
 ) -> bool {
     let ok = result.is_ok();
     match result {
@@ -583,9 +586,30 @@ async fn after_session(
             node.metrics
                 .sync_session(true, stats.bytes_sent, stats.bytes_received);
             handle.update(|s| {
+                s.refused = None;
                 s.last_success_ms = Some(now);
                 s.sessions += 1;
                 s.last_session = Some((&stats).into());
+            });
+        }
+        Err(e) if matches!(e, LinkError::Refused(_) | LinkError::WrongHub(_)) => {
+            // Refused, not cut off: said once per streak as an error with what to do, shown
+            // on the sync page, and retried far less often (the loop reads `refused`).
+            let now = node.clock.now_ms();
+            let words = e.words();
+            if handle.status().refused.as_deref() != Some(words.as_str()) {
+                tracing::error!(target: "nsdb::sync", code = e.code(), reason = %e, "{words}");
+            }
+            node.metrics.sync_session(false, 0, 0);
+            handle.update(|s| {
+                s.last_failure_ms = Some(now);
+                s.refused = Some(words.clone());
+            });
+            handle.record_error(SyncErrorLine {
+                at_ms: now,
+                code: e.code().into(),
+                message: words,
+                detail: e.to_string(),
             });
         }
         Err(e) => {
@@ -610,6 +634,11 @@ async fn after_session(
     }
     ok
 }
+
+/// While the hub refuses this node, sync is retried this many times less often than after a
+/// lost connection (`max_backoff` × 10: 5 minutes with the default options), so that a revoked
+/// node does not knock at the hub every few seconds.
+pub const REFUSED_BACKOFF_FACTOR: u32 = 10;
 
 /// Starts a node's sync loop with the hub it was enrolled with.
 pub fn start_node(
@@ -667,6 +696,8 @@ pub fn start_node(
             let ok = round(&replica, &mut link, hub, seen, &mut record).await;
             if ok {
                 backoff = options.min_backoff;
+            } else if handle.status().refused.is_some() {
+                backoff = options.max_backoff.saturating_mul(REFUSED_BACKOFF_FACTOR);
             }
             let aside = handle
                 .status()
@@ -685,7 +716,9 @@ pub fn start_node(
                     _ = tokio::time::sleep(backoff) => {}
                     _ = handle.wake.notified() => {}
                 }
-                backoff = (backoff * 2).min(options.max_backoff);
+                if handle.status().refused.is_none() {
+                    backoff = (backoff * 2).min(options.max_backoff);
+                }
                 continue;
             }
             // Wait for a local change, a request, or the period.

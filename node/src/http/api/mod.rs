@@ -26,12 +26,21 @@ use crate::http::shared::json::{ApiError, ErrorBody, ErrorDetail};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `damaged` when the integrity check found damage (writes are refused; see
-    /// `damage`).
+    /// `ok`; `degraded` when the data directory's free space is under `min_free_disk_mib` or a
+    /// write met a full disk within the last 10 minutes (see `problems`); `damaged` when the
+    /// integrity check found damage (writes are refused; see `damage`).
     status: String,
     /// What the integrity check found, when it found damage.
     #[serde(skip_serializing_if = "Option::is_none")]
     damage: Option<String>,
+    /// Why the node is degraded, one sentence each (Japanese); absent when it is not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<String>,
+    /// Free bytes on the data directory's file system (absent when it cannot be measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir_free_bytes: Option<u64>,
+    /// The configured minimum free space, in bytes (`min_free_disk_mib`).
+    min_free_bytes: u64,
     role: NodeRole,
     node: String,
     version: String,
@@ -42,9 +51,19 @@ pub struct Health {
     responses((status = 200, body = Health)))]
 async fn health(State(node): State<AppState>) -> Json<Health> {
     let damage = node.store.damage();
+    let room = node.room();
+    let problems = room.problems();
+    let status = match (&damage, problems.is_empty()) {
+        (Some(_), _) => "damaged",
+        (None, false) => "degraded",
+        (None, true) => "ok",
+    };
     Json(Health {
-        status: if damage.is_some() { "damaged" } else { "ok" }.into(),
+        status: status.into(),
         damage,
+        problems,
+        data_dir_free_bytes: room.free_bytes,
+        min_free_bytes: room.min_free_bytes,
         role: node.role(),
         node: node.config.name.clone(),
         version: env!("CARGO_PKG_VERSION").into(),

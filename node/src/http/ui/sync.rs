@@ -47,6 +47,7 @@ fn status_view(s: &SyncStatus) -> nsdb_ui::conflicts::SyncStatusView {
                 next_retry: jst_seconds(Some(a.next_retry_ms)),
             })
             .collect(),
+        refused: s.refused.clone(),
         errors: s
             .errors
             .iter()
