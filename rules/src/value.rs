@@ -73,6 +73,44 @@ fn days_in_month(year: i32, month: u8) -> u8 {
     }
 }
 
+/// Text as typed or pasted, composed (Unicode NFC): `か` + `゙` (decomposed, as some systems
+/// copy it) becomes `が`, so a value is checked, stored and searched as one form. CJK
+/// compatibility ideographs (U+F900–U+FAFF, U+2F800–U+2FA1F: variant forms in names such as
+/// 神 U+FA19) are kept as typed, since NFC would replace them with their unified forms.
+pub fn compose(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::is_nfc_quick;
+    if matches!(
+        is_nfc_quick(s.chars()),
+        unicode_normalization::IsNormalized::Yes
+    ) {
+        return s.to_string();
+    }
+    let variant = |c: char| {
+        ('\u{F900}'..='\u{FAFF}').contains(&c) || ('\u{2F800}'..='\u{2FA1F}').contains(&c)
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    for c in s.chars() {
+        if variant(c) {
+            out.extend(run.nfc());
+            run.clear();
+            out.push(c);
+        } else {
+            run.push(c);
+        }
+    }
+    out.extend(run.nfc());
+    out
+}
+
+/// A search term as typed: compatibility forms folded (NFKC: half-width katakana to full
+/// width, full-width digits and letters to ASCII, decomposed kana composed).
+pub fn fold_query(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc().collect()
+}
+
 /// Full-width ASCII (digits, letters, punctuation) and the ideographic space to half-width.
 fn ascii_narrow(s: &str) -> String {
     s.chars()
@@ -138,7 +176,8 @@ fn is_full_katakana_name(s: &str) -> bool {
 /// Normalises what was typed for an item into its stored form. Never fails: a value that cannot
 /// be normalised is kept as typed (trimmed), and `problem` says what is wrong with it.
 pub fn normalise(item: &ItemDef, raw: &str) -> String {
-    let t = raw.trim();
+    let composed = compose(raw);
+    let t = composed.trim();
     match item.ty {
         ItemType::Text => t.to_string(),
         ItemType::Kana => to_full_katakana(t).trim().to_string(),
@@ -341,6 +380,20 @@ fn range_problem(item: &ItemDef, v: f64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pasted_decomposed_text_is_composed_and_variant_ideographs_stay() {
+        let nfd = "\u{30AB}\u{3099}\u{30C8}\u{3099}"; // カ + ゙, ト + ゙ as pasted from NFD
+        assert_eq!(compose(nfd), "ガド");
+        assert_eq!(
+            compose("\u{FA19}田"),
+            "\u{FA19}田",
+            "神 (variant) is kept as typed"
+        );
+        assert_eq!(compose("𠮷野"), "𠮷野");
+        assert_eq!(fold_query("ﾔﾏﾀﾞ"), "ヤマダ");
+        assert_eq!(fold_query("１２３"), "123");
+    }
 
     #[test]
     fn typed_dates_accept_what_a_clerk_types_and_refuse_what_is_not_a_date() {

@@ -83,12 +83,7 @@ fn field_id(item: &str) -> String {
 }
 
 fn title(form: &FormDef) -> String {
-    format!(
-        "【{}】 告示番号{} {}",
-        form.kind.label(),
-        form.kokuji,
-        form.disease
-    )
+    form.heading()
 }
 
 fn by_item(messages: &[Message]) -> HashMap<&str, Vec<&str>> {

@@ -264,12 +264,12 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                 p.notice { "該当する疾病がありません。病名の一部や告示番号で検索してください。" }
             } @else {
                 table.list {
-                    thead { tr { th { "様式" } th { "告示番号/枝番" } th { "病名" } th { "様式の水準" } th { "様式版" } th { "操作" } } }
+                    thead { tr { th { "様式" } th { "告示番号（小慢は疾患群・疾病番号）" } th { "病名" } th { "様式の水準" } th { "様式版" } th { "操作" } } }
                     tbody {
                         @for f in &picker.choices {
                             tr {
                                 td { (f.kind) }
-                                td { (f.kokuji) "/" (f.eda) }
+                                td { (nsdb_rules::form::disease_number(f.id, f.kokuji, f.eda)) }
                                 td { (f.disease) }
                                 td { (f.level) }
                                 td { (f.version) }

@@ -111,7 +111,7 @@ pub struct SheetQuery {
     pub q: Option<String>,
     /// Status: draft, requested, returned, registered, approved.
     pub status: Option<String>,
-    /// 告示番号.
+    /// 告示番号, or the form id (`iken-12-04-014`) of a 小慢 form.
     pub kokuji: Option<String>,
     /// The doctor's user id.
     pub doctor: Option<String>,
@@ -121,6 +121,16 @@ pub struct SheetQuery {
     pub to: Option<String>,
     /// 1-based page.
     pub page: Option<u32>,
+}
+
+/// How many pages `total` matches fill (at least one, counting up to `COUNT_LIMIT`).
+pub fn page_count(total: u64) -> u32 {
+    (total.min(COUNT_LIMIT).div_ceil(PAGE_SIZE as u64).max(1)) as u32
+}
+
+/// A CJK ideograph (a name in kanji), as opposed to kana, digits or letters.
+fn is_ideograph(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3FFFF}' | '々')
 }
 
 /// One page of the sheet list.
@@ -811,7 +821,12 @@ impl Node {
         let resolved_only = p.role() == Role::Reviewer;
         let institution = p.institution.clone();
         let own = p.institution.clone();
-        let page = query.page.unwrap_or(1).max(1);
+        let page = query.page.unwrap_or(1);
+        if page == 0 {
+            return Err(Error::Invalid(
+                "頁は 1 から数えます。1頁目から表示してください。".into(),
+            ));
+        }
         let query = query.clone();
         let result = self
             .store
@@ -831,15 +846,9 @@ impl Node {
                         .filter(|v| !v.is_empty())
                         .map(str::to_string)
                 };
-                if let Some(q) = given(&query.q) {
-                    let narrow: String = q
-                        .chars()
-                        .map(|ch| match ch {
-                            '０'..='９' => char::from_u32(ch as u32 - 0xFEE0).unwrap_or(ch),
-                            _ => ch,
-                        })
-                        .filter(|ch| *ch != '-')
-                        .collect();
+                // Full/half width and decomposed kana folded (NFKC) before anything else.
+                if let Some(q) = given(&query.q.as_deref().map(value::fold_query)) {
+                    let narrow: String = q.chars().filter(|ch| *ch != '-').collect();
                     if !narrow.is_empty() && narrow.chars().all(|ch| ch.is_ascii_digit()) {
                         filters.push(
                             "(s.access_key = ? OR s.insured_no = ? OR s.insurer_no = ?)"
@@ -848,6 +857,18 @@ impl Node {
                         for _ in 0..3 {
                             args.push(Box::new(narrow.clone()));
                         }
+                    } else if q.chars().any(is_ideograph) {
+                        // A name in kanji: a prefix of 氏名, spaces not counted.
+                        let typed: String = q.chars().filter(|c| !c.is_whitespace()).collect();
+                        let escaped = typed
+                            .replace('\\', "\\\\")
+                            .replace('%', "\\%")
+                            .replace('_', "\\_");
+                        filters.push(
+                            "replace(replace(s.name, ' ', ''), '　', '') LIKE ? ESCAPE '\\'"
+                                .to_string(),
+                        );
+                        args.push(Box::new(format!("{escaped}%")));
                     } else {
                         // A prefix as a range, so the (institution, name_kana) index serves it.
                         let kana = value::to_full_katakana(&q);
@@ -860,7 +881,10 @@ impl Node {
                     filters.push("s.status = ?".into());
                     args.push(Box::new(v));
                 }
-                if let Some(v) = given(&query.kokuji) {
+                if let Some(v) = given(&query.kokuji).filter(|v| v.starts_with("iken-")) {
+                    filters.push("s.form_id = ?".into());
+                    args.push(Box::new(v));
+                } else if let Some(v) = given(&query.kokuji) {
                     let n: i64 = v.parse().map_err(|_| {
                         Error::Invalid(format!("告示番号は数字で指定してください: {v}"))
                     })?;
@@ -901,6 +925,12 @@ impl Node {
                     refs.as_slice(),
                     |r| r.get(0),
                 )?;
+                let pages = page_count(total);
+                if page > pages {
+                    return Err(Error::Invalid(format!(
+                        "{page}頁目はありません。検索結果は全{pages}頁です。"
+                    )));
+                }
                 // The page's ids first (from the indexes alone), then their columns: the
                 // joins and subqueries run for twenty rows, not for every match.
                 let mut st = c.prepare(&format!(

@@ -23,7 +23,7 @@ use crate::{Error, Node};
 
 pub(super) fn title(node: &Node, d: &SheetDetail) -> String {
     match node.catalogue.form(&d.row.form_id) {
-        Some(f) => format!("【{}】 告示番号{} {}", f.kind.label(), f.kokuji, f.disease),
+        Some(f) => f.heading(),
         None => d.row.disease.clone(),
     }
 }
@@ -639,6 +639,31 @@ struct PrintQuery {
     masked: Option<u8>,
 }
 
+/// The PDF's file name, after the form and the day it was printed:
+/// `臨床調査個人票_パーキンソン病_2026-12-01.pdf` (`_審査会用` when masked) as RFC 6266's UTF-8
+/// `filename*`, with `sheet-{id}.pdf` for clients that read only the ASCII `filename`.
+pub(crate) fn pdf_disposition(
+    form: &nsdb_rules::FormDef,
+    id: &str,
+    date: &str,
+    masked: bool,
+) -> String {
+    let suffix = if masked { "_審査会用" } else { "" };
+    let name = format!("{}_{}_{date}{suffix}.pdf", form.kind.label(), form.disease)
+        .replace(['/', '\\', '"', '\r', '\n'], "_");
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(b as char)
+            }
+            _ => encoded.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let ascii = if masked { "-masked" } else { "" };
+    format!("inline; filename=\"sheet-{id}{ascii}.pdf\"; filename*=UTF-8''{encoded}")
+}
+
 /// 帳票出力: the sheet as an A4 PDF with its access key; `?masked=1` for the review board.
 async fn print(
     State(node): State<AppState>,
@@ -663,6 +688,7 @@ async fn print(
         return error_page(Some(&ctx), e);
     }
     let printed_at = format!("{} JST", format_ms(node.clock.now_ms()));
+    let disposition = pdf_disposition(&form, &id, &node.clock.today_jst().to_string(), masked);
     let rules_version = node.catalogue.version().to_string();
     let key = printed_key(&d.row);
     let institution = d
@@ -696,6 +722,7 @@ async fn print(
             printed_at: &printed_at,
             institution: &institution,
             doctor: d.row.doctor_name.as_deref().unwrap_or(""),
+            draft: !matches!(d.row.status.as_str(), status::REGISTERED | status::APPROVED),
         };
         crate::print::sheet_pdf(&form, &items, &meta, masked)
     })
@@ -704,13 +731,7 @@ async fn print(
         Ok(Ok(bytes)) => (
             [
                 (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!(
-                        "inline; filename=\"sheet-{id}{}.pdf\"",
-                        if masked { "-masked" } else { "" }
-                    ),
-                ),
+                (header::CONTENT_DISPOSITION, disposition),
             ],
             bytes,
         )

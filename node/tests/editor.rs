@@ -1,0 +1,334 @@
+//! The editor and the list as a clerk meets them all day (issue 11, items 6–8): disease
+//! numbers, paging, search, file names of prints, the draft mark, keyboard aids and 和暦.
+
+#![allow(dead_code)] // the client is the one of http.rs; not every helper is used here
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use nsdb::config::NodeRole;
+use nsdb::testing::TestNode;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// A client of the router that keeps cookies, like a browser.
+struct Client {
+    app: Router,
+    cookies: HashMap<String, String>,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(t: &TestNode) -> Client {
+        Client {
+            app: nsdb::http::router(t.node.clone()),
+            cookies: HashMap::new(),
+            token: None,
+        }
+    }
+
+    async fn send(&mut self, method: Method, uri: &str, content_type: &str, body: String) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req = req.header(header::COOKIE, c.join("; "));
+        }
+        if let Some(t) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if !content_type.is_empty() {
+            req = req.header(header::CONTENT_TYPE, content_type);
+        }
+        let res = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        for sc in res.headers().get_all(header::SET_COOKIE) {
+            let sc = sc.to_str().unwrap();
+            let (pair, _) = sc.split_once(';').unwrap_or((sc, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || sc.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, uri: &str) -> Reply {
+        self.send(Method::GET, uri, "", String::new()).await
+    }
+
+    async fn json(&mut self, method: Method, uri: &str, body: Value) -> Reply {
+        self.send(method, uri, "application/json", body.to_string())
+            .await
+    }
+
+    async fn form(&mut self, uri: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        self.send(Method::POST, uri, "application/x-www-form-urlencoded", body)
+            .await
+    }
+
+    /// Signs in through the API and keeps the bearer token.
+    async fn api_login(&mut self, login: &str) {
+        let r = self
+            .json(
+                Method::POST,
+                "/api/v1/session",
+                json!({"login": login, "password": "demo"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        self.token = Some(r.json()["token"].as_str().unwrap().to_string());
+    }
+
+    /// Signs in through the login page, as a browser does.
+    async fn ui_login(&mut self, login: &str) -> String {
+        let page = self.get("/login").await;
+        let csrf = hidden_csrf(&page.body);
+        let r = self
+            .form(
+                "/login",
+                &[("csrf", &csrf), ("login", login), ("password", "demo")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let home = self.get("/sheets/new").await;
+        hidden_csrf(&home.body)
+    }
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no CSRF field in {html}"));
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Creates a sheet of `form_id` with `values` as the demo doctor; its id.
+async fn sheet_with(t: &TestNode, form_id: &str, values: &[(&str, &str)]) -> String {
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let values = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    t.node
+        .create_sheet(&doctor, form_id, &values)
+        .await
+        .unwrap()
+        .row
+        .id
+}
+
+#[tokio::test]
+async fn a_shouman_sheet_shows_its_group_number_and_never_kokuji_zero() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(&t, "iken-12-04-014", &[]).await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let list = c.get("/sheets").await;
+    assert!(list.body.contains("12-04-014/"), "{}", list.body);
+    assert!(!list.body.contains("<td>0/"), "告示番号 0 is never shown");
+    // The disease filter chooses a 小慢 form by its own number.
+    assert!(list.body.contains("value=\"iken-12-04-014\">12-04-014 "));
+    let filtered = c.get("/sheets?kokuji=iken-12-04-014").await;
+    assert!(
+        filtered.body.contains("検索結果件数 1件"),
+        "{}",
+        filtered.body
+    );
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    assert!(editor.body.contains("疾患群・疾病番号12-04-014"));
+    assert!(!editor.body.contains("告示番号0"));
+}
+
+#[tokio::test]
+async fn paging_counts_pages_and_refuses_a_page_that_is_not_there_in_japanese() {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 45).await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let first = c.get("/sheets").await;
+    assert!(first.body.contains("（1/3頁）"), "{}", first.body);
+    assert!(first.body.contains("1 / 3頁"));
+    let last = c.get("/sheets?page=3").await;
+    assert_eq!(last.status, StatusCode::OK);
+    for bad in [
+        "/sheets?page=4",
+        "/sheets?page=0",
+        "/sheets?page=x",
+        "/sheets?page=-1",
+    ] {
+        let r = c.get(bad).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert!(r.body.contains("頁"), "{bad}: {}", r.body);
+        assert!(!r.body.contains("Failed to deserialize"), "{bad}");
+    }
+    let r = c.get("/sheets?page=4").await;
+    assert!(r.body.contains("4頁目はありません。検索結果は全3頁です。"));
+}
+
+#[tokio::test]
+async fn search_finds_a_name_typed_in_kanji_hiragana_half_width_or_decomposed_kana() {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 5).await;
+    sheet_with(
+        &t,
+        "rinko-006",
+        &[
+            ("patient.name", "髙橋 次郎"),
+            ("patient.name_kana", "ガクバシ ジロウ"),
+        ],
+    )
+    .await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let list = c.get("/sheets").await;
+    assert!(
+        list.body.contains("氏名（カナ・漢字）"),
+        "the box says what it searches"
+    );
+    let enc = |s: &str| serde_urlencoded::to_string([("q", s)]).unwrap();
+    for typed in [
+        "髙橋",
+        "髙橋次郎",
+        "髙橋 次",
+        "がくばし",
+        "ｶﾞｸﾊﾞｼ",
+        "\u{30AB}\u{3099}\u{30AF}\u{30CF}\u{3099}\u{30B7}", // decomposed (NFD) カ゛クハ゛シ
+    ] {
+        let found = c.get(&format!("/sheets?{}", enc(typed))).await;
+        assert!(
+            found.body.contains("検索結果件数 1件"),
+            "{typed}: {}",
+            found.body
+        );
+        assert!(found.body.contains("ガクバシ ジロウ"), "{typed}");
+    }
+    let none = c.get(&format!("/sheets?{}", enc("高橋"))).await;
+    assert!(
+        none.body.contains("検索結果件数 0件"),
+        "a different character is a different name"
+    );
+}
+
+#[tokio::test]
+async fn a_pasted_decomposed_name_is_stored_composed() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(
+        &t,
+        "rinko-006",
+        &[("patient.name_kana", "\u{30AB}\u{3099}\u{30E1}\u{30F3}")],
+    )
+    .await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let d = t.node.get_sheet(&doctor, &id).await.unwrap();
+    assert_eq!(d.items["patient.name_kana"], "ガメン");
+}
+
+/// The PDF of `uri` with its Content-Disposition and text.
+async fn pdf(c: &mut Client, uri: &str) -> (String, String) {
+    let r = c.app.clone();
+    let cookie: Vec<String> = c.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let res = r
+        .oneshot(
+            Request::get(uri)
+                .header(header::COOKIE, cookie.join("; "))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let disposition = res.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        disposition,
+        pdf_extract::extract_text_from_mem(&bytes).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_print_is_named_after_its_form_and_day_and_a_draft_carries_the_draft_mark() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let form = t.node.catalogue.form("rinko-006").unwrap().clone();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5);
+    let values = nsdb::cli::seed::sheet_values(&form, &mut rng, t.node.clock.today_jst());
+    let id = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap()
+        .row
+        .id;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+
+    let (disposition, text) = pdf(&mut c, &format!("/sheets/{id}/print")).await;
+    let today = t.node.clock.today_jst().to_string();
+    let name: String =
+        serde_urlencoded::to_string([("n", format!("臨床調査個人票_パーキンソン病_{today}.pdf"))])
+            .unwrap()
+            .trim_start_matches("n=")
+            .to_string();
+    assert!(
+        disposition.contains(&format!("filename*=UTF-8''{name}")),
+        "{disposition} names {name}"
+    );
+    assert!(disposition.contains(&format!("filename=\"sheet-{id}.pdf\"")));
+    assert!(text.contains("下書き"), "a draft prints with its mark");
+
+    t.node
+        .step(&doctor, &id, nsdb::sheets::workflow::Step::Register)
+        .await
+        .unwrap();
+    let (disposition, text) = pdf(&mut c, &format!("/sheets/{id}/print?masked=1")).await;
+    assert!(
+        disposition.contains("_%E5%AF%A9%E6%9F%BB%E4%BC%9A%E7%94%A8.pdf"),
+        "{disposition}"
+    );
+    assert!(
+        !text.contains("下書き"),
+        "a registered sheet has no draft mark"
+    );
+}
