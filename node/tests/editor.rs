@@ -332,3 +332,146 @@ async fn a_print_is_named_after_its_form_and_day_and_a_draft_carries_the_draft_m
         "a registered sheet has no draft mark"
     );
 }
+
+#[tokio::test]
+async fn the_editor_shows_the_workflow_panel_and_the_history_rows_carry_their_actions() {
+    use nsdb::sheets::workflow::Step;
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let clerk = t.node.login("clerk", "demo").await.unwrap().principal;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let id = sheet_with(&t, "rinko-006", &[]).await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    assert!(
+        !editor.body.contains("wf-note-title"),
+        "no panel before any step"
+    );
+
+    let id = t
+        .node
+        .create_sheet(&clerk, "rinko-006", &Default::default())
+        .await
+        .unwrap()
+        .row
+        .id;
+    t.node
+        .step(
+            &clerk,
+            &id,
+            Step::Request {
+                to: doctor.user_id,
+                comment: "登録内容のご確認をお願いいたします。".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    let at = editor
+        .body
+        .find("wf-note-title")
+        .expect("the workflow panel");
+    let panel = &editor.body[at..at + 1500.min(editor.body.len() - at)];
+    for want in [
+        "医療機関",
+        "担当者",
+        "難病指定医",
+        "コメント",
+        "登録内容のご確認をお願いいたします。",
+        "田中 花子",
+    ] {
+        assert!(panel.contains(want), "{want} in {panel}");
+    }
+    assert!(
+        at < editor.body.find("id=\"sheet\"").unwrap(),
+        "the panel is above the form"
+    );
+
+    // The clerk who sent it sees 閲覧 and 引戻 on the latest history row.
+    let mut k = Client::new(&t);
+    k.ui_login("clerk").await;
+    let history = k.get(&format!("/sheets/{id}/history")).await;
+    let rows = &history.body[history.body.find("<tbody>").unwrap()..];
+    assert!(
+        rows.contains(&format!("href=\"/sheets/{id}\">閲覧")),
+        "{rows}"
+    );
+    assert!(rows.contains("引戻"), "{rows}");
+}
+
+#[tokio::test]
+async fn tabs_count_their_messages_and_buttons_show_their_shortcuts() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(
+        &t,
+        "rinko-006",
+        &[
+            ("patient.postal_code", "12"),
+            ("patient.birth_date", "2999-01-01"),
+        ],
+    )
+    .await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    let nav = &editor.body[editor.body.find("nav class=\"sections\"").unwrap()..];
+    let patient = &nav[nav.find("#s-patient").unwrap()..];
+    let patient = &patient[..patient.find("</a>").unwrap()];
+    // The tab counts the messages the summary lists for its items.
+    let listed = editor.body.matches("<li><a href=\"#f-patient-").count();
+    assert!(listed >= 2, "the postal code and the birth date at least");
+    assert!(patient.contains(&format!("⚠{listed}件")), "{patient}");
+    for (button, key) in [
+        ("一時保存", "s"),
+        ("チェック", "c"),
+        ("一次判定表示", "j"),
+        ("帳票出力", "p"),
+    ] {
+        let at = editor
+            .body
+            .find(&format!("{button} <kbd"))
+            .unwrap_or_else(|| panic!("{button} shows its key"));
+        let before = &editor.body[..at];
+        let tag = &before[before.rfind('<').unwrap()..];
+        assert!(
+            tag.contains(&format!("accesskey=\"{key}\"")),
+            "{button}: {tag}"
+        );
+    }
+    assert!(editor.body.contains("最初の入力欄へ移動"));
+}
+
+#[tokio::test]
+async fn a_save_names_the_field_the_user_was_in_and_the_editor_returns_to_it() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(&t, "rinko-006", &[]).await;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    let page = c.get(&format!("/sheets/{id}/edit")).await;
+    let version = {
+        let marker = "name=\"_version\" value=\"";
+        let at = page.body.find(marker).unwrap() + marker.len();
+        page.body[at..at + page.body[at..].find('"').unwrap()].to_string()
+    };
+    let save = |focus: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("_version", version.clone()),
+            ("_focus", focus.to_string()),
+            ("action", "save".to_string()),
+            ("patient.address", "東京都".to_string()),
+        ]
+    };
+    let fields = save("f-patient-address");
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = c.form(&format!("/sheets/{id}"), &refs).await;
+    assert_eq!(
+        r.location(),
+        format!("/sheets/{id}/edit?notice=saved#f-patient-address")
+    );
+    // Anything but a field id is ignored.
+    let fields = save("javascript:alert(1)");
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = c.form(&format!("/sheets/{id}"), &refs).await;
+    assert_eq!(r.location(), format!("/sheets/{id}/edit?notice=saved"));
+}

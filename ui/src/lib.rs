@@ -80,10 +80,21 @@ pub fn date_input(id: &str, name: &str, value: &str, required: bool) -> Markup {
 
 /// A page of a signed-in user: header, menu, then `main`.
 pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
+    layout_with_skip(ctx, title, ("#main", "本文へ移動"), main)
+}
+
+/// [`layout`] whose first link (the first Tab from the top) goes to `skip` (href, text)
+/// instead of the page's body, e.g. the editor's first field.
+pub fn layout_with_skip(
+    ctx: &PageContext<'_>,
+    title: &str,
+    skip: (&str, &str),
+    main: Markup,
+) -> Markup {
     page(
         title,
         html! {
-            a.skip href="#main" { "本文へ移動" }
+            a.skip href=(skip.0) { (skip.1) }
             header.top {
                 span.brand { "nsdb 難病・小慢データベース" }
                 span.node { (ctx.node_label) }

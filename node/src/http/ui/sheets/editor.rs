@@ -96,6 +96,58 @@ fn save_failed(
     (status, Html(html.into_string())).into_response()
 }
 
+/// The editor's ワークフロー panel: the sheet's institution (as written on it, else the
+/// user's own), who holds it and the last step's comment.
+async fn workflow_summary(
+    node: &Node,
+    s: &UiSession,
+    d: &SheetDetail,
+) -> Option<nsdb_ui::editor::WorkflowSummary> {
+    let note = node
+        .workflow_note(&s.principal, &d.row.id)
+        .await
+        .ok()
+        .flatten()?;
+    let institution = match d.items.get("doctor.institution_name") {
+        Some(name) if !name.is_empty() => name.clone(),
+        _ if d.row.institution == s.principal.institution => node
+            .institution_of(&s.principal)
+            .await
+            .map(|i| i.name)
+            .unwrap_or_else(|_| d.row.institution.clone()),
+        _ => d.row.institution.clone(),
+    };
+    Some(nsdb_ui::editor::WorkflowSummary {
+        institution,
+        holder: note
+            .holder
+            .map(|(name, kind)| format!("{kind} {name}"))
+            .unwrap_or_default(),
+        comment_by: note
+            .comment
+            .as_ref()
+            .map(|c| format!("{} {}", c.by, format_ms(c.at_ms)))
+            .unwrap_or_default(),
+        comment: note.comment.map(|c| c.text).unwrap_or_default(),
+    })
+}
+
+/// The field a posted `_focus` names (`f-patient-name`), if it is one: the editor returns to
+/// it after the redirect (`#f-…`).
+fn focus_fragment(focus: Option<&str>) -> String {
+    match focus {
+        Some(f)
+            if f.starts_with("f-")
+                && f.len() <= 120
+                && f.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            format!("#{f}")
+        }
+        _ => String::new(),
+    }
+}
+
 async fn render(
     node: &Node,
     s: &UiSession,
@@ -134,7 +186,9 @@ async fn render(
     let conflicts = super::conflicts::conflict_panel(node, s, id, form, editing).await;
     let inquiries = crate::http::ui::review::inquiry_panel(node, s, id, form).await;
     let version = d.version.join(",");
+    let workflow = workflow_summary(node, s, &d).await;
     let view = nsdb_ui::EditorView {
+        workflow: workflow.as_ref(),
         form,
         meta: nsdb_ui::SheetMeta {
             id: &d.row.id,
@@ -225,6 +279,7 @@ async fn save_sheet(
     let action = fields.remove("action").unwrap_or_else(|| "save".into());
     let to = fields.remove("_to").unwrap_or_default();
     let comment = fields.remove("_comment").unwrap_or_default();
+    let back_to = focus_fragment(fields.remove("_focus").as_deref());
     // The version the page was made from: only what this user changed since is written.
     let version: Vec<String> = fields
         .remove("_version")
@@ -253,7 +308,10 @@ async fn save_sheet(
         };
     }
     let step = match action.as_str() {
-        "save" => return Redirect::to(&format!("/sheets/{id}/edit?notice=saved")).into_response(),
+        "save" => {
+            return Redirect::to(&format!("/sheets/{id}/edit?notice=saved{back_to}"))
+                .into_response();
+        }
         "check" => {
             let first = match node.get_sheet_checked(p, &id, Mode::Complete).await {
                 Ok(d) => d.messages.first().and_then(|m| m.items.first().cloned()),
@@ -261,15 +319,14 @@ async fn save_sheet(
             };
             let to = match first {
                 Some(item) => format!("/sheets/{id}/edit?check=1#f-{}", item.replace('.', "-")),
-                None => format!("/sheets/{id}/edit?check=1&notice=checked"),
+                None => format!("/sheets/{id}/edit?check=1&notice=checked{back_to}"),
             };
             return Redirect::to(&to).into_response();
         }
         "autofill" => {
             return match node.autofill(p, &id).await {
-                Ok(_) => {
-                    Redirect::to(&format!("/sheets/{id}/edit?notice=calculated")).into_response()
-                }
+                Ok(_) => Redirect::to(&format!("/sheets/{id}/edit?notice=calculated{back_to}"))
+                    .into_response(),
                 Err(Error::Invalid(why)) => {
                     render(&node, &s, &id, true, Mode::Draft, None, Some(&why)).await
                 }
@@ -278,9 +335,8 @@ async fn save_sheet(
         }
         "confirm_carried" => {
             return match node.confirm_carried(p, &id).await {
-                Ok(()) => {
-                    Redirect::to(&format!("/sheets/{id}/edit?notice=confirmed")).into_response()
-                }
+                Ok(()) => Redirect::to(&format!("/sheets/{id}/edit?notice=confirmed{back_to}"))
+                    .into_response(),
                 Err(e) => error_page(Some(&ctx), e),
             };
         }
