@@ -47,6 +47,11 @@ impl Date {
         Date::parse(&canonical)
     }
 
+    /// The date as 和暦 (`令和5年4月1日`, `令和元年5月1日`); `None` before 明治 (1868).
+    pub fn wareki(self) -> Option<String> {
+        wareki::era_date(self)
+    }
+
     /// Whole years between `self` (a birth date) and `on`.
     pub fn age_on(self, on: Date) -> i32 {
         let mut age = on.year - self.year;
@@ -102,6 +107,30 @@ pub fn compose(s: &str) -> String {
     }
     out.extend(run.nfc());
     out
+}
+
+/// A stored date (`YYYY-MM-DD`) or year-month (`YYYY-MM`) of `item` written in 和暦 for a user
+/// who types dates that way (`令和5年4月1日`, `令和5年4月`); any other value, or an item of
+/// another type, as it is. [`normalise`] reads the result back to the same stored value.
+pub fn in_wareki(item: &ItemDef, value: &str) -> String {
+    let shown = match item.ty {
+        ItemType::Date => Date::parse(value).and_then(Date::wareki),
+        ItemType::YearMonth => wareki::era_year_month(value),
+        _ => None,
+    };
+    shown.unwrap_or_else(|| value.to_string())
+}
+
+/// Whether `typed` is written with an era (`令和…`, `R5.4.1`, `h31/4/30`).
+pub fn is_wareki(typed: &str) -> bool {
+    let n = ascii_narrow(compose(typed).trim());
+    ["明治", "大正", "昭和", "平成", "令和"]
+        .iter()
+        .any(|k| n.starts_with(k))
+        || n.chars().next().is_some_and(|c| "MTSHRmtshr".contains(c))
+            && n.chars()
+                .nth(1)
+                .is_some_and(|c| c.is_ascii_digit() || c == '元')
 }
 
 /// A search term as typed: compatibility forms folded (NFKC: half-width katakana to full
@@ -320,9 +349,12 @@ pub fn problem(item: &ItemDef, value: &str, today: Date) -> Option<String> {
             (!ok).then(|| format!("「{label}」は7桁の数字（例: 100-8916）で入力してください。"))
         }
         ItemType::Date => match Date::parse(value) {
-            None => Some(format!(
-                "「{label}」は正しい日付（例: 2024-04-01）で入力してください。"
-            )),
+            None => match wareki::outside_era(&ascii_narrow(value)) {
+                Some(why) => Some(format!("「{label}」の {value} はありません。{why}")),
+                None => Some(format!(
+                    "「{label}」は正しい日付（例: 2024-04-01、令和6年4月1日、R6.4.1）で入力してください。"
+                )),
+            },
             Some(d) if d > today => Some(format!("「{label}」に未来の日付は入力できません。")),
             Some(_) => None,
         },

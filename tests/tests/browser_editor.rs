@@ -288,3 +288,68 @@ async fn a_message_link_opens_the_tab_of_its_field_and_focuses_it() {
     assert_eq!(focused(&c).await, "f-patient-postal_code");
     c.close().await.unwrap();
 }
+
+async fn value_of(c: &Client, css: &str) -> String {
+    wait_for(c, css)
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Issue 11 item 7: a date typed in 和暦 is stored as the date and shown back in 和暦; the
+/// era boundary is the official one (平成 ends on 2019-04-30).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_typed_in_wareki_are_kept_and_shown_back_in_wareki() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = draft(&t, "clerk", &[("patient.name", "和暦 入力")]).await;
+    let c = browser(&d).await;
+    sign_in(&c, &t, "clerk").await;
+    c.goto(&t.url(&format!("/sheets/{id}/edit"))).await.unwrap();
+    type_into(&c, "#f-basic-diagnosis_date", "R5.4.1").await;
+    type_into(&c, "#f-patient-birth_date", "平成31年4月30日").await;
+    click(&c, "button[value='save']").await;
+    wait_url(&c, "notice=saved").await;
+    assert_eq!(
+        value_of(&c, "#f-basic-diagnosis_date").await,
+        "令和5年4月1日"
+    );
+    assert_eq!(
+        value_of(&c, "#f-patient-birth_date").await,
+        "平成31年4月30日"
+    );
+    let clerk = t.node.login("clerk", "demo").await.unwrap().principal;
+    let stored = t.node.get_sheet(&clerk, &id).await.unwrap().items;
+    assert_eq!(stored["basic.diagnosis_date"], "2023-04-01");
+    assert_eq!(stored["patient.birth_date"], "2019-04-30");
+
+    // A date past its era is refused with the boundary; the next day is 令和元年5月1日.
+    type_into(&c, "#f-patient-birth_date", "平成31年5月1日").await;
+    click(&c, "button[value='save']").await;
+    wait_url(&c, "notice=saved").await;
+    let messages = text_of(&c, "section.messages").await;
+    assert!(
+        messages.contains("2019年4月30日まで") && messages.contains("令和元年5月1日"),
+        "{messages}"
+    );
+    type_into(&c, "#f-patient-birth_date", "令和元年5月1日").await;
+    click(&c, "button[value='save']").await;
+    wait_url(&c, "notice=saved").await;
+    assert_eq!(
+        value_of(&c, "#f-patient-birth_date").await,
+        "令和元年5月1日"
+    );
+
+    // The user may go back to 西暦 (by keyboard: the link may sit under the sticky bar).
+    c.find(Locator::LinkText("西暦で表示"))
+        .await
+        .unwrap()
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
+    wait_url(&c, "dates=western").await;
+    assert_eq!(value_of(&c, "#f-patient-birth_date").await, "2019-05-01");
+    c.close().await.unwrap();
+}

@@ -64,6 +64,8 @@ pub struct EditorView<'a> {
     pub version: &'a str,
     /// The ワークフロー panel at the top: institution, who holds the sheet, the last comment.
     pub workflow: Option<&'a WorkflowSummary>,
+    /// Dates shown in 和暦 (`令和5年4月1日`), as the user chose; else 西暦 (`2023-04-01`).
+    pub wareki: bool,
 }
 
 /// The seed's ワークフロー panel: 医療機関, 担当者, コメント (the clerk's request, the doctor's
@@ -111,6 +113,21 @@ fn accesskey(action: &str) -> Option<String> {
 
 fn keys(action: &str) -> Option<String> {
     shortcut(action).map(|k| format!("Alt+{k}"))
+}
+
+/// How dates are shown, and the link to the other way: every date field takes 西暦
+/// (2024-04-01, 2024/4/1) and 和暦 (令和6年4月1日, R6.4.1, H31.4.30) either way.
+fn date_style(id: &str, wareki: bool) -> Markup {
+    html! {
+        p.hint.date-style {
+            "日付は " (crate::DATE_HINT) " で入力できます。表示: "
+            @if wareki {
+                strong { "和暦" } "（" a href={ "/sheets/" (id) "/edit?dates=western" } { "西暦で表示" } "）"
+            } @else {
+                strong { "西暦" } "（" a href={ "/sheets/" (id) "/edit?dates=wareki" } { "和暦で表示" } "）"
+            }
+        }
+    }
 }
 
 fn workflow_summary(w: &WorkflowSummary) -> Markup {
@@ -292,7 +309,7 @@ fn workflow_panel(a: &Actions<'_>) -> Markup {
     }
 }
 
-fn input(item: &ItemDef, value: &str, invalid: bool, described: &str) -> Markup {
+fn input(item: &ItemDef, value: &str, invalid: bool, described: &str, wareki: bool) -> Markup {
     let id = field_id(&item.id);
     let invalid = invalid.then_some("true");
     match item.ty {
@@ -332,9 +349,18 @@ fn input(item: &ItemDef, value: &str, invalid: bool, described: &str) -> Markup 
             }
         }
         _ => {
+            let shown = if wareki {
+                nsdb_rules::value::in_wareki(item, value)
+            } else {
+                value.to_string()
+            };
+            let value = shown.as_str();
+            // No numeric keyboard for dates: 和暦 is typed with its era (令和, R).
             let (kind, mode, placeholder) = match item.ty {
-                ItemType::Date => ("text", Some("numeric"), Some("2024-04-01")),
-                ItemType::YearMonth => ("text", Some("numeric"), Some("2024-04")),
+                ItemType::Date if wareki => ("text", None, Some("令和6年4月1日")),
+                ItemType::Date => ("text", None, Some("2024-04-01")),
+                ItemType::YearMonth if wareki => ("text", None, Some("令和6年4月")),
+                ItemType::YearMonth => ("text", None, Some("2024-04")),
                 ItemType::Integer | ItemType::Digits | ItemType::InsurerNo => {
                     ("text", Some("numeric"), None)
                 }
@@ -407,6 +433,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                     }
                 }
                 (workflow_panel(&v.actions))
+                (date_style(v.meta.id, v.wareki))
                 @for s in &v.form.sections {
                     fieldset #{ "s-" (s.id) } {
                         legend { (s.title) }
@@ -422,7 +449,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                                     @if v.carried.contains(&item.id) { span.badge.carried-mark { "前回値" } }
                                 }
                                 div.control {
-                                    (input(item, value, msgs.is_some(), &described))
+                                    (input(item, value, msgs.is_some(), &described, v.wareki))
                                     @if let Some(u) = &item.unit { span.unit { (u) } }
                                     @if item.calc.is_some() {
                                         button.autofill type="submit" name="action" value="autofill" { "自動入力" }

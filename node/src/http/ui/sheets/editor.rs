@@ -59,6 +59,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
 struct PageQuery {
     notice: Option<String>,
     check: Option<u8>,
+    /// 日付の表示: `wareki` or `western`.
+    dates: Option<String>,
 }
 
 /// Renders the view or the editor of a sheet.
@@ -148,6 +150,8 @@ fn focus_fragment(focus: Option<&str>) -> String {
     }
 }
 
+// The page's inputs, one each; a struct of them would only be built to be taken apart here.
+#[allow(clippy::too_many_arguments)]
 async fn render(
     node: &Node,
     s: &UiSession,
@@ -156,6 +160,7 @@ async fn render(
     mode: Mode,
     notice: Option<&str>,
     problem: Option<&str>,
+    wareki: bool,
 ) -> Response {
     let ctx = Ctx::new(node, s);
     let d = match crate::http::shared::sheet::sheet_detail(node, &s.principal, id, mode).await {
@@ -189,6 +194,7 @@ async fn render(
     let workflow = workflow_summary(node, s, &d).await;
     let view = nsdb_ui::EditorView {
         workflow: workflow.as_ref(),
+        wareki,
         form,
         meta: nsdb_ui::SheetMeta {
             id: &d.row.id,
@@ -240,22 +246,78 @@ async fn view_sheet(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let notice = q.notice.as_deref().and_then(notice_text);
-    render(&node, &s, &id, false, Mode::Draft, notice, None).await
+    render(&node, &s, &id, false, Mode::Draft, notice, None, false).await
 }
 
 async fn edit_sheet(
     State(node): State<AppState>,
     s: UiSession,
+    jar: axum_extra::extract::cookie::CookieJar,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
+    // 日付の表示 chosen on the editor (西暦 / 和暦): kept in a cookie for the next pages.
+    let chosen = match q.dates.as_deref() {
+        Some("wareki") => Some(true),
+        Some("western") => Some(false),
+        _ => None,
+    };
+    let wareki = chosen.unwrap_or_else(|| dates_in_wareki(&jar));
     let mode = if q.check.is_some() {
         Mode::Complete
     } else {
         Mode::Draft
     };
     let notice = q.notice.as_deref().and_then(notice_text);
-    render(&node, &s, &id, true, mode, notice, None).await
+    let page = render(&node, &s, &id, true, mode, notice, None, wareki).await;
+    with_date_style(page, chosen)
+}
+
+/// The cookie that keeps how the editor shows dates: `wareki` or `western`.
+const DATES_COOKIE: &str = "nsdb_dates";
+
+/// Whether this browser's user chose to see dates in 和暦.
+fn dates_in_wareki(jar: &axum_extra::extract::cookie::CookieJar) -> bool {
+    jar.get(DATES_COOKIE).is_some_and(|c| c.value() == "wareki")
+}
+
+/// `page` with the date style cookie set, when the user just chose one (by the editor's
+/// 西暦/和暦 links, or by typing a date in 和暦).
+fn with_date_style(mut page: Response, wareki: Option<bool>) -> Response {
+    use axum_extra::extract::cookie::{Cookie, SameSite};
+    let Some(wareki) = wareki else {
+        return page;
+    };
+    let cookie = Cookie::build((DATES_COOKIE, if wareki { "wareki" } else { "western" }))
+        .path("/")
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .max_age(time::Duration::days(365))
+        .build();
+    if let Ok(v) = header::HeaderValue::from_str(&cookie.to_string()) {
+        page.headers_mut().append(header::SET_COOKIE, v);
+    }
+    page
+}
+
+/// 和暦 when a date item of `form` was typed in 和暦 in `fields` (the user chose it).
+fn typed_style(
+    form: &nsdb_rules::FormDef,
+    fields: &std::collections::BTreeMap<String, String>,
+) -> Option<bool> {
+    fields
+        .iter()
+        .filter(|(k, _)| {
+            form.item(k).is_some_and(|i| {
+                matches!(
+                    i.ty,
+                    nsdb_rules::ItemType::Date | nsdb_rules::ItemType::YearMonth
+                )
+            })
+        })
+        .any(|(_, v)| nsdb_rules::value::is_wareki(v))
+        .then_some(true)
 }
 
 /// The editor's form: save what was typed, then take the button's action. Without a valid
@@ -271,8 +333,23 @@ async fn save_sheet(
         Ok(s) => s,
         Err(_) => return crate::http::ui::accounts::sign_in_to_save(&node, jar, &id, &body),
     };
-    let ctx = Ctx::new(&node, &s);
-    let mut fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+    let mut chosen = None;
+    let page = save_and_act(&node, &s, &id, &body, dates_in_wareki(&jar), &mut chosen).await;
+    with_date_style(page, chosen)
+}
+
+/// [`save_sheet`] once signed in; `chosen` becomes `Some(true)` when a date was typed in 和暦.
+async fn save_and_act(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+    body: &Bytes,
+    wareki: bool,
+    chosen: &mut Option<bool>,
+) -> Response {
+    let id = id.to_string();
+    let ctx = Ctx::new(node, s);
+    let mut fields = match posted_form(body, &s.csrf, Some(&ctx)) {
         Ok(f) => f,
         Err(refused) => return *refused,
     };
@@ -288,22 +365,30 @@ async fn save_sheet(
     fields.retain(|k, _| k != "csrf" && !k.starts_with('_'));
     let p = &s.principal;
     let saved = if fields.is_empty() {
-        Ok(())
+        Ok(None)
     } else if version.is_empty() {
-        node.update_sheet(p, &id, &fields).await.map(drop)
+        node.update_sheet(p, &id, &fields)
+            .await
+            .map(|d| Some(d.row.form_id))
     } else {
         node.update_sheet_since(p, &id, &version, &fields)
             .await
-            .map(drop)
+            .map(|d| Some(d.row.form_id))
     };
+    let saved = saved.map(|form_id| {
+        if let Some(form) = form_id.and_then(|f| node.catalogue.form(&f)) {
+            *chosen = typed_style(form, &fields);
+        }
+    });
+    let wareki = wareki || chosen.is_some();
     if let Err(e) = saved {
         return match e {
             Error::Invalid(why) => {
-                render(&node, &s, &id, false, Mode::Draft, None, Some(&why)).await
+                render(node, s, &id, false, Mode::Draft, None, Some(&why), wareki).await
             }
             // A fault on the server's side (a full disk, a damaged database): the typed values
             // stay on the page, ready to be posted again.
-            Error::Store(store) => save_failed(&ctx, &id, &body, store),
+            Error::Store(store) => save_failed(&ctx, &id, body, store),
             other => error_page(Some(&ctx), other),
         };
     }
@@ -328,7 +413,7 @@ async fn save_sheet(
                 Ok(_) => Redirect::to(&format!("/sheets/{id}/edit?notice=calculated{back_to}"))
                     .into_response(),
                 Err(Error::Invalid(why)) => {
-                    render(&node, &s, &id, true, Mode::Draft, None, Some(&why)).await
+                    render(node, s, &id, true, Mode::Draft, None, Some(&why), wareki).await
                 }
                 Err(e) => error_page(Some(&ctx), e),
             };
@@ -348,7 +433,7 @@ async fn save_sheet(
             Ok(to) => (Step::Request { to, comment }, "requested"),
             Err(_) => {
                 let why = "依頼先の指定医を選んでください。";
-                return render(&node, &s, &id, true, Mode::Draft, None, Some(why)).await;
+                return render(node, s, &id, true, Mode::Draft, None, Some(why), wareki).await;
             }
         },
         other => {
@@ -358,7 +443,7 @@ async fn save_sheet(
             );
         }
     };
-    take_step(&node, &s, &id, step.0, step.1, true).await
+    take_step(node, s, &id, step.0, step.1, true, wareki).await
 }
 
 /// Takes a workflow step and shows where the user goes next.
@@ -369,6 +454,7 @@ async fn take_step(
     step: Step,
     notice: &str,
     from_editor: bool,
+    wareki: bool,
 ) -> Response {
     let register = step == Step::Register;
     match node.step(&s.principal, id, step).await {
@@ -383,7 +469,7 @@ async fn take_step(
             } else {
                 Mode::Draft
             };
-            render(node, s, id, from_editor, mode, None, Some(&why)).await
+            render(node, s, id, from_editor, mode, None, Some(&why), wareki).await
         }
         // No key block yet: the sheet stays as saved, the message stands beside 登録.
         Err(e @ (Error::NoKeyBlock | Error::KeysAwaitHub)) => {
@@ -395,6 +481,7 @@ async fn take_step(
                 Mode::Draft,
                 None,
                 Some(&e.to_string()),
+                wareki,
             )
             .await
         }
@@ -414,7 +501,7 @@ async fn posted_step(
     if let Err(refused) = posted_form(body, &s.csrf, Some(&Ctx::new(node, s))) {
         return *refused;
     }
-    take_step(node, s, id, step, notice, false).await
+    take_step(node, s, id, step, notice, false, false).await
 }
 
 async fn approve(
@@ -460,7 +547,7 @@ async fn amend(
     match node.step(&s.principal, &id, Step::Amend { reason }).await {
         Ok(_) => Redirect::to(&format!("/sheets/{id}/edit?notice=amending")).into_response(),
         Err(Error::Invalid(why)) => {
-            render(&node, &s, &id, false, Mode::Draft, None, Some(&why)).await
+            render(&node, &s, &id, false, Mode::Draft, None, Some(&why), false).await
         }
         Err(e) => error_page(Some(&ctx), e),
     }
