@@ -475,3 +475,77 @@ async fn a_save_names_the_field_the_user_was_in_and_the_editor_returns_to_it() {
     let r = c.form(&format!("/sheets/{id}"), &refs).await;
     assert_eq!(r.location(), format!("/sheets/{id}/edit?notice=saved"));
 }
+
+#[tokio::test]
+async fn a_new_sheet_for_a_patient_who_has_one_of_the_same_disease_offers_renewal() {
+    use nsdb::sheets::workflow::Step;
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let form = t.node.catalogue.form("rinko-006").unwrap().clone();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    let mut values = nsdb::cli::seed::sheet_values(&form, &mut rng, t.node.clock.today_jst());
+    values.insert("patient.name".into(), "更新 太郎".into());
+    values.insert("patient.birth_date".into(), "1980-04-01".into());
+    let earlier = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap()
+        .row
+        .id;
+    t.node
+        .step(&doctor, &earlier, Step::Register)
+        .await
+        .unwrap();
+
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    // Same insurance numbers.
+    let by_insurance = sheet_with(
+        &t,
+        "rinko-006",
+        &[
+            ("patient.insurer_no", &values["patient.insurer_no"]),
+            ("patient.insured_no", &values["patient.insured_no"]),
+        ],
+    )
+    .await;
+    // Same name (spaced otherwise) and birth date, typed in 和暦.
+    let by_name = sheet_with(
+        &t,
+        "rinko-006",
+        &[
+            ("patient.name", "更新　太郎"),
+            ("patient.birth_date", "昭和55年4月1日"),
+        ],
+    )
+    .await;
+    for id in [&by_insurance, &by_name] {
+        let editor = c.get(&format!("/sheets/{id}/edit")).await;
+        assert!(
+            editor
+                .body
+                .contains("同じ疾病の臨床調査個人票がすでにあります"),
+            "{id}"
+        );
+        assert!(
+            editor
+                .body
+                .contains(&format!("action=\"/sheets/{earlier}/renew\""))
+        );
+        assert!(
+            editor
+                .body
+                .contains(&format!("href=\"/sheets/{earlier}\">その票を開く"))
+        );
+        // A notice, not a block: the sheet still saves.
+        assert!(editor.body.contains("value=\"save\""));
+    }
+    let other = sheet_with(&t, "rinko-006", &[("patient.name", "別人 花子")]).await;
+    let editor = c.get(&format!("/sheets/{other}/edit")).await;
+    assert!(
+        !editor
+            .body
+            .contains("同じ疾病の臨床調査個人票がすでにあります")
+    );
+}

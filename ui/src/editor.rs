@@ -66,6 +66,38 @@ pub struct EditorView<'a> {
     pub workflow: Option<&'a WorkflowSummary>,
     /// Dates shown in 和暦 (`令和5年4月1日`), as the user chose; else 西暦 (`2023-04-01`).
     pub wareki: bool,
+    /// The patient already has a sheet of this disease: offer 更新登録 from it instead.
+    pub renewal: Option<&'a RenewalOffer>,
+}
+
+/// An earlier sheet of the same patient and disease, in display form.
+#[derive(Debug, Clone, Default)]
+pub struct RenewalOffer {
+    pub sheet_id: String,
+    /// e.g. 「登録済」.
+    pub status: String,
+    /// 記載年月日 as shown, e.g. 「2025/04/01」; empty when not written.
+    pub written: String,
+    /// The user may start 更新登録 from it.
+    pub can_renew: bool,
+}
+
+fn renewal_notice(ctx: &PageContext<'_>, r: &RenewalOffer) -> Markup {
+    html! {
+        div.notice.renewal-offer role="note" {
+            "この患者には同じ疾病の臨床調査個人票がすでにあります（" (r.status)
+            @if !r.written.is_empty() { "、記載年月日 " (r.written) }
+            "）。更新の申請なら、新規ではなくその票から「更新登録」すると前回の内容を引き継げます。 "
+            a href={ "/sheets/" (r.sheet_id) } { "その票を開く" }
+            @if r.can_renew {
+                " "
+                form.inline method="post" action={ "/sheets/" (r.sheet_id) "/renew" } {
+                    input type="hidden" name="csrf" value=(ctx.csrf);
+                    button type="submit" { "その票から更新登録" }
+                }
+            }
+        }
+    }
 }
 
 /// The seed's ワークフロー panel: 医療機関, 担当者, コメント (the clerk's request, the doctor's
@@ -416,6 +448,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             @if let Some(w) = v.workflow { (workflow_summary(w)) }
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
+            @if let Some(r) = v.renewal { (renewal_notice(ctx, r)) }
             @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
             @if let Some(q) = v.inquiries { (crate::review::inquiry_panel(q)) }
             (message_summary(v.form, v.messages))

@@ -967,6 +967,64 @@ impl Node {
 }
 
 impl Node {
+    /// Other sheets of this institution for the same patient and disease as the 臨床調査個人票
+    /// `id`: same 告示番号/枝番, and same 保険者番号 and 被保険者番号, or same 氏名 (spaces not
+    /// counted) and 生年月日. Newest first, at most five. Empty for a 医療意見書, a sheet whose
+    /// 申請種別 is 更新, or one without those items. For the editor's notice that offers 更新登録
+    /// instead of a second 新規. The lookup is audited (`sheet_same_patient`).
+    pub async fn same_patient_sheets(&self, p: &Principal, id: &str) -> Result<Vec<SheetRow>> {
+        authorize(p, Action::ListSheets, Target::None)?;
+        let (sid, inst) = (id.to_string(), p.institution.clone());
+        let rows = self
+            .store
+            .read(move |c| {
+                let Some(me) = load_row(c, &sid)? else {
+                    return Err(Error::SheetNotFound(sid));
+                };
+                let renewal = me.application_type.as_deref() == Some("2");
+                if !me.form_id.starts_with("rinko-") || renewal || me.institution != inst {
+                    return Ok(Vec::new());
+                }
+                let insured = me.insurer_no.clone().zip(me.insured_no.clone());
+                let named = me
+                    .name
+                    .as_deref()
+                    .map(|n| n.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+                    .filter(|n| !n.is_empty())
+                    .zip(me.birth_date.clone());
+                if insured.is_none() && named.is_none() {
+                    return Ok(Vec::new());
+                }
+                let (insurer, insured_no) = insured.unwrap_or_default();
+                let (name, birth) = named.unwrap_or_default();
+                let mut st = c.prepare(&format!(
+                    "SELECT {ROW_COLUMNS} FROM sheets s {ROW_JOINS}
+                     WHERE s.institution = ?1 AND s.id != ?2 AND s.kokuji = ?3 AND s.eda = ?4
+                       AND s.form_id LIKE 'rinko-%'
+                       AND ((?5 != '' AND s.insurer_no = ?5 AND s.insured_no = ?6)
+                         OR (?7 != '' AND replace(replace(s.name, ' ', ''), '　', '') = ?7
+                             AND s.birth_date = ?8))
+                     ORDER BY s.updated_at DESC, s.id LIMIT 5"
+                ))?;
+                let rows = st
+                    .query_map(
+                        params![
+                            inst, sid, me.kokuji, me.eda, insurer, insured_no, name, birth
+                        ],
+                        row_from,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok::<_, Error>(rows)
+            })
+            .await?;
+        if !rows.is_empty() {
+            let detail = format!("found={}", rows.len());
+            self.audit(p, "sheet_same_patient", Some(id), Some(&detail))
+                .await?;
+        }
+        Ok(rows)
+    }
+
     /// The sheet with its checks, calculations and machine judgment (一次判定); the view is
     /// audited like any other.
     pub async fn evaluate_sheet(

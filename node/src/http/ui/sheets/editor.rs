@@ -134,6 +134,24 @@ async fn workflow_summary(
     })
 }
 
+/// The newest other sheet of the same patient and disease, when this one is a new
+/// 臨床調査個人票 (see `Node::same_patient_sheets`): a notice offers 更新登録 from it.
+async fn renewal_offer(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+) -> Option<nsdb_ui::editor::RenewalOffer> {
+    let rows = node.same_patient_sheets(&s.principal, id).await.ok()?;
+    let row = rows.into_iter().next()?;
+    let offered = Offered::for_user(&s.principal, &row);
+    Some(nsdb_ui::editor::RenewalOffer {
+        status: status::label(&row.status).to_string(),
+        written: crate::http::shared::page::slash_date(row.written_date.as_deref()),
+        can_renew: offered.renew,
+        sheet_id: row.id,
+    })
+}
+
 /// The field a posted `_focus` names (`f-patient-name`), if it is one: the editor returns to
 /// it after the redirect (`#f-…`).
 fn focus_fragment(focus: Option<&str>) -> String {
@@ -192,9 +210,15 @@ async fn render(
     let inquiries = crate::http::ui::review::inquiry_panel(node, s, id, form).await;
     let version = d.version.join(",");
     let workflow = workflow_summary(node, s, &d).await;
+    let renewal = if editing && matches!(d.row.status.as_str(), status::DRAFT | status::RETURNED) {
+        renewal_offer(node, s, id).await
+    } else {
+        None
+    };
     let view = nsdb_ui::EditorView {
         workflow: workflow.as_ref(),
         wareki,
+        renewal: renewal.as_ref(),
         form,
         meta: nsdb_ui::SheetMeta {
             id: &d.row.id,
