@@ -414,6 +414,47 @@ impl FormLevel {
     }
 }
 
+/// The number a person knows a disease by, from a form id and its 告示番号/枝番: `97` or `97-2`
+/// for a 指定難病 (臨床調査個人票), the 疾患群・大分類・疾病番号 `12-04-014` of a 小慢 form
+/// (`iken-12-04-014`), whose 告示番号 is 0 and never shown.
+pub fn disease_number(form_id: &str, kokuji: u16, eda: u16) -> String {
+    if let Some(rest) = form_id.strip_prefix("iken-") {
+        return rest.to_string();
+    }
+    if eda == 0 {
+        kokuji.to_string()
+    } else {
+        format!("{kokuji}-{eda}")
+    }
+}
+
+/// What the number of [`disease_number`] is called: 告示番号 or 疾患群・疾病番号.
+pub fn disease_number_label(kind: FormKind) -> &'static str {
+    match kind {
+        FormKind::Rinko => "告示番号",
+        FormKind::Iken => "疾患群・疾病番号",
+    }
+}
+
+impl FormDef {
+    /// The disease's number as shown (see [`disease_number`]).
+    pub fn number(&self) -> String {
+        disease_number(&self.id, self.kokuji, self.eda)
+    }
+
+    /// The form as a title: 【臨床調査個人票】 告示番号97 病名, or
+    /// 【医療意見書】 疾患群・疾病番号12-04-014 病名.
+    pub fn heading(&self) -> String {
+        format!(
+            "【{}】 {}{} {}",
+            self.kind.label(),
+            disease_number_label(self.kind),
+            self.number(),
+            self.disease
+        )
+    }
+}
+
 impl FormDef {
     /// 記載のみ for a form generated from the disease list, 機械判定 when a judgment has
     /// conditions, else チェック.
@@ -517,5 +558,18 @@ impl ItemDef {
             .iter()
             .find(|c| c.code == code)
             .map(|c| c.label.as_str())
+    }
+}
+
+#[cfg(test)]
+mod number_tests {
+    use super::*;
+
+    #[test]
+    fn a_shouman_form_shows_its_group_number_never_kokuji_zero() {
+        assert_eq!(disease_number("iken-12-04-014", 0, 0), "12-04-014");
+        assert_eq!(disease_number("rinko-097", 97, 0), "97");
+        assert_eq!(disease_number("rinko-011-1", 11, 1), "11-1");
+        assert_eq!(disease_number_label(FormKind::Iken), "疾患群・疾病番号");
     }
 }

@@ -47,6 +47,11 @@ impl Date {
         Date::parse(&canonical)
     }
 
+    /// The date as 和暦 (`令和5年4月1日`, `令和元年5月1日`); `None` before 明治 (1868).
+    pub fn wareki(self) -> Option<String> {
+        wareki::era_date(self)
+    }
+
     /// Whole years between `self` (a birth date) and `on`.
     pub fn age_on(self, on: Date) -> i32 {
         let mut age = on.year - self.year;
@@ -71,6 +76,68 @@ fn days_in_month(year: i32, month: u8) -> u8 {
         2 => 28,
         _ => 0,
     }
+}
+
+/// Text as typed or pasted, composed (Unicode NFC): `か` + `゙` (decomposed, as some systems
+/// copy it) becomes `が`, so a value is checked, stored and searched as one form. CJK
+/// compatibility ideographs (U+F900–U+FAFF, U+2F800–U+2FA1F: variant forms in names such as
+/// 神 U+FA19) are kept as typed, since NFC would replace them with their unified forms.
+pub fn compose(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::is_nfc_quick;
+    if matches!(
+        is_nfc_quick(s.chars()),
+        unicode_normalization::IsNormalized::Yes
+    ) {
+        return s.to_string();
+    }
+    let variant = |c: char| {
+        ('\u{F900}'..='\u{FAFF}').contains(&c) || ('\u{2F800}'..='\u{2FA1F}').contains(&c)
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    for c in s.chars() {
+        if variant(c) {
+            out.extend(run.nfc());
+            run.clear();
+            out.push(c);
+        } else {
+            run.push(c);
+        }
+    }
+    out.extend(run.nfc());
+    out
+}
+
+/// A stored date (`YYYY-MM-DD`) or year-month (`YYYY-MM`) of `item` written in 和暦 for a user
+/// who types dates that way (`令和5年4月1日`, `令和5年4月`); any other value, or an item of
+/// another type, as it is. [`normalise`] reads the result back to the same stored value.
+pub fn in_wareki(item: &ItemDef, value: &str) -> String {
+    let shown = match item.ty {
+        ItemType::Date => Date::parse(value).and_then(Date::wareki),
+        ItemType::YearMonth => wareki::era_year_month(value),
+        _ => None,
+    };
+    shown.unwrap_or_else(|| value.to_string())
+}
+
+/// Whether `typed` is written with an era (`令和…`, `R5.4.1`, `h31/4/30`).
+pub fn is_wareki(typed: &str) -> bool {
+    let n = ascii_narrow(compose(typed).trim());
+    ["明治", "大正", "昭和", "平成", "令和"]
+        .iter()
+        .any(|k| n.starts_with(k))
+        || n.chars().next().is_some_and(|c| "MTSHRmtshr".contains(c))
+            && n.chars()
+                .nth(1)
+                .is_some_and(|c| c.is_ascii_digit() || c == '元')
+}
+
+/// A search term as typed: compatibility forms folded (NFKC: half-width katakana to full
+/// width, full-width digits and letters to ASCII, decomposed kana composed).
+pub fn fold_query(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc().collect()
 }
 
 /// Full-width ASCII (digits, letters, punctuation) and the ideographic space to half-width.
@@ -138,7 +205,8 @@ fn is_full_katakana_name(s: &str) -> bool {
 /// Normalises what was typed for an item into its stored form. Never fails: a value that cannot
 /// be normalised is kept as typed (trimmed), and `problem` says what is wrong with it.
 pub fn normalise(item: &ItemDef, raw: &str) -> String {
-    let t = raw.trim();
+    let composed = compose(raw);
+    let t = composed.trim();
     match item.ty {
         ItemType::Text => t.to_string(),
         ItemType::Kana => to_full_katakana(t).trim().to_string(),
@@ -281,9 +349,12 @@ pub fn problem(item: &ItemDef, value: &str, today: Date) -> Option<String> {
             (!ok).then(|| format!("「{label}」は7桁の数字（例: 100-8916）で入力してください。"))
         }
         ItemType::Date => match Date::parse(value) {
-            None => Some(format!(
-                "「{label}」は正しい日付（例: 2024-04-01）で入力してください。"
-            )),
+            None => match wareki::outside_era(&ascii_narrow(value)) {
+                Some(why) => Some(format!("「{label}」の {value} はありません。{why}")),
+                None => Some(format!(
+                    "「{label}」は正しい日付（例: 2024-04-01、令和6年4月1日、R6.4.1）で入力してください。"
+                )),
+            },
             Some(d) if d > today => Some(format!("「{label}」に未来の日付は入力できません。")),
             Some(_) => None,
         },
@@ -341,6 +412,20 @@ fn range_problem(item: &ItemDef, v: f64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pasted_decomposed_text_is_composed_and_variant_ideographs_stay() {
+        let nfd = "\u{30AB}\u{3099}\u{30C8}\u{3099}"; // カ + ゙, ト + ゙ as pasted from NFD
+        assert_eq!(compose(nfd), "ガド");
+        assert_eq!(
+            compose("\u{FA19}田"),
+            "\u{FA19}田",
+            "神 (variant) is kept as typed"
+        );
+        assert_eq!(compose("𠮷野"), "𠮷野");
+        assert_eq!(fold_query("ﾔﾏﾀﾞ"), "ヤマダ");
+        assert_eq!(fold_query("１２３"), "123");
+    }
 
     #[test]
     fn typed_dates_accept_what_a_clerk_types_and_refuse_what_is_not_a_date() {

@@ -62,6 +62,123 @@ pub struct EditorView<'a> {
     /// The version the values are (heads, comma-separated); the editor posts it back so that
     /// a save writes only what its user changed since.
     pub version: &'a str,
+    /// The ワークフロー panel at the top: institution, who holds the sheet, the last comment.
+    pub workflow: Option<&'a WorkflowSummary>,
+    /// Dates shown in 和暦 (`令和5年4月1日`), as the user chose; else 西暦 (`2023-04-01`).
+    pub wareki: bool,
+    /// The patient already has a sheet of this disease: offer 更新登録 from it instead.
+    pub renewal: Option<&'a RenewalOffer>,
+}
+
+/// An earlier sheet of the same patient and disease, in display form.
+#[derive(Debug, Clone, Default)]
+pub struct RenewalOffer {
+    pub sheet_id: String,
+    /// e.g. 「登録済」.
+    pub status: String,
+    /// 記載年月日 as shown, e.g. 「2025/04/01」; empty when not written.
+    pub written: String,
+    /// The user may start 更新登録 from it.
+    pub can_renew: bool,
+}
+
+fn renewal_notice(ctx: &PageContext<'_>, r: &RenewalOffer) -> Markup {
+    html! {
+        div.notice.renewal-offer role="note" {
+            "この患者には同じ疾病の臨床調査個人票がすでにあります（" (r.status)
+            @if !r.written.is_empty() { "、記載年月日 " (r.written) }
+            "）。更新の申請なら、新規ではなくその票から「更新登録」すると前回の内容を引き継げます。 "
+            a href={ "/sheets/" (r.sheet_id) } { "その票を開く" }
+            @if r.can_renew {
+                " "
+                form.inline method="post" action={ "/sheets/" (r.sheet_id) "/renew" } {
+                    input type="hidden" name="csrf" value=(ctx.csrf);
+                    button type="submit" { "その票から更新登録" }
+                }
+            }
+        }
+    }
+}
+
+/// The seed's ワークフロー panel: 医療機関, 担当者, コメント (the clerk's request, the doctor's
+/// return), already in display form.
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowSummary {
+    pub institution: String,
+    /// e.g. 「鈴木 太郎（難病指定医）」; empty when nobody holds the sheet.
+    pub holder: String,
+    pub comment: String,
+    /// Who wrote the comment and when, e.g. 「田中 花子 2026-11-30 10:00」.
+    pub comment_by: String,
+}
+
+/// The keyboard shortcuts of the editor's buttons (HTML `accesskey`): the key and the hint
+/// shown on the button. Browsers on Windows and Linux take them with Alt (Firefox:
+/// Alt+Shift, macOS: Control+Option).
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    ("save", "S"),
+    ("check", "C"),
+    ("judgment", "J"),
+    ("register", "R"),
+    ("approve", "A"),
+    ("print", "P"),
+];
+
+fn shortcut(action: &str) -> Option<&'static str> {
+    SHORTCUTS
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map(|(_, k)| *k)
+}
+
+/// A button label with its shortcut shown, e.g. 一時保存 (Alt+S).
+fn keyed(label: &str, action: &str) -> Markup {
+    html! {
+        (label)
+        @if let Some(k) = shortcut(action) { " " kbd.shortcut { "Alt+" (k) } }
+    }
+}
+
+fn accesskey(action: &str) -> Option<String> {
+    shortcut(action).map(str::to_ascii_lowercase)
+}
+
+fn keys(action: &str) -> Option<String> {
+    shortcut(action).map(|k| format!("Alt+{k}"))
+}
+
+/// How dates are shown, and the link to the other way: every date field takes 西暦
+/// (2024-04-01, 2024/4/1) and 和暦 (令和6年4月1日, R6.4.1, H31.4.30) either way.
+fn date_style(id: &str, wareki: bool) -> Markup {
+    html! {
+        p.hint.date-style {
+            "日付は " (crate::DATE_HINT) " で入力できます。表示: "
+            @if wareki {
+                strong { "和暦" } "（" a href={ "/sheets/" (id) "/edit?dates=western" } { "西暦で表示" } "）"
+            } @else {
+                strong { "西暦" } "（" a href={ "/sheets/" (id) "/edit?dates=wareki" } { "和暦で表示" } "）"
+            }
+        }
+    }
+}
+
+fn workflow_summary(w: &WorkflowSummary) -> Markup {
+    html! {
+        section.workflow-note aria-labelledby="wf-note-title" {
+            h2 #wf-note-title { "ワークフロー" }
+            dl {
+                dt { "医療機関" } dd { (w.institution) }
+                dt { "担当者" } dd { @if w.holder.is_empty() { "―" } @else { (w.holder) } }
+            }
+            @if !w.comment.is_empty() {
+                div.comment {
+                    h3 { "コメント" }
+                    p #wf-note-comment { (w.comment) }
+                    p.hint { (w.comment_by) }
+                }
+            }
+        }
+    }
 }
 
 /// The open questions about one item, beside it, linking to the answer box.
@@ -83,12 +200,7 @@ fn field_id(item: &str) -> String {
 }
 
 fn title(form: &FormDef) -> String {
-    format!(
-        "【{}】 告示番号{} {}",
-        form.kind.label(),
-        form.kokuji,
-        form.disease
-    )
+    form.heading()
 }
 
 fn by_item(messages: &[Message]) -> HashMap<&str, Vec<&str>> {
@@ -130,11 +242,35 @@ fn meta_line(form: &FormDef, meta: &SheetMeta<'_>) -> Markup {
     }
 }
 
-fn section_nav(form: &FormDef) -> Markup {
+/// How many messages are about items of each section (a message counts in the section of
+/// its first item).
+fn counts_by_section<'f>(form: &'f FormDef, messages: &[Message]) -> HashMap<&'f str, usize> {
+    let mut counts = HashMap::new();
+    for m in messages {
+        let Some(first) = m.items.first() else {
+            continue;
+        };
+        if let Some(s) = form
+            .sections
+            .iter()
+            .find(|s| s.items.iter().any(|i| &i.id == first))
+        {
+            *counts.entry(s.id.as_str()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn section_nav(form: &FormDef, messages: &[Message]) -> Markup {
+    let counts = counts_by_section(form, messages);
     html! {
-        nav.sections aria-label="項目の区分" {
+        nav.sections aria-label="項目の区分（Alt+←/→ で移動）" {
             @for s in &form.sections {
-                a href={ "#s-" (s.id) } { (s.title) }
+                @let n = counts.get(s.id.as_str()).copied().unwrap_or(0);
+                a href={ "#s-" (s.id) } {
+                    (s.title)
+                    @if n > 0 { " " span.badge.tab-count { "⚠" (n) "件" } }
+                }
             }
         }
     }
@@ -142,23 +278,29 @@ fn section_nav(form: &FormDef) -> Markup {
 
 /// The bar that stays at the top while scrolling: section links and the editor's buttons, in
 /// the order of the ministry's design (一時保存, チェック, 一次判定表示, 登録, 承認, 帳票出力, 差異).
-fn edit_bar(form: &FormDef, id: &str, a: &Actions<'_>) -> Markup {
+fn edit_bar(form: &FormDef, id: &str, a: &Actions<'_>, messages: &[Message]) -> Markup {
     html! {
         div.editbar {
-            (section_nav(form))
+            (section_nav(form, messages))
             div.toolbar {
-                button.primary type="submit" form="sheet" name="action" value="save" accesskey="s" { "一時保存" }
-                button type="submit" form="sheet" name="action" value="check" accesskey="c" { "チェック" }
+                button.primary type="submit" form="sheet" name="action" value="save"
+                    accesskey=[accesskey("save")] aria-keyshortcuts=[keys("save")] { (keyed("一時保存", "save")) }
+                button type="submit" form="sheet" name="action" value="check"
+                    accesskey=[accesskey("check")] aria-keyshortcuts=[keys("check")] { (keyed("チェック", "check")) }
                 // Judges the values on the screen, saved or not.
                 button type="submit" form="sheet" formaction={ "/sheets/" (id) "/judgment" }
-                    formtarget="judgment" { "一次判定表示" }
+                    formtarget="judgment" accesskey=[accesskey("judgment")]
+                    aria-keyshortcuts=[keys("judgment")] { (keyed("一次判定表示", "judgment")) }
                 @if a.register {
-                    button type="submit" form="sheet" name="action" value="register" { "登録" }
+                    button type="submit" form="sheet" name="action" value="register"
+                        accesskey=[accesskey("register")] aria-keyshortcuts=[keys("register")] { (keyed("登録", "register")) }
                 }
                 @if a.approve {
-                    button type="submit" form="sheet" name="action" value="approve" { "承認" }
+                    button type="submit" form="sheet" name="action" value="approve"
+                        accesskey=[accesskey("approve")] aria-keyshortcuts=[keys("approve")] { (keyed("承認", "approve")) }
                 }
-                a.button href={ "/sheets/" (id) "/print" } target="_blank" { "帳票出力" }
+                a.button href={ "/sheets/" (id) "/print" } target="_blank"
+                    accesskey=[accesskey("print")] aria-keyshortcuts=[keys("print")] { (keyed("帳票出力", "print")) }
                 a.button href={ "/sheets/" (id) "/diff" } { "差異" }
                 a.button href={ "/sheets/" (id) } { "閲覧" }
             }
@@ -199,7 +341,7 @@ fn workflow_panel(a: &Actions<'_>) -> Markup {
     }
 }
 
-fn input(item: &ItemDef, value: &str, invalid: bool, described: &str) -> Markup {
+fn input(item: &ItemDef, value: &str, invalid: bool, described: &str, wareki: bool) -> Markup {
     let id = field_id(&item.id);
     let invalid = invalid.then_some("true");
     match item.ty {
@@ -239,9 +381,18 @@ fn input(item: &ItemDef, value: &str, invalid: bool, described: &str) -> Markup 
             }
         }
         _ => {
+            let shown = if wareki {
+                nsdb_rules::value::in_wareki(item, value)
+            } else {
+                value.to_string()
+            };
+            let value = shown.as_str();
+            // No numeric keyboard for dates: 和暦 is typed with its era (令和, R).
             let (kind, mode, placeholder) = match item.ty {
-                ItemType::Date => ("text", Some("numeric"), Some("2024-04-01")),
-                ItemType::YearMonth => ("text", Some("numeric"), Some("2024-04")),
+                ItemType::Date if wareki => ("text", None, Some("令和6年4月1日")),
+                ItemType::Date => ("text", None, Some("2024-04-01")),
+                ItemType::YearMonth if wareki => ("text", None, Some("令和6年4月")),
+                ItemType::YearMonth => ("text", None, Some("2024-04")),
                 ItemType::Integer | ItemType::Digits | ItemType::InsurerNo => {
                     ("text", Some("numeric"), None)
                 }
@@ -281,20 +432,32 @@ fn message_summary(form: &FormDef, messages: &[Message]) -> Markup {
 /// The editor: one form with every section, and 一時保存.
 pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
     let problems = by_item(v.messages);
-    layout(
+    let first_field = v
+        .form
+        .sections
+        .first()
+        .and_then(|s| s.items.first())
+        .map(|i| format!("#{}", field_id(&i.id)))
+        .unwrap_or_else(|| "#main".into());
+    crate::layout_with_skip(
         ctx,
         &title(v.form),
+        (&first_field, "最初の入力欄へ移動"),
         html! {
             (meta_line(v.form, &v.meta))
+            @if let Some(w) = v.workflow { (workflow_summary(w)) }
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
+            @if let Some(r) = v.renewal { (renewal_notice(ctx, r)) }
             @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
             @if let Some(q) = v.inquiries { (crate::review::inquiry_panel(q)) }
             (message_summary(v.form, v.messages))
-            (edit_bar(v.form, v.meta.id, &v.actions))
+            (edit_bar(v.form, v.meta.id, &v.actions, v.messages))
             form.sheet #sheet method="post" novalidate action={ "/sheets/" (v.meta.id) } {
                 input type="hidden" name="csrf" value=(ctx.csrf);
                 input type="hidden" name="_version" value=(v.version);
+                // The field the user was in (set by app.js); the editor comes back to it.
+                input type="hidden" name="_focus" value="";
                 @if !v.carried.is_empty() {
                     div.carried role="note" {
                         "前回の臨床調査個人票・医療意見書から引き継いだ値が " (v.carried.len())
@@ -303,6 +466,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                     }
                 }
                 (workflow_panel(&v.actions))
+                (date_style(v.meta.id, v.wareki))
                 @for s in &v.form.sections {
                     fieldset #{ "s-" (s.id) } {
                         legend { (s.title) }
@@ -318,7 +482,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                                     @if v.carried.contains(&item.id) { span.badge.carried-mark { "前回値" } }
                                 }
                                 div.control {
-                                    (input(item, value, msgs.is_some(), &described))
+                                    (input(item, value, msgs.is_some(), &described, v.wareki))
                                     @if let Some(u) = &item.unit { span.unit { (u) } }
                                     @if item.calc.is_some() {
                                         button.autofill type="submit" name="action" value="autofill" { "自動入力" }
@@ -411,6 +575,7 @@ pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
         &title(v.form),
         html! {
             (meta_line(v.form, &v.meta))
+            @if let Some(w) = v.workflow { (workflow_summary(w)) }
             @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
             @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }

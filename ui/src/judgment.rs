@@ -37,7 +37,8 @@ pub fn judgment(ctx: &PageContext<'_>, v: &JudgmentView) -> Markup {
         ctx,
         &format!("一次判定 {}", v.title),
         html! {
-            p.help { "判定規則: " (v.rules_version) "。一次判定は参考です。一致しない場合も登録できます。" }
+            // The rules' version is for support staff reading the page, not for the doctor.
+            p.help data-rules-version=(v.rules_version) { "一次判定は参考です。一致しない場合も登録できます。" }
             @if v.messages.is_empty() {
                 p.notice role="status" { "入力内容と診断基準・重症度分類の間に不一致はありません。" }
             } @else {
@@ -58,7 +59,9 @@ pub fn judgment(ctx: &PageContext<'_>, v: &JudgmentView) -> Markup {
                             td { (l.high_cost) }
                         }
                         @if !l.unverified.is_empty() {
-                            tr { td colspan="5" { span.help { "未確認の点: " (l.unverified.join("／")) } } }
+                            tr { td colspan="5" { span.help {
+                                "この判定の規則には、診断基準の原文で確かめきれていない点があります。判定は参考とし、指定医の判断を優先してください。"
+                            } } }
                         }
                     }
                 }

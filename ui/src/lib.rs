@@ -86,10 +86,21 @@ pub fn date_input(id: &str, name: &str, value: &str, required: bool) -> Markup {
 
 /// A page of a signed-in user: header, menu, then `main`.
 pub fn layout(ctx: &PageContext<'_>, title: &str, main: Markup) -> Markup {
+    layout_with_skip(ctx, title, ("#main", "本文へ移動"), main)
+}
+
+/// [`layout`] whose first link (the first Tab from the top) goes to `skip` (href, text)
+/// instead of the page's body, e.g. the editor's first field.
+pub fn layout_with_skip(
+    ctx: &PageContext<'_>,
+    title: &str,
+    skip: (&str, &str),
+    main: Markup,
+) -> Markup {
     page(
         title,
         html! {
-            a.skip href="#main" { "本文へ移動" }
+            a.skip href=(skip.0) { (skip.1) }
             header.top {
                 span.brand { "nsdb 難病・小慢データベース" }
                 span.node { (ctx.node_label) }
@@ -288,12 +299,12 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                 p.notice { "該当する疾病がありません。病名の一部や告示番号で検索してください。" }
             } @else {
                 table.list {
-                    thead { tr { th { "様式" } th { "告示番号/枝番" } th { "病名" } th { "様式の水準" } th { "様式版" } th { "操作" } } }
+                    thead { tr { th { "様式" } th { "告示番号（小慢は疾患群・疾病番号）" } th { "病名" } th { "様式の水準" } th { "様式版" } th { "操作" } } }
                     tbody {
                         @for f in &picker.choices {
                             tr {
                                 td { (f.kind) }
-                                td { (f.kokuji) "/" (f.eda) }
+                                td { (nsdb_rules::form::disease_number(f.id, f.kokuji, f.eda)) }
                                 td { (f.disease) }
                                 td { (f.level) }
                                 td { (f.version) }

@@ -93,10 +93,13 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
         "臨床調査個人票検索",
         html! {
             form.search method="get" action="/sheets" role="search" {
-                label for="q" { "氏名カナ・被保険者番号・保険者番号・アクセスキー" }
-                input #q name="q" type="search" value=(v.query) autofocus;
+                label for="q" { "氏名（カナ・漢字）・被保険者番号・保険者番号・アクセスキー" }
+                input #q name="q" type="search" value=(v.query) autofocus aria-describedby="q-hint";
                 button.primary type="submit" { "検索" }
                 a.button href="/sheets" { "クリア" }
+                p.hint #q-hint {
+                    "氏名はカナ（ひらがな・半角も可）または漢字の先頭から、番号とアクセスキーは全桁（ハイフンは有っても無くても可）で探します。"
+                }
                 div.filters {
                     (select("status", "ステータス", &f.status, &v.choices.statuses))
                     (select("kokuji", "病名", &f.kokuji, &v.choices.diseases))
@@ -130,7 +133,7 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
                         @if v.bulk_approve { th { span.sr { "選択" } } }
                         th { "申請種別" } th { "保険者番号/" br; "被保険者番号" } th { "アクセスキー" }
                         th { "氏名カナ" } th { "生年月日" } th { "性別" }
-                        th { "告示番号/枝番/" br; "病名" } th { "指定医氏名" }
+                        th { "告示番号・" br; "疾病番号/病名" } th { "指定医氏名" }
                         th { "作成年月日/" br; "自治体連携日" } th { "審査結果" } th { "ステータス/" br; "登録種別" } th { "操作" }
                     }
                 }
@@ -173,6 +176,7 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
             @if pages > 1 {
                 nav.pager aria-label="ページ" {
                     @if v.page > 1 { a href={ "/sheets?" (q) "&page=" (v.page - 1) } rel="prev" { "前へ" } }
+                    span.pages { (v.page) " / " (pages) "頁" }
                     @if v.page < pages { a href={ "/sheets?" (q) "&page=" (v.page + 1) } rel="next" { "次へ" } }
                 }
             }

@@ -170,11 +170,26 @@ pub fn history(
             @if lines.is_empty() {
                 p.empty { "まだワークフローの操作はありません。" }
             } @else {
-                table.list {
-                    thead { tr { th { "処理日時" } th { "ルート" } th { "操作" } th { "ステータス" } th { "コメント" } } }
+                table.list.history {
+                    thead { tr { th { "処理日時" } th { "ルート" } th { "処理" } th { "ステータス" } th { "コメント" } th { "操作" } } }
                     tbody {
-                        @for l in lines {
-                            tr { td { (l.at) } td { (l.route) } td { (l.action) } td { (l.status) } td { (l.comment) } }
+                        @for (n, l) in lines.iter().enumerate() {
+                            @let latest = n + 1 == lines.len();
+                            tr {
+                                td { (l.at) } td { (l.route) } td { (l.action) } td { (l.status) } td { (l.comment) }
+                                // The seed's actions: 閲覧 on every line; 引戻 and 編集 on the
+                                // latest, where the workflow allows them now.
+                                td.actions {
+                                    a href={ "/sheets/" (id) } { "閲覧" }
+                                    @if latest && pull_back {
+                                        form.inline method="post" action={ "/sheets/" (id) "/pullback" } {
+                                            input type="hidden" name="csrf" value=(ctx.csrf);
+                                            button.link type="submit" { "引戻" }
+                                        }
+                                    }
+                                    @if latest && edit { a href={ "/sheets/" (id) "/edit" } { "編集" } }
+                                }
+                            }
                         }
                     }
                 }

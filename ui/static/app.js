@@ -6,6 +6,9 @@
 //
 // Leaving the editor with unsaved changes (a link, 閲覧, 差異, a menu item, closing the tab)
 // asks first.
+//
+// A save posts which field the user was in (_focus), and the editor comes back to it; a link to
+// a field (the message summary, the skip link, 照会 marks) opens the field's tab and focuses it.
 (function () {
   "use strict";
   var form = document.getElementById("sheet");
@@ -19,6 +22,15 @@
   // Fields outside the form that belong to it (form="sheet") count too.
   document.addEventListener("change", function (e) {
     if (e.target && e.target.form === form) dirty = true;
+  });
+  // The field the user was last in: its label's target (the first radio of a group).
+  var focusInput = form.querySelector("input[name='_focus']");
+  document.addEventListener("focusin", function (e) {
+    var t = e.target;
+    if (!focusInput || !t || !t.closest || t.form !== form) return;
+    var field = t.closest(".field");
+    var label = field ? field.querySelector("label[for^='f-']") : null;
+    if (label) focusInput.value = label.getAttribute("for");
   });
   form.addEventListener("submit", function (e) {
     // 一次判定表示 posts the screen's values to its own window; the editor stays.
@@ -100,4 +112,27 @@
   }
   show(Math.max(start, 0), false);
   if (target && target.focus) target.focus();
+
+  // A link to a field or a section on this page opens its tab and puts the focus there.
+  function reveal(id) {
+    var el = document.getElementById(id);
+    if (!el) return false;
+    var i = sections.findIndex(function (s) { return s && s.contains(el); });
+    if (i < 0) return false;
+    show(i, el === sections[i]);
+    if (el !== sections[i] && el.focus) el.focus();
+    el.scrollIntoView({ block: "center" });
+    return true;
+  }
+  document.addEventListener("click", function (e) {
+    var a = e.target && e.target.closest ? e.target.closest("a[href^='#f-']") : null;
+    if (!a) return;
+    if (reveal(a.getAttribute("href").slice(1))) {
+      e.preventDefault();
+      try { history.replaceState(null, "", a.getAttribute("href")); } catch (err) { /* file: */ }
+    }
+  });
+  window.addEventListener("hashchange", function () {
+    if (location.hash.indexOf("#f-") === 0) reveal(location.hash.slice(1));
+  });
 })();

@@ -217,7 +217,11 @@ pub(super) struct Header {
     pub(super) info: String,
     pub(super) access_key: Option<String>,
     pub(super) masked: bool,
+    pub(super) draft: bool,
 }
+
+/// The mark on every page of a sheet not yet registered.
+pub(super) const DRAFT_MARK: &str = "下書き（未登録）";
 
 pub(super) const KEY_LABEL_SIZE: f32 = 8.0;
 pub(super) const KEY_SIZE: f32 = 12.0;
@@ -225,12 +229,7 @@ pub(super) const INFO_SIZE: f32 = 8.0;
 
 impl Header {
     pub(super) fn new(face: &Face, form: &FormDef, meta: &PrintMeta<'_>, masked: bool) -> Header {
-        let doc_title = format!(
-            "【{}】 告示番号{} {}",
-            form.kind.label(),
-            form.kokuji,
-            form.disease
-        );
+        let doc_title = form.heading();
         let key_text = meta.access_key.unwrap_or(NO_ACCESS_KEY);
         let key_w = face
             .width(key_text, KEY_SIZE)
@@ -238,7 +237,12 @@ impl Header {
         let title_w = PAGE_W - MARGIN_X - QR_SIZE - 14.0 - key_w - 16.0 - MARGIN_X;
         // One line if it fits at a readable size; otherwise the kind and number on the first
         // line and the disease on the second, so the disease's name is not broken.
-        let kind_line = format!("【{}】 告示番号{}", form.kind.label(), form.kokuji);
+        let kind_line = format!(
+            "【{}】 {}{}",
+            form.kind.label(),
+            nsdb_rules::form::disease_number_label(form.kind),
+            form.number()
+        );
         let mut title_size = 15.0;
         let mut title_lines = vec![doc_title.clone()];
         let one_line = [15.0, 14.0, 13.0]
@@ -268,6 +272,7 @@ impl Header {
             info: info.join("　"),
             access_key: meta.access_key.map(str::to_string),
             masked,
+            draft: meta.draft,
         }
     }
 
@@ -292,6 +297,17 @@ impl Header {
             let b = info_b + 17.0;
             pen.stroke_rect(MARGIN_X, b - 11.0, w, 14.5, 0.9, INK);
             pen.text(MARGIN_X + 5.0, b, 8.5, INK, label);
+        }
+        if self.draft {
+            let x = if self.masked {
+                MARGIN_X + pen.face.width("審査会用（個人情報マスク済）", 8.5) + 18.0
+            } else {
+                MARGIN_X
+            };
+            let w = pen.face.width(DRAFT_MARK, 10.0) + 12.0;
+            let b = info_b + 18.0;
+            pen.stroke_rect(x, b - 12.5, w, 16.5, 1.4, INK);
+            pen.text(x + 6.0, b, 10.0, INK, DRAFT_MARK);
         }
 
         let qr_x = PAGE_W - MARGIN_X - QR_SIZE;

@@ -58,6 +58,9 @@ pub struct PrintMeta<'a> {
     pub institution: &'a str,
     /// 指定医氏名 for the signature block; empty leaves the line to be written by hand.
     pub doctor: &'a str,
+    /// Not registered yet (一時保存, 確認依頼中, 差戻し): every page carries a 下書き mark, so a
+    /// draft's print is never taken for the registered sheet.
+    pub draft: bool,
 }
 
 /// Why a printout could not be made.
@@ -211,6 +214,7 @@ mod tests {
             printed_at: "2026-11-25 09:30 JST",
             institution: "国立難病医療センター",
             doctor: "佐藤 一郎",
+            draft: false,
         }
     }
 

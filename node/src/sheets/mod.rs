@@ -112,7 +112,7 @@ pub struct SheetQuery {
     pub q: Option<String>,
     /// Status: draft, requested, returned, registered, approved.
     pub status: Option<String>,
-    /// 告示番号.
+    /// 告示番号, or the form id (`iken-12-04-014`) of a 小慢 form.
     pub kokuji: Option<String>,
     /// The doctor's user id.
     pub doctor: Option<String>,
@@ -122,6 +122,16 @@ pub struct SheetQuery {
     pub to: Option<String>,
     /// 1-based page.
     pub page: Option<u32>,
+}
+
+/// How many pages `total` matches fill (at least one, counting up to `COUNT_LIMIT`).
+pub fn page_count(total: u64) -> u32 {
+    (total.min(COUNT_LIMIT).div_ceil(PAGE_SIZE as u64).max(1)) as u32
+}
+
+/// A CJK ideograph (a name in kanji), as opposed to kana, digits or letters.
+fn is_ideograph(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3FFFF}' | '々')
 }
 
 /// One page of the sheet list.
@@ -848,7 +858,12 @@ impl Node {
         let resolved_only = p.role() == Role::Reviewer;
         let institution = p.institution.clone();
         let own = p.institution.clone();
-        let page = query.page.unwrap_or(1).max(1);
+        let page = query.page.unwrap_or(1);
+        if page == 0 {
+            return Err(Error::Invalid(
+                "頁は 1 から数えます。1頁目から表示してください。".into(),
+            ));
+        }
         let query = query.clone();
         let result = self
             .store
@@ -868,15 +883,9 @@ impl Node {
                         .filter(|v| !v.is_empty())
                         .map(str::to_string)
                 };
-                if let Some(q) = given(&query.q) {
-                    let narrow: String = q
-                        .chars()
-                        .map(|ch| match ch {
-                            '０'..='９' => char::from_u32(ch as u32 - 0xFEE0).unwrap_or(ch),
-                            _ => ch,
-                        })
-                        .filter(|ch| *ch != '-')
-                        .collect();
+                // Full/half width and decomposed kana folded (NFKC) before anything else.
+                if let Some(q) = given(&query.q.as_deref().map(value::fold_query)) {
+                    let narrow: String = q.chars().filter(|ch| *ch != '-').collect();
                     if deidentified {
                         filters.push("s.access_key = ?".to_string());
                         args.push(Box::new(narrow.trim().to_string()));
@@ -888,6 +897,18 @@ impl Node {
                         for _ in 0..3 {
                             args.push(Box::new(narrow.clone()));
                         }
+                    } else if q.chars().any(is_ideograph) {
+                        // A name in kanji: a prefix of 氏名, spaces not counted.
+                        let typed: String = q.chars().filter(|c| !c.is_whitespace()).collect();
+                        let escaped = typed
+                            .replace('\\', "\\\\")
+                            .replace('%', "\\%")
+                            .replace('_', "\\_");
+                        filters.push(
+                            "replace(replace(s.name, ' ', ''), '　', '') LIKE ? ESCAPE '\\'"
+                                .to_string(),
+                        );
+                        args.push(Box::new(format!("{escaped}%")));
                     } else {
                         // A prefix as a range, so the (institution, name_kana) index serves it.
                         let kana = value::to_full_katakana(&q);
@@ -900,7 +921,10 @@ impl Node {
                     filters.push("s.status = ?".into());
                     args.push(Box::new(v));
                 }
-                if let Some(v) = given(&query.kokuji) {
+                if let Some(v) = given(&query.kokuji).filter(|v| v.starts_with("iken-")) {
+                    filters.push("s.form_id = ?".into());
+                    args.push(Box::new(v));
+                } else if let Some(v) = given(&query.kokuji) {
                     let n: i64 = v.parse().map_err(|_| {
                         Error::Invalid(format!("告示番号は数字で指定してください: {v}"))
                     })?;
@@ -941,6 +965,12 @@ impl Node {
                     refs.as_slice(),
                     |r| r.get(0),
                 )?;
+                let pages = page_count(total);
+                if page > pages {
+                    return Err(Error::Invalid(format!(
+                        "{page}頁目はありません。検索結果は全{pages}頁です。"
+                    )));
+                }
                 // The page's ids first (from the indexes alone), then their columns: the
                 // joins and subqueries run for twenty rows, not for every match.
                 let mut st = c.prepare(&format!(
@@ -980,6 +1010,64 @@ impl Node {
 }
 
 impl Node {
+    /// Other sheets of this institution for the same patient and disease as the 臨床調査個人票
+    /// `id`: same 告示番号/枝番, and same 保険者番号 and 被保険者番号, or same 氏名 (spaces not
+    /// counted) and 生年月日. Newest first, at most five. Empty for a 医療意見書, a sheet whose
+    /// 申請種別 is 更新, or one without those items. For the editor's notice that offers 更新登録
+    /// instead of a second 新規. The lookup is audited (`sheet_same_patient`).
+    pub async fn same_patient_sheets(&self, p: &Principal, id: &str) -> Result<Vec<SheetRow>> {
+        authorize(p, Action::ListSheets, Target::None)?;
+        let (sid, inst) = (id.to_string(), p.institution.clone());
+        let rows = self
+            .store
+            .read(move |c| {
+                let Some(me) = load_row(c, &sid)? else {
+                    return Err(Error::SheetNotFound(sid));
+                };
+                let renewal = me.application_type.as_deref() == Some("2");
+                if !me.form_id.starts_with("rinko-") || renewal || me.institution != inst {
+                    return Ok(Vec::new());
+                }
+                let insured = me.insurer_no.clone().zip(me.insured_no.clone());
+                let named = me
+                    .name
+                    .as_deref()
+                    .map(|n| n.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+                    .filter(|n| !n.is_empty())
+                    .zip(me.birth_date.clone());
+                if insured.is_none() && named.is_none() {
+                    return Ok(Vec::new());
+                }
+                let (insurer, insured_no) = insured.unwrap_or_default();
+                let (name, birth) = named.unwrap_or_default();
+                let mut st = c.prepare(&format!(
+                    "SELECT {ROW_COLUMNS} FROM sheets s {ROW_JOINS}
+                     WHERE s.institution = ?1 AND s.id != ?2 AND s.kokuji = ?3 AND s.eda = ?4
+                       AND s.form_id LIKE 'rinko-%'
+                       AND ((?5 != '' AND s.insurer_no = ?5 AND s.insured_no = ?6)
+                         OR (?7 != '' AND replace(replace(s.name, ' ', ''), '　', '') = ?7
+                             AND s.birth_date = ?8))
+                     ORDER BY s.updated_at DESC, s.id LIMIT 5"
+                ))?;
+                let rows = st
+                    .query_map(
+                        params![
+                            inst, sid, me.kokuji, me.eda, insurer, insured_no, name, birth
+                        ],
+                        row_from,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok::<_, Error>(rows)
+            })
+            .await?;
+        if !rows.is_empty() {
+            let detail = format!("found={}", rows.len());
+            self.audit(p, "sheet_same_patient", Some(id), Some(&detail))
+                .await?;
+        }
+        Ok(rows)
+    }
+
     /// The sheet with its checks, calculations and machine judgment (一次判定); the view is
     /// audited like any other.
     pub async fn evaluate_sheet(

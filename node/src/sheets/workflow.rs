@@ -144,6 +144,23 @@ pub struct WorkflowEvent {
     pub comment: Option<String>,
 }
 
+/// The editor's ワークフロー panel (see [`Node::workflow_note`]).
+#[derive(Debug, Clone)]
+pub struct WorkflowNote {
+    /// Who holds the sheet now: name and kind (e.g. 「難病指定医」).
+    pub holder: Option<(String, String)>,
+    /// The latest comment of a step.
+    pub comment: Option<NoteComment>,
+}
+
+/// A step's comment: who wrote it, the text, when (ms since the epoch).
+#[derive(Debug, Clone)]
+pub struct NoteComment {
+    pub by: String,
+    pub text: String,
+    pub at_ms: i64,
+}
+
 /// A sheet waiting in someone's workflow list.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkflowItem {
@@ -605,6 +622,60 @@ impl Node {
             .await?;
         self.audit(p, "workflow_list", None, None).await?;
         Ok(list)
+    }
+
+    /// What the editor's ワークフロー panel shows of a sheet: who holds it (name and kind) and
+    /// the latest comment of a step (the clerk's request, the doctor's return) with its
+    /// writer. `None` when nobody holds the sheet and no step carried a comment. The same
+    /// check as reading the sheet; not audited again, since it goes with a read of the sheet
+    /// that is.
+    pub async fn workflow_note(&self, p: &Principal, id: &str) -> Result<Option<WorkflowNote>> {
+        let (sid, inst) = (id.to_string(), p.institution.clone());
+        let principal = p.clone();
+        self.store
+            .read(move |c| {
+                let Some(row) = crate::sheets::load_row(c, &sid)? else {
+                    return Err(Error::SheetNotFound(sid));
+                };
+                let linked = crate::sheets::resolved_here(c, &sid, &inst)?;
+                authorize(
+                    &principal,
+                    Action::ViewSheet,
+                    crate::sheets::sheet_target(&principal, &row, linked),
+                )?;
+                let holder = match row.assignee {
+                    Some(a) => c
+                        .query_row(
+                            "SELECT name, kind FROM users WHERE id = ?1",
+                            [a as i64],
+                            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                        )
+                        .optional()?
+                        .map(|(name, kind)| {
+                            let kind = UserKind::parse(&kind).map(UserKind::label).unwrap_or("");
+                            (name, kind.to_string())
+                        }),
+                    None => None,
+                };
+                let comment = c
+                    .query_row(
+                        "SELECT a.name, e.comment, e.at FROM workflow_events e
+                         JOIN users a ON a.id = e.actor
+                         WHERE e.sheet_id = ?1 AND coalesce(e.comment, '') != ''
+                         ORDER BY e.id DESC LIMIT 1",
+                        [&sid],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                if holder.is_none() && comment.is_none() {
+                    return Ok(None);
+                }
+                Ok(Some(WorkflowNote {
+                    holder,
+                    comment: comment.map(|(by, text, at_ms)| NoteComment { by, text, at_ms }),
+                }))
+            })
+            .await
     }
 
     /// A sheet's workflow history, oldest first.

@@ -67,6 +67,72 @@ pub(super) fn year_month(s: &str) -> Option<String> {
     ((start.0, start.1) <= (y, m) && (y, m) <= (end.0, end.1)).then_some(ym)
 }
 
+/// The era a day falls in: its kanji, its first year, the day as (year, month, day).
+fn era_of(day: Day) -> Option<(&'static str, i32)> {
+    ERAS.iter()
+        .find(|(_, _, start, end)| *start <= day && day <= *end)
+        .map(|(kanji, _, start, _)| (*kanji, start.0))
+}
+
+fn era_year(kanji: &str, first: i32, year: i32) -> String {
+    match year - first + 1 {
+        1 => format!("{kanji}元年"),
+        n => format!("{kanji}{n}年"),
+    }
+}
+
+/// `d` as 和暦: `令和5年4月1日`, `令和元年5月1日`; `None` before 明治.
+pub fn era_date(d: Date) -> Option<String> {
+    let (kanji, first) = era_of((d.year, d.month, d.day))?;
+    Some(format!(
+        "{}{}月{}日",
+        era_year(kanji, first, d.year),
+        d.month,
+        d.day
+    ))
+}
+
+/// A year-month `YYYY-MM` as 和暦 (`令和5年4月`), in the era of the month's first day
+/// (`1989-01` is 昭和64年1月); `None` when it is no year-month or before 明治.
+pub fn era_year_month(ym: &str) -> Option<String> {
+    let (y, m): (i32, u8) = (ym.get(..4)?.parse().ok()?, ym.get(5..)?.parse().ok()?);
+    if ym.len() != 7 || !(1..=12).contains(&m) {
+        return None;
+    }
+    let (kanji, first) = era_of((y, m, 1))?;
+    Some(format!("{}{}月", era_year(kanji, first, y), m))
+}
+
+/// When `s` (narrowed) is an era date that does not exist because its era had ended or not
+/// begun (`平成31年5月1日`), what to say: the era's first and last day and the date in the
+/// era it falls in. The official rule: 令和 begins on 2019-05-01 (元号を改める政令, 平成31年
+/// 政令第143号), so 平成 ends on 2019-04-30; each earlier era likewise ends the day before the
+/// next begins.
+pub fn outside_era(s: &str) -> Option<String> {
+    let (w, (start, end)) = western(s)?;
+    let d = Date::parse(&normalise_date(&w)?)?;
+    let day = (d.year, d.month, d.day);
+    if start <= day && day <= end {
+        return None;
+    }
+    let (kanji, ..) = ERAS
+        .iter()
+        .find(|(_, _, st, en)| *st == start && *en == end)?;
+    let span = |(y, m, dd): Day| format!("{y}年{m}月{dd}日");
+    let last = if end.0 == 9999 {
+        "現在".to_string()
+    } else {
+        span(end)
+    };
+    let right = era_date(d)
+        .map(|e| format!("この日付は {e} です。"))
+        .unwrap_or_default();
+    Some(format!(
+        "{kanji}は{}から{last}までです。{right}",
+        span(start)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +146,42 @@ mod tests {
         assert_eq!(date("昭和50年6月15日").as_deref(), Some("1975-06-15"));
         assert_eq!(year_month("平成27年4月").as_deref(), Some("2015-04"));
         assert_eq!(year_month("令和元年5月").as_deref(), Some("2019-05"));
+    }
+
+    #[test]
+    fn dates_are_written_back_in_their_era_and_the_boundary_is_the_official_one() {
+        let d = |s: &str| Date::parse(s).unwrap();
+        assert_eq!(era_date(d("2023-04-01")).as_deref(), Some("令和5年4月1日"));
+        assert_eq!(
+            era_date(d("2019-04-30")).as_deref(),
+            Some("平成31年4月30日")
+        );
+        assert_eq!(era_date(d("2019-05-01")).as_deref(), Some("令和元年5月1日"));
+        assert_eq!(era_date(d("1989-01-07")).as_deref(), Some("昭和64年1月7日"));
+        assert_eq!(era_date(d("1989-01-08")).as_deref(), Some("平成元年1月8日"));
+        assert_eq!(era_year_month("2023-04").as_deref(), Some("令和5年4月"));
+        assert_eq!(era_year_month("2019-05").as_deref(), Some("令和元年5月"));
+        for typed in [
+            "令和5年4月1日",
+            "R5.4.1",
+            "H31.4.30",
+            "平成31年4月30日",
+            "令和元年5月1日",
+        ] {
+            let western = date(typed).unwrap();
+            assert_eq!(
+                date(&era_date(d(&western)).unwrap()),
+                Some(western),
+                "{typed} round-trips"
+            );
+        }
+        assert_eq!(year_month("R5.4").as_deref(), Some("2023-04"));
+        let why = outside_era("平成31年5月1日").unwrap();
+        assert!(
+            why.contains("2019年4月30日まで") && why.contains("令和元年5月1日"),
+            "{why}"
+        );
+        assert_eq!(outside_era("平成31年4月30日"), None);
     }
 
     #[test]

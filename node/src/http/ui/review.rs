@@ -306,10 +306,15 @@ async fn review_page(
     };
     let view = nsdb_ui::review::ReviewView {
         sheet_id: id.to_string(),
-        title: format!(
-            "告示番号{} {}",
-            screen.detail.row.kokuji, screen.detail.row.disease
-        ),
+        title: match node.catalogue.form(&screen.detail.row.form_id) {
+            Some(f) => format!(
+                "{}{} {}",
+                nsdb_rules::form::disease_number_label(f.kind),
+                f.number(),
+                f.disease
+            ),
+            None => screen.detail.row.disease.clone(),
+        },
         access_key: screen
             .detail
             .row
@@ -622,6 +627,10 @@ pub fn review_board_pdf(
                 form_version: &p.detail.form_version,
                 rules_version: Some(rules_version),
                 printed_at,
+                draft: !matches!(
+                    p.detail.row.status.as_str(),
+                    crate::sheets::status::REGISTERED | crate::sheets::status::APPROVED
+                ),
                 institution: "",
                 doctor: p.detail.row.doctor_name.as_deref().unwrap_or(""),
             },

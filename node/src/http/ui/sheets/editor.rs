@@ -23,7 +23,7 @@ use crate::{Error, Node};
 
 pub(super) fn title(node: &Node, d: &SheetDetail) -> String {
     match node.catalogue.form(&d.row.form_id) {
-        Some(f) => format!("【{}】 告示番号{} {}", f.kind.label(), f.kokuji, f.disease),
+        Some(f) => f.heading(),
         None => d.row.disease.clone(),
     }
 }
@@ -59,6 +59,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
 struct PageQuery {
     notice: Option<String>,
     check: Option<u8>,
+    /// 日付の表示: `wareki` or `western`.
+    dates: Option<String>,
 }
 
 /// Renders the view or the editor of a sheet.
@@ -96,6 +98,78 @@ fn save_failed(
     (status, Html(html.into_string())).into_response()
 }
 
+/// The editor's ワークフロー panel: the sheet's institution (as written on it, else the
+/// user's own), who holds it and the last step's comment.
+async fn workflow_summary(
+    node: &Node,
+    s: &UiSession,
+    d: &SheetDetail,
+) -> Option<nsdb_ui::editor::WorkflowSummary> {
+    let note = node
+        .workflow_note(&s.principal, &d.row.id)
+        .await
+        .ok()
+        .flatten()?;
+    let institution = match d.items.get("doctor.institution_name") {
+        Some(name) if !name.is_empty() => name.clone(),
+        _ if d.row.institution == s.principal.institution => node
+            .institution_of(&s.principal)
+            .await
+            .map(|i| i.name)
+            .unwrap_or_else(|_| d.row.institution.clone()),
+        _ => d.row.institution.clone(),
+    };
+    Some(nsdb_ui::editor::WorkflowSummary {
+        institution,
+        holder: note
+            .holder
+            .map(|(name, kind)| format!("{kind} {name}"))
+            .unwrap_or_default(),
+        comment_by: note
+            .comment
+            .as_ref()
+            .map(|c| format!("{} {}", c.by, format_ms(c.at_ms)))
+            .unwrap_or_default(),
+        comment: note.comment.map(|c| c.text).unwrap_or_default(),
+    })
+}
+
+/// The newest other sheet of the same patient and disease, when this one is a new
+/// 臨床調査個人票 (see `Node::same_patient_sheets`): a notice offers 更新登録 from it.
+async fn renewal_offer(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+) -> Option<nsdb_ui::editor::RenewalOffer> {
+    let rows = node.same_patient_sheets(&s.principal, id).await.ok()?;
+    let row = rows.into_iter().next()?;
+    let offered = Offered::for_user(&s.principal, &row);
+    Some(nsdb_ui::editor::RenewalOffer {
+        status: status::label(&row.status).to_string(),
+        written: crate::http::shared::page::slash_date(row.written_date.as_deref()),
+        can_renew: offered.renew,
+        sheet_id: row.id,
+    })
+}
+
+/// The field a posted `_focus` names (`f-patient-name`), if it is one: the editor returns to
+/// it after the redirect (`#f-…`).
+fn focus_fragment(focus: Option<&str>) -> String {
+    match focus {
+        Some(f)
+            if f.starts_with("f-")
+                && f.len() <= 120
+                && f.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            format!("#{f}")
+        }
+        _ => String::new(),
+    }
+}
+
+// The page's inputs, one each; a struct of them would only be built to be taken apart here.
+#[allow(clippy::too_many_arguments)]
 async fn render(
     node: &Node,
     s: &UiSession,
@@ -104,6 +178,7 @@ async fn render(
     mode: Mode,
     notice: Option<&str>,
     problem: Option<&str>,
+    wareki: bool,
 ) -> Response {
     let ctx = Ctx::new(node, s);
     let d = match crate::http::shared::sheet::sheet_detail(node, &s.principal, id, mode).await {
@@ -146,7 +221,16 @@ async fn render(
     let conflicts = super::conflicts::conflict_panel(node, s, id, form, editing).await;
     let inquiries = crate::http::ui::review::inquiry_panel(node, s, id, form).await;
     let version = d.version.join(",");
+    let workflow = workflow_summary(node, s, &d).await;
+    let renewal = if editing && matches!(d.row.status.as_str(), status::DRAFT | status::RETURNED) {
+        renewal_offer(node, s, id).await
+    } else {
+        None
+    };
     let view = nsdb_ui::EditorView {
+        workflow: workflow.as_ref(),
+        wareki,
+        renewal: renewal.as_ref(),
         form,
         meta: nsdb_ui::SheetMeta {
             id: &d.row.id,
@@ -198,22 +282,78 @@ async fn view_sheet(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let notice = q.notice.as_deref().and_then(notice_text);
-    render(&node, &s, &id, false, Mode::Draft, notice, None).await
+    render(&node, &s, &id, false, Mode::Draft, notice, None, false).await
 }
 
 async fn edit_sheet(
     State(node): State<AppState>,
     s: UiSession,
+    jar: axum_extra::extract::cookie::CookieJar,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
+    // 日付の表示 chosen on the editor (西暦 / 和暦): kept in a cookie for the next pages.
+    let chosen = match q.dates.as_deref() {
+        Some("wareki") => Some(true),
+        Some("western") => Some(false),
+        _ => None,
+    };
+    let wareki = chosen.unwrap_or_else(|| dates_in_wareki(&jar));
     let mode = if q.check.is_some() {
         Mode::Complete
     } else {
         Mode::Draft
     };
     let notice = q.notice.as_deref().and_then(notice_text);
-    render(&node, &s, &id, true, mode, notice, None).await
+    let page = render(&node, &s, &id, true, mode, notice, None, wareki).await;
+    with_date_style(page, chosen)
+}
+
+/// The cookie that keeps how the editor shows dates: `wareki` or `western`.
+const DATES_COOKIE: &str = "nsdb_dates";
+
+/// Whether this browser's user chose to see dates in 和暦.
+fn dates_in_wareki(jar: &axum_extra::extract::cookie::CookieJar) -> bool {
+    jar.get(DATES_COOKIE).is_some_and(|c| c.value() == "wareki")
+}
+
+/// `page` with the date style cookie set, when the user just chose one (by the editor's
+/// 西暦/和暦 links, or by typing a date in 和暦).
+fn with_date_style(mut page: Response, wareki: Option<bool>) -> Response {
+    use axum_extra::extract::cookie::{Cookie, SameSite};
+    let Some(wareki) = wareki else {
+        return page;
+    };
+    let cookie = Cookie::build((DATES_COOKIE, if wareki { "wareki" } else { "western" }))
+        .path("/")
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .max_age(time::Duration::days(365))
+        .build();
+    if let Ok(v) = header::HeaderValue::from_str(&cookie.to_string()) {
+        page.headers_mut().append(header::SET_COOKIE, v);
+    }
+    page
+}
+
+/// 和暦 when a date item of `form` was typed in 和暦 in `fields` (the user chose it).
+fn typed_style(
+    form: &nsdb_rules::FormDef,
+    fields: &std::collections::BTreeMap<String, String>,
+) -> Option<bool> {
+    fields
+        .iter()
+        .filter(|(k, _)| {
+            form.item(k).is_some_and(|i| {
+                matches!(
+                    i.ty,
+                    nsdb_rules::ItemType::Date | nsdb_rules::ItemType::YearMonth
+                )
+            })
+        })
+        .any(|(_, v)| nsdb_rules::value::is_wareki(v))
+        .then_some(true)
 }
 
 /// The editor's form: save what was typed, then take the button's action. Without a valid
@@ -229,14 +369,30 @@ async fn save_sheet(
         Ok(s) => s,
         Err(_) => return crate::http::ui::accounts::sign_in_to_save(&node, jar, &id, &body),
     };
-    let ctx = Ctx::new(&node, &s);
-    let mut fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+    let mut chosen = None;
+    let page = save_and_act(&node, &s, &id, &body, dates_in_wareki(&jar), &mut chosen).await;
+    with_date_style(page, chosen)
+}
+
+/// [`save_sheet`] once signed in; `chosen` becomes `Some(true)` when a date was typed in 和暦.
+async fn save_and_act(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+    body: &Bytes,
+    wareki: bool,
+    chosen: &mut Option<bool>,
+) -> Response {
+    let id = id.to_string();
+    let ctx = Ctx::new(node, s);
+    let mut fields = match posted_form(body, &s.csrf, Some(&ctx)) {
         Ok(f) => f,
         Err(refused) => return *refused,
     };
     let action = fields.remove("action").unwrap_or_else(|| "save".into());
     let to = fields.remove("_to").unwrap_or_default();
     let comment = fields.remove("_comment").unwrap_or_default();
+    let back_to = focus_fragment(fields.remove("_focus").as_deref());
     // The version the page was made from: only what this user changed since is written.
     let version: Vec<String> = fields
         .remove("_version")
@@ -245,27 +401,38 @@ async fn save_sheet(
     fields.retain(|k, _| k != "csrf" && !k.starts_with('_'));
     let p = &s.principal;
     let saved = if fields.is_empty() {
-        Ok(())
+        Ok(None)
     } else if version.is_empty() {
-        node.update_sheet(p, &id, &fields).await.map(drop)
+        node.update_sheet(p, &id, &fields)
+            .await
+            .map(|d| Some(d.row.form_id))
     } else {
         node.update_sheet_since(p, &id, &version, &fields)
             .await
-            .map(drop)
+            .map(|d| Some(d.row.form_id))
     };
+    let saved = saved.map(|form_id| {
+        if let Some(form) = form_id.and_then(|f| node.catalogue.form(&f)) {
+            *chosen = typed_style(form, &fields);
+        }
+    });
+    let wareki = wareki || chosen.is_some();
     if let Err(e) = saved {
         return match e {
             Error::Invalid(why) => {
-                render(&node, &s, &id, false, Mode::Draft, None, Some(&why)).await
+                render(node, s, &id, false, Mode::Draft, None, Some(&why), wareki).await
             }
             // A fault on the server's side (a full disk, a damaged database): the typed values
             // stay on the page, ready to be posted again.
-            Error::Store(store) => save_failed(&ctx, &id, &body, store),
+            Error::Store(store) => save_failed(&ctx, &id, body, store),
             other => error_page(Some(&ctx), other),
         };
     }
     let step = match action.as_str() {
-        "save" => return Redirect::to(&format!("/sheets/{id}/edit?notice=saved")).into_response(),
+        "save" => {
+            return Redirect::to(&format!("/sheets/{id}/edit?notice=saved{back_to}"))
+                .into_response();
+        }
         "check" => {
             let first = match node.get_sheet_checked(p, &id, Mode::Complete).await {
                 Ok(d) => d.messages.first().and_then(|m| m.items.first().cloned()),
@@ -273,26 +440,24 @@ async fn save_sheet(
             };
             let to = match first {
                 Some(item) => format!("/sheets/{id}/edit?check=1#f-{}", item.replace('.', "-")),
-                None => format!("/sheets/{id}/edit?check=1&notice=checked"),
+                None => format!("/sheets/{id}/edit?check=1&notice=checked{back_to}"),
             };
             return Redirect::to(&to).into_response();
         }
         "autofill" => {
             return match node.autofill(p, &id).await {
-                Ok(_) => {
-                    Redirect::to(&format!("/sheets/{id}/edit?notice=calculated")).into_response()
-                }
+                Ok(_) => Redirect::to(&format!("/sheets/{id}/edit?notice=calculated{back_to}"))
+                    .into_response(),
                 Err(Error::Invalid(why)) => {
-                    render(&node, &s, &id, true, Mode::Draft, None, Some(&why)).await
+                    render(node, s, &id, true, Mode::Draft, None, Some(&why), wareki).await
                 }
                 Err(e) => error_page(Some(&ctx), e),
             };
         }
         "confirm_carried" => {
             return match node.confirm_carried(p, &id).await {
-                Ok(()) => {
-                    Redirect::to(&format!("/sheets/{id}/edit?notice=confirmed")).into_response()
-                }
+                Ok(()) => Redirect::to(&format!("/sheets/{id}/edit?notice=confirmed{back_to}"))
+                    .into_response(),
                 Err(e) => error_page(Some(&ctx), e),
             };
         }
@@ -304,7 +469,7 @@ async fn save_sheet(
             Ok(to) => (Step::Request { to, comment }, "requested"),
             Err(_) => {
                 let why = "依頼先の指定医を選んでください。";
-                return render(&node, &s, &id, true, Mode::Draft, None, Some(why)).await;
+                return render(node, s, &id, true, Mode::Draft, None, Some(why), wareki).await;
             }
         },
         other => {
@@ -314,7 +479,7 @@ async fn save_sheet(
             );
         }
     };
-    take_step(&node, &s, &id, step.0, step.1, true).await
+    take_step(node, s, &id, step.0, step.1, true, wareki).await
 }
 
 /// Takes a workflow step and shows where the user goes next.
@@ -325,6 +490,7 @@ async fn take_step(
     step: Step,
     notice: &str,
     from_editor: bool,
+    wareki: bool,
 ) -> Response {
     let register = step == Step::Register;
     match node.step(&s.principal, id, step).await {
@@ -339,7 +505,7 @@ async fn take_step(
             } else {
                 Mode::Draft
             };
-            render(node, s, id, from_editor, mode, None, Some(&why)).await
+            render(node, s, id, from_editor, mode, None, Some(&why), wareki).await
         }
         // No key block yet: the sheet stays as saved, the message stands beside 登録.
         Err(e @ (Error::NoKeyBlock | Error::KeysAwaitHub)) => {
@@ -351,6 +517,7 @@ async fn take_step(
                 Mode::Draft,
                 None,
                 Some(&e.to_string()),
+                wareki,
             )
             .await
         }
@@ -370,7 +537,7 @@ async fn posted_step(
     if let Err(refused) = posted_form(body, &s.csrf, Some(&Ctx::new(node, s))) {
         return *refused;
     }
-    take_step(node, s, id, step, notice, false).await
+    take_step(node, s, id, step, notice, false, false).await
 }
 
 async fn approve(
@@ -416,7 +583,7 @@ async fn amend(
     match node.step(&s.principal, &id, Step::Amend { reason }).await {
         Ok(_) => Redirect::to(&format!("/sheets/{id}/edit?notice=amending")).into_response(),
         Err(Error::Invalid(why)) => {
-            render(&node, &s, &id, false, Mode::Draft, None, Some(&why)).await
+            render(&node, &s, &id, false, Mode::Draft, None, Some(&why), false).await
         }
         Err(e) => error_page(Some(&ctx), e),
     }
@@ -651,6 +818,31 @@ struct PrintQuery {
     masked: Option<u8>,
 }
 
+/// The PDF's file name, after the form and the day it was printed:
+/// `臨床調査個人票_パーキンソン病_2026-12-01.pdf` (`_審査会用` when masked) as RFC 6266's UTF-8
+/// `filename*`, with `sheet-{id}.pdf` for clients that read only the ASCII `filename`.
+pub(crate) fn pdf_disposition(
+    form: &nsdb_rules::FormDef,
+    id: &str,
+    date: &str,
+    masked: bool,
+) -> String {
+    let suffix = if masked { "_審査会用" } else { "" };
+    let name = format!("{}_{}_{date}{suffix}.pdf", form.kind.label(), form.disease)
+        .replace(['/', '\\', '"', '\r', '\n'], "_");
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(b as char)
+            }
+            _ => encoded.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let ascii = if masked { "-masked" } else { "" };
+    format!("inline; filename=\"sheet-{id}{ascii}.pdf\"; filename*=UTF-8''{encoded}")
+}
+
 /// 帳票出力: the sheet as an A4 PDF with its access key; `?masked=1` for the review board.
 async fn print(
     State(node): State<AppState>,
@@ -675,6 +867,7 @@ async fn print(
         return error_page(Some(&ctx), e);
     }
     let printed_at = format!("{} JST", format_ms(node.clock.now_ms()));
+    let disposition = pdf_disposition(&form, &id, &node.clock.today_jst().to_string(), masked);
     let rules_version = node.catalogue.version().to_string();
     let key = printed_key(&d.row);
     let institution = d
@@ -708,6 +901,7 @@ async fn print(
             printed_at: &printed_at,
             institution: &institution,
             doctor: d.row.doctor_name.as_deref().unwrap_or(""),
+            draft: !matches!(d.row.status.as_str(), status::REGISTERED | status::APPROVED),
         };
         crate::print::sheet_pdf(&form, &items, &meta, masked)
     })
@@ -716,13 +910,7 @@ async fn print(
         Ok(Ok(bytes)) => (
             [
                 (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!(
-                        "inline; filename=\"sheet-{id}{}.pdf\"",
-                        if masked { "-masked" } else { "" }
-                    ),
-                ),
+                (header::CONTENT_DISPOSITION, disposition),
             ],
             bytes,
         )

@@ -10,7 +10,7 @@ pub mod workflow;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 
@@ -38,11 +38,7 @@ fn list_row(r: SheetRow, offered: Offered) -> nsdb_ui::ListRow {
         name_kana: r.name_kana.unwrap_or_default(),
         birth_date: slash_date(r.birth_date.as_deref()),
         sex: sex_label(r.sex.as_deref()),
-        kokuji: if r.eda == 0 {
-            r.kokuji.to_string()
-        } else {
-            format!("{}-{}", r.kokuji, r.eda)
-        },
+        kokuji: nsdb_rules::form::disease_number(&r.form_id, r.kokuji, r.eda),
         disease: r.disease,
         doctor_name: r.doctor_name.unwrap_or_default(),
         written_date: slash_date(r.written_date.as_deref()),
@@ -71,9 +67,22 @@ fn list_row(r: SheetRow, offered: Offered) -> nsdb_ui::ListRow {
 async fn sheet_list(
     State(node): State<AppState>,
     s: UiSession,
-    Query(q): Query<SheetQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
     let ctx = Ctx::new(&node, &s);
+    // Read here rather than by the extractor, so that a page such as `?page=x` is refused in
+    // Japanese.
+    let q: SheetQuery = match serde_urlencoded::from_str(raw.as_deref().unwrap_or("")) {
+        Ok(q) => q,
+        Err(_) => {
+            return error_page(
+                Some(&ctx),
+                crate::Error::Invalid(
+                    "検索条件が正しくありません。頁は 1 以上の数字で指定してください。".into(),
+                ),
+            );
+        }
+    };
     let page = match node.list_sheets(&s.principal, &q).await {
         Ok(page) => page,
         Err(e) => return error_page(Some(&ctx), e),
@@ -87,7 +96,14 @@ async fn sheet_list(
         .catalogue
         .forms()
         .iter()
-        .map(|f| (f.kokuji.to_string(), format!("{} {}", f.kokuji, f.disease)))
+        .map(|f| match f.kind {
+            // A 小慢 form's 告示番号 is 0: it is chosen by its form id.
+            nsdb_rules::FormKind::Iken => (f.id.clone(), format!("{} {}", f.number(), f.disease)),
+            nsdb_rules::FormKind::Rinko => (
+                f.kokuji.to_string(),
+                format!("{} {}", f.number(), f.disease),
+            ),
+        })
         .collect();
     diseases.dedup();
     let rows: Vec<nsdb_ui::ListRow> = page

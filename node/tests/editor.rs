@@ -1,0 +1,551 @@
+//! The editor and the list as a clerk meets them all day (issue 11, items 6–8): disease
+//! numbers, paging, search, file names of prints, the draft mark, keyboard aids and 和暦.
+
+#![allow(dead_code)] // the client is the one of http.rs; not every helper is used here
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use nsdb::config::NodeRole;
+use nsdb::testing::TestNode;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// A client of the router that keeps cookies, like a browser.
+struct Client {
+    app: Router,
+    cookies: HashMap<String, String>,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(t: &TestNode) -> Client {
+        Client {
+            app: nsdb::http::router(t.node.clone()),
+            cookies: HashMap::new(),
+            token: None,
+        }
+    }
+
+    async fn send(&mut self, method: Method, uri: &str, content_type: &str, body: String) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req = req.header(header::COOKIE, c.join("; "));
+        }
+        if let Some(t) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if !content_type.is_empty() {
+            req = req.header(header::CONTENT_TYPE, content_type);
+        }
+        let res = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        for sc in res.headers().get_all(header::SET_COOKIE) {
+            let sc = sc.to_str().unwrap();
+            let (pair, _) = sc.split_once(';').unwrap_or((sc, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || sc.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, uri: &str) -> Reply {
+        self.send(Method::GET, uri, "", String::new()).await
+    }
+
+    async fn json(&mut self, method: Method, uri: &str, body: Value) -> Reply {
+        self.send(method, uri, "application/json", body.to_string())
+            .await
+    }
+
+    async fn form(&mut self, uri: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        self.send(Method::POST, uri, "application/x-www-form-urlencoded", body)
+            .await
+    }
+
+    /// Signs in through the API and keeps the bearer token.
+    async fn api_login(&mut self, login: &str) {
+        let r = self
+            .json(
+                Method::POST,
+                "/api/v1/session",
+                json!({"login": login, "password": "demo"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        self.token = Some(r.json()["token"].as_str().unwrap().to_string());
+    }
+
+    /// Signs in through the login page, as a browser does.
+    async fn ui_login(&mut self, login: &str) -> String {
+        let page = self.get("/login").await;
+        let csrf = hidden_csrf(&page.body);
+        let r = self
+            .form(
+                "/login",
+                &[("csrf", &csrf), ("login", login), ("password", "demo")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let home = self.get("/sheets/new").await;
+        hidden_csrf(&home.body)
+    }
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no CSRF field in {html}"));
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Creates a sheet of `form_id` with `values` as the demo doctor; its id.
+async fn sheet_with(t: &TestNode, form_id: &str, values: &[(&str, &str)]) -> String {
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let values = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    t.node
+        .create_sheet(&doctor, form_id, &values)
+        .await
+        .unwrap()
+        .row
+        .id
+}
+
+#[tokio::test]
+async fn a_shouman_sheet_shows_its_group_number_and_never_kokuji_zero() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(&t, "iken-12-04-014", &[]).await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let list = c.get("/sheets").await;
+    assert!(list.body.contains("12-04-014/"), "{}", list.body);
+    assert!(!list.body.contains("<td>0/"), "告示番号 0 is never shown");
+    // The disease filter chooses a 小慢 form by its own number.
+    assert!(list.body.contains("value=\"iken-12-04-014\">12-04-014 "));
+    let filtered = c.get("/sheets?kokuji=iken-12-04-014").await;
+    assert!(
+        filtered.body.contains("検索結果件数 1件"),
+        "{}",
+        filtered.body
+    );
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    assert!(editor.body.contains("疾患群・疾病番号12-04-014"));
+    assert!(!editor.body.contains("告示番号0"));
+}
+
+#[tokio::test]
+async fn paging_counts_pages_and_refuses_a_page_that_is_not_there_in_japanese() {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 45).await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let first = c.get("/sheets").await;
+    assert!(first.body.contains("（1/3頁）"), "{}", first.body);
+    assert!(first.body.contains("1 / 3頁"));
+    let last = c.get("/sheets?page=3").await;
+    assert_eq!(last.status, StatusCode::OK);
+    for bad in [
+        "/sheets?page=4",
+        "/sheets?page=0",
+        "/sheets?page=x",
+        "/sheets?page=-1",
+    ] {
+        let r = c.get(bad).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert!(r.body.contains("頁"), "{bad}: {}", r.body);
+        assert!(!r.body.contains("Failed to deserialize"), "{bad}");
+    }
+    let r = c.get("/sheets?page=4").await;
+    assert!(r.body.contains("4頁目はありません。検索結果は全3頁です。"));
+}
+
+#[tokio::test]
+async fn search_finds_a_name_typed_in_kanji_hiragana_half_width_or_decomposed_kana() {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 5).await;
+    sheet_with(
+        &t,
+        "rinko-006",
+        &[
+            ("patient.name", "髙橋 次郎"),
+            ("patient.name_kana", "ガクバシ ジロウ"),
+        ],
+    )
+    .await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let list = c.get("/sheets").await;
+    assert!(
+        list.body.contains("氏名（カナ・漢字）"),
+        "the box says what it searches"
+    );
+    let enc = |s: &str| serde_urlencoded::to_string([("q", s)]).unwrap();
+    for typed in [
+        "髙橋",
+        "髙橋次郎",
+        "髙橋 次",
+        "がくばし",
+        "ｶﾞｸﾊﾞｼ",
+        "\u{30AB}\u{3099}\u{30AF}\u{30CF}\u{3099}\u{30B7}", // decomposed (NFD) カ゛クハ゛シ
+    ] {
+        let found = c.get(&format!("/sheets?{}", enc(typed))).await;
+        assert!(
+            found.body.contains("検索結果件数 1件"),
+            "{typed}: {}",
+            found.body
+        );
+        assert!(found.body.contains("ガクバシ ジロウ"), "{typed}");
+    }
+    let none = c.get(&format!("/sheets?{}", enc("高橋"))).await;
+    assert!(
+        none.body.contains("検索結果件数 0件"),
+        "a different character is a different name"
+    );
+}
+
+#[tokio::test]
+async fn a_pasted_decomposed_name_is_stored_composed() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(
+        &t,
+        "rinko-006",
+        &[("patient.name_kana", "\u{30AB}\u{3099}\u{30E1}\u{30F3}")],
+    )
+    .await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let d = t.node.get_sheet(&doctor, &id).await.unwrap();
+    assert_eq!(d.items["patient.name_kana"], "ガメン");
+}
+
+/// The PDF of `uri` with its Content-Disposition and text.
+async fn pdf(c: &mut Client, uri: &str) -> (String, String) {
+    let r = c.app.clone();
+    let cookie: Vec<String> = c.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let res = r
+        .oneshot(
+            Request::get(uri)
+                .header(header::COOKIE, cookie.join("; "))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let disposition = res.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        disposition,
+        pdf_extract::extract_text_from_mem(&bytes).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_print_is_named_after_its_form_and_day_and_a_draft_carries_the_draft_mark() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let form = t.node.catalogue.form("rinko-006").unwrap().clone();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5);
+    let values = nsdb::cli::seed::sheet_values(&form, &mut rng, t.node.clock.today_jst());
+    let id = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap()
+        .row
+        .id;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+
+    let (disposition, text) = pdf(&mut c, &format!("/sheets/{id}/print")).await;
+    let today = t.node.clock.today_jst().to_string();
+    let name: String =
+        serde_urlencoded::to_string([("n", format!("臨床調査個人票_パーキンソン病_{today}.pdf"))])
+            .unwrap()
+            .trim_start_matches("n=")
+            .to_string();
+    assert!(
+        disposition.contains(&format!("filename*=UTF-8''{name}")),
+        "{disposition} names {name}"
+    );
+    assert!(disposition.contains(&format!("filename=\"sheet-{id}.pdf\"")));
+    assert!(text.contains("下書き"), "a draft prints with its mark");
+
+    t.node
+        .step(&doctor, &id, nsdb::sheets::workflow::Step::Register)
+        .await
+        .unwrap();
+    let (disposition, text) = pdf(&mut c, &format!("/sheets/{id}/print?masked=1")).await;
+    assert!(
+        disposition.contains("_%E5%AF%A9%E6%9F%BB%E4%BC%9A%E7%94%A8.pdf"),
+        "{disposition}"
+    );
+    assert!(
+        !text.contains("下書き"),
+        "a registered sheet has no draft mark"
+    );
+}
+
+#[tokio::test]
+async fn the_editor_shows_the_workflow_panel_and_the_history_rows_carry_their_actions() {
+    use nsdb::sheets::workflow::Step;
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let clerk = t.node.login("clerk", "demo").await.unwrap().principal;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let id = sheet_with(&t, "rinko-006", &[]).await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    assert!(
+        !editor.body.contains("wf-note-title"),
+        "no panel before any step"
+    );
+
+    let id = t
+        .node
+        .create_sheet(&clerk, "rinko-006", &Default::default())
+        .await
+        .unwrap()
+        .row
+        .id;
+    t.node
+        .step(
+            &clerk,
+            &id,
+            Step::Request {
+                to: doctor.user_id,
+                comment: "登録内容のご確認をお願いいたします。".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    let at = editor
+        .body
+        .find("wf-note-title")
+        .expect("the workflow panel");
+    let panel = &editor.body[at..at + 1500.min(editor.body.len() - at)];
+    for want in [
+        "医療機関",
+        "担当者",
+        "難病指定医",
+        "コメント",
+        "登録内容のご確認をお願いいたします。",
+        "田中 花子",
+    ] {
+        assert!(panel.contains(want), "{want} in {panel}");
+    }
+    assert!(
+        at < editor.body.find("id=\"sheet\"").unwrap(),
+        "the panel is above the form"
+    );
+
+    // The clerk who sent it sees 閲覧 and 引戻 on the latest history row.
+    let mut k = Client::new(&t);
+    k.ui_login("clerk").await;
+    let history = k.get(&format!("/sheets/{id}/history")).await;
+    let rows = &history.body[history.body.find("<tbody>").unwrap()..];
+    assert!(
+        rows.contains(&format!("href=\"/sheets/{id}\">閲覧")),
+        "{rows}"
+    );
+    assert!(rows.contains("引戻"), "{rows}");
+}
+
+#[tokio::test]
+async fn tabs_count_their_messages_and_buttons_show_their_shortcuts() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(
+        &t,
+        "rinko-006",
+        &[
+            ("patient.postal_code", "12"),
+            ("patient.birth_date", "2999-01-01"),
+        ],
+    )
+    .await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    let nav = &editor.body[editor.body.find("nav class=\"sections\"").unwrap()..];
+    let patient = &nav[nav.find("#s-patient").unwrap()..];
+    let patient = &patient[..patient.find("</a>").unwrap()];
+    // The tab counts the messages the summary lists for its items.
+    let listed = editor.body.matches("<li><a href=\"#f-patient-").count();
+    assert!(listed >= 2, "the postal code and the birth date at least");
+    assert!(patient.contains(&format!("⚠{listed}件")), "{patient}");
+    for (button, key) in [
+        ("一時保存", "s"),
+        ("チェック", "c"),
+        ("一次判定表示", "j"),
+        ("帳票出力", "p"),
+    ] {
+        let at = editor
+            .body
+            .find(&format!("{button} <kbd"))
+            .unwrap_or_else(|| panic!("{button} shows its key"));
+        let before = &editor.body[..at];
+        let tag = &before[before.rfind('<').unwrap()..];
+        assert!(
+            tag.contains(&format!("accesskey=\"{key}\"")),
+            "{button}: {tag}"
+        );
+    }
+    assert!(editor.body.contains("最初の入力欄へ移動"));
+}
+
+#[tokio::test]
+async fn a_save_names_the_field_the_user_was_in_and_the_editor_returns_to_it() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(&t, "rinko-006", &[]).await;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    let page = c.get(&format!("/sheets/{id}/edit")).await;
+    let version = {
+        let marker = "name=\"_version\" value=\"";
+        let at = page.body.find(marker).unwrap() + marker.len();
+        page.body[at..at + page.body[at..].find('"').unwrap()].to_string()
+    };
+    let save = |focus: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("_version", version.clone()),
+            ("_focus", focus.to_string()),
+            ("action", "save".to_string()),
+            ("patient.address", "東京都".to_string()),
+        ]
+    };
+    let fields = save("f-patient-address");
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = c.form(&format!("/sheets/{id}"), &refs).await;
+    assert_eq!(
+        r.location(),
+        format!("/sheets/{id}/edit?notice=saved#f-patient-address")
+    );
+    // Anything but a field id is ignored.
+    let fields = save("javascript:alert(1)");
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = c.form(&format!("/sheets/{id}"), &refs).await;
+    assert_eq!(r.location(), format!("/sheets/{id}/edit?notice=saved"));
+}
+
+#[tokio::test]
+async fn a_new_sheet_for_a_patient_who_has_one_of_the_same_disease_offers_renewal() {
+    use nsdb::sheets::workflow::Step;
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let form = t.node.catalogue.form("rinko-006").unwrap().clone();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    let mut values = nsdb::cli::seed::sheet_values(&form, &mut rng, t.node.clock.today_jst());
+    values.insert("patient.name".into(), "更新 太郎".into());
+    values.insert("patient.birth_date".into(), "1980-04-01".into());
+    let earlier = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap()
+        .row
+        .id;
+    t.node
+        .step(&doctor, &earlier, Step::Register)
+        .await
+        .unwrap();
+
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    // Same insurance numbers.
+    let by_insurance = sheet_with(
+        &t,
+        "rinko-006",
+        &[
+            ("patient.insurer_no", &values["patient.insurer_no"]),
+            ("patient.insured_no", &values["patient.insured_no"]),
+        ],
+    )
+    .await;
+    // Same name (spaced otherwise) and birth date, typed in 和暦.
+    let by_name = sheet_with(
+        &t,
+        "rinko-006",
+        &[
+            ("patient.name", "更新　太郎"),
+            ("patient.birth_date", "昭和55年4月1日"),
+        ],
+    )
+    .await;
+    for id in [&by_insurance, &by_name] {
+        let editor = c.get(&format!("/sheets/{id}/edit")).await;
+        assert!(
+            editor
+                .body
+                .contains("同じ疾病の臨床調査個人票がすでにあります"),
+            "{id}"
+        );
+        assert!(
+            editor
+                .body
+                .contains(&format!("action=\"/sheets/{earlier}/renew\""))
+        );
+        assert!(
+            editor
+                .body
+                .contains(&format!("href=\"/sheets/{earlier}\">その票を開く"))
+        );
+        // A notice, not a block: the sheet still saves.
+        assert!(editor.body.contains("value=\"save\""));
+    }
+    let other = sheet_with(&t, "rinko-006", &[("patient.name", "別人 花子")]).await;
+    let editor = c.get(&format!("/sheets/{other}/edit")).await;
+    assert!(
+        !editor
+            .body
+            .contains("同じ疾病の臨床調査個人票がすでにあります")
+    );
+}

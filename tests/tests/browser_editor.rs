@@ -1,0 +1,355 @@
+//! The editor for all-day keyboard use in a real browser (issue 11, items 6 and 7): the focus
+//! comes back to the field after a save, the first field is one key from the top, a message's
+//! link opens the tab of its field, and dates are typed in 和暦 and shown back that way.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages chromium and
+//! chromium-driver; `.ci/run` installs them). Without them the test fails when `CI=true` and says
+//! it was skipped otherwise. The harness is the one of `browser.rs`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use nsdb::config::NodeRole;
+use nsdb::testing::TestNode;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver on a free loopback port; killed on drop.
+struct Driver {
+    child: tokio::process::Child,
+    port: u16,
+    profiles: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn free_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Starts chromedriver, or says why it cannot (None outside CI, a failure in CI).
+async fn driver() -> Option<Driver> {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|p| !std::path::Path::new(p).exists())
+        .collect();
+    if !missing.is_empty() {
+        let msg =
+            format!("browser test needs {missing:?}: apt-get install chromium chromium-driver");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+        return None;
+    }
+    let port = free_port().await;
+    let child = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(Driver {
+        child,
+        port,
+        profiles: tempfile::tempdir().unwrap(),
+    })
+}
+
+/// A new browser session with a profile of its own (its own cookies).
+async fn browser(d: &Driver) -> Client {
+    let profile = tempfile::tempdir_in(d.profiles.path()).unwrap().keep();
+    let profile = profile.display().to_string();
+    let caps = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1024",
+                format!("--user-data-dir={profile}"),
+            ]
+        }
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", d.port))
+        .await
+        .expect("a browser session")
+}
+
+/// Waits up to ten seconds for an element; when it never comes, fails with the page it was
+/// looked for on.
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    let found = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await;
+    match found {
+        Ok(el) => el,
+        Err(e) => {
+            let url = c
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let page = c.source().await.unwrap_or_default();
+            let head: String = page.chars().take(3000).collect();
+            panic!("{css}: {e}\nat {url}:\n{head}");
+        }
+    }
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    wait_for(c, css).await.text().await.unwrap()
+}
+
+/// Waits until the browser has navigated to a URL containing `part`.
+async fn wait_url(c: &Client, part: &str) {
+    for _ in 0..100 {
+        if let Ok(url) = c.current_url().await
+            && url.as_str().contains(part)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = c
+        .current_url()
+        .await
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    panic!("the browser did not reach {part}; it is at {url}");
+}
+
+/// Finds an element and, like a user, opens the editor tab it is on when it is hidden.
+async fn reveal(c: &Client, css: &str) -> fantoccini::elements::Element {
+    let el = wait_for(c, css).await;
+    if !el.is_displayed().await.unwrap_or(true) {
+        let section = el
+            .find(Locator::XPath(
+                "./ancestor::fieldset[starts-with(@id,'s-')][1]",
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{css} is hidden outside any section: {e}"));
+        let id = section.attr("id").await.unwrap().unwrap_or_default();
+        c.find(Locator::Css(&format!("nav.sections a[href='#{id}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    el
+}
+
+async fn click(c: &Client, css: &str) {
+    reveal(c, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let field = reveal(c, css).await;
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn sign_in(c: &Client, t: &TestNode, login: &str) {
+    c.goto(&t.url("/login")).await.unwrap();
+    type_into(c, "#login", login).await;
+    type_into(c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    wait_url(c, "/sheets").await;
+}
+
+/// A sheet of パーキンソン病 made by `login` through the domain, with `values`; its id.
+async fn draft(t: &TestNode, login: &str, values: &[(&str, &str)]) -> String {
+    let who = t.node.login(login, "demo").await.unwrap().principal;
+    let values = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    t.node
+        .create_sheet(&who, "rinko-006", &values)
+        .await
+        .unwrap()
+        .row
+        .id
+}
+
+/// The id of the element that has the focus.
+async fn focused(c: &Client) -> String {
+    c.execute(
+        "return document.activeElement ? document.activeElement.id : ''",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// Issue 11 item 6: after 一時保存 the focus is back in the field the user was in, on its tab.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_save_the_focus_returns_to_the_field_the_user_was_in() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = draft(&t, "clerk", &[("patient.name", "焦点 戻子")]).await;
+    let c = browser(&d).await;
+    sign_in(&c, &t, "clerk").await;
+    c.goto(&t.url(&format!("/sheets/{id}/edit"))).await.unwrap();
+
+    // The first Tab from the top reaches the skip link; Enter puts the focus in the first field.
+    wait_for(&c, "#sheet").await;
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys(&char::from(Key::Tab).to_string())
+        .await
+        .unwrap();
+    let skip = c.find(Locator::Css("a.skip")).await.unwrap();
+    assert_eq!(skip.text().await.unwrap(), "最初の入力欄へ移動");
+    skip.send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
+    let first = focused(&c).await;
+    assert!(
+        first.starts_with("f-application"),
+        "focus after the skip link: {first}"
+    );
+
+    type_into(&c, "#f-patient-address", "東京都千代田区霞が関1-2-2").await;
+    click(&c, "button[value='save']").await;
+    wait_url(&c, "notice=saved").await;
+    wait_for(&c, "p.notice").await;
+    assert_eq!(focused(&c).await, "f-patient-address");
+    assert!(
+        wait_for(&c, "#f-patient-address")
+            .await
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the field's tab is open"
+    );
+    c.close().await.unwrap();
+}
+
+/// Issue 11 item 6: a link in the message summary opens the tab of its field and focuses it;
+/// each tab shows how many messages it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_link_opens_the_tab_of_its_field_and_focuses_it() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = draft(&t, "clerk", &[("patient.postal_code", "12")]).await;
+    let c = browser(&d).await;
+    sign_in(&c, &t, "clerk").await;
+    c.goto(&t.url(&format!("/sheets/{id}/edit"))).await.unwrap();
+    let postal = wait_for(&c, "#f-patient-postal_code").await;
+    assert!(
+        !postal.is_displayed().await.unwrap(),
+        "the field starts on a tab that is not shown"
+    );
+    let tab = text_of(&c, "nav.sections a[href='#s-patient']").await;
+    assert!(tab.contains("⚠1件"), "the tab counts its messages: {tab}");
+    c.find(Locator::Css(
+        "section.messages a[href='#f-patient-postal_code']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert!(postal.is_displayed().await.unwrap(), "the tab is open");
+    assert_eq!(focused(&c).await, "f-patient-postal_code");
+    c.close().await.unwrap();
+}
+
+async fn value_of(c: &Client, css: &str) -> String {
+    wait_for(c, css)
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Issue 11 item 7: a date typed in 和暦 is stored as the date and shown back in 和暦; the
+/// era boundary is the official one (平成 ends on 2019-04-30).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_typed_in_wareki_are_kept_and_shown_back_in_wareki() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = draft(&t, "clerk", &[("patient.name", "和暦 入力")]).await;
+    let c = browser(&d).await;
+    sign_in(&c, &t, "clerk").await;
+    c.goto(&t.url(&format!("/sheets/{id}/edit"))).await.unwrap();
+    type_into(&c, "#f-basic-diagnosis_date", "R5.4.1").await;
+    type_into(&c, "#f-patient-birth_date", "平成31年4月30日").await;
+    click(&c, "button[value='save']").await;
+    wait_url(&c, "notice=saved").await;
+    assert_eq!(
+        value_of(&c, "#f-basic-diagnosis_date").await,
+        "令和5年4月1日"
+    );
+    assert_eq!(
+        value_of(&c, "#f-patient-birth_date").await,
+        "平成31年4月30日"
+    );
+    let clerk = t.node.login("clerk", "demo").await.unwrap().principal;
+    let stored = t.node.get_sheet(&clerk, &id).await.unwrap().items;
+    assert_eq!(stored["basic.diagnosis_date"], "2023-04-01");
+    assert_eq!(stored["patient.birth_date"], "2019-04-30");
+
+    // A date past its era is refused with the boundary; the next day is 令和元年5月1日.
+    type_into(&c, "#f-patient-birth_date", "平成31年5月1日").await;
+    click(&c, "button[value='save']").await;
+    wait_url(&c, "notice=saved").await;
+    let messages = text_of(&c, "section.messages").await;
+    assert!(
+        messages.contains("2019年4月30日まで") && messages.contains("令和元年5月1日"),
+        "{messages}"
+    );
+    type_into(&c, "#f-patient-birth_date", "令和元年5月1日").await;
+    click(&c, "button[value='save']").await;
+    wait_url(&c, "notice=saved").await;
+    assert_eq!(
+        value_of(&c, "#f-patient-birth_date").await,
+        "令和元年5月1日"
+    );
+
+    // The user may go back to 西暦 (by keyboard: the link may sit under the sticky bar).
+    c.find(Locator::LinkText("西暦で表示"))
+        .await
+        .unwrap()
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
+    wait_url(&c, "dates=western").await;
+    assert_eq!(value_of(&c, "#f-patient-birth_date").await, "2019-05-01");
+    c.close().await.unwrap();
+}
