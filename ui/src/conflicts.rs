@@ -209,6 +209,8 @@ mod tests {
             can_review: false,
             can_research: false,
             can_enter_papers: false,
+            can_monitor: false,
+            open_alerts: 0,
             csrf: "t",
         };
         let why = "ハブがこのノードを受け付けません（登録取消し、または未登録）。";
