@@ -3,145 +3,15 @@
 
 #![allow(dead_code)] // the client is the one of http.rs; not every helper is used here
 
-use std::collections::HashMap;
-
-use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use nsdb::config::NodeRole;
 use nsdb::testing::TestNode;
-use serde_json::{Value, json};
 use tower::ServiceExt;
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-}
-
-/// A client of the router that keeps cookies, like a browser.
-struct Client {
-    app: Router,
-    cookies: HashMap<String, String>,
-    token: Option<String>,
-}
-
-impl Client {
-    fn new(t: &TestNode) -> Client {
-        Client {
-            app: nsdb::http::router(t.node.clone()),
-            cookies: HashMap::new(),
-            token: None,
-        }
-    }
-
-    async fn send(&mut self, method: Method, uri: &str, content_type: &str, body: String) -> Reply {
-        let mut req = Request::builder().method(method).uri(uri);
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.header(header::COOKIE, c.join("; "));
-        }
-        if let Some(t) = &self.token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        if !content_type.is_empty() {
-            req = req.header(header::CONTENT_TYPE, content_type);
-        }
-        let res = self
-            .app
-            .clone()
-            .oneshot(req.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        for sc in res.headers().get_all(header::SET_COOKIE) {
-            let sc = sc.to_str().unwrap();
-            let (pair, _) = sc.split_once(';').unwrap_or((sc, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() || sc.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_string(), v.to_string());
-            }
-        }
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn get(&mut self, uri: &str) -> Reply {
-        self.send(Method::GET, uri, "", String::new()).await
-    }
-
-    async fn json(&mut self, method: Method, uri: &str, body: Value) -> Reply {
-        self.send(method, uri, "application/json", body.to_string())
-            .await
-    }
-
-    async fn form(&mut self, uri: &str, fields: &[(&str, &str)]) -> Reply {
-        let body = serde_urlencoded::to_string(fields).unwrap();
-        self.send(Method::POST, uri, "application/x-www-form-urlencoded", body)
-            .await
-    }
-
-    /// Signs in through the API and keeps the bearer token.
-    async fn api_login(&mut self, login: &str) {
-        let r = self
-            .json(
-                Method::POST,
-                "/api/v1/session",
-                json!({"login": login, "password": "demo"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        self.token = Some(r.json()["token"].as_str().unwrap().to_string());
-    }
-
-    /// Signs in through the login page, as a browser does.
-    async fn ui_login(&mut self, login: &str) -> String {
-        let page = self.get("/login").await;
-        let csrf = hidden_csrf(&page.body);
-        let r = self
-            .form(
-                "/login",
-                &[("csrf", &csrf), ("login", login), ("password", "demo")],
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-        let home = self.get("/sheets/new").await;
-        hidden_csrf(&home.body)
-    }
-}
-
-fn hidden_csrf(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .unwrap_or_else(|| panic!("no CSRF field in {html}"));
-    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
+mod support;
+use support::Client;
 
 /// Creates a sheet of `form_id` with `values` as the demo doctor; its id.
 async fn sheet_with(t: &TestNode, form_id: &str, values: &[(&str, &str)]) -> String {

@@ -4,145 +4,15 @@
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages chromium and
 //! chromium-driver; `.ci/run` installs them). Without them the test fails when `CI=true` and says
-//! it was skipped otherwise. The harness is the one of `browser.rs`.
-
-use std::process::Stdio;
-use std::time::Duration;
+//! it was skipped otherwise. The harness is `browser_support`, shared with `browser.rs`.
 
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use nsdb::config::NodeRole;
 use nsdb::testing::TestNode;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// chromedriver on a free loopback port; killed on drop.
-struct Driver {
-    child: tokio::process::Child,
-    port: u16,
-    profiles: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-async fn free_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Starts chromedriver, or says why it cannot (None outside CI, a failure in CI).
-async fn driver() -> Option<Driver> {
-    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
-        .into_iter()
-        .filter(|p| !std::path::Path::new(p).exists())
-        .collect();
-    if !missing.is_empty() {
-        let msg =
-            format!("browser test needs {missing:?}: apt-get install chromium chromium-driver");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED: {msg}");
-        return None;
-    }
-    let port = free_port().await;
-    let child = tokio::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Driver {
-        child,
-        port,
-        profiles: tempfile::tempdir().unwrap(),
-    })
-}
-
-/// A new browser session with a profile of its own (its own cookies).
-async fn browser(d: &Driver) -> Client {
-    let profile = tempfile::tempdir_in(d.profiles.path()).unwrap().keep();
-    let profile = profile.display().to_string();
-    let caps = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,1024",
-                format!("--user-data-dir={profile}"),
-            ]
-        }
-    });
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", d.port))
-        .await
-        .expect("a browser session")
-}
-
-/// Waits up to ten seconds for an element; when it never comes, fails with the page it was
-/// looked for on.
-async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
-    let found = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await;
-    match found {
-        Ok(el) => el,
-        Err(e) => {
-            let url = c
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            let page = c.source().await.unwrap_or_default();
-            let head: String = page.chars().take(3000).collect();
-            panic!("{css}: {e}\nat {url}:\n{head}");
-        }
-    }
-}
-
-async fn text_of(c: &Client, css: &str) -> String {
-    wait_for(c, css).await.text().await.unwrap()
-}
-
-/// Waits until the browser has navigated to a URL containing `part`.
-async fn wait_url(c: &Client, part: &str) {
-    for _ in 0..100 {
-        if let Ok(url) = c.current_url().await
-            && url.as_str().contains(part)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let url = c
-        .current_url()
-        .await
-        .map(|u| u.to_string())
-        .unwrap_or_default();
-    panic!("the browser did not reach {part}; it is at {url}");
-}
+mod browser_support;
+use browser_support::{browser, driver, text_of, wait_for, wait_url};
 
 /// Finds an element and, like a user, opens the editor tab it is on when it is hidden.
 async fn reveal(c: &Client, css: &str) -> fantoccini::elements::Element {
