@@ -12,49 +12,7 @@ use nsdb::config::NodeRole;
 use nsdb::testing::TestNode;
 
 mod browser_support;
-use browser_support::{browser, driver, text_of, wait_for, wait_url};
-
-/// Finds an element and, like a user, opens the editor tab it is on when it is hidden.
-async fn reveal(c: &Client, css: &str) -> fantoccini::elements::Element {
-    let el = wait_for(c, css).await;
-    if !el.is_displayed().await.unwrap_or(true) {
-        let section = el
-            .find(Locator::XPath(
-                "./ancestor::fieldset[starts-with(@id,'s-')][1]",
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("{css} is hidden outside any section: {e}"));
-        let id = section.attr("id").await.unwrap().unwrap_or_default();
-        c.find(Locator::Css(&format!("nav.sections a[href='#{id}']")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    }
-    el
-}
-
-async fn click(c: &Client, css: &str) {
-    reveal(c, css)
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
-async fn type_into(c: &Client, css: &str, text: &str) {
-    let field = reveal(c, css).await;
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn sign_in(c: &Client, t: &TestNode, login: &str) {
-    c.goto(&t.url("/login")).await.unwrap();
-    type_into(c, "#login", login).await;
-    type_into(c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
-    wait_url(c, "/sheets").await;
-}
+use browser_support::{browser, click, driver, sign_in, text_of, type_into, wait_for, wait_url};
 
 /// A sheet of パーキンソン病 made by `login` through the domain, with `values`; its id.
 async fn draft(t: &TestNode, login: &str, values: &[(&str, &str)]) -> String {

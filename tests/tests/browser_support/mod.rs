@@ -7,7 +7,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
+use nsdb::testing::TestNode;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -137,4 +139,46 @@ pub async fn wait_url(c: &Client, part: &str) {
         .map(|u| u.to_string())
         .unwrap_or_default();
     panic!("the browser did not reach {part}; it is at {url}");
+}
+
+/// Finds an element and, like a user, opens the editor tab it is on when it is hidden.
+pub async fn reveal(c: &Client, css: &str) -> fantoccini::elements::Element {
+    let el = wait_for(c, css).await;
+    if !el.is_displayed().await.unwrap_or(true) {
+        let section = el
+            .find(Locator::XPath(
+                "./ancestor::fieldset[starts-with(@id,'s-')][1]",
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{css} is hidden outside any section: {e}"));
+        let id = section.attr("id").await.unwrap().unwrap_or_default();
+        c.find(Locator::Css(&format!("nav.sections a[href='#{id}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    el
+}
+
+pub async fn click(c: &Client, css: &str) {
+    reveal(c, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+pub async fn type_into(c: &Client, css: &str, text: &str) {
+    let field = reveal(c, css).await;
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+pub async fn sign_in(c: &Client, t: &TestNode, login: &str) {
+    c.goto(&t.url("/login")).await.unwrap();
+    type_into(c, "#login", login).await;
+    type_into(c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    wait_url(c, "/sheets").await;
 }
