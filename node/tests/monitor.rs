@@ -3,94 +3,14 @@
 //! 責任者 and the ministry see and acknowledge alerts (audited); the ministry opens an
 //! identified sheet only with a reason, and that raises an alert at once.
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use nsdb::accounts::policy::Principal;
 use nsdb::config::NodeRole;
 use nsdb::monitor::{self, Rule};
 use nsdb::testing::TestNode;
-use tower::ServiceExt;
 
-async fn send(
-    app: &Router,
-    uri: &str,
-    cookie: &str,
-    method: Method,
-    body: String,
-) -> (StatusCode, String, String) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if !cookie.is_empty() {
-        req = req.header(header::COOKIE, cookie);
-    }
-    if !body.is_empty() {
-        req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let location = res
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let set = res
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    (status, text, if set.is_empty() { location } else { set })
-}
-
-async fn get(app: &Router, uri: &str, cookie: &str) -> (StatusCode, String, String) {
-    send(app, uri, cookie, Method::GET, String::new()).await
-}
-
-fn hidden_csrf(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field");
-    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-async fn sign_in(app: &Router, login: &str) -> String {
-    let (_, page, cookie) = get(app, "/login", "").await;
-    let csrf = hidden_csrf(&page);
-    let body = serde_urlencoded::to_string([
-        ("csrf", csrf.as_str()),
-        ("login", login),
-        ("password", "demo"),
-    ])
-    .unwrap();
-    let (status, _, session) = send(app, "/login", &cookie, Method::POST, body).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    session
-}
-
-/// Posts a form from the page at `page` (for its CSRF token).
-async fn post(
-    app: &Router,
-    page: &str,
-    uri: &str,
-    cookie: &str,
-    fields: &[(&str, &str)],
-) -> (StatusCode, String, String) {
-    let (_, html, _) = get(app, page, cookie).await;
-    let csrf = hidden_csrf(&html);
-    let mut all = vec![("csrf", csrf.as_str())];
-    all.extend_from_slice(fields);
-    let body = serde_urlencoded::to_string(all).unwrap();
-    send(app, uri, cookie, Method::POST, body).await
-}
+mod support;
+use support::{get, post, sign_in};
 
 async fn principal(t: &TestNode, login: &str) -> Principal {
     t.node.login(login, "demo").await.unwrap().principal

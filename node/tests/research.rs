@@ -6,17 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, StringArray};
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
 use nsdb::config::NodeRole;
 use nsdb::research::{PatientIdentity, export::Formats};
 use nsdb::testing::TestNode;
 use nsdb_sync::{Author, Edit, NodeId, ResearchConsent, Review, Sheet, SheetId};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::SeedableRng;
-use tower::ServiceExt;
 
 /// A fictitious patient with values no generated value could contain by chance.
 struct Patient {
@@ -535,57 +531,8 @@ print(n, p, y)
     assert_eq!(got[0], national);
 }
 
-async fn send(
-    app: &Router,
-    uri: &str,
-    cookie: &str,
-    method: Method,
-    body: String,
-) -> (StatusCode, String, String) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if !cookie.is_empty() {
-        req = req.header(header::COOKIE, cookie);
-    }
-    if !body.is_empty() {
-        req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let set = res
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned(), set)
-}
-
-fn hidden_csrf(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field");
-    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-async fn sign_in(app: &Router, login: &str) -> String {
-    let (_, page, cookie) = send(app, "/login", "", Method::GET, String::new()).await;
-    let csrf = hidden_csrf(&page);
-    let body = serde_urlencoded::to_string([
-        ("csrf", csrf.as_str()),
-        ("login", login),
-        ("password", "demo"),
-    ])
-    .unwrap();
-    let (status, _, session) = send(app, "/login", &cookie, Method::POST, body).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    session
-}
+mod support;
+use support::{send, sign_in};
 
 #[tokio::test]
 async fn the_ministry_sees_suppressed_counts_and_each_download_is_audited() {

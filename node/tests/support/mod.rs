@@ -147,3 +147,80 @@ pub fn hidden_csrf(html: &str) -> String {
     let rest = &html[at + "name=\"csrf\" value=\"".len()..];
     rest[..rest.find('"').unwrap()].to_string()
 }
+
+// The same exchanges with the session as a cookie string, for tests that hold several users'
+// sessions side by side: (status, body, the cookies set — or, when none, the redirect).
+
+/// One request with `cookie`; a body is sent as a posted form.
+pub async fn send(
+    app: &Router,
+    uri: &str,
+    cookie: &str,
+    method: Method,
+    body: String,
+) -> (StatusCode, String, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if !cookie.is_empty() {
+        req = req.header(header::COOKIE, cookie);
+    }
+    if !body.is_empty() {
+        req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let location = res
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let set = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    (status, text, if set.is_empty() { location } else { set })
+}
+
+pub async fn get(app: &Router, uri: &str, cookie: &str) -> (StatusCode, String, String) {
+    send(app, uri, cookie, Method::GET, String::new()).await
+}
+
+pub async fn sign_in(app: &Router, login: &str) -> String {
+    let (_, page, cookie) = get(app, "/login", "").await;
+    let csrf = hidden_csrf(&page);
+    let body = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("login", login),
+        ("password", "demo"),
+    ])
+    .unwrap();
+    let (status, _, session) = send(app, "/login", &cookie, Method::POST, body).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    session
+}
+
+/// Posts a form from the page at `page` (for its CSRF token).
+pub async fn post(
+    app: &Router,
+    page: &str,
+    uri: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String, String) {
+    let (_, html, _) = get(app, page, cookie).await;
+    let csrf = hidden_csrf(&html);
+    let mut all = vec![("csrf", csrf.as_str())];
+    all.extend_from_slice(fields);
+    let body = serde_urlencoded::to_string(all).unwrap();
+    send(app, uri, cookie, Method::POST, body).await
+}
