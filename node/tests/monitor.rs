@@ -493,6 +493,30 @@ async fn the_ministry_opens_an_identified_sheet_only_with_a_reason_and_that_rais
         page.contains("厚生労働省による識別情報の閲覧（理由付き）"),
         "{page}"
     );
+    // The person the alert is about cannot close it: it stays open, and the attempt is audited.
+    let alert: i64 = hub
+        .node
+        .store
+        .read(|c| {
+            Ok::<_, nsdb::Error>(c.query_row(
+                "SELECT id FROM alerts WHERE rule = 'identified_access'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    let (_, page, _) = post(
+        &app,
+        "/monitor",
+        &format!("/monitor/{alert}/acknowledge"),
+        &ministry,
+        &[],
+    )
+    .await;
+    assert!(page.contains("ご自身では確認済みにできません"), "{page}");
+    assert!(!of_rule(&alerts(&hub).await, Rule::IdentifiedAccess)[0].3);
+    assert_eq!(audit_count(&hub, "alert_acknowledge_denied").await, 1);
 }
 
 #[tokio::test]

@@ -676,18 +676,33 @@ impl Node {
             .store
             .write(move |c| {
                 let tx = c.transaction()?;
-                let known: Option<Option<i64>> = tx
+                let known: Option<(Option<i64>, Option<i64>)> = tx
                     .query_row(
-                        "SELECT acknowledged_at FROM alerts WHERE id = ?1",
+                        "SELECT acknowledged_at, user_id FROM alerts WHERE id = ?1",
                         [id],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
-                let Some(already) = known else {
+                let Some((already, subject)) = known else {
                     return Ok(Err(crate::Error::Invalid(
                         "その警告は見つかりません。一覧を開き直してください。".into(),
                     )));
                 };
+                // The person an alert is about never closes it: someone else looks at it.
+                if subject == Some(uid as i64) {
+                    audit::record(
+                        &tx,
+                        now,
+                        uid,
+                        "alert_acknowledge_denied",
+                        Some(&id.to_string()),
+                        Some("own alert"),
+                    )?;
+                    tx.commit()?;
+                    return Ok(Err(crate::Error::Invalid(
+                        "ご自身の利用についての警告は、ご自身では確認済みにできません。別の担当者が確認してください。".into(),
+                    )));
+                }
                 if already.is_none() {
                     tx.execute(
                         "UPDATE alerts SET acknowledged_by = ?2, acknowledged_at = ?3
