@@ -353,6 +353,25 @@ async fn user_administration_asks_for_the_password_again_after_five_minutes() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(audit_count(&t, "totp_reset").await, 1);
     assert_eq!(audit_count(&t, "reauth").await, 2);
+    // Never one's own factor: no button on one's own row, and a posted one is refused.
+    let list = admin.get("/admin/users").await;
+    assert!(
+        !list.body.contains("name=\"login\" value=\"admin\""),
+        "{}",
+        list.body
+    );
+    let r = admin
+        .form(
+            "/admin/users/totp-reset",
+            &[("csrf", &csrf), ("login", "admin")],
+        )
+        .await;
+    assert!(
+        r.body.contains("ご自身の2段階認証は初期化できません"),
+        "{}",
+        r.body
+    );
+    assert_eq!(audit_count(&t, "totp_reset").await, 1);
 
     // The API: 401 reauth_required, then the session is re-authenticated.
     steps_pass(&t).await;

@@ -339,6 +339,8 @@ pub struct UserLine<'a> {
     pub expires_on: &'a str,
     /// Whether the user has enrolled the second factor (2段階認証).
     pub totp: bool,
+    /// Whether this is the signed-in administrator (who may not reset their own factor).
+    pub me: bool,
 }
 
 /// The administrator's user list (医療機関ユーザ検索); `notice` after a 2段階認証 reset.
@@ -361,7 +363,7 @@ pub fn users(ctx: &PageContext<'_>, users: &[UserLine<'_>], notice: bool) -> Mar
                             td { (u.expires_on) }
                             td { @if u.totp { "設定済み" } @else { "未設定" } }
                             td {
-                                @if u.totp {
+                                @if u.totp && !u.me {
                                     form method="post" action="/admin/users/totp-reset" {
                                         input type="hidden" name="csrf" value=(ctx.csrf);
                                         input type="hidden" name="login" value=(u.login);

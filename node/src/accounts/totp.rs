@@ -260,6 +260,13 @@ impl Node {
     pub async fn reset_totp(&self, by: Option<&Principal>, login: &str) -> Result<()> {
         if let Some(p) = by {
             authorize(p, Action::ManageUsers, Target::None)?;
+            // Taking away one's own second factor would let a stolen password do the same:
+            // another administrator, or the operator's command, does it.
+            if p.login == login {
+                return Err(Error::Invalid(
+                    "ご自身の2段階認証は初期化できません。別の責任者に依頼するか、サーバの管理者が nsdb user reset-totp で初期化してください。".into(),
+                ));
+            }
         }
         let scope = by.map(|p| p.institution.clone());
         let by_id = by.map(|p| p.user_id);

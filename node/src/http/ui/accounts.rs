@@ -266,6 +266,7 @@ async fn users(
                     locked: u.locked,
                     expires_on: u.expires_on.as_deref().unwrap_or("なし"),
                     totp: u.totp_enrolled,
+                    me: u.login == s.principal.login,
                 })
                 .collect();
             Html(nsdb_ui::users(&ctx.page(), &lines, q.reset.is_some()).into_string())
