@@ -173,7 +173,7 @@ pub fn password_change(ctx: &PageContext<'_>, f: PasswordForm<'_>) -> Markup {
                     label for="new" { "新しいパスワード" }
                     input #new name="new" type="password" autocomplete="new-password" required
                         aria-describedby="new-hint";
-                    p.hint #new-hint { "10文字以上。空白だけ・同じ文字の繰り返し・ユーザIDやその逆順・よく使われるパスワードは使えません。" }
+                    p.hint #new-hint { "10文字以上。空白だけ・同じ文字や同じ並びの繰り返し・ユーザIDを（逆順でも）含むもの・よく使われるパスワードは使えません。" }
                     @if let Some(e) = f.new_error {
                         p.error #new-error role="alert" { (e) }
                     }

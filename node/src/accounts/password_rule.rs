@@ -1,9 +1,11 @@
 //! The rule a new password must meet, with the message shown beside the password field.
 //!
 //! The rule (docs/security.md, "Passwords"): at least [`MIN_PASSWORD_CHARS`] characters, not
-//! only blanks, not one character repeated, not the login ID, not the login ID reversed, and not
-//! one of [`COMMON_PASSWORDS`]. Comparisons ignore case and surrounding blanks. This module only
-//! judges; it must never log, store or echo the password it is given.
+//! only blanks, not one character or one run of characters repeated (`aaaa…`, `clerkclerk`,
+//! `1212…`), not containing the login ID or the login ID reversed, and not one of
+//! [`COMMON_PASSWORDS`]. Comparisons are made on the NFKC form (full-width letters and digits
+//! count as their ASCII selves), ignoring case and surrounding blanks. This module only judges;
+//! it must never log, store or echo the password it is given.
 
 /// The shortest password a real account may have (the demo's `demo` is seeded directly).
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -84,9 +86,9 @@ pub const COMMON_PASSWORDS: &[&str] = &[
 pub enum PasswordRejected {
     #[error("パスワードは{MIN_PASSWORD_CHARS}文字以上にしてください。")]
     TooShort,
-    #[error("空白だけ、または同じ文字の繰り返しのパスワードは使えません。")]
+    #[error("空白だけ、または同じ文字や同じ並びの繰り返しのパスワードは使えません。")]
     Blank,
-    #[error("ユーザIDと同じ（または逆順の）パスワードは使えません。")]
+    #[error("ユーザIDを（逆順でも）含むパスワードは使えません。")]
     IsLogin,
     #[error("よく使われるパスワードのため使えません。推測されにくいものにしてください。")]
     Common,
@@ -99,16 +101,22 @@ pub fn check(login: &str, password: &str) -> Result<(), PasswordRejected> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(PasswordRejected::TooShort);
     }
-    let trimmed = password.trim();
-    let mut chars = trimmed.chars();
-    let first = chars.next();
-    if first.is_none() || chars.all(|c| Some(c) == first) {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = password.nfkc().collect();
+    let trimmed = folded.trim();
+    let chars: Vec<char> = trimmed.chars().collect();
+    // One character, or one run of characters, over and over.
+    let repeated = (1..=chars.len() / 2).any(|unit| {
+        chars.len().is_multiple_of(unit) && chars.chunks(unit).all(|c| c == &chars[..unit])
+    });
+    if chars.is_empty() || repeated {
         return Err(PasswordRejected::Blank);
     }
     let lower = trimmed.to_lowercase();
-    let login = login.trim().to_lowercase();
+    let login: String = login.nfkc().collect::<String>().trim().to_lowercase();
     let reversed: String = login.chars().rev().collect();
-    if !login.is_empty() && (lower == login || lower == reversed) {
+    // A login of a few characters only (`doc`) would refuse too much; from three on it counts.
+    if login.chars().count() >= 3 && (lower.contains(&login) || lower.contains(&reversed)) {
         return Err(PasswordRejected::IsLogin);
     }
     if COMMON_PASSWORDS.contains(&lower.as_str()) {
@@ -142,6 +150,22 @@ mod tests {
             Err(PasswordRejected::Common)
         );
         assert_eq!(check("doctor", "1234567890"), Err(PasswordRejected::Common));
+        // Full-width is the same password; the login with digits, or twice, is the login.
+        assert_eq!(
+            check("doctor", "１２３４５６７８９０"),
+            Err(PasswordRejected::Common)
+        );
+        assert_eq!(
+            check("reviewer", "reviewer12"),
+            Err(PasswordRejected::IsLogin)
+        );
+        assert_eq!(
+            check("reviewer", "reviewerreviewer"),
+            Err(PasswordRejected::Blank)
+        );
+        assert_eq!(check("clerk", "Clerkclerk"), Err(PasswordRejected::IsLogin));
+        assert_eq!(check("doctor", "klerkklerk"), Err(PasswordRejected::Blank));
+        assert_eq!(check("doctor", "1212121212"), Err(PasswordRejected::Blank));
     }
 
     #[test]
