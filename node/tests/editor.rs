@@ -101,6 +101,9 @@ async fn search_finds_a_name_typed_in_kanji_hiragana_half_width_or_decomposed_ka
         "髙橋 次",
         "がくばし",
         "ｶﾞｸﾊﾞｼ",
+        "ガクバシジロウ",
+        "がくばしじろう",
+        "ガクバシ　ジロ",
         "\u{30AB}\u{3099}\u{30AF}\u{30CF}\u{3099}\u{30B7}", // decomposed (NFD) カ゛クハ゛シ
     ] {
         let found = c.get(&format!("/sheets?{}", enc(typed))).await;

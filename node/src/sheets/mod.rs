@@ -910,11 +910,23 @@ impl Node {
                         );
                         args.push(Box::new(format!("{escaped}%")));
                     } else {
-                        // A prefix as a range, so the (institution, name_kana) index serves it.
+                        // A prefix as a range, so the (institution, name_kana) index serves it;
+                        // a name typed whole without its space (マカベシゲル) is a prefix of the
+                        // stored name with its spaces left out.
                         let kana = value::to_full_katakana(&q);
-                        filters.push("s.name_kana >= ? AND s.name_kana < ?".to_string());
+                        let joined: String = kana.chars().filter(|c| !c.is_whitespace()).collect();
+                        let escaped = joined
+                            .replace('\\', "\\\\")
+                            .replace('%', "\\%")
+                            .replace('_', "\\_");
+                        filters.push(
+                            "((s.name_kana >= ? AND s.name_kana < ?)
+                              OR replace(replace(s.name_kana, ' ', ''), '　', '') LIKE ? ESCAPE '\\')"
+                                .to_string(),
+                        );
                         args.push(Box::new(kana.clone()));
                         args.push(Box::new(format!("{kana}\u{10FFFF}")));
+                        args.push(Box::new(format!("{escaped}%")));
                     }
                 }
                 if let Some(v) = given(&query.status) {
