@@ -411,6 +411,27 @@ fn serve_never_creates_a_node_a_mistyped_data_dir_is_refused_and_init_sets_one_u
     let _ = server.wait();
     let (status, body) = health.expect("the node set up by init serves");
     assert_eq!(status, 200, "{body}");
+    use std::os::unix::fs::PermissionsExt;
+    let db = data.join("node.db");
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "node.db is for the node's user alone");
+
+    // A node that lost its database (emptied): init, like serve, says to restore it, and
+    // does not set a new node up in its place.
+    std::fs::write(&db, b"").unwrap();
+    let out = Command::new(NSDB)
+        .args(["init", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("restore it from a backup"), "{said}");
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().len(),
+        0,
+        "nothing was set up"
+    );
 }
 
 #[test]

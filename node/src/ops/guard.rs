@@ -70,6 +70,8 @@ pub fn require_node(config: &crate::NodeConfig, config_file: &Path) -> Result<()
 /// Refuses `nsdb init` where a node already is (a database, or the marker of one).
 pub fn require_no_node(config: &crate::NodeConfig, config_file: &Path) -> Result<(), OpsError> {
     let db = config.database_path();
+    // A node that lost its database is restored, never set up again: the same words as serve.
+    check_before_open(&config.data_dir, &db)?;
     let has_db = std::fs::metadata(&db).is_ok_and(|m| m.len() > 0);
     if has_db || config.data_dir.join(MARKER).exists() {
         return Err(OpsError::NodeExists {
