@@ -30,7 +30,7 @@ pub struct CrashBench {
     pub trials: usize,
 }
 
-const PASSWORD: &str = "bench-crash-password";
+const PASSWORD: &str = "kill-nine-forty-times";
 
 /// What one trial found.
 #[derive(Debug, Default, Clone, Copy)]
