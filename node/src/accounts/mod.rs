@@ -608,14 +608,7 @@ impl Node {
                 .write(move |c| second_factor_then_session(c, uid, &code, None, now))
                 .await?
         } else {
-            self.store
-                .write(move |c| {
-                    let tx = c.transaction()?;
-                    let s = open_session(&tx, uid, now)?;
-                    tx.commit()?;
-                    Ok::<_, Error>(Some(s))
-                })
-                .await?
+            Some(self.new_session(uid, now).await?)
         };
         match session {
             Some((token, csrf)) => Ok(LoginSession {
@@ -640,15 +633,7 @@ impl Node {
         let uid = user.principal.user_id;
         let now = self.clock.now_ms();
         if !user.totp {
-            let (token, csrf) = self
-                .store
-                .write(move |c| {
-                    let tx = c.transaction()?;
-                    let s = open_session(&tx, uid, now)?;
-                    tx.commit()?;
-                    Ok::<_, Error>(s)
-                })
-                .await?;
+            let (token, csrf) = self.new_session(uid, now).await?;
             return Ok(SignIn::Session(LoginSession {
                 token,
                 csrf,
@@ -716,6 +701,40 @@ impl Node {
                 })
             }
         }
+    }
+
+    /// A new session for user `uid` ([`open_session`] in a transaction of its own): its token
+    /// and CSRF token.
+    async fn new_session(&self, uid: u64, now: i64) -> Result<(String, String)> {
+        self.store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let s = open_session(&tx, uid, now)?;
+                tx.commit()?;
+                Ok::<_, Error>(s)
+            })
+            .await
+    }
+
+    /// Whether `password` is user `uid`'s (checked in the bounded pool), and whether the user
+    /// has enrolled the second factor. Errors: [`Error::Busy`] when every check is taken.
+    async fn password_matches(&self, uid: u64, password: &str) -> Result<(bool, bool)> {
+        let (phc, enrolled) = self
+            .store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT password_hash, totp_secret IS NOT NULL FROM users WHERE id = ?1",
+                    [uid as i64],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)),
+                )
+                .map_err(Error::from)
+            })
+            .await?;
+        let ok = self
+            .password_checks
+            .verify(password.to_string(), phc)
+            .await?;
+        Ok((ok, enrolled))
     }
 
     async fn user_principal(&self, uid: u64) -> Result<Principal> {
@@ -823,21 +842,7 @@ impl Node {
     ) -> Result<()> {
         let s = self.session_state(token).await?;
         let uid = s.principal.user_id;
-        let (phc, enrolled) = self
-            .store
-            .read(move |c| {
-                c.query_row(
-                    "SELECT password_hash, totp_secret IS NOT NULL FROM users WHERE id = ?1",
-                    [uid as i64],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)),
-                )
-                .map_err(Error::from)
-            })
-            .await?;
-        let ok = self
-            .password_checks
-            .verify(password.to_string(), phc)
-            .await?;
+        let (ok, enrolled) = self.password_matches(uid, password).await?;
         let code = code.map(str::trim).filter(|c| !c.is_empty());
         if ok && enrolled && code.is_none() {
             return Err(Error::TotpRequired);
@@ -915,21 +920,7 @@ impl Node {
         new: &str,
     ) -> Result<()> {
         let uid = p.user_id;
-        let phc = self
-            .store
-            .read(move |c| {
-                c.query_row(
-                    "SELECT password_hash FROM users WHERE id = ?1",
-                    [uid as i64],
-                    |r| r.get::<_, String>(0),
-                )
-                .map_err(Error::from)
-            })
-            .await?;
-        let ok = self
-            .password_checks
-            .verify(current.to_string(), phc)
-            .await?;
+        let (ok, _) = self.password_matches(uid, current).await?;
         let now = self.clock.now_ms();
         if !ok {
             self.store

@@ -16,7 +16,6 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     // One server per data directory; restore and rekey refuse to run while it is held.
     let _lock = crate::ops::guard::DirLock::acquire(&config.data_dir)?;
     let node = Node::open(config, crate::Clock::System)?;
-    make_private(&node)?;
     let inst = node.config.institution.clone();
     let kind = node.role().institution_kind();
     // A damaged database refuses writes; the node still serves, saying so on every answer.
@@ -92,16 +91,6 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes the node's database readable by the node's user alone (mode 600), whatever mode a file
-/// left there before had (an emptied `node.db` the node was set up again in).
-fn make_private(node: &Node) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use std::os::unix::fs::PermissionsExt;
-    let db = node.config.database_path();
-    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot make {} private (mode 600)", db.display()))
-}
-
 /// `nsdb init --config FILE`: sets up a new node where its configuration says (data directory,
 /// identity, database, its institution) and prints its node id. Errors: a node is already there
 /// ([`crate::ops::OpsError::NodeExists`]), or the key or directory cannot be used.
@@ -109,7 +98,6 @@ pub async fn init(file: &std::path::Path) -> anyhow::Result<()> {
     let config = NodeConfig::from_file(file)?;
     crate::ops::guard::require_no_node(&config, file)?;
     let node = Node::open(config, crate::Clock::System)?;
-    make_private(&node)?;
     let inst = node.config.institution.clone();
     let kind = node.role().institution_kind();
     node.store

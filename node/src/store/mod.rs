@@ -139,6 +139,14 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
+        "cannot make database {} readable by its owner only (chmod 600): {source}",
+        path.display()
+    )]
+    Private {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
         "database {} has schema version {found}, newer than this nsdb knows ({known}): it was written by a newer nsdb; run that version (or newer), never an older one",
         path.display()
     )]
@@ -342,6 +350,18 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
             durability,
         )?;
+        // The database is the node's user's alone (mode 600), whatever mode a file left there
+        // had; set before the WAL exists, which SQLite creates with the database's mode.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| StoreError::Private {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            )?;
+        }
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut writer, path)?;
         // Take the write lock at BEGIN, where the busy timeout applies; a deferred transaction
