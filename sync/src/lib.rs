@@ -38,6 +38,8 @@ pub use review::{
     Decision, INQUIRY_ANSWER_KEYS, INQUIRY_PREFIX, IncomeCategory, IncomeSpecial, Inquiry,
     InquiryState, NewInquiry, REVIEW_PREFIX, ResearchConsent, Review,
 };
-pub use session::{Peer, PeerRole, Replica, ReplicaError, SessionError, SessionStats, SetAside};
+pub use session::{
+    Peer, PeerRole, Replica, ReplicaError, SessionError, SessionStats, SetAside, Settlement,
+};
 pub use sheet::{Conflict, ConflictValue, Edit, HistoryEntry, NewSheet, Sheet, SheetHeader};
 pub use tls::{KeyDirectory, LocalKey, PublicKey};

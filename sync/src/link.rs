@@ -524,20 +524,44 @@ pub(crate) mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::ids::{Author, SheetId};
+    use crate::ids::{Author, NodeId, SheetId};
     use crate::inventory::Inventory;
     use crate::session::{PeerRole, ReplicaError};
     use crate::sheet::{Edit, NewSheet, Sheet, SheetHeader};
 
     /// Documents in memory; admits everything, and stores everything but the sheets in
-    /// `refuse`.
+    /// `refuse`. Keeps an inventory per peer settled by each session, as a node does, unless
+    /// `hints` says otherwise.
     #[derive(Default)]
     pub(crate) struct Memory {
         pub docs: Mutex<HashMap<SheetId, Vec<u8>>>,
         pub refuse: Mutex<HashSet<SheetId>>,
+        pub hints: Hints,
+        kept: Mutex<HashMap<NodeId, Inventory>>,
+        settled: Mutex<HashMap<NodeId, crate::session::Settlement>>,
+    }
+
+    /// How a [`Memory`] keeps what it knows of its peers.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub(crate) enum Hints {
+        /// Kept per peer and settled by sessions, as a node does.
+        #[default]
+        Kept,
+        /// A new inventory for every session: nothing is known of the peer.
+        Fresh,
+        /// Everything is taken as settled, even what changed since: wrong hints, which a
+        /// session must survive (the summary of the rest catches what they miss).
+        Wrong,
     }
 
     impl Memory {
+        pub fn with(hints: Hints) -> Memory {
+            Memory {
+                hints,
+                ..Memory::default()
+            }
+        }
+
         pub fn put(&self, sheet: &mut Sheet) {
             self.docs
                 .lock()
@@ -552,12 +576,39 @@ pub(crate) mod tests {
     }
 
     impl Replica for Memory {
-        async fn inventory(&self, _peer: &Peer) -> Result<Arc<Inventory>, ReplicaError> {
+        async fn inventory(&self, peer: &Peer) -> Result<Arc<Inventory>, ReplicaError> {
             let docs = self.docs.lock().expect("lock");
             let entries = docs
                 .iter()
                 .map(|(id, b)| (*id, Sheet::load(b).expect("loads").raw_heads()));
-            Ok(Arc::new(Inventory::from_entries(entries, Vec::new())))
+            if self.hints == Hints::Fresh {
+                return Ok(Arc::new(Inventory::from_entries(entries, Vec::new())));
+            }
+            let mut kept = self.kept.lock().expect("lock");
+            let inventory = kept.entry(peer.node).or_default();
+            let mut stored: HashMap<SheetId, Vec<[u8; 32]>> = HashMap::new();
+            if let Some(s) = self.settled.lock().expect("lock").remove(&peer.node) {
+                inventory.settle(s.through, s.apart);
+                stored.extend(s.stored);
+            }
+            for (id, heads) in entries {
+                if stored.get(&id) == Some(&heads) {
+                    inventory.insert_settled(id, heads);
+                } else {
+                    inventory.insert(id, heads);
+                }
+            }
+            if self.hints == Hints::Wrong {
+                inventory.settle(u64::MAX, []);
+            }
+            Ok(Arc::new(inventory.clone()))
+        }
+
+        fn settle(&self, peer: &Peer, settlement: crate::session::Settlement) {
+            self.settled
+                .lock()
+                .expect("lock")
+                .insert(peer.node, settlement);
         }
 
         async fn load(&self, ids: Vec<SheetId>) -> Result<Vec<(SheetId, Vec<u8>)>, ReplicaError> {

@@ -38,6 +38,9 @@ pub const SAVE_BATCH: usize = 256;
 /// How many documents are loaded together to be sent.
 pub const LOAD_BATCH: usize = 256;
 
+/// A side lists its unsettled sheets when they are this few, or at most half of all.
+const FEW_UNSETTLED: usize = 256;
+
 /// The most document ids a peer may list in one session.
 const MAX_ENTRIES: usize = 10_000_000;
 
@@ -117,10 +120,31 @@ pub trait Replica: Send + Sync {
         HashSet::new()
     }
 
+    /// Told at the end of a session with `peer` that both sides acknowledged: what is now held
+    /// alike ([`Settlement`]), so the replica settles its inventory for that peer
+    /// ([`Inventory::settle`], [`Inventory::insert_settled`]) before the next session. Nothing
+    /// by default (every session then lists all it holds by summary bucket).
+    fn settle(&self, _peer: &Peer, _settlement: Settlement) {}
+
     /// Whether a sheet with `header` may pass between this side and `peer`. `granted` is the
     /// set of sheets opened to the node beyond its institution (at a node: as the hub announced
     /// it; at the hub: as its inventory for the peer lists it).
     fn admits(&self, peer: &Peer, header: &SheetHeader, granted: &HashSet<SheetId>) -> bool;
+}
+
+/// What a session that both sides acknowledged leaves held alike by both, for
+/// [`Replica::settle`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settlement {
+    /// The inventory's stamp when the session began ([`Inventory::stamp`]): every entry stamped
+    /// up to it is held alike, except `apart`.
+    pub through: u64,
+    /// Sheets received from the peer and stored, with the heads stored: alike once the
+    /// replica's inventory lists those heads.
+    pub stored: Vec<(SheetId, Heads)>,
+    /// Sheets that did not cross (set aside or held back here, refused by either side):
+    /// they may still differ.
+    pub apart: Vec<SheetId>,
 }
 
 /// Which end of the connection this side is.
@@ -277,6 +301,7 @@ pub(crate) fn frame_name(frame: &Frame) -> String {
         Frame::Piece { .. } => "Piece".into(),
         Frame::Request { .. } => "Request".into(),
         Frame::Answer { .. } => "Answer".into(),
+        Frame::Rest { .. } => "Rest".into(),
     }
 }
 
@@ -470,73 +495,78 @@ where
         Side::Node => granted.into_iter().collect(),
         Side::Hub => inventory.granted.iter().copied().collect(),
     };
-    let differing_buckets = inventory.summary().differing(&theirs);
-    stats.differing_buckets = differing_buckets.len() as u64;
+    // Both sides skip what follows when the summaries are equal (they see the same two).
+    let differ = inventory.summary() != &theirs;
 
-    // 2. Ids and heads in the differing buckets, both ways at once.
-    let my_heads = inventory.in_buckets(&differing_buckets);
-    let my_heads_ids: HashSet<SheetId> = my_heads.iter().map(|(id, _)| *id).collect();
-    let differing: HashSet<usize> = differing_buckets.into_iter().collect();
-    let send_heads = async {
-        if differing.is_empty() {
-            return Ok(());
-        }
-        let mut chunks = my_heads.chunks(HEADS_PER_FRAME).peekable();
-        if chunks.peek().is_none() {
-            return writer
-                .send(&Frame::Heads {
-                    entries: Vec::new(),
-                    last: true,
-                })
-                .await;
-        }
-        while let Some(chunk) = chunks.next() {
-            let last = chunks.peek().is_none();
-            writer
-                .send(&Frame::Heads {
-                    entries: chunk.to_vec(),
-                    last,
-                })
-                .await?;
-        }
-        Ok(())
-    };
-    let read_heads = async {
-        let mut peer_heads: HashMap<SheetId, Heads> = HashMap::new();
-        if differing.is_empty() {
-            return Ok(peer_heads);
-        }
-        loop {
-            match reader.next().await? {
-                Frame::Heads { entries, last } => {
-                    for (id, heads) in entries {
-                        if !differing.contains(&bucket_of(&id)) {
-                            return Err(SessionError::Unexpected {
-                                expected: "heads of differing buckets only",
-                                got: format!("heads of sheet {id}"),
-                            });
-                        }
-                        peer_heads.insert(id, heads);
-                        if peer_heads.len() > MAX_ENTRIES {
-                            return Err(SessionError::TooManyEntries);
-                        }
-                    }
-                    if last {
-                        return Ok(peer_heads);
-                    }
-                }
-                other => {
-                    return Err(SessionError::Unexpected {
-                        expected: "Heads",
-                        got: frame_name(&other),
-                    });
-                }
-            }
-        }
-    };
-    let (sent, peer_heads) = tokio::join!(send_heads, read_heads);
+    // 2. Each side lists the sheets it changed since the last session that settled them
+    //    (`Inventory::unsettled`); the rest is compared by summary, without the sheets either
+    //    side listed, and the sheets of the buckets that still differ are listed too. So a
+    //    session lists what changed, not the whole collection, and nothing that differs is
+    //    missed. A side with more unsettled sheets than half of all (and more than
+    //    `FEW_UNSETTLED`) lists none: the buckets that differ then carry them, for less.
+    let unsettled = inventory.unsettled_count();
+    let mine_changed: Vec<(SheetId, Heads)> =
+        if differ && (unsettled <= FEW_UNSETTLED || unsettled * 2 <= inventory.len()) {
+            inventory.unsettled()
+        } else {
+            Vec::new()
+        };
+    let (sent, peer_changed) = tokio::join!(
+        send_heads(&mut writer, differ, &mine_changed),
+        read_heads(&mut reader, differ, |_| true)
+    );
     sent?;
-    let peer_heads = peer_heads?;
+    let peer_changed = peer_changed?;
+    let mine_changed_ids: HashSet<SheetId> = mine_changed.iter().map(|(id, _)| *id).collect();
+    let listed: HashSet<SheetId> = mine_changed_ids
+        .iter()
+        .chain(peer_changed.keys())
+        .copied()
+        .collect();
+    let rest = inventory.summary_without(&listed);
+    let differing_buckets = if differ {
+        let peer_fingerprint = exchange_rest(&mut writer, &mut reader, &rest, false).await?;
+        if peer_fingerprint.0 == rest.fingerprint() {
+            Vec::new()
+        } else {
+            let (_, peer_rest) = exchange_rest(&mut writer, &mut reader, &rest, true).await?;
+            rest.differing(&peer_rest.ok_or(SessionError::BadSummary)?)
+        }
+    } else {
+        Vec::new()
+    };
+    stats.differing_buckets = differing_buckets.len() as u64;
+    let differing: HashSet<usize> = differing_buckets.iter().copied().collect();
+    // What the peer lacks of this side's list: this side's heads of the sheets the peer
+    // listed and this side did not, and of every sheet in the buckets that still differ.
+    let more: Vec<(SheetId, Heads)> = peer_changed
+        .keys()
+        .filter(|id| !mine_changed_ids.contains(id))
+        .filter_map(|id| inventory.heads(id).map(|h| (*id, h.clone())))
+        .chain(
+            inventory
+                .in_buckets(&differing_buckets)
+                .into_iter()
+                .filter(|(id, _)| !listed.contains(id)),
+        )
+        .collect();
+    let (sent, peer_more) = tokio::join!(
+        send_heads(&mut writer, differ, &more),
+        read_heads(&mut reader, differ, |id| {
+            mine_changed_ids.contains(id) || differing.contains(&bucket_of(id))
+        })
+    );
+    sent?;
+    let mut peer_heads = peer_changed;
+    for (id, heads) in peer_more? {
+        peer_heads.insert(id, heads);
+        if peer_heads.len() > MAX_ENTRIES {
+            return Err(SessionError::TooManyEntries);
+        }
+    }
+    let mut my_heads = mine_changed;
+    my_heads.extend(more);
+    let my_heads_ids: HashSet<SheetId> = my_heads.iter().map(|(id, _)| *id).collect();
 
     // 3. What each side lacks, both ways at once.
     let mut whole = Vec::new();
@@ -593,8 +623,8 @@ where
                     send_changes(&mut writer, id, &sheet, theirs(&id), &mut set_aside).await?;
             }
         }
-        // Both sides skip this when no bucket differs (they compute the same buckets).
-        let peer_behind = if differing.is_empty() {
+        // Both sides skip this when the summaries were equal.
+        let peer_behind = if !differ {
             HashSet::new()
         } else {
             let mut chunks = behind.chunks(HEADS_PER_FRAME).peekable();
@@ -634,12 +664,13 @@ where
     };
     let store_failed = || SessionError::Replica(ReplicaError("storing stopped".into()));
     let damaged_here: std::sync::Mutex<Vec<SheetId>> = std::sync::Mutex::new(Vec::new());
+    let received_heads: std::sync::Mutex<Vec<(SheetId, Heads)>> = std::sync::Mutex::new(Vec::new());
     let receive_documents = async {
         let mut received = 0u64;
         let mut refused: Vec<(SheetId, String)> = Vec::new();
         let mut pending: Vec<Sheet> = Vec::new();
         let mut seen: HashSet<SheetId> = HashSet::new();
-        let mut peer_behind_tx = (!differing.is_empty()).then_some(peer_behind_tx);
+        let mut peer_behind_tx = differ.then_some(peer_behind_tx);
         let mut peer_behind: HashSet<SheetId> = HashSet::new();
         loop {
             let frame = reader.next().await?;
@@ -702,6 +733,9 @@ where
                         tracing::warn!(target: "nsdb::sync", sheet = %id, peer = %peer.node, "refused a sheet outside the scope of this node and the peer");
                         refused.push((id, "受け取る側のシステムが扱う範囲の外の票です".into()));
                         continue;
+                    }
+                    if let Ok(mut r) = received_heads.lock() {
+                        r.push((id, sheet.raw_heads()));
                     }
                     pending.push(sheet);
                     received += 1;
@@ -787,11 +821,136 @@ where
             .filter(|(_, why)| matches!(why, SetAside::Unreadable(_)))
             .map(|(id, _)| *id),
     );
+    // Both sides acknowledged: what crossed is held alike, except what either side refused or
+    // this side did not offer.
+    let refused_ids: HashSet<SheetId> = refused.iter().map(|(id, _)| *id).collect();
+    let apart: Vec<SheetId> = set_aside
+        .iter()
+        .map(|(id, _)| *id)
+        .chain(refused_ids.iter().copied())
+        .chain(
+            held_back
+                .iter()
+                .filter(|id| inventory.heads(id).is_some())
+                .copied(),
+        )
+        .chain(damaged.iter().copied())
+        .collect();
+    let stored: Vec<(SheetId, Heads)> = received_heads
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(id, _)| !refused_ids.contains(id))
+        .collect();
+    replica.settle(
+        peer,
+        Settlement {
+            through: inventory.stamp(),
+            stored,
+            apart,
+        },
+    );
     stats.damaged = damaged;
     stats.set_aside = set_aside;
     stats.bytes_sent = writer.bytes;
     stats.bytes_received = reader.bytes;
     Ok(stats)
+}
+
+/// Sends this side's [`Frame::Rest`] (with the summary when `whole`) and reads the peer's:
+/// its fingerprint, and its summary when `whole`.
+async fn exchange_rest<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
+    writer: &mut Writer<'_, W>,
+    reader: &mut Reader<'_, R>,
+    rest: &crate::summary::Summary,
+    whole: bool,
+) -> Result<([u8; 16], Option<crate::summary::Summary>), SessionError> {
+    let frame = Frame::Rest {
+        fingerprint: rest.fingerprint(),
+        summary: whole.then(|| rest.clone()),
+    };
+    let (sent, received) = tokio::join!(writer.send(&frame), reader.next());
+    sent?;
+    match received? {
+        Frame::Rest {
+            fingerprint,
+            summary,
+        } => match summary {
+            None if !whole => Ok((fingerprint, None)),
+            Some(s) if whole && s.is_well_formed() => Ok((fingerprint, Some(s))),
+            _ => Err(SessionError::BadSummary),
+        },
+        other => Err(SessionError::Unexpected {
+            expected: "Rest",
+            got: frame_name(&other),
+        }),
+    }
+}
+
+/// Sends `entries` as [`Frame::Heads`] frames, the last one marked (one empty frame when there
+/// are none); nothing when `differ` is false.
+async fn send_heads<W: AsyncWrite + Unpin>(
+    writer: &mut Writer<'_, W>,
+    differ: bool,
+    entries: &[(SheetId, Heads)],
+) -> Result<(), SessionError> {
+    if !differ {
+        return Ok(());
+    }
+    let mut chunks = entries.chunks(HEADS_PER_FRAME).peekable();
+    loop {
+        let chunk = chunks.next().unwrap_or_default();
+        let last = chunks.peek().is_none();
+        writer
+            .send(&Frame::Heads {
+                entries: chunk.to_vec(),
+                last,
+            })
+            .await?;
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads [`Frame::Heads`] frames up to the last one; every sheet must pass `allowed`. Nothing
+/// when `differ` is false.
+async fn read_heads<R: AsyncRead + Unpin>(
+    reader: &mut Reader<'_, R>,
+    differ: bool,
+    allowed: impl Fn(&SheetId) -> bool,
+) -> Result<HashMap<SheetId, Heads>, SessionError> {
+    let mut heads: HashMap<SheetId, Heads> = HashMap::new();
+    if !differ {
+        return Ok(heads);
+    }
+    loop {
+        match reader.next().await? {
+            Frame::Heads { entries, last } => {
+                for (id, h) in entries {
+                    if !allowed(&id) {
+                        return Err(SessionError::Unexpected {
+                            expected: "heads of the sheets either side listed or of differing buckets",
+                            got: format!("heads of sheet {id}"),
+                        });
+                    }
+                    heads.insert(id, h);
+                    if heads.len() > MAX_ENTRIES {
+                        return Err(SessionError::TooManyEntries);
+                    }
+                }
+                if last {
+                    return Ok(heads);
+                }
+            }
+            other => {
+                return Err(SessionError::Unexpected {
+                    expected: "Heads",
+                    got: frame_name(&other),
+                });
+            }
+        }
+    }
 }
 
 /// The stored sheets `ids`, decoded; one that cannot be read is set aside with the reason.

@@ -85,6 +85,19 @@ impl Summary {
         self.buckets.len() == BUCKETS
     }
 
+    /// A digest of every bucket's digest: equal fingerprints mean (with overwhelming
+    /// probability) equal summaries, in 16 bytes instead of [`BUCKETS`] × 16.
+    pub fn fingerprint(&self) -> BucketDigest {
+        let mut hasher = Sha256::new();
+        for bucket in &self.buckets {
+            hasher.update(bucket);
+        }
+        let digest = hasher.finalize();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&digest[..16]);
+        out
+    }
+
     /// The buckets whose digests differ between two summaries, ascending.
     pub fn differing(&self, other: &Summary) -> Vec<usize> {
         self.buckets

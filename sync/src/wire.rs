@@ -16,7 +16,7 @@ use crate::ids::SheetId;
 use crate::summary::Summary;
 
 /// Version of the frames below. A peer with another version is refused with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The largest frame either side sends or accepts (8 MiB).
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
@@ -46,8 +46,10 @@ pub enum Frame {
         summary: Summary,
         granted: Vec<SheetId>,
     },
-    /// Ids and heads of the documents this side holds in the buckets where the summaries
-    /// differ; `last` marks the final heads frame.
+    /// Ids and heads of documents, in two runs after [`Frame::Hello`] when the summaries
+    /// differ: first the sheets this side changed since they were last settled with the peer,
+    /// then (after [`Frame::Rest`]) this side's heads of the sheets the peer listed and of every
+    /// sheet in the buckets that still differ; `last` marks the final frame of a run.
     Heads {
         entries: Vec<(SheetId, Heads)>,
         last: bool,
@@ -78,6 +80,14 @@ pub enum Frame {
     Request { version: u16, body: Vec<u8> },
     /// The hub's answer to a [`Frame::Request`], in the caller's encoding.
     Answer { body: Vec<u8> },
+    /// What this side holds without the sheets either side listed in the first run of
+    /// [`Frame::Heads`] (protocol version 5): first its [`Summary::fingerprint`] alone
+    /// (`summary` None); when the two fingerprints differ, both sides send it again with the
+    /// summary, whose buckets that differ from the peer's hold the differences the lists missed.
+    Rest {
+        fingerprint: [u8; 16],
+        summary: Option<Summary>,
+    },
 }
 
 /// Why a frame could not be read or written.

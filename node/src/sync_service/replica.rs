@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use nsdb_sync::{
-    Inventory, NodeId, Peer, PeerRole, Replica, ReplicaError, Sheet, SheetHeader, SheetId,
+    Inventory, NodeId, Peer, PeerRole, Replica, ReplicaError, Settlement, Sheet, SheetHeader,
+    SheetId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -64,6 +65,9 @@ pub struct NodeReplica {
     kept: Mutex<HashMap<NodeId, Kept>>,
     /// Large sheets held back from the session under way ([`NodeReplica::hold_large`]).
     large: Mutex<HashSet<SheetId>>,
+    /// What the last session with each peer left held alike, applied to that peer's kept
+    /// inventory when it is next brought up to date.
+    settled: Mutex<HashMap<NodeId, Settlement>>,
 }
 
 /// A document larger than this (bytes, 1 MiB: one piece on the wire) whose changes the hub has
@@ -78,6 +82,7 @@ impl NodeReplica {
             node,
             kept: Mutex::new(HashMap::new()),
             large: Mutex::new(HashSet::new()),
+            settled: Mutex::new(HashMap::new()),
         }
     }
 
@@ -231,14 +236,21 @@ impl Replica for NodeReplica {
     /// sheets written since (by `sync_heads.seq`), so a sync with nothing to do costs the same
     /// however many sheets there are. A change of the peer's grants rebuilds it.
     async fn inventory(&self, peer: &Peer) -> Result<Arc<Inventory>, ReplicaError> {
-        // Nothing written since: the kept one, without queueing behind the writer.
+        // Nothing written and nothing settled since: the kept one, without queueing behind
+        // the writer.
         let now = self
             .node
             .store
             .read(|c| counter(c).map_err(crate::Error::from))
             .await
             .map_err(db)?;
-        if let Ok(k) = self.kept.lock()
+        let settled = self
+            .settled
+            .lock()
+            .ok()
+            .and_then(|mut s| s.remove(&peer.node));
+        if settled.is_none()
+            && let Ok(k) = self.kept.lock()
             && let Some(k) = k.get(&peer.node).filter(|k| k.at == now)
         {
             return Ok(k.inventory.clone());
@@ -252,7 +264,9 @@ impl Replica for NodeReplica {
             .store
             .write(move |c| {
                 let now = counter(c)?;
-                if let Some(k) = kept.as_ref().filter(|k| k.at == now) {
+                if settled.is_none()
+                    && let Some(k) = kept.as_ref().filter(|k| k.at == now)
+                {
                     return Ok::<_, crate::Error>(Kept {
                         at: now,
                         inventory: k.inventory.clone(),
@@ -273,8 +287,19 @@ impl Replica for NodeReplica {
                     Some(Kept { at, mut inventory }) if inventory.granted == granted => {
                         let changed = scoped_heads(c, filter, &args, at)?;
                         let inv = Arc::make_mut(&mut inventory);
+                        // What the last session left alike first, then what was written since:
+                        // a sheet received in that session and stored as it came stays settled.
+                        let mut stored: HashMap<SheetId, Vec<[u8; 32]>> = HashMap::new();
+                        if let Some(s) = settled {
+                            inv.settle(s.through, s.apart);
+                            stored.extend(s.stored);
+                        }
                         for (id, heads) in changed {
-                            inv.insert(id, heads);
+                            if stored.get(&id) == Some(&heads) {
+                                inv.insert_settled(id, heads);
+                            } else {
+                                inv.insert(id, heads);
+                            }
                         }
                         inventory
                     }
@@ -387,6 +412,12 @@ impl Replica for NodeReplica {
             })
             .await
             .map_err(db)
+    }
+
+    fn settle(&self, peer: &Peer, settlement: Settlement) {
+        if let Ok(mut s) = self.settled.lock() {
+            s.insert(peer.node, settlement);
+        }
     }
 
     fn held_back(&self, peer: &Peer) -> HashSet<SheetId> {
