@@ -18,7 +18,8 @@ use crate::accounts::policy::{Action, Principal, Role, Target, UserKind, authori
 use crate::audit;
 use crate::keys::{self as access_key, AccessKey};
 use crate::sheets::{
-    SheetDetail, SheetRow, carried_items, load_doc, load_row, record_event, status, store_sheet,
+    IDENTITY_ITEMS, SheetDetail, SheetRow, carried_items, doctor_identity, load_doc, load_row,
+    record_event, status, store_sheet,
 };
 use crate::{Error, Node, Result};
 
@@ -271,6 +272,31 @@ fn user_name(c: &Connection, id: u64) -> rusqlite::Result<Option<String>> {
     .optional()
 }
 
+/// The identity items ([`crate::sheets::IDENTITY_ITEMS`]) of `form` that `fields` leaves empty,
+/// filled from the doctor `name` (指定医番号 `number` when their account has one) at
+/// `institution_name`/`institution_code`. What someone typed is never replaced.
+fn identity_defaults(
+    form: &nsdb_rules::FormDef,
+    fields: &BTreeMap<String, String>,
+    name: &str,
+    number: Option<String>,
+    institution_name: &str,
+    institution_code: &str,
+) -> BTreeMap<String, Option<String>> {
+    let [name_item, number_item, inst_name_item, inst_code_item] = IDENTITY_ITEMS;
+    [
+        (name_item, Some(name.to_string())),
+        (number_item, number),
+        (inst_name_item, Some(institution_name.to_string())),
+        (inst_code_item, Some(institution_code.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v.filter(|v| !v.trim().is_empty())?)))
+    .filter(|(k, _)| form.item(k).is_some() && fields.get(*k).is_none_or(|v| v.trim().is_empty()))
+    .map(|(k, v)| (k.to_string(), Some(v)))
+    .collect()
+}
+
 fn last_request(c: &Connection, sheet: &str) -> rusqlite::Result<Option<(u64, i64)>> {
     c.query_row(
         "SELECT actor, at FROM workflow_events WHERE sheet_id = ?1 AND action = 'request'
@@ -291,7 +317,8 @@ impl Node {
             user: p.user_id,
         };
         let own = self.node_id.to_string();
-        let institution_name = self.institution_of(p).await?.name;
+        let institution = self.institution_of(p).await?;
+        let (institution_name, institution_code) = (institution.name, institution.code);
         let catalogue = self.catalogue.clone();
         let place = institution_name.clone();
         // The hub issues the keys of the clinics it serves from blocks it leases to itself.
@@ -346,6 +373,23 @@ impl Node {
                                 return Ok(Err(Error::Invalid(
                                     "依頼先には、この医療機関の指定医を選んでください。".into(),
                                 )));
+                            }
+                            // The doctor it is sent to becomes the sheet's doctor: who the
+                            // sheet says wrote it, where nobody typed it yet.
+                            if let Some((name, number)) = doctor_identity(&tx, *to)? {
+                                let form = catalogue
+                                    .form(&row.form_id)
+                                    .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                                let fields = sheet.fields();
+                                let known = identity_defaults(
+                                    form,
+                                    &fields,
+                                    &name,
+                                    number,
+                                    &institution_name,
+                                    &institution_code,
+                                );
+                                sheet.set_fields(&known, edit);
                             }
                             (status::REQUESTED, Some(*to), Some(comment.clone()))
                         }
@@ -415,15 +459,23 @@ impl Node {
                             // the form means by 指定医氏名, 医療機関名 and 記載年月日 when nobody
                             // typed them.
                             let fields = sheet.fields();
-                            let defaults: BTreeMap<String, Option<String>> = [
-                                ("doctor.name", principal.name.clone()),
-                                ("doctor.institution_name", institution_name.clone()),
-                                ("doctor.written_date", today.to_string()),
-                            ]
-                            .into_iter()
-                            .filter(|(k, _)| form.item(k).is_some() && !fields.contains_key(*k))
-                            .map(|(k, v)| (k.to_string(), Some(v)))
-                            .collect();
+                            let number = doctor_identity(&tx, me)?.and_then(|(_, n)| n);
+                            let mut defaults = identity_defaults(
+                                form,
+                                &fields,
+                                &principal.name,
+                                number,
+                                &institution_name,
+                                &institution_code,
+                            );
+                            if form.item("doctor.written_date").is_some()
+                                && !fields.contains_key("doctor.written_date")
+                            {
+                                defaults.insert(
+                                    "doctor.written_date".into(),
+                                    Some(today.to_string()),
+                                );
+                            }
                             sheet.set_fields(&defaults, edit);
                             let messages =
                                 nsdb_rules::check(form, &sheet.fields(), Mode::Complete, today);

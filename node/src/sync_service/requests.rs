@@ -541,19 +541,15 @@ fn mark_linked(
         .map(|ms| crate::sheets::jst_date(ms).to_string()))
 }
 
-/// A sheet's list row as a resolution shows it; the doctor's name as recorded in the document
-/// (the hub holds no hospital's users).
+/// A sheet's list row as a resolution shows it; the doctor's name as the sheet itself records
+/// it (the hub holds no hospital's users).
 fn resolved_sheet(c: &Connection, row: crate::sheets::SheetRow) -> crate::Result<ResolvedSheet> {
-    let doctor_name = match row.doctor {
-        Some(doctor) => {
-            let doc = crate::sheets::load_doc(c, &row.id)?;
-            doc.history()
-                .iter()
-                .filter_map(|h| h.author)
-                .filter(|a| a.user == doctor)
-                .find_map(|a| doc.author_name(&a).map(|(name, _)| name))
+    let doctor_name = match row.doctor_name {
+        Some(name) => Some(name),
+        // A row stored before the list kept the name: read it from the document.
+        None => {
+            crate::sheets::doctor_in_document(&crate::sheets::load_doc(c, &row.id)?, row.doctor)
         }
-        None => None,
     };
     Ok(ResolvedSheet {
         sheet_id: row.id,
@@ -567,7 +563,7 @@ fn resolved_sheet(c: &Connection, row: crate::sheets::SheetRow) -> crate::Result
         kokuji: row.kokuji,
         eda: row.eda,
         disease: row.disease,
-        doctor_name: doctor_name.or(row.doctor_name),
+        doctor_name,
         written_date: row.written_date,
         linked_date: row.linked_date,
         status: row.status,
