@@ -414,6 +414,50 @@ async fn a_new_sheet_for_a_patient_who_has_one_of_the_same_disease_offers_renewa
         // A notice, not a block: the sheet still saves.
         assert!(editor.body.contains("value=\"save\""));
     }
+    // Following the notice turns this draft into the renewal: no empty draft is left behind,
+    // what was typed stays, and the empty items are carried from the earlier sheet.
+    let before = t.node.sheet_ids().await.unwrap().len();
+    let editor = c.get(&format!("/sheets/{by_name}/edit")).await;
+    assert!(
+        editor
+            .body
+            .contains(&format!("name=\"into\" value=\"{by_name}\"")),
+        "the notice names this draft"
+    );
+    let csrf = support::hidden_csrf(&editor.body);
+    let r = c
+        .form(
+            &format!("/sheets/{earlier}/renew"),
+            &[("csrf", &csrf), ("into", &by_name)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        r.location(),
+        format!("/sheets/{by_name}/edit?notice=renewed")
+    );
+    assert_eq!(
+        t.node.sheet_ids().await.unwrap().len(),
+        before,
+        "no second sheet"
+    );
+    let renewed = t.node.get_sheet(&doctor, &by_name).await.unwrap();
+    assert_eq!(renewed.row.carried_from.as_deref(), Some(earlier.as_str()));
+    assert_eq!(renewed.items["application.type"], "2", "a renewal is 更新");
+    assert_eq!(renewed.items["patient.name"], "更新　太郎", "typed, kept");
+    assert_eq!(
+        renewed.items["patient.insured_no"], values["patient.insured_no"],
+        "carried into the empty item"
+    );
+    assert!(renewed.carried.contains(&"patient.insured_no".to_string()));
+    let editor = c.get(&format!("/sheets/{by_name}/edit")).await;
+    assert!(
+        !editor
+            .body
+            .contains("同じ疾病の臨床調査個人票がすでにあります"),
+        "a renewal is offered no renewal"
+    );
+
     let other = sheet_with(&t, "rinko-006", &[("patient.name", "別人 花子")]).await;
     let editor = c.get(&format!("/sheets/{other}/edit")).await;
     assert!(

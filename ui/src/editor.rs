@@ -80,6 +80,9 @@ pub struct RenewalOffer {
     pub written: String,
     /// The user may start 更新登録 from it.
     pub can_renew: bool,
+    /// The draft the notice is shown on: 更新登録 turns it into the renewal (no draft is left
+    /// behind).
+    pub draft_id: String,
 }
 
 fn renewal_notice(ctx: &PageContext<'_>, r: &RenewalOffer) -> Markup {
@@ -87,13 +90,14 @@ fn renewal_notice(ctx: &PageContext<'_>, r: &RenewalOffer) -> Markup {
         div.notice.renewal-offer role="note" {
             "この患者には同じ疾病の臨床調査個人票がすでにあります（" (r.status)
             @if !r.written.is_empty() { "、記載年月日 " (r.written) }
-            "）。更新の申請なら、新規ではなくその票から「更新登録」すると前回の内容を引き継げます。 "
+            "）。更新の申請なら「この票を更新登録にする」で、この票を更新（申請種別）にして前回の内容を空欄に引き継げます。入力した値はそのまま残ります。 "
             a href={ "/sheets/" (r.sheet_id) } { "その票を開く" }
             @if r.can_renew {
                 " "
                 form.inline method="post" action={ "/sheets/" (r.sheet_id) "/renew" } {
                     input type="hidden" name="csrf" value=(ctx.csrf);
-                    button type="submit" { "その票から更新登録" }
+                    input type="hidden" name="into" value=(r.draft_id);
+                    button type="submit" { "この票を更新登録にする" }
                 }
             }
         }

@@ -459,7 +459,7 @@ pub fn store_sheet(
             linked_date = excluded.linked_date, review_result = excluded.review_result,
             open_inquiries = excluded.open_inquiries,
             answered_inquiries = excluded.answered_inquiries,
-            doctor_name = excluded.doctor_name",
+            doctor_name = excluded.doctor_name, carried_from = excluded.carried_from",
     )?
     .execute(params![
         h.id.to_string(),

@@ -771,6 +771,22 @@ impl Node {
     /// `id` at the user's institution is still open (draft, requested or returned), that one
     /// is returned and nothing is created: a resubmitted 更新登録 makes no second sheet.
     pub async fn carry_forward(&self, p: &Principal, id: &str) -> Result<SheetDetail> {
+        self.carry_forward_into(p, id, None).await
+    }
+
+    /// 更新登録 from `id`, taken from the notice of a new draft (`into`) that turned out to be
+    /// the same patient's: that draft becomes the renewal (its 申請種別 更新, marked as carried
+    /// from `id`, the carried items filled where it holds no value), so no empty draft is left
+    /// behind and nothing typed into it is replaced. Without `into`, or when `into` is not the
+    /// user's institution's plain draft of the same form, a new sheet is started as
+    /// [`Node::carry_forward`] does.
+    pub async fn carry_forward_into(
+        &self,
+        p: &Principal,
+        id: &str,
+        into: Option<&str>,
+    ) -> Result<SheetDetail> {
+        let into = into.map(str::to_string);
         let now = self.clock.now_ms();
         let author = nsdb_sync::Author {
             node: self.node_id,
@@ -823,6 +839,17 @@ impl Node {
                 let form = catalogue
                     .form(&row.form_id)
                     .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                // The draft the notice was shown on, when it may become the renewal.
+                let target = match &into {
+                    Some(into) if *into != source_id => load_row(&tx, into)?.filter(|d| {
+                        d.institution == principal.institution
+                            && d.form_id == row.form_id
+                            && d.status == status::DRAFT
+                            && d.carried_from.is_none()
+                            && d.access_key.is_none()
+                    }),
+                    _ => None,
+                };
                 let source_doc = load_doc(&tx, &source_id)?;
                 let (source, from_version) =
                     (source_doc.fields(), source_doc.header().form_version);
@@ -855,6 +882,45 @@ impl Node {
                     at_ms: now,
                     message: "更新登録",
                 };
+                if let Some(draft) = target {
+                    let did = draft.id.clone();
+                    let mut sheet = load_doc(&tx, &did)?;
+                    if authorize(&principal, Action::EditSheet, Target::Sheet {
+                        institution: &draft.institution,
+                    })
+                    .is_ok()
+                    {
+                        // What was typed stays; carried values fill only empty items.
+                        let typed = sheet.fields();
+                        carried.retain(|k, _| {
+                            k == "application.type"
+                                || typed.get(k).is_none_or(|v| v.trim().is_empty())
+                        });
+                        let carried_ids: Vec<String> = carried_ids
+                            .into_iter()
+                            .filter(|k| carried.contains_key(k))
+                            .collect();
+                        sheet.set_author_name(&principal.name, &place, edit);
+                        if let Ok(from) = source_id.parse::<SheetId>() {
+                            sheet.set_carried_from(from, edit);
+                        }
+                        sheet.set_fields(&carried, edit);
+                        store_sheet(&tx, &mut sheet, &draft.registration, now)?;
+                        let mut st = tx.prepare(
+                            "INSERT OR IGNORE INTO carried_items (sheet_id, item_id) VALUES (?1, ?2)",
+                        )?;
+                        for item in &carried_ids {
+                            st.execute([&did, item])?;
+                        }
+                        drop(st);
+                        record_event(&tx, &did, now, principal.user_id, None, "carry", status::DRAFT, dropped.as_deref())?;
+                        audit::record(&tx, now, principal.user_id, "sheet_carry_forward", Some(&source_id), Some(&did))?;
+                        let row = load_row(&tx, &did)?.ok_or_else(|| Error::SheetNotFound(did.clone()))?;
+                        let carried = carried_items(&tx, &did)?;
+                        tx.commit()?;
+                        return Ok::<_, Error>(Ok((row, sheet, carried)));
+                    }
+                }
                 let mut sheet = Sheet::new(
                     crate::sheets::new_sheet_of(
                         form,

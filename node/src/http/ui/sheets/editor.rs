@@ -149,6 +149,7 @@ async fn renewal_offer(
         written: crate::http::shared::page::slash_date(row.written_date.as_deref()),
         can_renew: offered.renew,
         sheet_id: row.id,
+        draft_id: id.to_string(),
     })
 }
 
@@ -596,10 +597,15 @@ async fn renew(
     body: Bytes,
 ) -> Response {
     let ctx = Ctx::new(&node, &s);
-    if let Err(refused) = posted_form(&body, &s.csrf, Some(&ctx)) {
-        return *refused;
-    }
-    match node.carry_forward(&s.principal, &id).await {
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(fields) => fields,
+        Err(refused) => return *refused,
+    };
+    let into = fields
+        .get("into")
+        .map(String::as_str)
+        .filter(|v| !v.is_empty());
+    match node.carry_forward_into(&s.principal, &id, into).await {
         Ok(d) => Redirect::to(&format!("/sheets/{}/edit?notice=renewed", d.row.id)).into_response(),
         Err(e) => error_page(Some(&ctx), e),
     }
