@@ -466,3 +466,38 @@ async fn a_new_sheet_for_a_patient_who_has_one_of_the_same_disease_offers_renewa
             .contains("同じ疾病の臨床調査個人票がすでにあります")
     );
 }
+
+/// Error pages of a signed-in user keep the page layout (menus, the user's node), whatever
+/// refused the request: an unknown address (404), a malformed query (400), a refused action
+/// (403); signed out, the same refusal is a plain page in Japanese.
+#[tokio::test]
+async fn error_pages_keep_the_menus_for_a_signed_in_user() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(&t, "rinko-006", &[("patient.name", "誤り 太郎")]).await;
+    let mut c = Client::new(&t);
+    c.ui_login("clerk").await;
+    for (uri, status, words) in [
+        ("/no-such-page", StatusCode::NOT_FOUND, "見つかりません"),
+        (
+            &format!("/sheets/{id}/edit?check=abc") as &str,
+            StatusCode::BAD_REQUEST,
+            "正しくありません",
+        ),
+        ("/admin/users", StatusCode::FORBIDDEN, "権限がありません"),
+    ] {
+        let r = c.get(uri).await;
+        assert_eq!(r.status, status, "{uri}");
+        assert!(r.body.contains(words), "{uri}: {}", r.body);
+        assert!(
+            r.body.contains("aria-label=\"メニュー\"") && r.body.contains("href=\"/sheets\""),
+            "{uri} keeps the menus: {}",
+            r.body
+        );
+        assert!(!r.body.contains("Failed to"), "{uri}: no developer text");
+    }
+    let mut anonymous = Client::new(&t);
+    let r = anonymous.get("/no-such-page").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("見つかりません"));
+    assert!(!r.body.contains("aria-label=\"メニュー\""));
+}
