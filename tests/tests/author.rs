@@ -1,7 +1,9 @@
 //! The sheet carries who wrote it (issue 11, item 5): the doctor's name, 指定医番号 and
 //! institution are the sheet's own values, so a municipality's list, view and prints name the
 //! hospital's doctor, never a user of the municipality's node who happens to have the same
-//! numeric id (and, to make the old fault visible, the same institution code).
+//! numeric id (and, to make the old fault visible, the same institution code). And the
+//! 臨個票連携 list of another hospital that resolved the key names a 小慢 sheet by its
+//! 疾患群・疾病番号, never 告示番号 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use nsdb::Node;
 use nsdb::accounts::policy::UserKind;
+use nsdb::config::NodeRole;
 use nsdb::sheets::SheetQuery;
 use nsdb::sheets::workflow::Step;
 use nsdb::testing::sync::{SyncSite, eventually, has_key_block, sheet_ids, sign_in};
@@ -172,4 +175,49 @@ async fn the_municipality_names_the_hospitals_doctor_not_its_own_user_with_the_s
     let text = pdf_text(&board);
     assert!(text.contains("doctor2試験"), "{text}");
     assert!(!text.contains(&impostor.replace(' ', "")), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_linkage_list_names_a_shoman_sheet_by_its_group_number_never_zero() {
+    let mut site = SyncSite::start(0).await;
+    let hospital = site.hospital.node.clone();
+    assert!(has_key_block(&hospital, WAIT).await, "a key block");
+    let code = hospital.config.institution.code.clone();
+    site.hospital
+        .add_user("shoman", UserKind::ShomanDoctor, &code)
+        .await;
+    let doctor = sign_in(&hospital, "shoman").await;
+    let form = hospital.catalogue.form("iken-12-04-014").unwrap().clone();
+    let mut registered = None;
+    for seed in 0..50 {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+        let values = nsdb::cli::seed::sheet_values(&form, &mut rng, hospital.clock.today_jst());
+        let d = hospital
+            .create_sheet(&doctor, &form.id, &values)
+            .await
+            .expect("created");
+        if let Ok(d) = hospital.step(&doctor, &d.row.id, Step::Register).await {
+            registered = Some((d, values["patient.birth_date"].clone()));
+            break;
+        }
+    }
+    let (d, birth) = registered.expect("a fictitious 小慢 sheet passes the checks");
+    let key = nsdb::sheets::workflow::printed_key(&d.row).expect("a key");
+    assert!(eventually(WAIT, || holds(&site.hub.node, &d.row.id)).await);
+    // Another hospital, where the patient goes next, links the sheet by its key.
+    let other = site
+        .add_node(NodeRole::Hospital, "1310000044", "連携先病院")
+        .await;
+    let linker = sign_in(&other.node, "doctor").await;
+    nsdb::sync_service::resolve(&other.node, &linker, &key, &birth)
+        .await
+        .expect("resolved");
+    assert!(eventually(WAIT, || holds(&other.node, &d.row.id)).await);
+
+    let session = other.node.login("doctor", "demo").await.unwrap();
+    let (status, body) = get(other.addr, "/linkage", &session.token).await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&body);
+    assert!(page.contains("<td>12-04-014 / "), "{page}");
+    assert!(!page.contains("<td>0 / "), "{page}");
 }

@@ -110,6 +110,10 @@ pub(super) enum Reply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResolvedSheet {
     pub sheet_id: String,
+    /// The form id (`rinko-006`, `iken-12-04-014`): a 小慢 form is named by its 疾患群・疾病番号,
+    /// its 告示番号 being 0. Empty in an answer from a hub of an earlier version.
+    #[serde(default)]
+    pub form_id: String,
     /// 申請種別: "1" 新規, "2" 更新.
     pub application_type: Option<String>,
     /// 保険者番号
@@ -553,6 +557,7 @@ fn resolved_sheet(c: &Connection, row: crate::sheets::SheetRow) -> crate::Result
     };
     Ok(ResolvedSheet {
         sheet_id: row.id,
+        form_id: row.form_id,
         application_type: row.application_type,
         insurer_no: row.insurer_no,
         insured_no: row.insured_no,
