@@ -179,16 +179,18 @@ async fn a_print_is_named_after_its_form_and_day_and_a_draft_carries_the_draft_m
 
     let (disposition, text) = pdf(&mut c, &format!("/sheets/{id}/print")).await;
     let today = t.node.clock.today_jst().to_string();
-    let name: String =
-        serde_urlencoded::to_string([("n", format!("臨床調査個人票_パーキンソン病_{today}.pdf"))])
-            .unwrap()
-            .trim_start_matches("n=")
-            .to_string();
+    let name: String = serde_urlencoded::to_string([(
+        "n",
+        format!("臨床調査個人票_パーキンソン病_{today}_下書き.pdf"),
+    )])
+    .unwrap()
+    .trim_start_matches("n=")
+    .to_string();
     assert!(
         disposition.contains(&format!("filename*=UTF-8''{name}")),
         "{disposition} names {name}"
     );
-    assert!(disposition.contains(&format!("filename=\"sheet-{id}.pdf\"")));
+    assert!(disposition.contains(&format!("filename=\"sheet-{id}-draft.pdf\"")));
     assert!(text.contains("下書き"), "a draft prints with its mark");
 
     t.node
@@ -198,6 +200,16 @@ async fn a_print_is_named_after_its_form_and_day_and_a_draft_carries_the_draft_m
     let (disposition, text) = pdf(&mut c, &format!("/sheets/{id}/print?masked=1")).await;
     assert!(
         disposition.contains("_%E5%AF%A9%E6%9F%BB%E4%BC%9A%E7%94%A8.pdf"),
+        "{disposition}"
+    );
+    assert!(
+        !disposition.contains(&utf8("下書き")),
+        "a registered sheet's name has no draft mark: {disposition}"
+    );
+    let (disposition, _) = pdf(&mut c, &format!("/sheets/{id}/print")).await;
+    let registered = utf8(&format!("臨床調査個人票_パーキンソン病_{today}.pdf"));
+    assert!(
+        disposition.contains(&format!("filename*=UTF-8''{registered}")),
         "{disposition}"
     );
     assert!(
@@ -500,4 +512,90 @@ async fn error_pages_keep_the_menus_for_a_signed_in_user() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("見つかりません"));
     assert!(!r.body.contains("aria-label=\"メニュー\""));
+}
+
+/// A name as `filename*` carries it (percent-encoded UTF-8).
+fn utf8(name: &str) -> String {
+    serde_urlencoded::to_string([("n", name)])
+        .unwrap()
+        .trim_start_matches("n=")
+        .to_string()
+}
+
+/// The 審査会 batch and the paper (紙の臨個票) PDFs are named after the form and the day, like
+/// the single print.
+#[tokio::test]
+async fn the_batch_and_paper_pdfs_are_named_after_the_form_and_day() {
+    use nsdb::accounts::policy::UserKind;
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 2).await;
+    t.add_user("reviewer", UserKind::Reviewer, "139999").await;
+    let ids = t.node.sheet_ids().await.unwrap();
+    for id in &ids {
+        nsdb::testing::record_resolution(&t.node, id, "12345678901", "reviewer", 1_780_000_000_000)
+            .await;
+    }
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let form_id = t
+        .node
+        .get_sheet(&doctor, &ids[0])
+        .await
+        .unwrap()
+        .row
+        .form_id;
+    let form = t.node.catalogue.form(&form_id).unwrap().clone();
+    let today = t.node.clock.today_jst().to_string();
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("reviewer").await;
+    let r = c
+        .form(
+            "/intake/print",
+            &[("csrf", &csrf), ("id", &ids[0]), ("id", &ids[1])],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let disposition = r.headers[header::CONTENT_DISPOSITION].to_str().unwrap();
+    let same = t
+        .node
+        .get_sheet(&doctor, &ids[1])
+        .await
+        .unwrap()
+        .row
+        .form_id
+        == form_id;
+    let title = if same {
+        format!("{}_{}", form.kind.label(), form.disease)
+    } else {
+        format!("{}_2件", form.kind.label())
+    };
+    let name = utf8(&format!("{title}_{today}_審査会用.pdf"));
+    assert!(
+        disposition.contains(&format!("filename*=UTF-8''{name}")),
+        "{disposition} names {title}"
+    );
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+
+    // A paper uploaded at a municipality: 紙の臨個票_病名_日付.
+    let m = TestNode::start(NodeRole::Municipality).await;
+    let reviewer = m.node.login("reviewer", "demo").await.unwrap().principal;
+    let paper = m
+        .node
+        .upload_paper(
+            &reviewer,
+            nsdb::papers::PaperUpload {
+                pdf: nsdb::cli::demo::demo_pdf(&["paper sheet, scanned"]),
+                name_kana: "カミ ハナコ".into(),
+                birth_date: "1980-04-01".into(),
+                disease: "6".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut c = Client::new(&m);
+    c.ui_login("reviewer").await;
+    let (disposition, _) = pdf(&mut c, &format!("/papers/{paper}.pdf")).await;
+    let name = utf8(&format!("紙の臨個票_パーキンソン病_{today}.pdf"));
+    assert!(
+        disposition.contains(&format!("filename*=UTF-8''{name}")),
+        "{disposition}"
+    );
 }

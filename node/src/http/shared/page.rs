@@ -336,3 +336,25 @@ pub async fn bare_errors(
     }
     out
 }
+
+/// A `Content-Disposition` for a file the browser saves or shows: `name` (UTF-8, e.g.
+/// `臨床調査個人票_パーキンソン病_2026-12-01.pdf`) as RFC 6266's `filename*`, and `ascii` as the
+/// plain `filename` for clients that read only that. `kind` is `inline` or `attachment`.
+/// Characters a file name cannot hold (`/ \ " CR LF`) become `_`.
+pub fn file_disposition(kind: &str, name: &str, ascii: &str) -> String {
+    let name = name.replace(['/', '\\', '"', '\r', '\n'], "_");
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(b as char)
+            }
+            _ => encoded.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let ascii = ascii.replace(
+        |c: char| !c.is_ascii_graphic() || c == '"' || c == '\\',
+        "_",
+    );
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
