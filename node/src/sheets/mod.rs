@@ -526,7 +526,9 @@ impl Node {
         name_doctor(&mut row, sheet);
         let form = self.form(&row.form_id)?;
         let items = sheet.fields();
-        let messages = nsdb_rules::check(form, &items, mode, self.clock.today_jst());
+        let mut messages = nsdb_rules::check(form, &items, mode, self.clock.today_jst());
+        // A character the print's font cannot show is reported beside its item (kept as typed).
+        messages.extend(crate::print::unprintable_messages(form, &items));
         Ok(SheetDetail {
             form_version: sheet.header().form_version,
             row,

@@ -477,8 +477,11 @@ impl Node {
                                 );
                             }
                             sheet.set_fields(&defaults, edit);
-                            let messages =
-                                nsdb_rules::check(form, &sheet.fields(), Mode::Complete, today);
+                            let fields = sheet.fields();
+                            let mut messages =
+                                nsdb_rules::check(form, &fields, Mode::Complete, today);
+                            // A registered sheet is printed: every character must be printable.
+                            messages.extend(crate::print::unprintable_messages(form, &fields));
                             if !messages.is_empty() {
                                 return Ok(Err(Error::Invalid(format!(
                                     "チェックで{}件の指摘があるため登録できません。チェックを押して確認してください。",
