@@ -179,16 +179,18 @@ async fn a_print_is_named_after_its_form_and_day_and_a_draft_carries_the_draft_m
 
     let (disposition, text) = pdf(&mut c, &format!("/sheets/{id}/print")).await;
     let today = t.node.clock.today_jst().to_string();
-    let name: String =
-        serde_urlencoded::to_string([("n", format!("臨床調査個人票_パーキンソン病_{today}.pdf"))])
-            .unwrap()
-            .trim_start_matches("n=")
-            .to_string();
+    let name: String = serde_urlencoded::to_string([(
+        "n",
+        format!("臨床調査個人票_パーキンソン病_{today}_下書き.pdf"),
+    )])
+    .unwrap()
+    .trim_start_matches("n=")
+    .to_string();
     assert!(
         disposition.contains(&format!("filename*=UTF-8''{name}")),
         "{disposition} names {name}"
     );
-    assert!(disposition.contains(&format!("filename=\"sheet-{id}.pdf\"")));
+    assert!(disposition.contains(&format!("filename=\"sheet-{id}-draft.pdf\"")));
     assert!(text.contains("下書き"), "a draft prints with its mark");
 
     t.node
@@ -198,6 +200,16 @@ async fn a_print_is_named_after_its_form_and_day_and_a_draft_carries_the_draft_m
     let (disposition, text) = pdf(&mut c, &format!("/sheets/{id}/print?masked=1")).await;
     assert!(
         disposition.contains("_%E5%AF%A9%E6%9F%BB%E4%BC%9A%E7%94%A8.pdf"),
+        "{disposition}"
+    );
+    assert!(
+        !disposition.contains(&utf8("下書き")),
+        "a registered sheet's name has no draft mark: {disposition}"
+    );
+    let (disposition, _) = pdf(&mut c, &format!("/sheets/{id}/print")).await;
+    let registered = utf8(&format!("臨床調査個人票_パーキンソン病_{today}.pdf"));
+    assert!(
+        disposition.contains(&format!("filename*=UTF-8''{registered}")),
         "{disposition}"
     );
     assert!(
@@ -414,11 +426,223 @@ async fn a_new_sheet_for_a_patient_who_has_one_of_the_same_disease_offers_renewa
         // A notice, not a block: the sheet still saves.
         assert!(editor.body.contains("value=\"save\""));
     }
+    // Following the notice turns this draft into the renewal: no empty draft is left behind,
+    // what was typed stays, and the empty items are carried from the earlier sheet.
+    let before = t.node.sheet_ids().await.unwrap().len();
+    let editor = c.get(&format!("/sheets/{by_name}/edit")).await;
+    assert!(
+        editor
+            .body
+            .contains(&format!("name=\"into\" value=\"{by_name}\"")),
+        "the notice names this draft"
+    );
+    let csrf = support::hidden_csrf(&editor.body);
+    let r = c
+        .form(
+            &format!("/sheets/{earlier}/renew"),
+            &[("csrf", &csrf), ("into", &by_name)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        r.location(),
+        format!("/sheets/{by_name}/edit?notice=renewed")
+    );
+    assert_eq!(
+        t.node.sheet_ids().await.unwrap().len(),
+        before,
+        "no second sheet"
+    );
+    let renewed = t.node.get_sheet(&doctor, &by_name).await.unwrap();
+    assert_eq!(renewed.row.carried_from.as_deref(), Some(earlier.as_str()));
+    assert_eq!(renewed.items["application.type"], "2", "a renewal is 更新");
+    assert_eq!(renewed.items["patient.name"], "更新　太郎", "typed, kept");
+    assert_eq!(
+        renewed.items["patient.insured_no"], values["patient.insured_no"],
+        "carried into the empty item"
+    );
+    assert!(renewed.carried.contains(&"patient.insured_no".to_string()));
+    let editor = c.get(&format!("/sheets/{by_name}/edit")).await;
+    assert!(
+        !editor
+            .body
+            .contains("同じ疾病の臨床調査個人票がすでにあります"),
+        "a renewal is offered no renewal"
+    );
+
     let other = sheet_with(&t, "rinko-006", &[("patient.name", "別人 花子")]).await;
     let editor = c.get(&format!("/sheets/{other}/edit")).await;
     assert!(
         !editor
             .body
             .contains("同じ疾病の臨床調査個人票がすでにあります")
+    );
+}
+
+/// Error pages of a signed-in user keep the page layout (menus, the user's node), whatever
+/// refused the request: an unknown address (404), a malformed query (400), a refused action
+/// (403); signed out, the same refusal is a plain page in Japanese.
+#[tokio::test]
+async fn error_pages_keep_the_menus_for_a_signed_in_user() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(&t, "rinko-006", &[("patient.name", "誤り 太郎")]).await;
+    let mut c = Client::new(&t);
+    c.ui_login("clerk").await;
+    for (uri, status, words) in [
+        ("/no-such-page", StatusCode::NOT_FOUND, "見つかりません"),
+        (
+            &format!("/sheets/{id}/edit?check=abc") as &str,
+            StatusCode::BAD_REQUEST,
+            "正しくありません",
+        ),
+        ("/admin/users", StatusCode::FORBIDDEN, "権限がありません"),
+    ] {
+        let r = c.get(uri).await;
+        assert_eq!(r.status, status, "{uri}");
+        assert!(r.body.contains(words), "{uri}: {}", r.body);
+        assert!(
+            r.body.contains("aria-label=\"メニュー\"") && r.body.contains("href=\"/sheets\""),
+            "{uri} keeps the menus: {}",
+            r.body
+        );
+        assert!(!r.body.contains("Failed to"), "{uri}: no developer text");
+    }
+    let mut anonymous = Client::new(&t);
+    let r = anonymous.get("/no-such-page").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("見つかりません"));
+    assert!(!r.body.contains("aria-label=\"メニュー\""));
+}
+
+/// A name as `filename*` carries it (percent-encoded UTF-8).
+fn utf8(name: &str) -> String {
+    serde_urlencoded::to_string([("n", name)])
+        .unwrap()
+        .trim_start_matches("n=")
+        .to_string()
+}
+
+/// The 審査会 batch and the paper (紙の臨個票) PDFs are named after the form and the day, like
+/// the single print.
+#[tokio::test]
+async fn the_batch_and_paper_pdfs_are_named_after_the_form_and_day() {
+    use nsdb::accounts::policy::UserKind;
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 2).await;
+    t.add_user("reviewer", UserKind::Reviewer, "139999").await;
+    let ids = t.node.sheet_ids().await.unwrap();
+    for id in &ids {
+        nsdb::testing::record_resolution(&t.node, id, "12345678901", "reviewer", 1_780_000_000_000)
+            .await;
+    }
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let form_id = t
+        .node
+        .get_sheet(&doctor, &ids[0])
+        .await
+        .unwrap()
+        .row
+        .form_id;
+    let form = t.node.catalogue.form(&form_id).unwrap().clone();
+    let today = t.node.clock.today_jst().to_string();
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("reviewer").await;
+    let r = c
+        .form(
+            "/intake/print",
+            &[("csrf", &csrf), ("id", &ids[0]), ("id", &ids[1])],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let disposition = r.headers[header::CONTENT_DISPOSITION].to_str().unwrap();
+    let same = t
+        .node
+        .get_sheet(&doctor, &ids[1])
+        .await
+        .unwrap()
+        .row
+        .form_id
+        == form_id;
+    let title = if same {
+        format!("{}_{}", form.kind.label(), form.disease)
+    } else {
+        format!("{}_2件", form.kind.label())
+    };
+    let name = utf8(&format!("{title}_{today}_審査会用.pdf"));
+    assert!(
+        disposition.contains(&format!("filename*=UTF-8''{name}")),
+        "{disposition} names {title}"
+    );
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+
+    // A paper uploaded at a municipality: 紙の臨個票_病名_日付.
+    let m = TestNode::start(NodeRole::Municipality).await;
+    let reviewer = m.node.login("reviewer", "demo").await.unwrap().principal;
+    let paper = m
+        .node
+        .upload_paper(
+            &reviewer,
+            nsdb::papers::PaperUpload {
+                pdf: nsdb::cli::demo::demo_pdf(&["paper sheet, scanned"]),
+                name_kana: "カミ ハナコ".into(),
+                birth_date: "1980-04-01".into(),
+                disease: "6".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut c = Client::new(&m);
+    c.ui_login("reviewer").await;
+    let (disposition, _) = pdf(&mut c, &format!("/papers/{paper}.pdf")).await;
+    let name = utf8(&format!("紙の臨個票_パーキンソン病_{today}.pdf"));
+    assert!(
+        disposition.contains(&format!("filename*=UTF-8''{name}")),
+        "{disposition}"
+    );
+}
+
+/// A character the print's font lacks (𠮷, U+20BB7) is kept as typed but named beside its
+/// field at entry, and 登録 is refused until it is replaced: the paper never shows a blank.
+#[tokio::test]
+async fn a_character_the_print_cannot_show_is_named_beside_its_field_and_blocks_registration() {
+    use nsdb::sheets::workflow::Step;
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let mut values = nsdb::testing::required_values(&t.node, "rinko-006", "ヨシダ ハナコ");
+    values.insert("patient.name".into(), "𠮷田 花子".into());
+    let d = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap();
+    assert_eq!(d.items["patient.name"], "𠮷田 花子", "kept as typed");
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let editor = c.get(&format!("/sheets/{}/edit", d.row.id)).await;
+    let at = editor
+        .body
+        .find("id=\"f-patient-name-msg\"")
+        .expect("a message beside 氏名");
+    let beside: String = editor.body[at..].chars().take(200).collect();
+    assert!(
+        beside.contains("印刷できない") && beside.contains("U+20BB7"),
+        "{beside}"
+    );
+    let err = t
+        .node
+        .step(&doctor, &d.row.id, Step::Register)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("登録できません"), "{err}");
+
+    let fixed = [("patient.name".to_string(), "吉田 花子".to_string())].into();
+    let d = t
+        .node
+        .update_sheet_since(&doctor, &d.row.id, &d.version, &fixed)
+        .await
+        .unwrap();
+    assert!(
+        !d.messages.iter().any(|m| m.text.contains("印刷できない")),
+        "{:?}",
+        d.messages
     );
 }

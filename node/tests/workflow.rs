@@ -69,7 +69,14 @@ async fn a_clerk_drafts_and_sends_the_doctor_registers_and_approves() {
     // Registering needs the checks to pass.
     let err = n.step(&doctor, &id, Step::Register).await.unwrap_err();
     assert!(err.to_string().contains("登録できません"), "{err}");
-    n.update_sheet(&doctor, &id, &complete(n)).await.unwrap();
+    // Sent to the doctor, the sheet names them (医師の氏名, from their account).
+    assert_eq!(
+        s.items.get("doctor.name").map(String::as_str),
+        Some("鈴木 太郎")
+    );
+    let mut values = complete(n);
+    values.remove("doctor.name");
+    n.update_sheet(&doctor, &id, &values).await.unwrap();
     let s = n.step(&doctor, &id, Step::Register).await.unwrap();
     assert_eq!(s.row.status, status::REGISTERED);
     let key = s

@@ -424,6 +424,17 @@ impl Sheet {
         true
     }
 
+    /// Records that this sheet continues sheet `from` (更新登録 of a draft started as 新規);
+    /// returns whether it changed (no change is made otherwise).
+    pub fn set_carried_from(&mut self, from: SheetId, edit: Edit<'_>) -> bool {
+        if self.header.carried_from == Some(from) && !self.root_conflicted(key::CARRIED_FROM) {
+            return false;
+        }
+        self.write(edit, |tx| tx.put(ROOT, key::CARRIED_FROM, from.to_string()));
+        self.header.carried_from = Some(from);
+        true
+    }
+
     /// Assigns (or with `None` unassigns) the doctor; returns whether it changed.
     pub fn set_doctor(&mut self, doctor: Option<u64>, edit: Edit<'_>) -> bool {
         if self.header.doctor == doctor && !self.root_conflicted(key::DOCTOR) {
@@ -1435,6 +1446,18 @@ mod tests {
             sheet.set_fields_since(&[unknown], &changes(&[("q1", None)]), edit(me, 40, "")),
             Err(SheetError::UnknownVersion { .. })
         ));
+    }
+
+    #[test]
+    fn a_draft_can_be_marked_as_the_renewal_of_another_sheet_and_the_mark_travels() {
+        let mut new = new_sheet();
+        new.carried_from = None;
+        let mut sheet = Sheet::new(new, edit(author(HOSPITAL_NODE, 1), 5, ""));
+        let from = SheetId::random();
+        assert!(sheet.set_carried_from(from, edit(author(HOSPITAL_NODE, 1), 6, "更新登録")));
+        assert!(!sheet.set_carried_from(from, edit(author(HOSPITAL_NODE, 1), 7, "")));
+        let copy = Sheet::load(&sheet.save()).expect("loads");
+        assert_eq!(copy.header().carried_from, Some(from));
     }
 
     #[test]

@@ -170,8 +170,32 @@ async fn dates_typed_in_wareki_are_kept_and_shown_back_in_wareki() {
         "令和元年5月1日"
     );
 
-    // The user may go back to 西暦 (by keyboard: the link may sit under the sticky bar).
-    c.find(Locator::LinkText("西暦で表示"))
+    // Every date field's hint says what it takes: both 和暦 and 西暦, never 西暦 alone.
+    for hint in ["#f-patient-birth_date-help", "#f-basic-onset-help"] {
+        // Read as textContent: a field on another tab is hidden, and hidden text reads empty.
+        let text = c
+            .find(Locator::Css(hint))
+            .await
+            .unwrap()
+            .prop("textContent")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(
+            text.contains("和暦") && text.contains("西暦"),
+            "{hint}: {text}"
+        );
+        assert!(!text.contains("西暦で記入"), "{hint}: {text}");
+    }
+    // The display choice says what it does and marks the current one.
+    let style = text_of(&c, "p.date-style").await;
+    assert!(style.starts_with("日付の表示:"), "{style}");
+    assert_eq!(
+        text_of(&c, "a.date-choice[aria-current='true']").await,
+        "✓ 和暦"
+    );
+    // The user may go back to 西暦 by keyboard (the link may sit under the sticky bar).
+    c.find(Locator::Css("a.date-choice[href$='dates=western']"))
         .await
         .unwrap()
         .send_keys(&char::from(Key::Enter).to_string())
@@ -179,5 +203,9 @@ async fn dates_typed_in_wareki_are_kept_and_shown_back_in_wareki() {
         .unwrap();
     wait_url(&c, "dates=western").await;
     assert_eq!(value_of(&c, "#f-patient-birth_date").await, "2019-05-01");
+    assert_eq!(
+        text_of(&c, "a.date-choice[aria-current='true']").await,
+        "✓ 西暦"
+    );
     c.close().await.unwrap();
 }

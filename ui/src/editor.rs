@@ -80,6 +80,9 @@ pub struct RenewalOffer {
     pub written: String,
     /// The user may start 更新登録 from it.
     pub can_renew: bool,
+    /// The draft the notice is shown on: 更新登録 turns it into the renewal (no draft is left
+    /// behind).
+    pub draft_id: String,
 }
 
 fn renewal_notice(ctx: &PageContext<'_>, r: &RenewalOffer) -> Markup {
@@ -87,13 +90,14 @@ fn renewal_notice(ctx: &PageContext<'_>, r: &RenewalOffer) -> Markup {
         div.notice.renewal-offer role="note" {
             "この患者には同じ疾病の臨床調査個人票がすでにあります（" (r.status)
             @if !r.written.is_empty() { "、記載年月日 " (r.written) }
-            "）。更新の申請なら、新規ではなくその票から「更新登録」すると前回の内容を引き継げます。 "
+            "）。更新の申請なら「この票を更新登録にする」で、この票を更新（申請種別）にして前回の内容を空欄に引き継げます。入力した値はそのまま残ります。 "
             a href={ "/sheets/" (r.sheet_id) } { "その票を開く" }
             @if r.can_renew {
                 " "
                 form.inline method="post" action={ "/sheets/" (r.sheet_id) "/renew" } {
                     input type="hidden" name="csrf" value=(ctx.csrf);
-                    button type="submit" { "その票から更新登録" }
+                    input type="hidden" name="into" value=(r.draft_id);
+                    button type="submit" { "この票を更新登録にする" }
                 }
             }
         }
@@ -147,17 +151,36 @@ fn keys(action: &str) -> Option<String> {
     shortcut(action).map(|k| format!("Alt+{k}"))
 }
 
-/// How dates are shown, and the link to the other way: every date field takes 西暦
-/// (2024-04-01, 2024/4/1) and 和暦 (令和6年4月1日, R6.4.1, H31.4.30) either way.
+/// The hint under an item: for a date or year-month, what it accepts (西暦 and 和暦, the same
+/// words on every date field) before the form's own help; else the form's help.
+pub fn item_help(item: &ItemDef) -> Option<String> {
+    let accepted = match item.ty {
+        ItemType::Date => Some(crate::DATE_HINT),
+        ItemType::YearMonth => Some(crate::YEAR_MONTH_HINT),
+        _ => None,
+    };
+    match (accepted, &item.help) {
+        (Some(a), Some(h)) => Some(format!("{a}で入力できます。{h}")),
+        (Some(a), None) => Some(format!("{a}で入力できます。")),
+        (None, help) => help.clone(),
+    }
+}
+
+/// How dates are shown, as a choice that says what it does: 「日付の表示: 和暦 / 西暦」, the
+/// current one marked (✓, `aria-current`), each a link reached by Tab and followed by Enter.
+/// Every date field takes 西暦 and 和暦 either way (the hint under each field says so).
 fn date_style(id: &str, wareki: bool) -> Markup {
     html! {
-        p.hint.date-style {
-            "日付は " (crate::DATE_HINT) " で入力できます。表示: "
-            @if wareki {
-                strong { "和暦" } "（" a href={ "/sheets/" (id) "/edit?dates=western" } { "西暦で表示" } "）"
-            } @else {
-                strong { "西暦" } "（" a href={ "/sheets/" (id) "/edit?dates=wareki" } { "和暦で表示" } "）"
+        p.hint.date-style role="group" aria-labelledby="date-style-label" {
+            span #date-style-label { "日付の表示:" } " "
+            @for (choice, label, current) in [("wareki", "和暦", wareki), ("western", "西暦", !wareki)] {
+                @if choice == "western" { " / " }
+                a.date-choice href={ "/sheets/" (id) "/edit?dates=" (choice) }
+                    aria-current=[current.then_some("true")] {
+                    @if current { "✓ " } (label)
+                }
             }
+            " （入力は和暦・西暦のどちらでもできます）"
         }
     }
 }
@@ -502,7 +525,7 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                                 @if let Some(ms) = msgs {
                                     p.msg #{ (id) "-msg" } { @for m in ms { "⚠ " (m) " " } }
                                 }
-                                @if let Some(h) = &item.help { p.help #{ (id) "-help" } { (h) } }
+                                @if let Some(h) = item_help(item) { p.help #{ (id) "-help" } { (h) } }
                             }
                         }
                     }
@@ -599,4 +622,34 @@ pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every date and year-month field of every form says it takes both 和暦 and 西暦; none
+    /// says 西暦 alone.
+    #[test]
+    fn every_date_field_hints_that_it_takes_wareki_and_western_dates() {
+        let cat = nsdb_rules::Catalogue::builtin().expect("catalogue");
+        let mut seen = 0;
+        for form in cat.forms() {
+            for item in form.items() {
+                if !matches!(item.ty, ItemType::Date | ItemType::YearMonth) {
+                    continue;
+                }
+                seen += 1;
+                let hint = item_help(item).unwrap_or_default();
+                assert!(
+                    hint.contains("和暦") && hint.contains("西暦"),
+                    "{} {}: {hint}",
+                    form.id,
+                    item.id
+                );
+                assert!(!hint.contains("西暦で"), "{} {}: {hint}", form.id, item.id);
+            }
+        }
+        assert!(seen > 1000, "{seen} date fields");
+    }
 }

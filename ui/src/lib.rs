@@ -74,6 +74,10 @@ fn page(title: &str, body: Markup) -> Markup {
 /// 記載年月日 in the search): what the server accepts (`nsdb_rules::value::Date::typed`).
 pub const DATE_HINT: &str = "西暦（2026-04-01）または和暦（令和8年4月1日、R8.4.1）";
 
+/// The hint beside every year-month a user types (発症年月 and the like): what the server
+/// accepts.
+pub const YEAR_MONTH_HINT: &str = "西暦（2026-04）または和暦（令和8年4月、R8.4）";
+
 /// A text field for a date, never a date picker (a picker cannot take 和暦 such as
 /// 昭和50年4月1日 or S50.4.1), with [`DATE_HINT`] beside it. `id` is also the hint's prefix.
 pub fn date_input(id: &str, name: &str, value: &str, required: bool) -> Markup {

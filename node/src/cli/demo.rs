@@ -213,8 +213,13 @@ pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Resu
                         },
                         now,
                     )?;
-                    if kind.role() == crate::accounts::policy::Role::Doctor && doctor.is_none() {
-                        doctor = Some(id);
+                    if kind.role() == crate::accounts::policy::Role::Doctor {
+                        // A fictitious 指定医番号, prefilled into the doctor's sheets.
+                        tx.execute(
+                            "UPDATE users SET doctor_number = ?1 WHERE id = ?2",
+                            rusqlite::params![format!("デモ{id:04}"), id as i64],
+                        )?;
+                        doctor.get_or_insert(id);
                     }
                 }
             }

@@ -80,6 +80,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(ui::routes())
         .merge(api::routes())
         .layer(middleware::from_fn_with_state(
+            node.clone(),
+            shared::page::bare_errors,
+        ))
+        .layer(middleware::from_fn_with_state(
             (
                 node.clone(),
                 Arc::new(shared::sign_in_limit::SignInLimit::default()),

@@ -412,15 +412,25 @@ impl Node {
     /// Every view is audited (`paper_view`), and every refusal (`paper_view_denied`); an
     /// unknown id is refused like a paper of someone else.
     pub async fn paper_pdf(&self, p: &Principal, id: &str) -> crate::Result<Vec<u8>> {
+        Ok(self.paper_pdf_named(p, id).await?.0)
+    }
+
+    /// [`Node::paper_pdf`] with the paper's disease as a file name would say it: the name from
+    /// the catalogue, else the number given at upload (empty for an unknown paper).
+    pub async fn paper_pdf_named(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> crate::Result<(Vec<u8>, String)> {
         let pid = id.to_string();
-        let found: Option<(String, Vec<u8>)> = self
+        let found: Option<(String, Vec<u8>, String)> = self
             .store
             .read(move |c| {
                 Ok::<_, Error>(
                     c.query_row(
-                        "SELECT municipality, pdf FROM papers WHERE id = ?1",
+                        "SELECT municipality, pdf, disease FROM papers WHERE id = ?1",
                         [&pid],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?,
                 )
@@ -428,13 +438,18 @@ impl Node {
             .await?;
         let ours = found
             .as_ref()
-            .is_some_and(|(m, _)| self.paper_is_theirs(p, m));
+            .is_some_and(|(m, _, _)| self.paper_is_theirs(p, m));
         if let Err(denied) = authorize(p, Action::ViewPaper, Target::Paper { ours }) {
             self.audit(p, "paper_view_denied", Some(id), None).await?;
             return Err(denied.into());
         }
         self.audit(p, "paper_view", Some(id), None).await?;
-        Ok(found.map(|(_, pdf)| pdf).unwrap_or_default())
+        Ok(found
+            .map(|(_, pdf, number)| {
+                let name = self.disease_name(&number);
+                (pdf, if name.is_empty() { number } else { name })
+            })
+            .unwrap_or_default())
     }
 
     /// At the hub: enters the data of paper `id` from the contractor's XML (the hospital XML

@@ -30,6 +30,7 @@ use nsdb_rules::FormDef;
 use draw::*;
 use layout::*;
 pub use masking::is_personal;
+pub use text::unprintable;
 use text::*;
 
 /// What a masked item shows instead of its value.
@@ -61,6 +62,37 @@ pub struct PrintMeta<'a> {
     /// Not registered yet (一時保存, 確認依頼中, 差戻し): every page carries a 下書き mark, so a
     /// draft's print is never taken for the registered sheet.
     pub draft: bool,
+}
+
+/// What the checks say about values the print cannot show: one message per item holding
+/// characters the embedded font has no glyph for (an IVS or IPAmj variant, a rare ideograph),
+/// naming them, so the user changes them at entry instead of finding blanks on the paper.
+/// Items of `values` that `form` does not have are skipped.
+pub fn unprintable_messages(
+    form: &FormDef,
+    values: &BTreeMap<String, String>,
+) -> Vec<nsdb_rules::check::Message> {
+    values
+        .iter()
+        .filter(|(id, _)| form.item(id).is_some())
+        .filter_map(|(id, value)| {
+            let missing = unprintable(value);
+            (!missing.is_empty()).then(|| {
+                let shown: Vec<String> = missing
+                    .iter()
+                    .map(|c| format!("「{c}」(U+{:04X})", *c as u32))
+                    .collect();
+                nsdb_rules::check::Message {
+                    items: vec![id.clone()],
+                    text: format!(
+                        "{}: {} は帳票に印刷できない文字です。通常の字体（例: 𠮷→吉）に置き換えて入力してください。",
+                        form.item(id).map_or(id.as_str(), |i| i.label.as_str()),
+                        shown.join("、")
+                    ),
+                }
+            })
+        })
+        .collect()
 }
 
 /// Why a printout could not be made.
@@ -193,6 +225,33 @@ mod tests {
     use nsdb_rules::ItemDef;
 
     use nsdb_rules::{Catalogue, SectionDef};
+
+    /// The embedded font lacks 𠮷 (U+20BB7) and an IVS's selector (葛 + U+E0100, which would
+    /// print as plain 葛): both are named beside the item; common kanji, kana, 髙, digits and
+    /// line breaks are not.
+    #[test]
+    fn characters_the_font_cannot_print_are_named_beside_their_item() {
+        assert_eq!(
+            unprintable("山田 花子　ヤマダ 123\n髙橋"),
+            Vec::<char>::new()
+        );
+        assert_eq!(unprintable("𠮷田 𠮷子"), vec!['\u{20BB7}']);
+        assert_eq!(unprintable("葛\u{E0100}城"), vec!['\u{E0100}']);
+        let form = rinko();
+        let values: BTreeMap<String, String> = [
+            ("patient.name".to_string(), "𠮷田 花子".to_string()),
+            ("patient.address".to_string(), "東京都千代田区".to_string()),
+        ]
+        .into();
+        let messages = unprintable_messages(&form, &values);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert_eq!(messages[0].items, vec!["patient.name".to_string()]);
+        assert!(
+            messages[0].text.contains("𠮷") && messages[0].text.contains("U+20BB7"),
+            "{}",
+            messages[0].text
+        );
+    }
 
     const KEY: &str = "AK-7Q2M-9XRD-4KPT";
     const NAME: &str = "山田 花子";

@@ -1,5 +1,5 @@
 //! The embedded font (IPAex Gothic) and Japanese line breaking: measuring text and wrapping it
-//! to a width with the kinsoku rules. Never draws.
+//! to a width with the kinsoku rules, and which characters the font cannot print. Never draws.
 
 use super::PrintError;
 use krilla::text::Font;
@@ -51,6 +51,25 @@ impl Face {
             .sum();
         units * size / self.units_per_em
     }
+}
+
+/// The characters of `text` the embedded font has no glyph for, each once, in order: they
+/// would print as blanks (a variation selector of an IVS, e.g. 葛󠄀, as the base form only).
+/// Control characters (line breaks, tabs) are not printed as glyphs and never count.
+pub fn unprintable(text: &str) -> Vec<char> {
+    static CHARMAP: std::sync::OnceLock<Option<skrifa::charmap::Charmap<'static>>> =
+        std::sync::OnceLock::new();
+    let Some(charmap) = CHARMAP.get_or_init(|| FontRef::new(FONT_TTF).ok().map(|f| f.charmap()))
+    else {
+        return Vec::new();
+    };
+    let mut missing = Vec::new();
+    for c in text.chars() {
+        if !c.is_control() && charmap.map(c).is_none() && !missing.contains(&c) {
+            missing.push(c);
+        }
+    }
+    missing
 }
 
 /// Characters that must not begin a line (行頭禁則); they hang past the right edge instead.

@@ -146,17 +146,17 @@ pub struct SheetPage {
 
 const ROW_COLUMNS: &str = "s.id, s.form_id, s.kokuji, s.eda, s.disease, s.institution,
     s.application_type, s.insurer_no, s.insured_no, s.access_key, s.name, s.name_kana,
-    s.birth_date, s.sex, u.name AS doctor_name, s.written_date, s.linked_date, s.status,
+    s.birth_date, s.sex, s.doctor_name, s.written_date, s.linked_date, s.status,
     s.registration, s.updated_at, s.doctor, s.assignee, a.name AS assignee_name, s.carried_from,
     (SELECT actor FROM workflow_events w WHERE w.sheet_id = s.id AND w.action = 'request'
      ORDER BY w.id DESC LIMIT 1) AS requested_by, s.review_result, s.open_inquiries,
     s.answered_inquiries";
 
-/// The joins that give a row its names. User ids are this node's own: a sheet of another
-/// institution (resolved by key, or held by the hub) names nobody here, so only users of the
-/// sheet's own institution are joined.
-const ROW_JOINS: &str = "LEFT JOIN users u ON u.id = s.doctor AND u.institution = s.institution
-    LEFT JOIN users a ON a.id = s.assignee AND a.institution = s.institution";
+/// The joins that give a row its names. The doctor is named by the sheet itself (its
+/// `doctor_name` column, from the document), never by a user of this node with the same id;
+/// only the workflow's assignee, who exists on the sheet's own node alone, is joined, and only
+/// among users of the sheet's own institution.
+const ROW_JOINS: &str = "LEFT JOIN users a ON a.id = s.assignee AND a.institution = s.institution";
 
 fn row_from(r: &Row<'_>) -> rusqlite::Result<SheetRow> {
     Ok(SheetRow {
@@ -174,7 +174,8 @@ fn row_from(r: &Row<'_>) -> rusqlite::Result<SheetRow> {
         name_kana: r.get(11)?,
         birth_date: r.get(12)?,
         sex: r.get(13)?,
-        doctor_name: r.get(14)?,
+        // '' when the document names nobody; NULL for a row stored before it was kept.
+        doctor_name: r.get::<_, Option<String>>(14)?.filter(|n| !n.is_empty()),
         written_date: r.get(15)?,
         linked_date: r.get(16)?,
         status: r.get(17)?,
@@ -319,46 +320,105 @@ fn deidentify(row: &mut SheetRow) {
 /// The sheet's 指定医氏名 item.
 pub const DOCTOR_NAME_ITEM: &str = "doctor.name";
 
-/// The name of a sheet's doctor (指定医) as its document records it, for a sheet whose doctor
-/// is no user of this node (another institution's sheet at a municipality or the hub, where a
-/// user id names somebody else or nobody): the sheet's 指定医氏名 item; else who registered it
-/// (the author of the latest 登録); else the name recorded by the author `doctor` (the header's
-/// user id) among those who wrote items. A municipality never writes items (`review::authority`),
-/// so a reviewer with the same numeric id on another node is never taken for the doctor.
-/// `None` when the document names nobody.
+/// The sheet's 指定医番号 item.
+pub const DOCTOR_NUMBER_ITEM: &str = "doctor.number";
+
+/// The items that say who wrote a sheet (医師の氏名, 指定医番号, 医療機関名, 医療機関コード): the
+/// sheet's own values, filled from the writing doctor and institution when a sheet is started,
+/// sent to a doctor or registered, and read by every list, view and print on every node.
+pub const IDENTITY_ITEMS: [&str; 4] = [
+    DOCTOR_NAME_ITEM,
+    DOCTOR_NUMBER_ITEM,
+    "doctor.institution_name",
+    "doctor.institution_code",
+];
+
+/// The name of a sheet's doctor (指定医) as its document records it, the same on every node: the
+/// sheet's 指定医氏名 item; else who registered it (the author of the latest 登録); else the name
+/// recorded by the author `doctor` (the header's user id) among those who wrote items. A
+/// municipality never writes items (`review::authority`), so a reviewer with the same numeric
+/// id on another node is never taken for the doctor. `None` when the document names nobody.
+/// Documents' history is read only for a sheet with a doctor (registered, or started by one)
+/// and no 指定医氏名, so a save of an ordinary draft never walks it.
 pub fn doctor_in_document(sheet: &Sheet, doctor: Option<u64>) -> Option<String> {
-    if let Some(name) = sheet
-        .fields()
+    doctor_in_fields(&sheet.fields()).or_else(|| {
+        let doctor = doctor?;
+        let history = sheet.history();
+        let named = |a: nsdb_sync::Author| sheet.author_name(&a).map(|(name, _)| name);
+        history
+            .iter()
+            .rev()
+            .find(|h| h.message == "登録")
+            .and_then(|h| h.author)
+            .and_then(named)
+            .or_else(|| {
+                history
+                    .iter()
+                    .filter(|h| !h.changed.is_empty())
+                    .filter_map(|h| h.author)
+                    .filter(|a| a.user == doctor)
+                    .find_map(named)
+            })
+    })
+}
+
+/// The 指定医氏名 item of a sheet's values, when it holds a name.
+fn doctor_in_fields(fields: &BTreeMap<String, String>) -> Option<String> {
+    fields
         .get(DOCTOR_NAME_ITEM)
         .map(|v| v.trim())
         .filter(|v| !v.is_empty())
-    {
-        return Some(name.to_string());
-    }
-    let history = sheet.history();
-    let named = |a: nsdb_sync::Author| sheet.author_name(&a).map(|(name, _)| name);
-    history
-        .iter()
-        .rev()
-        .find(|h| h.message == "登録")
-        .and_then(|h| h.author)
-        .and_then(named)
-        .or_else(|| {
-            let doctor = doctor?;
-            history
-                .iter()
-                .filter(|h| !h.changed.is_empty())
-                .filter_map(|h| h.author)
-                .filter(|a| a.user == doctor)
-                .find_map(named)
-        })
+        .map(str::to_string)
 }
 
-/// Fills `row.doctor_name` from the document when no user of this node names the doctor.
+/// Names the row's doctor from the document (rows stored before the projection kept the name).
 fn name_doctor(row: &mut SheetRow, sheet: &Sheet) {
-    if row.doctor_name.is_none() {
-        row.doctor_name = doctor_in_document(sheet, row.doctor);
+    row.doctor_name = doctor_in_document(sheet, row.doctor);
+}
+
+/// The account's name and 指定医番号 (`None` when not known) of user `id` of this node.
+pub(crate) fn doctor_identity(
+    c: &Connection,
+    id: u64,
+) -> rusqlite::Result<Option<(String, Option<String>)>> {
+    c.query_row(
+        "SELECT name, doctor_number FROM users WHERE id = ?1",
+        [id as i64],
+        |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?)),
+    )
+    .optional()
+    .map(|found| {
+        found.map(|(name, number)| (name, number.filter(|n: &String| !n.trim().is_empty())))
+    })
+}
+
+/// Keeps the 指定医番号 a doctor typed on a sheet that names them, in their account, when the
+/// account holds none yet, so the next sheet they start has it filled in. Never overwrites a
+/// number the account has.
+fn remember_doctor_number(
+    c: &Connection,
+    p: &Principal,
+    fields: &BTreeMap<String, String>,
+) -> rusqlite::Result<()> {
+    let named_me = doctor_in_fields(fields).is_some_and(|n| same_name(&n, &p.name));
+    let number = fields
+        .get(DOCTOR_NUMBER_ITEM)
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty());
+    if let (true, Role::Doctor, Some(number)) = (named_me, p.role(), number) {
+        c.execute(
+            "UPDATE users SET doctor_number = ?1
+             WHERE id = ?2 AND (doctor_number IS NULL OR trim(doctor_number) = '')",
+            params![number, p.user_id as i64],
+        )?;
     }
+    Ok(())
+}
+
+/// Two names the same but for spaces (鈴木 太郎, 鈴木　太郎, 鈴木太郎).
+fn same_name(a: &str, b: &str) -> bool {
+    let bare = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    bare(a) == bare(b)
 }
 
 /// The date in Japan (JST, UTC+9) of a unix-millisecond time.
@@ -378,15 +438,17 @@ pub fn store_sheet(
     let f = sheet.fields();
     let get = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
     let review = ReviewProjection::of(sheet);
+    let doctor_name = doctor_in_document(sheet, h.doctor);
     let doc = sheet.save();
     let heads = heads_blob(&sheet.raw_heads());
     c.prepare_cached(
         "INSERT INTO sheets (id, doc, form_id, form_version, kokuji, eda, disease, institution,
             doctor, application_type, insurer_no, insured_no, access_key, name, name_kana,
             birth_date, sex, written_date, status, registration, created_at, updated_at,
-            carried_from, linked_date, review_result, open_inquiries, answered_inquiries)
+            carried_from, linked_date, review_result, open_inquiries, answered_inquiries,
+            doctor_name)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
          ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, form_version = excluded.form_version,
             doctor = excluded.doctor, application_type = excluded.application_type,
             insurer_no = excluded.insurer_no, insured_no = excluded.insured_no,
@@ -396,7 +458,8 @@ pub fn store_sheet(
             status = excluded.status, updated_at = excluded.updated_at,
             linked_date = excluded.linked_date, review_result = excluded.review_result,
             open_inquiries = excluded.open_inquiries,
-            answered_inquiries = excluded.answered_inquiries",
+            answered_inquiries = excluded.answered_inquiries,
+            doctor_name = excluded.doctor_name, carried_from = excluded.carried_from",
     )?
     .execute(params![
         h.id.to_string(),
@@ -426,6 +489,7 @@ pub fn store_sheet(
         review.result,
         review.open,
         review.answered,
+        doctor_name.unwrap_or_default(),
     ])?;
     // The heads sync compares, in the same transaction, stamped with the change counter the
     // write just bumped, so an inventory finds this write by its `seq`.
@@ -462,7 +526,9 @@ impl Node {
         name_doctor(&mut row, sheet);
         let form = self.form(&row.form_id)?;
         let items = sheet.fields();
-        let messages = nsdb_rules::check(form, &items, mode, self.clock.today_jst());
+        let mut messages = nsdb_rules::check(form, &items, mode, self.clock.today_jst());
+        // A character the print's font cannot show is reported beside its item (kept as typed).
+        messages.extend(crate::print::unprintable_messages(form, &items));
         Ok(SheetDetail {
             form_version: sheet.header().form_version,
             row,
@@ -530,7 +596,16 @@ impl Node {
             ("doctor.institution_code", inst.code.clone()),
         ];
         if p.role() == Role::Doctor {
-            known.push(("doctor.name", p.name.clone()));
+            known.push((DOCTOR_NAME_ITEM, p.name.clone()));
+            let uid = p.user_id;
+            let number = self
+                .store
+                .read(move |c| doctor_identity(c, uid).map_err(Error::from))
+                .await?
+                .and_then(|(_, number)| number);
+            if let Some(number) = number {
+                known.push((DOCTOR_NUMBER_ITEM, number));
+            }
         }
         // 記載年月日: the day the sheet is started, which the doctor changes when it differs.
         known.push(("doctor.written_date", self.clock.today_jst().to_string()));
@@ -809,6 +884,9 @@ impl Node {
                     // before, it would count every value since `base` as seen by them.
                     sheet.set_author_name(&principal.name, &place, edit);
                     store_sheet(&tx, &mut sheet, &row.registration, now)?;
+                    if changed.iter().any(|c| c == DOCTOR_NUMBER_ITEM) {
+                        remember_doctor_number(&tx, &principal, &sheet.fields())?;
+                    }
                     let mut st = tx.prepare(
                         "DELETE FROM carried_items WHERE sheet_id = ?1 AND item_id = ?2",
                     )?;
@@ -857,7 +935,6 @@ impl Node {
         // A reviewer lists only the sheets this node resolved by key (as on the intake list).
         let resolved_only = p.role() == Role::Reviewer;
         let institution = p.institution.clone();
-        let own = p.institution.clone();
         let page = query.page.unwrap_or(1);
         if page == 0 {
             return Err(Error::Invalid(
@@ -995,12 +1072,17 @@ impl Node {
                 let mut rows = st
                     .query_map(refs.as_slice(), row_from)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                // Another institution's sheet names its doctor in its document only (a page
-                // holds at most PAGE_SIZE of them).
-                for row in rows
-                    .iter_mut()
-                    .filter(|r| r.doctor_name.is_none() && r.institution != own)
-                {
+                // A row stored before the projection kept the doctor's name, or one whose
+                // document names nobody, is read from its document (at most PAGE_SIZE).
+                for row in rows.iter_mut().filter(|r| r.doctor_name.is_none()) {
+                    let unread: bool = c.query_row(
+                        "SELECT doctor_name IS NULL FROM sheets WHERE id = ?1",
+                        [&row.id],
+                        |r| r.get(0),
+                    )?;
+                    if !unread {
+                        continue;
+                    }
                     let sheet = load_doc(c, &row.id)?;
                     name_doctor(row, &sheet);
                 }

@@ -18,7 +18,8 @@ use crate::accounts::policy::{Action, Principal, Role, Target, UserKind, authori
 use crate::audit;
 use crate::keys::{self as access_key, AccessKey};
 use crate::sheets::{
-    SheetDetail, SheetRow, carried_items, load_doc, load_row, record_event, status, store_sheet,
+    IDENTITY_ITEMS, SheetDetail, SheetRow, carried_items, doctor_identity, load_doc, load_row,
+    record_event, status, store_sheet,
 };
 use crate::{Error, Node, Result};
 
@@ -271,6 +272,31 @@ fn user_name(c: &Connection, id: u64) -> rusqlite::Result<Option<String>> {
     .optional()
 }
 
+/// The identity items ([`crate::sheets::IDENTITY_ITEMS`]) of `form` that `fields` leaves empty,
+/// filled from the doctor `name` (指定医番号 `number` when their account has one) at
+/// `institution_name`/`institution_code`. What someone typed is never replaced.
+fn identity_defaults(
+    form: &nsdb_rules::FormDef,
+    fields: &BTreeMap<String, String>,
+    name: &str,
+    number: Option<String>,
+    institution_name: &str,
+    institution_code: &str,
+) -> BTreeMap<String, Option<String>> {
+    let [name_item, number_item, inst_name_item, inst_code_item] = IDENTITY_ITEMS;
+    [
+        (name_item, Some(name.to_string())),
+        (number_item, number),
+        (inst_name_item, Some(institution_name.to_string())),
+        (inst_code_item, Some(institution_code.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v.filter(|v| !v.trim().is_empty())?)))
+    .filter(|(k, _)| form.item(k).is_some() && fields.get(*k).is_none_or(|v| v.trim().is_empty()))
+    .map(|(k, v)| (k.to_string(), Some(v)))
+    .collect()
+}
+
 fn last_request(c: &Connection, sheet: &str) -> rusqlite::Result<Option<(u64, i64)>> {
     c.query_row(
         "SELECT actor, at FROM workflow_events WHERE sheet_id = ?1 AND action = 'request'
@@ -291,7 +317,8 @@ impl Node {
             user: p.user_id,
         };
         let own = self.node_id.to_string();
-        let institution_name = self.institution_of(p).await?.name;
+        let institution = self.institution_of(p).await?;
+        let (institution_name, institution_code) = (institution.name, institution.code);
         let catalogue = self.catalogue.clone();
         let place = institution_name.clone();
         // The hub issues the keys of the clinics it serves from blocks it leases to itself.
@@ -346,6 +373,23 @@ impl Node {
                                 return Ok(Err(Error::Invalid(
                                     "依頼先には、この医療機関の指定医を選んでください。".into(),
                                 )));
+                            }
+                            // The doctor it is sent to becomes the sheet's doctor: who the
+                            // sheet says wrote it, where nobody typed it yet.
+                            if let Some((name, number)) = doctor_identity(&tx, *to)? {
+                                let form = catalogue
+                                    .form(&row.form_id)
+                                    .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                                let fields = sheet.fields();
+                                let known = identity_defaults(
+                                    form,
+                                    &fields,
+                                    &name,
+                                    number,
+                                    &institution_name,
+                                    &institution_code,
+                                );
+                                sheet.set_fields(&known, edit);
                             }
                             (status::REQUESTED, Some(*to), Some(comment.clone()))
                         }
@@ -415,18 +459,29 @@ impl Node {
                             // the form means by 指定医氏名, 医療機関名 and 記載年月日 when nobody
                             // typed them.
                             let fields = sheet.fields();
-                            let defaults: BTreeMap<String, Option<String>> = [
-                                ("doctor.name", principal.name.clone()),
-                                ("doctor.institution_name", institution_name.clone()),
-                                ("doctor.written_date", today.to_string()),
-                            ]
-                            .into_iter()
-                            .filter(|(k, _)| form.item(k).is_some() && !fields.contains_key(*k))
-                            .map(|(k, v)| (k.to_string(), Some(v)))
-                            .collect();
+                            let number = doctor_identity(&tx, me)?.and_then(|(_, n)| n);
+                            let mut defaults = identity_defaults(
+                                form,
+                                &fields,
+                                &principal.name,
+                                number,
+                                &institution_name,
+                                &institution_code,
+                            );
+                            if form.item("doctor.written_date").is_some()
+                                && !fields.contains_key("doctor.written_date")
+                            {
+                                defaults.insert(
+                                    "doctor.written_date".into(),
+                                    Some(today.to_string()),
+                                );
+                            }
                             sheet.set_fields(&defaults, edit);
-                            let messages =
-                                nsdb_rules::check(form, &sheet.fields(), Mode::Complete, today);
+                            let fields = sheet.fields();
+                            let mut messages =
+                                nsdb_rules::check(form, &fields, Mode::Complete, today);
+                            // A registered sheet is printed: every character must be printable.
+                            messages.extend(crate::print::unprintable_messages(form, &fields));
                             if !messages.is_empty() {
                                 return Ok(Err(Error::Invalid(format!(
                                     "チェックで{}件の指摘があるため登録できません。チェックを押して確認してください。",
@@ -719,6 +774,22 @@ impl Node {
     /// `id` at the user's institution is still open (draft, requested or returned), that one
     /// is returned and nothing is created: a resubmitted 更新登録 makes no second sheet.
     pub async fn carry_forward(&self, p: &Principal, id: &str) -> Result<SheetDetail> {
+        self.carry_forward_into(p, id, None).await
+    }
+
+    /// 更新登録 from `id`, taken from the notice of a new draft (`into`) that turned out to be
+    /// the same patient's: that draft becomes the renewal (its 申請種別 更新, marked as carried
+    /// from `id`, the carried items filled where it holds no value), so no empty draft is left
+    /// behind and nothing typed into it is replaced. Without `into`, or when `into` is not the
+    /// user's institution's plain draft of the same form, a new sheet is started as
+    /// [`Node::carry_forward`] does.
+    pub async fn carry_forward_into(
+        &self,
+        p: &Principal,
+        id: &str,
+        into: Option<&str>,
+    ) -> Result<SheetDetail> {
+        let into = into.map(str::to_string);
         let now = self.clock.now_ms();
         let author = nsdb_sync::Author {
             node: self.node_id,
@@ -771,6 +842,17 @@ impl Node {
                 let form = catalogue
                     .form(&row.form_id)
                     .ok_or_else(|| Error::UnknownForm(row.form_id.clone()))?;
+                // The draft the notice was shown on, when it may become the renewal.
+                let target = match &into {
+                    Some(into) if *into != source_id => load_row(&tx, into)?.filter(|d| {
+                        d.institution == principal.institution
+                            && d.form_id == row.form_id
+                            && d.status == status::DRAFT
+                            && d.carried_from.is_none()
+                            && d.access_key.is_none()
+                    }),
+                    _ => None,
+                };
                 let source_doc = load_doc(&tx, &source_id)?;
                 let (source, from_version) =
                     (source_doc.fields(), source_doc.header().form_version);
@@ -803,6 +885,45 @@ impl Node {
                     at_ms: now,
                     message: "更新登録",
                 };
+                if let Some(draft) = target {
+                    let did = draft.id.clone();
+                    let mut sheet = load_doc(&tx, &did)?;
+                    if authorize(&principal, Action::EditSheet, Target::Sheet {
+                        institution: &draft.institution,
+                    })
+                    .is_ok()
+                    {
+                        // What was typed stays; carried values fill only empty items.
+                        let typed = sheet.fields();
+                        carried.retain(|k, _| {
+                            k == "application.type"
+                                || typed.get(k).is_none_or(|v| v.trim().is_empty())
+                        });
+                        let carried_ids: Vec<String> = carried_ids
+                            .into_iter()
+                            .filter(|k| carried.contains_key(k))
+                            .collect();
+                        sheet.set_author_name(&principal.name, &place, edit);
+                        if let Ok(from) = source_id.parse::<SheetId>() {
+                            sheet.set_carried_from(from, edit);
+                        }
+                        sheet.set_fields(&carried, edit);
+                        store_sheet(&tx, &mut sheet, &draft.registration, now)?;
+                        let mut st = tx.prepare(
+                            "INSERT OR IGNORE INTO carried_items (sheet_id, item_id) VALUES (?1, ?2)",
+                        )?;
+                        for item in &carried_ids {
+                            st.execute([&did, item])?;
+                        }
+                        drop(st);
+                        record_event(&tx, &did, now, principal.user_id, None, "carry", status::DRAFT, dropped.as_deref())?;
+                        audit::record(&tx, now, principal.user_id, "sheet_carry_forward", Some(&source_id), Some(&did))?;
+                        let row = load_row(&tx, &did)?.ok_or_else(|| Error::SheetNotFound(did.clone()))?;
+                        let carried = carried_items(&tx, &did)?;
+                        tx.commit()?;
+                        return Ok::<_, Error>(Ok((row, sheet, carried)));
+                    }
+                }
                 let mut sheet = Sheet::new(
                     crate::sheets::new_sheet_of(
                         form,

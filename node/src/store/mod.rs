@@ -208,6 +208,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/012_clinic.sql"),
     include_str!("../../migrations/013_totp.sql"),
     include_str!("../../migrations/014_alerts.sql"),
+    include_str!("../../migrations/016_author.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -566,6 +567,12 @@ mod tests {
              INSERT INTO monitor_counts VALUES ('many_patients', 'u:1', 0, 86400000, 's-1', 1, 1);
              INSERT INTO identified_access (user_id, sheet_id, granted_at, until)
                  VALUES (1, 's-1', 8, 9);",
+        ),
+        (
+            // 016_author: the position of 016 in MIGRATIONS.
+            15,
+            "UPDATE users SET doctor_number = '1234567' WHERE id = 1;
+             UPDATE sheets SET doctor_name = '鈴木 太郎' WHERE id = 's-1';",
         ),
     ];
 

@@ -110,6 +110,10 @@ pub(super) enum Reply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResolvedSheet {
     pub sheet_id: String,
+    /// The form id (`rinko-006`, `iken-12-04-014`): a 小慢 form is named by its 疾患群・疾病番号,
+    /// its 告示番号 being 0. Empty in an answer from a hub of an earlier version.
+    #[serde(default)]
+    pub form_id: String,
     /// 申請種別: "1" 新規, "2" 更新.
     pub application_type: Option<String>,
     /// 保険者番号
@@ -541,22 +545,19 @@ fn mark_linked(
         .map(|ms| crate::sheets::jst_date(ms).to_string()))
 }
 
-/// A sheet's list row as a resolution shows it; the doctor's name as recorded in the document
-/// (the hub holds no hospital's users).
+/// A sheet's list row as a resolution shows it; the doctor's name as the sheet itself records
+/// it (the hub holds no hospital's users).
 fn resolved_sheet(c: &Connection, row: crate::sheets::SheetRow) -> crate::Result<ResolvedSheet> {
-    let doctor_name = match row.doctor {
-        Some(doctor) => {
-            let doc = crate::sheets::load_doc(c, &row.id)?;
-            doc.history()
-                .iter()
-                .filter_map(|h| h.author)
-                .filter(|a| a.user == doctor)
-                .find_map(|a| doc.author_name(&a).map(|(name, _)| name))
+    let doctor_name = match row.doctor_name {
+        Some(name) => Some(name),
+        // A row stored before the list kept the name: read it from the document.
+        None => {
+            crate::sheets::doctor_in_document(&crate::sheets::load_doc(c, &row.id)?, row.doctor)
         }
-        None => None,
     };
     Ok(ResolvedSheet {
         sheet_id: row.id,
+        form_id: row.form_id,
         application_type: row.application_type,
         insurer_no: row.insurer_no,
         insured_no: row.insured_no,
@@ -567,7 +568,7 @@ fn resolved_sheet(c: &Connection, row: crate::sheets::SheetRow) -> crate::Result
         kokuji: row.kokuji,
         eda: row.eda,
         disease: row.disease,
-        doctor_name: doctor_name.or(row.doctor_name),
+        doctor_name,
         written_date: row.written_date,
         linked_date: row.linked_date,
         status: row.status,

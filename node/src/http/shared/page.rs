@@ -260,3 +260,101 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
+
+/// Turns the UI's bare error answers (an unknown address, a malformed path or query that the
+/// router refuses before any handler runs: status 4xx with a plain-text or empty body) into
+/// error pages in Japanese, inside the normal page layout (header, search box, menus) when the
+/// request carries a live session. Pages the handlers rendered, and the JSON API under
+/// `/api/`, pass through unchanged. Never reads or logs the refused request's query or body.
+pub async fn bare_errors(
+    axum::extract::State(node): axum::extract::State<crate::http::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::header::CONTENT_TYPE;
+    let api = req.uri().path().starts_with("/api/");
+    let token = axum_extra::extract::cookie::CookieJar::from_headers(req.headers())
+        .get(super::session::SESSION_COOKIE)
+        .map(|c| c.value().to_string());
+    let res = next.run(req).await;
+    let status = res.status();
+    let bare = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if api || !status.is_client_error() || !bare {
+        return res;
+    }
+    let (title, message) = match status {
+        StatusCode::NOT_FOUND => (
+            "見つかりません",
+            "お探しのページは見つかりませんでした。アドレスを確かめるか、メニューから開き直してください。",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "この操作はできません",
+            "このページではこの操作を受け付けていません。メニューから開き直してください。",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "送信内容が大きすぎます",
+            "送信された内容が上限を超えています。ファイルや入力を小さくしてから送信してください。",
+        ),
+        _ => (
+            "リクエストが正しくありません",
+            "アドレスまたは送信内容が正しくありません。画面のリンクやボタンから開き直してください。",
+        ),
+    };
+    let session = match token {
+        Some(token) => node
+            .session_state(&token)
+            .await
+            .ok()
+            .filter(|s| s.pending.is_none()),
+        None => None,
+    };
+    let ctx = session.map(|s| {
+        Ctx::new(
+            &node,
+            &UiSession {
+                principal: s.principal,
+                csrf: s.csrf,
+                token: String::new(),
+                reauth_at: s.reauth_at,
+            },
+        )
+    });
+    let page = ctx.as_ref().map(Ctx::page);
+    let mut out = (
+        status,
+        Html(nsdb_ui::error(page.as_ref(), title, message).into_string()),
+    )
+        .into_response();
+    // What the refusal says to clients (Allow on a 405) stays.
+    if let Some(allow) = res.headers().get(axum::http::header::ALLOW) {
+        out.headers_mut()
+            .insert(axum::http::header::ALLOW, allow.clone());
+    }
+    out
+}
+
+/// A `Content-Disposition` for a file the browser saves or shows: `name` (UTF-8, e.g.
+/// `臨床調査個人票_パーキンソン病_2026-12-01.pdf`) as RFC 6266's `filename*`, and `ascii` as the
+/// plain `filename` for clients that read only that. `kind` is `inline` or `attachment`.
+/// Characters a file name cannot hold (`/ \ " CR LF`) become `_`.
+pub fn file_disposition(kind: &str, name: &str, ascii: &str) -> String {
+    let name = name.replace(['/', '\\', '"', '\r', '\n'], "_");
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(b as char)
+            }
+            _ => encoded.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let ascii = ascii.replace(
+        |c: char| !c.is_ascii_graphic() || c == '"' || c == '\\',
+        "_",
+    );
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}

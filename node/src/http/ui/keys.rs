@@ -31,10 +31,15 @@ fn line(s: &ResolvedSheet, arrived: bool) -> nsdb_ui::linkage::LinkageLine {
             b.as_deref().unwrap_or("")
         ),
     };
-    let disease = if s.eda == 0 {
-        format!("{} / {}", s.kokuji, s.disease)
+    // As the sheet list names it: 告示番号(-枝番), or a 小慢 form's 疾患群・疾病番号 (never 0).
+    let disease = if s.form_id.is_empty() && s.kokuji == 0 {
+        s.disease.clone()
     } else {
-        format!("{} / {} / {}", s.kokuji, s.eda, s.disease)
+        format!(
+            "{} / {}",
+            nsdb_rules::form::disease_number(&s.form_id, s.kokuji, s.eda),
+            s.disease
+        )
     };
     nsdb_ui::linkage::LinkageLine {
         sheet_id: s.sheet_id.clone(),

@@ -17,7 +17,7 @@ pub mod sync;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use crate::accounts::policy::Role;
@@ -53,19 +53,10 @@ async fn script() -> impl IntoResponse {
     )
 }
 
+/// An unknown address: the status only; `shared::page::bare_errors` renders the page, inside
+/// the layout for a signed-in user.
 async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html(
-            nsdb_ui::error(
-                None,
-                "見つかりません",
-                "お探しのページは見つかりませんでした。",
-            )
-            .into_string(),
-        ),
-    )
-        .into_response()
+    StatusCode::NOT_FOUND.into_response()
 }
 
 pub fn routes() -> Router<AppState> {

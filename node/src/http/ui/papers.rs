@@ -131,13 +131,18 @@ async fn list(State(node): State<AppState>, s: UiSession, Query(q): Query<ListQu
 async fn paper(State(node): State<AppState>, s: UiSession, Path(file): Path<String>) -> Response {
     let ctx = Ctx::new(&node, &s);
     if let Some(id) = file.strip_suffix(".pdf") {
-        return match node.paper_pdf(&s.principal, id).await {
-            Ok(pdf) => (
+        return match node.paper_pdf_named(&s.principal, id).await {
+            // Named like a printed sheet: 紙の臨個票_病名_YYYY-MM-DD.pdf.
+            Ok((pdf, disease)) => (
                 [
                     (header::CONTENT_TYPE, "application/pdf".to_string()),
                     (
                         header::CONTENT_DISPOSITION,
-                        format!("inline; filename=\"paper-{id}.pdf\""),
+                        crate::http::shared::page::file_disposition(
+                            "inline",
+                            &format!("紙の臨個票_{disease}_{}.pdf", node.clock.today_jst()),
+                            &format!("paper-{id}.pdf"),
+                        ),
                     ),
                 ],
                 pdf,

@@ -557,12 +557,17 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
         Err(e) => return refuse(e, ids).await,
     };
     let printed_at = format!("{} JST", format_ms(node.clock.now_ms()));
-    // Named 審査会用_YYYYMMDD.pdf (an ASCII name first for clients that do not read RFC 5987).
-    let day = crate::sheets::jst_date(node.clock.now_ms())
-        .to_string()
-        .replace('-', "");
-    let disposition = format!(
-        "attachment; filename=\"review-board-{day}.pdf\"; filename*=UTF-8''%E5%AF%A9%E6%9F%BB%E4%BC%9A%E7%94%A8_{day}.pdf"
+    // Named like a single print, after the form and the day (an ASCII name too, for clients
+    // that do not read RFC 5987): 臨床調査個人票_パーキンソン病_2026-12-01_審査会用.pdf, or
+    // with the count when the batch holds several diseases (臨床調査個人票_3件_…).
+    let day = crate::sheets::jst_date(node.clock.now_ms()).to_string();
+    let disposition = crate::http::shared::page::file_disposition(
+        "attachment",
+        &format!(
+            "{}_{day}_審査会用.pdf",
+            batch_title(&node.catalogue, &sheets)
+        ),
+        &format!("review-board-{}.pdf", day.replace('-', "")),
     );
     let rules_version = node.catalogue.version().to_string();
     let catalogue = node.catalogue.clone();
@@ -587,6 +592,24 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
             )
             .await
         }
+    }
+}
+
+/// What a 審査会 batch holds, for its file name: `臨床調査個人票_パーキンソン病` when every
+/// sheet is of one form, else the kind (or both kinds) and the count, `臨床調査個人票_3件`.
+fn batch_title(catalogue: &nsdb_rules::Catalogue, sheets: &[crate::review::PrintSheet]) -> String {
+    let forms: Vec<&nsdb_rules::FormDef> = sheets
+        .iter()
+        .filter_map(|p| catalogue.form(&p.detail.row.form_id))
+        .collect();
+    let mut kinds: Vec<&str> = forms.iter().map(|f| f.kind.label()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    match forms.first() {
+        Some(first) if forms.iter().all(|f| f.id == first.id) => {
+            format!("{}_{}", first.kind.label(), first.disease)
+        }
+        _ => format!("{}_{}件", kinds.join("・"), sheets.len()),
     }
 }
 

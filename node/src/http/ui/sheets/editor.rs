@@ -149,6 +149,7 @@ async fn renewal_offer(
         written: crate::http::shared::page::slash_date(row.written_date.as_deref()),
         can_renew: offered.renew,
         sheet_id: row.id,
+        draft_id: id.to_string(),
     })
 }
 
@@ -596,10 +597,15 @@ async fn renew(
     body: Bytes,
 ) -> Response {
     let ctx = Ctx::new(&node, &s);
-    if let Err(refused) = posted_form(&body, &s.csrf, Some(&ctx)) {
-        return *refused;
-    }
-    match node.carry_forward(&s.principal, &id).await {
+    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(fields) => fields,
+        Err(refused) => return *refused,
+    };
+    let into = fields
+        .get("into")
+        .map(String::as_str)
+        .filter(|v| !v.is_empty());
+    match node.carry_forward_into(&s.principal, &id, into).await {
         Ok(d) => Redirect::to(&format!("/sheets/{}/edit?notice=renewed", d.row.id)).into_response(),
         Err(e) => error_page(Some(&ctx), e),
     }
@@ -819,28 +825,29 @@ struct PrintQuery {
 }
 
 /// The PDF's file name, after the form and the day it was printed:
-/// `臨床調査個人票_パーキンソン病_2026-12-01.pdf` (`_審査会用` when masked) as RFC 6266's UTF-8
-/// `filename*`, with `sheet-{id}.pdf` for clients that read only the ASCII `filename`.
+/// `臨床調査個人票_パーキンソン病_2026-12-01.pdf`, `_下書き` for a sheet not yet registered,
+/// `_審査会用` when masked, as RFC 6266's UTF-8 `filename*`, with `sheet-{id}.pdf` for clients
+/// that read only the ASCII `filename`.
 pub(crate) fn pdf_disposition(
     form: &nsdb_rules::FormDef,
     id: &str,
     date: &str,
+    draft: bool,
     masked: bool,
 ) -> String {
+    let draft_mark = if draft { "_下書き" } else { "" };
     let suffix = if masked { "_審査会用" } else { "" };
-    let name = format!("{}_{}_{date}{suffix}.pdf", form.kind.label(), form.disease)
-        .replace(['/', '\\', '"', '\r', '\n'], "_");
-    let mut encoded = String::new();
-    for b in name.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                encoded.push(b as char)
-            }
-            _ => encoded.push_str(&format!("%{b:02X}")),
-        }
-    }
-    let ascii = if masked { "-masked" } else { "" };
-    format!("inline; filename=\"sheet-{id}{ascii}.pdf\"; filename*=UTF-8''{encoded}")
+    let name = format!(
+        "{}_{}_{date}{draft_mark}{suffix}.pdf",
+        form.kind.label(),
+        form.disease
+    );
+    let ascii = format!(
+        "sheet-{id}{}{}.pdf",
+        if draft { "-draft" } else { "" },
+        if masked { "-masked" } else { "" }
+    );
+    crate::http::shared::page::file_disposition("inline", &name, &ascii)
 }
 
 /// 帳票出力: the sheet as an A4 PDF with its access key; `?masked=1` for the review board.
@@ -867,7 +874,9 @@ async fn print(
         return error_page(Some(&ctx), e);
     }
     let printed_at = format!("{} JST", format_ms(node.clock.now_ms()));
-    let disposition = pdf_disposition(&form, &id, &node.clock.today_jst().to_string(), masked);
+    let draft = !matches!(d.row.status.as_str(), status::REGISTERED | status::APPROVED);
+    let today = node.clock.today_jst().to_string();
+    let disposition = pdf_disposition(&form, &id, &today, draft, masked);
     let rules_version = node.catalogue.version().to_string();
     let key = printed_key(&d.row);
     let institution = d
@@ -901,7 +910,7 @@ async fn print(
             printed_at: &printed_at,
             institution: &institution,
             doctor: d.row.doctor_name.as_deref().unwrap_or(""),
-            draft: !matches!(d.row.status.as_str(), status::REGISTERED | status::APPROVED),
+            draft,
         };
         crate::print::sheet_pdf(&form, &items, &meta, masked)
     })
