@@ -1092,7 +1092,7 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
     )
     .await;
     wait_url(&c, "/admin/users").await;
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ一覧");
+    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
 
     // Five minutes later the user list asks for the password and code again.
     let old = t.node.clock.now_ms() - nsdb::accounts::REAUTH_WINDOW_MS - 1000;
@@ -1104,7 +1104,7 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
         })
         .await
         .unwrap();
-    c.goto(&t.url("/admin/users?reset=1")).await.unwrap();
+    c.goto(&t.url("/admin/users?kind=clerk")).await.unwrap();
     assert_eq!(text_of(&c, "main h1").await, "再認証");
     shot(&c, "reauth").await;
     type_into(&c, "#reauth-password", "demo").await;
@@ -1114,8 +1114,8 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
         &format!("{}{}", app_code(&secret, 1), char::from(Key::Enter)),
     )
     .await;
-    wait_url(&c, "/admin/users?reset=1").await;
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ一覧");
+    wait_url(&c, "/admin/users?kind=clerk").await;
+    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
     let row = text_of(&c, "table.list").await;
     assert!(row.contains("設定済み"), "{row}");
     c.close().await.unwrap();

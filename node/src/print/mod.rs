@@ -18,6 +18,7 @@
 mod draw;
 mod layout;
 mod masking;
+mod notice;
 mod text;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ use nsdb_rules::FormDef;
 use draw::*;
 use layout::*;
 pub use masking::is_personal;
+pub use notice::{CredentialsNotice, credentials_notice_pdf};
 use text::*;
 
 /// What a masked item shows instead of its value.

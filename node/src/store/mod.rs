@@ -208,6 +208,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/012_clinic.sql"),
     include_str!("../../migrations/013_totp.sql"),
     include_str!("../../migrations/014_alerts.sql"),
+    include_str!("../../migrations/015_users.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -566,6 +567,10 @@ mod tests {
              INSERT INTO monitor_counts VALUES ('many_patients', 'u:1', 0, 86400000, 's-1', 1, 1);
              INSERT INTO identified_access (user_id, sheet_id, granted_at, until)
                  VALUES (1, 's-1', 8, 9);",
+        ),
+        (
+            15,
+            "UPDATE users SET responsible = 1, deleted_at = 10 WHERE id = 1;",
         ),
     ];
 
