@@ -1018,12 +1018,8 @@ async fn a_reviewer_uploads_a_scanned_paper_sheet_on_the_intake_list() {
     );
     assert_eq!(value_of(&c, "#paper_name_kana").await, "カミ ハナコ");
     fill(&scan).await;
-    wait_url(&c, "paper=").await;
-    assert!(
-        text_of(&c, "#paper-notice")
-            .await
-            .contains("受け付けました")
-    );
+    wait_url(&c, "/intake#papers").await;
+    assert!(text_of(&c, "p.flash").await.contains("受け付けました"));
     let list = text_of(&c, "#paper-list").await;
     shot(&c, "paper-intake").await;
     assert!(list.contains("送信待ち"), "{list}");
@@ -1104,7 +1100,7 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
         })
         .await
         .unwrap();
-    c.goto(&t.url("/admin/users?kind=clerk")).await.unwrap();
+    c.goto(&t.url("/admin/users?kind=admin")).await.unwrap();
     assert_eq!(text_of(&c, "main h1").await, "再認証");
     shot(&c, "reauth").await;
     type_into(&c, "#reauth-password", "demo").await;
@@ -1114,7 +1110,7 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
         &format!("{}{}", app_code(&secret, 1), char::from(Key::Enter)),
     )
     .await;
-    wait_url(&c, "/admin/users?kind=clerk").await;
+    wait_url(&c, "/admin/users?kind=admin").await;
     assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
     let row = text_of(&c, "table.list").await;
     assert!(row.contains("設定済み"), "{row}");
