@@ -440,3 +440,60 @@ async fn a_crafted_address_shows_no_success_notice() {
         assert!(!r.body.contains("しました"), "{url}: {}", r.body);
     }
 }
+
+#[tokio::test]
+async fn a_reissued_check_tool_key_is_downloaded_once_and_replaces_the_registered_one() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    let r = c
+        .form(&format!("/admin/users/{clerk}/key"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clerk.key");
+    std::fs::write(&file, &r.body).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let key = nsdb_provisioning::sealed::UserKey::load(&file).unwrap();
+    let registered: String = t
+        .node
+        .store
+        .read(move |c| {
+            c.query_row(
+                "SELECT public_key FROM user_keys WHERE user_id = ?1",
+                [clerk as i64],
+                |r| r.get(0),
+            )
+            .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(registered, hex::encode(key.public_key()));
+    // The node keeps the public half only, and the audit names the user, not the key.
+    assert_eq!(
+        audit_of(&t, "user_key_reissue").await,
+        [(Some(clerk.to_string()), None)]
+    );
+    // A 責任者 account signs nothing with the check tool: refused, and nothing offered.
+    t.add_user(
+        "it-admin",
+        UserKind::Admin,
+        &t.node.config.institution.code.clone(),
+    )
+    .await;
+    let it = user_id(&t, "it-admin").await;
+    let refused = c
+        .form(&format!("/admin/users/{it}/key"), &[("csrf", &csrf)])
+        .await;
+    assert!(
+        refused.body.contains("指定医と医療クラーク等だけです"),
+        "{}",
+        refused.body
+    );
+}

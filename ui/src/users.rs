@@ -30,6 +30,8 @@ pub struct UserLine<'a> {
     pub totp: bool,
     /// A doctor who does not hold the 責任者 role (offers 責任者変更).
     pub may_become_responsible: bool,
+    /// A doctor or a clerk: signs sealed files with the check tool (offers 暗号鍵再発行).
+    pub uses_check_tool: bool,
     /// The signed-in 責任者 themself: the actions on one's own account are not offered.
     pub me: bool,
 }
@@ -140,6 +142,9 @@ pub fn user_search(ctx: &PageContext<'_>, v: &UserSearchView<'_>) -> Markup {
                                             button type="submit" { "2段階認証の初期化" }
                                         }
                                     }
+                                    @if u.uses_check_tool {
+                                        (action(ctx, u.id, "key", "暗号鍵再発行"))
+                                    }
                                     @if u.may_become_responsible {
                                         (action(ctx, u.id, "responsible", "責任者変更"))
                                     }
@@ -168,6 +173,7 @@ pub fn user_search(ctx: &PageContext<'_>, v: &UserSearchView<'_>) -> Markup {
                 "パスワード初期化・IDパスワード通知書ダウンロードは、その都度新しい初期パスワードを設定します（利用者は最初のログインで変更します）。"
                 "削除したアカウントはログインできなくなり一覧から消えますが、操作記録と臨床調査個人票には残ります。"
                 "責任者の指定医は、責任者変更で他の指定医に引き継いでから削除できます。"
+                "暗号鍵再発行は、チェックツールの新しい署名鍵をファイルでお渡しします（前の鍵で署名したファイルは取り込めなくなります）。"
             }
         },
     )

@@ -75,6 +75,23 @@ impl std::fmt::Debug for InitialPassword {
     }
 }
 
+/// A check-tool key just made by 暗号鍵再発行, for its one download. `Debug` never shows it.
+#[derive(Clone)]
+pub struct IssuedKey {
+    pub login: String,
+    /// The key file's text (64 hexadecimal characters), as `nsdb user key --out` writes it.
+    pub key_file: String,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("login", &self.login)
+            .field("key_file", &"..")
+            .finish()
+    }
+}
+
 /// Splits 氏名 into 姓 and 名 at the first blank (half- or full-width); no blank: all 姓.
 fn family_and_given(name: &str) -> (&str, &str) {
     match name.find([' ', '\u{3000}']) {
@@ -132,6 +149,7 @@ enum Act {
     Delete,
     PassResponsible,
     Expiry,
+    ReissueKey,
 }
 
 impl Act {
@@ -144,6 +162,7 @@ impl Act {
             Act::Delete => "user_delete",
             Act::PassResponsible => "user_responsible",
             Act::Expiry => "user_expiry",
+            Act::ReissueKey => "user_key_reissue",
         }
     }
 
@@ -157,6 +176,9 @@ impl Act {
             Act::Delete => Some("ご自身のアカウントは削除できません。"),
             Act::PassResponsible => Some("ご自身は既に責任者です。"),
             Act::Expiry => Some("ご自身の有効期限は変更できません。別の責任者に依頼してください。"),
+            Act::ReissueKey => {
+                Some("ご自身の暗号鍵は再発行できません。別の責任者に依頼してください。")
+            }
         }
     }
 }
@@ -442,6 +464,7 @@ impl Node {
             Ok(None)
         })
         .await
+        .map(|_| ())
     }
 
     /// 削除: the account signs in no more and leaves the user list, its sessions end and its
@@ -471,6 +494,7 @@ impl Node {
             Ok(None)
         })
         .await
+        .map(|_| ())
     }
 
     /// 責任者変更: passes the institution's 責任者 role (the badge) to the doctor `uid`; the
@@ -510,6 +534,7 @@ impl Node {
             )))
         })
         .await
+        .map(|_| ())
     }
 
     /// 有効期限: sets (or with `None` removes) user `uid`'s expiry date (`YYYY-MM-DD`, JST):
@@ -540,12 +565,46 @@ impl Node {
             )))
         })
         .await
+        .map(|_| ())
+    }
+
+    /// 暗号鍵再発行: a new signing key for the check tool (ed25519) for user `uid`, a doctor or a
+    /// clerk: its public half replaces the registered one at once (sealed files signed with the
+    /// old key no longer open), and the key itself is returned for the download — the node
+    /// keeps only the public half. Audited `user_key_reissue`. Errors: as
+    /// [`Node::reset_password`]; [`Error::Invalid`] for a kind that does not use the check tool.
+    pub async fn reissue_user_key(&self, p: &Principal, uid: u64) -> Result<IssuedKey> {
+        let key = nsdb_provisioning::sealed::UserKey::generate()
+            .map_err(|e| Error::Invalid(format!("暗号鍵を作れません: {e}")))?;
+        let public = hex::encode(key.public_key());
+        let now = self.clock.now_ms();
+        let login = self
+            .administer(p, uid, Act::ReissueKey, move |tx, m| {
+            if !matches!(m.kind.role(), Role::Doctor | Role::Clerk) {
+                return Err(Error::Invalid(format!(
+                    "暗号鍵（チェックツールの署名鍵）を使うのは指定医と医療クラーク等だけです（{}には発行しません）。",
+                    m.kind.label()
+                )));
+            }
+            tx.execute(
+                "INSERT INTO user_keys (user_id, public_key, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(user_id) DO UPDATE SET public_key = excluded.public_key,
+                    created_at = excluded.created_at",
+                params![m.id as i64, public, now],
+            )?;
+            Ok(None)
+        })
+        .await?;
+        Ok(IssuedKey {
+            login,
+            key_file: key.key_file_text(),
+        })
     }
 
     /// One administration act in one transaction: authorised, refused on oneself when the act
     /// says so, the target found in the 責任者's institution, `change` applied and the act
-    /// audited with the detail `change` returns.
-    async fn administer<F>(&self, p: &Principal, uid: u64, act: Act, change: F) -> Result<()>
+    /// audited with the detail `change` returns. Returns the target's login.
+    async fn administer<F>(&self, p: &Principal, uid: u64, act: Act, change: F) -> Result<String>
     where
         F: FnOnce(&Connection, &Managed) -> Result<Option<String>> + Send + 'static,
     {
@@ -569,7 +628,7 @@ impl Node {
                 let detail = change(&tx, &m)?;
                 record(&tx, &actor, act, m.id, detail.as_deref(), now)?;
                 tx.commit()?;
-                Ok(())
+                Ok(m.login)
             })
             .await
     }

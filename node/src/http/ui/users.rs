@@ -101,6 +101,7 @@ async fn search(
             expires_on: u.expires_on.as_deref().unwrap_or(""),
             totp: u.totp_enrolled,
             may_become_responsible: u.kind.role() == Role::Doctor && !u.responsible,
+            uses_check_tool: matches!(u.kind.role(), Role::Doctor | Role::Clerk),
             me: u.id == s.principal.user_id,
         })
         .collect();
@@ -245,6 +246,47 @@ async fn notice(
         )
             .into_response(),
         Err(e) => error_page(Some(&ctx), Error::Invalid(e.to_string())),
+    }
+}
+
+/// `POST /admin/users/{id}/key`: 暗号鍵再発行, the new check-tool key as a file to carry to
+/// the check tool's machine (the node keeps only its public half). Behind 再認証 as a download.
+async fn reissue_key(
+    State(node): State<AppState>,
+    s: UiSession,
+    Path(id): Path<u64>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx::new(&node, &s);
+    if let Err(e) = authorize(&s.principal, Action::ManageUsers, Target::None) {
+        return error_page(Some(&ctx), e.into());
+    }
+    let body = match reauth::guard_download(&node, &s, &method, &uri, &body, "/admin/users").await {
+        Ok(body) => body,
+        Err(r) => return r,
+    };
+    if let Err(refused) = posted_form(&body, &s.csrf, Some(&ctx)) {
+        return *refused;
+    }
+    match node.reissue_user_key(&s.principal, id).await {
+        Ok(k) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+                (header::CACHE_CONTROL, "no-store".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"check-tool-key-{id}.key\""),
+                ),
+            ],
+            format!("{}\n", k.key_file),
+        )
+            .into_response(),
+        Err(e) => error_page(Some(&ctx), e),
     }
 }
 
@@ -408,6 +450,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/totp-reset", post(reset_totp))
         .route("/admin/users/{id}/password-reset", post(reset_password))
         .route("/admin/users/{id}/notice", post(notice))
+        .route("/admin/users/{id}/key", post(reissue_key))
         .route("/admin/users/{id}/lock", post(lock))
         .route("/admin/users/{id}/unlock", post(unlock))
         .route("/admin/users/{id}/delete", post(delete))
