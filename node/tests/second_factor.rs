@@ -747,3 +747,28 @@ async fn the_code_typed_at_enrolment_signs_in_at_once_and_then_only_once() {
     let r = api.json(Method::POST, "/api/v1/session", sign_in()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a code signs in once");
 }
+
+/// A doctor the 責任者 role was passed to manages accounts: the second factor is required of
+/// them as of a 責任者 account; other doctors stay free to choose.
+#[tokio::test]
+async fn a_doctor_holding_the_responsible_role_must_enrol() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    require_second_factor(&t).await;
+    let mut doctor = Client::new(&t);
+    doctor.ui_login("doctor").await;
+    assert_eq!(doctor.get("/sheets").await.status, StatusCode::OK);
+    t.node
+        .store
+        .write(|c| {
+            c.execute(
+                "UPDATE users SET responsible = 1 WHERE login = 'doctor'",
+                [],
+            )
+            .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(doctor.get("/sheets").await.location(), "/account/totp");
+    enrol(&mut doctor).await;
+    assert_eq!(doctor.get("/admin/users").await.status, StatusCode::OK);
+}

@@ -420,7 +420,8 @@ pub enum SignIn {
 pub enum Pending {
     /// Their password was set by someone else (`nsdb user add`): パスワード変更.
     ChangePassword,
-    /// Their kind needs the second factor ([`totp::required_for`]) and they have not enrolled.
+    /// Their kind needs the second factor ([`totp::required_for`]), or they hold the 責任者
+    /// role, and they have not enrolled.
     EnrolTotp,
 }
 
@@ -829,7 +830,7 @@ impl Node {
                             Some(Pending::ChangePassword)
                         } else if !r.get::<_, bool>("totp")?
                             && !optional
-                            && totp::required_for(principal.kind)
+                            && (totp::required_for(principal.kind) || principal.responsible)
                         {
                             Some(Pending::EnrolTotp)
                         } else {

@@ -156,7 +156,7 @@ fn qr_svg(uri: &str) -> Result<String> {
 impl Node {
     /// Whether `p` uses the second factor, and whether they must before doing anything else.
     pub async fn totp_status(&self, p: &Principal) -> Result<TotpStatus> {
-        let (uid, kind) = (p.user_id, p.kind);
+        let (uid, kind, responsible) = (p.user_id, p.kind, p.responsible);
         self.store
             .read(move |c| {
                 let enrolled: bool = c.query_row(
@@ -166,7 +166,7 @@ impl Node {
                 )?;
                 Ok(TotpStatus {
                     enrolled,
-                    required: required_for(kind) && !optional_here(c)?,
+                    required: (required_for(kind) || responsible) && !optional_here(c)?,
                 })
             })
             .await
