@@ -778,7 +778,7 @@ async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_ma
     click(&c, "input[name='field'][value='patient.name_kana']").await;
     type_into(&c, "#question", "氏名カナの表記を確認してください").await;
     click(&c, "#ask-button").await;
-    wait_url(&c, "notice=asked").await;
+    wait_notice(&c, "照会しました").await;
     let inquiries = text_of(&c, "#inquiry-list").await;
     assert!(inquiries.contains("氏名カナの表記を確認してください") && inquiries.contains("照会中"));
     // Back and 照会する again: the same 照会 is not recorded twice.
@@ -792,7 +792,7 @@ async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_ma
     .await
     .unwrap();
     click(&c, "#ask-button").await;
-    wait_url(&c, "notice=asked").await;
+    wait_notice(&c, "照会しました").await;
     assert_eq!(
         c.find_all(Locator::Css("#inquiry-list article.inquiry"))
             .await
@@ -809,7 +809,7 @@ async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_ma
     type_into(&c, "#valid_from", "R8.4.1").await;
     type_into(&c, "#valid_to", "令和9年3月31日").await;
     click(&c, "#record").await;
-    wait_url(&c, "notice=recorded").await;
+    wait_notice(&c, "審査結果を記録しました").await;
     let recorded = text_of(&c, "#recorded").await;
     assert!(
         recorded.contains("保留") && recorded.contains("一般所得Ⅰ"),
@@ -1024,6 +1024,20 @@ async fn a_reviewer_uploads_a_scanned_paper_sheet_on_the_intake_list() {
     shot(&c, "paper-intake").await;
     assert!(list.contains("送信待ち"), "{list}");
     assert!(list.contains("パーキンソン病"), "{list}");
+}
+
+/// Waits until the page shows the one-time notice of an action (the session's, never the
+/// address's) containing `text`.
+async fn wait_notice(c: &Client, text: &str) {
+    for _ in 0..100 {
+        if let Ok(el) = c.find(Locator::Css("p.flash")).await
+            && el.text().await.is_ok_and(|t| t.contains(text))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no notice containing {text}");
 }
 
 /// The code an authenticator app holding `secret` (base32, as the enrolment page shows it)
