@@ -165,9 +165,13 @@ async fn a_user_opening_many_patients_raises_one_alert_the_administrator_acknowl
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(to, "/monitor?done=1");
+    assert_eq!(to, "/monitor");
     assert_eq!(audit_count(&t, "alert_acknowledge").await, 1);
     let (_, page, _) = get(&app, "/monitor", &admin).await;
+    // The notice is the session's, shown once; an address cannot show it.
+    assert!(page.contains("確認済みにしました。"), "{page}");
+    let (_, again, _) = get(&app, "/monitor?done=1", &admin).await;
+    assert!(!again.contains("確認済みにしました。"), "{again}");
     assert!(page.contains("確認済み（ID"), "{page}");
     if open == 1 {
         assert!(!page.contains("未確認の警告"), "{page}");

@@ -599,3 +599,52 @@ async fn the_ministry_sees_suppressed_counts_and_each_download_is_audited() {
     .await;
     assert_ne!(status, StatusCode::OK);
 }
+
+/// 再認証 before an export's file (a link) used to leave the ministry on the 再認証 page once
+/// the file downloaded. Now the password returns them to 研究・統計, which starts the
+/// download (a one-time notice holding a refresh to the file and a link to it).
+#[tokio::test]
+async fn reauthentication_before_an_export_file_returns_to_the_research_page_which_starts_it() {
+    let h = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = export(&h, &dir.path().join("export")).await;
+    let app = nsdb::http::router(h.hub.node.clone());
+    let cookie = sign_in(&app, "ministry").await;
+    let old = h.hub.node.clock.now_ms() - nsdb::accounts::REAUTH_WINDOW_MS - 1000;
+    h.hub
+        .node
+        .store
+        .write(move |c| {
+            c.execute("UPDATE sessions SET reauth_at = ?1", [old])
+                .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    let file = s.files.iter().find(|f| f.ends_with(".parquet")).unwrap();
+    let url = format!("/research/exports/1/{file}");
+    let (status, page, _) = send(&app, &url, &cookie, Method::GET, String::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        page.contains("name=\"_reauth_back\" value=\"/research\""),
+        "{page}"
+    );
+    let csrf = support::hidden_csrf(&page);
+    let body = serde_urlencoded::to_string([
+        ("csrf", csrf.as_str()),
+        ("_reauth_to", url.as_str()),
+        ("_reauth_back", "/research"),
+        ("_reauth_password", "demo"),
+    ])
+    .unwrap();
+    let (status, _, to) = send(&app, "/reauth", &cookie, Method::POST, body).await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/research"));
+    let (status, page, _) = send(&app, "/research", &cookie, Method::GET, String::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&format!("content=\"0;url={url}\"")), "{page}");
+    assert!(page.contains("再認証しました"));
+    // Shown once; the file itself now downloads without asking again.
+    let (_, again, _) = send(&app, "/research", &cookie, Method::GET, String::new()).await;
+    assert!(!again.contains("0;url="));
+    let (status, _, _) = send(&app, &url, &cookie, Method::GET, String::new()).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -125,6 +125,13 @@ impl UserKey {
         })
     }
 
+    /// The text of the key's file (64 hexadecimal characters, what [`UserKey::create`] writes
+    /// and [`UserKey::load`] reads), for handing a key made on the node to its user as a
+    /// download (暗号鍵再発行). Secret: never log or store it.
+    pub fn key_file_text(&self) -> String {
+        hex::encode(self.key.to_bytes())
+    }
+
     /// The public key, as the node registers it.
     pub fn public_key(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()

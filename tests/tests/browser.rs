@@ -778,7 +778,7 @@ async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_ma
     click(&c, "input[name='field'][value='patient.name_kana']").await;
     type_into(&c, "#question", "氏名カナの表記を確認してください").await;
     click(&c, "#ask-button").await;
-    wait_url(&c, "notice=asked").await;
+    wait_notice(&c, "照会しました").await;
     let inquiries = text_of(&c, "#inquiry-list").await;
     assert!(inquiries.contains("氏名カナの表記を確認してください") && inquiries.contains("照会中"));
     // Back and 照会する again: the same 照会 is not recorded twice.
@@ -792,7 +792,7 @@ async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_ma
     .await
     .unwrap();
     click(&c, "#ask-button").await;
-    wait_url(&c, "notice=asked").await;
+    wait_notice(&c, "照会しました").await;
     assert_eq!(
         c.find_all(Locator::Css("#inquiry-list article.inquiry"))
             .await
@@ -809,7 +809,7 @@ async fn a_reviewer_works_the_intake_list_reviews_inquires_records_and_prints_ma
     type_into(&c, "#valid_from", "R8.4.1").await;
     type_into(&c, "#valid_to", "令和9年3月31日").await;
     click(&c, "#record").await;
-    wait_url(&c, "notice=recorded").await;
+    wait_notice(&c, "審査結果を記録しました").await;
     let recorded = text_of(&c, "#recorded").await;
     assert!(
         recorded.contains("保留") && recorded.contains("一般所得Ⅰ"),
@@ -1018,16 +1018,26 @@ async fn a_reviewer_uploads_a_scanned_paper_sheet_on_the_intake_list() {
     );
     assert_eq!(value_of(&c, "#paper_name_kana").await, "カミ ハナコ");
     fill(&scan).await;
-    wait_url(&c, "paper=").await;
-    assert!(
-        text_of(&c, "#paper-notice")
-            .await
-            .contains("受け付けました")
-    );
+    wait_url(&c, "/intake#papers").await;
+    assert!(text_of(&c, "p.flash").await.contains("受け付けました"));
     let list = text_of(&c, "#paper-list").await;
     shot(&c, "paper-intake").await;
     assert!(list.contains("送信待ち"), "{list}");
     assert!(list.contains("パーキンソン病"), "{list}");
+}
+
+/// Waits until the page shows the one-time notice of an action (the session's, never the
+/// address's) containing `text`.
+async fn wait_notice(c: &Client, text: &str) {
+    for _ in 0..100 {
+        if let Ok(el) = c.find(Locator::Css("p.flash")).await
+            && el.text().await.is_ok_and(|t| t.contains(text))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no notice containing {text}");
 }
 
 /// The code an authenticator app holding `secret` (base32, as the enrolment page shows it)
@@ -1092,7 +1102,7 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
     )
     .await;
     wait_url(&c, "/admin/users").await;
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ一覧");
+    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
 
     // Five minutes later the user list asks for the password and code again.
     let old = t.node.clock.now_ms() - nsdb::accounts::REAUTH_WINDOW_MS - 1000;
@@ -1104,7 +1114,7 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
         })
         .await
         .unwrap();
-    c.goto(&t.url("/admin/users?reset=1")).await.unwrap();
+    c.goto(&t.url("/admin/users?kind=admin")).await.unwrap();
     assert_eq!(text_of(&c, "main h1").await, "再認証");
     shot(&c, "reauth").await;
     type_into(&c, "#reauth-password", "demo").await;
@@ -1114,8 +1124,8 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
         &format!("{}{}", app_code(&secret, 1), char::from(Key::Enter)),
     )
     .await;
-    wait_url(&c, "/admin/users?reset=1").await;
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ一覧");
+    wait_url(&c, "/admin/users?kind=admin").await;
+    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
     let row = text_of(&c, "table.list").await;
     assert!(row.contains("設定済み"), "{row}");
     c.close().await.unwrap();

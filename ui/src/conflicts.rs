@@ -212,6 +212,7 @@ mod tests {
             can_monitor: false,
             open_alerts: 0,
             csrf: "t",
+            flash: None,
         };
         let why = "ハブがこのノードを受け付けません（登録取消し、または未登録）。";
         let html = sync_status(

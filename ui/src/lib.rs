@@ -17,6 +17,7 @@ pub mod monitor;
 pub mod papers;
 pub mod research;
 pub mod review;
+pub mod users;
 pub mod workflow;
 
 pub use editor::{Actions, EditorView, SheetMeta};
@@ -52,6 +53,19 @@ pub struct PageContext<'a> {
     /// Alerts nobody has acknowledged yet.
     pub open_alerts: u64,
     pub csrf: &'a str,
+    /// A one-time notice the server kept for this page (after an action, e.g.
+    /// 「パスワードを初期化しました」): shown above the page's content, once.
+    pub flash: Option<Flash<'a>>,
+}
+
+/// A one-time notice, with a link when it offers one (e.g. a download held by 再認証).
+#[derive(Debug, Clone, Copy)]
+pub struct Flash<'a> {
+    pub text: &'a str,
+    /// (href, text)
+    pub link: Option<(&'a str, &'a str)>,
+    /// The link is a download to start at once (the page stays; the link is the fallback).
+    pub download: bool,
 }
 
 fn page(title: &str, body: Markup) -> Markup {
@@ -147,7 +161,21 @@ pub fn layout_with_skip(
                     button.link type="submit" { "ログアウト" }
                 }
             }
-            main #main { h1 { (title) } (main) }
+            main #main {
+                h1 { (title) }
+                @if let Some(f) = ctx.flash {
+                    p.notice.flash role="status" {
+                        (f.text)
+                        @if let Some((href, text)) = f.link {
+                            " " a href=(href) download[f.download] { (text) }
+                            @if f.download {
+                                meta http-equiv="refresh" content={ "0;url=" (href) };
+                            }
+                        }
+                    }
+                }
+                (main)
+            }
         },
     )
 }
@@ -326,57 +354,6 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                 }
                 @if picker.more > 0 {
                     p.hint { "ほか" (picker.more) "件あります。検索語を絞り込んでください。" }
-                }
-            }
-        },
-    )
-}
-
-/// One user on the administrator's list.
-#[derive(Debug, Clone)]
-pub struct UserLine<'a> {
-    pub login: &'a str,
-    pub name: &'a str,
-    pub kind: &'a str,
-    pub department: &'a str,
-    pub locked: bool,
-    pub expires_on: &'a str,
-    /// Whether the user has enrolled the second factor (2段階認証).
-    pub totp: bool,
-    /// Whether this is the signed-in administrator (who may not reset their own factor).
-    pub me: bool,
-}
-
-/// The administrator's user list (医療機関ユーザ検索); `notice` after a 2段階認証 reset.
-pub fn users(ctx: &PageContext<'_>, users: &[UserLine<'_>], notice: bool) -> Markup {
-    layout(
-        ctx,
-        "医療機関ユーザ一覧",
-        html! {
-            p { "検索結果件数 " (users.len()) "件" }
-            @if notice {
-                p.notice role="status" { "2段階認証を初期化しました。その利用者は次のログインで設定し直します。" }
-            }
-            table.list {
-                thead { tr { th { "ユーザID" } th { "氏名" } th { "ユーザ種別" } th { "診療科" } th { "状態" } th { "有効期限" } th { "2段階認証" } th { "操作" } } }
-                tbody {
-                    @for u in users {
-                        tr {
-                            td { (u.login) } td { (u.name) } td { (u.kind) } td { (u.department) }
-                            td { @if u.locked { "ロック中" } @else { "有効" } }
-                            td { (u.expires_on) }
-                            td { @if u.totp { "設定済み" } @else { "未設定" } }
-                            td {
-                                @if u.totp && !u.me {
-                                    form method="post" action="/admin/users/totp-reset" {
-                                        input type="hidden" name="csrf" value=(ctx.csrf);
-                                        input type="hidden" name="login" value=(u.login);
-                                        button type="submit" { "2段階認証の初期化" }
-                                    }
-                                }
-                            }
-                        }
-                    }
                 }
             }
         },

@@ -6,6 +6,7 @@
 //! half-signed-in challenge between password and code is kept the same way. Passwords, tokens,
 //! second-factor secrets and codes must never be logged.
 
+pub mod admin;
 pub mod password_rule;
 pub mod policy;
 pub mod totp;
@@ -366,17 +367,29 @@ pub struct LoginSession {
     pub principal: Principal,
 }
 
-/// A user as the administrator's user list shows it.
+/// A user as the administrator's user list (医療機関ユーザ検索) shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserRow {
     pub id: u64,
     pub login: String,
     pub name: String,
     pub kind: UserKind,
+    /// 医療機関コード.
     pub institution: String,
+    /// 医療機関名 (the code when the node does not know its name).
+    pub institution_name: String,
+    /// 部署 (部門/診療科).
     pub department: Option<String>,
+    /// Locked by a 責任者 (アカウントロック).
     pub locked: bool,
+    /// 有効期限, `YYYY-MM-DD` (JST); `None`: no expiry.
     pub expires_on: Option<String>,
+    /// Past its 有効期限 (期限切れ): cannot sign in.
+    pub expired: bool,
+    /// Holds the 責任者 role: an account of kind 責任者, or the doctor it was passed to.
+    pub responsible: bool,
+    /// Has a check-tool key registered (暗号鍵).
+    pub key_registered: bool,
     /// Whether the user has enrolled the second factor (2段階認証).
     pub totp_enrolled: bool,
 }
@@ -385,6 +398,8 @@ struct StoredUser {
     principal: Principal,
     password_hash: String,
     locked: bool,
+    /// Deleted (削除): signs in no more, kept for the audit log and the sheets.
+    deleted: bool,
     expires_on: Option<String>,
     locked_until: Option<i64>,
     /// Whether the user has enrolled the second factor.
@@ -405,7 +420,8 @@ pub enum SignIn {
 pub enum Pending {
     /// Their password was set by someone else (`nsdb user add`): パスワード変更.
     ChangePassword,
-    /// Their kind needs the second factor ([`totp::required_for`]) and they have not enrolled.
+    /// Their kind needs the second factor ([`totp::required_for`]), or they hold the 責任者
+    /// role, and they have not enrolled.
     EnrolTotp,
 }
 
@@ -439,11 +455,36 @@ impl Pending {
     }
 }
 
+/// A one-time notice kept with a session for its next page ([`Node::set_flash`]): what an
+/// action tells the user after its redirect, instead of a query string anyone could craft.
+/// Never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Flash {
+    pub text: String,
+    /// A link the notice offers: (href, text), e.g. a download that 再認証 held.
+    pub link: Option<(String, String)>,
+    /// The link is a download the page starts at once (after 再認証 held it).
+    #[serde(default)]
+    pub download: bool,
+}
+
+impl Flash {
+    pub fn text(text: impl Into<String>) -> Flash {
+        Flash {
+            text: text.into(),
+            link: None,
+            download: false,
+        }
+    }
+}
+
 /// A live session as [`Node::session_state`] reads it.
 #[derive(Debug, Clone)]
 pub struct SessionState {
     pub principal: Principal,
     pub csrf: String,
+    /// The one-time notice waiting for the next page, if any ([`Node::take_flash`]).
+    pub flash: Option<Flash>,
     /// When the user last gave their password: sign-in or 再認証 (Unix ms).
     pub reauth_at: i64,
     pub pending: Option<Pending>,
@@ -458,6 +499,7 @@ enum Refusal {
     CoolingDown,
     Locked,
     Expired,
+    Deleted,
 }
 
 fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Principal> {
@@ -474,6 +516,7 @@ fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Principal> {
             )
         })?,
         institution: r.get("institution")?,
+        responsible: r.get::<_, i64>("responsible")? != 0,
     })
 }
 
@@ -517,8 +560,9 @@ impl Node {
             .store
             .read(move |c| {
                 c.query_row(
-                    "SELECT id, login, name, kind, institution, password_hash, locked, expires_on,
-                            locked_until, totp_secret IS NOT NULL AS totp
+                    "SELECT id, login, name, kind, institution, responsible, password_hash,
+                            locked, expires_on, locked_until, totp_secret IS NOT NULL AS totp,
+                            deleted_at IS NOT NULL AS deleted
                      FROM users WHERE login = ?1",
                     [&login_owned],
                     |r| {
@@ -526,6 +570,7 @@ impl Node {
                             principal: principal_from_row(r)?,
                             password_hash: r.get("password_hash")?,
                             locked: r.get::<_, i64>("locked")? != 0,
+                            deleted: r.get("deleted")?,
                             expires_on: r.get("expires_on")?,
                             locked_until: r.get("locked_until")?,
                             totp: r.get("totp")?,
@@ -556,6 +601,8 @@ impl Node {
                 Some(Refusal::CoolingDown)
             } else if !ok {
                 Some(Refusal::WrongPassword)
+            } else if u.deleted {
+                Some(Refusal::Deleted)
             } else if u.locked {
                 Some(Refusal::Locked)
             } else if u.expires_on.as_deref().is_some_and(|e| e < today.as_str()) {
@@ -741,7 +788,7 @@ impl Node {
         self.store
             .read(move |c| {
                 c.query_row(
-                    "SELECT id, login, name, kind, institution FROM users WHERE id = ?1",
+                    "SELECT id, login, name, kind, institution, responsible FROM users WHERE id = ?1",
                     [uid as i64],
                     principal_from_row,
                 )
@@ -763,25 +810,27 @@ impl Node {
         let hash = token_hash(token);
         let now = self.clock.now_ms();
         let hash2 = hash.clone();
+        let today = self.clock.today_jst().to_string();
         let (state, last_seen) = self
             .store
             .read(move |c| {
                 let optional = totp::optional_here(c)?;
                 c.query_row(
-                    "SELECT u.id, u.login, u.name, u.kind, u.institution, s.csrf, s.last_seen,
-                            s.reauth_at, u.must_change_password,
+                    "SELECT u.id, u.login, u.name, u.kind, u.institution, u.responsible, s.csrf,
+                            s.last_seen, s.reauth_at, u.must_change_password, s.flash,
                             u.totp_secret IS NOT NULL AS totp
                      FROM sessions s JOIN users u ON u.id = s.user_id
                      WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?3
-                       AND u.locked = 0",
-                    params![hash2, now, now - SESSION_IDLE_MS],
+                       AND u.locked = 0 AND u.deleted_at IS NULL
+                       AND (u.expires_on IS NULL OR u.expires_on >= ?4)",
+                    params![hash2, now, now - SESSION_IDLE_MS, today],
                     |r| {
                         let principal = principal_from_row(r)?;
                         let pending = if r.get::<_, i64>("must_change_password")? != 0 {
                             Some(Pending::ChangePassword)
                         } else if !r.get::<_, bool>("totp")?
                             && !optional
-                            && totp::required_for(principal.kind)
+                            && (totp::required_for(principal.kind) || principal.responsible)
                         {
                             Some(Pending::EnrolTotp)
                         } else {
@@ -791,6 +840,9 @@ impl Node {
                             SessionState {
                                 principal,
                                 csrf: r.get("csrf")?,
+                                flash: r
+                                    .get::<_, Option<String>>("flash")?
+                                    .and_then(|f| serde_json::from_str(&f).ok()),
                                 reauth_at: r.get("reauth_at")?,
                                 pending,
                             },
@@ -820,6 +872,34 @@ impl Node {
             }
         }
         Ok(state)
+    }
+
+    /// Keeps `flash` for session `token`'s next page (replacing one not shown yet).
+    pub async fn set_flash(&self, token: &str, flash: &Flash) -> Result<()> {
+        let (hash, json) = (token_hash(token), serde_json::to_string(flash).ok());
+        self.store
+            .write(move |c| {
+                c.execute(
+                    "UPDATE sessions SET flash = ?2 WHERE token_hash = ?1",
+                    params![hash, json],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Forgets session `token`'s notice once a page has shown it.
+    pub async fn take_flash(&self, token: &str) -> Result<()> {
+        let hash = token_hash(token);
+        self.store
+            .write(move |c| {
+                c.execute(
+                    "UPDATE sessions SET flash = NULL WHERE token_hash = ?1",
+                    [hash],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     /// Whether the session's user gave their password (and code) within
@@ -1027,36 +1107,28 @@ impl Node {
             .await
     }
 
-    /// The users of the administrator's institution.
+    /// The users of the administrator's institution (not deleted), for the API; the screen
+    /// uses [`Node::search_users`]. Audited `user_list`.
     pub async fn list_users(&self, p: &Principal) -> Result<Vec<UserRow>> {
         authorize(p, Action::ManageUsers, Target::None)?;
-        let inst = p.institution.clone();
+        let rows = self.users_of(p).await?;
+        let (uid, now, n) = (p.user_id, self.clock.now_ms(), rows.len());
         self.store
-            .read(move |c| {
-                let mut st = c.prepare(
-                    "SELECT id, login, name, kind, institution, department, locked, expires_on,
-                            totp_secret IS NOT NULL AS totp
-                     FROM users WHERE institution = ?1 ORDER BY kind, login",
+            .write(move |c| {
+                audit::append(
+                    c,
+                    audit::Entry {
+                        at_ms: now,
+                        user: Some(uid),
+                        action: "user_list",
+                        target: None,
+                        detail: Some(&format!("rows={n}")),
+                    },
                 )?;
-                let rows = st
-                    .query_map([inst], |r| {
-                        let p = principal_from_row(r)?;
-                        Ok(UserRow {
-                            id: p.user_id,
-                            login: p.login,
-                            name: p.name,
-                            kind: p.kind,
-                            institution: p.institution,
-                            department: r.get("department")?,
-                            locked: r.get::<_, i64>("locked")? != 0,
-                            expires_on: r.get("expires_on")?,
-                            totp_enrolled: r.get("totp")?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
+                Ok::<_, Error>(())
             })
-            .await
+            .await?;
+        Ok(rows)
     }
 }
 
@@ -1092,6 +1164,7 @@ fn refuse_in(
         Some(Refusal::CoolingDown) => "locked after failures",
         Some(Refusal::Locked) => "locked",
         Some(Refusal::Expired) => "expired",
+        Some(Refusal::Deleted) => "deleted",
     };
     if let (Some(uid), Some(Refusal::WrongPassword | Refusal::WrongCode)) = (uid, refusal) {
         let failures: i64 = tx.query_row(

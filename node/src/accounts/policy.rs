@@ -106,11 +106,21 @@ pub struct Principal {
     pub name: String,
     pub kind: UserKind,
     pub institution: String,
+    /// Whether this user holds the institution's 責任者 role besides their kind's (a doctor
+    /// the role was passed to, 責任者変更; the badge in the user list). Such a user may also do
+    /// what [`Role::Admin`] may.
+    pub responsible: bool,
 }
 
 impl Principal {
     pub fn role(&self) -> Role {
         self.kind.role()
+    }
+
+    /// Whether the user may do `action` at all (their kind's role, or the 責任者 role they
+    /// hold): what menus show. Access itself is always decided by [`authorize`].
+    pub fn may(&self, action: Action) -> bool {
+        role_may(self.role(), action) || (self.responsible && role_may(Role::Admin, action))
     }
 }
 
@@ -224,7 +234,7 @@ pub fn role_may(role: Role, action: Action) -> bool {
 pub fn authorize(p: &Principal, action: Action, target: Target<'_>) -> Result<(), Denied> {
     use Action::*;
     let role = p.role();
-    if !role_may(role, action) {
+    if !p.may(action) {
         return Err(Denied);
     }
     let allowed = match (action, target) {
@@ -385,6 +395,7 @@ pub fn matrix() -> String {
                 name: String::new(),
                 kind: kind_of(role),
                 institution: "A".into(),
+                responsible: false,
             };
             let allowed: Vec<&str> = targets
                 .iter()
@@ -426,7 +437,25 @@ mod tests {
             name: "u".into(),
             kind,
             institution: inst.into(),
+            responsible: false,
         }
+    }
+
+    #[test]
+    fn a_doctor_holding_the_responsible_role_manages_users_and_still_writes_sheets() {
+        let mut u = user(UserKind::NanbyoDoctor, "A");
+        u.responsible = true;
+        assert!(authorize(&u, Action::ManageUsers, Target::None).is_ok());
+        assert!(authorize(&u, Action::MonitorUse, Target::None).is_ok());
+        assert!(authorize(&u, Action::EditSheet, Target::Sheet { institution: "A" }).is_ok());
+        assert_eq!(
+            authorize(&u, Action::EditSheet, Target::Sheet { institution: "B" }),
+            Err(Denied)
+        );
+        assert_eq!(
+            authorize(&u, Action::ResearchData, Target::None),
+            Err(Denied)
+        );
     }
 
     #[test]

@@ -156,7 +156,7 @@ fn qr_svg(uri: &str) -> Result<String> {
 impl Node {
     /// Whether `p` uses the second factor, and whether they must before doing anything else.
     pub async fn totp_status(&self, p: &Principal) -> Result<TotpStatus> {
-        let (uid, kind) = (p.user_id, p.kind);
+        let (uid, kind, responsible) = (p.user_id, p.kind, p.responsible);
         self.store
             .read(move |c| {
                 let enrolled: bool = c.query_row(
@@ -166,7 +166,7 @@ impl Node {
                 )?;
                 Ok(TotpStatus {
                     enrolled,
-                    required: required_for(kind) && !optional_here(c)?,
+                    required: (required_for(kind) || responsible) && !optional_here(c)?,
                 })
             })
             .await
@@ -203,8 +203,9 @@ impl Node {
         })
     }
 
-    /// Makes `p`'s pending secret active when `code` is its code now (±1 step). Audited
-    /// `totp_enrolled`. Errors: [`Error::Invalid`] for a wrong code (the pending secret stays,
+    /// Makes `p`'s pending secret active when `code` is its code now (±1 step). The code's
+    /// step is not recorded as used: the first sign-in after enrolment may use the code the app
+    /// still shows. Audited `totp_enrolled`. Errors: [`Error::Invalid`] for a wrong code (the pending secret stays,
     /// so the user can try again) or when no enrolment was started.
     pub async fn confirm_totp(&self, p: &Principal, code: &str) -> Result<()> {
         let (uid, code, now) = (p.user_id, code.to_string(), self.clock.now_ms());
@@ -225,16 +226,20 @@ impl Node {
                             .into(),
                     ));
                 };
-                let Some(step) = matching_step(&pending, &code, now, None) else {
+                if matching_step(&pending, &code, now, None).is_none() {
                     return Err(Error::Invalid(
                         "確認コードが違います。アプリに今表示されている6桁の数字を入力してください（端末の時刻がずれていると合いません）。"
                             .into(),
                     ));
-                };
+                }
+                // The enrolment's code is not a sign-in: it does not use up its time step.
+                // Recording it did, and a user who signed out and in again at once was refused
+                // the code their app still showed (up to 90 s with the drift window), and
+                // each retry counted toward the 15-minute lock.
                 tx.execute(
                     "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL,
-                         totp_last_step = ?2 WHERE id = ?1",
-                    params![uid as i64, step],
+                         totp_last_step = NULL WHERE id = ?1",
+                    [uid as i64],
                 )?;
                 audit::append(
                     &tx,

@@ -18,6 +18,7 @@
 mod draw;
 mod layout;
 mod masking;
+mod notice;
 mod text;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ use draw::*;
 use layout::*;
 pub use masking::is_personal;
 pub use text::unprintable;
+pub use notice::{CredentialsNotice, credentials_notice_pdf};
 use text::*;
 
 /// What a masked item shows instead of its value.

@@ -208,6 +208,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/012_clinic.sql"),
     include_str!("../../migrations/013_totp.sql"),
     include_str!("../../migrations/014_alerts.sql"),
+    include_str!("../../migrations/015_users.sql"),
     include_str!("../../migrations/016_author.sql"),
 ];
 
@@ -569,8 +570,11 @@ mod tests {
                  VALUES (1, 's-1', 8, 9);",
         ),
         (
-            // 016_author: the position of 016 in MIGRATIONS.
             15,
+            "UPDATE users SET responsible = 1, deleted_at = 10 WHERE id = 1;",
+        ),
+        (
+            16,
             "UPDATE users SET doctor_number = '1234567' WHERE id = 1;
              UPDATE sheets SET doctor_name = '鈴木 太郎' WHERE id = 's-1';",
         ),

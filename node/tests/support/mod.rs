@@ -17,6 +17,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
+    /// The body's bytes as sent (a PDF, for instance).
+    pub raw: Vec<u8>,
 }
 
 impl Reply {
@@ -93,6 +95,7 @@ impl Client {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            raw: bytes.to_vec(),
         }
     }
 

@@ -19,7 +19,9 @@ pub struct Ctx {
     user_name: String,
     user_kind: &'static str,
     role: Role,
+    responsible: bool,
     csrf: String,
+    flash: Option<crate::accounts::Flash>,
 }
 
 impl Ctx {
@@ -30,24 +32,35 @@ impl Ctx {
             user_name: s.principal.name.clone(),
             user_kind: s.principal.kind.label(),
             role: s.principal.role(),
+            responsible: s.principal.responsible,
             csrf: s.csrf.clone(),
+            flash: s.flash.clone(),
         }
     }
 
     pub fn page(&self) -> nsdb_ui::PageContext<'_> {
+        // A doctor holding the 責任者 role also sees what the 責任者 sees.
+        let may = |action: Action| {
+            role_may(self.role, action) || (self.responsible && role_may(Role::Admin, action))
+        };
         nsdb_ui::PageContext {
             node_label: &self.node_label,
             user_name: &self.user_name,
             user_kind: self.user_kind,
             can_read_sheets: role_may(self.role, Action::ListSheets),
             can_create: role_may(self.role, Action::CreateSheet),
-            is_admin: role_may(self.role, Action::ManageUsers),
+            is_admin: may(Action::ManageUsers),
             can_review: role_may(self.role, Action::ReviewSheet),
             can_research: role_may(self.role, Action::ResearchData),
             can_enter_papers: role_may(self.role, Action::EnterPaper),
-            can_monitor: role_may(self.role, Action::MonitorUse),
+            can_monitor: may(Action::MonitorUse),
             open_alerts: self.open_alerts,
             csrf: &self.csrf,
+            flash: self.flash.as_ref().map(|f| nsdb_ui::Flash {
+                text: &f.text,
+                link: f.link.as_ref().map(|(h, t)| (h.as_str(), t.as_str())),
+                download: f.download,
+            }),
         }
     }
 }
@@ -320,6 +333,7 @@ pub async fn bare_errors(
                 csrf: s.csrf,
                 token: String::new(),
                 reauth_at: s.reauth_at,
+                flash: None,
             },
         )
     });
@@ -357,4 +371,15 @@ pub fn file_disposition(kind: &str, name: &str, ascii: &str) -> String {
         "_",
     );
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The answer to an action that succeeded: `text` kept as the session's one-time notice
+/// (`Node::set_flash`), and a redirect to `to`, whose page shows it once. Never a query
+/// string: an address anyone can craft must not show a success notice.
+pub async fn done_then(node: &Node, s: &UiSession, to: &str, text: impl Into<String>) -> Response {
+    let flash = crate::accounts::Flash::text(text);
+    if let Err(e) = node.set_flash(&s.token, &flash).await {
+        return error_page(Some(&Ctx::new(node, s)), e);
+    }
+    Redirect::to(to).into_response()
 }

@@ -18,6 +18,9 @@ const PASSWORD: &str = "_reauth_password";
 const CODE: &str = "_reauth_code";
 /// For a page (GET): where `POST /reauth` returns to.
 pub const RETURN_TO: &str = "_reauth_to";
+/// For a download (GET): the page the user was on, where `POST /reauth` returns to and then
+/// starts the download (`RETURN_TO`), instead of leaving the user on the 再認証 page.
+pub const BACK: &str = "_reauth_back";
 
 /// Lets a sensitive request through: `Ok(body)` with the body the action should read (the
 /// held form, without the 再認証 fields) when the session is recent or the request carries a
@@ -45,7 +48,43 @@ pub async fn guard(
     if fresh {
         return Ok(body.clone());
     }
-    Err(prompt(node, s, method, uri, &pairs, None).await)
+    Err(prompt(node, s, method, uri, &pairs, None, None).await)
+}
+
+/// [`guard`] for a download (a request answered with a file) asked from the page `back`.
+/// A file answering the 再認証 page's own post would leave the browser on that page, so once
+/// the password is right the user returns to `back` instead: for a link (GET) that page
+/// starts the download and offers a link to it; for a form (POST, e.g. a file made at that
+/// moment) it says to press the button again, which the fresh 再認証 now lets through.
+/// `Ok(body)` as [`guard`].
+pub async fn guard_download(
+    node: &AppState,
+    s: &UiSession,
+    method: &Method,
+    uri: &Uri,
+    body: &Bytes,
+    back: &str,
+) -> Result<Bytes, Response> {
+    let pairs: Vec<(String, String)> = if *method == Method::POST {
+        serde_urlencoded::from_bytes(body).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if pairs.iter().any(|(k, _)| k == PASSWORD) {
+        check(node, s, &pairs, uri, method).await?;
+        let flash = crate::accounts::Flash::text(
+            "再認証しました。もう一度ボタンを押すと、ダウンロードが始まります（この後5分間は再認証なしで使えます）。",
+        );
+        if let Err(e) = node.set_flash(&s.token, &flash).await {
+            return Err(error_page(Some(&Ctx::new(node, s)), e));
+        }
+        return Err(axum::response::Redirect::to(safe_return(back)).into_response());
+    }
+    let fresh = node.clock.now_ms() - s.reauth_at <= crate::accounts::REAUTH_WINDOW_MS;
+    if fresh {
+        return Ok(body.clone());
+    }
+    Err(prompt(node, s, method, uri, &pairs, None, Some(back)).await)
 }
 
 /// Checks the password and code of a posted 再認証 page; `Ok` with the held fields.
@@ -82,7 +121,7 @@ pub async fn check(
                 ),
                 other => other.to_string(),
             };
-            Err(prompt(node, s, method, uri, &held, Some(&message)).await)
+            Err(prompt(node, s, method, uri, &held, Some(&message), None).await)
         }
         Err(e) => Err(error_page(Some(&Ctx::new(node, s)), e)),
     }
@@ -97,6 +136,7 @@ async fn prompt(
     uri: &Uri,
     held: &[(String, String)],
     error: Option<&str>,
+    download_from: Option<&str>,
 ) -> Response {
     let target = uri
         .path_and_query()
@@ -113,13 +153,17 @@ async fn prompt(
         } else {
             target
         };
-        (
-            "/reauth".to_string(),
-            vec![
-                ("csrf".to_string(), s.csrf.clone()),
-                (RETURN_TO.to_string(), back),
-            ],
-        )
+        let mut fields = vec![
+            ("csrf".to_string(), s.csrf.clone()),
+            (RETURN_TO.to_string(), back),
+        ];
+        let from = download_from
+            .map(str::to_string)
+            .or_else(|| held.iter().find(|(k, _)| k == BACK).map(|(_, v)| v.clone()));
+        if let Some(from) = from {
+            fields.push((BACK.to_string(), from));
+        }
+        ("/reauth".to_string(), fields)
     };
     let ask_code = node
         .totp_status(&s.principal)

@@ -41,6 +41,9 @@ pub struct UiSession {
     pub token: String,
     /// When the user last gave their password (sign-in or 再認証), Unix ms.
     pub reauth_at: i64,
+    /// The one-time notice this page shows (taken from the session: a page request (GET)
+    /// shows it once, then it is gone).
+    pub flash: Option<crate::accounts::Flash>,
 }
 
 /// Whether a session with `pending` may open `path`: the pending step's own screen and
@@ -65,11 +68,24 @@ impl FromRequestParts<AppState> for UiSession {
                 {
                     return Err(Redirect::to(pending.path()).into_response());
                 }
+                // A page shows the notice once; a form's post leaves it for the page after.
+                // The top page only redirects: the notice waits for the page it leads to.
+                let flash = if parts.method == axum::http::Method::GET && parts.uri.path() != "/" {
+                    s.flash
+                } else {
+                    None
+                };
+                if flash.is_some()
+                    && let Err(e) = node.take_flash(&token).await
+                {
+                    tracing::warn!(target: "nsdb::http", error = %e, "notice not cleared");
+                }
                 Ok(UiSession {
                     principal: s.principal,
                     csrf: s.csrf,
                     token,
                     reauth_at: s.reauth_at,
+                    flash,
                 })
             }
             Err(_) => Err((

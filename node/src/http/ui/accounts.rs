@@ -1,6 +1,6 @@
 //! Sign-in (password, then the second factor's code for a user who enrolled it), sign-out,
-//! 再認証, the user's own screens (パスワード変更, 2段階認証の設定) and the user list (ユーザ一覧)
-//! with its 2段階認証の初期化.
+//! 再認証 and the user's own screens (パスワード変更, 2段階認証の設定). The 責任者's user
+//! search and its actions are in `users`.
 //!
 //! The sign-in forms carry a CSRF token bound to a cookie (there is no session yet); every other
 //! form carries the session's token. The half-signed-in state between password and code is a
@@ -9,7 +9,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -17,7 +17,6 @@ use axum_extra::extract::cookie::{Cookie, CookieJar};
 
 use crate::Error;
 use crate::accounts::SignIn;
-use crate::accounts::policy::{Action, Target, authorize};
 use crate::http::AppState;
 use crate::http::shared::page::{Ctx, error_page, node_label, posted_form};
 use crate::http::shared::reauth;
@@ -234,76 +233,6 @@ async fn logout(
         .into_response()
 }
 
-#[derive(serde::Deserialize)]
-struct UsersQuery {
-    reset: Option<String>,
-}
-
-/// ユーザ一覧 (user administration: behind 再認証).
-async fn users(
-    State(node): State<AppState>,
-    s: UiSession,
-    method: Method,
-    uri: Uri,
-    Query(q): Query<UsersQuery>,
-) -> Response {
-    let ctx = Ctx::new(&node, &s);
-    if let Err(e) = authorize(&s.principal, Action::ManageUsers, Target::None) {
-        return error_page(Some(&ctx), e.into());
-    }
-    if let Err(prompt) = reauth::guard(&node, &s, &method, &uri, &Bytes::new()).await {
-        return prompt;
-    }
-    match node.list_users(&s.principal).await {
-        Ok(rows) => {
-            let lines: Vec<nsdb_ui::UserLine<'_>> = rows
-                .iter()
-                .map(|u| nsdb_ui::UserLine {
-                    login: &u.login,
-                    name: &u.name,
-                    kind: u.kind.label(),
-                    department: u.department.as_deref().unwrap_or(""),
-                    locked: u.locked,
-                    expires_on: u.expires_on.as_deref().unwrap_or("なし"),
-                    totp: u.totp_enrolled,
-                    me: u.login == s.principal.login,
-                })
-                .collect();
-            Html(nsdb_ui::users(&ctx.page(), &lines, q.reset.is_some()).into_string())
-                .into_response()
-        }
-        Err(e) => error_page(Some(&ctx), e),
-    }
-}
-
-/// 2段階認証の初期化 from the user list (`POST /admin/users/totp-reset`, field `login`):
-/// behind 再認証; audited `totp_reset`.
-async fn reset_totp(
-    State(node): State<AppState>,
-    s: UiSession,
-    method: Method,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let ctx = Ctx::new(&node, &s);
-    if let Err(e) = authorize(&s.principal, Action::ManageUsers, Target::None) {
-        return error_page(Some(&ctx), e.into());
-    }
-    let body = match reauth::guard(&node, &s, &method, &uri, &body).await {
-        Ok(body) => body,
-        Err(prompt) => return prompt,
-    };
-    let fields = match posted_form(&body, &s.csrf, Some(&ctx)) {
-        Ok(f) => f,
-        Err(refused) => return *refused,
-    };
-    let login = fields.get("login").map(String::as_str).unwrap_or("");
-    match node.reset_totp(Some(&s.principal), login).await {
-        Ok(()) => Redirect::to("/admin/users?reset=1").into_response(),
-        Err(e) => error_page(Some(&ctx), e),
-    }
-}
-
 /// `POST /reauth`: the 再認証 page of a page (GET) request; returns to it.
 async fn reauth_submit(
     State(node): State<AppState>,
@@ -315,12 +244,25 @@ async fn reauth_submit(
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     match reauth::check(&node, &s, &pairs, &uri, &method).await {
         Ok(held) => {
-            let to = held
-                .iter()
-                .find(|(k, _)| k == reauth::RETURN_TO)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("/");
-            Redirect::to(reauth::safe_return(to)).into_response()
+            let field = |name: &str| {
+                held.iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let to = reauth::safe_return(field(reauth::RETURN_TO).unwrap_or("/"));
+            // A download: back to the page it was asked from, which starts it.
+            if let Some(back) = field(reauth::BACK) {
+                let flash = crate::accounts::Flash {
+                    text: "再認証しました。ダウンロードを開始します。始まらないときは".into(),
+                    link: Some((to.to_string(), "こちら".into())),
+                    download: true,
+                };
+                if let Err(e) = node.set_flash(&s.token, &flash).await {
+                    return error_page(None, e);
+                }
+                return Redirect::to(reauth::safe_return(back)).into_response();
+            }
+            Redirect::to(to).into_response()
         }
         Err(page) => page,
     }
@@ -479,6 +421,4 @@ pub fn routes() -> Router<AppState> {
             "/account/password",
             get(password_page).post(password_submit),
         )
-        .route("/admin/users", get(users))
-        .route("/admin/users/totp-reset", post(reset_totp))
 }

@@ -10,10 +10,11 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::http::AppState;
+use crate::http::shared::page::done_then;
 use crate::http::shared::page::{
     Ctx, application_label, error_page, posted_form, registration_label, sex_label, slash_date,
 };
@@ -131,7 +132,8 @@ async fn linkage_search(State(node): State<AppState>, s: UiSession, body: Bytes)
     page(&node, &s, view).await
 }
 
-/// The municipality's 受付 by key: on success to `/intake?resolved=<sheet id>`; otherwise back
+/// The municipality's 受付 by key: on success to `/intake` with the result as the session's
+/// one-time notice; otherwise back
 /// to `/intake` with what was typed and the reason (`access_key`, `birth_date`, `error`).
 async fn intake_resolve(State(node): State<AppState>, s: UiSession, body: Bytes) -> Response {
     let ctx = Ctx::new(&node, &s);
@@ -142,7 +144,17 @@ async fn intake_resolve(State(node): State<AppState>, s: UiSession, body: Bytes)
     let key = fields.get("access_key").cloned().unwrap_or_default();
     let birth = fields.get("birth_date").cloned().unwrap_or_default();
     match sync_service::resolve(&node, &s.principal, &key, &birth).await {
-        Ok(r) => Redirect::to(&format!("/intake?resolved={}", r.sheet.sheet_id)).into_response(),
+        Ok(r) => {
+            let key = crate::keys::AccessKey::shown(&r.sheet.access_key);
+            let text = if r.arrived {
+                format!("アクセスキー {key} を受け付けました。")
+            } else {
+                format!(
+                    "アクセスキー {key} を受け付けました。臨床調査個人票は同期で届きます（状態「未着」）。"
+                )
+            };
+            done_then(&node, &s, "/intake", text).await
+        }
         Err(ResolveError::Node(e)) => error_page(Some(&ctx), e),
         // The page again, with what was typed and why: never a redirect, which would put the
         // key and the birth date into the address bar and the browser's history.

@@ -1,4 +1,4 @@
-//! The Japanese web UI: one module per capability (`accounts`, `sheets`, `imports`, `keys`, `review`, `papers`, `sync`, `research`, `monitor`), the static
+//! The Japanese web UI: one module per capability (`accounts`, `users`, `sheets`, `imports`, `keys`, `review`, `papers`, `sync`, `research`, `monitor`), the static
 //! assets, the home redirect and the not-found page.
 //!
 //! Every state-changing request is a POST carrying the session's CSRF token (the sign-in form
@@ -14,6 +14,7 @@ pub mod research;
 pub mod review;
 pub mod sheets;
 pub mod sync;
+pub mod users;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -65,6 +66,7 @@ pub fn routes() -> Router<AppState> {
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
         .merge(accounts::routes())
+        .merge(users::routes())
         .merge(sheets::routes())
         .merge(imports::routes())
         .merge(review::routes())

@@ -6,11 +6,10 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 
 use crate::Error;
 use crate::accounts::policy::{Action, Denied, role_may};
@@ -47,12 +46,7 @@ fn line(a: Alert) -> nsdb_ui::monitor::AlertLine {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Notice {
-    done: Option<String>,
-}
-
-async fn list(State(node): State<AppState>, s: UiSession, Query(q): Query<Notice>) -> Response {
+async fn list(State(node): State<AppState>, s: UiSession) -> Response {
     let alerts = match node.alerts(&s.principal).await {
         Ok(a) => a,
         Err(e) => return error_page(Some(&Ctx::new(&node, &s)), e),
@@ -60,8 +54,8 @@ async fn list(State(node): State<AppState>, s: UiSession, Query(q): Query<Notice
     // The context after the list: the badge counts what the list shows.
     let ctx = Ctx::new(&node, &s);
     let lines: Vec<_> = alerts.into_iter().map(line).collect();
-    let notice = q.done.map(|_| "確認済みにしました。");
-    Html(nsdb_ui::monitor::alerts(&ctx.page(), &lines, notice).into_string()).into_response()
+    // The result of 確認済み comes as the session's one-time notice (in the page's context).
+    Html(nsdb_ui::monitor::alerts(&ctx.page(), &lines, None).into_string()).into_response()
 }
 
 async fn acknowledge(
@@ -74,7 +68,13 @@ async fn acknowledge(
         return *refused;
     }
     match node.acknowledge_alert(&s.principal, id).await {
-        Ok(()) => Redirect::to("/monitor?done=1").into_response(),
+        Ok(()) => {
+            let flash = crate::accounts::Flash::text("確認済みにしました。");
+            if let Err(e) = node.set_flash(&s.token, &flash).await {
+                return error_page(Some(&Ctx::new(&node, &s)), e);
+            }
+            Redirect::to("/monitor").into_response()
+        }
         Err(e) => error_page(Some(&Ctx::new(&node, &s)), e),
     }
 }

@@ -5,14 +5,14 @@
 //! `paper_pdf` and `enter_paper`, which decide access and audit; never decide access here.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 
 use crate::accounts::policy::{Action, Denied, role_may};
 use crate::http::AppState;
+use crate::http::shared::page::done_then;
 use crate::http::shared::page::{Ctx, csrf_ok, csrf_refused, error_page, format_ms};
 use crate::http::shared::session::UiSession;
 use crate::http::shared::upload::read_upload;
@@ -73,7 +73,10 @@ async fn upload(State(node): State<AppState>, s: UiSession, multipart: Multipart
         disease: form.disease.clone(),
     };
     match node.upload_paper(&s.principal, paper).await {
-        Ok(id) => Redirect::to(&format!("/intake?paper={id}#papers")).into_response(),
+        Ok(_) => {
+            let text = "紙の臨個票を受け付けました。ハブ（中央）へ送ります（状態「送信待ち」→「ハブ受領」→「データ入力済」）。";
+            done_then(&node, &s, "/intake#papers", text).await
+        }
         Err(PaperError::Field { field, message }) => {
             form.errors.insert(field.into(), message);
             refused(&node, &s, form).await
@@ -95,12 +98,7 @@ async fn refused(node: &Node, s: &UiSession, form: nsdb_ui::papers::PaperForm) -
     page
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ListQuery {
-    entered: Option<String>,
-}
-
-async fn list(State(node): State<AppState>, s: UiSession, Query(q): Query<ListQuery>) -> Response {
+async fn list(State(node): State<AppState>, s: UiSession) -> Response {
     let ctx = Ctx::new(&node, &s);
     if !role_may(s.principal.role(), Action::EnterPaper) {
         return error_page(Some(&ctx), Denied.into());
@@ -108,20 +106,9 @@ async fn list(State(node): State<AppState>, s: UiSession, Query(q): Query<ListQu
     match node.papers(&s.principal).await {
         Ok(rows) => {
             let lines: Vec<_> = rows.into_iter().map(line).collect();
-            let notice = q
-                .entered
-                .and_then(|id| lines.iter().find(|l| l.id == id))
-                .map(|l| {
-                    format!(
-                        "データを取り込み、登録しました（アクセスキー {}）。自治体へ同期で届きます。",
-                        l.access_key
-                    )
-                });
-            Html(
-                nsdb_ui::papers::entry_list_page(&ctx.page(), &lines, notice.as_deref())
-                    .into_string(),
-            )
-            .into_response()
+            // The result of an entry comes as the session's one-time notice.
+            Html(nsdb_ui::papers::entry_list_page(&ctx.page(), &lines, None).into_string())
+                .into_response()
         }
         Err(e) => error_page(Some(&ctx), e),
     }
@@ -200,7 +187,17 @@ async fn enter(
         .unwrap_or_default();
     match node.enter_paper(&s.principal, &id, &xml).await {
         // The paper's id, not the key, goes into the address.
-        Ok(_) => Redirect::to(&format!("/papers?entered={id}")).into_response(),
+        Ok(_) => {
+            let key = node
+                .papers(&s.principal)
+                .await
+                .ok()
+                .and_then(|rows| rows.into_iter().map(line).find(|l| l.id == id))
+                .map(|l| format!("（アクセスキー {}）", l.access_key))
+                .unwrap_or_default();
+            let text = format!("データを取り込み、登録しました{key}。自治体へ同期で届きます。");
+            done_then(&node, &s, "/papers", text).await
+        }
         Err(PaperError::Field { message, .. }) => entry(&node, &s, &id, Some(&message), &[]).await,
         Err(PaperError::Checks(messages)) => {
             let error = format!(

@@ -225,8 +225,15 @@ async fn download(
     uri: axum::http::Uri,
 ) -> Response {
     // A bulk export: behind 再認証 (docs/security.md).
-    if let Err(prompt) =
-        crate::http::shared::reauth::guard(&node, &s, &method, &uri, &Default::default()).await
+    if let Err(prompt) = crate::http::shared::reauth::guard_download(
+        &node,
+        &s,
+        &method,
+        &uri,
+        &Default::default(),
+        "/research",
+    )
+    .await
     {
         return prompt;
     }

@@ -6,7 +6,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::accounts::policy::{Action, role_may};
 use crate::http::AppState;
+use crate::http::shared::page::done_then;
 use crate::http::shared::page::{Ctx, error_page, format_ms, listed, posted_form, slash_date};
 use crate::http::shared::session::UiSession;
 use crate::keys::AccessKey;
@@ -32,26 +33,17 @@ pub struct IntakeQuery {
     pub birth_date: Option<String>,
 }
 
-/// `/intake?paper=<id>`: a paper (紙の臨個票) was just uploaded.
-#[derive(Debug, Default, Deserialize)]
-struct PaperNotice {
-    paper: Option<String>,
-}
-
-async fn intake(
-    State(node): State<AppState>,
-    s: UiSession,
-    Query(q): Query<IntakeQuery>,
-    Query(paper): Query<PaperNotice>,
-) -> Response {
-    let form = nsdb_ui::papers::PaperForm {
-        notice: paper.paper.map(|_| {
-            "紙の臨個票を受け付けました。ハブ（中央）へ送ります（状態「送信待ち」→「ハブ受領」→「データ入力済」）。"
-                .to_string()
-        }),
-        ..Default::default()
-    };
-    intake_page_with(&node, &s, q, None, form).await
+/// `GET /intake`. Nothing in the address is shown: the result of a 受付 or an upload comes
+/// as the session's one-time notice.
+async fn intake(State(node): State<AppState>, s: UiSession) -> Response {
+    intake_page_with(
+        &node,
+        &s,
+        IntakeQuery::default(),
+        None,
+        nsdb_ui::papers::PaperForm::default(),
+    )
+    .await
 }
 
 /// The intake page with what was typed kept (`q.access_key`, `q.birth_date`) and `q.error`
@@ -120,11 +112,6 @@ pub(crate) async fn intake_page_with(
     Html(nsdb_ui::review::intake_page(&ctx.page(), &view).into_string()).into_response()
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ReviewQuery {
-    notice: Option<String>,
-}
-
 /// 紙の臨個票受付 on the intake page, for those who may upload papers.
 async fn paper_section(
     node: &Node,
@@ -145,19 +132,8 @@ async fn paper_section(
     nsdb_ui::papers::intake_section(&ctx.page(), form, &lines)
 }
 
-async fn review(
-    State(node): State<AppState>,
-    s: UiSession,
-    Path(id): Path<String>,
-    Query(q): Query<ReviewQuery>,
-) -> Response {
-    let notice = match q.notice.as_deref() {
-        Some("recorded") => Some("審査結果を記録しました。"),
-        Some("asked") => Some("照会しました。医療機関に同期で届きます。"),
-        Some("closed") => Some("照会を完了しました。"),
-        _ => None,
-    };
-    review_page(&node, &s, &id, notice, None, None, None).await
+async fn review(State(node): State<AppState>, s: UiSession, Path(id): Path<String>) -> Response {
+    review_page(&node, &s, &id, None, None, None, None).await
 }
 
 fn labelled(options: impl Iterator<Item = (&'static str, &'static str)>) -> Vec<(String, String)> {
@@ -422,7 +398,15 @@ async fn record(
         income_special: get("income_special"),
     };
     match node.record_review(&s.principal, &id, &input).await {
-        Ok(_) => Redirect::to(&format!("/review/{id}?notice=recorded")).into_response(),
+        Ok(_) => {
+            done_then(
+                &node,
+                &s,
+                &format!("/review/{id}"),
+                "審査結果を記録しました。",
+            )
+            .await
+        }
         Err(Error::Invalid(why)) => {
             review_page(&node, &s, &id, None, Some(why), Some(&input), None).await
         }
@@ -444,7 +428,10 @@ async fn ask(
     let items = listed(&fields, "field");
     let question = fields.get("question").cloned().unwrap_or_default();
     match node.ask_inquiry(&s.principal, &id, &items, &question).await {
-        Ok(_) => Redirect::to(&format!("/review/{id}?notice=asked")).into_response(),
+        Ok(_) => {
+            let text = "照会しました。医療機関に同期で届きます。";
+            done_then(&node, &s, &format!("/review/{id}"), text).await
+        }
         Err(Error::Invalid(why)) => {
             review_page(&node, &s, &id, None, Some(why), None, Some(&question)).await
         }
@@ -463,7 +450,7 @@ async fn close(
         return *refused;
     }
     match node.close_inquiry(&s.principal, &id, &inquiry).await {
-        Ok(()) => Redirect::to(&format!("/review/{id}?notice=closed")).into_response(),
+        Ok(()) => done_then(&node, &s, &format!("/review/{id}"), "照会を完了しました。").await,
         Err(e) => error_page(Some(&ctx), e),
     }
 }

@@ -1,0 +1,499 @@
+//! 医療機関ユーザ検索 and its actions, as the 責任者 uses them: the search's filters, columns
+//! and paging; パスワード初期化, アカウントロック and ロック解除, 削除, 責任者変更, 有効期限 and
+//! the IDパスワード通知書; each refused to others and on one's own account, each audited; and
+//! no success notice can be shown by a crafted address. Through the node's router, in-process.
+
+mod support;
+
+use axum::http::StatusCode;
+use nsdb::accounts::policy::UserKind;
+use nsdb::config::NodeRole;
+use nsdb::testing::TestNode;
+use support::{Client, hidden_csrf};
+
+async fn sql(t: &TestNode, statement: &'static str) {
+    t.node
+        .store
+        .write(move |c| c.execute_batch(statement).map_err(nsdb::Error::from))
+        .await
+        .unwrap();
+}
+
+async fn user_id(t: &TestNode, login: &str) -> u64 {
+    let login = login.to_string();
+    t.node
+        .store
+        .read(move |c| {
+            c.query_row("SELECT id FROM users WHERE login = ?1", [&login], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap() as u64
+}
+
+async fn audit_of(t: &TestNode, action: &str) -> Vec<(Option<String>, Option<String>)> {
+    let action = action.to_string();
+    t.node
+        .store
+        .read(move |c| {
+            let mut st =
+                c.prepare("SELECT target, detail FROM audit WHERE action = ?1 ORDER BY seq")?;
+            let rows = st
+                .query_map([&action], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok::<_, nsdb::Error>(rows)
+        })
+        .await
+        .unwrap()
+}
+
+/// Signs in with a password; the status and where it led.
+async fn sign_in_with(t: &TestNode, login: &str, password: &str) -> (StatusCode, String) {
+    let mut c = Client::new(t);
+    let page = c.get("/login").await;
+    let csrf = hidden_csrf(&page.body);
+    let r = c
+        .form(
+            "/login",
+            &[("csrf", &csrf), ("login", login), ("password", password)],
+        )
+        .await;
+    if r.status != StatusCode::SEE_OTHER {
+        // The refusal's words (the page also holds a fresh CSRF token).
+        let words = r
+            .body
+            .split("role=\"alert\">")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap_or("")
+            .to_string();
+        return (r.status, words);
+    }
+    let next = c.get("/").await;
+    (r.status, next.location().to_string())
+}
+
+async fn admin(t: &TestNode) -> (Client, String) {
+    let mut c = Client::new(t);
+    let csrf = c.ui_login("admin").await;
+    (c, csrf)
+}
+
+#[tokio::test]
+async fn the_search_filters_by_kind_and_name_pages_by_ten_and_is_audited_without_names() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let own = t.node.config.institution.code.clone();
+    for n in 0..11 {
+        t.add_user(&format!("clerk{n:02}"), UserKind::Clerk, &own)
+            .await;
+    }
+    let (mut c, _) = admin(&t).await;
+    let r = c.get("/admin/users").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for column in [
+        "ユーザ種別",
+        "医療機関",
+        "部署 (部門/診療科)",
+        "ユーザID/氏名",
+        "有効期限",
+        "操作",
+    ] {
+        assert!(r.body.contains(column), "column {column}");
+    }
+    // 3 demo users and 11 clerks: two pages of ten.
+    assert!(r.body.contains("検索結果件数 14件"), "{}", r.body);
+    assert!(r.body.contains("1 / 2"));
+    let second = c
+        .get("/admin/users?kind=&institution=&family=&given=&page=2")
+        .await;
+    assert!(second.body.contains("2 / 2") && second.body.contains("前へ"));
+
+    let clerks = c.get("/admin/users?kind=clerk").await;
+    assert!(clerks.body.contains("検索結果件数 12件"), "{}", clerks.body);
+    assert!(!clerks.body.contains("鈴木 太郎"));
+
+    let by_name = c
+        .get("/admin/users?family=%E7%94%B0%E4%B8%AD&given=%E8%8A%B1")
+        .await; // 田中 / 花
+    assert!(
+        by_name.body.contains("検索結果件数 1件"),
+        "{}",
+        by_name.body
+    );
+    assert!(by_name.body.contains("clerk/ 田中 花子"));
+    // The admin's own row offers nothing but says why.
+    let all = c.get("/admin/users").await;
+    assert!(all.body.contains("ご自身のアカウントは操作できません"));
+
+    // Another institution is refused, not silently replaced by one's own.
+    let other = c.get("/admin/users?institution=1399999999").await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+
+    let searches = audit_of(&t, "user_search").await;
+    assert!(searches.len() >= 5);
+    let named = &searches[3].1.clone().unwrap();
+    assert!(
+        named.contains("family=yes given=yes") && named.contains("total=1"),
+        "{named}"
+    );
+    assert!(
+        searches
+            .iter()
+            .all(|(_, d)| !d.clone().unwrap().contains("田中"))
+    );
+
+    // Nobody but a 責任者 reaches the search or an action.
+    let mut clerk = Client::new(&t);
+    let csrf = clerk.ui_login("clerk").await;
+    assert_eq!(
+        clerk.get("/admin/users").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let doctor_id = user_id(&t, "doctor").await;
+    let r = clerk
+        .form(
+            &format!("/admin/users/{doctor_id}/lock"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        sign_in_with(&t, "doctor", "demo").await.0,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_password_reset_gives_a_one_time_password_that_must_be_changed() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    let r = c
+        .form(
+            &format!("/admin/users/{clerk}/password-reset"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let at = r
+        .body
+        .find("initial-password\">")
+        .expect("the password is shown");
+    let rest = &r.body[at + "initial-password\">".len()..];
+    let password = rest[..rest.find('<').unwrap()].to_string();
+    assert_eq!(password.chars().count(), 12);
+
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, to) = sign_in_with(&t, "clerk", &password).await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/account/password")
+    );
+
+    // Never stored in clear, never in the audit.
+    let reset = audit_of(&t, "user_password_reset").await;
+    assert_eq!(reset, [(Some(clerk.to_string()), None)]);
+    let stored: String = t
+        .node
+        .store
+        .read(move |c| {
+            c.query_row(
+                "SELECT password_hash FROM users WHERE id = ?1",
+                [clerk as i64],
+                |r| r.get(0),
+            )
+            .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    assert!(stored.starts_with("$argon2id$") && !stored.contains(&password));
+
+    // Not on one's own account: said in Japanese.
+    let me = user_id(&t, "admin").await;
+    let own = c
+        .form(
+            &format!("/admin/users/{me}/password-reset"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(own.body.contains("ご自身のパスワードは初期化できません"));
+    // And never without the session's CSRF token.
+    let forged = c
+        .form(
+            &format!("/admin/users/{clerk}/password-reset"),
+            &[("csrf", "x")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_locked_account_cannot_sign_in_until_unlocked_and_the_list_says_so() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (_, wrong) = sign_in_with(&t, "clerk", "wrong-password").await;
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    let r = c
+        .form(&format!("/admin/users/{clerk}/lock"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/admin/users")
+    );
+    let list = c.get("/admin/users").await;
+    assert!(list.body.contains("アカウントをロックしました"));
+    assert!(list.body.contains("ロック中") && list.body.contains("ロック解除"));
+    // The notice was shown once.
+    assert!(
+        !c.get("/admin/users")
+            .await
+            .body
+            .contains("アカウントをロックしました")
+    );
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await,
+        (StatusCode::UNAUTHORIZED, wrong)
+    );
+    c.form(&format!("/admin/users/{clerk}/unlock"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(audit_of(&t, "user_lock").await.len(), 1);
+    assert_eq!(audit_of(&t, "user_unlock").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_deleted_account_cannot_sign_in_and_leaves_the_list_but_not_the_history() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    let r = c
+        .form(&format!("/admin/users/{clerk}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let list = c.get("/admin/users").await;
+    assert!(!list.body.contains("田中 花子"));
+    assert!(list.body.contains("操作記録と臨床調査個人票には残ります"));
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The row stays: the audit still names the user by id, and acting again is refused.
+    assert_eq!(
+        audit_of(&t, "user_delete").await,
+        [(Some(clerk.to_string()), None)]
+    );
+    let again = c
+        .form(&format!("/admin/users/{clerk}/unlock"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(audit_of(&t, "user_admin_denied").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_responsible_role_passes_to_a_doctor_only() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let (doctor, clerk) = (user_id(&t, "doctor").await, user_id(&t, "clerk").await);
+    let refused = c
+        .form(
+            &format!("/admin/users/{clerk}/responsible"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .body
+            .contains("責任者を引き継げるのは指定医だけです")
+    );
+    let r = c
+        .form(
+            &format!("/admin/users/{doctor}/responsible"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let list = c.get("/admin/users?kind=nanbyo_doctor").await;
+    assert!(
+        list.body
+            .contains("doctor/ 鈴木 太郎 <small class=\"badge\">責任者</small>"),
+        "{}",
+        list.body
+    );
+
+    // The doctor now manages users, still writes sheets, and cannot delete themself.
+    let mut d = Client::new(&t);
+    let dcsrf = d.ui_login("doctor").await;
+    assert_eq!(d.get("/admin/users").await.status, StatusCode::OK);
+    assert_eq!(d.get("/sheets").await.status, StatusCode::OK);
+    let own = d
+        .form(
+            &format!("/admin/users/{doctor}/delete"),
+            &[("csrf", &dcsrf)],
+        )
+        .await;
+    assert!(own.body.contains("ご自身のアカウントは削除できません"));
+    // The holder cannot be deleted by another 責任者 either until the role is passed on.
+    let held = c
+        .form(&format!("/admin/users/{doctor}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert!(held.body.contains("責任者の指定医は削除できません"));
+    assert_eq!(
+        audit_of(&t, "user_responsible").await,
+        [(Some(doctor.to_string()), Some("from=-".into()))]
+    );
+}
+
+#[tokio::test]
+async fn an_expired_account_shows_as_such_and_signs_in_again_once_extended() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (_, wrong) = sign_in_with(&t, "clerk", "wrong-password").await;
+    sql(
+        &t,
+        "UPDATE users SET expires_on = '2001-03-31' WHERE login = 'clerk'",
+    )
+    .await;
+    let (mut c, csrf) = admin(&t).await;
+    let list = c.get("/admin/users").await;
+    assert!(list.body.contains("2001-03-31") && list.body.contains("期限切れ"));
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await,
+        (StatusCode::UNAUTHORIZED, wrong)
+    );
+
+    let clerk = user_id(&t, "clerk").await;
+    let past = c
+        .form(
+            &format!("/admin/users/{clerk}/expiry"),
+            &[("csrf", &csrf), ("expires_on", "2001-04-01")],
+        )
+        .await;
+    assert!(past.body.contains("今日"), "{}", past.body);
+    let r = c
+        .form(
+            &format!("/admin/users/{clerk}/expiry"),
+            &[("csrf", &csrf), ("expires_on", "R20.3.31")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let list = c.get("/admin/users").await;
+    assert!(list.body.contains("有効期限を2038-03-31にしました"));
+    assert!(!list.body.contains("期限切れ"));
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn the_id_notice_is_an_a4_pdf_with_a_fresh_password_that_signs_in() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    let r = c
+        .form(&format!("/admin/users/{clerk}/notice"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers["content-type"], "application/pdf");
+    assert!(r.raw.starts_with(b"%PDF-"));
+    let text = pdf_extract::extract_text_from_mem(&r.raw).unwrap();
+    let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    for expected in [
+        "IDパスワード通知書",
+        "医療機関名",
+        "clerk",
+        "田中花子",
+        "初期パスワード",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    let after = text.split("ユーザIDclerk初期パスワード").nth(1).unwrap();
+    let password: String = after.chars().take(12).collect();
+    let (status, to) = sign_in_with(&t, "clerk", &password).await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/account/password")
+    );
+    assert_eq!(audit_of(&t, "user_notice").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_crafted_address_shows_no_success_notice() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, _) = admin(&t).await;
+    for url in [
+        "/admin/users?reset=1",
+        "/admin/users?done=1&notice=reset",
+        "/monitor?done=1",
+    ] {
+        let r = c.get(url).await;
+        assert_eq!(r.status, StatusCode::OK, "{url}");
+        assert!(!r.body.contains("しました"), "{url}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn a_reissued_check_tool_key_is_downloaded_once_and_replaces_the_registered_one() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    let r = c
+        .form(&format!("/admin/users/{clerk}/key"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clerk.key");
+    std::fs::write(&file, &r.body).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let key = nsdb_provisioning::sealed::UserKey::load(&file).unwrap();
+    let registered: String = t
+        .node
+        .store
+        .read(move |c| {
+            c.query_row(
+                "SELECT public_key FROM user_keys WHERE user_id = ?1",
+                [clerk as i64],
+                |r| r.get(0),
+            )
+            .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(registered, hex::encode(key.public_key()));
+    // The node keeps the public half only, and the audit names the user, not the key.
+    assert_eq!(
+        audit_of(&t, "user_key_reissue").await,
+        [(Some(clerk.to_string()), None)]
+    );
+    // A 責任者 account signs nothing with the check tool: refused, and nothing offered.
+    t.add_user(
+        "it-admin",
+        UserKind::Admin,
+        &t.node.config.institution.code.clone(),
+    )
+    .await;
+    let it = user_id(&t, "it-admin").await;
+    let refused = c
+        .form(&format!("/admin/users/{it}/key"), &[("csrf", &csrf)])
+        .await;
+    assert!(
+        refused.body.contains("指定医と医療クラーク等だけです"),
+        "{}",
+        refused.body
+    );
+}
