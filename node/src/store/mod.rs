@@ -208,6 +208,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/012_clinic.sql"),
     include_str!("../../migrations/013_totp.sql"),
     include_str!("../../migrations/014_alerts.sql"),
+    include_str!("../../migrations/017_research_rows.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -480,6 +481,24 @@ impl Store {
         self.run(&self.writer, f).await
     }
 
+    /// Runs `f` on the writer connection and waits for it, from code that is not async (a
+    /// node opening). Must not be called from a store job.
+    pub fn write_blocking<T, E>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.writer.send(job).map_err(|_| StoreError::Stopped)?;
+        rx.recv().map_err(|_| StoreError::Stopped)?
+    }
+
     /// Runs `f` on one of the read-only connections.
     pub async fn read<T, E>(
         &self,
@@ -566,6 +585,15 @@ mod tests {
              INSERT INTO monitor_counts VALUES ('many_patients', 'u:1', 0, 86400000, 's-1', 1, 1);
              INSERT INTO identified_access (user_id, sheet_id, granted_at, until)
                  VALUES (1, 's-1', 8, 9);",
+        ),
+        (
+            // 017_research_rows.sql
+            15,
+            "INSERT INTO research_rows (sheet_id, kept, secret_since, year, form_id, disease,
+                 record, patient, form_version, age, age_band, sex, prefecture, severity, items)
+                 VALUES ('s-1', 1, 5, 2025, 'rinko-006', '006', 'r', 'p', '2024.04', 60, '60-64',
+                 '2', '東京都', '該当', 'basic.onset2019-04');
+             INSERT INTO research_pending VALUES ('s-2');",
         ),
     ];
 
