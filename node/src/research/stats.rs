@@ -93,6 +93,12 @@ impl Dim {
 /// The count cube: consented sheets per cell.
 pub type Cube = BTreeMap<CountKey, u64>;
 
+/// The count cube, from the index `research_rows_counts` alone.
+pub(crate) const COUNT_CUBE: &str =
+    "SELECT year, disease, prefecture, age_band, sex, severity, count(*)
+     FROM research_rows WHERE kept = 1
+     GROUP BY year, disease, prefecture, age_band, sex, severity";
+
 /// Counts every kept research row into the cube, grouped by the database. Memory grows with
 /// the number of distinct cells, never with sheets. Runs on a read connection; the rows must be
 /// up to date (`Node::research_refresh_rows`).
@@ -100,11 +106,7 @@ pub fn count(c: &Connection) -> Result<(ScanCounts, Cube), ResearchError> {
     let mut cube = Cube::new();
     let mut kept = 0u64;
     {
-        let mut st = c.prepare(
-            "SELECT year, disease, prefecture, age_band, sex, severity, count(*)
-             FROM research_rows WHERE kept = 1
-             GROUP BY year, disease, prefecture, age_band, sex, severity",
-        )?;
+        let mut st = c.prepare(COUNT_CUBE)?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let n = r.get::<_, i64>(6)? as u64;
