@@ -186,12 +186,19 @@ impl Node {
         };
         ops::guard::claim(&config.data_dir, &db, &key, &node_id.to_string())?;
         ops::integrity::check_and_mark(&db, &key, &store, std::time::Duration::from_secs(20))?;
-        let catalogue = load_catalogue(config.rules.as_ref())?;
+        let catalogue = Arc::new(load_catalogue(config.rules.as_ref())?);
+        if config.role == NodeRole::Hub && store.damage().is_none() {
+            // Every sheet the hub stores writes its research row (docs/research.md).
+            let cat = Arc::clone(&catalogue);
+            store
+                .write_blocking(move |c| Ok::<_, Error>(research::rows::enable(c, cat)?))
+                .context("research rows")?;
+        }
         let node = Node {
             node_id,
             config,
             store,
-            catalogue: Arc::new(catalogue),
+            catalogue,
             clock,
             sync: Default::default(),
             metrics: Default::default(),

@@ -133,7 +133,8 @@ fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
     ]));
     assert!(signed.contains(&hub_key), "{signed}");
 
-    // A doctor with a check-tool key registered on the node.
+    // A doctor with a check-tool key registered on the node (set up first by nsdb init).
+    ok(&nsdb(&["init", "--config", config]));
     ok(&nsdb(&[
         "user",
         "add",

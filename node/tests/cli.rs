@@ -63,7 +63,26 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)
     Some((status, body))
 }
 
+/// `nsdb init`, asserting it succeeds (a new node; `nsdb user add` never creates one).
+fn init(config: &Path) {
+    let out = Command::new(NSDB)
+        .args(["init", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `nsdb user add`; the first user of a new node's config sets the node up first.
 fn add_user(config: &Path, login: &str, password: &str) -> std::process::Output {
+    let data = config.with_file_name("data");
+    if !data.join("node.db").exists() && !data.join("node.db.owner").exists() {
+        init(config);
+    }
     Command::new(NSDB)
         .args(["user", "add", "--config"])
         .arg(config)
@@ -132,6 +151,8 @@ fn an_operator_adds_a_user_and_serves_a_node_from_its_config() {
 fn a_loose_key_file_and_a_wrong_key_are_refused_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), free_port());
+    write_key(dir.path(), "cd", 0o600);
+    init(&config);
     write_key(dir.path(), "cd", 0o644);
     let out = add_user(&config, "dr-x", "correct horse battery");
     assert!(!out.status.success());
@@ -285,6 +306,7 @@ name = "厚生労働省（試験）"
     )
     .unwrap();
     write_key(dir.path(), "cd", 0o600);
+    init(&config);
     let add = |login: &str, kind: &str, extra: &[&str]| {
         Command::new(NSDB)
             .args(["user", "add", "--config"])
@@ -369,6 +391,35 @@ fn serve_never_creates_a_node_a_mistyped_data_dir_is_refused_and_init_sets_one_u
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("holds no node"), "{said}");
     assert!(!data.join("node.db").exists(), "serve created a database");
+    // nsdb user add on it is refused the same way: it says to run nsdb init first.
+    let out = Command::new(NSDB)
+        .args(["user", "add", "--config"])
+        .arg(&config)
+        .args([
+            "--login",
+            "dr-first",
+            "--name",
+            "運用 試験",
+            "--kind",
+            "nanbyo_doctor",
+        ])
+        .env("NSDB_PASSWORD", "correct horse battery")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("nsdb user add never creates a node"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("nsdb init --config {}", config.display())),
+        "{said}"
+    );
+    assert!(
+        !data.join("node.db").exists(),
+        "user add created a database"
+    );
 
     // nsdb init sets it up once; then the node serves.
     let out = Command::new(NSDB)

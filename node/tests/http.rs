@@ -338,6 +338,21 @@ async fn sessions_use_strict_cookies_and_pages_a_strict_policy() {
     assert!(!fresh.cookies.contains_key("nsdb_session"));
 }
 
+/// Health answers 200 while the node serves (`ok`, `degraded`) and 503 once damage was found and
+/// writes are refused, so a load balancer keeps a degraded node and drops a damaged one.
+#[tokio::test]
+async fn health_answers_503_only_when_the_node_is_damaged() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    let r = c.get("/api/v1/health").await;
+    assert_eq!(r.status, StatusCode::OK);
+    t.node.store.mark_damaged("3 pages fail their HMAC".into());
+    let r = c.get("/api/v1/health").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["status"], "damaged");
+    assert_eq!(r.json()["damage"], "3 pages fail their HMAC");
+}
+
 #[tokio::test]
 async fn every_role_answers_health_and_the_api_is_described() {
     for role in [NodeRole::Hub, NodeRole::Hospital, NodeRole::Municipality] {

@@ -67,7 +67,17 @@ impl Site {
         cmd.output().unwrap()
     }
 
+    /// Adds a user; the first one on a new site sets the node up first (`nsdb init`), as an
+    /// operator does (`nsdb user add` never creates a node).
     fn add_user(&self, login: &str) -> Output {
+        if !self.path("data/node.db").exists() && !self.path("data/node.db.owner").exists() {
+            let init = self.nsdb(&["init"]);
+            assert!(
+                init.status.success(),
+                "{}",
+                String::from_utf8_lossy(&init.stderr)
+            );
+        }
         self.nsdb(&[
             "user",
             "add",
@@ -302,8 +312,16 @@ fn a_backup_taken_while_serving_restores_users_and_audit_and_refuses_tampering()
     assert!(!String::from_utf8_lossy(&bytes).contains("dr-before"));
 
     // Both sheets were never acknowledged by a hub (not enrolled): the restore asks for --yes.
-    let out = ok(&site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]));
+    let restored = site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]);
+    let warned = String::from_utf8_lossy(&restored.stderr).into_owned();
+    let out = ok(&restored);
     assert!(out.contains("restored 1 sheets"), "{out}");
+    // Not enrolled: no advice to sync from a hub, before or after.
+    for said in [&out, &warned] {
+        assert!(said.contains("not enrolled with a hub"), "{said}");
+        assert!(!said.contains("from the hub"), "{said}");
+        assert!(!said.contains("let it sync"), "{said}");
+    }
     let server = site.serve();
     assert!(site.login("dr-before").is_some(), "the user in the backup");
     assert!(site.login("dr-after").is_none(), "added after the backup");
@@ -516,11 +534,15 @@ fn a_damaged_database_refuses_writes_and_says_how_to_restore() {
     let out = site.nsdb(&["doctor"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("FIX  integrity"), "{said}");
+    // The site is not enrolled: the advice does not count on the hub.
+    assert!(said.contains("not enrolled with a hub"), "{said}");
+    assert!(!said.contains("from the hub"), "{said}");
     let server = site.serve();
     let health = http(site.port, "GET", "/api/v1/health", None, "");
     stop(server);
-    let (_, body) = health.unwrap();
+    let (code, body) = health.unwrap();
     assert!(body.contains("\"status\":\"damaged\""), "{body}");
+    assert_eq!(code, 503, "a damaged node is out of rotation: {body}");
 }
 
 /// Signs in through the API; the bearer token.

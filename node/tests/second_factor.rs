@@ -568,6 +568,16 @@ async fn an_operator_issues_a_password_to_change_and_resets_a_lost_factor() {
     let key = dir.path().join("db.key");
     std::fs::write(&key, "ef".repeat(32)).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let init = std::process::Command::new(NSDB)
+        .args(["init", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let add = |login: &str, extra: &[&str]| {
         let mut args = vec![
             "user",

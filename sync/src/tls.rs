@@ -305,7 +305,7 @@ fn transport(client: bool) -> Arc<quinn::TransportConfig> {
 }
 
 /// The hub's QUIC server configuration: its certificate from `key`, and mutual TLS accepting
-/// the node keys `directory` accepts.
+/// the node keys `directory` accepts, asked at every connection (no session resumption).
 pub fn hub_server_config(
     key: &LocalKey,
     directory: Arc<dyn KeyDirectory>,
@@ -323,6 +323,13 @@ pub fn hub_server_config(
         .with_single_cert(vec![cert], secret)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    // No session resumption: a resumed TLS 1.3 session skips the client certificate check
+    // (rustls restores the peer's certificate from the session and offers no hook to check
+    // it again), so a node revoked since its last handshake would pass. Every connection makes
+    // a full handshake, and `EnrolledNodes` is asked every time. Costs one ed25519 signature
+    // per connection; nodes keep their connection open between sessions.
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    tls.send_tls13_tickets = 0;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -374,5 +381,84 @@ mod tests {
             LocalKey::from_seed([9; 32]).public().node_id()
         );
         assert_eq!(certificate_key(&CertificateDer::from(vec![0u8; 40])), None);
+    }
+
+    /// Accepts the keys in the list, counting how often it is asked.
+    #[derive(Debug, Default)]
+    struct Listed {
+        keys: std::sync::Mutex<Vec<PublicKey>>,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl KeyDirectory for Listed {
+        fn accepts(&self, key: &PublicKey) -> bool {
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.keys.lock().expect("lock").contains(key)
+        }
+    }
+
+    /// A node that connected once and was revoked before it connects again is refused in the
+    /// handshake itself: the second connection cannot resume the first's TLS session (which
+    /// would skip the client certificate check), so the directory is asked again.
+    #[tokio::test]
+    async fn a_revoked_node_cannot_resume_its_earlier_session() {
+        let hub_key = LocalKey::from_seed([1; 32]);
+        let node_key = LocalKey::from_seed([2; 32]);
+        let directory = Arc::new(Listed::default());
+        directory.keys.lock().expect("lock").push(node_key.public());
+        let server = quinn::Endpoint::server(
+            hub_server_config(&hub_key, directory.clone()).expect("server config"),
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .expect("binds");
+        let addr = server.local_addr().expect("addr");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let accepting = server.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = accepting.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let handshake = incoming.await;
+                    let _ = tx.send(handshake.is_ok());
+                    if let Ok(c) = handshake {
+                        // Stay up long enough for the node to receive any session ticket.
+                        let _ = c.closed().await;
+                    }
+                });
+            }
+        });
+        // One client endpoint for both connections: it keeps what it learnt for resumption.
+        let mut client =
+            quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("client");
+        client.set_default_client_config(
+            node_client_config(&node_key, hub_key.public()).expect("client config"),
+        );
+        let first = client
+            .connect(addr, HUB_SERVER_NAME)
+            .expect("connect")
+            .await
+            .expect("an enrolled node connects");
+        assert_eq!(rx.recv().await, Some(true));
+        // Let tickets (if any were sent) arrive before the connection ends.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        first.close(0u32.into(), b"done");
+        let asked_once = directory.asked.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(asked_once, 1);
+
+        directory.keys.lock().expect("lock").clear();
+        let second = client.connect(addr, HUB_SERVER_NAME).expect("connect");
+        let _ = tokio::time::timeout(Duration::from_secs(5), second).await;
+        assert_eq!(
+            rx.recv().await,
+            Some(false),
+            "the hub completed a handshake with a revoked node"
+        );
+        assert_eq!(
+            directory.asked.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the second handshake checked the node's key again"
+        );
+        client.close(0u32.into(), b"");
+        server.close(0u32.into(), b"");
     }
 }

@@ -551,7 +551,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = crate::NodeConfig::from_file(&file)?;
             // A public address without TLS is refused first, whatever the data directory holds.
             crate::ops::tls::check_listen(config.listen, config.tls.as_ref())?;
-            crate::ops::guard::require_node(&config, &file)?;
+            crate::ops::guard::require_node(&config, &file, "serve")?;
             serve::serve(config).await
         }
         Command::Init { config } => serve::init(&config).await,
@@ -597,7 +597,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            let config = crate::NodeConfig::from_file(&config)?;
+            let file = config;
+            let config = crate::NodeConfig::from_file(&file)?;
+            // Only nsdb init sets a node up: a fresh config is refused, saying so.
+            crate::ops::guard::require_node(&config, &file, "user add")?;
             // On the hub a clinic, on a hospital node a hospital: a 医療機関コード, checked.
             let institution = match institution {
                 Some(code) if config.role != crate::NodeRole::Municipality => Some(

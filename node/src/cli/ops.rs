@@ -133,7 +133,10 @@ pub fn restore(
             p.display()
         );
     }
-    println!("start the node: sheets changed since the backup come back from the hub by sync");
+    println!(
+        "start the node; {}",
+        crate::ops::CatchUp::of(&config).after_restore()
+    );
     Ok(())
 }
 
@@ -170,14 +173,24 @@ fn warn_unacknowledged(
     if ids.len() > LISTED_IDS {
         listed.push_str(&format!(" … and {} more", ids.len() - LISTED_IDS));
     }
+    let enrolled = crate::ops::CatchUp::of(config) == crate::ops::CatchUp::FromHub;
+    let (lost, keep) = if enrolled {
+        (
+            "were never acknowledged by the hub and would be lost",
+            "start the node and let it sync until its sync page (/sync) shows 0 waiting (未送信), then take a new backup (nsdb backup) and restore that one",
+        )
+    } else {
+        (
+            "would be lost: this node is not enrolled with a hub, so no copy of them is kept anywhere else",
+            "take a backup of the current database first (nsdb backup) and keep it; nothing comes back from a hub",
+        )
+    };
     eprintln!(
-        "warning: {} sheet(s) in the current database were never acknowledged by the hub; restoring {} replaces them with the backup's older copy or removes them, and their changes would be lost: {listed}",
+        "warning: {} sheet(s) in the current database {lost}; restoring {} replaces them with the backup's older copy or removes them: {listed}",
         ids.len(),
         dir.display()
     );
-    eprintln!(
-        "to keep them: start the node and let it sync until its sync page (/sync) shows 0 waiting (未送信), then take a new backup (nsdb backup) and restore that one; or restore anyway with --yes"
-    );
+    eprintln!("to keep them: {keep}; or restore anyway with --yes");
     if yes {
         return Ok(());
     }
@@ -188,7 +201,19 @@ fn warn_unacknowledged(
             return Ok(());
         }
     }
-    Err(crate::ops::OpsError::NotConfirmed { sheets: ids.len() })
+    Err(crate::ops::OpsError::NotConfirmed {
+        sheets: ids.len(),
+        lost: if enrolled {
+            "the hub never acknowledged would be lost"
+        } else {
+            "would be lost (this node is not enrolled with a hub)"
+        },
+        advice: if enrolled {
+            "sync first (then take a new backup)"
+        } else {
+            "take a backup of the current database first (nsdb backup)"
+        },
+    })
 }
 
 /// `nsdb rekey --config FILE [--recover]`.

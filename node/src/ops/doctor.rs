@@ -63,7 +63,7 @@ pub fn examine(config: &crate::NodeConfig, config_file: &Path, now_ms: i64) -> V
     // A file that cannot be looked at (a directory of another owner) is not a missing one:
     // say so, rather than "does not exist", which reads as lost data.
     let mut unusable = match db.try_exists() {
-        Ok(true) => unusable_file(&db, &config.data_dir, config_file),
+        Ok(true) => unusable_file(&db, config, config_file),
         _ => None,
     };
     match (&key, db.try_exists()) {
@@ -126,10 +126,12 @@ pub fn examine(config: &crate::NodeConfig, config_file: &Path, now_ms: i64) -> V
 /// a file the user cannot read, or an empty (0-byte) file — the database was lost (truncated by
 /// a failed copy, a full disk during a move, an editor). Each finding says what happened and
 /// the exact commands that bring the node back; None when the file can be opened and has bytes.
-fn unusable_file(db: &Path, data_dir: &Path, config_file: &Path) -> Option<Finding> {
+fn unusable_file(db: &Path, config: &crate::NodeConfig, config_file: &Path) -> Option<Finding> {
+    let data_dir = &config.data_dir;
     let restore = format!(
-        "systemctl stop nsdb; nsdb restore --config {} BACKUP_DIR (the newest directory written by nsdb backup); systemctl start nsdb — sheets saved since that backup come back from the hub by sync",
-        config_file.display()
+        "systemctl stop nsdb; nsdb restore --config {} BACKUP_DIR (the newest directory written by nsdb backup); systemctl start nsdb — {}",
+        config_file.display(),
+        super::CatchUp::of(config).after_restore()
     );
     let meta = match std::fs::metadata(db) {
         Ok(m) => m,
@@ -331,8 +333,9 @@ fn database(conn: &rusqlite::Connection, config: &crate::NodeConfig) -> Vec<Find
             "integrity",
             Verdict::Fix,
             format!(
-                "the database is damaged ({}): stop the node and restore the last backup (nsdb restore); sheets since then come back from the hub",
-                p.join("; ")
+                "the database is damaged ({}): stop the node and restore the last backup (nsdb restore); {}",
+                p.join("; "),
+                super::CatchUp::of(config).after_restore()
             ),
         )),
         Err(e) => out.push(finding("integrity", Verdict::Fix, e.to_string())),

@@ -42,17 +42,22 @@ pub fn check_before_open(data_dir: &Path, db: &Path) -> Result<(), OpsError> {
     })
 }
 
-/// Refuses to serve a data directory that holds no node: it does not exist, or has neither a
-/// database nor the marker of one (a data directory that held a database and lost it is left
-/// to [`check_before_open`], which says to restore). `config_file` is named in the message.
-/// Only `nsdb init` (and the operator's first `nsdb user add`) create a node; `nsdb serve`
-/// never does, so a typo in `data_dir` cannot start a new, empty node beside the real one.
-pub fn require_node(config: &crate::NodeConfig, config_file: &Path) -> Result<(), OpsError> {
+/// Refuses to run `command` (`serve`, `user add`, …: named in the message with `config_file`)
+/// on a data directory that holds no node: it does not exist, or has neither a database nor
+/// the marker of one (a data directory that held a database and lost it is left to
+/// [`check_before_open`], which says to restore). Only `nsdb init` creates a node; no other
+/// command does, so a typo in `data_dir` cannot start a new, empty node beside the real one.
+pub fn require_node(
+    config: &crate::NodeConfig,
+    config_file: &Path,
+    command: &'static str,
+) -> Result<(), OpsError> {
     let dir = &config.data_dir;
     let no_node = |what| OpsError::NoNode {
         dir: dir.clone(),
         what,
         config: config_file.to_path_buf(),
+        command,
     };
     if !dir.is_dir() {
         return Err(no_node("does not exist"));

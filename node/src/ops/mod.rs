@@ -21,6 +21,45 @@ use std::path::{Path, PathBuf};
 
 use crate::store::StoreError;
 
+/// Where a node's changes made after a backup can come back from once that backup is restored.
+/// Only a node enrolled with a hub catches up by sync; advice must never tell the operator of
+/// any other node to wait for the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// A hospital or municipality node enrolled with a hub: sheets come back by sync.
+    FromHub,
+    /// The hub itself: what it received after the backup is not in it.
+    Hub,
+    /// A node with no accepted enrollment (no `enrollment.toml`): nothing comes back.
+    NotEnrolled,
+}
+
+impl CatchUp {
+    /// This node's case, from its role and its data directory's enrollment.
+    pub fn of(config: &crate::NodeConfig) -> CatchUp {
+        if config.role == crate::NodeRole::Hub {
+            return CatchUp::Hub;
+        }
+        match nsdb_provisioning::enrollment::accepted(&config.data_dir) {
+            Ok(Some(_)) => CatchUp::FromHub,
+            _ => CatchUp::NotEnrolled,
+        }
+    }
+
+    /// What comes back after restoring an older backup, one clause for the operator.
+    pub fn after_restore(self) -> &'static str {
+        match self {
+            CatchUp::FromHub => "sheets saved since that backup come back from the hub by sync",
+            CatchUp::Hub => {
+                "this is the hub: what it received after that backup is not in the backup"
+            }
+            CatchUp::NotEnrolled => {
+                "this node is not enrolled with a hub, so nothing saved after that backup comes back; if the current database still opens, back it up first (nsdb backup)"
+            }
+        }
+    }
+}
+
 /// What an operator's command can fail with, each saying what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
@@ -36,7 +75,7 @@ pub enum OpsError {
         marker: PathBuf,
     },
     #[error(
-        "{} {what}: nsdb serve never creates a node, so that a mistyped data_dir starts nothing. Check data_dir in {}; to set up a new node there, run nsdb init --config {} first (then nsdb user add), or restore one (nsdb restore --config {} BACKUP_DIR)",
+        "{} {what}: nsdb {command} never creates a node, so that a mistyped data_dir starts nothing. Check data_dir in {}; to set up a new node there, run nsdb init --config {} first (then nsdb user add), or restore one (nsdb restore --config {} BACKUP_DIR)",
         dir.display(),
         config.display(),
         config.display(),
@@ -46,6 +85,8 @@ pub enum OpsError {
         dir: PathBuf,
         what: &'static str,
         config: PathBuf,
+        /// The command that refused (`serve`, `user add`).
+        command: &'static str,
     },
     #[error(
         "{} already holds a node (its database is {}): nsdb init sets up only a new node; serve this one (nsdb serve --config {})",
@@ -109,9 +150,15 @@ pub enum OpsError {
     )]
     FileConflict { path: PathBuf, dir: PathBuf },
     #[error(
-        "not restored: {sheets} sheet(s) the hub never acknowledged would be lost; nothing was replaced: sync first (then take a new backup), or give --yes"
+        "not restored: {sheets} sheet(s) {lost}; nothing was replaced: {advice}, or give --yes"
     )]
-    NotConfirmed { sheets: usize },
+    NotConfirmed {
+        sheets: usize,
+        /// Why they would be lost (never acknowledged by the hub; or no hub to hold them).
+        lost: &'static str,
+        /// How to keep them first (sync, then a new backup; or a backup of the current one).
+        advice: &'static str,
+    },
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,

@@ -11,7 +11,7 @@
 //! csv/wide/… csv/long/…                                the same as UTF-8 CSV with BOM
 //! ```
 //!
-//! Rows arrive from `scan` sorted by (year, form), so one partition's writers are open at a
+//! Rows arrive from the research rows (`rows::each`) sorted by (year, form), so one partition's writers are open at a
 //! time and at most [`BATCH`] records are held; row groups are flushed every
 //! [`ROW_GROUP`] rows. This module must never hold all sheets, nor write outside the folder.
 
@@ -32,7 +32,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::deid::{self, ItemRule};
-use super::{ResearchError, ResearchRecord, ScanCounts, Secret, disease_key, scan};
+use super::{ResearchError, ResearchRecord, ScanCounts, Secret, disease_key, rows};
 
 /// Records held before they are written as one batch.
 pub const BATCH: usize = 4096;
@@ -81,7 +81,8 @@ pub struct ExportSummary {
     pub files: Vec<String>,
 }
 
-/// Writes an export of every consented sheet into `out` (created; must be empty or new).
+/// Writes an export of every kept research row into `out` (created; must be empty or new).
+/// The rows must be up to date (`Node::research_refresh_rows`; the export command does it).
 /// Errors: [`ResearchError::NotEmpty`] for a folder holding files, [`ResearchError::Write`]
 /// naming the file that could not be written.
 pub fn export(
@@ -104,7 +105,7 @@ pub fn export(
     let mut files = dictionary(catalogue, out)?;
     let mut open: Option<Partition> = None;
     let mut groups: HashMap<(String, String, String, String), u64> = HashMap::new();
-    let counts = scan(c, catalogue, secret, |r| {
+    let counts = rows::each(c, |r| {
         *groups
             .entry((
                 r.age_band.clone(),

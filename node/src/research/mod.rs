@@ -1,10 +1,10 @@
 //! National research data at the hub (M19): consented sheets, de-identified, streamed into
 //! Parquet and CSV for research groups, and national counts that may be published.
 //!
-//! `scan` walks the hub's registered sheets in (year, form) order, one document at a time,
-//! keeps those whose 研究利用の同意 is given at the time of the scan ([`consent_given`]) and
-//! turns each into a [`ResearchRecord`] by the rules in `deid` (docs/research.md gives each rule
-//! its reason). `export` writes the files; `stats` counts and suppresses.
+//! Each sheet stored at the hub gets its research row (`rows`) in the same transaction: kept
+//! when it is registered or approved and its 研究利用の同意 is given ([`consent_given`]), as a
+//! [`ResearchRecord`] made by the rules in `deid` (docs/research.md gives each rule its reason).
+//! `export` streams the rows into files in (year, form) order; `stats` counts and suppresses.
 //!
 //! This module must never write a name, かな, address, insurance number, access key, free text,
 //! a doctor or an institution into anything it produces, never hold more than one partition's
@@ -12,12 +12,13 @@
 
 pub mod deid;
 pub mod export;
+pub mod rows;
 pub mod stats;
 
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
-use nsdb_rules::{Catalogue, Date, FormDef};
+use nsdb_rules::FormDef;
 use nsdb_sync::{ResearchConsent, Sheet};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::Sha256;
@@ -260,139 +261,6 @@ pub fn disease_key(form: &FormDef) -> String {
     }
 }
 
-/// Documents decoded together: read in order, decoded on every core, handed on in order.
-pub const CHUNK: usize = 1024;
-
-/// One stored sheet as read for research: (id, document, form id, institution, 記載年月日,
-/// created ms).
-type Stored = (String, Vec<u8>, String, String, Option<String>, i64);
-
-/// What became of one stored sheet.
-enum Outcome {
-    Kept(Box<ResearchRecord>),
-    WithoutConsent,
-    UnknownForm,
-}
-
-fn deidentify(
-    s: &Stored,
-    catalogue: &Catalogue,
-    secret: &Secret,
-) -> Result<Outcome, ResearchError> {
-    let (id, bytes, form_id, institution, written, created) = s;
-    let sheet = Sheet::load(bytes).map_err(|e| ResearchError::Document {
-        id: id.clone(),
-        reason: e.to_string(),
-    })?;
-    if !consent_given(&sheet) {
-        return Ok(Outcome::WithoutConsent);
-    }
-    let Some(form) = catalogue.form(form_id) else {
-        return Ok(Outcome::UnknownForm);
-    };
-    let fields = sheet.fields();
-    let written = written
-        .as_deref()
-        .and_then(Date::parse)
-        .unwrap_or_else(|| crate::Clock::Fixed(*created).today_jst());
-    Ok(Outcome::Kept(Box::new(deid::record(
-        form,
-        id,
-        institution,
-        written,
-        &fields,
-        secret,
-    ))))
-}
-
-/// Reads the hub's registered and approved sheets in (year, form) order and calls `each` with
-/// every consented one, de-identified, in that order. Documents are read [`CHUNK`] at a time and
-/// decoded on every core; memory is one chunk, whatever the number of sheets.
-pub fn scan(
-    c: &Connection,
-    catalogue: &Catalogue,
-    secret: &Secret,
-    mut each: impl FnMut(ResearchRecord) -> Result<(), ResearchError>,
-) -> Result<ScanCounts, ResearchError> {
-    let mut counts = ScanCounts::default();
-    // Only the order is sorted (year, form, rowid): the documents are fetched one by one.
-    let mut order = c.prepare(
-        "SELECT rowid FROM sheets WHERE status IN ('registered', 'approved')
-         ORDER BY coalesce(substr(written_date, 1, 4), strftime('%Y', created_at / 1000, 'unixepoch')),
-                  form_id, rowid",
-    )?;
-    let mut doc = c.prepare_cached(
-        "SELECT id, doc, form_id, institution, written_date, created_at FROM sheets WHERE rowid = ?1",
-    )?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut rows = order.query([])?;
-    let mut chunk: Vec<Stored> = Vec::with_capacity(CHUNK);
-    let mut done = false;
-    while !done {
-        chunk.clear();
-        while chunk.len() < CHUNK {
-            let Some(r) = rows.next()? else {
-                done = true;
-                break;
-            };
-            let rowid: i64 = r.get(0)?;
-            if let Some(s) = doc
-                .query_row([rowid], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })
-                .optional()?
-            {
-                chunk.push(s);
-            }
-        }
-        let per = chunk.len().div_ceil(cores).max(1);
-        let outcomes: Vec<Result<Vec<Outcome>, ResearchError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunk
-                .chunks(per)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|s| deidentify(s, catalogue, secret))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(ResearchError::Document {
-                            id: String::new(),
-                            reason: "de-identification stopped unexpectedly".into(),
-                        })
-                    })
-                })
-                .collect()
-        });
-        for part in outcomes {
-            for o in part? {
-                counts.read += 1;
-                match o {
-                    Outcome::Kept(r) => {
-                        counts.kept += 1;
-                        each(*r)?;
-                    }
-                    Outcome::WithoutConsent => counts.without_consent += 1,
-                    Outcome::UnknownForm => counts.unknown_form += 1,
-                }
-            }
-        }
-    }
-    Ok(counts)
-}
-
 /// An export as the ministry's page lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExportRow {
@@ -422,15 +290,37 @@ impl crate::Node {
             .await
     }
 
+    /// Fills the research rows still pending (sheets changed outside `store_sheet`, or stored
+    /// before the rows existed) from their documents, [`rows::REFRESH_CHUNK`] per writer
+    /// transaction so that saves go on meanwhile. Returns how many were filled.
+    pub async fn research_refresh_rows(&self) -> crate::Result<u64> {
+        self.require_hub()?;
+        let secret = self.research_secret().await?;
+        let mut filled = 0u64;
+        loop {
+            let (catalogue, secret) = (self.catalogue.clone(), secret.clone());
+            let n = self
+                .store
+                .write(move |c| Ok::<_, crate::Error>(rows::refresh(c, &catalogue, &secret)?))
+                .await?;
+            if n == 0 {
+                return Ok(filled);
+            }
+            filled += n as u64;
+        }
+    }
+
     /// `nsdb research export`: writes every consented sheet, de-identified, into `out` (see
     /// `export`), records the export with its k-anonymity figure and audits it (operator, no
-    /// user). Reads on a reader thread; the database is not locked for writers meanwhile.
+    /// user). Fills pending rows first ([`Self::research_refresh_rows`]), then reads the rows on
+    /// a reader thread; the database is not locked for writers meanwhile.
     pub async fn research_export(
         &self,
         out: std::path::PathBuf,
         formats: export::Formats,
     ) -> crate::Result<export::ExportSummary> {
         self.require_hub()?;
+        self.research_refresh_rows().await?;
         let secret = self.research_secret().await?;
         let catalogue = self.catalogue.clone();
         let now = self.clock.now_ms();
@@ -482,11 +372,10 @@ impl crate::Node {
     /// `research_counts`. Returns what was read and the number of cells.
     pub async fn research_build_stats(&self) -> crate::Result<(ScanCounts, usize)> {
         self.require_hub()?;
-        let secret = self.research_secret().await?;
-        let catalogue = self.catalogue.clone();
+        self.research_refresh_rows().await?;
         let (counts, cube) = self
             .store
-            .read(move |c| Ok::<_, crate::Error>(stats::count(c, &catalogue, &secret)?))
+            .read(move |c| Ok::<_, crate::Error>(stats::count(c)?))
             .await?;
         let cells = cube.len();
         let now = self.clock.now_ms();
@@ -504,7 +393,8 @@ impl crate::Node {
     }
 
     /// `nsdb research rotate-secret`: a new pseudonym secret (audited). Exports made after it
-    /// do not link to those made before.
+    /// do not link to those made before. Every research row is written again (at the next
+    /// export) under the new secret.
     pub async fn research_rotate_secret(&self) -> crate::Result<i64> {
         self.require_hub()?;
         let now = self.clock.now_ms();
@@ -512,6 +402,7 @@ impl crate::Node {
             .write(move |c| {
                 let tx = c.transaction()?;
                 let s = rotate_secret(&tx, now)?;
+                rows::relist_all(&tx)?;
                 crate::audit::append(
                     &tx,
                     crate::audit::Entry {

@@ -7,11 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use nsdb_rules::Catalogue;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use super::{ResearchError, ScanCounts, Secret, scan};
+use super::{ResearchError, ScanCounts, rows};
 
 /// Cells (and margins) from 1 to `PRIMARY_BELOW - 1` are suppressed.
 pub const PRIMARY_BELOW: u64 = 10;
@@ -94,27 +93,41 @@ impl Dim {
 /// The count cube: consented sheets per cell.
 pub type Cube = BTreeMap<CountKey, u64>;
 
-/// Counts every consented sheet into the cube. Memory grows with the number of distinct cells,
-/// never with sheets. Runs on a read connection.
-pub fn count(
-    c: &Connection,
-    catalogue: &Catalogue,
-    secret: &Secret,
-) -> Result<(ScanCounts, Cube), ResearchError> {
+/// The count cube, from the index `research_rows_counts` alone.
+pub(crate) const COUNT_CUBE: &str =
+    "SELECT year, disease, prefecture, age_band, sex, severity, count(*)
+     FROM research_rows WHERE kept = 1
+     GROUP BY year, disease, prefecture, age_band, sex, severity";
+
+/// Counts every kept research row into the cube, grouped by the database. Memory grows with
+/// the number of distinct cells, never with sheets. Runs on a read connection; the rows must be
+/// up to date (`Node::research_refresh_rows`).
+pub fn count(c: &Connection) -> Result<(ScanCounts, Cube), ResearchError> {
     let mut cube = Cube::new();
-    let counts = scan(c, catalogue, secret, |r| {
-        *cube
-            .entry(CountKey {
-                year: r.year,
-                disease: r.disease,
-                prefecture: r.prefecture,
-                age_band: r.age_band,
-                sex: r.sex,
-                severity: r.severity,
-            })
-            .or_default() += 1;
-        Ok(())
-    })?;
+    let mut kept = 0u64;
+    {
+        let mut st = c.prepare(COUNT_CUBE)?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let n = r.get::<_, i64>(6)? as u64;
+            kept += n;
+            cube.insert(
+                CountKey {
+                    year: r.get(0)?,
+                    disease: r.get(1)?,
+                    prefecture: r.get(2)?,
+                    age_band: r.get(3)?,
+                    sex: r.get(4)?,
+                    severity: r.get(5)?,
+                },
+                n,
+            );
+        }
+    }
+    // What was left out, from the rows that say so (the export counts the same way).
+    let mut counts = rows::each_left_out(c)?;
+    counts.read += kept;
+    counts.kept = kept;
     Ok((counts, cube))
 }
 

@@ -498,6 +498,8 @@ pub fn store_sheet(
          VALUES (?1, ?2, (SELECT n FROM sync_counter WHERE id = 1))",
     )?
     .execute(params![h.id.to_string(), heads])?;
+    // At the hub, the sheet's research row (de-identified) in the same transaction.
+    crate::research::rows::on_store(c, sheet, &f, now_ms)?;
     Ok(())
 }
 

@@ -210,6 +210,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/014_alerts.sql"),
     include_str!("../../migrations/015_users.sql"),
     include_str!("../../migrations/016_author.sql"),
+    include_str!("../../migrations/017_research_rows.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -482,6 +483,24 @@ impl Store {
         self.run(&self.writer, f).await
     }
 
+    /// Runs `f` on the writer connection and waits for it, from code that is not async (a
+    /// node opening). Must not be called from a store job.
+    pub fn write_blocking<T, E>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.writer.send(job).map_err(|_| StoreError::Stopped)?;
+        rx.recv().map_err(|_| StoreError::Stopped)?
+    }
+
     /// Runs `f` on one of the read-only connections.
     pub async fn read<T, E>(
         &self,
@@ -577,6 +596,15 @@ mod tests {
             16,
             "UPDATE users SET doctor_number = '1234567' WHERE id = 1;
              UPDATE sheets SET doctor_name = '鈴木 太郎' WHERE id = 's-1';",
+        ),
+        (
+            // 017_research_rows.sql
+            17,
+            "INSERT INTO research_rows (sheet_id, kept, secret_since, year, form_id, disease,
+                 record, patient, form_version, age, age_band, sex, prefecture, severity, items)
+                 VALUES ('s-1', 1, 5, 2025, 'rinko-006', '006', 'r', 'p', '2024.04', 60, '60-64',
+                 '2', '東京都', '該当', 'basic.onset2019-04');
+             INSERT INTO research_pending VALUES ('s-2');",
         ),
     ];
 

@@ -68,6 +68,15 @@ fn run(opts: CrashBench) -> anyhow::Result<Vec<Figure>> {
             "name = \"bench-crash\"\nrole = \"hospital\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nkey_file = \"db.key\"\nmetrics_listen = \"off\"\nintegrity_check_hours = 0\n\n[institution]\ncode = \"1399000099\"\nname = \"ベンチ病院\"\n"
         ),
     )?;
+    let init = Command::new(&exe)
+        .args(["init", "--config"])
+        .arg(&config)
+        .output()?;
+    anyhow::ensure!(
+        init.status.success(),
+        "nsdb init failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let added = Command::new(&exe)
         .args(["user", "add", "--config"])
         .arg(&config)

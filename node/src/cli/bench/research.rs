@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 
 use super::Figure;
 use crate::research::export::{self, Formats};
-use crate::research::{Secret, stats};
+use crate::research::{Secret, rows, stats};
 use crate::store::{DbKey, Durability, Store};
 
 /// Options of the research scenario.
@@ -95,8 +95,23 @@ fn pool(catalogue: &Catalogue, n: usize) -> Vec<Pooled> {
         .collect()
 }
 
-async fn corpus(store: &Store, catalogue: &Catalogue, sheets: usize) -> anyhow::Result<()> {
+async fn corpus(
+    store: &Store,
+    catalogue: &std::sync::Arc<Catalogue>,
+    secret: &Secret,
+    sheets: usize,
+) -> anyhow::Result<()> {
     let pool = pool(catalogue, POOL.min(sheets.max(1)));
+    // Each pooled document's research row, made once: only the sheet's pseudonym differs
+    // between the sheets stored under it (what `store_sheet` writes at the hub).
+    let rows: Vec<rows::Row> = pool
+        .iter()
+        .map(|p| {
+            let sheet = Sheet::load(&p.6)?;
+            Ok(rows::row_of(catalogue, secret, &sheet, &sheet.fields()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let secret = secret.clone();
     store
         .write(move |c| {
             let tx = c.transaction()?;
@@ -108,16 +123,13 @@ async fn corpus(store: &Store, catalogue: &Catalogue, sheets: usize) -> anyhow::
                 )?;
                 for i in 0..sheets {
                     let p = &pool[i % pool.len()];
-                    ins.execute(rusqlite::params![
-                        uuid::Uuid::from_u128(0x5eed_0000_0000 + i as u128).to_string(),
-                        p.6,
-                        p.0,
-                        p.1,
-                        p.2,
-                        p.3,
-                        p.4,
-                        p.5
-                    ])?;
+                    let id = uuid::Uuid::from_u128(0x5eed_0000_0000 + i as u128).to_string();
+                    ins.execute(rusqlite::params![id, p.6, p.0, p.1, p.2, p.3, p.4, p.5])?;
+                    let mut row = rows[i % pool.len()].clone();
+                    if let rows::Row::Kept(r) = &mut row {
+                        r.record = secret.record(&id);
+                    }
+                    rows::write(&tx, &id, &row, secret.since_ms)?;
                 }
             }
             tx.commit()?;
@@ -162,14 +174,14 @@ pub async fn research(opts: ResearchBench) -> anyhow::Result<Vec<Figure>> {
         2,
         Durability::ProcessCrash,
     )?;
+    let secret = Secret::from_bytes([3; 32], 0);
     let started = Instant::now();
-    corpus(&store, &catalogue, opts.sheets).await?;
+    corpus(&store, &catalogue, &secret, opts.sheets).await?;
     eprintln!(
         "research: {} sheets stored in {:.1} s",
         opts.sheets,
         started.elapsed().as_secs_f64()
     );
-    let secret = Secret::from_bytes([3; 32], 0);
     let (mut export_s, mut peak, mut stats_s, mut duck_s, mut ratio, mut per_s) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut csv_s = vec![];
@@ -217,10 +229,9 @@ pub async fn research(opts: ResearchBench) -> anyhow::Result<Vec<Figure>> {
             }
             let _ = std::fs::remove_dir_all(&out);
         }
-        let (cat, sec) = (catalogue.clone(), secret.clone());
         let t = Instant::now();
         store
-            .read(move |c| stats::count(c, &cat, &sec).map_err(anyhow::Error::from))
+            .read(move |c| stats::count(c).map_err(anyhow::Error::from))
             .await?;
         if run > 0 {
             stats_s.push(t.elapsed().as_secs_f64());

@@ -46,10 +46,15 @@ pub struct Health {
     version: String,
 }
 
-/// Whether the node answers.
+/// Whether the node answers, and in what state. HTTP 200 for `ok` and `degraded` (the node
+/// still serves reads and writes; a load balancer must keep it, monitoring alerts on
+/// `status`), 503 for `damaged` (every write, sign-ins included, is refused: a load balancer
+/// should send users elsewhere). docs/operations.md "Health" gives the same table.
 #[utoipa::path(get, path = "/api/v1/health", tag = "node",
-    responses((status = 200, body = Health)))]
-async fn health(State(node): State<AppState>) -> Json<Health> {
+    responses(
+        (status = 200, description = "`ok` or `degraded`", body = Health),
+        (status = 503, description = "`damaged`: writes are refused", body = Health)))]
+async fn health(State(node): State<AppState>) -> (StatusCode, Json<Health>) {
     let damage = node.store.damage();
     let room = node.room();
     let problems = room.problems();
@@ -58,7 +63,12 @@ async fn health(State(node): State<AppState>) -> Json<Health> {
         (None, false) => "degraded",
         (None, true) => "ok",
     };
-    Json(Health {
+    let code = if damage.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = Json(Health {
         status: status.into(),
         damage,
         problems,
@@ -67,7 +77,8 @@ async fn health(State(node): State<AppState>) -> Json<Health> {
         role: node.role(),
         node: node.config.name.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
-    })
+    });
+    (code, body)
 }
 
 struct BearerAuth;
