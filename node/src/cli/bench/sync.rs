@@ -195,6 +195,71 @@ async fn timed_round(
     }
 }
 
+/// The raw limit of an initial sync, measured as `../shared/peers` does: the same stored
+/// documents sent over one loopback TCP socket (a 4-byte length, the id, the bytes) and
+/// inserted by the receiving thread into a plain SQLite table (`id TEXT PRIMARY KEY, doc
+/// BLOB`, WAL, `synchronous = NORMAL`) in one transaction. Seconds, from connecting to the
+/// commit. Nothing is checked, decoded or encrypted: no sync can be faster.
+async fn raw_limit(node: &Node, dir: &Path) -> anyhow::Result<f64> {
+    use std::io::{BufReader, BufWriter, Read, Write};
+    let docs: Vec<(String, Vec<u8>)> = node
+        .store
+        .read(|c| {
+            let mut st = c.prepare("SELECT id, doc FROM sheets")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok::<_, crate::Error>(rows)
+        })
+        .await?;
+    let path = dir.join("limit.db");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
+        let receiver = std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut db = rusqlite::Connection::open(&path)?;
+            db.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                 CREATE TABLE docs (id TEXT PRIMARY KEY, doc BLOB);",
+            )?;
+            let (socket, _) = listener.accept()?;
+            let mut socket = BufReader::with_capacity(1 << 20, socket);
+            let tx = db.transaction()?;
+            {
+                let mut insert = tx.prepare("INSERT INTO docs (id, doc) VALUES (?1, ?2)")?;
+                let mut len = [0u8; 4];
+                loop {
+                    match socket.read_exact(&mut len) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                    let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+                    socket.read_exact(&mut frame)?;
+                    let (id, doc) = frame.split_at(36);
+                    insert.execute(rusqlite::params![std::str::from_utf8(id)?, doc])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        });
+        let started = Instant::now();
+        let mut socket = BufWriter::with_capacity(1 << 20, std::net::TcpStream::connect(addr)?);
+        for (id, doc) in &docs {
+            let len = u32::try_from(id.len() + doc.len())?;
+            socket.write_all(&len.to_be_bytes())?;
+            socket.write_all(id.as_bytes())?;
+            socket.write_all(doc)?;
+        }
+        drop(socket.into_inner().map_err(|e| e.into_error())?);
+        receiver
+            .join()
+            .map_err(|_| anyhow::anyhow!("the limit's receiver panicked"))??;
+        Ok(started.elapsed().as_secs_f64())
+    })
+    .await?
+}
+
 /// Ordinary sheets changed for the figure "1,000 sheets crossing beside an oversized one".
 const ORDINARY: usize = 1_000;
 
@@ -290,6 +355,7 @@ pub async fn sync(opts: SyncBench) -> anyhow::Result<Vec<Figure>> {
         let started = Instant::now();
         let initial = link.sync(&replica).await?;
         let initial_s = started.elapsed().as_secs_f64();
+        let limit_s = raw_limit(&hospital, dir.path()).await?;
 
         // 10% of the sheets change one item each.
         let doctor = hospital
@@ -380,6 +446,8 @@ pub async fn sync(opts: SyncBench) -> anyhow::Result<Vec<Figure>> {
             continue; // warm-up
         }
         record("initial_wall", "s", initial_s);
+        record("limit_wall", "s", limit_s);
+        record("initial_over_limit", "x", initial_s / limit_s);
         record(
             "initial_bytes",
             "KiB",
