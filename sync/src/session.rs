@@ -842,14 +842,18 @@ where
         .into_iter()
         .filter(|(id, _)| !refused_ids.contains(id))
         .collect();
-    replica.settle(
-        peer,
-        Settlement {
-            through: inventory.stamp(),
-            stored,
-            apart,
-        },
-    );
+    // An idle session with nothing unsettled leaves nothing to settle (and the replica keeps
+    // its inventory as it is).
+    if differ || inventory.unsettled_count() > 0 {
+        replica.settle(
+            peer,
+            Settlement {
+                through: inventory.stamp(),
+                stored,
+                apart,
+            },
+        );
+    }
     stats.damaged = damaged;
     stats.set_aside = set_aside;
     stats.bytes_sent = writer.bytes;

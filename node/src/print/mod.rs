@@ -31,8 +31,8 @@ use nsdb_rules::FormDef;
 use draw::*;
 use layout::*;
 pub use masking::is_personal;
-pub use text::unprintable;
 pub use notice::{CredentialsNotice, credentials_notice_pdf};
+pub use text::unprintable;
 use text::*;
 
 /// What a masked item shows instead of its value.

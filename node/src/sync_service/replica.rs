@@ -249,10 +249,13 @@ impl Replica for NodeReplica {
             .lock()
             .ok()
             .and_then(|mut s| s.remove(&peer.node));
-        if settled.is_none()
-            && let Ok(k) = self.kept.lock()
-            && let Some(k) = k.get(&peer.node).filter(|k| k.at == now)
+        if let Ok(mut kept) = self.kept.lock()
+            && let Some(k) = kept.get_mut(&peer.node).filter(|k| k.at == now)
         {
+            // Settled in memory: nothing was written, so nothing received is to be matched.
+            if let Some(s) = settled {
+                Arc::make_mut(&mut k.inventory).settle(s.through, s.apart);
+            }
             return Ok(k.inventory.clone());
         }
         // Taken out while it is updated, so the update changes it in place.
