@@ -523,8 +523,8 @@ where
         .chain(peer_changed.keys())
         .copied()
         .collect();
-    let rest = inventory.summary_without(&listed);
     let differing_buckets = if differ {
+        let rest = inventory.summary_without(&listed);
         let peer_fingerprint = exchange_rest(&mut writer, &mut reader, &rest, false).await?;
         if peer_fingerprint.0 == rest.fingerprint() {
             Vec::new()

@@ -22,6 +22,15 @@ pub const RETURN_TO: &str = "_reauth_to";
 /// starts the download (`RETURN_TO`), instead of leaving the user on the 再認証 page.
 pub const BACK: &str = "_reauth_back";
 
+/// The fields of a posted form (none for any other method).
+fn posted_pairs(method: &Method, body: &Bytes) -> Vec<(String, String)> {
+    if *method == Method::POST {
+        serde_urlencoded::from_bytes(body).unwrap_or_default()
+    } else {
+        Vec::new()
+    }
+}
+
 /// Lets a sensitive request through: `Ok(body)` with the body the action should read (the
 /// held form, without the 再認証 fields) when the session is recent or the request carries a
 /// right password; otherwise `Err` with the 再認証 page (401), or with it again and a message
@@ -33,11 +42,7 @@ pub async fn guard(
     uri: &Uri,
     body: &Bytes,
 ) -> Result<Bytes, Response> {
-    let pairs: Vec<(String, String)> = if *method == Method::POST {
-        serde_urlencoded::from_bytes(body).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let pairs = posted_pairs(method, body);
     if pairs.iter().any(|(k, _)| k == PASSWORD) {
         let held = check(node, s, &pairs, uri, method).await?;
         return Ok(Bytes::from(
@@ -65,11 +70,7 @@ pub async fn guard_download(
     body: &Bytes,
     back: &str,
 ) -> Result<Bytes, Response> {
-    let pairs: Vec<(String, String)> = if *method == Method::POST {
-        serde_urlencoded::from_bytes(body).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let pairs = posted_pairs(method, body);
     if pairs.iter().any(|(k, _)| k == PASSWORD) {
         check(node, s, &pairs, uri, method).await?;
         let flash = crate::accounts::Flash::text(

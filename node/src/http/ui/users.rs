@@ -17,7 +17,7 @@ use crate::accounts::Flash;
 use crate::accounts::admin::{USERS_PER_PAGE, UserSearch};
 use crate::accounts::policy::{Action, Role, Target, UserKind, authorize};
 use crate::http::AppState;
-use crate::http::shared::page::{Ctx, error_page, jst, posted_form};
+use crate::http::shared::page::{Ctx, error_page, file_disposition, jst, posted_form};
 use crate::http::shared::reauth;
 use crate::http::shared::session::UiSession;
 
@@ -236,9 +236,10 @@ async fn notice(
                 (header::CACHE_CONTROL, "no-store".to_string()),
                 (
                     header::CONTENT_DISPOSITION,
-                    format!(
-                        "attachment; filename=\"id-notice-{id}.pdf\"; filename*=UTF-8''{}",
-                        urlencoding(&format!("IDパスワード通知書_{}.pdf", issued.login))
+                    file_disposition(
+                        "attachment",
+                        &format!("IDパスワード通知書_{}.pdf", issued.login),
+                        &format!("id-notice-{id}.pdf"),
                     ),
                 ),
             ],
@@ -288,19 +289,6 @@ async fn reissue_key(
             .into_response(),
         Err(e) => error_page(Some(&ctx), e),
     }
-}
-
-/// Percent-encodes a file name for `filename*` (RFC 5987).
-fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 async fn lock(
