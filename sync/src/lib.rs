@@ -22,6 +22,7 @@ mod replicate;
 mod review;
 pub mod session;
 mod sheet;
+mod stored;
 pub mod summary;
 pub mod tls;
 pub mod wire;
@@ -41,5 +42,7 @@ pub use review::{
 pub use session::{
     Peer, PeerRole, Replica, ReplicaError, SessionError, SessionStats, SetAside, Settlement,
 };
-pub use sheet::{Conflict, ConflictValue, Edit, HistoryEntry, NewSheet, Sheet, SheetHeader};
+pub use sheet::{
+    Conflict, ConflictValue, Edit, HistoryEntry, LogEntry, NewSheet, Sheet, SheetHeader,
+};
 pub use tls::{KeyDirectory, LocalKey, PublicKey};

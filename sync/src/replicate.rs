@@ -122,24 +122,62 @@ impl Sheet {
             return Ok(0);
         }
         let count = fresh.len();
-        let mut merged: Automerge = self.doc.clone();
-        merged
-            .apply_changes(fresh)
-            .map_err(|source| merge_error(id, source))?;
-        if !merged.get_missing_deps(&[]).is_empty() {
-            return Err(SheetError::Merge {
-                id,
-                source: Box::new(AutomergeError::Fail),
+        let raw: Vec<Vec<u8>> = fresh.iter().map(|c| c.raw_bytes().to_vec()).collect();
+        // In place when the stored bytes can bring the document back on a refusal (a sheet
+        // just read from the store); on a copy otherwise.
+        let restorable = self
+            .stored
+            .as_ref()
+            .is_some_and(|s| s.heads() == self.doc.get_heads());
+        let shape = if restorable {
+            match merged_with(&mut self.doc, id, fresh) {
+                Ok(shape) => shape,
+                Err(e) => {
+                    if let Some(stored) = &self.stored {
+                        self.doc = match Automerge::load(stored.bytes()) {
+                            Ok(doc) => doc,
+                            Err(error) => panic!(
+                                "nsdb-sync bug: a sheet's own stored bytes do not load: {error}"
+                            ),
+                        };
+                    }
+                    return Err(e);
+                }
             }
-            .into());
-        }
-        let shape = Shape::read(&merged)?;
-        self.doc = merged;
+        } else {
+            let mut merged: Automerge = self.doc.clone();
+            let shape = merged_with(&mut merged, id, fresh)?;
+            self.doc = merged;
+            shape
+        };
         self.header = shape.header;
         self.patient = shape.patient;
         self.items = shape.items;
+        let heads = self.doc.get_heads();
+        if let Some(stored) = &mut self.stored {
+            stored.append(raw.iter().map(Vec::as_slice), heads);
+        }
         Ok(count)
     }
+}
+
+/// Applies `fresh` to `doc` and reads the layout it has then; on error `doc` may hold part of
+/// `fresh`.
+fn merged_with(
+    doc: &mut Automerge,
+    id: SheetId,
+    fresh: Vec<Change>,
+) -> Result<Shape, ReplicationError> {
+    doc.apply_changes(fresh)
+        .map_err(|source| merge_error(id, source))?;
+    if !doc.get_missing_deps(&[]).is_empty() {
+        return Err(SheetError::Merge {
+            id,
+            source: Box::new(AutomergeError::Fail),
+        }
+        .into());
+    }
+    Ok(Shape::read(doc)?)
 }
 
 #[cfg(test)]
@@ -193,6 +231,44 @@ mod tests {
                 .expect("again"),
             0
         );
+    }
+
+    #[test]
+    fn received_changes_are_stored_appended_and_load_as_the_same_sheet() {
+        let hospital = author(1, 7);
+        let mut a = sheet(hospital);
+        let stored = a.save();
+        let mut b = Sheet::load(&stored).expect("loads");
+        set(&mut a, hospital, "q1", "x");
+        set(&mut a, hospital, "q2", "y");
+        b.apply_received(&a.changes_since(&b.raw_heads()), Some(hospital.node))
+            .expect("applies");
+        let bytes = b.save();
+        assert!(
+            bytes.starts_with(&stored),
+            "the stored bytes are kept, the changes appended"
+        );
+        let again = Sheet::load(&bytes).expect("appended bytes load");
+        assert_eq!(again.heads(), a.heads());
+        assert_eq!(again.fields(), a.fields());
+    }
+
+    #[test]
+    fn a_change_that_breaks_the_layout_is_refused_and_the_stored_sheet_is_kept() {
+        let hospital = author(1, 7);
+        let mut a = sheet(hospital);
+        let mut b = Sheet::load(&a.save()).expect("loads");
+        set(&mut a, hospital, "q1", "x");
+        let before = (b.heads(), b.fields(), b.save());
+        a.doc.set_actor(hospital.to_actor());
+        let mut tx = a.doc.transaction();
+        automerge::transaction::Transactable::delete(&mut tx, automerge::ROOT, "status")
+            .expect("delete");
+        tx.commit();
+        let delta = a.changes_since(&b.raw_heads());
+        assert!(b.apply_received(&delta, Some(hospital.node)).is_err());
+        assert_eq!((b.heads(), b.fields(), b.save()), before);
+        assert_eq!(b.header().status, "draft");
     }
 
     #[test]
