@@ -341,22 +341,32 @@ pub const IDENTITY_ITEMS: [&str; 4] = [
 /// Documents' history is read only for a sheet with a doctor (registered, or started by one)
 /// and no 指定医氏名, so a save of an ordinary draft never walks it.
 pub fn doctor_in_document(sheet: &Sheet, doctor: Option<u64>) -> Option<String> {
-    doctor_in_fields(&sheet.fields()).or_else(|| {
+    doctor_named(sheet, &sheet.fields(), doctor)
+}
+
+/// [`doctor_in_document`] with the sheet's values already read. Reads only the change log
+/// (authors and messages), never what each change wrote: it runs for every sheet stored.
+/// The doctor's own changes count only when made on the node that created the sheet, so a
+/// user of another node with the same user number is never taken for the doctor.
+fn doctor_named(
+    sheet: &Sheet,
+    fields: &BTreeMap<String, String>,
+    doctor: Option<u64>,
+) -> Option<String> {
+    doctor_in_fields(fields).or_else(|| {
         let doctor = doctor?;
-        let history = sheet.history();
+        let log = sheet.log();
         let named = |a: nsdb_sync::Author| sheet.author_name(&a).map(|(name, _)| name);
-        history
-            .iter()
+        log.iter()
             .rev()
             .find(|h| h.message == "登録")
             .and_then(|h| h.author)
             .and_then(named)
             .or_else(|| {
-                history
-                    .iter()
-                    .filter(|h| !h.changed.is_empty())
+                let creator = log.first().and_then(|h| h.author).map(|a| a.node);
+                log.iter()
                     .filter_map(|h| h.author)
-                    .filter(|a| a.user == doctor)
+                    .filter(|a| a.user == doctor && Some(a.node) == creator)
                     .find_map(named)
             })
     })
@@ -438,7 +448,7 @@ pub fn store_sheet(
     let f = sheet.fields();
     let get = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
     let review = ReviewProjection::of(sheet);
-    let doctor_name = doctor_in_document(sheet, h.doctor);
+    let doctor_name = doctor_named(sheet, &f, h.doctor);
     let doc = sheet.save();
     let heads = heads_blob(&sheet.raw_heads());
     c.prepare_cached(

@@ -260,6 +260,77 @@ async fn raw_limit(node: &Node, dir: &Path) -> anyhow::Result<f64> {
     .await?
 }
 
+/// Documents the per-stage breakdown ([`stages`]) times.
+const STAGE_SAMPLE: usize = 1_000;
+
+/// Where a received document's time goes, stage by stage, as the hub spends it on each sheet
+/// of an initial sync: microseconds per document over the first [`STAGE_SAMPLE`] stored
+/// documents of `node`, each stage run alone on this process's threads. `stage_read` is the
+/// sending side's read of the stored bytes; `stage_load` reads them into a sheet and checks
+/// every change's author (`Sheet::load_received`); `stage_authority` checks what each change
+/// wrote against what a hospital may change (`review::authority`); `stage_fields` reads the
+/// values for the list projection; `stage_store` runs `sheets::store_sheet`'s statements in a
+/// transaction that is rolled back (page encryption at commit is not included).
+async fn stages(node: &Node) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let sender = node.node_id;
+    node.store
+        .write(move |c| {
+            let ids: Vec<String> = c
+                .prepare(&format!(
+                    "SELECT id FROM sheets ORDER BY id LIMIT {STAGE_SAMPLE}"
+                ))?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let per_doc =
+                |started: Instant| started.elapsed().as_secs_f64() * 1e6 / ids.len().max(1) as f64;
+            let started = Instant::now();
+            let mut docs = Vec::with_capacity(ids.len());
+            {
+                let mut st = c.prepare_cached("SELECT doc FROM sheets WHERE id = ?1")?;
+                for id in &ids {
+                    docs.push(st.query_row([id], |r| r.get::<_, Vec<u8>>(0))?);
+                }
+            }
+            let read = per_doc(started);
+            let started = Instant::now();
+            let mut sheets = Vec::with_capacity(docs.len());
+            for (id, bytes) in ids.iter().zip(&docs) {
+                let id: nsdb_sync::SheetId = id.parse()?;
+                sheets.push(nsdb_sync::Sheet::load_received(id, bytes, Some(sender))?);
+            }
+            let load = per_doc(started);
+            let started = Instant::now();
+            for sheet in &sheets {
+                crate::review::authority::check(
+                    sheet,
+                    &[],
+                    crate::review::authority::Sender::Hospital,
+                )
+                .map_err(anyhow::Error::msg)?;
+            }
+            let authority = per_doc(started);
+            let started = Instant::now();
+            let values: usize = sheets.iter().map(|s| s.fields().len()).sum();
+            let fields = per_doc(started);
+            std::hint::black_box(values);
+            let started = Instant::now();
+            let tx = c.transaction()?;
+            for sheet in &mut sheets {
+                crate::sheets::store_sheet(&tx, sheet, "screen", 0)?;
+            }
+            let store = per_doc(started);
+            tx.rollback()?;
+            Ok::<_, anyhow::Error>(vec![
+                ("stage_read", read),
+                ("stage_load", load),
+                ("stage_authority", authority),
+                ("stage_fields", fields),
+                ("stage_store", store),
+            ])
+        })
+        .await
+}
+
 /// Ordinary sheets changed for the figure "1,000 sheets crossing beside an oversized one".
 const ORDINARY: usize = 1_000;
 
@@ -371,6 +442,7 @@ pub async fn sync(opts: SyncBench) -> anyhow::Result<Vec<Figure>> {
         let started = Instant::now();
         let incremental = link.sync(&replica).await?;
         let incremental_s = started.elapsed().as_secs_f64();
+        let stage_figures = stages(&hospital).await?;
 
         // Nothing to do, first right after the changes (each side brings its kept inventory
         // up to date), then again.
@@ -492,6 +564,9 @@ pub async fn sync(opts: SyncBench) -> anyhow::Result<Vec<Figure>> {
                 "sheets",
                 beside.set_aside.len() as f64,
             );
+        }
+        for (metric, us) in stage_figures {
+            record(metric, "µs/doc", us);
         }
         record("hospital_resident_before_sync", "MiB", seeded_mib);
         record("hospital_peak_memory", "MiB", hospital_peak);
