@@ -791,3 +791,131 @@ async fn rows_missing_or_out_of_date_are_filled_from_the_documents_at_the_next_e
     let (counts, _) = h.hub.node.research_build_stats().await.unwrap();
     assert_eq!(counts.kept, 2);
 }
+
+/// Every sheet id a node holds.
+async fn sheet_ids(node: &TestNode) -> Vec<String> {
+    node.node
+        .store
+        .read(|c| {
+            let mut st = c.prepare("SELECT id FROM sheets ORDER BY id")?;
+            let ids = st.query_map([], |r| r.get(0))?;
+            Ok::<_, nsdb::Error>(ids.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+        .unwrap()
+}
+
+/// Saves sheet `id` again through `store_sheet` with 出生市区町村 changed, as 一時保存 does.
+async fn save_again(node: &TestNode, id: &str, value: &str) -> Result<(), nsdb::Error> {
+    let (id, value) = (id.to_string(), value.to_string());
+    node.node
+        .store
+        .write(move |c| {
+            let bytes: Vec<u8> =
+                c.query_row("SELECT doc FROM sheets WHERE id = ?1", [&id], |r| r.get(0))?;
+            let mut sheet = Sheet::load(&bytes).unwrap();
+            let edit = Edit {
+                author: Author {
+                    node: NodeId([7; 16]),
+                    user: 1,
+                },
+                at_ms: 1_770_000_000_000,
+                message: "一時保存",
+            };
+            let changes = BTreeMap::from([("patient.birth_municipality".to_string(), Some(value))]);
+            sheet.set_fields(&changes, edit);
+            nsdb::sheets::store_sheet(c, &mut sheet, "screen", 1_770_000_000_000)?;
+            Ok::<_, nsdb::Error>(())
+        })
+        .await
+}
+
+/// A configuration saying `role = "hub"` pointed at a hospital's data directory (`nsdb research
+/// stats --config hub.toml` with the wrong data_dir) opens nothing: it is refused, naming the
+/// data directory, and writes nothing there. A hospital database that such a run touched before
+/// roles were recorded (research rows turned on, sheets listed as pending) heals when the
+/// hospital opens it again, and every save goes on working.
+#[tokio::test]
+async fn a_hospital_database_is_never_opened_as_the_hub_and_one_touched_before_heals() {
+    let mut hospital = TestNode::start_with_sheets(NodeRole::Hospital, 3).await;
+    let mut as_hub = hospital.node.config.clone();
+    as_hub.role = NodeRole::Hub;
+    let refused = nsdb::Node::open(as_hub, nsdb::Clock::System)
+        .expect_err("a hospital's data directory is not opened as the hub")
+        .to_string();
+    let dir = hospital.node.config.data_dir.display().to_string();
+    assert!(refused.contains(&dir), "{refused}");
+    assert!(refused.contains("医療機関のノード"), "{refused}");
+    let meta = |node: &TestNode| {
+        let node = node.node.clone();
+        async move {
+            node.store
+                .read(|c| {
+                    Ok::<_, nsdb::Error>(c.query_row(
+                        "SELECT count(*) FROM node_meta WHERE key LIKE 'research%'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )?)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(meta(&hospital).await, 0, "the refused open wrote nothing");
+
+    // As an older nsdb left it: research rows turned on, every sheet listed as pending.
+    hospital
+        .node
+        .store
+        .write(|c| {
+            c.execute_batch(
+                "INSERT INTO node_meta (key, value) VALUES ('research_rows', '1');
+                 INSERT INTO research_pending (sheet_id) SELECT id FROM sheets;",
+            )?;
+            Ok::<_, nsdb::Error>(())
+        })
+        .await
+        .unwrap();
+    let ids = sheet_ids(&hospital).await;
+    assert_eq!(ids.len(), 3);
+    // Even before it heals, saving twice works (the trigger lists a sheet once).
+    save_again(&hospital, &ids[0], "架空市").await.unwrap();
+    save_again(&hospital, &ids[0], "見本町").await.unwrap();
+    hospital.reopen().await;
+    assert_eq!(meta(&hospital).await, 0, "research rows turned off");
+    assert_eq!(pending(&hospital).await, 0);
+    for (i, id) in ids.iter().enumerate() {
+        save_again(&hospital, id, &format!("市{i}")).await.unwrap();
+        save_again(&hospital, id, &format!("町{i}")).await.unwrap();
+    }
+    assert_eq!(pending(&hospital).await, 0, "a hospital lists nothing");
+    assert_eq!(sheet_ids(&hospital).await, ids, "no sheet lost");
+}
+
+/// At the hub, a sheet already listed as pending (its row could not be written) is saved again
+/// and again without a UNIQUE error.
+#[tokio::test]
+async fn a_sheet_listed_as_pending_at_the_hub_saves_again() {
+    let h = hub().await;
+    let id = h.ids["refused"].clone();
+    let listed = id.clone();
+    h.hub
+        .node
+        .store
+        .write(move |c| {
+            c.execute(
+                "INSERT INTO research_pending (sheet_id) VALUES (?1)",
+                [&listed],
+            )?;
+            // A direct write (another process) while it is listed.
+            c.execute(
+                "UPDATE sheets SET updated_at = updated_at + 1, doc = doc WHERE id = ?1",
+                [&listed],
+            )?;
+            Ok::<_, nsdb::Error>(())
+        })
+        .await
+        .unwrap();
+    save_again(&h.hub, &id, "架空市").await.unwrap();
+    save_again(&h.hub, &id, "見本町").await.unwrap();
+}

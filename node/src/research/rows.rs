@@ -75,6 +75,28 @@ pub fn enable(c: &Connection, catalogue: Arc<Catalogue>) -> rusqlite::Result<()>
     Ok(())
 }
 
+/// Turns research rows off on a node that is not the hub: drops the `node_meta` keys that turn
+/// the triggers on and empties `research_rows`, `research_pending` and `research_counts` (all
+/// derived from the sheets, which stay as they are). Cheap when there is nothing to drop.
+pub fn disable(c: &Connection) -> rusqlite::Result<()> {
+    let on: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM node_meta WHERE key IN (?1, ?2))
+             OR EXISTS (SELECT 1 FROM research_pending)",
+        [ENABLED, CATALOGUE],
+        |r| r.get(0),
+    )?;
+    if on {
+        c.execute(
+            "DELETE FROM node_meta WHERE key IN (?1, ?2, 'research_counts_at')",
+            [ENABLED, CATALOGUE],
+        )?;
+        c.execute("DELETE FROM research_rows", [])?;
+        c.execute("DELETE FROM research_pending", [])?;
+        c.execute("DELETE FROM research_counts", [])?;
+    }
+    Ok(())
+}
+
 /// Drops every row and lists every sheet for [`refresh`] (a new secret or catalogue).
 pub fn relist_all(c: &Connection) -> rusqlite::Result<()> {
     c.execute("DELETE FROM research_rows", [])?;
