@@ -77,6 +77,21 @@ async fn put_sheet(
     key: &str,
     seed: u64,
 ) -> String {
+    put_sheet_with(hub, form, p, written, consent, key, seed, &[]).await
+}
+
+/// [`put_sheet`] with some items set to `values`.
+#[allow(clippy::too_many_arguments)]
+async fn put_sheet_with(
+    hub: &TestNode,
+    form: &str,
+    p: &Patient,
+    written: &str,
+    consent: Option<ResearchConsent>,
+    key: &str,
+    seed: u64,
+    set: &[(&str, &str)],
+) -> String {
     let node = &hub.node;
     let form = node.catalogue.form(form).expect("form in the catalogue");
     let author = Author {
@@ -105,7 +120,10 @@ async fn put_sheet(
         ("patient.insured_no", p.insured_no),
         ("patient.insurer_no", p.insurer_no),
         ("doctor.written_date", written),
-    ] {
+    ]
+    .into_iter()
+    .chain(set.iter().copied())
+    {
         values.insert(k.to_string(), v.to_string());
     }
     let changes: BTreeMap<String, Option<String>> =
@@ -918,4 +936,117 @@ async fn a_sheet_listed_as_pending_at_the_hub_saves_again() {
         .unwrap();
     save_again(&h.hub, &id, "架空市").await.unwrap();
     save_again(&h.hub, &id, "見本町").await.unwrap();
+}
+
+/// パーキンソン病 (告示番号6) and the 小慢 大理石骨病 (15-02-006) never share a partition, a count
+/// or a name; and the severity column is the rules' judgment (Hoehn-Yahr 3 and 生活機能障害度
+/// 2 meet the criteria, as 受付一覧 says), not a fixed 対象外.
+#[tokio::test]
+async fn parkinson_is_its_own_partition_and_its_severity_is_judged() {
+    let hub = TestNode::start(NodeRole::Hub).await;
+    let severe = [
+        ("severity.hoehn_yahr", "3"),
+        ("severity.life_function", "2"),
+    ];
+    let mild = [
+        ("severity.hoehn_yahr", "1"),
+        ("severity.life_function", "1"),
+        ("severity.high_cost_months", "0"),
+    ];
+    let given = Some(ResearchConsent::Given);
+    put_sheet_with(
+        &hub,
+        "rinko-006",
+        &YAMADA,
+        "2025-05-10",
+        given,
+        "10001000011",
+        1,
+        &severe,
+    )
+    .await;
+    put_sheet_with(
+        &hub,
+        "rinko-006",
+        &SUZUKI,
+        "2025-05-11",
+        given,
+        "10001000022",
+        2,
+        &mild,
+    )
+    .await;
+    put_sheet(
+        &hub,
+        "iken-15-02-006",
+        &WITHDRAWN,
+        "2025-05-12",
+        given,
+        "10001000033",
+        3,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    hub.node
+        .research_export(out.clone(), Formats::default())
+        .await
+        .unwrap();
+    let mut severity = column_values(&out.join("parquet/wide"), "severity")
+        .into_iter()
+        .map(|(path, v)| (path.to_string_lossy().to_string(), v))
+        .collect::<Vec<_>>();
+    severity.sort();
+    assert_eq!(severity.len(), 3, "{severity:?}");
+    let parkinson: Vec<&str> = severity
+        .iter()
+        .filter(|(p, _)| p.contains("disease=006/rinko-006"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut parkinson = parkinson;
+    parkinson.sort();
+    assert_eq!(parkinson, ["該当", "非該当"], "{severity:?}");
+    assert!(
+        severity
+            .iter()
+            .any(|(p, _)| p.contains("disease=s15_02_006/iken-15-02-006")),
+        "{severity:?}"
+    );
+    let forms: Vec<csv::StringRecord> = csv::Reader::from_path(out.join("dictionary/forms.csv"))
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    let partition_of = |id: &str| forms.iter().find(|r| &r[0] == id).map(|r| r[7].to_string());
+    assert_eq!(partition_of("rinko-006").as_deref(), Some("006"));
+    assert_eq!(
+        partition_of("iken-15-02-006").as_deref(),
+        Some("s15_02_006")
+    );
+    for r in forms.iter().filter(|r| &r[2] == "医療意見書") {
+        assert!(r[7].starts_with('s'), "{r:?}");
+    }
+
+    // The ministry's page names each partition by programme and disease.
+    hub.node.research_build_stats().await.unwrap();
+    let app = nsdb::http::router(hub.node.clone());
+    let cookie = sign_in(&app, "ministry").await;
+    let (status, page, _) = send(
+        &app,
+        "/research?rows=disease&cols=severity",
+        &cookie,
+        Method::GET,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("指定難病 告示番号6 パーキンソン病"), "{page}");
+    assert!(
+        page.contains("小児慢性特定疾病 15-02-006 大理石骨病"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<option value=\"006\">指定難病 告示番号6 パーキンソン病</option>"),
+        "{page}"
+    );
 }

@@ -70,23 +70,14 @@ impl ResearchQuery {
     }
 }
 
-/// Disease partition keys to names, from the catalogue.
-fn disease_names(node: &crate::Node) -> BTreeMap<String, String> {
-    node.catalogue
-        .forms()
-        .into_iter()
-        .map(|f| (crate::research::disease_key(f), f.disease.clone()))
-        .collect()
-}
-
 fn choices(values: Vec<String>, names: Option<&BTreeMap<String, String>>) -> Vec<Choice> {
     values
         .into_iter()
         .map(|v| Choice {
-            label: match names.and_then(|n| n.get(&v)) {
-                Some(name) => format!("{v} {name}"),
-                None => v.clone(),
-            },
+            label: names
+                .and_then(|n| n.get(&v))
+                .cloned()
+                .unwrap_or_else(|| v.clone()),
             value: v,
         })
         .collect()
@@ -113,10 +104,10 @@ async fn page(
         Ok(r) => r,
         Err(e) => return error_page(Some(&ctx), e),
     };
-    let names = disease_names(&node);
+    let names = crate::research::disease_labels(&node.catalogue);
     let label = |dim: Dim, v: &str| -> String {
         match (dim, names.get(v)) {
-            (Dim::Disease, Some(n)) => format!("{v} {n}"),
+            (Dim::Disease, Some(n)) => n.clone(),
             _ => v.to_string(),
         }
     };
