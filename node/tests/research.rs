@@ -1050,3 +1050,72 @@ async fn parkinson_is_its_own_partition_and_its_severity_is_judged() {
         "{page}"
     );
 }
+
+/// A filter the counts cannot answer (a year that is not a number or has no counts, an unknown
+/// disease, prefecture or dimension) is said beside the filters and not applied, and the selects
+/// show what is applied; the CSV refuses instead of giving the whole table. The page never tells
+/// the ministry to run a command.
+#[tokio::test]
+async fn a_filter_that_cannot_apply_is_said_and_the_selects_show_what_applies() {
+    let empty = TestNode::start(NodeRole::Hub).await;
+    let app = nsdb::http::router(empty.node.clone());
+    let cookie = sign_in(&app, "ministry").await;
+    let (status, page, _) = send(&app, "/research", &cookie, Method::GET, String::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("nsdb research"), "{page}");
+    assert!(!page.contains("--out"), "{page}");
+    assert!(page.contains("集計はまだありません"), "{page}");
+
+    let h = hub().await;
+    h.hub.node.research_build_stats().await.unwrap();
+    let app = nsdb::http::router(h.hub.node.clone());
+    let cookie = sign_in(&app, "ministry").await;
+    let get = |path: &'static str| {
+        let (app, cookie) = (app.clone(), cookie.clone());
+        async move {
+            let (status, page, _) = send(&app, path, &cookie, Method::GET, String::new()).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {page}");
+            page
+        }
+    };
+    let counts = |page: &str| {
+        let t = &page[page.find("<table class=\"list counts\">").unwrap()..];
+        t[..t.find("</table>").unwrap()].to_string()
+    };
+    let whole = get("/research").await;
+    assert!(!whole.contains("class=\"error\""), "{whole}");
+    for (path, said) in [
+        ("/research?year=abc", "年「abc」は西暦の年"),
+        ("/research?year=1999", "1999年の集計はありません"),
+        ("/research?disease=999", "疾病「999」の集計はありません"),
+        (
+            "/research?prefecture=XX",
+            "都道府県「XX」の集計はありません",
+        ),
+        ("/research?rows=foo", "表の行「foo」は選べません"),
+    ] {
+        let page = get(path).await;
+        assert!(page.contains(said), "{path}: {page}");
+        assert!(page.contains("class=\"error\""), "{path}");
+        // Nothing applied: the table is the whole one, and no select claims a value.
+        assert_eq!(counts(&page), counts(&whole), "{path}");
+        for name in ["year", "disease", "prefecture"] {
+            let select = &page[page.find(&format!("name=\"{name}\"")).unwrap()..];
+            let select = &select[..select.find("</select>").unwrap()];
+            assert!(!select.contains("selected"), "{path}: {select}");
+        }
+    }
+    let page = get("/research?year=2025").await;
+    assert!(page.contains("<option value=\"2025\" selected>"), "{page}");
+    assert!(!page.contains("class=\"error\""), "{page}");
+    let (status, body, _) = send(
+        &app,
+        "/research/table.csv?year=abc",
+        &cookie,
+        Method::GET,
+        String::new(),
+    )
+    .await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("年「abc」"), "{body}");
+}
