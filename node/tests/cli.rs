@@ -544,8 +544,8 @@ fn a_hospital_enrollment_with_a_five_digit_code_is_refused() {
     );
 }
 
-/// Every command that opens an existing node (research, user key, user reset-totp, backup, audit
-/// verify, key-info request) refuses a mistyped `data_dir`, naming it and saying that `nsdb
+/// Every command that opens an existing node's database (research, user key, user reset-totp,
+/// backup, audit verify) refuses a mistyped `data_dir`, naming it and saying that `nsdb
 /// init` sets a node up, and leaves nothing there: no empty node reporting 0 sheets.
 #[test]
 fn commands_on_a_node_refuse_a_data_dir_that_holds_no_node() {
@@ -577,8 +577,6 @@ name = "厚生労働省"
     let k = key.to_str().unwrap();
     let backup = dir.path().join("backup");
     let b = backup.to_str().unwrap();
-    let info = dir.path().join("info.txt");
-    let i = info.to_str().unwrap();
     let commands: Vec<Vec<&str>> = vec![
         vec!["research", "stats", "--config", c],
         vec!["research", "stats", "--config", c, "--out", o],
@@ -590,16 +588,6 @@ name = "厚生労働省"
         vec!["user", "reset-totp", "--config", c, "doctor"],
         vec!["backup", "--config", c, b],
         vec!["audit", "verify", "--config", c],
-        vec![
-            "key-info",
-            "request",
-            "--config",
-            c,
-            "--expires",
-            "2027-03-31",
-            "--out",
-            i,
-        ],
     ];
     for args in commands {
         let out = Command::new(NSDB).args(&args).output().unwrap();

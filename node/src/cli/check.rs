@@ -460,9 +460,7 @@ pub fn key_info(command: KeyInfoCommand) -> anyhow::Result<()> {
             expires,
             out,
         } => {
-            let file = config;
-            let config = crate::NodeConfig::from_file(&file)?;
-            crate::ops::guard::require_node(&config, &file, "key-info request")?;
+            let config = crate::NodeConfig::from_file(&config)?;
             let info = crate::imports::key_info_request(&config, &expires)?;
             std::fs::write(&out, info.to_text())
                 .with_context(|| format!("cannot write {}", out.display()))?;
