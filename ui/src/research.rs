@@ -72,7 +72,9 @@ pub fn bar_chart(title: &str, bars: &[(String, Option<u64>)]) -> String {
             .margin(10)
             .x_label_area_size(70)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..bars.len()).into_segmented(), 0u64..max + max / 10)?;
+            // One segment per bar: a segmented range holds both of its ends, so 0..n would draw
+            // an empty (n + 1)-th column with a blank label.
+            .build_cartesian_2d((0..bars.len() - 1).into_segmented(), 0u64..max + max / 10)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -284,5 +286,25 @@ mod tests {
             star[0] + 4.0 < label[0],
             "star at {star:?}, label at {label:?}\n{svg}"
         );
+    }
+
+    /// One column per bar: no empty column with a blank label after the last bar.
+    #[test]
+    fn each_bar_has_its_label_and_no_blank_column_follows() {
+        for n in [1usize, 2, 5] {
+            let bars: Vec<(String, Option<u64>)> = (0..n)
+                .map(|i| (format!("県{i}"), Some(10 + i as u64)))
+                .collect();
+            let svg = bar_chart("都道府県ごとの件数", &bars);
+            let rotated: Vec<&str> = svg
+                .split("<text")
+                .skip(1)
+                .filter(|t| t.contains("rotate(90"))
+                .filter_map(|t| t.split_once('>')?.1.split("</text>").next())
+                .map(str::trim)
+                .collect();
+            let expected: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+            assert_eq!(rotated, expected, "{svg}");
+        }
     }
 }
