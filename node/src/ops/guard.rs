@@ -3,8 +3,11 @@
 //! When a node first opens its database it writes its node id into `node_meta` and leaves a
 //! marker file, [`MARKER`], in the data directory. From then on a missing or empty (0-byte)
 //! `node.db` is refused instead of silently becoming a new, empty node, and a database holding
-//! another node's id is refused. `nsdb serve` refuses a data directory that holds no node at
-//! all ([`require_node`]): only `nsdb init` sets one up. `nsdb serve` holds an exclusive lock on
+//! another node's id is refused. `nsdb serve` (and every other command that opens a node's
+//! database) refuses a data directory that holds no node at all ([`require_node`]): only `nsdb
+//! init` sets one up. A node records its role ([`ROLE_KEY`]) and is never opened as another
+//! ([`claim_role`]): a hub's configuration pointed at a hospital's data directory opens nothing
+//! there. `nsdb serve` holds an exclusive lock on
 //! [`LOCK`] while it runs, so `nsdb restore` and `nsdb rekey` refuse to run under it. This module must never create or
 //! replace a database.
 
