@@ -185,6 +185,7 @@ impl Node {
             other => other?,
         };
         ops::guard::claim(&config.data_dir, &db, &key, &node_id.to_string())?;
+        ops::guard::claim_role(&config.data_dir, &db, &key, config.role)?;
         ops::integrity::check_and_mark(&db, &key, &store, std::time::Duration::from_secs(20))?;
         let catalogue = Arc::new(load_catalogue(config.rules.as_ref())?);
         if config.role == NodeRole::Hub && store.damage().is_none() {
@@ -192,6 +193,12 @@ impl Node {
             let cat = Arc::clone(&catalogue);
             store
                 .write_blocking(move |c| Ok::<_, Error>(research::rows::enable(c, cat)?))
+                .context("research rows")?;
+        } else if config.role != NodeRole::Hub && store.damage().is_none() {
+            // Research rows are the hub's alone: a node that once had them turned on (opened
+            // with role = "hub" before roles were recorded) drops them; no sheet is touched.
+            store
+                .write_blocking(|c| Ok::<_, Error>(research::rows::disable(c)?))
                 .context("research rows")?;
         }
         let node = Node {

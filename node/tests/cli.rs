@@ -543,3 +543,73 @@ fn a_hospital_enrollment_with_a_five_digit_code_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every command that opens an existing node's database (research, user key, user reset-totp,
+/// backup, audit verify) refuses a mistyped `data_dir`, naming it and saying that `nsdb
+/// init` sets a node up, and leaves nothing there: no empty node reporting 0 sheets.
+#[test]
+fn commands_on_a_node_refuse_a_data_dir_that_holds_no_node() {
+    let dir = tempfile::tempdir().unwrap();
+    write_key(dir.path(), "cd", 0o600);
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"name = "hub-test"
+role = "hub"
+listen = "127.0.0.1:{}"
+data_dir = "nothere"
+key_file = "db.key"
+
+[institution]
+code = "0000000000"
+name = "厚生労働省"
+"#,
+            free_port()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("nothere");
+    let out_dir = dir.path().join("out");
+    let c = config.to_str().unwrap();
+    let o = out_dir.to_str().unwrap();
+    let key = dir.path().join("user.key");
+    let k = key.to_str().unwrap();
+    let backup = dir.path().join("backup");
+    let b = backup.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["research", "stats", "--config", c],
+        vec!["research", "stats", "--config", c, "--out", o],
+        vec!["research", "export", "--config", c, "--out", o],
+        vec!["research", "rotate-secret", "--config", c, "--yes"],
+        vec![
+            "user", "key", "--config", c, "--login", "doctor", "--out", k,
+        ],
+        vec!["user", "reset-totp", "--config", c, "doctor"],
+        vec!["backup", "--config", c, b],
+        vec!["audit", "verify", "--config", c],
+    ];
+    for args in commands {
+        let out = Command::new(NSDB).args(&args).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran: {said}");
+        assert!(
+            said.contains(&format!("{} does not exist", data.display())),
+            "{args:?}: {said}"
+        );
+        assert!(
+            said.contains(&format!("nsdb init --config {c}")),
+            "{args:?}: {said}"
+        );
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+    // An existing, empty directory is refused the same way, and stays empty.
+    std::fs::create_dir(&data).unwrap();
+    let out = Command::new(NSDB)
+        .args(["research", "stats", "--config", c])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no node"));
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+}

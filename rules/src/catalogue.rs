@@ -827,9 +827,111 @@ fn compile_form(
     Ok(Compiled(Arc::new(out)))
 }
 
+/// Whether a source URL is on an official host: the ministry and other government bodies
+/// (`*.go.jp`, `*.lg.jp`), prefectures and cities under the domains Japan reserves for local
+/// government (`pref.*.jp`, `city.*.jp`), 難病情報センター (`nanbyou.or.jp`), 小児慢性特定疾病
+/// 情報センター (`shouman.jp`) and NANDO (`nanbyodata.jp`); the licence NANDO's attribution
+/// names (`creativecommons.org/licenses/`). A text that is not an `http(s)` URL (a `file:`
+/// reference to the shared NANDO data) is not a URL and passes.
+pub fn official_source(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return true;
+    };
+    let host = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let host = host.split(':').next().unwrap_or("");
+    if host.ends_with(".go.jp") || host.ends_with(".lg.jp") {
+        return true;
+    }
+    if host == "creativecommons.org" && rest[host.len()..].starts_with("/licenses/") {
+        return true;
+    }
+    if ["nanbyou.or.jp", "shouman.jp", "nanbyodata.jp"]
+        .iter()
+        .any(|h| host == *h || host.ends_with(&format!(".{h}")))
+    {
+        return true;
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    labels.len() >= 3
+        && labels.last() == Some(&"jp")
+        && labels[..labels.len() - 2]
+            .iter()
+            .any(|l| *l == "pref" || *l == "city")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every URL the catalogue cites (forms, shared scales, the disease list) is an official
+    /// one: no copy on a third-party or spam site reaches a research group's data dictionary.
+    #[test]
+    fn every_source_url_is_on_an_official_host() {
+        let cat = Catalogue::builtin().unwrap();
+        let urls = |text: &str| -> Vec<String> {
+            text.split(|c: char| c.is_whitespace() || c == '"')
+                .filter_map(|w| w.find("http").map(|i| w[i..].to_string()))
+                .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
+                .collect()
+        };
+        let mut bad = Vec::new();
+        for f in cat.forms() {
+            for s in &f.sources {
+                bad.extend(
+                    urls(s)
+                        .into_iter()
+                        .filter(|u| !official_source(u))
+                        .map(|u| format!("{}: {u}", f.id)),
+                );
+            }
+        }
+        for (id, scale) in cat.scales() {
+            for s in &scale.sources {
+                bad.extend(
+                    urls(s)
+                        .into_iter()
+                        .filter(|u| !official_source(u))
+                        .map(|u| format!("scale {id}: {u}")),
+                );
+            }
+        }
+        for d in cat.diseases() {
+            bad.extend(
+                urls(&d.source)
+                    .into_iter()
+                    .filter(|u| !official_source(u))
+                    .map(|u| format!("{}: {u}", d.id)),
+            );
+        }
+        assert!(bad.is_empty(), "non-official sources: {bad:#?}");
+        // The check itself: the hosts the trial found are refused, official ones pass.
+        for spam in [
+            "https://lunomusy.com.tr/-/hpo/wwwtk-f1os7.video",
+            "https://wic-net.com/material/document/2363/25",
+            "https://www.mhlw.go.jp.evil.example/x",
+            "https://pref.example.com/x",
+        ] {
+            assert!(!official_source(spam), "{spam}");
+        }
+        for ok in [
+            "https://www.mhlw.go.jp/stf/newpage_25626.html",
+            "https://www.nanbyou.or.jp/entry/252",
+            "https://www.shouman.jp/disease/instructions/12_04_014/",
+            "https://www.pref.shimane.lg.jp/x",
+            "http://www.pref.aichi.jp/x",
+            "https://faq.city.kochi.kochi.jp/x",
+            "file:/work/shared/data/nando/criteria/011.txt",
+        ] {
+            assert!(official_source(ok), "{ok}");
+        }
+    }
     use crate::check::{Mode, check, normalise_input};
     use crate::value::Date;
 

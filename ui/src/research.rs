@@ -48,12 +48,16 @@ pub struct ResearchView {
     pub suppressed: usize,
     pub csv_url: String,
     pub exports: Vec<ExportLine>,
+    /// What in the address could not be used as a filter, one sentence each (shown beside the
+    /// filters); the selects show what is applied.
+    pub filter_problems: Vec<String>,
 }
 
 /// A bar chart of (label, value) as SVG; `None` values are drawn as absent and marked `*`.
 /// Returns an empty string when there is nothing to draw or the chart cannot be built.
 pub fn bar_chart(title: &str, bars: &[(String, Option<u64>)]) -> String {
     use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
     if bars.is_empty() {
         return String::new();
     }
@@ -68,7 +72,9 @@ pub fn bar_chart(title: &str, bars: &[(String, Option<u64>)]) -> String {
             .margin(10)
             .x_label_area_size(70)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..bars.len()).into_segmented(), 0u64..max + max / 10)?;
+            // One segment per bar: a segmented range holds both of its ends, so 0..n would draw
+            // an empty (n + 1)-th column with a blank label.
+            .build_cartesian_2d((0..bars.len() - 1).into_segmented(), 0u64..max + max / 10)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -90,6 +96,8 @@ pub fn bar_chart(title: &str, bars: &[(String, Option<u64>)]) -> String {
                 .margin(3)
                 .data(bars.iter().enumerate().filter_map(|(i, b)| Some((i, b.1?)))),
         )?;
+        // A hidden value's `*` stands on the axis inside the plot, its bottom on the baseline,
+        // so it never runs into the rotated label below the axis.
         chart.draw_series(
             bars.iter()
                 .enumerate()
@@ -98,7 +106,8 @@ pub fn bar_chart(title: &str, bars: &[(String, Option<u64>)]) -> String {
                     Text::new(
                         "*",
                         (SegmentValue::CenterOf(i), 0u64),
-                        ("sans-serif", 14).into_font(),
+                        TextStyle::from(("sans-serif", 14).into_font())
+                            .pos(Pos::new(HPos::Center, VPos::Bottom)),
                     )
                 }),
         )?;
@@ -132,7 +141,7 @@ pub fn page(ctx: &PageContext<'_>, v: &ResearchView, chart_svg: &str) -> Markup 
                 "研究利用の同意がある登録済みの個票だけを数えています。10 未満のセルは「*」で秘匿し、"
                 "合計から逆算できないよう他のセルも秘匿しています（二次秘匿）。"
                 @if v.counts_at.is_empty() {
-                    " 集計はまだありません（nsdb research stats で作成）。"
+                    " 集計はまだありません。ハブの運用担当者が集計を作成すると、ここに表示されます。"
                 } @else {
                     " 集計日時: " (v.counts_at)
                 }
@@ -144,6 +153,9 @@ pub fn page(ctx: &PageContext<'_>, v: &ResearchView, chart_svg: &str) -> Markup 
                 (select("rows", "行", &v.dims, &v.rows, false))
                 (select("cols", "列", &v.dims, &v.cols, false))
                 button type="submit" { "表示" }
+                @for problem in &v.filter_problems {
+                    p.error role="alert" { (problem) }
+                }
             }
             @if !chart_svg.is_empty() {
                 figure.chart {
@@ -173,7 +185,10 @@ pub fn page(ctx: &PageContext<'_>, v: &ResearchView, chart_svg: &str) -> Markup 
             }
             h2 { "研究用データ出力" }
             @if v.exports.is_empty() {
-                p { "出力はまだありません（nsdb research export --out DIR で作成）。" }
+                p {
+                    "出力はまだありません。研究班に渡す研究用データは、ハブの運用担当者が作成すると"
+                    "ここに一覧され、ダウンロードできます。"
+                }
             } @else {
                 table.list {
                     thead {
@@ -211,4 +226,85 @@ pub fn page(ctx: &PageContext<'_>, v: &ResearchView, chart_svg: &str) -> Markup 
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the baseline of every `<text>` whose content is `what` lies: its `y` moved by its
+    /// `dy` (`em` is the font size, `ex` half of it), as a browser draws it.
+    fn baselines(svg: &str, what: &str) -> Vec<f64> {
+        let attr = |attrs: &str, name: &str| -> Option<String> {
+            Some(
+                attrs
+                    .split(&format!(" {name}=\""))
+                    .nth(1)?
+                    .split('"')
+                    .next()?
+                    .to_string(),
+            )
+        };
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let (attrs, rest) = t.split_once('>')?;
+                let content = rest.split("</text>").next()?.trim();
+                (content == what).then_some(())?;
+                let y: f64 = attr(attrs, "y")?.parse().ok()?;
+                let size: f64 = attr(attrs, "font-size")?.parse().ok()?;
+                let dy = attr(attrs, "dy").unwrap_or_default();
+                let shift = if let Some(em) = dy.strip_suffix("em") {
+                    em.parse::<f64>().ok()? * size
+                } else if let Some(ex) = dy.strip_suffix("ex") {
+                    ex.parse::<f64>().ok()? * size / 2.0
+                } else {
+                    0.0
+                };
+                Some(y + shift)
+            })
+            .collect()
+    }
+
+    /// The `*` of a hidden total sits above the axis; the rotated label 東京都 starts below it.
+    #[test]
+    fn a_hidden_bars_star_stays_clear_of_its_label() {
+        let svg = bar_chart(
+            "都道府県ごとの件数",
+            &[("東京都".into(), None), ("大阪府".into(), Some(12))],
+        );
+        let star = baselines(&svg, "*");
+        // The label is rotated about its (x, y): it starts at y and runs down.
+        let label: Vec<f64> = svg
+            .split("<text")
+            .filter(|t| t.contains("東京都"))
+            .filter_map(|t| t.split(" y=\"").nth(1)?.split('"').next()?.parse().ok())
+            .collect();
+        assert_eq!((star.len(), label.len()), (1, 1), "{svg}");
+        // The star's baseline (its bottom) is above the label's start, with room between.
+        assert!(
+            star[0] + 4.0 < label[0],
+            "star at {star:?}, label at {label:?}\n{svg}"
+        );
+    }
+
+    /// One column per bar: no empty column with a blank label after the last bar.
+    #[test]
+    fn each_bar_has_its_label_and_no_blank_column_follows() {
+        for n in [1usize, 2, 5] {
+            let bars: Vec<(String, Option<u64>)> = (0..n)
+                .map(|i| (format!("県{i}"), Some(10 + i as u64)))
+                .collect();
+            let svg = bar_chart("都道府県ごとの件数", &bars);
+            let rotated: Vec<&str> = svg
+                .split("<text")
+                .skip(1)
+                .filter(|t| t.contains("rotate(90"))
+                .filter_map(|t| t.split_once('>')?.1.split("</text>").next())
+                .map(str::trim)
+                .collect();
+            let expected: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+            assert_eq!(rotated, expected, "{svg}");
+        }
+    }
 }

@@ -345,8 +345,25 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
+    if let Some(hub) = nodes.iter().find(|n| n.role() == NodeRole::Hub) {
+        let path = write_hub_config(&data, &hub.config)?;
+        println!(
+            "  research at the hub from the command line: nsdb research stats --config {0}; nsdb research export --config {0} --out DIR (docs/research.md)",
+            path.display()
+        );
+    }
     if let Some(hospital) = nodes.iter().find(|n| n.role() == NodeRole::Hospital) {
         let keys = demo_registrations(hospital).await?;
+        let hub = nodes.iter().find(|n| n.role() == NodeRole::Hub);
+        let municipality = nodes.iter().find(|n| n.role() == NodeRole::Municipality);
+        if let (Some(hub), Some(municipality)) = (hub, municipality) {
+            match demo_research(hub, municipality, &keys).await {
+                Ok(n) => println!(
+                    "  研究・統計: the municipality's reviewer certified {n} of the sheets below with 研究利用の同意 (同意あり); the ministry sees their counts at /research on the hub"
+                ),
+                Err(e) => println!("  研究・統計: no consented demo sheet ({e:#})"),
+            }
+        }
         if !keys.is_empty() {
             println!(
                 "  municipality: reviewer types a key and birth date at 受付一覧 (registered demo sheets):"
@@ -631,6 +648,111 @@ async fn demo_paper(municipality: &Arc<Node>, data: &Path) -> anyhow::Result<Opt
     Ok(Some(path))
 }
 
+/// The name of the demo hub's configuration file, in the demo's data directory.
+pub const HUB_CONFIG: &str = "hub.toml";
+
+/// Writes the demo hub's configuration as a file (`DATA/hub.toml`, paths relative to it), so
+/// that the operator's commands (`nsdb research stats|export --config DATA/hub.toml`) run on
+/// the demo hub as on a real one. Returns its path.
+pub fn write_hub_config(data: &Path, config: &NodeConfig) -> anyhow::Result<PathBuf> {
+    let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let relative = |p: &Path| {
+        p.strip_prefix(data)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let KeySource::File(key) = &config.key else {
+        bail!("the demo hub's key is not in a file");
+    };
+    let text = format!(
+        "# The demo hub, as `nsdb demo` runs it (written by the demo; for nsdb research …).\n\
+         name = {}\nrole = \"hub\"\nlisten = {}\ndata_dir = {}\nkey_file = {}\n\n\
+         [institution]\ncode = {}\nname = {}\n",
+        quoted(&config.name),
+        quoted(&config.listen.to_string()),
+        quoted(&relative(&config.data_dir)),
+        quoted(&relative(key)),
+        quoted(&config.institution.code),
+        quoted(&config.institution.name),
+    );
+    let path = data.join(HUB_CONFIG);
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// How many of the hospital's registered demo sheets the municipality's reviewer certifies with
+/// 研究利用の同意 given, so the ministry's 研究・統計 has counts to show.
+pub const DEMO_CONSENTED: usize = 3;
+
+/// Gives the ministry's 研究・統計 something to show, by the real path: the municipality's
+/// reviewer resolves the first [`DEMO_CONSENTED`] of `keys` (access key, birth date) at the hub,
+/// waits for each sheet to arrive, and records its review (認定, 研究利用の同意 あり); once the
+/// reviews have reached the hub by sync, the hub builds its counts. Returns how many consented
+/// sheets the hub counts. Gives up after a minute (the sync is not up).
+pub async fn demo_research(
+    hub: &Arc<Node>,
+    municipality: &Arc<Node>,
+    keys: &[(String, String)],
+) -> anyhow::Result<u64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(200));
+    let reviewer = municipality
+        .login("reviewer", DEMO_PASSWORD)
+        .await?
+        .principal;
+    let today = municipality.clock.today_jst();
+    let input = crate::review::ReviewInput {
+        decision: "approved".into(),
+        valid_from: today.to_string(),
+        valid_to: format!("{}-12-31", today.year + 1),
+        research_consent: "given".into(),
+        income: "ippan_1".into(),
+        ..Default::default()
+    };
+    let wanted = keys.len().min(DEMO_CONSENTED) as u64;
+    for (key, birth) in keys.iter().take(DEMO_CONSENTED) {
+        let id = loop {
+            match crate::sync_service::resolve(municipality, &reviewer, key, birth).await {
+                Ok(r) => break r.sheet.sheet_id,
+                Err(e) if std::time::Instant::now() > deadline => bail!("{e}"),
+                Err(_) => pause().await,
+            }
+        };
+        loop {
+            let sid = id.clone();
+            let arrived = municipality
+                .store
+                .read(move |c| {
+                    Ok::<_, crate::Error>(c.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM sheets WHERE id = ?1)",
+                        [&sid],
+                        |r| r.get::<_, bool>(0),
+                    )?)
+                })
+                .await?;
+            if arrived {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("sheet {id} did not arrive at the municipality");
+            }
+            pause().await;
+        }
+        municipality
+            .record_review(&reviewer, &id, &input)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    loop {
+        let (counts, _) = hub.research_build_stats().await?;
+        if counts.kept >= wanted || std::time::Instant::now() > deadline {
+            return Ok(counts.kept);
+        }
+        pause().await;
+    }
+}
+
 /// How many demo sheets the doctor registers, so the municipality has keys to resolve.
 const DEMO_REGISTRATIONS: usize = 5;
 
@@ -689,4 +811,32 @@ async fn demo_registrations(hospital: &Arc<Node>) -> anyhow::Result<Vec<(String,
             (shown, b)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo writes its hub's configuration where `nsdb research … --config` reads it: the
+    /// file loads as the same hub (role, data directory, key file, institution).
+    #[test]
+    fn the_demo_hubs_config_file_opens_the_demo_hub() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = demo_nodes()
+            .into_iter()
+            .find(|n| n.role == NodeRole::Hub)
+            .unwrap();
+        let config = config(dir.path(), &hub, "127.0.0.1:8440".parse().unwrap()).unwrap();
+        let path = write_hub_config(dir.path(), &config).unwrap();
+        assert_eq!(path, dir.path().join(HUB_CONFIG));
+        let read = NodeConfig::from_file(&path).unwrap();
+        assert_eq!(read.role, NodeRole::Hub);
+        assert_eq!(read.data_dir, config.data_dir);
+        match (&read.key, &config.key) {
+            (KeySource::File(a), KeySource::File(b)) => assert_eq!(a, b),
+            _ => panic!("the key is not read from the demo's key file"),
+        }
+        assert_eq!(read.institution, config.institution);
+        assert_eq!(read.listen, config.listen);
+    }
 }

@@ -530,6 +530,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Opens the node an operator's command (`command`, named in the refusal) works on: refuses a
+/// data directory that holds no node ([`crate::ops::guard::require_node`]), so that a typo in
+/// `data_dir` never creates a new, empty node; only `nsdb init` sets one up.
+pub(crate) fn open_existing(
+    file: &std::path::Path,
+    command: &'static str,
+) -> anyhow::Result<std::sync::Arc<crate::Node>> {
+    let config = crate::NodeConfig::from_file(file)?;
+    crate::ops::guard::require_node(&config, file, command)?;
+    crate::Node::open(config, crate::Clock::System)
+}
+
 /// An error with its causes, each said once: a cause already in the text before it (a message
 /// that quotes its source) is not repeated.
 fn error_text(e: &anyhow::Error) -> String {
@@ -641,8 +653,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::User {
             command: UserCommand::ResetTotp { config, login },
         } => {
-            let node =
-                crate::Node::open(crate::NodeConfig::from_file(&config)?, crate::Clock::System)?;
+            let node = open_existing(&config, "user reset-totp")?;
             node.reset_totp(None, &login).await?;
             println!(
                 "removed the second factor (2段階認証) of {login}; they enrol again at their next sign-in"
@@ -658,8 +669,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     public_key,
                 },
         } => {
-            let node =
-                crate::Node::open(crate::NodeConfig::from_file(&config)?, crate::Clock::System)?;
+            let node = open_existing(&config, "user key")?;
             let key = match (&out, &public_key) {
                 (_, Some(hex)) => check::public_key(hex, "--public-key")?,
                 (Some(out), None) => nsdb_provisioning::sealed::UserKey::create(out)?.public_key(),

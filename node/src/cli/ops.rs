@@ -16,8 +16,9 @@ fn node_id(config: &NodeConfig) -> anyhow::Result<String> {
 }
 
 /// `nsdb backup --config FILE DIR`: an online backup into DIR.
-pub fn backup(config: &Path, dest: &Path) -> anyhow::Result<()> {
-    let config = NodeConfig::from_file(config)?;
+pub fn backup(file: &Path, dest: &Path) -> anyhow::Result<()> {
+    let config = NodeConfig::from_file(file)?;
+    crate::ops::guard::require_node(&config, file, "backup")?;
     let key = DbKey::load(&config.key)?;
     let id = node_id(&config)?;
     let m = backup::backup(&config, &key, &id, dest, crate::Clock::System.now_ms())?;
@@ -260,9 +261,10 @@ pub fn rekey(config: &Path, recover_only: bool) -> anyhow::Result<()> {
 /// `nsdb doctor --config FILE`: prints every check; fails when one needs fixing.
 /// `nsdb audit verify --config FILE`: walks the audit chain and its signed checkpoints and
 /// prints "intact: …" or the first tampered entry by seq; fails (exit status 1) when tampered.
-pub fn audit_verify(config: &Path) -> anyhow::Result<()> {
+pub fn audit_verify(file: &Path) -> anyhow::Result<()> {
     use crate::audit::{ChainVerdict, verify_anchored};
-    let config = NodeConfig::from_file(config)?;
+    let config = NodeConfig::from_file(file)?;
+    crate::ops::guard::require_node(&config, file, "audit verify")?;
     let key = crate::store::DbKey::load(&config.key)?;
     let conn = crate::store::connect(
         &config.database_path(),

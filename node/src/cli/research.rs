@@ -41,9 +41,10 @@ pub enum ResearchCommand {
     },
 }
 
-async fn open(config: &Path) -> anyhow::Result<std::sync::Arc<crate::Node>> {
-    let config = crate::NodeConfig::from_file(config)?;
-    crate::Node::open(config, crate::Clock::System)
+/// The hub's node: a data directory holding no node is refused (only `nsdb init` makes one),
+/// and so is a node of another role (`Node::open`).
+async fn open(config: &Path, command: &'static str) -> anyhow::Result<std::sync::Arc<crate::Node>> {
+    super::open_existing(config, command)
 }
 
 pub async fn run(command: ResearchCommand) -> anyhow::Result<()> {
@@ -53,7 +54,7 @@ pub async fn run(command: ResearchCommand) -> anyhow::Result<()> {
             out,
             parquet_only,
         } => {
-            let node = open(&config).await?;
+            let node = open(&config, "research export").await?;
             let started = std::time::Instant::now();
             let s = node
                 .research_export(
@@ -79,7 +80,7 @@ pub async fn run(command: ResearchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ResearchCommand::Stats { config, out } => {
-            let node = open(&config).await?;
+            let node = open(&config, "research stats").await?;
             let (counts, cells) = node.research_build_stats().await?;
             println!(
                 "集計しました: 同意ありの個票 {} 件（同意なし {} 件を除外）、{} セル",
@@ -100,7 +101,7 @@ pub async fn run(command: ResearchCommand) -> anyhow::Result<()> {
                     "秘密鍵を替えると、これまでの出力と以後の出力とで患者の仮名IDがつながらなくなります。よければ --yes を付けて実行してください。"
                 );
             }
-            let node = open(&config).await?;
+            let node = open(&config, "research rotate-secret").await?;
             let since = node.research_rotate_secret().await?;
             println!("仮名化の秘密鍵を新しくしました（{since} ms から有効）");
             Ok(())

@@ -3,8 +3,11 @@
 //! When a node first opens its database it writes its node id into `node_meta` and leaves a
 //! marker file, [`MARKER`], in the data directory. From then on a missing or empty (0-byte)
 //! `node.db` is refused instead of silently becoming a new, empty node, and a database holding
-//! another node's id is refused. `nsdb serve` refuses a data directory that holds no node at
-//! all ([`require_node`]): only `nsdb init` sets one up. `nsdb serve` holds an exclusive lock on
+//! another node's id is refused. `nsdb serve` (and every other command that opens a node's
+//! database) refuses a data directory that holds no node at all ([`require_node`]): only `nsdb
+//! init` sets one up. A node records its role ([`ROLE_KEY`]) and is never opened as another
+//! ([`claim_role`]): a hub's configuration pointed at a hospital's data directory opens nothing
+//! there. `nsdb serve` holds an exclusive lock on
 //! [`LOCK`] while it runs, so `nsdb restore` and `nsdb rekey` refuse to run under it. This module must never create or
 //! replace a database.
 
@@ -139,6 +142,76 @@ pub fn claim(data_dir: &Path, db: &Path, key: &DbKey, node_id: &str) -> Result<(
         std::fs::write(&tmp, format!("{node_id}\n")).map_err(io("cannot write", &tmp))?;
         std::fs::rename(&tmp, &marker).map_err(io("cannot write", &marker))?;
         sync_dir(data_dir)?;
+    }
+    Ok(())
+}
+
+/// `node_meta` key: the role this data directory's node was set up as (`hospital`,
+/// `municipality`, `ministry`: [`crate::NodeRole::institution_kind`]).
+pub const ROLE_KEY: &str = "node_role";
+
+/// The role a data directory's files say its node has, when they say: an accepted enrollment
+/// (`enrollment.toml`) names a hospital or municipality; the hub's settings (`sync-hub.toml`)
+/// are the hub's alone.
+fn role_from_files(data_dir: &Path) -> Option<crate::NodeRole> {
+    use nsdb_provisioning::enrollment;
+    if let Ok(Some(e)) = enrollment::accepted(data_dir) {
+        return role_of_kind(&e.role);
+    }
+    data_dir
+        .join(enrollment::HUB_SETTINGS_FILE)
+        .exists()
+        .then_some(crate::NodeRole::Hub)
+}
+
+fn role_of_kind(kind: &str) -> Option<crate::NodeRole> {
+    use crate::NodeRole::*;
+    [Hospital, Municipality, Hub]
+        .into_iter()
+        .find(|r| r.institution_kind() == kind || (kind == "hub" && *r == Hub))
+}
+
+/// After [`claim`]: refuses to open a data directory as a role other than its node's, so that a
+/// configuration saying `role = "hub"` pointed at a hospital's data directory changes nothing
+/// there ([`OpsError::OtherRole`], naming the directory). The node's role is what its database
+/// recorded (`node_meta.node_role`), else what its files say (an enrollment, the hub's
+/// settings); a database that recorded none records `role` now.
+pub fn claim_role(
+    data_dir: &Path,
+    db: &Path,
+    key: &DbKey,
+    role: crate::NodeRole,
+) -> Result<(), OpsError> {
+    let conn = connect(db, Some(key), rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let recorded: Option<String> = conn
+        .query_row(
+            "SELECT value FROM node_meta WHERE key = ?1",
+            [ROLE_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let found = match &recorded {
+        Some(kind) => role_of_kind(kind),
+        None => role_from_files(data_dir),
+    };
+    if let Some(found) = found
+        && found != role
+    {
+        return Err(OpsError::OtherRole {
+            dir: data_dir.to_path_buf(),
+            found: found.label(),
+            wanted: match role {
+                crate::NodeRole::Hospital => "hospital",
+                crate::NodeRole::Municipality => "municipality",
+                crate::NodeRole::Hub => "hub",
+            },
+        });
+    }
+    if recorded.is_none() {
+        conn.execute(
+            "INSERT INTO node_meta (key, value) VALUES (?1, ?2)",
+            rusqlite::params![ROLE_KEY, role.institution_kind()],
+        )?;
     }
     Ok(())
 }

@@ -109,6 +109,17 @@ pub enum OpsError {
         ours: String,
     },
     #[error(
+        "データディレクトリ {} は{found}のノードです。設定の role = \"{wanted}\" では開けません（何も変更していません）。設定ファイルの data_dir と role を確かめてください。",
+        dir.display()
+    )]
+    OtherRole {
+        dir: PathBuf,
+        /// What the data directory's node is (医療機関, 自治体, 厚生労働省（ハブ）).
+        found: &'static str,
+        /// The role the configuration asks for (`hub`, `hospital`, `municipality`).
+        wanted: &'static str,
+    },
+    #[error(
         "the node using {} is running (its lock is held): stop it first (systemctl stop nsdb)",
         dir.display()
     )]

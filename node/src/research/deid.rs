@@ -145,24 +145,31 @@ pub fn prefecture(address: Option<&str>, institution: &str) -> String {
     "不明".into()
 }
 
-/// 重症度基準 from the doctor's selection in the form's severity judgment: `該当` when the
-/// selected code is one the form names as meeting the criteria, `非該当` otherwise, `未記載`
-/// when blank, `対象外` when the form judges no severity.
-pub fn severity(form: &FormDef, fields: &BTreeMap<String, String>) -> String {
-    let Some(j) = form
+/// 重症度基準 as the municipality's review shows it: the form's severity judgment made by the
+/// rules (`nsdb_rules::evaluate`, the same machine judgment as 受付一覧 and the 審査 screen, with
+/// 記載年月日 as its day). `該当` when the derived outcome meets the criteria (「基準を満たす」),
+/// `非該当` when it does not, `未記載` when the items it needs are blank (判定不能), `対象外` when
+/// the form judges no severity or names no criterion. Forms whose severity is computed from
+/// several items (パーキンソン病: Hoehn-Yahr and 生活機能障害度) are judged like the others.
+pub fn severity(form: &FormDef, fields: &BTreeMap<String, String>, written: Date) -> String {
+    if !form
         .judgments
         .iter()
-        .find(|j| j.kind == JudgmentKind::Severity)
+        .any(|j| j.kind == JudgmentKind::Severity)
+    {
+        return "対象外".into();
+    }
+    let Some(j) = nsdb_rules::evaluate(form, fields, written)
+        .judgment
+        .severity
     else {
         return "対象外".into();
     };
-    let Some(item) = &j.item else {
-        return "対象外".into();
-    };
-    match fields.get(item).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => "未記載".into(),
-        Some(v) if j.target.iter().any(|t| t == v) => "該当".into(),
-        Some(_) => "非該当".into(),
+    match (j.meets_criteria, &j.derived) {
+        (Some(true), _) => "該当".into(),
+        (Some(false), _) => "非該当".into(),
+        (None, None) => "未記載".into(),
+        (None, Some(_)) => "対象外".into(),
     }
 }
 
@@ -210,7 +217,7 @@ pub fn record(
             fields.get("patient.address").map(String::as_str),
             institution,
         ),
-        severity: severity(form, fields),
+        severity: severity(form, fields, written),
         items,
     }
 }
@@ -244,6 +251,66 @@ mod tests {
         );
         assert_eq!(prefecture(Some("横浜市1-2"), "1399000010"), "東京都");
         assert_eq!(prefecture(None, "mhlw-demo"), "不明");
+    }
+
+    /// パーキンソン病's severity is computed from Hoehn-Yahr and 生活機能障害度 (no item states
+    /// it): the research column says what the municipality's screen says.
+    #[test]
+    fn severity_is_the_rules_judgment_the_municipality_sees() {
+        let cat = nsdb_rules::Catalogue::builtin().unwrap();
+        let form = cat.form("rinko-006").unwrap();
+        let on = Date::new(2026, 5, 1).unwrap();
+        let sheet = |hy: &str, life: &str| {
+            BTreeMap::from([
+                ("severity.hoehn_yahr".to_string(), hy.to_string()),
+                ("severity.life_function".to_string(), life.to_string()),
+            ])
+        };
+        assert_eq!(severity(form, &sheet("3", "2"), on), "該当");
+        assert_eq!(severity(form, &sheet("2", "2"), on), "非該当");
+        assert_eq!(severity(form, &sheet("3", "1"), on), "非該当");
+        assert_eq!(severity(form, &BTreeMap::new(), on), "未記載");
+        // Every form whose severity is judged without a stated item gets 該当 or 非該当 on
+        // some sheet (never a fixed 対象外).
+        let rinko_002 = cat.form("rinko-002").unwrap();
+        assert_ne!(severity(rinko_002, &BTreeMap::new(), on), "対象外");
+        let plain = cat
+            .forms()
+            .into_iter()
+            .find(|f| !f.judgments.iter().any(|j| j.kind == JudgmentKind::Severity))
+            .unwrap();
+        assert_eq!(severity(plain, &BTreeMap::new(), on), "対象外");
+    }
+
+    /// The partition key tells 指定難病 from 小児慢性特定疾病: every 医療意見書 is `s` and its
+    /// 疾患群・大分類・疾病番号, every 臨床調査個人票 its 告示番号, and one key names one disease.
+    #[test]
+    fn a_disease_key_names_one_disease_of_one_programme() {
+        let cat = nsdb_rules::Catalogue::builtin().unwrap();
+        let mut named: BTreeMap<String, (String, nsdb_rules::form::FormKind)> = BTreeMap::new();
+        for form in cat.forms() {
+            let key = disease_key(form);
+            match form.kind {
+                nsdb_rules::form::FormKind::Iken => assert!(key.starts_with('s'), "{}", form.id),
+                nsdb_rules::form::FormKind::Rinko => {
+                    assert!(key.as_bytes()[0].is_ascii_digit(), "{}", form.id)
+                }
+            }
+            if let Some((disease, kind)) = named.get(&key) {
+                assert_eq!(
+                    (disease, kind),
+                    (&form.disease, &form.kind),
+                    "{key} is shared by {}",
+                    form.id
+                );
+            }
+            named.insert(key, (form.disease.clone(), form.kind));
+        }
+        assert_eq!(
+            disease_key(cat.form("iken-15-02-006").unwrap()),
+            "s15_02_006"
+        );
+        assert_eq!(disease_key(cat.form("rinko-006").unwrap()), "006");
     }
 
     #[test]

@@ -245,9 +245,11 @@ pub struct ScanCounts {
     pub kept: u64,
 }
 
-/// The disease partition key of a form (see [`ResearchRecord::disease`]).
+/// The disease partition key of a form (see [`ResearchRecord::disease`]): a 医療意見書
+/// (`FormKind::Iken`, 小児慢性特定疾病) is always `s` and its code, whatever number it carries,
+/// so that it never shares a partition, a count or a name with the 指定難病 of the same number.
 pub fn disease_key(form: &FormDef) -> String {
-    if form.kokuji == 0 {
+    if form.kind == nsdb_rules::form::FormKind::Iken || form.kokuji == 0 {
         let code = form
             .id
             .strip_prefix("iken-")
@@ -259,6 +261,27 @@ pub fn disease_key(form: &FormDef) -> String {
     } else {
         format!("{:03}-{}", form.kokuji, form.eda)
     }
+}
+
+/// Each disease partition key of the catalogue ([`disease_key`]) with the name the ministry's
+/// page shows for it: the programme, the number people know it by and the disease, e.g.
+/// `指定難病 告示番号6 パーキンソン病`, `小児慢性特定疾病 15-02-006 大理石骨病`.
+pub fn disease_labels(catalogue: &nsdb_rules::Catalogue) -> BTreeMap<String, String> {
+    catalogue
+        .forms()
+        .into_iter()
+        .map(|f| {
+            let label = match f.kind {
+                nsdb_rules::form::FormKind::Rinko => {
+                    format!("指定難病 告示番号{} {}", f.number(), f.disease)
+                }
+                nsdb_rules::form::FormKind::Iken => {
+                    format!("小児慢性特定疾病 {} {}", f.number(), f.disease)
+                }
+            };
+            (disease_key(f), label)
+        })
+        .collect()
 }
 
 /// An export as the ministry's page lists it.

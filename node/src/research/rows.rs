@@ -38,6 +38,10 @@ const ENABLED: &str = "research_rows";
 /// `node_meta` key: the catalogue version the rows were written with.
 const CATALOGUE: &str = "research_rows_catalogue";
 
+/// How rows are made, stored beside the catalogue version: a change here (2: 小慢 partitions
+/// `s…` for every 医療意見書, severity from the rules' judgment) rewrites every row.
+const ROW_RULES: &str = "rows-2";
+
 /// Sheets filled per writer transaction by [`refresh`].
 pub const REFRESH_CHUNK: usize = 1024;
 
@@ -50,9 +54,9 @@ pub fn install(catalogue: Arc<Catalogue>) {
 /// Turns research rows on for a hub, on its writer connection: installs the catalogue for this
 /// thread, sets `research_rows` in `node_meta`, and lists every sheet for [`refresh`] when the
 /// rows are new (first open after migration 017) or were written with another catalogue
-/// version.
+/// version or by other row rules ([`ROW_RULES`]).
 pub fn enable(c: &Connection, catalogue: Arc<Catalogue>) -> rusqlite::Result<()> {
-    let version = catalogue.version().to_string();
+    let version = format!("{} {ROW_RULES}", catalogue.version());
     install(catalogue);
     let first = c.execute(
         "INSERT OR IGNORE INTO node_meta (key, value) VALUES (?1, '1')",
@@ -71,6 +75,28 @@ pub fn enable(c: &Connection, catalogue: Arc<Catalogue>) -> rusqlite::Result<()>
             "INSERT OR REPLACE INTO node_meta (key, value) VALUES (?1, ?2)",
             params![CATALOGUE, version],
         )?;
+    }
+    Ok(())
+}
+
+/// Turns research rows off on a node that is not the hub: drops the `node_meta` keys that turn
+/// the triggers on and empties `research_rows`, `research_pending` and `research_counts` (all
+/// derived from the sheets, which stay as they are). Cheap when there is nothing to drop.
+pub fn disable(c: &Connection) -> rusqlite::Result<()> {
+    let on: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM node_meta WHERE key IN (?1, ?2))
+             OR EXISTS (SELECT 1 FROM research_pending)",
+        [ENABLED, CATALOGUE],
+        |r| r.get(0),
+    )?;
+    if on {
+        c.execute(
+            "DELETE FROM node_meta WHERE key IN (?1, ?2, 'research_counts_at')",
+            [ENABLED, CATALOGUE],
+        )?;
+        c.execute("DELETE FROM research_rows", [])?;
+        c.execute("DELETE FROM research_pending", [])?;
+        c.execute("DELETE FROM research_counts", [])?;
     }
     Ok(())
 }

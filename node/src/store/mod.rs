@@ -211,6 +211,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/015_users.sql"),
     include_str!("../../migrations/016_author.sql"),
     include_str!("../../migrations/017_research_rows.sql"),
+    include_str!("../../migrations/018_research_pending.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -605,6 +606,11 @@ mod tests {
                  VALUES ('s-1', 1, 5, 2025, 'rinko-006', '006', 'r', 'p', '2024.04', 60, '60-64',
                  '2', '東京都', '該当', 'basic.onset2019-04');
              INSERT INTO research_pending VALUES ('s-2');",
+        ),
+        (
+            // 018_research_pending.sql: triggers only
+            18,
+            "INSERT OR IGNORE INTO research_pending VALUES ('s-1');",
         ),
     ];
 

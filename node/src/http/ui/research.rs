@@ -29,64 +29,166 @@ struct ResearchQuery {
     cols: Option<String>,
 }
 
+/// The query as applied: only values the stored counts hold are used as filters, and each
+/// value that could not be used is said in `problems` (shown beside the filters; the CSV
+/// refuses). The selects show exactly what is applied.
+#[derive(Debug)]
+struct Applied {
+    filter: Filter,
+    rows: Dim,
+    cols: Dim,
+    year: String,
+    disease: String,
+    prefecture: String,
+    problems: Vec<String>,
+}
+
+/// A value from the address, shortened for a message.
+fn quoted(v: &str) -> String {
+    let short: String = v.chars().take(20).collect();
+    if short.len() < v.len() {
+        format!("「{short}…」")
+    } else {
+        format!("「{short}」")
+    }
+}
+
 impl ResearchQuery {
-    fn filter(&self) -> Filter {
-        let some = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
-        Filter {
-            year: some(&self.year).and_then(|y| y.parse().ok()),
-            disease: some(&self.disease),
-            prefecture: some(&self.prefecture),
+    /// Checks the query against the values the counts hold (`years`, `diseases`,
+    /// `prefectures`).
+    fn apply(&self, years: &[String], diseases: &[String], prefectures: &[String]) -> Applied {
+        let given = |s: &Option<String>| {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let mut a = Applied {
+            filter: Filter::default(),
+            rows: Dim::Prefecture,
+            cols: Dim::AgeBand,
+            year: String::new(),
+            disease: String::new(),
+            prefecture: String::new(),
+            problems: Vec::new(),
+        };
+        if let Some(y) = given(&self.year) {
+            match y.parse::<i32>() {
+                Err(_) => a.problems.push(format!(
+                    "年{}は西暦の年（例: 2026）で選んでください。年では絞り込んでいません。",
+                    quoted(&y)
+                )),
+                Ok(n) if !years.contains(&n.to_string()) => a.problems.push(format!(
+                    "{n}年の集計はありません（集計のある年: {}）。年では絞り込んでいません。",
+                    if years.is_empty() {
+                        "なし".to_string()
+                    } else {
+                        years.join("、")
+                    }
+                )),
+                Ok(n) => {
+                    a.filter.year = Some(n);
+                    a.year = n.to_string();
+                }
+            }
         }
-    }
-
-    fn dims(&self) -> (Dim, Dim) {
-        let rows = self
-            .rows
-            .as_deref()
-            .and_then(Dim::parse)
-            .unwrap_or(Dim::Prefecture);
-        let cols = self
-            .cols
-            .as_deref()
-            .and_then(Dim::parse)
-            .filter(|c| *c != rows)
-            .unwrap_or(if rows == Dim::AgeBand {
-                Dim::Sex
+        for (dim, value, list, slot, filter) in [
+            (
+                Dim::Disease,
+                given(&self.disease),
+                diseases,
+                &mut a.disease,
+                &mut a.filter.disease,
+            ),
+            (
+                Dim::Prefecture,
+                given(&self.prefecture),
+                prefectures,
+                &mut a.prefecture,
+                &mut a.filter.prefecture,
+            ),
+        ] {
+            let Some(v) = value else { continue };
+            if list.contains(&v) {
+                *slot = v.clone();
+                *filter = Some(v);
             } else {
-                Dim::AgeBand
-            });
-        (rows, cols)
+                a.problems.push(format!(
+                    "{}{}の集計はありません。{}では絞り込んでいません。",
+                    dim.label(),
+                    quoted(&v),
+                    dim.label()
+                ));
+            }
+        }
+        let choices = Dim::ALL.map(|d| d.label()).join("・");
+        let dim = |given: Option<String>, what: &str, fallback: Dim, problems: &mut Vec<String>| {
+            match given {
+                None => fallback,
+                Some(v) => Dim::parse(&v).unwrap_or_else(|| {
+                    problems.push(format!(
+                        "表の{what}{}は選べません（{choices}から選びます）。{}にしています。",
+                        quoted(&v),
+                        fallback.label()
+                    ));
+                    fallback
+                }),
+            }
+        };
+        a.rows = dim(given(&self.rows), "行", Dim::Prefecture, &mut a.problems);
+        let other = if a.rows == Dim::AgeBand {
+            Dim::Sex
+        } else {
+            Dim::AgeBand
+        };
+        a.cols = dim(given(&self.cols), "列", other, &mut a.problems);
+        if a.cols == a.rows {
+            if given(&self.cols).is_some() {
+                a.problems.push(format!(
+                    "行と列に同じ「{}」は選べません。列を「{}」にしています。",
+                    a.rows.label(),
+                    other.label()
+                ));
+            }
+            a.cols = other;
+        }
+        a
     }
+}
 
+impl Applied {
     fn query_string(&self) -> String {
         serde_urlencoded::to_string([
-            ("year", self.year.clone().unwrap_or_default()),
-            ("disease", self.disease.clone().unwrap_or_default()),
-            ("prefecture", self.prefecture.clone().unwrap_or_default()),
-            ("rows", self.dims().0.name().to_string()),
-            ("cols", self.dims().1.name().to_string()),
+            ("year", self.year.clone()),
+            ("disease", self.disease.clone()),
+            ("prefecture", self.prefecture.clone()),
+            ("rows", self.rows.name().to_string()),
+            ("cols", self.cols.name().to_string()),
         ])
         .unwrap_or_default()
     }
 }
 
-/// Disease partition keys to names, from the catalogue.
-fn disease_names(node: &crate::Node) -> BTreeMap<String, String> {
-    node.catalogue
-        .forms()
-        .into_iter()
-        .map(|f| (crate::research::disease_key(f), f.disease.clone()))
-        .collect()
+/// The values the stored counts hold: years, diseases, prefectures.
+async fn filter_values(
+    node: &crate::Node,
+    p: &crate::accounts::policy::Principal,
+) -> crate::Result<(Vec<String>, Vec<String>, Vec<String>)> {
+    Ok((
+        node.research_values(p, Dim::Year).await?,
+        node.research_values(p, Dim::Disease).await?,
+        node.research_values(p, Dim::Prefecture).await?,
+    ))
 }
 
 fn choices(values: Vec<String>, names: Option<&BTreeMap<String, String>>) -> Vec<Choice> {
     values
         .into_iter()
         .map(|v| Choice {
-            label: match names.and_then(|n| n.get(&v)) {
-                Some(name) => format!("{v} {name}"),
-                None => v.clone(),
-            },
+            label: names
+                .and_then(|n| n.get(&v))
+                .cloned()
+                .unwrap_or_else(|| v.clone()),
             value: v,
         })
         .collect()
@@ -98,25 +200,26 @@ async fn page(
     Query(q): Query<ResearchQuery>,
 ) -> Response {
     let ctx = Ctx::new(&node, &s);
-    let (rows, cols) = q.dims();
     let p = &s.principal;
     let result = async {
-        let (table, at) = node.research_table(p, q.filter(), rows, cols).await?;
-        let years = node.research_values(p, Dim::Year).await?;
-        let diseases = node.research_values(p, Dim::Disease).await?;
-        let prefectures = node.research_values(p, Dim::Prefecture).await?;
+        let (years, diseases, prefectures) = filter_values(&node, p).await?;
+        let a = q.apply(&years, &diseases, &prefectures);
+        let (table, at) = node
+            .research_table(p, a.filter.clone(), a.rows, a.cols)
+            .await?;
         let exports = node.research_exports(p).await?;
-        Ok::<_, Error>((table, at, years, diseases, prefectures, exports))
+        Ok::<_, Error>((a, table, at, years, diseases, prefectures, exports))
     }
     .await;
-    let (table, at, years, diseases, prefectures, exports) = match result {
+    let (a, table, at, years, diseases, prefectures, exports) = match result {
         Ok(r) => r,
         Err(e) => return error_page(Some(&ctx), e),
     };
-    let names = disease_names(&node);
+    let (rows, cols) = (a.rows, a.cols);
+    let names = crate::research::disease_labels(&node.catalogue);
     let label = |dim: Dim, v: &str| -> String {
         match (dim, names.get(v)) {
-            (Dim::Disease, Some(n)) => format!("{v} {n}"),
+            (Dim::Disease, Some(n)) => n.clone(),
             _ => v.to_string(),
         }
     };
@@ -138,9 +241,9 @@ async fn page(
                 label: d.label().into(),
             })
             .collect(),
-        year: q.year.clone().unwrap_or_default(),
-        disease: q.disease.clone().unwrap_or_default(),
-        prefecture: q.prefecture.clone().unwrap_or_default(),
+        year: a.year.clone(),
+        disease: a.disease.clone(),
+        prefecture: a.prefecture.clone(),
         rows: rows.name().into(),
         cols: cols.name().into(),
         row_label: rows.label().into(),
@@ -148,7 +251,8 @@ async fn page(
         col_names: table.cols.iter().map(|c| label(cols, c)).collect(),
         lines: lines(&table, rows, &label),
         suppressed: table.suppressed(),
-        csv_url: format!("/research/table.csv?{}", q.query_string()),
+        csv_url: format!("/research/table.csv?{}", a.query_string()),
+        filter_problems: a.problems.clone(),
         exports: exports
             .into_iter()
             .map(|e| ExportLine {
@@ -193,12 +297,20 @@ async fn table_csv(
     Query(q): Query<ResearchQuery>,
 ) -> Response {
     let ctx = Ctx::new(&node, &s);
-    let (rows, cols) = q.dims();
-    match node
-        .research_table(&s.principal, q.filter(), rows, cols)
-        .await
-    {
-        Ok((t, _)) => (
+    let p = &s.principal;
+    let result = async {
+        let (years, diseases, prefectures) = filter_values(&node, p).await?;
+        let a = q.apply(&years, &diseases, &prefectures);
+        if !a.problems.is_empty() {
+            // A file that looks like the asked-for table but is not: refused, saying why.
+            return Err(Error::Invalid(a.problems.join(" ")));
+        }
+        let t = node.research_table(p, a.filter, a.rows, a.cols).await?;
+        Ok::<_, Error>((t, a.rows, a.cols))
+    }
+    .await;
+    match result {
+        Ok(((t, _), rows, cols)) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
                 (
