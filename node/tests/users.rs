@@ -170,10 +170,31 @@ async fn a_password_reset_gives_a_one_time_password_that_must_be_changed() {
     let t = TestNode::start(NodeRole::Hospital).await;
     let (mut c, csrf) = admin(&t).await;
     let clerk = user_id(&t, "clerk").await;
+    // The button asks first, and changes nothing yet.
+    let ask = c
+        .form(
+            &format!("/admin/users/{clerk}/password-reset"),
+            &[("csrf", &csrf), ("back", "kind=clerk&page=1")],
+        )
+        .await;
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
+    assert!(ask.body.contains("パスワード初期化の確認"), "{}", ask.body);
+    assert!(ask.body.contains("clerk/ 田中 花子"));
+    assert!(ask.body.contains("name=\"confirmed\" value=\"yes\""));
+    assert!(
+        ask.body
+            .contains("href=\"/admin/users?kind=clerk&amp;page=1\"")
+    );
+    assert!(!ask.body.contains("initial-password"));
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert!(audit_of(&t, "user_password_reset").await.is_empty());
     let r = c
         .form(
             &format!("/admin/users/{clerk}/password-reset"),
-            &[("csrf", &csrf)],
+            &[("csrf", &csrf), ("confirmed", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -227,7 +248,7 @@ async fn a_password_reset_gives_a_one_time_password_that_must_be_changed() {
     let forged = c
         .form(
             &format!("/admin/users/{clerk}/password-reset"),
-            &[("csrf", "x")],
+            &[("csrf", "x"), ("confirmed", "yes")],
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
@@ -275,10 +296,44 @@ async fn a_deleted_account_cannot_sign_in_and_leaves_the_list_but_not_the_histor
     let t = TestNode::start(NodeRole::Hospital).await;
     let (mut c, csrf) = admin(&t).await;
     let clerk = user_id(&t, "clerk").await;
-    let r = c
-        .form(&format!("/admin/users/{clerk}/delete"), &[("csrf", &csrf)])
+    // The button asks first, saying what happens to whom; nothing is deleted yet.
+    let ask = c
+        .form(
+            &format!("/admin/users/{clerk}/delete"),
+            &[("csrf", &csrf), ("back", "family=%E7%94%B0")],
+        )
         .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
+    assert!(
+        ask.body.contains("削除の確認") && ask.body.contains("clerk/ 田中 花子（医療クラーク等）")
+    );
+    assert!(ask.body.contains("ログインできなくなり"));
+    assert!(ask.body.contains(">削除する</button>"));
+    // キャンセル goes back to the search with its filters.
+    assert!(
+        ask.body
+            .contains("href=\"/admin/users?family=%E7%94%B0\">キャンセル"),
+        "{}",
+        ask.body
+    );
+    assert!(c.get("/admin/users").await.body.contains("田中 花子"));
+    assert!(audit_of(&t, "user_delete").await.is_empty());
+    let r = c
+        .form(
+            &format!("/admin/users/{clerk}/delete"),
+            &[
+                ("csrf", &csrf),
+                ("confirmed", "yes"),
+                ("back", "family=%E7%94%B0"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/admin/users?family=%E7%94%B0"),
+        "{}",
+        r.body
+    );
     let list = c.get("/admin/users").await;
     assert!(!list.body.contains("田中 花子"));
     assert!(list.body.contains("操作記録と臨床調査個人票には残ります"));
@@ -299,57 +354,106 @@ async fn a_deleted_account_cannot_sign_in_and_leaves_the_list_but_not_the_histor
 }
 
 #[tokio::test]
-async fn the_responsible_role_passes_to_a_doctor_only() {
+async fn the_responsible_role_is_handed_over_to_a_doctor_after_a_confirmation() {
     let t = TestNode::start(NodeRole::Hospital).await;
     let (mut c, csrf) = admin(&t).await;
+    let me = user_id(&t, "admin").await;
     let (doctor, clerk) = (user_id(&t, "doctor").await, user_id(&t, "clerk").await);
+    // A clerk cannot take it: said beside the clerk's row, on the search page.
     let refused = c
         .form(
             &format!("/admin/users/{clerk}/responsible"),
-            &[("csrf", &csrf)],
+            &[("csrf", &csrf), ("confirmed", "yes")],
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("医療機関ユーザ検索"));
     assert!(
-        refused
-            .body
-            .contains("責任者を引き継げるのは指定医だけです")
+        refused.body.contains(&format!(
+            "id=\"problem-{clerk}\" role=\"alert\">責任者を引き継げるのは指定医だけです"
+        )),
+        "{}",
+        refused.body
     );
-    let r = c
+
+    // The button asks first: from whom to whom, and what each loses or gains.
+    let ask = c
         .form(
             &format!("/admin/users/{doctor}/responsible"),
             &[("csrf", &csrf)],
         )
         .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let list = c.get("/admin/users?kind=nanbyo_doctor").await;
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
+    assert!(ask.body.contains("責任者変更の確認"));
     assert!(
-        list.body
-            .contains("doctor/ 鈴木 太郎 <small class=\"badge\">責任者</small>"),
+        ask.body.contains(
+            "医療機関責任者を あなた（admin/ 情報 管理） から doctor/ 鈴木 太郎 に引き継ぎます。"
+        ),
         "{}",
-        list.body
+        ask.body
     );
+    assert!(ask.body.contains("利用者の管理はできなくなります"));
+    assert!(audit_of(&t, "user_responsible").await.is_empty());
+
+    let r = c
+        .form(
+            &format!("/admin/users/{doctor}/responsible"),
+            &[("csrf", &csrf), ("confirmed", "yes")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/"),
+        "{}",
+        r.body
+    );
+    // Handed over, not added: the 責任者 account administers no more.
+    assert_eq!(c.get("/admin/users").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.get("/").await.location(), "/monitor");
+    let lock = c
+        .form(&format!("/admin/users/{clerk}/lock"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(lock.status, StatusCode::FORBIDDEN);
+    let holders: i64 = t
+        .node
+        .store
+        .read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM users WHERE responsible = 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(holders, 1);
 
     // The doctor now manages users, still writes sheets, and cannot delete themself.
     let mut d = Client::new(&t);
     let dcsrf = d.ui_login("doctor").await;
-    assert_eq!(d.get("/admin/users").await.status, StatusCode::OK);
+    let list = d.get("/admin/users?kind=nanbyo_doctor").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains(
+            "doctor/ 鈴木 太郎 <small class=\"badge responsible\">医療機関責任者</small>"
+        ),
+        "{}",
+        list.body
+    );
+    let all = d.get("/admin/users?kind=admin").await;
+    assert!(all.body.contains("admin/ 情報 管理") && !all.body.contains("医療機関責任者</small>"));
     assert_eq!(d.get("/sheets").await.status, StatusCode::OK);
     let own = d
         .form(
             &format!("/admin/users/{doctor}/delete"),
-            &[("csrf", &dcsrf)],
+            &[("csrf", &dcsrf), ("confirmed", "yes")],
         )
         .await;
     assert!(own.body.contains("ご自身のアカウントは削除できません"));
-    // The holder cannot be deleted by another 責任者 either until the role is passed on.
-    let held = c
-        .form(&format!("/admin/users/{doctor}/delete"), &[("csrf", &csrf)])
-        .await;
-    assert!(held.body.contains("責任者の指定医は削除できません"));
     assert_eq!(
         audit_of(&t, "user_responsible").await,
-        [(Some(doctor.to_string()), Some("from=-".into()))]
+        [(Some(doctor.to_string()), Some(format!("from={me}")))]
     );
 }
 

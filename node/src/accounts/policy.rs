@@ -119,9 +119,49 @@ impl Principal {
 
     /// Whether the user may do `action` at all (their kind's role, or the 責任者 role they
     /// hold): what menus show. Access itself is always decided by [`authorize`].
+    ///
+    /// User administration (`ManageUsers`) belongs to whoever holds the institution's 責任者
+    /// role, one account at a time (`responsible`): an account of kind 責任者 that handed the
+    /// role to a doctor (責任者変更) administers no more.
     pub fn may(&self, action: Action) -> bool {
+        if action == Action::ManageUsers {
+            return self.responsible;
+        }
         role_may(self.role(), action) || (self.responsible && role_may(Role::Admin, action))
     }
+}
+
+/// The kinds of account a node of `node`'s role holds (deny by default): a hospital its
+/// doctors, clerks and 責任者; a municipality its staff (自治体職員) and 責任者; the hub the
+/// ministry's staff, the paper data entry, its 責任者, and clinics' doctors and clerks (with
+/// the clinic's 医療機関コード). Any other account signs in nowhere, even when stored.
+pub fn kinds_on(node: crate::config::NodeRole) -> &'static [UserKind] {
+    use crate::config::NodeRole;
+    match node {
+        NodeRole::Hospital => &[
+            UserKind::NanbyoDoctor,
+            UserKind::KyoryokuDoctor,
+            UserKind::ShomanDoctor,
+            UserKind::Clerk,
+            UserKind::Admin,
+        ],
+        NodeRole::Municipality => &[UserKind::Reviewer, UserKind::Admin],
+        NodeRole::Hub => &[
+            UserKind::Ministry,
+            UserKind::PaperEntry,
+            UserKind::Admin,
+            UserKind::NanbyoDoctor,
+            UserKind::KyoryokuDoctor,
+            UserKind::ShomanDoctor,
+            UserKind::Clerk,
+        ],
+    }
+}
+
+/// Whether an account of `kind` may sign in and act on a node of `node`'s role
+/// ([`kinds_on`]).
+pub fn kind_belongs(node: crate::config::NodeRole, kind: UserKind) -> bool {
+    kinds_on(node).contains(&kind)
 }
 
 /// Something a user asks to do.
@@ -395,7 +435,8 @@ pub fn matrix() -> String {
                 name: String::new(),
                 kind: kind_of(role),
                 institution: "A".into(),
-                responsible: false,
+                // An account of kind 責任者 holds the role until it hands it over.
+                responsible: role == Role::Admin,
             };
             let allowed: Vec<&str> = targets
                 .iter()
@@ -437,7 +478,7 @@ mod tests {
             name: "u".into(),
             kind,
             institution: inst.into(),
-            responsible: false,
+            responsible: kind == UserKind::Admin,
         }
     }
 

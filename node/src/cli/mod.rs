@@ -582,10 +582,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let kind = crate::accounts::policy::UserKind::parse(&kind).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown user kind {kind:?}; use one of: {}",
+                    "--kind: ユーザ種別「{kind}」はありません。次のいずれかを指定してください: {}",
                     crate::accounts::policy::UserKind::ALL
-                        .map(|k| k.as_str())
-                        .join(", ")
+                        .map(|k| format!("{}（{}）", k.as_str(), k.label()))
+                        .join("、")
                 )
             })?;
             let password = match std::env::var("NSDB_PASSWORD") {
@@ -610,6 +610,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ),
                 other => other,
             };
+            // What this node's role holds, said with the flag it is about, before the
+            // database is opened.
+            crate::accounts::check_new_user(
+                config.role,
+                &config.institution.code,
+                &login,
+                &name,
+                kind,
+                institution.as_deref(),
+                department.as_deref(),
+            )
+            .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field()))?;
             let node = crate::Node::open(config, crate::Clock::System)?;
             if let (Some(code), Some(name)) = (&institution, &institution_name) {
                 crate::accounts::name_institution(&node, code, name, "hospital").await?;
@@ -628,12 +640,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 node.require_password_change(&login).await?;
             }
             println!(
-                "added user {login} (id {id}, {}){}",
+                "利用者 {login}（id {id}、{}）を登録しました。{}",
                 kind.label(),
                 if no_change_required {
                     ""
                 } else {
-                    "; they change the password at their first sign-in"
+                    "最初のログインでパスワードを変更します。"
                 }
             );
             Ok(())
@@ -643,10 +655,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let node =
                 crate::Node::open(crate::NodeConfig::from_file(&config)?, crate::Clock::System)?;
-            node.reset_totp(None, &login).await?;
-            println!(
-                "removed the second factor (2段階認証) of {login}; they enrol again at their next sign-in"
-            );
+            if node.reset_totp(None, &login).await? {
+                println!("{login} の2段階認証を初期化しました。次のログインで設定し直します。");
+            } else {
+                println!(
+                    "{login} は2段階認証を設定していないため、初期化するものはありませんでした（何も変更していません）。"
+                );
+            }
             Ok(())
         }
         Command::User {

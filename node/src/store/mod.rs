@@ -129,11 +129,12 @@ pub enum StoreError {
     )]
     KeyPermissions { path: PathBuf, mode: u32 },
     #[error(
-        "cannot open database {}: the key is wrong or the file is not an nsdb database",
+        "データベース {} を開けません: 鍵が違うか、nsdb のデータベースではありません（設定の key_file を確かめてください）。\n  詳細: cannot open database {}: the key is wrong or the file is not an nsdb database",
+        path.display(),
         path.display()
     )]
     WrongKey { path: PathBuf },
-    #[error("cannot open database {}: {source}", path.display())]
+    #[error("データベース {} を開けません（場所と権限を確かめてください）。\n  詳細: {source}", path.display())]
     Open {
         path: PathBuf,
         source: rusqlite::Error,
@@ -211,6 +212,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/015_users.sql"),
     include_str!("../../migrations/016_author.sql"),
     include_str!("../../migrations/017_research_rows.sql"),
+    include_str!("../../migrations/019_responsible_holder.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -305,6 +307,8 @@ fn open_connection(
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     if let Some(key) = key {
         conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", key.to_hex()))?;
+        // Keying initialises SQLCipher, which sets its log level back to its default.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     }
     // Before the first read: another process may hold the lock right now.
     conn.busy_timeout(BUSY_TIMEOUT)?;
