@@ -601,3 +601,167 @@ async fn a_reissued_check_tool_key_is_downloaded_once_and_replaces_the_registere
         refused.body
     );
 }
+
+#[tokio::test]
+async fn a_refused_expiry_is_shown_beside_its_row_with_the_typed_value_and_the_search_kept() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    for (typed, words) in [
+        ("2027-13-01", "有効期限「2027-13-01」を日付として読めません"),
+        ("2020-01-01", "有効期限は今日"),
+    ] {
+        let r = c
+            .form(
+                &format!("/admin/users/{clerk}/expiry"),
+                &[
+                    ("csrf", &csrf),
+                    ("expires_on", typed),
+                    ("back", "kind=clerk&page=1"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        // The same search page, filtered as it was, not a separate error page.
+        assert!(r.body.contains("医療機関ユーザ検索") && r.body.contains("検索結果件数 1件"));
+        assert!(
+            r.body.contains("<option value=\"clerk\" selected>"),
+            "{}",
+            r.body
+        );
+        // Beside the field, which keeps what was typed and points at the message.
+        let field = format!("id=\"expires-{clerk}\"");
+        let at = r.body.find(&field).expect("the clerk's 有効期限 box");
+        let input = &r.body[at..at + r.body[at..].find('>').unwrap()];
+        assert!(input.contains(&format!("value=\"{typed}\"")), "{input}");
+        assert!(input.contains("aria-invalid=\"true\""), "{input}");
+        assert!(
+            input.contains(&format!("aria-describedby=\"problem-{clerk}\"")),
+            "{input}"
+        );
+        assert!(
+            r.body
+                .contains(&format!("id=\"problem-{clerk}\" role=\"alert\">{words}")),
+            "{}",
+            r.body
+        );
+    }
+    // Nothing was changed, and a good date goes back to the same search.
+    let ok = c
+        .form(
+            &format!("/admin/users/{clerk}/expiry"),
+            &[
+                ("csrf", &csrf),
+                ("expires_on", "R20.3.31"),
+                ("back", "kind=clerk&page=1"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (ok.status, ok.location()),
+        (StatusCode::SEE_OTHER, "/admin/users?kind=clerk&page=1")
+    );
+    assert_eq!(audit_of(&t, "user_expiry").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_lockout_after_wrong_passwords_shows_on_the_list_and_unlock_ends_it() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    for _ in 0..nsdb::accounts::LOCK_AFTER_FAILURES {
+        sign_in_with(&t, "clerk", "wrong-password").await;
+    }
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    let list = c.get("/admin/users?kind=clerk").await;
+    assert!(
+        list.body.contains("ロック中（パスワード連続失敗）"),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains("ロック中（責任者によるロック）"));
+    assert!(list.body.contains(&format!("/admin/users/{clerk}/unlock")));
+    let r = c
+        .form(&format!("/admin/users/{clerk}/unlock"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        !c.get("/admin/users?kind=clerk")
+            .await
+            .body
+            .contains("ロック中")
+    );
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    // A lock by the 責任者 says so.
+    c.form(&format!("/admin/users/{clerk}/lock"), &[("csrf", &csrf)])
+        .await;
+    let list = c.get("/admin/users?kind=clerk").await;
+    assert!(list.body.contains("ロック中（責任者によるロック）"));
+}
+
+#[tokio::test]
+async fn resetting_a_second_factor_never_set_up_says_there_was_nothing_to_reset() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let r = c
+        .form(
+            "/admin/users/totp-reset",
+            &[("csrf", &csrf), ("login", "doctor")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let list = c.get("/admin/users").await;
+    assert!(
+        list.body
+            .contains("doctor は2段階認証を設定していないため、初期化するものはありませんでした"),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains("2段階認証を初期化しました"));
+    assert!(audit_of(&t, "totp_reset").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_account_of_a_kind_the_node_does_not_hold_signs_in_nowhere_and_sees_no_sheet() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let own = t.node.config.institution.code.clone();
+    // Stored before the command line refused it: a 厚生労働省職員 on a hospital node.
+    t.add_user("mhlw", UserKind::Ministry, &own).await;
+    assert_eq!(
+        sign_in_with(&t, "mhlw", "demo").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(matches!(
+        t.node.login("mhlw", "demo").await,
+        Err(nsdb::Error::BadCredentials)
+    ));
+    assert!(
+        audit_of(&t, "login_failed")
+            .await
+            .iter()
+            .any(|(_, d)| d.as_deref() == Some("kind not held by this node"))
+    );
+    // A session held before the account's kind changed ends too.
+    let mut clerk = Client::new(&t);
+    clerk.ui_login("clerk").await;
+    assert_eq!(clerk.get("/sheets").await.status, StatusCode::OK);
+    sql(
+        &t,
+        "UPDATE users SET kind = 'ministry' WHERE login = 'clerk'",
+    )
+    .await;
+    let r = clerk.get("/sheets").await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/login"),
+        "{}",
+        r.body
+    );
+}

@@ -1435,6 +1435,86 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::NodeRole;
+
+    #[test]
+    fn a_new_account_holds_a_kind_its_node_holds_and_its_own_institution() {
+        let own = "1399000036";
+        let check = |node, kind, inst: Option<&str>| {
+            check_new_user(node, own, "u", "鈴木 太郎", kind, inst, None)
+        };
+        for kind in [UserKind::NanbyoDoctor, UserKind::Clerk, UserKind::Admin] {
+            assert_eq!(check(NodeRole::Hospital, kind, None), Ok(()));
+        }
+        for kind in [UserKind::Ministry, UserKind::Reviewer, UserKind::PaperEntry] {
+            let e = check(NodeRole::Hospital, kind, None).unwrap_err();
+            assert_eq!(e.field(), "kind", "{e}");
+        }
+        assert_eq!(
+            check(NodeRole::Municipality, UserKind::Reviewer, None),
+            Ok(())
+        );
+        assert!(check(NodeRole::Municipality, UserKind::NanbyoDoctor, None).is_err());
+        // The hub: its own staff, and clinics' doctors and clerks with the clinic's code.
+        assert_eq!(check(NodeRole::Hub, UserKind::Ministry, None), Ok(()));
+        assert_eq!(
+            check(NodeRole::Hub, UserKind::PaperEntry, Some(own)),
+            Ok(())
+        );
+        assert!(check(NodeRole::Hub, UserKind::NanbyoDoctor, None).is_err());
+        assert_eq!(
+            check(NodeRole::Hub, UserKind::Clerk, Some("1399000028")),
+            Ok(())
+        );
+        let e = check(NodeRole::Hub, UserKind::Ministry, Some("1399000028")).unwrap_err();
+        assert_eq!(e.field(), "kind");
+        // Another institution only on the hub.
+        let e = check(
+            NodeRole::Hospital,
+            UserKind::NanbyoDoctor,
+            Some("1399000028"),
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "institution");
+        assert!(e.to_string().contains("1399000028"), "{e}");
+        // Names: not empty, at most MAX_NAME_CHARS, counted in characters.
+        let name =
+            |n: &str| check_new_user(NodeRole::Hospital, own, "u", n, UserKind::Clerk, None, None);
+        assert_eq!(name(" \u{3000}"), Err(NewUserRefused::EmptyName));
+        assert_eq!(name(&"名".repeat(MAX_NAME_CHARS)), Ok(()));
+        assert_eq!(
+            name(&"名".repeat(MAX_NAME_CHARS + 1)),
+            Err(NewUserRefused::LongName {
+                chars: MAX_NAME_CHARS + 1
+            })
+        );
+        assert_eq!(
+            check_new_user(
+                NodeRole::Hospital,
+                own,
+                "a b",
+                "x",
+                UserKind::Clerk,
+                None,
+                None
+            ),
+            Err(NewUserRefused::Login)
+        );
+    }
+
+    #[test]
+    fn every_kind_a_new_account_may_have_signs_in_on_that_node() {
+        for node in [NodeRole::Hospital, NodeRole::Municipality, NodeRole::Hub] {
+            for kind in UserKind::ALL {
+                let inst = (node == NodeRole::Hub
+                    && matches!(kind.role(), policy::Role::Doctor | policy::Role::Clerk))
+                .then_some("1399000028");
+                if check_new_user(node, "1399000036", "u", "x", kind, inst, None).is_ok() {
+                    assert!(policy::kind_belongs(node, kind), "{node:?} {kind:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_check_in_reused_memory_agrees_with_the_plain_check() {

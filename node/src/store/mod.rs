@@ -701,6 +701,48 @@ mod tests {
         Store::open(&path, Some(&key(7)), 1).expect("reopen with the same key");
     }
 
+    /// 019: an institution whose 責任者 was an account of kind `admin` (a 責任者 by its kind
+    /// alone, before) keeps one, the flag's one holder; one whose doctor held the role keeps
+    /// that doctor only.
+    #[tokio::test]
+    async fn the_responsible_role_moves_to_one_flagged_holder_per_institution() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        {
+            let mut conn = connect(
+                &path,
+                Some(&key(3)),
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            )
+            .unwrap();
+            migrations().to_version(&mut conn, 17).unwrap();
+            conn.execute_batch(
+                "INSERT INTO institutions VALUES ('A', '甲病院', 'hospital'), ('B', '乙病院', 'hospital');
+                 INSERT INTO users (id, login, name, kind, institution, password_hash,
+                     created_at, responsible, deleted_at) VALUES
+                 (1, 'gone', 'x', 'admin', 'A', 'x', 1, 0, 5),
+                 (2, 'it-a', 'x', 'admin', 'A', 'x', 1, 0, NULL),
+                 (3, 'it-a2', 'x', 'admin', 'A', 'x', 1, 0, NULL),
+                 (4, 'it-b', 'x', 'admin', 'B', 'x', 1, 0, NULL),
+                 (5, 'dr-b', 'x', 'nanbyo_doctor', 'B', 'x', 1, 1, NULL);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, Some(&key(3)), 1).unwrap();
+        let holders: Vec<String> = store
+            .read(|c| {
+                let mut st =
+                    c.prepare("SELECT login FROM users WHERE responsible = 1 ORDER BY id")?;
+                let rows = st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok::<_, StoreError>(rows)
+            })
+            .await
+            .unwrap();
+        assert_eq!(holders, ["it-a", "dr-b"]);
+    }
+
     #[tokio::test]
     async fn a_wrong_key_is_a_clear_error_and_leaves_the_file_intact() {
         let dir = tempfile::tempdir().unwrap();
