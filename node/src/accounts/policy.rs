@@ -131,10 +131,10 @@ impl Principal {
     }
 }
 
-/// The kinds of account a node of `node`'s role holds (deny by default): a hospital its
+/// The kinds of account a node of `node`'s role issues (`nsdb user add`): a hospital its
 /// doctors, clerks and 責任者; a municipality its staff (自治体職員) and 責任者; the hub the
 /// ministry's staff, the paper data entry, its 責任者, and clinics' doctors and clerks (with
-/// the clinic's 医療機関コード). Any other account signs in nowhere, even when stored.
+/// the clinic's 医療機関コード).
 pub fn kinds_on(node: crate::config::NodeRole) -> &'static [UserKind] {
     use crate::config::NodeRole;
     match node {
@@ -158,10 +158,17 @@ pub fn kinds_on(node: crate::config::NodeRole) -> &'static [UserKind] {
     }
 }
 
-/// Whether an account of `kind` may sign in and act on a node of `node`'s role
-/// ([`kinds_on`]).
+/// Whether an account of `kind` may sign in and act on a node of `node`'s role, whatever is
+/// stored: the kinds whose reach is decided by the node they are on — the ministry's staff
+/// (every sheet the node holds, masked) and the paper data entry (the papers the node
+/// received) — only on the hub. The other kinds' reach is decided by their institution
+/// (doctors, clerks, 責任者) or by the keys their node resolved (自治体職員), wherever they
+/// are; [`kinds_on`] is what a node issues.
 pub fn kind_belongs(node: crate::config::NodeRole, kind: UserKind) -> bool {
-    kinds_on(node).contains(&kind)
+    match kind.role() {
+        Role::Ministry | Role::PaperEntry => node == crate::config::NodeRole::Hub,
+        Role::Doctor | Role::Clerk | Role::Admin | Role::Reviewer => true,
+    }
 }
 
 /// Something a user asks to do.
