@@ -522,7 +522,8 @@ pub struct UserRow {
     pub expires_on: Option<String>,
     /// Past its 有効期限 (期限切れ): cannot sign in.
     pub expired: bool,
-    /// Holds the 責任者 role: an account of kind 責任者, or the doctor it was passed to.
+    /// Holds the institution's 責任者 role (one account at a time): the account of kind 責任者
+    /// it was given to, or the doctor it was handed to (責任者変更).
     pub responsible: bool,
     /// Has a check-tool key registered (暗号鍵).
     pub key_registered: bool,

@@ -591,7 +591,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let password = match std::env::var("NSDB_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
-                    eprintln!("password for {login} (one line on standard input):");
+                    eprintln!("{login} のパスワードを入力してください（標準入力に1行）:");
                     let mut line = String::new();
                     std::io::stdin().read_line(&mut line)?;
                     line.trim_end_matches(['\r', '\n']).to_string()
@@ -678,16 +678,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let key = match (&out, &public_key) {
                 (_, Some(hex)) => check::public_key(hex, "--public-key")?,
                 (Some(out), None) => nsdb_provisioning::sealed::UserKey::create(out)?.public_key(),
-                (None, None) => anyhow::bail!("give --out FILE or --public-key HEX"),
+                (None, None) => anyhow::bail!(
+                    "--out FILE（新しい鍵ファイルを作る）か --public-key HEX（他で作った鍵の公開鍵）のどちらかを指定してください。"
+                ),
             };
             node.set_user_key(&login, key).await?;
             if let Some(out) = out {
                 println!(
-                    "wrote {login}'s check-tool key to {} (mode 600) and registered it; carry it to the check tool's machine",
+                    "{login} のチェックツール用の鍵を {} に書き出し（モード 600）、登録しました。チェックツールを使う端末に移してください。",
                     out.display()
                 );
             } else {
-                println!("registered the check-tool key of {login}");
+                println!("{login} のチェックツール用の鍵（公開鍵）を登録しました。");
             }
             Ok(())
         }
