@@ -517,10 +517,8 @@ impl Node {
     /// Errors: as [`Node::reset_password`]; [`Error::Invalid`] for a user who is not a doctor.
     pub async fn pass_responsible(&self, p: &Principal, uid: u64) -> Result<HandOver> {
         let inst = p.institution.clone();
-        let holder = std::sync::Arc::new(std::sync::Mutex::new(None::<(u64, String, String)>));
-        let seen = holder.clone();
-        let login = self
-            .administer(p, uid, Act::PassResponsible, move |tx, m| {
+        let (login, previous) = self
+            .administer_with(p, uid, Act::PassResponsible, move |tx, m| {
                 if m.kind.role() != Role::Doctor {
                     return Err(Error::Invalid(format!(
                         "責任者を引き継げるのは指定医だけです（{}には引き継げません）。",
@@ -530,11 +528,11 @@ impl Node {
                 if m.responsible {
                     return Err(Error::Invalid("その指定医は既に責任者です。".into()));
                 }
-                let previous: Option<(i64, String, String)> = tx
+                let previous: Option<(i64, String)> = tx
                     .query_row(
-                        "SELECT id, login, name FROM users WHERE institution = ?1 AND responsible = 1",
+                        "SELECT id, login FROM users WHERE institution = ?1 AND responsible = 1",
                         [&inst],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
                 tx.execute(
@@ -545,20 +543,19 @@ impl Node {
                     "UPDATE users SET responsible = 1 WHERE id = ?1",
                     [m.id as i64],
                 )?;
-                if let (Some((id, login, name)), Ok(mut h)) = (&previous, seen.lock()) {
-                    *h = Some((*id as u64, login.clone(), name.clone()));
-                }
-                Ok(Some(format!(
+                let detail = format!(
                     "from={}",
-                    previous.map_or("-".to_string(), |v| v.0.to_string())
-                )))
+                    previous
+                        .as_ref()
+                        .map_or("-".to_string(), |v| v.0.to_string())
+                );
+                Ok((Some(detail), previous))
             })
             .await?;
-        let from = holder.lock().ok().and_then(|mut h| h.take());
         Ok(HandOver {
             to_login: login,
-            from_user: from.as_ref().map(|f| f.0),
-            from_login: from.map(|f| f.1),
+            from_user: previous.as_ref().map(|v| v.0 as u64),
+            from_login: previous.map(|v| v.1),
         })
     }
 
@@ -633,6 +630,24 @@ impl Node {
     where
         F: FnOnce(&Connection, &Managed) -> Result<Option<String>> + Send + 'static,
     {
+        self.administer_with(p, uid, act, move |tx, m| Ok((change(tx, m)?, ())))
+            .await
+            .map(|(login, ())| login)
+    }
+
+    /// [`Node::administer`] for a `change` that also tells the caller something (`T`), read
+    /// inside the same transaction.
+    async fn administer_with<T, F>(
+        &self,
+        p: &Principal,
+        uid: u64,
+        act: Act,
+        change: F,
+    ) -> Result<(String, T)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Managed) -> Result<(Option<String>, T)> + Send + 'static,
+    {
         authorize(p, Action::ManageUsers, Target::None)?;
         if uid == p.user_id
             && let Some(why) = act.refused_on_self()
@@ -650,10 +665,10 @@ impl Node {
                         return Err(e);
                     }
                 };
-                let detail = change(&tx, &m)?;
+                let (detail, told) = change(&tx, &m)?;
                 record(&tx, &actor, act, m.id, detail.as_deref(), now)?;
                 tx.commit()?;
-                Ok(m.login)
+                Ok((m.login, told))
             })
             .await
     }
