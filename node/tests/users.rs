@@ -600,6 +600,13 @@ async fn a_reissued_check_tool_key_is_downloaded_once_and_replaces_the_registere
         "{}",
         refused.body
     );
+    // Said beside that account's row, on the search.
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .body
+            .contains(&format!("id=\"problem-{it}\" role=\"alert\">"))
+    );
 }
 
 #[tokio::test]

@@ -389,12 +389,13 @@ async fn notice(
         Ok(body) => body,
         Err(r) => return r,
     };
-    if let Err(refused) = posted_form(&body, &s.csrf, Some(&ctx)) {
-        return *refused;
-    }
+    let back = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(fields) => SearchQuery::from_back(&fields),
+        Err(refused) => return *refused,
+    };
     let issued = match node.issue_credentials_notice(&s.principal, id).await {
         Ok(p) => p,
-        Err(e) => return error_page(Some(&ctx), e),
+        Err(e) => return refused(&node, &s, &back, id, None, e).await,
     };
     let kind = match node.users_of(&s.principal).await {
         Ok(rows) => rows
@@ -453,9 +454,10 @@ async fn reissue_key(
         Ok(body) => body,
         Err(r) => return r,
     };
-    if let Err(refused) = posted_form(&body, &s.csrf, Some(&ctx)) {
-        return *refused;
-    }
+    let back = match posted_form(&body, &s.csrf, Some(&ctx)) {
+        Ok(fields) => SearchQuery::from_back(&fields),
+        Err(refused) => return *refused,
+    };
     match node.reissue_user_key(&s.principal, id).await {
         Ok(k) => (
             [
@@ -472,7 +474,7 @@ async fn reissue_key(
             format!("{}\n", k.key_file),
         )
             .into_response(),
-        Err(e) => error_page(Some(&ctx), e),
+        Err(e) => refused(&node, &s, &back, id, None, e).await,
     }
 }
 
