@@ -171,6 +171,114 @@ fn a_loose_key_file_and_a_wrong_key_are_refused_with_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the key is wrong"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // Said in Japanese first, with the database's path; SQLCipher's own log stays quiet.
+    assert!(
+        err.contains("データベース") && err.contains("を開けません: 鍵が違うか"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&dir.path().join("data").display().to_string()),
+        "{err}"
+    );
+    assert!(
+        !err.contains("sqlcipher") && !err.contains("hmac check"),
+        "{err}"
+    );
+}
+
+/// `nsdb user add` with `args` (after the config) and a good password.
+fn user_add(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(NSDB)
+        .args(["user", "add", "--config"])
+        .arg(config)
+        .args(args)
+        .env("NSDB_PASSWORD", "correct horse battery")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn user_add_refuses_what_the_screens_do_not_expect_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port());
+    write_key(dir.path(), "ab", 0o600);
+    init(&config);
+    let long = "長".repeat(500);
+    let cases: [(&[&str], &str, &str); 5] = [
+        (
+            &["--login", "u1", "--name", "", "--kind", "clerk"],
+            "--name",
+            "氏名が空です",
+        ),
+        (
+            &["--login", "u2", "--name", "  ", "--kind", "clerk"],
+            "--name",
+            "氏名が空です",
+        ),
+        (
+            &["--login", "u3", "--name", &long, "--kind", "clerk"],
+            "--name",
+            "氏名が長すぎます（500文字）。30文字以内",
+        ),
+        (
+            &["--login", "u4", "--name", "厚労 一郎", "--kind", "ministry"],
+            "--kind",
+            "医療機関のノードには「厚生労働省職員」の利用者を登録できません",
+        ),
+        (
+            &[
+                "--login",
+                "u5",
+                "--name",
+                "他院 太郎",
+                "--kind",
+                "nanbyo_doctor",
+                "--institution",
+                "1399000028",
+            ],
+            "--institution",
+            "他の医療機関（1399000028）の利用者を登録できません",
+        ),
+    ];
+    for (args, flag, words) in cases {
+        let out = user_add(&config, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(err.contains(&format!("{flag}: ")), "{args:?}: {err}");
+        assert!(err.contains(words), "{args:?}: {err}");
+    }
+    let out = user_add(
+        &config,
+        &["--login", "u6", "--name", "x", "--kind", "doctor"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--kind: ユーザ種別「doctor」はありません"),
+        "{err}"
+    );
+
+    // What a hospital holds is accepted, and said in Japanese.
+    let out = user_add(
+        &config,
+        &[
+            "--login",
+            "u7",
+            "--name",
+            "鈴木 太郎",
+            "--kind",
+            "nanbyo_doctor",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("利用者 u7（id ") && said.contains("難病指定医）を登録しました"),
+        "{said}"
+    );
 }
 
 #[test]

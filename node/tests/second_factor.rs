@@ -599,7 +599,10 @@ async fn an_operator_issues_a_password_to_change_and_resets_a_lost_factor() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let said = add("adm-issued", &[]);
-    assert!(said.contains("change the password"), "{said}");
+    assert!(
+        said.contains("最初のログインでパスワードを変更します"),
+        "{said}"
+    );
     add("adm-kept", &["--no-change-required"]);
 
     let open = || {
@@ -637,6 +640,15 @@ async fn an_operator_issues_a_password_to_change_and_resets_a_lost_factor() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2段階認証を初期化しました"));
+    // Again: there is nothing left to reset, and it says so.
+    let out = nsdb_cli(&config, &["user", "reset-totp", "adm-kept"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("初期化するものはありませんでした"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     let out = nsdb_cli(&config, &["user", "reset-totp", "nobody"]);
     assert!(!out.status.success());
@@ -770,9 +782,10 @@ async fn a_doctor_holding_the_responsible_role_must_enrol() {
     t.node
         .store
         .write(|c| {
-            c.execute(
-                "UPDATE users SET responsible = 1 WHERE login = 'doctor'",
-                [],
+            // The role is held by one account at a time: the 責任者 account hands it over.
+            c.execute_batch(
+                "UPDATE users SET responsible = 0 WHERE login = 'admin';
+                 UPDATE users SET responsible = 1 WHERE login = 'doctor';",
             )
             .map_err(nsdb::Error::from)
         })

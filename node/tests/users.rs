@@ -170,10 +170,31 @@ async fn a_password_reset_gives_a_one_time_password_that_must_be_changed() {
     let t = TestNode::start(NodeRole::Hospital).await;
     let (mut c, csrf) = admin(&t).await;
     let clerk = user_id(&t, "clerk").await;
+    // The button asks first, and changes nothing yet.
+    let ask = c
+        .form(
+            &format!("/admin/users/{clerk}/password-reset"),
+            &[("csrf", &csrf), ("back", "kind=clerk&page=1")],
+        )
+        .await;
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
+    assert!(ask.body.contains("パスワード初期化の確認"), "{}", ask.body);
+    assert!(ask.body.contains("clerk/ 田中 花子"));
+    assert!(ask.body.contains("name=\"confirmed\" value=\"yes\""));
+    assert!(
+        ask.body
+            .contains("href=\"/admin/users?kind=clerk&amp;page=1\"")
+    );
+    assert!(!ask.body.contains("initial-password"));
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert!(audit_of(&t, "user_password_reset").await.is_empty());
     let r = c
         .form(
             &format!("/admin/users/{clerk}/password-reset"),
-            &[("csrf", &csrf)],
+            &[("csrf", &csrf), ("confirmed", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -227,7 +248,7 @@ async fn a_password_reset_gives_a_one_time_password_that_must_be_changed() {
     let forged = c
         .form(
             &format!("/admin/users/{clerk}/password-reset"),
-            &[("csrf", "x")],
+            &[("csrf", "x"), ("confirmed", "yes")],
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
@@ -275,10 +296,44 @@ async fn a_deleted_account_cannot_sign_in_and_leaves_the_list_but_not_the_histor
     let t = TestNode::start(NodeRole::Hospital).await;
     let (mut c, csrf) = admin(&t).await;
     let clerk = user_id(&t, "clerk").await;
-    let r = c
-        .form(&format!("/admin/users/{clerk}/delete"), &[("csrf", &csrf)])
+    // The button asks first, saying what happens to whom; nothing is deleted yet.
+    let ask = c
+        .form(
+            &format!("/admin/users/{clerk}/delete"),
+            &[("csrf", &csrf), ("back", "family=%E7%94%B0")],
+        )
         .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
+    assert!(
+        ask.body.contains("削除の確認") && ask.body.contains("clerk/ 田中 花子（医療クラーク等）")
+    );
+    assert!(ask.body.contains("ログインできなくなり"));
+    assert!(ask.body.contains(">削除する</button>"));
+    // キャンセル goes back to the search with its filters.
+    assert!(
+        ask.body
+            .contains("href=\"/admin/users?family=%E7%94%B0\">キャンセル"),
+        "{}",
+        ask.body
+    );
+    assert!(c.get("/admin/users").await.body.contains("田中 花子"));
+    assert!(audit_of(&t, "user_delete").await.is_empty());
+    let r = c
+        .form(
+            &format!("/admin/users/{clerk}/delete"),
+            &[
+                ("csrf", &csrf),
+                ("confirmed", "yes"),
+                ("back", "family=%E7%94%B0"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/admin/users?family=%E7%94%B0"),
+        "{}",
+        r.body
+    );
     let list = c.get("/admin/users").await;
     assert!(!list.body.contains("田中 花子"));
     assert!(list.body.contains("操作記録と臨床調査個人票には残ります"));
@@ -299,57 +354,106 @@ async fn a_deleted_account_cannot_sign_in_and_leaves_the_list_but_not_the_histor
 }
 
 #[tokio::test]
-async fn the_responsible_role_passes_to_a_doctor_only() {
+async fn the_responsible_role_is_handed_over_to_a_doctor_after_a_confirmation() {
     let t = TestNode::start(NodeRole::Hospital).await;
     let (mut c, csrf) = admin(&t).await;
+    let me = user_id(&t, "admin").await;
     let (doctor, clerk) = (user_id(&t, "doctor").await, user_id(&t, "clerk").await);
+    // A clerk cannot take it: said beside the clerk's row, on the search page.
     let refused = c
         .form(
             &format!("/admin/users/{clerk}/responsible"),
-            &[("csrf", &csrf)],
+            &[("csrf", &csrf), ("confirmed", "yes")],
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("医療機関ユーザ検索"));
     assert!(
-        refused
-            .body
-            .contains("責任者を引き継げるのは指定医だけです")
+        refused.body.contains(&format!(
+            "id=\"problem-{clerk}\" role=\"alert\">責任者を引き継げるのは指定医だけです"
+        )),
+        "{}",
+        refused.body
     );
-    let r = c
+
+    // The button asks first: from whom to whom, and what each loses or gains.
+    let ask = c
         .form(
             &format!("/admin/users/{doctor}/responsible"),
             &[("csrf", &csrf)],
         )
         .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let list = c.get("/admin/users?kind=nanbyo_doctor").await;
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
+    assert!(ask.body.contains("責任者変更の確認"));
     assert!(
-        list.body
-            .contains("doctor/ 鈴木 太郎 <small class=\"badge\">責任者</small>"),
+        ask.body.contains(
+            "医療機関責任者を あなた（admin/ 情報 管理） から doctor/ 鈴木 太郎 に引き継ぎます。"
+        ),
         "{}",
-        list.body
+        ask.body
     );
+    assert!(ask.body.contains("利用者の管理はできなくなります"));
+    assert!(audit_of(&t, "user_responsible").await.is_empty());
+
+    let r = c
+        .form(
+            &format!("/admin/users/{doctor}/responsible"),
+            &[("csrf", &csrf), ("confirmed", "yes")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/"),
+        "{}",
+        r.body
+    );
+    // Handed over, not added: the 責任者 account administers no more.
+    assert_eq!(c.get("/admin/users").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.get("/").await.location(), "/monitor");
+    let lock = c
+        .form(&format!("/admin/users/{clerk}/lock"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(lock.status, StatusCode::FORBIDDEN);
+    let holders: i64 = t
+        .node
+        .store
+        .read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM users WHERE responsible = 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(holders, 1);
 
     // The doctor now manages users, still writes sheets, and cannot delete themself.
     let mut d = Client::new(&t);
     let dcsrf = d.ui_login("doctor").await;
-    assert_eq!(d.get("/admin/users").await.status, StatusCode::OK);
+    let list = d.get("/admin/users?kind=nanbyo_doctor").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains(
+            "doctor/ 鈴木 太郎 <small class=\"badge responsible\">医療機関責任者</small>"
+        ),
+        "{}",
+        list.body
+    );
+    let all = d.get("/admin/users?kind=admin").await;
+    assert!(all.body.contains("admin/ 情報 管理") && !all.body.contains("医療機関責任者</small>"));
     assert_eq!(d.get("/sheets").await.status, StatusCode::OK);
     let own = d
         .form(
             &format!("/admin/users/{doctor}/delete"),
-            &[("csrf", &dcsrf)],
+            &[("csrf", &dcsrf), ("confirmed", "yes")],
         )
         .await;
     assert!(own.body.contains("ご自身のアカウントは削除できません"));
-    // The holder cannot be deleted by another 責任者 either until the role is passed on.
-    let held = c
-        .form(&format!("/admin/users/{doctor}/delete"), &[("csrf", &csrf)])
-        .await;
-    assert!(held.body.contains("責任者の指定医は削除できません"));
     assert_eq!(
         audit_of(&t, "user_responsible").await,
-        [(Some(doctor.to_string()), Some("from=-".into()))]
+        [(Some(doctor.to_string()), Some(format!("from={me}")))]
     );
 }
 
@@ -495,5 +599,176 @@ async fn a_reissued_check_tool_key_is_downloaded_once_and_replaces_the_registere
         refused.body.contains("指定医と医療クラーク等だけです"),
         "{}",
         refused.body
+    );
+    // Said beside that account's row, on the search.
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .body
+            .contains(&format!("id=\"problem-{it}\" role=\"alert\">"))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_expiry_is_shown_beside_its_row_with_the_typed_value_and_the_search_kept() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    for (typed, words) in [
+        ("2027-13-01", "有効期限「2027-13-01」を日付として読めません"),
+        ("2020-01-01", "有効期限は今日"),
+    ] {
+        let r = c
+            .form(
+                &format!("/admin/users/{clerk}/expiry"),
+                &[
+                    ("csrf", &csrf),
+                    ("expires_on", typed),
+                    ("back", "kind=clerk&page=1"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        // The same search page, filtered as it was, not a separate error page.
+        assert!(r.body.contains("医療機関ユーザ検索") && r.body.contains("検索結果件数 1件"));
+        assert!(
+            r.body.contains("<option value=\"clerk\" selected>"),
+            "{}",
+            r.body
+        );
+        // Beside the field, which keeps what was typed and points at the message.
+        let field = format!("id=\"expires-{clerk}\"");
+        let at = r.body.find(&field).expect("the clerk's 有効期限 box");
+        let input = &r.body[at..at + r.body[at..].find('>').unwrap()];
+        assert!(input.contains(&format!("value=\"{typed}\"")), "{input}");
+        assert!(input.contains("aria-invalid=\"true\""), "{input}");
+        assert!(
+            input.contains(&format!("aria-describedby=\"problem-{clerk}\"")),
+            "{input}"
+        );
+        assert!(
+            r.body
+                .contains(&format!("id=\"problem-{clerk}\" role=\"alert\">{words}")),
+            "{}",
+            r.body
+        );
+    }
+    // Nothing was changed, and a good date goes back to the same search.
+    let ok = c
+        .form(
+            &format!("/admin/users/{clerk}/expiry"),
+            &[
+                ("csrf", &csrf),
+                ("expires_on", "R20.3.31"),
+                ("back", "kind=clerk&page=1"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (ok.status, ok.location()),
+        (StatusCode::SEE_OTHER, "/admin/users?kind=clerk&page=1")
+    );
+    assert_eq!(audit_of(&t, "user_expiry").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_lockout_after_wrong_passwords_shows_on_the_list_and_unlock_ends_it() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    for _ in 0..nsdb::accounts::LOCK_AFTER_FAILURES {
+        sign_in_with(&t, "clerk", "wrong-password").await;
+    }
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (mut c, csrf) = admin(&t).await;
+    let clerk = user_id(&t, "clerk").await;
+    let list = c.get("/admin/users?kind=clerk").await;
+    assert!(
+        list.body.contains("ロック中（パスワード連続失敗）"),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains("ロック中（責任者によるロック）"));
+    assert!(list.body.contains(&format!("/admin/users/{clerk}/unlock")));
+    let r = c
+        .form(&format!("/admin/users/{clerk}/unlock"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        !c.get("/admin/users?kind=clerk")
+            .await
+            .body
+            .contains("ロック中")
+    );
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    // A lock by the 責任者 says so.
+    c.form(&format!("/admin/users/{clerk}/lock"), &[("csrf", &csrf)])
+        .await;
+    let list = c.get("/admin/users?kind=clerk").await;
+    assert!(list.body.contains("ロック中（責任者によるロック）"));
+}
+
+#[tokio::test]
+async fn resetting_a_second_factor_never_set_up_says_there_was_nothing_to_reset() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (mut c, csrf) = admin(&t).await;
+    let r = c
+        .form(
+            "/admin/users/totp-reset",
+            &[("csrf", &csrf), ("login", "doctor")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let list = c.get("/admin/users").await;
+    assert!(
+        list.body
+            .contains("doctor は2段階認証を設定していないため、初期化するものはありませんでした"),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains("2段階認証を初期化しました"));
+    assert!(audit_of(&t, "totp_reset").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_account_of_a_kind_the_node_does_not_hold_signs_in_nowhere_and_sees_no_sheet() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let own = t.node.config.institution.code.clone();
+    // Stored before the command line refused it: a 厚生労働省職員 on a hospital node.
+    t.add_user("mhlw", UserKind::Ministry, &own).await;
+    assert_eq!(
+        sign_in_with(&t, "mhlw", "demo").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(matches!(
+        t.node.login("mhlw", "demo").await,
+        Err(nsdb::Error::BadCredentials)
+    ));
+    assert!(
+        audit_of(&t, "login_failed")
+            .await
+            .iter()
+            .any(|(_, d)| d.as_deref() == Some("kind not held by this node"))
+    );
+    // A session held before the account's kind changed ends too.
+    let mut clerk = Client::new(&t);
+    clerk.ui_login("clerk").await;
+    assert_eq!(clerk.get("/sheets").await.status, StatusCode::OK);
+    sql(
+        &t,
+        "UPDATE users SET kind = 'ministry' WHERE login = 'clerk'",
+    )
+    .await;
+    let r = clerk.get("/sheets").await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/login"),
+        "{}",
+        r.body
     );
 }

@@ -159,3 +159,52 @@ async fn reauthentication_before_a_download_returns_to_the_page_it_was_asked_fro
     assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
     c.close().await.unwrap();
 }
+
+/// Found in a trial: 削除 acted on one click. Now the click shows a 確認 page saying what
+/// happens to whom; キャンセル returns to the same filtered search with nothing changed, and
+/// only the second, deliberate submit (here from the keyboard) deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_is_confirmed_on_its_own_page_and_cancel_keeps_the_search() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let c = browser(&d).await;
+    c.goto(&t.url("/login")).await.unwrap();
+    type_into(&c, "#login", "admin").await;
+    type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    wait_url(&c, "/admin/users").await;
+    c.goto(&t.url("/admin/users?kind=clerk")).await.unwrap();
+    wait_for(&c, "table.list").await;
+    assert!(text_of(&c, "table.list").await.contains("田中 花子"));
+
+    click(&c, "form[action$='/delete'] button").await;
+    assert_eq!(text_of(&c, "main h1").await, "削除の確認");
+    let said = text_of(&c, "main").await;
+    assert!(
+        said.contains("clerk/ 田中 花子（医療クラーク等）"),
+        "{said}"
+    );
+    assert!(said.contains("ログインできなくなり"), "{said}");
+    assert_eq!(audit_count(&t, "user_delete").await, 0);
+
+    click(&c, "main a.button").await;
+    wait_url(&c, "/admin/users?kind=clerk").await;
+    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
+    assert!(text_of(&c, "table.list").await.contains("田中 花子"));
+    assert_eq!(audit_count(&t, "user_delete").await, 0);
+
+    click(&c, "form[action$='/delete'] button").await;
+    assert_eq!(text_of(&c, "main h1").await, "削除の確認");
+    // The keyboard: to the button that deletes, then Enter.
+    let confirm = wait_for(&c, "main form button.primary").await;
+    assert_eq!(confirm.text().await.unwrap(), "削除する");
+    confirm
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
+    wait_url(&c, "/admin/users?kind=clerk").await;
+    let notice = text_of(&c, "p.flash").await;
+    assert!(notice.contains("アカウントを削除しました"), "{notice}");
+    assert!(!text_of(&c, "main").await.contains("田中 花子"));
+    assert_eq!(audit_count(&t, "user_delete").await, 1);
+    c.close().await.unwrap();
+}

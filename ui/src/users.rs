@@ -1,8 +1,11 @@
 //! 医療機関ユーザ検索 (the 責任者's user search, as the seed's ID/PW pages draw it): filters
 //! ユーザ種別, 医療機関, 氏名 (姓/名); columns ユーザ種別, 医療機関, 部署, ユーザID/氏名 with the
-//! 責任者 badge, 有効期限, 操作; paging. And the page that shows a one-time initial password
-//! once. Every action is a form posted with the CSRF token; what may be done was decided by the
-//! node, which passes only what each row offers.
+//! 責任者 badge, 有効期限, 操作; paging. The 確認 page that 削除, 責任者変更 and
+//! パスワード初期化 pass through (a second, deliberate submit), and the page that shows a
+//! one-time initial password once. Every action is a form posted with the CSRF token and the
+//! search it came from (`back`), so that a refusal shows beside its row with the typed value
+//! kept and キャンセル returns to the same search; what may be done was decided by the node,
+//! which passes only what each row offers.
 
 use maud::{Markup, html};
 
@@ -21,7 +24,10 @@ pub struct UserLine<'a> {
     pub department: &'a str,
     /// Holds the 責任者 role (the badge).
     pub responsible: bool,
+    /// Locked by a 責任者 (アカウントロック).
     pub locked: bool,
+    /// Locked for a while after repeated wrong passwords (連続失敗).
+    pub locked_after_failures: bool,
     /// Past its 有効期限.
     pub expired: bool,
     /// `YYYY-MM-DD`, or empty for no expiry.
@@ -53,12 +59,45 @@ pub struct UserSearchView<'a> {
     pub per_page: usize,
     /// The query string of this search without its page, for the paging links.
     pub query: &'a str,
+    /// The query string of this search with its page, posted with every action (`back`) to
+    /// come back to it.
+    pub back: &'a str,
+    /// An action refused on one row, shown beside it.
+    pub problem: Option<RowProblem<'a>>,
 }
 
-fn action(ctx: &PageContext<'_>, id: u64, path: &str, label: &str) -> Markup {
+/// An action refused on one user, shown in that user's row.
+#[derive(Debug, Clone)]
+pub struct RowProblem<'a> {
+    pub user_id: u64,
+    /// The 有効期限 typed, kept in its box, when the refusal is about it.
+    pub expires_on: Option<&'a str>,
+    pub message: &'a str,
+}
+
+/// A 確認 page: what will happen to whom, the button that does it (a second submit with the
+/// CSRF token and `confirmed=yes`) and キャンセル back to the search.
+#[derive(Debug, Clone)]
+pub struct ConfirmView<'a> {
+    /// The act's name (削除, 責任者変更, パスワード初期化).
+    pub title: &'a str,
+    /// The user acted on, as `ID/ 氏名（種別）`.
+    pub whom: &'a str,
+    /// What will happen, sentence by sentence.
+    pub effects: &'a [String],
+    /// Where the second submit goes.
+    pub action: &'a str,
+    /// The button's words (e.g. 「削除する」).
+    pub button: &'a str,
+    /// The search's query string, for キャンセル and for after the act.
+    pub back: &'a str,
+}
+
+fn action(ctx: &PageContext<'_>, back: &str, id: u64, path: &str, label: &str) -> Markup {
     html! {
         form.inline method="post" action={ "/admin/users/" (id) "/" (path) } {
             input type="hidden" name="csrf" value=(ctx.csrf);
+            input type="hidden" name="back" value=(back);
             button type="submit" { (label) }
         }
     }
@@ -106,10 +145,13 @@ pub fn user_search(ctx: &PageContext<'_>, v: &UserSearchView<'_>) -> Markup {
                             td { (u.kind) }
                             td { (u.institution) }
                             td { (u.department) }
+                            @let problem = v.problem.as_ref().filter(|p| p.user_id == u.id);
+                            @let expiry_problem = problem.filter(|p| p.expires_on.is_some());
                             td {
                                 (u.login) "/ " (u.name)
-                                @if u.responsible { " " small.badge { "責任者" } }
-                                @if u.locked { " " small.badge.locked { "ロック中" } }
+                                @if u.responsible { " " small.badge.responsible { "医療機関責任者" } }
+                                @if u.locked { " " small.badge.locked { "ロック中（責任者によるロック）" } }
+                                @if u.locked_after_failures { " " small.badge.locked { "ロック中（パスワード連続失敗）" } }
                                 @if u.totp { " " small.badge.totp { "2段階認証設定済み" } }
                             }
                             td {
@@ -118,39 +160,51 @@ pub fn user_search(ctx: &PageContext<'_>, v: &UserSearchView<'_>) -> Markup {
                                 @if !u.me {
                                     form.inline method="post" action={ "/admin/users/" (u.id) "/expiry" } {
                                         input type="hidden" name="csrf" value=(ctx.csrf);
-                                        label { span.visually-hidden { (u.login) "の有効期限" }
-                                            input type="text" name="expires_on" size="10"
-                                                value=(u.expires_on) placeholder="2027-03-31"; }
+                                        input type="hidden" name="back" value=(v.back);
+                                        label.visually-hidden for={ "expires-" (u.id) } { (u.login) "の有効期限" }
+                                        input #{ "expires-" (u.id) } type="text" name="expires_on" size="10"
+                                            value=(expiry_problem.and_then(|p| p.expires_on).unwrap_or(u.expires_on))
+                                            placeholder="2027-03-31"
+                                            aria-invalid=[expiry_problem.map(|_| "true")]
+                                            aria-describedby=[expiry_problem.map(|_| format!("problem-{}", u.id))];
                                         button type="submit" { "有効期限変更" }
+                                    }
+                                    @if let Some(p) = expiry_problem {
+                                        p.error #{ "problem-" (u.id) } role="alert" { (p.message) }
                                     }
                                 }
                             }
                             td.actions {
+                                @if let Some(p) = problem.filter(|p| p.expires_on.is_none() || u.me) {
+                                    p.error #{ "problem-" (u.id) } role="alert" { (p.message) }
+                                }
                                 @if u.me {
                                     span.hint { "ご自身のアカウントは操作できません（パスワードは「パスワード変更」、その他は別の責任者に依頼してください）。" }
                                 } @else {
-                                    (action(ctx, u.id, "password-reset", "パスワード初期化"))
-                                    @if u.locked {
-                                        (action(ctx, u.id, "unlock", "ロック解除"))
-                                    } @else {
-                                        (action(ctx, u.id, "lock", "アカウントロック"))
+                                    (action(ctx, v.back, u.id, "password-reset", "パスワード初期化"))
+                                    @if u.locked || u.locked_after_failures {
+                                        (action(ctx, v.back, u.id, "unlock", "ロック解除"))
+                                    }
+                                    @if !u.locked {
+                                        (action(ctx, v.back, u.id, "lock", "アカウントロック"))
                                     }
                                     @if u.totp {
                                         form.inline method="post" action="/admin/users/totp-reset" {
                                             input type="hidden" name="csrf" value=(ctx.csrf);
+                                            input type="hidden" name="back" value=(v.back);
                                             input type="hidden" name="login" value=(u.login);
                                             button type="submit" { "2段階認証の初期化" }
                                         }
                                     }
                                     @if u.uses_check_tool {
-                                        (action(ctx, u.id, "key", "暗号鍵再発行"))
+                                        (action(ctx, v.back, u.id, "key", "暗号鍵再発行"))
                                     }
                                     @if u.may_become_responsible {
-                                        (action(ctx, u.id, "responsible", "責任者変更"))
+                                        (action(ctx, v.back, u.id, "responsible", "責任者変更"))
                                     }
-                                    (action(ctx, u.id, "notice", "IDパスワード通知書ダウンロード"))
+                                    (action(ctx, v.back, u.id, "notice", "IDパスワード通知書ダウンロード"))
                                     @if !u.responsible {
-                                        (action(ctx, u.id, "delete", "削除"))
+                                        (action(ctx, v.back, u.id, "delete", "削除"))
                                     }
                                 }
                             }
@@ -172,6 +226,7 @@ pub fn user_search(ctx: &PageContext<'_>, v: &UserSearchView<'_>) -> Markup {
             p.hint {
                 "パスワード初期化・IDパスワード通知書ダウンロードは、その都度新しい初期パスワードを設定します（利用者は最初のログインで変更します）。"
                 "削除したアカウントはログインできなくなり一覧から消えますが、操作記録と臨床調査個人票には残ります。"
+                "医療機関責任者（利用者を管理する人）は医療機関に一人です。責任者変更を押すと、その指定医に引き継ぎ、今の責任者は利用者の管理ができなくなります（削除・責任者変更・パスワード初期化は確認画面で確定します）。"
                 "責任者の指定医は、責任者変更で他の指定医に引き継いでから削除できます。"
                 "暗号鍵再発行は、チェックツールの新しい署名鍵をファイルでお渡しします（前の鍵で署名したファイルは取り込めなくなります）。"
             }
@@ -179,8 +234,36 @@ pub fn user_search(ctx: &PageContext<'_>, v: &UserSearchView<'_>) -> Markup {
     )
 }
 
+/// The 確認 page of an action that cannot be undone from the screen.
+pub fn confirm(ctx: &PageContext<'_>, v: &ConfirmView<'_>) -> Markup {
+    layout(
+        ctx,
+        &format!("{}の確認", v.title),
+        html! {
+            p { "対象: " strong { (v.whom) } }
+            ul.effects {
+                @for e in v.effects { li { (e) } }
+            }
+            form method="post" action=(v.action) {
+                input type="hidden" name="csrf" value=(ctx.csrf);
+                input type="hidden" name="back" value=(v.back);
+                input type="hidden" name="confirmed" value="yes";
+                button.primary type="submit" { (v.button) }
+                " "
+                a.button href={ "/admin/users" @if !v.back.is_empty() { "?" (v.back) } } { "キャンセル" }
+            }
+        },
+    )
+}
+
 /// The one-time initial password just set (パスワード初期化), shown once.
-pub fn initial_password(ctx: &PageContext<'_>, login: &str, name: &str, password: &str) -> Markup {
+pub fn initial_password(
+    ctx: &PageContext<'_>,
+    login: &str,
+    name: &str,
+    password: &str,
+    back: &str,
+) -> Markup {
     layout(
         ctx,
         "パスワード初期化",
@@ -191,7 +274,7 @@ pub fn initial_password(ctx: &PageContext<'_>, login: &str, name: &str, password
                 "この初期パスワードはこの画面でだけ表示され、保存されません。本人に確実に伝えてください。"
                 "本人は最初のログインでパスワードを変更します。"
             }
-            p { a href="/admin/users" { "医療機関ユーザ検索に戻る" } }
+            p { a href={ "/admin/users" @if !back.is_empty() { "?" (back) } } { "医療機関ユーザ検索に戻る" } }
         },
     )
 }

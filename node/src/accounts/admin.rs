@@ -75,6 +75,15 @@ impl std::fmt::Debug for InitialPassword {
     }
 }
 
+/// What a 責任者変更 did: who holds the 責任者 role now, and who held it before (none when
+/// nobody did).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandOver {
+    pub to_login: String,
+    pub from_user: Option<u64>,
+    pub from_login: Option<String>,
+}
+
 /// A check-tool key just made by 暗号鍵再発行, for its one download. `Debug` never shows it.
 #[derive(Clone)]
 pub struct IssuedKey {
@@ -326,11 +335,13 @@ impl Node {
     pub(crate) async fn users_of(&self, p: &Principal) -> Result<Vec<UserRow>> {
         let inst = p.institution.clone();
         let today = self.clock.today_jst().to_string();
+        let now = self.clock.now_ms();
         self.store
             .read(move |c| {
                 let mut st = c.prepare(
                     "SELECT u.id, u.login, u.name, u.kind, u.institution, u.responsible,
                             u.department, u.locked, u.expires_on,
+                            coalesce(u.locked_until > ?2, 0) AS cooling_down,
                             u.totp_secret IS NOT NULL AS totp,
                             coalesce(i.name, u.institution) AS institution_name,
                             k.user_id IS NOT NULL AS has_key
@@ -340,7 +351,7 @@ impl Node {
                      ORDER BY u.kind, u.login",
                 )?;
                 let rows = st
-                    .query_map([inst], |r| {
+                    .query_map(params![inst, now], |r| {
                         let p = super::principal_from_row(r)?;
                         let expires_on: Option<String> = r.get("expires_on")?;
                         Ok(UserRow {
@@ -352,10 +363,11 @@ impl Node {
                             institution_name: r.get("institution_name")?,
                             department: r.get("department")?,
                             locked: r.get::<_, i64>("locked")? != 0,
+                            locked_after_failures: r.get::<_, i64>("cooling_down")? != 0,
                             expired: expires_on.as_deref().is_some_and(|e| e < today.as_str()),
                             expires_on,
                             totp_enrolled: r.get("totp")?,
-                            responsible: p.responsible || p.kind == UserKind::Admin,
+                            responsible: p.responsible,
                             key_registered: r.get("has_key")?,
                         })
                     })?
@@ -497,44 +509,54 @@ impl Node {
         .map(|_| ())
     }
 
-    /// 責任者変更: passes the institution's 責任者 role (the badge) to the doctor `uid`; the
-    /// doctor who held it loses it (the acting doctor too, when it was them). Audited
-    /// `user_responsible` with the previous holder's id. Errors: as [`Node::reset_password`];
-    /// [`Error::Invalid`] for a user who is not a doctor or who holds it already.
-    pub async fn pass_responsible(&self, p: &Principal, uid: u64) -> Result<()> {
+    /// 責任者変更 (the seed's hand-over: 「責任者を別の指定医に変更する」): the doctor `uid`
+    /// becomes the institution's 責任者 and whoever held the role — the acting 責任者, a doctor
+    /// or an account of kind 責任者 — stops being one, in one transaction: one account at a time
+    /// administers the institution's users. Audited `user_responsible` with the previous
+    /// holder's id (`from=ID`). Returns the handing-over: who held it, who holds it now.
+    /// Errors: as [`Node::reset_password`]; [`Error::Invalid`] for a user who is not a doctor.
+    pub async fn pass_responsible(&self, p: &Principal, uid: u64) -> Result<HandOver> {
         let inst = p.institution.clone();
-        self.administer(p, uid, Act::PassResponsible, move |tx, m| {
-            if m.kind.role() != Role::Doctor {
-                return Err(Error::Invalid(format!(
-                    "責任者を引き継げるのは指定医だけです（{}には引き継げません）。",
-                    m.kind.label()
-                )));
-            }
-            if m.responsible {
-                return Err(Error::Invalid("その指定医は既に責任者です。".into()));
-            }
-            let previous: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM users WHERE institution = ?1 AND responsible = 1",
+        let (login, previous) = self
+            .administer_with(p, uid, Act::PassResponsible, move |tx, m| {
+                if m.kind.role() != Role::Doctor {
+                    return Err(Error::Invalid(format!(
+                        "責任者を引き継げるのは指定医だけです（{}には引き継げません）。",
+                        m.kind.label()
+                    )));
+                }
+                if m.responsible {
+                    return Err(Error::Invalid("その指定医は既に責任者です。".into()));
+                }
+                let previous: Option<(i64, String)> = tx
+                    .query_row(
+                        "SELECT id, login FROM users WHERE institution = ?1 AND responsible = 1",
+                        [&inst],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                tx.execute(
+                    "UPDATE users SET responsible = 0 WHERE institution = ?1 AND responsible = 1",
                     [&inst],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            tx.execute(
-                "UPDATE users SET responsible = 0 WHERE institution = ?1 AND responsible = 1",
-                [&inst],
-            )?;
-            tx.execute(
-                "UPDATE users SET responsible = 1 WHERE id = ?1",
-                [m.id as i64],
-            )?;
-            Ok(Some(format!(
-                "from={}",
-                previous.map_or("-".to_string(), |v| v.to_string())
-            )))
+                )?;
+                tx.execute(
+                    "UPDATE users SET responsible = 1 WHERE id = ?1",
+                    [m.id as i64],
+                )?;
+                let detail = format!(
+                    "from={}",
+                    previous
+                        .as_ref()
+                        .map_or("-".to_string(), |v| v.0.to_string())
+                );
+                Ok((Some(detail), previous))
+            })
+            .await?;
+        Ok(HandOver {
+            to_login: login,
+            from_user: previous.as_ref().map(|v| v.0 as u64),
+            from_login: previous.map(|v| v.1),
         })
-        .await
-        .map(|_| ())
     }
 
     /// 有効期限: sets (or with `None` removes) user `uid`'s expiry date (`YYYY-MM-DD`, JST):
@@ -608,6 +630,24 @@ impl Node {
     where
         F: FnOnce(&Connection, &Managed) -> Result<Option<String>> + Send + 'static,
     {
+        self.administer_with(p, uid, act, move |tx, m| Ok((change(tx, m)?, ())))
+            .await
+            .map(|(login, ())| login)
+    }
+
+    /// [`Node::administer`] for a `change` that also tells the caller something (`T`), read
+    /// inside the same transaction.
+    async fn administer_with<T, F>(
+        &self,
+        p: &Principal,
+        uid: u64,
+        act: Act,
+        change: F,
+    ) -> Result<(String, T)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Managed) -> Result<(Option<String>, T)> + Send + 'static,
+    {
         authorize(p, Action::ManageUsers, Target::None)?;
         if uid == p.user_id
             && let Some(why) = act.refused_on_self()
@@ -625,10 +665,10 @@ impl Node {
                         return Err(e);
                     }
                 };
-                let detail = change(&tx, &m)?;
+                let (detail, told) = change(&tx, &m)?;
                 record(&tx, &actor, act, m.id, detail.as_deref(), now)?;
                 tx.commit()?;
-                Ok(m.login)
+                Ok((m.login, told))
             })
             .await
     }

@@ -268,9 +268,21 @@ pub fn create_user(conn: &Connection, u: &NewUser<'_>, now_ms: i64) -> Result<u6
             u.login
         )));
     }
+    // An account of kind 責任者 is registered to hold the institution's 責任者 role (the
+    // seed's 責任者の新規登録); it takes it when nobody holds it, and otherwise waits for a
+    // 責任者変更, so that one account at a time administers the institution's users.
+    let holder: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM users WHERE institution = ?1 AND responsible = 1",
+            [u.institution],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let responsible = u.kind == UserKind::Admin && holder.is_none();
     conn.execute(
-        "INSERT INTO users (login, name, kind, institution, department, password_hash, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO users (login, name, kind, institution, department, password_hash, created_at,
+                            responsible)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             u.login,
             u.name,
@@ -278,10 +290,132 @@ pub fn create_user(conn: &Connection, u: &NewUser<'_>, now_ms: i64) -> Result<u6
             u.institution,
             u.department,
             u.password_hash,
-            now_ms
+            now_ms,
+            responsible
         ],
     )?;
     Ok(conn.last_insert_rowid() as u64)
+}
+
+/// The most characters of a user's 氏名 (30): what the user list's column and the
+/// IDパスワード通知書's table hold on one line.
+pub const MAX_NAME_CHARS: usize = 30;
+
+/// The most characters of a 部署 (部門/診療科) (30), for the same reason.
+pub const MAX_DEPARTMENT_CHARS: usize = 30;
+
+/// Why a new account is refused before anything is stored ([`check_new_user`]). Each names
+/// the field it is about ([`NewUserRefused::field`]), so the command line can name its flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NewUserRefused {
+    #[error("ユーザIDが空か、空白を含んでいます。空白を含まない文字列にしてください。")]
+    Login,
+    #[error("氏名が空です。利用者の氏名（例: 鈴木 太郎）を入れてください。")]
+    EmptyName,
+    #[error("氏名が長すぎます（{chars}文字）。{max}文字以内にしてください。", max = MAX_NAME_CHARS)]
+    LongName { chars: usize },
+    #[error("部署が長すぎます（{chars}文字）。{max}文字以内にしてください。", max = MAX_DEPARTMENT_CHARS)]
+    LongDepartment { chars: usize },
+    #[error("{node}のノードには「{kind}」の利用者を登録できません。登録できる種別: {allowed}。")]
+    KindNotHere {
+        node: &'static str,
+        kind: &'static str,
+        allowed: String,
+    },
+    #[error(
+        "{node}のノードには他の医療機関（{code}）の利用者を登録できません。このノードの医療機関（{own}）の利用者として登録してください（他の医療機関コードを指定できるのは、ハブで診療所の利用者を登録するときだけです）。"
+    )]
+    OtherInstitution {
+        node: &'static str,
+        code: String,
+        own: String,
+    },
+    #[error(
+        "ハブで医療機関（{code}）の利用者として登録できるのは、指定医と医療クラーク等だけです（「{kind}」は登録できません）。"
+    )]
+    ClinicKind { code: String, kind: &'static str },
+}
+
+impl NewUserRefused {
+    /// The field the refusal is about: `login`, `name`, `department`, `kind` or
+    /// `institution`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            NewUserRefused::Login => "login",
+            NewUserRefused::EmptyName | NewUserRefused::LongName { .. } => "name",
+            NewUserRefused::LongDepartment { .. } => "department",
+            NewUserRefused::KindNotHere { .. } | NewUserRefused::ClinicKind { .. } => "kind",
+            NewUserRefused::OtherInstitution { .. } => "institution",
+        }
+    }
+}
+
+/// Checks a new account against what a node of role `node` (its own institution `own`)
+/// holds: a login without blanks; a 氏名 of 1 to [`MAX_NAME_CHARS`] characters; a 部署 of at
+/// most [`MAX_DEPARTMENT_CHARS`]; a kind from [`policy::kinds_on`]; another institution's
+/// code (`institution`, `None` = the node's own) only on the hub, for a clinic's doctor or
+/// clerk.
+pub fn check_new_user(
+    node: crate::config::NodeRole,
+    own: &str,
+    login: &str,
+    name: &str,
+    kind: UserKind,
+    institution: Option<&str>,
+    department: Option<&str>,
+) -> std::result::Result<(), NewUserRefused> {
+    use crate::config::NodeRole;
+    if login.trim().is_empty() || login.chars().any(char::is_whitespace) {
+        return Err(NewUserRefused::Login);
+    }
+    let chars = name.trim().chars().count();
+    if chars == 0 {
+        return Err(NewUserRefused::EmptyName);
+    }
+    if chars > MAX_NAME_CHARS {
+        return Err(NewUserRefused::LongName { chars });
+    }
+    let dept = department.map_or(0, |d| d.trim().chars().count());
+    if dept > MAX_DEPARTMENT_CHARS {
+        return Err(NewUserRefused::LongDepartment { chars: dept });
+    }
+    let other = institution.filter(|code| *code != own);
+    match (node, other) {
+        (NodeRole::Hub, Some(code)) => {
+            if !matches!(kind.role(), policy::Role::Doctor | policy::Role::Clerk) {
+                return Err(NewUserRefused::ClinicKind {
+                    code: code.to_string(),
+                    kind: kind.label(),
+                });
+            }
+            return Ok(());
+        }
+        (_, Some(code)) => {
+            return Err(NewUserRefused::OtherInstitution {
+                node: node.label(),
+                code: code.to_string(),
+                own: own.to_string(),
+            });
+        }
+        (_, None) => {}
+    }
+    let allowed: &[UserKind] = match node {
+        // The hub's own institution: its doctors and clerks are clinics' (with their code).
+        NodeRole::Hub => &[UserKind::Ministry, UserKind::PaperEntry, UserKind::Admin],
+        other => policy::kinds_on(other),
+    };
+    if !allowed.contains(&kind) {
+        return Err(NewUserRefused::KindNotHere {
+            node: node.label(),
+            kind: kind.label(),
+            allowed: allowed
+                .iter()
+                .map(|k| format!("{}（{}）", k.label(), k.as_str()))
+                .collect::<Vec<_>>()
+                .join("、"),
+        });
+    }
+    Ok(())
 }
 
 pub use password_rule::MIN_PASSWORD_CHARS;
@@ -297,33 +431,32 @@ pub async fn add_user(
     department: Option<&str>,
     password: &str,
 ) -> Result<u64> {
-    if login.trim().is_empty() || login.chars().any(char::is_whitespace) {
-        return Err(Error::Invalid(
-            "ユーザIDは空白を含まない文字列にしてください。".into(),
-        ));
-    }
+    let own = &node.config.institution;
+    check_new_user(
+        node.role(),
+        &own.code,
+        login,
+        name,
+        kind,
+        institution,
+        department,
+    )
+    .map_err(|e| Error::Invalid(e.to_string()))?;
     password_rule::check(login, password).map_err(|e| Error::Invalid(e.to_string()))?;
     let hash = hash_password(password)?;
-    let own = &node.config.institution;
     let (inst_code, inst_name) = match institution {
         Some(code) if code != own.code => (code.to_string(), code.to_string()),
         _ => (own.code.clone(), own.name.clone()),
     };
     let mut kind_of_node = node.role().institution_kind();
     // On the hub, another institution's account is a clinic's (M18): its doctors and clerks.
-    if node.role() == crate::config::NodeRole::Hub && inst_code != own.code {
-        if !matches!(kind.role(), policy::Role::Doctor | policy::Role::Clerk) {
-            return Err(Error::Invalid(format!(
-                "ハブで医療機関（{inst_code}）の利用者として登録できるのは、指定医と医療クラーク等だけです（{}は登録できません）。",
-                kind.label()
-            )));
-        }
+    if inst_code != own.code {
         kind_of_node = "hospital";
     }
     let (login, name, department) = (
         login.to_string(),
-        name.to_string(),
-        department.map(str::to_string),
+        name.trim().to_string(),
+        department.map(|d| d.trim().to_string()),
     );
     let now = node.clock.now_ms();
     node.store
@@ -382,11 +515,15 @@ pub struct UserRow {
     pub department: Option<String>,
     /// Locked by a 責任者 (アカウントロック).
     pub locked: bool,
+    /// Locked for [`COOL_DOWN_MS`] after [`LOCK_AFTER_FAILURES`] wrong passwords or codes in
+    /// a row (連続失敗), and not yet over: cannot sign in until then or until ロック解除.
+    pub locked_after_failures: bool,
     /// 有効期限, `YYYY-MM-DD` (JST); `None`: no expiry.
     pub expires_on: Option<String>,
     /// Past its 有効期限 (期限切れ): cannot sign in.
     pub expired: bool,
-    /// Holds the 責任者 role: an account of kind 責任者, or the doctor it was passed to.
+    /// Holds the institution's 責任者 role (one account at a time): the account of kind 責任者
+    /// it was given to, or the doctor it was handed to (責任者変更).
     pub responsible: bool,
     /// Has a check-tool key registered (暗号鍵).
     pub key_registered: bool,
@@ -500,6 +637,8 @@ enum Refusal {
     Locked,
     Expired,
     Deleted,
+    /// A kind of account this node's role does not hold ([`policy::kind_belongs`]).
+    NotHere,
 }
 
 fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Principal> {
@@ -607,6 +746,8 @@ impl Node {
                 Some(Refusal::Locked)
             } else if u.expires_on.as_deref().is_some_and(|e| e < today.as_str()) {
                 Some(Refusal::Expired)
+            } else if !policy::kind_belongs(self.role(), u.principal.kind) {
+                Some(Refusal::NotHere)
             } else {
                 None
             }
@@ -854,6 +995,11 @@ impl Node {
                 .ok_or(Error::Unauthenticated)
             })
             .await?;
+        // Deny by default: an account of a kind this node does not hold (a 厚生労働省職員
+        // stored on a hospital node) has no session here, whatever it was given.
+        if !policy::kind_belongs(self.role(), state.principal.kind) {
+            return Err(Error::Unauthenticated);
+        }
         if now - last_seen >= SESSION_TOUCH_MS {
             // A database that refuses writes still serves reads: the session then lapses
             // SESSION_IDLE_MS after its last recorded use, never later.
@@ -1165,6 +1311,7 @@ fn refuse_in(
         Some(Refusal::Locked) => "locked",
         Some(Refusal::Expired) => "expired",
         Some(Refusal::Deleted) => "deleted",
+        Some(Refusal::NotHere) => "kind not held by this node",
     };
     if let (Some(uid), Some(Refusal::WrongPassword | Refusal::WrongCode)) = (uid, refusal) {
         let failures: i64 = tx.query_row(
@@ -1289,6 +1436,86 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::NodeRole;
+
+    #[test]
+    fn a_new_account_holds_a_kind_its_node_holds_and_its_own_institution() {
+        let own = "1399000036";
+        let check = |node, kind, inst: Option<&str>| {
+            check_new_user(node, own, "u", "鈴木 太郎", kind, inst, None)
+        };
+        for kind in [UserKind::NanbyoDoctor, UserKind::Clerk, UserKind::Admin] {
+            assert_eq!(check(NodeRole::Hospital, kind, None), Ok(()));
+        }
+        for kind in [UserKind::Ministry, UserKind::Reviewer, UserKind::PaperEntry] {
+            let e = check(NodeRole::Hospital, kind, None).unwrap_err();
+            assert_eq!(e.field(), "kind", "{e}");
+        }
+        assert_eq!(
+            check(NodeRole::Municipality, UserKind::Reviewer, None),
+            Ok(())
+        );
+        assert!(check(NodeRole::Municipality, UserKind::NanbyoDoctor, None).is_err());
+        // The hub: its own staff, and clinics' doctors and clerks with the clinic's code.
+        assert_eq!(check(NodeRole::Hub, UserKind::Ministry, None), Ok(()));
+        assert_eq!(
+            check(NodeRole::Hub, UserKind::PaperEntry, Some(own)),
+            Ok(())
+        );
+        assert!(check(NodeRole::Hub, UserKind::NanbyoDoctor, None).is_err());
+        assert_eq!(
+            check(NodeRole::Hub, UserKind::Clerk, Some("1399000028")),
+            Ok(())
+        );
+        let e = check(NodeRole::Hub, UserKind::Ministry, Some("1399000028")).unwrap_err();
+        assert_eq!(e.field(), "kind");
+        // Another institution only on the hub.
+        let e = check(
+            NodeRole::Hospital,
+            UserKind::NanbyoDoctor,
+            Some("1399000028"),
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), "institution");
+        assert!(e.to_string().contains("1399000028"), "{e}");
+        // Names: not empty, at most MAX_NAME_CHARS, counted in characters.
+        let name =
+            |n: &str| check_new_user(NodeRole::Hospital, own, "u", n, UserKind::Clerk, None, None);
+        assert_eq!(name(" \u{3000}"), Err(NewUserRefused::EmptyName));
+        assert_eq!(name(&"名".repeat(MAX_NAME_CHARS)), Ok(()));
+        assert_eq!(
+            name(&"名".repeat(MAX_NAME_CHARS + 1)),
+            Err(NewUserRefused::LongName {
+                chars: MAX_NAME_CHARS + 1
+            })
+        );
+        assert_eq!(
+            check_new_user(
+                NodeRole::Hospital,
+                own,
+                "a b",
+                "x",
+                UserKind::Clerk,
+                None,
+                None
+            ),
+            Err(NewUserRefused::Login)
+        );
+    }
+
+    #[test]
+    fn every_kind_a_new_account_may_have_signs_in_on_that_node() {
+        for node in [NodeRole::Hospital, NodeRole::Municipality, NodeRole::Hub] {
+            for kind in UserKind::ALL {
+                let inst = (node == NodeRole::Hub
+                    && matches!(kind.role(), policy::Role::Doctor | policy::Role::Clerk))
+                .then_some("1399000028");
+                if check_new_user(node, "1399000036", "u", "x", kind, inst, None).is_ok() {
+                    assert!(policy::kind_belongs(node, kind), "{node:?} {kind:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_check_in_reused_memory_agrees_with_the_plain_check() {

@@ -119,8 +119,55 @@ impl Principal {
 
     /// Whether the user may do `action` at all (their kind's role, or the 責任者 role they
     /// hold): what menus show. Access itself is always decided by [`authorize`].
+    ///
+    /// User administration (`ManageUsers`) belongs to whoever holds the institution's 責任者
+    /// role, one account at a time (`responsible`): an account of kind 責任者 that handed the
+    /// role to a doctor (責任者変更) administers no more.
     pub fn may(&self, action: Action) -> bool {
+        if action == Action::ManageUsers {
+            return self.responsible;
+        }
         role_may(self.role(), action) || (self.responsible && role_may(Role::Admin, action))
+    }
+}
+
+/// The kinds of account a node of `node`'s role issues (`nsdb user add`): a hospital its
+/// doctors, clerks and 責任者; a municipality its staff (自治体職員) and 責任者; the hub the
+/// ministry's staff, the paper data entry, its 責任者, and clinics' doctors and clerks (with
+/// the clinic's 医療機関コード).
+pub fn kinds_on(node: crate::config::NodeRole) -> &'static [UserKind] {
+    use crate::config::NodeRole;
+    match node {
+        NodeRole::Hospital => &[
+            UserKind::NanbyoDoctor,
+            UserKind::KyoryokuDoctor,
+            UserKind::ShomanDoctor,
+            UserKind::Clerk,
+            UserKind::Admin,
+        ],
+        NodeRole::Municipality => &[UserKind::Reviewer, UserKind::Admin],
+        NodeRole::Hub => &[
+            UserKind::Ministry,
+            UserKind::PaperEntry,
+            UserKind::Admin,
+            UserKind::NanbyoDoctor,
+            UserKind::KyoryokuDoctor,
+            UserKind::ShomanDoctor,
+            UserKind::Clerk,
+        ],
+    }
+}
+
+/// Whether an account of `kind` may sign in and act on a node of `node`'s role, whatever is
+/// stored: the kinds whose reach is decided by the node they are on — the ministry's staff
+/// (every sheet the node holds, masked) and the paper data entry (the papers the node
+/// received) — only on the hub. The other kinds' reach is decided by their institution
+/// (doctors, clerks, 責任者) or by the keys their node resolved (自治体職員), wherever they
+/// are; [`kinds_on`] is what a node issues.
+pub fn kind_belongs(node: crate::config::NodeRole, kind: UserKind) -> bool {
+    match kind.role() {
+        Role::Ministry | Role::PaperEntry => node == crate::config::NodeRole::Hub,
+        Role::Doctor | Role::Clerk | Role::Admin | Role::Reviewer => true,
     }
 }
 
@@ -395,7 +442,8 @@ pub fn matrix() -> String {
                 name: String::new(),
                 kind: kind_of(role),
                 institution: "A".into(),
-                responsible: false,
+                // An account of kind 責任者 holds the role until it hands it over.
+                responsible: role == Role::Admin,
             };
             let allowed: Vec<&str> = targets
                 .iter()
@@ -437,7 +485,7 @@ mod tests {
             name: "u".into(),
             kind,
             institution: inst.into(),
-            responsible: false,
+            responsible: kind == UserKind::Admin,
         }
     }
 

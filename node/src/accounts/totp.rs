@@ -261,8 +261,10 @@ impl Node {
     /// password alone and, when the factor is required for them, enrol again at once. `by` is
     /// the 責任者 doing it from the user list (who must manage that user's institution), or
     /// `None` from the command line (`nsdb user reset-totp`). Audited `totp_reset`.
+    /// Returns whether there was anything to remove: `false` (nothing changed, nothing
+    /// audited) for a user who never enrolled or had only started to.
     /// Errors: [`Error::Denied`], [`Error::Invalid`] for an unknown login.
-    pub async fn reset_totp(&self, by: Option<&Principal>, login: &str) -> Result<()> {
+    pub async fn reset_totp(&self, by: Option<&Principal>, login: &str) -> Result<bool> {
         if let Some(p) = by {
             authorize(p, Action::ManageUsers, Target::None)?;
             // Taking away one's own second factor would let a stolen password do the same:
@@ -279,19 +281,23 @@ impl Node {
         self.store
             .write(move |c| {
                 let tx = c.transaction()?;
-                let uid: Option<i64> = tx
+                let found: Option<(i64, bool)> = tx
                     .query_row(
-                        "SELECT id FROM users WHERE login = ?1
+                        "SELECT id, totp_secret IS NOT NULL OR totp_pending IS NOT NULL
+                         FROM users WHERE login = ?1
                            AND (?2 IS NULL OR institution = ?2)",
                         params![login, scope],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
-                let Some(uid) = uid else {
+                let Some((uid, enrolled)) = found else {
                     return Err(Error::Invalid(format!(
                         "ユーザID「{login}」の利用者が見つかりません。"
                     )));
                 };
+                if !enrolled {
+                    return Ok(false);
+                }
                 tx.execute(
                     "UPDATE users SET totp_secret = NULL, totp_pending = NULL,
                          totp_last_step = NULL WHERE id = ?1",
@@ -308,7 +314,7 @@ impl Node {
                     },
                 )?;
                 tx.commit()?;
-                Ok(())
+                Ok(true)
             })
             .await
     }

@@ -594,16 +594,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let kind = crate::accounts::policy::UserKind::parse(&kind).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown user kind {kind:?}; use one of: {}",
+                    "--kind: ユーザ種別「{kind}」はありません。次のいずれかを指定してください: {}",
                     crate::accounts::policy::UserKind::ALL
-                        .map(|k| k.as_str())
-                        .join(", ")
+                        .map(|k| format!("{}（{}）", k.as_str(), k.label()))
+                        .join("、")
                 )
             })?;
             let password = match std::env::var("NSDB_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
-                    eprintln!("password for {login} (one line on standard input):");
+                    eprintln!("{login} のパスワードを入力してください（標準入力に1行）:");
                     let mut line = String::new();
                     std::io::stdin().read_line(&mut line)?;
                     line.trim_end_matches(['\r', '\n']).to_string()
@@ -622,6 +622,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ),
                 other => other,
             };
+            // What this node's role holds, said with the flag it is about, before the
+            // database is opened.
+            crate::accounts::check_new_user(
+                config.role,
+                &config.institution.code,
+                &login,
+                &name,
+                kind,
+                institution.as_deref(),
+                department.as_deref(),
+            )
+            .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field()))?;
             let node = crate::Node::open(config, crate::Clock::System)?;
             if let (Some(code), Some(name)) = (&institution, &institution_name) {
                 crate::accounts::name_institution(&node, code, name, "hospital").await?;
@@ -640,12 +652,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 node.require_password_change(&login).await?;
             }
             println!(
-                "added user {login} (id {id}, {}){}",
+                "利用者 {login}（id {id}、{}）を登録しました。{}",
                 kind.label(),
                 if no_change_required {
                     ""
                 } else {
-                    "; they change the password at their first sign-in"
+                    "最初のログインでパスワードを変更します。"
                 }
             );
             Ok(())
@@ -654,10 +666,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             command: UserCommand::ResetTotp { config, login },
         } => {
             let node = open_existing(&config, "user reset-totp")?;
-            node.reset_totp(None, &login).await?;
-            println!(
-                "removed the second factor (2段階認証) of {login}; they enrol again at their next sign-in"
-            );
+            if node.reset_totp(None, &login).await? {
+                println!("{login} の2段階認証を初期化しました。次のログインで設定し直します。");
+            } else {
+                println!(
+                    "{login} は2段階認証を設定していないため、初期化するものはありませんでした（何も変更していません）。"
+                );
+            }
             Ok(())
         }
         Command::User {
@@ -673,16 +688,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let key = match (&out, &public_key) {
                 (_, Some(hex)) => check::public_key(hex, "--public-key")?,
                 (Some(out), None) => nsdb_provisioning::sealed::UserKey::create(out)?.public_key(),
-                (None, None) => anyhow::bail!("give --out FILE or --public-key HEX"),
+                (None, None) => anyhow::bail!(
+                    "--out FILE（新しい鍵ファイルを作る）か --public-key HEX（他で作った鍵の公開鍵）のどちらかを指定してください。"
+                ),
             };
             node.set_user_key(&login, key).await?;
             if let Some(out) = out {
                 println!(
-                    "wrote {login}'s check-tool key to {} (mode 600) and registered it; carry it to the check tool's machine",
+                    "{login} のチェックツール用の鍵を {} に書き出し（モード 600）、登録しました。チェックツールを使う端末に移してください。",
                     out.display()
                 );
             } else {
-                println!("registered the check-tool key of {login}");
+                println!("{login} のチェックツール用の鍵（公開鍵）を登録しました。");
             }
             Ok(())
         }

@@ -129,11 +129,12 @@ pub enum StoreError {
     )]
     KeyPermissions { path: PathBuf, mode: u32 },
     #[error(
-        "cannot open database {}: the key is wrong or the file is not an nsdb database",
+        "データベース {} を開けません: 鍵が違うか、nsdb のデータベースではありません（設定の key_file を確かめてください）。\n  詳細: cannot open database {}: the key is wrong or the file is not an nsdb database",
+        path.display(),
         path.display()
     )]
     WrongKey { path: PathBuf },
-    #[error("cannot open database {}: {source}", path.display())]
+    #[error("データベース {} を開けません（場所と権限を確かめてください）。\n  詳細: {source}", path.display())]
     Open {
         path: PathBuf,
         source: rusqlite::Error,
@@ -212,6 +213,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/016_author.sql"),
     include_str!("../../migrations/017_research_rows.sql"),
     include_str!("../../migrations/018_research_pending.sql"),
+    include_str!("../../migrations/019_responsible_holder.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -306,6 +308,8 @@ fn open_connection(
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     if let Some(key) = key {
         conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", key.to_hex()))?;
+        // Keying initialises SQLCipher, which sets its log level back to its default.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     }
     // Before the first read: another process may hold the lock right now.
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -701,6 +705,48 @@ mod tests {
         }
         drop(store);
         Store::open(&path, Some(&key(7)), 1).expect("reopen with the same key");
+    }
+
+    /// 019: an institution whose 責任者 was an account of kind `admin` (a 責任者 by its kind
+    /// alone, before) keeps one, the flag's one holder; one whose doctor held the role keeps
+    /// that doctor only.
+    #[tokio::test]
+    async fn the_responsible_role_moves_to_one_flagged_holder_per_institution() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        {
+            let mut conn = connect(
+                &path,
+                Some(&key(3)),
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            )
+            .unwrap();
+            migrations().to_version(&mut conn, 17).unwrap();
+            conn.execute_batch(
+                "INSERT INTO institutions VALUES ('A', '甲病院', 'hospital'), ('B', '乙病院', 'hospital');
+                 INSERT INTO users (id, login, name, kind, institution, password_hash,
+                     created_at, responsible, deleted_at) VALUES
+                 (1, 'gone', 'x', 'admin', 'A', 'x', 1, 0, 5),
+                 (2, 'it-a', 'x', 'admin', 'A', 'x', 1, 0, NULL),
+                 (3, 'it-a2', 'x', 'admin', 'A', 'x', 1, 0, NULL),
+                 (4, 'it-b', 'x', 'admin', 'B', 'x', 1, 0, NULL),
+                 (5, 'dr-b', 'x', 'nanbyo_doctor', 'B', 'x', 1, 1, NULL);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, Some(&key(3)), 1).unwrap();
+        let holders: Vec<String> = store
+            .read(|c| {
+                let mut st =
+                    c.prepare("SELECT login FROM users WHERE responsible = 1 ORDER BY id")?;
+                let rows = st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok::<_, StoreError>(rows)
+            })
+            .await
+            .unwrap();
+        assert_eq!(holders, ["it-a", "dr-b"]);
     }
 
     #[tokio::test]

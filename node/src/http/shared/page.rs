@@ -40,7 +40,11 @@ impl Ctx {
 
     pub fn page(&self) -> nsdb_ui::PageContext<'_> {
         // A doctor holding the 責任者 role also sees what the 責任者 sees.
+        // User administration only while holding the role (`Principal::may`).
         let may = |action: Action| {
+            if action == Action::ManageUsers {
+                return self.responsible;
+            }
             role_may(self.role, action) || (self.responsible && role_may(Role::Admin, action))
         };
         nsdb_ui::PageContext {

@@ -27,7 +27,9 @@ use crate::http::shared::session::UiSession;
 
 async fn home(s: UiSession) -> Redirect {
     match s.principal.role() {
-        Role::Admin => Redirect::to("/admin/users"),
+        Role::Admin if s.principal.responsible => Redirect::to("/admin/users"),
+        // An account of kind 責任者 that handed the role over: what is left to it.
+        Role::Admin => Redirect::to("/monitor"),
         Role::Reviewer => Redirect::to("/intake"),
         Role::PaperEntry => Redirect::to("/papers"),
         _ => Redirect::to("/sheets"),
