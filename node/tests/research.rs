@@ -149,10 +149,16 @@ async fn put_sheet_with(
 /// The reviewing municipality's 自治体コード.
 const MUNICIPALITY: &str = "139999";
 
-/// Records a later change of consent in the municipality's review of the sheet.
-async fn set_consent(hub: &TestNode, id: &str, value: ResearchConsent) {
+/// Changes stored sheet `id` with `change` as one edit by user `user` of node `node_byte`
+/// (`message`, at `at_ms`), then stores it through `store_sheet` as a screen's save does.
+async fn change_stored(
+    node: &TestNode,
+    id: &str,
+    (node_byte, user, message, at_ms): (u8, u64, &'static str, i64),
+    change: impl FnOnce(&mut Sheet, Edit<'static>) + Send + 'static,
+) -> Result<(), nsdb::Error> {
     let id = id.to_string();
-    hub.node
+    node.node
         .store
         .write(move |c| {
             let bytes: Vec<u8> =
@@ -160,20 +166,33 @@ async fn set_consent(hub: &TestNode, id: &str, value: ResearchConsent) {
             let mut sheet = Sheet::load(&bytes).unwrap();
             let edit = Edit {
                 author: Author {
-                    node: NodeId([6; 16]),
-                    user: 2,
+                    node: NodeId([node_byte; 16]),
+                    user,
                 },
-                at_ms: 1_760_000_000_000,
-                message: "審査",
+                at_ms,
+                message,
             };
-            let mut review = sheet.review(MUNICIPALITY).unwrap();
-            review.research_consent = Some(value);
-            assert!(sheet.set_review(&review, edit).unwrap());
-            nsdb::sheets::store_sheet(c, &mut sheet, "screen", 1_760_000_000_000)?;
+            change(&mut sheet, edit);
+            nsdb::sheets::store_sheet(c, &mut sheet, "screen", at_ms)?;
             Ok::<_, nsdb::Error>(())
         })
         .await
-        .unwrap();
+}
+
+/// Records a later change of consent in the municipality's review of the sheet.
+async fn set_consent(hub: &TestNode, id: &str, value: ResearchConsent) {
+    change_stored(
+        hub,
+        id,
+        (6, 2, "審査", 1_760_000_000_000),
+        move |sheet, edit| {
+            let mut review = sheet.review(MUNICIPALITY).unwrap();
+            review.research_consent = Some(value);
+            assert!(sheet.set_review(&review, edit).unwrap());
+        },
+    )
+    .await
+    .unwrap();
 }
 
 /// Every file under `dir`, recursively.
@@ -825,27 +844,17 @@ async fn sheet_ids(node: &TestNode) -> Vec<String> {
 
 /// Saves sheet `id` again through `store_sheet` with 出生市区町村 changed, as 一時保存 does.
 async fn save_again(node: &TestNode, id: &str, value: &str) -> Result<(), nsdb::Error> {
-    let (id, value) = (id.to_string(), value.to_string());
-    node.node
-        .store
-        .write(move |c| {
-            let bytes: Vec<u8> =
-                c.query_row("SELECT doc FROM sheets WHERE id = ?1", [&id], |r| r.get(0))?;
-            let mut sheet = Sheet::load(&bytes).unwrap();
-            let edit = Edit {
-                author: Author {
-                    node: NodeId([7; 16]),
-                    user: 1,
-                },
-                at_ms: 1_770_000_000_000,
-                message: "一時保存",
-            };
+    let value = value.to_string();
+    change_stored(
+        node,
+        id,
+        (7, 1, "一時保存", 1_770_000_000_000),
+        move |sheet, edit| {
             let changes = BTreeMap::from([("patient.birth_municipality".to_string(), Some(value))]);
             sheet.set_fields(&changes, edit);
-            nsdb::sheets::store_sheet(c, &mut sheet, "screen", 1_770_000_000_000)?;
-            Ok::<_, nsdb::Error>(())
-        })
-        .await
+        },
+    )
+    .await
 }
 
 /// A configuration saying `role = "hub"` pointed at a hospital's data directory (`nsdb research
