@@ -483,7 +483,7 @@ fn serve_never_creates_a_node_a_mistyped_data_dir_is_refused_and_init_sets_one_u
     let said = String::from_utf8_lossy(&out.stderr);
     let data = dir.path().join("data");
     assert!(
-        said.contains(&format!("{} does not exist", data.display())),
+        said.contains(&format!("{} がありません", data.display())),
         "{said}"
     );
     assert!(
@@ -497,7 +497,7 @@ fn serve_never_creates_a_node_a_mistyped_data_dir_is_refused_and_init_sets_one_u
     let out = serve();
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("holds no node"), "{said}");
+    assert!(said.contains("ノードがありません"), "{said}");
     assert!(!data.join("node.db").exists(), "serve created a database");
     // nsdb user add on it is refused the same way: it says to run nsdb init first.
     let out = Command::new(NSDB)
@@ -517,7 +517,7 @@ fn serve_never_creates_a_node_a_mistyped_data_dir_is_refused_and_init_sets_one_u
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        said.contains("nsdb user add never creates a node"),
+        said.contains("nsdb user add はノードを作りません"),
         "{said}"
     );
     assert!(
@@ -702,7 +702,7 @@ name = "厚生労働省"
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} ran: {said}");
         assert!(
-            said.contains(&format!("{} does not exist", data.display())),
+            said.contains(&format!("{} がありません", data.display())),
             "{args:?}: {said}"
         );
         assert!(
@@ -718,6 +718,6 @@ name = "厚生労働省"
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no node"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ノードがありません"));
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
 }

@@ -312,6 +312,8 @@ pub enum NewUserRefused {
     Login,
     #[error("氏名が空です。利用者の氏名（例: 鈴木 太郎）を入れてください。")]
     EmptyName,
+    #[error("氏名に改行などの制御文字が含まれています。1行の文字だけにしてください。")]
+    ControlInName,
     #[error("氏名が長すぎます（{chars}文字）。{max}文字以内にしてください。", max = MAX_NAME_CHARS)]
     LongName { chars: usize },
     #[error("部署が長すぎます（{chars}文字）。{max}文字以内にしてください。", max = MAX_DEPARTMENT_CHARS)]
@@ -342,7 +344,9 @@ impl NewUserRefused {
     pub fn field(&self) -> &'static str {
         match self {
             NewUserRefused::Login => "login",
-            NewUserRefused::EmptyName | NewUserRefused::LongName { .. } => "name",
+            NewUserRefused::EmptyName
+            | NewUserRefused::ControlInName
+            | NewUserRefused::LongName { .. } => "name",
             NewUserRefused::LongDepartment { .. } => "department",
             NewUserRefused::KindNotHere { .. } | NewUserRefused::ClinicKind { .. } => "kind",
             NewUserRefused::OtherInstitution { .. } => "institution",
@@ -365,12 +369,15 @@ pub fn check_new_user(
     department: Option<&str>,
 ) -> std::result::Result<(), NewUserRefused> {
     use crate::config::NodeRole;
-    if login.trim().is_empty() || login.chars().any(char::is_whitespace) {
+    if login.trim().is_empty() || login.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(NewUserRefused::Login);
     }
     let chars = name.trim().chars().count();
     if chars == 0 {
         return Err(NewUserRefused::EmptyName);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(NewUserRefused::ControlInName);
     }
     if chars > MAX_NAME_CHARS {
         return Err(NewUserRefused::LongName { chars });
@@ -1482,6 +1489,8 @@ mod tests {
         let name =
             |n: &str| check_new_user(NodeRole::Hospital, own, "u", n, UserKind::Clerk, None, None);
         assert_eq!(name(" \u{3000}"), Err(NewUserRefused::EmptyName));
+        assert_eq!(name("テ\nスト"), Err(NewUserRefused::ControlInName));
+        assert_eq!(name("テ\u{7}スト"), Err(NewUserRefused::ControlInName));
         assert_eq!(name(&"名".repeat(MAX_NAME_CHARS)), Ok(()));
         assert_eq!(
             name(&"名".repeat(MAX_NAME_CHARS + 1)),

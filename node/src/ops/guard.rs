@@ -63,15 +63,15 @@ pub fn require_node(
         command,
     };
     if !dir.is_dir() {
-        return Err(no_node("does not exist"));
+        return Err(no_node("がありません"));
     }
     if dir.join(MARKER).exists() {
         return Ok(());
     }
     match std::fs::metadata(config.database_path()) {
         Ok(m) if m.len() > 0 => Ok(()),
-        Ok(_) => Err(no_node("holds an empty node.db and no node")),
-        Err(_) => Err(no_node("holds no node (no node.db)")),
+        Ok(_) => Err(no_node("の node.db は空で、ノードがありません")),
+        Err(_) => Err(no_node("にはノードがありません（node.db がありません）")),
     }
 }
 

@@ -75,7 +75,7 @@ pub enum OpsError {
         marker: PathBuf,
     },
     #[error(
-        "{} {what}: nsdb {command} never creates a node, so that a mistyped data_dir starts nothing. Check data_dir in {}; to set up a new node there, run nsdb init --config {} first (then nsdb user add), or restore one (nsdb restore --config {} BACKUP_DIR)",
+        "データディレクトリ {} {what}。nsdb {command} はノードを作りません（data_dir の書き間違いで空のノードができないように）。{} の data_dir を確かめてください。ここに新しいノードを用意するには先に nsdb init --config {} を（その後 nsdb user add を）、バックアップから戻すには nsdb restore --config {} BACKUP_DIR を実行してください。",
         dir.display(),
         config.display(),
         config.display(),
