@@ -1034,7 +1034,11 @@ async fn parkinson_is_its_own_partition_and_its_severity_is_judged() {
     );
     for r in forms.iter().filter(|r| &r[2] == "医療意見書") {
         assert!(r[7].starts_with('s'), "{r:?}");
+        // No 告示番号 for a 小慢 form: a join on it never meets a 指定難病.
+        assert_eq!((&r[4], &r[5]), ("", ""), "{r:?}");
     }
+    let kokuji_of = |id: &str| forms.iter().find(|r| &r[0] == id).map(|r| r[4].to_string());
+    assert_eq!(kokuji_of("rinko-006").as_deref(), Some("6"));
 
     // The ministry's page names each partition by programme and disease.
     hub.node.research_build_stats().await.unwrap();

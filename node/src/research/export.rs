@@ -573,14 +573,22 @@ fn dictionary(catalogue: &Catalogue, out: &Path) -> Result<Vec<String>, Research
         .write_record(["form_id", "item", "label", "reason"])
         .map_err(csv_err(&dp))?;
     for form in catalogue.forms() {
+        // 告示番号 and 枝番 are the 指定難病's numbers: a 医療意見書 (小児慢性特定疾病) is known by
+        // its code, which its partition key carries, so they stay empty there and a join on
+        // 告示番号 never mixes the two programmes.
+        let (kokuji, eda) = if form.kind == nsdb_rules::form::FormKind::Iken {
+            (String::new(), String::new())
+        } else {
+            (form.kokuji.to_string(), form.eda.to_string())
+        };
         forms
             .write_record([
                 form.id.as_str(),
                 &form.version,
                 form.kind.label(),
                 &form.title,
-                &form.kokuji.to_string(),
-                &form.eda.to_string(),
+                &kokuji,
+                &eda,
                 &form.disease,
                 &disease_key(form),
                 &form.sources.join(" "),
