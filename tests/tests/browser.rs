@@ -16,7 +16,9 @@ use nsdb::config::NodeRole;
 use nsdb::testing::TestNode;
 
 mod browser_support;
-use browser_support::{browser, click, driver, sign_in, text_of, type_into, wait_for, wait_url};
+use browser_support::{
+    browser, click, driver, sign_in, text_of, type_into, wait_for, wait_text, wait_url,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
@@ -69,7 +71,7 @@ async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
     click(&c, "input[name='patient.sex'][value='2']").await;
     click(&c, "button[value='save']").await;
     wait_url(&c, "notice=saved").await;
-    assert_eq!(text_of(&c, "p.notice").await, "一時保存しました。");
+    wait_text(&c, "p.notice", "一時保存しました。").await;
     // What was typed is there, the kana normalised, the bad postal code kept and flagged.
     let kana = c
         .find(Locator::Id("f-patient-name_kana"))
@@ -1102,7 +1104,7 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
     )
     .await;
     wait_url(&c, "/admin/users").await;
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
+    wait_text(&c, "main h1", "医療機関ユーザ検索").await;
 
     // Five minutes later the user list asks for the password and code again.
     let old = t.node.clock.now_ms() - nsdb::accounts::REAUTH_WINDOW_MS - 1000;
@@ -1115,7 +1117,7 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
         .await
         .unwrap();
     c.goto(&t.url("/admin/users?kind=admin")).await.unwrap();
-    assert_eq!(text_of(&c, "main h1").await, "再認証");
+    wait_text(&c, "main h1", "再認証").await;
     shot(&c, "reauth").await;
     type_into(&c, "#reauth-password", "demo").await;
     type_into(
@@ -1125,7 +1127,7 @@ async fn an_administrator_enrols_totp_signs_in_with_a_code_and_passes_reauthenti
     )
     .await;
     wait_url(&c, "/admin/users?kind=admin").await;
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
+    wait_text(&c, "main h1", "医療機関ユーザ検索").await;
     let row = text_of(&c, "table.list").await;
     assert!(row.contains("設定済み"), "{row}");
     c.close().await.unwrap();

@@ -10,7 +10,7 @@ use nsdb::config::NodeRole;
 use nsdb::testing::TestNode;
 
 mod browser_support;
-use browser_support::{browser, click, driver, text_of, type_into, wait_for, wait_url};
+use browser_support::{browser, click, driver, text_of, type_into, wait_for, wait_text, wait_url};
 
 /// What an authenticator app shows now for `secret` (base32 as the enrolment page shows it),
 /// computed with totp-rs as an app would: SHA-1, 6 digits, 30-second steps.
@@ -112,7 +112,7 @@ async fn reauthentication_before_a_download_returns_to_the_page_it_was_asked_fro
     type_into(&c, "#login", "admin").await;
     type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
     wait_url(&c, "/admin/users").await;
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
+    wait_text(&c, "main h1", "医療機関ユーザ検索").await;
 
     // Five minutes later.
     let old = t.node.clock.now_ms() - nsdb::accounts::REAUTH_WINDOW_MS - 1000;
@@ -128,7 +128,7 @@ async fn reauthentication_before_a_download_returns_to_the_page_it_was_asked_fro
     let rows = c.find_all(Locator::Css(clerk_notice)).await.unwrap();
     assert!(!rows.is_empty());
     rows[0].click().await.unwrap();
-    assert_eq!(text_of(&c, "main h1").await, "再認証");
+    wait_text(&c, "main h1", "再認証").await;
     type_into(
         &c,
         "#reauth-password",
@@ -136,7 +136,7 @@ async fn reauthentication_before_a_download_returns_to_the_page_it_was_asked_fro
     )
     .await;
     wait_url(&c, "/admin/users").await;
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
+    wait_text(&c, "main h1", "医療機関ユーザ検索").await;
     let notice = text_of(&c, "p.flash").await;
     assert!(notice.contains("もう一度ボタンを押すと"), "{notice}");
     assert_eq!(
@@ -156,7 +156,7 @@ async fn reauthentication_before_a_download_returns_to_the_page_it_was_asked_fro
     assert_eq!(audit_count(&t, "user_notice").await, 1);
     let url = c.current_url().await.unwrap();
     assert!(url.path().ends_with("/admin/users"), "{url}");
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
+    wait_text(&c, "main h1", "医療機関ユーザ検索").await;
     c.close().await.unwrap();
 }
 
@@ -177,7 +177,7 @@ async fn a_deletion_is_confirmed_on_its_own_page_and_cancel_keeps_the_search() {
     assert!(text_of(&c, "table.list").await.contains("田中 花子"));
 
     click(&c, "form[action$='/delete'] button").await;
-    assert_eq!(text_of(&c, "main h1").await, "削除の確認");
+    wait_text(&c, "main h1", "削除の確認").await;
     let said = text_of(&c, "main").await;
     assert!(
         said.contains("clerk/ 田中 花子（医療クラーク等）"),
@@ -188,12 +188,12 @@ async fn a_deletion_is_confirmed_on_its_own_page_and_cancel_keeps_the_search() {
 
     click(&c, "main a.button").await;
     wait_url(&c, "/admin/users?kind=clerk").await;
-    assert_eq!(text_of(&c, "main h1").await, "医療機関ユーザ検索");
+    wait_text(&c, "main h1", "医療機関ユーザ検索").await;
     assert!(text_of(&c, "table.list").await.contains("田中 花子"));
     assert_eq!(audit_count(&t, "user_delete").await, 0);
 
     click(&c, "form[action$='/delete'] button").await;
-    assert_eq!(text_of(&c, "main h1").await, "削除の確認");
+    wait_text(&c, "main h1", "削除の確認").await;
     // The keyboard: to the button that deletes, then Enter.
     let confirm = wait_for(&c, "main form button.primary").await;
     assert_eq!(confirm.text().await.unwrap(), "削除する");

@@ -119,8 +119,30 @@ pub async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
+/// The text of an element, waiting for it; an element that goes stale while it is read (the
+/// page was still being replaced) is looked up again.
 pub async fn text_of(c: &Client, css: &str) -> String {
+    for _ in 0..50 {
+        match wait_for(c, css).await.text().await {
+            Ok(text) => return text,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
     wait_for(c, css).await.text().await.unwrap()
+}
+
+/// Waits up to ten seconds for the element's text to be `expected`, as a user waits for the
+/// next page after a click; fails with the text it last had.
+pub async fn wait_text(c: &Client, css: &str, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = text_of(c, css).await;
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last, expected, "{css}");
 }
 
 /// Waits until the browser has navigated to a URL containing `part`.
