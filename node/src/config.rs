@@ -38,6 +38,15 @@ impl NodeRole {
         }
     }
 
+    /// The role as a configuration file spells it (`role = "hub"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Hospital => "hospital",
+            NodeRole::Municipality => "municipality",
+            NodeRole::Hub => "hub",
+        }
+    }
+
     /// The kind of institution that runs a node of this role.
     pub fn institution_kind(self) -> &'static str {
         match self {

@@ -184,21 +184,30 @@ impl Node {
             }
             other => other?,
         };
-        ops::guard::claim(&config.data_dir, &db, &key, &node_id.to_string())?;
-        ops::guard::claim_role(&config.data_dir, &db, &key, config.role)?;
+        ops::guard::claim(
+            &config.data_dir,
+            &db,
+            &key,
+            &node_id.to_string(),
+            config.role,
+        )?;
         ops::integrity::check_and_mark(&db, &key, &store, std::time::Duration::from_secs(20))?;
         let catalogue = Arc::new(load_catalogue(config.rules.as_ref())?);
-        if config.role == NodeRole::Hub && store.damage().is_none() {
-            // Every sheet the hub stores writes its research row (docs/research.md).
+        if store.damage().is_none() {
+            let hub = config.role == NodeRole::Hub;
             let cat = Arc::clone(&catalogue);
+            // Every sheet the hub stores writes its research row (docs/research.md). Research
+            // rows are the hub's alone: another node that once had them turned on (opened with
+            // role = "hub" before roles were recorded) drops them; no sheet is touched.
             store
-                .write_blocking(move |c| Ok::<_, Error>(research::rows::enable(c, cat)?))
-                .context("research rows")?;
-        } else if config.role != NodeRole::Hub && store.damage().is_none() {
-            // Research rows are the hub's alone: a node that once had them turned on (opened
-            // with role = "hub" before roles were recorded) drops them; no sheet is touched.
-            store
-                .write_blocking(|c| Ok::<_, Error>(research::rows::disable(c)?))
+                .write_blocking(move |c| {
+                    if hub {
+                        research::rows::enable(c, cat)?;
+                    } else {
+                        research::rows::disable(c)?;
+                    }
+                    Ok::<_, Error>(())
+                })
                 .context("research rows")?;
         }
         let node = Node {

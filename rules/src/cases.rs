@@ -103,6 +103,10 @@ mod tests {
                 };
                 let ev = evaluate(form, &values, today);
                 let j = &ev.judgment;
+                // The judgments alone (`judgment`, without the checks) are the same.
+                if crate::judgment(form, &values, today) != *j {
+                    fail("judgment() differs from evaluate().judgment".into());
+                }
                 if let Some(c) = &case.category {
                     let got = key(&j.category.as_ref().and_then(|r| r.derived.clone()));
                     if &got != c {

@@ -93,6 +93,18 @@ pub struct JudgmentResult {
 /// Checks, calculates and judges a sheet; `values` are stored (normalised) values. Checks are
 /// those of `Mode::Complete` (the チェック button).
 pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) -> Evaluation {
+    run(form, values, today, true)
+}
+
+/// The judgments of [`evaluate`] alone (calculated as it calculates), without the checks:
+/// for a caller that needs only what the sheet is judged to be (the hub's research rows, on
+/// every sheet it stores).
+pub fn judgment(form: &FormDef, values: &BTreeMap<String, String>, today: Date) -> Judgment {
+    run(form, values, today, false).judgment
+}
+
+/// [`evaluate`]; with `checks` false the messages are left out (and not made).
+fn run(form: &FormDef, values: &BTreeMap<String, String>, today: Date, checks: bool) -> Evaluation {
     let compiled = &form.compiled.0;
     let mut bindings = Bindings::new(compiled, values);
     let mut calc_messages = Vec::new();
@@ -271,6 +283,13 @@ pub fn evaluate(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
     };
     let judgment = judge(&reading);
     let derived = current.derived;
+    if !checks {
+        return Evaluation {
+            derived,
+            messages: Vec::new(),
+            judgment,
+        };
+    }
     let mut messages = check::check_in(form, values, Mode::Complete, today, &ctx);
     messages.extend(calc_messages);
     // A typed value that disagrees with its calculation.

@@ -33,7 +33,7 @@ pub mod xml;
 
 pub use catalogue::Catalogue;
 pub use check::{Message, Mode, check, normalise_input};
-pub use evaluate::{Evaluation, Judgment, JudgmentResult, Outcome, evaluate};
+pub use evaluate::{Evaluation, Judgment, JudgmentResult, Outcome, evaluate, judgment};
 pub use form::{FormDef, FormKind, FormLevel, ItemDef, ItemType, SectionDef};
 pub use pack::{PackError, PackInfo, RulePack};
 pub use value::Date;

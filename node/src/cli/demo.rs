@@ -104,11 +104,7 @@ pub fn require_loopback(ip: IpAddr) -> anyhow::Result<()> {
 
 /// The configuration of one demo node under `data`.
 pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<NodeConfig> {
-    let name = match n.role {
-        NodeRole::Hub => "hub",
-        NodeRole::Hospital => "hospital",
-        NodeRole::Municipality => "municipality",
-    };
+    let name = n.role.as_str();
     let dir = data.join(name);
     let key_file = dir.join("db.key");
     nsdb_provisioning::create_db_key_file(&key_file)

@@ -6,7 +6,7 @@
 //! another node's id is refused. `nsdb serve` (and every other command that opens a node's
 //! database) refuses a data directory that holds no node at all ([`require_node`]): only `nsdb
 //! init` sets one up. A node records its role ([`ROLE_KEY`]) and is never opened as another
-//! ([`claim_role`]): a hub's configuration pointed at a hospital's data directory opens nothing
+//! ([`claim`]): a hub's configuration pointed at a hospital's data directory opens nothing
 //! there. `nsdb serve` holds an exclusive lock on
 //! [`LOCK`] while it runs, so `nsdb restore` and `nsdb rekey` refuse to run under it. This module must never create or
 //! replace a database.
@@ -104,18 +104,27 @@ pub fn database_owner(conn: &rusqlite::Connection) -> Result<Option<String>, Ops
 
 /// After the database is open and migrated: records `node_id` in it if it holds none and the
 /// directory has no marker yet (a new node, or one from before markers); refuses it if it holds
-/// another id, or none while the marker says it should; leaves the marker in the data directory.
-pub fn claim(data_dir: &Path, db: &Path, key: &DbKey, node_id: &str) -> Result<(), OpsError> {
+/// another id, or none while the marker says it should; refuses to open it as a role other than
+/// its node's ([`OpsError::OtherRole`]: the role its database recorded, else what its files say,
+/// [`role_from_files`]) and records `role` when none is; leaves the marker in the data
+/// directory. A refusal writes nothing.
+pub fn claim(
+    data_dir: &Path,
+    db: &Path,
+    key: &DbKey,
+    node_id: &str,
+    role: crate::NodeRole,
+) -> Result<(), OpsError> {
     let conn = connect(db, Some(key), rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    match database_owner(&conn)? {
+    let owner = database_owner(&conn)?;
+    match &owner {
         Some(found) if found != node_id => {
             return Err(OpsError::ForeignDatabase {
                 path: db.to_path_buf(),
-                found,
+                found: found.clone(),
                 ours: node_id.to_string(),
             });
         }
-        Some(_) => {}
         // The marker says this directory's database was claimed, so it would hold our id.
         None if data_dir.join(MARKER).exists() => {
             return Err(OpsError::ForeignDatabase {
@@ -124,12 +133,39 @@ pub fn claim(data_dir: &Path, db: &Path, key: &DbKey, node_id: &str) -> Result<(
                 ours: node_id.to_string(),
             });
         }
-        None => {
-            conn.execute(
-                "INSERT INTO node_meta (key, value) VALUES ('node_id', ?1)",
-                [node_id],
-            )?;
-        }
+        _ => {}
+    }
+    let recorded: Option<String> = conn
+        .query_row(
+            "SELECT value FROM node_meta WHERE key = ?1",
+            [ROLE_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let found = match &recorded {
+        Some(kind) => role_of_kind(kind),
+        None => role_from_files(data_dir),
+    };
+    if let Some(found) = found
+        && found != role
+    {
+        return Err(OpsError::OtherRole {
+            dir: data_dir.to_path_buf(),
+            found: found.label(),
+            wanted: role.as_str(),
+        });
+    }
+    if owner.is_none() {
+        conn.execute(
+            "INSERT INTO node_meta (key, value) VALUES ('node_id', ?1)",
+            [node_id],
+        )?;
+    }
+    if recorded.is_none() {
+        conn.execute(
+            "INSERT INTO node_meta (key, value) VALUES (?1, ?2)",
+            rusqlite::params![ROLE_KEY, role.institution_kind()],
+        )?;
     }
     drop(conn);
     let marker = data_dir.join(MARKER);
@@ -164,56 +200,13 @@ fn role_from_files(data_dir: &Path) -> Option<crate::NodeRole> {
         .then_some(crate::NodeRole::Hub)
 }
 
+/// The role named by `kind`: as `node_meta` records it ([`crate::NodeRole::institution_kind`])
+/// or as a configuration spells it ([`crate::NodeRole::as_str`]).
 fn role_of_kind(kind: &str) -> Option<crate::NodeRole> {
     use crate::NodeRole::*;
     [Hospital, Municipality, Hub]
         .into_iter()
-        .find(|r| r.institution_kind() == kind || (kind == "hub" && *r == Hub))
-}
-
-/// After [`claim`]: refuses to open a data directory as a role other than its node's, so that a
-/// configuration saying `role = "hub"` pointed at a hospital's data directory changes nothing
-/// there ([`OpsError::OtherRole`], naming the directory). The node's role is what its database
-/// recorded (`node_meta.node_role`), else what its files say (an enrollment, the hub's
-/// settings); a database that recorded none records `role` now.
-pub fn claim_role(
-    data_dir: &Path,
-    db: &Path,
-    key: &DbKey,
-    role: crate::NodeRole,
-) -> Result<(), OpsError> {
-    let conn = connect(db, Some(key), rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    let recorded: Option<String> = conn
-        .query_row(
-            "SELECT value FROM node_meta WHERE key = ?1",
-            [ROLE_KEY],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let found = match &recorded {
-        Some(kind) => role_of_kind(kind),
-        None => role_from_files(data_dir),
-    };
-    if let Some(found) = found
-        && found != role
-    {
-        return Err(OpsError::OtherRole {
-            dir: data_dir.to_path_buf(),
-            found: found.label(),
-            wanted: match role {
-                crate::NodeRole::Hospital => "hospital",
-                crate::NodeRole::Municipality => "municipality",
-                crate::NodeRole::Hub => "hub",
-            },
-        });
-    }
-    if recorded.is_none() {
-        conn.execute(
-            "INSERT INTO node_meta (key, value) VALUES (?1, ?2)",
-            rusqlite::params![ROLE_KEY, role.institution_kind()],
-        )?;
-    }
-    Ok(())
+        .find(|r| r.institution_kind() == kind || r.as_str() == kind)
 }
 
 /// The exclusive lock of one data directory, held while a node serves from it (or while a

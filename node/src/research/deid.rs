@@ -146,7 +146,7 @@ pub fn prefecture(address: Option<&str>, institution: &str) -> String {
 }
 
 /// 重症度基準 as the municipality's review shows it: the form's severity judgment made by the
-/// rules (`nsdb_rules::evaluate`, the same machine judgment as 受付一覧 and the 審査 screen, with
+/// rules (`nsdb_rules::judgment`, the same machine judgment as 受付一覧 and the 審査 screen, with
 /// 記載年月日 as its day). `該当` when the derived outcome meets the criteria (「基準を満たす」),
 /// `非該当` when it does not, `未記載` when the items it needs are blank (判定不能), `対象外` when
 /// the form judges no severity or names no criterion. Forms whose severity is computed from
@@ -159,10 +159,7 @@ pub fn severity(form: &FormDef, fields: &BTreeMap<String, String>, written: Date
     {
         return "対象外".into();
     }
-    let Some(j) = nsdb_rules::evaluate(form, fields, written)
-        .judgment
-        .severity
-    else {
+    let Some(j) = nsdb_rules::judgment(form, fields, written).severity else {
         return "対象外".into();
     };
     match (j.meets_criteria, &j.derived) {

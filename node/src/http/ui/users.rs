@@ -13,15 +13,15 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::Error;
+use crate::accounts::UserRow;
 use crate::accounts::admin::{USERS_PER_PAGE, UserSearch};
 use crate::accounts::policy::{Action, Role, Target, UserKind, authorize};
-use crate::accounts::{Flash, UserRow};
 use crate::http::AppState;
-use crate::http::shared::page::{Ctx, error_page, file_disposition, jst, posted_form};
+use crate::http::shared::page::{Ctx, done_then, error_page, file_disposition, jst, posted_form};
 use crate::http::shared::reauth;
 use crate::http::shared::session::UiSession;
 
@@ -206,20 +206,40 @@ async fn render_search(
 }
 
 /// The common start of every action: authorised, behind 再認証, the CSRF token checked; the
-/// posted fields.
+/// posted fields and the search the action was asked from (its `back` field).
 async fn begin(
     node: &AppState,
     s: &UiSession,
     method: &Method,
     uri: &Uri,
     body: &Bytes,
-) -> Result<std::collections::BTreeMap<String, String>, Response> {
+) -> Result<(std::collections::BTreeMap<String, String>, SearchQuery), Response> {
     let ctx = Ctx::new(node, s);
     if let Err(e) = authorize(&s.principal, Action::ManageUsers, Target::None) {
         return Err(error_page(Some(&ctx), e.into()));
     }
     let body = reauth::guard(node, s, method, uri, body).await?;
-    posted_form(&body, &s.csrf, Some(&ctx)).map_err(|refused| *refused)
+    let fields = posted_form(&body, &s.csrf, Some(&ctx)).map_err(|refused| *refused)?;
+    let back = SearchQuery::from_back(&fields);
+    Ok((fields, back))
+}
+
+/// [`begin`] for an action that answers with a download: 再認証 sends the user back to the
+/// search (`reauth::guard_download`). The search the action was asked from.
+async fn begin_download(
+    node: &AppState,
+    s: &UiSession,
+    method: &Method,
+    uri: &Uri,
+    body: &Bytes,
+) -> Result<SearchQuery, Response> {
+    let ctx = Ctx::new(node, s);
+    if let Err(e) = authorize(&s.principal, Action::ManageUsers, Target::None) {
+        return Err(error_page(Some(&ctx), e.into()));
+    }
+    let body = reauth::guard_download(node, s, method, uri, body, "/admin/users").await?;
+    let fields = posted_form(&body, &s.csrf, Some(&ctx)).map_err(|refused| *refused)?;
+    Ok(SearchQuery::from_back(&fields))
 }
 
 /// After an action on user `id`: back to the search it came from with the result as a
@@ -234,12 +254,7 @@ async fn done(
     text: &str,
 ) -> Response {
     match result {
-        Ok(()) => {
-            if let Err(e) = node.set_flash(&s.token, &Flash::text(text)).await {
-                return error_page(Some(&Ctx::new(node, s)), e);
-            }
-            Redirect::to(&back.address()).into_response()
-        }
+        Ok(()) => done_then(node, s, &back.address(), text).await,
         Err(e) => refused(node, s, back, id, None, e).await,
     }
 }
@@ -328,11 +343,10 @@ async fn reset_password(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let fields = match begin(&node, &s, &method, &uri, &body).await {
-        Ok(f) => f,
+    let (fields, back) = match begin(&node, &s, &method, &uri, &body).await {
+        Ok(begun) => begun,
         Err(r) => return r,
     };
-    let back = SearchQuery::from_back(&fields);
     // A refusal that needs no confirming (one's own account) is said at once.
     if !confirmed(&fields) && id != s.principal.user_id {
         return confirm_page(
@@ -381,18 +395,11 @@ async fn notice(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let ctx = Ctx::new(&node, &s);
-    if let Err(e) = authorize(&s.principal, Action::ManageUsers, Target::None) {
-        return error_page(Some(&ctx), e.into());
-    }
-    let body = match reauth::guard_download(&node, &s, &method, &uri, &body, "/admin/users").await {
-        Ok(body) => body,
+    let back = match begin_download(&node, &s, &method, &uri, &body).await {
+        Ok(back) => back,
         Err(r) => return r,
     };
-    let back = match posted_form(&body, &s.csrf, Some(&ctx)) {
-        Ok(fields) => SearchQuery::from_back(&fields),
-        Err(refused) => return *refused,
-    };
+    let ctx = Ctx::new(&node, &s);
     let issued = match node.issue_credentials_notice(&s.principal, id).await {
         Ok(p) => p,
         Err(e) => return refused(&node, &s, &back, id, None, e).await,
@@ -446,17 +453,9 @@ async fn reissue_key(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let ctx = Ctx::new(&node, &s);
-    if let Err(e) = authorize(&s.principal, Action::ManageUsers, Target::None) {
-        return error_page(Some(&ctx), e.into());
-    }
-    let body = match reauth::guard_download(&node, &s, &method, &uri, &body, "/admin/users").await {
-        Ok(body) => body,
+    let back = match begin_download(&node, &s, &method, &uri, &body).await {
+        Ok(back) => back,
         Err(r) => return r,
-    };
-    let back = match posted_form(&body, &s.csrf, Some(&ctx)) {
-        Ok(fields) => SearchQuery::from_back(&fields),
-        Err(refused) => return *refused,
     };
     match node.reissue_user_key(&s.principal, id).await {
         Ok(k) => (
@@ -486,15 +485,15 @@ async fn lock(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let fields = match begin(&node, &s, &method, &uri, &body).await {
-        Ok(f) => f,
+    let back = match begin(&node, &s, &method, &uri, &body).await {
+        Ok((_, back)) => back,
         Err(r) => return r,
     };
     let r = node.set_user_locked(&s.principal, id, true).await;
     done(
         &node,
         &s,
-        &SearchQuery::from_back(&fields),
+        &back,
         id,
         r,
         "アカウントをロックしました。その利用者はロック解除までログインできません。",
@@ -510,15 +509,15 @@ async fn unlock(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let fields = match begin(&node, &s, &method, &uri, &body).await {
-        Ok(f) => f,
+    let back = match begin(&node, &s, &method, &uri, &body).await {
+        Ok((_, back)) => back,
         Err(r) => return r,
     };
     let r = node.set_user_locked(&s.principal, id, false).await;
     done(
         &node,
         &s,
-        &SearchQuery::from_back(&fields),
+        &back,
         id,
         r,
         "ロックを解除しました（パスワード連続失敗によるロックも解除しました）。",
@@ -535,11 +534,10 @@ async fn delete(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let fields = match begin(&node, &s, &method, &uri, &body).await {
-        Ok(f) => f,
+    let (fields, back) = match begin(&node, &s, &method, &uri, &body).await {
+        Ok(begun) => begun,
         Err(r) => return r,
     };
-    let back = SearchQuery::from_back(&fields);
     // Refusals that need no confirming (oneself, the 責任者) are said at once.
     if !confirmed(&fields) && id != s.principal.user_id {
         return confirm_page(
@@ -584,11 +582,10 @@ async fn responsible(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let fields = match begin(&node, &s, &method, &uri, &body).await {
-        Ok(f) => f,
+    let (fields, back) = match begin(&node, &s, &method, &uri, &body).await {
+        Ok(begun) => begun,
         Err(r) => return r,
     };
-    let back = SearchQuery::from_back(&fields);
     let me = s.principal.user_id;
     if !confirmed(&fields) && id != me {
         // Only a doctor takes the role: a refusal needs no confirming.
@@ -631,16 +628,13 @@ async fn responsible(
     match node.pass_responsible(&s.principal, id).await {
         // Whoever passed the role on no longer manages users: their own top page.
         Ok(h) => {
-            let flash = Flash::text(format!(
+            let still = h.from_user != Some(me);
+            let text = format!(
                 "医療機関責任者を{}に引き継ぎました。{}は利用者の管理ができなくなりました。",
                 h.to_login,
                 h.from_login.as_deref().unwrap_or("前の責任者")
-            ));
-            if let Err(e) = node.set_flash(&s.token, &flash).await {
-                return error_page(Some(&Ctx::new(&node, &s)), e);
-            }
-            let still = h.from_user != Some(me);
-            Redirect::to(if still { "/admin/users" } else { "/" }).into_response()
+            );
+            done_then(&node, &s, if still { "/admin/users" } else { "/" }, text).await
         }
         Err(e) => refused(&node, &s, &back, id, None, e).await,
     }
@@ -654,11 +648,10 @@ async fn expiry(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let fields = match begin(&node, &s, &method, &uri, &body).await {
-        Ok(f) => f,
+    let (fields, back) = match begin(&node, &s, &method, &uri, &body).await {
+        Ok(begun) => begun,
         Err(r) => return r,
     };
-    let back = SearchQuery::from_back(&fields);
     let typed = fields.get("expires_on").map(|v| v.trim()).unwrap_or("");
     let date = if typed.is_empty() {
         None
@@ -693,11 +686,10 @@ async fn reset_totp(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let fields = match begin(&node, &s, &method, &uri, &body).await {
-        Ok(f) => f,
+    let (fields, back) = match begin(&node, &s, &method, &uri, &body).await {
+        Ok(begun) => begun,
         Err(r) => return r,
     };
-    let back = SearchQuery::from_back(&fields);
     let login = fields.get("login").map(String::as_str).unwrap_or("");
     let text = match node.reset_totp(Some(&s.principal), login).await {
         Ok(true) => {
@@ -708,10 +700,7 @@ async fn reset_totp(
         ),
         Err(e) => return error_page(Some(&Ctx::new(&node, &s)), e),
     };
-    if let Err(e) = node.set_flash(&s.token, &Flash::text(text)).await {
-        return error_page(Some(&Ctx::new(&node, &s)), e);
-    }
-    Redirect::to(&back.address()).into_response()
+    done_then(&node, &s, &back.address(), text).await
 }
 
 pub fn routes() -> Router<AppState> {
