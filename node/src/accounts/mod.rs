@@ -316,6 +316,8 @@ pub enum NewUserRefused {
     ControlInName,
     #[error("氏名が長すぎます（{chars}文字）。{max}文字以内にしてください。", max = MAX_NAME_CHARS)]
     LongName { chars: usize },
+    #[error("部署に改行などの制御文字が含まれています。1行の文字だけにしてください。")]
+    ControlInDepartment,
     #[error("部署が長すぎます（{chars}文字）。{max}文字以内にしてください。", max = MAX_DEPARTMENT_CHARS)]
     LongDepartment { chars: usize },
     #[error("{node}のノードには「{kind}」の利用者を登録できません。登録できる種別: {allowed}。")]
@@ -347,7 +349,9 @@ impl NewUserRefused {
             NewUserRefused::EmptyName
             | NewUserRefused::ControlInName
             | NewUserRefused::LongName { .. } => "name",
-            NewUserRefused::LongDepartment { .. } => "department",
+            NewUserRefused::ControlInDepartment | NewUserRefused::LongDepartment { .. } => {
+                "department"
+            }
             NewUserRefused::KindNotHere { .. } | NewUserRefused::ClinicKind { .. } => "kind",
             NewUserRefused::OtherInstitution { .. } => "institution",
         }
@@ -381,6 +385,9 @@ pub fn check_new_user(
     }
     if chars > MAX_NAME_CHARS {
         return Err(NewUserRefused::LongName { chars });
+    }
+    if department.is_some_and(|d| d.chars().any(char::is_control)) {
+        return Err(NewUserRefused::ControlInDepartment);
     }
     let dept = department.map_or(0, |d| d.trim().chars().count());
     if dept > MAX_DEPARTMENT_CHARS {
@@ -1491,6 +1498,18 @@ mod tests {
         assert_eq!(name(" \u{3000}"), Err(NewUserRefused::EmptyName));
         assert_eq!(name("テ\nスト"), Err(NewUserRefused::ControlInName));
         assert_eq!(name("テ\u{7}スト"), Err(NewUserRefused::ControlInName));
+        assert_eq!(
+            check_new_user(
+                NodeRole::Hospital,
+                own,
+                "u",
+                "x",
+                UserKind::Clerk,
+                None,
+                Some("内\n科")
+            ),
+            Err(NewUserRefused::ControlInDepartment)
+        );
         assert_eq!(name(&"名".repeat(MAX_NAME_CHARS)), Ok(()));
         assert_eq!(
             name(&"名".repeat(MAX_NAME_CHARS + 1)),
