@@ -4,9 +4,10 @@
 //! A sealed file (docs/sealed-files.md) is refused unless it was made with this node's rule pack,
 //! signed by the check-tool key of a registered user of the uploader's institution, sealed to
 //! this node's seal key, unchanged, and its one sheet passes the screen's checks (`Mode::Complete`)
-//! here again. Each file is one transaction: the sheet, the `imports` row that makes a second
-//! upload of the same bytes a no-op, and the audit entry; a refused file leaves only its audit
-//! entry. Must never log or audit a value, nor store a sheet it could not check.
+//! here again. An upload is one transaction, each file a savepoint in it: the sheet, the
+//! `imports` row that makes a second upload of the same bytes a no-op, and the audit entry; a
+//! refused file leaves only its audit entry. Must never log or audit a value, nor store a sheet
+//! it could not check.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -172,6 +173,82 @@ struct Ready {
     values: BTreeMap<String, String>,
 }
 
+/// A checked file's draft sheet, ready for the upload's transaction.
+struct Staged {
+    sheet: Sheet,
+    id: String,
+    hash: String,
+    signer: String,
+}
+
+/// What the upload's transaction did with one file.
+enum Outcome {
+    /// Refused before storing: the row's message.
+    Refused(String),
+    /// The same bytes were imported before, as this sheet; nothing new was stored.
+    Duplicate(String),
+    /// Stored as this new sheet.
+    Imported(String),
+}
+
+/// Stores one staged file under a savepoint of the upload's transaction, unless the same file
+/// was imported before (by an earlier upload, or earlier in this one): then only the refusal's
+/// audit entry is written.
+fn store_staged(
+    tx: &mut rusqlite::Transaction<'_>,
+    mut staged: Staged,
+    uid: u64,
+    now: i64,
+) -> Result<Outcome> {
+    let sp = tx.savepoint()?;
+    let earlier: Option<String> = sp
+        .prepare_cached("SELECT sheet_id FROM imports WHERE file_hash = ?1")?
+        .query_row([&staged.hash], |r| r.get(0))
+        .optional()?;
+    let outcome = match earlier {
+        Some(earlier) => {
+            audit::append(
+                &sp,
+                audit::Entry {
+                    at_ms: now,
+                    user: Some(uid),
+                    action: "sheet_import_refused",
+                    target: Some(&earlier),
+                    detail: Some("duplicate"),
+                },
+            )?;
+            Outcome::Duplicate(earlier)
+        }
+        None => {
+            store_sheet(&sp, &mut staged.sheet, "bulk", now)?;
+            sp.prepare_cached(
+                "INSERT INTO imports (file_hash, sheet_id, user_id, signer, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                staged.hash,
+                staged.id,
+                uid as i64,
+                staged.signer,
+                now
+            ])?;
+            audit::append(
+                &sp,
+                audit::Entry {
+                    at_ms: now,
+                    user: Some(uid),
+                    action: "sheet_import",
+                    target: Some(&staged.id),
+                    detail: None,
+                },
+            )?;
+            Outcome::Imported(staged.id)
+        }
+    };
+    sp.commit()?;
+    Ok(outcome)
+}
+
 /// A user who may sign sealed files for the uploader's institution.
 struct Signer {
     key: [u8; 32],
@@ -271,6 +348,12 @@ impl Node {
     /// with this node's rule pack and passes the checks becomes a draft sheet with 登録種別
     /// 一括; every file gets a row saying what happened. Errors only when `p` may not create
     /// sheets or the store fails; a bad file is a row, never an error.
+    ///
+    /// The files are opened, verified, decrypted, read and checked on every core
+    /// (`cli::check::on_all_cores`, in upload order), then stored in **one** transaction: each file's
+    /// sheet, `imports` row and audit entry under a savepoint of its own, each refused file's
+    /// audit entry. So a failing store leaves none of the upload behind (upload it again), and
+    /// one upload costs one durable commit, not one per file.
     pub async fn import_sealed(
         &self,
         p: &Principal,
@@ -292,18 +375,8 @@ impl Node {
             uploads: Vec::new(),
             rows: Vec::new(),
         };
-        for (name, bytes) in files {
-            let mut row = ImportRow {
-                file: name,
-                patient: String::new(),
-                disease: String::new(),
-                written_date: String::new(),
-                result: String::new(),
-                imported: false,
-                duplicate: false,
-                sheet_id: None,
-            };
-            if let Ok(h) = sealed::peek(&bytes) {
+        for (_, bytes) in &files {
+            if let Ok(h) = sealed::peek(bytes) {
                 let v = UploadVersions {
                     tool_version: h.tool_version,
                     rule_pack_version: h.rule_pack_version,
@@ -312,20 +385,83 @@ impl Node {
                     report.uploads.push(v);
                 }
             }
-            let hash = hex::encode(Sha256::digest(&bytes));
-            match self.prepare(
-                &bytes, hash, &seal, &keys, &signers, p, &node_pack, &mut row,
-            ) {
-                Err(reason) => {
-                    row.result = reason.message;
-                    self.audit(p, "sheet_import_refused", None, Some(reason.code))
-                        .await?;
-                }
-                Ok(ready) => self.store_import(p, ready, &mut row).await?,
-            }
-            report.rows.push(row);
         }
         report.uploads.sort();
+        let now = self.clock.now_ms();
+        let open_one = |i: usize| {
+            let (name, bytes) = &files[i];
+            let mut row = ImportRow {
+                file: name.clone(),
+                patient: String::new(),
+                disease: String::new(),
+                written_date: String::new(),
+                result: String::new(),
+                imported: false,
+                duplicate: false,
+                sheet_id: None,
+            };
+            let hash = hex::encode(Sha256::digest(bytes));
+            let staged = self
+                .prepare(bytes, hash, &seal, &keys, &signers, p, &node_pack, &mut row)
+                .and_then(|ready| self.stage(p, ready, now));
+            (row, staged)
+        };
+        // The worker threads do the CPU work; on a multi-threaded runtime this task's thread
+        // is handed over meanwhile, so the node goes on answering other requests.
+        let opened = match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
+                crate::cli::check::on_all_cores(files.len(), open_one)
+            }),
+            _ => crate::cli::check::on_all_cores(files.len(), open_one),
+        };
+        let uid = p.user_id;
+        let (mut rows, staged): (Vec<ImportRow>, Vec<std::result::Result<Staged, Refusal>>) =
+            opened.into_iter().unzip();
+        let outcomes = self
+            .store
+            .write(move |c| {
+                let mut tx = c.transaction()?;
+                let mut outcomes = Vec::with_capacity(staged.len());
+                for staged in staged {
+                    outcomes.push(match staged {
+                        Err(refusal) => {
+                            audit::append(
+                                &tx,
+                                audit::Entry {
+                                    at_ms: now,
+                                    user: Some(uid),
+                                    action: "sheet_import_refused",
+                                    target: None,
+                                    detail: Some(refusal.code),
+                                },
+                            )?;
+                            Outcome::Refused(refusal.message)
+                        }
+                        Ok(staged) => store_staged(&mut tx, staged, uid, now)?,
+                    });
+                }
+                tx.commit()?;
+                Ok::<_, Error>(outcomes)
+            })
+            .await?;
+        for (row, outcome) in rows.iter_mut().zip(outcomes) {
+            match outcome {
+                Outcome::Refused(message) => row.result = message,
+                Outcome::Duplicate(earlier) => {
+                    row.duplicate = true;
+                    row.result =
+                        "このファイルは取込済みです。新しい臨床調査個人票・医療意見書は作成していません。"
+                            .into();
+                    row.sheet_id = Some(earlier);
+                }
+                Outcome::Imported(id) => {
+                    row.imported = true;
+                    row.result = IMPORTED.into();
+                    row.sheet_id = Some(id);
+                }
+            }
+        }
+        report.rows = rows;
         Ok(report)
     }
 
@@ -425,13 +561,12 @@ impl Node {
         })
     }
 
-    /// Stores one checked file as a draft sheet, unless the same file was imported before.
-    async fn store_import(&self, p: &Principal, ready: Ready, row: &mut ImportRow) -> Result<()> {
-        let form = self
-            .catalogue
-            .form(&ready.form_id)
-            .ok_or_else(|| Error::UnknownForm(ready.form_id.clone()))?;
-        let now = self.clock.now_ms();
+    /// Builds the draft sheet of one checked file (its document, not yet stored).
+    fn stage(&self, p: &Principal, ready: Ready, now: i64) -> std::result::Result<Staged, Refusal> {
+        let form = self.catalogue.form(&ready.form_id).ok_or(Refusal {
+            code: "unknown_form",
+            message: format!("様式「{}」はこのノードにありません。", ready.form_id),
+        })?;
         let edit = Edit {
             author: nsdb_sync::Author {
                 node: self.node_id,
@@ -452,67 +587,12 @@ impl Node {
             .map(|(k, v)| (k, Some(v)))
             .collect();
         sheet.set_fields(&changes, edit);
-        let (uid, sid, hash, signer) = (p.user_id, id.to_string(), ready.hash, ready.signer);
-        let earlier = self
-            .store
-            .write(move |c| {
-                let tx = c.transaction()?;
-                let earlier: Option<String> = tx
-                    .query_row(
-                        "SELECT sheet_id FROM imports WHERE file_hash = ?1",
-                        [&hash],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(earlier) = earlier {
-                    audit::append(
-                        &tx,
-                        audit::Entry {
-                            at_ms: now,
-                            user: Some(uid),
-                            action: "sheet_import_refused",
-                            target: Some(&earlier),
-                            detail: Some("duplicate"),
-                        },
-                    )?;
-                    tx.commit()?;
-                    return Ok::<_, Error>(Some(earlier));
-                }
-                store_sheet(&tx, &mut sheet, "bulk", now)?;
-                tx.execute(
-                    "INSERT INTO imports (file_hash, sheet_id, user_id, signer, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![hash, sid, uid as i64, signer, now],
-                )?;
-                audit::append(
-                    &tx,
-                    audit::Entry {
-                        at_ms: now,
-                        user: Some(uid),
-                        action: "sheet_import",
-                        target: Some(&sid),
-                        detail: None,
-                    },
-                )?;
-                tx.commit()?;
-                Ok(None)
-            })
-            .await?;
-        match earlier {
-            Some(earlier) => {
-                row.duplicate = true;
-                row.result =
-                    "このファイルは取込済みです。新しい臨床調査個人票・医療意見書は作成していません。"
-                        .into();
-                row.sheet_id = Some(earlier);
-            }
-            None => {
-                row.imported = true;
-                row.result = IMPORTED.into();
-                row.sheet_id = Some(id.to_string());
-            }
-        }
-        Ok(())
+        Ok(Staged {
+            sheet,
+            id: id.to_string(),
+            hash: ready.hash,
+            signer: ready.signer,
+        })
     }
 
     /// データ出力: one sheet as an XML file in the published layout (UTF-8), with its file

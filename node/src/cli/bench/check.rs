@@ -1,6 +1,6 @@
 //! `nsdb bench check`: the check tool's throughput (read + check + seal of one-sheet XML files,
 //! on all cores and on one) and the node's 一括登録 throughput (upload over HTTP in batches,
-//! verify, decrypt, check again, store one transaction per file).
+//! verify, decrypt, check again, store the whole upload in one transaction, a savepoint per file).
 //!
 //! Files are each form's sample in turn, sealed to a node of a temporary directory; nothing
 //! is written outside it.
