@@ -513,6 +513,16 @@ pub fn store_sheet(
     Ok(())
 }
 
+/// The list's kana search: 氏名カナ with its spaces left out, from a prefix (`?1`) up to the
+/// prefix followed by U+10FFFF (`?2`). The expression is the one `sheets_kana_joined`
+/// (migration 020) indexes: change both together.
+const KANA_PREFIX: &str = "(replace(replace(s.name_kana, ' ', ''), '　', '') >= ?
+     AND replace(replace(s.name_kana, ' ', ''), '　', '') < ?)";
+
+/// The list's kanji search, as [`KANA_PREFIX`] over 氏名 (`sheets_name_joined`).
+const NAME_PREFIX: &str = "(replace(replace(s.name, ' ', ''), '　', '') >= ?
+     AND replace(replace(s.name, ' ', ''), '　', '') < ?)";
+
 impl Node {
     fn author(&self, p: &Principal) -> Author {
         Author {
@@ -987,35 +997,22 @@ impl Node {
                             args.push(Box::new(narrow.clone()));
                         }
                     } else if q.chars().any(is_ideograph) {
-                        // A name in kanji: a prefix of 氏名, spaces not counted.
+                        // A name in kanji: a prefix of 氏名, spaces not counted, as a range
+                        // over the index of that expression (migration 020).
                         let typed: String = q.chars().filter(|c| !c.is_whitespace()).collect();
-                        let escaped = typed
-                            .replace('\\', "\\\\")
-                            .replace('%', "\\%")
-                            .replace('_', "\\_");
-                        filters.push(
-                            "replace(replace(s.name, ' ', ''), '　', '') LIKE ? ESCAPE '\\'"
-                                .to_string(),
-                        );
-                        args.push(Box::new(format!("{escaped}%")));
+                        filters.push(NAME_PREFIX.to_string());
+                        args.push(Box::new(typed.clone()));
+                        args.push(Box::new(format!("{typed}\u{10FFFF}")));
                     } else {
-                        // A prefix as a range, so the (institution, name_kana) index serves it;
-                        // a name typed whole without its space (マカベシゲル) is a prefix of the
-                        // stored name with its spaces left out.
+                        // A prefix of the stored name with its spaces left out, so that a
+                        // name typed whole without its space (マカベシゲル) or with it (マカベ
+                        // シ) finds マカベ シゲル; a range, so the index of that expression
+                        // (migration 020) serves it.
                         let kana = value::to_full_katakana(&q);
                         let joined: String = kana.chars().filter(|c| !c.is_whitespace()).collect();
-                        let escaped = joined
-                            .replace('\\', "\\\\")
-                            .replace('%', "\\%")
-                            .replace('_', "\\_");
-                        filters.push(
-                            "((s.name_kana >= ? AND s.name_kana < ?)
-                              OR replace(replace(s.name_kana, ' ', ''), '　', '') LIKE ? ESCAPE '\\')"
-                                .to_string(),
-                        );
-                        args.push(Box::new(kana.clone()));
-                        args.push(Box::new(format!("{kana}\u{10FFFF}")));
-                        args.push(Box::new(format!("{escaped}%")));
+                        filters.push(KANA_PREFIX.to_string());
+                        args.push(Box::new(joined.clone()));
+                        args.push(Box::new(format!("{joined}\u{10FFFF}")));
                     }
                 }
                 if let Some(v) = given(&query.status) {
@@ -1309,5 +1306,66 @@ impl Node {
                 Ok(ids)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The name searches are answered from their indexes alone: neither the count nor the
+    /// page's ids read the table, whose rows hold the sheet documents.
+    #[test]
+    fn name_searches_read_their_indexes_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("n.db"), None, 1).unwrap();
+        let plans = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(store.read(|c| {
+                let plan = |filter: &str| -> rusqlite::Result<String> {
+                    let mut all = Vec::new();
+                    for sql in [
+                        format!(
+                            "SELECT count(*) FROM (SELECT 1 FROM sheets s WHERE {filter} LIMIT 10)"
+                        ),
+                        format!(
+                            "SELECT s.id FROM sheets s WHERE {filter}
+                             ORDER BY s.updated_at DESC, s.id LIMIT 20"
+                        ),
+                    ] {
+                        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                        let rows = st.query_map(["i", "a", "b"], |r| r.get::<_, String>(3))?;
+                        all.push(rows.collect::<Result<Vec<_>, _>>()?.join("; "));
+                    }
+                    Ok(all.join(" | "))
+                };
+                Ok::<_, crate::Error>((
+                    plan(&format!("s.institution = ?1 AND {}", renumber(KANA_PREFIX)))?,
+                    plan(&format!("s.institution = ?1 AND {}", renumber(NAME_PREFIX)))?,
+                ))
+            }))
+            .unwrap();
+        for (plan, index) in [
+            (&plans.0, "COVERING INDEX sheets_kana_joined"),
+            (&plans.1, "COVERING INDEX sheets_name_joined"),
+        ] {
+            assert_eq!(plan.matches(index).count(), 2, "{plan}");
+        }
+    }
+
+    /// `?` placeholders as `?2`, `?3`, … (after the institution's `?1`).
+    fn renumber(sql: &str) -> String {
+        let mut n = 1;
+        sql.chars()
+            .map(|c| {
+                if c == '?' {
+                    n += 1;
+                    format!("?{n}")
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
     }
 }

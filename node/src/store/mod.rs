@@ -214,6 +214,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/017_research_rows.sql"),
     include_str!("../../migrations/018_research_pending.sql"),
     include_str!("../../migrations/019_responsible_holder.sql"),
+    include_str!("../../migrations/020_name_search.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
