@@ -721,3 +721,51 @@ name = "厚生労働省"
     assert!(String::from_utf8_lossy(&out.stderr).contains("ノードがありません"));
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
 }
+
+/// `nsdb rules list` shows every disease of both programmes by the number a person knows it by
+/// (告示番号, or a 小慢 disease's 疾患群・大分類・疾病番号, never a 告示番号 0), and `--judged`
+/// ends with the share of 指定難病 recipients machine judgment covers.
+#[test]
+fn rules_list_names_every_disease_by_its_number_and_the_judged_share() {
+    let out = Command::new(NSDB)
+        .args(["rules", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let forms = list["forms"].as_array().unwrap();
+    let number = |id: &str| {
+        forms
+            .iter()
+            .find(|f| f["id"] == id)
+            .map(|f| f["number"].as_str().unwrap().to_string())
+    };
+    assert_eq!(number("rinko-097").as_deref(), Some("97"));
+    assert_eq!(number("iken-12-04-014").as_deref(), Some("12-04-014"));
+    let rinko = forms
+        .iter()
+        .filter(|f| f["kind"] == "臨床調査個人票")
+        .count();
+    assert_eq!(rinko, 341, "every 指定難病 (告示番号 1–341)");
+    assert!(forms.iter().filter(|f| f["kind"] == "医療意見書").count() > 700);
+
+    let out = Command::new(NSDB)
+        .args(["rules", "list", "--judged"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let iken = text
+        .lines()
+        .find(|l| l.starts_with("iken-12-04-014"))
+        .expect(&text);
+    assert_eq!(iken.split_whitespace().nth(2), Some("12-04-014"), "{iken}");
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.starts_with("machine judgment covers") && last.contains("指定難病 recipients"),
+        "{last}"
+    );
+}

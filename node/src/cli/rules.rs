@@ -39,7 +39,7 @@ pub fn list(cat: &Catalogue, json: bool, judged: bool) -> anyhow::Result<()> {
             .iter()
             .map(|f| {
                 serde_json::json!({
-                    "id": f.id, "kind": f.kind.label(), "kokuji": f.kokuji, "eda": f.eda,
+                    "id": f.id, "kind": f.kind.label(), "number": f.number(), "kokuji": f.kokuji, "eda": f.eda,
                     "disease": f.disease, "version": f.version, "level": f.level().label(),
                     "calculated": f.calculated_items().map(|i| i.id.clone()).collect::<Vec<_>>(),
                     "judgments": f.judgments.iter().map(|j| j.title.clone()).collect::<Vec<_>>(),
@@ -58,10 +58,10 @@ pub fn list(cat: &Catalogue, json: bool, judged: bool) -> anyhow::Result<()> {
     println!("rule pack: {}", cat.info().label());
     for f in &forms {
         println!(
-            "{:<16} {:<14} {:<4} {:<28} {:<8} items {:>3}  calculated {:>2}  judgments {}",
+            "{:<16} {:<14} {:<9} {:<28} {:<8} items {:>3}  calculated {:>2}  judgments {}",
             f.id,
             f.kind.label(),
-            f.kokuji,
+            f.number(),
             f.disease,
             f.level().label(),
             f.items().count(),
