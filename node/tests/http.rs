@@ -384,6 +384,49 @@ async fn every_role_answers_health_and_the_api_is_described() {
     assert_eq!(r.json()["error"]["code"], "not_found");
 }
 
+#[tokio::test]
+async fn api_refusals_are_json_with_allow_and_ui_refusals_are_japanese_pages() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let mut c = Client::new(&t);
+    for path in ["/api/v1/nothing", "/api/nothing", "/api/v2/sheets", "/api/"] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            r.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        assert_eq!(r.json()["error"]["code"], "not_found", "{path}");
+    }
+    let r = c
+        .send(Method::DELETE, "/api/v1/sheets", "", String::new())
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.json()["error"]["code"], "method_not_allowed");
+    assert!(!r.json()["error"]["message"].as_str().unwrap().is_empty());
+    let allow = r.headers[header::ALLOW].to_str().unwrap().to_string();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let r = c
+        .send(Method::PATCH, "/api/v1/health", "", String::new())
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.json()["error"]["code"], "method_not_allowed");
+    assert!(r.headers.contains_key(header::ALLOW));
+
+    // The UI keeps its Japanese pages for the same refusals.
+    let r = c.get("/no-such-page").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("見つかりません"), "{}", r.body);
+    let r = c
+        .send(Method::DELETE, "/static/app.css", "", String::new())
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.body.contains("この操作はできません"), "{}", r.body);
+    assert!(r.headers.contains_key(header::ALLOW));
+}
+
 /// Finds `needle` in any file under `dir`.
 fn found_in_files(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();

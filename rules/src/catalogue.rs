@@ -66,6 +66,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../forms/iken_03_02_002.toml"),
     ),
     (
+        "iken_05_04_006.toml",
+        include_str!("../forms/iken_05_04_006.toml"),
+    ),
+    (
         "iken_12_04_014.toml",
         include_str!("../forms/iken_12_04_014.toml"),
     ),

@@ -486,11 +486,28 @@ fn judge(r: &Reading) -> Judgment {
             .as_ref()
             .and_then(|i| values.get(i))
             .filter(|v| !v.is_empty());
+        // Outcomes that share a code are routes to one result (「A かつ B、又は C かつ D」): the
+        // selection is the route that holds, else one still open, else the first.
         let selected = selected_code.and_then(|c| {
-            def.outcomes
-                .iter()
-                .position(|o| o.code.as_deref() == Some(c))
+            let routes: Vec<usize> = (0..def.outcomes.len())
+                .filter(|&o| def.outcomes[o].code.as_deref() == Some(c))
+                .collect();
+            let with = |t: Truth| routes.iter().copied().find(|&o| status[o] == t);
+            with(Truth::True)
+                .or_else(|| with(Truth::Unknown))
+                .or_else(|| routes.first().copied())
         });
+        // A route that holds decides its result even while an earlier route to the same result
+        // is still open.
+        if let Some(&last) = possible.last()
+            && status[last] == Truth::True
+            && def.outcomes[last].code.is_some()
+            && possible
+                .iter()
+                .all(|&o| def.outcomes[o].code == def.outcomes[last].code)
+        {
+            possible = vec![last];
+        }
         // Alternatives (types, not grades): any outcome that holds is one the patient has. The
         // doctor's choice is the outcome when it holds, stays open when it is undecided, and
         // another that holds is named only when the choice is disproved.

@@ -281,8 +281,9 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 /// Turns the UI's bare error answers (an unknown address, a malformed path or query that the
 /// router refuses before any handler runs: status 4xx with a plain-text or empty body) into
 /// error pages in Japanese, inside the normal page layout (header, search box, menus) when the
-/// request carries a live session. Pages the handlers rendered, and the JSON API under
-/// `/api/`, pass through unchanged. Never reads or logs the refused request's query or body.
+/// request carries a live session. Under `/api/` such answers become the API's JSON error body
+/// instead (404 `not_found`, 405 `method_not_allowed` with its `Allow` header). Pages and JSON
+/// the handlers rendered pass through unchanged. Never reads or logs the refused request's query or body.
 pub async fn bare_errors(
     axum::extract::State(node): axum::extract::State<crate::http::AppState>,
     req: axum::extract::Request,
@@ -300,8 +301,11 @@ pub async fn bare_errors(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.starts_with("text/plain"));
-    if api || !status.is_client_error() || !bare {
+    if !status.is_client_error() || !bare {
         return res;
+    }
+    if api {
+        return api_bare_error(res);
     }
     let (title, message) = match status {
         StatusCode::NOT_FOUND => (
@@ -348,6 +352,38 @@ pub async fn bare_errors(
     )
         .into_response();
     // What the refusal says to clients (Allow on a 405) stays.
+    if let Some(allow) = res.headers().get(axum::http::header::ALLOW) {
+        out.headers_mut()
+            .insert(axum::http::header::ALLOW, allow.clone());
+    }
+    out
+}
+
+/// The API's answer for a bare refusal under `/api/` (an unknown address, a method the route
+/// does not take, a path or query the router could not read): the API's JSON error body
+/// (`{"error": {"code", "message"}}`), keeping the refusal's `Allow` header on a 405.
+fn api_bare_error(res: Response) -> Response {
+    use super::json::ApiError;
+    let status = res.status();
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (
+            "not_found",
+            "この API はありません。/api/v1/openapi.json を参照してください。",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "この API はこのメソッドを受け付けません。Allow ヘッダーのメソッドを使ってください。",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "送信された内容が上限を超えています。")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "この Content-Type は受け付けません。",
+        ),
+        _ => ("bad_request", "アドレスまたは送信内容が正しくありません。"),
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
     if let Some(allow) = res.headers().get(axum::http::header::ALLOW) {
         out.headers_mut()
             .insert(axum::http::header::ALLOW, allow.clone());
