@@ -10,6 +10,11 @@ use std::time::Duration;
 
 const NSDB: &str = env!("CARGO_BIN_EXE_nsdb");
 
+/// `nsdb ARGS…` run to its end, with what it printed.
+fn nsdb(args: &[&str]) -> std::process::Output {
+    Command::new(NSDB).args(args).output().unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -334,10 +339,7 @@ fn audit_verify_reports_an_intact_chain() {
 
 #[test]
 fn the_demo_refuses_a_public_address() {
-    let out = Command::new(NSDB)
-        .args(["demo", "--bind", "0.0.0.0"])
-        .output()
-        .unwrap();
+    let out = nsdb(&["demo", "--bind", "0.0.0.0"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
@@ -727,10 +729,7 @@ name = "厚生労働省"
 /// ends with the share of 指定難病 recipients machine judgment covers.
 #[test]
 fn rules_list_names_every_disease_by_its_number_and_the_judged_share() {
-    let out = Command::new(NSDB)
-        .args(["rules", "list", "--json"])
-        .output()
-        .unwrap();
+    let out = nsdb(&["rules", "list", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -753,10 +752,7 @@ fn rules_list_names_every_disease_by_its_number_and_the_judged_share() {
     assert_eq!(rinko, 341, "every 指定難病 (告示番号 1–341)");
     assert!(forms.iter().filter(|f| f["kind"] == "医療意見書").count() > 700);
 
-    let out = Command::new(NSDB)
-        .args(["rules", "list", "--judged"])
-        .output()
-        .unwrap();
+    let out = nsdb(&["rules", "list", "--judged"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let iken = text
         .lines()

@@ -489,13 +489,15 @@ fn judge(r: &Reading) -> Judgment {
         // Outcomes that share a code are routes to one result (「A かつ B、又は C かつ D」): the
         // selection is the route that holds, else one still open, else the first.
         let selected = selected_code.and_then(|c| {
-            let routes: Vec<usize> = (0..def.outcomes.len())
-                .filter(|&o| def.outcomes[o].code.as_deref() == Some(c))
-                .collect();
-            let with = |t: Truth| routes.iter().copied().find(|&o| status[o] == t);
+            let is_route = |o: &usize| def.outcomes[*o].code.as_deref() == Some(c);
+            let with = |t: Truth| {
+                (0..def.outcomes.len())
+                    .filter(is_route)
+                    .find(|&o| status[o] == t)
+            };
             with(Truth::True)
                 .or_else(|| with(Truth::Unknown))
-                .or_else(|| routes.first().copied())
+                .or_else(|| (0..def.outcomes.len()).find(is_route))
         });
         // A route that holds decides its result even while an earlier route to the same result
         // is still open.

@@ -237,8 +237,19 @@ pub fn xml_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Runs `f` on every index below `n` on all cores; results in index order.
+/// Runs `f` on every index below `n` on all cores; results in index order. Called from a task
+/// of a multi-threaded tokio runtime (the node), it hands that task's thread over meanwhile
+/// (`block_in_place`), so the node goes on answering other requests.
 pub fn on_all_cores<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| on_threads(n, f)),
+        _ => on_threads(n, f),
+    }
+}
+
+/// [`on_all_cores`] on the calling thread and scoped worker threads.
+fn on_threads<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

@@ -406,14 +406,7 @@ impl Node {
                 .and_then(|ready| self.stage(p, ready, now));
             (row, staged)
         };
-        // The worker threads do the CPU work; on a multi-threaded runtime this task's thread
-        // is handed over meanwhile, so the node goes on answering other requests.
-        let opened = match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
-                crate::cli::check::on_all_cores(files.len(), open_one)
-            }),
-            _ => crate::cli::check::on_all_cores(files.len(), open_one),
-        };
+        let opened = crate::cli::check::on_all_cores(files.len(), open_one);
         let uid = p.user_id;
         let (mut rows, staged): (Vec<ImportRow>, Vec<std::result::Result<Staged, Refusal>>) =
             opened.into_iter().unzip();

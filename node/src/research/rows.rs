@@ -383,23 +383,8 @@ mod tests {
     /// rows), and the count cube is answered from an index alone, never the rows' items.
     #[test]
     fn the_export_and_the_counts_read_their_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(&dir.path().join("n.db"), None, 1).unwrap();
-        let plans = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(store.read(|c| {
-                let plan = |sql: &str| -> rusqlite::Result<String> {
-                    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let rows = st.query_map([], |r| r.get::<_, String>(3))?;
-                    Ok(rows.collect::<Result<Vec<_>, _>>()?.join("; "))
-                };
-                Ok::<_, crate::Error>((
-                    plan(EXPORT_ORDER)?,
-                    plan(crate::research::stats::COUNT_CUBE)?,
-                ))
-            }))
-            .unwrap();
+        let plans = crate::store::query_plans(&[EXPORT_ORDER, crate::research::stats::COUNT_CUBE]);
+        let plans = (&plans[0], &plans[1]);
         assert!(plans.0.contains("research_rows_export"), "{}", plans.0);
         assert!(!plans.0.contains("TEMP B-TREE"), "{}", plans.0);
         assert!(

@@ -520,6 +520,32 @@ impl Store {
     }
 }
 
+/// Test support: the plan SQLite chooses for each of `sqls` on an empty store of the latest
+/// schema, its detail lines joined by "; ". Placeholders are left unbound.
+#[cfg(test)]
+pub(crate) fn query_plans(sqls: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("plans.db"), None, 1).unwrap();
+    let sqls: Vec<String> = sqls.iter().map(|s| s.to_string()).collect();
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(store.read(move |c| {
+            let mut plans = Vec::new();
+            for sql in &sqls {
+                let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let mut rows = st.raw_query();
+                let mut lines = Vec::new();
+                while let Some(r) = rows.next()? {
+                    lines.push(r.get::<_, String>(3)?);
+                }
+                plans.push(lines.join("; "));
+            }
+            Ok::<_, crate::Error>(plans)
+        }))
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
