@@ -51,6 +51,10 @@ pub struct Case {
     /// Items that must carry a check message.
     #[serde(default)]
     pub check_items: Vec<String>,
+    /// Items some judgment must report as invalid (entered, refused by their checks, read as
+    /// blank).
+    #[serde(default)]
+    pub invalid: Vec<String>,
 }
 
 #[cfg(test)]
@@ -64,13 +68,9 @@ mod tests {
             .unwrap_or_default()
     }
 
-    #[test]
-    fn every_form_passes_the_cases_written_beside_it() {
-        let cat = Catalogue::builtin().expect("built-in catalogue");
+    /// Every cases file under `rules/forms/`, by file name, in name order.
+    fn case_files() -> Vec<(String, CaseFile)> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("forms");
-        let today = Date::new(2026, 11, 25).expect("date");
-        let mut covered = Vec::new();
-        let mut failures = Vec::new();
         let mut entries: Vec<_> = std::fs::read_dir(&dir)
             .expect("forms dir")
             .filter_map(Result::ok)
@@ -78,14 +78,153 @@ mod tests {
             .filter(|p| p.to_string_lossy().ends_with(".cases.toml"))
             .collect();
         entries.sort();
-        for path in entries {
-            let name = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            let text = std::fs::read_to_string(&path).expect("read cases");
-            let file: CaseFile = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        entries
+            .into_iter()
+            .map(|path| {
+                let name = path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string();
+                let text = std::fs::read_to_string(&path).expect("read cases");
+                let file: CaseFile =
+                    toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                (name, file)
+            })
+            .collect()
+    }
+
+    /// A value the item's own checks refuse, of the kind a slip gives (out of range, not on
+    /// the list, not a number); `None` for items any text fits.
+    fn refused_value(item: &crate::ItemDef) -> Option<String> {
+        use crate::form::ItemType as T;
+        match item.ty {
+            T::Integer | T::Decimal => Some(match (item.min, item.max) {
+                (_, Some(max)) => format!("{}", (max + 1000.0).round() as i64),
+                (Some(min), None) => format!("{}", (min - 1000.0).round() as i64),
+                (None, None) => "x".into(),
+            }),
+            T::Code | T::Codes => Some("zz".into()),
+            T::Date => Some("2026-13-45".into()),
+            T::YearMonth => Some("2026-13".into()),
+            T::Kana | T::Digits => Some("abc!".into()),
+            _ => None,
+        }
+    }
+
+    /// The items a form's judgments and calculations read: their conditions' items, the
+    /// doctor's selection, the 軽症高額 months and every calculation's inputs.
+    fn judged_inputs(form: &crate::FormDef) -> Vec<String> {
+        let compiled = &form.compiled.0;
+        let mut ids: Vec<String> = Vec::new();
+        for (j, def) in form.judgments.iter().enumerate() {
+            for c in compiled.judgments[j].iter().flatten() {
+                ids.extend(c.items().into_iter().map(str::to_string));
+            }
+            ids.extend(def.item.iter().cloned());
+            ids.extend(def.high_cost.iter().cloned());
+        }
+        for item in form.calculated_items() {
+            let Some(def) = &item.calc else { continue };
+            if def.builtin.is_some() {
+                ids.extend(def.args.iter().cloned());
+            } else if let Some(e) = compiled.calcs.get(&item.id) {
+                ids.extend(e.items.iter().cloned());
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        ids.retain(|i| form.item(i).is_some_and(|d| d.calc.is_none()));
+        ids
+    }
+
+    /// A judgment without its messages and `invalid` list: what must be the same for a refused
+    /// value and a blank.
+    fn decided(j: &crate::Judgment) -> [Option<crate::JudgmentResult>; 2] {
+        [&j.category, &j.severity].map(|r| {
+            r.clone().map(|mut r| {
+                r.invalid.clear();
+                r
+            })
+        })
+    }
+
+    #[test]
+    fn on_every_judged_form_a_refused_value_is_judged_as_blank() {
+        let cat = Catalogue::builtin().expect("built-in catalogue");
+        let today = Date::new(2026, 11, 25).expect("date");
+        let mut failures = Vec::new();
+        let mut tried = 0;
+        for (name, file) in case_files() {
+            let form = cat.form(&file.form).expect("form");
+            let inputs = judged_inputs(form);
+            // Each case, and the empty sheet, with each input refused in turn.
+            let mut sheets: Vec<BTreeMap<String, String>> = vec![BTreeMap::new()];
+            sheets.extend(
+                file.cases
+                    .iter()
+                    .filter_map(|c| crate::normalise_input(form, &c.values).ok()),
+            );
+            for base in &sheets {
+                for id in &inputs {
+                    let item = form.item(id).expect("item");
+                    let Some(bad) = refused_value(item) else {
+                        continue;
+                    };
+                    assert!(
+                        crate::value::problem(item, &bad, today).is_some(),
+                        "{name}: {id} = {bad} is not refused"
+                    );
+                    let mut with = base.clone();
+                    with.insert(id.clone(), bad.clone());
+                    let mut without = base.clone();
+                    without.remove(id);
+                    let a = evaluate(form, &with, today);
+                    let b = evaluate(form, &without, today);
+                    tried += 1;
+                    if decided(&a.judgment) != decided(&b.judgment) || a.derived != b.derived {
+                        failures.push(format!(
+                            "{name}: {id} = {bad} is judged unlike a blank on {base:?}:\n{:#?}\nvs\n{:#?}",
+                            a.judgment, b.judgment
+                        ));
+                    }
+                    let reported = [&a.judgment.category, &a.judgment.severity]
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r.invalid.contains(id));
+                    let read_by_judgment = form.judgments.iter().enumerate().any(|(j, def)| {
+                        def.item.as_deref() == Some(id.as_str())
+                            || def.high_cost.as_deref() == Some(id.as_str())
+                            || form.compiled.0.judgments[j]
+                                .iter()
+                                .flatten()
+                                .any(|c| c.items().contains(&id.as_str()))
+                    });
+                    if read_by_judgment && !reported {
+                        failures.push(format!("{name}: {id} = {bad} is not reported invalid"));
+                    }
+                    if !a.messages.iter().any(|m| m.items.contains(id)) {
+                        failures.push(format!("{name}: {id} = {bad} has no check message"));
+                    }
+                }
+            }
+        }
+        assert!(tried > 1000, "only {tried} sheets tried");
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures[..failures.len().min(10)].join("\n")
+        );
+    }
+
+    #[test]
+    fn every_form_passes_the_cases_written_beside_it() {
+        let cat = Catalogue::builtin().expect("built-in catalogue");
+        let today = Date::new(2026, 11, 25).expect("date");
+        let mut covered = Vec::new();
+        let mut failures = Vec::new();
+        for (name, file) in case_files() {
             let form = cat
                 .form(&file.form)
                 .unwrap_or_else(|| panic!("{name}: unknown form {}", file.form));
@@ -170,6 +309,15 @@ mod tests {
                             "{i} is not reported missing; got {:#?}",
                             j.messages
                         ));
+                    }
+                }
+                for i in &case.invalid {
+                    let listed = [&j.category, &j.severity]
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r.invalid.contains(i));
+                    if !listed {
+                        fail(format!("{i} is not reported invalid; got {j:#?}"));
                     }
                 }
                 for i in &case.check_items {

@@ -164,6 +164,8 @@ fn item(id: &str, label: &str, codes: Vec<Code>, help: &str) -> ItemDef {
         codes,
         min: None,
         max: None,
+        step: None,
+        exclude: Vec::new(),
         max_len: None,
         carry: false,
         help: (!help.is_empty()).then(|| help.to_string()),

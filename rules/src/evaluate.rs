@@ -29,9 +29,15 @@
 //!   機械判定していません。」 with the missing items), `derived` stays empty and eligibility is
 //!   left undecided. A disagreement is said only when the entered items disprove the selected
 //!   outcome, or prove another that leaves it impossible.
-//! - **Calculations.** An input whose own check fails (outside its item's range, malformed) is
-//!   never calculated with, and a result outside its item's range is not stored; both say so,
-//!   naming the items. Built-ins also refuse implausible inputs (see `calc`).
+//! - **Refused values are blank.** A value that fails its own item's checks (range, step, code
+//!   list, type) is read as blank by every calculation and judgment, so no grade is ever read
+//!   from an impossible value (EDSS 45, Hoehn-Yahr 9). The judgment lists it in `missing` where
+//!   it waits for it, and every judgment that reads it (directly or through a calculation) lists
+//!   it in `invalid`, for the screen to show its check message there.
+//! - **Calculations.** A refused input is calculated with as blank (a total marked `partial`
+//!   goes on without it; a BMI is not calculated), saying so, and a result outside its item's
+//!   range is not stored; both name the items. Built-ins also refuse implausible inputs (see
+//!   `calc`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -82,8 +88,13 @@ pub struct JudgmentResult {
     pub meets_criteria: Option<bool>,
     /// 軽症高額該当, when the form carries it.
     pub high_cost: Option<bool>,
-    /// The blank items the judgment waits for, in screen order (empty when it is decided).
+    /// The blank items the judgment waits for, in screen order (empty when it is decided). An
+    /// item whose entered value fails its own checks is read as blank and listed here too.
     pub missing: Vec<String>,
+    /// The items this judgment reads whose entered value fails the item's own checks (range,
+    /// step, code list, type), in screen order: they were judged as if blank, and the screen
+    /// shows their check message there.
+    pub invalid: Vec<String>,
     /// Whether the patient qualifies on this judgment (criteria met, or 軽症高額).
     pub eligible: Option<bool>,
     /// What in this judgment is not sourced.
@@ -104,8 +115,31 @@ pub fn judgment(form: &FormDef, values: &BTreeMap<String, String>, today: Date) 
 }
 
 /// [`evaluate`]; with `checks` false the messages are left out (and not made).
-fn run(form: &FormDef, values: &BTreeMap<String, String>, today: Date, checks: bool) -> Evaluation {
+fn run(form: &FormDef, typed: &BTreeMap<String, String>, today: Date, checks: bool) -> Evaluation {
     let compiled = &form.compiled.0;
+    // A value its own item's checks refuse (range, step, code list, type) is treated as blank
+    // by every calculation and judgment: a grade is never read from an impossible value.
+    let refused_values: Vec<&str> = typed
+        .iter()
+        .filter(|(k, v)| {
+            !v.is_empty()
+                && form
+                    .item(k)
+                    .is_some_and(|d| crate::value::problem(d, v, today).is_some())
+        })
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let cleaned: BTreeMap<String, String>;
+    let values = if refused_values.is_empty() {
+        typed
+    } else {
+        cleaned = typed
+            .iter()
+            .filter(|(k, _)| !refused_values.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        &cleaned
+    };
     let mut bindings = Bindings::new(compiled, values);
     let mut calc_messages = Vec::new();
     // Auto-calculation, in screen order; each result is visible to later calculations.
@@ -125,28 +159,12 @@ fn run(form: &FormDef, values: &BTreeMap<String, String>, today: Date, checks: b
             .iter()
             .copied()
             .filter(|i| {
-                let v = current.get(i).unwrap_or("");
-                !v.is_empty()
+                refused_values.contains(i)
                     && !current.derived.contains_key(*i)
-                    && form
-                        .item(i)
-                        .is_some_and(|d| crate::value::problem(d, v, today).is_some())
+                    && !current.cleared.contains(i)
             })
             .collect();
-        let mut result = if !refused.is_empty() {
-            calc_messages.push(Message {
-                items: in_form_order(
-                    form,
-                    std::iter::once(item.id.as_str()).chain(refused.iter().copied()),
-                ),
-                text: format!(
-                    "「{}」は{}の値が正しくないため自動計算していません。",
-                    item.label,
-                    labels(form, &refused)
-                ),
-            });
-            None
-        } else if def.builtin.as_deref() == Some("points") {
+        let mut result = if def.builtin.as_deref() == Some("points") {
             // A scale's total: the points of each chosen code; nothing while one is blank.
             def.args
                 .iter()
@@ -176,6 +194,29 @@ fn run(form: &FormDef, values: &BTreeMap<String, String>, today: Date, checks: b
                 .and_then(|e| e.number(&bindings.context(&compiled.env)))
                 .map(Calculated::Number)
         };
+        // A refused input was read as blank (its own check message says why): say what that
+        // did to the calculation.
+        if !refused.is_empty() {
+            calc_messages.push(Message {
+                items: in_form_order(
+                    form,
+                    std::iter::once(item.id.as_str()).chain(refused.iter().copied()),
+                ),
+                text: if result.is_some() {
+                    format!(
+                        "「{}」は{}の値が正しくないため、その項目を未入力として自動計算しています。",
+                        item.label,
+                        labels(form, &refused)
+                    )
+                } else {
+                    format!(
+                        "「{}」は{}の値が正しくないため自動計算していません。",
+                        item.label,
+                        labels(form, &refused)
+                    )
+                },
+            });
+        }
         let mut text = result.as_ref().map(|r| match r {
             Calculated::Number(n) => calc::format_number(*n, def.round),
             Calculated::Code(c) => c.to_string(),
@@ -280,6 +321,7 @@ fn run(form: &FormDef, values: &BTreeMap<String, String>, today: Date, checks: b
         ctx: &ctx,
         upper: upper_ctx.as_ref(),
         partial: &partial,
+        refused: &refused_values,
     };
     let judgment = judge(&reading);
     let derived = current.derived;
@@ -290,11 +332,11 @@ fn run(form: &FormDef, values: &BTreeMap<String, String>, today: Date, checks: b
             judgment,
         };
     }
-    let mut messages = check::check_in(form, values, Mode::Complete, today, &ctx);
+    let mut messages = check::check_in(form, typed, Mode::Complete, today, &ctx);
     messages.extend(calc_messages);
     // A typed value that disagrees with its calculation.
     for (id, v) in &derived {
-        if let (Some(item), Some(typed)) = (form.item(id), values.get(id))
+        if let (Some(item), Some(typed)) = (form.item(id), typed.get(id))
             && !typed.is_empty()
             && typed != v
         {
@@ -387,6 +429,8 @@ struct Reading<'r> {
     ctx: &'r cel::Context<'r, 'r>,
     upper: Option<&'r cel::Context<'r, 'r>>,
     partial: &'r [(&'r str, f64)],
+    /// Entered items whose value their own checks refuse (read as blank).
+    refused: &'r [&'r str],
 }
 
 impl Reading<'_> {
@@ -408,6 +452,36 @@ impl Reading<'_> {
             }
             _ => t,
         }
+    }
+
+    /// The refused items a judgment reads: its conditions' items, the selection and the
+    /// 軽症高額 months, through calculated items to their inputs.
+    fn refused_in(&self, j: usize, def: &JudgmentDef) -> Vec<String> {
+        if self.refused.is_empty() {
+            return Vec::new();
+        }
+        let mut stack: Vec<&str> = self.form.compiled.0.judgments[j]
+            .iter()
+            .flatten()
+            .flat_map(|c| c.items())
+            .chain(def.item.as_deref())
+            .chain(def.high_cost.as_deref())
+            .collect();
+        let mut seen: Vec<&str> = Vec::new();
+        while let Some(i) = stack.pop() {
+            if seen.contains(&i) {
+                continue;
+            }
+            seen.push(i);
+            if self.form.item(i).is_some_and(|d| d.calc.is_some()) {
+                stack.extend(calc_inputs(self.form, i));
+            }
+        }
+        in_form_order(
+            self.form,
+            seen.into_iter()
+                .filter(|i| self.refused.contains(i) && !self.values.derived.contains_key(*i)),
+        )
     }
 
     fn blank(&self, id: &str) -> bool {
@@ -562,6 +636,7 @@ fn judge(r: &Reading) -> Judgment {
             }
         }
         let missing = in_form_order(form, missing.iter().map(String::as_str));
+        let invalid = r.refused_in(j, def);
         let mut result = JudgmentResult {
             title: def.title.clone(),
             derived: derived.map(name),
@@ -575,6 +650,7 @@ fn judge(r: &Reading) -> Judgment {
             high_cost: None,
             eligible: meets,
             missing: missing.clone(),
+            invalid: invalid.clone(),
             unverified: def
                 .unverified
                 .iter()
@@ -619,7 +695,14 @@ fn judge(r: &Reading) -> Judgment {
             };
             let lines: Vec<String> = missing
                 .iter()
-                .map(|i| format!("・{}", form.item(i).map(|d| d.label.as_str()).unwrap_or(i)))
+                .map(|i| {
+                    let label = form.item(i).map(|d| d.label.as_str()).unwrap_or(i);
+                    if invalid.contains(i) {
+                        format!("・{label}（入力された値が正しくないため未入力として扱っています）")
+                    } else {
+                        format!("・{label}")
+                    }
+                })
                 .collect();
             out.messages.push(Message {
                 items: missing.clone(),
@@ -631,6 +714,26 @@ fn judge(r: &Reading) -> Judgment {
                         lines.join("\n")
                     )
                 },
+            });
+        }
+        // Refused values the judgment did not need: say they were left out all the same.
+        let unlisted: Vec<String> = invalid
+            .iter()
+            .filter(|i| !(undecided && missing.contains(i)))
+            .cloned()
+            .collect();
+        if !unlisted.is_empty() {
+            out.messages.push(Message {
+                items: unlisted.clone(),
+                text: format!(
+                    "「{}」の判定では、以下の項目の値が正しくないため未入力として扱っています。\n{}",
+                    def.title,
+                    unlisted
+                        .iter()
+                        .map(|i| format!("・{}", form.item(i).map(|d| d.label.as_str()).unwrap_or(i)))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
             });
         }
         // An outcome whose conditions hold was not selected, nor one it leaves possible (a

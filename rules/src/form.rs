@@ -130,6 +130,12 @@ pub struct ItemDef {
     pub codes: Vec<Code>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// The scale's step: a number must be `min` (or 0) plus a whole number of steps
+    /// (EDSS: 0.5). Checked like the range.
+    pub step: Option<f64>,
+    /// Numbers within the range and on a step that the scale still does not have (EDSS 0.5).
+    #[serde(default)]
+    pub exclude: Vec<f64>,
     /// The length of the form's box, in characters: a longer text is kept and reported (a
     /// draft message). What is saved at all is bounded by [`ItemDef::entry_limit`].
     pub max_len: Option<usize>,

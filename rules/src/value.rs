@@ -405,8 +405,31 @@ fn range_problem(item: &ItemDef, v: f64) -> Option<String> {
         (None, Some(max)) if v > max => {
             Some(format!("「{label}」は{max}{unit}以下で入力してください。"))
         }
-        _ => None,
+        _ => step_problem(item, v),
     }
+}
+
+/// A number off the item's scale: not a whole number of `step`s from `min` (or 0), or one of
+/// the values the scale does not have (`exclude`).
+fn step_problem(item: &ItemDef, v: f64) -> Option<String> {
+    let off_step = item.step.filter(|s| *s > 0.0).is_some_and(|s| {
+        let n = (v - item.min.unwrap_or(0.0)) / s;
+        (n - n.round()).abs() > 1e-9
+    });
+    let excluded = item.exclude.iter().any(|x| (x - v).abs() < 1e-9);
+    if !off_step && !excluded {
+        return None;
+    }
+    let label = &item.label;
+    let mut text = match item.step {
+        Some(s) => format!("「{label}」は{s}刻みで入力してください。"),
+        None => format!("「{label}」にこの値はありません。"),
+    };
+    if !item.exclude.is_empty() {
+        let list: Vec<String> = item.exclude.iter().map(|x| x.to_string()).collect();
+        text.push_str(&format!("（{}はありません）", list.join("、")));
+    }
+    Some(text)
 }
 
 #[cfg(test)]
@@ -459,6 +482,8 @@ mod tests {
             codes: vec![],
             min: None,
             max: None,
+            step: None,
+            exclude: vec![],
             max_len: None,
             carry: false,
             help: None,
