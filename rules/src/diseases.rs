@@ -61,33 +61,77 @@ impl Disease {
             .unwrap_or(0)
     }
 
-    /// Whether the disease matches what was typed in the picker: name, synonym, number or id
-    /// (NFKC-insensitive for full-width digits and letters; かな readings are not in the data).
+    /// Whether the disease matches what was typed in the picker: name, synonym (including the
+    /// abbreviations the official text or NANDO gives: ALS, MG, ITP, SLE…), number or id.
+    ///
+    /// Both sides are folded by [`fold_for_search`] (NFKC, case, katakana/hiragana, dash
+    /// variants). A query of Latin letters and digits (an abbreviation, an English word) matches
+    /// only at the start of a word, so 「UC」 never matches inside another word; any other query
+    /// matches anywhere in a name or synonym.
     pub fn matches(&self, query: &str) -> bool {
         let q = fold_for_search(query.trim());
         if q.is_empty() {
             return true;
         }
+        let latin = is_latin(&q);
+        let hit = |s: &str| folded_matches(&fold_for_search(s), &q);
         let number = self.number.trim_start_matches('0');
-        fold_for_search(&self.name).contains(&q)
-            || self
-                .synonyms
-                .iter()
-                .any(|s| fold_for_search(s).contains(&q))
+        hit(&self.name)
+            || self.synonyms.iter().any(|s| hit(s))
             || self.number == q
             || number == q.trim_start_matches('0')
             || self.kokuji().to_string() == q.trim_start_matches('0')
-            || self.id.contains(&q)
+            || if latin {
+                q.contains('-') && self.id.starts_with(&q)
+            } else {
+                self.id.contains(&q)
+            }
     }
 }
 
-/// A string as the picker compares it: full-width ASCII made half-width, katakana made
-/// hiragana (モヤモヤ finds もやもや病), letters lower-cased.
+/// Whether a name (a form's own disease wording, say) matches a picker query the way
+/// [`Disease::matches`] matches names: folded on both sides, Latin queries at word starts only.
+pub fn text_matches(text: &str, query: &str) -> bool {
+    let q = fold_for_search(query.trim());
+    q.is_empty() || folded_matches(&fold_for_search(text), &q)
+}
+
+/// A folded query of Latin letters and digits (an abbreviation or an English word).
+fn is_latin(q: &str) -> bool {
+    q.chars().any(|c| c.is_ascii_alphabetic())
+        && q.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ')
+}
+
+fn folded_matches(s: &str, q: &str) -> bool {
+    if is_latin(q) {
+        at_word_start(s, q)
+    } else {
+        s.contains(q)
+    }
+}
+
+/// Whether `q` occurs in `s` where a word begins: at the start, or after anything but a Latin
+/// letter or digit (「家族性ALS」, 「IgA腎症」, 「Crohn病」; not 「mucopolysaccharidosis」 for "uc").
+fn at_word_start(s: &str, q: &str) -> bool {
+    s.match_indices(q).any(|(i, _)| {
+        s[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_ascii_alphanumeric())
+    })
+}
+
+/// A string as the picker compares it: NFKC (full-width letters and digits half-width,
+/// half-width katakana full-width), katakana made hiragana (モヤモヤ finds もやもや病), letters
+/// lower-cased, and every dash and long-vowel mark (ー－‐‑‒–—―−ｰ) one hyphen, so 「ハンチントン
+/// 病」 typed with a hyphen or a minus still finds it.
 pub fn fold_for_search(s: &str) -> String {
-    s.chars()
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc()
         .map(|c| match c {
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
             '\u{30A1}'..='\u{30F6}' => char::from_u32(c as u32 - 0x60).unwrap_or(c),
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{2500}' | '\u{FE63}' => '-',
             _ => c,
         })
         .flat_map(char::to_lowercase)
@@ -374,6 +418,89 @@ mod tests {
     }
 
     #[test]
+    fn abbreviations_match_whole_words_and_only_where_a_source_gives_them() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        let hits = |q: &str| -> Vec<String> {
+            cat.diseases()
+                .iter()
+                .filter(|d| d.matches(q))
+                .map(|d| d.id.clone())
+                .collect()
+        };
+        // From the criteria texts: 「筋萎縮性側索硬化症（amyotrophic lateral sclerosis：ALS）」,
+        // 「重症筋無力症（MG）」, 「特発性血小板減少性紫斑病（ITP）」; from NANDO: SLE (小慢).
+        for (q, id) in [
+            ("ALS", "rinko-002"),
+            ("als", "rinko-002"),
+            ("ＡＬＳ", "rinko-002"),
+            ("MG", "rinko-011"),
+            ("ITP", "rinko-063"),
+            ("SLE", "iken-06-01-002"),
+            ("IgA", "rinko-066"),
+            ("crohn", "iken-12-04-015"),
+        ] {
+            assert!(hits(q).contains(&id.to_string()), "{q}: {:?}", hits(q));
+        }
+        // A Latin query never matches inside a word.
+        for q in ["UC", "LS", "G", "TP"] {
+            for d in cat.diseases().iter().filter(|d| d.matches(q)) {
+                let q = fold_for_search(q);
+                let words: Vec<String> = std::iter::once(&d.name)
+                    .chain(&d.synonyms)
+                    .map(|s| fold_for_search(s))
+                    .collect();
+                assert!(
+                    words.iter().any(|w| at_word_start(w, &q)) || d.number == q,
+                    "{q} matched {} {}",
+                    d.id,
+                    d.name
+                );
+            }
+        }
+        assert!(!hits("UC").contains(&"rinko-002".to_string()));
+        assert!(
+            !fold_for_search("mucopolysaccharidosis").is_empty()
+                && !at_word_start("mucopolysaccharidosis", "uc")
+        );
+        // 潰瘍性大腸炎's "UC" is in neither its criteria text nor NANDO: not made up.
+        assert!(!hits("UC").contains(&"rinko-097".to_string()));
+    }
+
+    #[test]
+    fn dashes_and_half_width_katakana_are_folded_on_both_sides() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        let hits = |q: &str| -> Vec<String> {
+            cat.diseases()
+                .iter()
+                .filter(|d| d.matches(q))
+                .map(|d| d.id.clone())
+                .collect()
+        };
+        // パーキンソン病 typed with each dash in place of ー, and in half-width katakana.
+        for q in [
+            "パーキンソン病",
+            "パ－キンソン病",
+            "パ‐キンソン病",
+            "パ−キンソン病",
+            "パ–キンソン病",
+            "パ—キンソン病",
+            "パ-キンソン病",
+            "ﾊﾟｰｷﾝｿﾝ病",
+            "ぱーきんそん",
+        ] {
+            assert!(hits(q).contains(&"rinko-006".to_string()), "{q}");
+        }
+        // A name written with a full-width hyphen (258) is found with an ASCII one.
+        assert!(
+            hits("ガラクトース-1-リン酸").contains(&"rinko-258".to_string()),
+            "{:?}",
+            hits("ガラクトース-1-リン酸")
+        );
+        assert_eq!(fold_for_search("ＩｇＡ"), "iga");
+        assert_eq!(fold_for_search("ｱﾙﾌｧ"), "あるふぁ");
+    }
+
+    #[test]
     fn a_generated_form_takes_a_selection_without_judging_it() {
         let cat = Catalogue::builtin().expect("catalogue");
         let form = cat.form("rinko-001").expect("001");
@@ -410,6 +537,164 @@ mod tests {
         assert_eq!(share.total, stated - 6 * 17_069 - 9_610, "{share:?}");
         let mra = rinko().find(|d| d.id == "rinko-179").expect("179");
         assert_eq!(mra.patients, None, "a frequency is not a count");
+    }
+
+    /// The NANDO files the list is generated from, when they are at hand (`NSDB_NANDO`, or
+    /// `shared/data/nando` beside the checkout).
+    fn nando_dir() -> Option<std::path::PathBuf> {
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::env::var_os("NSDB_NANDO")
+            .map(std::path::PathBuf::from)
+            .into_iter()
+            .chain(
+                manifest
+                    .ancestors()
+                    .skip(1)
+                    .take(3)
+                    .map(|a| a.join("shared/data/nando")),
+            )
+            .find(|p| p.join("shoman.json").exists())
+    }
+
+    /// Names compared as the official list and the catalogue may write them: NFKC, no spaces,
+    /// one kind of dash and slash.
+    fn comparable(s: &str) -> String {
+        fold_for_search(s)
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    }
+
+    /// The 小慢 diseases the list used to merge because NANDO gives them one shouman.jp page.
+    #[test]
+    fn shoman_diseases_sharing_a_page_each_have_their_own_number() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        let name = |id: &str| {
+            cat.diseases()
+                .iter()
+                .find(|d| d.id == id)
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| panic!("{id} is not in the list"))
+        };
+        assert_eq!(name("iken-01-05-041"), "未分化神経外胚葉性腫瘍");
+        assert_eq!(name("iken-01-06-085"), "未分化神経外胚葉性腫瘍");
+        assert_eq!(
+            name("iken-02-02-016"),
+            "急速進行性糸球体腎炎（多発血管炎性肉芽腫症によるものに限る。）"
+        );
+        assert_eq!(name("iken-02-16-037"), "多嚢胞性異形成腎");
+        assert_eq!(name("iken-02-16-038"), "寡巨大糸球体症");
+        assert_eq!(
+            name("iken-02-17-045"),
+            "43及び44に掲げるもののほか、尿路奇形"
+        );
+        for id in [
+            "iken-01-06-085",
+            "iken-02-02-016",
+            "iken-02-16-037",
+            "iken-02-16-038",
+            "iken-02-17-045",
+        ] {
+            assert!(cat.form(id).is_some(), "{id} has no form");
+        }
+        // Two diseases of one 疾患群 may share a name only in different 大分類.
+        let mut seen = std::collections::BTreeSet::new();
+        for d in cat.diseases() {
+            assert!(
+                seen.insert((d.kind == FormKind::Rinko, d.group.clone(), d.name.clone())),
+                "{} {} cannot be told apart",
+                d.id,
+                d.name
+            );
+        }
+    }
+
+    #[test]
+    fn names_keep_the_official_qualifiers() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        let name = |id: &str| {
+            cat.diseases()
+                .iter()
+                .find(|d| d.id == id)
+                .map(|d| d.name.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(name("rinko-162"), "類天疱瘡（後天性表皮水疱症を含む。）");
+        assert_eq!(name("rinko-177"), "ジュベール症候群関連疾患");
+        assert_eq!(name("rinko-229"), "肺胞蛋白症（自己免疫性又は先天性）");
+        assert_eq!(
+            name("rinko-234"),
+            "ペルオキシソーム病（副腎白質ジストロフィーを除く。）"
+        );
+        assert_eq!(
+            name("rinko-291"),
+            "ヒルシュスプルング病（全結腸型又は小腸型）"
+        );
+        assert_eq!(
+            name("rinko-327"),
+            "特発性血栓症（遺伝性血栓性素因によるものに限る。）"
+        );
+        assert_ne!(name("iken-05-04-005"), name("iken-05-04-006"));
+        assert!(name("iken-05-04-005").contains("によるものに限る"));
+        assert!(name("iken-05-04-006").contains("によるものを除く"));
+        // NANDO's own name stays findable as a synonym.
+        assert!(
+            cat.diseases()
+                .iter()
+                .any(|d| d.id == "rinko-177" && d.matches("ジュベール疾患群関連疾患"))
+        );
+    }
+
+    /// Against the NANDO files themselves (skipped, saying so, where they are not at hand):
+    /// every 小慢 disease of each 疾患群 is in the list once, and every 指定難病's name is the
+    /// title of its 概要・診断基準等.
+    #[test]
+    fn the_list_matches_the_official_data() {
+        let Some(dir) = nando_dir() else {
+            eprintln!("NANDO data not found (set NSDB_NANDO): official-list comparison skipped");
+            return;
+        };
+        let cat = Catalogue::builtin().expect("catalogue");
+        let shoman: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("shoman.json")).expect("shoman.json"),
+        )
+        .expect("json");
+        let mut want: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &shoman {
+            let id = e["id"].as_str().unwrap_or("");
+            if id.contains('-') {
+                continue;
+            }
+            let class = e["class_id"].as_str().unwrap_or("");
+            let group = class.split('-').next().unwrap_or("").to_string();
+            *want.entry(format!("{:0>2}", group)).or_default() += 1;
+        }
+        let mut got: BTreeMap<String, usize> = BTreeMap::new();
+        for d in cat.diseases().iter().filter(|d| d.kind == FormKind::Iken) {
+            *got.entry(d.id[5..7].to_string()).or_default() += 1;
+        }
+        assert_eq!(got, want, "小慢 diseases per 疾患群: list vs NANDO");
+        let mut wrong = Vec::new();
+        for d in cat.diseases().iter().filter(|d| d.kind == FormKind::Rinko) {
+            let Ok(text) =
+                std::fs::read_to_string(dir.join(format!("criteria/{:03}.txt", d.kokuji())))
+            else {
+                continue;
+            };
+            let first = text.lines().next().unwrap_or("");
+            let rest = first
+                .trim_start_matches(|c: char| c.is_ascii_digit() || ('０'..='９').contains(&c));
+            let number = fold_for_search(&first[..first.len() - rest.len()]);
+            let title = rest.trim();
+            // 073–078 share 072's text: its title is not theirs.
+            if number.trim().parse::<u16>().ok() != Some(d.kokuji()) {
+                continue;
+            }
+            if comparable(title) != comparable(&d.name) {
+                wrong.push(format!("{}: {} (official: {title})", d.id, d.name));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]
