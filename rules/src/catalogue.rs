@@ -139,7 +139,7 @@ impl Catalogue {
                         return Err(CatalogueError::Invalid {
                             file: name.to_string(),
                             item: None,
-                            message: format!("scale {id:?} is defined twice"),
+                            message: format!("尺度 {id:?} が2回定義されています。"),
                         });
                     }
                 }
@@ -183,7 +183,7 @@ impl Catalogue {
                 return Err(CatalogueError::Invalid {
                     file: name.clone(),
                     item: None,
-                    message: format!("form id {:?} is defined twice", f.form.id),
+                    message: format!("様式ID {:?} が2回定義されています。", f.form.id),
                 });
             }
             for (id, list) in &f.codelist {
@@ -191,7 +191,7 @@ impl Catalogue {
                     return Err(CatalogueError::Invalid {
                         file: name.clone(),
                         item: None,
-                        message: format!("code list {id:?} is defined twice"),
+                        message: format!("コード表 {id:?} が2回定義されています。"),
                     });
                 }
             }
@@ -213,14 +213,18 @@ impl Catalogue {
                 item: item.map(str::to_string),
                 message,
             };
-            let disease = h
-                .disease
-                .clone()
-                .ok_or_else(|| invalid(None, "a disease form needs `disease`".into()))?;
+            let disease = h.disease.clone().ok_or_else(|| {
+                invalid(
+                    None,
+                    "疾病の様式には `disease`（疾病名）が必要です。".into(),
+                )
+            })?;
             if let Some(s) = h.scales.iter().find(|s| !scales.contains_key(*s)) {
                 return Err(invalid(
                     None,
-                    format!("cites unknown scale {s:?} (scales are defined in scales.toml)"),
+                    format!(
+                        "未定義の尺度 {s:?} を引用しています（尺度は scales.toml で定義します）。"
+                    ),
                 ));
             }
             let mut sections = Vec::new();
@@ -231,12 +235,12 @@ impl Catalogue {
             let mut section_file: HashMap<String, String> = HashMap::new();
             if let Some(common_id) = &h.common {
                 let (_, common) = commons.get(common_id.as_str()).ok_or_else(|| {
-                    invalid(None, format!("unknown shared sections {common_id:?}"))
+                    invalid(None, format!("共通部分 {common_id:?} がありません。"))
                 })?;
                 if common.form.kind != h.kind {
                     return Err(invalid(
                         None,
-                        format!("shared sections {common_id:?} belong to another kind of form"),
+                        format!("共通部分 {common_id:?} は別の種類の様式のものです。"),
                     ));
                 }
                 let (common_file, _) = commons[common_id.as_str()];
@@ -264,29 +268,32 @@ impl Catalogue {
                     if !ids.insert(item.id.clone()) {
                         return Err(invalid(
                             Some(&item.id),
-                            "item id is used twice in this form".into(),
+                            "この項目IDは様式内で2回使われています。".into(),
                         ));
                     }
                     if let Some(list) = &item.codelist {
                         let list = codelists.get(list).ok_or_else(|| {
-                            invalid(Some(&item.id), format!("unknown code list {list:?}"))
+                            invalid(Some(&item.id), format!("コード表 {list:?} がありません。"))
                         })?;
                         if !item.codes.is_empty() {
                             return Err(invalid(
                                 Some(&item.id),
-                                "give either `codelist` or `codes`, not both".into(),
+                                "`codelist` と `codes` はどちらか一方だけを書いてください。".into(),
                             ));
                         }
                         item.codes = list.codes.clone();
                     }
                     let is_code = matches!(item.ty, ItemType::Code | ItemType::Codes);
                     if is_code && item.codes.is_empty() {
-                        return Err(invalid(Some(&item.id), "a code item needs codes".into()));
+                        return Err(invalid(
+                            Some(&item.id),
+                            "コード項目には選択肢（codes）が必要です。".into(),
+                        ));
                     }
                     if !is_code && !item.codes.is_empty() {
                         return Err(invalid(
                             Some(&item.id),
-                            "only code items may have codes".into(),
+                            "選択肢（codes）を持てるのはコード項目だけです。".into(),
                         ));
                     }
                     let mut codes = HashSet::new();
@@ -294,20 +301,23 @@ impl Catalogue {
                         if !codes.insert(&c.code) {
                             return Err(invalid(
                                 Some(&item.id),
-                                format!("code {:?} appears twice", c.code),
+                                format!("コード {:?} が2回出てきます。", c.code),
                             ));
                         }
                         if is_code && item.ty == ItemType::Codes && c.code.contains(',') {
                             return Err(invalid(
                                 Some(&item.id),
-                                format!("code {:?} may not contain a comma", c.code),
+                                format!("コード {:?} にカンマは使えません。", c.code),
                             ));
                         }
                     }
                     if let (Some(min), Some(max)) = (item.min, item.max)
                         && min > max
                     {
-                        return Err(invalid(Some(&item.id), format!("min {min} > max {max}")));
+                        return Err(invalid(
+                            Some(&item.id),
+                            format!("min {min} が max {max} より大きくなっています。"),
+                        ));
                     }
                 }
             }
@@ -504,12 +514,15 @@ fn check_scales(file: &str, scales: &mut BTreeMap<String, ScaleDef>) -> Result<(
         if s.codes.is_empty() == s.parts.is_empty() {
             return Err(invalid(
                 id,
-                "a scale needs either `codes` or `parts`".into(),
+                "尺度には `codes` か `parts` のどちらかが必要です。".into(),
             ));
         }
         let mut seen = HashSet::new();
         if let Some(c) = s.codes.iter().find(|c| !seen.insert(&c.code)) {
-            return Err(invalid(id, format!("code {:?} appears twice", c.code)));
+            return Err(invalid(
+                id,
+                format!("コード {:?} が2回出てきます。", c.code),
+            ));
         }
     }
     for (id, parts, sources) in groups {
@@ -523,7 +536,7 @@ fn check_scales(file: &str, scales: &mut BTreeMap<String, ScaleDef>) -> Result<(
                 _ => {
                     return Err(invalid(
                         &id,
-                        format!("part {p:?} is not a scale with codes"),
+                        format!("部分 {p:?} は選択肢を持つ尺度ではありません。"),
                     ));
                 }
             }
@@ -573,7 +586,7 @@ fn compile_form(
                     sfile,
                     &item.id,
                     format!(
-                        "an item of section {:?} must be named {}.…",
+                        "節 {:?} の項目IDは {}.… としてください。",
                         section.id, section.id
                     ),
                 ));
@@ -599,7 +612,7 @@ fn compile_form(
                 match (&c.expr, &c.builtin) {
                     (Some(src), None) => {
                         if !matches!(item.ty, ItemType::Integer | ItemType::Decimal) {
-                            return Err(invalid(sfile, &item.id, "a calculated expression gives a number: make the item integer or decimal".into()));
+                            return Err(invalid(sfile, &item.id, "計算式の結果は数値です。項目の型を integer か decimal にしてください。".into()));
                         }
                         let e = scope.compile(&item.id, src)?;
                         used.extend(e.items.iter().cloned());
@@ -613,7 +626,7 @@ fn compile_form(
                                 sfile,
                                 &item.id,
                                 format!(
-                                    "unknown built-in calculation {name:?}; known: {}",
+                                    "組み込み計算 {name:?} はありません（あるもの: {}）。",
                                     known.join(", ")
                                 ),
                             ));
@@ -622,14 +635,17 @@ fn compile_form(
                             return Err(invalid(
                                 sfile,
                                 &item.id,
-                                format!("{name} takes {n} items ({what}), not {}", c.args.len()),
+                                format!(
+                                    "{name} の引数は{n}項目（{what}）です（{}項目が書かれています）。",
+                                    c.args.len()
+                                ),
                             ));
                         }
                         if let Some(a) = c.args.iter().find(|a| !items.contains_key(*a)) {
                             return Err(invalid(
                                 sfile,
                                 &item.id,
-                                format!("{name} refers to unknown item {a:?}"),
+                                format!("{name} が未定義の項目 {a:?} を参照しています。"),
                             ));
                         }
                         if name == "points"
@@ -646,7 +662,7 @@ fn compile_form(
                                 sfile,
                                 &item.id,
                                 format!(
-                                    "points adds the points of code items whose every choice has points; {a:?} is not one"
+                                    "points はすべての選択肢に点数（points）のあるコード項目の点数を足します。{a:?} はそうではありません。"
                                 ),
                             ));
                         }
@@ -654,7 +670,7 @@ fn compile_form(
                             return Err(invalid(
                                 sfile,
                                 &item.id,
-                                format!("{name} does not give a value of this item's type"),
+                                format!("{name} の結果はこの項目の型の値になりません。"),
                             ));
                         }
                     }
@@ -662,7 +678,7 @@ fn compile_form(
                         return Err(invalid(
                             sfile,
                             &item.id,
-                            "calc needs exactly one of `expr` or `builtin`".into(),
+                            "calc には `expr` か `builtin` のどちらか一方だけが必要です。".into(),
                         ));
                     }
                 }
@@ -681,7 +697,7 @@ fn compile_form(
             return Err(invalid(
                 rfile,
                 &format!("rule {}", rule.id),
-                format!("names unknown item {i:?}"),
+                format!("未定義の項目 {i:?} を挙げています。"),
             ));
         }
         used.extend(e.items.iter().cloned());
@@ -708,14 +724,14 @@ fn compile_form(
                         invalid(
                             file,
                             &place,
-                            format!("judgment {:?} names unknown item {id:?}", j.title),
+                            format!("判定 {:?} が未定義の項目 {id:?} を挙げています。", j.title),
                         )
                     })?;
                 if item.ty != ItemType::Code {
                     return Err(invalid(
                         file,
                         &place,
-                        "a judged item must be a code item".into(),
+                        "判定の対象項目はコード項目でなければなりません。".into(),
                     ));
                 }
                 Some(item)
@@ -728,7 +744,7 @@ fn compile_form(
             return Err(invalid(
                 file,
                 &place,
-                format!("high_cost names {hc:?}, which is not an integer item of this form"),
+                format!("high_cost の {hc:?} はこの様式の整数項目ではありません。"),
             ));
         }
         let mut keys = Vec::new();
@@ -739,21 +755,21 @@ fn compile_form(
                     return Err(invalid(
                         file,
                         &place,
-                        format!("outcome code {code:?} is not in the item's code list"),
+                        format!("判定結果のコード {code:?} が項目の選択肢にありません。"),
                     ));
                 }
                 (None, Some(_)) => {
                     return Err(invalid(
                         file,
                         &place,
-                        "an outcome has a code but the judgment names no item".into(),
+                        "判定結果にコードがありますが、判定が項目を挙げていません。".into(),
                     ));
                 }
                 (_, None) if o.label.is_none() => {
                     return Err(invalid(
                         file,
                         &place,
-                        "an outcome needs a code or a label".into(),
+                        "判定結果には code か label が必要です。".into(),
                     ));
                 }
                 _ => {}
@@ -789,7 +805,7 @@ fn compile_form(
                             file,
                             &place,
                             format!(
-                                "condition {:?} needs either `expr`, or `count` with `at_least` between 1 and the number counted",
+                                "条件 {:?} には `expr` か、`count` と 1以上で数える条件の数以下の `at_least` が必要です。",
                                 c.text
                             ),
                         ));
@@ -807,14 +823,14 @@ fn compile_form(
             return Err(invalid(
                 file,
                 &place,
-                format!("doctor_only code {c:?} is not in the judged item's code list"),
+                format!("doctor_only のコード {c:?} が判定項目の選択肢にありません。"),
             ));
         }
         if let Some(t) = j.target.iter().find(|t| !keys.contains(t)) {
             return Err(invalid(
                 file,
                 &place,
-                format!("target {t:?} is not one of the outcomes"),
+                format!("target の {t:?} は判定結果のいずれでもありません。"),
             ));
         }
         out.judgments.push(outcomes);
@@ -1048,9 +1064,12 @@ codes = [ { code = "1", label = "1度" }, { code = "2", label = "2度" } ]
         );
         let e =
             load_err("[[section.item]]\nid = \"patient.name\"\nlabel = \"x\"\ntype = \"text\"\n");
-        assert!(e.contains("patient.name") && e.contains("twice"), "{e}");
+        assert!(
+            e.contains("patient.name") && e.contains("2回使われています"),
+            "{e}"
+        );
         let e = load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"code\"\n");
-        assert!(e.contains("needs codes"), "{e}");
+        assert!(e.contains("選択肢（codes）が必要です"), "{e}");
         let e =
             load_err("[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"colour\"\n");
         assert!(e.contains("d.toml") && e.contains("colour"), "{e}");
@@ -1061,7 +1080,10 @@ codes = [ { code = "1", label = "1度" }, { code = "2", label = "2度" } ]
         let e = load_err(
             "[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"text\"\nwat = 1\n",
         );
-        assert!(e.contains("wat"), "{e}");
+        assert!(
+            e.contains("wat") && e.contains("行") && e.contains("列目"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1070,14 +1092,14 @@ codes = [ { code = "1", label = "1度" }, { code = "2", label = "2度" } ]
             "{GOOD_ITEM}required_if = {{ expr = \"patient.sex == \", text = \"x\" }}\n"
         ));
         assert!(
-            e.contains("d.toml") && e.contains("severity.grade") && e.contains("column"),
+            e.contains("d.toml") && e.contains("severity.grade") && e.contains("列目"),
             "{e}"
         );
         let e = load_err(&format!(
             "{GOOD_ITEM}required_if = {{ expr = \"patient.shoe == '1'\", text = \"x\" }}\n"
         ));
         assert!(
-            e.contains("severity.grade") && e.contains("patient.shoe") && e.contains("column 1"),
+            e.contains("severity.grade") && e.contains("patient.shoe") && e.contains("（1列目）"),
             "{e}"
         );
         let e = load_err(&format!(

@@ -151,16 +151,19 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Disease>, CatalogueError> {
         let c: Vec<&str> = line.split('\t').collect();
         let bad = |message: String| CatalogueError::Invalid {
             file: file.to_string(),
-            item: Some(format!("line {}", n + 1)),
+            item: Some(format!("{}行目", n + 1)),
             message,
         };
         if c.len() != 12 {
-            return Err(bad(format!("{} columns, expected 12", c.len())));
+            return Err(bad(format!(
+                "列が{}個あります（12個のはずです）。",
+                c.len()
+            )));
         }
         let kind = match c[0] {
             "rinko" => FormKind::Rinko,
             "iken" => FormKind::Iken,
-            k => return Err(bad(format!("unknown kind {k:?}"))),
+            k => return Err(bad(format!("種類 {k:?} は rinko か iken のはずです。"))),
         };
         let list = |s: &str| -> Vec<String> {
             s.split('｜')
@@ -169,7 +172,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Disease>, CatalogueError> {
                 .collect()
         };
         if c[4].is_empty() || c[1].is_empty() {
-            return Err(bad("a disease needs an id and a name".into()));
+            return Err(bad("疾病には id と名称が必要です。".into()));
         }
         out.push(Disease {
             kind,
@@ -700,6 +703,6 @@ mod tests {
     #[test]
     fn a_malformed_line_names_it() {
         let e = parse("diseases.tsv", "rinko\trinko-001\n").unwrap_err();
-        assert!(e.to_string().contains("line 1"), "{e}");
+        assert!(e.to_string().contains("1行目"), "{e}");
     }
 }

@@ -97,7 +97,7 @@ impl Scope<'_> {
                     let (line, col) = e.map(|e| e.pos).unwrap_or((0, 0));
                     let msg = e.map(|e| e.msg.clone()).unwrap_or_default();
                     invalid(format!(
-                        "expression {source:?} does not parse at line {line}, column {}: {msg}",
+                        "式 {source:?} を解釈できません（{line}行{}列目）: {msg}",
                         col + 1
                     ))
                 })?;
@@ -118,7 +118,7 @@ impl Scope<'_> {
                 } else if self.sections.contains(&section) {
                     unknown.push(id);
                 } else {
-                    unknown.push(format!("{section}.{field}` (no section {section:?})`"));
+                    unknown.push(format!("{section}.{field}（節 {section:?} はありません）"));
                 }
             }
             Ref::Name(name) => unknown.push(name),
@@ -134,8 +134,7 @@ impl Scope<'_> {
                 .or_else(|| name.split('.').next().and_then(|root| source.find(root)))
                 .unwrap_or(at as usize);
             return Err(invalid(format!(
-                "expression {source:?} refers to unknown item {name:?} (column {}); \
-                 items are written section.item, e.g. severity.grade",
+                "式 {source:?} が未定義の項目 {name:?} を参照しています（{}列目）。項目は 節.項目 の形で書きます（例: severity.grade）。",
                 source[..at.min(source.len())].chars().count() + 1
             )));
         }

@@ -98,6 +98,27 @@ pub struct ScaleFile {
     pub scale: BTreeMap<String, ScaleDef>,
 }
 
+/// A TOML error in Japanese, with its place: 「3行5列目: TOML の書式に誤りがあります（…）」; the
+/// parser's own words (which name the key or value) follow in brackets.
+fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> CatalogueError {
+    let place = e
+        .span()
+        .map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            format!("{line}行{col}列目: ")
+        })
+        .unwrap_or_default();
+    CatalogueError::Syntax {
+        file: file.to_string(),
+        message: format!(
+            "{place}TOML の書式か項目の書き方に誤りがあります（{}）",
+            e.message().trim()
+        ),
+    }
+}
+
 impl ScaleFile {
     /// Whether a file of the catalogue holds scales rather than a form: by name,
     /// `scales.toml` or `….scales.toml`.
@@ -106,10 +127,7 @@ impl ScaleFile {
     }
 
     pub fn parse(file: &str, text: &str) -> Result<ScaleFile, CatalogueError> {
-        toml::from_str(text).map_err(|e| CatalogueError::Syntax {
-            file: file.to_string(),
-            message: e.to_string(),
-        })
+        toml::from_str(text).map_err(|e| syntax_error(file, text, &e))
     }
 }
 
@@ -365,10 +383,7 @@ pub struct JudgmentDef {
 impl FormFile {
     /// Parses one form file; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<FormFile, CatalogueError> {
-        toml::from_str(text).map_err(|e| CatalogueError::Syntax {
-            file: file.to_string(),
-            message: e.to_string(),
-        })
+        toml::from_str(text).map_err(|e| syntax_error(file, text, &e))
     }
 }
 

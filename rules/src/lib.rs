@@ -43,7 +43,7 @@ pub use value::Date;
 pub enum CatalogueError {
     #[error("{file}: {message}")]
     Syntax { file: String, message: String },
-    #[error("{file}{}: {message}", item.as_ref().map(|i| format!(", item {i}")).unwrap_or_default())]
+    #[error("{file}{}: {message}", item.as_ref().map(|i| format!("（{i}）")).unwrap_or_default())]
     Invalid {
         file: String,
         item: Option<String>,

@@ -372,5 +372,39 @@ label = "x"
         assert_eq!(f[0].file, "d.toml");
         assert_eq!(f[0].item.as_deref(), Some("s.x"));
         assert!(f[0].message.contains("nope"));
+        assert!(
+            f[0].message.contains("コード表 \"nope\" がありません"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    /// Load errors are in Japanese and say where: the file, and the item or the line and
+    /// column.
+    #[test]
+    fn load_errors_are_japanese_and_name_the_place() {
+        let f = lint_disease("[[section]]\nid = \"s\"\ntitle = \"t\"\nwat = 1\n");
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].file, "d.toml");
+        assert!(
+            f[0].message.contains("行")
+                && f[0].message.contains("列目")
+                && f[0].message.contains("TOML の書式"),
+            "{}",
+            f[0].message
+        );
+        let f = lint_disease(
+            "[[section]]\nid = \"s\"\ntitle = \"t\"\n[[section.item]]\nid = \"s.x\"\nlabel = \"x\"\ntype = \"integer\"\nrequired_if = { expr = \"s.nope == 1\", text = \"x\" }\n",
+        );
+        assert_eq!(f[0].item.as_deref(), Some("s.x"), "{f:#?}");
+        assert!(
+            f[0].message.contains("未定義の項目") && f[0].message.contains("列目"),
+            "{}",
+            f[0].message
+        );
+        // No English sentence is left in a load error.
+        for x in &f {
+            assert!(!x.message.contains(" refers to ") && !x.message.contains(" is defined "));
+        }
     }
 }

@@ -17,25 +17,25 @@ pub const FORMAT: &str = "nsdb-rule-pack/1";
 /// Why a pack was refused, said so that an operator can act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
-    #[error("the rule pack is not a pack file ({0}); make it with `nsdb rules pack`")]
+    #[error("ルールパックの形式ではありません（{0}）。`nsdb rules pack` で作成してください。")]
     Malformed(String),
     #[error(
-        "the rule pack has format {0:?}; this nsdb reads {FORMAT:?} — install a matching nsdb or pack"
+        "ルールパックの形式が {0:?} です。この nsdb が読めるのは {FORMAT:?} です。対応する nsdb かルールパックを導入してください。"
     )]
     Format(String),
     #[error(
-        "the rule pack is not signed; sign it with the ministry key (`nsdb rules pack --key …`)"
+        "ルールパックに署名がありません。厚生労働省の鍵で署名してください（`nsdb rules pack --key …`）。"
     )]
     Unsigned,
     #[error(
-        "the rule pack is signed by key {found}, not by the configured ministry key {expected}; check `rules.ministry_key` in the node configuration"
+        "ルールパックの署名の鍵 {found} が、設定された厚生労働省の鍵 {expected} と異なります。ノードの設定の `rules.ministry_key` を確認してください。"
     )]
     WrongKey { found: String, expected: String },
     #[error(
-        "the rule pack's signature does not match its content: it was changed after signing or is damaged; obtain the pack again from the ministry"
+        "ルールパックの署名が内容と一致しません。署名の後に変更されたか壊れています。厚生労働省からルールパックを入手し直してください。"
     )]
     Tampered,
-    #[error("the rule pack's forms do not load: {0}")]
+    #[error("ルールパックの様式を読み込めません: {0}")]
     Catalogue(#[from] CatalogueError),
 }
 
@@ -226,7 +226,7 @@ mod tests {
         v["payload"] = p.into();
         let e = RulePack::verify(&serde_json::to_vec(&v).unwrap(), &ministry).unwrap_err();
         assert!(matches!(e, PackError::Tampered), "{e}");
-        assert!(e.to_string().contains("changed after signing"));
+        assert!(e.to_string().contains("署名の後に変更された"));
 
         let e = RulePack::verify(b"not a pack", &ministry).unwrap_err();
         assert!(matches!(e, PackError::Malformed(_)), "{e}");
