@@ -311,6 +311,24 @@ impl Catalogue {
                             ));
                         }
                     }
+                    if (item.step.is_some() || !item.exclude.is_empty())
+                        && !matches!(item.ty, ItemType::Integer | ItemType::Decimal)
+                    {
+                        return Err(invalid(
+                            Some(&item.id),
+                            "step と exclude は数値の項目（integer, decimal）にだけ書けます。"
+                                .into(),
+                        ));
+                    }
+                    if item
+                        .step
+                        .is_some_and(|s| s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater))
+                    {
+                        return Err(invalid(
+                            Some(&item.id),
+                            "step は正の数にしてください。".into(),
+                        ));
+                    }
                     if let (Some(min), Some(max)) = (item.min, item.max)
                         && min > max
                     {

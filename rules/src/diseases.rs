@@ -677,6 +677,34 @@ mod tests {
             *got.entry(d.id[5..7].to_string()).or_default() += 1;
         }
         assert_eq!(got, want, "小慢 diseases per 疾患群: list vs NANDO");
+        // Every 小慢 name of the NANDO list is a line's name (or, where the list gives the
+        // 告示's qualifier, its synonym), in the same 疾患群.
+        let iken: Vec<&Disease> = cat
+            .diseases()
+            .iter()
+            .filter(|d| d.kind == FormKind::Iken)
+            .collect();
+        for e in shoman
+            .iter()
+            .filter(|e| !e["id"].as_str().unwrap_or("-").contains('-'))
+        {
+            let name = e["name_ja"].as_str().unwrap_or("").trim();
+            let group = format!(
+                "{:0>2}",
+                e["class_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .split('-')
+                    .next()
+                    .unwrap_or("")
+            );
+            let n = comparable(name);
+            assert!(
+                iken.iter().any(|d| d.id[5..7] == group
+                    && (comparable(&d.name) == n || d.synonyms.iter().any(|s| comparable(s) == n))),
+                "{name} ({group}) is not in the list"
+            );
+        }
         let mut wrong = Vec::new();
         for d in cat.diseases().iter().filter(|d| d.kind == FormKind::Rinko) {
             let Ok(text) =
