@@ -1102,6 +1102,14 @@ codes = [ { code = "1", label = "1度" }, { code = "2", label = "2度" } ]
             e.contains("wat") && e.contains("行") && e.contains("列目"),
             "{e}"
         );
+        let e = load_err(
+            "[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"text\"\nstep = 0.5\n",
+        );
+        assert!(e.contains("severity.x") && e.contains("step"), "{e}");
+        let e = load_err(
+            "[[section.item]]\nid = \"severity.x\"\nlabel = \"x\"\ntype = \"decimal\"\nstep = 0\n",
+        );
+        assert!(e.contains("step は正の数"), "{e}");
     }
 
     #[test]
