@@ -62,11 +62,54 @@ fn the_schema_and_sample_of_a_form_come_from_the_binary() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nsdb xml forms"));
 }
 
-#[test]
-fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
+/// A hub, a hospital node enrolled with it, the node's key information signed by the hub, and
+/// a doctor with a check-tool key registered on the node.
+struct Keys {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    keyinfo: std::path::PathBuf,
+    hub_key: String,
+    user_key: std::path::PathBuf,
+}
+
+impl Keys {
+    fn d(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `nsdb check` with the keys, sealing into `out`, plus `extra` arguments.
+    fn seal(&self, paths: &[&Path], out: &Path, extra: &[&str]) -> Output {
+        let (csv, json) = (self.d().join("seal.csv"), self.d().join("seal.json"));
+        let mut args: Vec<&str> = vec!["check"];
+        args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+        args.extend([
+            "--quiet",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+            "--key-info",
+            self.keyinfo.to_str().unwrap(),
+            "--hub-key",
+            &self.hub_key,
+            "--user-key",
+            self.user_key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        args.extend(extra);
+        nsdb(&args)
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.d().join("seal.json")).unwrap()).unwrap()
+    }
+}
+
+fn keys() -> Keys {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let config = node_config(d);
+    let d = dir.path().to_path_buf();
+    let config = node_config(&d);
     let config = config.to_str().unwrap();
 
     // The hub, and the node enrolled with it.
@@ -159,6 +202,29 @@ fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
         user_key.to_str().unwrap(),
     ]));
 
+    Keys {
+        config: std::path::PathBuf::from(config),
+        dir,
+        keyinfo,
+        hub_key,
+        user_key,
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
+    let k = keys();
+    let d = k.d();
+    let (keyinfo, hub_key, user_key) = (&k.keyinfo, &k.hub_key, &k.user_key);
     // A folder with a passing file and a file missing the patient's name.
     let exports = d.join("exports");
     std::fs::create_dir_all(exports.join("march")).unwrap();
@@ -190,7 +256,7 @@ fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
         "--key-info",
         keyinfo.to_str().unwrap(),
         "--hub-key",
-        &hub_key,
+        hub_key,
         "--user-key",
         user_key.to_str().unwrap(),
         "--out",
@@ -204,7 +270,9 @@ fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
     );
     let csv = std::fs::read_to_string(&csv).unwrap();
     assert!(
-        csv.starts_with("\u{feff}ファイル,様式番号,参照番号,患者氏名,項目ID,項目名,メッセージ\r\n"),
+        csv.starts_with(
+            "\u{feff}ファイル,ファイル内の順番,参照番号,患者氏名,項目ID,項目名,メッセージ\r\n"
+        ),
         "{csv}"
     );
     let partial_line = csv
@@ -221,11 +289,12 @@ fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
     assert_eq!(summary["files"], 2);
     assert_eq!(summary["passed"], 1);
     assert_eq!(summary["sealed"], 1);
-    let files: Vec<String> = std::fs::read_dir(&sealed)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(files, vec!["20230101_1.sealed".to_string()]);
+    let files = files_in(&sealed);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].starts_with("20230101_1_") && files[0].ends_with(".sealed"),
+        "{files:?}"
+    );
 
     // Only the passing file: status 0.
     let out = nsdb(&[
@@ -261,4 +330,153 @@ fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ハブの鍵"));
+}
+
+/// Two files of the same name in two folders give two sealed files, both on disk; running the
+/// tool again overwrites nothing and says so; a partial sheet is sealed only with --partial;
+/// a folder that links back to itself is walked once.
+#[test]
+fn sealed_files_never_collide_nor_overwrite_and_partial_sheets_are_sealed_on_request() {
+    let k = keys();
+    let d = k.d();
+    let exports = d.join("exports");
+    for (folder, name) in [("a", "見本 一郎"), ("b", "見本 二郎")] {
+        std::fs::create_dir_all(exports.join(folder)).unwrap();
+        let sample = ok(&nsdb(&["xml", "sample", "rinko-002"])).replace("見本 太郎", name);
+        std::fs::write(exports.join(folder).join("x.xml"), sample).unwrap();
+    }
+    std::os::unix::fs::symlink(&exports, exports.join("a").join("loop")).unwrap();
+    let sealed = d.join("sealed");
+    let out = k.seal(&[&exports], &sealed, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let first = files_in(&sealed);
+    assert_eq!(first.len(), 2, "one file per sheet: {first:?}");
+    assert!(first.iter().all(|f| f.starts_with("x_1_")), "{first:?}");
+    assert_eq!(k.summary()["sealed"], 2);
+    let before: Vec<Vec<u8>> = first
+        .iter()
+        .map(|f| std::fs::read(sealed.join(f)).unwrap())
+        .collect();
+
+    let out = k.seal(&[&exports], &sealed, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(files_in(&sealed), first, "the same sheets keep their names");
+    let after: Vec<Vec<u8>> = first
+        .iter()
+        .map(|f| std::fs::read(sealed.join(f)).unwrap())
+        .collect();
+    assert_eq!(before, after, "nothing was overwritten");
+    let summary = k.summary();
+    assert_eq!(
+        (summary["sealed"].clone(), summary["already_sealed"].clone()),
+        (0.into(), 2.into())
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("書き直していません"));
+
+    // A sheet without the patient's name: listed, sealed only with --partial.
+    let partial_dir = d.join("partial");
+    std::fs::create_dir_all(&partial_dir).unwrap();
+    let sample = ok(&nsdb(&["xml", "sample", "rinko-002"]));
+    let partial: String = sample
+        .lines()
+        .filter(|l| !l.contains("<name>見本 太郎</name>"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(partial_dir.join("p.xml"), partial).unwrap();
+    let out_partial = d.join("sealed-partial");
+    let out = k.seal(&[&partial_dir], &out_partial, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(files_in(&out_partial).is_empty());
+    let out = k.seal(&[&partial_dir], &out_partial, &["--partial"]);
+    assert_eq!(out.status.code(), Some(1), "its errors are still listed");
+    assert_eq!(files_in(&out_partial).len(), 1);
+    assert_eq!(k.summary()["sealed_partial"], 1);
+}
+
+/// What the tool cannot use is refused with status 2 and a message naming it, at once: no XML
+/// file at all, a FIFO (never read, so never waited on).
+#[test]
+fn nothing_to_check_and_fifos_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = d.join("e.csv");
+    let json = d.join("e.json");
+    let run = |path: &Path| {
+        nsdb(&[
+            "check",
+            path.to_str().unwrap(),
+            "--quiet",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+    };
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run(&empty);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("XML ファイル（*.xml）が見つかりません"),
+        "{out:?}"
+    );
+
+    let fifo = d.join("pipe.xml");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let out = run(&fifo);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("通常のファイルでもフォルダでもありません"),
+        "{out:?}"
+    );
+    // In a folder, a FIFO named *.xml is not an XML file.
+    let out = run(d);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// The key steps refuse what would only fail later: a key file for a user who does not exist
+/// is not left behind, and key information cannot be issued already expired.
+#[test]
+fn key_steps_refuse_unknown_users_and_past_expiry_without_leaving_files() {
+    let k = keys();
+    let config = k.config.to_str().unwrap();
+    let orphan = k.d().join("nobody.key");
+    let out = nsdb(&[
+        "user",
+        "key",
+        "--config",
+        config,
+        "--login",
+        "nobody",
+        "--out",
+        orphan.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nobody"),
+        "{out:?}"
+    );
+    assert!(!orphan.exists(), "no key file for an unknown user");
+
+    let request = k.d().join("past.request");
+    let out = nsdb(&[
+        "key-info",
+        "request",
+        "--config",
+        config,
+        "--expires",
+        "2001-03-31",
+        "--out",
+        request.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("過ぎた日付"),
+        "{out:?}"
+    );
+    assert!(!request.exists());
 }

@@ -303,8 +303,10 @@ async fn unknown_signers_tampered_files_and_other_nodes_files_are_refused_with_t
     }
 }
 
+/// A partial file (部分取込: `nsdb check --partial`) becomes a draft to finish on screen; the row
+/// says how many items are left, and the first of them.
 #[tokio::test]
-async fn a_sheet_that_fails_the_checks_on_the_node_is_not_imported() {
+async fn a_partial_sheet_becomes_a_draft_with_what_is_left_to_fix() {
     let s = Site::start().await;
     let form = s.t.node.catalogue.form("rinko-002").unwrap();
     let mut values = nsdb_rules::xml::sample_values(form);
@@ -324,14 +326,106 @@ async fn a_sheet_that_fails_the_checks_on_the_node_is_not_imported() {
     )
     .unwrap();
     let report = s.import(&[("partial.sealed", &file)]).await;
+    let r = row(&report, 0);
+    assert_eq!(r["imported"], true, "{report}");
+    assert_eq!(r["pending_checks"], 1, "{report}");
+    let result = r["result"].as_str().unwrap();
     assert!(
-        row(&report, 0)["result"]
+        result.contains("一時保存") && result.contains("氏名"),
+        "the row says it is a draft and what is missing: {result}"
+    );
+    let id = r["sheet_id"].as_str().unwrap();
+    let (_, body) = s.api_get(&format!("/api/v1/sheets/{id}")).await;
+    let sheet: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sheet["status"], "draft");
+    assert_eq!(
+        sheet["items"]["patient.birth_date"],
+        values["patient.birth_date"]
+    );
+}
+
+/// The check tool encrypts afresh every time it runs: the same sheet sealed twice is two
+/// different files, and the second is still a duplicate.
+#[tokio::test]
+async fn the_same_sheet_sealed_again_is_a_duplicate() {
+    let s = Site::start().await;
+    let (first, second) = (s.sample_file("rinko-002"), s.sample_file("rinko-002"));
+    assert_ne!(first, second, "sealing is not deterministic");
+    let report = s
+        .import(&[("a.sealed", &first), ("b.sealed", &second)])
+        .await;
+    assert_eq!(row(&report, 0)["imported"], true, "{report}");
+    assert_eq!(row(&report, 1)["duplicate"], true, "{report}");
+    assert_eq!(row(&report, 1)["sheet_id"], row(&report, 0)["sheet_id"]);
+    let third = s.sample_file("rinko-002");
+    let again = s.import(&[("c.sealed", &third)]).await;
+    assert_eq!(row(&again, 0)["duplicate"], true, "{again}");
+    assert_eq!(s.sheet_count().await, 1);
+}
+
+/// A file sealed with key information that has expired is refused when it is imported, with the
+/// date and what to do.
+#[tokio::test]
+async fn a_file_sealed_with_expired_key_information_is_refused() {
+    let s = Site::start().await;
+    let config = &s.t.node.config;
+    let hub = NodeIdentity::generate().unwrap();
+    let expired = nsdb_provisioning::sealed::KeyInfo::request(
+        &NodeIdentity::load(&config.identity_path()).unwrap(),
+        &config.name,
+        &nsdb::imports::seal_key(config).unwrap(),
+        "2021-03-31",
+    )
+    .unwrap()
+    .sign(&hub)
+    .verify(&hub.public_key().to_bytes(), "2021-03-01")
+    .unwrap();
+    let form = s.t.node.catalogue.form("rinko-002").unwrap();
+    let file = seal(
+        nsdb_rules::xml::sample(form).as_bytes(),
+        &expired,
+        &s.user,
+        "1.0.0",
+        s.t.node.catalogue.version(),
+    )
+    .unwrap();
+    let report = s.import(&[("old-key.sealed", &file)]).await;
+    let r = row(&report, 0);
+    assert_eq!(r["imported"], false);
+    assert!(
+        r["result"]
             .as_str()
             .unwrap()
-            .starts_with("チェックエラー"),
+            .contains("鍵情報の有効期限（2021-03-31）が切れています"),
         "{report}"
     );
     assert_eq!(s.sheet_count().await, 0);
+}
+
+/// The API answers a request that is not `multipart/form-data` in JSON, as every API error.
+#[tokio::test]
+async fn a_json_body_to_the_import_api_gets_a_json_error() {
+    let s = Site::start().await;
+    let (status, body) = send(
+        &s.t,
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/imports")
+            .header(header::AUTHORIZATION, format!("Bearer {}", s.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{\"files\": []}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("multipart/form-data"),
+        "{v}"
+    );
 }
 
 #[tokio::test]

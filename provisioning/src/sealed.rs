@@ -115,8 +115,13 @@ impl UserKey {
     /// Creates a new key file (mode 600); refuses to overwrite an existing one.
     pub fn create(path: &Path) -> Result<UserKey, ProvisioningError> {
         let key = UserKey::generate()?;
-        write_secret_file(path, &hex::encode(key.key.to_bytes()))?;
+        key.write(path)?;
         Ok(key)
+    }
+
+    /// Writes the key to a new file (mode 600); refuses to overwrite an existing one.
+    pub fn write(&self, path: &Path) -> Result<(), ProvisioningError> {
+        write_secret_file(path, &self.key_file_text())
     }
 
     pub fn load(path: &Path) -> Result<UserKey, ProvisioningError> {
@@ -369,6 +374,10 @@ pub struct SealedHeader {
     pub recipient: String,
     /// The receiving node's name from its key information.
     pub node_name: String,
+    /// The last day of the key information the file was sealed with (YYYY-MM-DD); the node
+    /// refuses the file after it. Empty in files made before it was recorded.
+    #[serde(default)]
+    pub key_info_expires: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -410,6 +419,7 @@ pub fn seal(
         rule_pack_version: rule_pack_version.into(),
         recipient: to.info.recipient.clone(),
         node_name: to.info.node_name.clone(),
+        key_info_expires: to.info.expires.clone(),
     };
     let body = age::encrypt(&to.recipient, xml).map_err(|e| SealError::Encrypt(e.to_string()))?;
     let mut file = SealedFile {

@@ -167,7 +167,7 @@ pub fn sheet_list(ctx: &PageContext<'_>, v: &ListView) -> Markup {
                                 @if r.can_edit { a href={ "/sheets/" (r.id) "/edit" } { "編集" } }
                                 @if r.can_renew { (row_action(ctx, &r.id, "renew", "更新登録")) }
                                 @if r.can_release { (row_action(ctx, &r.id, "release", "解除")) }
-                                a href={ "/sheets/" (r.id) "/export" } { "データ出力" }
+                                a href={ "/sheets/" (r.id) "/xml" } title="XML（公開レイアウト）で保存" { "データ出力" }
                             }
                         }
                     }

@@ -12,7 +12,8 @@
 //!
 //! Exit status of `nsdb check`: 0 every sheet passed (and was sealed when asked); 1 some file
 //! or sheet has errors (they are in the error list; passing sheets are still sealed); 2 the
-//! check could not run (arguments, rule pack, key information, unreadable output folder).
+//! check could not run (arguments, no XML file found, rule pack, key information, an output
+//! that cannot be written).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,7 +45,8 @@ pub struct CheckArgs {
     /// The ministry's public key (64 hexadecimal characters) the pack must be signed with.
     #[arg(long, value_name = "HEX")]
     pub ministry_key: Option<String>,
-    /// "Today" for date checks (YYYY-MM-DD); default: today in Japan.
+    /// "Today" for the sheets' date checks (YYYY-MM-DD); default: today in Japan. The key
+    /// information's expiry is always checked against the real date.
     #[arg(long, value_name = "DATE")]
     pub today: Option<String>,
     /// The receiving node's key information (鍵情報), signed by the hub: seal passing sheets
@@ -58,9 +60,15 @@ pub struct CheckArgs {
     /// The user's signing key file (from `nsdb user key`), registered on the node.
     #[arg(long, value_name = "FILE")]
     pub user_key: Option<PathBuf>,
-    /// The folder for the sealed files: one `NAME_N.sealed` per passing sheet N of `NAME.xml`.
+    /// The folder for the sealed files: one `NAME_N_HASH.sealed` per passing sheet N of
+    /// `NAME.xml`, HASH naming the sheet's content; an existing file is never overwritten.
     #[arg(long, value_name = "DIR", requires = "key_info")]
     pub out: Option<PathBuf>,
+    /// Also seal sheets that read correctly but whose checks found items missing or wrong
+    /// (部分取込): the node imports them as drafts (一時保存) to finish on screen. Their messages
+    /// are still in the error list.
+    #[arg(long, requires = "key_info")]
+    pub partial: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -71,7 +79,7 @@ pub struct CheckArgs {
 pub struct ErrorLine {
     /// The file, as given or found.
     pub file: String,
-    /// The sheet's position in the file, from 1 (0: the file as a whole).
+    /// The sheet's position in the file (ファイル内の順番), from 1 (0: the file as a whole).
     pub sheet: usize,
     /// The sheet's `ref` attribute, if any.
     pub reference: String,
@@ -92,6 +100,8 @@ pub struct FileOutcome {
     pub errors: Vec<ErrorLine>,
     /// Sealed files: (file name, bytes).
     pub sealed: Vec<(String, Vec<u8>)>,
+    /// Of `sealed`, how many hold a sheet whose checks found errors (sealed with `partial`).
+    pub sealed_partial: usize,
 }
 
 /// What sealing needs: where to, by whom, and the versions written into each file.
@@ -99,11 +109,15 @@ pub struct Sealer {
     pub to: VerifiedKeyInfo,
     pub by: UserKey,
     pub rule_pack_version: String,
+    /// Also seal sheets whose checks found errors (but whose layout read correctly).
+    pub partial: bool,
 }
 
 /// Reads, checks and (with `sealer`) seals one file's bytes. `name` names the file in the
-/// error list and in the sealed files' names (its stem). Never fails: a file that cannot be
-/// read is one error line.
+/// error list and in the sealed files' names (its stem, then the sheet's position and
+/// [`sheet_digest`]'s first 12 hexadecimal digits: `NAME_N_HASH.sealed`, so that two sheets
+/// never share a name and the same sheet always has the same). Never fails: a file that cannot
+/// be read is one error line.
 pub fn check_file(
     cat: &Catalogue,
     name: &str,
@@ -146,6 +160,7 @@ pub fn check_file(
                 .unwrap_or_default()
         };
         let before = out.errors.len();
+        let layout_ok = s.errors.is_empty();
         for e in &s.errors {
             let item = e.item.clone().unwrap_or_default();
             out.errors.push(line(
@@ -171,13 +186,16 @@ pub fn check_file(
                 m.text,
             ));
         }
-        if out.errors.len() > before {
-            continue;
+        let passed = out.errors.len() == before;
+        if passed {
+            out.passed += 1;
         }
-        out.passed += 1;
         let Some(sealer) = sealer else {
             continue;
         };
+        if !(passed || sealer.partial && layout_ok) {
+            continue;
+        }
         let sealed = nsdb_rules::xml::write(&[nsdb_rules::xml::SheetOut {
             form,
             reference: s.reference.as_deref(),
@@ -195,11 +213,20 @@ pub fn check_file(
             .map_err(|e| e.to_string())
         });
         match sealed {
-            Ok(bytes) => out
-                .sealed
-                .push((format!("{stem}_{}.sealed", s.index), bytes)),
+            Ok(bytes) => {
+                let digest = sheet_digest(&form.id, &s.values, &sealer.by.public_key());
+                out.sealed.push((
+                    format!("{stem}_{}_{}.sealed", s.index, &digest[..12]),
+                    bytes,
+                ));
+                if !passed {
+                    out.sealed_partial += 1;
+                }
+            }
             Err(m) => {
-                out.passed -= 1;
+                if passed {
+                    out.passed -= 1;
+                }
                 out.errors
                     .push(line(s.index, &reference, &patient, "", "", m));
             }
@@ -208,33 +235,105 @@ pub fn check_file(
     out
 }
 
-/// The XML files named by `paths`: files as given, folders walked for `*.xml`, sorted.
+/// What identifies a sheet's content for de-duplication: SHA-256 (64 hexadecimal digits) over
+/// the form id, the values that are not blank (in item order, as JSON) and the signer's public
+/// key. The same sheet sealed twice, from the same or another XML file, gives the same digest;
+/// the check tool names sealed files with it and the node refuses a second import with it.
+pub fn sheet_digest(
+    form_id: &str,
+    values: &std::collections::BTreeMap<String, String>,
+    signer: &[u8; 32],
+) -> String {
+    use sha2::{Digest, Sha256};
+    let entered: std::collections::BTreeMap<&str, &str> = values
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut h = Sha256::new();
+    h.update(b"nsdb-sheet-digest/1\n");
+    h.update(form_id.as_bytes());
+    h.update(b"\n");
+    h.update(serde_json::to_vec(&entered).unwrap_or_default());
+    h.update(b"\n");
+    h.update(signer);
+    hex::encode(h.finalize())
+}
+
+/// The XML files named by `paths`: files as given, folders walked for `*.xml` (and `*.XML`),
+/// sorted per folder. Symbolic links are followed, but a folder is walked once however many
+/// links lead to it (a link loop ends there). Errors: a path that does not exist, or that is
+/// not a regular file or a folder (a FIFO, a device), with its name; a folder that cannot be
+/// read.
 pub fn xml_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    fn walk(
+        dir: &Path,
+        seen: &mut std::collections::HashSet<PathBuf>,
+        out: &mut Vec<PathBuf>,
+    ) -> anyhow::Result<()> {
+        let real = std::fs::canonicalize(dir)
+            .with_context(|| format!("フォルダ {} を読めません", dir.display()))?;
+        if !seen.insert(real) {
+            return Ok(());
+        }
         let mut found = Vec::new();
-        for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-            let p = e?.path();
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("xml")) {
+        let mut dirs = Vec::new();
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("フォルダ {} を読めません", dir.display()))?;
+        for e in entries {
+            let p = e
+                .with_context(|| format!("フォルダ {} を読めません", dir.display()))?
+                .path();
+            // A dangling link or an entry gone meanwhile: neither a folder nor an XML file.
+            let Ok(meta) = std::fs::metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                dirs.push(p);
+            } else if meta.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("xml"))
+            {
                 found.push(p);
             }
         }
         found.sort();
+        dirs.sort();
         out.extend(found);
+        for d in dirs {
+            walk(&d, seen, out)?;
+        }
         Ok(())
     }
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for p in paths {
-        if p.is_dir() {
-            walk(p, &mut out)?;
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            anyhow::bail!("{} does not exist", p.display());
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut seen, &mut out)?,
+            Ok(m) if m.is_file() => out.push(p.clone()),
+            Ok(_) => anyhow::bail!(
+                "{} は通常のファイルでもフォルダでもありません（FIFO やデバイスは読みません）",
+                p.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                anyhow::bail!("{} が見つかりません", p.display())
+            }
+            Err(e) => anyhow::bail!("{} を読めません: {}", p.display(), io_reason(&e)),
         }
     }
     Ok(out)
+}
+
+/// Why a file could not be read or written, in Japanese, for messages a clerk reads.
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => "見つかりません".into(),
+        PermissionDenied => "権限がありません".into(),
+        AlreadyExists => "同じ名前のファイルがすでにあります".into(),
+        StorageFull => "ディスクの空きがありません".into(),
+        ReadOnlyFilesystem => "読み取り専用の場所です".into(),
+        IsADirectory => "フォルダです".into(),
+        _ => format!("入出力エラー（{e}）"),
+    }
 }
 
 /// Runs `f` on every index below `n` on all cores; results in index order. Called from a task
@@ -283,8 +382,9 @@ fn on_threads<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
 /// The error list as CSV: UTF-8 with a BOM and CRLF, which Excel opens as Japanese text.
 pub fn errors_csv(errors: &[ErrorLine]) -> String {
     use crate::imports::csv_cell;
-    let mut out =
-        String::from("\u{feff}ファイル,様式番号,参照番号,患者氏名,項目ID,項目名,メッセージ\r\n");
+    let mut out = String::from(
+        "\u{feff}ファイル,ファイル内の順番,参照番号,患者氏名,項目ID,項目名,メッセージ\r\n",
+    );
     for e in errors {
         let sheet = e.sheet.to_string();
         let cells = [
@@ -310,19 +410,24 @@ pub fn public_key(hex_key: &str, what: &str) -> anyhow::Result<[u8; 32]> {
     Ok(k)
 }
 
+/// The sealer `args` ask for, if any; `today` is the real date (the key information's expiry).
 fn sealer(args: &CheckArgs, cat: &Catalogue, today: Date) -> anyhow::Result<Option<Sealer>> {
     let (Some(info), Some(hub), Some(user)) = (&args.key_info, &args.hub_key, &args.user_key)
     else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(info)
-        .with_context(|| format!("cannot read the key information {}", info.display()))?;
+    let text = std::fs::read_to_string(info).map_err(|e| {
+        anyhow::anyhow!("鍵情報 {} を読めません: {}", info.display(), io_reason(&e))
+    })?;
+    // The key information's expiry is a fact about the world, not about the sheets: it is
+    // checked against the real date whatever --today says.
     let to = KeyInfo::parse(&text)?.verify(&public_key(hub, "--hub-key")?, &today.to_string())?;
-    let by = UserKey::load(user).with_context(|| format!("the user key {}", user.display()))?;
+    let by = UserKey::load(user).with_context(|| format!("利用者の鍵 {}", user.display()))?;
     Ok(Some(Sealer {
         to,
         by,
         rule_pack_version: cat.version().to_string(),
+        partial: args.partial,
     }))
 }
 
@@ -340,17 +445,29 @@ pub fn run(args: CheckArgs) -> ExitCode {
 
 fn check(args: CheckArgs) -> anyhow::Result<bool> {
     let cat = super::rules::catalogue(args.pack.as_deref(), args.ministry_key.as_deref())?;
+    let real_today = crate::Clock::System.today_jst();
     let today = match &args.today {
-        Some(t) => {
-            Date::parse(t).ok_or_else(|| anyhow::anyhow!("--today {t:?} is not YYYY-MM-DD"))?
-        }
-        None => crate::Clock::System.today_jst(),
+        Some(t) => Date::parse(t)
+            .ok_or_else(|| anyhow::anyhow!("--today {t:?} は YYYY-MM-DD の日付ではありません"))?,
+        None => real_today,
     };
-    let sealer = sealer(&args, &cat, today)?;
+    let sealer = sealer(&args, &cat, real_today)?;
     if let Some(out) = &args.out {
-        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        std::fs::create_dir_all(out).map_err(|e| {
+            anyhow::anyhow!("出力先 {} を作れません: {}", out.display(), io_reason(&e))
+        })?;
     }
     let files = xml_files(&args.paths)?;
+    if files.is_empty() {
+        anyhow::bail!(
+            "XML ファイル（*.xml）が見つかりません: {}",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -375,7 +492,7 @@ fn check(args: CheckArgs) -> anyhow::Result<bool> {
                     patient: String::new(),
                     item: String::new(),
                     label: String::new(),
-                    message: format!("ファイルを読めません: {e}"),
+                    message: format!("ファイルを読めません: {}", io_reason(&e)),
                 }],
                 ..Default::default()
             },
@@ -384,23 +501,29 @@ fn check(args: CheckArgs) -> anyhow::Result<bool> {
         outcome
     });
     bar.finish_and_clear();
-    let (mut sheets, mut passed, mut sealed_count) = (0, 0, 0);
+    let (mut sheets, mut passed, mut sealed_count, mut already, mut partial) = (0, 0, 0, 0, 0);
     let mut errors = Vec::new();
     for o in outcomes {
         sheets += o.sheets;
         passed += o.passed;
+        partial += o.sealed_partial;
         errors.extend(o.errors);
         if let Some(dir) = &args.out {
             for (name, bytes) in o.sealed {
-                let path = dir.join(&name);
-                std::fs::write(&path, bytes)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                sealed_count += 1;
+                match write_new(&dir.join(&name), &bytes)? {
+                    Written::New => sealed_count += 1,
+                    Written::AlreadyThere => already += 1,
+                }
             }
         }
     }
-    std::fs::write(&args.csv, errors_csv(&errors))
-        .with_context(|| format!("cannot write {}", args.csv.display()))?;
+    std::fs::write(&args.csv, errors_csv(&errors)).map_err(|e| {
+        anyhow::anyhow!(
+            "エラー一覧 {} を書けません: {}",
+            args.csv.display(),
+            io_reason(&e)
+        )
+    })?;
     let summary = serde_json::json!({
         "tool_version": crate::imports::TOOL_VERSION,
         "rule_pack_version": cat.version(),
@@ -408,29 +531,79 @@ fn check(args: CheckArgs) -> anyhow::Result<bool> {
         "sheets": sheets,
         "passed": passed,
         "sealed": sealed_count,
+        "sealed_partial": partial,
+        "already_sealed": already,
         "errors": errors,
     });
-    std::fs::write(&args.json, serde_json::to_string_pretty(&summary)?)
-        .with_context(|| format!("cannot write {}", args.json.display()))?;
+    std::fs::write(&args.json, serde_json::to_string_pretty(&summary)?).map_err(|e| {
+        anyhow::anyhow!(
+            "エラー一覧 {} を書けません: {}",
+            args.json.display(),
+            io_reason(&e)
+        )
+    })?;
     println!(
-        "{} files, {sheets} sheets: {passed} passed, {} errors (rule pack {}){}",
+        "{} ファイル、{sheets} 件: 合格 {passed} 件、エラー {} 件（ルールパック {}）{}",
         files.len(),
         errors.len(),
         cat.version(),
-        if args.out.is_some() {
-            format!("; {sealed_count} sealed files written")
-        } else {
-            String::new()
+        match &args.out {
+            Some(dir) => format!(
+                "。暗号化ファイル {sealed_count} 件を {} に書き出しました{}{}",
+                dir.display(),
+                if partial > 0 {
+                    format!("（うち未完成の部分取込 {partial} 件）")
+                } else {
+                    String::new()
+                },
+                if already > 0 {
+                    format!("。同じ内容のファイルがすでにある {already} 件は書き直していません")
+                } else {
+                    String::new()
+                }
+            ),
+            None => String::new(),
         }
     );
     if !errors.is_empty() {
         println!(
-            "error list: {} and {}",
+            "エラー一覧: {} と {}",
             args.csv.display(),
             args.json.display()
         );
     }
     Ok(errors.is_empty())
+}
+
+/// What [`write_new`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    New,
+    /// A file of that name was there: sealed files are named by their sheet's content, so it
+    /// holds the same sheet; it was left as it was.
+    AlreadyThere,
+}
+
+/// Writes `bytes` to a new file at `path`, never over an existing one, and whole or not at
+/// all: into a temporary file beside it first, then linked to its name (which fails, leaving the
+/// existing file alone, when the name is taken).
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<Written> {
+    use std::io::Write;
+    let fail =
+        |e: std::io::Error| anyhow::anyhow!("{} を書けません: {}", path.display(), io_reason(&e));
+    if path.exists() {
+        return Ok(Written::AlreadyThere);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(fail)?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(Written::New),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(Written::AlreadyThere),
+        Err(e) => Err(fail(e.error)),
+    }
 }
 
 /// `nsdb key-info …`: the node's key information (鍵情報) for the check tool.

@@ -341,11 +341,21 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
-    if let Some(hub) = nodes.iter().find(|n| n.role() == NodeRole::Hub) {
-        let path = write_hub_config(&data, &hub.config)?;
+    for node in &nodes {
+        let path = write_node_config(&data, &node.config)?;
+        if node.role() == NodeRole::Hub {
+            println!(
+                "  research at the hub from the command line: nsdb research stats --config {0}; nsdb research export --config {0} --out DIR (docs/research.md)",
+                path.display()
+            );
+        }
+    }
+    let hub = nodes.iter().find(|n| n.role() == NodeRole::Hub);
+    let hospital = nodes.iter().find(|n| n.role() == NodeRole::Hospital);
+    if let (Some(hub), Some(hospital)) = (hub, hospital) {
+        let command = demo_check_tool(&data, hospital, hub).await?;
         println!(
-            "  research at the hub from the command line: nsdb research stats --config {0}; nsdb research export --config {0} --out DIR (docs/research.md)",
-            path.display()
+            "  一括登録: seal the sample XML with the check tool, then upload the .sealed files at 一括登録 as doctor (docs/check-tool.md):\n      {command}"
         );
     }
     if let Some(hospital) = nodes.iter().find(|n| n.role() == NodeRole::Hospital) {
@@ -644,13 +654,17 @@ async fn demo_paper(municipality: &Arc<Node>, data: &Path) -> anyhow::Result<Opt
     Ok(Some(path))
 }
 
-/// The name of the demo hub's configuration file, in the demo's data directory.
-pub const HUB_CONFIG: &str = "hub.toml";
+/// The demo node's configuration file, in the demo's data directory: `DATA/ROLE.toml`
+/// (`hub.toml`, `hospital.toml`, `municipality.toml`).
+pub fn config_file_name(role: NodeRole) -> String {
+    format!("{}.toml", role.as_str())
+}
 
-/// Writes the demo hub's configuration as a file (`DATA/hub.toml`, paths relative to it), so
-/// that the operator's commands (`nsdb research stats|export --config DATA/hub.toml`) run on
-/// the demo hub as on a real one. Returns its path.
-pub fn write_hub_config(data: &Path, config: &NodeConfig) -> anyhow::Result<PathBuf> {
+/// Writes a demo node's configuration as a file ([`config_file_name`], paths relative to it),
+/// so that the operator's commands (`nsdb research stats|export --config DATA/hub.toml`, `nsdb
+/// key-info request --config DATA/hospital.toml`, `nsdb user key …`) run on the demo's nodes as
+/// on real ones. Returns its path.
+pub fn write_node_config(data: &Path, config: &NodeConfig) -> anyhow::Result<PathBuf> {
     let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
     let relative = |p: &Path| {
         p.strip_prefix(data)
@@ -659,11 +673,14 @@ pub fn write_hub_config(data: &Path, config: &NodeConfig) -> anyhow::Result<Path
             .into_owned()
     };
     let KeySource::File(key) = &config.key else {
-        bail!("the demo hub's key is not in a file");
+        bail!(
+            "the demo {} node's key is not in a file",
+            config.role.as_str()
+        );
     };
     let text = format!(
-        "# The demo hub, as `nsdb demo` runs it (written by the demo; for nsdb research …).\n\
-         name = {}\nrole = \"hub\"\nlisten = {}\ndata_dir = {}\nkey_file = {}\n\n\
+        "# The demo {role} node, as `nsdb demo` runs it (written by the demo, for the operator's commands).\n\
+         name = {}\nrole = \"{role}\"\nlisten = {}\ndata_dir = {}\nkey_file = {}\n\n\
          [institution]\ncode = {}\nname = {}\n",
         quoted(&config.name),
         quoted(&config.listen.to_string()),
@@ -671,10 +688,60 @@ pub fn write_hub_config(data: &Path, config: &NodeConfig) -> anyhow::Result<Path
         quoted(&relative(key)),
         quoted(&config.institution.code),
         quoted(&config.institution.name),
+        role = config.role.as_str(),
     );
-    let path = data.join(HUB_CONFIG);
+    let path = data.join(config_file_name(config.role));
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// The check tool, ready to try on the demo: the hospital's key information signed by the demo
+/// hub (`DATA/check/hospital.keyinfo`, valid for a year), a check-tool key registered for the
+/// hospital's `doctor` (`DATA/check/doctor.key`), and one sample XML file per form the hospital
+/// writes most (`DATA/check/xml/`). Returns the command that seals them for 一括登録.
+pub async fn demo_check_tool(
+    data: &Path,
+    hospital: &Arc<Node>,
+    hub: &Arc<Node>,
+) -> anyhow::Result<String> {
+    let dir = data.join("check");
+    let xml = dir.join("xml");
+    std::fs::create_dir_all(&xml).with_context(|| format!("cannot create {}", xml.display()))?;
+    let today = hospital.clock.today_jst();
+    let expires = nsdb_rules::Date::new(today.year + 1, today.month, today.day.min(28))
+        .context("a date a year from today")?;
+    let hub_identity = nsdb_provisioning::NodeIdentity::load(&hub.config.identity_path())
+        .context("the demo hub's identity")?;
+    let info = crate::imports::key_info_request(&hospital.config, &expires.to_string())?
+        .sign(&hub_identity);
+    let info_path = dir.join("hospital.keyinfo");
+    std::fs::write(&info_path, info.to_text())
+        .with_context(|| format!("cannot write {}", info_path.display()))?;
+    let key_path = dir.join("doctor.key");
+    let key = match nsdb_provisioning::sealed::UserKey::load(&key_path) {
+        Ok(k) => k,
+        Err(_) => {
+            let _ = std::fs::remove_file(&key_path);
+            nsdb_provisioning::sealed::UserKey::create(&key_path)?
+        }
+    };
+    hospital.set_user_key("doctor", key.public_key()).await?;
+    for form in ["rinko-006", "rinko-002"] {
+        if let Some(f) = hospital.catalogue.form(form) {
+            let sample = nsdb_rules::xml::sample(f);
+            let path = xml.join(format!("{form}.xml"));
+            std::fs::write(&path, sample)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(format!(
+        "nsdb check {} --key-info {} --hub-key {} --user-key {} --out {}",
+        xml.display(),
+        info_path.display(),
+        info.hub_key,
+        key_path.display(),
+        dir.join("sealed").display()
+    ))
 }
 
 /// How many of the hospital's registered demo sheets the municipality's reviewer certifies with
@@ -823,8 +890,8 @@ mod tests {
             .find(|n| n.role == NodeRole::Hub)
             .unwrap();
         let config = config(dir.path(), &hub, "127.0.0.1:8440".parse().unwrap()).unwrap();
-        let path = write_hub_config(dir.path(), &config).unwrap();
-        assert_eq!(path, dir.path().join(HUB_CONFIG));
+        let path = write_node_config(dir.path(), &config).unwrap();
+        assert_eq!(path, dir.path().join("hub.toml"));
         let read = NodeConfig::from_file(&path).unwrap();
         assert_eq!(read.role, NodeRole::Hub);
         assert_eq!(read.data_dir, config.data_dir);

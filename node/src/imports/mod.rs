@@ -2,12 +2,14 @@
 //! 登録種別 一括, and sheets leave as XML in the same layout (データ出力).
 //!
 //! A sealed file (docs/sealed-files.md) is refused unless it was made with this node's rule pack,
-//! signed by the check-tool key of a registered user of the uploader's institution, sealed to
-//! this node's seal key, unchanged, and its one sheet passes the screen's checks (`Mode::Complete`)
-//! here again. An upload is one transaction, each file a savepoint in it: the sheet, the
-//! `imports` row that makes a second upload of the same bytes a no-op, and the audit entry; a
-//! refused file leaves only its audit entry. Must never log or audit a value, nor store a sheet
-//! it could not check.
+//! with key information that has not expired, signed by the check-tool key of a registered user
+//! of the uploader's institution, sealed to this node's seal key, unchanged, and its one sheet
+//! reads in the published layout. Its sheet is checked again here (`Mode::Complete`): a complete
+//! sheet and a partial one (部分取込: `nsdb check --partial`) both become drafts, and the row says
+//! how many items are left to fix on screen before 登録. An upload is one transaction, each file
+//! a savepoint in it: the sheet, the `imports` row that makes a second upload of the same sheet
+//! (the same bytes, or the same content sealed again: `cli::check::sheet_digest`) a no-op, and
+//! the audit entry; a refused file leaves only its audit entry. Must never log or audit a value.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -54,6 +56,14 @@ pub fn seal_key(config: &NodeConfig) -> anyhow::Result<SealKey> {
 /// recipient, valid until `expires` (YYYY-MM-DD). The hub signs it (`KeyInfo::sign_on_hub`)
 /// and hospitals import the signed file into the check tool.
 pub fn key_info_request(config: &NodeConfig, expires: &str) -> anyhow::Result<KeyInfo> {
+    let today = crate::Clock::System.today_jst();
+    match nsdb_rules::Date::parse(expires) {
+        None => anyhow::bail!("--expires {expires:?} は YYYY-MM-DD の日付ではありません"),
+        Some(d) if d < today => anyhow::bail!(
+            "--expires {expires} は過ぎた日付です（今日は {today}）。これから先の有効期限を指定してください"
+        ),
+        Some(_) => {}
+    }
     let identity = nsdb_provisioning::NodeIdentity::load_or_create(&config.identity_path())?;
     let seal = seal_key(config)?;
     Ok(KeyInfo::request(&identity, &config.name, &seal, expires)?)
@@ -78,6 +88,9 @@ pub struct ImportRow {
     pub duplicate: bool,
     /// The sheet created (or created by the earlier upload of the same file).
     pub sheet_id: Option<String>,
+    /// How many of the screen's check messages the imported draft still has (a partial file):
+    /// items to enter or correct on screen before 登録. 0 for a complete sheet.
+    pub pending_checks: usize,
 }
 
 /// The versions a file was made with, as its unencrypted header says.
@@ -167,6 +180,10 @@ pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// A file that opened and checked, ready to store.
 struct Ready {
     hash: String,
+    /// `cli::check::sheet_digest` of its sheet.
+    digest: String,
+    /// The check messages its sheet still has (a partial file); empty when complete.
+    pending: Vec<String>,
     signer: String,
     doctor: Option<u64>,
     form_id: String,
@@ -178,6 +195,8 @@ struct Staged {
     sheet: Sheet,
     id: String,
     hash: String,
+    digest: String,
+    pending: Vec<String>,
     signer: String,
 }
 
@@ -185,15 +204,16 @@ struct Staged {
 enum Outcome {
     /// Refused before storing: the row's message.
     Refused(String),
-    /// The same bytes were imported before, as this sheet; nothing new was stored.
+    /// The same bytes or the same sheet were imported before, as this sheet; nothing new was
+    /// stored.
     Duplicate(String),
-    /// Stored as this new sheet.
-    Imported(String),
+    /// Stored as this new sheet, with the check messages it still has.
+    Imported(String, Vec<String>),
 }
 
 /// Stores one staged file under a savepoint of the upload's transaction, unless the same file
-/// was imported before (by an earlier upload, or earlier in this one): then only the refusal's
-/// audit entry is written.
+/// or the same sheet was imported before (by an earlier upload, or earlier in this one): then
+/// only the refusal's audit entry is written.
 fn store_staged(
     tx: &mut rusqlite::Transaction<'_>,
     mut staged: Staged,
@@ -202,8 +222,11 @@ fn store_staged(
 ) -> Result<Outcome> {
     let sp = tx.savepoint()?;
     let earlier: Option<String> = sp
-        .prepare_cached("SELECT sheet_id FROM imports WHERE file_hash = ?1")?
-        .query_row([&staged.hash], |r| r.get(0))
+        .prepare_cached(
+            "SELECT sheet_id FROM imports WHERE file_hash = ?1
+             UNION ALL SELECT sheet_id FROM imports WHERE sheet_digest = ?2 LIMIT 1",
+        )?
+        .query_row([&staged.hash, &staged.digest], |r| r.get(0))
         .optional()?;
     let outcome = match earlier {
         Some(earlier) => {
@@ -222,15 +245,16 @@ fn store_staged(
         None => {
             store_sheet(&sp, &mut staged.sheet, "bulk", now)?;
             sp.prepare_cached(
-                "INSERT INTO imports (file_hash, sheet_id, user_id, signer, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO imports (file_hash, sheet_id, user_id, signer, at, sheet_digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 staged.hash,
                 staged.id,
                 uid as i64,
                 staged.signer,
-                now
+                now,
+                staged.digest
             ])?;
             audit::append(
                 &sp,
@@ -242,7 +266,7 @@ fn store_staged(
                     detail: None,
                 },
             )?;
-            Outcome::Imported(staged.id)
+            Outcome::Imported(staged.id, staged.pending)
         }
     };
     sp.commit()?;
@@ -399,6 +423,7 @@ impl Node {
                 imported: false,
                 duplicate: false,
                 sheet_id: None,
+                pending_checks: 0,
             };
             let hash = hex::encode(Sha256::digest(bytes));
             let staged = self
@@ -443,13 +468,25 @@ impl Node {
                 Outcome::Duplicate(earlier) => {
                     row.duplicate = true;
                     row.result =
-                        "このファイルは取込済みです。新しい臨床調査個人票・医療意見書は作成していません。"
+                        "このファイル（または同じ内容の様式）は取込済みです。新しい臨床調査個人票・医療意見書は作成していません。"
                             .into();
                     row.sheet_id = Some(earlier);
                 }
-                Outcome::Imported(id) => {
+                Outcome::Imported(id, pending) => {
                     row.imported = true;
-                    row.result = IMPORTED.into();
+                    row.pending_checks = pending.len();
+                    row.result = match pending.as_slice() {
+                        [] => IMPORTED.into(),
+                        [first, rest @ ..] => format!(
+                            "{IMPORTED}（一時保存）: 登録の前に画面で直す項目が{}件あります。{first}{}",
+                            pending.len(),
+                            if rest.is_empty() {
+                                String::new()
+                            } else {
+                                format!("（ほか{}件）", rest.len())
+                            }
+                        ),
+                    };
                     row.sheet_id = Some(id);
                 }
             }
@@ -472,6 +509,22 @@ impl Node {
         row: &mut ImportRow,
     ) -> std::result::Result<Ready, Refusal> {
         let header = sealed::peek(bytes).map_err(|e| Refusal::seal(&e))?;
+        let today = self.clock.today_jst();
+        if header.key_info_expires.is_empty() {
+            return Err(Refusal {
+                code: "key_info_unknown",
+                message: "このファイルには鍵情報の有効期限が記録されていません。最新のチェックツールで作り直してください。".into(),
+            });
+        }
+        if today.to_string() > header.key_info_expires {
+            return Err(Refusal {
+                code: "key_info_expired",
+                message: format!(
+                    "このファイルを作った鍵情報の有効期限（{}）が切れています。このノードの新しい鍵情報をチェックツールに設定して作り直してください。",
+                    header.key_info_expires
+                ),
+            });
+        }
         match version_order(&header.rule_pack_version, node_pack) {
             std::cmp::Ordering::Equal => {}
             std::cmp::Ordering::Less => {
@@ -528,25 +581,18 @@ impl Node {
                 message: format!("{}行{}列: {}", e.line, e.column, e.message),
             });
         }
-        let messages =
-            nsdb_rules::check(form, &sheet.values, Mode::Complete, self.clock.today_jst());
-        if let Some(m) = messages.first() {
-            let more = if messages.len() > 1 {
-                format!("（ほか{}件）", messages.len() - 1)
-            } else {
-                String::new()
-            };
-            return Err(Refusal {
-                code: "check",
-                message: format!("チェックエラー: {}{more}", m.text),
-            });
-        }
+        let pending = nsdb_rules::check(form, &sheet.values, Mode::Complete, today)
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
         let doctor = match signer.kind.map(UserKind::role) {
             Some(Role::Doctor) => Some(signer.user_id),
             _ => (p.role() == Role::Doctor).then_some(p.user_id),
         };
         Ok(Ready {
             hash,
+            digest: crate::cli::check::sheet_digest(&form.id, &sheet.values, &opened.signer),
+            pending,
             signer: hex::encode(opened.signer),
             doctor,
             form_id: form.id.clone(),
@@ -584,6 +630,8 @@ impl Node {
             sheet,
             id: id.to_string(),
             hash: ready.hash,
+            digest: ready.digest,
+            pending: ready.pending,
             signer: ready.signer,
         })
     }

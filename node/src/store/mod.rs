@@ -215,6 +215,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/018_research_pending.sql"),
     include_str!("../../migrations/019_responsible_holder.sql"),
     include_str!("../../migrations/020_name_search.sql"),
+    include_str!("../../migrations/021_import_digest.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -583,7 +584,8 @@ mod tests {
         (
             5,
             "INSERT INTO user_keys VALUES (1, 'abcd', 4);
-             INSERT INTO imports VALUES ('ff', 's-1', 1, 'abcd', 4);",
+             INSERT INTO imports (file_hash, sheet_id, user_id, signer, at)
+                 VALUES ('ff', 's-1', 1, 'abcd', 4);",
         ),
         (
             6,
@@ -642,6 +644,10 @@ mod tests {
             // 018_research_pending.sql: triggers only
             18,
             "INSERT OR IGNORE INTO research_pending VALUES ('s-1');",
+        ),
+        (
+            21,
+            "UPDATE imports SET sheet_digest = 'dd' WHERE file_hash = 'ff';",
         ),
     ];
 

@@ -34,6 +34,7 @@ fn sealer(cat: &Catalogue, node: &NodeIdentity, seal: &SealKey) -> anyhow::Resul
         to,
         by: UserKey::generate()?,
         rule_pack_version: cat.version().to_string(),
+        partial: false,
     })
 }
 
@@ -88,7 +89,7 @@ pub async fn check(opts: CheckBench) -> anyhow::Result<Vec<Figure>> {
     }
 
     // The node: sealed files to its own key, signed by a registered user, uploaded over HTTP.
-    let imported = import(opts, &samples, &cat).await?;
+    let imported = import(opts, &cat).await?;
     let mut figures = vec![
         Figure::from_runs("check", "read_check_seal_all_cores", "files/s", &all),
         Figure::from_runs("check", "read_check_seal_one_core", "files/s", &one),
@@ -105,11 +106,24 @@ pub async fn check(opts: CheckBench) -> anyhow::Result<Vec<Figure>> {
     Ok(figures)
 }
 
-async fn import(
-    opts: CheckBench,
-    samples: &[String],
-    cat: &Catalogue,
-) -> anyhow::Result<Vec<Figure>> {
+/// Each form's sample sheet with the patient's address ending in `tag`: a sheet of its own,
+/// since the node takes the same sheet twice as a duplicate.
+fn distinct_sample(cat: &Catalogue, i: usize, tag: &str) -> String {
+    let forms = cat.forms();
+    let form = &forms[i % forms.len()];
+    let mut values = nsdb_rules::xml::sample_values(form);
+    if let Some(address) = values.get_mut("patient.address") {
+        address.push_str(tag);
+    }
+    nsdb_rules::xml::write(&[nsdb_rules::xml::SheetOut {
+        form,
+        reference: None,
+        values: &values,
+    }])
+    .unwrap_or_default()
+}
+
+async fn import(opts: CheckBench, cat: &Catalogue) -> anyhow::Result<Vec<Figure>> {
     use axum::body::Body;
     use axum::http::{Request, StatusCode, header};
     use tower::ServiceExt;
@@ -138,7 +152,7 @@ async fn import(
             check_file(
                 cat,
                 &format!("r{run}_{i:06}.xml"),
-                samples[i % samples.len()].as_bytes(),
+                distinct_sample(cat, i, &format!(" {run}-{i}")).as_bytes(),
                 node.clock.today_jst(),
                 Some(&s),
             )

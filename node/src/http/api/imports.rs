@@ -2,7 +2,7 @@
 //! sealed files from the check tool (`POST /api/v1/imports`, multipart), and データ出力 of a
 //! sheet as XML in the published layout (`GET /api/v1/sheets/{id}/xml`).
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::http::AppState;
-use crate::http::shared::json::{ApiError, ErrorBody};
+use crate::http::shared::json::{ApiError, ApiMultipart, ErrorBody};
 use crate::http::shared::session::ApiSession;
 use crate::http::shared::upload::{MAX_UPLOAD_BYTES, read_upload};
 use crate::imports::{ImportReport, ImportRow, UploadVersions};
@@ -25,7 +25,7 @@ use crate::imports::{ImportReport, ImportRow, UploadVersions};
 async fn import(
     State(node): State<AppState>,
     s: ApiSession,
-    multipart: Multipart,
+    ApiMultipart(multipart): ApiMultipart,
 ) -> Result<Json<ImportReport>, ApiError> {
     let up = read_upload(multipart)
         .await

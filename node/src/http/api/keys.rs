@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::http::AppState;
-use crate::http::shared::json::{ApiError, ErrorBody};
+use crate::http::shared::json::{ApiError, ApiJson, ErrorBody};
 use crate::http::shared::session::ApiSession;
 use crate::sync_service::{self, Resolution, ResolveError, ResolvedRow, ResolvedSheet};
 
@@ -56,7 +56,7 @@ pub(crate) fn resolve_error(e: ResolveError) -> ApiError {
 async fn resolve(
     State(node): State<AppState>,
     s: ApiSession,
-    Json(req): Json<ResolveRequest>,
+    ApiJson(req): ApiJson<ResolveRequest>,
 ) -> Result<Json<Resolution>, ApiError> {
     sync_service::resolve(&node, &s.principal, &req.access_key, &req.birth_date)
         .await

@@ -5,7 +5,7 @@
 //! access and audit; never decides access itself.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::http::AppState;
-use crate::http::shared::json::{ApiError, ErrorBody};
+use crate::http::shared::json::{ApiError, ApiMultipart, ErrorBody};
 use crate::http::shared::session::ApiSession;
 use crate::http::shared::upload::read_upload;
 use crate::papers::{MAX_PDF_BYTES, PaperError, PaperRow, PaperUpload};
@@ -67,7 +67,7 @@ pub struct PaperEntered {
 async fn upload(
     State(node): State<AppState>,
     s: ApiSession,
-    multipart: Multipart,
+    ApiMultipart(multipart): ApiMultipart,
 ) -> Result<(StatusCode, Json<PaperCreated>), ApiError> {
     let up = read_upload(multipart)
         .await

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -11,7 +11,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::Node;
 use crate::http::AppState;
-use crate::http::shared::json::{ApiError, ApiJson, ErrorBody};
+use crate::http::shared::json::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::http::shared::session::ApiSession;
 use crate::sheets::{SheetDetail, SheetPage, SheetQuery, SheetRow};
 
@@ -88,7 +88,7 @@ fn form_summaries(node: &Node) -> Vec<FormSummary> {
 async fn list_sheets(
     State(node): State<AppState>,
     s: ApiSession,
-    Query(q): Query<SheetQuery>,
+    ApiQuery(q): ApiQuery<SheetQuery>,
 ) -> Result<Json<SheetPage>, ApiError> {
     Ok(Json(node.list_sheets(&s.principal, &q).await?))
 }

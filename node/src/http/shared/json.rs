@@ -131,3 +131,57 @@ where
         Ok(ApiJson(v))
     }
 }
+
+/// `multipart/form-data` extractor whose rejection is an `ApiError` (415 with the content type
+/// to use, instead of axum's plain-text 400).
+pub struct ApiMultipart(pub axum::extract::Multipart);
+
+impl<S> axum::extract::FromRequest<S> for ApiMultipart
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Multipart::from_request(req, state)
+            .await
+            .map(ApiMultipart)
+            .map_err(|r| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "not_multipart",
+                    format!(
+                        "multipart/form-data で送ってください（ファイルごとにファイル名を付けたパート）: {}",
+                        r.body_text()
+                    ),
+                )
+            })
+    }
+}
+
+/// Query-string extractor whose rejection is an `ApiError` (400 naming the parameter).
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|r| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_query",
+                    format!("検索条件が読めません: {}", r.body_text()),
+                )
+            })
+    }
+}
