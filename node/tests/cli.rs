@@ -765,3 +765,88 @@ fn rules_list_names_every_disease_by_its_number_and_the_judged_share() {
         "{last}"
     );
 }
+
+/// `nsdb user add --doctor-number`: only for doctors, checked, and the doctor's new sheets come
+/// with it filled in.
+#[tokio::test]
+async fn a_doctors_number_given_at_user_add_is_on_every_sheet_they_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port());
+    write_key(dir.path(), "ab", 0o600);
+    init(&config);
+    for (args, words) in [
+        (
+            [
+                "--login",
+                "c1",
+                "--name",
+                "事務 花子",
+                "--kind",
+                "clerk",
+                "--doctor-number",
+                "123",
+            ],
+            "指定医の利用者にだけ",
+        ),
+        (
+            [
+                "--login",
+                "d1",
+                "--name",
+                "医師 一郎",
+                "--kind",
+                "nanbyo_doctor",
+                "--doctor-number",
+                "12 34",
+            ],
+            "使えない文字",
+        ),
+    ] {
+        let out = user_add(&config, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(
+            err.contains("--doctor-number: ") && err.contains(words),
+            "{err}"
+        );
+    }
+    let out = user_add(
+        &config,
+        &[
+            "--login",
+            "d2",
+            "--name",
+            "医師 二郎",
+            "--kind",
+            "nanbyo_doctor",
+            "--doctor-number",
+            "１２３４５",
+            "--no-change-required",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let node = nsdb::Node::open(
+        nsdb::NodeConfig::from_file(&config).unwrap(),
+        nsdb::Clock::System,
+    )
+    .unwrap();
+    let doctor = node
+        .login("d2", "correct horse battery")
+        .await
+        .unwrap()
+        .principal;
+    let sheet = node
+        .create_sheet(&doctor, "rinko-006", &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        sheet.items.get("doctor.number").map(String::as_str),
+        Some("12345"),
+        "the number, folded to half-width, is filled in"
+    );
+}

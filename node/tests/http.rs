@@ -650,11 +650,26 @@ async fn a_value_longer_than_its_items_limit_or_a_sheet_past_its_ceiling_is_refu
                 ("csrf", &csrf),
                 ("action", "save"),
                 ("patient.address", &long),
+                ("patient.postal_code", "1000001"),
             ],
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("2000文字までです"), "{}", r.body);
+    // … in the editor again, with everything typed still in its fields: nothing is lost.
+    assert!(
+        r.body.contains("name=\"action\""),
+        "the editor, not the view: {}",
+        r.body
+    );
+    assert!(
+        r.body.contains(&long),
+        "the long value is still in its field"
+    );
+    assert!(
+        r.body.contains("value=\"1000001\""),
+        "the other typed values too"
+    );
 
     // A sheet whose document grew past the ceiling before the limits (or by a path around
     // them) takes no further save, and says why.
@@ -738,6 +753,59 @@ async fn the_judgment_from_the_editor_judges_the_values_on_the_screen() {
     assert!(screen.body.contains("基準を満たす<"), "{}", screen.body);
     let after = t.node.get_sheet(&doctor, &id).await.unwrap();
     assert_eq!(after.items["severity.hoehn_yahr"], "1", "nothing was saved");
+
+    // A value that fails its own check (Hoehn-Yahr has no stage 9) is judged as blank, and
+    // the page names it with the check's message instead of judging from it.
+    let invalid = c
+        .form(
+            &format!("/sheets/{id}/judgment"),
+            &[
+                ("csrf", &csrf),
+                ("_version", "x"),
+                ("severity.hoehn_yahr", "9"),
+                ("severity.life_function", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::OK, "{}", invalid.body);
+    assert!(
+        invalid.body.contains("未入力として判定しています"),
+        "{}",
+        invalid.body
+    );
+    assert!(!invalid.body.contains("基準を満たす<"), "{}", invalid.body);
+}
+
+/// 一次判定表示 on a form that judges nothing (記載のみ) says so, instead of "no disagreement".
+#[tokio::test]
+async fn the_judgment_of_a_record_only_form_says_it_is_not_judged() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let form = t
+        .node
+        .catalogue
+        .forms()
+        .iter()
+        .find(|f| f.level() == nsdb_rules::FormLevel::RecordOnly)
+        .expect("a 記載のみ form")
+        .id
+        .clone();
+    let id = t
+        .node
+        .create_sheet(&doctor, &form, &Default::default())
+        .await
+        .unwrap()
+        .row
+        .id;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let page = c.get(&format!("/sheets/{id}/judgment")).await;
+    assert!(
+        page.body.contains("機械判定の対象ではありません"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("不一致はありません"), "{}", page.body);
 }
 
 /// The API states the version it edits: two clients on one version each keep what they
@@ -823,7 +891,7 @@ async fn api_saves_state_their_version_and_conflicts_come_back_with_both_values(
     assert!(r.status.is_client_error(), "{}", r.body);
 }
 
-/// The new-sheet page finds any of the 1,145 diseases by name, 別名 or 告示番号 (full-width
+/// The new-sheet page finds any of the 1,150 diseases by name, 別名 or 告示番号 (full-width
 /// digits too), lists the diseases with their own forms before anything is typed, and says
 /// plainly what the rules do for each form, there and in the editor.
 #[tokio::test]

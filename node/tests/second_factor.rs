@@ -733,10 +733,11 @@ async fn a_save_after_the_session_ended_is_kept_through_the_code_page() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), format!("/sheets/{id}/edit"));
+    let page = c.get(r.location()).await;
     assert!(
-        r.location().contains("saved_after_login"),
-        "{}",
-        r.location()
+        page.body.contains("入力した内容を一時保存しました"),
+        "the editor says the held form was saved"
     );
     assert!(
         c.get(&format!("/sheets/{id}"))

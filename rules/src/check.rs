@@ -85,6 +85,9 @@ pub(crate) fn check_in(
 ) -> Vec<Message> {
     let compiled = &form.compiled.0;
     let mut out = Vec::new();
+    // Items whose value fails its own check: their message says so, and no rule comparing them
+    // with another item speaks of them too (an impossible date is not also "before" another).
+    let mut invalid: Vec<&str> = Vec::new();
     for item in form.items() {
         let v = values.get(&item.id).map(String::as_str).unwrap_or("");
         let required = item.required
@@ -102,7 +105,13 @@ pub(crate) fn check_in(
                 format!("{}を{verb}してください。", item.label)
             })
         } else {
-            value::problem(item, v, today).or_else(|| not_before(form, item, v, values))
+            match value::problem(item, v, today) {
+                Some(problem) => {
+                    invalid.push(&item.id);
+                    Some(problem)
+                }
+                None => not_before(form, item, v, values, today),
+            }
         };
         if let Some(text) = text {
             let mut items = vec![item.id.clone()];
@@ -115,6 +124,9 @@ pub(crate) fn check_in(
         }
     }
     for (rule, e) in form.rules.iter().zip(&compiled.rules) {
+        if rule.items.iter().any(|i| invalid.contains(&i.as_str())) {
+            continue;
+        }
         if e.truth(ctx) == Truth::True {
             let items = form
                 .items()
@@ -131,15 +143,23 @@ pub(crate) fn check_in(
 }
 
 /// A date or year-month earlier than the item it may not precede (compared on the shorter of
-/// the two, so a year-month of onset is compared with the birth month).
+/// the two, so a year-month of onset is compared with the birth month). Nothing when the other
+/// item's value fails its own check: its own message says so.
 fn not_before(
     form: &FormDef,
     item: &ItemDef,
     v: &str,
     values: &BTreeMap<String, String>,
+    today: Date,
 ) -> Option<String> {
     let other_id = item.not_before.as_ref()?;
     let other = values.get(other_id).filter(|o| !o.is_empty())?;
+    if form
+        .item(other_id)
+        .is_some_and(|o| value::problem(o, other, today).is_some())
+    {
+        return None;
+    }
     let n = v.len().min(other.len());
     let (a, b) = (v.get(..n)?, other.get(..n)?);
     let label = form
@@ -147,4 +167,49 @@ fn not_before(
         .map(|i| i.label.as_str())
         .unwrap_or(other_id);
     (a < b).then(|| format!("「{}」が「{label}」より前になっています。", item.label))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Catalogue;
+
+    /// An impossible date gets its own message only: not also "before" or "after" another date,
+    /// whichever side of the comparison it is on.
+    #[test]
+    fn an_impossible_date_is_not_also_out_of_order() {
+        let cat = Catalogue::builtin().unwrap();
+        let form = cat.form("rinko-006").unwrap();
+        let today = Date::new(2026, 4, 1).unwrap();
+        let texts = |pairs: &[(&str, &str)]| -> Vec<String> {
+            let values = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            check(form, &values, Mode::Draft, today)
+                .into_iter()
+                .map(|m| m.text)
+                .collect()
+        };
+        // Written before birth is out of order; with an impossible birth date it is not.
+        let ordered = texts(&[
+            ("patient.birth_date", "2000-01-01"),
+            ("doctor.written_date", "1999-01-01"),
+        ]);
+        assert!(
+            ordered
+                .iter()
+                .any(|t| t.contains("より前") || t.contains("より後")),
+            "{ordered:?}"
+        );
+        for bad in ["2000-02-31", "2000-13-01"] {
+            let found = texts(&[
+                ("patient.birth_date", bad),
+                ("doctor.written_date", "1999-01-01"),
+                ("basic.onset", "1998-01"),
+            ]);
+            assert_eq!(found.len(), 1, "{bad}: {found:?}");
+            assert!(!found[0].contains("より"), "{bad}: {found:?}");
+        }
+    }
 }

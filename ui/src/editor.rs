@@ -49,8 +49,6 @@ pub struct EditorView<'a> {
     pub meta: SheetMeta<'a>,
     pub values: &'a BTreeMap<String, String>,
     pub messages: &'a [Message],
-    /// A notice after saving, e.g. "一時保存しました。".
-    pub notice: Option<&'a str>,
     /// Why the last action could not be done.
     pub problem: Option<&'a str>,
     /// Carried-forward items not yet confirmed or changed.
@@ -257,7 +255,7 @@ fn meta_line(form: &FormDef, meta: &SheetMeta<'_>) -> Markup {
                 (form.level().label()) span.hint { "（" (level_text(form)) "）" }
             }
             dt { "アクセスキー" } dd { (meta.access_key.unwrap_or("未発行")) }
-            dt { "様式版" } dd { (meta.form_version) }
+            dt { "様式版" } dd { (crate::form_version_label(meta.form_version)) }
             dt { "最終更新" } dd { (meta.updated) }
             @if let Some(d) = meta.doctor { dt { "指定医" } dd { (d) } }
             @if let Some(a) = meta.assignee { dt { "担当" } dd { (a) } }
@@ -469,7 +467,6 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
         html! {
             (meta_line(v.form, &v.meta))
             @if let Some(w) = v.workflow { (workflow_summary(w)) }
-            @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
             @if let Some(r) = v.renewal { (renewal_notice(ctx, r)) }
             @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
@@ -586,7 +583,7 @@ fn view_toolbar(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             a.button href={ "/sheets/" (id) "/print?masked=1" } target="_blank" { "帳票出力（審査会用・個人情報マスク）" }
             a.button href={ "/sheets/" (id) "/diff" } { "差異" }
             a.button href={ "/sheets/" (id) "/history" } { "履歴" }
-            a.button href={ "/sheets/" (id) "/export" } { "データ出力" }
+            a.button href={ "/sheets/" (id) "/xml" } title="XML（公開レイアウト）で保存" { "データ出力" }
         }
     }
 }
@@ -599,7 +596,6 @@ pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
         html! {
             (meta_line(v.form, &v.meta))
             @if let Some(w) = v.workflow { (workflow_summary(w)) }
-            @if let Some(n) = v.notice { p.notice role="status" { (n) } }
             @if let Some(n) = v.problem { p.error role="alert" { (n) } }
             @if let Some(c) = v.conflicts { (crate::conflicts::panel(c)) }
             @if let Some(q) = v.inquiries { (crate::review::inquiry_panel(q)) }

@@ -17,6 +17,9 @@ pub struct JudgmentLine {
     /// 軽症高額該当, when the form carries it.
     pub high_cost: String,
     pub unverified: Vec<String>,
+    /// Items this judgment reads whose value fails the item's own checks: (label, the check's
+    /// message). They were judged as if blank.
+    pub invalid: Vec<(String, String)>,
 }
 
 /// The judgment window's data.
@@ -30,6 +33,11 @@ pub struct JudgmentView {
     pub messages: Vec<String>,
     /// Calculated values (label, value).
     pub derived: Vec<(String, String)>,
+    /// The form's level (記載のみ / チェック / 機械判定): only a 機械判定 form is judged, so only
+    /// there does "no disagreement" mean anything.
+    pub level: String,
+    /// Whether the form judges anything from its items (a 機械判定 form).
+    pub judged: bool,
 }
 
 pub fn judgment(ctx: &PageContext<'_>, v: &JudgmentView) -> Markup {
@@ -39,7 +47,11 @@ pub fn judgment(ctx: &PageContext<'_>, v: &JudgmentView) -> Markup {
         html! {
             // The rules' version is for support staff reading the page, not for the doctor.
             p.help data-rules-version=(v.rules_version) { "一次判定は参考です。一致しない場合も登録できます。" }
-            @if v.messages.is_empty() {
+            @if !v.judged {
+                p.notice role="status" {
+                    "この様式（" (v.level) "）は機械判定の対象ではありません。診断のカテゴリー・重症度は指定医の選択のとおりで、入力内容との照合はしていません。"
+                }
+            } @else if v.messages.is_empty() {
                 p.notice role="status" { "入力内容と診断基準・重症度分類の間に不一致はありません。" }
             } @else {
                 section.messages role="alert" {
@@ -57,6 +69,14 @@ pub fn judgment(ctx: &PageContext<'_>, v: &JudgmentView) -> Markup {
                             td { (l.selected) }
                             td { (l.criteria) }
                             td { (l.high_cost) }
+                        }
+                        @if !l.invalid.is_empty() {
+                            tr.invalid { td colspan="5" {
+                                p.error role="alert" {
+                                    "次の項目は値が正しくないため、未入力として判定しています。直してから判定し直してください。"
+                                }
+                                ul { @for (label, why) in &l.invalid { li { strong { (label) } ": " (why) } } }
+                            } }
                         }
                         @if !l.unverified.is_empty() {
                             tr { td colspan="5" { span.help {

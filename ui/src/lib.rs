@@ -277,6 +277,32 @@ pub fn held_fields(fields: &[(String, String)]) -> Markup {
     }
 }
 
+/// 様式版 as a person reads it: a form with its own form file shows its version (`2023.04`); a
+/// form made from the official disease list, which records the doctor's own selections and has
+/// no form file of its own, has the version `list-DATE` and shows as 共通様式（疾病一覧 DATE）.
+pub fn form_version_label(version: &str) -> String {
+    match version.strip_prefix("list-") {
+        Some(date) => format!("共通様式（疾病一覧 {date}）"),
+        None => version.to_string(),
+    }
+}
+
+/// What each 様式の水準 means, for the legend under the new-sheet list.
+pub const FORM_LEVELS: [(&str, &str); 3] = [
+    (
+        "機械判定",
+        "入力内容から診断のカテゴリー・重症度を判定し、指定医の選択と照合します（一次判定表示）。",
+    ),
+    (
+        "チェック",
+        "疾病ごとの項目と入力チェックがあります。判定は指定医の選択のとおりです。",
+    ),
+    (
+        "記載のみ",
+        "共通の項目と、診断のカテゴリー・重症度の指定医の選択を記録します。疾病ごとのチェック・判定はありません。",
+    ),
+];
+
 /// One selectable form on the new-sheet page.
 #[derive(Debug, Clone)]
 pub struct FormChoice<'a> {
@@ -315,9 +341,14 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
             form.search method="get" action="/sheets/new" role="search" {
                 label for="q" { "病名・別名・告示番号" }
                 input #q type="search" name="q" value=(picker.query) autofocus
-                    autocomplete="off" placeholder="例: パーキンソン、6、潰瘍性";
+                    autocomplete="off" placeholder="例: パーキンソン、6、潰瘍性"
+                    aria-describedby="q-hint";
                 button type="submit" { "検索" }
                 @if !picker.query.is_empty() { a href="/sheets/new" { "クリア" } }
+            }
+            p.hint #q-hint {
+                "病名は書かれている文字（漢字・カタカナ）のまま探します。漢字の読みがな（例: かいよう）では見つかりません。"
+                "告示番号、小慢の番号（例: 12-04-014）、ALS・SLE などの略称でも探せます。"
             }
             @if picker.query.is_empty() {
                 p.hint {
@@ -339,7 +370,7 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                                 td { (nsdb_rules::form::disease_number(f.id, f.kokuji, f.eda)) }
                                 td { (f.disease) }
                                 td { (f.level) }
-                                td { (f.version) }
+                                td { (form_version_label(f.version)) }
                                 td {
                                     form method="post" action="/sheets" {
                                         input type="hidden" name="csrf" value=(ctx.csrf);
@@ -354,6 +385,11 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                 }
                 @if picker.more > 0 {
                     p.hint { "ほか" (picker.more) "件あります。検索語を絞り込んでください。" }
+                }
+                dl.legend aria-label="様式の水準" {
+                    @for (level, meaning) in FORM_LEVELS {
+                        dt { (level) } dd { (meaning) }
+                    }
                 }
             }
         },

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::accounts::policy::{Action, Principal, Target, UserKind, authorize};
+use crate::accounts::policy::{Action, Principal, Role, Target, UserKind, authorize};
 use crate::audit;
 use crate::{Error, Node, Result};
 
@@ -433,6 +433,73 @@ pub fn check_new_user(
 }
 
 pub use password_rule::MIN_PASSWORD_CHARS;
+
+/// The most characters a 指定医番号 may have: the sheets' item has no official length (its
+/// form file marks the digits as unverified), so this only bounds what a typing slip can store.
+pub const DOCTOR_NUMBER_MAX_CHARS: usize = 20;
+
+/// Checks a 指定医番号 given for a new account: doctors only (`kind.role()` is Doctor), trimmed,
+/// full-width digits and letters folded to half-width (NFKC, as the sheets' text items), not
+/// empty, at most [`DOCTOR_NUMBER_MAX_CHARS`] characters, letters, digits and `-` only. Returns
+/// the number as stored. Errors name the rule, in Japanese.
+pub fn check_doctor_number(kind: UserKind, number: &str) -> std::result::Result<String, String> {
+    use unicode_normalization::UnicodeNormalization;
+    if kind.role() != Role::Doctor {
+        return Err(format!(
+            "指定医番号は指定医の利用者にだけ設定できます（「{}」には設定できません）。",
+            kind.label()
+        ));
+    }
+    let n: String = number.trim().nfkc().collect();
+    if n.is_empty() {
+        return Err("指定医番号が空です。".into());
+    }
+    let len = n.chars().count();
+    if len > DOCTOR_NUMBER_MAX_CHARS {
+        return Err(format!(
+            "指定医番号は{DOCTOR_NUMBER_MAX_CHARS}文字までです（{len}文字あります）。"
+        ));
+    }
+    if let Some(c) = n.chars().find(|c| !(c.is_alphanumeric() || *c == '-')) {
+        return Err(format!(
+            "指定医番号に使えない文字「{c}」があります（文字・数字・ハイフンのみ）。"
+        ));
+    }
+    Ok(n)
+}
+
+/// Sets the 指定医番号 of the account `id` (checked by [`check_doctor_number`] first), which new
+/// sheets the doctor starts are prefilled with. Audited (`user_doctor_number_set`; the number
+/// itself is not in the audit).
+pub async fn set_doctor_number(node: &Node, id: u64, number: &str) -> Result<()> {
+    let number = number.to_string();
+    let now = node.clock.now_ms();
+    node.store
+        .write(move |c| {
+            let tx = c.transaction()?;
+            let n = tx.execute(
+                "UPDATE users SET doctor_number = ?1 WHERE id = ?2",
+                rusqlite::params![number, id as i64],
+            )?;
+            if n == 0 {
+                return Err(Error::Invalid(format!("利用者（id {id}）がいません。")));
+            }
+            let target = id.to_string();
+            audit::append(
+                &tx,
+                audit::Entry {
+                    at_ms: now,
+                    user: None,
+                    action: "user_doctor_number_set",
+                    target: Some(&target),
+                    detail: None,
+                },
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+}
 
 /// Adds a user at `institution` (default: the node's own), with a password that meets
 /// [`password_rule::check`]. The addition is audited.

@@ -259,6 +259,10 @@ enum UserCommand {
         /// The department (診療科), if any.
         #[arg(long)]
         department: Option<String>,
+        /// The doctor's 指定医番号, prefilled into every sheet they start (doctor kinds only;
+        /// otherwise the number the doctor first types on a sheet is kept).
+        #[arg(long, value_name = "NUMBER")]
+        doctor_number: Option<String>,
         /// Let the user keep this password. Without it, the user can do nothing after signing
         /// in but change it (パスワード変更), since the operator knows it.
         #[arg(long)]
@@ -589,6 +593,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     institution,
                     institution_name,
                     department,
+                    doctor_number,
                     no_change_required,
                 },
         } => {
@@ -634,6 +639,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 department.as_deref(),
             )
             .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field()))?;
+            let doctor_number = doctor_number
+                .map(|n| crate::accounts::check_doctor_number(kind, &n))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--doctor-number: {e}"))?;
             let node = crate::Node::open(config, crate::Clock::System)?;
             if let (Some(code), Some(name)) = (&institution, &institution_name) {
                 crate::accounts::name_institution(&node, code, name, "hospital").await?;
@@ -648,6 +657,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &password,
             )
             .await?;
+            if let Some(number) = &doctor_number {
+                crate::accounts::set_doctor_number(&node, id, number).await?;
+            }
             if !no_change_required {
                 node.require_password_change(&login).await?;
             }
@@ -685,14 +697,33 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 },
         } => {
             let node = open_existing(&config, "user key")?;
-            let key = match (&out, &public_key) {
-                (_, Some(hex)) => check::public_key(hex, "--public-key")?,
-                (Some(out), None) => nsdb_provisioning::sealed::UserKey::create(out)?.public_key(),
+            // A new key is registered first and written after, so that a refused login leaves
+            // no key file behind.
+            let (key, new) = match (&out, &public_key) {
+                (_, Some(hex)) => (check::public_key(hex, "--public-key")?, None),
+                (Some(out), None) => {
+                    if out.exists() {
+                        anyhow::bail!(
+                            "{} はすでにあります。鍵ファイルは上書きしません。別の名前を指定してください。",
+                            out.display()
+                        );
+                    }
+                    let key = nsdb_provisioning::sealed::UserKey::generate()?;
+                    (key.public_key(), Some((out, key)))
+                }
                 (None, None) => anyhow::bail!(
                     "--out FILE（新しい鍵ファイルを作る）か --public-key HEX（他で作った鍵の公開鍵）のどちらかを指定してください。"
                 ),
             };
             node.set_user_key(&login, key).await?;
+            if let Some((out, key)) = new {
+                key.write(out).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{login} の鍵は登録しましたが {} に書き出せませんでした（{e}）。書き出せる場所を指定してやり直してください（登録し直します）",
+                        out.display()
+                    )
+                })?;
+            }
             if let Some(out) = out {
                 println!(
                     "{login} のチェックツール用の鍵を {} に書き出し（モード 600）、登録しました。チェックツールを使う端末に移してください。",

@@ -237,7 +237,7 @@ mod tests {
             .replace("Hoehn-Yahr", "Hoehn-Yahl");
         std::fs::write(&out, text).unwrap();
         let err = format!("{:#}", catalogue(Some(&out), Some(&public)).unwrap_err());
-        assert!(err.contains("changed after signing"), "{err}");
+        assert!(err.contains("署名の後に変更されたか壊れています"), "{err}");
         let err = format!(
             "{:#}",
             catalogue(Some(&dir.path().join("missing.pack")), Some(&public)).unwrap_err()

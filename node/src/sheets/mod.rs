@@ -1206,8 +1206,9 @@ impl Node {
     }
 
     /// 自動入力: stores every calculated item (BMI, totals, indices) as the rules derive it from
-    /// the values entered, as an edit by the user.
-    pub async fn autofill(&self, p: &Principal, id: &str) -> Result<SheetDetail> {
+    /// the values entered, as an edit by the user. Returns the sheet and what was filled: how
+    /// many calculated items now have a value, of how many the form has.
+    pub async fn autofill(&self, p: &Principal, id: &str) -> Result<(SheetDetail, Autofilled)> {
         let (d, ev) = self.evaluate_sheet(p, id).await?;
         let form = self.form(&d.row.form_id)?;
         // Calculated items that no longer can be calculated are cleared, not left stale.
@@ -1215,9 +1216,22 @@ impl Node {
             .calculated_items()
             .map(|i| (i.id.clone(), String::new()))
             .collect();
+        let filled = Autofilled {
+            calculated: ev.derived.values().filter(|v| !v.is_empty()).count(),
+            of: changes.len(),
+        };
         changes.extend(ev.derived);
-        self.update_sheet(p, id, &changes).await
+        Ok((self.update_sheet(p, id, &changes).await?, filled))
     }
+}
+
+/// What 自動入力 filled ([`Node::autofill`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Autofilled {
+    /// Calculated items that have a value now.
+    pub calculated: usize,
+    /// Calculated items the form has.
+    pub of: usize,
 }
 
 /// The unconfirmed carried-forward items of a sheet.

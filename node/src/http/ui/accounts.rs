@@ -79,13 +79,23 @@ async fn resume_save(node: &AppState, token: &str, sheet_id: &str, body: &str) -
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
     fields.retain(|k, _| k != "csrf" && k != "action" && !k.starts_with('_'));
-    match node
+    let text = match node
         .update_sheet_since(&principal, sheet_id, &version, &fields)
         .await
     {
-        Ok(_) => format!("{back}?notice=saved_after_login"),
-        Err(_) => format!("{back}?notice=not_saved_after_login"),
+        Ok(_) => "ログインし直したので、入力した内容を一時保存しました。",
+        Err(_) => {
+            "ログインし直しましたが、入力した内容を保存できませんでした。この臨床調査個人票・医療意見書を編集できる利用者か確認してください。"
+        }
+    };
+    // Shown once on the editor, never from the address (docs/security.md).
+    if let Err(e) = node
+        .set_flash(token, &crate::accounts::Flash::text(text))
+        .await
+    {
+        tracing::warn!(target: "nsdb::http", error = %e, "the notice after sign-in was not kept");
     }
+    back
 }
 
 async fn login_submit(State(node): State<AppState>, jar: CookieJar, body: Bytes) -> Response {

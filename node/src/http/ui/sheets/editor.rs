@@ -5,6 +5,8 @@
 //! then takes the action, and answers with a redirect (so reloading never repeats an action) or,
 //! when the action is refused, with the editor showing why.
 
+use std::collections::BTreeMap;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -28,14 +30,10 @@ pub(super) fn title(node: &Node, d: &SheetDetail) -> String {
     }
 }
 
-/// What a notice code in the URL says after a redirect.
+/// What the notice of an action says (shown once on the next page: [`notice_then`]).
 fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
         "saved" => "一時保存しました。",
-        "saved_after_login" => "ログインし直したので、入力した内容を一時保存しました。",
-        "not_saved_after_login" => {
-            "ログインし直しましたが、入力した内容を保存できませんでした。この臨床調査個人票・医療意見書を編集できる利用者か確認してください。"
-        }
         "checked" => "チェックしました。指摘はありません。",
         "registered" => {
             "登録しました。アクセスキーは上の欄と帳票に表示されます（修正後の再登録でも同じキーです）。"
@@ -47,6 +45,10 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "pulled" => "引き戻しました。",
         "confirmed" => "前回値を確認済みにしました。",
         "calculated" => "自動計算の項目を入力しました。",
+        "nothing_calculated" => {
+            "自動計算できた項目はありません。計算に使う項目（身長・体重、各スコアなど）を入力してから、もう一度押してください。"
+        }
+        "no_calculation" => "この様式には自動計算の項目がありません。",
         "amending" => {
             "修正のため一時保存に戻しました。アクセスキーは変わりません。直したら、もう一度登録してください。"
         }
@@ -55,9 +57,15 @@ fn notice_text(code: &str) -> Option<&'static str> {
     })
 }
 
+/// The answer to an editor action that succeeded: its notice ([`notice_text`]) kept as the
+/// session's one-time notice, and a redirect to `to` (`page::done_then`). The notice is never
+/// in the address, so a crafted link cannot show one.
+async fn notice_then(node: &Node, s: &UiSession, to: &str, code: &str) -> Response {
+    crate::http::shared::page::done_then(node, s, to, notice_text(code).unwrap_or_default()).await
+}
+
 #[derive(Deserialize, Default)]
 struct PageQuery {
-    notice: Option<String>,
     check: Option<u8>,
     /// 日付の表示: `wareki` or `western`.
     dates: Option<String>,
@@ -177,9 +185,25 @@ async fn render(
     id: &str,
     editing: bool,
     mode: Mode,
-    notice: Option<&str>,
     problem: Option<&str>,
     wareki: bool,
+) -> Response {
+    render_typed(node, s, id, editing, mode, problem, wareki, None).await
+}
+
+/// [`render`], with `typed`: values the user posted that were not saved (a save refused), shown
+/// in their fields instead of the stored ones, so that nothing typed is lost. When the sheet can
+/// no longer be edited, the view shows the problem instead of an error page.
+#[allow(clippy::too_many_arguments)]
+async fn render_typed(
+    node: &Node,
+    s: &UiSession,
+    id: &str,
+    editing: bool,
+    mode: Mode,
+    problem: Option<&str>,
+    wareki: bool,
+    typed: Option<&BTreeMap<String, String>>,
 ) -> Response {
     let ctx = Ctx::new(node, s);
     let d = match crate::http::shared::sheet::sheet_detail(node, &s.principal, id, mode).await {
@@ -202,6 +226,7 @@ async fn render(
         return error_page(Some(&ctx), Error::UnknownForm(d.row.form_id.clone()));
     };
     let offered = Offered::for_user(&s.principal, &d.row);
+    let editing = editing && (offered.edit || typed.is_none());
     if editing && !offered.edit {
         let why = if d.row.status == status::APPROVED {
             Error::Invalid(
@@ -217,6 +242,14 @@ async fn render(
     } else {
         Vec::new()
     };
+    let mut values = d.items.clone();
+    if let Some(typed) = typed.filter(|_| editing) {
+        for (k, v) in typed {
+            if form.item(k).is_some() {
+                values.insert(k.clone(), v.clone());
+            }
+        }
+    }
     let updated = format_ms(d.row.updated_at_ms);
     let key = printed_key(&d.row);
     let conflicts = super::conflicts::conflict_panel(node, s, id, form, editing).await;
@@ -242,9 +275,8 @@ async fn render(
             assignee: d.row.assignee_name.as_deref(),
             doctor: d.row.doctor_name.as_deref(),
         },
-        values: &d.items,
+        values: &values,
         messages: &d.messages,
-        notice,
         problem,
         carried: &d.carried,
         conflicts: conflicts.as_ref(),
@@ -280,10 +312,8 @@ async fn view_sheet(
     State(node): State<AppState>,
     s: UiSession,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
 ) -> Response {
-    let notice = q.notice.as_deref().and_then(notice_text);
-    render(&node, &s, &id, false, Mode::Draft, notice, None, false).await
+    render(&node, &s, &id, false, Mode::Draft, None, false).await
 }
 
 async fn edit_sheet(
@@ -305,8 +335,7 @@ async fn edit_sheet(
     } else {
         Mode::Draft
     };
-    let notice = q.notice.as_deref().and_then(notice_text);
-    let page = render(&node, &s, &id, true, mode, notice, None, wareki).await;
+    let page = render(&node, &s, &id, true, mode, None, wareki).await;
     with_date_style(page, chosen)
 }
 
@@ -420,8 +449,20 @@ async fn save_and_act(
     let wareki = wareki || chosen.is_some();
     if let Err(e) = saved {
         return match e {
+            // Refused (a value too long, a sheet no longer editable): the editor again with
+            // what was typed in its fields and the reason, nothing lost.
             Error::Invalid(why) => {
-                render(node, s, &id, false, Mode::Draft, None, Some(&why), wareki).await
+                render_typed(
+                    node,
+                    s,
+                    &id,
+                    true,
+                    Mode::Draft,
+                    Some(&why),
+                    wareki,
+                    Some(&fields),
+                )
+                .await
             }
             // A fault on the server's side (a full disk, a damaged database): the typed values
             // stay on the page, ready to be posted again.
@@ -431,34 +472,51 @@ async fn save_and_act(
     }
     let step = match action.as_str() {
         "save" => {
-            return Redirect::to(&format!("/sheets/{id}/edit?notice=saved{back_to}"))
-                .into_response();
+            return notice_then(node, s, &format!("/sheets/{id}/edit{back_to}"), "saved").await;
         }
         "check" => {
             let first = match node.get_sheet_checked(p, &id, Mode::Complete).await {
                 Ok(d) => d.messages.first().and_then(|m| m.items.first().cloned()),
                 Err(e) => return error_page(Some(&ctx), e),
             };
-            let to = match first {
-                Some(item) => format!("/sheets/{id}/edit?check=1#f-{}", item.replace('.', "-")),
-                None => format!("/sheets/{id}/edit?check=1&notice=checked{back_to}"),
+            return match first {
+                Some(item) => Redirect::to(&format!(
+                    "/sheets/{id}/edit?check=1#f-{}",
+                    item.replace('.', "-")
+                ))
+                .into_response(),
+                None => {
+                    notice_then(
+                        node,
+                        s,
+                        &format!("/sheets/{id}/edit?check=1{back_to}"),
+                        "checked",
+                    )
+                    .await
+                }
             };
-            return Redirect::to(&to).into_response();
         }
         "autofill" => {
             return match node.autofill(p, &id).await {
-                Ok(_) => Redirect::to(&format!("/sheets/{id}/edit?notice=calculated{back_to}"))
-                    .into_response(),
+                Ok((_, filled)) => {
+                    let notice = match filled {
+                        crate::sheets::Autofilled { of: 0, .. } => "no_calculation",
+                        crate::sheets::Autofilled { calculated: 0, .. } => "nothing_calculated",
+                        _ => "calculated",
+                    };
+                    notice_then(node, s, &format!("/sheets/{id}/edit{back_to}"), notice).await
+                }
                 Err(Error::Invalid(why)) => {
-                    render(node, s, &id, true, Mode::Draft, None, Some(&why), wareki).await
+                    render(node, s, &id, true, Mode::Draft, Some(&why), wareki).await
                 }
                 Err(e) => error_page(Some(&ctx), e),
             };
         }
         "confirm_carried" => {
             return match node.confirm_carried(p, &id).await {
-                Ok(()) => Redirect::to(&format!("/sheets/{id}/edit?notice=confirmed{back_to}"))
-                    .into_response(),
+                Ok(()) => {
+                    notice_then(node, s, &format!("/sheets/{id}/edit{back_to}"), "confirmed").await
+                }
                 Err(e) => error_page(Some(&ctx), e),
             };
         }
@@ -470,7 +528,7 @@ async fn save_and_act(
             Ok(to) => (Step::Request { to, comment }, "requested"),
             Err(_) => {
                 let why = "依頼先の指定医を選んでください。";
-                return render(node, s, &id, true, Mode::Draft, None, Some(why), wareki).await;
+                return render(node, s, &id, true, Mode::Draft, Some(why), wareki).await;
             }
         },
         other => {
@@ -498,7 +556,7 @@ async fn take_step(
         Ok(d) => {
             let stay_in_editor = from_editor && Offered::for_user(&s.principal, &d.row).edit;
             let page = if stay_in_editor { "/edit" } else { "" };
-            Redirect::to(&format!("/sheets/{id}{page}?notice={notice}")).into_response()
+            notice_then(node, s, &format!("/sheets/{id}{page}"), notice).await
         }
         Err(Error::Invalid(why)) => {
             let mode = if register {
@@ -506,7 +564,7 @@ async fn take_step(
             } else {
                 Mode::Draft
             };
-            render(node, s, id, from_editor, mode, None, Some(&why), wareki).await
+            render(node, s, id, from_editor, mode, Some(&why), wareki).await
         }
         // No key block yet: the sheet stays as saved, the message stands beside 登録.
         Err(e @ (Error::NoKeyBlock | Error::KeysAwaitHub)) => {
@@ -516,7 +574,6 @@ async fn take_step(
                 id,
                 from_editor,
                 Mode::Draft,
-                None,
                 Some(&e.to_string()),
                 wareki,
             )
@@ -582,9 +639,9 @@ async fn amend(
     };
     let reason = fields.get("reason").cloned().unwrap_or_default();
     match node.step(&s.principal, &id, Step::Amend { reason }).await {
-        Ok(_) => Redirect::to(&format!("/sheets/{id}/edit?notice=amending")).into_response(),
+        Ok(_) => notice_then(&node, &s, &format!("/sheets/{id}/edit"), "amending").await,
         Err(Error::Invalid(why)) => {
-            render(&node, &s, &id, false, Mode::Draft, None, Some(&why), false).await
+            render(&node, &s, &id, false, Mode::Draft, Some(&why), false).await
         }
         Err(e) => error_page(Some(&ctx), e),
     }
@@ -606,7 +663,7 @@ async fn renew(
         .map(String::as_str)
         .filter(|v| !v.is_empty());
     match node.carry_forward_into(&s.principal, &id, into).await {
-        Ok(d) => Redirect::to(&format!("/sheets/{}/edit?notice=renewed", d.row.id)).into_response(),
+        Ok(d) => notice_then(&node, &s, &format!("/sheets/{}/edit", d.row.id), "renewed").await,
         Err(e) => error_page(Some(&ctx), e),
     }
 }
@@ -786,12 +843,30 @@ fn judgment_page(
             criteria: yes_no(j.meets_criteria, "基準を満たす", "基準を満たさない"),
             high_cost: yes_no(j.high_cost, "該当", "非該当"),
             unverified: j.unverified.clone(),
+            invalid: j
+                .invalid
+                .iter()
+                .map(|item| {
+                    let label = form
+                        .item(item)
+                        .map_or_else(|| item.clone(), |i| i.label.clone());
+                    let why = ev
+                        .messages
+                        .iter()
+                        .find(|m| m.items.first() == Some(item))
+                        .map(|m| m.text.clone())
+                        .unwrap_or_default();
+                    (label, why)
+                })
+                .collect(),
         })
         .collect();
     let view = nsdb_ui::judgment::JudgmentView {
         title: title(node, &d),
         sheet_id: id.clone(),
         rules_version: node.catalogue.version().to_string(),
+        level: form.level().label().to_string(),
+        judged: form.level() == nsdb_rules::FormLevel::MachineJudged,
         lines,
         messages: ev
             .judgment

@@ -170,9 +170,7 @@ async fn new_sheet_page(
     if let Err(e) = authorize(&s.principal, Action::CreateSheet, Target::None) {
         return error_page(Some(&ctx), e.into());
     }
-    use nsdb_rules::diseases::fold_for_search;
     let q = query.q.trim();
-    let folded = fold_for_search(q);
     let forms = node.catalogue.forms();
     let matching: std::collections::HashSet<&str> = node
         .catalogue
@@ -187,7 +185,7 @@ async fn new_sheet_page(
         } else {
             // Every form is a listed disease (`Disease::matches` finds name, 別名, number and
             // id); a form file may word its disease name apart from the list.
-            matching.contains(f.id.as_str()) || fold_for_search(&f.disease).contains(&folded)
+            matching.contains(f.id.as_str()) || nsdb_rules::diseases::text_matches(&f.disease, q)
         }
     };
     let mut choices: Vec<nsdb_ui::FormChoice<'_>> = forms
