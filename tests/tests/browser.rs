@@ -70,7 +70,7 @@ async fn a_doctor_signs_in_writes_a_sheet_saves_it_and_finds_it_in_the_list() {
     type_into(&c, "#f-patient-postal_code", "1234").await;
     click(&c, "input[name='patient.sex'][value='2']").await;
     click(&c, "button[value='save']").await;
-    wait_url(&c, "notice=saved").await;
+    wait_notice(&c, "一時保存しました。").await;
     wait_text(&c, "p.notice", "一時保存しました。").await;
     // What was typed is there, the kana normalised, the bad postal code kept and flagged.
     let kana = c
@@ -170,7 +170,7 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
     )
     .await;
     click(&clerk, "button[value='request']").await;
-    wait_url(&clerk, "notice=requested").await;
+    wait_notice(&clerk, "指定医に確認を依頼しました。").await;
     assert!(
         text_of(&clerk, "p.notice")
             .await
@@ -255,7 +255,7 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
         click(&doc, css).await;
     }
     click(&doc, "button[value='save']").await;
-    wait_url(&doc, "notice=saved").await;
+    wait_notice(&doc, "一時保存しました。").await;
     // 一次判定表示 shows the disagreement; registering stays possible.
     let judgment_url = format!("{}/judgment", edit_url.trim_end_matches("/edit"));
     doc.goto(&judgment_url).await.unwrap();
@@ -267,7 +267,7 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
     shot(&doc, "judgment").await;
     doc.goto(&edit_url).await.unwrap();
     click(&doc, "button[value='register']").await;
-    wait_url(&doc, "notice=registered").await;
+    wait_notice(&doc, "登録しました。").await;
     let meta = text_of(&doc, "dl.meta").await;
     assert!(meta.contains("登録済"), "{meta}");
     let key = doc
@@ -281,7 +281,7 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
         .unwrap();
     assert_eq!(key.len(), 13, "an access key like 12345-67890-1: {key}");
     click(&doc, "form[action$='/approve'] button").await;
-    wait_url(&doc, "notice=approved").await;
+    wait_notice(&doc, "承認しました。").await;
     assert!(text_of(&doc, "dl.meta").await.contains("承認済"));
     shot(&doc, "approved").await;
 
@@ -307,7 +307,7 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
     let view_url = edit_url.trim_end_matches("/edit").to_string();
     doc.goto(&view_url).await.unwrap();
     click(&doc, "form[action$='/renew'] button").await;
-    wait_url(&doc, "notice=renewed").await;
+    wait_notice(&doc, "前回の内容を引き継いで作成しました").await;
     assert!(text_of(&doc, "div.carried").await.contains("引き継いだ値"));
     let name = doc
         .find(Locator::Id("f-patient-name"))
@@ -319,7 +319,7 @@ async fn a_clerk_and_a_doctor_work_a_sheet_through_the_day_and_renew_it_next_yea
     assert_eq!(name.as_deref(), Some("日常 花子"), "carried over");
     click(&doc, "input[name='diagnosis.a_rest_tremor'][value='2']").await;
     click(&doc, "button[value='save']").await;
-    wait_url(&doc, "notice=saved").await;
+    wait_notice(&doc, "一時保存しました。").await;
     doc.find(Locator::LinkText("差異"))
         .await
         .unwrap()
@@ -468,11 +468,11 @@ async fn two_editors_on_one_draft_each_keep_what_they_changed() {
 
     type_into(&clerk, "#f-patient-address", "東京都千代田区霞が関1-2-2").await;
     click(&clerk, "button[value='save']").await;
-    wait_url(&clerk, "notice=saved").await;
+    wait_notice(&clerk, "一時保存しました。").await;
 
     type_into(&doc, "#f-patient-postal_code", "1008916").await;
     click(&doc, "button[value='save']").await;
-    wait_url(&doc, "notice=saved").await;
+    wait_notice(&doc, "一時保存しました。").await;
     assert_eq!(
         value_of(&doc, "#f-patient-address").await,
         "東京都千代田区霞が関1-2-2",
@@ -557,7 +557,7 @@ async fn a_conflict_from_two_nodes_stays_open_in_the_editor_until_the_doctor_cho
 
     // 一時保存 of the page as shown settles nothing.
     click(&c, "button[value='save']").await;
-    wait_url(&c, "notice=saved").await;
+    wait_notice(&c, "一時保存しました。").await;
     let open = site
         .hospital
         .node
@@ -650,7 +650,7 @@ async fn unsaved_typing_is_never_lost_by_leaving_or_by_an_expired_session() {
     assert!(said.contains("有効期限が切れた"), "{said}");
     type_into(&c, "#login", "doctor").await;
     type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
-    wait_url(&c, "notice=saved_after_login").await;
+    wait_notice(&c, "入力した内容を一時保存しました").await;
     assert!(
         c.current_url()
             .await
@@ -949,7 +949,7 @@ async fn a_clinic_doctor_on_the_hub_registers_and_sees_only_the_clinics_sheets()
         .await
         .unwrap();
     click(&c, "button[value='register']").await;
-    wait_url(&c, "notice=registered").await;
+    wait_notice(&c, "登録しました。").await;
     let key = c
         .find(Locator::XPath(
             "//dl[contains(@class,'meta')]/dt[.='アクセスキー']/following-sibling::dd[1]",
