@@ -397,16 +397,19 @@ mod tests {
         assert!(later.unverified.as_deref().unwrap_or("").contains("未確認"));
     }
 
+    /// The ids of the diseases the picker finds for `q`.
+    fn hits(cat: &Catalogue, q: &str) -> Vec<String> {
+        cat.diseases()
+            .iter()
+            .filter(|d| d.matches(q))
+            .map(|d| d.id.clone())
+            .collect()
+    }
+
     #[test]
     fn the_picker_finds_by_name_synonym_and_number() {
         let cat = Catalogue::builtin().expect("catalogue");
-        let hits = |q: &str| -> Vec<String> {
-            cat.diseases()
-                .iter()
-                .filter(|d| d.matches(q))
-                .map(|d| d.id.clone())
-                .collect()
-        };
+        let hits = |q: &str| hits(&cat, q);
         assert!(hits("潰瘍性大腸炎").contains(&"rinko-097".to_string()));
         assert!(hits("潰瘍性大腸炎").contains(&"iken-12-04-014".to_string()));
         assert!(
@@ -423,13 +426,7 @@ mod tests {
     #[test]
     fn abbreviations_match_whole_words_and_only_where_a_source_gives_them() {
         let cat = Catalogue::builtin().expect("catalogue");
-        let hits = |q: &str| -> Vec<String> {
-            cat.diseases()
-                .iter()
-                .filter(|d| d.matches(q))
-                .map(|d| d.id.clone())
-                .collect()
-        };
+        let hits = |q: &str| hits(&cat, q);
         // From the criteria texts: 「筋萎縮性側索硬化症（amyotrophic lateral sclerosis：ALS）」,
         // 「重症筋無力症（MG）」, 「特発性血小板減少性紫斑病（ITP）」; from NANDO: SLE (小慢).
         for (q, id) in [
@@ -472,13 +469,7 @@ mod tests {
     #[test]
     fn dashes_and_half_width_katakana_are_folded_on_both_sides() {
         let cat = Catalogue::builtin().expect("catalogue");
-        let hits = |q: &str| -> Vec<String> {
-            cat.diseases()
-                .iter()
-                .filter(|d| d.matches(q))
-                .map(|d| d.id.clone())
-                .collect()
-        };
+        let hits = |q: &str| hits(&cat, q);
         // パーキンソン病 typed with each dash in place of ー, and in half-width katakana.
         for q in [
             "パーキンソン病",
