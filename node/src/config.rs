@@ -93,6 +93,21 @@ pub struct NodeConfig {
     /// `degraded` (health, metrics) and `nsdb doctor` says FIX (config key `min_free_disk_mib`,
     /// default [`crate::ops::space::DEFAULT_MIN_FREE_MIB`] MiB).
     pub min_free_bytes: u64,
+    /// The font prints fall back to for characters the embedded IPAex Gothic lacks (config key
+    /// `print_fallback_font`).
+    pub print_fallback_font: FallbackFont,
+}
+
+/// Which fallback font the prints use ([`crate::print::load_fallback_font`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackFont {
+    /// IPAmj明朝 where Debian's fonts-ipamj-mincho puts it
+    /// ([`crate::print::DEFAULT_FALLBACK_FONT`]), when it is there.
+    Default,
+    /// This file, which must be there: the node does not start without it.
+    File(PathBuf),
+    /// None: a character IPAex Gothic lacks is refused at entry.
+    Off,
 }
 
 /// Hours between two integrity checks of a serving node when the config does not say.
@@ -149,6 +164,11 @@ struct ConfigFile {
     /// Free space (MiB) the data directory's file system must keep: below it `/api/v1/health`
     /// answers `degraded` and `nsdb doctor` says FIX. Default 1024 (1 GiB).
     min_free_disk_mib: Option<u64>,
+    /// A font file the prints use for characters the embedded IPAex Gothic lacks (外字 such as
+    /// 𠮷, and variation sequences such as 葛󠄀), or `"off"`. Default: IPAmj明朝 at
+    /// `/usr/share/fonts/truetype/ipamj/ipamjm.ttf` (Debian's fonts-ipamj-mincho) when it is
+    /// installed. A file named here must exist.
+    print_fallback_font: Option<String>,
 }
 
 impl NodeConfig {
@@ -207,6 +227,11 @@ impl NodeConfig {
             {
                 0 => None,
                 h => Some(std::time::Duration::from_secs(h.saturating_mul(3600))),
+            },
+            print_fallback_font: match file.print_fallback_font.as_deref() {
+                None => FallbackFont::Default,
+                Some("off") => FallbackFont::Off,
+                Some(p) => FallbackFont::File(base.join(p)),
             },
             min_free_bytes: file
                 .min_free_disk_mib

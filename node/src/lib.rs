@@ -192,6 +192,7 @@ impl Node {
             config.role,
         )?;
         ops::integrity::check_and_mark(&db, &key, &store, std::time::Duration::from_secs(20))?;
+        load_print_fonts(&config.print_fallback_font)?;
         let catalogue = Arc::new(load_catalogue(config.rules.as_ref())?);
         if store.damage().is_none() {
             let hub = config.role == NodeRole::Hub;
@@ -227,6 +228,31 @@ impl Node {
     pub fn role(&self) -> NodeRole {
         self.config.role
     }
+}
+
+/// Loads the prints' fallback font as configured: a file named in the configuration must load;
+/// the default (IPAmj明朝 from Debian's fonts-ipamj-mincho) is used when it is installed.
+fn load_print_fonts(font: &config::FallbackFont) -> anyhow::Result<()> {
+    use config::FallbackFont;
+    match font {
+        FallbackFont::Off => {}
+        FallbackFont::File(path) => {
+            print::load_fallback_font(path)
+                .map_err(|e| anyhow::anyhow!("print_fallback_font: {e}"))?;
+        }
+        FallbackFont::Default => {
+            let path = std::path::Path::new(print::DEFAULT_FALLBACK_FONT);
+            if !path.exists() {
+                tracing::info!(
+                    target: "nsdb::print",
+                    "no fallback font for prints (install fonts-ipamj-mincho): characters IPAex Gothic lacks are refused at entry"
+                );
+            } else if let Err(e) = print::load_fallback_font(path) {
+                tracing::warn!(target: "nsdb::print", error = %e, "the fallback font for prints did not load");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The node's form catalogue: the configured signed rule pack, or the built-in one.

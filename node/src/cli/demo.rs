@@ -124,6 +124,7 @@ pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<Nod
         // Demo, tests and benchmarks check at start only; `nsdb serve` rechecks on schedule.
         integrity_check_every: None,
         min_free_bytes: crate::ops::space::DEFAULT_MIN_FREE_MIB << 20,
+        print_fallback_font: crate::config::FallbackFont::Default,
     })
 }
 

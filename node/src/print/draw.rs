@@ -33,14 +33,19 @@ impl Pen<'_, '_> {
             paint: grey(ink),
             ..Fill::default()
         }));
-        self.surface.draw_text(
-            Point::from_xy(x, baseline),
-            self.face.font.clone(),
-            size,
-            text,
-            false,
-            TextDirection::LeftToRight,
-        );
+        // Each run in the font that has its characters (the fallback for 𠮷 or 葛󠄀).
+        let mut x = x;
+        for (font, run) in self.face.runs(text) {
+            self.surface.draw_text(
+                Point::from_xy(x, baseline),
+                font.font.clone(),
+                size,
+                run,
+                false,
+                TextDirection::LeftToRight,
+            );
+            x += self.face.width(run, size);
+        }
     }
 
     /// Draws text ending at `right`.

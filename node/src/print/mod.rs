@@ -32,8 +32,8 @@ use draw::*;
 use layout::*;
 pub use masking::is_personal;
 pub use notice::{CredentialsNotice, credentials_notice_pdf};
-pub use text::unprintable;
 use text::*;
+pub use text::{DEFAULT_FALLBACK_FONT, load_fallback_font, unprintable};
 
 /// What a masked item shows instead of its value.
 pub const MASK: &str = "＊＊＊";
@@ -228,31 +228,62 @@ mod tests {
 
     use nsdb_rules::{Catalogue, SectionDef};
 
-    /// The embedded font lacks 𠮷 (U+20BB7) and an IVS's selector (葛 + U+E0100, which would
-    /// print as plain 葛): both are named beside the item; common kanji, kana, 髙, digits and
-    /// line breaks are not.
+    /// The embedded font lacks 𠮷 (U+20BB7) and variation sequences its cmap does not list (葛 +
+    /// VS256, U+E01EF, which would print as plain 葛): without a fallback font both are named;
+    /// common kanji, kana, 髙, digits, line breaks and a sequence it lists (葛 + U+E0100) are not.
     #[test]
-    fn characters_the_font_cannot_print_are_named_beside_their_item() {
+    fn characters_the_embedded_font_cannot_print_are_named() {
+        let face = Face::embedded_only().expect("font");
+        let unprintable = |t: &str| text::unprintable_with(&face, t);
         assert_eq!(
             unprintable("山田 花子　ヤマダ 123\n髙橋"),
             Vec::<char>::new()
         );
         assert_eq!(unprintable("𠮷田 𠮷子"), vec!['\u{20BB7}']);
-        assert_eq!(unprintable("葛\u{E0100}城"), vec!['\u{E0100}']);
+        assert_eq!(unprintable("葛\u{E0100}城"), Vec::<char>::new());
+        assert_eq!(unprintable("葛\u{E01EF}城"), vec!['\u{E01EF}']);
+    }
+
+    /// A character no font has (U+30000, CJK Extension G, newer than both fonts) is named
+    /// beside its item, whatever fallback is loaded.
+    #[test]
+    fn characters_no_font_can_print_are_named_beside_their_item() {
         let form = rinko();
         let values: BTreeMap<String, String> = [
-            ("patient.name".to_string(), "𠮷田 花子".to_string()),
+            ("patient.name".to_string(), "\u{30000}田 花子".to_string()),
             ("patient.address".to_string(), "東京都千代田区".to_string()),
         ]
         .into();
         let messages = unprintable_messages(&form, &values);
         assert_eq!(messages.len(), 1, "{messages:?}");
         assert_eq!(messages[0].items, vec!["patient.name".to_string()]);
-        assert!(
-            messages[0].text.contains("𠮷") && messages[0].text.contains("U+20BB7"),
-            "{}",
-            messages[0].text
-        );
+        assert!(messages[0].text.contains("U+30000"), "{}", messages[0].text);
+    }
+
+    /// With IPAmj明朝 as the fallback (Debian's fonts-ipamj-mincho; CI installs it), 𠮷 and the
+    /// variation sequence 葛󠄀 print as typed: nothing is refused, and the PDF's text layer holds
+    /// them.
+    #[test]
+    fn names_outside_the_embedded_font_print_as_typed_with_the_fallback() {
+        let path = std::path::Path::new(DEFAULT_FALLBACK_FONT);
+        if !path.exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{DEFAULT_FALLBACK_FONT} is needed (apt-get install fonts-ipamj-mincho)"
+            );
+            eprintln!("skipped: {DEFAULT_FALLBACK_FONT} is not installed");
+            return;
+        }
+        assert!(load_fallback_font(path).expect("IPAmj明朝 loads"));
+        assert_eq!(unprintable("𠮷田 𠮷子"), Vec::<char>::new());
+        assert_eq!(unprintable("葛\u{E0100}城"), Vec::<char>::new());
+        let form = rinko();
+        let mut vals = values();
+        vals.insert("patient.name".into(), "𠮷田 葛\u{E0100}子".into());
+        let pdf = sheet_pdf(&form, &vals, &meta(Some(KEY)), false).expect("a PDF");
+        let text = pages(&pdf).concat();
+        assert!(text.contains("𠮷田"), "{text}");
+        assert!(text.contains('葛'), "{text}");
     }
 
     const KEY: &str = "AK-7Q2M-9XRD-4KPT";
