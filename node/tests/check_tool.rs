@@ -373,16 +373,42 @@ fn sealed_files_never_collide_nor_overwrite_and_partial_sheets_are_sealed_on_req
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("書き直していません"));
 
-    // A sheet without the patient's name: listed, sealed only with --partial.
+    // A damaged file under a sealed file's name is replaced, not counted as sealed.
+    std::fs::write(sealed.join(&first[0]), "garbage").unwrap();
+    let out = k.seal(&[&exports], &sealed, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let summary = k.summary();
+    assert_eq!(
+        (summary["sealed"].clone(), summary["already_sealed"].clone()),
+        (1.into(), 1.into())
+    );
+    assert_ne!(std::fs::read(sealed.join(&first[0])).unwrap(), b"garbage");
+
+    // A file without any sheet is an error, not a silent pass.
+    let empty = d.join("empty-sheets");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(
+        empty.join("none.xml"),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Sheets layout=\"1\"></Sheets>\n",
+    )
+    .unwrap();
+    let out = k.seal(&[&empty], &d.join("sealed-empty"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    // A sheet without the birth date: listed, sealed only with --partial; one without the
+    // patient's name is not sealed even then (a draft must say whose it is).
     let partial_dir = d.join("partial");
     std::fs::create_dir_all(&partial_dir).unwrap();
     let sample = ok(&nsdb(&["xml", "sample", "rinko-002"]));
-    let partial: String = sample
-        .lines()
-        .filter(|l| !l.contains("<name>見本 太郎</name>"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(partial_dir.join("p.xml"), partial).unwrap();
+    let without = |tag: &str| -> String {
+        sample
+            .lines()
+            .filter(|l| !l.contains(tag))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    std::fs::write(partial_dir.join("p.xml"), without("<birth_date>")).unwrap();
+    std::fs::write(partial_dir.join("q.xml"), without("<name>見本 太郎</name>")).unwrap();
     let out_partial = d.join("sealed-partial");
     let out = k.seal(&[&partial_dir], &out_partial, &[]);
     assert_eq!(out.status.code(), Some(1));

@@ -363,6 +363,45 @@ async fn the_same_sheet_sealed_again_is_a_duplicate() {
     assert_eq!(s.sheet_count().await, 1);
 }
 
+/// The same sheet sealed by another user of the institution (a clerk's key, or the doctor's
+/// after 暗号鍵再発行) is the same sheet: a duplicate, not a second draft. Keys are only for
+/// those who write sheets.
+#[tokio::test]
+async fn the_same_sheet_signed_by_another_user_is_a_duplicate() {
+    let s = Site::start().await;
+    let first = s
+        .import(&[("doctor.sealed", &s.sample_file("rinko-002"))])
+        .await;
+    assert_eq!(row(&first, 0)["imported"], true, "{first}");
+    let clerk = UserKey::generate().unwrap();
+    s.t.node
+        .set_user_key("clerk", clerk.public_key())
+        .await
+        .unwrap();
+    let form = s.t.node.catalogue.form("rinko-002").unwrap();
+    let by_clerk = seal(
+        nsdb_rules::xml::sample(form).as_bytes(),
+        &s.to,
+        &clerk,
+        "1.0.0",
+        s.t.node.catalogue.version(),
+    )
+    .unwrap();
+    let again = s.import(&[("clerk.sealed", &by_clerk)]).await;
+    assert_eq!(row(&again, 0)["duplicate"], true, "{again}");
+    assert_eq!(row(&again, 0)["sheet_id"], row(&first, 0)["sheet_id"]);
+    assert_eq!(s.sheet_count().await, 1);
+
+    let admin =
+        s.t.node
+            .set_user_key("admin", UserKey::generate().unwrap().public_key())
+            .await;
+    assert!(
+        admin.is_err_and(|e| e.to_string().contains("鍵を持てません")),
+        "a 責任者 account gets no check-tool key"
+    );
+}
+
 /// A file sealed with key information that has expired is refused when it is imported, with the
 /// date and what to do.
 #[tokio::test]

@@ -436,8 +436,7 @@ pub fn seal(
 fn parse_file(bytes: &[u8]) -> Result<SealedFile, SealError> {
     if bytes.len() > MAX_SEALED_BYTES {
         return Err(SealError::Malformed(format!(
-            "{} バイトあり、上限 {MAX_SEALED_BYTES} バイトを超えています",
-            bytes.len()
+            "上限 {MAX_SEALED_BYTES} バイトを超えています"
         )));
     }
     let file: SealedFile =

@@ -47,7 +47,7 @@ pub fn import_page(ctx: &PageContext<'_>, v: &ImportView) -> Markup {
                 p {
                     label for="files" { "ファイル " span.required { "必須" } }
                     " "
-                    input #files type="file" name="files" multiple required;
+                    input #files type="file" name="files" multiple required accept=".sealed";
                 }
                 button.primary #upload type="submit" { "登録" }
             }
@@ -65,7 +65,7 @@ pub fn import_page(ctx: &PageContext<'_>, v: &ImportView) -> Markup {
             }
             @if let Some(lines) = &v.lines {
                 h2 { "実行結果一覧" }
-                p {
+                p #results-summary role="status" tabindex="-1" autofocus {
                     "取込成功 " (lines.iter().filter(|l| l.imported).count()) "件 / "
                     (lines.len()) "件"
                 }
@@ -73,15 +73,21 @@ pub fn import_page(ctx: &PageContext<'_>, v: &ImportView) -> Markup {
                     thead { tr { th { "患者氏名" } th { "病名" } th { "ファイル名" } th { "記載年月日" } th { "結果" } } }
                     tbody {
                         @for l in lines {
-                            tr {
+                            tr class=(match (&l.sheet_id, l.imported) {
+                                (_, true) if l.result.contains("一時保存") => "partial",
+                                (_, true) => "imported",
+                                (Some(_), false) => "duplicate",
+                                _ => "refused",
+                            }) {
                                 td { (l.patient) }
                                 td { (l.disease) }
                                 td { (l.file) }
                                 td { (l.written_date) }
                                 td.result {
-                                    @match (&l.sheet_id, l.imported) {
-                                        (Some(id), true) => a href={ "/sheets/" (id) } { (l.result) },
-                                        _ => (l.result),
+                                    @match &l.sheet_id {
+                                        // A new sheet, or the sheet an earlier upload made.
+                                        Some(id) => a href={ "/sheets/" (id) } { (l.result) },
+                                        None => (l.result),
                                     }
                                 }
                             }

@@ -104,6 +104,13 @@ pub struct FileOutcome {
     pub sealed_partial: usize,
 }
 
+impl FileOutcome {
+    /// Sheets that did not pass.
+    pub fn failed_sheets(&self) -> usize {
+        self.sheets - self.passed
+    }
+}
+
 /// What sealing needs: where to, by whom, and the versions written into each file.
 pub struct Sealer {
     pub to: VerifiedKeyInfo,
@@ -114,9 +121,7 @@ pub struct Sealer {
 }
 
 /// Reads, checks and (with `sealer`) seals one file's bytes. `name` names the file in the
-/// error list and in the sealed files' names (its stem, then the sheet's position and
-/// [`sheet_digest`]'s first 12 hexadecimal digits: `NAME_N_HASH.sealed`, so that two sheets
-/// never share a name and the same sheet always has the same). Never fails: a file that cannot
+/// error list and in the sealed files' names ([`sealed_name`]). Never fails: a file that cannot
 /// be read is one error line.
 pub fn check_file(
     cat: &Catalogue,
@@ -139,6 +144,17 @@ pub fn check_file(
             }
         };
     let sheets = match nsdb_rules::xml::read(cat, bytes) {
+        Ok(s) if s.is_empty() => {
+            out.errors.push(line(
+                0,
+                "",
+                "",
+                "",
+                "",
+                "様式（<Sheet>）が1つもありません。".into(),
+            ));
+            return out;
+        }
         Ok(s) => s,
         Err(e) => {
             out.errors.push(line(0, "", "", "", "", e.to_string()));
@@ -196,6 +212,17 @@ pub fn check_file(
         if !(passed || sealer.partial && layout_ok) {
             continue;
         }
+        if !passed && patient.trim().is_empty() {
+            out.errors.push(line(
+                s.index,
+                &reference,
+                &patient,
+                "patient.name",
+                &label_of("patient.name"),
+                "部分取込でも患者氏名は必要です（誰の様式か分からない下書きは作りません）。".into(),
+            ));
+            continue;
+        }
         let sealed = nsdb_rules::xml::write(&[nsdb_rules::xml::SheetOut {
             form,
             reference: s.reference.as_deref(),
@@ -214,11 +241,8 @@ pub fn check_file(
         });
         match sealed {
             Ok(bytes) => {
-                let digest = sheet_digest(&form.id, &s.values, &sealer.by.public_key());
-                out.sealed.push((
-                    format!("{stem}_{}_{}.sealed", s.index, &digest[..12]),
-                    bytes,
-                ));
+                let name = sealed_name(&stem, s.index, &sheet_digest(&form.id, &s.values), sealer);
+                out.sealed.push((name, bytes));
                 if !passed {
                     out.sealed_partial += 1;
                 }
@@ -236,14 +260,10 @@ pub fn check_file(
 }
 
 /// What identifies a sheet's content for de-duplication: SHA-256 (64 hexadecimal digits) over
-/// the form id, the values that are not blank (in item order, as JSON) and the signer's public
-/// key. The same sheet sealed twice, from the same or another XML file, gives the same digest;
-/// the check tool names sealed files with it and the node refuses a second import with it.
-pub fn sheet_digest(
-    form_id: &str,
-    values: &std::collections::BTreeMap<String, String>,
-    signer: &[u8; 32],
-) -> String {
+/// the form id and the values that are not blank (in item order, as JSON). The same sheet, from
+/// the same or another XML file, sealed by anyone, gives the same digest: the node refuses a
+/// second import of it at the same institution, and [`sealed_name`] names files with it.
+pub fn sheet_digest(form_id: &str, values: &std::collections::BTreeMap<String, String>) -> String {
     use sha2::{Digest, Sha256};
     let entered: std::collections::BTreeMap<&str, &str> = values
         .iter()
@@ -255,9 +275,36 @@ pub fn sheet_digest(
     h.update(form_id.as_bytes());
     h.update(b"\n");
     h.update(serde_json::to_vec(&entered).unwrap_or_default());
-    h.update(b"\n");
-    h.update(signer);
     hex::encode(h.finalize())
+}
+
+/// Characters of the XML file's stem kept in a sealed file's name, so that the name stays well
+/// under the 255 bytes file systems allow.
+const STEM_CHARS: usize = 40;
+
+/// The name of a sealed file: `STEM_N_HASH.sealed` for sheet N of `STEM.xml` (the stem cut to
+/// [`STEM_CHARS`] characters), HASH the first 12 hexadecimal digits of SHA-256 over the sheet's
+/// [`sheet_digest`] and what it was sealed with: the recipient, the key information's expiry,
+/// the rule pack and the signer. Two different sheets never share a name; the same sheet sealed
+/// again the same way has the same name; sealed for another node, with newer key information,
+/// another rule pack or by another user, it has another.
+pub fn sealed_name(stem: &str, index: usize, digest: &str, sealer: &Sealer) -> String {
+    use sha2::{Digest, Sha256};
+    let info = sealer.to.info();
+    let mut h = Sha256::new();
+    for part in [
+        digest,
+        &info.recipient,
+        &info.expires,
+        &sealer.rule_pack_version,
+        &hex::encode(sealer.by.public_key()),
+    ] {
+        h.update(part.as_bytes());
+        h.update(b"\n");
+    }
+    let hash = hex::encode(h.finalize());
+    let stem: String = stem.chars().take(STEM_CHARS).collect();
+    format!("{stem}_{index}_{}.sealed", &hash[..12])
 }
 
 /// The XML files named by `paths`: files as given, folders walked for `*.xml` (and `*.XML`),
@@ -405,8 +452,12 @@ pub fn errors_csv(errors: &[ErrorLine]) -> String {
 /// Parses a 64-hex-digit ed25519 public key.
 pub fn public_key(hex_key: &str, what: &str) -> anyhow::Result<[u8; 32]> {
     let mut k = [0u8; 32];
-    hex::decode_to_slice(hex_key.trim(), &mut k)
-        .map_err(|_| anyhow::anyhow!("{what} is not a public key (64 hexadecimal characters)"))?;
+    hex::decode_to_slice(hex_key.trim(), &mut k).map_err(|_| {
+        anyhow::anyhow!(
+            "{what} は公開鍵（16進数64文字）ではありません: 「{}」",
+            hex_key.trim()
+        )
+    })?;
     Ok(k)
 }
 
@@ -433,17 +484,40 @@ fn sealer(args: &CheckArgs, cat: &Catalogue, today: Date) -> anyhow::Result<Opti
 
 /// `nsdb check`: see the module comment for what it does and its exit status.
 pub fn run(args: CheckArgs) -> ExitCode {
-    match check(args) {
+    match check(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("nsdb check: {e:#}");
+            let message = format!("{e:#}");
+            eprintln!("nsdb check: {message}");
+            // The error lists say the check did not run, so that a list from an earlier run
+            // is never taken for this one's.
+            let line = ErrorLine {
+                file: String::new(),
+                sheet: 0,
+                reference: String::new(),
+                patient: String::new(),
+                item: String::new(),
+                label: String::new(),
+                message: format!("チェックを実行できませんでした: {message}"),
+            };
+            let summary = serde_json::json!({
+                "tool_version": crate::imports::TOOL_VERSION,
+                "ran": false,
+                "error": message,
+                "errors": [&line],
+            });
+            let _ = std::fs::write(&args.csv, errors_csv(std::slice::from_ref(&line)));
+            let _ = std::fs::write(
+                &args.json,
+                serde_json::to_string_pretty(&summary).unwrap_or_default(),
+            );
             ExitCode::from(2)
         }
     }
 }
 
-fn check(args: CheckArgs) -> anyhow::Result<bool> {
+fn check(args: &CheckArgs) -> anyhow::Result<bool> {
     let cat = super::rules::catalogue(args.pack.as_deref(), args.ministry_key.as_deref())?;
     let real_today = crate::Clock::System.today_jst();
     let today = match &args.today {
@@ -451,7 +525,7 @@ fn check(args: CheckArgs) -> anyhow::Result<bool> {
             .ok_or_else(|| anyhow::anyhow!("--today {t:?} は YYYY-MM-DD の日付ではありません"))?,
         None => real_today,
     };
-    let sealer = sealer(&args, &cat, real_today)?;
+    let sealer = sealer(args, &cat, real_today)?;
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).map_err(|e| {
             anyhow::anyhow!("出力先 {} を作れません: {}", out.display(), io_reason(&e))
@@ -502,17 +576,36 @@ fn check(args: CheckArgs) -> anyhow::Result<bool> {
     });
     bar.finish_and_clear();
     let (mut sheets, mut passed, mut sealed_count, mut already, mut partial) = (0, 0, 0, 0, 0);
+    let mut failed_sheets = 0;
     let mut errors = Vec::new();
-    for o in outcomes {
+    let expected = sealer.as_ref().map(|s| {
+        let info = s.to.info();
+        (
+            info.recipient.clone(),
+            info.expires.clone(),
+            s.rule_pack_version.clone(),
+        )
+    });
+    for (o, path) in outcomes.into_iter().zip(&files) {
         sheets += o.sheets;
         passed += o.passed;
         partial += o.sealed_partial;
+        failed_sheets += o.failed_sheets();
         errors.extend(o.errors);
-        if let Some(dir) = &args.out {
+        if let (Some(dir), Some(expected)) = (&args.out, &expected) {
             for (name, bytes) in o.sealed {
-                match write_new(&dir.join(&name), &bytes)? {
-                    Written::New => sealed_count += 1,
-                    Written::AlreadyThere => already += 1,
+                match write_sealed(&dir.join(&name), &bytes, expected) {
+                    Ok(Written::New) => sealed_count += 1,
+                    Ok(Written::AlreadyThere) => already += 1,
+                    Err(message) => errors.push(ErrorLine {
+                        file: path.display().to_string(),
+                        sheet: 0,
+                        reference: String::new(),
+                        patient: String::new(),
+                        item: String::new(),
+                        label: String::new(),
+                        message,
+                    }),
                 }
             }
         }
@@ -526,6 +619,7 @@ fn check(args: CheckArgs) -> anyhow::Result<bool> {
     })?;
     let summary = serde_json::json!({
         "tool_version": crate::imports::TOOL_VERSION,
+        "ran": true,
         "rule_pack_version": cat.version(),
         "files": files.len(),
         "sheets": sheets,
@@ -543,7 +637,7 @@ fn check(args: CheckArgs) -> anyhow::Result<bool> {
         )
     })?;
     println!(
-        "{} ファイル、{sheets} 件: 合格 {passed} 件、エラー {} 件（ルールパック {}）{}",
+        "{} ファイル、様式 {sheets} 件: 合格 {passed} 件、不合格 {failed_sheets} 件、エラー {} 行（ルールパック {}）{}",
         files.len(),
         errors.len(),
         cat.version(),
@@ -575,23 +669,31 @@ fn check(args: CheckArgs) -> anyhow::Result<bool> {
     Ok(errors.is_empty())
 }
 
-/// What [`write_new`] did.
+/// What [`write_sealed`] did.
 #[derive(Debug, PartialEq, Eq)]
 enum Written {
     New,
-    /// A file of that name was there: sealed files are named by their sheet's content, so it
-    /// holds the same sheet; it was left as it was.
+    /// A sealed file of that name was there, sealed the same way (recipient, key information's
+    /// expiry, rule pack: its name says the same sheet and signer): it was left as it was.
     AlreadyThere,
 }
 
-/// Writes `bytes` to a new file at `path`, never over an existing one, and whole or not at
-/// all: into a temporary file beside it first, then linked to its name (which fails, leaving the
-/// existing file alone, when the name is taken).
-fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<Written> {
+/// Writes a sealed file at `path`, whole or not at all (a temporary file beside it, then
+/// renamed). A file already there is kept when its header says it was sealed as `expected`
+/// (recipient, key information's expiry, rule pack); anything else there (a damaged file, one
+/// sealed otherwise) is replaced. Errors: why the file could not be written, in Japanese.
+fn write_sealed(
+    path: &Path,
+    bytes: &[u8],
+    expected: &(String, String, String),
+) -> Result<Written, String> {
     use std::io::Write;
-    let fail =
-        |e: std::io::Error| anyhow::anyhow!("{} を書けません: {}", path.display(), io_reason(&e));
-    if path.exists() {
+    let fail = |e: std::io::Error| format!("{} を書けません: {}", path.display(), io_reason(&e));
+    if let Ok(existing) = std::fs::read(path)
+        && let Ok(h) = sealed::peek(&existing)
+        && (&h.recipient, &h.key_info_expires, &h.rule_pack_version)
+            == (&expected.0, &expected.1, &expected.2)
+    {
         return Ok(Written::AlreadyThere);
     }
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -599,11 +701,8 @@ fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<Written> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(fail)?;
-    match tmp.persist_noclobber(path) {
-        Ok(_) => Ok(Written::New),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(Written::AlreadyThere),
-        Err(e) => Err(fail(e.error)),
-    }
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(Written::New)
 }
 
 /// `nsdb key-info …`: the node's key information (鍵情報) for the check tool.
@@ -636,6 +735,18 @@ pub enum KeyInfoCommand {
     },
 }
 
+/// Refuses to write over an existing file (a key information handed out must not be replaced
+/// by accident).
+fn refuse_existing(out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        anyhow::bail!(
+            "{} はすでにあります。上書きしません。別の名前を指定するか、古いファイルを移してください。",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs `nsdb key-info …`.
 pub fn key_info(command: KeyInfoCommand) -> anyhow::Result<()> {
     match command {
@@ -644,25 +755,41 @@ pub fn key_info(command: KeyInfoCommand) -> anyhow::Result<()> {
             expires,
             out,
         } => {
+            refuse_existing(&out)?;
             let config = crate::NodeConfig::from_file(&config)?;
             let info = crate::imports::key_info_request(&config, &expires)?;
-            std::fs::write(&out, info.to_text())
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            std::fs::write(&out, info.to_text()).map_err(|e| {
+                anyhow::anyhow!("{} を書けません: {}", out.display(), io_reason(&e))
+            })?;
             println!(
-                "wrote the key information of {} to {}; have the hub sign it (`nsdb key-info sign`)",
+                "{} の鍵情報（有効期限 {expires}）を {} に書き出しました。ハブで署名してもらってください（nsdb key-info sign）。",
                 config.name,
                 out.display()
             );
         }
         KeyInfoCommand::Sign { data, request, out } => {
-            let text = std::fs::read_to_string(&request)
-                .with_context(|| format!("cannot read {}", request.display()))?;
-            let signed = KeyInfo::parse(&text)?.sign_on_hub(&data)?;
-            std::fs::write(&out, signed.to_text())
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            refuse_existing(&out)?;
+            let text = std::fs::read_to_string(&request).map_err(|e| {
+                anyhow::anyhow!("{} を読めません: {}", request.display(), io_reason(&e))
+            })?;
+            let info = KeyInfo::parse(&text)?;
+            let today = crate::Clock::System.today_jst().to_string();
+            if info.expires < today {
+                anyhow::bail!(
+                    "この鍵情報の有効期限（{}）は過ぎています（今日は {today}）。ノードで新しい有効期限の鍵情報を作ってもらってください。",
+                    info.expires
+                );
+            }
+            let signed = info.sign_on_hub(&data)?;
+            std::fs::write(&out, signed.to_text()).map_err(|e| {
+                anyhow::anyhow!("{} を書けません: {}", out.display(), io_reason(&e))
+            })?;
             println!(
-                "signed the key information of {} (valid until {}); hub key for the check tool: {}",
-                signed.node_name, signed.expires, signed.hub_key
+                "{} の鍵情報（有効期限 {}）に署名し、{} に書き出しました。チェックツールに渡すハブの公開鍵（--hub-key）: {}",
+                signed.node_name,
+                signed.expires,
+                out.display(),
+                signed.hub_key
             );
         }
     }

@@ -194,6 +194,8 @@ struct Ready {
 struct Staged {
     sheet: Sheet,
     id: String,
+    /// The uploader's institution: the same sheet is a duplicate there, not elsewhere.
+    institution: String,
     hash: String,
     digest: String,
     pending: Vec<String>,
@@ -224,9 +226,14 @@ fn store_staged(
     let earlier: Option<String> = sp
         .prepare_cached(
             "SELECT sheet_id FROM imports WHERE file_hash = ?1
-             UNION ALL SELECT sheet_id FROM imports WHERE sheet_digest = ?2 LIMIT 1",
+             UNION ALL
+             SELECT i.sheet_id FROM imports i JOIN sheets s ON s.id = i.sheet_id
+              WHERE i.sheet_digest = ?2 AND s.institution = ?3
+             LIMIT 1",
         )?
-        .query_row([&staged.hash, &staged.digest], |r| r.get(0))
+        .query_row([&staged.hash, &staged.digest, &staged.institution], |r| {
+            r.get(0)
+        })
         .optional()?;
     let outcome = match earlier {
         Some(earlier) => {
@@ -278,6 +285,19 @@ struct Signer {
     key: [u8; 32],
     user_id: u64,
     kind: Option<UserKind>,
+    /// 氏名 and 指定医番号, filled into a doctor's sheets as on the new-sheet screen.
+    name: String,
+    doctor_number: Option<String>,
+}
+
+/// What every file of one upload is opened and checked with.
+struct UploadContext<'a> {
+    seal: SealKey,
+    keys: Vec<[u8; 32]>,
+    signers: Vec<Signer>,
+    uploader: &'a Principal,
+    institution: crate::config::Institution,
+    node_pack: String,
 }
 
 impl Node {
@@ -290,16 +310,28 @@ impl Node {
         self.store
             .write(move |c| {
                 let tx = c.transaction()?;
-                let id: Option<i64> = tx
-                    .query_row("SELECT id FROM users WHERE login = ?1", [&login], |r| {
-                        r.get(0)
-                    })
+                let user: Option<(i64, String)> = tx
+                    .query_row(
+                        "SELECT id, kind FROM users WHERE login = ?1",
+                        [&login],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
                     .optional()?;
-                let Some(id) = id else {
+                let Some((id, kind)) = user else {
                     return Err(Error::Invalid(format!(
                         "ユーザID「{login}」の利用者はいません。"
                     )));
                 };
+                // Only those who may write sheets sign files for 一括登録.
+                match UserKind::parse(&kind) {
+                    Some(k) if matches!(k.role(), Role::Doctor | Role::Clerk) => {}
+                    other => {
+                        return Err(Error::Invalid(format!(
+                            "「{login}」（{}）はチェックツールの鍵を持てません。一括登録のファイルを作れるのは指定医と医療クラーク等です。",
+                            other.map_or(kind.as_str(), |k| k.label())
+                        )));
+                    }
+                }
                 let other: Option<i64> = tx
                     .query_row(
                         "SELECT user_id FROM user_keys WHERE public_key = ?1 AND user_id != ?2",
@@ -341,7 +373,7 @@ impl Node {
         self.store
             .read(move |c| {
                 let mut st = c.prepare_cached(
-                    "SELECT k.public_key, u.id, u.kind FROM user_keys k
+                    "SELECT k.public_key, u.id, u.kind, u.name, u.doctor_number FROM user_keys k
                      JOIN users u ON u.id = k.user_id WHERE u.institution = ?1",
                 )?;
                 let rows = st.query_map([&inst], |r| {
@@ -349,17 +381,26 @@ impl Node {
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
                         r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 })?;
                 let mut out = Vec::new();
                 for row in rows {
-                    let (key, id, kind) = row?;
+                    let (key, id, kind, name, doctor_number) = row?;
+                    let kind = UserKind::parse(&kind);
+                    // Only those who may write sheets sign files for 一括登録.
+                    if !kind.is_some_and(|k| matches!(k.role(), Role::Doctor | Role::Clerk)) {
+                        continue;
+                    }
                     let mut k = [0u8; 32];
                     if hex::decode_to_slice(&key, &mut k).is_ok() {
                         out.push(Signer {
                             key: k,
                             user_id: id as u64,
-                            kind: UserKind::parse(&kind),
+                            kind,
+                            name,
+                            doctor_number: doctor_number.filter(|n| !n.trim().is_empty()),
                         });
                     }
                 }
@@ -391,8 +432,15 @@ impl Node {
         }
         let seal = seal_key(&self.config).map_err(|e| Error::Invalid(format!("{e:#}")))?;
         let signers = self.signers(&p.institution).await?;
-        let keys: Vec<[u8; 32]> = signers.iter().map(|s| s.key).collect();
         let node_pack = self.catalogue.version().to_string();
+        let ctx = UploadContext {
+            seal,
+            keys: signers.iter().map(|s| s.key).collect(),
+            signers,
+            uploader: p,
+            institution: self.institution_of(p).await?,
+            node_pack: node_pack.clone(),
+        };
         let mut report = ImportReport {
             tool_version: TOOL_VERSION.to_string(),
             rule_pack_version: node_pack.clone(),
@@ -427,7 +475,7 @@ impl Node {
             };
             let hash = hex::encode(Sha256::digest(bytes));
             let staged = self
-                .prepare(bytes, hash, &seal, &keys, &signers, p, &node_pack, &mut row)
+                .prepare(bytes, hash, &ctx, &mut row)
                 .and_then(|ready| self.stage(p, ready, now));
             (row, staged)
         };
@@ -496,24 +544,21 @@ impl Node {
     }
 
     /// Opens and checks one file; fills the row's patient, disease and date as soon as known.
-    #[allow(clippy::too_many_arguments)]
     fn prepare(
         &self,
         bytes: &[u8],
         hash: String,
-        seal: &SealKey,
-        keys: &[[u8; 32]],
-        signers: &[Signer],
-        p: &Principal,
-        node_pack: &str,
+        ctx: &UploadContext<'_>,
         row: &mut ImportRow,
     ) -> std::result::Result<Ready, Refusal> {
+        let (seal, keys, signers, p) = (&ctx.seal, &ctx.keys, &ctx.signers, ctx.uploader);
+        let node_pack = ctx.node_pack.as_str();
         let header = sealed::peek(bytes).map_err(|e| Refusal::seal(&e))?;
         let today = self.clock.today_jst();
-        if header.key_info_expires.is_empty() {
+        if nsdb_rules::Date::parse(&header.key_info_expires).is_none() {
             return Err(Refusal {
                 code: "key_info_unknown",
-                message: "このファイルには鍵情報の有効期限が記録されていません。最新のチェックツールで作り直してください。".into(),
+                message: "このファイルには鍵情報の有効期限が正しく記録されていません。最新のチェックツールで作り直してください。".into(),
             });
         }
         if today.to_string() > header.key_info_expires {
@@ -581,22 +626,41 @@ impl Node {
                 message: format!("{}行{}列: {}", e.line, e.column, e.message),
             });
         }
-        let pending = nsdb_rules::check(form, &sheet.values, Mode::Complete, today)
-            .into_iter()
-            .map(|m| m.text)
-            .collect();
         let doctor = match signer.kind.map(UserKind::role) {
             Some(Role::Doctor) => Some(signer.user_id),
             _ => (p.role() == Role::Doctor).then_some(p.user_id),
         };
+        // What the node knows is filled in where the file left it blank, as on the new-sheet
+        // screen: the institution, and the doctor who signed the file.
+        let mut values = sheet.values.clone();
+        let mut known = vec![
+            ("doctor.institution_name", ctx.institution.name.clone()),
+            ("doctor.institution_code", ctx.institution.code.clone()),
+        ];
+        if signer.kind.map(UserKind::role) == Some(Role::Doctor) {
+            known.push((crate::sheets::DOCTOR_NAME_ITEM, signer.name.clone()));
+            if let Some(number) = &signer.doctor_number {
+                known.push((crate::sheets::DOCTOR_NUMBER_ITEM, number.clone()));
+            }
+        }
+        for (item, value) in known {
+            if form.item(item).is_some() && values.get(item).is_none_or(|v| v.trim().is_empty()) {
+                values.insert(item.to_string(), value);
+            }
+        }
+        let pending = nsdb_rules::check(form, &values, Mode::Complete, today)
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
         Ok(Ready {
             hash,
-            digest: crate::cli::check::sheet_digest(&form.id, &sheet.values, &opened.signer),
+            // The sheet as sent, so that the same file's sheet is the same whoever imports it.
+            digest: crate::cli::check::sheet_digest(&form.id, &sheet.values),
             pending,
             signer: hex::encode(opened.signer),
             doctor,
             form_id: form.id.clone(),
-            values: sheet.values.clone(),
+            values,
         })
     }
 
@@ -629,6 +693,7 @@ impl Node {
         Ok(Staged {
             sheet,
             id: id.to_string(),
+            institution: p.institution.clone(),
             hash: ready.hash,
             digest: ready.digest,
             pending: ready.pending,

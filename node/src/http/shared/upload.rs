@@ -18,28 +18,44 @@ pub struct Upload {
     pub fields: BTreeMap<String, String>,
 }
 
-/// Reads every part of `multipart`. Errors in Japanese, saying what to do.
+/// The most bytes kept of one part: the largest file any upload takes (a sealed file, 24 MiB)
+/// and one byte more, so that the part's own check can still say it is too large. The rest of a
+/// larger part is read and dropped, never held.
+pub const MAX_PART_BYTES: usize = nsdb_provisioning::sealed::MAX_SEALED_BYTES + 1;
+
+/// Why an upload could not be read, in Japanese, saying what to do.
+fn unreadable(e: &axum::extract::multipart::MultipartError) -> String {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "アップロード全体が大きすぎます（上限 {} MB）。ファイルを分けてアップロードしてください。",
+            MAX_UPLOAD_BYTES / (1024 * 1024)
+        )
+    } else {
+        format!("アップロードを読み取れませんでした（{e}）。ファイルを選び直してください。")
+    }
+}
+
+/// Reads every part of `multipart`, keeping at most [`MAX_PART_BYTES`] of each. Errors in
+/// Japanese, saying what to do.
 pub async fn read_upload(mut multipart: Multipart) -> Result<Upload, String> {
     let mut up = Upload::default();
     loop {
-        let field = match multipart.next_field().await {
+        let mut field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => {
-                return Err(format!(
-                    "アップロードを読み取れませんでした（{e}）。ファイルを選び直してください。"
-                ));
-            }
+            Err(e) => return Err(unreadable(&e)),
         };
         let name = field.name().unwrap_or_default().to_string();
         let file = field.file_name().map(str::to_string);
-        let bytes = field.bytes().await.map_err(|e| {
-            format!("アップロードを読み取れませんでした（{e}）。ファイルを選び直してください。")
-        })?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|e| unreadable(&e))? {
+            let room = MAX_PART_BYTES.saturating_sub(bytes.len());
+            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
         match file {
             Some(f) if !f.is_empty() => {
                 let base = f.rsplit(['/', '\\']).next().unwrap_or(&f).to_string();
-                up.files.push((base, bytes.to_vec()));
+                up.files.push((base, bytes));
             }
             Some(_) => {}
             None => {
