@@ -90,6 +90,7 @@ pub struct ImportRow {
     pub sheet_id: Option<String>,
     /// How many of the screen's check messages the imported draft still has (a partial file):
     /// items to enter or correct on screen before 登録. 0 for a complete sheet.
+    #[serde(default)]
     pub pending_checks: usize,
 }
 

@@ -87,10 +87,18 @@ async fn result_csv(State(node): State<AppState>, s: UiSession, body: Bytes) -> 
         Ok(f) => f,
         Err(page) => return *page,
     };
-    let rows: Vec<ImportRow> = fields
+    let Some(rows) = fields
         .get("rows")
-        .and_then(|r| serde_json::from_str(r).ok())
-        .unwrap_or_default();
+        .and_then(|r| serde_json::from_str::<Vec<ImportRow>>(r).ok())
+    else {
+        return error_page(
+            Some(&ctx),
+            Error::Invalid(
+                "実行結果を読み取れませんでした。一括登録の画面から、もう一度「結果をCSVで保存」を押してください。"
+                    .into(),
+            ),
+        );
+    };
     let report = ImportReport {
         tool_version: TOOL_VERSION.to_string(),
         rule_pack_version: node.catalogue.version().to_string(),
