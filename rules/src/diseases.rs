@@ -111,14 +111,19 @@ fn folded_matches(s: &str, q: &str) -> bool {
     }
 }
 
+/// Latin queries this short are abbreviations: they match whole words only (SMA is not "small",
+/// MS not "MSA", CD not "CDG").
+const ABBREVIATION_CHARS: usize = 5;
+
 /// Whether `q` occurs in `s` where a word begins: at the start, or after anything but a Latin
 /// letter or digit (「家族性ALS」, 「IgA腎症」, 「Crohn病」; not 「mucopolysaccharidosis」 for "uc").
+/// A query of up to [`ABBREVIATION_CHARS`] characters must also end where the word ends.
 fn at_word_start(s: &str, q: &str) -> bool {
-    s.match_indices(q).any(|(i, _)| {
-        s[..i]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_ascii_alphanumeric())
+    let whole = q.chars().count() <= ABBREVIATION_CHARS;
+    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric());
+    s.match_indices(q).any(|(i, m)| {
+        boundary(s[..i].chars().next_back())
+            && (!whole || boundary(s[i + m.len()..].chars().next()))
     })
 }
 
@@ -464,6 +469,22 @@ mod tests {
         );
         // 潰瘍性大腸炎's "UC" is in neither its criteria text nor NANDO: not made up.
         assert!(!hits("UC").contains(&"rinko-097".to_string()));
+        // A short query is a whole word: not the start of a longer one.
+        assert!(!at_word_start("small fiber neuropathy", "sma"));
+        assert!(!at_word_start("msa", "ms"));
+        assert!(at_word_start("家族性als", "als"));
+        assert!(
+            at_word_start("charcot marie tooth", "charcot"),
+            "a long query is a prefix"
+        );
+        assert!(at_word_start("parkinson disease", "parkinso"));
+        for (q, not) in [
+            ("SMA", "rinko-100"),
+            ("MS", "rinko-017"),
+            ("SLE", "rinko-154"),
+        ] {
+            assert!(!hits(q).contains(&not.to_string()), "{q}: {:?}", hits(q));
+        }
     }
 
     #[test]

@@ -534,13 +534,15 @@ pub struct TooLong {
     pub items: Vec<(String, String, usize, usize)>,
 }
 
+/// One line per item, in form order.
 fn too_long_message(items: &[(String, String, usize, usize)]) -> String {
     items
         .iter()
         .map(|(_, label, limit, len)| {
             format!("「{label}」は{limit}文字までです（{len}文字あります）。短くしてから保存してください。")
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl FormDef {
@@ -550,12 +552,13 @@ impl FormDef {
         &self,
         input: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), TooLong> {
-        let items: Vec<_> = input
-            .iter()
-            .filter_map(|(id, value)| {
-                let item = self.item(id)?;
+        // In form order, as the screen shows them.
+        let items: Vec<_> = self
+            .items()
+            .filter_map(|item| {
+                let value = input.get(&item.id)?;
                 let (limit, len) = (item.entry_limit(), value.chars().count());
-                (len > limit).then(|| (id.clone(), item.label.clone(), limit, len))
+                (len > limit).then(|| (item.id.clone(), item.label.clone(), limit, len))
             })
             .collect();
         if items.is_empty() {

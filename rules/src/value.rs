@@ -202,6 +202,18 @@ fn is_full_katakana_name(s: &str) -> bool {
         .all(|c| matches!(c, '\u{30A1}'..='\u{30FA}' | 'ー' | '・' | ' '))
 }
 
+/// Whether the commas of a number, if any, separate thousands: `1,234`, `-12,345.6`; not `1,5`,
+/// `1,50` or `12,34,567`.
+fn thousands_grouped(n: &str) -> bool {
+    let body = n.strip_prefix(['-', '+']).unwrap_or(n);
+    let whole = body.split_once('.').map_or(body, |(w, _)| w);
+    let mut groups = whole.split(',');
+    let first_ok = groups
+        .next()
+        .is_some_and(|g| (1..=3).contains(&g.len()) && g.chars().all(|c| c.is_ascii_digit()));
+    first_ok && groups.all(|g| g.len() == 3 && g.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// Normalises what was typed for an item into its stored form. Never fails: a value that cannot
 /// be normalised is kept as typed (trimmed), and `problem` says what is wrong with it.
 pub fn normalise(item: &ItemDef, raw: &str) -> String {
@@ -210,9 +222,17 @@ pub fn normalise(item: &ItemDef, raw: &str) -> String {
     match item.ty {
         ItemType::Text => t.to_string(),
         ItemType::Kana => to_full_katakana(t).trim().to_string(),
-        ItemType::Integer | ItemType::Decimal | ItemType::Digits | ItemType::InsurerNo => {
-            ascii_narrow(t).replace([' ', ','], "")
+        ItemType::Integer | ItemType::Decimal => {
+            let n = ascii_narrow(t).replace(' ', "");
+            // A comma is a thousands separator only in groups of three (1,234 or 12,345.6); any
+            // other comma (1,5 typed for 1.5) is kept, so the value is refused, never misread.
+            if thousands_grouped(&n) {
+                n.replace(',', "")
+            } else {
+                n
+            }
         }
+        ItemType::Digits | ItemType::InsurerNo => ascii_narrow(t).replace([' ', ','], ""),
         ItemType::Postal => {
             let d: String = ascii_narrow(t).chars().filter(|c| *c != '-').collect();
             if d.len() == 7 && d.chars().all(|c| c.is_ascii_digit()) {
@@ -448,6 +468,33 @@ mod tests {
         assert_eq!(compose("𠮷野"), "𠮷野");
         assert_eq!(fold_query("ﾔﾏﾀﾞ"), "ヤマダ");
         assert_eq!(fold_query("１２３"), "123");
+    }
+
+    /// A decimal comma (1,5 for 1.5) is refused, never read as 15; thousands separators in
+    /// groups of three are read.
+    #[test]
+    fn a_comma_is_a_thousands_separator_only_in_groups_of_three() {
+        let item = item(ItemType::Decimal);
+        let today = Date::new(2026, 4, 1).unwrap();
+        for typed in ["1,5", "１，５", "1,50", "12,34,567", ",5", "4,5"] {
+            let stored = normalise(&item, typed);
+            assert_ne!(
+                stored.replace(',', ""),
+                stored,
+                "{typed} keeps its comma: {stored}"
+            );
+            assert!(
+                problem(&item, &stored, today).is_some(),
+                "{typed} is refused"
+            );
+        }
+        for (typed, want) in [
+            ("1,234", "1234"),
+            ("-12,345.6", "-12345.6"),
+            ("1 234", "1234"),
+        ] {
+            assert_eq!(normalise(&item, typed), want);
+        }
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub fn judgment(ctx: &PageContext<'_>, v: &JudgmentView) -> Markup {
                     ul { @for m in &v.messages { li { (m) } } }
                 }
             }
+            @if !v.lines.is_empty() {
             table.list {
                 thead { tr { th { "判定" } th { "入力内容からの判定" } th { "選択された内容" } th { "基準" } th { "軽症高額" } } }
                 tbody {
@@ -85,6 +86,7 @@ pub fn judgment(ctx: &PageContext<'_>, v: &JudgmentView) -> Markup {
                         }
                     }
                 }
+            }
             }
             @if !v.derived.is_empty() {
                 h2 { "自動計算" }

@@ -279,11 +279,12 @@ pub fn held_fields(fields: &[(String, String)]) -> Markup {
 
 /// 様式版 as a person reads it: a form with its own form file shows its version (`2023.04`); a
 /// form made from the official disease list, which records the doctor's own selections and has
-/// no form file of its own, has the version `list-DATE` and shows as 共通様式（疾病一覧 DATE）.
+/// no form file of its own, has a version `list-…` and shows as 共通様式.
 pub fn form_version_label(version: &str) -> String {
-    match version.strip_prefix("list-") {
-        Some(date) => format!("共通様式（疾病一覧 {date}）"),
-        None => version.to_string(),
+    if version.starts_with("list-") {
+        "共通様式".to_string()
+    } else {
+        version.to_string()
     }
 }
 
@@ -291,7 +292,7 @@ pub fn form_version_label(version: &str) -> String {
 pub const FORM_LEVELS: [(&str, &str); 3] = [
     (
         "機械判定",
-        "入力内容から診断のカテゴリー・重症度を判定し、指定医の選択と照合します（一次判定表示）。",
+        "入力内容から診断のカテゴリー・重症度（様式によってはその一方）を判定し、指定医の選択と照合します（一次判定表示）。",
     ),
     (
         "チェック",
@@ -347,8 +348,9 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                 @if !picker.query.is_empty() { a href="/sheets/new" { "クリア" } }
             }
             p.hint #q-hint {
-                "病名は書かれている文字（漢字・カタカナ）のまま探します。漢字の読みがな（例: かいよう）では見つかりません。"
-                "告示番号、小慢の番号（例: 12-04-014）、ALS・SLE などの略称でも探せます。"
+                "病名は書かれている文字（漢字・カタカナ、ひらがなでも可）のまま探します。漢字の読みがな（例: かいよう）では見つかりません。"
+                "告示番号、小慢の番号（例: 12-04-014）、診断基準に書かれている略称（例: ALS、MG、ITP）でも探せます。"
+                "小慢の疾患群16（脈管系疾患）は公式の疾病一覧が未収録のため、まだ選べません。"
             }
             @if picker.query.is_empty() {
                 p.hint {
@@ -388,7 +390,9 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                 }
                 dl.legend aria-label="様式の水準" {
                     @for (level, meaning) in FORM_LEVELS {
-                        dt { (level) } dd { (meaning) }
+                        @if picker.choices.iter().any(|f| f.level == level) {
+                            dt { (level) } dd { (meaning) }
+                        }
                     }
                 }
             }
