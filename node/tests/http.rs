@@ -776,6 +776,30 @@ async fn the_judgment_from_the_editor_judges_the_values_on_the_screen() {
     assert!(!invalid.body.contains("基準を満たす<"), "{}", invalid.body);
 }
 
+/// A machine-judged form that judges one half only (rinko-057: the category) says of the other
+/// that it is not machine-judged, instead of leaving it out.
+#[tokio::test]
+async fn the_half_a_form_does_not_judge_says_so() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let id = t
+        .node
+        .create_sheet(&doctor, "rinko-057", &Default::default())
+        .await
+        .unwrap()
+        .row
+        .id;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let page = c.get(&format!("/sheets/{id}/judgment")).await;
+    assert!(page.body.contains("重症度"), "{}", page.body);
+    assert!(
+        page.body.contains("この様式では機械判定しません"),
+        "{}",
+        page.body
+    );
+}
+
 /// 一次判定表示 on a form that judges nothing (記載のみ) says so, instead of "no disagreement".
 #[tokio::test]
 async fn the_judgment_of_a_record_only_form_says_it_is_not_judged() {

@@ -833,7 +833,22 @@ fn judgment_page(
         Some(false) => no.to_string(),
         None => "―".to_string(),
     };
-    let lines = [&ev.judgment.category, &ev.judgment.severity]
+    let judged = form.level() == nsdb_rules::FormLevel::MachineJudged;
+    // On a machine-judged form, the half it does not judge says so instead of vanishing.
+    let not_judged = |title: &str| nsdb_ui::judgment::JudgmentLine {
+        title: title.to_string(),
+        derived: "この様式では機械判定しません".into(),
+        selected: "指定医の選択のとおり".into(),
+        criteria: "―".into(),
+        high_cost: "―".into(),
+        unverified: Vec::new(),
+        invalid: Vec::new(),
+    };
+    let mut lines: Vec<nsdb_ui::judgment::JudgmentLine> = Vec::new();
+    if judged && ev.judgment.category.is_none() {
+        lines.push(not_judged("診断のカテゴリー"));
+    }
+    let judged_lines = [&ev.judgment.category, &ev.judgment.severity]
         .into_iter()
         .flatten()
         .map(|j| nsdb_ui::judgment::JudgmentLine {
@@ -859,14 +874,17 @@ fn judgment_page(
                     (label, why)
                 })
                 .collect(),
-        })
-        .collect();
+        });
+    lines.extend(judged_lines);
+    if judged && ev.judgment.severity.is_none() {
+        lines.push(not_judged("重症度"));
+    }
     let view = nsdb_ui::judgment::JudgmentView {
         title: title(node, &d),
         sheet_id: id.clone(),
         rules_version: node.catalogue.version().to_string(),
         level: form.level().label().to_string(),
-        judged: form.level() == nsdb_rules::FormLevel::MachineJudged,
+        judged,
         lines,
         messages: ev
             .judgment
