@@ -322,7 +322,7 @@ fn a_folder_is_checked_the_errors_listed_for_excel_and_passing_sheets_sealed() {
         "--key-info",
         keyinfo.to_str().unwrap(),
         "--hub-key",
-        &"0".repeat(64),
+        "5866666666666666666666666666666666666666666666666666666666666666",
         "--user-key",
         user_key.to_str().unwrap(),
         "--out",
@@ -383,6 +383,36 @@ fn sealed_files_never_collide_nor_overwrite_and_partial_sheets_are_sealed_on_req
         (1.into(), 1.into())
     );
     assert_ne!(std::fs::read(sealed.join(&first[0])).unwrap(), b"garbage");
+
+    // A sealed file whose body was changed is replaced, not kept as already sealed.
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sealed.join(&first[1])).unwrap()).unwrap();
+    let body = file["body"].as_str().unwrap().to_string();
+    let flipped = if body.starts_with('A') { "B" } else { "A" };
+    file["body"] = format!("{flipped}{}", &body[1..]).into();
+    std::fs::write(sealed.join(&first[1]), serde_json::to_vec(&file).unwrap()).unwrap();
+    let out = k.seal(&[&exports], &sealed, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        k.summary()["sealed"],
+        1,
+        "the changed file was written again"
+    );
+
+    // The error lists never overwrite an input.
+    let out = nsdb(&[
+        "check",
+        exports.to_str().unwrap(),
+        "--quiet",
+        "--csv",
+        exports.join("a").join("x.xml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        std::fs::read_to_string(exports.join("a").join("x.xml"))
+            .unwrap()
+            .contains("<Sheets")
+    );
 
     // A file without any sheet is an error, not a silent pass.
     let empty = d.join("empty-sheets");

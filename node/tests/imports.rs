@@ -286,7 +286,7 @@ async fn unknown_signers_tampered_files_and_other_nodes_files_are_refused_with_t
     assert!(results[1].contains("変更されたか"), "{}", results[1]);
     assert!(results[2].contains("別のノード"), "{}", results[2]);
     assert!(
-        results[3].contains("暗号化ファイルとして読めません"),
+        results[3].contains("XML ファイルのままです"),
         "{}",
         results[3]
     );
@@ -298,7 +298,7 @@ async fn unknown_signers_tampered_files_and_other_nodes_files_are_refused_with_t
         .filter(|(a, _)| a == "sheet_import_refused")
         .map(|(_, d)| d)
         .collect();
-    for code in ["unknown_signer", "tampered", "other_node", "malformed"] {
+    for code in ["unknown_signer", "tampered", "other_node", "plain_xml"] {
         assert!(details.contains(&Some(code.into())), "{code}: {details:?}");
     }
 }

@@ -262,14 +262,16 @@ impl KeyInfo {
     pub fn sign_on_hub(self, dir: &Path) -> Result<KeyInfo, SealError> {
         let registry =
             crate::enrollment::registry(dir).map_err(|e| SealError::Hub(e.to_string()))?;
+        let hub = crate::enrollment::identity(dir).map_err(|e| SealError::Hub(e.to_string()))?;
+        // The hub's own key information (clinics register on the hub) is the hub's to sign.
+        let own = self.node_key == hex::encode(hub.public_key().as_bytes());
         let enrolled = registry
             .nodes
             .iter()
             .any(|n| n.public_key == self.node_key && !n.revoked);
-        if !enrolled {
+        if !(own || enrolled) {
             return Err(SealError::KeyInfoNotEnrolled(prefix(&self.node_key)));
         }
-        let hub = crate::enrollment::identity(dir).map_err(|e| SealError::Hub(e.to_string()))?;
         Ok(self.sign(&hub))
     }
 
@@ -458,6 +460,22 @@ pub fn peek(bytes: &[u8]) -> Result<SealedHeader, SealError> {
 /// keys) and its signature must verify; the file must be for this node's `key`; then the body
 /// is decrypted. Refusals: [`SealError::UnknownSigner`], [`SealError::Tampered`],
 /// [`SealError::OtherNode`], [`SealError::Malformed`], [`SealError::Format`].
+/// Whether `bytes` are a sealed file signed by `signer` and unchanged since (the signature over
+/// the format, header and body verifies), without decrypting it: what the check tool asks of a
+/// file it finds where it would write one. Returns its header.
+pub fn signed_by(bytes: &[u8], signer: &[u8; 32]) -> Result<SealedHeader, SealError> {
+    let file = parse_file(bytes)?;
+    if file.signer != hex::encode(signer) {
+        return Err(SealError::Tampered);
+    }
+    let public = VerifyingKey::from_bytes(signer).map_err(|_| SealError::Tampered)?;
+    let signature = parse_signature(&file.signature).ok_or(SealError::Tampered)?;
+    public
+        .verify(file.signed_text().as_bytes(), &signature)
+        .map_err(|_| SealError::Tampered)?;
+    serde_json::from_str(&file.header).map_err(|_| SealError::Tampered)
+}
+
 pub fn open(bytes: &[u8], key: &SealKey, known_signers: &[[u8; 32]]) -> Result<Opened, SealError> {
     let file = parse_file(bytes)?;
     let signer: [u8; 32] = hex::decode(&file.signer)
@@ -606,6 +624,30 @@ mod tests {
             request.sign_on_hub(hub.path()),
             Err(SealError::KeyInfoNotEnrolled(_))
         ));
+        // The hub's own key information (for its clinics' 一括登録) is the hub's to sign.
+        let hub_id = enrollment::identity(hub.path()).unwrap();
+        let own = KeyInfo::request(&hub_id, "ハブ", &seal_key, "2027-03-31").unwrap();
+        let signed = own.sign_on_hub(hub.path()).unwrap();
+        assert!(signed.verify(&hub_key, "2027-01-01").is_ok());
+    }
+
+    /// A file signed by the key asked about and unchanged passes; a changed body or another
+    /// signer does not.
+    #[test]
+    fn signed_by_tells_an_unchanged_file_of_its_signer() {
+        let w = world();
+        let v = w.info.verify(&hub_key(&w), "2026-12-01").unwrap();
+        let by = UserKey::generate().unwrap();
+        let bytes = seal(b"<Sheets/>", &v, &by, "1.0.0", "2026.04-1").unwrap();
+        assert!(signed_by(&bytes, &by.public_key()).is_ok());
+        let other = UserKey::generate().unwrap();
+        assert!(signed_by(&bytes, &other.public_key()).is_err());
+        let mut file: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let body = file["body"].as_str().unwrap().to_string();
+        let flipped = if body.starts_with('A') { "B" } else { "A" };
+        file["body"] = format!("{flipped}{}", &body[1..]).into();
+        let changed = serde_json::to_vec(&file).unwrap();
+        assert!(signed_by(&changed, &by.public_key()).is_err());
     }
 
     #[test]

@@ -458,6 +458,14 @@ pub fn public_key(hex_key: &str, what: &str) -> anyhow::Result<[u8; 32]> {
             hex_key.trim()
         )
     })?;
+    // Not every 32 bytes are an ed25519 public key: refuse what no signature could match (a
+    // secret key pasted by mistake usually decodes to no point; a weak key is refused too).
+    match ed25519_dalek::VerifyingKey::from_bytes(&k) {
+        Ok(v) if !v.is_weak() => {}
+        _ => anyhow::bail!(
+            "{what} は ed25519 の公開鍵として使えません（秘密鍵を貼り付けていないか確認してください）"
+        ),
+    }
     Ok(k)
 }
 
@@ -484,6 +492,10 @@ fn sealer(args: &CheckArgs, cat: &Catalogue, today: Date) -> anyhow::Result<Opti
 
 /// `nsdb check`: see the module comment for what it does and its exit status.
 pub fn run(args: CheckArgs) -> ExitCode {
+    if let Err(e) = outputs_apart(&args) {
+        eprintln!("nsdb check: {e:#}");
+        return ExitCode::from(2);
+    }
     match check(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -515,6 +527,32 @@ pub fn run(args: CheckArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The error lists never take the place of an input or of each other: checked before anything
+/// is written, so that not even the lists of a refused run overwrite an input.
+fn outputs_apart(args: &CheckArgs) -> anyhow::Result<()> {
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || std::fs::canonicalize(a)
+                .is_ok_and(|a| std::fs::canonicalize(b).is_ok_and(|b| a == b))
+    };
+    if same(&args.csv, &args.json) {
+        anyhow::bail!(
+            "--csv と --json に同じファイル（{}）は指定できません",
+            args.csv.display()
+        );
+    }
+    let inputs = xml_files(&args.paths).unwrap_or_default();
+    for list in [&args.csv, &args.json] {
+        if let Some(input) = inputs.iter().find(|f| same(list, f)) {
+            anyhow::bail!(
+                "エラー一覧の出力先 {} は読み込む XML ファイルです。別の名前を指定してください",
+                input.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<bool> {
@@ -580,11 +618,12 @@ fn check(args: &CheckArgs) -> anyhow::Result<bool> {
     let mut errors = Vec::new();
     let expected = sealer.as_ref().map(|s| {
         let info = s.to.info();
-        (
-            info.recipient.clone(),
-            info.expires.clone(),
-            s.rule_pack_version.clone(),
-        )
+        Expected {
+            recipient: info.recipient.clone(),
+            expires: info.expires.clone(),
+            rule_pack: s.rule_pack_version.clone(),
+            signer: s.by.public_key(),
+        }
     });
     for (o, path) in outcomes.into_iter().zip(&files) {
         sheets += o.sheets;
@@ -678,21 +717,26 @@ enum Written {
     AlreadyThere,
 }
 
+/// How this run seals: what a sealed file already in the output folder must match to be kept.
+struct Expected {
+    recipient: String,
+    expires: String,
+    rule_pack: String,
+    signer: [u8; 32],
+}
+
 /// Writes a sealed file at `path`, whole or not at all (a temporary file beside it, then
-/// renamed). A file already there is kept when its header says it was sealed as `expected`
-/// (recipient, key information's expiry, rule pack); anything else there (a damaged file, one
-/// sealed otherwise) is replaced. Errors: why the file could not be written, in Japanese.
-fn write_sealed(
-    path: &Path,
-    bytes: &[u8],
-    expected: &(String, String, String),
-) -> Result<Written, String> {
+/// renamed). A file already there is kept when it is signed by this run's user, unchanged (its
+/// signature verifies) and its header says it was sealed as `expected` (recipient, key
+/// information's expiry, rule pack); anything else there (a damaged file, one sealed otherwise)
+/// is replaced. Errors: why the file could not be written, in Japanese.
+fn write_sealed(path: &Path, bytes: &[u8], expected: &Expected) -> Result<Written, String> {
     use std::io::Write;
     let fail = |e: std::io::Error| format!("{} を書けません: {}", path.display(), io_reason(&e));
     if let Ok(existing) = std::fs::read(path)
-        && let Ok(h) = sealed::peek(&existing)
+        && let Ok(h) = sealed::signed_by(&existing, &expected.signer)
         && (&h.recipient, &h.key_info_expires, &h.rule_pack_version)
-            == (&expected.0, &expected.1, &expected.2)
+            == (&expected.recipient, &expected.expires, &expected.rule_pack)
     {
         return Ok(Written::AlreadyThere);
     }

@@ -554,6 +554,13 @@ impl Node {
     ) -> std::result::Result<Ready, Refusal> {
         let (seal, keys, signers, p) = (&ctx.seal, &ctx.keys, &ctx.signers, ctx.uploader);
         let node_pack = ctx.node_pack.as_str();
+        let text_start = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        if text_start.trim_ascii_start().starts_with(b"<") {
+            return Err(Refusal {
+                code: "plain_xml",
+                message: "XML ファイルのままです。チェックツール（nsdb check … --out）で暗号化した .sealed ファイルをアップロードしてください。".into(),
+            });
+        }
         let header = sealed::peek(bytes).map_err(|e| Refusal::seal(&e))?;
         let today = self.clock.today_jst();
         if nsdb_rules::Date::parse(&header.key_info_expires).is_none() {
