@@ -442,7 +442,7 @@ fn parse_file(bytes: &[u8]) -> Result<SealedFile, SealError> {
         )));
     }
     let file: SealedFile =
-        serde_json::from_slice(bytes).map_err(|e| SealError::Malformed(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| SealError::Malformed(json_problem(&e)))?;
     if file.format != SEALED_FORMAT {
         return Err(SealError::Format(file.format));
     }
@@ -453,7 +453,7 @@ fn parse_file(bytes: &[u8]) -> Result<SealedFile, SealError> {
 /// it only to explain a refusal, never to accept a file.
 pub fn peek(bytes: &[u8]) -> Result<SealedHeader, SealError> {
     let file = parse_file(bytes)?;
-    serde_json::from_str(&file.header).map_err(|e| SealError::Malformed(e.to_string()))
+    serde_json::from_str(&file.header).map_err(|e| SealError::Malformed(json_problem(&e)))
 }
 
 /// Opens a sealed file: the signer must be one of `known_signers` (registered users' public
@@ -476,8 +476,30 @@ pub fn signed_by(bytes: &[u8], signer: &[u8; 32]) -> Result<SealedHeader, SealEr
     serde_json::from_str(&file.header).map_err(|_| SealError::Tampered)
 }
 
+/// What is wrong with a file that is not a sealed file's JSON, in Japanese, with the place.
+fn json_problem(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Eof => "途中で終わっています",
+        Category::Syntax => "JSON の形式ではありません",
+        Category::Data => "項目が足りないか、余分な項目があります",
+        Category::Io => "読み込めません",
+    };
+    format!("{what}: {}行{}列", e.line(), e.column())
+}
+
 pub fn open(bytes: &[u8], key: &SealKey, known_signers: &[[u8; 32]]) -> Result<Opened, SealError> {
     let file = parse_file(bytes)?;
+    // Sealed for another node: said first, so that the clerk is pointed at the right node
+    // rather than at a key that is not registered here. (Refusing on the unverified header
+    // accepts nothing.)
+    if let Ok(header) = serde_json::from_str::<SealedHeader>(&file.header)
+        && header.recipient != key.recipient()
+    {
+        return Err(SealError::OtherNode {
+            node: header.node_name,
+        });
+    }
     let signer: [u8; 32] = hex::decode(&file.signer)
         .ok()
         .and_then(|b| b.try_into().ok())

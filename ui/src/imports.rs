@@ -41,7 +41,7 @@ pub fn import_page(ctx: &PageContext<'_>, v: &ImportView) -> Markup {
         ctx,
         "臨床調査個人票・医療意見書一括登録",
         html! {
-            p { "チェックツールで作成した暗号化ファイルを選んで登録してください。複数のファイルをまとめて選べます。取り込んだ臨床調査個人票・医療意見書は一時保存（登録種別 一括）になります。" }
+            p { "チェックツールで作成した暗号化ファイル（.sealed）を選んで登録してください。複数のファイルをまとめて選べます（一度に1,000ファイル・合計256MBまで。多いときは分けてください）。取り込んだ臨床調査個人票・医療意見書は一時保存（登録種別 一括）になります。" }
             form.upload method="post" action="/imports" enctype="multipart/form-data" {
                 input type="hidden" name="csrf" value=(ctx.csrf);
                 p {
