@@ -661,3 +661,59 @@ async fn a_character_the_print_cannot_show_is_named_beside_its_field_and_blocks_
         d.messages
     );
 }
+
+/// The demo's drafts say who writes them (医師の氏名, 指定医番号, 医療機関), as the new-sheet screen
+/// fills a new sheet, so that they can be registered without typing these.
+#[tokio::test]
+async fn the_demo_drafts_carry_the_writing_doctor_and_institution() {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 2).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let id = t.node.sheet_ids().await.unwrap()[0].clone();
+    let d = t.node.get_sheet(&doctor, &id).await.unwrap();
+    for item in [
+        "doctor.name",
+        "doctor.number",
+        "doctor.institution_name",
+        "doctor.institution_code",
+    ] {
+        assert!(
+            d.items.get(item).is_some_and(|v| !v.is_empty()),
+            "{item}: {:?}",
+            d.items.get(item)
+        );
+    }
+    assert_eq!(d.items["doctor.name"], doctor.name);
+}
+
+/// A save refused because the sheet was registered meanwhile shows what was typed and not
+/// saved, under the reason, instead of dropping it.
+#[tokio::test]
+async fn a_save_refused_on_a_registered_sheet_lists_what_was_typed() {
+    use nsdb::sheets::workflow::Step;
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let values = nsdb::testing::required_values(&t.node, "rinko-006", "トウロク ハナコ");
+    let d = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap();
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    t.node
+        .step(&doctor, &d.row.id, Step::Register)
+        .await
+        .expect("registers");
+    let r = c
+        .form(
+            &format!("/sheets/{}", d.row.id),
+            &[
+                ("csrf", &csrf),
+                ("action", "save"),
+                ("patient.address", "打ち込んだ住所ZZZ"),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("保存されなかった入力"), "{}", r.body);
+    assert!(r.body.contains("打ち込んだ住所ZZZ"), "{}", r.body);
+}

@@ -234,6 +234,26 @@ pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Resu
             node: node.node_id,
             user: doctor,
         };
+        // Who writes the demo drafts, as the new-sheet screen fills it: the demo doctor (with
+        // the 指定医番号 the account holds) at the demo hospital, so that they can be registered.
+        let doctor_name = n
+            .users
+            .iter()
+            .find(|(_, _, k)| k.role() == crate::accounts::policy::Role::Doctor)
+            .map(|(_, name, _)| name.to_string())
+            .unwrap_or_default();
+        let identity: std::collections::BTreeMap<String, Option<String>> = [
+            (crate::sheets::DOCTOR_NAME_ITEM, doctor_name),
+            (
+                crate::sheets::DOCTOR_NUMBER_ITEM,
+                format!("デモ{doctor:04}"),
+            ),
+            ("doctor.institution_name", n.institution.name.clone()),
+            ("doctor.institution_code", n.institution.code.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Some(v)))
+        .collect();
         let mut docs = crate::cli::seed::sheets(
             &form,
             sheets,
@@ -242,7 +262,16 @@ pub async fn seed(node: &Arc<Node>, n: &DemoNode, sheets: usize) -> anyhow::Resu
             author,
             now,
             node.clock.today_jst(),
-        );
+        )
+        .map(move |mut s| {
+            let edit = nsdb_sync::Edit {
+                author,
+                at_ms: s.header().created_ms,
+                message: "作成",
+            };
+            s.set_fields(&identity, edit);
+            s
+        });
         // A thousand sheets a transaction, so a large seed stays small in memory.
         loop {
             let batch: Vec<Sheet> = docs.by_ref().take(1000).collect();

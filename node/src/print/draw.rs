@@ -265,7 +265,10 @@ impl Header {
             },
         }
         title_lines.truncate(2);
-        let mut info = vec![format!("様式版 {}", meta.form_version)];
+        let mut info = vec![format!(
+            "様式版 {}",
+            nsdb_ui::form_version_label(meta.form_version)
+        )];
         if let Some(r) = meta.rules_version {
             info.push(format!("判定規則 {r}"));
         }

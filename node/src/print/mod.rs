@@ -87,7 +87,7 @@ pub fn unprintable_messages(
                 nsdb_rules::check::Message {
                     items: vec![id.clone()],
                     text: format!(
-                        "{}: {} は帳票に印刷できない文字です。通常の字体（例: 𠮷→吉）に置き換えて入力してください。",
+                        "{}: {} は帳票に印刷できない文字です（どの帳票用フォントにもありません）。通常の字体に置き換えて入力してください。",
                         form.item(id).map_or(id.as_str(), |i| i.label.as_str()),
                         shown.join("、")
                     ),

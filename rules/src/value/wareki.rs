@@ -8,13 +8,16 @@ use super::{Date, normalise_date, normalise_year_month};
 /// A day as (year, month, day), comparable.
 type Day = (i32, u8, u8);
 
-/// (kanji, letter, first day, last day) of each era since 明治.
+/// (kanji, letter, first day, last day) of each era since 明治. 大正 and 昭和 began on the day
+/// of the accession (即日改元: 1912-07-30 and 1926-12-25), so that day is written in either era
+/// (明治45年7月30日 = 大正元年7月30日); 平成 began the day after (1989-01-08), and 令和 on the day
+/// the 政令 set (2019-05-01, 元号を改める政令, 平成31年政令第143号). A date is shown in the newer era.
 const ERAS: &[(&str, char, Day, Day)] = &[
     ("令和", 'R', (2019, 5, 1), (9999, 12, 31)),
     ("平成", 'H', (1989, 1, 8), (2019, 4, 30)),
     ("昭和", 'S', (1926, 12, 25), (1989, 1, 7)),
-    ("大正", 'T', (1912, 7, 30), (1926, 12, 24)),
-    ("明治", 'M', (1868, 1, 1), (1912, 7, 29)),
+    ("大正", 'T', (1912, 7, 30), (1926, 12, 25)),
+    ("明治", 'M', (1868, 1, 1), (1912, 7, 30)),
 ];
 
 type Era = (Day, Day);
@@ -105,9 +108,7 @@ pub fn era_year_month(ym: &str) -> Option<String> {
 
 /// When `s` (narrowed) is an era date that does not exist because its era had ended or not
 /// begun (`平成31年5月1日`), what to say: the era's first and last day and the date in the
-/// era it falls in. The official rule: 令和 begins on 2019-05-01 (元号を改める政令, 平成31年
-/// 政令第143号), so 平成 ends on 2019-04-30; each earlier era likewise ends the day before the
-/// next begins.
+/// era it falls in. The eras' first and last days are [`ERAS`]'.
 pub fn outside_era(s: &str) -> Option<String> {
     let (w, (start, end)) = western(s)?;
     let d = Date::parse(&normalise_date(&w)?)?;
@@ -157,6 +158,15 @@ mod tests {
             Some("平成31年4月30日")
         );
         assert_eq!(era_date(d("2019-05-01")).as_deref(), Some("令和元年5月1日"));
+        // 即日改元: the last day of 明治 and of 大正 is also the first of the next era.
+        assert_eq!(date("大正15年12月25日").as_deref(), Some("1926-12-25"));
+        assert_eq!(date("T15.12.25").as_deref(), Some("1926-12-25"));
+        assert_eq!(date("M45.7.30").as_deref(), Some("1912-07-30"));
+        assert_eq!(
+            era_date(d("1926-12-25")).as_deref(),
+            Some("昭和元年12月25日")
+        );
+        assert!(outside_era("T15.12.26").is_some());
         assert_eq!(era_date(d("1989-01-07")).as_deref(), Some("昭和64年1月7日"));
         assert_eq!(era_date(d("1989-01-08")).as_deref(), Some("平成元年1月8日"));
         assert_eq!(era_year_month("2023-04").as_deref(), Some("令和5年4月"));

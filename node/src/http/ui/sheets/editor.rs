@@ -227,6 +227,27 @@ async fn render_typed(
     };
     let offered = Offered::for_user(&s.principal, &d.row);
     let editing = editing && (offered.edit || typed.is_none());
+    // A save refused on a sheet that can no longer be edited (registered meanwhile): the view,
+    // with what was typed and not saved listed under the reason, so it can be copied.
+    let unsaved: Option<String> = typed.filter(|_| !editing).and_then(|typed| {
+        let lines: Vec<String> = form
+            .items()
+            .filter_map(|item| {
+                let v = typed.get(&item.id)?;
+                (d.items.get(&item.id).map(String::as_str).unwrap_or("") != v.as_str()
+                    && !v.is_empty())
+                .then(|| format!("「{}」: {v}", item.label))
+            })
+            .collect();
+        (!lines.is_empty()).then(|| {
+            format!(
+                "{}\n\n保存されなかった入力（必要ならコピーしてください）:\n{}",
+                problem.unwrap_or(""),
+                lines.join("\n")
+            )
+        })
+    });
+    let problem = unsaved.as_deref().or(problem);
     if editing && !offered.edit {
         let why = if d.row.status == status::APPROVED {
             Error::Invalid(
