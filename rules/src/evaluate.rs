@@ -765,9 +765,13 @@ fn judge(r: &Reading) -> Judgment {
                     items.extend(items_of(o, &|t| t == Truth::Unknown).0);
                 }
                 items = in_form_order(form, items.iter().map(String::as_str));
+                // A selection the entered items rule out is named as such, not as no selection.
+                let lead = match selected {
+                    Some(s) => format!("「{}」が選択されていますが、", name(s).label),
+                    None => format!("「{}」が選択されていません。", def.title),
+                };
                 format!(
-                    "「{}」が選択されていません。以下の条件が満たされているため「{}」又は「{}」です（どちらかは未入力の項目によります）。\n{}",
-                    def.title,
+                    "{lead}以下の条件が満たされているため「{}」又は「{}」です（どちらかは未入力の項目によります）。\n{}",
                     name(d).label,
                     open.join("」又は「"),
                     lines.join("\n")
