@@ -489,6 +489,22 @@ fn nothing_to_check_and_fifos_are_refused_by_name() {
         String::from_utf8_lossy(&out.stderr).contains("通常のファイルでもフォルダでもありません"),
         "{out:?}"
     );
+    // The two lists at one new file, named two ways: refused before anything is written.
+    let sample = ok(&nsdb(&["xml", "sample", "rinko-002"]));
+    std::fs::write(empty.join("ok.xml"), sample).unwrap();
+    let out = nsdb(&[
+        "check",
+        empty.join("ok.xml").to_str().unwrap(),
+        "--quiet",
+        "--csv",
+        d.join("n1.csv").to_str().unwrap(),
+        "--json",
+        d.join("empty").join("..").join("n1.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!d.join("n1.csv").exists());
+    std::fs::remove_file(empty.join("ok.xml")).unwrap();
+
     // In a folder, a FIFO named *.xml is not an XML file.
     let out = run(d);
     assert_eq!(out.status.code(), Some(2), "{out:?}");

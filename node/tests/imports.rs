@@ -441,6 +441,45 @@ async fn a_file_sealed_with_expired_key_information_is_refused() {
     assert_eq!(s.sheet_count().await, 0);
 }
 
+/// The expiry in a file's header must be one this node issued: key information the node never
+/// issued (a user's own, with a later expiry) is refused even though the hub signed it.
+#[tokio::test]
+async fn key_information_the_node_did_not_issue_is_refused() {
+    let s = Site::start().await;
+    let config = &s.t.node.config;
+    let hub = NodeIdentity::generate().unwrap();
+    let own = nsdb_provisioning::sealed::KeyInfo::request(
+        &NodeIdentity::load(&config.identity_path()).unwrap(),
+        &config.name,
+        &nsdb::imports::seal_key(config).unwrap(),
+        "2098-01-01",
+    )
+    .unwrap()
+    .sign(&hub)
+    .verify(&hub.public_key().to_bytes(), "2026-01-01")
+    .unwrap();
+    let form = s.t.node.catalogue.form("rinko-002").unwrap();
+    let file = seal(
+        nsdb_rules::xml::sample(form).as_bytes(),
+        &own,
+        &s.user,
+        "1.0.0",
+        s.t.node.catalogue.version(),
+    )
+    .unwrap();
+    let report = s.import(&[("later.sealed", &file)]).await;
+    let r = row(&report, 0);
+    assert_eq!(r["imported"], false, "{report}");
+    assert!(
+        r["result"]
+            .as_str()
+            .unwrap()
+            .contains("このノードが発行したものではありません"),
+        "{report}"
+    );
+    assert_eq!(s.sheet_count().await, 0);
+}
+
 /// The API answers a request that is not `multipart/form-data` in JSON, as every API error.
 #[tokio::test]
 async fn a_json_body_to_the_import_api_gets_a_json_error() {

@@ -532,11 +532,18 @@ pub fn run(args: CheckArgs) -> ExitCode {
 /// The error lists never take the place of an input or of each other: checked before anything
 /// is written, so that not even the lists of a refused run overwrite an input.
 fn outputs_apart(args: &CheckArgs) -> anyhow::Result<()> {
-    let same = |a: &Path, b: &Path| {
-        a == b
-            || std::fs::canonicalize(a)
-                .is_ok_and(|a| std::fs::canonicalize(b).is_ok_and(|b| a == b))
+    // A path as the file system will take it, whether or not the file exists yet: its folder
+    // resolved (links, `..`), then its name.
+    let resolved = |p: &Path| {
+        std::fs::canonicalize(p).ok().or_else(|| {
+            let parent = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
+        })
     };
+    let same = |a: &Path, b: &Path| a == b || resolved(a).is_some_and(|a| resolved(b) == Some(a));
     if same(&args.csv, &args.json) {
         anyhow::bail!(
             "--csv と --json に同じファイル（{}）は指定できません",

@@ -66,7 +66,45 @@ pub fn key_info_request(config: &NodeConfig, expires: &str) -> anyhow::Result<Ke
     }
     let identity = nsdb_provisioning::NodeIdentity::load_or_create(&config.identity_path())?;
     let seal = seal_key(config)?;
-    Ok(KeyInfo::request(&identity, &config.name, &seal, expires)?)
+    let info = KeyInfo::request(&identity, &config.name, &seal, expires)?;
+    record_issued(config, &seal.recipient(), expires)?;
+    Ok(info)
+}
+
+/// Where the node keeps the key information it issued: one `RECIPIENT EXPIRES` line each
+/// (`DATA_DIR/key-info.issued`, mode 600). A sealed file's header must name one of these: a
+/// user cannot move the expiry of the key information they were given.
+pub fn issued_path(config: &NodeConfig) -> PathBuf {
+    config.data_dir.join("key-info.issued")
+}
+
+fn record_issued(config: &NodeConfig, recipient: &str, expires: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let path = issued_path(config);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    writeln!(f, "{recipient} {expires}")
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The (recipient, expiry) pairs of the key information this node issued.
+fn issued(config: &NodeConfig) -> Vec<(String, String)> {
+    std::fs::read_to_string(issued_path(config))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(r, e)| (r.to_string(), e.trim().to_string()))
+        .collect()
 }
 
 /// One line of the result table (実行結果一覧), in the seed's columns.
@@ -294,6 +332,8 @@ struct Signer {
 /// What every file of one upload is opened and checked with.
 struct UploadContext<'a> {
     seal: SealKey,
+    /// The key information this node issued: (recipient, expiry).
+    issued: Vec<(String, String)>,
     keys: Vec<[u8; 32]>,
     signers: Vec<Signer>,
     uploader: &'a Principal,
@@ -435,6 +475,7 @@ impl Node {
         let signers = self.signers(&p.institution).await?;
         let node_pack = self.catalogue.version().to_string();
         let ctx = UploadContext {
+            issued: issued(&self.config),
             seal,
             keys: signers.iter().map(|s| s.key).collect(),
             signers,
@@ -578,6 +619,7 @@ impl Node {
                 ),
             });
         }
+
         match version_order(&header.rule_pack_version, node_pack) {
             std::cmp::Ordering::Equal => {}
             std::cmp::Ordering::Less => {
@@ -600,6 +642,21 @@ impl Node {
             }
         }
         let opened = sealed::open(bytes, seal, keys).map_err(|e| Refusal::seal(&e))?;
+        // The expiry the (now verified) header states must be one this node issued: a user
+        // cannot move the expiry of the key information they were given.
+        if !ctx
+            .issued
+            .iter()
+            .any(|(r, e)| *r == header.recipient && *e == header.key_info_expires)
+        {
+            return Err(Refusal {
+                code: "key_info_unknown",
+                message: format!(
+                    "このファイルの鍵情報（有効期限 {}）は、このノードが発行したものではありません。このノードの鍵情報をチェックツールに設定して作り直してください。",
+                    header.key_info_expires
+                ),
+            });
+        }
         let signer = signers
             .iter()
             .find(|s| s.key == opened.signer)

@@ -139,6 +139,8 @@ async fn import(opts: CheckBench, cat: &Catalogue) -> anyhow::Result<Vec<Figure>
     let identity = NodeIdentity::load_or_create(&node.config.identity_path())?;
     let seal = crate::imports::seal_key(&node.config)?;
     let s = sealer(cat, &identity, &seal)?;
+    // The node knows the key information the sealer uses as one it issued.
+    crate::imports::key_info_request(&node.config, "2099-12-31")?;
     node.set_user_key("doctor", s.by.public_key()).await?;
     let session = node
         .login("doctor", crate::cli::demo::DEMO_PASSWORD)

@@ -108,10 +108,20 @@ impl From<Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
+        let why = match &r {
+            JsonRejection::JsonDataError(_) => {
+                "項目が足りないか、項目の型が違います（API の仕様を確認してください）"
+            }
+            JsonRejection::JsonSyntaxError(_) => "JSON の形式ではありません",
+            JsonRejection::MissingJsonContentType(_) => {
+                "Content-Type: application/json で送ってください"
+            }
+            _ => "本文を読めません",
+        };
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_json",
-            format!("リクエストの JSON が読めません: {}", r.body_text()),
+            format!("リクエストの JSON が読めません: {why}"),
         )
     }
 }
@@ -151,8 +161,12 @@ where
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "not_multipart",
                     format!(
-                        "multipart/form-data で送ってください（ファイルごとにファイル名を付けたパート）: {}",
-                        r.body_text()
+                        "multipart/form-data で送ってください（ファイルごとにファイル名を付けたパート）。{}",
+                        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                            "本文が大きすぎます。"
+                        } else {
+                            ""
+                        }
                     ),
                 )
             })
@@ -176,11 +190,11 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))
-            .map_err(|r| {
+            .map_err(|_| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "bad_query",
-                    format!("検索条件が読めません: {}", r.body_text()),
+                    "検索条件が読めません（項目の名前と値を確認してください）".to_string(),
                 )
             })
     }

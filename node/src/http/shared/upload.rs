@@ -31,7 +31,7 @@ fn unreadable(e: &axum::extract::multipart::MultipartError) -> String {
             MAX_UPLOAD_BYTES / (1024 * 1024)
         )
     } else {
-        format!("アップロードを読み取れませんでした（{e}）。ファイルを選び直してください。")
+        "アップロードを読み取れませんでした（途中で切れているか、形式が違います）。ファイルを選び直してください。".to_string()
     }
 }
 
