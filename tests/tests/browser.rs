@@ -17,7 +17,7 @@ use nsdb::testing::TestNode;
 
 mod browser_support;
 use browser_support::{
-    browser, click, driver, sign_in, text_of, type_into, wait_for, wait_text, wait_url,
+    browser, click, driver, sign_in, text_of, type_into, wait_for, wait_notice, wait_text, wait_url,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1026,20 +1026,6 @@ async fn a_reviewer_uploads_a_scanned_paper_sheet_on_the_intake_list() {
     shot(&c, "paper-intake").await;
     assert!(list.contains("送信待ち"), "{list}");
     assert!(list.contains("パーキンソン病"), "{list}");
-}
-
-/// Waits until the page shows the one-time notice of an action (the session's, never the
-/// address's) containing `text`.
-async fn wait_notice(c: &Client, text: &str) {
-    for _ in 0..100 {
-        if let Ok(el) = c.find(Locator::Css("p.flash")).await
-            && el.text().await.is_ok_and(|t| t.contains(text))
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no notice containing {text}");
 }
 
 /// The code an authenticator app holding `secret` (base32, as the enrolment page shows it)

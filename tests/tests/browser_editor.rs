@@ -12,7 +12,9 @@ use nsdb::config::NodeRole;
 use nsdb::testing::TestNode;
 
 mod browser_support;
-use browser_support::{browser, click, driver, sign_in, text_of, type_into, wait_for, wait_url};
+use browser_support::{
+    browser, click, driver, mark_page, sign_in, text_of, type_into, wait_for, wait_notice, wait_url,
+};
 
 /// A sheet of パーキンソン病 made by `login` through the domain, with `values`; its id.
 async fn draft(t: &TestNode, login: &str, values: &[(&str, &str)]) -> String {
@@ -72,8 +74,9 @@ async fn after_a_save_the_focus_returns_to_the_field_the_user_was_in() {
     );
 
     type_into(&c, "#f-patient-address", "東京都千代田区霞が関1-2-2").await;
+    mark_page(&c).await;
     click(&c, "button[value='save']").await;
-    wait_url(&c, "notice=saved").await;
+    wait_notice(&c, "一時保存しました。").await;
     wait_for(&c, "p.notice").await;
     assert_eq!(focused(&c).await, "f-patient-address");
     assert!(
@@ -138,8 +141,9 @@ async fn dates_typed_in_wareki_are_kept_and_shown_back_in_wareki() {
     c.goto(&t.url(&format!("/sheets/{id}/edit"))).await.unwrap();
     type_into(&c, "#f-basic-diagnosis_date", "R5.4.1").await;
     type_into(&c, "#f-patient-birth_date", "平成31年4月30日").await;
+    mark_page(&c).await;
     click(&c, "button[value='save']").await;
-    wait_url(&c, "notice=saved").await;
+    wait_notice(&c, "一時保存しました。").await;
     assert_eq!(
         value_of(&c, "#f-basic-diagnosis_date").await,
         "令和5年4月1日"
@@ -155,16 +159,18 @@ async fn dates_typed_in_wareki_are_kept_and_shown_back_in_wareki() {
 
     // A date past its era is refused with the boundary; the next day is 令和元年5月1日.
     type_into(&c, "#f-patient-birth_date", "平成31年5月1日").await;
+    mark_page(&c).await;
     click(&c, "button[value='save']").await;
-    wait_url(&c, "notice=saved").await;
+    wait_notice(&c, "一時保存しました。").await;
     let messages = text_of(&c, "section.messages").await;
     assert!(
         messages.contains("2019年4月30日まで") && messages.contains("令和元年5月1日"),
         "{messages}"
     );
     type_into(&c, "#f-patient-birth_date", "令和元年5月1日").await;
+    mark_page(&c).await;
     click(&c, "button[value='save']").await;
-    wait_url(&c, "notice=saved").await;
+    wait_notice(&c, "一時保存しました。").await;
     assert_eq!(
         value_of(&c, "#f-patient-birth_date").await,
         "令和元年5月1日"

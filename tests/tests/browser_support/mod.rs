@@ -204,3 +204,27 @@ pub async fn sign_in(c: &Client, t: &TestNode, login: &str) {
     type_into(c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
     wait_url(c, "/sheets").await;
 }
+
+/// Marks the page now shown, so that [`wait_notice`] waits for the next page, not this one.
+pub async fn mark_page(c: &Client) {
+    let _ = c.execute("document.body.dataset.left = '1';", vec![]).await;
+}
+
+/// Waits until a page (not one marked by [`mark_page`]) shows the one-time notice of an action
+/// (the session's, never the address's) containing `text`.
+pub async fn wait_notice(c: &Client, text: &str) {
+    for _ in 0..100 {
+        let fresh = c
+            .execute("return document.body.dataset.left === undefined;", vec![])
+            .await
+            .is_ok_and(|v| v.as_bool() == Some(true));
+        if fresh
+            && let Ok(el) = c.find(fantoccini::Locator::Css("p.flash")).await
+            && el.text().await.is_ok_and(|t| t.contains(text))
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no notice containing {text}");
+}
