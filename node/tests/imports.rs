@@ -53,6 +53,33 @@ impl Site {
         .unwrap()
     }
 
+    /// Form rinko-002's sample sealed with key information for this node that the test makes
+    /// itself (not through `nsdb key-info request`, so the node never issued it), valid until
+    /// `expires`, signed by a hub and checked on `verified_on`.
+    fn sample_with_own_key_info(&self, expires: &str, verified_on: &str) -> Vec<u8> {
+        let config = &self.t.node.config;
+        let hub = NodeIdentity::generate().unwrap();
+        let info = nsdb_provisioning::sealed::KeyInfo::request(
+            &NodeIdentity::load(&config.identity_path()).unwrap(),
+            &config.name,
+            &nsdb::imports::seal_key(config).unwrap(),
+            expires,
+        )
+        .unwrap()
+        .sign(&hub)
+        .verify(&hub.public_key().to_bytes(), verified_on)
+        .unwrap();
+        let form = self.t.node.catalogue.form("rinko-002").unwrap();
+        seal(
+            nsdb_rules::xml::sample(form).as_bytes(),
+            &info,
+            &self.user,
+            "1.0.0",
+            self.t.node.catalogue.version(),
+        )
+        .unwrap()
+    }
+
     async fn import(&self, files: &[(&str, &[u8])]) -> Value {
         let (status, body) = send(
             &self.t,
@@ -407,27 +434,7 @@ async fn the_same_sheet_signed_by_another_user_is_a_duplicate() {
 #[tokio::test]
 async fn a_file_sealed_with_expired_key_information_is_refused() {
     let s = Site::start().await;
-    let config = &s.t.node.config;
-    let hub = NodeIdentity::generate().unwrap();
-    let expired = nsdb_provisioning::sealed::KeyInfo::request(
-        &NodeIdentity::load(&config.identity_path()).unwrap(),
-        &config.name,
-        &nsdb::imports::seal_key(config).unwrap(),
-        "2021-03-31",
-    )
-    .unwrap()
-    .sign(&hub)
-    .verify(&hub.public_key().to_bytes(), "2021-03-01")
-    .unwrap();
-    let form = s.t.node.catalogue.form("rinko-002").unwrap();
-    let file = seal(
-        nsdb_rules::xml::sample(form).as_bytes(),
-        &expired,
-        &s.user,
-        "1.0.0",
-        s.t.node.catalogue.version(),
-    )
-    .unwrap();
+    let file = s.sample_with_own_key_info("2021-03-31", "2021-03-01");
     let report = s.import(&[("old-key.sealed", &file)]).await;
     let r = row(&report, 0);
     assert_eq!(r["imported"], false);
@@ -446,27 +453,7 @@ async fn a_file_sealed_with_expired_key_information_is_refused() {
 #[tokio::test]
 async fn key_information_the_node_did_not_issue_is_refused() {
     let s = Site::start().await;
-    let config = &s.t.node.config;
-    let hub = NodeIdentity::generate().unwrap();
-    let own = nsdb_provisioning::sealed::KeyInfo::request(
-        &NodeIdentity::load(&config.identity_path()).unwrap(),
-        &config.name,
-        &nsdb::imports::seal_key(config).unwrap(),
-        "2098-01-01",
-    )
-    .unwrap()
-    .sign(&hub)
-    .verify(&hub.public_key().to_bytes(), "2026-01-01")
-    .unwrap();
-    let form = s.t.node.catalogue.form("rinko-002").unwrap();
-    let file = seal(
-        nsdb_rules::xml::sample(form).as_bytes(),
-        &own,
-        &s.user,
-        "1.0.0",
-        s.t.node.catalogue.version(),
-    )
-    .unwrap();
+    let file = s.sample_with_own_key_info("2098-01-01", "2026-01-01");
     let report = s.import(&[("later.sealed", &file)]).await;
     let r = row(&report, 0);
     assert_eq!(r["imported"], false, "{report}");
