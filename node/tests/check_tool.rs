@@ -413,6 +413,21 @@ fn sealed_files_never_collide_nor_overwrite_and_partial_sheets_are_sealed_on_req
             .unwrap()
             .contains("<Sheets")
     );
+    // … nor through a hard link to it.
+    std::fs::hard_link(exports.join("a").join("x.xml"), d.join("linked.csv")).unwrap();
+    let out = nsdb(&[
+        "check",
+        exports.to_str().unwrap(),
+        "--quiet",
+        "--csv",
+        d.join("linked.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        std::fs::read_to_string(exports.join("a").join("x.xml"))
+            .unwrap()
+            .contains("<Sheets")
+    );
 
     // A file without any sheet is an error, not a silent pass.
     let empty = d.join("empty-sheets");

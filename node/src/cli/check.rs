@@ -543,7 +543,17 @@ fn outputs_apart(args: &CheckArgs) -> anyhow::Result<()> {
             Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
         })
     };
-    let same = |a: &Path, b: &Path| a == b || resolved(a).is_some_and(|a| resolved(b) == Some(a));
+    // The same file by any name: one path, or one (device, inode) when both exist (hard links).
+    let same_inode = |a: &Path, b: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        }
+    };
+    let same = |a: &Path, b: &Path| {
+        a == b || same_inode(a, b) || resolved(a).is_some_and(|a| resolved(b) == Some(a))
+    };
     if same(&args.csv, &args.json) {
         anyhow::bail!(
             "--csv と --json に同じファイル（{}）は指定できません",
