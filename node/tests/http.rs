@@ -962,6 +962,11 @@ async fn a_doctor_finds_any_disease_by_name_or_number_and_sees_what_the_rules_do
         full.body.matches("name=\"form_id\"").count()
     );
 
+    // A 小慢 number the catalogue inferred (no source gives it) says so.
+    let inferred = c.get("/sheets/new?q=02-16-037").await;
+    assert!(inferred.body.contains("番号未確認"), "{}", inferred.body);
+    assert!(!half.body.contains("番号未確認"));
+
     let nothing = c.get("/sheets/new?q=zzzz").await;
     assert!(nothing.body.contains("該当する疾病がありません"));
 

@@ -315,6 +315,8 @@ pub struct FormChoice<'a> {
     pub version: &'a str,
     /// 記載のみ / チェック / 機械判定 (`FormLevel::label`).
     pub level: &'a str,
+    /// The 小慢 number was inferred, not read from a source (the form says 番号は推定).
+    pub number_unverified: bool,
 }
 
 /// What the new-sheet page lists: the forms matching `query` (all forms with their own form
@@ -369,7 +371,12 @@ pub fn new_sheet(ctx: &PageContext<'_>, picker: &FormPicker<'_>) -> Markup {
                         @for f in &picker.choices {
                             tr {
                                 td { (f.kind) }
-                                td { (nsdb_rules::form::disease_number(f.id, f.kokuji, f.eda)) }
+                                td {
+                                    (nsdb_rules::form::disease_number(f.id, f.kokuji, f.eda))
+                                    @if f.number_unverified {
+                                        " " span.help title="出典で確かめられていない番号です" { "（番号未確認）" }
+                                    }
+                                }
                                 td { (f.disease) }
                                 td { (f.level) }
                                 td { (form_version_label(f.version)) }

@@ -199,6 +199,10 @@ async fn new_sheet_page(
             disease: &f.disease,
             version: &f.version,
             level: f.level().label(),
+            number_unverified: f
+                .unverified
+                .as_deref()
+                .is_some_and(|u| u.contains("番号は推定")),
         })
         .collect();
     let more = choices.len().saturating_sub(PICKER_ROWS);
