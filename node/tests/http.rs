@@ -776,22 +776,27 @@ async fn the_judgment_from_the_editor_judges_the_values_on_the_screen() {
     assert!(!invalid.body.contains("基準を満たす<"), "{}", invalid.body);
 }
 
+/// The 一次判定 page of a new, empty sheet of `form` written by the demo doctor.
+async fn judgment_page(t: &TestNode, form: &str) -> support::Reply {
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let id = t
+        .node
+        .create_sheet(&doctor, form, &Default::default())
+        .await
+        .unwrap()
+        .row
+        .id;
+    let mut c = Client::new(t);
+    c.ui_login("doctor").await;
+    c.get(&format!("/sheets/{id}/judgment")).await
+}
+
 /// A machine-judged form that judges one half only (rinko-057: the category) says of the other
 /// that it is not machine-judged, instead of leaving it out.
 #[tokio::test]
 async fn the_half_a_form_does_not_judge_says_so() {
     let t = TestNode::start(NodeRole::Hospital).await;
-    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
-    let id = t
-        .node
-        .create_sheet(&doctor, "rinko-057", &Default::default())
-        .await
-        .unwrap()
-        .row
-        .id;
-    let mut c = Client::new(&t);
-    c.ui_login("doctor").await;
-    let page = c.get(&format!("/sheets/{id}/judgment")).await;
+    let page = judgment_page(&t, "rinko-057").await;
     assert!(page.body.contains("重症度"), "{}", page.body);
     assert!(
         page.body.contains("この様式では機械判定しません"),
@@ -804,7 +809,6 @@ async fn the_half_a_form_does_not_judge_says_so() {
 #[tokio::test]
 async fn the_judgment_of_a_record_only_form_says_it_is_not_judged() {
     let t = TestNode::start(NodeRole::Hospital).await;
-    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
     let form = t
         .node
         .catalogue
@@ -814,16 +818,7 @@ async fn the_judgment_of_a_record_only_form_says_it_is_not_judged() {
         .expect("a 記載のみ form")
         .id
         .clone();
-    let id = t
-        .node
-        .create_sheet(&doctor, &form, &Default::default())
-        .await
-        .unwrap()
-        .row
-        .id;
-    let mut c = Client::new(&t);
-    c.ui_login("doctor").await;
-    let page = c.get(&format!("/sheets/{id}/judgment")).await;
+    let page = judgment_page(&t, &form).await;
     assert!(
         page.body.contains("機械判定の対象ではありません"),
         "{}",

@@ -580,17 +580,20 @@ mod tests {
             .collect()
     }
 
+    /// The listed name of the disease `id`; panics when the list has no such disease.
+    fn name_of(cat: &Catalogue, id: &str) -> String {
+        cat.diseases()
+            .iter()
+            .find(|d| d.id == id)
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| panic!("{id} is not in the list"))
+    }
+
     /// The 小慢 diseases the list used to merge because NANDO gives them one shouman.jp page.
     #[test]
     fn shoman_diseases_sharing_a_page_each_have_their_own_number() {
         let cat = Catalogue::builtin().expect("catalogue");
-        let name = |id: &str| {
-            cat.diseases()
-                .iter()
-                .find(|d| d.id == id)
-                .map(|d| d.name.clone())
-                .unwrap_or_else(|| panic!("{id} is not in the list"))
-        };
+        let name = |id: &str| name_of(&cat, id);
         assert_eq!(name("iken-01-05-041"), "未分化神経外胚葉性腫瘍");
         assert_eq!(name("iken-01-06-085"), "未分化神経外胚葉性腫瘍");
         assert_eq!(
@@ -627,13 +630,7 @@ mod tests {
     #[test]
     fn names_keep_the_official_qualifiers() {
         let cat = Catalogue::builtin().expect("catalogue");
-        let name = |id: &str| {
-            cat.diseases()
-                .iter()
-                .find(|d| d.id == id)
-                .map(|d| d.name.clone())
-                .unwrap_or_default()
-        };
+        let name = |id: &str| name_of(&cat, id);
         assert_eq!(name("rinko-162"), "類天疱瘡（後天性表皮水疱症を含む。）");
         assert_eq!(name("rinko-177"), "ジュベール症候群関連疾患");
         assert_eq!(name("rinko-229"), "肺胞蛋白症（自己免疫性又は先天性）");

@@ -92,6 +92,22 @@ pub struct ErrorLine {
     pub message: String,
 }
 
+impl ErrorLine {
+    /// A line about a file as a whole (sheet 0, no item): it cannot be read, written, or the
+    /// check could not run at all (`file` empty).
+    pub fn whole_file(file: impl Into<String>, message: impl Into<String>) -> ErrorLine {
+        ErrorLine {
+            file: file.into(),
+            sheet: 0,
+            reference: String::new(),
+            patient: String::new(),
+            item: String::new(),
+            label: String::new(),
+            message: message.into(),
+        }
+    }
+}
+
 /// What checking (and sealing) one file gave.
 #[derive(Debug, Default)]
 pub struct FileOutcome {
@@ -241,7 +257,12 @@ pub fn check_file(
         });
         match sealed {
             Ok(bytes) => {
-                let name = sealed_name(&stem, s.index, &sheet_digest(&form.id, &s.values), sealer);
+                let name = sealed_name(
+                    &stem,
+                    s.index,
+                    &crate::imports::sheet_digest(&form.id, &s.values),
+                    sealer,
+                );
                 out.sealed.push((name, bytes));
                 if !passed {
                     out.sealed_partial += 1;
@@ -259,32 +280,13 @@ pub fn check_file(
     out
 }
 
-/// What identifies a sheet's content for de-duplication: SHA-256 (64 hexadecimal digits) over
-/// the form id and the values that are not blank (in item order, as JSON). The same sheet, from
-/// the same or another XML file, sealed by anyone, gives the same digest: the node refuses a
-/// second import of it at the same institution, and [`sealed_name`] names files with it.
-pub fn sheet_digest(form_id: &str, values: &std::collections::BTreeMap<String, String>) -> String {
-    use sha2::{Digest, Sha256};
-    let entered: std::collections::BTreeMap<&str, &str> = values
-        .iter()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let mut h = Sha256::new();
-    h.update(b"nsdb-sheet-digest/1\n");
-    h.update(form_id.as_bytes());
-    h.update(b"\n");
-    h.update(serde_json::to_vec(&entered).unwrap_or_default());
-    hex::encode(h.finalize())
-}
-
 /// Characters of the XML file's stem kept in a sealed file's name, so that the name stays well
 /// under the 255 bytes file systems allow.
 const STEM_CHARS: usize = 40;
 
 /// The name of a sealed file: `STEM_N_HASH.sealed` for sheet N of `STEM.xml` (the stem cut to
 /// [`STEM_CHARS`] characters), HASH the first 12 hexadecimal digits of SHA-256 over the sheet's
-/// [`sheet_digest`] and what it was sealed with: the recipient, the key information's expiry,
+/// [`crate::imports::sheet_digest`] and what it was sealed with: the recipient, the key information's expiry,
 /// the rule pack and the signer. Two different sheets never share a name; the same sheet sealed
 /// again the same way has the same name; sealed for another node, with newer key information,
 /// another rule pack or by another user, it has another.
@@ -492,11 +494,14 @@ fn sealer(args: &CheckArgs, cat: &Catalogue, today: Date) -> anyhow::Result<Opti
 
 /// `nsdb check`: see the module comment for what it does and its exit status.
 pub fn run(args: CheckArgs) -> ExitCode {
-    if let Err(e) = outputs_apart(&args) {
+    // The inputs are found once: the error lists are checked against them before anything is
+    // written, and the check reads them (or says why they could not be found).
+    let inputs = xml_files(&args.paths);
+    if let Err(e) = outputs_apart(&args, inputs.as_deref().unwrap_or_default()) {
         eprintln!("nsdb check: {e:#}");
         return ExitCode::from(2);
     }
-    match check(&args) {
+    match check(&args, inputs) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -504,15 +509,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
             eprintln!("nsdb check: {message}");
             // The error lists say the check did not run, so that a list from an earlier run
             // is never taken for this one's.
-            let line = ErrorLine {
-                file: String::new(),
-                sheet: 0,
-                reference: String::new(),
-                patient: String::new(),
-                item: String::new(),
-                label: String::new(),
-                message: format!("チェックを実行できませんでした: {message}"),
-            };
+            let line =
+                ErrorLine::whole_file("", format!("チェックを実行できませんでした: {message}"));
             let summary = serde_json::json!({
                 "tool_version": crate::imports::TOOL_VERSION,
                 "ran": false,
@@ -531,7 +529,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
 
 /// The error lists never take the place of an input or of each other: checked before anything
 /// is written, so that not even the lists of a refused run overwrite an input.
-fn outputs_apart(args: &CheckArgs) -> anyhow::Result<()> {
+fn outputs_apart(args: &CheckArgs, inputs: &[PathBuf]) -> anyhow::Result<()> {
     // A path as the file system will take it, whether or not the file exists yet: its folder
     // resolved (links, `..`), then its name.
     let resolved = |p: &Path| {
@@ -560,7 +558,6 @@ fn outputs_apart(args: &CheckArgs) -> anyhow::Result<()> {
             args.csv.display()
         );
     }
-    let inputs = xml_files(&args.paths).unwrap_or_default();
     for list in [&args.csv, &args.json] {
         if let Some(input) = inputs.iter().find(|f| same(list, f)) {
             anyhow::bail!(
@@ -572,7 +569,7 @@ fn outputs_apart(args: &CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check(args: &CheckArgs) -> anyhow::Result<bool> {
+fn check(args: &CheckArgs, inputs: anyhow::Result<Vec<PathBuf>>) -> anyhow::Result<bool> {
     let cat = super::rules::catalogue(args.pack.as_deref(), args.ministry_key.as_deref())?;
     let real_today = crate::Clock::System.today_jst();
     let today = match &args.today {
@@ -586,7 +583,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<bool> {
             anyhow::anyhow!("出力先 {} を作れません: {}", out.display(), io_reason(&e))
         })?;
     }
-    let files = xml_files(&args.paths)?;
+    let files = inputs?;
     if files.is_empty() {
         anyhow::bail!(
             "XML ファイル（*.xml）が見つかりません: {}",
@@ -614,15 +611,10 @@ fn check(args: &CheckArgs) -> anyhow::Result<bool> {
         let outcome = match std::fs::read(path) {
             Ok(bytes) => check_file(&cat, &name, &bytes, today, sealer.as_ref()),
             Err(e) => FileOutcome {
-                errors: vec![ErrorLine {
-                    file: name,
-                    sheet: 0,
-                    reference: String::new(),
-                    patient: String::new(),
-                    item: String::new(),
-                    label: String::new(),
-                    message: format!("ファイルを読めません: {}", io_reason(&e)),
-                }],
+                errors: vec![ErrorLine::whole_file(
+                    name,
+                    format!("ファイルを読めません: {}", io_reason(&e)),
+                )],
                 ..Default::default()
             },
         };
@@ -653,15 +645,9 @@ fn check(args: &CheckArgs) -> anyhow::Result<bool> {
                 match write_sealed(&dir.join(&name), &bytes, expected) {
                     Ok(Written::New) => sealed_count += 1,
                     Ok(Written::AlreadyThere) => already += 1,
-                    Err(message) => errors.push(ErrorLine {
-                        file: path.display().to_string(),
-                        sheet: 0,
-                        reference: String::new(),
-                        patient: String::new(),
-                        item: String::new(),
-                        label: String::new(),
-                        message,
-                    }),
+                    Err(message) => {
+                        errors.push(ErrorLine::whole_file(path.display().to_string(), message))
+                    }
                 }
             }
         }

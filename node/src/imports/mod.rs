@@ -8,7 +8,7 @@
 //! sheet and a partial one (部分取込: `nsdb check --partial`) both become drafts, and the row says
 //! how many items are left to fix on screen before 登録. An upload is one transaction, each file
 //! a savepoint in it: the sheet, the `imports` row that makes a second upload of the same sheet
-//! (the same bytes, or the same content sealed again: `cli::check::sheet_digest`) a no-op, and
+//! (the same bytes, or the same content sealed again: `sheet_digest`) a no-op, and
 //! the audit entry; a refused file leaves only its audit entry. Must never log or audit a value.
 
 use std::collections::BTreeMap;
@@ -105,6 +105,25 @@ fn issued(config: &NodeConfig) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once(' '))
         .map(|(r, e)| (r.to_string(), e.trim().to_string()))
         .collect()
+}
+
+/// What identifies a sheet's content for de-duplication: SHA-256 (64 hexadecimal digits) over
+/// the form id and the values that are not blank (in item order, as JSON). The same sheet, from
+/// the same or another XML file, sealed by anyone, gives the same digest: the node refuses a
+/// second import of it at the same institution, and [`crate::cli::check::sealed_name`] names files with it.
+pub fn sheet_digest(form_id: &str, values: &std::collections::BTreeMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let entered: std::collections::BTreeMap<&str, &str> = values
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut h = Sha256::new();
+    h.update(b"nsdb-sheet-digest/1\n");
+    h.update(form_id.as_bytes());
+    h.update(b"\n");
+    h.update(serde_json::to_vec(&entered).unwrap_or_default());
+    hex::encode(h.finalize())
 }
 
 /// One line of the result table (実行結果一覧), in the seed's columns.
@@ -219,7 +238,7 @@ pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// A file that opened and checked, ready to store.
 struct Ready {
     hash: String,
-    /// `cli::check::sheet_digest` of its sheet.
+    /// `sheet_digest` of its sheet.
     digest: String,
     /// The check messages its sheet still has (a partial file); empty when complete.
     pending: Vec<String>,
@@ -708,11 +727,7 @@ impl Node {
                 known.push((crate::sheets::DOCTOR_NUMBER_ITEM, number.clone()));
             }
         }
-        for (item, value) in known {
-            if form.item(item).is_some() && values.get(item).is_none_or(|v| v.trim().is_empty()) {
-                values.insert(item.to_string(), value);
-            }
-        }
+        crate::sheets::fill_blank(form, &mut values, known);
         let pending = nsdb_rules::check(form, &values, Mode::Complete, today)
             .into_iter()
             .map(|m| m.text)
@@ -720,7 +735,7 @@ impl Node {
         Ok(Ready {
             hash,
             // The sheet as sent, so that the same file's sheet is the same whoever imports it.
-            digest: crate::cli::check::sheet_digest(&form.id, &sheet.values),
+            digest: sheet_digest(&form.id, &sheet.values),
             pending,
             signer: hex::encode(opened.signer),
             doctor,

@@ -323,6 +323,21 @@ pub const DOCTOR_NAME_ITEM: &str = "doctor.name";
 /// The sheet's 指定医番号 item.
 pub const DOCTOR_NUMBER_ITEM: &str = "doctor.number";
 
+/// Puts what the node knows (`known`: item id and value, such as the institution and the
+/// writing doctor) into the items of `form` that `values` leave blank; what was typed stays.
+/// The new-sheet screen and 一括登録 fill a sheet this way.
+pub(crate) fn fill_blank(
+    form: &FormDef,
+    values: &mut BTreeMap<String, String>,
+    known: Vec<(&str, String)>,
+) {
+    for (item, value) in known {
+        if form.item(item).is_some() && values.get(item).is_none_or(|v| v.trim().is_empty()) {
+            values.insert(item.to_string(), value);
+        }
+    }
+}
+
 /// The items that say who wrote a sheet (医師の氏名, 指定医番号, 医療機関名, 医療機関コード): the
 /// sheet's own values, filled from the writing doctor and institution when a sheet is started,
 /// sent to a doctor or registered, and read by every list, view and print on every node.
@@ -631,11 +646,7 @@ impl Node {
         }
         // 記載年月日: the day the sheet is started, which the doctor changes when it differs.
         known.push(("doctor.written_date", self.clock.today_jst().to_string()));
-        for (item, value) in known {
-            if form.item(item).is_some() && values.get(item).is_none_or(|v| v.is_empty()) {
-                values.insert(item.to_string(), value);
-            }
-        }
+        fill_blank(form, &mut values, known);
         let now = self.clock.now_ms();
         let edit = Edit {
             author: self.author(p),
