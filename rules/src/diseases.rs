@@ -67,13 +67,13 @@ impl Disease {
     /// Both sides are folded by [`fold_for_search`] (NFKC, case, katakana/hiragana, dash
     /// variants). A query of Latin letters and digits (an abbreviation, an English word) matches
     /// only at the start of a word, so 「UC」 never matches inside another word; any other query
-    /// matches anywhere in a name or synonym.
+    /// matches anywhere in a name or synonym, 中黒, spaces and ＝ ignored. Numbers match the
+    /// 告示番号, the 小慢 番号 or whole numbers of the id ([`id_numbers_match`]).
     pub fn matches(&self, query: &str) -> bool {
         let q = fold_for_search(query.trim());
         if q.is_empty() {
             return true;
         }
-        let latin = is_latin(&q);
         let hit = |s: &str| folded_matches(&fold_for_search(s), &q);
         let number = self.number.trim_start_matches('0');
         hit(&self.name)
@@ -81,12 +81,23 @@ impl Disease {
             || self.number == q
             || number == q.trim_start_matches('0')
             || self.kokuji().to_string() == q.trim_start_matches('0')
-            || if latin {
-                q.contains('-') && self.id.starts_with(&q)
-            } else {
-                self.id.contains(&q)
-            }
+            || (is_latin(&q) && q.contains('-') && self.id.starts_with(&q))
+            || id_numbers_match(&self.id, &q)
     }
+}
+
+/// Whether a query of numbers joined by hyphens (「12-04-014」, 「12-4-14」, 「04-014」) names
+/// consecutive whole numbers of the form id (`iken-12-04-014`: 疾患群, 大分類, 番号), leading
+/// zeros aside. A single number is matched by [`Disease::matches`] against the 告示番号 or the
+/// 小慢 番号, never inside the id: 「2-04」 does not find `iken-12-04-…`, nor 「14」 any id that
+/// merely contains 14.
+fn id_numbers_match(id: &str, q: &str) -> bool {
+    let numbers = |s: &str| -> Option<Vec<u32>> { s.split('-').map(|p| p.parse().ok()).collect() };
+    let Some(wanted) = numbers(q).filter(|w| w.len() > 1) else {
+        return false;
+    };
+    let of_id: Vec<u32> = id.split('-').filter_map(|p| p.parse().ok()).collect();
+    of_id.windows(wanted.len()).any(|w| w == wanted.as_slice())
 }
 
 /// Whether a name (a form's own disease wording, say) matches a picker query the way
@@ -107,7 +118,14 @@ fn folded_matches(s: &str, q: &str) -> bool {
     if is_latin(q) {
         at_word_start(s, q)
     } else {
-        s.contains(q)
+        // Japanese names are written with and without 中黒, spaces and ＝ (「ウォルフ・ヒルシュ
+        // ホーン症候群」, 「シェーグレン 症候群」): none of them decides a match.
+        let bare = |t: &str| -> String {
+            t.chars()
+                .filter(|c| !matches!(c, '・' | ' ' | '=' | '\u{3000}'))
+                .collect()
+        };
+        bare(s).contains(&bare(q))
     }
 }
 
@@ -426,6 +444,56 @@ mod tests {
             "full-width number"
         );
         assert!(hits("12-1").contains(&"iken-12-04-014".to_string()));
+    }
+
+    /// A form whose 小慢 number was inferred says so wherever its heading shows (editor, print).
+    #[test]
+    fn an_inferred_number_is_marked_in_the_heading() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        let forms = cat.forms();
+        let inferred = forms
+            .iter()
+            .find(|f| f.number_inferred())
+            .expect("the list has inferred numbers");
+        assert!(
+            inferred.heading().contains("（番号未確認）"),
+            "{}",
+            inferred.heading()
+        );
+        let sourced = cat.form("iken-12-04-014").expect("form");
+        assert!(!sourced.heading().contains("番号未確認"));
+    }
+
+    /// 中黒, spaces and ＝ do not decide a match; numbers match whole numbers of the id, never
+    /// digits across its parts.
+    #[test]
+    fn the_picker_ignores_nakaguro_and_spaces_and_matches_whole_numbers() {
+        let cat = Catalogue::builtin().expect("catalogue");
+        let hits = |q: &str| hits(&cat, q);
+        for q in [
+            "シャルコーマリートゥース病",
+            "シャルコー マリー",
+            "しゃるこー・まりー",
+        ] {
+            assert!(hits(q).contains(&"rinko-010".to_string()), "{q}");
+        }
+        assert!(hits("スティーヴンス　ジョンソン").contains(&"rinko-038".to_string()));
+        for q in ["12-04-014", "12-4-14", "１２－０４－０１４", "04-014"] {
+            assert!(hits(q).contains(&"iken-12-04-014".to_string()), "{q}");
+        }
+        for q in ["2-04", "2-04-01", "4-01"] {
+            assert!(
+                !hits(q).contains(&"iken-12-04-014".to_string()),
+                "{q} is not a run of the id's numbers"
+            );
+        }
+        // A single number is a 告示番号 or a 小慢 番号, not a digit run of some id.
+        let fourteen = hits("14");
+        assert!(fourteen.contains(&"rinko-014".to_string()));
+        assert!(
+            !fourteen.contains(&"iken-12-04-014".to_string()),
+            "its 番号 is 12-1: 14 is only in its id"
+        );
     }
 
     #[test]

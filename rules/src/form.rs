@@ -467,12 +467,25 @@ impl FormDef {
     /// 【医療意見書】 疾患群・疾病番号12-04-014 病名.
     pub fn heading(&self) -> String {
         format!(
-            "【{}】 {}{} {}",
+            "【{}】 {}{}{} {}",
             self.kind.label(),
             disease_number_label(self.kind),
             self.number(),
+            if self.number_inferred() {
+                "（番号未確認）"
+            } else {
+                ""
+            },
             self.disease
         )
+    }
+
+    /// Whether the form's 小慢 number was inferred rather than read from a source: the disease
+    /// list says 「番号は推定」 (`rules/tools/diseases.py`, where a shouman.jp page is shared).
+    pub fn number_inferred(&self) -> bool {
+        self.unverified
+            .as_deref()
+            .is_some_and(|u| u.contains("番号は推定"))
     }
 }
 

@@ -78,6 +78,21 @@ fn days_in_month(year: i32, month: u8) -> u8 {
     }
 }
 
+/// Characters that print as nothing and carry no meaning in a form's value (zero-width space,
+/// zero-width (non-)joiner, word joiner, a stray byte-order mark), as pasted from other systems.
+/// Variation selectors are not among them: they choose a name's glyph (異体字) and are kept.
+const INVISIBLE: [char; 5] = ['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}'];
+
+/// `s` without [`INVISIBLE`] characters, so that a value of nothing but those is blank (a name
+/// must be there to count as given) and two values that look the same are the same.
+pub fn without_invisible(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(INVISIBLE) {
+        std::borrow::Cow::Owned(s.chars().filter(|c| !INVISIBLE.contains(c)).collect())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Text as typed or pasted, composed (Unicode NFC): `か` + `゙` (decomposed, as some systems
 /// copy it) becomes `が`, so a value is checked, stored and searched as one form. CJK
 /// compatibility ideographs (U+F900–U+FAFF, U+2F800–U+2FA1F: variant forms in names such as
@@ -217,7 +232,7 @@ fn thousands_grouped(n: &str) -> bool {
 /// Normalises what was typed for an item into its stored form. Never fails: a value that cannot
 /// be normalised is kept as typed (trimmed), and `problem` says what is wrong with it.
 pub fn normalise(item: &ItemDef, raw: &str) -> String {
-    let composed = compose(raw);
+    let composed = compose(&without_invisible(raw));
     let t = composed.trim();
     match item.ty {
         ItemType::Text => t.to_string(),
@@ -468,6 +483,17 @@ mod tests {
         assert_eq!(compose("𠮷野"), "𠮷野");
         assert_eq!(fold_query("ﾔﾏﾀﾞ"), "ヤマダ");
         assert_eq!(fold_query("１２３"), "123");
+    }
+
+    /// Characters that print as nothing are dropped: a name of nothing but a zero-width space is
+    /// blank, and a pasted name with one inside is the name. Variation selectors stay.
+    #[test]
+    fn invisible_characters_are_dropped_and_variation_selectors_kept() {
+        let item = item(ItemType::Text);
+        assert_eq!(normalise(&item, "\u{200B}"), "");
+        assert_eq!(normalise(&item, " \u{FEFF}\u{2060} "), "");
+        assert_eq!(normalise(&item, "山\u{200B}田"), "山田");
+        assert_eq!(normalise(&item, "葛\u{E0100}城"), "葛\u{E0100}城");
     }
 
     /// A decimal comma (1,5 for 1.5) is refused, never read as 15; thousands separators in

@@ -259,7 +259,7 @@ def main(nando):
         url = f"https://www.shouman.jp/disease/details/{num[0]:02d}_{num[1]:02d}_{num[2]:03d}/"
         group = e["class_id"].split("-")[0]
         nando_name = clean(e["name_ja"])
-        name, name_note = SHOMAN_NAMES.get(e["id"], (nando_name, ""))
+        name, name_note = SHOMAN_NAMES.get(e["id"], (narrow(nando_name), ""))
         synonyms = uniq([nando_name] + [clean(x) for x in e.get("synonyms_ja", [])] + subtypes(shoman, e)
                         + [clean(x) for x in e.get("synonyms_en", []) if (nando_name, x) not in WRONG_SYNONYMS]
                         + abbreviations(nando_name, e.get("description", "")), but=(name,))

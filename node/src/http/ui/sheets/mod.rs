@@ -199,10 +199,7 @@ async fn new_sheet_page(
             disease: &f.disease,
             version: &f.version,
             level: f.level().label(),
-            number_unverified: f
-                .unverified
-                .as_deref()
-                .is_some_and(|u| u.contains("番号は推定")),
+            number_unverified: f.number_inferred(),
         })
         .collect();
     let more = choices.len().saturating_sub(PICKER_ROWS);
