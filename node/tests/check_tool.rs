@@ -523,6 +523,110 @@ fn nothing_to_check_and_fifos_are_refused_by_name() {
     // In a folder, a FIFO named *.xml is not an XML file.
     let out = run(d);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    // Nor over a file the check reads (the user's key, the key information), nor onto one
+    // file through a link that leads nowhere yet.
+    let keys = d.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(
+        empty.join("ok.xml"),
+        ok(&nsdb(&["xml", "sample", "rinko-002"])),
+    )
+    .unwrap();
+    for name in ["doctor.key", "hospital.keyinfo"] {
+        std::fs::write(keys.join(name), "秘密").unwrap();
+    }
+    for (csv_at, json_at) in [
+        (keys.join("doctor.key"), d.join("j.json")),
+        (d.join("c.csv"), keys.join("hospital.keyinfo")),
+    ] {
+        let out = nsdb(&[
+            "check",
+            empty.join("ok.xml").to_str().unwrap(),
+            "--quiet",
+            "--csv",
+            csv_at.to_str().unwrap(),
+            "--json",
+            json_at.to_str().unwrap(),
+            "--key-info",
+            keys.join("hospital.keyinfo").to_str().unwrap(),
+            "--hub-key",
+            &"0".repeat(64),
+            "--user-key",
+            keys.join("doctor.key").to_str().unwrap(),
+            "--out",
+            d.join("sealed").to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("で読み込むファイルです"),
+            "{out:?}"
+        );
+    }
+    for name in ["doctor.key", "hospital.keyinfo"] {
+        assert_eq!(std::fs::read_to_string(keys.join(name)).unwrap(), "秘密");
+    }
+    std::os::unix::fs::symlink("x.csv", d.join("y.json")).unwrap();
+    let out = nsdb(&[
+        "check",
+        empty.join("ok.xml").to_str().unwrap(),
+        "--quiet",
+        "--csv",
+        d.join("x.csv").to_str().unwrap(),
+        "--json",
+        d.join("y.json").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!d.join("x.csv").exists());
+    std::fs::remove_file(empty.join("ok.xml")).unwrap();
+
+    // A link named *.xml that leads nowhere is not skipped in silence: its line says so.
+    let links = d.join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    std::fs::write(
+        links.join("ok.xml"),
+        ok(&nsdb(&["xml", "sample", "rinko-002"])),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(d.join("moved-away.xml"), links.join("gone.xml")).unwrap();
+    let out = run(&links);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let list = std::fs::read_to_string(&csv).unwrap();
+    let line = list
+        .lines()
+        .find(|l| l.contains("gone.xml"))
+        .unwrap_or_else(|| panic!("no line for the dangling link: {list}"));
+    assert!(
+        line.contains("ファイルを読めません: 見つかりません"),
+        "{line}"
+    );
+
+    // Arguments that cannot be parsed: status 2, and the lists they name say the check did
+    // not run, so the lists of the run before are not taken for this one's.
+    let out = nsdb(&[
+        "check",
+        links.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        &format!("--json={}", json.display()),
+        "--no-such-option",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(summary["ran"], false, "{summary}");
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-option"),
+        "{summary}"
+    );
+    let list = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        list.contains("チェックを実行できませんでした") && !list.contains("gone.xml"),
+        "{list}"
+    );
 }
 
 /// The key steps refuse what would only fail later: a key file for a user who does not exist

@@ -80,6 +80,29 @@ impl Site {
         .unwrap()
     }
 
+    /// The sample sheet of rinko-002 (筋萎縮性側索硬化症) without `item`, sealed by the
+    /// site's user for the site's node; with the values it holds.
+    fn sample_without(&self, item: &str) -> (Vec<u8>, std::collections::BTreeMap<String, String>) {
+        let form = self.t.node.catalogue.form("rinko-002").unwrap();
+        let mut values = nsdb_rules::xml::sample_values(form);
+        values.remove(item);
+        let xml = nsdb_rules::xml::write(&[nsdb_rules::xml::SheetOut {
+            form,
+            reference: None,
+            values: &values,
+        }])
+        .unwrap();
+        let file = seal(
+            xml.as_bytes(),
+            &self.to,
+            &self.user,
+            "1.0.0",
+            self.t.node.catalogue.version(),
+        )
+        .unwrap();
+        (file, values)
+    }
+
     async fn import(&self, files: &[(&str, &[u8])]) -> Value {
         let (status, body) = send(
             &self.t,
@@ -335,30 +358,14 @@ async fn unknown_signers_tampered_files_and_other_nodes_files_are_refused_with_t
 #[tokio::test]
 async fn a_partial_sheet_becomes_a_draft_with_what_is_left_to_fix() {
     let s = Site::start().await;
-    let form = s.t.node.catalogue.form("rinko-002").unwrap();
-    let mut values = nsdb_rules::xml::sample_values(form);
-    values.remove("patient.name");
-    let xml = nsdb_rules::xml::write(&[nsdb_rules::xml::SheetOut {
-        form,
-        reference: None,
-        values: &values,
-    }])
-    .unwrap();
-    let file = seal(
-        xml.as_bytes(),
-        &s.to,
-        &s.user,
-        "1.0.0",
-        s.t.node.catalogue.version(),
-    )
-    .unwrap();
+    let (file, values) = s.sample_without("patient.sex");
     let report = s.import(&[("partial.sealed", &file)]).await;
     let r = row(&report, 0);
     assert_eq!(r["imported"], true, "{report}");
     assert_eq!(r["pending_checks"], 1, "{report}");
     let result = r["result"].as_str().unwrap();
     assert!(
-        result.contains("一時保存") && result.contains("氏名"),
+        result.contains("一時保存") && result.contains("性別"),
         "the row says it is a draft and what is missing: {result}"
     );
     let id = r["sheet_id"].as_str().unwrap();
@@ -369,6 +376,28 @@ async fn a_partial_sheet_becomes_a_draft_with_what_is_left_to_fix() {
         sheet["items"]["patient.birth_date"],
         values["patient.birth_date"]
     );
+}
+
+/// A draft is found by its patient: a file with no 患者氏名 is refused, even a partial one, and
+/// leaves no sheet.
+#[tokio::test]
+async fn a_sheet_without_the_patients_name_is_refused() {
+    let s = Site::start().await;
+    let (file, _) = s.sample_without("patient.name");
+    let report = s.import(&[("nameless.sealed", &file)]).await;
+    let r = row(&report, 0);
+    assert_eq!(r["imported"], false, "{report}");
+    let result = r["result"].as_str().unwrap();
+    assert!(result.contains("氏名"), "{result}");
+    assert_eq!(s.sheet_count().await, 0);
+    let refused: Vec<Option<String>> = s
+        .audit_actions()
+        .await
+        .into_iter()
+        .filter(|(a, _)| a == "sheet_import_refused")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(refused, vec![Some("no_patient".to_string())]);
 }
 
 /// The check tool encrypts afresh every time it runs: the same sheet sealed twice is two
@@ -633,6 +662,35 @@ async fn a_clerk_uploads_on_screen_and_downloads_the_result_table_as_csv() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "an upload without the token");
+    assert_eq!(s.sheet_count().await, 0);
+
+    // Too many files at once: the 一括登録 page again, the reason beside the file field.
+    let many: Vec<(String, Vec<u8>)> = (0..=nsdb::imports::MAX_FILES)
+        .map(|i| (format!("{i}.sealed"), b"x".to_vec()))
+        .collect();
+    let many: Vec<(&str, &[u8])> = many
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let (status, _, page) = call(
+        Request::post("/imports")
+            .header(header::COOKIE, cookie_header(&cookies))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from(multipart(&[("csrf", &csrf)], &many)))
+            .unwrap(),
+        &mut cookies,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("id=\"upload-error\""), "{page}");
+    assert!(page.contains("1000件まで"), "{page}");
+    assert!(
+        page.contains("type=\"file\""),
+        "the upload form is still there"
+    );
     assert_eq!(s.sheet_count().await, 0);
 
     let body = multipart(&[("csrf", &csrf)], &[("20230101_1.sealed", &file)]);

@@ -25,25 +25,25 @@ use sha2::{Digest, Sha256};
 /// What went wrong with a secret file, said so that an operator can act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisioningError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("{} を読めません: {source}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("{} に書き込めません: {source}", path.display())]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} does not hold a key (64 hexadecimal characters expected)", path.display())]
+    #[error("{} は鍵のファイルではありません（16進数64文字のはずです）", path.display())]
     Malformed { path: PathBuf },
     #[error(
-        "{} can be read by others (mode {mode:o}); make it readable by its owner only: chmod 600 {}",
+        "{} を所有者以外も読めます（モード {mode:o}）。所有者だけが読めるようにしてください: chmod 600 {}",
         path.display(),
         path.display()
     )]
     Permissions { path: PathBuf, mode: u32 },
-    #[error("the system's random number generator failed: {0}")]
+    #[error("システムの乱数生成に失敗しました: {0}")]
     Random(String),
 }
 

@@ -83,8 +83,10 @@ pub enum SealError {
     )]
     Tampered,
     #[error(
-        "このファイルは別のノード（{node}）宛てに暗号化されています。このノードの鍵情報をチェックツールに取り込み直して、作り直してください。"
+        "このファイルは別のノード宛てに暗号化されています（ファイルに書かれた宛先: {node}）。このノードの鍵情報をチェックツールに取り込み直して、作り直してください。"
     )]
+    /// `node` is the name the file's header states: said before the signature is checked, so
+    /// the message attributes it to the file rather than vouching for it.
     OtherNode { node: String },
     #[error("暗号化できませんでした: {0}")]
     Encrypt(String),
@@ -710,7 +712,9 @@ mod tests {
         let e = open(&file, &w.seal_key, &[w.user.public_key()]).unwrap_err();
         assert!(matches!(e, SealError::OtherNode { .. }), "{e}");
         assert!(
-            e.to_string().contains("別のノード（見本県ノード）宛て"),
+            e.to_string().contains(
+                "別のノード宛てに暗号化されています（ファイルに書かれた宛先: 見本県ノード）"
+            ),
             "{e}"
         );
     }

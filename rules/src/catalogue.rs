@@ -82,6 +82,15 @@ const BUILTIN: &[(&str, &str)] = &[
 /// The version of the built-in catalogue: the crate version, marked as built in.
 pub const BUILTIN_VERSION: &str = concat!("builtin-", env!("CARGO_PKG_VERSION"));
 
+/// A rule-pack version as people read it on screen: a signed pack's version as it is
+/// (`2026.04-1`), the catalogue built into nsdb as 「組み込み 0.1.0」 rather than its id.
+pub fn version_label(version: &str) -> String {
+    match version.strip_prefix("builtin-") {
+        Some(v) => format!("組み込み {v}"),
+        None => version.to_string(),
+    }
+}
+
 /// The built-in form files, as (file name, text), e.g. to put them in a rule pack.
 pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
     BUILTIN
@@ -419,6 +428,16 @@ impl Catalogue {
     /// The catalogue's version.
     pub fn version(&self) -> &str {
         &self.info.version
+    }
+
+    /// The version to print on paper (帳票の「判定規則」): a signed ministry pack's version;
+    /// `None` for the catalogue built into nsdb, whose `builtin-…` id means nothing to the
+    /// people who read prints.
+    pub fn printed_version(&self) -> Option<&str> {
+        self.info
+            .signer
+            .as_ref()
+            .map(|_| self.info.version.as_str())
     }
 
     pub(crate) fn with_info(mut self, info: crate::pack::PackInfo) -> Catalogue {

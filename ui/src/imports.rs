@@ -33,6 +33,9 @@ pub struct ImportView {
     pub lines: Option<Vec<ImportLine>>,
     /// The result rows as JSON, posted back for the CSV download.
     pub rows_json: String,
+    /// Why the upload as a whole was refused (too many files, none chosen, too large), shown
+    /// beside the file field; nothing was imported.
+    pub error: Option<String>,
 }
 
 /// The bulk registration page.
@@ -47,7 +50,12 @@ pub fn import_page(ctx: &PageContext<'_>, v: &ImportView) -> Markup {
                 p {
                     label for="files" { "ファイル " span.required { "必須" } }
                     " "
-                    input #files type="file" name="files" multiple required accept=".sealed";
+                    input #files type="file" name="files" multiple required accept=".sealed"
+                        aria-describedby=[v.error.as_ref().map(|_| "upload-error")]
+                        autofocus[v.error.is_some()];
+                }
+                @if let Some(e) = &v.error {
+                    p.error #upload-error role="alert" { (e) "（何も取り込んでいません）" }
                 }
                 button.primary #upload type="submit" { "登録" }
             }

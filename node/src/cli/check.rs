@@ -333,14 +333,19 @@ pub fn xml_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             let p = e
                 .with_context(|| format!("フォルダ {} を読めません", dir.display()))?
                 .path();
-            // A dangling link or an entry gone meanwhile: neither a folder nor an XML file.
+            let is_xml = p.extension().is_some_and(|x| x.eq_ignore_ascii_case("xml"));
             let Ok(meta) = std::fs::metadata(&p) else {
+                // A link that leads nowhere but is named as an XML file is listed, so that the
+                // error list says it could not be read; any other entry gone meanwhile is not
+                // a file to check.
+                if is_xml && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_symlink()) {
+                    found.push(p);
+                }
                 continue;
             };
             if meta.is_dir() {
                 dirs.push(p);
-            } else if meta.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("xml"))
-            {
+            } else if meta.is_file() && is_xml {
                 found.push(p);
             }
         }
@@ -507,41 +512,108 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Err(e) => {
             let message = format!("{e:#}");
             eprintln!("nsdb check: {message}");
-            // The error lists say the check did not run, so that a list from an earlier run
-            // is never taken for this one's.
-            let line =
-                ErrorLine::whole_file("", format!("チェックを実行できませんでした: {message}"));
-            let summary = serde_json::json!({
-                "tool_version": crate::imports::TOOL_VERSION,
-                "ran": false,
-                "error": message,
-                "errors": [&line],
-            });
-            let _ = std::fs::write(&args.csv, errors_csv(std::slice::from_ref(&line)));
-            let _ = std::fs::write(
-                &args.json,
-                serde_json::to_string_pretty(&summary).unwrap_or_default(),
-            );
+            not_ran(&args.csv, &args.json, &message);
             ExitCode::from(2)
         }
     }
 }
 
+/// Writes error lists that say the check did not run (`"ran": false`), so that a list from an
+/// earlier run is never taken for this one's. Best effort: the run already failed.
+fn not_ran(csv: &Path, json: &Path, message: &str) {
+    let line = ErrorLine::whole_file("", format!("チェックを実行できませんでした: {message}"));
+    let summary = serde_json::json!({
+        "tool_version": crate::imports::TOOL_VERSION,
+        "ran": false,
+        "error": message,
+        "errors": [&line],
+    });
+    let _ = std::fs::write(csv, errors_csv(std::slice::from_ref(&line)));
+    let _ = std::fs::write(
+        json,
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    );
+}
+
+/// `nsdb check` with arguments that cannot be parsed (`args`: the whole command line, from
+/// the program name): the error lists it names (`--csv`, `--json`, or their defaults) say the
+/// check did not run, as for any other run that cannot start. Other commands: nothing.
+pub fn arguments_refused(args: &[String], message: &str) {
+    if args.get(1).map(String::as_str) != Some("check") {
+        return;
+    }
+    let named = |flag: &str, default: &str| {
+        let with_eq = format!("{flag}=");
+        let mut found = None;
+        let mut it = args[2..].iter();
+        while let Some(a) = it.next() {
+            if a == "--" {
+                break;
+            } else if a == flag {
+                found = it.next().cloned();
+            } else if let Some(v) = a.strip_prefix(&with_eq) {
+                found = Some(v.to_string());
+            }
+        }
+        PathBuf::from(found.unwrap_or_else(|| default.to_string()))
+    };
+    let (csv, json) = (
+        named("--csv", "nsdb-check-errors.csv"),
+        named("--json", "nsdb-check-errors.json"),
+    );
+    // Never over an input or each other: the same rule as a run that parsed.
+    let apart = CheckArgs {
+        paths: Vec::new(),
+        csv: csv.clone(),
+        json: json.clone(),
+        pack: None,
+        ministry_key: None,
+        today: None,
+        key_info: None,
+        hub_key: None,
+        user_key: None,
+        out: None,
+        partial: false,
+        quiet: true,
+    };
+    // The paths to check: the arguments that are neither options nor an option's value.
+    let mut paths = Vec::new();
+    let mut it = args[2..].iter();
+    while let Some(a) = it.next() {
+        if VALUE_OPTIONS.contains(&a.as_str()) {
+            it.next();
+        } else if !a.starts_with('-') {
+            paths.push(PathBuf::from(a));
+        }
+    }
+    let inputs: Vec<PathBuf> = paths
+        .iter()
+        .flat_map(|p| xml_files(std::slice::from_ref(p)).unwrap_or_default())
+        .collect();
+    if outputs_apart(&apart, &inputs).is_ok() {
+        not_ran(&csv, &json, message);
+    }
+}
+
+/// The options of `nsdb check` that take a value (`--csv FILE`): what follows them is not a
+/// path to check.
+const VALUE_OPTIONS: [&str; 9] = [
+    "--csv",
+    "--json",
+    "--pack",
+    "--ministry-key",
+    "--today",
+    "--key-info",
+    "--hub-key",
+    "--user-key",
+    "--out",
+];
+
 /// The error lists never take the place of an input or of each other: checked before anything
 /// is written, so that not even the lists of a refused run overwrite an input.
 fn outputs_apart(args: &CheckArgs, inputs: &[PathBuf]) -> anyhow::Result<()> {
-    // A path as the file system will take it, whether or not the file exists yet: its folder
-    // resolved (links, `..`), then its name.
-    let resolved = |p: &Path| {
-        std::fs::canonicalize(p).ok().or_else(|| {
-            let parent = match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
-        })
-    };
-    // The same file by any name: one path, or one (device, inode) when both exist (hard links).
+    // The same file by any name: one path, or one (device, inode) when both exist (hard links),
+    // or one place once links and `..` are resolved ([`resolved`]).
     let same_inode = |a: &Path, b: &Path| {
         use std::os::unix::fs::MetadataExt;
         match (std::fs::metadata(a), std::fs::metadata(b)) {
@@ -550,8 +622,25 @@ fn outputs_apart(args: &CheckArgs, inputs: &[PathBuf]) -> anyhow::Result<()> {
         }
     };
     let same = |a: &Path, b: &Path| {
-        a == b || same_inode(a, b) || resolved(a).is_some_and(|a| resolved(b) == Some(a))
+        a == b || same_inode(a, b) || resolved(a, 40).is_some_and(|a| resolved(b, 40) == Some(a))
     };
+    // Nor a file the check reads: the key information, the user's key, the rule pack.
+    let read = [
+        (&args.key_info, "--key-info"),
+        (&args.user_key, "--user-key"),
+        (&args.pack, "--pack"),
+    ];
+    for list in [&args.csv, &args.json] {
+        if let Some((_, option)) = read
+            .iter()
+            .find(|(f, _)| f.as_ref().is_some_and(|f| same(list, f)))
+        {
+            anyhow::bail!(
+                "エラー一覧の出力先 {} は {option} で読み込むファイルです。別の名前を指定してください",
+                list.display()
+            );
+        }
+    }
     if same(&args.csv, &args.json) {
         anyhow::bail!(
             "--csv と --json に同じファイル（{}）は指定できません",
@@ -567,6 +656,25 @@ fn outputs_apart(args: &CheckArgs, inputs: &[PathBuf]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A path as the file system will take it, whether or not the file exists yet: links followed
+/// (one that leads nowhere, to where it leads: a file written through it lands there), `..`
+/// resolved, then its name. `depth` bounds a loop of links.
+fn resolved(p: &Path, depth: u8) -> Option<PathBuf> {
+    if let Ok(real) = std::fs::canonicalize(p) {
+        return Some(real);
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if depth > 0
+        && let Ok(target) = std::fs::read_link(p)
+    {
+        return resolved(&parent.join(target), depth - 1);
+    }
+    Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
 }
 
 fn check(args: &CheckArgs, inputs: anyhow::Result<Vec<PathBuf>>) -> anyhow::Result<bool> {

@@ -503,7 +503,18 @@ pub fn main() -> ExitCode {
     } else {
         logs.init();
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if e.use_stderr() {
+                let args: Vec<String> = std::env::args().collect();
+                let message = e.to_string();
+                let first = message.lines().next().unwrap_or_default();
+                check::arguments_refused(&args, first.trim_start_matches("error: "));
+            }
+            e.exit()
+        }
+    };
     // A command whose output is piped into `head` ends quietly when the pipe closes, as
     // command-line tools do; the serving commands keep ignoring SIGPIPE (a closed socket must
     // never stop a node).

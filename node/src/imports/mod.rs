@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use nsdb_provisioning::sealed::{self, KeyInfo, SealError, SealKey};
+use nsdb_rules::catalogue::version_label;
 use nsdb_rules::check::Mode;
 use nsdb_sync::{Edit, Sheet, SheetId};
 use rusqlite::{OptionalExtension, params};
@@ -645,8 +646,9 @@ impl Node {
                 return Err(Refusal {
                     code: "outdated",
                     message: format!(
-                        "{OUTDATED}（ファイルのルールパック {}、このノード {node_pack}）。最新のチェックツールで作り直してください。",
-                        header.rule_pack_version
+                        "{OUTDATED}（ファイルのルールパック {}、このノード {}）。最新のチェックツールで作り直してください。",
+                        version_label(&header.rule_pack_version),
+                        version_label(node_pack)
                     ),
                 });
             }
@@ -654,8 +656,9 @@ impl Node {
                 return Err(Refusal {
                     code: "newer_pack",
                     message: format!(
-                        "このファイルはこのノードより新しいルールパック（{}、このノード {node_pack}）で作られています。ノードの更新を待って取り込んでください。",
-                        header.rule_pack_version
+                        "このファイルはこのノードより新しいルールパック（{}、このノード {}）で作られています。ノードの更新を待って取り込んでください。",
+                        version_label(&header.rule_pack_version),
+                        version_label(node_pack)
                     ),
                 });
             }
@@ -708,6 +711,14 @@ impl Node {
             return Err(Refusal {
                 code: "layout",
                 message: format!("{}行{}列: {}", e.line, e.column, e.message),
+            });
+        }
+        // A draft is found by its patient: even a partial file (部分取込) must name one, as the
+        // check tool's `--partial` requires. A file sealed some other way is refused here too.
+        if row.patient.trim().is_empty() {
+            return Err(Refusal {
+                code: "no_patient",
+                message: "患者の氏名（patient.name）がありません。氏名のない様式は取り込めません。氏名を記入してチェックツールで作り直してください。".into(),
             });
         }
         let doctor = match signer.kind.map(UserKind::role) {

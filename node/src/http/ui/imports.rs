@@ -21,12 +21,18 @@ use crate::{Error, Node};
 fn view(node: &Node, report: Option<&ImportReport>) -> nsdb_ui::imports::ImportView {
     nsdb_ui::imports::ImportView {
         tool_version: TOOL_VERSION.to_string(),
-        rule_pack_version: node.catalogue.version().to_string(),
+        rule_pack_version: nsdb_rules::catalogue::version_label(node.catalogue.version()),
         uploads: report
             .map(|r| {
                 r.uploads
                     .iter()
-                    .map(|u| format!("{}（ルールパック {}）", u.tool_version, u.rule_pack_version))
+                    .map(|u| {
+                        format!(
+                            "{}（ルールパック {}）",
+                            u.tool_version,
+                            nsdb_rules::catalogue::version_label(&u.rule_pack_version)
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -47,7 +53,21 @@ fn view(node: &Node, report: Option<&ImportReport>) -> nsdb_ui::imports::ImportV
         rows_json: report
             .and_then(|r| serde_json::to_string(&r.rows).ok())
             .unwrap_or_default(),
+        error: None,
     }
+}
+
+/// The 一括登録 page again with why the upload as a whole was refused, beside the file field.
+fn refused(ctx: &Ctx, node: &Node, why: String) -> Response {
+    let view = nsdb_ui::imports::ImportView {
+        error: Some(why),
+        ..view(node, None)
+    };
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Html(nsdb_ui::imports::import_page(&ctx.page(), &view).into_string()),
+    )
+        .into_response()
 }
 
 async fn import_page(State(node): State<AppState>, s: UiSession) -> Response {
@@ -60,22 +80,20 @@ async fn upload(State(node): State<AppState>, s: UiSession, multipart: Multipart
     let ctx = Ctx::new(&node, &s);
     let up = match read_upload(multipart).await {
         Ok(up) => up,
-        Err(m) => return error_page(Some(&ctx), Error::Invalid(m)),
+        Err(m) => return refused(&ctx, &node, m),
     };
     if !csrf_ok(&up.fields, &s.csrf) {
         return csrf_refused();
     }
     if up.files.is_empty() {
-        return error_page(
-            Some(&ctx),
-            Error::Invalid("ファイルを選んでください。".into()),
-        );
+        return refused(&ctx, &node, "ファイルを選んでください。".into());
     }
     match node.import_sealed(&s.principal, up.files).await {
         Ok(report) => Html(
             nsdb_ui::imports::import_page(&ctx.page(), &view(&node, Some(&report))).into_string(),
         )
         .into_response(),
+        Err(Error::Invalid(why)) => refused(&ctx, &node, why),
         Err(e) => error_page(Some(&ctx), e),
     }
 }
