@@ -11,7 +11,7 @@ use nsdb::testing::TestNode;
 use tower::ServiceExt;
 
 mod support;
-use support::Client;
+use support::{Client, expire_sessions, hidden_csrf, hidden_value};
 
 /// Creates a sheet of `form_id` with `values` as the demo doctor; its id.
 async fn sheet_with(t: &TestNode, form_id: &str, values: &[(&str, &str)]) -> String {
@@ -192,6 +192,10 @@ async fn a_print_is_named_after_its_form_and_day_and_a_draft_carries_the_draft_m
     );
     assert!(disposition.contains(&format!("filename=\"sheet-{id}-draft.pdf\"")));
     assert!(text.contains("下書き"), "a draft prints with its mark");
+    assert!(
+        !text.contains("builtin") && !text.contains("判定規則"),
+        "the built-in catalogue's id is not printed: {text}"
+    );
 
     t.node
         .step(&doctor, &id, nsdb::sheets::workflow::Step::Register)
@@ -716,4 +720,152 @@ async fn a_save_refused_on_a_registered_sheet_lists_what_was_typed() {
         .await;
     assert!(r.body.contains("保存されなかった入力"), "{}", r.body);
     assert!(r.body.contains("打ち込んだ住所ZZZ"), "{}", r.body);
+}
+
+/// The editor's address of a sheet this user may see but not edit (a bookmark, the back button
+/// after 登録) shows the sheet and says why and what to do, rather than 権限がありません.
+#[tokio::test]
+async fn the_editor_of_a_registered_sheet_says_how_to_amend_it() {
+    use nsdb::sheets::workflow::Step;
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let values = nsdb::testing::required_values(&t.node, "rinko-006", "トウロク ジロウ");
+    let d = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap();
+    t.node
+        .step(&doctor, &d.row.id, Step::Register)
+        .await
+        .expect("registers");
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let page = c.get(&format!("/sheets/{}/edit", d.row.id)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("登録済みのため"), "{}", page.body);
+    assert!(page.body.contains("「修正」を押して"), "{}", page.body);
+    assert!(!page.body.contains("権限がありません"), "{}", page.body);
+    assert!(
+        page.body.contains("修正の理由"),
+        "the 修正 form is on the page"
+    );
+    assert!(
+        !page.body.contains("name=\"action\" value=\"save\""),
+        "no save button: the view, not the editor"
+    );
+}
+
+/// この値を採用 in the editor is one of the editor's buttons: what was typed in other fields
+/// is saved with it, and the conflicting item takes the chosen value, not the one its field
+/// showed.
+#[tokio::test]
+async fn adopting_a_value_in_the_editor_keeps_what_was_typed_elsewhere() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let clerk = t.node.login("clerk", "demo").await.unwrap().principal;
+    let values = nsdb::testing::required_values(&t.node, "rinko-006", "キョウゴウ タロウ");
+    let d = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap();
+    let id = d.row.id.clone();
+    for (who, address) in [(&clerk, "事務の住所"), (&doctor, "医師の住所")] {
+        let typed = [("patient.address".to_string(), address.to_string())].into();
+        t.node
+            .update_sheet_since(who, &id, &d.version, &typed)
+            .await
+            .expect("saved");
+    }
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("doctor").await;
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    assert!(
+        editor
+            .body
+            .contains("form=\"sheet\" name=\"action\" value=\"adopt:patient.address:事務の住所\""),
+        "{}",
+        editor.body
+    );
+    let version = t
+        .node
+        .get_sheet(&doctor, &id)
+        .await
+        .unwrap()
+        .version
+        .join(",");
+    let r = c
+        .form(
+            &format!("/sheets/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("_version", &version),
+                ("action", "adopt:patient.address:事務の住所"),
+                ("patient.address", "医師の住所"),
+                ("patient.name_kana", "サイヨウ タロウ"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), format!("/sheets/{id}/edit#f-patient-address"));
+    let after = t.node.get_sheet(&doctor, &id).await.unwrap();
+    assert!(after.conflicts.is_empty(), "{:?}", after.conflicts);
+    assert_eq!(after.items["patient.address"], "事務の住所");
+    assert_eq!(after.items["patient.name_kana"], "サイヨウ タロウ");
+}
+
+/// A save held over an expired session is saved on sign-in only by the user who typed it: at a
+/// shared terminal, someone else signing in does not save it under their name.
+#[tokio::test]
+async fn a_held_save_is_not_saved_under_another_users_name() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = sheet_with(&t, "rinko-006", &[]).await;
+    let mut c = Client::new(&t);
+    let csrf = c.ui_login("clerk").await;
+    let editor = c.get(&format!("/sheets/{id}/edit")).await;
+    let (version, author) = (
+        hidden_value(&editor.body, "_version"),
+        hidden_value(&editor.body, "_author"),
+    );
+    expire_sessions(&t).await;
+    let r = c
+        .form(
+            &format!("/sheets/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("_version", &version),
+                ("_author", &author),
+                ("action", "save"),
+                ("patient.address", "事務が打った住所"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let (login_csrf, held) = (hidden_csrf(&r.body), hidden_value(&r.body, "_resume_body"));
+    let r = c
+        .form(
+            "/login",
+            &[
+                ("csrf", &login_csrf),
+                ("login", "doctor"),
+                ("password", "demo"),
+                ("_resume_sheet", &id),
+                ("_resume_body", &held),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), format!("/sheets/{id}/edit"));
+    let page = c.get(r.location()).await;
+    assert!(
+        page.body.contains("別の利用者のものだったため"),
+        "{}",
+        page.body
+    );
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let stored = t.node.get_sheet(&doctor, &id).await.unwrap();
+    assert!(
+        !stored.items.contains_key("patient.address"),
+        "{:?}",
+        stored.items
+    );
 }

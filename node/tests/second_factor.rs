@@ -12,7 +12,7 @@ use nsdb::testing::TestNode;
 use serde_json::json;
 
 mod support;
-use support::{Client, Reply, hidden_csrf};
+use support::{Client, Reply, expire_sessions, hidden_csrf, hidden_value};
 
 /// The secret the enrolment page shows as text.
 fn shown_secret(html: &str) -> String {
@@ -426,17 +426,6 @@ async fn change(c: &mut Client, csrf: &str, current: &str, new: &str, new2: &str
     .await
 }
 
-fn hidden_value(html: &str, name: &str) -> String {
-    let key = format!("name=\"{name}\" value=\"");
-    let at = html
-        .find(&key)
-        .unwrap_or_else(|| panic!("no field {name} in {html}"));
-    let rest = &html[at + key.len()..];
-    rest[..rest.find('"').unwrap()]
-        .replace("&amp;", "&")
-        .replace("&quot;", "\"")
-}
-
 #[tokio::test]
 async fn a_reauthentication_without_the_factor_opens_the_api_for_five_minutes() {
     let t = TestNode::start(NodeRole::Hospital).await;
@@ -684,14 +673,7 @@ async fn a_save_after_the_session_ended_is_kept_through_the_code_page() {
         .to_string();
     let editor = c.get(&format!("/sheets/{id}/edit")).await;
     let version = hidden_value(&editor.body, "_version");
-    t.node
-        .store
-        .write(|conn| {
-            conn.execute("DELETE FROM sessions", [])
-                .map_err(nsdb::Error::from)
-        })
-        .await
-        .unwrap();
+    expire_sessions(&t).await;
     let r = c
         .form(
             &format!("/sheets/{id}"),

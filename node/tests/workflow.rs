@@ -431,6 +431,10 @@ async fn a_registered_sheet_changes_only_through_an_amendment_with_a_reason() {
     let id = s.row.id.clone();
     let s = n.step(&doctor, &id, Step::Register).await.unwrap();
     let key = s.row.access_key.clone().expect("a key");
+    // 差異's history shows the one step as one line.
+    let history = n.differences(&doctor, &id, None).await.unwrap().versions;
+    let registered: Vec<_> = history.iter().filter(|v| v.message == "登録").collect();
+    assert_eq!(registered.len(), 1, "{history:?}");
 
     // A plain save is refused and changes nothing.
     let err = n
@@ -473,6 +477,17 @@ async fn a_registered_sheet_changes_only_through_an_amendment_with_a_reason() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("理由"), "{err}");
+    let err = n
+        .step(
+            &doctor,
+            &id,
+            Step::Amend {
+                reason: "長".repeat(nsdb::sheets::workflow::AMEND_REASON_CHARS + 1),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("200文字以内"), "{err}");
     let s = n
         .step(
             &doctor,

@@ -43,6 +43,6 @@ pub use session::{
     Peer, PeerRole, Replica, ReplicaError, SessionError, SessionStats, SetAside, Settlement,
 };
 pub use sheet::{
-    Conflict, ConflictValue, Edit, HistoryEntry, LogEntry, NewSheet, Sheet, SheetHeader,
+    CLEARED, Conflict, ConflictValue, Edit, HistoryEntry, LogEntry, NewSheet, Sheet, SheetHeader,
 };
 pub use tls::{KeyDirectory, LocalKey, PublicKey};

@@ -243,7 +243,7 @@ impl Sheet {
         self.read_fields(None)
     }
 
-    /// Applies `changes` (`None` clears the item) as one change by `edit`.
+    /// Applies `changes` (`None` clears the item, written as [`CLEARED`]) as one change by `edit`.
     ///
     /// Only items whose value really changes are written; an item with concurrent values
     /// counts as changing, so setting it (even to the value shown) resolves the conflict.
@@ -257,7 +257,7 @@ impl Sheet {
             .iter()
             .filter_map(|(field, value)| {
                 let (block, key) = Block::of_field(field);
-                let value = value.as_deref();
+                let value = value.as_deref().filter(|v| *v != CLEARED);
                 let unchanged =
                     self.current(block, key).as_deref() == value && !self.conflicted(block, key);
                 (!unchanged).then_some((field, block, key, value))
@@ -273,10 +273,7 @@ impl Sheet {
                     Block::Patient => &patient,
                     Block::Items => &items,
                 };
-                match value {
-                    Some(value) => tx.put(obj, *key, *value)?,
-                    None => tx.delete(obj, *key)?,
-                }
+                tx.put(obj, *key, value.unwrap_or(CLEARED))?;
             }
             Ok(())
         });
@@ -318,7 +315,7 @@ impl Sheet {
             .iter()
             .filter_map(|(field, value)| {
                 let (block, key) = Block::of_field(field);
-                let value = value.as_deref();
+                let value = value.as_deref().filter(|v| *v != CLEARED);
                 let unchanged =
                     self.current(block, key).as_deref() == value && !self.conflicted(block, key);
                 (!unchanged).then_some((field, block, key, value))
@@ -365,10 +362,7 @@ impl Sheet {
                 Block::Patient => &patient,
                 Block::Items => &items,
             };
-            must(match value {
-                Some(value) => tx.put(obj, *key, *value),
-                None => tx.delete(obj, *key),
-            });
+            must(tx.put(obj, *key, value.unwrap_or(CLEARED)));
         }
         tx.commit_with(edit.commit_options());
         Ok(writes
@@ -620,7 +614,7 @@ impl Sheet {
 
     fn current(&self, block: Block, key: &str) -> Option<String> {
         match self.doc.get(self.block(block), key) {
-            Ok(Some((value, _))) => value.into_string().ok(),
+            Ok(Some((value, _))) => value.into_string().ok().filter(|v| v != CLEARED),
             _ => None,
         }
     }
@@ -661,7 +655,9 @@ impl Sheet {
                 continue;
             };
             let mut put = |key: &str, value: ValueRef<'_>| {
-                if let ValueRef::Scalar(ScalarValueRef::Str(value)) = value {
+                if let ValueRef::Scalar(ScalarValueRef::Str(value)) = value
+                    && value != CLEARED
+                {
                     values.insert(block.field_id(key), value.into_owned());
                 }
             };
@@ -693,6 +689,11 @@ impl Sheet {
         tx.commit_with(edit.commit_options());
     }
 }
+
+/// What a cleared item holds: an empty value is written rather than the key deleted, so that
+/// clearing an item and setting it elsewhere at the same time is a [`Conflict`] like any two
+/// values (a deletion would silently lose to the other write). Read as no value.
+pub const CLEARED: &str = "";
 
 /// The root key naming an author: `author.<node>.<user>`.
 fn author_key(author: &Author) -> String {
@@ -1057,20 +1058,24 @@ mod tests {
         assert_eq!(last.message, "消去");
     }
 
+    /// An empty value is no value ([`CLEARED`]): writing one where there is none changes
+    /// nothing, and writing one over a value clears it.
     #[test]
-    fn empty_string_is_stored_as_a_value() {
+    fn an_empty_value_is_no_value() {
         let mut sheet = created();
         let clerk = author(HOSPITAL_NODE, 7);
-        assert_eq!(
-            sheet.set_fields(&changes(&[("a", Some(""))]), edit(clerk, 10, "")),
-            strings(&["a"])
-        );
-        assert_eq!(sheet.field("a").as_deref(), Some(""));
         assert!(
             sheet
-                .set_fields(&changes(&[("a", Some(""))]), edit(clerk, 20, ""))
+                .set_fields(&changes(&[("a", Some(""))]), edit(clerk, 10, ""))
                 .is_empty()
         );
+        sheet.set_fields(&changes(&[("a", Some("x"))]), edit(clerk, 20, ""));
+        assert_eq!(
+            sheet.set_fields(&changes(&[("a", Some(""))]), edit(clerk, 30, "")),
+            strings(&["a"])
+        );
+        assert_eq!(sheet.field("a"), None);
+        assert!(!sheet.fields().contains_key("a"));
     }
 
     #[test]
@@ -1476,6 +1481,70 @@ mod tests {
             edit(author(HOSPITAL_NODE, 3), 40, ""),
         );
         assert!(copy.conflicts().is_empty());
+    }
+
+    /// Clearing an item is a value like any other: cleared on one page (or node) while set on
+    /// another, the item holds both, and the doctor chooses.
+    #[test]
+    fn clearing_an_item_while_another_sets_it_is_a_conflict() {
+        let values = |sheet: &Sheet| {
+            let mut v: Vec<String> = sheet
+                .conflicts()
+                .into_iter()
+                .flat_map(|c| c.values.into_iter().map(|v| v.value))
+                .collect();
+            v.sort();
+            v
+        };
+        let mut sheet = created();
+        sheet.set_fields(
+            &changes(&[("q1", Some("3"))]),
+            edit(author(HOSPITAL_NODE, 2), 10, ""),
+        );
+        let shown = sheet.heads();
+        sheet.set_fields(
+            &changes(&[("q1", Some("4"))]),
+            edit(author(HOSPITAL_NODE, 2), 20, ""),
+        );
+        let written = sheet
+            .set_fields_since(
+                &shown,
+                &changes(&[("q1", None)]),
+                edit(author(HOSPITAL_NODE, 3), 30, ""),
+            )
+            .expect("a known version");
+        assert_eq!(written, strings(&["q1"]));
+        assert_eq!(values(&sheet), strings(&["", "4"]));
+
+        // Cleared with nobody else writing: no value, no conflict, and clearing again writes
+        // nothing.
+        let mut alone = created();
+        let me = author(HOSPITAL_NODE, 2);
+        alone.set_fields(&changes(&[("q1", Some("3"))]), edit(me, 10, ""));
+        assert_eq!(
+            alone.set_fields(&changes(&[("q1", None)]), edit(me, 11, "")),
+            strings(&["q1"])
+        );
+        assert!(!alone.fields().contains_key("q1"));
+        assert!(alone.conflicts().is_empty());
+        assert!(
+            alone
+                .set_fields(&changes(&[("q1", None)]), edit(me, 12, ""))
+                .is_empty()
+        );
+
+        // On two nodes apart.
+        let (mut hospital, mut clinic) = two_copies();
+        hospital.set_fields(
+            &changes(&[("q1", None)]),
+            edit(author(HOSPITAL_NODE, 8), 20, ""),
+        );
+        clinic.set_fields(
+            &changes(&[("q1", Some("不明"))]),
+            edit(author(CLINIC_NODE, 42), 21, ""),
+        );
+        hospital.merge(&mut clinic).expect("merges");
+        assert_eq!(values(&hospital), strings(&["", "不明"]));
     }
 
     #[test]

@@ -169,12 +169,30 @@ async fn the_municipality_names_the_hospitals_doctor_not_its_own_user_with_the_s
         &municipality.catalogue,
         &sheets,
         "2026-01-01 09:00 JST",
-        "test",
+        Some("test"),
     )
     .expect("the masked print");
     let text = pdf_text(&board);
     assert!(text.contains("doctor2試験"), "{text}");
     assert!(!text.contains(&impostor.replace(' ', "")), "{text}");
+
+    // 差異 names who changed what by the names the document records, with their institution.
+    let diff = municipality
+        .differences(&reviewer, &id, None)
+        .await
+        .expect("差異");
+    let authors: Vec<&str> = diff.versions.iter().map(|v| v.author.as_str()).collect();
+    let institution = hospital.config.institution.name.clone();
+    assert!(
+        authors.contains(&format!("doctor2 試験（{institution}）").as_str()),
+        "{authors:?}"
+    );
+    assert!(
+        authors
+            .iter()
+            .all(|a| !a.contains("利用者") && !a.contains("ユーザ") && !a.contains(&impostor)),
+        "{authors:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

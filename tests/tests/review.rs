@@ -39,6 +39,18 @@ async fn registered(node: &Arc<Node>, doctor: &Principal) -> String {
     d.row.id
 }
 
+/// 認定 for a year, with consent to research use, 一般所得Ⅱ.
+fn approved() -> ReviewInput {
+    ReviewInput {
+        decision: "approved".into(),
+        valid_from: "2026-04-01".into(),
+        valid_to: "2027-03-31".into(),
+        research_consent: "given".into(),
+        income: "ippan_2".into(),
+        ..Default::default()
+    }
+}
+
 async fn holds(node: &Arc<Node>, id: &str) -> bool {
     sheet_ids(node).await.iter().any(|s| s == id)
 }
@@ -163,18 +175,7 @@ async fn a_reviewer_resolves_inquires_and_certifies_and_the_hospital_sees_it() {
         .await
         .expect("closed");
     municipality
-        .record_review(
-            &reviewer,
-            &id,
-            &ReviewInput {
-                decision: "approved".into(),
-                valid_from: "2026-04-01".into(),
-                valid_to: "2027-03-31".into(),
-                research_consent: "given".into(),
-                income: "ippan_2".into(),
-                ..Default::default()
-            },
-        )
+        .record_review(&reviewer, &id, &approved())
         .await
         .expect("recorded");
     assert!(
@@ -191,6 +192,76 @@ async fn a_reviewer_resolves_inquires_and_certifies_and_the_hospital_sees_it() {
         .await
         .expect("list");
     assert_eq!(page.rows[0].review_result.as_deref(), Some("approved"));
+
+    // The doctor amends the certified sheet: the municipality is told, and records no result
+    // until it is registered again; then it is asked to check the result again.
+    hospital
+        .step(
+            &doctor,
+            &id,
+            Step::Amend {
+                reason: "検査値の転記誤り".into(),
+            },
+        )
+        .await
+        .expect("amend after the result");
+    assert!(
+        eventually(WAIT, || async {
+            municipality
+                .intake(&reviewer)
+                .await
+                .is_ok_and(|rows| rows[0].state_label == "修正中")
+        })
+        .await,
+        "the municipality's list says the sheet is being amended"
+    );
+    let screen = municipality
+        .review_screen(&reviewer, &id)
+        .await
+        .expect("screen");
+    let amendment = screen.amendment.expect("the amendment is on the screen");
+    assert_eq!(amendment.reason, "検査値の転記誤り");
+    assert!(amendment.after_decision && !amendment.registered_again);
+    for decision in ["rejected", "deferred"] {
+        let refused = municipality
+            .record_review(
+                &reviewer,
+                &id,
+                &ReviewInput {
+                    decision: decision.into(),
+                    reason: "基準を満たさない".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect_err("no result while the hospital amends the sheet");
+        assert!(refused.to_string().contains("修正中"), "{refused}");
+    }
+    hospital
+        .step(&doctor, &id, Step::Register)
+        .await
+        .expect("registered again");
+    assert!(
+        eventually(WAIT, || async {
+            municipality.intake(&reviewer).await.is_ok_and(|rows| {
+                rows[0].state_label == "認定"
+                    && rows[0]
+                        .amendment
+                        .as_ref()
+                        .is_some_and(|a| a.registered_again && a.after_decision)
+            })
+        })
+        .await,
+        "the list flags the amendment after the result"
+    );
+    // Recording the result again, unchanged, confirms it: the flag clears.
+    municipality
+        .record_review(&reviewer, &id, &approved())
+        .await
+        .expect("confirmed");
+    let rows = municipality.intake(&reviewer).await.expect("intake");
+    let amendment = rows[0].amendment.as_ref().expect("still told of it");
+    assert!(!amendment.after_decision, "{amendment:?}");
 
     // The second municipality never sees the sheet.
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -46,7 +46,10 @@ pub fn panel(p: &ConflictPanel) -> Markup {
         @if !p.items.is_empty() {
             section.messages.conflicts role="alert" aria-labelledby="conflicts-title" {
                 h2 #conflicts-title { "同時に編集された項目があります（" (p.items.len()) "件）" }
-                p { "別々の場所で同じ項目が変更されました。どちらの値も保存されています。正しい値を選んでください。" }
+                p {
+                    "別々の場所で同じ項目が変更されました。どちらの値も保存されています。"
+                    @if p.can_resolve { "正しい値を選んでください。" } @else { "正しい値は指定医が選びます（選ばれるまで登録できません）。" }
+                }
                 @for item in &p.items {
                     table.list {
                         caption { (item.label) }
@@ -60,12 +63,18 @@ pub fn panel(p: &ConflictPanel) -> Markup {
                                     td { (c.when) }
                                     @if p.can_resolve {
                                         td {
-                                            form method="post" action={ "/sheets/" (p.sheet_id) "/conflicts" } {
-                                                input type="hidden" name="csrf" value=(p.csrf);
-                                                input type="hidden" name="field" value=(item.field);
-                                                input type="hidden" name="value" value=(c.value);
-                                                @if p.from_editor { input type="hidden" name="back" value="edit"; }
-                                                button.primary type="submit" { "この値を採用" }
+                                            @if p.from_editor {
+                                                // In the editor the choice is one of the editor's
+                                                // buttons: what was typed elsewhere is saved with it.
+                                                button.primary type="submit" form="sheet" name="action"
+                                                    value={ "adopt:" (item.field) ":" (c.value) } { "この値を採用" }
+                                            } @else {
+                                                form method="post" action={ "/sheets/" (p.sheet_id) "/conflicts" } {
+                                                    input type="hidden" name="csrf" value=(p.csrf);
+                                                    input type="hidden" name="field" value=(item.field);
+                                                    input type="hidden" name="value" value=(c.value);
+                                                    button.primary type="submit" { "この値を採用" }
+                                                }
                                             }
                                         }
                                     }

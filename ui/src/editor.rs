@@ -60,6 +60,9 @@ pub struct EditorView<'a> {
     /// The version the values are (heads, comma-separated); the editor posts it back so that
     /// a save writes only what its user changed since.
     pub version: &'a str,
+    /// The signed-in user's number, posted back (`_author`): a save held over an expired
+    /// session is saved on sign-in only by the same user.
+    pub user: u64,
     /// The ワークフロー panel at the top: institution, who holds the sheet, the last comment.
     pub workflow: Option<&'a WorkflowSummary>,
     /// Dates shown in 和暦 (`令和5年4月1日`), as the user chose; else 西暦 (`2023-04-01`).
@@ -473,9 +476,13 @@ pub fn editor(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
             @if let Some(q) = v.inquiries { (crate::review::inquiry_panel(q)) }
             (message_summary(v.form, v.messages))
             (edit_bar(v.form, v.meta.id, &v.actions, v.messages))
-            form.sheet #sheet method="post" novalidate action={ "/sheets/" (v.meta.id) } {
+            // data-answered: this page answers a post the server received (a refused save shown
+            // again with the typing), so the browser's copy of that post is not needed.
+            form.sheet #sheet method="post" novalidate action={ "/sheets/" (v.meta.id) }
+                data-answered=[v.problem.map(|_| "1")] {
                 input type="hidden" name="csrf" value=(ctx.csrf);
                 input type="hidden" name="_version" value=(v.version);
+                input type="hidden" name="_author" value=(v.user);
                 // The field the user was in (set by app.js); the editor comes back to it.
                 input type="hidden" name="_focus" value="";
                 @if !v.carried.is_empty() {

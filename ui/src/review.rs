@@ -23,6 +23,11 @@ pub struct IntakeLine {
     pub state: String,
     /// The sheet has arrived: it can be reviewed and printed.
     pub arrived: bool,
+    /// The hospital's 修正 since the key was resolved, in a few words (「修正・再登録」,
+    /// 「審査結果の後に修正」); empty for none.
+    pub amended: String,
+    /// The doctor's reason for it, shown on hover and to screen readers.
+    pub amended_reason: String,
 }
 
 /// The intake page.
@@ -90,7 +95,16 @@ pub fn intake_page(ctx: &PageContext<'_>, v: &IntakeView) -> Markup {
                                 td { (l.disease) }
                                 td.doctor { (l.doctor) }
                                 td { (l.judgment) }
-                                td.state { (l.state) }
+                                td.state {
+                                    (l.state)
+                                    @if !l.amended.is_empty() {
+                                        br;
+                                        span.amended title={ "修正の理由: " (l.amended_reason) } {
+                                            (l.amended)
+                                            span.sr { "（修正の理由: " (l.amended_reason) "）" }
+                                        }
+                                    }
+                                }
                                 td.actions {
                                     @if l.arrived { a href={ "/review/" (l.sheet_id) } { "審査" } }
                                 }
@@ -256,6 +270,8 @@ pub struct ReviewView {
     pub error: Option<String>,
     /// For a sheet entered from a paper (登録種別 紙): the address of its scanned PDF.
     pub paper_pdf: Option<String>,
+    /// The hospital's 修正 since the key was resolved, said in full, when there is one.
+    pub amendment: Option<String>,
 }
 
 fn choices(
@@ -292,6 +308,12 @@ pub fn review_page(ctx: &PageContext<'_>, v: &ReviewView) -> Markup {
                     "登録種別 紙: "
                     a href=(pdf) target="_blank" { "紙の臨個票（PDF）を開く" }
                     "（データ入力の元になった紙の臨個票です。入力された内容と見比べてください。）"
+                }
+            }
+            @if let Some(a) = &v.amendment {
+                p.warning #amendment role="status" {
+                    (a) " "
+                    a href={ "/sheets/" (v.sheet_id) "/diff" } { "差異（変更された項目と履歴）を見る" }
                 }
             }
             @if let Some(n) = &v.notice { p.notice role="status" { (n) } }

@@ -235,7 +235,8 @@ fn diff_table(lines: &[DiffLine], before: &str, after: &str) -> Markup {
     }
 }
 
-/// 差異: against last year's sheet, between two versions, and every version.
+/// 差異: against last year's sheet, between two versions, and every version. `edit`: the user
+/// may edit the sheet now (the 編集 button is offered).
 pub fn differences(
     ctx: &PageContext<'_>,
     title: &str,
@@ -243,6 +244,7 @@ pub fn differences(
     source: Option<(&str, &[DiffLine])>,
     between: Option<&[DiffLine]>,
     versions: &[VersionLine],
+    edit: bool,
 ) -> Markup {
     layout(
         ctx,
@@ -250,7 +252,7 @@ pub fn differences(
         html! {
             div.toolbar {
                 a.button href={ "/sheets/" (id) } { "閲覧" }
-                a.button href={ "/sheets/" (id) "/edit" } { "編集" }
+                @if edit { a.button href={ "/sheets/" (id) "/edit" } { "編集" } }
             }
             @if let Some((source_id, lines)) = source {
                 h2 { "前回の臨床調査個人票・医療意見書との差異（" (lines.len()) "項目）" }

@@ -5,7 +5,8 @@
 // at (after チェック) opens its tab and takes the focus.
 //
 // Leaving the editor with unsaved changes (a link, 閲覧, 差異, a menu item, closing the tab)
-// asks first.
+// asks first, and a save that never reached the server gives the typing back when the editor
+// is opened again in the same tab.
 //
 // A save posts which field the user was in (_focus), and the editor comes back to it; a link to
 // a field (the message summary, the skip link, 照会 marks) opens the field's tab and focuses it.
@@ -32,18 +33,107 @@
     var label = field ? field.querySelector("label[for^='f-']") : null;
     if (label) focusInput.value = label.getAttribute("for");
   });
+  // What a save changes is kept in this tab until a page shows that it arrived: when the
+  // server cannot be reached (a dead network, the node restarting) the browser shows its error
+  // page, and the editor, opened again (or shown again by Back), puts the typing back and says
+  // so. The copy holds only the items this user changed and the version the page was made
+  // from; put back on a newer page (someone saved meanwhile), the save states that older
+  // version, so the server keeps the others' changes and shows a conflict where both changed
+  // the same item. A page that answers the post, or whose items already hold the copied values,
+  // drops it.
+  var versionInput = form.querySelector("input[name='_version']");
+  var version = versionInput ? versionInput.value : "";
+  var keep = "nsdb-unsaved:" + location.pathname.replace(/\/edit$/, "");
+  function values() {
+    var byName = {};
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.name && el.name !== "csrf" && el.name !== "action" && el.name.charAt(0) !== "_") byName[el.name] = [];
+    });
+    new FormData(form).forEach(function (v, k) {
+      if (typeof v === "string" && byName[k]) byName[k].push(v);
+    });
+    return byName;
+  }
+  function same(a, b) { return JSON.stringify(a) === JSON.stringify(b); }
+  var shown = values();
+  function drop() { try { sessionStorage.removeItem(keep); } catch (err) { /* private mode */ } }
+  function note(text) {
+    var old = document.getElementById("restored");
+    if (old) old.remove();
+    var p = document.createElement("p");
+    p.className = "warning";
+    p.id = "restored";
+    p.setAttribute("role", "alert");
+    p.textContent = text;
+    form.parentNode.insertBefore(p, form);
+  }
   form.addEventListener("submit", function (e) {
     // 一次判定表示 posts the screen's values to its own window; the editor stays.
     var other = e.submitter && e.submitter.getAttribute("formtarget");
-    if (!other) leaving = true;
+    if (other) return;
+    leaving = true;
+    var now = values();
+    var changes = {};
+    Object.keys(now).forEach(function (k) { if (!same(now[k], shown[k])) changes[k] = now[k]; });
+    if (!Object.keys(changes).length) return;
+    try { sessionStorage.setItem(keep, JSON.stringify({ version: versionInput ? versionInput.value : version, changes: changes })); } catch (err) { /* full or private */ }
+  });
+  var copy = null;
+  try { copy = JSON.parse(sessionStorage.getItem(keep) || "null"); } catch (e) { copy = null; }
+  // The post arrived when this page is the server's answer to it: a refused save shown again
+  // (data-answered), or the page a save redirected to (its navigation went through a redirect,
+  // which only the server gives). Values cannot tell, since the server normalises them
+  // (ｼｹﾝ is stored as シケン).
+  var nav = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+  var answered = form.hasAttribute("data-answered") || !!(nav && nav.type === "navigate" && nav.redirectCount > 0);
+  var missing = {};
+  if (copy && copy.changes && !answered) {
+    Object.keys(copy.changes).forEach(function (k) {
+      if (k in shown && !same(shown[k], copy.changes[k])) missing[k] = copy.changes[k];
+    });
+  }
+  if (Object.keys(missing).length) {
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name || !(el.name in missing) || el.type === "hidden") return;
+      if (el.type === "radio" || el.type === "checkbox") {
+        el.checked = missing[el.name].indexOf(el.value) >= 0;
+      } else {
+        el.value = missing[el.name][0] || "";
+      }
+    });
+    if (versionInput && copy.version !== version) versionInput.value = copy.version;
+    dirty = true;
+    note(copy.version === version
+      ? "前回の保存は反映されていません。入力した内容を戻しました。確かめて、もう一度保存してください。"
+      : "前回の保存は反映されていません。入力した内容を戻しました（その後に他の人が保存した内容はそのままです）。確かめて、もう一度保存してください。");
+  } else if (copy) {
+    drop();
+  }
+  // Back from the browser's error page: the page comes back from the cache as it was, with the
+  // typing; leaving asks again, and the page says the save did not go through.
+  window.addEventListener("pageshow", function (e) {
+    leaving = false;
+    var held = null;
+    try { held = sessionStorage.getItem(keep); } catch (err) { held = null; }
+    if (e.persisted && held) {
+      dirty = true;
+      note("前回の保存はサーバーに届かなかった可能性があります。入力した内容はこの画面に残っています。もう一度保存してください。");
+    }
   });
   document.addEventListener("click", function (e) {
     var a = e.target && e.target.closest ? e.target.closest("a[href]") : null;
     if (!a || !dirty || leaving) return;
     var href = a.getAttribute("href");
-    if (href.charAt(0) === "#" || (a.target && a.target !== "_self")) return;
+    if (href.charAt(0) === "#") return;
+    // 帳票出力 opens the saved sheet in another tab: what is typed and not saved is not on it.
+    if (/\/print(\?|$)/.test(href)) {
+      if (!window.confirm("保存していない入力は帳票に出ません（帳票は保存済みの内容です）。先に一時保存してください。このまま帳票を開きますか？")) e.preventDefault();
+      return;
+    }
+    if (a.target && a.target !== "_self") return;
     if (window.confirm(ask)) {
       leaving = true;
+      drop();
     } else {
       e.preventDefault();
     }
@@ -110,7 +200,9 @@
     try { kept = sessionStorage.getItem(key); } catch (e) { /* private mode */ }
     if (kept !== null && +kept < sections.length) start = +kept;
   }
-  show(Math.max(start, 0), false);
+  // The first data field takes the first keystroke, as the page was opened to type into it;
+  // a field the address points at (after a save or チェック) takes it instead.
+  show(Math.max(start, 0), !target);
   if (target && target.focus) target.focus();
 
   // A link to a field or a section on this page opens its tab and puts the focus there.

@@ -45,6 +45,9 @@ pub enum IntakeState {
     Rejected,
     /// 保留.
     Deferred,
+    /// 修正中: the hospital took the sheet back to amend it (修正) after this node resolved
+    /// its key, and has not registered it again.
+    Amending,
 }
 
 impl IntakeState {
@@ -57,10 +60,18 @@ impl IntakeState {
             IntakeState::Approved => Decision::Approved.label(),
             IntakeState::Rejected => Decision::Rejected.label(),
             IntakeState::Deferred => Decision::Deferred.label(),
+            IntakeState::Amending => "修正中",
         }
     }
 
-    fn of(review: Option<&Review>, inquiries: &[Inquiry]) -> IntakeState {
+    fn of(
+        review: Option<&Review>,
+        inquiries: &[Inquiry],
+        amendment: Option<&Amendment>,
+    ) -> IntakeState {
+        if amendment.is_some_and(|a| !a.registered_again) {
+            return IntakeState::Amending;
+        }
         match review.and_then(|r| r.decision) {
             Some(Decision::Approved) => IntakeState::Approved,
             Some(Decision::Rejected) => IntakeState::Rejected,
@@ -72,6 +83,54 @@ impl IntakeState {
         }
     }
 }
+
+/// The latest 修正 of a sheet by its hospital after this municipality resolved its key: the
+/// municipality is told, in the intake list and on the review screen, because what it
+/// received (and perhaps already certified) is no longer what the hospital stands by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Amendment {
+    /// When the doctor took the sheet back (修正), unix ms.
+    pub at_ms: i64,
+    /// The doctor's reason, as written with 修正.
+    pub reason: String,
+    /// The sheet is registered again (登録 after the 修正): the amended sheet stands.
+    pub registered_again: bool,
+    /// The 修正 came after this municipality recorded a result (認定・不認定・保留).
+    pub after_decision: bool,
+}
+
+/// The latest 修正 of `sheet`, read from the document's log, where `workflow` writes it as
+/// 「修正: 理由」: while the sheet is not registered again, whenever it was made; once it is,
+/// only when made after `resolved_ms` (an amendment settled before the key was resolved is
+/// already in what the municipality received). `None` when there is none.
+pub fn amendment(sheet: &Sheet, review: Option<&Review>, resolved_ms: i64) -> Option<Amendment> {
+    let log = sheet.log();
+    let (n, entry) = log
+        .iter()
+        .enumerate()
+        .rfind(|(_, e)| e.message.starts_with(AMEND_PREFIX))?;
+    let status = sheet.header().status;
+    let registered_again = matches!(
+        status.as_str(),
+        crate::sheets::status::REGISTERED | crate::sheets::status::APPROVED
+    ) && log[n + 1..]
+        .iter()
+        .any(|e| e.message == crate::sheets::workflow::Step::Register.label());
+    if registered_again && entry.at_ms < resolved_ms {
+        return None;
+    }
+    Some(Amendment {
+        at_ms: entry.at_ms,
+        reason: entry.message[AMEND_PREFIX.len()..].trim().to_string(),
+        registered_again,
+        after_decision: review
+            .and_then(|r| r.decided_ms)
+            .is_some_and(|decided| decided <= entry.at_ms),
+    })
+}
+
+/// How a 修正 begins its message in the document (`workflow`, `Step::Amend`).
+pub const AMEND_PREFIX: &str = "修正: ";
 
 /// One line of the municipality's intake list (受付一覧).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -92,6 +151,8 @@ pub struct IntakeRow {
     pub state: IntakeState,
     /// The state's word on the screen.
     pub state_label: String,
+    /// The hospital's latest 修正 since the key was resolved, if any.
+    pub amendment: Option<Amendment>,
 }
 
 /// What a reviewer records (as posted: codes, dates YYYY-MM-DD; empty means not given).
@@ -137,6 +198,8 @@ pub struct ReviewScreen {
     pub municipality: String,
     pub review: Option<Review>,
     pub inquiries: Vec<InquiryDetail>,
+    /// The hospital's latest 修正 since the key was resolved, if any.
+    pub amendment: Option<Amendment>,
 }
 
 /// One sheet of a 審査会 print: what the masked print needs.
@@ -379,6 +442,7 @@ impl Node {
                         doctor: None,
                         state: IntakeState::NotArrived,
                         state_label: String::new(),
+                        amendment: None,
                     };
                     if arrived {
                         let sheet = load_doc(c, &id)?;
@@ -390,8 +454,13 @@ impl Node {
                         row.judgment = catalogue.form(&header.form_id).map(|form| {
                             judgment_summary(&nsdb_rules::evaluate(form, &values, today))
                         });
-                        row.state =
-                            IntakeState::of(sheet.review(&code).as_ref(), &sheet.inquiries());
+                        let review = sheet.review(&code);
+                        row.amendment = amendment(&sheet, review.as_ref(), resolved_at_ms);
+                        row.state = IntakeState::of(
+                            review.as_ref(),
+                            &sheet.inquiries(),
+                            row.amendment.as_ref(),
+                        );
                     }
                     row.state_label = row.state.label().to_string();
                     rows.push(row);
@@ -428,10 +497,14 @@ impl Node {
             .store
             .read(move |c| match load_row(c, &sid)? {
                 None => Ok(None),
-                Some(row) => Ok::<_, Error>(Some((row, load_doc(c, &sid)?))),
+                Some(row) => Ok::<_, Error>(Some((
+                    row,
+                    load_doc(c, &sid)?,
+                    resolved_at(c, &sid)?.unwrap_or(0),
+                ))),
             })
             .await?;
-        let Some((row, sheet)) = found else {
+        let Some((row, sheet, resolved_ms)) = found else {
             return Err(Error::Invalid(
                 "この臨床調査個人票・医療意見書はまだ届いていません。同期の後にもう一度開いてください。"
                     .into(),
@@ -445,9 +518,11 @@ impl Node {
             .ok_or_else(|| Error::UnknownForm(detail.row.form_id.clone()))?;
         let evaluation = nsdb_rules::evaluate(form, &detail.items, self.clock.today_jst());
         let municipality = self.municipality_code();
+        let review = sheet.review(&municipality);
         Ok(ReviewScreen {
             evaluation,
-            review: sheet.review(&municipality),
+            amendment: amendment(&sheet, review.as_ref(), resolved_ms),
+            review,
             inquiries: inquiry_details(&sheet),
             municipality,
             detail,
@@ -512,6 +587,16 @@ impl Node {
             .await?
             .unwrap_or(now);
         self.change_sheet(p, id, "review_record", move |sheet, edit| {
+            // A sheet the hospital took back to amend is not what it will stand by: no result
+            // until it is registered again (a result recorded meanwhile would also hide that
+            // an earlier one predates the amendment).
+            let amended = amendment(sheet, sheet.review(&code).as_ref(), linked);
+            if let Some(a) = amended.as_ref().filter(|a| !a.registered_again) {
+                return Err(Error::Invalid(format!(
+                    "この様式は医療機関で修正中です（理由: {}）。再登録の後に審査結果を記録してください。",
+                    a.reason
+                )));
+            }
             let base = sheet
                 .review(&code)
                 .unwrap_or_else(|| Review::linked(&code, linked));
@@ -519,7 +604,11 @@ impl Node {
             let review = input.apply(base.clone(), &reviewer, now, shoman)?;
             // The same result posted again (a resubmitted form, a retried request) changes
             // nothing: the result as recorded stands, with its time and reviewer.
+            // A result recorded before the sheet was amended and registered again is confirmed
+            // by recording it again: written, with its new time, so the flag clears.
+            let reconfirmed = amended.is_some_and(|a| a.after_decision);
             let unchanged = base.decided_ms.is_some()
+                && !reconfirmed
                 && Review {
                     decided_ms: base.decided_ms,
                     reviewer: base.reviewer.clone(),

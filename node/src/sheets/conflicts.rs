@@ -108,22 +108,14 @@ impl Node {
                         value: v.value.clone(),
                         // Names from the document itself (written by whoever saved, on
                         // whichever node), else this node's users.
-                        who: match v.author {
-                            Some(a) => match (sheet.author_name(&a), names.get(&a.user)) {
-                                (Some((name, _)), _) => name,
-                                (None, Some(name)) if a.node == own => name.clone(),
-                                _ => format!("利用者 {}", a.user),
-                            },
-                            None => "不明".into(),
-                        },
-                        place: match v.author {
-                            Some(a) if a.node == own => here.clone(),
-                            Some(a) => match sheet.author_name(&a) {
-                                Some((_, Some(place))) => place,
-                                _ => format!("ノード {}", &a.node.to_string()[..8]),
-                            },
-                            None => "不明".into(),
-                        },
+                        who: v
+                            .author
+                            .map(|a| super::author_label(&sheet, a, own, &here, &names).0)
+                            .unwrap_or_else(|| "不明".into()),
+                        place: v
+                            .author
+                            .map(|a| super::author_label(&sheet, a, own, &here, &names).1)
+                            .unwrap_or_else(|| "不明".into()),
                         at_ms: history
                             .iter()
                             .rev()

@@ -359,6 +359,41 @@ pub fn doctor_in_document(sheet: &Sheet, doctor: Option<u64>) -> Option<String> 
     doctor_named(sheet, &sheet.fields(), doctor)
 }
 
+/// The user number under which a node makes its own automatic changes (the hub's 連携);
+/// accounts are numbered from 1.
+pub const SYSTEM_USER: u64 = 0;
+
+/// Who made a change, for people: (name, institution). The name is the one the document
+/// records (written by whoever saved, on whichever node: `Sheet::set_author_name`), else, for
+/// this node's own users (`own`), the name in `local` (user id → name) and `here`; else
+/// 「利用者 N」 at 「ノード XXXXXXXX」. A user of another node with the same number is never
+/// taken for this node's user. User 0 is no person but a node's own automatic step (the hub's
+/// 連携): 「システム（自動処理）」, with no place.
+pub fn author_label(
+    sheet: &Sheet,
+    a: Author,
+    own: nsdb_sync::NodeId,
+    here: &str,
+    local: &BTreeMap<u64, String>,
+) -> (String, String) {
+    if a.user == SYSTEM_USER {
+        return ("システム（自動処理）".into(), String::new());
+    }
+    let recorded = sheet.author_name(&a);
+    let mine = a.node == own;
+    let name = match (&recorded, local.get(&a.user)) {
+        (Some((name, _)), _) => name.clone(),
+        (None, Some(name)) if mine => name.clone(),
+        _ => format!("利用者 {}", a.user),
+    };
+    let place = match recorded.and_then(|(_, place)| place) {
+        _ if mine => here.to_string(),
+        Some(place) if !place.is_empty() => place,
+        _ => format!("ノード {}", &a.node.to_string()[..8]),
+    };
+    (name, place)
+}
+
 /// [`doctor_in_document`] with the sheet's values already read. Reads only the change log
 /// (authors and messages), never what each change wrote: it runs for every sheet stored.
 /// The doctor's own changes count only when made on the node that created the sheet, so a

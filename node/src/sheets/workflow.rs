@@ -84,6 +84,9 @@ impl Step {
     }
 }
 
+/// The longest reason a 修正 takes, in characters (the screen's field says the same).
+pub const AMEND_REASON_CHARS: usize = 200;
+
 /// What the screens offer a user on a sheet. The domain functions still decide; this only keeps
 /// buttons that would be refused off the screen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -339,7 +342,9 @@ impl Node {
                 }
                 let mut sheet = load_doc(&tx, &sid)?;
                 let message = match &step {
-                    Step::Amend { reason } => format!("修正: {}", reason.trim()),
+                    Step::Amend { reason } => {
+                        format!("{}{}", crate::review::AMEND_PREFIX, reason.trim())
+                    }
                     other => other.label().to_string(),
                 };
                 let edit = Edit {
@@ -522,6 +527,12 @@ impl Node {
                                 return Ok(Err(Error::Invalid(
                                     "修正の理由を入力してください。".into(),
                                 )));
+                            }
+                            if reason.trim().chars().count() > AMEND_REASON_CHARS {
+                                return Ok(Err(Error::Invalid(format!(
+                                    "修正の理由は{AMEND_REASON_CHARS}文字以内で入力してください（{}文字あります）。",
+                                    reason.trim().chars().count()
+                                ))));
                             }
                             (status::DRAFT, None, Some(reason.trim().to_string()))
                         }
@@ -1046,6 +1057,7 @@ impl Node {
             self.audit(p, "sheet_view", Some(s), Some("差異")).await?;
         }
         let against = source.map(|(s, doc)| (s, compare(&doc.fields(), &sheet.fields())));
+        let (own, here) = (self.node_id, self.config.institution.name.clone());
         let versions = sheet
             .history()
             .into_iter()
@@ -1055,13 +1067,12 @@ impl Node {
                 author: h
                     .author
                     .map(|a| {
-                        names
-                            .get(&a.user)
-                            .cloned()
-                            .filter(|_| a.node == self.node_id)
-                            .unwrap_or_else(|| {
-                                format!("ユーザ{}（ノード {}）", a.user, &a.node.to_string()[..8])
-                            })
+                        let (name, place) = super::author_label(&sheet, a, own, &here, &names);
+                        if a.node == own || place.is_empty() {
+                            name
+                        } else {
+                            format!("{name}（{place}）")
+                        }
                     })
                     .unwrap_or_else(|| "不明".into()),
                 message: h.message,
@@ -1089,10 +1100,40 @@ impl Node {
         };
         Ok(Differences {
             source: against,
-            versions,
+            versions: one_line_per_step(versions),
             between,
         })
     }
+}
+
+/// A user's one step is one line of the history: 登録 writes the status, the key and the
+/// author's name as separate changes, and a save records its author's name beside its items.
+/// Consecutive changes by the same author within two seconds, with the same message (or one
+/// without a message), become one line naming everything they changed, at the last change's
+/// version and time.
+fn one_line_per_step(versions: Vec<Version>) -> Vec<Version> {
+    let mut out: Vec<Version> = Vec::with_capacity(versions.len());
+    for v in versions {
+        if let Some(last) = out.last_mut()
+            && last.author == v.author
+            && (last.message == v.message || v.message.is_empty() || last.message.is_empty())
+            && (0..=2_000).contains(&(v.at_ms - last.at_ms))
+        {
+            if last.message.is_empty() {
+                last.message = v.message;
+            }
+            for c in v.changed {
+                if !last.changed.contains(&c) {
+                    last.changed.push(c);
+                }
+            }
+            last.hash = v.hash;
+            last.at_ms = v.at_ms;
+            continue;
+        }
+        out.push(v);
+    }
+    out
 }
 
 /// The access key of a sheet as printed, if it has one.

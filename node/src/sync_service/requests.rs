@@ -533,7 +533,10 @@ fn mark_linked(
     };
     let mut doc = crate::sheets::load_doc(c, sheet)?;
     let edit = Edit {
-        author: Author { node: hub, user: 0 },
+        author: Author {
+            node: hub,
+            user: crate::sheets::SYSTEM_USER,
+        },
         at_ms: now,
         message: "連携",
     };

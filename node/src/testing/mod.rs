@@ -91,12 +91,34 @@ pub struct TestNode {
     pub node: Arc<Node>,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
-    server: tokio::task::JoinHandle<()>,
+    server: Server,
 }
 
 impl Drop for TestNode {
     fn drop(&mut self) {
-        self.server.abort();
+        self.server.task.abort();
+    }
+}
+
+/// A node's HTTP server in a test: its task, and the signal that stops it gracefully (no new
+/// connection is accepted and idle ones are closed, as when the process goes away).
+struct Server {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Server {
+    fn spawn(listener: tokio::net::TcpListener, node: Arc<Node>) -> Server {
+        let app = crate::http::router(node).into_make_service_with_connect_info::<SocketAddr>();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        Server { task, stop }
     }
 }
 
@@ -153,11 +175,7 @@ impl TestNode {
         let node = demo::open_node_as(dir.path(), &spec, addr, sheets)
             .await
             .expect("demo node opens");
-        let app =
-            crate::http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = Server::spawn(listener, node.clone());
         TestNode {
             node,
             addr,
@@ -185,10 +203,7 @@ impl TestNode {
         let config = demo::config(dir.path(), &spec, addr).expect("configuration");
         let node = Node::open(config, crate::Clock::System).expect("node opens");
         demo::seed(&node, &spec, 0).await.expect("seeded");
-        let app = crate::http::router(node.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = Server::spawn(listener, node.clone());
         TestNode {
             node,
             addr,
@@ -201,21 +216,47 @@ impl TestNode {
     /// in-memory state, its HTTP server on a new loopback port; the old server stops. Stop the
     /// node's sync first.
     pub async fn reopen(&mut self) {
-        self.server.abort();
+        self.server.task.abort();
         let config = self.node.config.clone();
         let node = Node::open(config, crate::Clock::System).expect("the node opens again");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("local address");
-        let app =
-            crate::http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        self.server = Server::spawn(listener, node.clone());
         self.node = node;
         self.addr = addr;
-        self.server = server;
+    }
+
+    /// Stops answering HTTP, as when the node's process goes away: no new connection is
+    /// accepted and idle ones are closed. [`TestNode::serve_again`] answers again at the same
+    /// address.
+    pub async fn stop_serving(&mut self) {
+        let _ = self.server.stop.send(true);
+        let task = &mut self.server.task;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            self.server.task.abort();
+        }
+    }
+
+    /// Answers HTTP again at the same address after [`TestNode::stop_serving`].
+    pub async fn serve_again(&mut self) {
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("the node's address {} is taken: {e}", self.addr),
+            }
+        };
+        self.server = Server::spawn(listener, self.node.clone());
     }
 
     /// `http://127.0.0.1:PORT` followed by `path`.

@@ -143,6 +143,31 @@ impl Client {
     }
 }
 
+/// Every session of the node ends, as when they expire: the next request of any user is
+/// answered as signed out.
+pub async fn expire_sessions(t: &TestNode) {
+    t.node
+        .store
+        .write(|conn| {
+            conn.execute("DELETE FROM sessions", [])
+                .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+}
+
+/// The value of the form field `name` in a page (its first occurrence), HTML entities undone.
+pub fn hidden_value(html: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"));
+    let rest = &html[at + key.len()..];
+    rest[..rest.find('"').unwrap()]
+        .replace("&amp;", "&")
+        .replace("&quot;", "\"")
+}
+
 pub fn hidden_csrf(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")

@@ -67,7 +67,7 @@ pub async fn review_print(opts: ReviewPrintBench) -> anyhow::Result<Vec<Figure>>
         let sheets = node.review_print_sheets(&reviewer, &selection).await?;
         let (catalogue, version) = (node.catalogue.clone(), node.catalogue.version().to_string());
         let pdf = tokio::task::spawn_blocking(move || {
-            crate::http::ui::review::review_board_pdf(&catalogue, &sheets, "計測", &version)
+            crate::http::ui::review::review_board_pdf(&catalogue, &sheets, "計測", Some(&version))
         })
         .await??;
         if run > 0 {

@@ -78,14 +78,21 @@ async fn resume_save(node: &AppState, token: &str, sheet_id: &str, body: &str) -
         .remove("_version")
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
+    // Typed by someone else (a shared terminal): not saved under this user's name. The
+    // editor's copy in the browser tab offers it back to be looked at and saved deliberately.
+    let typed_by = fields.remove("_author").and_then(|a| a.parse::<u64>().ok());
     fields.retain(|k, _| k != "csrf" && k != "action" && !k.starts_with('_'));
-    let text = match node
-        .update_sheet_since(&principal, sheet_id, &version, &fields)
-        .await
-    {
-        Ok(_) => "ログインし直したので、入力した内容を一時保存しました。",
-        Err(_) => {
-            "ログインし直しましたが、入力した内容を保存できませんでした。この臨床調査個人票・医療意見書を編集できる利用者か確認してください。"
+    let text = if typed_by.is_some_and(|u| u != principal.user_id) {
+        "ログインが切れる前の入力は別の利用者のものだったため、保存していません。"
+    } else {
+        match node
+            .update_sheet_since(&principal, sheet_id, &version, &fields)
+            .await
+        {
+            Ok(_) => "ログインし直したので、入力した内容を一時保存しました。",
+            Err(_) => {
+                "ログインし直しましたが、入力した内容を保存できませんでした。この臨床調査個人票・医療意見書を編集できる利用者か確認してください。"
+            }
         }
     };
     // Shown once on the editor, never from the address (docs/security.md).

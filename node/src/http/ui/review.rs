@@ -99,6 +99,17 @@ pub(crate) async fn intake_page_with(
                 judgment: r.judgment.clone().unwrap_or_else(|| "—".into()),
                 state: r.state_label.clone(),
                 arrived: r.state != IntakeState::NotArrived,
+                amended: match &r.amendment {
+                    Some(a) if a.registered_again && a.after_decision => "審査結果の後に修正",
+                    Some(a) if a.registered_again => "修正・再登録",
+                    _ => "",
+                }
+                .to_string(),
+                amended_reason: r
+                    .amendment
+                    .as_ref()
+                    .map(|a| a.reason.clone())
+                    .unwrap_or_default(),
             })
             .collect(),
         access_key: q.access_key.unwrap_or_default(),
@@ -178,6 +189,23 @@ fn inquiry_line(form: Option<&FormDef>, d: &InquiryDetail) -> nsdb_ui::review::I
                 after: shown(&c.field, &c.after),
             })
             .collect(),
+    }
+}
+
+/// The review screen's sentence about the hospital's 修正: when, why, and what the reviewer
+/// should do about it.
+fn amendment_note(a: &crate::review::Amendment) -> String {
+    let (at, reason) = (format_ms(a.at_ms), &a.reason);
+    match (a.registered_again, a.after_decision) {
+        (false, _) => format!(
+            "医療機関がこの様式を修正中です（{at}、理由: {reason}）。再登録されるまで内容が変わることがあります。認定・不認定は再登録の後に記録してください。"
+        ),
+        (true, true) => format!(
+            "審査結果を記録した後に、医療機関がこの様式を修正し、再登録しました（{at}、理由: {reason}）。修正後の内容を確認し、必要なら審査結果を記録し直してください。"
+        ),
+        (true, false) => format!(
+            "医療機関がこの様式を修正し、再登録しました（{at}、理由: {reason}）。表示は修正後の内容です。"
+        ),
     }
 }
 
@@ -281,6 +309,7 @@ async fn review_page(
             .unwrap_or_default()
     };
     let view = nsdb_ui::review::ReviewView {
+        amendment: screen.amendment.as_ref().map(amendment_note),
         sheet_id: id.to_string(),
         title: match node.catalogue.form(&screen.detail.row.form_id) {
             Some(f) => format!(
@@ -556,10 +585,10 @@ async fn print(State(node): State<AppState>, s: UiSession, body: Bytes) -> Respo
         ),
         &format!("review-board-{}.pdf", day.replace('-', "")),
     );
-    let rules_version = node.catalogue.version().to_string();
+    let rules_version = node.catalogue.printed_version().map(str::to_string);
     let catalogue = node.catalogue.clone();
     let pdf = tokio::task::spawn_blocking(move || {
-        review_board_pdf(&catalogue, &sheets, &printed_at, &rules_version)
+        review_board_pdf(&catalogue, &sheets, &printed_at, rules_version.as_deref())
     })
     .await;
     match pdf {
@@ -605,7 +634,7 @@ pub fn review_board_pdf(
     catalogue: &nsdb_rules::Catalogue,
     sheets: &[crate::review::PrintSheet],
     printed_at: &str,
-    rules_version: &str,
+    rules_version: Option<&str>,
 ) -> Result<Vec<u8>, Error> {
     let mut forms = Vec::with_capacity(sheets.len());
     for sheet in sheets {
@@ -635,7 +664,7 @@ pub fn review_board_pdf(
                 status,
                 access_key: key.as_deref(),
                 form_version: &p.detail.form_version,
-                rules_version: Some(rules_version),
+                rules_version,
                 printed_at,
                 draft: !matches!(
                     p.detail.row.status.as_str(),

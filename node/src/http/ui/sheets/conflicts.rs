@@ -45,10 +45,15 @@ pub(crate) async fn conflict_panel(
                         .values
                         .into_iter()
                         .map(|c| nsdb_ui::conflicts::ConflictChoice {
-                            display: item.map_or_else(
-                                || c.value.clone(),
-                                |i| nsdb_ui::editor::display_value(i, &c.value),
-                            ),
+                            // A cleared item is one of the values: shown as such.
+                            display: if c.value.is_empty() {
+                                "（空欄にする）".to_string()
+                            } else {
+                                item.map_or_else(
+                                    || c.value.clone(),
+                                    |i| nsdb_ui::editor::display_value(i, &c.value),
+                                )
+                            },
                             value: c.value,
                             who: c.who,
                             place: c.place,

@@ -49,6 +49,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "自動計算できた項目はありません。計算に使う項目（身長・体重、各スコアなど）が未入力か、値が正しくありません。チェックで確認してから、もう一度押してください。"
         }
         "no_calculation" => "この様式には自動計算の項目がありません。",
+        "adopted" => "選んだ値を採用しました。ほかの入力も一時保存しました。",
         "amending" => {
             "修正のため一時保存に戻しました。アクセスキーは変わりません。直したら、もう一度登録してください。"
         }
@@ -248,16 +249,26 @@ async fn render_typed(
         })
     });
     let problem = unsaved.as_deref().or(problem);
-    if editing && !offered.edit {
-        let why = if d.row.status == status::APPROVED {
-            Error::Invalid(
-                "承認済みのため編集できません。編集するには承認を解除してください。".into(),
-            )
-        } else {
-            Error::Denied(crate::accounts::policy::Denied)
-        };
-        return error_page(Some(&ctx), why);
-    }
+    // The editor asked for a sheet this user may see but not edit (a bookmark, the back
+    // button after 登録): the view, saying why and what to do instead.
+    let edits = crate::accounts::policy::authorize(
+        &s.principal,
+        crate::accounts::policy::Action::EditSheet,
+        crate::accounts::policy::Target::Sheet {
+            institution: &d.row.institution,
+        },
+    )
+    .is_ok();
+    let explained = (editing && !offered.edit).then(|| cannot_edit(&d.row.status, &offered, edits));
+    let editing = editing && offered.edit;
+    // A refused save is 422; a sheet this user may never edit (another institution's, a role
+    // that does not edit) is 403, shown as its view; a sheet whose state stops editing is 200.
+    let status = match (problem, explained) {
+        (Some(_), _) => StatusCode::UNPROCESSABLE_ENTITY,
+        (None, Some((_, false))) => StatusCode::FORBIDDEN,
+        _ => StatusCode::OK,
+    };
+    let problem = problem.or(explained.map(|(why, _)| why));
     let doctors = if offered.request {
         node.doctors(&s.principal).await.unwrap_or_default()
     } else {
@@ -303,6 +314,7 @@ async fn render_typed(
         conflicts: conflicts.as_ref(),
         inquiries: inquiries.as_ref(),
         version: &version,
+        user: s.principal.user_id,
         actions: nsdb_ui::Actions {
             edit: offered.edit,
             request: offered.request,
@@ -321,12 +333,32 @@ async fn render_typed(
     } else {
         nsdb_ui::editor::view(&ctx.page(), &view)
     };
-    let status = if problem.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
     (status, Html(page.into_string())).into_response()
+}
+
+/// Why a sheet in `status` cannot be edited by this user, and what to do instead; and whether
+/// it is the sheet's state that stops editing (`true`) rather than the user's rights. `edits`:
+/// the user edits this institution's sheets (a doctor or clerk of it).
+fn cannot_edit(status: &str, offered: &Offered, edits: bool) -> (&'static str, bool) {
+    match status {
+        status::APPROVED if offered.release => (
+            "承認済みのため編集できません。編集するには「解除」で承認を解除してください。",
+            true,
+        ),
+        status::REGISTERED if offered.amend => (
+            "登録済みのため、このままでは編集できません。内容を直すときは「修正の理由」を記入して「修正」を押してください（アクセスキーはそのままで、下書きに戻ります）。",
+            true,
+        ),
+        status::APPROVED if edits => (
+            "承認済みのため編集できません。承認の解除と修正は指定医が行います。",
+            true,
+        ),
+        status::REGISTERED if edits => (
+            "登録済みのため編集できません。修正は指定医が行います。",
+            true,
+        ),
+        _ => ("この様式を編集する権限がありません。", false),
+    }
 }
 
 async fn view_sheet(
@@ -441,6 +473,15 @@ async fn save_and_act(
         Err(refused) => return *refused,
     };
     let action = fields.remove("action").unwrap_or_else(|| "save".into());
+    // この値を採用 in the editor (`adopt:FIELD:VALUE`): the other typed items are saved, the
+    // conflicting item takes the chosen value rather than the one its field shows.
+    let adopt = action
+        .strip_prefix("adopt:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(field, value)| (field.to_string(), value.to_string()));
+    if let Some((field, _)) = &adopt {
+        fields.remove(field);
+    }
     let to = fields.remove("_to").unwrap_or_default();
     let comment = fields.remove("_comment").unwrap_or_default();
     let back_to = focus_fragment(fields.remove("_focus").as_deref());
@@ -537,6 +578,19 @@ async fn save_and_act(
             return match node.confirm_carried(p, &id).await {
                 Ok(()) => {
                     notice_then(node, s, &format!("/sheets/{id}/edit{back_to}"), "confirmed").await
+                }
+                Err(e) => error_page(Some(&ctx), e),
+            };
+        }
+        _ if adopt.is_some() => {
+            let (field, value) = adopt.unwrap_or_default();
+            let back = focus_fragment(Some(&format!("f-{}", field.replace('.', "-"))));
+            return match node.resolve_conflict(p, &id, &field, &value).await {
+                Ok(()) => {
+                    notice_then(node, s, &format!("/sheets/{id}/edit{back}"), "adopted").await
+                }
+                Err(Error::Invalid(why)) => {
+                    render(node, s, &id, true, Mode::Draft, Some(&why), wareki).await
                 }
                 Err(e) => error_page(Some(&ctx), e),
             };
@@ -773,6 +827,7 @@ async fn differences(
         source.as_ref().map(|(s, l)| (*s, l.as_slice())),
         between.as_deref(),
         &versions,
+        Offered::for_user(&s.principal, &detail.row).edit,
     );
     Html(page.into_string()).into_response()
 }
@@ -991,7 +1046,7 @@ async fn print(
     let draft = !matches!(d.row.status.as_str(), status::REGISTERED | status::APPROVED);
     let today = node.clock.today_jst().to_string();
     let disposition = pdf_disposition(&form, &id, &today, draft, masked);
-    let rules_version = node.catalogue.version().to_string();
+    let rules_version = node.catalogue.printed_version().map(str::to_string);
     let key = printed_key(&d.row);
     let institution = d
         .items
@@ -1005,6 +1060,7 @@ async fn print(
             .values
             .iter()
             .map(|v| match form.item(&c.field) {
+                _ if v.is_empty() => "空欄".to_string(),
                 Some(item) => nsdb_ui::editor::display_value(item, v),
                 None => v.clone(),
             })
@@ -1020,7 +1076,7 @@ async fn print(
             status: status::label(&d.row.status),
             access_key: key.as_deref(),
             form_version: &d.form_version,
-            rules_version: Some(&rules_version),
+            rules_version: rules_version.as_deref(),
             printed_at: &printed_at,
             institution: &institution,
             doctor: d.row.doctor_name.as_deref().unwrap_or(""),
