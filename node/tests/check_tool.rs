@@ -601,6 +601,46 @@ fn nothing_to_check_and_fifos_are_refused_by_name() {
         "{line}"
     );
 
+    // Nor, when the command line cannot be parsed, over a file the check would read, nor over
+    // anything that is not an earlier error list (a sealed file, a document).
+    let out = nsdb(&[
+        "check",
+        links.to_str().unwrap(),
+        "--csv",
+        keys.join("doctor.key").to_str().unwrap(),
+        "--user-key",
+        keys.join("doctor.key").to_str().unwrap(),
+        "--no-such-option",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    std::fs::write(d.join("kept.sealed"), "封").unwrap();
+    let out = nsdb(&[
+        "check",
+        links.to_str().unwrap(),
+        "--json",
+        d.join("kept.sealed").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("エラー一覧ではないファイル"),
+        "{out:?}"
+    );
+    let out = nsdb(&[
+        "check",
+        "--json",
+        d.join("kept.sealed").to_str().unwrap(),
+        "--no-such-option",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(keys.join("doctor.key")).unwrap(),
+        "秘密"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("kept.sealed")).unwrap(),
+        "封"
+    );
+
     // Arguments that cannot be parsed: status 2, and the lists they name say the check did
     // not run, so the lists of the run before are not taken for this one's.
     let out = nsdb(&[

@@ -96,7 +96,7 @@ pub(crate) fn check_in(
                     .required_if
                     .get(&item.id)
                     .is_some_and(|e| e.truth(ctx) == Truth::True));
-        let text = if v.is_empty() {
+        let text = if value::is_blank(v) {
             (mode == Mode::Complete && required).then(|| {
                 let verb = match item.ty {
                     ItemType::Code | ItemType::Codes => "選択",
@@ -173,6 +173,25 @@ fn not_before(
 mod tests {
     use super::*;
     use crate::Catalogue;
+
+    /// A required name that shows nothing (a Hangul filler, bidirectional marks) is missing, as
+    /// an empty one is.
+    #[test]
+    fn a_required_item_that_shows_nothing_is_missing() {
+        let cat = Catalogue::builtin().unwrap();
+        let form = cat.form("rinko-006").unwrap();
+        let today = Date::new(2026, 4, 1).unwrap();
+        for blank in ["\u{3164}", "\u{200E}\u{200F}", "\u{2800}"] {
+            let values = BTreeMap::from([("patient.name".to_string(), blank.to_string())]);
+            let found = check(form, &values, Mode::Complete, today);
+            assert!(
+                found
+                    .iter()
+                    .any(|m| m.items == ["patient.name"] && m.text.contains("入力してください")),
+                "{blank:?}: {found:?}"
+            );
+        }
+    }
 
     /// An impossible date gets its own message only: not also "before" or "after" another date,
     /// whichever side of the comparison it is on.

@@ -83,6 +83,23 @@ fn days_in_month(year: i32, month: u8) -> u8 {
 /// Variation selectors are not among them: they choose a name's glyph (異体字) and are kept.
 const INVISIBLE: [char; 5] = ['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}'];
 
+/// Whether `s` shows nothing: no character but spaces, format characters (bidirectional
+/// marks, soft hyphen, tags, …), variation selectors, combining marks and the blank fillers
+/// (ㅤ U+3164, ⠀ U+2800, …). Such a value is no value: a required item holding it is missing.
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_whitespace()
+            || unicode_normalization::char::is_combining_mark(c)
+            || matches!(c,
+                '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+                | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{2800}'
+                | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+                | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}'
+                | '\u{E0100}'..='\u{E01EF}')
+    })
+}
+
 /// `s` without [`INVISIBLE`] characters, so that a value of nothing but those is blank (a name
 /// must be there to count as given) and two values that look the same are the same.
 pub fn without_invisible(s: &str) -> std::borrow::Cow<'_, str> {
@@ -483,6 +500,33 @@ mod tests {
         assert_eq!(compose("𠮷野"), "𠮷野");
         assert_eq!(fold_query("ﾔﾏﾀﾞ"), "ヤマダ");
         assert_eq!(fold_query("１２３"), "123");
+    }
+
+    /// A value that shows nothing is blank, whatever invisible characters it holds; one with a
+    /// character to show is not.
+    #[test]
+    fn a_value_that_shows_nothing_is_blank() {
+        for blank in [
+            "",
+            " ",
+            "\u{3000}",
+            "\u{200E}\u{200F}",
+            "\u{202E}\u{2066}",
+            "\u{2800}",
+            "\u{3164}",
+            "\u{034F}",
+            "\u{0300}",
+            "\u{180E}",
+            "\u{00AD}",
+            "\u{FE0F}",
+            "\u{E0020}",
+            "\t\n\u{2028}",
+        ] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for shown in ["山", "a", "葛\u{E0100}", "か\u{3099}", "・"] {
+            assert!(!is_blank(shown), "{shown:?}");
+        }
     }
 
     /// Characters that print as nothing are dropped: a name of nothing but a zero-width space is

@@ -228,7 +228,7 @@ pub fn check_file(
         if !(passed || sealer.partial && layout_ok) {
             continue;
         }
-        if !passed && patient.trim().is_empty() {
+        if !passed && nsdb_rules::value::is_blank(&patient) {
             out.errors.push(line(
                 s.index,
                 &reference,
@@ -305,7 +305,12 @@ pub fn sealed_name(stem: &str, index: usize, digest: &str, sealer: &Sealer) -> S
         h.update(b"\n");
     }
     let hash = hex::encode(h.finalize());
-    let stem: String = stem.chars().take(STEM_CHARS).collect();
+    // A control character (a newline in a file name) would make a name no file chooser shows.
+    let stem: String = stem
+        .chars()
+        .take(STEM_CHARS)
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
     format!("{stem}_{index}_{}.sealed", &hash[..12])
 }
 
@@ -386,6 +391,8 @@ pub fn io_reason(e: &std::io::Error) -> String {
         StorageFull => "ディスクの空きがありません".into(),
         ReadOnlyFilesystem => "読み取り専用の場所です".into(),
         IsADirectory => "フォルダです".into(),
+        // ELOOP: a loop of symbolic links (its ErrorKind is not stable yet).
+        _ if e.raw_os_error() == Some(libc::ELOOP) => "リンクが循環しています".into(),
         _ => format!("入出力エラー（{e}）"),
     }
 }
@@ -434,11 +441,14 @@ fn on_threads<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
 }
 
 /// The error list as CSV: UTF-8 with a BOM and CRLF, which Excel opens as Japanese text.
+/// The first line of the CSV error list (with its BOM): also how an existing file is known to
+/// be an error list the tool may write over.
+const CSV_HEADER: &str =
+    "\u{feff}ファイル,ファイル内の順番,参照番号,患者氏名,項目ID,項目名,メッセージ\r\n";
+
 pub fn errors_csv(errors: &[ErrorLine]) -> String {
     use crate::imports::csv_cell;
-    let mut out = String::from(
-        "\u{feff}ファイル,ファイル内の順番,参照番号,患者氏名,項目ID,項目名,メッセージ\r\n",
-    );
+    let mut out = String::from(CSV_HEADER);
     for e in errors {
         let sheet = e.sheet.to_string();
         let cells = [
@@ -542,7 +552,9 @@ pub fn arguments_refused(args: &[String], message: &str) {
     if args.get(1).map(String::as_str) != Some("check") {
         return;
     }
-    let named = |flag: &str, default: &str| {
+    // The value the command line gives an option (`--csv FILE` or `--csv=FILE`; the last one
+    // counts, as for clap).
+    let named = |flag: &str| -> Option<PathBuf> {
         let with_eq = format!("{flag}=");
         let mut found = None;
         let mut it = args[2..].iter();
@@ -555,23 +567,22 @@ pub fn arguments_refused(args: &[String], message: &str) {
                 found = Some(v.to_string());
             }
         }
-        PathBuf::from(found.unwrap_or_else(|| default.to_string()))
+        found.map(PathBuf::from)
     };
-    let (csv, json) = (
-        named("--csv", "nsdb-check-errors.csv"),
-        named("--json", "nsdb-check-errors.json"),
-    );
-    // Never over an input or each other: the same rule as a run that parsed.
+    let csv = named("--csv").unwrap_or_else(|| PathBuf::from("nsdb-check-errors.csv"));
+    let json = named("--json").unwrap_or_else(|| PathBuf::from("nsdb-check-errors.json"));
+    // Never over an input, a file the check reads, each other, or anything but an earlier
+    // error list: the same rules as a run that parsed.
     let apart = CheckArgs {
         paths: Vec::new(),
         csv: csv.clone(),
         json: json.clone(),
-        pack: None,
+        pack: named("--pack"),
         ministry_key: None,
         today: None,
-        key_info: None,
+        key_info: named("--key-info"),
         hub_key: None,
-        user_key: None,
+        user_key: named("--user-key"),
         out: None,
         partial: false,
         quiet: true,
@@ -647,6 +658,16 @@ fn outputs_apart(args: &CheckArgs, inputs: &[PathBuf]) -> anyhow::Result<()> {
             args.csv.display()
         );
     }
+    // Whatever else is there (a sealed file in --out, a document, a folder) is not the tool's
+    // to replace: only an earlier error list is.
+    for (list, csv) in [(&args.csv, true), (&args.json, false)] {
+        if !replaceable(list, csv) {
+            anyhow::bail!(
+                "エラー一覧の出力先 {} にはエラー一覧ではないファイル（またはフォルダ）があるため、上書きしません。別の名前を指定してください",
+                list.display()
+            );
+        }
+    }
     for list in [&args.csv, &args.json] {
         if let Some(input) = inputs.iter().find(|f| same(list, f)) {
             anyhow::bail!(
@@ -656,6 +677,28 @@ fn outputs_apart(args: &CheckArgs, inputs: &[PathBuf]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the tool may write an error list at `path`: nothing is there yet, or an error list
+/// of its own is (the CSV by its first line, `csv`; the JSON by its `tool_version`). A link is
+/// judged by what it leads to.
+fn replaceable(path: &Path, csv: bool) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        // Nothing there, or a link that leads nowhere yet (the file would be created).
+        return true;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    if csv {
+        bytes.starts_with(CSV_HEADER.as_bytes())
+    } else {
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .is_ok_and(|v| v.get("tool_version").is_some())
+    }
 }
 
 /// A path as the file system will take it, whether or not the file exists yet: links followed
@@ -790,7 +833,7 @@ fn check(args: &CheckArgs, inputs: anyhow::Result<Vec<PathBuf>>) -> anyhow::Resu
         "{} ファイル、様式 {sheets} 件: 合格 {passed} 件、不合格 {failed_sheets} 件、エラー {} 行（ルールパック {}）{}",
         files.len(),
         errors.len(),
-        cat.version(),
+        nsdb_rules::catalogue::version_label(cat.version()),
         match &args.out {
             Some(dir) => format!(
                 "。暗号化ファイル {sealed_count} 件を {} に書き出しました{}{}",

@@ -508,9 +508,21 @@ pub fn main() -> ExitCode {
         Err(e) => {
             if e.use_stderr() {
                 let args: Vec<String> = std::env::args().collect();
+                // clap's words up to its usage line: what is wrong and with which argument.
                 let message = e.to_string();
-                let first = message.lines().next().unwrap_or_default();
-                check::arguments_refused(&args, first.trim_start_matches("error: "));
+                let said: Vec<&str> = message
+                    .lines()
+                    .map(str::trim)
+                    .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                    .collect();
+                let said = said.join(" ");
+                check::arguments_refused(
+                    &args,
+                    &format!(
+                        "コマンドラインを読めません（{}）",
+                        said.trim_start_matches("error: ")
+                    ),
+                );
             }
             e.exit()
         }

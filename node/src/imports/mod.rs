@@ -715,7 +715,7 @@ impl Node {
         }
         // A draft is found by its patient: even a partial file (部分取込) must name one, as the
         // check tool's `--partial` requires. A file sealed some other way is refused here too.
-        if row.patient.trim().is_empty() {
+        if nsdb_rules::value::is_blank(&row.patient) {
             return Err(Refusal {
                 code: "no_patient",
                 message: "患者の氏名（patient.name）がありません。氏名のない様式は取り込めません。氏名を記入してチェックツールで作り直してください。".into(),

@@ -72,6 +72,14 @@ fn refused(ctx: &Ctx, node: &Node, why: String) -> Response {
 
 async fn import_page(State(node): State<AppState>, s: UiSession) -> Response {
     let ctx = Ctx::new(&node, &s);
+    // Only those who write sheets import them: nobody else is shown a form they cannot use.
+    if let Err(denied) = crate::accounts::policy::authorize(
+        &s.principal,
+        crate::accounts::policy::Action::CreateSheet,
+        crate::accounts::policy::Target::None,
+    ) {
+        return error_page(Some(&ctx), denied.into());
+    }
     Html(nsdb_ui::imports::import_page(&ctx.page(), &view(&node, None)).into_string())
         .into_response()
 }
