@@ -623,3 +623,55 @@ async fn a_node_without_a_leased_key_block_refuses_registration_and_keeps_the_sh
     let key = s.row.access_key.unwrap();
     assert_eq!(key[..5], format!("{block:05}"));
 }
+
+/// Two users save different items from pages loaded at the same version: 差異 gives each save
+/// one line naming its own item, and each line's 表示 shows only that item.
+#[tokio::test]
+async fn saves_made_side_by_side_each_have_their_line_in_the_history() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let (clerk, doctor) = (principal(&t, "clerk").await, principal(&t, "doctor").await);
+    let n = &t.node;
+    let s = n
+        .create_sheet(&doctor, "rinko-006", &complete(n))
+        .await
+        .unwrap();
+    let id = s.row.id.clone();
+    n.update_sheet_since(
+        &doctor,
+        &id,
+        &s.version,
+        &items(&[("patient.birth_municipality", "医師市")]),
+    )
+    .await
+    .unwrap();
+    n.update_sheet_since(
+        &clerk,
+        &id,
+        &s.version,
+        &items(&[("patient.birth_name", "クラーク名")]),
+    )
+    .await
+    .unwrap();
+    let d = n.differences(&doctor, &id, None).await.unwrap();
+    let saves: Vec<_> = d
+        .versions
+        .iter()
+        .filter(|v| v.message == "一時保存")
+        .collect();
+    assert_eq!(saves.len(), 2, "{:#?}", d.versions);
+    for (field, save) in [
+        ("patient.birth_municipality", saves[0]),
+        ("patient.birth_name", saves[1]),
+    ] {
+        assert_eq!(save.changed, vec![field.to_string()], "{:#?}", d.versions);
+        let shown = n
+            .differences(&doctor, &id, Some((&save.from, &save.hash)))
+            .await
+            .unwrap()
+            .between
+            .unwrap()
+            .2;
+        let fields: Vec<&str> = shown.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, [field], "{shown:?}");
+    }
+}

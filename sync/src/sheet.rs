@@ -121,6 +121,9 @@ pub struct HistoryEntry {
     /// Inquiries this change wrote, as `<inquiry id>.<key>` (`<inquiry id>` alone when the
     /// inquiry's map itself was replaced or removed), sorted.
     pub inquiries: Vec<String>,
+    /// The version the change was made on (its dependencies): what it changed is the
+    /// difference from this version to `hash`, even when another change was made beside it.
+    pub parents: Vec<ChangeHash>,
 }
 
 impl HistoryEntry {
@@ -516,6 +519,7 @@ impl Sheet {
                     header: touched.header,
                     reviews: touched.reviews,
                     inquiries: touched.inquiries,
+                    parents: meta.deps.clone(),
                 }
             })
             .collect()
@@ -1481,6 +1485,40 @@ mod tests {
             edit(author(HOSPITAL_NODE, 3), 40, ""),
         );
         assert!(copy.conflicts().is_empty());
+    }
+
+    /// Two saves from the same page, of different items: each change's history line names the
+    /// item it wrote, and the difference from the version it was made on shows only that item.
+    #[test]
+    fn saves_made_side_by_side_each_name_their_own_items() {
+        let mut sheet = created();
+        let shown = sheet.heads();
+        let (doctor, clerk) = (author(HOSPITAL_NODE, 2), author(HOSPITAL_NODE, 3));
+        sheet
+            .set_fields_since(
+                &shown,
+                &changes(&[("q1", Some("医師"))]),
+                edit(doctor, 20, "一時保存"),
+            )
+            .expect("saved");
+        sheet
+            .set_fields_since(
+                &shown,
+                &changes(&[("q2", Some("事務"))]),
+                edit(clerk, 30, "一時保存"),
+            )
+            .expect("saved");
+        let history = sheet.history();
+        let by = |who: Author| -> Vec<&HistoryEntry> {
+            history.iter().filter(|h| h.author == Some(who)).collect()
+        };
+        assert_eq!(by(doctor).len(), 1, "{history:?}");
+        assert_eq!(by(doctor)[0].changed, strings(&["q1"]));
+        assert_eq!(by(clerk)[0].changed, strings(&["q2"]));
+        let clerks = by(clerk)[0];
+        let shown_diff = sheet.diff(&clerks.parents, &[clerks.hash]).expect("diff");
+        let fields: Vec<&str> = shown_diff.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["q2"]);
     }
 
     /// Clearing an item is a value like any other: cleared on one page (or node) while set on

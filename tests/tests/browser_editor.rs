@@ -279,3 +279,49 @@ async fn a_save_that_never_reached_the_server_gives_the_typing_back() {
     assert!(c.find(Locator::Css("#restored")).await.is_err());
     c.close().await.unwrap();
 }
+
+/// Issue 11 item 2: typing whose save never reached the server, on a sheet registered
+/// meanwhile, is listed on the sheet's view with its items' labels until the user lets it go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_not_saved_before_the_sheet_was_registered_is_listed_on_its_view() {
+    let Some(d) = driver().await else { return };
+    let mut t = TestNode::start(NodeRole::Hospital).await;
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let values = nsdb::testing::required_values(&t.node, "rinko-006", "トウロク マエ");
+    let id = t
+        .node
+        .create_sheet(&doctor, "rinko-006", &values)
+        .await
+        .unwrap()
+        .row
+        .id;
+    let c = browser(&d).await;
+    sign_in(&c, &t, "clerk").await;
+    let edit = t.url(&format!("/sheets/{id}/edit"));
+    c.goto(&edit).await.unwrap();
+    type_into(&c, "#f-patient-address", "登録前の住所").await;
+    t.stop_serving().await;
+    click(&c, "button[value='save']").await;
+    for _ in 0..100 {
+        if c.find(Locator::Css("#sheet")).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    t.serve_again().await;
+    t.node
+        .step(&doctor, &id, nsdb::sheets::workflow::Step::Register)
+        .await
+        .expect("registered meanwhile");
+    c.goto(&edit).await.unwrap();
+    let listed = text_of(&c, "#unsaved").await;
+    assert!(
+        listed.contains("保存されなかった入力") && listed.contains("「住所」: 登録前の住所"),
+        "{listed}"
+    );
+    click(&c, "#unsaved button").await;
+    c.goto(&edit).await.unwrap();
+    wait_for(&c, "main").await;
+    assert!(c.find(Locator::Css("#unsaved")).await.is_err(), "let go");
+    c.close().await.unwrap();
+}

@@ -614,7 +614,7 @@ pub fn view(ctx: &PageContext<'_>, v: &EditorView<'_>) -> Markup {
                     dl {
                         @for item in &s.items {
                             @let value = v.values.get(&item.id).map(String::as_str).unwrap_or("");
-                            dt { (item.label) }
+                            dt data-item=(item.id) { (item.label) }
                             dd {
                                 @if value.is_empty() { span.empty { "未入力" } } @else { (display_value(item, value)) }
                                 (inquiry_marks(v, &item.id))

@@ -85,7 +85,10 @@
   // which only the server gives). Values cannot tell, since the server normalises them
   // (ｼｹﾝ is stored as シケン).
   var nav = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
-  var answered = form.hasAttribute("data-answered") || !!(nav && nav.type === "navigate" && nav.redirectCount > 0);
+  // After a sign-in that did not save the held form (typed by another user), the redirect
+  // is no answer: the address says #held.
+  var answered = form.hasAttribute("data-answered") ||
+    (location.hash !== "#held" && !!(nav && nav.type === "navigate" && nav.redirectCount > 0));
   var missing = {};
   if (copy && copy.changes && !answered) {
     Object.keys(copy.changes).forEach(function (k) {
@@ -144,6 +147,60 @@
     e.returnValue = ask;
     return ask;
   });
+})();
+
+// A sheet's view (it can no longer be edited: registered while a save was failing) with typing
+// this tab still holds from the editor: listed with the items' labels, so that it can be
+// copied, until the user lets it go. Never after the server answered a post from the editor
+// (a redirect brought the page).
+(function () {
+  "use strict";
+  if (document.getElementById("sheet")) return;
+  var m = location.pathname.match(/^\/sheets\/([^/]+)(\/edit)?$/);
+  if (!m) return;
+  var keep = "nsdb-unsaved:/sheets/" + m[1];
+  var nav = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+  var copy = null;
+  try { copy = JSON.parse(sessionStorage.getItem(keep) || "null"); } catch (e) { copy = null; }
+  if (!copy || !copy.changes) return;
+  if (location.hash !== "#held" && nav && nav.type === "navigate" && nav.redirectCount > 0) {
+    try { sessionStorage.removeItem(keep); } catch (e) { /* private mode */ }
+    return;
+  }
+  var box = document.createElement("section");
+  box.className = "warning";
+  box.id = "unsaved";
+  box.setAttribute("role", "alert");
+  var h = document.createElement("h2");
+  h.textContent = "保存されなかった入力があります";
+  box.appendChild(h);
+  var p = document.createElement("p");
+  p.textContent = "この画面で前に入力した内容は、保存がサーバーに届かないうちにこの様式が編集できなくなったため、保存されていません。必要なら控えてください。";
+  box.appendChild(p);
+  var ul = document.createElement("ul");
+  Object.keys(copy.changes).forEach(function (name) {
+    var dt = document.querySelector("dt[data-item='" + name.replace(/'/g, "") + "']");
+    var li = document.createElement("li");
+    var values = copy.changes[name].filter(function (v) { return v !== ""; });
+    li.textContent = "「" + (dt ? dt.textContent : name) + "」: " + (values.length ? values.join("、") : "（空欄）");
+    ul.appendChild(li);
+  });
+  box.appendChild(ul);
+  var drop = document.createElement("button");
+  drop.type = "button";
+  drop.textContent = "控えたので消す";
+  drop.addEventListener("click", function () {
+    try { sessionStorage.removeItem(keep); } catch (e) { /* private mode */ }
+    box.remove();
+  });
+  box.appendChild(drop);
+  var main = document.querySelector("main") || document.body;
+  var toolbar = main.querySelector(".toolbar");
+  if (toolbar) {
+    toolbar.parentNode.insertBefore(box, toolbar.nextSibling);
+  } else {
+    main.insertBefore(box, main.firstChild);
+  }
 })();
 
 (function () {

@@ -249,6 +249,9 @@ fn review_parts(written: &[String], label: &str) -> Vec<String> {
 pub struct Version {
     /// Automerge change hash, hexadecimal.
     pub hash: String,
+    /// The version this one was made on (its parents' hashes, comma-separated): 表示 shows the
+    /// difference from it, so a change made beside another never shows that one undone.
+    pub from: String,
     pub at_ms: i64,
     pub author: String,
     pub message: String,
@@ -1063,6 +1066,12 @@ impl Node {
             .into_iter()
             .map(|h| Version {
                 hash: h.hash.to_string(),
+                from: h
+                    .parents
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 at_ms: h.at_ms,
                 author: h
                     .author
@@ -1088,12 +1097,18 @@ impl Node {
         let between = match between {
             None => None,
             Some((from, to)) => {
-                let parse = |h: &str| -> Result<ChangeHash> {
-                    h.parse::<ChangeHash>()
-                        .map_err(|_| Error::Invalid(format!("版の指定が正しくありません: {h}")))
+                // A version is one hash or several (a change's parents), comma-separated.
+                let parse = |v: &str| -> Result<Vec<ChangeHash>> {
+                    v.split(',')
+                        .map(|h| {
+                            h.parse::<ChangeHash>().map_err(|_| {
+                                Error::Invalid(format!("版の指定が正しくありません: {h}"))
+                            })
+                        })
+                        .collect()
                 };
                 let changes = sheet
-                    .diff(&[parse(from)?], &[parse(to)?])
+                    .diff(&parse(from)?, &parse(to)?)
                     .map_err(|e| Error::Invalid(e.to_string()))?;
                 Some((from.to_string(), to.to_string(), changes))
             }
@@ -1108,14 +1123,17 @@ impl Node {
 
 /// A user's one step is one line of the history: 登録 writes the status, the key and the
 /// author's name as separate changes, and a save records its author's name beside its items.
-/// Consecutive changes by the same author within two seconds, with the same message (or one
-/// without a message), become one line naming everything they changed, at the last change's
-/// version and time.
+/// A change made right on top of the line before (its only parent), by the same author within
+/// two seconds, with the same message (or one without a message), joins that line, naming
+/// everything they changed, at the last change's version; the line's 表示 still runs from the
+/// version its first change was made on. A save's change that wrote no item (only who its
+/// author is) is no line of its own.
 fn one_line_per_step(versions: Vec<Version>) -> Vec<Version> {
     let mut out: Vec<Version> = Vec::with_capacity(versions.len());
     for v in versions {
         if let Some(last) = out.last_mut()
             && last.author == v.author
+            && v.from == last.hash
             && (last.message == v.message || v.message.is_empty() || last.message.is_empty())
             && (0..=2_000).contains(&(v.at_ms - last.at_ms))
         {
@@ -1129,6 +1147,9 @@ fn one_line_per_step(versions: Vec<Version>) -> Vec<Version> {
             }
             last.hash = v.hash;
             last.at_ms = v.at_ms;
+            continue;
+        }
+        if v.changed.is_empty() && (v.message.is_empty() || v.message == "一時保存") {
             continue;
         }
         out.push(v);

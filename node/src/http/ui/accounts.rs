@@ -82,27 +82,40 @@ async fn resume_save(node: &AppState, token: &str, sheet_id: &str, body: &str) -
     // editor's copy in the browser tab offers it back to be looked at and saved deliberately.
     let typed_by = fields.remove("_author").and_then(|a| a.parse::<u64>().ok());
     fields.retain(|k, _| k != "csrf" && k != "action" && !k.starts_with('_'));
-    let text = if typed_by.is_some_and(|u| u != principal.user_id) {
-        "ログインが切れる前の入力は別の利用者のものだったため、保存していません。"
+    let someone_else = typed_by.is_some_and(|u| u != principal.user_id);
+    let mut saved = false;
+    let text = if someone_else {
+        "ログインが切れる前の入力は別の利用者のものだったため、保存していません。入力はこのブラウザのタブに残っていれば画面に戻します。保存する場合は内容を確かめて一時保存してください。".to_string()
     } else {
         match node
             .update_sheet_since(&principal, sheet_id, &version, &fields)
             .await
         {
-            Ok(_) => "ログインし直したので、入力した内容を一時保存しました。",
+            Ok(_) => {
+                saved = true;
+                "ログインし直したので、入力した内容を一時保存しました。".to_string()
+            }
+            // Refused for a reason the user can act on (registered meanwhile, a value too
+            // long): that reason; the tab's copy lists what was not saved.
+            Err(crate::Error::Invalid(why)) => format!(
+                "ログインし直しましたが、入力した内容は保存していません: {why}"
+            ),
             Err(_) => {
-                "ログインし直しましたが、入力した内容を保存できませんでした。この臨床調査個人票・医療意見書を編集できる利用者か確認してください。"
+                "ログインし直しましたが、入力した内容を保存できませんでした。この臨床調査個人票・医療意見書を編集できる利用者か確認してください。".to_string()
             }
         }
     };
     // Shown once on the editor, never from the address (docs/security.md).
     if let Err(e) = node
-        .set_flash(token, &crate::accounts::Flash::text(text))
+        .set_flash(token, &crate::accounts::Flash::text(&text))
         .await
     {
         tracing::warn!(target: "nsdb::http", error = %e, "the notice after sign-in was not kept");
     }
-    back
+    // `#held`: nothing was saved, so the page's script keeps the unsaved typing it holds in
+    // the tab (the editor puts it back, a view lists it) rather than taking this redirect for
+    // the save's answer.
+    if saved { back } else { format!("{back}#held") }
 }
 
 async fn login_submit(State(node): State<AppState>, jar: CookieJar, body: Bytes) -> Response {

@@ -198,7 +198,7 @@ fn amendment_note(a: &crate::review::Amendment) -> String {
     let (at, reason) = (format_ms(a.at_ms), &a.reason);
     match (a.registered_again, a.after_decision) {
         (false, _) => format!(
-            "医療機関がこの様式を修正中です（{at}、理由: {reason}）。再登録されるまで内容が変わることがあります。認定・不認定は再登録の後に記録してください。"
+            "医療機関がこの様式を修正中です（{at}、理由: {reason}）。再登録されるまで内容が変わることがあります。審査結果（認定・不認定・保留）は再登録の後に記録してください。"
         ),
         (true, true) => format!(
             "審査結果を記録した後に、医療機関がこの様式を修正し、再登録しました（{at}、理由: {reason}）。修正後の内容を確認し、必要なら審査結果を記録し直してください。"

@@ -811,13 +811,10 @@ async fn differences(
                 .map(|f| form.item(f).map(|i| i.label.as_str()).unwrap_or(f.as_str()))
                 .collect::<Vec<_>>()
                 .join("、"),
-            diff_link: (n > 0).then(|| {
-                format!(
-                    "/sheets/{id}/diff?from={}&to={}#between",
-                    d.versions[n - 1].hash,
-                    v.hash
-                )
-            }),
+            // What this step changed: from the version it was made on, not the line above
+            // (a change made beside another would show that one undone).
+            diff_link: (n > 0 && !v.from.is_empty())
+                .then(|| format!("/sheets/{id}/diff?from={}&to={}#between", v.from, v.hash)),
         })
         .collect();
     let page = nsdb_ui::workflow::differences(
