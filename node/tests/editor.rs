@@ -854,7 +854,7 @@ async fn a_held_save_is_not_saved_under_another_users_name() {
             ],
         )
         .await;
-    assert_eq!(r.location(), format!("/sheets/{id}/edit#held"));
+    assert_eq!(r.location(), format!("/sheets/{id}/edit#held-other"));
     let page = c.get(&format!("/sheets/{id}/edit")).await;
     assert!(
         page.body.contains("別の利用者のものだったため"),

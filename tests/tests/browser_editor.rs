@@ -325,3 +325,38 @@ async fn typing_not_saved_before_the_sheet_was_registered_is_listed_on_its_view(
     assert!(c.find(Locator::Css("#unsaved")).await.is_err(), "let go");
     c.close().await.unwrap();
 }
+
+/// Issue 11 item 2: a save held over an expired session, signed in for by another user, is
+/// neither saved under that user's name nor put into their fields: it is listed for them to see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_save_typed_by_someone_else_is_listed_not_put_into_the_fields() {
+    let Some(d) = driver().await else { return };
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let id = draft(&t, "clerk", &[("patient.name", "共用 端末")]).await;
+    let c = browser(&d).await;
+    sign_in(&c, &t, "clerk").await;
+    c.goto(&t.url(&format!("/sheets/{id}/edit"))).await.unwrap();
+    type_into(&c, "#f-patient-address", "事務が打った住所").await;
+    t.node
+        .store
+        .write(|conn| {
+            conn.execute("DELETE FROM sessions", [])
+                .map_err(nsdb::Error::from)
+        })
+        .await
+        .unwrap();
+    click(&c, "button[value='save']").await;
+    wait_for(&c, "p.resume").await;
+    type_into(&c, "#login", "doctor").await;
+    type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
+    let listed = text_of(&c, "#unsaved").await;
+    assert!(
+        listed.contains("別の利用者") && listed.contains("「住所」: 事務が打った住所"),
+        "{listed}"
+    );
+    assert_eq!(value_of(&c, "#f-patient-address").await, "");
+    let doctor = t.node.login("doctor", "demo").await.unwrap().principal;
+    let stored = t.node.get_sheet(&doctor, &id).await.unwrap().items;
+    assert!(!stored.contains_key("patient.address"), "{stored:?}");
+    c.close().await.unwrap();
+}

@@ -254,6 +254,24 @@ async fn a_reviewer_resolves_inquires_and_certifies_and_the_hospital_sees_it() {
         .await,
         "the list flags the amendment after the result"
     );
+    // The municipality's 履歴, from the document: who registered, amended (why) and
+    // registered again, named with their hospital.
+    let steps = municipality
+        .logged_steps(&reviewer, &id)
+        .await
+        .expect("履歴");
+    let actions: Vec<&str> = steps.iter().map(|s| s.action).collect();
+    assert_eq!(
+        actions,
+        ["登録", "修正", "登録", "修正", "登録"],
+        "{steps:?}"
+    );
+    assert_eq!(steps[3].comment, "検査値の転記誤り");
+    assert!(
+        steps.iter().all(|s| s.by.contains('（')),
+        "named with their hospital: {steps:?}"
+    );
+
     // Recording the result again, unchanged, confirms it: the flag clears.
     municipality
         .record_review(&reviewer, &id, &approved())

@@ -88,9 +88,12 @@
   // After a sign-in that did not save the held form (typed by another user), the redirect
   // is no answer: the address says #held.
   var answered = form.hasAttribute("data-answered") ||
-    (location.hash !== "#held" && !!(nav && nav.type === "navigate" && nav.redirectCount > 0));
+    (location.hash !== "#held" && location.hash !== "#held-other" &&
+      !!(nav && nav.type === "navigate" && nav.redirectCount > 0));
   var missing = {};
-  if (copy && copy.changes && !answered) {
+  // Typed by another user before a sign-in: listed (below), never put into these fields.
+  var othersTyping = location.hash === "#held-other";
+  if (copy && copy.changes && !answered && !othersTyping) {
     Object.keys(copy.changes).forEach(function (k) {
       if (k in shown && !same(shown[k], copy.changes[k])) missing[k] = copy.changes[k];
     });
@@ -109,7 +112,7 @@
     note(copy.version === version
       ? "前回の保存は反映されていません。入力した内容を戻しました。確かめて、もう一度保存してください。"
       : "前回の保存は反映されていません。入力した内容を戻しました（その後に他の人が保存した内容はそのままです）。確かめて、もう一度保存してください。");
-  } else if (copy) {
+  } else if (copy && !othersTyping) {
     drop();
   }
   // Back from the browser's error page: the page comes back from the cache as it was, with the
@@ -155,7 +158,8 @@
 // (a redirect brought the page).
 (function () {
   "use strict";
-  if (document.getElementById("sheet")) return;
+  var others = location.hash === "#held-other";
+  if (document.getElementById("sheet") && !others) return;
   var m = location.pathname.match(/^\/sheets\/([^/]+)(\/edit)?$/);
   if (!m) return;
   var keep = "nsdb-unsaved:/sheets/" + m[1];
@@ -163,7 +167,7 @@
   var copy = null;
   try { copy = JSON.parse(sessionStorage.getItem(keep) || "null"); } catch (e) { copy = null; }
   if (!copy || !copy.changes) return;
-  if (location.hash !== "#held" && nav && nav.type === "navigate" && nav.redirectCount > 0) {
+  if (location.hash !== "#held" && !others && nav && nav.type === "navigate" && nav.redirectCount > 0) {
     try { sessionStorage.removeItem(keep); } catch (e) { /* private mode */ }
     return;
   }
@@ -175,14 +179,20 @@
   h.textContent = "保存されなかった入力があります";
   box.appendChild(h);
   var p = document.createElement("p");
-  p.textContent = "この画面で前に入力した内容は、保存がサーバーに届かないうちにこの様式が編集できなくなったため、保存されていません。必要なら控えてください。";
+  p.textContent = others
+    ? "ログインが切れる前にこのタブで別の利用者が入力した内容です。保存していません。必要ならその利用者に伝えてください。"
+    : "この画面で前に入力した内容は、保存がサーバーに届かないうちにこの様式が編集できなくなったため、保存されていません。必要なら控えてください。";
   box.appendChild(p);
   var ul = document.createElement("ul");
   Object.keys(copy.changes).forEach(function (name) {
-    var dt = document.querySelector("dt[data-item='" + name.replace(/'/g, "") + "']");
+    // The item's label: the view's term, or the editor's field label (its own words only).
+    var safe = name.replace(/[^A-Za-z0-9_.-]/g, "");
+    var dt = document.querySelector("dt[data-item='" + safe + "']");
+    var label = document.querySelector("label[for='f-" + safe.replace(/\./g, "-") + "']");
+    var shown = dt ? dt.textContent : label && label.firstChild ? label.firstChild.textContent.trim() : name;
     var li = document.createElement("li");
     var values = copy.changes[name].filter(function (v) { return v !== ""; });
-    li.textContent = "「" + (dt ? dt.textContent : name) + "」: " + (values.length ? values.join("、") : "（空欄）");
+    li.textContent = "「" + shown + "」: " + (values.length ? values.join("、") : "（空欄）");
     ul.appendChild(li);
   });
   box.appendChild(ul);

@@ -148,6 +148,20 @@ pub struct WorkflowEvent {
     pub comment: Option<String>,
 }
 
+/// One workflow step as the sheet's document records it ([`Node::logged_steps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedStep {
+    pub at_ms: i64,
+    /// Who took it, with their institution when it is not this node's.
+    pub by: String,
+    /// The step's word: 確認依頼, 引戻, 差戻し, 登録, 承認, 解除 or 修正.
+    pub action: &'static str,
+    /// The status it left the sheet in (a [`status`] code).
+    pub status: &'static str,
+    /// 修正's reason; empty for the other steps.
+    pub comment: String,
+}
+
 /// The editor's ワークフロー panel (see [`Node::workflow_note`]).
 #[derive(Debug, Clone)]
 pub struct WorkflowNote {
@@ -781,6 +795,60 @@ impl Node {
                 Ok(v)
             })
             .await
+    }
+
+    /// The workflow steps of sheet `id` as its document records them (確認依頼, 引戻, 差戻し, 登録,
+    /// 承認, 解除, 修正 with its reason), oldest first: the 履歴 of a node that did not take the
+    /// steps itself (a municipality, the hub), which has no `workflow_events` of its own.
+    /// Who took each step is named by the document ([`super::author_label`]). Authorised and
+    /// audited as a view of the sheet.
+    pub async fn logged_steps(&self, p: &Principal, id: &str) -> Result<Vec<LoggedStep>> {
+        self.get_sheet(p, id).await?;
+        let sid = id.to_string();
+        let sheet = self.store.read(move |c| load_doc(c, &sid)).await?;
+        let (own, here) = (self.node_id, self.config.institution.name.clone());
+        let none = BTreeMap::new();
+        let mut steps: Vec<LoggedStep> = Vec::new();
+        for e in sheet.log() {
+            let (action, to, comment) = match e.message.as_str() {
+                "確認依頼" => ("確認依頼", status::REQUESTED, String::new()),
+                "引戻" => ("引戻", status::DRAFT, String::new()),
+                "差戻し" => ("差戻し", status::RETURNED, String::new()),
+                "登録" => ("登録", status::REGISTERED, String::new()),
+                "承認" => ("承認", status::APPROVED, String::new()),
+                "解除" => ("解除", status::REGISTERED, String::new()),
+                m => match m.strip_prefix(crate::review::AMEND_PREFIX) {
+                    Some(reason) => ("修正", status::DRAFT, reason.to_string()),
+                    None => continue,
+                },
+            };
+            let by = match e.author {
+                Some(a) => {
+                    let (name, place) = super::author_label(&sheet, a, own, &here, &none);
+                    if place.is_empty() {
+                        name
+                    } else {
+                        format!("{name}（{place}）")
+                    }
+                }
+                None => "不明".into(),
+            };
+            // One step writes several changes with its message (登録: the status, the key).
+            if steps
+                .last()
+                .is_some_and(|l| l.action == action && l.by == by && e.at_ms - l.at_ms <= 2_000)
+            {
+                continue;
+            }
+            steps.push(LoggedStep {
+                at_ms: e.at_ms,
+                by,
+                action,
+                status: to,
+                comment,
+            });
+        }
+        Ok(steps)
     }
 
     /// 更新登録: starts next year's sheet from `id` with the items the form carries forward.

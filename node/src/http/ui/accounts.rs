@@ -85,7 +85,7 @@ async fn resume_save(node: &AppState, token: &str, sheet_id: &str, body: &str) -
     let someone_else = typed_by.is_some_and(|u| u != principal.user_id);
     let mut saved = false;
     let text = if someone_else {
-        "ログインが切れる前の入力は別の利用者のものだったため、保存していません。入力はこのブラウザのタブに残っていれば画面に戻します。保存する場合は内容を確かめて一時保存してください。".to_string()
+        "ログインが切れる前の入力は別の利用者のものだったため、保存していません（このタブに残っている入力は一覧にして示します）。".to_string()
     } else {
         match node
             .update_sheet_since(&principal, sheet_id, &version, &fields)
@@ -115,7 +115,13 @@ async fn resume_save(node: &AppState, token: &str, sheet_id: &str, body: &str) -
     // `#held`: nothing was saved, so the page's script keeps the unsaved typing it holds in
     // the tab (the editor puts it back, a view lists it) rather than taking this redirect for
     // the save's answer.
-    if saved { back } else { format!("{back}#held") }
+    // `#held-other`: typed by someone else, listed for them to see, never put into the new
+    // user's fields (one 一時保存 would save it under the new user's name).
+    match (saved, someone_else) {
+        (true, _) => back,
+        (false, true) => format!("{back}#held-other"),
+        (false, false) => format!("{back}#held"),
+    }
 }
 
 async fn login_submit(State(node): State<AppState>, jar: CookieJar, body: Bytes) -> Response {

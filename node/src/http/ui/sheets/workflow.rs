@@ -168,7 +168,7 @@ async fn history(State(node): State<AppState>, s: UiSession, Path(id): Path<Stri
         Ok(e) => e,
         Err(e) => return error_page(Some(&ctx), e),
     };
-    let lines: Vec<nsdb_ui::workflow::HistoryLine> = events
+    let mut lines: Vec<nsdb_ui::workflow::HistoryLine> = events
         .iter()
         .map(|e| {
             let mut route = format!("{} {}", e.actor_name, e.actor_kind.label());
@@ -189,6 +189,23 @@ async fn history(State(node): State<AppState>, s: UiSession, Path(id): Path<Stri
             }
         })
         .collect();
+    // A node that took none of the steps (the municipality, the hub): as the document
+    // records them.
+    if lines.is_empty() {
+        lines = match node.logged_steps(&s.principal, &id).await {
+            Ok(steps) => steps
+                .into_iter()
+                .map(|st| nsdb_ui::workflow::HistoryLine {
+                    at: format_ms(st.at_ms),
+                    route: st.by,
+                    action: st.action.to_string(),
+                    status: status::label(st.status).to_string(),
+                    comment: st.comment,
+                })
+                .collect(),
+            Err(e) => return error_page(Some(&ctx), e),
+        };
+    }
     let offered = Offered::for_user(&s.principal, &d.row);
     let page = nsdb_ui::workflow::history(
         &ctx.page(),
