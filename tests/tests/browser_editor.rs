@@ -212,6 +212,20 @@ async fn dates_typed_in_wareki_are_kept_and_shown_back_in_wareki() {
     c.close().await.unwrap();
 }
 
+/// Presses 一時保存 while the node does not answer (the browser shows its own error page, the
+/// editor is gone), then brings the node back at the same address.
+async fn save_while_the_node_is_away(c: &Client, t: &mut TestNode) {
+    t.stop_serving().await;
+    click(c, "button[value='save']").await;
+    for _ in 0..100 {
+        if c.find(Locator::Css("#sheet")).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    t.serve_again().await;
+}
+
 /// Issue 11 item 2: a save that never reaches the server (the node gone: the browser shows its
 /// own error page) loses nothing. Back on the editor, the typing is there, the page says the save
 /// did not go through, and leaving asks again; opened again in the tab after someone else saved,
@@ -226,15 +240,7 @@ async fn a_save_that_never_reached_the_server_gives_the_typing_back() {
     let edit = t.url(&format!("/sheets/{id}/edit"));
     c.goto(&edit).await.unwrap();
     type_into(&c, "#f-patient-address", "届かなかった住所").await;
-    t.stop_serving().await;
-    click(&c, "button[value='save']").await;
-    for _ in 0..100 {
-        if c.find(Locator::Css("#sheet")).await.is_err() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    t.serve_again().await;
+    save_while_the_node_is_away(&c, &mut t).await;
 
     // Back to the editor: the typing is there, the page says so, and leaving asks again.
     c.back().await.unwrap();
@@ -300,15 +306,7 @@ async fn typing_not_saved_before_the_sheet_was_registered_is_listed_on_its_view(
     let edit = t.url(&format!("/sheets/{id}/edit"));
     c.goto(&edit).await.unwrap();
     type_into(&c, "#f-patient-address", "登録前の住所").await;
-    t.stop_serving().await;
-    click(&c, "button[value='save']").await;
-    for _ in 0..100 {
-        if c.find(Locator::Css("#sheet")).await.is_err() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    t.serve_again().await;
+    save_while_the_node_is_away(&c, &mut t).await;
     t.node
         .step(&doctor, &id, nsdb::sheets::workflow::Step::Register)
         .await
