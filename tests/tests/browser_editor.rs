@@ -345,6 +345,10 @@ async fn a_held_save_typed_by_someone_else_is_listed_not_put_into_the_fields() {
         .unwrap();
     click(&c, "button[value='save']").await;
     wait_for(&c, "p.resume").await;
+    assert!(
+        c.find(Locator::Css("#unsaved")).await.is_err(),
+        "the sign-in page holds the save: no note that it was lost"
+    );
     type_into(&c, "#login", "doctor").await;
     type_into(&c, "#password", &format!("demo{}", char::from(Key::Enter))).await;
     let listed = text_of(&c, "#unsaved").await;

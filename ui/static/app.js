@@ -159,7 +159,10 @@
 (function () {
   "use strict";
   var others = location.hash === "#held-other";
-  if (document.getElementById("sheet") && !others) return;
+  var editor = document.getElementById("sheet");
+  // Only on the sheet's view (its items as terms), or in the editor after another user's
+  // sign-in: never on another page at the sheet's address (the sign-in page that holds a save).
+  if (editor ? !others : !document.querySelector("dt[data-item]")) return;
   var m = location.pathname.match(/^\/sheets\/([^/]+)(\/edit)?$/);
   if (!m) return;
   var keep = "nsdb-unsaved:/sheets/" + m[1];
