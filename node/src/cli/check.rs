@@ -587,11 +587,18 @@ pub fn arguments_refused(args: &[String], message: &str) {
         partial: false,
         quiet: true,
     };
+    // The options that take a value (`--csv FILE`), as clap knows them from `CheckArgs`.
+    let value_options: Vec<String> =
+        <CheckArgs as clap::Args>::augment_args(clap::Command::new("check"))
+            .get_arguments()
+            .filter(|a| a.get_action().takes_values())
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
     // The paths to check: the arguments that are neither options nor an option's value.
     let mut paths = Vec::new();
     let mut it = args[2..].iter();
     while let Some(a) = it.next() {
-        if VALUE_OPTIONS.contains(&a.as_str()) {
+        if value_options.iter().any(|o| o == a) {
             it.next();
         } else if !a.starts_with('-') {
             paths.push(PathBuf::from(a));
@@ -605,20 +612,6 @@ pub fn arguments_refused(args: &[String], message: &str) {
         not_ran(&csv, &json, message);
     }
 }
-
-/// The options of `nsdb check` that take a value (`--csv FILE`): what follows them is not a
-/// path to check.
-const VALUE_OPTIONS: [&str; 9] = [
-    "--csv",
-    "--json",
-    "--pack",
-    "--ministry-key",
-    "--today",
-    "--key-info",
-    "--hub-key",
-    "--user-key",
-    "--out",
-];
 
 /// The error lists never take the place of an input or of each other: checked before anything
 /// is written, so that not even the lists of a refused run overwrite an input.

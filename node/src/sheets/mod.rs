@@ -359,6 +359,23 @@ pub fn doctor_in_document(sheet: &Sheet, doctor: Option<u64>) -> Option<String> 
     doctor_named(sheet, &sheet.fields(), doctor)
 }
 
+/// [`author_label`] as one line: the name, with the institution when the author is another
+/// node's (「鈴木 太郎（デモ総合病院）」).
+pub fn author_line(
+    sheet: &Sheet,
+    a: Author,
+    own: nsdb_sync::NodeId,
+    here: &str,
+    local: &BTreeMap<u64, String>,
+) -> String {
+    let (name, place) = author_label(sheet, a, own, here, local);
+    if a.node == own || place.is_empty() {
+        name
+    } else {
+        format!("{name}（{place}）")
+    }
+}
+
 /// The user number under which a node makes its own automatic changes (the hub's 連携);
 /// accounts are numbered from 1.
 pub const SYSTEM_USER: u64 = 0;

@@ -810,27 +810,41 @@ impl Node {
         let none = BTreeMap::new();
         let mut steps: Vec<LoggedStep> = Vec::new();
         for e in sheet.log() {
-            let (action, to, comment) = match e.message.as_str() {
-                "確認依頼" => ("確認依頼", status::REQUESTED, String::new()),
-                "引戻" => ("引戻", status::DRAFT, String::new()),
-                "差戻し" => ("差戻し", status::RETURNED, String::new()),
-                "登録" => ("登録", status::REGISTERED, String::new()),
-                "承認" => ("承認", status::APPROVED, String::new()),
-                "解除" => ("解除", status::REGISTERED, String::new()),
-                m => match m.strip_prefix(crate::review::AMEND_PREFIX) {
-                    Some(reason) => ("修正", status::DRAFT, reason.to_string()),
+            // The steps by the message `step` writes ([`Step::label`]) and where each leaves it.
+            let amend = Step::Amend {
+                reason: String::new(),
+            };
+            let steps_by_message = [
+                (
+                    Step::Request {
+                        to: 0,
+                        comment: String::new(),
+                    },
+                    status::REQUESTED,
+                ),
+                (Step::PullBack, status::DRAFT),
+                (
+                    Step::Return {
+                        comment: String::new(),
+                    },
+                    status::RETURNED,
+                ),
+                (Step::Register, status::REGISTERED),
+                (Step::Approve, status::APPROVED),
+                (Step::Release, status::REGISTERED),
+            ];
+            let (action, to, comment) = match steps_by_message
+                .iter()
+                .find(|(step, _)| step.label() == e.message)
+            {
+                Some((step, to)) => (step.label(), *to, String::new()),
+                None => match e.message.strip_prefix(crate::review::AMEND_PREFIX) {
+                    Some(reason) => (amend.label(), status::DRAFT, reason.to_string()),
                     None => continue,
                 },
             };
             let by = match e.author {
-                Some(a) => {
-                    let (name, place) = super::author_label(&sheet, a, own, &here, &none);
-                    if place.is_empty() {
-                        name
-                    } else {
-                        format!("{name}（{place}）")
-                    }
-                }
+                Some(a) => super::author_line(&sheet, a, own, &here, &none),
                 None => "不明".into(),
             };
             // One step writes several changes with its message (登録: the status, the key).
@@ -1143,14 +1157,7 @@ impl Node {
                 at_ms: h.at_ms,
                 author: h
                     .author
-                    .map(|a| {
-                        let (name, place) = super::author_label(&sheet, a, own, &here, &names);
-                        if a.node == own || place.is_empty() {
-                            name
-                        } else {
-                            format!("{name}（{place}）")
-                        }
-                    })
+                    .map(|a| super::author_line(&sheet, a, own, &here, &names))
                     .unwrap_or_else(|| "不明".into()),
                 message: h.message,
                 // Reviews and inquiries (照会) are not items; they are named by what they are.
