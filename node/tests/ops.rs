@@ -54,15 +54,12 @@ impl Site {
     fn nsdb(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(NSDB);
         cmd.arg(args[0]);
-        if args[0] == "user" {
+        let group = matches!(args[0], "user" | "audit");
+        if group {
             cmd.arg(args[1]);
         }
         cmd.arg("--config").arg(self.config());
-        let rest = if args[0] == "user" {
-            &args[2..]
-        } else {
-            &args[1..]
-        };
+        let rest = if group { &args[2..] } else { &args[1..] };
         cmd.args(rest).env("NSDB_PASSWORD", PASSWORD);
         cmd.output().unwrap()
     }
@@ -543,6 +540,73 @@ fn a_damaged_database_refuses_writes_and_says_how_to_restore() {
     let (code, body) = health.unwrap();
     assert!(body.contains("\"status\":\"damaged\""), "{body}");
     assert_eq!(code, 503, "a damaged node is out of rotation: {body}");
+}
+
+/// The audit chain is verified each time the node starts: an entry changed behind its back
+/// (with the database key, the trigger dropped) is recorded and raised for the 責任者 on
+/// 利用状況の監視, and `nsdb audit verify` names the entry.
+#[test]
+fn a_tampered_audit_chain_is_found_at_start_and_raised_for_the_responsible() {
+    let site = Site::new();
+    ok(&site.add_user("dr-ops"));
+    let server = site.serve();
+    assert!(site.login("dr-ops").is_some());
+    stop(server);
+    let key = nsdb::store::DbKey::from_hex(&"5a".repeat(32)).unwrap();
+    let open = || {
+        nsdb::store::connect(
+            &site.path("data/node.db"),
+            Some(&key),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        )
+        .unwrap()
+    };
+    let seq: i64 = {
+        let c = open();
+        c.execute_batch("DROP TRIGGER audit_no_update;").unwrap();
+        let seq = c
+            .query_row(
+                "SELECT max(seq) FROM audit WHERE action = 'login'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        c.execute("UPDATE audit SET user_id = NULL WHERE seq = ?1", [seq])
+            .unwrap();
+        seq
+    };
+    let alerts = |c: &rusqlite::Connection| -> i64 {
+        c.query_row(
+            "SELECT count(*) FROM alerts WHERE rule = 'audit_chain' AND subject = 'node'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(alerts(&open()), 0);
+    let server = site.serve();
+    let mut raised = false;
+    for _ in 0..100 {
+        if alerts(&open()) == 1 {
+            raised = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(server);
+    assert!(raised, "the check at start raises the alert");
+    let detail: String = open()
+        .query_row(
+            "SELECT detail FROM audit WHERE action = 'audit_verify_failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(detail, format!("tampered seq={seq}"));
+    let out = site.nsdb(&["audit", "verify"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("tampered: entry {seq} ")), "{said}");
 }
 
 /// Signs in through the API; the bearer token.

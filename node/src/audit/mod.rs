@@ -192,6 +192,82 @@ pub fn checkpoint(
     Ok(Some(seq))
 }
 
+/// Whether `signature` is node `public_key`'s signature of the checkpoint at entry `seq` with
+/// chain hash `head` (the hub checks a node's checkpoints with it, `verify_anchored` the node's
+/// own).
+pub fn checkpoint_signed(public_key: &[u8; 32], seq: i64, head: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let Ok(sig) = <[u8; 64]>::try_from(signature) else {
+        return false;
+    };
+    key.verify_strict(
+        &checkpoint_message(seq, head),
+        &ed25519_dalek::Signature::from_bytes(&sig),
+    )
+    .is_ok()
+}
+
+/// `node_meta` key of the checkpoint the hub last acknowledged holding: `"<seq>:<head hex>"`.
+const ANCHOR: &str = "audit_anchor";
+
+/// `node_meta` key written by `nsdb restore`: the chain may be older than what the hub holds,
+/// and the next checkpoint sent says so.
+const RESTORED: &str = "audit_restored_at";
+
+/// Keeps the checkpoint at entry `seq` (chain hash `head`, hex) as the one the hub holds.
+pub fn keep_anchor(c: &Connection, seq: i64, head: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT OR REPLACE INTO node_meta (key, value) VALUES (?1, ?2)",
+        params![ANCHOR, format!("{seq}:{head}")],
+    )?;
+    Ok(())
+}
+
+/// The checkpoint the hub last acknowledged holding: (seq, head hex).
+pub fn anchor(c: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
+    let v: Option<String> = c
+        .query_row(
+            "SELECT value FROM node_meta WHERE key = ?1",
+            [ANCHOR],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.and_then(|v| {
+        let (seq, head) = v.split_once(':')?;
+        Some((seq.parse().ok()?, head.to_string()))
+    }))
+}
+
+/// Marks this database restored from a backup (`nsdb restore`): its chain may lack the end the
+/// hub holds, so the anchor it kept no longer applies and its next checkpoint says why.
+pub fn mark_restored(c: &Connection, now_ms: i64) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM node_meta WHERE key = ?1", [ANCHOR])?;
+    c.execute(
+        "INSERT OR REPLACE INTO node_meta (key, value) VALUES (?1, ?2)",
+        params![RESTORED, now_ms.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Whether the database was restored and the hub has not yet been told.
+pub fn awaits_anchor(c: &Connection) -> rusqlite::Result<bool> {
+    Ok(
+        c.query_row("SELECT 1 FROM node_meta WHERE key = ?1", [RESTORED], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some(),
+    )
+}
+
+/// Clears the restore mark once the hub has been told.
+pub fn clear_awaits_anchor(c: &Connection) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM node_meta WHERE key = ?1", [RESTORED])?;
+    Ok(())
+}
+
 /// What `nsdb audit verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainVerdict {
@@ -204,6 +280,9 @@ pub enum ChainVerdict {
     Rewritten { seq: i64 },
     /// The checkpoint `seq` is not signed by this node's key: forged or from another node.
     BadSignature { seq: i64 },
+    /// The hub holds a checkpoint at entry `seq` that this chain does not hold: cut back past
+    /// it, or rewritten before it (`sync_service::anchor`).
+    Unanchored { seq: i64 },
 }
 
 impl std::fmt::Display for ChainVerdict {
@@ -228,6 +307,23 @@ impl std::fmt::Display for ChainVerdict {
                 f,
                 "tampered: the checkpoint at entry {seq} is not signed by this node's key"
             ),
+            ChainVerdict::Unanchored { seq } => write!(
+                f,
+                "tampered: the hub holds a checkpoint at entry {seq} that this chain does not hold (cut back past it, or rewritten before it)"
+            ),
+        }
+    }
+}
+
+impl ChainVerdict {
+    /// The verdict as an audit entry's detail: `"<kind> seq=<seq>"` (ids only), or `"intact"`.
+    pub fn detail(&self) -> String {
+        match self {
+            ChainVerdict::Intact { .. } => "intact".into(),
+            ChainVerdict::Tampered { seq } => format!("tampered seq={seq}"),
+            ChainVerdict::Rewritten { seq } => format!("rewritten seq={seq}"),
+            ChainVerdict::BadSignature { seq } => format!("bad_signature seq={seq}"),
+            ChainVerdict::Unanchored { seq } => format!("unanchored seq={seq}"),
         }
     }
 }
@@ -240,7 +336,6 @@ pub fn verify_anchored(conn: &Connection, public_key: &[u8; 32]) -> rusqlite::Re
         Ok(n) => n,
         Err(seq) => return Ok(ChainVerdict::Tampered { seq }),
     };
-    let key = ed25519_dalek::VerifyingKey::from_bytes(public_key).ok();
     let mut st = conn.prepare("SELECT seq, head, signature FROM audit_checkpoints ORDER BY seq")?;
     let mut rows = st.query([])?;
     let mut checkpoints = 0;
@@ -248,16 +343,7 @@ pub fn verify_anchored(conn: &Connection, public_key: &[u8; 32]) -> rusqlite::Re
         let seq: i64 = r.get(0)?;
         let head: Vec<u8> = r.get(1)?;
         let sig: Vec<u8> = r.get(2)?;
-        let signed = key
-            .zip(<[u8; 64]>::try_from(sig.as_slice()).ok())
-            .is_some_and(|(k, s)| {
-                k.verify_strict(
-                    &checkpoint_message(seq, &head),
-                    &ed25519_dalek::Signature::from_bytes(&s),
-                )
-                .is_ok()
-            });
-        if !signed {
+        if !checkpoint_signed(public_key, seq, &head, &sig) {
             return Ok(ChainVerdict::BadSignature { seq });
         }
         let actual: Option<Vec<u8>> = conn
@@ -268,18 +354,28 @@ pub fn verify_anchored(conn: &Connection, public_key: &[u8; 32]) -> rusqlite::Re
         }
         checkpoints += 1;
     }
+    drop(rows);
+    // The checkpoint the hub holds: a chain that no longer holds it was cut back past it or
+    // rewritten before it, even when every checkpoint here was removed or signed again.
+    if let Some((seq, head)) = anchor(conn)? {
+        let actual: Option<Vec<u8>> = conn
+            .query_row("SELECT hash FROM audit WHERE seq = ?1", [seq], |r| r.get(0))
+            .optional()?;
+        if actual.map(hex::encode).as_deref() != Some(head.as_str()) {
+            return Ok(ChainVerdict::Unanchored { seq });
+        }
+    }
     Ok(ChainVerdict::Intact {
         entries,
         checkpoints,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::NodeRole;
-    use crate::testing::TestNode;
-
+/// Test support: rewrites the chain as whoever holds the database key could, with the update
+/// trigger dropped: entry `seq`'s detail becomes `detail` and every hash from there on is
+/// recomputed, so that the chain alone still verifies.
+#[cfg(any(test, feature = "testing"))]
+pub fn rewrite(c: &Connection, seq: i64, detail: &str) -> rusqlite::Result<()> {
     /// seq, at, user, action, target, detail
     type StoredRow = (
         i64,
@@ -289,6 +385,50 @@ mod tests {
         Option<String>,
         Option<String>,
     );
+    c.execute_batch("DROP TRIGGER IF EXISTS audit_no_update;")?;
+    c.execute(
+        "UPDATE audit SET detail = ?2 WHERE seq = ?1",
+        params![seq, detail],
+    )?;
+    let rows: Vec<StoredRow> = c
+        .prepare("SELECT seq, at, user_id, action, target, detail FROM audit ORDER BY seq")?
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut prev = vec![0u8; 32];
+    for (seq, at, user, action, target, detail) in rows {
+        let h = entry_hash(
+            &prev,
+            &Entry {
+                at_ms: at,
+                user: user.map(|u| u as u64),
+                action: &action,
+                target: target.as_deref(),
+                detail: detail.as_deref(),
+            },
+        );
+        c.execute(
+            "UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1",
+            params![seq, prev, h],
+        )?;
+        prev = h;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeRole;
+    use crate::testing::TestNode;
 
     async fn verdict(t: &TestNode, key: [u8; 32]) -> ChainVerdict {
         t.node
@@ -326,44 +466,7 @@ mod tests {
         t.node
             .store
             .write(move |c| {
-                c.execute_batch("DROP TRIGGER audit_no_update;")?;
-                c.execute(
-                    "UPDATE audit SET detail = 'nothing happened' WHERE seq = ?1",
-                    [signed - 1],
-                )?;
-                let rows: Vec<StoredRow> = c
-                    .prepare(
-                        "SELECT seq, at, user_id, action, target, detail FROM audit ORDER BY seq",
-                    )?
-                    .query_map([], |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                        ))
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                let mut prev = vec![0u8; 32];
-                for (seq, at, user, action, target, detail) in rows {
-                    let h = entry_hash(
-                        &prev,
-                        &Entry {
-                            at_ms: at,
-                            user: user.map(|u| u as u64),
-                            action: &action,
-                            target: target.as_deref(),
-                            detail: detail.as_deref(),
-                        },
-                    );
-                    c.execute(
-                        "UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1",
-                        params![seq, prev, h],
-                    )?;
-                    prev = h;
-                }
+                rewrite(c, signed - 1, "nothing happened")?;
                 Ok::<_, crate::Error>(())
             })
             .await

@@ -41,6 +41,7 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         None => None,
     };
     let checkpoints = sign_checkpoints(node.clone());
+    let verified = verify_audit(node.clone());
     let detectors = crate::monitor::schedule(node.clone());
     let rechecks = node
         .config
@@ -75,6 +76,7 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         }
     }
     checkpoints.abort();
+    verified.abort();
     detectors.abort();
     if let Some(r) = rechecks {
         r.abort();
@@ -185,4 +187,71 @@ pub async fn stop_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!(target: "nsdb", "stop requested; finishing requests in flight");
+}
+
+/// Verifies the audit chain at start, in the background so that a long chain never delays
+/// serving: every entry, every signed checkpoint and the checkpoint the hub holds
+/// (`audit::verify_anchored`). A chain found tampered with is logged, recorded
+/// (`audit_verify_failed`, the verdict's kind and seq) and raised for the 責任者
+/// (`monitor::Rule::AuditChain`); `nsdb audit verify` says the same on demand.
+fn verify_audit(node: std::sync::Arc<Node>) -> tokio::task::JoinHandle<()> {
+    use crate::audit::{ChainVerdict, verify_anchored};
+    tokio::spawn(async move {
+        let identity = match nsdb_provisioning::NodeIdentity::load(&node.config.identity_path()) {
+            Ok(i) => i.public_key().to_bytes(),
+            Err(e) => {
+                tracing::warn!(target: "nsdb", error = %e, "the audit chain was not verified at start");
+                return;
+            }
+        };
+        let verdict = node
+            .store
+            .read(move |c| verify_anchored(c, &identity).map_err(crate::Error::from))
+            .await;
+        let detail = match verdict {
+            Ok(ChainVerdict::Intact {
+                entries,
+                checkpoints,
+            }) => {
+                tracing::info!(target: "nsdb", entries, checkpoints, "audit chain verified");
+                return;
+            }
+            Ok(v) => {
+                tracing::error!(target: "nsdb", verdict = %v, "the audit chain was tampered with; see nsdb audit verify");
+                v.detail()
+            }
+            Err(e) => {
+                tracing::warn!(target: "nsdb", error = %e, "the audit chain could not be verified at start");
+                return;
+            }
+        };
+        let now = node.clock.now_ms();
+        let recorded = node
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                crate::audit::append(
+                    &tx,
+                    crate::audit::Entry {
+                        at_ms: now,
+                        user: None,
+                        action: "audit_verify_failed",
+                        target: None,
+                        detail: Some(&detail),
+                    },
+                )?;
+                crate::monitor::raise_at_once(
+                    &tx,
+                    crate::monitor::Rule::AuditChain,
+                    &crate::monitor::Subject::ThisNode,
+                    now,
+                )?;
+                tx.commit()?;
+                Ok::<_, crate::Error>(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(target: "nsdb", error = %e, "the tampered audit chain could not be recorded");
+        }
+    })
 }

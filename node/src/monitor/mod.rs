@@ -77,6 +77,11 @@ pub const OTHER_INSTITUTION_RENEWALS_PER_DAY: i64 = 1;
 /// immediately, **1** per grant.
 pub const IDENTIFIED_ACCESS: i64 = 1;
 
+/// An audit chain that contradicts the checkpoint the hub holds (rewritten, its tail cut, or
+/// restored from a backup; `sync_service::anchor`): raised at once, **1** per node and day, at
+/// the node for its 責任者 and at the hub for the ministry.
+pub const AUDIT_CHAIN: i64 = 1;
+
 /// At most this many audit entries are examined per scan, so one scan's transaction stays short;
 /// the next scan continues where it stopped.
 pub const SCAN_BATCH: i64 = 50_000;
@@ -96,10 +101,11 @@ pub enum Rule {
     ResearchExport,
     OtherInstitutionRenewal,
     IdentifiedAccess,
+    AuditChain,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::ManyPatients,
         Rule::FailedResolutionsUser,
         Rule::FailedResolutionsNode,
@@ -108,6 +114,7 @@ impl Rule {
         Rule::ResearchExport,
         Rule::OtherInstitutionRenewal,
         Rule::IdentifiedAccess,
+        Rule::AuditChain,
     ];
 
     /// The rule's id in `alerts.rule`.
@@ -121,6 +128,7 @@ impl Rule {
             Rule::ResearchExport => "research_export",
             Rule::OtherInstitutionRenewal => "other_institution_renewal",
             Rule::IdentifiedAccess => "identified_access",
+            Rule::AuditChain => "audit_chain",
         }
     }
 
@@ -139,6 +147,9 @@ impl Rule {
             Rule::ResearchExport => "研究用データの一括出力",
             Rule::OtherInstitutionRenewal => "他院の臨個票からの更新登録",
             Rule::IdentifiedAccess => "厚生労働省による識別情報の閲覧（理由付き）",
+            Rule::AuditChain => {
+                "監査ログがハブの記録と一致しない（改ざん・末尾の削除、またはバックアップからの復元）"
+            }
         }
     }
 
@@ -153,6 +164,7 @@ impl Rule {
             Rule::ResearchExport => RESEARCH_EXPORT_SHEETS,
             Rule::OtherInstitutionRenewal => OTHER_INSTITUTION_RENEWALS_PER_DAY,
             Rule::IdentifiedAccess => IDENTIFIED_ACCESS,
+            Rule::AuditChain => AUDIT_CHAIN,
         }
     }
 
@@ -179,7 +191,7 @@ impl Rule {
             Rule::BulkExport => &["research_download", "sheet_export", "sheet_export_xml"],
             Rule::ResearchExport => &["research_export"],
             Rule::OtherInstitutionRenewal => &["sheet_carry_forward"],
-            Rule::IdentifiedAccess => &[],
+            Rule::IdentifiedAccess | Rule::AuditChain => &[],
         }
     }
 }
@@ -330,7 +342,7 @@ fn contributions(c: &Connection, rule: Rule, e: &Seen) -> rusqlite::Result<Vec<C
                 vec![]
             }
         }
-        Rule::IdentifiedAccess => vec![],
+        Rule::IdentifiedAccess | Rule::AuditChain => vec![],
     })
 }
 
@@ -418,6 +430,20 @@ pub fn raise_now(
 ) -> rusqlite::Result<()> {
     let seq: i64 = c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?;
     raise_or_update(c, rule, &Subject::User(user), window, 1, seq, seq, now)?;
+    Ok(())
+}
+
+/// Raises an alert at once for `subject` in the Japanese day of `now` (an event found outside
+/// the audit log's scan, such as an audit chain contradicting its anchor). Call inside the
+/// transaction that records the finding, after its audit entry.
+pub fn raise_at_once(
+    c: &Connection,
+    rule: Rule,
+    subject: &Subject,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let seq: i64 = c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?;
+    raise_or_update(c, rule, subject, jst_day(now), 1, seq, seq, now)?;
     Ok(())
 }
 

@@ -216,6 +216,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/019_responsible_holder.sql"),
     include_str!("../../migrations/020_name_search.sql"),
     include_str!("../../migrations/021_import_digest.sql"),
+    include_str!("../../migrations/022_audit_anchors.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

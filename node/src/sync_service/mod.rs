@@ -13,6 +13,7 @@
 //! `provisioning` (enrollment in one go for the demo and tests); here the node's loop, tasks
 //! and status.
 
+mod anchor;
 mod hub;
 mod key_marks;
 mod provisioning;
@@ -20,6 +21,7 @@ mod refetch;
 mod replica;
 mod requests;
 
+pub use anchor::{Anchor, AnchorReport, report_anchor};
 pub use hub::{RegistryDirectory, grant, start_hub, status_for};
 pub use key_marks::{MarksReport, report_key_marks};
 pub use provisioning::{enroll, provision_and_start_hub, start_demo};
@@ -183,6 +185,8 @@ pub struct SyncHandle {
     requests: requests::RequestLink,
     /// The key counters last reported to the hub and answered (`key_marks`).
     reported_marks: Mutex<Option<Vec<crate::keys::BlockMark>>>,
+    /// The audit checkpoint last sent to the hub and held there (`anchor`).
+    anchored: Mutex<Option<Anchor>>,
 }
 
 impl SyncHandle {
@@ -675,6 +679,10 @@ pub fn start_node(
             // issues nothing until it has), then asks for a key block while its reserve is low,
             // before each session.
             if let Err(e) = report_key_marks(&node).await {
+                handle.error(node.clock.now_ms(), e.to_string());
+            }
+            // Every node anchors its audit chain at the hub: its newest signed checkpoint.
+            if let Err(e) = report_anchor(&node).await {
                 handle.error(node.clock.now_ms(), e.to_string());
             }
             if let Err(e) = ensure_key_reserve(&node).await {

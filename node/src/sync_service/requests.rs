@@ -74,6 +74,14 @@ pub(super) enum Ask {
     Marks { blocks: Vec<keys::BlockMark> },
     /// The whole stored document of a sheet whose copy here is damaged (`super::refetch`).
     Fetch { sheet: String },
+    /// The node's newest signed audit checkpoint, and whether the node was restored from a
+    /// backup since it last sent one (`super::anchor`).
+    Anchor {
+        anchor: super::anchor::Anchor,
+        restored: bool,
+    },
+    /// The node's chain no longer holds the checkpoint at `seq` the hub answered.
+    AnchorDiverged { seq: i64, restored: bool },
 }
 
 /// What the hub answers.
@@ -99,6 +107,10 @@ pub(super) enum Reply {
     /// A sheet's stored document, hex.
     Document {
         doc: String,
+    },
+    /// The checkpoint is held; the last one the hub held before it from this node.
+    Anchored {
+        previous: Option<super::anchor::Anchor>,
     },
     /// The request could not be read.
     Refused {
@@ -625,6 +637,12 @@ impl Answerer for HubDesk {
             Ok(Ask::PaperStates { ids }) => self.paper_states(peer, ids).await,
             Ok(Ask::Marks { blocks }) => super::key_marks::at_hub(&self.node, peer, blocks).await,
             Ok(Ask::Fetch { sheet }) => super::refetch::at_hub(&self.node, peer, sheet).await,
+            Ok(Ask::Anchor { anchor, restored }) => {
+                super::anchor::at_hub(&self.node, peer, anchor, restored).await
+            }
+            Ok(Ask::AnchorDiverged { seq, restored }) => {
+                super::anchor::diverged_at_hub(&self.node, peer, seq, restored).await
+            }
             Err(e) => Reply::Refused {
                 reason: format!("unreadable request: {e}"),
             },
@@ -743,7 +761,8 @@ pub async fn resolve(
             | Reply::PaperHeld
             | Reply::PaperStates(_)
             | Reply::Marks { .. }
-            | Reply::Document { .. },
+            | Reply::Document { .. }
+            | Reply::Anchored { .. },
         ) => ("refused", Err(ResolveError::HubUnreachable)),
     };
     let user = p.user_id;
