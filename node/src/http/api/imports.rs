@@ -18,8 +18,19 @@ use crate::imports::{ImportReport, ImportRow, UploadVersions};
 /// Imports sealed files (`multipart/form-data`, every part with a file name is a file). Each
 /// file gets a row: 取込成功, or why not (older rule pack, unknown signer, tampered, another
 /// node's file, check errors, already imported). 200 even when files were refused.
+/// The parts of an upload of sealed files (一括登録), as the OpenAPI document describes them.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SealedFiles {
+    /// The `.sealed` files the check tool wrote, one part each with its file name (any part
+    /// name), at most 1,000 files.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    files: Vec<Vec<u8>>,
+}
+
 #[utoipa::path(post, path = "/api/v1/imports", tag = "imports",
-    request_body(content_type = "multipart/form-data", description = "sealed files"),
+    request_body(content = SealedFiles, content_type = "multipart/form-data",
+        description = "sealed files"),
     responses((status = 200, body = ImportReport), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn import(
@@ -62,7 +73,7 @@ async fn export_xml(
 #[derive(OpenApi)]
 #[openapi(
     paths(import, export_xml),
-    components(schemas(ImportReport, ImportRow, UploadVersions))
+    components(schemas(ImportReport, ImportRow, UploadVersions, SealedFiles))
 )]
 pub struct ImportsApiDoc;
 

@@ -60,8 +60,30 @@ pub struct PaperEntered {
 /// 紙の臨個票受付 at a municipality (reviewers): `multipart/form-data` with the PDF as a part
 /// with a file name (`%PDF-`, at most 5 MiB) and the fields `name_kana`, `birth_date`,
 /// `disease` (告示番号). A refused field is named in `items`.
+/// The parts of a paper upload (紙の臨個票), as the OpenAPI document describes them.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PaperUploadForm {
+    /// The scanned sheet: one part with a file name, at most 5 MiB of PDF.
+    #[schema(value_type = String, format = Binary)]
+    pdf: Vec<u8>,
+    /// 氏名カナ
+    name_kana: String,
+    /// 生年月日 `YYYY-MM-DD`
+    birth_date: String,
+    /// 病名 as written on the paper
+    disease: String,
+}
+
+/// A PDF file's bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct PdfFile(Vec<u8>);
+
 #[utoipa::path(post, path = "/api/v1/papers", tag = "papers",
-    request_body(content_type = "multipart/form-data", description = "the PDF and name_kana, birth_date, disease"),
+    request_body(content = PaperUploadForm, content_type = "multipart/form-data",
+        description = "the PDF and name_kana, birth_date, disease"),
     responses((status = 201, body = PaperCreated), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn upload(
@@ -104,7 +126,7 @@ async fn list(
 /// every view audited.
 #[utoipa::path(get, path = "/api/v1/papers/{id}/pdf", tag = "papers",
     params(("id" = String, Path, description = "paper id")),
-    responses((status = 200, content_type = "application/pdf", body = Vec<u8>),
+    responses((status = 200, content_type = "application/pdf", body = PdfFile),
         (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 async fn pdf(
     State(node): State<AppState>,
@@ -119,7 +141,8 @@ async fn pdf(
 /// body (the hospital XML layout, one sheet, unsealed). Check errors are listed in the message.
 #[utoipa::path(post, path = "/api/v1/papers/{id}/data", tag = "papers",
     params(("id" = String, Path, description = "paper id")),
-    request_body(content_type = "application/xml", description = "the contractor's XML"),
+    request_body(content = String, content_type = "application/xml",
+        description = "the contractor's XML (docs/xml-layout.md)"),
     responses((status = 201, body = PaperEntered), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn enter(
@@ -146,7 +169,7 @@ async fn enter(
 #[derive(OpenApi)]
 #[openapi(
     paths(upload, list, pdf, enter),
-    components(schemas(PaperRow, PaperCreated, PaperEntered))
+    components(schemas(PaperRow, PaperCreated, PaperEntered, PaperUploadForm, PdfFile))
 )]
 pub struct PapersApiDoc;
 

@@ -6,13 +6,14 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::http::AppState;
+use crate::http::shared::json::ErrorBody;
 use crate::http::shared::session::ApiSession;
 use crate::sync_service::{SessionFigures, SetAsideSheet, SyncErrorLine, SyncStatus};
 
 /// Sync status of this node: connected or not, last successful sync, documents waiting, errors
 /// (on the hub, errors and set-aside sheets for the ministry only).
 #[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync",
-    responses((status = 200, body = SyncStatus), (status = 401)), security(("bearer" = [])))]
+    responses((status = 200, body = SyncStatus), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn sync_status(State(node): State<AppState>, s: ApiSession) -> Json<SyncStatus> {
     Json(crate::sync_service::status_for(&node, &s.principal).await)
 }
