@@ -1181,3 +1181,99 @@ async fn only_hospital_users_reach_the_linkage_screen() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 }
+
+/// The details of `action` entries in the node's audit log, with their user ids, oldest first.
+async fn audited(t: &TestNode, action: &'static str) -> Vec<(Option<i64>, String, String)> {
+    t.node
+        .store
+        .read(move |c| {
+            let mut st = c.prepare(
+                "SELECT user_id, coalesce(target, ''), coalesce(detail, '') FROM audit
+                 WHERE action = ?1 ORDER BY seq",
+            )?;
+            let rows = st
+                .query_map([action], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, nsdb::Error>(rows)
+        })
+        .await
+        .unwrap()
+}
+
+/// A list's audit entry says which patients it put on the screen (the sheets' ids), what kind
+/// of search it was and which filters were set, never the text searched for; a form posted
+/// with a wrong CSRF token and a look at the sync page are audited too (issue #14, item 6).
+#[tokio::test]
+async fn lists_audit_the_sheets_they_showed_and_csrf_refusals_and_the_sync_page_are_audited() {
+    let t = TestNode::start_with_sheets(NodeRole::Hospital, 5).await;
+    let mut c = Client::new(&t);
+    c.ui_login("doctor").await;
+    let doctor = t
+        .node
+        .login("doctor", "demo")
+        .await
+        .unwrap()
+        .principal
+        .user_id as i64;
+
+    let page = c.get("/sheets?status=draft").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let (user, _, detail) = audited(&t, "sheet_list").await.pop().unwrap();
+    assert_eq!(user, Some(doctor));
+    assert!(detail.starts_with("page=1 status=draft rows="), "{detail}");
+    let shown = detail.split_once(" shown=").unwrap().1;
+    let ids: Vec<&str> = shown.split(',').filter(|s| !s.is_empty()).collect();
+    assert!(!ids.is_empty(), "{detail}");
+    for id in &ids {
+        assert!(
+            page.body.contains(&format!("/sheets/{id}")),
+            "{id} was on the page"
+        );
+    }
+
+    // A name search is named by its kind only.
+    let r = c.get("/sheets?q=%E3%83%86%E3%82%B9%E3%83%88").await; // テスト
+    assert_eq!(r.status, StatusCode::OK);
+    let (_, _, detail) = audited(&t, "sheet_list").await.pop().unwrap();
+    assert!(detail.contains("search=kana"), "{detail}");
+    assert!(!detail.contains("テスト"), "{detail}");
+    let r = c.get("/sheets?q=%E8%A9%A6%E9%A8%93").await; // 試験
+    assert_eq!(r.status, StatusCode::OK);
+    let (_, _, detail) = audited(&t, "sheet_list").await.pop().unwrap();
+    assert!(
+        detail.contains("search=kanji") && !detail.contains("試験"),
+        "{detail}"
+    );
+
+    // The same through the API.
+    let mut api = Client::new(&t);
+    api.api_login("doctor").await;
+    let r = api.get("/api/v1/sheets?q=1234567").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (_, _, detail) = audited(&t, "sheet_list").await.pop().unwrap();
+    assert!(
+        detail.contains("search=number") && !detail.contains("1234567"),
+        "{detail}"
+    );
+
+    // A form posted without the page's token is refused and recorded with the session's user.
+    let r = c
+        .form(
+            "/sheets",
+            &[("csrf", "not-the-token"), ("form_id", "rinko-006")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let refused = audited(&t, "csrf_refused").await;
+    assert_eq!(
+        refused,
+        vec![(Some(doctor), "/sheets".to_string(), String::new())]
+    );
+
+    // Who looked at the sync page.
+    let r = c.get("/sync").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let viewed = audited(&t, "sync_view").await;
+    assert_eq!(viewed.len(), 1, "{viewed:?}");
+    assert_eq!(viewed[0].0, Some(doctor));
+}

@@ -31,6 +31,14 @@ fn entry_hash(prev: &[u8], e: &Entry<'_>) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
+/// The detail of a list's audit entry: how many rows and the ids of the records it showed
+/// (`rows=2 shown=ID,ID`), so that the log says which patients a list put on a screen. Ids
+/// only, never names.
+pub fn shown<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    let ids: Vec<&str> = ids.into_iter().collect();
+    format!("rows={} shown={}", ids.len(), ids.join(","))
+}
+
 /// Appends one entry; call inside the transaction that does the thing audited.
 pub fn append(conn: &Connection, e: Entry<'_>) -> rusqlite::Result<()> {
     let prev: Vec<u8> = conn

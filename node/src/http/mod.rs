@@ -84,6 +84,10 @@ pub fn router(node: Arc<Node>) -> Router {
             shared::page::bare_errors,
         ))
         .layer(middleware::from_fn_with_state(
+            node.clone(),
+            shared::page::audit_csrf_refusals,
+        ))
+        .layer(middleware::from_fn_with_state(
             (
                 node.clone(),
                 Arc::new(shared::sign_in_limit::SignInLimit::default()),

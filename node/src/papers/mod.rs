@@ -355,7 +355,7 @@ impl Node {
         for r in &mut rows {
             r.disease = self.disease_name(&r.disease_number);
         }
-        let detail = format!("rows={}", rows.len());
+        let detail = crate::audit::shown(rows.iter().map(|r| r.id.as_str()));
         self.audit(p, "paper_list", None, Some(&detail)).await?;
         Ok(rows)
     }

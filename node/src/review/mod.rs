@@ -468,7 +468,7 @@ impl Node {
                 Ok::<_, Error>(rows)
             })
             .await?;
-        let detail = format!("rows={}", rows.len());
+        let detail = audit::shown(rows.iter().map(|r| r.sheet_id.as_str()));
         self.audit(p, "intake_list", None, Some(&detail)).await?;
         Ok(rows)
     }

@@ -1026,6 +1026,7 @@ impl Node {
                 "頁は 1 から数えます。1頁目から表示してください。".into(),
             ));
         }
+        let asked = query;
         let query = query.clone();
         let result = self
             .store
@@ -1169,10 +1170,59 @@ impl Node {
                 })
             })
             .await?;
-        let detail = format!("page={page} rows={}", result.rows.len());
+        let detail = list_detail(asked, page, &result.rows);
         self.audit(p, "sheet_list", None, Some(&detail)).await?;
         Ok(result)
     }
+}
+
+/// The audit detail of one list page (`sheet_list`): the page, the number of rows, what kind
+/// of search it was and which filters were set, and the ids of the sheets it showed, so that
+/// the log says which patients a list put on a screen. Never the search text itself: it is a
+/// patient's name or number. Shape:
+/// `page=1 search=kana status=draft kokuji=6 doctor=3 from=2026-01-01 to=… rows=2 shown=ID,ID`
+/// (`search` is `kana`, `kanji` or `number`; absent parts are left out).
+fn list_detail(query: &SheetQuery, page: u32, rows: &[SheetRow]) -> String {
+    let mut d = format!("page={page}");
+    let set = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    if let Some(q) = set(&query.q.as_deref().map(value::fold_query)) {
+        let kind = if q.chars().any(is_ideograph) {
+            "kanji"
+        } else if q
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '-' || c.is_whitespace())
+        {
+            "number"
+        } else {
+            "kana"
+        };
+        d.push_str(&format!(" search={kind}"));
+    }
+    for (name, v) in [
+        ("status", &query.status),
+        ("kokuji", &query.kokuji),
+        ("doctor", &query.doctor),
+        ("from", &query.from),
+        ("to", &query.to),
+    ] {
+        // Filter values are chosen from the screen's lists (codes, ids, dates): never typed
+        // personal data. Anything else is named only.
+        if let Some(v) = set(v) {
+            if v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                d.push_str(&format!(" {name}={v}"));
+            } else {
+                d.push_str(&format!(" {name}=?"));
+            }
+        }
+    }
+    d.push(' ');
+    d.push_str(&audit::shown(rows.iter().map(|r| r.id.as_str())));
+    d
 }
 
 impl Node {

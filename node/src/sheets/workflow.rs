@@ -703,7 +703,13 @@ impl Node {
                 })
             })
             .await?;
-        self.audit(p, "workflow_list", None, None).await?;
+        let detail = audit::shown(
+            [&list.waiting, &list.sent, &list.inquiries]
+                .into_iter()
+                .flatten()
+                .map(|i| i.row.id.as_str()),
+        );
+        self.audit(p, "workflow_list", None, Some(&detail)).await?;
         Ok(list)
     }
 

@@ -204,6 +204,10 @@ pub fn start_hub(node: &Arc<Node>, listen: SocketAddr) -> anyhow::Result<SyncTas
 /// the ministry sees them; a clinic's user served by the hub (M18) sees whether sync runs and
 /// its figures. On a hospital or municipality node, everyone sees the whole status.
 pub async fn status_for(node: &Node, p: &crate::accounts::policy::Principal) -> super::SyncStatus {
+    // Who looked at the sync page (set-aside sheets' ids, the nodes' errors) is recorded.
+    if let Err(e) = node.audit(p, "sync_view", None, None).await {
+        tracing::warn!(target: "nsdb::sync", error = %e, "the sync page's audit entry could not be written");
+    }
     let mut status = super::status(node).await;
     let ministry = p.role() == crate::accounts::policy::Role::Ministry;
     if node.role() == crate::config::NodeRole::Hub && !ministry {

@@ -912,7 +912,7 @@ pub async fn resolutions(
                     sheet,
                 });
             }
-            let detail = format!("rows={}", rows.len());
+            let detail = audit::shown(rows.iter().map(|r| r.sheet_id.as_str()));
             audit::append(
                 &tx,
                 audit::Entry {

@@ -193,9 +193,59 @@ pub fn posted_form(
     Ok(fields)
 }
 
+/// Marks a response as a form refused for its CSRF token, for [`audit_csrf_refusals`].
+#[derive(Debug, Clone, Copy)]
+pub struct CsrfRefusal;
+
+/// Records every form refused for its CSRF token in the audit log (`csrf_refused`, target the
+/// path posted to, the user whose session cookie came with it when it is a valid session): one
+/// is an old tab; many are another site posting with the user's cookie.
+pub async fn audit_csrf_refusals(
+    axum::extract::State(node): axum::extract::State<crate::http::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let token = axum_extra::extract::cookie::CookieJar::from_headers(req.headers())
+        .get(super::session::SESSION_COOKIE)
+        .map(|c| c.value().to_string());
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    if res.extensions().get::<CsrfRefusal>().is_some() {
+        let user = match token {
+            Some(t) => node
+                .session_state(&t)
+                .await
+                .ok()
+                .map(|s| s.principal.user_id),
+            None => None,
+        };
+        let now = node.clock.now_ms();
+        let written = node
+            .store
+            .write(move |c| {
+                crate::audit::append(
+                    c,
+                    crate::audit::Entry {
+                        at_ms: now,
+                        user,
+                        action: "csrf_refused",
+                        target: Some(&path),
+                        detail: None,
+                    },
+                )
+                .map_err(Error::from)
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(target: "nsdb::http", error = %e, "a CSRF refusal was not audited");
+        }
+    }
+    res
+}
+
 /// The answer to a form posted without the right CSRF token (an old tab, or another site).
 pub fn csrf_refused() -> Response {
-    (
+    let mut res = (
         StatusCode::FORBIDDEN,
         Html(
             nsdb_ui::error(
@@ -206,7 +256,9 @@ pub fn csrf_refused() -> Response {
             .into_string(),
         ),
     )
-        .into_response()
+        .into_response();
+    res.extensions_mut().insert(CsrfRefusal);
+    res
 }
 
 pub fn sex_label(code: Option<&str>) -> String {
