@@ -769,12 +769,13 @@ impl Node {
     ) -> Result<()> {
         let (now, uid) = (self.clock.now_ms(), p.user_id);
         let (target, detail) = (target.map(str::to_string), detail.map(str::to_string));
+        // Committed with the audit entries of other requests arriving meanwhile (one sync).
         self.store
-            .write(move |c| {
+            .write_grouped(move |c| {
                 audit::record(c, now, uid, action, target.as_deref(), detail.as_deref())
-                    .map_err(Error::from)
             })
             .await
+            .map_err(Error::from)
     }
 
     /// One sheet with its values, checked in `mode`; the view is audited.

@@ -252,6 +252,27 @@ pub struct Store {
     path: Arc<PathBuf>,
     damage: Arc<Mutex<Option<String>>>,
     disk_full_at: Arc<Mutex<Option<std::time::Instant>>>,
+    /// Small writes waiting to be committed together ([`Store::write_grouped`]).
+    grouped: Arc<Mutex<Vec<GroupedWrite>>>,
+}
+
+/// One small write of a group, and where its outcome goes.
+type GroupedWrite = (
+    Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>,
+    tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+);
+
+/// The same failure again, for each write of a group that failed together.
+fn failed_again(e: &rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            StoreError::from(rusqlite::Error::SqliteFailure(*code, msg.clone()))
+        }
+        other => StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        )),
+    }
 }
 
 /// Records `at` when the closure just run on this database thread met a full disk.
@@ -423,6 +444,7 @@ impl Store {
             path: Arc::new(path.to_path_buf()),
             damage: Arc::default(),
             disk_full_at,
+            grouped: Arc::default(),
         })
     }
 
@@ -489,6 +511,64 @@ impl Store {
             return Err(StoreError::Damaged(what).into());
         }
         self.run(&self.writer, f).await
+    }
+
+    /// Runs the small write `f` (an audit entry: statements only, no transaction of its own) on
+    /// the writer connection together with every other such write that arrives while the writer
+    /// is busy: one transaction, one sync of the WAL for all of them (group commit), so that the
+    /// audit entries of many concurrent reads cost one disk sync rather than one each. Returns
+    /// once the group is committed (durable, as [`Store::write`] is). When the group fails,
+    /// every write of it fails with the same cause and none is stored. Refused with
+    /// [`StoreError::Damaged`] once the database was found damaged.
+    pub async fn write_grouped(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        if let Some(what) = self.damage() {
+            return Err(StoreError::Damaged(what));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let first = {
+            let mut waiting = self.grouped.lock().map_err(|_| StoreError::Stopped)?;
+            waiting.push((Box::new(f), tx));
+            waiting.len() == 1
+        };
+        // The first write of a group queues the job that commits the group; later ones join it
+        // until the writer takes it.
+        if first {
+            let (grouped, full) = (Arc::clone(&self.grouped), Arc::clone(&self.disk_full_at));
+            let job: Job = Box::new(move |conn| {
+                let group = match grouped.lock() {
+                    Ok(mut waiting) => std::mem::take(&mut *waiting),
+                    Err(_) => return,
+                };
+                MET_DISK_FULL.with(|m| m.set(false));
+                let (writes, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                let result = (|| {
+                    let tx = conn.transaction()?;
+                    for w in writes {
+                        w(&tx)?;
+                    }
+                    tx.commit()
+                })();
+                let result = result.map_err(|e| {
+                    let again: Vec<StoreError> =
+                        (0..answers.len()).map(|_| failed_again(&e)).collect();
+                    again
+                });
+                note_disk_full(&full);
+                match result {
+                    Ok(()) => answers.into_iter().for_each(|a| {
+                        let _ = a.send(Ok(()));
+                    }),
+                    Err(errors) => answers.into_iter().zip(errors).for_each(|(a, e)| {
+                        let _ = a.send(Err(e));
+                    }),
+                }
+            });
+            self.writer.send(job).map_err(|_| StoreError::Stopped)?;
+        }
+        rx.await.map_err(|_| StoreError::Stopped)?
     }
 
     /// Runs `f` on the writer connection and waits for it, from code that is not async (a
@@ -650,7 +730,60 @@ mod tests {
             21,
             "UPDATE imports SET sheet_digest = 'dd' WHERE file_hash = 'ff';",
         ),
+        (
+            22,
+            "INSERT INTO audit_anchors (node, seq, head, signature, received, restored)
+                 VALUES ('0123', 1, 'aa', 'bb', 11, 0);",
+        ),
     ];
+
+    /// Many small writes at once (the audit entries of concurrent reads) are all committed,
+    /// in groups; a write that fails is refused and stores nothing, and the next group works.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn grouped_writes_all_land_and_a_failing_one_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db"), None, 1).unwrap();
+        store
+            .write(|c| {
+                c.execute_batch("CREATE TABLE g (n INTEGER NOT NULL)")
+                    .map_err(StoreError::from)
+            })
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write_grouped(move |c| {
+                            c.execute("INSERT INTO g (n) VALUES (?1)", [n]).map(|_| ())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let failed = store
+            .write_grouped(|c| c.execute("INSERT INTO g (n) VALUES (NULL)", []).map(|_| ()))
+            .await;
+        assert!(matches!(failed, Err(StoreError::Sqlite(_))), "{failed:?}");
+        store
+            .write_grouped(|c| c.execute("INSERT INTO g (n) VALUES (1000)", []).map(|_| ()))
+            .await
+            .unwrap();
+        let (count, sum): (i64, i64) = store
+            .read(|c| {
+                c.query_row("SELECT count(*), sum(n) FROM g", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(StoreError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!((count, sum), (201, (0..200).sum::<i64>() + 1000));
+    }
 
     /// Every shipped schema version, with data in it, migrates to the latest: nothing stored is
     /// lost, the result passes `integrity_check` and `foreign_key_check`, and it reopens.
