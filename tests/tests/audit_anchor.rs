@@ -75,6 +75,30 @@ async fn audited(node: &Arc<Node>, action: &'static str) -> Vec<String> {
         .expect("audit")
 }
 
+/// Waits until the hub holds one `audit_chain` alert about `node`.
+async fn hub_alerted(hub: &Arc<Node>, node: &Arc<Node>) -> bool {
+    eventually(Duration::from_secs(20), || {
+        let (hub, node) = (hub.clone(), node.clone());
+        async move { chain_alerts(&hub, Some(&node)).await == 1 }
+    })
+    .await
+}
+
+/// Waits until `node` keeps the checkpoint at `seq` as the one the hub holds.
+async fn anchored_at(node: &Arc<Node>, seq: i64) -> bool {
+    eventually(Duration::from_secs(10), || {
+        let node = node.clone();
+        async move {
+            node.store
+                .read(|c| audit::anchor(c).map_err(nsdb::Error::from))
+                .await
+                .expect("anchor")
+                .is_some_and(|(s, _)| s == seq)
+        }
+    })
+    .await
+}
+
 async fn verdict(node: &Arc<Node>) -> ChainVerdict {
     let key = identity(node).public_key().to_bytes();
     node.store
@@ -106,18 +130,7 @@ async fn anchored_site() -> (SyncSite, i64) {
     );
     // The hospital keeps it as its anchor once the hub answered.
     assert!(
-        eventually(Duration::from_secs(10), || {
-            let hospital = hospital.clone();
-            async move {
-                hospital
-                    .store
-                    .read(|c| audit::anchor(c).map_err(nsdb::Error::from))
-                    .await
-                    .expect("anchor")
-                    .is_some_and(|(s, _)| s == seq)
-            }
-        })
-        .await,
+        anchored_at(&hospital, seq).await,
         "the hospital keeps the anchor"
     );
     assert_eq!(chain_alerts(&site.hub.node, Some(&hospital)).await, 0);
@@ -153,11 +166,7 @@ async fn a_chain_rewritten_and_signed_again_is_caught_by_the_hub_and_alerted_on_
     site.start_nodes();
     let hub = site.hub.node.clone();
     assert!(
-        eventually(Duration::from_secs(20), || {
-            let (hub, hospital) = (hub.clone(), hospital.clone());
-            async move { chain_alerts(&hub, Some(&hospital)).await == 1 }
-        })
-        .await,
+        hub_alerted(&hub, &hospital).await,
         "the ministry sees the hospital's chain contradict its anchor"
     );
     assert!(
@@ -207,11 +216,7 @@ async fn a_chain_whose_tail_was_cut_is_caught_by_the_hub() {
     site.start_nodes();
     let hub = site.hub.node.clone();
     assert!(
-        eventually(Duration::from_secs(20), || {
-            let (hub, hospital) = (hub.clone(), hospital.clone());
-            async move { chain_alerts(&hub, Some(&hospital)).await == 1 }
-        })
-        .await,
+        hub_alerted(&hub, &hospital).await,
         "the ministry sees the cut"
     );
     assert!(
@@ -270,11 +275,7 @@ async fn a_node_restored_from_an_older_backup_says_so_and_is_not_called_tampered
         "the restored node's checkpoint reaches the hub, declared restored"
     );
     assert!(
-        eventually(Duration::from_secs(10), || {
-            let (hub, hospital) = (hub.clone(), hospital.clone());
-            async move { chain_alerts(&hub, Some(&hospital)).await == 1 }
-        })
-        .await,
+        hub_alerted(&hub, &hospital).await,
         "the ministry is asked to confirm the restore"
     );
     let said = audited(&hub, "audit_anchor_diverged").await;
@@ -287,20 +288,7 @@ async fn a_node_restored_from_an_older_backup_says_so_and_is_not_called_tampered
     hospital.login("doctor", "demo").await.expect("signed in");
     let restored_head = sign_head(&hospital).await;
     // Anchored again: from now on the restored chain is the one compared.
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let hospital = hospital.clone();
-            async move {
-                hospital
-                    .store
-                    .read(|c| audit::anchor(c).map_err(nsdb::Error::from))
-                    .await
-                    .expect("anchor")
-                    .is_some_and(|(s, _)| s == restored_head)
-            }
-        })
-        .await
-    );
+    assert!(anchored_at(&hospital, restored_head).await);
     assert!(matches!(
         verdict(&hospital).await,
         ChainVerdict::Intact { .. }
