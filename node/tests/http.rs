@@ -1277,3 +1277,59 @@ async fn lists_audit_the_sheets_they_showed_and_csrf_refusals_and_the_sync_page_
     assert_eq!(viewed.len(), 1, "{viewed:?}");
     assert_eq!(viewed[0].0, Some(doctor));
 }
+
+/// A client given a password someone else set changes it through the API itself: until then
+/// every other use of its token answers 403 `password_change_required`; a wrong current
+/// password is 401 and a new one the rule refuses is 422, each with nothing changed; after it,
+/// the token works, the old password no longer signs in and the new one does.
+#[tokio::test]
+async fn a_password_set_by_someone_else_is_changed_through_the_api() {
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let code = t.node.config.institution.code.clone();
+    t.add_user("api-doctor", UserKind::NanbyoDoctor, &code)
+        .await;
+    t.node.require_password_change("api-doctor").await.unwrap();
+    let mut c = Client::new(&t);
+    c.api_login("api-doctor").await;
+    let r = c.get("/api/v1/sheets").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["error"]["code"], "password_change_required");
+    assert!(r.body.contains("/api/v1/session/password"), "{}", r.body);
+
+    let change = |current: &str, new: &str| json!({"current": current, "new": new});
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/session/password",
+            change("wrong", "長い新しいパスワード2026"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/session/password",
+            change("demo", "short"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "invalid");
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/session/password",
+            change("demo", "長い新しいパスワード2026"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    let r = c.get("/api/v1/sheets").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(t.node.login("api-doctor", "demo").await.is_err());
+    assert!(
+        t.node
+            .login("api-doctor", "長い新しいパスワード2026")
+            .await
+            .is_ok()
+    );
+}

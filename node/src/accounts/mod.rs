@@ -656,7 +656,7 @@ impl Pending {
     pub fn message(self) -> &'static str {
         match self {
             Pending::ChangePassword => {
-                "パスワードを変更してください（画面の「パスワード変更」）。他の人が設定したパスワードのままでは使えません。"
+                "パスワードを変更してください（画面の「パスワード変更」、または POST /api/v1/session/password）。他の人が設定したパスワードのままでは使えません。"
             }
             Pending::EnrolTotp => {
                 "2段階認証を設定してください（画面の「2段階認証の設定」）。この種別の利用者には必須です。"

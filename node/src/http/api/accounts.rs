@@ -34,6 +34,17 @@ pub struct ReauthRequest {
     totp: Option<String>,
 }
 
+/// パスワード変更 of the bearer session's user.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChange {
+    /// The password now.
+    current: String,
+    /// The new password, different from the current one, meeting the rule of
+    /// docs/security.md "Passwords" (at least 10 characters, not only blanks, not a repeated
+    /// run, not containing the login ID, not a common password).
+    new: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     /// Send as `Authorization: Bearer <token>`.
@@ -89,6 +100,25 @@ async fn reauth(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// パスワード変更: the bearer session's user replaces their password, as on the screen. Also
+/// open to a token whose every other use answers 403 `password_change_required` (a password
+/// set by someone else). Their other sessions end; this token stays. 401 `unauthenticated` for
+/// a wrong current password (counted toward the account lock), 422 `invalid` with the rule's
+/// message for a new password it refuses.
+#[utoipa::path(post, path = "/api/v1/session/password", tag = "session",
+    request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn change_password(
+    State(node): State<AppState>,
+    s: ApiSession,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    node.change_password(&s.principal, &s.token, &req.current, &req.new)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The users of the 責任者's institution (user administration). 401 `reauth_required` more
 /// than five minutes after the last sign-in or 再認証; 403 for anyone but a 責任者.
 #[utoipa::path(get, path = "/api/v1/users", tag = "session",
@@ -110,8 +140,15 @@ async fn users(
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(login, logout, reauth, users),
-    components(schemas(LoginRequest, LoginResponse, ReauthRequest, Principal, UserRow))
+    paths(login, logout, reauth, change_password, users),
+    components(schemas(
+        LoginRequest,
+        LoginResponse,
+        ReauthRequest,
+        PasswordChange,
+        Principal,
+        UserRow
+    ))
 )]
 pub struct AccountsApiDoc;
 
@@ -119,5 +156,9 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/session", axum::routing::post(login).delete(logout))
         .route("/api/v1/session/reauth", axum::routing::post(reauth))
+        .route(
+            "/api/v1/session/password",
+            axum::routing::post(change_password),
+        )
         .route("/api/v1/users", axum::routing::get(users))
 }

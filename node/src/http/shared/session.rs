@@ -52,6 +52,9 @@ fn allowed_while(pending: Pending, path: &str) -> bool {
     path == pending.path() || path == "/logout"
 }
 
+/// The API's パスワード変更, open to a session that must change its password first.
+const API_PASSWORD_CHANGE: &str = "/api/v1/session/password";
+
 impl FromRequestParts<AppState> for UiSession {
     type Rejection = Response;
 
@@ -143,7 +146,11 @@ impl FromRequestParts<AppState> for ApiSession {
     async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         let s = node.session_state(&token).await.map_err(ApiError::from)?;
-        if let Some(pending) = s.pending {
+        // A password set by someone else can be replaced through the API itself.
+        if let Some(pending) = s.pending
+            && !(pending == crate::accounts::Pending::ChangePassword
+                && parts.uri.path() == API_PASSWORD_CHANGE)
+        {
             return Err(ApiError::from(Error::SetupRequired(pending)));
         }
         Ok(ApiSession {
