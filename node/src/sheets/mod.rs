@@ -95,6 +95,10 @@ pub struct SheetDetail {
     /// Items holding two or more values (edited concurrently, here or on another node), each
     /// with every value; they wait for a person's choice and block 登録.
     pub conflicts: Vec<OpenConflict>,
+    /// Whether a municipality asked anything about the sheet (照会, open or closed): the
+    /// screens read the inquiries only then.
+    #[serde(skip)]
+    pub has_inquiries: bool,
 }
 
 /// An item with concurrent values, as the API and the print see it.
@@ -633,6 +637,7 @@ impl Node {
                     values: c.values.into_iter().map(|v| v.value).collect(),
                 })
                 .collect(),
+            has_inquiries: !sheet.inquiries().is_empty(),
         })
     }
 

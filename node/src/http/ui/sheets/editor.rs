@@ -284,8 +284,18 @@ async fn render_typed(
     }
     let updated = format_ms(d.row.updated_at_ms);
     let key = printed_key(&d.row);
-    let conflicts = super::conflicts::conflict_panel(node, s, id, form, editing).await;
-    let inquiries = crate::http::ui::review::inquiry_panel(node, s, id, form).await;
+    // The sheet just read says whether it holds conflicts: without any (nearly always) the
+    // document is not read again for the panel.
+    let conflicts = if d.conflicts.is_empty() {
+        None
+    } else {
+        super::conflicts::conflict_panel(node, s, id, form, editing).await
+    };
+    let inquiries = if d.has_inquiries {
+        crate::http::ui::review::inquiry_panel(node, s, id, form).await
+    } else {
+        None
+    };
     let version = d.version.join(",");
     let workflow = workflow_summary(node, s, &d).await;
     let renewal = if editing && matches!(d.row.status.as_str(), status::DRAFT | status::RETURNED) {
