@@ -75,6 +75,19 @@ async fn audited(node: &Arc<Node>, action: &'static str) -> Vec<String> {
         .expect("audit")
 }
 
+/// Waits until the hub holds a checkpoint from `node` that `wanted` accepts ((seq, restored)).
+async fn hub_holds(
+    hub: &Arc<Node>,
+    node: &Arc<Node>,
+    wanted: impl Fn(&(i64, bool)) -> bool + Clone,
+) -> bool {
+    eventually(Duration::from_secs(20), || {
+        let (hub, node, wanted) = (hub.clone(), node.clone(), wanted.clone());
+        async move { anchors_at_hub(&hub, &node).await.iter().any(wanted) }
+    })
+    .await
+}
+
 /// Waits until the hub holds one `audit_chain` alert about `node`.
 async fn hub_alerted(hub: &Arc<Node>, node: &Arc<Node>) -> bool {
     eventually(Duration::from_secs(20), || {
@@ -117,15 +130,7 @@ async fn anchored_site() -> (SyncSite, i64) {
     let seq = sign_head(&hospital).await;
     let hub = site.hub.node.clone();
     assert!(
-        eventually(Duration::from_secs(20), || {
-            let (hub, hospital) = (hub.clone(), hospital.clone());
-            async move {
-                anchors_at_hub(&hub, &hospital)
-                    .await
-                    .contains(&(seq, false))
-            }
-        })
-        .await,
+        hub_holds(&hub, &hospital, move |a| *a == (seq, false)).await,
         "the hub holds the hospital's checkpoint"
     );
     // The hospital keeps it as its anchor once the hub answered.
@@ -239,17 +244,7 @@ async fn a_node_restored_from_an_older_backup_says_so_and_is_not_called_tampered
     }
     let later = sign_head(&hospital).await;
     let hub = site.hub.node.clone();
-    assert!(
-        eventually(Duration::from_secs(20), || {
-            let (hub, hospital) = (hub.clone(), hospital.clone());
-            async move {
-                anchors_at_hub(&hub, &hospital)
-                    .await
-                    .contains(&(later, false))
-            }
-        })
-        .await
-    );
+    assert!(hub_holds(&hub, &hospital, move |a| *a == (later, false)).await);
 
     site.restore_hospital(&backup).await;
     let hospital = site.hospital.node.clone();
@@ -262,16 +257,7 @@ async fn a_node_restored_from_an_older_backup_says_so_and_is_not_called_tampered
     );
     // Its first session sends the newest checkpoint it has, saying it was restored.
     assert!(
-        eventually(Duration::from_secs(20), || {
-            let (hub, hospital) = (hub.clone(), hospital.clone());
-            async move {
-                anchors_at_hub(&hub, &hospital)
-                    .await
-                    .iter()
-                    .any(|(_, restored)| *restored)
-            }
-        })
-        .await,
+        hub_holds(&hub, &hospital, |a| a.1).await,
         "the restored node's checkpoint reaches the hub, declared restored"
     );
     assert!(

@@ -230,22 +230,7 @@ fn verify_audit(node: std::sync::Arc<Node>) -> tokio::task::JoinHandle<()> {
             .store
             .write(move |c| {
                 let tx = c.transaction()?;
-                crate::audit::append(
-                    &tx,
-                    crate::audit::Entry {
-                        at_ms: now,
-                        user: None,
-                        action: "audit_verify_failed",
-                        target: None,
-                        detail: Some(&detail),
-                    },
-                )?;
-                crate::monitor::raise_at_once(
-                    &tx,
-                    crate::monitor::Rule::AuditChain,
-                    &crate::monitor::Subject::ThisNode,
-                    now,
-                )?;
+                crate::monitor::chain_finding(&tx, "audit_verify_failed", None, &detail, now)?;
                 tx.commit()?;
                 Ok::<_, crate::Error>(())
             })

@@ -419,32 +419,44 @@ fn raise_or_update(
 }
 
 /// Raises an alert at once, for an act that is itself the event (the ministry's identified
-/// access): one per `rule`, `user` and `window`. Call inside the transaction that records the
-/// act, after its audit entry.
+/// access) or a finding made outside the audit log's scan (an audit chain contradicting its
+/// anchor): one per `rule`, `subject` and `window`. Call inside the transaction that records
+/// the act, after its audit entry.
 pub fn raise_now(
     c: &Connection,
     rule: Rule,
-    user: u64,
+    subject: &Subject,
     window: (i64, i64),
     now: i64,
 ) -> rusqlite::Result<()> {
     let seq: i64 = c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?;
-    raise_or_update(c, rule, &Subject::User(user), window, 1, seq, seq, now)?;
+    raise_or_update(c, rule, subject, window, 1, seq, seq, now)?;
     Ok(())
 }
 
-/// Raises an alert at once for `subject` in the Japanese day of `now` (an event found outside
-/// the audit log's scan, such as an audit chain contradicting its anchor). Call inside the
-/// transaction that records the finding, after its audit entry.
-pub fn raise_at_once(
+/// Records an audit chain found contradicting its anchor or failing its check: the audit entry
+/// `action` (`target`: the node whose chain it is, hex id, at the hub; none for this node's own
+/// chain; `detail`: seqs and a kind only) and the [`Rule::AuditChain`] alert about that node, or
+/// about this node, in the Japanese day of `now`. Call inside a write transaction.
+pub fn chain_finding(
     c: &Connection,
-    rule: Rule,
-    subject: &Subject,
+    action: &str,
+    node: Option<&str>,
+    detail: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    let seq: i64 = c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?;
-    raise_or_update(c, rule, subject, jst_day(now), 1, seq, seq, now)?;
-    Ok(())
+    audit::append(
+        c,
+        audit::Entry {
+            at_ms: now,
+            user: None,
+            action,
+            target: node,
+            detail: Some(detail),
+        },
+    )?;
+    let subject = node.map_or(Subject::ThisNode, |n| Subject::Node(n.to_string()));
+    raise_now(c, Rule::AuditChain, &subject, jst_day(now), now)
 }
 
 /// Records what `rule` counts of one entry for `subject` in `window` (`monitor_counts`: one

@@ -94,7 +94,13 @@ impl Node {
                     Some(&sid),
                     Some(&reason),
                 )?;
-                monitor::raise_now(&tx, monitor::Rule::IdentifiedAccess, uid, (now, until), now)?;
+                monitor::raise_now(
+                    &tx,
+                    monitor::Rule::IdentifiedAccess,
+                    &monitor::Subject::User(uid),
+                    (now, until),
+                    now,
+                )?;
                 tx.commit()?;
                 Ok::<_, Error>(Ok(until))
             })

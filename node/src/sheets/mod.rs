@@ -1046,19 +1046,14 @@ impl Node {
                 if resolved_only {
                     filters.push("s.id IN (SELECT sheet_id FROM resolutions)".to_string());
                 }
-                let given = |v: &Option<String>| {
-                    v.as_deref()
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_string)
-                };
                 // Full/half width and decomposed kana folded (NFKC) before anything else.
                 if let Some(q) = given(&query.q.as_deref().map(value::fold_query)) {
                     let narrow: String = q.chars().filter(|ch| *ch != '-').collect();
+                    let kind = SearchKind::of(&q);
                     if deidentified {
                         filters.push("s.access_key = ?".to_string());
                         args.push(Box::new(narrow.trim().to_string()));
-                    } else if !narrow.is_empty() && narrow.chars().all(|ch| ch.is_ascii_digit()) {
+                    } else if kind == SearchKind::Number {
                         filters.push(
                             "(s.access_key = ? OR s.insured_no = ? OR s.insurer_no = ?)"
                                 .to_string(),
@@ -1066,7 +1061,7 @@ impl Node {
                         for _ in 0..3 {
                             args.push(Box::new(narrow.clone()));
                         }
-                    } else if q.chars().any(is_ideograph) {
+                    } else if kind == SearchKind::Kanji {
                         // A name in kanji: a prefix of 氏名, spaces not counted, as a range
                         // over the index of that expression (migration 020).
                         let typed: String = q.chars().filter(|c| !c.is_whitespace()).collect();
@@ -1182,6 +1177,46 @@ impl Node {
     }
 }
 
+/// A filter's value as the list uses it: trimmed, or none when blank.
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// What the list's search box (検索) is taken for, once folded (`value::fold_query`) and
+/// trimmed: digits (hyphens allowed) are an access key, 保険者番号 or 被保険者番号; a name with a
+/// kanji is 氏名; anything else is 氏名カナ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SearchKind {
+    Number,
+    Kanji,
+    Kana,
+}
+
+impl SearchKind {
+    fn of(q: &str) -> SearchKind {
+        let mut digits = q.chars().filter(|c| *c != '-').peekable();
+        if digits.peek().is_some() && digits.all(|c| c.is_ascii_digit()) {
+            SearchKind::Number
+        } else if q.chars().any(is_ideograph) {
+            SearchKind::Kanji
+        } else {
+            SearchKind::Kana
+        }
+    }
+
+    /// As the audit detail names it.
+    fn label(self) -> &'static str {
+        match self {
+            SearchKind::Number => "number",
+            SearchKind::Kanji => "kanji",
+            SearchKind::Kana => "kana",
+        }
+    }
+}
+
 /// The audit detail of one list page (`sheet_list`): the page, the number of rows, what kind
 /// of search it was and which filters were set, and the ids of the sheets it showed, so that
 /// the log says which patients a list put on a screen. Never the search text itself: it is a
@@ -1190,24 +1225,8 @@ impl Node {
 /// (`search` is `kana`, `kanji` or `number`; absent parts are left out).
 fn list_detail(query: &SheetQuery, page: u32, rows: &[SheetRow]) -> String {
     let mut d = format!("page={page}");
-    let set = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    if let Some(q) = set(&query.q.as_deref().map(value::fold_query)) {
-        let kind = if q.chars().any(is_ideograph) {
-            "kanji"
-        } else if q
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '-' || c.is_whitespace())
-        {
-            "number"
-        } else {
-            "kana"
-        };
-        d.push_str(&format!(" search={kind}"));
+    if let Some(q) = given(&query.q.as_deref().map(value::fold_query)) {
+        d.push_str(&format!(" search={}", SearchKind::of(&q).label()));
     }
     for (name, v) in [
         ("status", &query.status),
@@ -1218,7 +1237,7 @@ fn list_detail(query: &SheetQuery, page: u32, rows: &[SheetRow]) -> String {
     ] {
         // Filter values are chosen from the screen's lists (codes, ids, dates): never typed
         // personal data. Anything else is named only.
-        if let Some(v) = set(v) {
+        if let Some(v) = given(v) {
             if v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 d.push_str(&format!(" {name}={v}"));
             } else {

@@ -551,19 +551,14 @@ impl Store {
                     }
                     tx.commit()
                 })();
-                let result = result.map_err(|e| {
-                    let again: Vec<StoreError> =
-                        (0..answers.len()).map(|_| failed_again(&e)).collect();
-                    again
-                });
+                let outcomes: Vec<Result<(), StoreError>> = answers
+                    .iter()
+                    .map(|_| result.as_ref().map(|_| ()).map_err(failed_again))
+                    .collect();
+                // Before the callers hear of it: a health check right after sees a full disk.
                 note_disk_full(&full);
-                match result {
-                    Ok(()) => answers.into_iter().for_each(|a| {
-                        let _ = a.send(Ok(()));
-                    }),
-                    Err(errors) => answers.into_iter().zip(errors).for_each(|(a, e)| {
-                        let _ = a.send(Err(e));
-                    }),
+                for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                    let _ = answer.send(outcome);
                 }
             });
             self.writer.send(job).map_err(|_| StoreError::Stopped)?;

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::requests::{Ask, Reply};
 use crate::config::NodeRole;
-use crate::monitor::{self, Rule, Subject};
+use crate::monitor;
 use crate::{Node, audit};
 
 /// A signed checkpoint as it crosses: the entry's seq, the chain's hash at it and the node's
@@ -66,9 +66,13 @@ pub(super) async fn at_hub(node: &Node, peer: &Peer, anchor: Anchor, restored: b
             let tx = c.transaction()?;
             let previous = latest_at_hub(&tx, &from)?;
             if previous.as_ref() != Some(&anchor) {
-                let contradicts = previous.as_ref().is_some_and(|p| {
-                    anchor.seq < p.seq || (anchor.seq == p.seq && anchor.head != p.head)
-                });
+                // The entry of the last checkpoint held, when this one contradicts it.
+                let contradicted = previous
+                    .as_ref()
+                    .filter(|p| {
+                        anchor.seq < p.seq || (anchor.seq == p.seq && anchor.head != p.head)
+                    })
+                    .map(|p| p.seq);
                 tx.execute(
                     "INSERT INTO audit_anchors (node, seq, head, signature, received, restored)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -81,16 +85,8 @@ pub(super) async fn at_hub(node: &Node, peer: &Peer, anchor: Anchor, restored: b
                         restored
                     ],
                 )?;
-                if let (true, Some(p)) = (contradicts, &previous) {
-                    diverged(
-                        &tx,
-                        Subject::Node(from.clone()),
-                        &from,
-                        anchor.seq,
-                        p.seq,
-                        restored,
-                        now,
-                    )?;
+                if let Some(held) = contradicted {
+                    diverged(&tx, Some(&from), anchor.seq, held, restored, now)?;
                 }
             }
             tx.commit()?;
@@ -110,27 +106,15 @@ pub(super) async fn at_hub(node: &Node, peer: &Peer, anchor: Anchor, restored: b
 
 /// At the hub: node `peer` found that its chain no longer holds the checkpoint at `seq` the
 /// hub had answered. Recorded and alerted as the hub's own finding is.
-pub(super) async fn diverged_at_hub(node: &Node, peer: &Peer, seq: i64, restored: bool) -> Reply {
+pub(super) async fn diverged_at_hub(node: &Node, peer: &Peer, seq: i64) -> Reply {
     let from = peer.node.to_string();
     let now = node.clock.now_ms();
     let done = node
         .store
         .write(move |c| {
             let tx = c.transaction()?;
-            let last: i64 = tx.query_row(
-                "SELECT coalesce(max(seq), 0) FROM audit_anchors WHERE node = ?1",
-                [&from],
-                |r| r.get(0),
-            )?;
-            diverged(
-                &tx,
-                Subject::Node(from.clone()),
-                &from,
-                last,
-                seq,
-                restored,
-                now,
-            )?;
+            let newest = latest_at_hub(&tx, &from)?.map_or(0, |a| a.seq);
+            diverged(&tx, Some(&from), newest, seq, false, now)?;
             tx.commit()?;
             Ok::<_, crate::Error>(())
         })
@@ -163,12 +147,12 @@ fn latest_at_hub(c: &Connection, from: &str) -> rusqlite::Result<Option<Anchor>>
     .optional()
 }
 
-/// Records a chain that contradicts its anchor: an audit entry (`target`: the node whose chain
-/// it is, hex id, or none for this node) and the [`Rule::AuditChain`] alert for `subject`.
+/// Records a chain that contradicts its anchor (`monitor::chain_finding`,
+/// `audit_anchor_diverged`): node `node`'s at the hub, or this node's own (`None`); `seq` is the
+/// newest checkpoint, `anchored` the one it contradicts.
 fn diverged(
     c: &Connection,
-    subject: Subject,
-    node: &str,
+    node: Option<&str>,
     seq: i64,
     anchored: i64,
     restored: bool,
@@ -178,18 +162,8 @@ fn diverged(
         "seq={seq} anchored={anchored} restored={}",
         if restored { "yes" } else { "no" }
     );
-    audit::append(
-        c,
-        audit::Entry {
-            at_ms: now,
-            user: None,
-            action: "audit_anchor_diverged",
-            target: (!node.is_empty()).then_some(node),
-            detail: Some(&detail),
-        },
-    )?;
     tracing::error!(target: "nsdb", seq, anchored, restored, "an audit chain contradicts its anchor at the hub (rewritten, tail cut, or restored from a backup)");
-    monitor::raise_at_once(c, Rule::AuditChain, &subject, now)
+    monitor::chain_finding(c, "audit_anchor_diverged", node, &detail, now)
 }
 
 /// What a report of the node's newest checkpoint did.
@@ -251,7 +225,7 @@ pub async fn report_anchor(node: &Node) -> crate::Result<AnchorReport> {
                 _ => None,
             };
             if let Some(at) = broken {
-                diverged(&tx, Subject::ThisNode, "", kept.seq, at, false, now)?;
+                diverged(&tx, None, kept.seq, at, false, now)?;
             }
             audit::keep_anchor(&tx, kept.seq, &kept.head)?;
             audit::clear_awaits_anchor(&tx)?;
@@ -269,10 +243,7 @@ pub async fn report_anchor(node: &Node) -> crate::Result<AnchorReport> {
             let _ = node
                 .sync
                 .requests
-                .ask(&Ask::AnchorDiverged {
-                    seq: at,
-                    restored: false,
-                })
+                .ask(&Ask::AnchorDiverged { seq: at })
                 .await;
             Ok(AnchorReport::Diverged { at })
         }

@@ -81,7 +81,7 @@ pub(super) enum Ask {
         restored: bool,
     },
     /// The node's chain no longer holds the checkpoint at `seq` the hub answered.
-    AnchorDiverged { seq: i64, restored: bool },
+    AnchorDiverged { seq: i64 },
 }
 
 /// What the hub answers.
@@ -640,8 +640,8 @@ impl Answerer for HubDesk {
             Ok(Ask::Anchor { anchor, restored }) => {
                 super::anchor::at_hub(&self.node, peer, anchor, restored).await
             }
-            Ok(Ask::AnchorDiverged { seq, restored }) => {
-                super::anchor::diverged_at_hub(&self.node, peer, seq, restored).await
+            Ok(Ask::AnchorDiverged { seq }) => {
+                super::anchor::diverged_at_hub(&self.node, peer, seq).await
             }
             Err(e) => Reply::Refused {
                 reason: format!("unreadable request: {e}"),
