@@ -1281,15 +1281,7 @@ impl Node {
                 }
                 let (insurer, insured_no) = insured.unwrap_or_default();
                 let (name, birth) = named.unwrap_or_default();
-                let mut st = c.prepare(&format!(
-                    "SELECT {ROW_COLUMNS} FROM sheets s {ROW_JOINS}
-                     WHERE s.institution = ?1 AND s.id != ?2 AND s.kokuji = ?3 AND s.eda = ?4
-                       AND s.form_id LIKE 'rinko-%'
-                       AND ((?5 != '' AND s.insurer_no = ?5 AND s.insured_no = ?6)
-                         OR (?7 != '' AND replace(replace(s.name, ' ', ''), '　', '') = ?7
-                             AND s.birth_date = ?8))
-                     ORDER BY s.updated_at DESC, s.id LIMIT 5"
-                ))?;
+                let mut st = c.prepare(&same_patient_sql())?;
                 let rows = st
                     .query_map(
                         params![
@@ -1445,6 +1437,26 @@ pub fn heads_of(blob: &[u8]) -> Vec<[u8; 32]> {
         .collect()
 }
 
+/// The query of [`Node::same_patient_sheets`]: the institution's other 臨個票 of the same
+/// disease (`?3` 告示番号, `?4` 枝番) for the same patient, found by 保険者番号 and 被保険者番号
+/// (`?5`, `?6`) or by the name without spaces and the birth date (`?7`, `?8`), newest first, at
+/// most 5. Each way is looked up in its own index (`sheets_patient`, `sheets_name_joined`):
+/// written as one `OR` over the institution, SQLite walked every sheet of the institution in
+/// the list's order, at every opening of a new draft in the editor.
+fn same_patient_sql() -> String {
+    format!(
+        "SELECT {ROW_COLUMNS} FROM sheets s {ROW_JOINS}
+         WHERE s.id IN (
+             SELECT id FROM sheets WHERE ?5 != '' AND institution = ?1
+                AND insured_no = ?6 AND insurer_no = ?5
+             UNION
+             SELECT id FROM sheets WHERE ?7 != '' AND institution = ?1
+                AND replace(replace(name, ' ', ''), '　', '') = ?7 AND birth_date = ?8)
+           AND s.id != ?2 AND s.kokuji = ?3 AND s.eda = ?4 AND s.form_id LIKE 'rinko-%'
+         ORDER BY s.updated_at DESC, s.id LIMIT 5"
+    )
+}
+
 impl Node {
     /// The ids of every sheet this node holds, in order. For the node's own upkeep (benchmarks,
     /// tests); never behind a user's request, since it checks no authorisation.
@@ -1485,5 +1497,17 @@ mod tests {
                 assert!(plan.contains(index), "{plan}");
             }
         }
+    }
+
+    /// The editor's offer to carry a sheet forward (同じ患者の前回の臨個票) looks the patient up
+    /// by its two indexes, never by walking the institution's sheets.
+    #[test]
+    fn the_same_patient_is_looked_up_by_index() {
+        let plan = crate::store::query_plans(&[&same_patient_sql()]).remove(0);
+        for index in ["INDEX sheets_patient", "INDEX sheets_name_joined"] {
+            assert!(plan.contains(index), "{plan}");
+        }
+        assert!(!plan.contains("sheets_list"), "{plan}");
+        assert!(!plan.contains("SCAN s"), "{plan}");
     }
 }

@@ -217,6 +217,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/020_name_search.sql"),
     include_str!("../../migrations/021_import_digest.sql"),
     include_str!("../../migrations/022_audit_anchors.sql"),
+    include_str!("../../migrations/023_carried_index.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
