@@ -96,6 +96,12 @@ pub struct NodeConfig {
     /// The font prints fall back to for characters the embedded IPAex Gothic lacks (config key
     /// `print_fallback_font`).
     pub print_fallback_font: FallbackFont,
+    /// The reverse proxies in front of the web listener (config key `trusted_proxies`:
+    /// addresses or networks such as `10.0.0.5` or `10.0.0.0/24`). A request from one of them
+    /// is counted against the client address its `X-Forwarded-For` names
+    /// ([`crate::http::shared::client::address`]); from anyone else the header is ignored.
+    /// Empty (the default): the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Which fallback font the prints use ([`crate::print::load_fallback_font`]).
@@ -169,6 +175,13 @@ struct ConfigFile {
     /// `/usr/share/fonts/truetype/ipamj/ipamjm.ttf` (Debian's fonts-ipamj-mincho) when it is
     /// installed. A file named here must exist.
     print_fallback_font: Option<String>,
+    /// The reverse proxies (TLS terminators, load balancers) in front of the web listener,
+    /// as addresses or networks (`["10.0.0.5", "10.0.1.0/24"]`). For a request from one of
+    /// them, the per-address sign-in limit counts the client its `X-Forwarded-For` names (the
+    /// last address in it that is not itself one of these proxies); from any other peer the
+    /// header is ignored, so a client cannot choose its own address. Default: none (the TCP
+    /// peer is the client).
+    trusted_proxies: Option<Vec<String>>,
 }
 
 impl NodeConfig {
@@ -205,6 +218,15 @@ impl NodeConfig {
             })?),
             None => DEFAULT_METRICS_LISTEN.parse().ok(),
         };
+        let trusted_proxies = file
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                parse_proxy(p)
+                    .map_err(|e| anyhow::anyhow!("config {}: trusted_proxies: {e}", path.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(NodeConfig {
             name: file.name,
             role: file.role,
@@ -237,6 +259,7 @@ impl NodeConfig {
                 .min_free_disk_mib
                 .unwrap_or(crate::ops::space::DEFAULT_MIN_FREE_MIB)
                 .saturating_mul(1 << 20),
+            trusted_proxies,
         })
     }
 
@@ -247,6 +270,19 @@ impl NodeConfig {
     pub fn identity_path(&self) -> PathBuf {
         self.data_dir.join("identity.key")
     }
+}
+
+/// One entry of `trusted_proxies`: an address (`10.0.0.5`, `::1`: that address alone) or a
+/// network (`10.0.0.0/24`). Errors: neither, with the text as given.
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!(
+                "{text:?} is not an address or a network such as \"10.0.0.5\" or \"10.0.0.0/24\""
+            )
+        })
 }
 
 /// The configuration reference: one Markdown table row per key of the file (nested tables as
@@ -429,6 +465,41 @@ name = "東京テスト病院"
         assert_eq!(
             NodeConfig::from_file(&path).unwrap().integrity_check_every,
             Some(std::time::Duration::from_secs(6 * 3600))
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nsdb.toml");
+        let base = "name = \"h\"\nrole = \"hub\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"d\"\nkey_env = \"K\"\n";
+        let inst = "[institution]\ncode = \"1\"\nname = \"n\"\n";
+        std::fs::write(&path, format!("{base}{inst}")).unwrap();
+        assert!(
+            NodeConfig::from_file(&path)
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
+        std::fs::write(
+            &path,
+            format!("{base}trusted_proxies = [\"10.0.0.5\", \"10.0.1.0/24\", \"::1\"]\n{inst}"),
+        )
+        .unwrap();
+        let proxies = NodeConfig::from_file(&path).unwrap().trusted_proxies;
+        let shown: Vec<String> = proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.5/32", "10.0.1.0/24", "::1/128"]);
+        std::fs::write(
+            &path,
+            format!("{base}trusted_proxies = [\"10.0.0.5\", \"proxy.local\"]\n{inst}"),
+        )
+        .unwrap();
+        let err = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("nsdb.toml")
+                && err.contains("trusted_proxies")
+                && err.contains("proxy.local"),
+            "{err}"
         );
     }
 }

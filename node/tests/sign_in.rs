@@ -230,3 +230,58 @@ async fn a_sixth_sign_in_ends_the_oldest_session() {
     }
     assert_eq!(live, [false, true, true, true, true, true]);
 }
+
+/// Wrong-password sign-ins through the node's real listener, each naming `forwarded` in
+/// `X-Forwarded-For`: how many were answered 401 before the first 429 (None: never limited).
+async fn allowed_before_the_limit(
+    t: &TestNode,
+    forwarded: &dyn Fn(usize) -> String,
+) -> Option<u32> {
+    let http = reqwest::Client::new();
+    for i in 0..(nsdb::http::shared::sign_in_limit::BURST as usize + 10) {
+        let res = http
+            .post(t.url("/api/v1/session"))
+            .header("x-forwarded-for", forwarded(i))
+            .header("content-type", "application/json")
+            .body(json!({"login": "doctor", "password": "wrong-password"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        match res.status() {
+            reqwest::StatusCode::UNAUTHORIZED => {}
+            reqwest::StatusCode::TOO_MANY_REQUESTS => return Some(i as u32),
+            other => panic!("attempt {i}: {other}"),
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_limited_and_no_one_else_chooses_an_address()
+ {
+    let mut t = TestNode::start(NodeRole::Hospital).await;
+    // The default trusts no proxy: a client naming a new address in every request is still
+    // one address, limited after its burst.
+    let spoofed = allowed_before_the_limit(&t, &|i| format!("198.51.100.{i}")).await;
+    assert!(
+        spoofed.is_some(),
+        "a forged X-Forwarded-For escaped the limit"
+    );
+    // The node behind a proxy on loopback (the test's own address): each client the proxy
+    // names has an allowance of its own, and one client using it up leaves the others theirs.
+    t.reopen_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()])
+        .await;
+    let first = allowed_before_the_limit(&t, &|_| "203.0.113.7".into()).await;
+    assert!(
+        first.is_some(),
+        "one client behind the proxy was never limited"
+    );
+    // A client forging an entry to the left of the proxy's is still the address the proxy saw.
+    let forged = allowed_before_the_limit(&t, &|i| format!("192.0.2.{i}, 203.0.113.7")).await;
+    assert_eq!(forged, Some(0), "the forged left-hand entry was believed");
+    let other = allowed_before_the_limit(&t, &|_| "203.0.113.8".into()).await;
+    assert!(
+        other.is_some_and(|n| n >= 15),
+        "another client behind the proxy lost its allowance: {other:?}"
+    );
+}

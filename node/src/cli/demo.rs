@@ -125,6 +125,7 @@ pub fn config(data: &Path, n: &DemoNode, addr: SocketAddr) -> anyhow::Result<Nod
         integrity_check_every: None,
         min_free_bytes: crate::ops::space::DEFAULT_MIN_FREE_MIB << 20,
         print_fallback_font: crate::config::FallbackFont::Default,
+        trusted_proxies: Vec::new(),
     })
 }
 

@@ -216,8 +216,15 @@ impl TestNode {
     /// in-memory state, its HTTP server on a new loopback port; the old server stops. Stop the
     /// node's sync first.
     pub async fn reopen(&mut self) {
+        self.reopen_with(|_| ()).await;
+    }
+
+    /// [`TestNode::reopen`] with its configuration first changed by `change` (as an operator
+    /// edits the file and restarts the node).
+    pub async fn reopen_with(&mut self, change: impl FnOnce(&mut crate::config::NodeConfig)) {
         self.server.task.abort();
-        let config = self.node.config.clone();
+        let mut config = self.node.config.clone();
+        change(&mut config);
         let node = Node::open(config, crate::Clock::System).expect("the node opens again");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

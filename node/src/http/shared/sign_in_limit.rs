@@ -5,10 +5,12 @@
 //! guess fast nor fill the password checks' pool. The limit is generous enough for a hospital
 //! whose staff all sign in through one address at the start of a shift.
 //!
-//! The address is the TCP peer (`ConnectInfo`); a request without one (the router called
-//! in-process) counts against one shared key. Must never look at the body or the login.
+//! The address is the client's as [`super::client::address`] tells it: the TCP peer
+//! (`ConnectInfo`), or behind one of the node's `trusted_proxies` the client its
+//! `X-Forwarded-For` names; a request without a peer (the router called in-process) counts
+//! against one shared key. Must never look at the body or the login.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,10 +67,11 @@ pub async fn limit(
     if !is_sign_in(&req) {
         return next.run(req).await;
     }
-    let addr = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        .map(|c| c.0);
+    let addr = super::client::address(peer, req.headers(), &node.config.trusted_proxies);
     if limit.limiter.len() > MAX_TRACKED {
         limit.limiter.retain_recent();
     }
