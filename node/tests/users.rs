@@ -772,3 +772,235 @@ async fn an_account_of_a_kind_the_node_does_not_hold_signs_in_nowhere_and_sees_n
         r.body
     );
 }
+
+/// The same actions through the API (`/api/v1/users/{id}/…`), for a 責任者's own tooling: each
+/// refused to anyone but the 責任者 and without a recent sign-in or 再認証, each audited as on
+/// the screen, and the secrets it hands out never kept by a cache.
+#[tokio::test]
+async fn the_user_administration_actions_work_through_the_api_behind_the_role_and_reauth() {
+    use axum::http::Method;
+    let t = TestNode::start(NodeRole::Hospital).await;
+    let clerk = user_id(&t, "clerk").await;
+    let doctor = user_id(&t, "doctor").await;
+    let admin = user_id(&t, "admin").await;
+    let mut api = Client::new(&t);
+    api.api_login("admin").await;
+    let no_store = |r: &support::Reply| {
+        r.headers
+            .get(axum::http::header::CACHE_CONTROL)
+            .is_some_and(|v| v == "no-store")
+    };
+
+    // アカウントロック and ロック解除.
+    let r = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/users/{clerk}/lock"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/users/{clerk}/unlock"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    // パスワード初期化: the one-time password signs in (to change it first); the old one no
+    // longer does.
+    let r = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/users/{clerk}/password-reset"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(no_store(&r));
+    let password = r.json()["password"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["login"], "clerk");
+    assert_eq!(
+        sign_in_with(&t, "clerk", "demo").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, to) = sign_in_with(&t, "clerk", &password).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(to.contains("/account/password"), "{to}");
+
+    // IDパスワード通知書: a PDF, not cached.
+    let r = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/users/{clerk}/notice"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.raw.starts_with(b"%PDF") && no_store(&r));
+
+    // 暗号鍵再発行: the key file's text, once.
+    let r = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/users/{doctor}/key"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let key = r.json()["key_file"].as_str().unwrap().to_string();
+    assert!(key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) && no_store(&r));
+
+    // 有効期限: a date that cannot be read is refused with what was typed; 和暦 is read.
+    let expiry = format!("/api/v1/users/{clerk}/expiry");
+    let r = api
+        .json(
+            Method::PUT,
+            &expiry,
+            serde_json::json!({"expires_on": "来年"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("「来年」")
+    );
+    let r = api
+        .json(
+            Method::PUT,
+            &expiry,
+            serde_json::json!({"expires_on": "R20.3.31"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(
+        audit_of(&t, "user_expiry").await[0].1.as_deref(),
+        Some("expires_on=2038-03-31")
+    );
+    let r = api
+        .json(
+            Method::PUT,
+            &expiry,
+            serde_json::json!({"expires_on": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    // One's own account, an unknown one, and an id that is not a number.
+    for (id, status) in [
+        (admin.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+        ("999999".to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+        ("clerk".to_string(), StatusCode::NOT_FOUND),
+    ] {
+        let r = api
+            .send(
+                Method::POST,
+                &format!("/api/v1/users/{id}/lock"),
+                "",
+                String::new(),
+            )
+            .await;
+        assert_eq!(r.status, status, "{id}: {}", r.body);
+    }
+
+    // Nobody else, and not without a recent sign-in or 再認証.
+    let mut other = Client::new(&t);
+    other.api_login("doctor").await;
+    let r = other
+        .send(
+            Method::POST,
+            &format!("/api/v1/users/{clerk}/lock"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    sql(&t, "UPDATE sessions SET reauth_at = reauth_at - 3600000").await;
+    let r = api
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/users/{clerk}"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.json()["error"]["code"], "reauth_required");
+    let r = api
+        .json(
+            Method::POST,
+            "/api/v1/session/reauth",
+            serde_json::json!({"password": "demo"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    // 責任者変更, then 削除 of the clerk by the new 責任者.
+    let r = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/users/{doctor}/responsible"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["to_login"], "doctor");
+    assert_eq!(r.json()["from_login"], "admin");
+    let r = api
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/users/{clerk}"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the former 責任者 still administers: {}",
+        r.body
+    );
+    let mut doctor_api = Client::new(&t);
+    doctor_api.api_login("doctor").await;
+    let r = doctor_api
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/users/{clerk}"),
+            "",
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(
+        sign_in_with(&t, "clerk", &password).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    for action in [
+        "user_lock",
+        "user_unlock",
+        "user_password_reset",
+        "user_notice",
+        "user_key_reissue",
+        "user_responsible",
+        "user_delete",
+    ] {
+        assert_eq!(audit_of(&t, action).await.len(), 1, "{action}");
+    }
+}

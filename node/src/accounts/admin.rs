@@ -559,6 +559,22 @@ impl Node {
         })
     }
 
+    /// 有効期限 as typed (西暦 or 和暦, as every date; blank: none), read for
+    /// [`Node::set_user_expiry`]. Errors: [`Error::Invalid`] naming what was typed and the
+    /// forms a date may take.
+    pub fn typed_expiry(typed: &str) -> Result<Option<nsdb_rules::value::Date>> {
+        let typed = typed.trim();
+        if typed.is_empty() {
+            return Ok(None);
+        }
+        nsdb_rules::value::Date::typed(typed).map(Some).ok_or_else(|| {
+            Error::Invalid(format!(
+                "有効期限「{typed}」を日付として読めません。{}で入力してください（空欄は期限なし）。",
+                nsdb_ui::DATE_HINT
+            ))
+        })
+    }
+
     /// 有効期限: sets (or with `None` removes) user `uid`'s expiry date (`YYYY-MM-DD`, JST):
     /// after that day they cannot sign in and the list shows 期限切れ. Audited `user_expiry`
     /// with the new date. Errors: as [`Node::reset_password`]; [`Error::Invalid`] for a date

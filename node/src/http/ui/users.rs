@@ -16,14 +16,14 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::Error;
 use crate::accounts::UserRow;
 use crate::accounts::admin::{USERS_PER_PAGE, UserSearch};
 use crate::accounts::policy::{Action, Role, Target, UserKind, authorize};
 use crate::http::AppState;
-use crate::http::shared::page::{Ctx, done_then, error_page, file_disposition, jst, posted_form};
+use crate::http::shared::page::{Ctx, done_then, error_page, posted_form};
 use crate::http::shared::reauth;
 use crate::http::shared::session::UiSession;
+use crate::{Error, Node};
 
 /// The kinds an institution's users have, as the filter offers them.
 const KINDS: [UserKind; 5] = [
@@ -399,47 +399,9 @@ async fn notice(
         Ok(back) => back,
         Err(r) => return r,
     };
-    let ctx = Ctx::new(&node, &s);
-    let issued = match node.issue_credentials_notice(&s.principal, id).await {
-        Ok(p) => p,
-        Err(e) => return refused(&node, &s, &back, id, None, e).await,
-    };
-    let kind = match node.users_of(&s.principal).await {
-        Ok(rows) => rows
-            .iter()
-            .find(|u| u.id == id)
-            .map(|u| u.kind.label())
-            .unwrap_or(""),
-        Err(e) => return error_page(Some(&ctx), e),
-    };
-    let at = jst(node.clock.now_ms(), false);
-    let pdf = crate::print::credentials_notice_pdf(&crate::print::CredentialsNotice {
-        institution_name: &issued.institution.name,
-        institution_code: &issued.institution.code,
-        login: &issued.login,
-        name: &issued.name,
-        kind,
-        password: &issued.password,
-        issued_at: &at,
-    });
-    match pdf {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (header::CACHE_CONTROL, "no-store".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    file_disposition(
-                        "attachment",
-                        &format!("IDパスワード通知書_{}.pdf", issued.login),
-                        &format!("id-notice-{id}.pdf"),
-                    ),
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => error_page(Some(&ctx), Error::Invalid(e.to_string())),
+    match crate::http::shared::credentials::issue_notice(&node, &s.principal, id).await {
+        Ok(notice) => notice.into_response(),
+        Err(e) => refused(&node, &s, &back, id, None, e).await,
     }
 }
 
@@ -653,19 +615,9 @@ async fn expiry(
         Err(r) => return r,
     };
     let typed = fields.get("expires_on").map(|v| v.trim()).unwrap_or("");
-    let date = if typed.is_empty() {
-        None
-    } else {
-        match nsdb_rules::value::Date::typed(typed) {
-            Some(d) => Some(d),
-            None => {
-                let e = Error::Invalid(format!(
-                    "有効期限「{typed}」を日付として読めません。{}で入力してください（空欄は期限なし）。",
-                    nsdb_ui::DATE_HINT
-                ));
-                return refused(&node, &s, &back, id, Some(typed.to_string()), e).await;
-            }
-        }
+    let date = match Node::typed_expiry(typed) {
+        Ok(d) => d,
+        Err(e) => return refused(&node, &s, &back, id, Some(typed.to_string()), e).await,
     };
     let text = match date {
         Some(d) => format!("有効期限を{d}にしました。"),
