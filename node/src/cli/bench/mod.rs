@@ -387,7 +387,13 @@ mod tests {
                 "editor_render",
                 "editor_save",
                 "list_page",
-                "list_search_kana"
+                "list_search_kana",
+                "http_editor_render",
+                "https_editor_render",
+                "https_over_http_editor_render",
+                "http_list_page",
+                "https_list_page",
+                "https_over_http_list_page",
             ]
         );
         assert!(figures.iter().all(|f| f.median > 0.0));
@@ -576,5 +582,152 @@ pub async fn ui(opts: UiBench) -> anyhow::Result<Vec<Figure>> {
         }
         figures.push(Figure::from_runs("ui", metric, "ms", &per_run));
     }
+    figures.extend(over_the_wire(app, &cookie, &id, opts).await?);
     Ok(figures)
+}
+
+/// The editor and the list page as a browser gets them: over loopback HTTP/1.1 on a kept-alive
+/// connection, plain and with TLS (the listener `nsdb serve` runs with `tls`, a certificate
+/// made here for `localhost`), alternating within each run. Figures per run: the median time
+/// to the last byte of each, and the TLS cost as the ratio of the two medians
+/// (`https_over_http_…`).
+async fn over_the_wire(
+    app: axum::Router,
+    cookie: &str,
+    id: &str,
+    opts: UiBench,
+) -> anyhow::Result<Vec<Figure>> {
+    let dir = tempfile::tempdir()?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])?.self_signed(&key)?;
+    let tls = crate::ops::tls::TlsConfig {
+        cert: dir.path().join("server.pem"),
+        key: dir.path().join("server.key"),
+    };
+    std::fs::write(&tls.cert, cert.pem())?;
+    std::fs::write(&tls.key, key.serialize_pem())?;
+    let server_config = crate::ops::tls::server_config(&tls, crate::Clock::System.now_ms())?;
+
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let plain_addr = plain.local_addr()?;
+    let plain_app = app
+        .clone()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let plain_task = tokio::spawn(async move { axum::serve(plain, plain_app).await });
+    let secure = std::net::TcpListener::bind("127.0.0.1:0")?;
+    secure.set_nonblocking(true)?;
+    let secure_addr = secure.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let secure_task = tokio::spawn(crate::ops::tls::serve(
+        secure,
+        server_config,
+        app,
+        handle.clone(),
+    ));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone())?;
+    let client_config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
+    let mut over_http = Connection::open(
+        tokio::net::TcpStream::connect(plain_addr).await?,
+        "plain HTTP",
+    )
+    .await?;
+    let tcp = tokio::net::TcpStream::connect(secure_addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let mut over_https = Connection::open(connector.connect(name, tcp).await?, "HTTPS").await?;
+
+    let mut figures = Vec::new();
+    type Path<'a> = Box<dyn Fn(usize) -> String + 'a>;
+    let pages: [(&str, Path); 2] = [
+        ("editor_render", Box::new(|_| format!("/sheets/{id}/edit"))),
+        (
+            "list_page",
+            Box::new(|i| format!("/sheets?page={}", 1 + i % 50)),
+        ),
+    ];
+    for (page, path) in &pages {
+        let (mut plain_ms, mut tls_ms, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 0..=opts.runs {
+            let (mut plain, mut tls) = (Vec::new(), Vec::new());
+            for i in 0..opts.requests {
+                let path = path(run * opts.requests + i);
+                plain.push(over_http.get(&path, cookie).await?);
+                tls.push(over_https.get(&path, cookie).await?);
+            }
+            // The first run warms both connections up; it is not counted.
+            if run > 0 {
+                let (h, s) = (median_ms(plain), median_ms(tls));
+                plain_ms.push(h);
+                tls_ms.push(s);
+                ratio.push(s / h);
+            }
+        }
+        figures.push(Figure::from_runs(
+            "ui",
+            &format!("http_{page}"),
+            "ms",
+            &plain_ms,
+        ));
+        figures.push(Figure::from_runs(
+            "ui",
+            &format!("https_{page}"),
+            "ms",
+            &tls_ms,
+        ));
+        figures.push(Figure::from_runs(
+            "ui",
+            &format!("https_over_http_{page}"),
+            "ratio",
+            &ratio,
+        ));
+    }
+    handle.shutdown();
+    plain_task.abort();
+    let _ = secure_task.await;
+    Ok(figures)
+}
+
+/// One kept-alive HTTP/1.1 connection of [`over_the_wire`], as a browser holds one.
+struct Connection {
+    send: hyper::client::conn::http1::SendRequest<http_body_util::Empty<axum::body::Bytes>>,
+    what: &'static str,
+}
+
+impl Connection {
+    async fn open<S>(stream: S, what: &'static str) -> anyhow::Result<Connection>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Connection { send, what })
+    }
+
+    /// GETs `path` with the session `cookie`; the time until its last byte, in ms. Errors:
+    /// the connection failed, or an answer other than 200.
+    async fn get(&mut self, path: &str, cookie: &str) -> anyhow::Result<f64> {
+        use http_body_util::BodyExt;
+        let req = axum::http::Request::get(path)
+            .header(axum::http::header::HOST, "localhost")
+            .header(axum::http::header::COOKIE, cookie)
+            .body(http_body_util::Empty::new())?;
+        let started = Instant::now();
+        self.send.ready().await?;
+        let res = self.send.send_request(req).await?;
+        let status = res.status();
+        let _ = res.into_body().collect().await?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status != axum::http::StatusCode::OK {
+            anyhow::bail!("{path} over {}: the server answered {status}", self.what);
+        }
+        Ok(ms)
+    }
 }
