@@ -111,6 +111,7 @@ pub struct OpenConflict {
 
 /// A search of the sheet list. Empty fields do not filter.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SheetQuery {
     /// Name in kana (prefix), insured number, insurer number or access key.
     pub q: Option<String>,

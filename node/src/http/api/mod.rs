@@ -296,6 +296,12 @@ mod tests {
                 if path.contains('{') {
                     assert!(has("404"), "{at}");
                 }
+                // A path parameter is one the path names; everything else is a query.
+                for param in op["parameters"].as_array().into_iter().flatten() {
+                    let name = param["name"].as_str().unwrap();
+                    let named = path.contains(&format!("{{{name}}}"));
+                    assert_eq!(param["in"] == "path", named, "{at}: parameter {name}");
+                }
                 let body = op["requestBody"]["content"].as_object();
                 if body.is_some_and(|c| c.contains_key("application/json")) {
                     assert!(has("400"), "{at}");

@@ -83,7 +83,8 @@ fn form_summaries(node: &Node) -> Vec<FormSummary> {
 
 /// Searches the sheets the user may see, newest first.
 #[utoipa::path(get, path = "/api/v1/sheets", tag = "sheets", params(SheetQuery),
-    responses((status = 200, body = SheetPage), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = SheetPage), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid`: page 0, or a search the role may not make")),
     security(("bearer" = [])))]
 async fn list_sheets(
     State(node): State<AppState>,
