@@ -273,16 +273,32 @@ impl NodeConfig {
 }
 
 /// One entry of `trusted_proxies`: an address (`10.0.0.5`, `::1`: that address alone) or a
-/// network (`10.0.0.0/24`). Errors: neither, with the text as given.
+/// network (`10.0.0.0/24`). Errors, with the text as given: neither; a network with host bits
+/// set (`10.0.0.5/24`: the network or the one address?); a network of everyone (`/0`), which
+/// would let any client choose the address the sign-in limit counts.
 fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
     let text = text.trim();
-    text.parse::<ipnet::IpNet>()
+    let net = text
+        .parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| {
             format!(
                 "{text:?} is not an address or a network such as \"10.0.0.5\" or \"10.0.0.0/24\""
             )
-        })
+        })?;
+    if net.prefix_len() == 0 {
+        return Err(format!(
+            "{text:?} trusts every address: any client could then choose the address the sign-in limit counts; name the proxies' own addresses or network"
+        ));
+    }
+    if net.trunc() != net {
+        return Err(format!(
+            "{text:?} has host bits set: write {:?} for the network or {:?} for the one address",
+            net.trunc().to_string(),
+            net.addr().to_string()
+        ));
+    }
+    Ok(net)
 }
 
 /// The configuration reference: one Markdown table row per key of the file (nested tables as
@@ -501,5 +517,21 @@ name = "東京テスト病院"
                 && err.contains("proxy.local"),
             "{err}"
         );
+        for (entry, said) in [
+            ("0.0.0.0/0", "trusts every address"),
+            ("::/0", "trusts every address"),
+            (
+                "10.0.0.5/24",
+                "\"10.0.0.0/24\" for the network or \"10.0.0.5\"",
+            ),
+        ] {
+            std::fs::write(
+                &path,
+                format!("{base}trusted_proxies = [\"{entry}\"]\n{inst}"),
+            )
+            .unwrap();
+            let err = NodeConfig::from_file(&path).unwrap_err().to_string();
+            assert!(err.contains(said) && err.contains(entry), "{entry}: {err}");
+        }
     }
 }
