@@ -136,7 +136,8 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 /// - an operation with a path parameter: 404 (no such sheet, paper or inquiry, or one this
 ///   user may not know of);
 /// - an operation that reads a JSON body: 400 `bad_json` (not JSON, or a field missing or of
-///   the wrong type; a value that is readable but wrong is 422 `invalid`);
+///   the wrong type; a value that is readable but wrong is 422 `invalid`); one with query
+///   parameters: 400 `bad_query` (a parameter that cannot be read);
 /// - a multipart upload: 415 `not_multipart`;
 /// - sign-in and 再認証: 429 `too_many_sign_ins` with `Retry-After` (seconds), also before the
 ///   token is checked while the address is throttled.
@@ -181,11 +182,22 @@ impl utoipa::Modify for ErrorResponses {
                         .entry(status.to_string())
                         .or_insert_with(|| response.build().into());
                 };
+                let query =
+                    op.parameters.iter().flatten().any(|p| {
+                        matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)
+                    });
                 if content.iter().any(|c| c == "application/json") {
                     add(
                         "400",
                         error(
                             "`bad_json`: the body is not JSON, or a field is missing or of the wrong type",
+                        ),
+                    );
+                } else if query {
+                    add(
+                        "400",
+                        error(
+                            "`bad_query`: a query parameter cannot be read (e.g. a page that is not a number)",
                         ),
                     );
                 }
@@ -296,11 +308,15 @@ mod tests {
                 if path.contains('{') {
                     assert!(has("404"), "{at}");
                 }
-                // A path parameter is one the path names; everything else is a query.
+                // A path parameter is one the path names; everything else is a query, which
+                // may be unreadable (400).
                 for param in op["parameters"].as_array().into_iter().flatten() {
                     let name = param["name"].as_str().unwrap();
                     let named = path.contains(&format!("{{{name}}}"));
                     assert_eq!(param["in"] == "path", named, "{at}: parameter {name}");
+                    if param["in"] == "query" {
+                        assert!(has("400"), "{at}");
+                    }
                 }
                 let body = op["requestBody"]["content"].as_object();
                 if body.is_some_and(|c| c.contains_key("application/json")) {
