@@ -1382,3 +1382,277 @@ fn restore_lists_the_sheets_the_hub_never_acknowledged_and_replaces_nothing_with
     assert_eq!(get_sheet(site.port, &token, &after).0, 404);
     stop(server);
 }
+
+/// Waits up to `within` for `child` to exit: its status and how long it took, or None (it was
+/// killed then).
+fn exits_within(
+    child: &mut Child,
+    within: Duration,
+) -> Option<(std::process::ExitStatus, Duration)> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < within {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status, start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Whether the server closed `stream` (end of file or a reset), waiting at most its read
+/// timeout; false when nothing came before the timeout.
+fn closed_by_server(stream: &mut impl Read) -> bool {
+    let mut buf = [0u8; 256];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        // Nothing is answered to a head that never arrived whole.
+        Ok(n) => panic!("answered: {}", String::from_utf8_lossy(&buf[..n])),
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// What `nsdb serve` allows a request's head, and the most a stop waits for requests in flight
+/// (docs/operations.md, "Serving"; systemd's TimeoutStopSec is 30 s).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+const STOP_BOUND: Duration = Duration::from_secs(20);
+
+#[test]
+fn a_request_head_that_stalls_or_trickles_is_cut_off_after_5_s() {
+    let site = Site::new();
+    ok(&site.add_user("dr-slow"));
+    let server = site.serve();
+    // Half a head, then nothing: closed without an answer once the head's time is up.
+    let start = std::time::Instant::now();
+    let mut half = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    half.write_all(b"POST /api/v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+        .unwrap();
+    assert!(closed_by_server(&mut half), "a stalled head was kept 30 s");
+    let waited = start.elapsed();
+    assert!(
+        waited >= HEAD_TIMEOUT - Duration::from_millis(500) && waited < HEAD_TIMEOUT * 3,
+        "closed after {waited:?}"
+    );
+    // A head sent a byte at a time never finishes either: the time is for the whole head.
+    let start = std::time::Instant::now();
+    let mut trickle = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    let head = format!(
+        "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: {}\r\n\r\n",
+        "a".repeat(200)
+    );
+    let mut cut = None;
+    for byte in head.as_bytes() {
+        if trickle.write_all(&[*byte]).is_err() {
+            cut = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cut = cut.expect("a head trickled over 40 s was read whole");
+    assert!(cut < HEAD_TIMEOUT * 3, "cut off after {cut:?}");
+    // Everyone else is answered as before.
+    let (status, body) = http(site.port, "GET", "/api/v1/health", None, "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(site.login("dr-slow").is_some());
+    stop(server);
+}
+
+#[test]
+fn a_stalled_client_never_holds_a_stop_and_nothing_acknowledged_is_lost() {
+    let site = Site::new();
+    ok(&site.add_user("dr-stall"));
+    // This run's log, to read what it says about the stop.
+    let log = site.path("serve.log");
+    let mut server = Command::new(NSDB)
+        .args(["serve", "--config"])
+        .arg(site.config())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..200 {
+        if http(site.port, "GET", "/api/v1/health", None, "").is_some() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !up {
+        stop(server);
+        panic!("the node did not answer");
+    }
+    let token = site.login("dr-stall").unwrap();
+    let (id, _) = create_sheet(site.port, &token, "停止 待機");
+    // A client that sent half a request head, and one whose head is whole but whose body never
+    // comes (only the stop's bound ends that one).
+    let mut half = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    half.write_all(b"POST /api/v1/sheets HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthoriz")
+        .unwrap();
+    let mut slow = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    slow.write_all(
+        b"POST /api/v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"login\":\"dr-stall\",",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    // Within the bound, well before systemd's TimeoutStopSec=30 would kill it; status 0.
+    let (status, took) = exits_within(&mut server, Duration::from_secs(40))
+        .expect("the node did not stop within 40 s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took < STOP_BOUND + Duration::from_secs(5),
+        "stopped after {took:?}"
+    );
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(closed_by_server(&mut slow));
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains("finishing requests in flight (at most 20 s)")
+            && said.contains("closed the connections still open 20 s after the stop"),
+        "{said}"
+    );
+    // What was acknowledged before the stop is there after it.
+    let server = site.serve();
+    let token = site.login("dr-stall").unwrap();
+    let (status, body) = get_sheet(site.port, &token, &id);
+    assert_eq!(status, 200, "{body}");
+    stop(server);
+}
+
+/// A node listening over TLS with a certificate for `localhost` made for the test; the
+/// certificate (DER) a client trusts.
+fn tls_site() -> (Site, Vec<u8>) {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(site.path("server.pem"), cert.pem()).unwrap();
+    std::fs::write(site.path("server.key"), key.serialize_pem()).unwrap();
+    std::fs::set_permissions(
+        site.path("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(site.config()).unwrap().replacen(
+        "\n[institution]",
+        "tls = { cert = \"server.pem\", key = \"server.key\" }\n\n[institution]",
+        1,
+    );
+    std::fs::write(site.config(), config).unwrap();
+    (site, cert.der().to_vec())
+}
+
+/// A TLS connection to `port` that trusts `cert` (the handshake happens at the first write).
+fn tls_connect(
+    port: u16,
+    cert: &[u8],
+) -> tokio_rustls::rustls::StreamOwned<tokio_rustls::rustls::ClientConnection, TcpStream> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.to_vec().into()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+#[test]
+fn over_tls_a_stalled_head_is_cut_off_and_never_holds_a_stop() {
+    let (site, cert) = tls_site();
+    ok(&site.add_user("dr-tls"));
+    let mut server = Command::new(NSDB)
+        .args(["serve", "--config"])
+        .arg(site.config())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let health = b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut up = false;
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", site.port)).is_ok() {
+            let mut s = tls_connect(site.port, &cert);
+            let mut answer = String::new();
+            if s.write_all(health).is_ok() && s.read_to_string(&mut answer).is_ok() {
+                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                up = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !up {
+        stop(server);
+        panic!("the node did not answer over TLS");
+    }
+    // Half a head after the handshake: closed once the head's time is up.
+    let start = std::time::Instant::now();
+    let mut half = tls_connect(site.port, &cert);
+    half.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: loc")
+        .unwrap();
+    half.flush().unwrap();
+    assert!(closed_by_server(&mut half), "a stalled head was kept 30 s");
+    let waited = start.elapsed();
+    assert!(
+        waited >= HEAD_TIMEOUT - Duration::from_millis(500) && waited < HEAD_TIMEOUT * 3,
+        "closed after {waited:?}"
+    );
+    // Another one, then SIGTERM: the stalled head does not hold the stop.
+    let mut stalled = tls_connect(site.port, &cert);
+    stalled
+        .write_all(b"POST /api/v1/session HTTP/1.1\r\nHo")
+        .unwrap();
+    stalled.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let (status, took) = exits_within(&mut server, Duration::from_secs(40))
+        .expect("the node did not stop within 40 s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    assert!(took < HEAD_TIMEOUT * 3, "stopped after {took:?}");
+}
+
+#[test]
+fn version_names_the_schema_it_migrates_to_and_the_commit_it_was_built_from() {
+    let out = Command::new(NSDB).arg("--version").output().unwrap();
+    let said = ok(&out);
+    let expected = format!(
+        "nsdb {} (schema {}, commit ",
+        env!("CARGO_PKG_VERSION"),
+        nsdb::store::schema_version()
+    );
+    assert!(said.starts_with(&expected), "{said}");
+    let commit = said
+        .trim_end()
+        .strip_prefix(&expected)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{said}"));
+    // Built from this checkout: the short hash of the commit (or "unknown" outside git).
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{said}"
+    );
+}

@@ -486,6 +486,19 @@ fn hex_key(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What `nsdb --version` prints after the name: the package version, the schema version this
+/// binary migrates a database to ([`crate::store::schema_version`], the number of migrations)
+/// and the git commit it was built from ("unknown" when built outside a git checkout), e.g.
+/// `0.1.0 (schema 23, commit 5891805)`. Two builds of one package version differ here.
+pub fn version_line() -> String {
+    format!(
+        "{} (schema {}, commit {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::store::schema_version(),
+        env!("NSDB_COMMIT")
+    )
+}
+
 /// Runs the command line: parses the arguments, runs the command, and says what failed.
 pub fn main() -> ExitCode {
     // By default: warnings, and the node's own notices (serving, migrated, stopped, the first
@@ -503,7 +516,13 @@ pub fn main() -> ExitCode {
     } else {
         logs.init();
     }
-    let cli = match Cli::try_parse() {
+    // `nsdb --version` tells builds apart: the schema they migrate to and their commit.
+    let version: &'static str = Box::leak(version_line().into_boxed_str());
+    let parsed = <Cli as clap::CommandFactory>::command()
+        .version(version)
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             if e.use_stderr() {

@@ -1,10 +1,20 @@
 //! `nsdb serve`: one node from its configuration, until SIGTERM or Ctrl-C.
 //!
 //! On either signal the node stops accepting connections, finishes the requests in flight (each
-//! save is committed or never started) and exits with success. It must never exit in the middle
-//! of a request it has accepted.
+//! save is committed or never started) for up to [`STOP_GRACE`], closes the connections left
+//! (stalled clients; a request not answered by then was never acknowledged) and exits with
+//! success.
 
 use crate::{Node, NodeConfig};
+
+/// How long a stop (SIGTERM, Ctrl-C) waits for the requests in flight before it closes the
+/// connections left and exits: well under systemd's `TimeoutStopSec=30` (the unit in
+/// provisioning/systemd), which would otherwise kill the process, leaving time for the audit
+/// checkpoint and the sync task's stop. A request's head must arrive within
+/// [`crate::ops::tls::HEADER_READ_TIMEOUT`] (5 s), so only a slow body or a long answer can
+/// reach this bound; such a request was never answered, and a save is committed before it is
+/// answered, so closing it loses nothing that was acknowledged.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Serves one node until SIGTERM (what systemd sends) or Ctrl-C: opens it, answers HTTP on its
 /// configured address, and on the signal finishes the requests in flight before returning.
@@ -48,32 +58,40 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         .integrity_check_every
         .map(|every| crate::ops::integrity::schedule(node.clone(), every));
     let app = crate::http::router(node.clone());
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    let stop_at = std::sync::Arc::new(std::sync::OnceLock::new());
+    let stopped_at = stop_at.clone();
+    tokio::spawn(async move {
+        stop_signal().await;
+        let _ = stopped_at.set(std::time::Instant::now());
+        // Requests in flight are answered for up to STOP_GRACE; then what is left is closed.
+        stopping.graceful_shutdown(Some(STOP_GRACE));
+    });
+    // The peer address reaches the handlers: sign-in attempts are limited per address.
     match tls {
         Some(tls) => {
-            let listener = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            listener.set_nonblocking(true)?;
             tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving over TLS");
-            let handle = axum_server::Handle::new();
-            let stopping = handle.clone();
-            tokio::spawn(async move {
-                stop_signal().await;
-                // Requests in flight are answered; none is cut off before 30 s.
-                stopping.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-            });
             crate::ops::tls::serve(listener, tls, app, handle).await?;
         }
         None => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!(target: "nsdb", %addr, role = ?node.role(), "serving (plain HTTP, loopback)");
-            // The peer address reaches the handlers: sign-in attempts are limited per address.
-            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop_signal())
-                .await?;
+            crate::ops::tls::serve_plain(listener, app, handle).await?;
         }
+    }
+    // The server returns before STOP_GRACE has passed unless connections outlived it.
+    let cut = stop_at
+        .get()
+        .is_some_and(|at: &std::time::Instant| at.elapsed() >= STOP_GRACE);
+    if cut {
+        tracing::warn!(
+            target: "nsdb",
+            "closed the connections still open {} s after the stop (stalled clients or unfinished requests; a save is committed before it is answered, so nothing acknowledged is lost)",
+            STOP_GRACE.as_secs()
+        );
     }
     checkpoints.abort();
     verified.abort();
@@ -89,7 +107,11 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     if let Some(m) = metrics {
         m.abort();
     }
-    tracing::info!(target: "nsdb", "stopped: every request in flight was answered");
+    if !cut {
+        tracing::info!(target: "nsdb", "stopped: every request in flight was answered");
+    } else {
+        tracing::info!(target: "nsdb", "stopped");
+    }
     Ok(())
 }
 
@@ -186,7 +208,11 @@ pub async fn stop_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    tracing::info!(target: "nsdb", "stop requested; finishing requests in flight");
+    tracing::info!(
+        target: "nsdb",
+        "stop requested; finishing requests in flight (at most {} s)",
+        STOP_GRACE.as_secs()
+    );
 }
 
 /// Verifies the audit chain at start, in the background so that a long chain never delays

@@ -169,8 +169,31 @@ pub fn server_config(tls: &TlsConfig, now_ms: i64) -> Result<ServerConfig, TlsEr
     Ok(config)
 }
 
+/// How long a client has to send a request's head (request line and headers) once the listener
+/// waits for one, on a new connection or a kept-alive one; then the connection is closed
+/// without an answer. A browser or API client sends a head (a few KiB at most) in one write,
+/// which arrives within milliseconds on a hospital network and well within a second on a slow
+/// link, so 5 s is ample for every real client, while a client that stalls (or trickles) in
+/// its head is let go soon, and always well before a stop's bound
+/// (`cli::serve::STOP_GRACE`, 20 s): a stalled head never holds a stop. It also closes
+/// kept-alive connections idle for 5 s; browsers open a new one (and resend) as usual.
+/// Bodies are not bounded by it (an upload may take long); a stop bounds them.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The web listener's HTTP settings, plain or TLS: [`HEADER_READ_TIMEOUT`] (hyper applies no
+/// header timeout without a timer: a half-sent head was waited for forever).
+fn web_server<A>(mut server: axum_server::Server<A>) -> axum_server::Server<A> {
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    server
+}
+
 /// Serves `app` over TLS on an already bound listener until `handle` is told to stop.
-/// The peer address reaches the handlers (`ConnectInfo`), as on the plain listener.
+/// The peer address reaches the handlers (`ConnectInfo`), as on the plain listener. A request's
+/// head must arrive within [`HEADER_READ_TIMEOUT`].
 pub async fn serve(
     listener: std::net::TcpListener,
     config: ServerConfig,
@@ -178,7 +201,21 @@ pub async fn serve(
     handle: axum_server::Handle,
 ) -> std::io::Result<()> {
     let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-    axum_server::from_tcp_rustls(listener, rustls)
+    web_server(axum_server::from_tcp_rustls(listener, rustls))
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+}
+
+/// Serves `app` in plain HTTP (loopback only: [`check_listen`]) on an already bound listener
+/// until `handle` is told to stop, with the TLS listener's limits ([`HEADER_READ_TIMEOUT`]) and
+/// the peer address for the handlers.
+pub async fn serve_plain(
+    listener: std::net::TcpListener,
+    app: axum::Router,
+    handle: axum_server::Handle,
+) -> std::io::Result<()> {
+    web_server(axum_server::from_tcp(listener))
         .handle(handle)
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await
