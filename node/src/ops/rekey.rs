@@ -5,7 +5,10 @@
 //! (mode 600); (2) the database, checkpointed, is exported into `node.db.rekeying` encrypted with
 //! the new key (SQLCipher's `sqlcipher_export`) and that copy is verified (opens, integrity,
 //! same counts); (3) the copy replaces `node.db` by an atomic rename; (4) the old key is kept as
-//! `<key_file>.old` and `<key_file>.new` replaces `<key_file>` by an atomic rename. Before step 3
+//! `<key_file>.old` and, for good, as `<key_file>.old-<fingerprint>` (never overwritten, so that
+//! backups taken under any earlier key stay restorable), and `<key_file>.new` replaces
+//! `<key_file>` by an atomic rename. Every key file is written whole or not at all (a
+//! temporary file, synced, renamed). Before step 3
 //! the database opens with the old key, after it with the new one; [`recover`] looks at which
 //! key opens it and finishes or undoes an interrupted rekey. Backups taken before a rekey need
 //! the old key. This module must never delete a key file that the database still needs.
@@ -35,6 +38,14 @@ pub fn old_key_path(key_file: &Path) -> PathBuf {
     with_suffix(key_file, ".old")
 }
 
+/// Where a previous key is kept for good, by its fingerprint
+/// ([`super::backup::key_fingerprint`], what a backup's manifest names):
+/// `<key_file>.old-<fingerprint>`. Every rekey keeps the key it replaces there and never
+/// overwrites such a file, so a backup taken under any earlier key can still be restored.
+pub fn kept_key_path(key_file: &Path, fingerprint: &str) -> PathBuf {
+    with_suffix(key_file, &format!(".old-{fingerprint}"))
+}
+
 fn key_file(config: &crate::NodeConfig) -> Result<PathBuf, OpsError> {
     match &config.key {
         KeySource::File(p) => Ok(p.clone()),
@@ -50,18 +61,38 @@ pub fn opens_with(db: &Path, key: &DbKey) -> bool {
     connect(db, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY).is_ok()
 }
 
+/// Writes `key` to `path` (mode 600) so that a crash at any moment leaves `path` as it was or
+/// holding the whole key, never empty or cut: written to `<path>.tmp`, synced, renamed over
+/// `path`, the directory synced.
 fn write_key_file(path: &Path, key: &DbKey) -> Result<(), OpsError> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
+    let tmp = with_suffix(path, ".tmp");
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path).map_err(io("cannot write key file", path))?;
+    let mut f = opts.open(&tmp).map_err(io("cannot write key file", &tmp))?;
     f.write_all(key.to_hex().as_bytes())
         .and_then(|_| f.sync_all())
-        .map_err(io("cannot write key file", path))
+        .map_err(io("cannot write key file", &tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io("cannot write key file", path))?;
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+/// Keeps `key` as `<key_file>.old-<fingerprint>` unless a file of that name is there already
+/// (the same fingerprint: the same key).
+fn keep_for_good(key_file: &Path, key: &DbKey) -> Result<(), OpsError> {
+    let kept = kept_key_path(key_file, &super::backup::key_fingerprint(key));
+    if kept.exists() {
+        return Ok(());
+    }
+    write_key_file(&kept, key)
 }
 
 /// What [`recover`] found and did.
@@ -101,9 +132,15 @@ pub fn recover(config: &crate::NodeConfig) -> Result<Recovery, OpsError> {
     Err(OpsError::Store(StoreError::WrongKey { path: db }))
 }
 
-/// Step 4: keeps the old key as `.old`, then puts `.new` in place of the key file.
+/// Step 4: keeps the old key for good (`.old-<fingerprint>`) and as `.old`, then puts `.new`
+/// in place of the key file. A `.old` left by an earlier rekey (perhaps by an nsdb that kept
+/// only that one) is first kept under its own fingerprint, so that replacing it loses no key.
 fn switch_key(key_file: &Path, old: Option<&DbKey>) -> Result<(), OpsError> {
     if let Some(old) = old {
+        if let Ok(earlier) = DbKey::load(&KeySource::File(old_key_path(key_file))) {
+            keep_for_good(key_file, &earlier)?;
+        }
+        keep_for_good(key_file, old)?;
         write_key_file(&old_key_path(key_file), old)?;
     }
     let new_path = new_key_path(key_file);
@@ -186,8 +223,9 @@ pub fn switch_database(config: &crate::NodeConfig) -> Result<(), OpsError> {
 }
 
 /// Changes the database key to a new random key (the node must be stopped). Finishes or undoes
-/// an earlier interrupted rekey first. On success the key file holds the new key and
-/// `<key_file>.old` the previous one (needed for backups taken before).
+/// an earlier interrupted rekey first. On success the key file holds the new key, and
+/// `<key_file>.old` and `<key_file>.old-<fingerprint>` the previous one (needed for backups
+/// taken before; every earlier key stays kept under its fingerprint).
 pub fn recover_then_rekey(config: &crate::NodeConfig) -> Result<Recovery, OpsError> {
     let _lock = DirLock::acquire(&config.data_dir)?;
     let recovered = recover(config)?;
@@ -218,6 +256,7 @@ pub fn which_key_opens(config: &crate::NodeConfig) -> Option<PathBuf> {
     let db = config.database_path();
     [new_key_path(&key_file), old_key_path(&key_file)]
         .into_iter()
+        .chain(kept_keys(&key_file))
         .find(|p| {
             DbKey::load(&KeySource::File(p.clone()))
                 .map(|k| opens_with(&db, &k))
@@ -225,10 +264,35 @@ pub fn which_key_opens(config: &crate::NodeConfig) -> Option<PathBuf> {
         })
 }
 
+/// The previous keys kept beside `key_file` ([`kept_key_path`]), by name.
+fn kept_keys(key_file: &Path) -> Vec<PathBuf> {
+    let dir = match key_file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(name) = key_file.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}.old-");
+    let mut kept: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix) && !n.ends_with(".tmp"))
+        })
+        .map(|e| e.path())
+        .collect();
+    kept.sort();
+    kept
+}
+
 /// What to do when the configured key does not open the database but another key file does,
 /// said as it really is: `<key_file>.new` opening it is an interrupted rekey (`--recover`
-/// finishes it); `<key_file>.old` opening it with no `.new` beside is a database from before the
-/// last rekey put in place by hand (`nsdb restore --key-file` re-encrypts it). None when no key
+/// finishes it); `<key_file>.old` (or a key kept as `<key_file>.old-<fingerprint>`) opening it
+/// with no `.new` beside is a database from before a rekey put in place by hand (`nsdb restore --key-file` re-encrypts it). None when no key
 /// file opens it.
 pub fn wrong_key_advice(config: &crate::NodeConfig) -> Option<String> {
     let key_file = key_file(config).ok()?;
