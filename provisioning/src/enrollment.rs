@@ -52,6 +52,12 @@ pub enum EnrollmentError {
     NotAHub { dir: PathBuf },
     #[error("no node with key {0} is enrolled")]
     NotEnrolled(String),
+    /// The key was revoked: issuing does not quietly enrol it again (a revoked key may be in
+    /// someone else's hands); [`reinstate`] does, deliberately.
+    #[error(
+        "node key {key} ({name}) was revoked, so it is not enrolled again by issuing: if the revocation was a mistake and the key never left that node, add --reinstate; otherwise that node needs a new identity"
+    )]
+    Revoked { key: String, name: String },
     /// The address a node would dial is unspecified (0.0.0.0 or ::): a listening address, not
     /// one a node can reach.
     #[error(
@@ -221,6 +227,12 @@ pub fn issue(
     let key = hex::encode(parse_key(node_key)?);
     let hub = identity(dir)?;
     let mut reg = registry(dir)?;
+    if let Some(revoked) = reg.nodes.iter().find(|n| n.public_key == key && n.revoked) {
+        return Err(EnrollmentError::Revoked {
+            key,
+            name: revoked.name.clone(),
+        });
+    }
     reg.nodes.retain(|n| n.public_key != key);
     reg.nodes.push(EnrolledNode {
         name: name.to_owned(),
@@ -254,6 +266,20 @@ pub fn revoke(dir: &Path, node_key: &str) -> Result<(), EnrollmentError> {
         .find(|n| n.public_key == key)
         .ok_or_else(|| EnrollmentError::NotEnrolled(key.clone()))?;
     node.revoked = true;
+    write_toml(&dir.join(REGISTRY_FILE), &reg)
+}
+
+/// Undoes [`revoke`] for the node holding `node_key`, deliberately (a revocation made by
+/// mistake, the key never having left the node): [`issue`] enrols it again after this.
+pub fn reinstate(dir: &Path, node_key: &str) -> Result<(), EnrollmentError> {
+    let key = hex::encode(parse_key(node_key)?);
+    let mut reg = registry(dir)?;
+    let node = reg
+        .nodes
+        .iter_mut()
+        .find(|n| n.public_key == key)
+        .ok_or_else(|| EnrollmentError::NotEnrolled(key.clone()))?;
+    node.revoked = false;
     write_toml(&dir.join(REGISTRY_FILE), &reg)
 }
 
@@ -363,5 +389,13 @@ mod tests {
 
         revoke(hub.path(), &key).unwrap();
         assert!(registry(hub.path()).unwrap().nodes[0].revoked);
+        // Issuing again does not quietly bring a revoked key back.
+        let again = issue(hub.path(), &key, "hospital", "1399000010", "病院", None).unwrap_err();
+        assert!(matches!(again, EnrollmentError::Revoked { .. }), "{again}");
+        assert!(again.to_string().contains("--reinstate"), "{again}");
+        assert!(registry(hub.path()).unwrap().nodes[0].revoked);
+        reinstate(hub.path(), &key).unwrap();
+        issue(hub.path(), &key, "hospital", "1399000010", "病院", None).unwrap();
+        assert!(!registry(hub.path()).unwrap().nodes[0].revoked);
     }
 }

@@ -411,6 +411,10 @@ enum Provision {
         /// The enrollment file to write.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Enrol a key this hub revoked, again: only when the revocation was a mistake and the
+        /// key never left its node (without it, a revoked key is refused).
+        #[arg(long)]
+        reinstate: bool,
     },
     /// On a node: checks an enrollment file from the hub and keeps it; the node syncs with the
     /// hub from its next start.
@@ -449,6 +453,7 @@ fn provision(action: Provision) -> anyhow::Result<()> {
             name,
             hub_address,
             out,
+            reinstate,
         } => {
             // A hospital's jurisdiction is its 医療機関コード: a mistyped one would match no
             // node's institution.code and send it nothing.
@@ -459,6 +464,9 @@ fn provision(action: Provision) -> anyhow::Result<()> {
             } else {
                 jurisdiction
             };
+            if reinstate {
+                enrollment::reinstate(&data, &node_key)?;
+            }
             let e = enrollment::issue(&data, &node_key, &role, &jurisdiction, &name, hub_address)?;
             enrollment::write_enrollment(&out, &e)?;
             println!("enrolled {name}; carry {} to the node", out.display());
