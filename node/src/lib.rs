@@ -175,23 +175,20 @@ impl Node {
         let db = config.database_path();
         let node_id = NodeId(identity.node_id());
         ops::guard::check_before_open(&config.data_dir, &db)?;
-        let store = match Store::open(&db, Some(&key), 3) {
-            Err(StoreError::WrongKey { path }) => {
-                return Err(match ops::rekey::wrong_key_advice(&config) {
-                    Some(advice) => anyhow::anyhow!(advice),
-                    None => StoreError::WrongKey { path }.into(),
-                });
-            }
-            other => other?,
-        };
+        // A key that does not open the database, or a damaged one, is said as every operator
+        // command says it: which key file does, or the file and the restore.
+        let store = Store::open(&db, Some(&key), 3)
+            .map_err(|e| ops::backup::store_for_operator(&config, None, e))?;
         ops::guard::claim(
             &config.data_dir,
             &db,
             &key,
             &node_id.to_string(),
             config.role,
-        )?;
-        ops::integrity::check_and_mark(&db, &key, &store, std::time::Duration::from_secs(20))?;
+        )
+        .map_err(|e| ops::backup::for_operator(&config, None, e))?;
+        ops::integrity::check_and_mark(&db, &key, &store, std::time::Duration::from_secs(20))
+            .map_err(|e| ops::backup::for_operator(&config, None, e))?;
         load_print_fonts(&config.print_fallback_font)?;
         let catalogue = Arc::new(load_catalogue(config.rules.as_ref())?);
         if store.damage().is_none() {

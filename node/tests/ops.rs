@@ -1199,8 +1199,8 @@ fn an_unfinished_backup_is_never_taken_for_a_real_one() {
         "{err}"
     );
     assert!(!err.contains("管理者に連絡"), "{err}");
-    let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
-    assert!(left.is_empty(), "{left:?}");
+    // Nothing it wrote stays, not even the backup directory it made.
+    assert!(!dest.exists(), "a failed backup left {}", dest.display());
 }
 
 #[test]
@@ -1655,4 +1655,416 @@ fn version_names_the_schema_it_migrates_to_and_the_commit_it_was_built_from() {
         commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
         "{said}"
     );
+}
+
+/// Runs `nsdb ARGS --config …` (as `uid` when given) and expects it to refuse within 30 s (a
+/// `serve` that started instead is stopped and fails the test); its stderr.
+fn refused_within(site: &Site, args: &[&str], uid: Option<u32>) -> String {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(NSDB);
+    cmd.arg(args[0])
+        .arg("--config")
+        .arg(site.config())
+        .args(&args[1..]);
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if child.try_wait().unwrap().is_some() {
+            return refused(&child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+    panic!("nsdb {args:?} did not refuse within 30 s");
+}
+
+/// Checkpoints the site's database into node.db and flips bytes inside its page `page`
+/// (4096-byte pages, counted from 0), as a failing disk would.
+fn damage_page(site: &Site, page: usize) {
+    let db = site.path("data/node.db");
+    let key = nsdb::store::DbKey::from_hex(&"5a".repeat(32)).unwrap();
+    {
+        let c = nsdb::store::connect(&db, Some(&key), rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = page * 4096 + 1000;
+    assert!(bytes.len() > at + 8, "{} bytes", bytes.len());
+    for b in &mut bytes[at..at + 8] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+}
+
+/// The doctor's line for `check`, FIX or not.
+fn doctor_line(said: &str, check: &str) -> String {
+    said.lines()
+        .find(|l| {
+            l.get(5..)
+                .is_some_and(|rest| rest.starts_with(&format!("{check:<15} ")))
+        })
+        .unwrap_or_else(|| panic!("no {check} line in\n{said}"))
+        .to_string()
+}
+
+/// One damaged page inside the file: serve, doctor, backup and rekey each name the database
+/// file and say to restore the latest backup (with the command and the guide's section), and
+/// what comes back after it on this node; the restore they give brings the node back.
+#[test]
+fn a_damaged_page_is_named_with_the_restore_by_serve_doctor_backup_and_rekey() {
+    let site = Site::new();
+    ok(&site.add_user("dr-damage"));
+    let backup = site.path("backup-good");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    // The second page: read as the node opens, so it cannot start at all.
+    damage_page(&site, 1);
+    let db = site.path("data/node.db");
+    let db = db.display().to_string();
+    let restore = format!(
+        "nsdb restore --config {} BACKUP_DIR",
+        site.config().display()
+    );
+    let says_restore = |said: &str, command: &str| {
+        assert!(
+            said.contains(&format!("database {db} is damaged")),
+            "{said}"
+        );
+        assert!(said.contains(command), "{said}");
+        assert!(said.contains("\"Backup and restore\""), "{said}");
+        // Not enrolled: nothing comes back from a hub, and the advice does not say it would.
+        assert!(said.contains("not enrolled with a hub"), "{said}");
+        assert!(!said.contains("from the hub"), "{said}");
+        assert!(!said.contains("database error:"), "{said}");
+    };
+
+    let err = refused_within(&site, &["serve"], None);
+    says_restore(&err, "nsdb restore --config FILE BACKUP_DIR");
+
+    let out = site.nsdb(&["doctor"]);
+    refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = doctor_line(&said, "integrity");
+    assert!(line.starts_with("FIX"), "{line}");
+    says_restore(&line, &restore);
+    assert!(!said.contains("FIX  owner"), "said once: {said}");
+
+    let dest = site.path("backup-of-damage");
+    let err = refused(&site.nsdb(&["backup", dest.to_str().unwrap()]));
+    says_restore(&err, &restore);
+    assert!(!dest.exists(), "a failed backup left {}", dest.display());
+
+    let err = refused(&site.nsdb(&["rekey"]));
+    says_restore(&err, &restore);
+
+    // What they say to do brings the node back.
+    ok(&site.nsdb(&["rekey", "--recover"]));
+    ok(&site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]));
+    let out = ok(&site.nsdb(&["doctor"]));
+    assert!(out.contains("chain verified"), "{out}");
+}
+
+/// Damage in the first page cannot be told from a wrong key: serve and doctor say both, and
+/// how to tell (the key's fingerprint, which doctor prints and a backup's manifest records);
+/// a backup damaged there is refused as damaged, not as a wrong key.
+#[test]
+fn a_damaged_first_page_is_said_to_be_a_wrong_key_or_damage_with_the_fingerprint_to_tell() {
+    let site = Site::new();
+    ok(&site.add_user("dr-first"));
+    let backup = site.path("backup-first");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let manifest = std::fs::read_to_string(backup.join("manifest.toml")).unwrap();
+    let fingerprint = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("key_fingerprint = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let out = ok(&site.nsdb(&["doctor"]));
+    assert!(
+        doctor_line(&out, "key").contains(&format!("fingerprint {fingerprint}")),
+        "{out}"
+    );
+
+    damage_page(&site, 0);
+    let damaged = std::fs::read(site.path("data/node.db")).unwrap();
+    let says_both = |said: &str| {
+        assert!(
+            said.contains(&site.path("data/node.db").display().to_string()),
+            "{said}"
+        );
+        assert!(
+            said.contains("鍵が違うか、ファイルの先頭ページが壊れています"),
+            "{said}"
+        );
+        assert!(
+            said.contains("the key is wrong, or the file's first page is damaged"),
+            "{said}"
+        );
+        assert!(said.contains("key_fingerprint"), "{said}");
+        assert!(said.contains("nsdb restore --config"), "{said}");
+        assert!(said.contains("Backup and restore"), "{said}");
+    };
+    says_both(&refused_within(&site, &["serve"], None));
+    let out = site.nsdb(&["doctor"]);
+    refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        doctor_line(&said, "key").contains(&format!("fingerprint {fingerprint}")),
+        "{said}"
+    );
+    let line = doctor_line(&said, "database");
+    assert!(line.starts_with("FIX"), "{line}");
+    says_both(&said);
+    // Nothing was changed by looking.
+    assert!(std::fs::read(site.path("data/node.db")).unwrap() == damaged);
+
+    // A backup whose first page is damaged (its checksum forged) is refused as damaged.
+    let broken = site.path("backup-broken");
+    std::fs::create_dir(&broken).unwrap();
+    let mut db = std::fs::read(backup.join("node.db")).unwrap();
+    for b in &mut db[1000..1008] {
+        *b ^= 0xff;
+    }
+    std::fs::write(broken.join("node.db"), &db).unwrap();
+    let sum = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&db))
+    };
+    let forged: String = manifest
+        .lines()
+        .map(|l| {
+            if l.starts_with("sha256") {
+                format!("sha256 = \"{sum}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(broken.join("manifest.toml"), forged).unwrap();
+    let err = refused(&site.nsdb(&["restore", "--yes", broken.to_str().unwrap()]));
+    assert!(
+        err.contains(&format!("{} is damaged", broken.join("node.db").display()))
+            && err.contains("use another backup")
+            && err.contains("nothing was replaced"),
+        "{err}"
+    );
+    assert!(!err.contains("鍵が違う"), "{err}");
+    ok(&site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]));
+    ok(&site.nsdb(&["doctor"]));
+}
+
+/// Under the service layout, restore runs as root while the data directory belongs to the
+/// service's user: what it writes is that user's, mode 600. A node.db of root's left there
+/// (copied by hand) is a FIX for doctor with the exact command, and serve, run as the service's
+/// user, refuses with the same command; once it is run, the node serves as that user.
+#[test]
+fn a_restore_as_root_gives_the_database_to_the_data_directory_owner_and_doctor_checks_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var("CI").is_err(), "needs root in CI");
+        eprintln!("skipped: needs root to own files as another user");
+        return;
+    }
+    const SERVICE: u32 = 65534;
+    let site = Site::new();
+    ok(&site.add_user("dr-owned"));
+    let backup = site.path("backup-owned");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let give =
+        |path: &std::path::Path| std::os::unix::fs::chown(path, Some(SERVICE), Some(SERVICE));
+    // The service layout: the data directory, its files and the key are the service user's.
+    for entry in std::fs::read_dir(site.path("data")).unwrap() {
+        give(&entry.unwrap().path()).unwrap();
+    }
+    give(&site.path("data")).unwrap();
+    give(&site.path("db.key")).unwrap();
+    std::fs::set_permissions(site.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The backup's own file is readable by others: the restored copy must not be.
+    std::fs::set_permissions(
+        backup.join("node.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::remove_file(site.path("data/identity.key")).unwrap();
+
+    ok(&site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]));
+    for name in ["node.db", "identity.key"] {
+        let meta = std::fs::metadata(site.path(&format!("data/{name}"))).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (SERVICE, SERVICE), "{name}");
+        assert_eq!(meta.mode() & 0o777, 0o600, "{name}");
+    }
+    let out = ok(&site.nsdb(&["doctor"]));
+    assert!(
+        doctor_line(&out, "database files").starts_with("ok"),
+        "{out}"
+    );
+
+    // A copy made by hand as root: root's, readable by others.
+    let db = site.path("data/node.db");
+    std::os::unix::fs::chown(&db, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = site.nsdb(&["doctor"]);
+    refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = doctor_line(&said, "database files");
+    assert!(line.starts_with("FIX"), "{line}");
+    let command = line
+        .split_once("as root run ")
+        .unwrap_or_else(|| panic!("no command in {line}"))
+        .1
+        .to_string();
+    assert!(
+        command.starts_with("chown ")
+            && command.contains(&format!("{} && chmod 600 {}", db.display(), db.display())),
+        "{command}"
+    );
+    let err = refused_within(&site, &["serve"], Some(SERVICE));
+    assert!(
+        err.contains(&command),
+        "serve says another command than doctor:\n{err}\n{command}"
+    );
+
+    // The command given, run, lets the service's user serve.
+    let run = Command::new("sh").arg("-c").arg(&command).status().unwrap();
+    assert!(run.success(), "{command}");
+    ok(&site.nsdb(&["doctor"]));
+    let server = Command::new(NSDB)
+        .args(["serve", "--config"])
+        .arg(site.config())
+        .uid(SERVICE)
+        .gid(SERVICE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answered = false;
+    for _ in 0..200 {
+        if http(site.port, "GET", "/api/v1/health", None, "").is_some() {
+            answered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(server);
+    assert!(answered, "the node serves as the service's user");
+}
+
+/// After an interrupted rekey (the database switched to the new key, the key file not yet),
+/// doctor and backup say what serve says: which key file opens it, and --recover.
+#[test]
+fn after_an_interrupted_rekey_doctor_and_backup_say_what_serve_says() {
+    let site = Site::new();
+    ok(&site.add_user("dr-rekey"));
+    let config = nsdb::NodeConfig::from_file(&site.config()).unwrap();
+    let current = nsdb::store::DbKey::from_hex(&"5a".repeat(32)).unwrap();
+    let next = nsdb::store::DbKey::from_bytes([0x79; 32]);
+    nsdb::ops::rekey::stage(&config, &current, &next).unwrap();
+    nsdb::ops::rekey::switch_database(&config).unwrap();
+
+    let advice = |said: &str| -> String {
+        let at = said
+            .find("cannot open database")
+            .unwrap_or_else(|| panic!("no advice in {said}"));
+        let advice = said[at..].lines().next().unwrap().trim().to_string();
+        assert!(
+            advice.contains("db.key.new") && advice.contains("--recover"),
+            "{advice}"
+        );
+        advice
+    };
+    let serve = advice(&refused_within(&site, &["serve"], None));
+    let out = site.nsdb(&["doctor"]);
+    refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = doctor_line(&said, "database");
+    assert!(line.starts_with("FIX"), "{line}");
+    assert_eq!(advice(&line), serve);
+    assert!(!said.contains("key is wrong"), "{said}");
+    let dest = site.path("backup-during-rekey");
+    let err = refused(&site.nsdb(&["backup", dest.to_str().unwrap()]));
+    assert_eq!(advice(&err), serve);
+    assert!(!err.contains("key is wrong"), "{err}");
+    assert!(!dest.exists());
+
+    let out = ok(&site.nsdb(&["rekey", "--recover"]));
+    assert!(out.contains("opened with the new key"), "{out}");
+    ok(&site.nsdb(&["doctor"]));
+}
+
+/// A mistyped data_dir is a FIX: only nsdb init creates a node (serve refuses), so doctor
+/// never says one will be created on first start.
+#[test]
+fn doctor_says_a_missing_data_directory_needs_init_or_a_corrected_data_dir() {
+    let site = Site::new();
+    ok(&site.add_user("dr-typo"));
+    let config = std::fs::read_to_string(site.config())
+        .unwrap()
+        .replace("data_dir = \"data\"", "data_dir = \"dta\"");
+    std::fs::write(site.config(), config).unwrap();
+    let out = site.nsdb(&["doctor"]);
+    refused(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = doctor_line(&said, "data directory");
+    assert!(line.starts_with("FIX"), "{line}");
+    assert!(
+        line.contains(&format!("{} does not exist", site.path("dta").display())),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("nsdb init --config {}", site.config().display())),
+        "{line}"
+    );
+    assert!(line.contains("mistyped"), "{line}");
+    assert!(!said.contains("first start"), "{said}");
+    assert!(!site.path("dta").exists(), "doctor created nothing");
+}
+
+/// Backup refuses a destination whose parent does not exist (an unmounted share) and one
+/// inside the data directory, creating nothing; a backup that fails leaves nothing behind.
+#[test]
+fn backup_refuses_a_missing_parent_or_the_data_directory_and_a_failed_one_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    ok(&site.add_user("dr-dest"));
+    let unmounted = site.path("share/nsdb/2026-11-30");
+    let err = refused(&site.nsdb(&["backup", unmounted.to_str().unwrap()]));
+    assert!(
+        err.contains(&format!(
+            "{} does not exist",
+            site.path("share/nsdb").display()
+        )) && err.contains("mount or create it first"),
+        "{err}"
+    );
+    assert!(!site.path("share").exists(), "created the missing folders");
+
+    let inside = site.path("data/backups");
+    let err = refused(&site.nsdb(&["backup", inside.to_str().unwrap()]));
+    assert!(err.contains("inside the node's data directory"), "{err}");
+    assert!(!inside.exists());
+
+    // A failure of another kind (the key file now holds another key): nothing left either;
+    // an empty directory given stays, empty.
+    let key = site.path("db.key");
+    std::fs::write(&key, "5b".repeat(32)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dest = site.path("backup-new");
+    refused(&site.nsdb(&["backup", dest.to_str().unwrap()]));
+    assert!(!dest.exists(), "a failed backup left {}", dest.display());
+    let given = site.path("backup-given");
+    std::fs::create_dir(&given).unwrap();
+    refused(&site.nsdb(&["backup", given.to_str().unwrap()]));
+    assert_eq!(std::fs::read_dir(&given).unwrap().count(), 0);
+    std::fs::write(&key, "5a".repeat(32)).unwrap();
+    ok(&site.nsdb(&["backup", dest.to_str().unwrap()]));
+    assert!(dest.join("manifest.toml").exists());
 }

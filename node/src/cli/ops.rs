@@ -21,7 +21,8 @@ pub fn backup(file: &Path, dest: &Path) -> anyhow::Result<()> {
     crate::ops::guard::require_node(&config, file, "backup")?;
     let key = DbKey::load(&config.key)?;
     let id = node_id(&config)?;
-    let m = backup::backup(&config, &key, &id, dest, crate::Clock::System.now_ms())?;
+    let m = backup::backup(&config, &key, &id, dest, crate::Clock::System.now_ms())
+        .map_err(|e| backup::for_operator(&config, Some(file), e))?;
     println!(
         "backup of node {} in {}: {} sheets, {} users, {} workflow events, {} audit entries (chain verified), {} bytes, SHA-256 {}",
         m.node_name,
@@ -61,13 +62,13 @@ fn local_time(ms: i64) -> String {
 /// place, with the data directory's files it carries that are missing; with `--key-file`, a
 /// backup taken with an older key is re-encrypted to the node's key.
 pub fn restore(
-    config: &Path,
+    file: &Path,
     dir: &Path,
     verify_only: bool,
     key_file: Option<&Path>,
     yes: bool,
 ) -> anyhow::Result<()> {
-    let config = NodeConfig::from_file(config)?;
+    let config = NodeConfig::from_file(file)?;
     let key = DbKey::load(&config.key)?;
     let backup_key = key_file
         .map(|p| DbKey::load(&crate::store::KeySource::File(p.to_path_buf())))
@@ -101,7 +102,8 @@ pub fn restore(
         dir,
         crate::Clock::System.now_ms(),
         &mut || warn_unacknowledged(&config, &key, dir, yes),
-    )?;
+    )
+    .map_err(|e| backup::for_operator(&config, Some(file), e))?;
     println!(
         "restored {} sheets, {} users, {} audit entries (verified) from {}, taken at {}",
         r.manifest.sheets,
@@ -155,6 +157,13 @@ fn warn_unacknowledged(
 ) -> Result<(), crate::ops::OpsError> {
     let ids = match backup::unacknowledged(config, key) {
         Ok(ids) => ids,
+        Err(crate::ops::OpsError::Store(e)) if e.is_damage() => {
+            eprintln!(
+                "note: the current database {} is damaged, so which sheets the hub has not acknowledged cannot be read; the restore replaces it (changes made since the backup that did not reach the hub are lost with it)",
+                config.database_path().display()
+            );
+            return Ok(());
+        }
         Err(e) => {
             eprintln!(
                 "note: the current database could not be read to see which sheets the hub has not acknowledged ({e}); changes made since the backup that did not reach the hub are lost with the restore"
@@ -218,14 +227,18 @@ fn warn_unacknowledged(
 }
 
 /// `nsdb rekey --config FILE [--recover]`.
-pub fn rekey(config: &Path, recover_only: bool) -> anyhow::Result<()> {
-    let config = NodeConfig::from_file(config)?;
-    let said = match if recover_only {
+pub fn rekey(file: &Path, recover_only: bool) -> anyhow::Result<()> {
+    let config = NodeConfig::from_file(file)?;
+    let done = if recover_only {
         let _lock = crate::ops::guard::DirLock::acquire(&config.data_dir)?;
-        rekey::recover(&config)?
+        rekey::recover(&config)
     } else {
-        rekey::recover_then_rekey(&config)?
-    } {
+        rekey::recover_then_rekey(&config)
+    };
+    let done = done.map_err(|e| backup::for_operator(&config, Some(file), e))?;
+    // The re-encrypted database is a new file: the node's alone, as restore leaves it.
+    backup::give_database_to_owner(&config)?;
+    let said = match done {
         rekey::Recovery::Nothing => "",
         rekey::Recovery::OpensWithOldKey => {
             "an interrupted rekey was undone: the database opened with the old key. "
@@ -270,7 +283,8 @@ pub fn audit_verify(file: &Path) -> anyhow::Result<()> {
         &config.database_path(),
         Some(&key),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?;
+    )
+    .map_err(|e| backup::store_for_operator(&config, Some(file), e))?;
     let identity = nsdb_provisioning::NodeIdentity::load(&config.identity_path())?;
     let verdict = verify_anchored(&conn, &identity.public_key().to_bytes())?;
     println!("{verdict}");

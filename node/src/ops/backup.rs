@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::guard::{DirLock, database_owner};
 use super::{OpsError, integrity_problems, io, sha256_file, sync_dir};
-use crate::store::{DbKey, connect};
+use crate::store::{DbKey, StoreError, connect};
 
 /// The manifest's file name inside a backup directory.
 pub const MANIFEST: &str = "manifest.toml";
@@ -68,6 +68,107 @@ pub fn key_fingerprint(key: &DbKey) -> String {
     use sha2::Digest;
     let bytes = hex::decode(key.to_hex()).unwrap_or_default();
     hex::encode(&sha2::Sha256::digest(bytes)[..8])
+}
+
+/// An error met opening or reading the node's own database, said so that its operator knows
+/// what to do, alike in every command (serve, doctor, backup, restore, rekey): damage
+/// (SQLITE_CORRUPT, SQLITE_NOTADB past the first page) names the database file and the restore
+/// of the latest backup, with what comes back after it on this node ([`super::CatchUp`]); a key
+/// that does not open it while another key file beside `key_file` does (`<key_file>.new`: an
+/// interrupted rekey) says what `nsdb serve` says ([`super::rekey::wrong_key_advice`]). Any
+/// other error is returned as it is. `config_file` is the configuration the commands given
+/// name (None: `FILE`).
+pub fn for_operator(
+    config: &crate::NodeConfig,
+    config_file: Option<&Path>,
+    e: OpsError,
+) -> OpsError {
+    match e {
+        OpsError::Store(e) => OpsError::Store(store_for_operator(config, config_file, e)),
+        other => other,
+    }
+}
+
+/// [`for_operator`] for a [`StoreError`].
+pub fn store_for_operator(
+    config: &crate::NodeConfig,
+    config_file: Option<&Path>,
+    e: StoreError,
+) -> StoreError {
+    match e {
+        StoreError::WrongKey { path } => match super::rekey::wrong_key_advice(config) {
+            Some(advice) => StoreError::OtherKey(advice),
+            None => StoreError::WrongKey { path },
+        },
+        e if e.is_damage() => e.at(&config.database_path()).with_restore(
+            config_file.unwrap_or(Path::new("FILE")),
+            super::CatchUp::of(config).after_restore(),
+        ),
+        // Damage met inside a statement of SQLite's own (an export, a copy) comes back as a
+        // plain error ("SQL logic error", or a message without the code): the page check says
+        // whether the database is damaged.
+        e @ (StoreError::Sqlite(_) | StoreError::Migration(_)) => match page_check(config) {
+            Some(found) => StoreError::damaged_file(&config.database_path(), &found).with_restore(
+                config_file.unwrap_or(Path::new("FILE")),
+                super::CatchUp::of(config).after_restore(),
+            ),
+            None => e,
+        },
+        e => e,
+    }
+}
+
+/// What the page check (`cipher_integrity_check`, `integrity_check`) finds wrong with the
+/// node's database, opened with its configured key; None when it passes or cannot run for
+/// another reason than damage.
+fn page_check(config: &crate::NodeConfig) -> Option<String> {
+    let key = DbKey::load(&config.key).ok()?;
+    let conn = match connect(
+        &config.database_path(),
+        Some(&key),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) {
+        Ok(c) => c,
+        Err(StoreError::Corrupt { detail, .. }) => return Some(detail),
+        Err(_) => return None,
+    };
+    match integrity_problems(&conn) {
+        Ok(p) if p.is_empty() => None,
+        Ok(p) => Some(format!("the page check: {}", p.join("; "))),
+        Err(OpsError::Store(e)) if e.is_damage() => Some(format!("the page check: {e}")),
+        Err(_) => None,
+    }
+}
+
+/// Why `dest` cannot receive a backup of the node whose data directory is `data_dir`, if it
+/// cannot: its parent directory does not exist (a backup share that is not mounted: nsdb backup
+/// never creates it, which would fill the node's own disk), or it is inside the data directory
+/// (lost with the disk it should survive).
+fn unfit_destination(dest: &Path, data_dir: &Path) -> Option<String> {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Some(format!(
+            "its parent directory {} does not exist: mount or create it first (nsdb backup creates only the backup directory itself, never the directories above it, so that a backup share that is not mounted cannot fill the node's own disk)",
+            parent.display()
+        ));
+    }
+    let full = match dest.canonicalize() {
+        Ok(p) => p,
+        Err(_) => parent
+            .canonicalize()
+            .ok()?
+            .join(dest.file_name().unwrap_or_default()),
+    };
+    let data = data_dir.canonicalize().ok()?;
+    full.starts_with(&data).then(|| {
+        format!(
+            "it is inside the node's data directory {}, where a backup is lost with the disk it should survive: give a directory outside it, on another disk or share",
+            data_dir.display()
+        )
+    })
 }
 
 /// What a backup holds, written beside its database.
@@ -162,6 +263,12 @@ pub fn backup(
     dest: &Path,
     now_ms: i64,
 ) -> Result<Manifest, OpsError> {
+    if let Some(reason) = unfit_destination(dest, &config.data_dir) {
+        return Err(OpsError::BackupDestination {
+            dest: dest.to_path_buf(),
+            reason,
+        });
+    }
     if dest.exists() && !dest.is_dir() {
         return Err(OpsError::NotEmpty {
             dir: dest.to_path_buf(),
@@ -177,13 +284,23 @@ pub fn backup(
             dir: dest.to_path_buf(),
         });
     }
-    std::fs::create_dir_all(dest).map_err(io("cannot create", dest))?;
+    // Only the backup directory itself: its parent exists (unfit_destination).
+    let created = !dest.exists();
+    if created {
+        std::fs::create_dir(dest).map_err(io("cannot create", dest))?;
+    }
     let result = write_backup(config, key, node_id, dest, now_ms);
     if let Err(e) = result {
         for name in [PARTIAL_DATABASE, PARTIAL_MANIFEST, DATABASE, MANIFEST] {
             let _ = std::fs::remove_file(dest.join(name));
         }
         let _ = std::fs::remove_file(dest.join(format!("{PARTIAL_DATABASE}-journal")));
+        // Nothing of a failed backup stays: not even the directory it made (an empty one
+        // given to it stays, empty).
+        if created {
+            let _ = std::fs::remove_dir(dest);
+        }
+        let e = for_operator(config, None, e);
         if e.is_disk_full() {
             let needs_bytes = std::fs::metadata(config.database_path())
                 .map(|m| m.len())
@@ -221,6 +338,8 @@ fn write_backup(
         // One step of every page: one read transaction, so the copy is one consistent moment
         // even while the node keeps writing (WAL readers never block the writer).
         let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        // A page that does not decrypt stops the copy with an error of the copy's own ("SQL
+        // logic error"): backup() has the page check say whether it was that.
         b.step(-1)?;
         drop(b);
         dst.pragma_update(None, "journal_mode", "DELETE")?;
@@ -341,13 +460,21 @@ pub fn verify(dir: &Path, key: &DbKey, node_id: &str) -> Result<Manifest, OpsErr
         )));
     }
     let conn = connect(&db, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| {
+        // What failed, in a few words: the store's own message would advise restoring a backup,
+        // which is what is being done.
+        let what = match &e {
+            StoreError::WrongKey { .. } => "its first page does not decrypt".to_string(),
+            StoreError::Corrupt { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        };
+        let db = db.display();
         bad(if manifest.key_fingerprint.is_empty() {
             format!(
-                "it does not open with this key ({e}); if the key was changed since, give the key it was taken with (--key-file)"
+                "{db} does not open with this key ({what}): the key is wrong or the file is damaged; if the key was changed since, give the key it was taken with (--key-file), else use another backup"
             )
         } else {
             format!(
-                "the page check failed as it was opened ({e}): the file is damaged although the key is the right one; use another backup"
+                "{db} is damaged: the page check failed as it was opened ({what}) although the key is the one it was taken with (the manifest's key_fingerprint); use another backup"
             )
         })
     })?;
@@ -427,6 +554,47 @@ fn write_private(path: &Path, content: &[u8]) -> Result<(), OpsError> {
         .map_err(io("cannot write", path))
 }
 
+/// Gives a file a restore wrote in `data_dir` to the data directory's owner (the user the node
+/// serves as) when running as root, so that the node can open it (and `private`: readable by
+/// its owner only, mode 600). Run as root under the service layout, a restore would otherwise
+/// leave root's files in the service user's directory, which the node can neither open nor make
+/// private.
+fn give_to_owner(path: &Path, data_dir: &Path, private: bool) -> Result<(), OpsError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if private {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(
+            "cannot make readable by its owner only (chmod 600)",
+            path,
+        ))?;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let owner = std::fs::metadata(data_dir).map_err(io("cannot read", data_dir))?;
+    let file = std::fs::metadata(path).map_err(io("cannot read", path))?;
+    if (file.uid(), file.gid()) != (owner.uid(), owner.gid()) {
+        std::os::unix::fs::chown(path, Some(owner.uid()), Some(owner.gid())).map_err(io(
+            "cannot give to the data directory's owner (chown)",
+            path,
+        ))?;
+    }
+    Ok(())
+}
+
+/// Makes the node's database files ([`crate::store::database_files`], those that exist)
+/// readable by their owner only and, run as root, the data directory owner's: after a command
+/// that replaced the database (`nsdb rekey`, whose re-encrypted copy SQLite creates with the
+/// default mode), so that the node can open it and nobody else can read it.
+pub fn give_database_to_owner(config: &crate::NodeConfig) -> Result<(), OpsError> {
+    for file in crate::store::database_files(&config.database_path()) {
+        if file.exists() {
+            give_to_owner(&file, &config.data_dir, true)?;
+        }
+    }
+    Ok(())
+}
+
 /// What a restore did.
 #[derive(Debug)]
 pub struct Restored {
@@ -482,7 +650,9 @@ pub fn unacknowledged(config: &crate::NodeConfig, key: &DbKey) -> Result<Vec<Str
 /// (a node that lost its disk), the backup's own identity is used and put back. Data directory
 /// files the backup carries are put back when missing; a different existing identity or seal key
 /// is refused ([`OpsError::FileConflict`]) before anything is replaced, while a different
-/// enrollment file (newer than the backup) is kept.
+/// enrollment file (newer than the backup) is kept. Every file it writes is readable by its
+/// owner only (mode 600) and, run as root, belongs to the data directory's owner (the user the
+/// node serves as), as does a lock file it made.
 pub fn restore(
     config: &crate::NodeConfig,
     key: &DbKey,
@@ -515,7 +685,9 @@ pub fn restore_confirmed(
     now_ms: i64,
     confirm: &mut dyn FnMut() -> Result<(), OpsError>,
 ) -> Result<Restored, OpsError> {
-    let _lock = DirLock::acquire(&config.data_dir)?;
+    let lock = DirLock::acquire(&config.data_dir)?;
+    // A lock file this restore made (run as root) must stay the node's to take.
+    give_to_owner(&lock.path, &config.data_dir, false)?;
     let open_key = backup_key.unwrap_or(key);
     let manifest = read_manifest(dir)?;
     let expected = node_id.unwrap_or(&manifest.node_id).to_string();
@@ -580,6 +752,8 @@ pub fn restore_confirmed(
     let staged = config.data_dir.join("node.db.restoring");
     let _ = std::fs::remove_file(&staged);
     std::fs::copy(dir.join(DATABASE), &staged).map_err(io("cannot copy the backup to", &staged))?;
+    // The copy has the backup file's mode: the node's alone, as every file the restore writes.
+    give_to_owner(&staged, &config.data_dir, true)?;
     std::fs::File::open(&staged)
         .and_then(|f| f.sync_all())
         .map_err(io("cannot sync", &staged))?;
@@ -621,7 +795,9 @@ pub fn restore_confirmed(
         .map_err(io("cannot sync", &staged))?;
     let mut files_put_back = Vec::new();
     for (name, content) in missing {
-        write_private(&config.data_dir.join(&name), &content)?;
+        let path = config.data_dir.join(&name);
+        write_private(&path, &content)?;
+        give_to_owner(&path, &config.data_dir, true)?;
         files_put_back.push(name);
     }
     let previous = if db.exists() {

@@ -1,12 +1,14 @@
 //! `nsdb doctor`: checks a node's installation and says, for each problem, what to fix: the key
-//! file's mode, the data directory's owner and mode, free disk, the clock, the database (opens
-//! with the key, is this node's, intact, audit chain, schema), enrollment and the rule pack's
-//! signature. It reads only; it must never change a file or print a key.
+//! file's mode (and its fingerprint, which backups' manifests record), the data directory's
+//! existence, owner and mode, the database files' owner and mode, free disk, the clock, the
+//! database (opens with the key, is this node's, intact, audit chain, schema), enrollment and
+//! the rule pack's signature. It reads only; it must never change a file or print a key.
 
 use std::path::Path;
 
 use rusqlite::OpenFlags;
 
+use super::backup::{for_operator, key_fingerprint, store_for_operator};
 use crate::store::{DbKey, KeySource, connect};
 
 /// How a check came out.
@@ -48,6 +50,9 @@ pub fn examine(config: &crate::NodeConfig, config_file: &Path, now_ms: i64) -> V
                 KeySource::Env(v) => format!("key from environment variable {v}"),
                 KeySource::Raw(_) => "key given directly".into(),
             };
+            // Which key this is, as backups' manifests record it (key_fingerprint): when the
+            // database does not open, this tells a wrong key from a damaged first page.
+            let origin = format!("{origin}, fingerprint {}", key_fingerprint(&k));
             out.push(finding("key", Verdict::Ok, origin));
             Some(k)
         }
@@ -56,7 +61,7 @@ pub fn examine(config: &crate::NodeConfig, config_file: &Path, now_ms: i64) -> V
             None
         }
     };
-    out.push(data_dir(&config.data_dir));
+    out.push(data_dir(&config.data_dir, config_file));
     out.push(free_disk(&config.data_dir, config.min_free_bytes));
     let db = config.database_path();
     let mut latest_audit = None;
@@ -66,6 +71,16 @@ pub fn examine(config: &crate::NodeConfig, config_file: &Path, now_ms: i64) -> V
         Ok(true) => unusable_file(&db, config, config_file),
         _ => None,
     };
+    if unusable.is_none() && db.is_file() {
+        out.push(match crate::store::private_files_fix(&db) {
+            Some(fix) => finding("database files", Verdict::Fix, fix),
+            None => finding(
+                "database files",
+                Verdict::Ok,
+                "belong to the data directory's owner, readable by it only",
+            ),
+        });
+    }
     match (&key, db.try_exists()) {
         (_, Err(e)) => out.push(finding(
             "database",
@@ -76,16 +91,17 @@ pub fn examine(config: &crate::NodeConfig, config_file: &Path, now_ms: i64) -> V
                 config.data_dir.display()
             ),
         )),
+        // The data directory's line says what to do when there is none.
+        (_, Ok(false)) if !config.data_dir.is_dir() => {}
+        // nsdb serve refuses to start without it either way: only nsdb init creates a node.
         (_, Ok(false)) => out.push(finding(
             "database",
-            if config.data_dir.join(super::guard::MARKER).exists() {
-                Verdict::Fix
-            } else {
-                Verdict::Warn
-            },
+            Verdict::Fix,
             format!(
-                "{} does not exist: a new node creates it on first start; a node that had one must restore it (nsdb restore)",
-                db.display()
+                "{} does not exist, so nsdb serve refuses to start: if this is a new node, set it up with nsdb init --config {}; if this node had a database, restore it: nsdb restore --config {} BACKUP_DIR",
+                db.display(),
+                config_file.display(),
+                config_file.display()
             ),
         )),
         (_, Ok(true)) if unusable.is_some() => out.extend(unusable.take()),
@@ -95,9 +111,13 @@ pub fn examine(config: &crate::NodeConfig, config_file: &Path, now_ms: i64) -> V
             "not checked: no usable key (see above)",
         )),
         (Some(key), Ok(true)) => match connect(&db, Some(key), OpenFlags::SQLITE_OPEN_READ_ONLY) {
-            Err(e) => out.push(finding("database", Verdict::Fix, e.to_string())),
+            Err(e) => out.push(finding(
+                "database",
+                Verdict::Fix,
+                store_for_operator(config, Some(config_file), e).to_string(),
+            )),
             Ok(conn) => {
-                out.extend(database(&conn, config));
+                out.extend(database(&conn, config, config_file));
                 latest_audit = conn
                     .query_row("SELECT max(at) FROM audit", [], |r| r.get::<_, Option<i64>>(0))
                     .ok()
@@ -224,17 +244,20 @@ fn tls(config: &crate::NodeConfig, now_ms: i64) -> Finding {
     }
 }
 
-fn data_dir(dir: &Path) -> Finding {
+fn data_dir(dir: &Path, config_file: &Path) -> Finding {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         let Ok(meta) = std::fs::metadata(dir) else {
+            // Only nsdb init creates a node: nsdb serve refuses a data directory that is not there.
             return finding(
                 "data directory",
-                Verdict::Warn,
+                Verdict::Fix,
                 format!(
-                    "{} does not exist yet (created on first start)",
-                    dir.display()
+                    "{} does not exist: if this is a new node, set it up with nsdb init --config {}; otherwise check data_dir in {} (mistyped?)",
+                    dir.display(),
+                    config_file.display(),
+                    config_file.display()
                 ),
             );
         };
@@ -321,24 +344,53 @@ fn free_disk(dir: &Path, min_free_bytes: u64) -> Finding {
     }
 }
 
-fn database(conn: &rusqlite::Connection, config: &crate::NodeConfig) -> Vec<Finding> {
+fn database(
+    conn: &rusqlite::Connection,
+    config: &crate::NodeConfig,
+    config_file: &Path,
+) -> Vec<Finding> {
     let mut out = Vec::new();
+    // Damage said alike wherever it shows: the file, the restore, what comes back after it.
+    let said = |e: super::OpsError| for_operator(config, Some(config_file), e).to_string();
+    // Once the integrity line said the database is damaged (and what to do), the checks that
+    // cannot read it for that damage say so in a few words.
+    let mut damaged = false;
+    let unread = |damaged: bool, e: super::OpsError| {
+        if damaged && matches!(&e, super::OpsError::Store(s) if s.is_damage()) {
+            (
+                Verdict::Warn,
+                "not checked: the database is damaged (integrity, above)".to_string(),
+            )
+        } else {
+            (Verdict::Fix, said(e))
+        }
+    };
     match super::integrity_problems(conn) {
         Ok(p) if p.is_empty() => out.push(finding(
             "integrity",
             Verdict::Ok,
             "cipher_integrity_check and integrity_check pass",
         )),
-        Ok(p) => out.push(finding(
-            "integrity",
-            Verdict::Fix,
-            format!(
-                "the database is damaged ({}): stop the node and restore the last backup (nsdb restore); {}",
-                p.join("; "),
-                super::CatchUp::of(config).after_restore()
-            ),
-        )),
-        Err(e) => out.push(finding("integrity", Verdict::Fix, e.to_string())),
+        Ok(p) => out.push({
+            damaged = true;
+            finding(
+                "integrity",
+                Verdict::Fix,
+                store_for_operator(
+                    config,
+                    Some(config_file),
+                    crate::store::StoreError::damaged_file(
+                        &config.database_path(),
+                        &format!("the page check: {}", p.join("; ")),
+                    ),
+                )
+                .to_string(),
+            )
+        }),
+        Err(e) => {
+            damaged = matches!(&e, super::OpsError::Store(s) if s.is_damage());
+            out.push(finding("integrity", Verdict::Fix, said(e)));
+        }
     }
     match crate::audit::verify(conn) {
         Ok(Ok(n)) => out.push(finding("audit log", Verdict::Ok, format!("{n} entries, chain verified"))),
@@ -347,7 +399,10 @@ fn database(conn: &rusqlite::Connection, config: &crate::NodeConfig) -> Vec<Find
             Verdict::Fix,
             format!("the chain breaks at entry {seq}: the log was altered; keep this file as evidence and restore the last backup"),
         )),
-        Err(e) => out.push(finding("audit log", Verdict::Fix, e.to_string())),
+        Err(e) => {
+            let (verdict, say) = unread(damaged, e.into());
+            out.push(finding("audit log", verdict, say));
+        }
     }
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -379,7 +434,10 @@ fn database(conn: &rusqlite::Connection, config: &crate::NodeConfig) -> Vec<Find
                 ),
             ),
             Ok(_) => finding("owner", Verdict::Ok, format!("node {ours}")),
-            Err(e) => finding("owner", Verdict::Fix, e.to_string()),
+            Err(e) => {
+                let (verdict, say) = unread(damaged, e);
+                finding("owner", verdict, say)
+            }
         });
     }
     out

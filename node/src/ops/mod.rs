@@ -137,6 +137,8 @@ pub enum OpsError {
         dir.display()
     )]
     NotEmpty { dir: PathBuf },
+    #[error("nsdb backup does not write to {}: {reason}; nothing was written", dest.display())]
+    BackupDestination { dest: PathBuf, reason: String },
     #[error(
         "the disk holding {} is full: the backup needs about {needs_bytes} bytes free there; the partial files were removed",
         path.display()

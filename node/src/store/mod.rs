@@ -74,7 +74,7 @@ impl DbKey {
                 let described = format!("key file {}", path.display());
                 let mut file = std::fs::File::open(path).map_err(|e| StoreError::Key {
                     origin: described.clone(),
-                    reason: format!("cannot open it: {e}"),
+                    reason: format!("cannot open it: {e}{}", credential_hint(path)),
                 })?;
                 check_owner_only(&file, path)?;
                 let mut text = String::new();
@@ -90,6 +90,21 @@ impl DbKey {
             }
         }
     }
+}
+
+/// Where systemd puts a service's credentials (`LoadCredential=`), there only while it runs.
+const CREDENTIALS_DIR: &str = "/run/credentials/";
+
+/// For a key file that cannot be opened under [`CREDENTIALS_DIR`]: what it is and what to run
+/// instead (empty for any other path).
+fn credential_hint(path: &Path) -> String {
+    if !path.starts_with(CREDENTIALS_DIR) {
+        return String::new();
+    }
+    format!(
+        "; {} is a systemd credential (LoadCredential=), there only while the service runs: with the service stopped, run nsdb backup, restore, rekey and doctor as root with a configuration whose key_file is the file the credential is loaded from (/etc/nsdb/admin.toml, key_file = \"/etc/nsdb/db.key\"; docs/operations.md, \"Backup and restore\")",
+        path.display()
+    )
 }
 
 #[cfg(unix)]
@@ -128,24 +143,50 @@ pub enum StoreError {
         path.display()
     )]
     KeyPermissions { path: PathBuf, mode: u32 },
+    /// The key does not open the file. SQLCipher cannot tell a wrong key from a damaged first
+    /// page (its HMAC fails either way), so the message says both, and how to tell them apart.
     #[error(
-        "データベース {} を開けません: 鍵が違うか、nsdb のデータベースではありません（設定の key_file を確かめてください）。\n  詳細: cannot open database {}: the key is wrong or the file is not an nsdb database",
+        "データベース {} を開けません: 鍵が違うか、ファイルの先頭ページが壊れています（SQLCipher はこの二つを区別できません）。まず設定の key_file が正しい鍵か確かめてください（nsdb doctor --config FILE が鍵の指紋を表示します。nsdb backup の manifest.toml の key_fingerprint と同じなら正しい鍵です）。正しい鍵なら、最新のバックアップから戻してください: nsdb restore --config FILE BACKUP_DIR（docs/operations.md「Backup and restore」）。\n  詳細: cannot open database {}: the key is wrong, or the file's first page is damaged (SQLCipher cannot tell the two apart); if key_file is the right key (its fingerprint, which nsdb doctor prints, is the key_fingerprint in the manifest.toml of this node's backups), restore the latest backup: nsdb restore --config FILE BACKUP_DIR",
         path.display(),
         path.display()
     )]
     WrongKey { path: PathBuf },
-    #[error("データベース {} を開けません（場所と権限を確かめてください）。\n  詳細: {source}", path.display())]
+    /// The configured key does not open the database but another key file beside it does (an
+    /// interrupted or hand-undone rekey): what to do, as `ops::rekey::wrong_key_advice` says it.
+    #[error("{0}")]
+    OtherKey(String),
+    #[error("データベース {} を開けません（場所と権限を確かめてください）。{hint}\n  詳細: {source}", path.display())]
     Open {
         path: PathBuf,
         source: rusqlite::Error,
+        /// The database files' owner or mode that keeps it from opening, with the command
+        /// that puts them right ([`private_files_fix`]), or empty.
+        hint: String,
     },
     #[error(
-        "cannot make database {} readable by its owner only (chmod 600): {source}",
+        "cannot make database {} readable by its owner only (chmod 600): {source}{hint}",
         path.display()
     )]
     Private {
         path: PathBuf,
         source: std::io::Error,
+        /// `; ` and what is wrong with the files' owner or mode, with the command that puts
+        /// them right ([`private_files_fix`]), or empty.
+        hint: String,
+    },
+    /// SQLite found the database file damaged (SQLITE_CORRUPT, or SQLITE_NOTADB past the first
+    /// read): the file is named with the restore that brings the node back. `config` is the
+    /// configuration file the command names (`FILE` when not known), `after` what comes back
+    /// once the backup is restored (`ops::CatchUp::after_restore`).
+    #[error(
+        "database {} is damaged ({detail}): nsdb cannot use it. Restore the latest backup (docs/operations.md, \"Backup and restore\"): systemctl stop nsdb; nsdb restore --config {config} BACKUP_DIR (BACKUP_DIR: the newest directory nsdb backup wrote); systemctl start nsdb — {after}",
+        path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        detail: String,
+        config: String,
+        after: String,
     },
     #[error(
         "database {} has schema version {found}, newer than this nsdb knows ({known}): it was written by a newer nsdb; run that version (or newer), never an older one",
@@ -191,6 +232,203 @@ impl From<rusqlite::Error> for StoreError {
             _ => StoreError::Sqlite(e),
         }
     }
+}
+
+/// Whether SQLite says the file is damaged: SQLITE_CORRUPT, or SQLITE_NOTADB (a page that
+/// does not decrypt; at the first read of a file it is [`StoreError::WrongKey`] instead).
+fn is_damage_code(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// What [`StoreError::Corrupt`] says comes back after a restore when the node is not known.
+const AFTER_RESTORE_UNKNOWN: &str = "on a node enrolled with a hub, sheets saved since that backup then come back from the hub by sync";
+
+impl StoreError {
+    /// Whether SQLite found the database file damaged (SQLITE_CORRUPT or SQLITE_NOTADB, met
+    /// while opening, migrating or reading it), whether or not already said as
+    /// [`StoreError::Corrupt`].
+    pub fn is_damage(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e) => is_damage_code(e),
+            StoreError::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => {
+                is_damage_code(err)
+            }
+            StoreError::Corrupt { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// This error said for the database at `path` when it is damage ([`StoreError::is_damage`]):
+    /// [`StoreError::Corrupt`], which names the file and the restore; any other error as it is.
+    pub fn at(self, path: &Path) -> StoreError {
+        let detail = match &self {
+            StoreError::Corrupt { .. } => return self,
+            _ if !self.is_damage() => return self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, Some(msg))) => msg.clone(),
+            StoreError::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => {
+                err.to_string()
+            }
+            other => other.to_string(),
+        };
+        StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("SQLite: {detail}"),
+            config: "FILE".into(),
+            after: AFTER_RESTORE_UNKNOWN.into(),
+        }
+    }
+
+    /// [`StoreError::Corrupt`] for the database at `path`, found damaged as `detail` says (the
+    /// problems a page check reported).
+    pub fn damaged_file(path: &Path, detail: &str) -> StoreError {
+        StoreError::Corrupt {
+            path: path.to_path_buf(),
+            // SQLite's page check reports one problem a line: one line here.
+            detail: detail.replace('\n', "; "),
+            config: "FILE".into(),
+            after: AFTER_RESTORE_UNKNOWN.into(),
+        }
+    }
+
+    /// [`StoreError::Corrupt`] naming `config` (the configuration file) in the restore command
+    /// and `after` as what comes back after it; any other error as it is.
+    pub fn with_restore(self, config: &Path, after: &str) -> StoreError {
+        match self {
+            StoreError::Corrupt { path, detail, .. } => StoreError::Corrupt {
+                path,
+                detail,
+                config: config.display().to_string(),
+                after: after.to_string(),
+            },
+            other => other,
+        }
+    }
+}
+
+/// The database at `db` and the files SQLite keeps beside it in WAL mode (`-wal`, `-shm`).
+pub fn database_files(db: &Path) -> [PathBuf; 3] {
+    [
+        db.to_path_buf(),
+        PathBuf::from(format!("{}-wal", db.display())),
+        PathBuf::from(format!("{}-shm", db.display())),
+    ]
+}
+
+/// What keeps the database's files ([`database_files`], those that exist) from being the
+/// node's alone: each must belong to the owner of the data directory (the user the node runs
+/// as) and be readable by that owner only (mode 600). Says which file is owned by whom or has
+/// which mode, then the exact `chown`/`chmod` to run (as root). None when all are right or
+/// cannot be looked at. `nsdb doctor` reports it and `nsdb serve` says it when it cannot open
+/// the database or make it private, so both give the same command.
+#[cfg(unix)]
+pub fn private_files_fix(db: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let owner = std::fs::metadata(&dir).ok()?;
+    let (uid, gid) = (owner.uid(), owner.gid());
+    let (mut found, mut to_chown, mut to_chmod) = (Vec::new(), Vec::new(), Vec::new());
+    for file in database_files(db) {
+        let Ok(meta) = std::fs::symlink_metadata(&file) else {
+            continue;
+        };
+        let mut wrong = Vec::new();
+        if meta.uid() != uid || meta.gid() != gid {
+            wrong.push(format!(
+                "belongs to {}:{}",
+                user_name(meta.uid()),
+                group_name(meta.gid())
+            ));
+            to_chown.push(file.display().to_string());
+        }
+        if meta.mode() & 0o077 != 0 {
+            wrong.push(format!(
+                "can be read by others (mode {:o})",
+                meta.mode() & 0o777
+            ));
+            to_chmod.push(file.display().to_string());
+        }
+        if !wrong.is_empty() {
+            found.push(format!("{} {}", file.display(), wrong.join(" and ")));
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let mut commands = Vec::new();
+    if !to_chown.is_empty() {
+        commands.push(format!(
+            "chown {}:{} {}",
+            user_name(uid),
+            group_name(gid),
+            to_chown.join(" ")
+        ));
+    }
+    if !to_chmod.is_empty() {
+        commands.push(format!("chmod 600 {}", to_chmod.join(" ")));
+    }
+    Some(format!(
+        "{}; the database must belong to {}:{}, the owner of the data directory {} (the user nsdb serves as), and be readable by it only (a restore or copy run as root leaves root's files): as root run {}",
+        found.join(", "),
+        user_name(uid),
+        group_name(gid),
+        dir.display(),
+        commands.join(" && ")
+    ))
+}
+
+#[cfg(not(unix))]
+pub fn private_files_fix(_: &Path) -> Option<String> {
+    None
+}
+
+/// A user's name, or its number when it has none.
+#[cfg(unix)]
+fn user_name(uid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and buf's length is given; pw_name points
+    // into buf, read before buf is dropped.
+    unsafe {
+        if libc::getpwuid_r(uid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) == 0
+            && !found.is_null()
+            && !entry.pw_name.is_null()
+        {
+            return std::ffi::CStr::from_ptr(entry.pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    uid.to_string()
+}
+
+/// A group's name, or its number when it has none.
+#[cfg(unix)]
+fn group_name(gid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero group is a valid value for getgrgid_r to fill.
+    let mut entry: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and buf's length is given; gr_name points
+    // into buf, read before buf is dropped.
+    unsafe {
+        if libc::getgrgid_r(gid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) == 0
+            && !found.is_null()
+            && !entry.gr_name.is_null()
+        {
+            return std::ffi::CStr::from_ptr(entry.gr_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    gid.to_string()
 }
 
 /// The schema, one migration per version. Never edit a migration that has shipped: add one.
@@ -325,9 +563,21 @@ fn open_connection(
     flags: OpenFlags,
     durability: Durability,
 ) -> Result<Connection, StoreError> {
+    open_connection_unnamed(path, key, flags, durability).map_err(|e| e.at(path))
+}
+
+fn open_connection_unnamed(
+    path: &Path,
+    key: Option<&DbKey>,
+    flags: OpenFlags,
+    durability: Durability,
+) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
         path: path.to_path_buf(),
         source,
+        hint: private_files_fix(path)
+            .map(|fix| format!("\n  {fix}"))
+            .unwrap_or_default(),
     })?;
     // SQLCipher would print every failed decryption to stderr; the error is ours to report.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
@@ -384,19 +634,28 @@ impl Store {
             durability,
         )?;
         // The database is the node's user's alone (mode 600), whatever mode a file left there
-        // had; set before the WAL exists, which SQLite creates with the database's mode.
+        // had; set before the WAL exists, which SQLite creates with the database's mode, and on
+        // a WAL and shared-memory file already there (left by a copy or an older nsdb).
         #[cfg(unix)]
-        {
+        for (n, file) in database_files(path).iter().enumerate() {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            if n > 0 && !file.exists() {
+                continue;
+            }
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).map_err(
                 |source| StoreError::Private {
-                    path: path.to_path_buf(),
+                    path: file.clone(),
                     source,
+                    hint: private_files_fix(path)
+                        .map(|fix| format!("; {fix}"))
+                        .unwrap_or_default(),
                 },
             )?;
         }
-        writer.pragma_update(None, "journal_mode", "WAL")?;
-        migrate(&mut writer, path)?;
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| StoreError::from(e).at(path))?;
+        migrate(&mut writer, path).map_err(|e| e.at(path))?;
         // Take the write lock at BEGIN, where the busy timeout applies; a deferred transaction
         // that reads first and writes later fails at once if another process wrote meanwhile.
         writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
@@ -981,6 +1240,84 @@ mod tests {
         std::fs::write(&path, "not a key").unwrap();
         let err = DbKey::load(&KeySource::File(path)).unwrap_err();
         assert!(err.to_string().contains("64 hexadecimal"), "{err}");
+    }
+
+    /// A database file others can read is named with the exact chmod; one of the data
+    /// directory's owner, mode 600, passes.
+    #[cfg(unix)]
+    #[test]
+    fn database_files_others_can_read_are_named_with_the_command_that_fixes_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("node.db");
+        std::fs::write(&db, b"x").unwrap();
+        let wal = dir.path().join("node.db-wal");
+        std::fs::write(&wal, b"").unwrap();
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let fix = private_files_fix(&db).expect("a finding");
+        assert!(
+            fix.contains(&format!(
+                "{} can be read by others (mode 644)",
+                db.display()
+            )),
+            "{fix}"
+        );
+        assert!(
+            fix.ends_with(&format!("as root run chmod 600 {}", db.display())),
+            "{fix}"
+        );
+        assert!(!fix.contains("chown") && !fix.contains("-wal"), "{fix}");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(private_files_fix(&db), None);
+    }
+
+    /// The service's credential is gone once it is stopped: the refusal says which file to use.
+    #[test]
+    fn a_missing_systemd_credential_says_to_use_the_file_it_is_loaded_from() {
+        let path = PathBuf::from("/run/credentials/nsdb-test-absent.service/db.key");
+        let err = DbKey::load(&KeySource::File(path.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.contains("systemd credential") && err.contains("/etc/nsdb/admin.toml"),
+            "{err}"
+        );
+        let elsewhere = std::env::temp_dir().join("nsdb-test-absent").join("db.key");
+        let err = DbKey::load(&KeySource::File(elsewhere))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("credential"), "{err}");
+    }
+
+    /// SQLite's damage codes become [`StoreError::Corrupt`] naming the file; other errors stay.
+    #[test]
+    fn damage_is_said_for_the_file_it_is_in() {
+        let corrupt = StoreError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some("database disk image is malformed".into()),
+        ));
+        assert!(corrupt.is_damage());
+        let said = corrupt
+            .at(Path::new("/var/lib/nsdb/node.db"))
+            .with_restore(Path::new("/etc/nsdb/admin.toml"), "what comes back")
+            .to_string();
+        assert!(
+            said.starts_with("database /var/lib/nsdb/node.db is damaged (SQLite: database disk image is malformed)"),
+            "{said}"
+        );
+        assert!(
+            said.contains("nsdb restore --config /etc/nsdb/admin.toml BACKUP_DIR")
+                && said.ends_with("what comes back"),
+            "{said}"
+        );
+        let other = StoreError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            None,
+        ));
+        assert!(!other.is_damage());
+        assert!(matches!(other.at(Path::new("x")), StoreError::Sqlite(_)));
     }
 
     #[tokio::test]
