@@ -1113,12 +1113,24 @@ fn a_backup_taken_before_a_rekey_is_restored_with_the_old_key() {
     assert_eq!(fingerprint.len(), 16, "{manifest}");
     ok(&site.nsdb(&["rekey"]));
     ok(&site.add_user("dr-after-rekey"));
+    // A second rekey replaces db.key.old; the key the backup needs is still kept, under its
+    // fingerprint, and the refusal names that file.
+    ok(&site.nsdb(&["rekey"]));
     let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
-    assert!(
-        err.contains(&fingerprint) && err.contains("--key-file"),
-        "{err}"
+    let kept = format!("db.key.old-{fingerprint}");
+    assert!(err.contains(&kept) && err.contains("--key-file"), "{err}");
+    let old = site.path(&kept);
+    assert_ne!(
+        std::fs::read_to_string(&old).unwrap(),
+        std::fs::read_to_string(site.path("db.key.old")).unwrap(),
+        "db.key.old is the key of the first rekey now"
     );
-    let old = site.path("db.key.old");
+    let leftovers: Vec<_> = std::fs::read_dir(site.path(""))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let out = ok(&site.nsdb(&[
         "restore",
         "--key-file",

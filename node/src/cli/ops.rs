@@ -58,6 +58,27 @@ fn local_time(ms: i64) -> String {
         .unwrap_or_else(|_| format!("{ms} ms after 1970"))
 }
 
+/// A backup refused for its key, when `nsdb rekey` kept the key it needs beside the node's key
+/// file: the refusal names that file. Any other error as it is.
+fn naming_kept_key(config: &NodeConfig, e: crate::ops::OpsError) -> crate::ops::OpsError {
+    use crate::ops::OpsError;
+    let (OpsError::BackupKey { dir, needs, given }, crate::store::KeySource::File(key_file)) =
+        (&e, &config.key)
+    else {
+        return e;
+    };
+    let kept = crate::ops::rekey::kept_key_path(key_file, needs);
+    if !kept.exists() {
+        return e;
+    }
+    OpsError::BackupKeyKept {
+        dir: dir.clone(),
+        needs: needs.clone(),
+        given: given.clone(),
+        kept,
+    }
+}
+
 /// `nsdb restore --config FILE [--key-file OLD] DIR`: verifies the backup in DIR and puts it in
 /// place, with the data directory's files it carries that are missing; with `--key-file`, a
 /// backup taken with an older key is re-encrypted to the node's key.
@@ -85,7 +106,8 @@ pub fn restore(
             dir,
             backup_key.as_ref().unwrap_or(&key),
             id.as_deref().unwrap_or(&manifest.node_id),
-        )?;
+        )
+        .map_err(|e| naming_kept_key(&config, e))?;
         println!(
             "backup verified: {} sheets, {} audit entries, taken at {}",
             m.sheets,
@@ -103,6 +125,7 @@ pub fn restore(
         crate::Clock::System.now_ms(),
         &mut || warn_unacknowledged(&config, &key, dir, yes),
     )
+    .map_err(|e| naming_kept_key(&config, e))
     .map_err(|e| backup::for_operator(&config, Some(file), e))?;
     println!(
         "restored {} sheets, {} users, {} audit entries (verified) from {}, taken at {}",
