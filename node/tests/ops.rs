@@ -206,6 +206,23 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
+/// A backup's `manifest` with its `sha256` replaced by the checksum of `db`, as someone
+/// covering up a changed backup would write it.
+fn with_checksum_of(manifest: &str, db: &[u8]) -> String {
+    use sha2::Digest;
+    let sum = hex::encode(sha2::Sha256::digest(db));
+    manifest
+        .lines()
+        .map(|l| {
+            if l.starts_with("sha256") {
+                format!("sha256 = \"{sum}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn saves_never_fail_while_another_process_adds_users() {
     let site = Site::new();
@@ -343,21 +360,11 @@ fn a_backup_taken_while_serving_restores_users_and_audit_and_refuses_tampering()
     let err = refused(&site.nsdb(&["restore", tampered.to_str().unwrap()]));
     assert!(err.contains("has changed since the backup"), "{err}");
     let manifest = std::fs::read_to_string(tampered.join("manifest.toml")).unwrap();
-    let sum = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&db))
-    };
-    let forged: String = manifest
-        .lines()
-        .map(|l| {
-            if l.starts_with("sha256") {
-                format!("sha256 = \"{sum}\"\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    std::fs::write(tampered.join("manifest.toml"), forged).unwrap();
+    std::fs::write(
+        tampered.join("manifest.toml"),
+        with_checksum_of(&manifest, &db),
+    )
+    .unwrap();
     let err = refused(&site.nsdb(&["restore", tampered.to_str().unwrap()]));
     assert!(err.contains("nothing was replaced"), "{err}");
     assert!(
@@ -1846,21 +1853,11 @@ fn a_damaged_first_page_is_said_to_be_a_wrong_key_or_damage_with_the_fingerprint
         *b ^= 0xff;
     }
     std::fs::write(broken.join("node.db"), &db).unwrap();
-    let sum = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&db))
-    };
-    let forged: String = manifest
-        .lines()
-        .map(|l| {
-            if l.starts_with("sha256") {
-                format!("sha256 = \"{sum}\"\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    std::fs::write(broken.join("manifest.toml"), forged).unwrap();
+    std::fs::write(
+        broken.join("manifest.toml"),
+        with_checksum_of(&manifest, &db),
+    )
+    .unwrap();
     let err = refused(&site.nsdb(&["restore", "--yes", broken.to_str().unwrap()]));
     assert!(
         err.contains(&format!("{} is damaged", broken.join("node.db").display()))

@@ -258,20 +258,16 @@ pub fn issue(
 
 /// Revokes the node holding `node_key`: the hub refuses it from its next handshake on.
 pub fn revoke(dir: &Path, node_key: &str) -> Result<(), EnrollmentError> {
-    let key = hex::encode(parse_key(node_key)?);
-    let mut reg = registry(dir)?;
-    let node = reg
-        .nodes
-        .iter_mut()
-        .find(|n| n.public_key == key)
-        .ok_or_else(|| EnrollmentError::NotEnrolled(key.clone()))?;
-    node.revoked = true;
-    write_toml(&dir.join(REGISTRY_FILE), &reg)
+    set_revoked(dir, node_key, true)
 }
 
 /// Undoes [`revoke`] for the node holding `node_key`, deliberately (a revocation made by
 /// mistake, the key never having left the node): [`issue`] enrols it again after this.
 pub fn reinstate(dir: &Path, node_key: &str) -> Result<(), EnrollmentError> {
+    set_revoked(dir, node_key, false)
+}
+
+fn set_revoked(dir: &Path, node_key: &str, revoked: bool) -> Result<(), EnrollmentError> {
     let key = hex::encode(parse_key(node_key)?);
     let mut reg = registry(dir)?;
     let node = reg
@@ -279,7 +275,7 @@ pub fn reinstate(dir: &Path, node_key: &str) -> Result<(), EnrollmentError> {
         .iter_mut()
         .find(|n| n.public_key == key)
         .ok_or_else(|| EnrollmentError::NotEnrolled(key.clone()))?;
-    node.revoked = false;
+    node.revoked = revoked;
     write_toml(&dir.join(REGISTRY_FILE), &reg)
 }
 
