@@ -324,15 +324,17 @@ fn free_disk(dir: &Path, min_free_bytes: u64) -> Finding {
         );
     };
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    // In MiB, the unit min_free_disk_mib is given in (a small limit would read 0.00 GiB).
+    let mib = |b: u64| b / (1 << 20);
     if free < min_free_bytes {
         finding(
             "free disk",
             Verdict::Fix,
             format!(
-                "only {:.2} GiB free under {} (min_free_disk_mib asks for {:.2} GiB): free space or grow the disk before saves are refused",
-                gib(free),
+                "only {} MiB free under {} (min_free_disk_mib asks for {} MiB): free space or grow the disk before saves are refused",
+                mib(free),
                 dir.display(),
-                gib(min_free_bytes)
+                mib(min_free_bytes)
             ),
         )
     } else {

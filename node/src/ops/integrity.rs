@@ -38,7 +38,10 @@ pub fn check_and_mark(
             "integrity check did not finish in time; run nsdb doctor"
         ),
         Integrity::Damaged(problems) => {
-            tracing::error!(target: "nsdb", problems = %problems.join("; "), "the database is damaged: writes are refused; restore the last backup");
+            // The same words as a database found damaged when opened: the file, and the
+            // restore that brings the node back.
+            let said = crate::store::StoreError::damaged_file(db, &problems.join("; "));
+            tracing::error!(target: "nsdb", "{said}; until then writes are refused and pages say so");
             store.mark_damaged(problems.join("; "));
         }
     }
