@@ -2077,3 +2077,202 @@ fn backup_refuses_a_missing_parent_or_the_data_directory_and_a_failed_one_leaves
     ok(&site.nsdb(&["backup", dest.to_str().unwrap()]));
     assert!(dest.join("manifest.toml").exists());
 }
+
+/// A backup's node.db put in place by hand (same key) still carries the backup's table of
+/// files: later backups work, and a restore leaves no backup-only table in the node's database.
+#[test]
+fn backup_works_on_a_database_that_was_a_backups_copy_and_restore_leaves_no_backup_table() {
+    let site = Site::new();
+    ok(&site.add_user("dr-copy"));
+    let first = site.path("backup-1");
+    ok(&site.nsdb(&["backup", first.to_str().unwrap()]));
+    for f in ["node.db-wal", "node.db-shm"] {
+        let _ = std::fs::remove_file(site.path("data").join(f));
+    }
+    std::fs::copy(first.join("node.db"), site.path("data/node.db")).unwrap();
+    let second = site.path("backup-2");
+    let out = ok(&site.nsdb(&["backup", second.to_str().unwrap()]));
+    assert!(out.contains("identity.key"), "{out}");
+    ok(&site.nsdb(&["restore", "--yes", second.to_str().unwrap()]));
+    let key = nsdb::store::DbKey::from_hex(&"5a".repeat(32)).unwrap();
+    let c = nsdb::store::connect(
+        &site.path("data/node.db"),
+        Some(&key),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let tables: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'backup_files'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "a backup-only table left in the node's database");
+    drop(c);
+    let server = site.serve();
+    assert!(site.login("dr-copy").is_some());
+    stop(server);
+}
+
+/// A restore onto a fresh machine leaves the marker a set-up node has: a database that goes
+/// missing afterwards is refused by serve and init, which say to restore.
+#[test]
+fn a_restore_on_a_fresh_machine_leaves_the_marker_so_a_lost_database_is_never_started_empty() {
+    let site = Site::new();
+    ok(&site.add_user("dr-marker"));
+    let backup = site.path("backup");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let marker = std::fs::read_to_string(site.path("data/node.db.owner")).unwrap();
+    std::fs::remove_dir_all(site.path("data")).unwrap();
+    ok(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert_eq!(
+        std::fs::read_to_string(site.path("data/node.db.owner")).unwrap(),
+        marker
+    );
+    std::fs::rename(site.path("data/node.db"), site.path("node.db.away")).unwrap();
+    let err = refused_within(&site, &["serve"], None);
+    assert!(err.contains("restore it from a backup"), "{err}");
+    let err = refused(&site.nsdb(&["init"]));
+    assert!(err.contains("restore it from a backup"), "{err}");
+    assert!(!site.path("data/node.db").exists(), "init made a database");
+}
+
+/// provision node-key and enroll refuse a data directory that does not exist, creating nothing.
+#[test]
+fn provision_node_key_and_enroll_refuse_a_missing_data_directory() {
+    let site = Site::new();
+    let typo = site.path("dta");
+    for args in [
+        vec!["provision", "node-key", "--data", typo.to_str().unwrap()],
+        vec![
+            "provision",
+            "enroll",
+            "--data",
+            typo.to_str().unwrap(),
+            "--enrollment",
+            site.path("enrollment.toml").to_str().unwrap(),
+        ],
+    ] {
+        let err = refused(&Command::new(NSDB).args(&args).output().unwrap());
+        assert!(
+            err.contains("does not exist") && err.contains("nsdb init --config"),
+            "{err}"
+        );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+}
+
+/// A directory where node.db should be: serve says what doctor says (a directory, mv), not a
+/// wrong mode.
+#[test]
+fn serve_says_a_database_that_is_a_directory_is_a_directory() {
+    let site = Site::new();
+    ok(&site.add_user("dr-dir"));
+    for f in ["node.db", "node.db-wal", "node.db-shm"] {
+        let _ = std::fs::remove_file(site.path("data").join(f));
+    }
+    std::fs::create_dir(site.path("data/node.db")).unwrap();
+    let err = refused_within(&site, &["serve"], None);
+    assert!(
+        err.contains("is a directory") && err.contains("mv ") && !err.contains("chmod"),
+        "{err}"
+    );
+    let said = String::from_utf8_lossy(&site.nsdb(&["doctor"]).stdout).into_owned();
+    assert!(said.contains("is a directory"), "{said}");
+}
+
+/// A backup to a disk without room, and a restore onto a full data disk, name the path and the
+/// room needed and leave nothing behind; the next backup there is not refused for leftovers.
+#[test]
+fn backup_and_restore_without_room_say_so_and_leave_nothing() {
+    let site = Site::new();
+    ok(&site.add_user("dr-room"));
+    let backup = site.path("backup");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let db_bytes = std::fs::metadata(backup.join("node.db")).unwrap().len();
+    let full = site.path("full");
+    // Room for the database, not for SQLite's files beside it.
+    let size = format!("{}k", db_bytes / 1024 + 8);
+    let Some(_fs) = Tmpfs::mount(&full, &size) else {
+        return;
+    };
+    let dest = full.join("b");
+    let err = refused(&site.nsdb(&["backup", dest.to_str().unwrap()]));
+    assert!(
+        err.contains(&dest.display().to_string()) && err.contains("bytes free"),
+        "{err}"
+    );
+    assert!(!dest.exists(), "a failed backup left {}", dest.display());
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 0);
+
+    // A restore onto a full data disk (a node that lost its disk, on a small new one).
+    std::fs::remove_dir_all(site.path("data")).unwrap();
+    let data = site.path("data");
+    let Some(_data_fs) = Tmpfs::mount(&data, "64k") else {
+        return;
+    };
+    let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
+    assert!(
+        err.contains(&data.display().to_string()) && err.contains("bytes free"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "serve.lock")
+        .collect();
+    assert!(left.is_empty(), "a failed restore left {left:?}");
+}
+
+/// On a damaged node that is not enrolled, restore does not advise a backup nsdb backup would
+/// refuse; after a restore no advice to back up the replaced database is printed.
+#[test]
+fn restore_on_a_damaged_node_advises_only_what_can_be_done() {
+    let site = Site::new();
+    ok(&site.add_user("dr-advice"));
+    let backup = site.path("backup");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let out = site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]);
+    let said = ok(&out) + &String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("back it up first"), "{said}");
+    // Sheets the hub never saw, then damage to a page.
+    let server = site.serve();
+    let token = site.login("dr-advice").unwrap();
+    create_sheet(site.port, &token, "助言 試験");
+    stop(server);
+    damage_page(&site, 3);
+    let out = site.nsdb(&["restore", backup.to_str().unwrap()]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !said.contains("(nsdb backup)") && !said.contains("back it up first"),
+        "{said}"
+    );
+    if !out.status.success() {
+        assert!(said.contains("--yes"), "{said}");
+    }
+}
+
+/// A restore that refuses on a mistyped data_dir leaves no directory behind.
+#[test]
+fn a_refused_restore_on_a_mistyped_data_dir_leaves_nothing() {
+    let site = Site::new();
+    ok(&site.add_user("dr-typo"));
+    let backup = site.path("backup");
+    ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
+    let text = std::fs::read_to_string(site.config())
+        .unwrap()
+        .replace("data_dir = \"data\"", "data_dir = \"dta\"");
+    std::fs::write(site.config(), text).unwrap();
+    // An incomplete backup directory given by mistake: refused.
+    let empty = site.path("not-a-backup");
+    std::fs::create_dir(&empty).unwrap();
+    let err = refused(&site.nsdb(&["restore", empty.to_str().unwrap()]));
+    assert!(err.contains("incomplete"), "{err}");
+    assert!(
+        !site.path("dta").exists(),
+        "left {}",
+        site.path("dta").display()
+    );
+}

@@ -442,6 +442,7 @@ fn provision(action: Provision) -> anyhow::Result<()> {
             println!("sync listens on {listen} (UDP)");
         }
         Provision::NodeKey { data } => {
+            existing_data_dir(&data)?;
             let id = enrollment::identity(&data)?;
             println!("{}", hex_key(id.public_key().as_bytes()));
         }
@@ -475,6 +476,7 @@ fn provision(action: Provision) -> anyhow::Result<()> {
             data,
             enrollment: file,
         } => {
+            existing_data_dir(&data)?;
             let e = enrollment::read_enrollment(&file)?;
             enrollment::accept(&data, &e)?;
             println!(
@@ -486,6 +488,19 @@ fn provision(action: Provision) -> anyhow::Result<()> {
             enrollment::revoke(&data, &node_key)?;
             println!("revoked; the hub refuses this node from its next connection on");
         }
+    }
+    Ok(())
+}
+
+/// Refuses a node's data directory that does not exist: a mistyped `--data` would otherwise get
+/// a brand-new identity whose key the operator carries to the hub. Only `nsdb init` sets a node
+/// up.
+fn existing_data_dir(data: &std::path::Path) -> anyhow::Result<()> {
+    if !data.is_dir() {
+        anyhow::bail!(
+            "the data directory {} does not exist (nothing was created): for a new node run nsdb init --config FILE first (it creates the data directory and the node's identity), or check the path (the data_dir of the node's configuration)",
+            data.display()
+        );
     }
     Ok(())
 }

@@ -207,10 +207,17 @@ fn warn_unacknowledged(
         listed.push_str(&format!(" … and {} more", ids.len() - LISTED_IDS));
     }
     let enrolled = crate::ops::CatchUp::of(config) == crate::ops::CatchUp::FromHub;
+    // A damaged database cannot be backed up (nsdb backup refuses it): never advise it then.
+    let damaged = !enrolled && backup::page_check(config).is_some();
     let (lost, keep) = if enrolled {
         (
             "were never acknowledged by the hub and would be lost",
             "start the node and let it sync until its sync page (/sync) shows 0 waiting (未送信), then take a new backup (nsdb backup) and restore that one",
+        )
+    } else if damaged {
+        (
+            "would be lost: this node is not enrolled with a hub, so no copy of them is kept anywhere else",
+            "they cannot be kept: the current database is damaged, so nsdb backup cannot copy it (the restore keeps the damaged file aside as node.db.before-restore-<ms>)",
         )
     } else {
         (
@@ -223,7 +230,11 @@ fn warn_unacknowledged(
         ids.len(),
         dir.display()
     );
-    eprintln!("to keep them: {keep}; or restore anyway with --yes");
+    if damaged {
+        eprintln!("{keep}; restore with --yes");
+    } else {
+        eprintln!("to keep them: {keep}; or restore anyway with --yes");
+    }
     if yes {
         return Ok(());
     }
@@ -243,6 +254,8 @@ fn warn_unacknowledged(
         },
         advice: if enrolled {
             "sync first (then take a new backup)"
+        } else if damaged {
+            "the current database is damaged and cannot be backed up; type RESTORE on a terminal to replace it with the backup"
         } else {
             "take a backup of the current database first (nsdb backup)"
         },

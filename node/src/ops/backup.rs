@@ -121,7 +121,7 @@ pub fn store_for_operator(
 /// What the page check (`cipher_integrity_check`, `integrity_check`) finds wrong with the
 /// node's database, opened with its configured key; None when it passes or cannot run for
 /// another reason than damage.
-fn page_check(config: &crate::NodeConfig) -> Option<String> {
+pub(crate) fn page_check(config: &crate::NodeConfig) -> Option<String> {
     let key = DbKey::load(&config.key).ok()?;
     let conn = match connect(
         &config.database_path(),
@@ -284,6 +284,22 @@ pub fn backup(
             dir: dest.to_path_buf(),
         });
     }
+    // About what the copy needs where it is written: the database with what its WAL holds,
+    // and room for SQLite's files beside the copy while it is written (-journal, -wal, -shm).
+    let needs_bytes = crate::store::database_files(&config.database_path())
+        .iter()
+        .take(2)
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum::<u64>()
+        + WORKING_ROOM;
+    let full = || OpsError::DiskFull {
+        path: dest.to_path_buf(),
+        needs_bytes,
+    };
+    if super::space::free_bytes(dest).is_some_and(|free| free < needs_bytes) {
+        return Err(full());
+    }
     // Only the backup directory itself: its parent exists (unfit_destination).
     let created = !dest.exists();
     if created {
@@ -294,25 +310,37 @@ pub fn backup(
         for name in [PARTIAL_DATABASE, PARTIAL_MANIFEST, DATABASE, MANIFEST] {
             let _ = std::fs::remove_file(dest.join(name));
         }
-        let _ = std::fs::remove_file(dest.join(format!("{PARTIAL_DATABASE}-journal")));
+        for suffix in ["-journal", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dest.join(format!("{PARTIAL_DATABASE}{suffix}")));
+        }
         // Nothing of a failed backup stays: not even the directory it made (an empty one
         // given to it stays, empty).
         if created {
             let _ = std::fs::remove_dir(dest);
         }
         let e = for_operator(config, None, e);
-        if e.is_disk_full() {
-            let needs_bytes = std::fs::metadata(config.database_path())
-                .map(|m| m.len())
-                .unwrap_or(0);
-            return Err(OpsError::DiskFull {
-                path: dest.to_path_buf(),
-                needs_bytes,
-            });
+        // A full disk met inside SQLite's own files (its -shm) says only "disk I/O error":
+        // the free space left says it was that.
+        if e.is_disk_full() || (out_of_room(&e) && room_short(dest, needs_bytes)) {
+            return Err(full());
         }
         return Err(e);
     }
     result
+}
+
+/// Room beyond the database's own size that a backup's copy, or a restore's staged copy, needs
+/// while it is written (SQLite's -journal, -wal and -shm beside it).
+const WORKING_ROOM: u64 = 256 * 1024;
+
+/// Whether a failure may be a full disk said otherwise (an I/O error of SQLite's or ours).
+fn out_of_room(e: &OpsError) -> bool {
+    matches!(e, OpsError::Store(_) | OpsError::Io { .. })
+}
+
+/// Whether the file system holding `at` has less than `needs_bytes` free.
+fn room_short(at: &Path, needs_bytes: u64) -> bool {
+    super::space::free_bytes(at).is_some_and(|free| free < needs_bytes)
 }
 
 fn write_backup(
@@ -343,8 +371,11 @@ fn write_backup(
         b.step(-1)?;
         drop(b);
         dst.pragma_update(None, "journal_mode", "DELETE")?;
+        // A database that was once a backup's copy put in place by hand still has the table:
+        // this backup's files replace it.
         dst.execute_batch(&format!(
-            "CREATE TABLE {FILES_TABLE} (name TEXT PRIMARY KEY, content BLOB NOT NULL);"
+            "DROP TABLE IF EXISTS {FILES_TABLE};
+             CREATE TABLE {FILES_TABLE} (name TEXT PRIMARY KEY, content BLOB NOT NULL);"
         ))?;
         for name in CARRIED {
             let path = config.data_dir.join(name);
@@ -685,6 +716,51 @@ pub fn restore_confirmed(
     now_ms: i64,
     confirm: &mut dyn FnMut() -> Result<(), OpsError>,
 ) -> Result<Restored, OpsError> {
+    // A data directory that is not there (a node that lost its disk, or a mistyped data_dir):
+    // a restore that fails leaves none behind.
+    let created = !config.data_dir.exists();
+    let result = restore_locked(config, key, backup_key, node_id, dir, now_ms, confirm);
+    let Err(e) = result else {
+        return result;
+    };
+    let staged = config.data_dir.join(STAGED);
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", staged.display()));
+    }
+    if created {
+        let _ = std::fs::remove_file(config.data_dir.join(super::guard::LOCK));
+        let _ = std::fs::remove_dir(&config.data_dir);
+    }
+    let needs_bytes = restore_needs(dir, backup_key.is_some_and(|k| k != key));
+    if e.is_disk_full() || (out_of_room(&e) && room_short(&config.data_dir, needs_bytes)) {
+        return Err(OpsError::DiskFull {
+            path: config.data_dir.clone(),
+            needs_bytes,
+        });
+    }
+    Err(e)
+}
+
+/// The restore's staged copy in the data directory, renamed over `node.db` at the end.
+const STAGED: &str = "node.db.restoring";
+
+/// About the room a restore of the backup in `dir` needs in the data directory: the backup's
+/// database, twice when it is re-encrypted (its rollback journal), and SQLite's files beside it.
+fn restore_needs(dir: &Path, rekeyed: bool) -> u64 {
+    let bytes = std::fs::metadata(dir.join(DATABASE)).map_or(0, |m| m.len());
+    bytes * if rekeyed { 2 } else { 1 } + WORKING_ROOM
+}
+
+#[allow(clippy::too_many_arguments)]
+fn restore_locked(
+    config: &crate::NodeConfig,
+    key: &DbKey,
+    backup_key: Option<&DbKey>,
+    node_id: Option<&str>,
+    dir: &Path,
+    now_ms: i64,
+    confirm: &mut dyn FnMut() -> Result<(), OpsError>,
+) -> Result<Restored, OpsError> {
     let lock = DirLock::acquire(&config.data_dir)?;
     // A lock file this restore made (run as root) must stay the node's to take.
     give_to_owner(&lock.path, &config.data_dir, false)?;
@@ -749,8 +825,18 @@ pub fn restore_confirmed(
     }
     confirm()?;
     let db = config.database_path();
-    let staged = config.data_dir.join("node.db.restoring");
+    let staged = config.data_dir.join(STAGED);
     let _ = std::fs::remove_file(&staged);
+    let rekeyed = backup_key.is_some_and(|k| k != key);
+    // Nothing is written before there is room for it: a full data disk is said with the room
+    // needed, and leaves nothing behind.
+    let needs_bytes = restore_needs(dir, rekeyed);
+    if room_short(&config.data_dir, needs_bytes) {
+        return Err(OpsError::DiskFull {
+            path: config.data_dir.clone(),
+            needs_bytes,
+        });
+    }
     std::fs::copy(dir.join(DATABASE), &staged).map_err(io("cannot copy the backup to", &staged))?;
     // The copy has the backup file's mode: the node's alone, as every file the restore writes.
     give_to_owner(&staged, &config.data_dir, true)?;
@@ -764,7 +850,6 @@ pub fn restore_confirmed(
             reason: "the copy differs from the backup (disk error?)".into(),
         });
     }
-    let rekeyed = backup_key.is_some_and(|k| k != key);
     if rekeyed {
         // The copy is in rollback-journal mode (as every backup is): SQLCipher's rekey
         // re-encrypts it page by page in one transaction.
@@ -818,6 +903,10 @@ pub fn restore_confirmed(
     };
     std::fs::rename(&staged, &db).map_err(io("cannot put the backup in place at", &db))?;
     sync_dir(&config.data_dir)?;
+    // As a set-up node has it: a database that goes missing later is refused, never replaced
+    // by an empty one (ops::guard).
+    let marker = super::guard::write_marker(&config.data_dir, &expected)?;
+    give_to_owner(&marker, &config.data_dir, false)?;
     Ok(Restored {
         manifest,
         previous,

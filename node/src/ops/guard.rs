@@ -28,6 +28,27 @@ pub const LOCK: &str = "serve.lock";
 /// Refuses a missing or empty database in a data directory that has held one. Call before
 /// opening (which would create a new, empty database).
 pub fn check_before_open(data_dir: &Path, db: &Path) -> Result<(), OpsError> {
+    // A directory (or another kind of entry) where the database should be: said as `nsdb
+    // doctor` says it, not as a file of the wrong mode.
+    if let Ok(m) = std::fs::symlink_metadata(db)
+        && !m.is_file()
+        && !(m.file_type().is_symlink() && db.is_file())
+    {
+        let what = if m.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(OpsError::Io {
+            what: "cannot open the database",
+            path: db.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "it is {what}, not a database file, so nsdb cannot read it: move it away (mv {} {}.unreadable) and, if this node had a database, restore it (nsdb restore --config FILE BACKUP_DIR)",
+                db.display(),
+                db.display()
+            )),
+        });
+    }
     let marker = data_dir.join(MARKER);
     let Ok(node) = std::fs::read_to_string(&marker) else {
         return Ok(());
@@ -168,6 +189,14 @@ pub fn claim(
         )?;
     }
     drop(conn);
+    write_marker(data_dir, node_id)?;
+    Ok(())
+}
+
+/// Leaves the marker ([`MARKER`]) of `node_id`'s database in `data_dir`, unless it is there
+/// already: as a node set up by `nsdb init` has it, and as `nsdb restore` leaves it. Returns its
+/// path.
+pub fn write_marker(data_dir: &Path, node_id: &str) -> Result<PathBuf, OpsError> {
     let marker = data_dir.join(MARKER);
     if std::fs::read_to_string(&marker)
         .ok()
@@ -179,7 +208,7 @@ pub fn claim(
         std::fs::rename(&tmp, &marker).map_err(io("cannot write", &marker))?;
         sync_dir(data_dir)?;
     }
-    Ok(())
+    Ok(marker)
 }
 
 /// `node_meta` key: the role this data directory's node was set up as (`hospital`,

@@ -54,7 +54,7 @@ impl CatchUp {
                 "this is the hub: what it received after that backup is not in the backup"
             }
             CatchUp::NotEnrolled => {
-                "this node is not enrolled with a hub, so nothing saved after that backup comes back; if the current database still opens, back it up first (nsdb backup)"
+                "this node is not enrolled with a hub, so nothing saved after that backup comes back"
             }
         }
     }
