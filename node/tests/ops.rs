@@ -403,7 +403,10 @@ fn rekey_changes_the_key_and_an_interrupted_rekey_opens_with_one_of_the_two() {
     ok(&site.add_user("dr-ops"));
     let old_key = std::fs::read_to_string(site.path("db.key")).unwrap();
     let out = ok(&site.nsdb(&["rekey"]));
-    assert!(out.contains("db.key.old"), "{out}");
+    assert!(
+        out.contains("db.key.old-"),
+        "the key kept for good is named: {out}"
+    );
     let new_key = std::fs::read_to_string(site.path("db.key")).unwrap();
     assert_ne!(old_key, new_key);
     assert_eq!(
@@ -419,6 +422,20 @@ fn rekey_changes_the_key_and_an_interrupted_rekey_opens_with_one_of_the_two() {
     let next = nsdb::store::DbKey::from_bytes([0x77; 32]);
     nsdb::ops::rekey::stage(&config, &current, &next).unwrap();
     nsdb::ops::rekey::switch_database(&config).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(site.path("data/node.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the switched database is private at once"
+        );
+    }
+    // A key file cut short by the interruption (never the only copy of a key) goes at --recover.
+    std::fs::write(site.path("db.key.old.tmp"), "0123").unwrap();
     let err = refused(&site.add_user("dr-x"));
     assert!(
         err.contains("db.key.new") && err.contains("--recover"),
@@ -426,6 +443,7 @@ fn rekey_changes_the_key_and_an_interrupted_rekey_opens_with_one_of_the_two() {
     );
     let out = ok(&site.nsdb(&["rekey", "--recover"]));
     assert!(out.contains("opened with the new key"), "{out}");
+    assert!(!site.path("db.key.old.tmp").exists());
     assert_eq!(
         std::fs::read_to_string(site.path("db.key")).unwrap(),
         next.to_hex()

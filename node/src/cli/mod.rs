@@ -142,7 +142,8 @@ enum Command {
         #[arg(long)]
         verify_only: bool,
         /// The key file the backup was taken with, when the node's key was changed since
-        /// (after `nsdb rekey`, <key_file>.old): the database is re-encrypted to the node's key.
+        /// (`nsdb rekey` keeps each key it replaces as <key_file>.old-<fingerprint>; the refusal
+        /// names the one needed): the database is re-encrypted to the node's key.
         #[arg(long, value_name = "OLD_KEY_FILE")]
         key_file: Option<PathBuf>,
         /// Replace the database even when it holds sheets the hub never acknowledged (listed
@@ -151,7 +152,7 @@ enum Command {
         yes: bool,
     },
     /// Changes the database key to a new random key (the node must be stopped); the old key is
-    /// kept as <key_file>.old for older backups.
+    /// kept for good as <key_file>.old-<fingerprint> for older backups.
     Rekey {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,

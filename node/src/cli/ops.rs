@@ -295,13 +295,19 @@ pub fn rekey(file: &Path, recover_only: bool) -> anyhow::Result<()> {
             println!("{said}");
         }
     } else {
+        let key_file = match &config.key {
+            crate::store::KeySource::File(p) => p.clone(),
+            _ => std::path::PathBuf::from("?"),
+        };
+        let previous = crate::store::DbKey::load(&crate::store::KeySource::File(
+            rekey::old_key_path(&key_file),
+        ))
+        .map(|k| rekey::kept_key_path(&key_file, &crate::ops::backup::key_fingerprint(&k)))
+        .unwrap_or_else(|_| rekey::old_key_path(&key_file));
         println!(
-            "{said}the database key was changed; the previous key is kept in {} for backups taken before (store it with them, apart from the node)",
-            rekey::old_key_path(match &config.key {
-                crate::store::KeySource::File(p) => p,
-                _ => Path::new("?"),
-            })
-            .display()
+            "{said}the database key was changed; the previous key is kept for good in {} for backups taken before (copy it where the backups' keys are kept, apart from the node; {} holds it too, but only until the next rekey)",
+            previous.display(),
+            rekey::old_key_path(&key_file).display()
         );
     }
     Ok(())

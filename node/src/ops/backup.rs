@@ -590,7 +590,7 @@ fn write_private(path: &Path, content: &[u8]) -> Result<(), OpsError> {
 /// its owner only, mode 600). Run as root under the service layout, a restore would otherwise
 /// leave root's files in the service user's directory, which the node can neither open nor make
 /// private.
-fn give_to_owner(path: &Path, data_dir: &Path, private: bool) -> Result<(), OpsError> {
+pub(crate) fn give_to_owner(path: &Path, data_dir: &Path, private: bool) -> Result<(), OpsError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if private {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(

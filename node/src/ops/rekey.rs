@@ -114,6 +114,11 @@ pub fn recover(config: &crate::NodeConfig) -> Result<Recovery, OpsError> {
     let key_file = key_file(config)?;
     let new_path = new_key_path(&key_file);
     let db = config.database_path();
+    // A key file being written when the rekey stopped (`write_key_file`): never the only copy
+    // of a key (it is renamed into place once whole), so it goes.
+    for tmp in beside(&key_file, |name| name.ends_with(".tmp")) {
+        let _ = std::fs::remove_file(tmp);
+    }
     if !new_path.exists() {
         let _ = std::fs::remove_file(config.data_dir.join(STAGED));
         return Ok(Recovery::Nothing);
@@ -217,6 +222,10 @@ pub fn switch_database(config: &crate::NodeConfig) -> Result<(), OpsError> {
         }
     }
     let staged = config.data_dir.join(STAGED);
+    // SQLite made the copy with the default mode (and, run as root, root's): private and the
+    // node's before it takes the database's place, so that a crash right after leaves nothing
+    // others can read or the node cannot open.
+    super::backup::give_to_owner(&staged, &config.data_dir, true)?;
     std::fs::rename(&staged, &db)
         .map_err(io("cannot put the re-encrypted database in place", &db))?;
     sync_dir(&config.data_dir)
@@ -266,6 +275,13 @@ pub fn which_key_opens(config: &crate::NodeConfig) -> Option<PathBuf> {
 
 /// The previous keys kept beside `key_file` ([`kept_key_path`]), by name.
 fn kept_keys(key_file: &Path) -> Vec<PathBuf> {
+    beside(key_file, |rest| {
+        rest.starts_with("old-") && !rest.ends_with(".tmp")
+    })
+}
+
+/// The files beside `key_file` named `<key_file's name>.<rest>` with `wanted(rest)`, by name.
+fn beside(key_file: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let dir = match key_file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -273,20 +289,21 @@ fn kept_keys(key_file: &Path) -> Vec<PathBuf> {
     let Some(name) = key_file.file_name().and_then(|n| n.to_str()) else {
         return Vec::new();
     };
-    let prefix = format!("{name}.old-");
-    let mut kept: Vec<PathBuf> = std::fs::read_dir(dir)
+    let prefix = format!("{name}.");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
         .filter(|e| {
             e.file_name()
                 .to_str()
-                .is_some_and(|n| n.starts_with(&prefix) && !n.ends_with(".tmp"))
+                .and_then(|n| n.strip_prefix(&prefix))
+                .is_some_and(&wanted)
         })
         .map(|e| e.path())
         .collect();
-    kept.sort();
-    kept
+    found.sort();
+    found
 }
 
 /// What to do when the configured key does not open the database but another key file does,
