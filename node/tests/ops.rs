@@ -1577,7 +1577,7 @@ fn tls_site() -> (Site, Vec<u8>) {
         .self_signed(&key)
         .unwrap();
     std::fs::write(site.path("server.pem"), cert.pem()).unwrap();
-    std::fs::write(site.path("server.key"), key.serialize_pem()).unwrap();
+    nsdb_provisioning::write_secret_file(&site.path("server.key"), &key.serialize_pem()).unwrap();
     std::fs::set_permissions(
         site.path("server.key"),
         std::fs::Permissions::from_mode(0o600),

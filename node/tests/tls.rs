@@ -24,7 +24,7 @@ fn install(params: rcgen::CertificateParams, key: &rcgen::KeyPair) -> Installed 
         key: dir.path().join("server.key"),
     };
     std::fs::write(&tls.cert, cert.pem()).unwrap();
-    std::fs::write(&tls.key, key.serialize_pem()).unwrap();
+    nsdb_provisioning::write_secret_file(&tls.key, &key.serialize_pem()).unwrap();
     Installed {
         _dir: dir,
         tls,
@@ -122,11 +122,24 @@ fn the_doctor_catches_a_foreign_key_and_an_expired_certificate() {
 
     // The key of another certificate.
     let other = rcgen::KeyPair::generate().unwrap();
-    std::fs::write(&good.tls.key, other.serialize_pem()).unwrap();
+    std::fs::remove_file(&good.tls.key).unwrap();
+    nsdb_provisioning::write_secret_file(&good.tls.key, &other.serialize_pem()).unwrap();
     assert!(matches!(
         examine(&good.tls, now_ms()),
         Err(TlsError::KeyMismatch { .. })
     ));
+
+    // A key others may read is refused, saying the command that puts it right.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&good.tls.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let err = examine(&good.tls, now_ms()).unwrap_err();
+    assert!(
+        matches!(err, TlsError::KeyNotPrivate { mode: 0o644, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("chmod 600"), "{err}");
 
     // A certificate that ended in 2020.
     let mut old = localhost();

@@ -58,6 +58,12 @@ pub enum TlsError {
         cert.display()
     )]
     KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error(
+        "the TLS key {} can be read by others (mode {mode:o}): make it readable by the node's user only (chmod 600 {})",
+        path.display(),
+        path.display()
+    )]
+    KeyNotPrivate { path: PathBuf, mode: u32 },
     #[error("the TLS certificate and key cannot be used: {0}")]
     Rustls(String),
 }
@@ -94,11 +100,43 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    private_to_owner(path)?;
     PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Unreadable {
         what: "key",
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason: match e {
+            rustls_pki_types::pem::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                format!(
+                    "{io}: the node's user cannot read it; give it to that user (e.g. chown nsdb {} && chmod 600 {})",
+                    path.display(),
+                    path.display()
+                )
+            }
+            e => e.to_string(),
+        },
     })
+}
+
+/// Refuses a TLS key others may read, as the database key is refused: the key is what lets
+/// anyone pose as the node.
+fn private_to_owner(path: &Path) -> Result<(), TlsError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(TlsError::KeyNotPrivate {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+        }
+    }
+    let _ = path;
+    Ok(())
 }
 
 /// The certificate's validity period, as the doctor reports it.

@@ -605,7 +605,7 @@ async fn over_the_wire(
         key: dir.path().join("server.key"),
     };
     std::fs::write(&tls.cert, cert.pem())?;
-    std::fs::write(&tls.key, key.serialize_pem())?;
+    nsdb_provisioning::write_secret_file(&tls.key, &key.serialize_pem())?;
     let server_config = crate::ops::tls::server_config(&tls, crate::Clock::System.now_ms())?;
 
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
