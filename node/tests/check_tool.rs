@@ -126,6 +126,8 @@ fn keys() -> Keys {
         .unwrap()
         .trim()
         .to_string();
+    // The node's data directory exists (as `nsdb init` makes it): node-key never creates one.
+    nsdb_provisioning::create_private_dir(&d.join("data")).unwrap();
     let node_key = ok(&nsdb(&[
         "provision",
         "node-key",

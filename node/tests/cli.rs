@@ -613,6 +613,8 @@ fn a_hospital_enrollment_with_a_five_digit_code_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The node's data directory exists (as `nsdb init` makes it): node-key never creates one.
+    nsdb_provisioning::create_private_dir(&node).unwrap();
     let out = run(&["provision", "node-key", "--data", node.to_str().unwrap()]);
     assert!(
         out.status.success(),
