@@ -386,7 +386,10 @@ fn a_backup_of_another_node_is_refused() {
     let backup = other.path("backup");
     ok(&other.nsdb(&["backup", backup.to_str().unwrap()]));
     let err = refused(&site.nsdb(&["restore", backup.to_str().unwrap()]));
-    assert!(err.contains("not of this node"), "{err}");
+    assert!(
+        err.contains("not of this node") && err.contains("move that identity.key aside"),
+        "{err}"
+    );
     assert!(site.login_offline("dr-ops"));
 }
 
@@ -1052,6 +1055,12 @@ fn a_node_that_lost_its_disk_comes_back_from_config_key_and_backup() {
     ok(&site.add_user("dr-lost"));
     std::fs::write(site.path("data/seal.key"), "5b".repeat(32)).unwrap();
     std::fs::write(site.path("data/enrolled.toml"), "# as at the backup\n").unwrap();
+    // The check tool's key information handed out: sealed files made with it must still open.
+    std::fs::write(
+        site.path("data/key-info.issued"),
+        "age1example 2027-03-31\n",
+    )
+    .unwrap();
     let identity = std::fs::read(site.path("data/identity.key")).unwrap();
     let backup = site.path("backup");
     let out = ok(&site.nsdb(&["backup", backup.to_str().unwrap()]));
@@ -1079,6 +1088,10 @@ fn a_node_that_lost_its_disk_comes_back_from_config_key_and_backup() {
     assert_eq!(
         std::fs::read_to_string(site.path("data/seal.key")).unwrap(),
         "5b".repeat(32)
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.path("data/key-info.issued")).unwrap(),
+        "age1example 2027-03-31\n"
     );
     let server = site.serve();
     assert!(site.login("dr-lost").is_some(), "the user in the backup");
@@ -1800,9 +1813,11 @@ fn a_damaged_page_is_named_with_the_restore_by_serve_doctor_backup_and_rekey() {
 
     let err = refused(&site.nsdb(&["rekey"]));
     says_restore(&err, &restore);
+    // The refused rekey leaves nothing of itself (no new key, no staged copy).
+    assert!(!site.path("db.key.new").exists());
+    assert!(!site.path("data/node.db.rekeying").exists());
 
     // What they say to do brings the node back.
-    ok(&site.nsdb(&["rekey", "--recover"]));
     ok(&site.nsdb(&["restore", "--yes", backup.to_str().unwrap()]));
     let out = ok(&site.nsdb(&["doctor"]));
     assert!(out.contains("chain verified"), "{out}");

@@ -76,8 +76,11 @@ pub fn key_info_request(config: &NodeConfig, expires: &str) -> anyhow::Result<Ke
 /// (`DATA_DIR/key-info.issued`, mode 600). A sealed file's header must name one of these: a
 /// user cannot move the expiry of the key information they were given.
 pub fn issued_path(config: &NodeConfig) -> PathBuf {
-    config.data_dir.join("key-info.issued")
+    config.data_dir.join(ISSUED_FILE)
 }
+
+/// The file name of [`issued_path`] in the data directory (a backup carries it).
+pub const ISSUED_FILE: &str = "key-info.issued";
 
 fn record_issued(config: &NodeConfig, recipient: &str, expires: &str) -> anyhow::Result<()> {
     use anyhow::Context;

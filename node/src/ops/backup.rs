@@ -46,6 +46,9 @@ pub const CARRIED: &[&str] = &[
     "seal.key",
     nsdb_provisioning::enrollment::REGISTRY_FILE,
     nsdb_provisioning::enrollment::HUB_SETTINGS_FILE,
+    // The check tool's key information this node issued: without it, files sealed with key
+    // information handed out before the disk was lost would be refused after a restore.
+    crate::imports::ISSUED_FILE,
 ];
 /// Carried files that change during a node's life: when the data directory has another version,
 /// a restore keeps it (it is newer than the backup's). The others (identity, seal key) are never
@@ -54,6 +57,7 @@ const KEPT_WHEN_DIFFERENT: &[&str] = &[
     nsdb_provisioning::enrollment::ENROLLMENT_FILE,
     nsdb_provisioning::enrollment::REGISTRY_FILE,
     nsdb_provisioning::enrollment::HUB_SETTINGS_FILE,
+    crate::imports::ISSUED_FILE,
 ];
 /// The table, only in a backup's database, holding the [`CARRIED`] files: `(name TEXT, content
 /// BLOB)`. A restore removes it from the database it puts in place.

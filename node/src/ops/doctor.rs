@@ -341,7 +341,7 @@ fn free_disk(dir: &Path, min_free_bytes: u64) -> Finding {
         finding(
             "free disk",
             Verdict::Ok,
-            format!("{:.1} GiB free", gib(free)),
+            format!("{:.1} GiB free ({} MiB)", gib(free), mib(free)),
         )
     }
 }

@@ -124,7 +124,10 @@ pub enum OpsError {
         dir.display()
     )]
     NodeRunning { dir: PathBuf },
-    #[error("the backup in {} is of node {found}, not of this node ({ours}); nothing was replaced", dir.display())]
+    #[error(
+        "the backup in {} is of node {found}, not of this node ({ours}); nothing was replaced. If this is the node the backup was taken of and its identity.key was made after the disk was lost (by nsdb provision node-key, init or a start), move that identity.key aside and restore again: the backup's own identity is put back",
+        dir.display()
+    )]
     ForeignBackup {
         dir: PathBuf,
         found: String,

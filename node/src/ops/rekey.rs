@@ -246,7 +246,13 @@ pub fn recover_then_rekey(config: &crate::NodeConfig) -> Result<Recovery, OpsErr
         }));
     }
     let new = DbKey::from_bytes(crate::random_key_bytes());
-    stage(config, &old, &new)?;
+    // A stage that fails (a damaged database, a full disk) leaves nothing of itself: the
+    // database is untouched and still opens with the key file.
+    if let Err(e) = stage(config, &old, &new) {
+        let _ = std::fs::remove_file(config.data_dir.join(STAGED));
+        let _ = std::fs::remove_file(new_key_path(&key_file));
+        return Err(e);
+    }
     switch_database(config)?;
     switch_key(&key_file, Some(&old))?;
     let now = DbKey::load(&KeySource::File(key_file))?;
