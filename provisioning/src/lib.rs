@@ -103,24 +103,29 @@ fn read_secret_file(path: &Path) -> Result<String, ProvisioningError> {
         path: path.to_path_buf(),
         source,
     })?;
+    if let Some(mode) = open_to_others(path) {
+        return Err(ProvisioningError::Permissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(text)
+}
+
+/// The permission bits (`0o644`) of a secret file that users other than its owner may read or
+/// write; None when only its owner may, when it cannot be looked at, or off Unix.
+pub fn open_to_others(path: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(path)
-            .map_err(|source| ProvisioningError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(ProvisioningError::Permissions {
-                path: path.to_path_buf(),
-                mode: mode & 0o777,
-            });
-        }
+        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
     }
-    Ok(text)
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// A node's identity: its ed25519 signing key.

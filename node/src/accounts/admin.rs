@@ -60,6 +60,8 @@ pub struct InitialPassword {
     pub user_id: u64,
     pub login: String,
     pub name: String,
+    /// ユーザ種別, as the IDパスワード通知書 prints it.
+    pub kind: UserKind,
     /// The user's institution: its name and code.
     pub institution: crate::config::Institution,
     pub password: String,
@@ -452,6 +454,7 @@ impl Node {
             user_id: m.id,
             login: m.login,
             name: m.name,
+            kind: m.kind,
             institution,
             password,
         })

@@ -58,27 +58,6 @@ fn local_time(ms: i64) -> String {
         .unwrap_or_else(|_| format!("{ms} ms after 1970"))
 }
 
-/// A backup refused for its key, when `nsdb rekey` kept the key it needs beside the node's key
-/// file: the refusal names that file. Any other error as it is.
-fn naming_kept_key(config: &NodeConfig, e: crate::ops::OpsError) -> crate::ops::OpsError {
-    use crate::ops::OpsError;
-    let (OpsError::BackupKey { dir, needs, given }, crate::store::KeySource::File(key_file)) =
-        (&e, &config.key)
-    else {
-        return e;
-    };
-    let kept = crate::ops::rekey::kept_key_path(key_file, needs);
-    if !kept.exists() {
-        return e;
-    }
-    OpsError::BackupKeyKept {
-        dir: dir.clone(),
-        needs: needs.clone(),
-        given: given.clone(),
-        kept,
-    }
-}
-
 /// `nsdb restore --config FILE [--key-file OLD] DIR`: verifies the backup in DIR and puts it in
 /// place, with the data directory's files it carries that are missing; with `--key-file`, a
 /// backup taken with an older key is re-encrypted to the node's key.
@@ -106,8 +85,8 @@ pub fn restore(
             dir,
             backup_key.as_ref().unwrap_or(&key),
             id.as_deref().unwrap_or(&manifest.node_id),
-        )
-        .map_err(|e| naming_kept_key(&config, e))?;
+            config.key.file(),
+        )?;
         println!(
             "backup verified: {} sheets, {} audit entries, taken at {}",
             m.sheets,
@@ -125,7 +104,6 @@ pub fn restore(
         crate::Clock::System.now_ms(),
         &mut || warn_unacknowledged(&config, &key, dir, yes),
     )
-    .map_err(|e| naming_kept_key(&config, e))
     .map_err(|e| backup::for_operator(&config, Some(file), e))?;
     println!(
         "restored {} sheets, {} users, {} audit entries (verified) from {}, taken at {}",
@@ -267,11 +245,11 @@ pub fn rekey(file: &Path, recover_only: bool) -> anyhow::Result<()> {
     let config = NodeConfig::from_file(file)?;
     let done = if recover_only {
         let _lock = crate::ops::guard::DirLock::acquire(&config.data_dir)?;
-        rekey::recover(&config)
+        rekey::recover(&config).map(|recovered| (recovered, None))
     } else {
-        rekey::recover_then_rekey(&config)
+        rekey::recover_then_rekey(&config).map(|r| (r.recovered, Some(r.kept)))
     };
-    let done = done.map_err(|e| backup::for_operator(&config, Some(file), e))?;
+    let (done, kept) = done.map_err(|e| backup::for_operator(&config, Some(file), e))?;
     // The re-encrypted database is a new file: the node's alone, as restore leaves it.
     backup::give_database_to_owner(&config)?;
     let said = match done {
@@ -283,32 +261,22 @@ pub fn rekey(file: &Path, recover_only: bool) -> anyhow::Result<()> {
             "an interrupted rekey was finished: the database opened with the new key. "
         }
     };
-    if recover_only {
-        if said.is_empty() {
+    match kept {
+        // --recover only.
+        None if said.is_empty() => {
             println!("no interrupted rekey");
             // A database that opens only with another key file is not an interrupted rekey:
             // say what it is and what to do.
             if let Some(advice) = rekey::wrong_key_advice(&config) {
                 anyhow::bail!(advice);
             }
-        } else {
-            println!("{said}");
         }
-    } else {
-        let key_file = match &config.key {
-            crate::store::KeySource::File(p) => p.clone(),
-            _ => std::path::PathBuf::from("?"),
-        };
-        let previous = crate::store::DbKey::load(&crate::store::KeySource::File(
-            rekey::old_key_path(&key_file),
-        ))
-        .map(|k| rekey::kept_key_path(&key_file, &crate::ops::backup::key_fingerprint(&k)))
-        .unwrap_or_else(|_| rekey::old_key_path(&key_file));
-        println!(
+        None => println!("{said}"),
+        Some(kept) => println!(
             "{said}the database key was changed; the previous key is kept for good in {} for backups taken before (copy it where the backups' keys are kept, apart from the node; {} holds it too, but only until the next rekey)",
-            previous.display(),
-            rekey::old_key_path(&key_file).display()
-        );
+            kept.display(),
+            rekey::old_key_path(config.key.file().unwrap_or(Path::new("?"))).display()
+        ),
     }
     Ok(())
 }

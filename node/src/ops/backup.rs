@@ -301,7 +301,7 @@ pub fn backup(
         path: dest.to_path_buf(),
         needs_bytes,
     };
-    if super::space::free_bytes(dest).is_some_and(|free| free < needs_bytes) {
+    if room_short(dest, needs_bytes) {
         return Err(full());
     }
     // Only the backup directory itself: its parent exists (unfit_destination).
@@ -311,12 +311,10 @@ pub fn backup(
     }
     let result = write_backup(config, key, node_id, dest, now_ms);
     if let Err(e) = result {
-        for name in [PARTIAL_DATABASE, PARTIAL_MANIFEST, DATABASE, MANIFEST] {
+        for name in [PARTIAL_MANIFEST, DATABASE, MANIFEST] {
             let _ = std::fs::remove_file(dest.join(name));
         }
-        for suffix in ["-journal", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(dest.join(format!("{PARTIAL_DATABASE}{suffix}")));
-        }
+        remove_with_side_files(&dest.join(PARTIAL_DATABASE));
         // Nothing of a failed backup stays: not even the directory it made (an empty one
         // given to it stays, empty).
         if created {
@@ -340,6 +338,14 @@ const WORKING_ROOM: u64 = 256 * 1024;
 /// Whether a failure may be a full disk said otherwise (an I/O error of SQLite's or ours).
 fn out_of_room(e: &OpsError) -> bool {
     matches!(e, OpsError::Store(_) | OpsError::Io { .. })
+}
+
+/// Removes a database file that is being written and what SQLite keeps beside it (-journal,
+/// -wal, -shm), those there are.
+fn remove_with_side_files(db: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
 }
 
 /// Whether the file system holding `at` has less than `needs_bytes` free.
@@ -465,8 +471,15 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, OpsError> {
 }
 
 /// Verifies the backup in `dir` as [`restore`] does, without replacing anything; returns its
-/// manifest. `key` is the key to open it with (the node's, or the one it was taken with).
-pub fn verify(dir: &Path, key: &DbKey, node_id: &str) -> Result<Manifest, OpsError> {
+/// manifest. `key` is the key to open it with (the node's, or the one it was taken with);
+/// `key_file`, the node's key file, beside which `nsdb rekey` keeps earlier keys: a backup
+/// taken under one of them is refused naming the file that holds it.
+pub fn verify(
+    dir: &Path,
+    key: &DbKey,
+    node_id: &str,
+    key_file: Option<&Path>,
+) -> Result<Manifest, OpsError> {
     let bad = |reason: String| OpsError::BadBackup {
         dir: dir.to_path_buf(),
         reason,
@@ -480,10 +493,14 @@ pub fn verify(dir: &Path, key: &DbKey, node_id: &str) -> Result<Manifest, OpsErr
         });
     }
     if !manifest.key_fingerprint.is_empty() && manifest.key_fingerprint != key_fingerprint(key) {
+        let kept = key_file
+            .map(|f| super::rekey::kept_key_path(f, &manifest.key_fingerprint))
+            .filter(|k| k.exists());
         return Err(OpsError::BackupKey {
             dir: dir.to_path_buf(),
             needs: manifest.key_fingerprint,
             given: key_fingerprint(key),
+            kept,
         });
     }
     let db = dir.join(DATABASE);
@@ -727,10 +744,7 @@ pub fn restore_confirmed(
     let Err(e) = result else {
         return result;
     };
-    let staged = config.data_dir.join(STAGED);
-    for suffix in ["", "-journal", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", staged.display()));
-    }
+    remove_with_side_files(&config.data_dir.join(STAGED));
     if created {
         let _ = std::fs::remove_file(config.data_dir.join(super::guard::LOCK));
         let _ = std::fs::remove_dir(&config.data_dir);
@@ -771,7 +785,7 @@ fn restore_locked(
     let open_key = backup_key.unwrap_or(key);
     let manifest = read_manifest(dir)?;
     let expected = node_id.unwrap_or(&manifest.node_id).to_string();
-    let manifest = verify(dir, open_key, &expected)?;
+    let manifest = verify(dir, open_key, &expected, config.key.file())?;
     let carried = {
         let conn = connect(
             &dir.join(DATABASE),

@@ -149,28 +149,21 @@ pub enum OpsError {
     DiskFull { path: PathBuf, needs_bytes: u64 },
     #[error("this backup is incomplete (no manifest in {}): take another", dir.display())]
     Incomplete { dir: PathBuf },
+    /// The backup needs another key than the one given; `kept` is where `nsdb rekey` kept that
+    /// key beside the node's key file, when it is there.
     #[error(
-        "the backup in {} was taken with the database key of fingerprint {needs}, not with the key given ({given}): give that key with nsdb restore --key-file OLD_KEY_FILE (nsdb rekey keeps each key it replaces beside key_file as <key_file>.old-<fingerprint>: here <key_file>.old-{needs}); nothing was replaced",
-        dir.display()
+        "the backup in {} was taken with the database key of fingerprint {needs}, not with the key given ({given}): {}; nothing was replaced",
+        dir.display(),
+        match kept {
+            Some(kept) => format!("nsdb rekey kept that key in {}: give it with nsdb restore --key-file {} …", kept.display(), kept.display()),
+            None => format!("give that key with nsdb restore --key-file OLD_KEY_FILE (nsdb rekey keeps each key it replaces beside key_file as <key_file>.old-<fingerprint>: here <key_file>.old-{needs})"),
+        }
     )]
     BackupKey {
         dir: PathBuf,
         needs: String,
         given: String,
-    },
-    /// [`OpsError::BackupKey`] when the key it needs is kept beside the key file
-    /// (`rekey::kept_key_path`): names that file.
-    #[error(
-        "the backup in {} was taken with the database key of fingerprint {needs}, not with the key given ({given}); nsdb rekey kept that key in {}: give it with nsdb restore --key-file {} …; nothing was replaced",
-        dir.display(),
-        kept.display(),
-        kept.display()
-    )]
-    BackupKeyKept {
-        dir: PathBuf,
-        needs: String,
-        given: String,
-        kept: PathBuf,
+        kept: Option<PathBuf>,
     },
     #[error(
         "{} differs from the one in the backup in {}: this data directory belongs to another node or setup; restore into the data directory of the node the backup was taken of, or move {} away; nothing was replaced",

@@ -235,7 +235,7 @@ pub fn switch_database(config: &crate::NodeConfig) -> Result<(), OpsError> {
 /// an earlier interrupted rekey first. On success the key file holds the new key, and
 /// `<key_file>.old` and `<key_file>.old-<fingerprint>` the previous one (needed for backups
 /// taken before; every earlier key stays kept under its fingerprint).
-pub fn recover_then_rekey(config: &crate::NodeConfig) -> Result<Recovery, OpsError> {
+pub fn recover_then_rekey(config: &crate::NodeConfig) -> Result<Rekeyed, OpsError> {
     let _lock = DirLock::acquire(&config.data_dir)?;
     let recovered = recover(config)?;
     let key_file = key_file(config)?;
@@ -255,13 +255,25 @@ pub fn recover_then_rekey(config: &crate::NodeConfig) -> Result<Recovery, OpsErr
     }
     switch_database(config)?;
     switch_key(&key_file, Some(&old))?;
-    let now = DbKey::load(&KeySource::File(key_file))?;
+    let now = DbKey::load(&KeySource::File(key_file.clone()))?;
     if !opens_with(&config.database_path(), &now) {
         return Err(OpsError::Store(StoreError::WrongKey {
             path: config.database_path(),
         }));
     }
-    Ok(recovered)
+    Ok(Rekeyed {
+        recovered,
+        kept: kept_key_path(&key_file, &super::backup::key_fingerprint(&old)),
+    })
+}
+
+/// What [`recover_then_rekey`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rekeyed {
+    /// What an earlier interrupted rekey needed first.
+    pub recovered: Recovery,
+    /// Where the replaced key is kept for good (`<key_file>.old-<fingerprint>`).
+    pub kept: PathBuf,
 }
 
 /// For an error message when the configured key does not open the database: which key file

@@ -122,21 +122,13 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 /// Refuses a TLS key others may read, as the database key is refused: the key is what lets
 /// anyone pose as the node.
 fn private_to_owner(path: &Path) -> Result<(), TlsError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(TlsError::KeyNotPrivate {
-                    path: path.to_path_buf(),
-                    mode,
-                });
-            }
-        }
+    match nsdb_provisioning::open_to_others(path) {
+        Some(mode) => Err(TlsError::KeyNotPrivate {
+            path: path.to_path_buf(),
+            mode,
+        }),
+        None => Ok(()),
     }
-    let _ = path;
-    Ok(())
 }
 
 /// The certificate's validity period, as the doctor reports it.

@@ -1282,7 +1282,7 @@ impl Node {
                 }
                 let (insurer, insured_no) = insured.unwrap_or_default();
                 let (name, birth) = named.unwrap_or_default();
-                let mut st = c.prepare(&same_patient_sql())?;
+                let mut st = c.prepare_cached(&SAME_PATIENT_SQL)?;
                 let rows = st
                     .query_map(
                         params![
@@ -1438,13 +1438,14 @@ pub fn heads_of(blob: &[u8]) -> Vec<[u8; 32]> {
         .collect()
 }
 
-/// The query of [`Node::same_patient_sheets`]: the institution's other 臨個票 of the same
+/// The query of [`Node::same_patient_sheets`] (made once; each reading connection keeps it
+/// prepared): the institution's other 臨個票 of the same
 /// disease (`?3` 告示番号, `?4` 枝番) for the same patient, found by 保険者番号 and 被保険者番号
 /// (`?5`, `?6`) or by the name without spaces and the birth date (`?7`, `?8`), newest first, at
 /// most 5. Each way is looked up in its own index (`sheets_patient`, `sheets_name_joined`):
 /// written as one `OR` over the institution, SQLite walked every sheet of the institution in
 /// the list's order, at every opening of a new draft in the editor.
-fn same_patient_sql() -> String {
+static SAME_PATIENT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {ROW_COLUMNS} FROM sheets s {ROW_JOINS}
          WHERE s.id IN (
@@ -1456,7 +1457,7 @@ fn same_patient_sql() -> String {
            AND s.id != ?2 AND s.kokuji = ?3 AND s.eda = ?4 AND s.form_id LIKE 'rinko-%'
          ORDER BY s.updated_at DESC, s.id LIMIT 5"
     )
-}
+});
 
 impl Node {
     /// The ids of every sheet this node holds, in order. For the node's own upkeep (benchmarks,
@@ -1504,7 +1505,7 @@ mod tests {
     /// by its two indexes, never by walking the institution's sheets.
     #[test]
     fn the_same_patient_is_looked_up_by_index() {
-        let plan = crate::store::query_plans(&[&same_patient_sql()]).remove(0);
+        let plan = crate::store::query_plans(&[&SAME_PATIENT_SQL]).remove(0);
         for index in ["INDEX sheets_patient", "INDEX sheets_name_joined"] {
             assert!(plan.contains(index), "{plan}");
         }

@@ -31,6 +31,16 @@ pub enum KeySource {
     Raw(DbKey),
 }
 
+impl KeySource {
+    /// The key file, when the key comes from one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            KeySource::File(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 /// A 256-bit SQLCipher key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DbKey([u8; 32]);
@@ -273,12 +283,7 @@ impl StoreError {
             }
             other => other.to_string(),
         };
-        StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("SQLite: {detail}"),
-            config: "FILE".into(),
-            after: AFTER_RESTORE_UNKNOWN.into(),
-        }
+        StoreError::damaged_file(path, &format!("SQLite: {detail}"))
     }
 
     /// [`StoreError::Corrupt`] for the database at `path`, found damaged as `detail` says (the

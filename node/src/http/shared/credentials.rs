@@ -38,25 +38,18 @@ impl axum::response::IntoResponse for IssuedNotice {
 
 /// Issues user `uid`'s IDパスワード通知書 for `p` (a 責任者): a new one-time password
 /// ([`Node::issue_credentials_notice`], audited `user_notice`) printed with the institution, the
-/// kind and the time of issue (JST). Errors: those of `issue_credentials_notice`;
+/// kind and the time of issue (JST), all from what the issue returned. Errors: those of `issue_credentials_notice`;
 /// [`Error::Invalid`] when the PDF cannot be made (the password is then already replaced:
 /// issuing again makes another).
 pub async fn issue_notice(node: &Node, p: &Principal, uid: u64) -> Result<IssuedNotice, Error> {
     let issued = node.issue_credentials_notice(p, uid).await?;
-    let kind = node
-        .users_of(p)
-        .await?
-        .iter()
-        .find(|u| u.id == uid)
-        .map(|u| u.kind.label())
-        .unwrap_or("");
     let at = super::page::jst(node.clock.now_ms(), false);
     let pdf = crate::print::credentials_notice_pdf(&crate::print::CredentialsNotice {
         institution_name: &issued.institution.name,
         institution_code: &issued.institution.code,
         login: &issued.login,
         name: &issued.name,
-        kind,
+        kind: issued.kind.label(),
         password: &issued.password,
         issued_at: &at,
     })
