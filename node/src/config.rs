@@ -83,8 +83,8 @@ pub struct NodeConfig {
     /// Config key `metrics_listen`: an address, or `"off"`; [`DEFAULT_METRICS_LISTEN`] (loopback)
     /// when absent.
     pub metrics_listen: Option<SocketAddr>,
-    /// The web listener's certificate and key (config key `tls = { cert, key }`); without it
-    /// the node listens on loopback only ([`crate::ops::tls::check_listen`]).
+    /// The web listener's certificate and key (config key `tls = { cert, key, client_certs }`);
+    /// without it the node listens on loopback only ([`crate::ops::tls::check_listen`]).
     pub tls: Option<crate::ops::tls::TlsConfig>,
     /// How often the serving node rechecks its database's integrity (config key
     /// `integrity_check_hours`, default [`DEFAULT_INTEGRITY_CHECK_HOURS`]); None: only at start.
@@ -162,8 +162,8 @@ struct ConfigFile {
     rules: Option<RulesConfig>,
     /// Where Prometheus metrics are served: an address, or `"off"`. Default `127.0.0.1:9464`.
     metrics_listen: Option<String>,
-    /// The web listener's certificate and key.
-    tls: Option<crate::ops::tls::TlsConfig>,
+    /// The web listener's certificate and key, and whether terminals must show a certificate.
+    tls: Option<crate::ops::tls::TlsFile>,
     /// Hours between two integrity checks while the node serves (`cipher_integrity_check` and
     /// `quick_check`); `0` checks only at start. Default 24.
     integrity_check_hours: Option<u64>,
@@ -239,10 +239,11 @@ impl NodeConfig {
                 ministry_key: r.ministry_key,
             }),
             metrics_listen,
-            tls: file.tls.map(|t| crate::ops::tls::TlsConfig {
-                cert: base.join(t.cert),
-                key: base.join(t.key),
-            }),
+            tls: file
+                .tls
+                .map(|t| t.resolve(base))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?,
             integrity_check_every: match file
                 .integrity_check_hours
                 .unwrap_or(DEFAULT_INTEGRITY_CHECK_HOURS)

@@ -161,6 +161,9 @@ pub struct Node {
     pub password_checks: Arc<accounts::PasswordChecks>,
     /// Unacknowledged alerts (利用状況の監視), for the header's badge.
     pub open_alerts: Arc<monitor::OpenAlerts>,
+    /// The terminal CA and CRL the TLS listener checks client certificates against, when the
+    /// config requires them (`ops::terminals`); empty otherwise.
+    pub terminal_gate: Arc<ops::tls::TerminalGate>,
 }
 
 impl Node {
@@ -218,6 +221,7 @@ impl Node {
             metrics: Default::default(),
             password_checks: Default::default(),
             open_alerts: Default::default(),
+            terminal_gate: Default::default(),
         };
         Ok(Arc::new(node))
     }

@@ -22,6 +22,7 @@ fn install(params: rcgen::CertificateParams, key: &rcgen::KeyPair) -> Installed 
     let tls = TlsConfig {
         cert: dir.path().join("server.pem"),
         key: dir.path().join("server.key"),
+        client_certs: nsdb::ops::tls::ClientCerts::Off,
     };
     std::fs::write(&tls.cert, cert.pem()).unwrap();
     nsdb_provisioning::write_secret_file(&tls.key, &key.serialize_pem()).unwrap();
@@ -154,6 +155,7 @@ fn the_doctor_catches_a_foreign_key_and_an_expired_certificate() {
     let missing = TlsConfig {
         cert: "/nonexistent/server.pem".into(),
         key: "/nonexistent/server.key".into(),
+        client_certs: nsdb::ops::tls::ClientCerts::Off,
     };
     let err = examine(&missing, now_ms()).unwrap_err().to_string();
     assert!(err.contains("/nonexistent/server.pem"), "{err}");

@@ -9,11 +9,15 @@
 //! `sealed` holds the check tool's files for bulk registration: key information a node issues
 //! and the hub signs, and sheets encrypted to a node (age, X25519) and signed by a hospital user.
 //!
+//! `terminal` makes the terminal certificates a node can require of the browsers that reach it:
+//! the node's terminal CA, the certificates it signs, their CRL and the PKCS#12 files imported.
+//!
 //! This crate creates, stores and loads those secrets and files and nothing else: it never
 //! opens a database or a network connection, and never prints a secret.
 
 pub mod enrollment;
 pub mod sealed;
+pub mod terminal;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

@@ -17,6 +17,7 @@ pub mod monitor;
 pub mod papers;
 pub mod research;
 pub mod review;
+pub mod terminals;
 pub mod users;
 pub mod workflow;
 
@@ -137,6 +138,7 @@ pub fn layout_with_skip(
                     }
                     @if ctx.is_admin {
                         a href="/admin/users" { "ユーザ管理" }
+                        a href="/admin/terminals" { "端末証明書" }
                     }
                     @if ctx.can_research {
                         a href="/research" { "研究・統計" }

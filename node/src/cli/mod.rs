@@ -15,6 +15,7 @@ pub mod research;
 pub mod rules;
 pub mod seed;
 pub mod serve;
+pub mod terminal;
 pub mod xml;
 
 use std::net::IpAddr;
@@ -202,6 +203,12 @@ enum Command {
     KeyInfo {
         #[command(subcommand)]
         command: check::KeyInfoCommand,
+    },
+    /// Terminal certificates (端末証明書) the web listener requires with
+    /// `tls.client_certs = "required"`: issue one as a PKCS#12 file, list, revoke.
+    Terminal {
+        #[command(subcommand)]
+        command: terminal::TerminalCommand,
     },
 }
 
@@ -929,6 +936,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { config },
         } => ops::audit_verify(&config),
+        Command::Terminal { command } => terminal::run(command).await,
     }
 }
 

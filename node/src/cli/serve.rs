@@ -47,9 +47,24 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         None => None,
     };
     let tls = match &node.config.tls {
+        Some(t) if t.client_certs == crate::ops::tls::ClientCerts::Required => {
+            // The terminal CA (made on first use) and the CRL of the revoked serials; a
+            // revocation loads a new one while serving.
+            node.load_terminal_gate().await?;
+            tracing::info!(target: "nsdb", "terminals must show a terminal certificate of this node");
+            Some(crate::ops::tls::server_config_for_terminals(
+                t,
+                node.clock.now_ms(),
+                node.terminal_gate.clone(),
+            )?)
+        }
         Some(t) => Some(crate::ops::tls::server_config(t, node.clock.now_ms())?),
         None => None,
     };
+    let terminal_reloads = node
+        .terminal_gate
+        .is_loaded()
+        .then(|| reload_terminals(node.clone()));
     let checkpoints = sign_checkpoints(node.clone());
     let verified = verify_audit(node.clone());
     let detectors = crate::monitor::schedule(node.clone());
@@ -94,6 +109,9 @@ pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         );
     }
     checkpoints.abort();
+    if let Some(t) = terminal_reloads {
+        t.abort();
+    }
     verified.abort();
     detectors.abort();
     if let Some(r) = rechecks {
@@ -150,6 +168,25 @@ async fn checkpoint(node: &std::sync::Arc<Node>, every: i64) -> anyhow::Result<(
         })
         .await?;
     Ok(())
+}
+
+/// How often a node that requires terminal certificates reads the revoked serials again, so that
+/// a revocation made by `nsdb terminal revoke` (another process) is refused within it; one made
+/// on the 端末証明書 screen takes effect at once.
+pub const TERMINAL_RELOAD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Every [`TERMINAL_RELOAD`]: the terminal CA's CRL made again from the database.
+fn reload_terminals(node: std::sync::Arc<Node>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TERMINAL_RELOAD);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = node.load_terminal_gate().await {
+                tracing::warn!(target: "nsdb", error = %e, "terminal certificate revocations not reloaded");
+            }
+        }
+    })
 }
 
 /// Every minute: a checkpoint once [`crate::audit::CHECKPOINT_EVERY`] entries were appended.

@@ -236,8 +236,15 @@ fn tls(config: &crate::NodeConfig, now_ms: i64) -> Finding {
             "tls",
             Verdict::Ok,
             format!(
-                "certificate of {} matches its key, {} days left",
-                c.subject, c.days_left
+                "certificate of {} matches its key, {} days left{}",
+                c.subject,
+                c.days_left,
+                match t.client_certs {
+                    super::tls::ClientCerts::Required =>
+                        "; client certificates required: only terminals with a certificate of this node connect (nsdb terminal list)",
+                    super::tls::ClientCerts::Off =>
+                        "; client certificates not required (any browser reaches the sign-in page)",
+                }
             ),
         ),
         Err(e) => finding("tls", Verdict::Fix, e.to_string()),

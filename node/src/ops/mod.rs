@@ -3,7 +3,8 @@
 //! (online, encrypted backups with a manifest, and verified restores), `rekey` (changing the
 //! database key so that a crash at any point leaves a database that opens with one of the two
 //! keys), `space` (free space on the data directory, a recent full disk), `tls` (the web
-//! listener's certificate, and no plain HTTP beyond loopback).
+//! listener's certificate, and no plain HTTP beyond loopback), `terminals` (the terminal
+//! certificates the listener can require of every browser: 端末証明書).
 //!
 //! This module works on files and on its own database connections; it must never log a stored
 //! value or a key, and must never replace a database before the replacement has been verified.
@@ -15,6 +16,7 @@ pub mod integrity;
 pub mod metrics;
 pub mod rekey;
 pub mod space;
+pub mod terminals;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

@@ -3,27 +3,82 @@
 //! (readable, in its validity period, matching the key). A node without TLS listens on loopback
 //! only ([`check_listen`]): plain HTTP is for the demo and for a TLS terminator on the same
 //! machine. This module must never print or log a private key.
+//!
+//! With `client_certs = "required"` the listener also asks every client for a terminal
+//! certificate issued by the node's terminal CA ([`TerminalGate`], [`server_config_for_terminals`]):
+//! a connection without a valid, unrevoked one fails in the TLS handshake, before any page.
+//! The CA and the revoked serials come from the database (`ops::terminals`); a revocation
+//! loads a new CRL into the gate, which new connections use at once, without a restart.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use serde::Deserialize;
 
 /// Where the server certificate and its key are (PEM files; relative paths are relative to the
-/// config file). The certificate file may hold the chain after the server's certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// config file), and whether terminals must show a certificate. The certificate file may hold
+/// the chain after the server's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     /// The server certificate (PEM), optionally followed by its chain.
     pub cert: PathBuf,
     /// The certificate's private key (PEM, mode 600).
     pub key: PathBuf,
+    /// Whether every client must show a terminal certificate of this node.
+    pub client_certs: ClientCerts,
+}
+
+/// The config's `tls` table as written: [`TlsConfig`] once both files are given.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// The server certificate (PEM), optionally followed by its chain.
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PEM, mode 600).
+    pub key: Option<PathBuf>,
+    /// `"required"`: every browser or client must show a terminal certificate issued by this
+    /// node (端末証明書, `nsdb terminal issue` or the 責任者's screen); a connection without a
+    /// valid, unrevoked one fails in the TLS handshake, before the sign-in page. `"off"` (the
+    /// default): none is asked for.
+    pub client_certs: Option<ClientCerts>,
+}
+
+impl TlsFile {
+    /// The table with its paths relative to `base`. Errors: a table without both files (client
+    /// certificates are checked in the TLS handshake, so they need TLS).
+    pub fn resolve(self, base: &Path) -> Result<TlsConfig, String> {
+        let client_certs = self.client_certs.unwrap_or_default();
+        match (self.cert, self.key) {
+            (Some(cert), Some(key)) => Ok(TlsConfig {
+                cert: base.join(cert),
+                key: base.join(key),
+                client_certs,
+            }),
+            _ if client_certs == ClientCerts::Required => Err(
+                "tls.client_certs = \"required\" needs TLS on the web listener: client certificates are checked in the TLS handshake. Give tls.cert and tls.key as well (tls = { cert = \"server.pem\", key = \"server.key\", client_certs = \"required\" }); a TLS terminator in front of the node must check them itself".to_string(),
+            ),
+            _ => Err("tls needs both cert and key (tls = { cert = \"server.pem\", key = \"server.key\" })".to_string()),
+        }
+    }
+}
+
+/// Whether the web listener asks clients for a terminal certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientCerts {
+    // None is asked for (the default). (Plain comments: the configuration reference lists the
+    // values as an enum.)
+    #[default]
+    Off,
+    // Every connection must show a valid, unrevoked terminal certificate of this node.
+    Required,
 }
 
 /// What is wrong with the listener's TLS setup, saying what to do.
@@ -66,6 +121,8 @@ pub enum TlsError {
     KeyNotPrivate { path: PathBuf, mode: u32 },
     #[error("the TLS certificate and key cannot be used: {0}")]
     Rustls(String),
+    #[error("the terminal CA or its revocation list cannot be used: {0}")]
+    TerminalCa(String),
 }
 
 /// The crypto the listener uses (ring, as the sync layer does).
@@ -199,6 +256,153 @@ pub fn server_config(tls: &TlsConfig, now_ms: i64) -> Result<ServerConfig, TlsEr
     Ok(config)
 }
 
+/// The listener's configuration when terminals must show a certificate: as [`server_config`],
+/// with every client's certificate checked by `gate` (loaded first: [`TerminalGate::load`]).
+/// Errors: as [`server_config`]; [`TlsError::TerminalCa`] when the gate holds no CA.
+pub fn server_config_for_terminals(
+    tls: &TlsConfig,
+    now_ms: i64,
+    gate: Arc<TerminalGate>,
+) -> Result<ServerConfig, TlsError> {
+    examine(tls, now_ms)?;
+    let hints = gate
+        .current()
+        .ok_or_else(|| TlsError::TerminalCa("no terminal CA loaded".into()))?
+        .root_hint_subjects()
+        .to_vec();
+    let verifier = Arc::new(GateVerifier {
+        gate,
+        hints,
+        provider: provider(),
+    });
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(read_certs(&tls.cert)?, read_key(&tls.key)?)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// What the listener checks terminal certificates against: the node's terminal CA as the only
+/// root and its current CRL. Empty until [`TerminalGate::load`]; loaded again at each
+/// revocation, and new connections use the new CRL at once (connections already open keep
+/// going until they close: at most [`HEADER_READ_TIMEOUT`] idle).
+#[derive(Default)]
+pub struct TerminalGate {
+    current: RwLock<Option<Arc<dyn ClientCertVerifier>>>,
+    /// PKCS#12 files just issued, waiting for their one download (`ops::terminals`).
+    pub(crate) downloads: super::terminals::HeldDownloads,
+}
+
+impl std::fmt::Debug for TerminalGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminalGate")
+            .field("loaded", &self.is_loaded())
+            .finish()
+    }
+}
+
+impl TerminalGate {
+    /// Checks client certificates from now on against the CA `ca_der` (the only root) and the
+    /// CRL `crl_der` it signed. Errors: [`TlsError::TerminalCa`] for a CA or CRL rustls refuses.
+    pub fn load(&self, ca_der: &[u8], crl_der: &[u8]) -> Result<(), TlsError> {
+        let bad = |e: String| TlsError::TerminalCa(e);
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(ca_der.to_vec()))
+            .map_err(|e| bad(e.to_string()))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .with_crls([CertificateRevocationListDer::from(crl_der.to_vec())])
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(verifier);
+        Ok(())
+    }
+
+    /// Whether a CA was loaded (client certificates are being required).
+    pub fn is_loaded(&self) -> bool {
+        self.current().is_some()
+    }
+
+    fn current(&self) -> Option<Arc<dyn ClientCertVerifier>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The listener's client verifier: asks every client for a certificate and checks it with the
+/// gate's verifier of the moment (WebPKI: chain to the terminal CA, validity period,
+/// clientAuth usage, the CRL).
+#[derive(Debug)]
+struct GateVerifier {
+    gate: Arc<TerminalGate>,
+    hints: Vec<rustls::DistinguishedName>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for GateVerifier {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &self.hints
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match self.gate.current() {
+            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::General("no terminal CA loaded".into())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 /// How long a client has to send a request's head (request line and headers) once the listener
 /// waits for one, on a new connection or a kept-alive one; then the connection is closed
 /// without an answer. A browser or API client sends a head (a few KiB at most) in one write,
@@ -268,7 +472,29 @@ mod tests {
         let tls = TlsConfig {
             cert: "c.pem".into(),
             key: "k.pem".into(),
+            client_certs: ClientCerts::Off,
         };
         assert!(check_listen("0.0.0.0:8443".parse().unwrap(), Some(&tls)).is_ok());
+    }
+
+    #[test]
+    fn client_certificates_without_tls_are_refused_saying_why() {
+        let table = |text: &str| toml::from_str::<TlsFile>(text).unwrap();
+        let err = table("client_certs = \"required\"")
+            .resolve(Path::new("/etc/nsdb"))
+            .unwrap_err();
+        assert!(
+            err.contains("needs TLS") && err.contains("tls.cert"),
+            "{err}"
+        );
+        let tls = table("cert = \"s.pem\"\nkey = \"s.key\"\nclient_certs = \"required\"")
+            .resolve(Path::new("/etc/nsdb"))
+            .unwrap();
+        assert_eq!(tls.client_certs, ClientCerts::Required);
+        assert_eq!(tls.cert, Path::new("/etc/nsdb/s.pem"));
+        let tls = table("cert = \"s.pem\"\nkey = \"s.key\"")
+            .resolve(Path::new("/etc/nsdb"))
+            .unwrap();
+        assert_eq!(tls.client_certs, ClientCerts::Off);
     }
 }

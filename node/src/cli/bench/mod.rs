@@ -603,6 +603,7 @@ async fn over_the_wire(
     let tls = crate::ops::tls::TlsConfig {
         cert: dir.path().join("server.pem"),
         key: dir.path().join("server.key"),
+        client_certs: crate::ops::tls::ClientCerts::Off,
     };
     std::fs::write(&tls.cert, cert.pem())?;
     nsdb_provisioning::write_secret_file(&tls.key, &key.serialize_pem())?;

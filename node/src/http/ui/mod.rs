@@ -14,6 +14,7 @@ pub mod research;
 pub mod review;
 pub mod sheets;
 pub mod sync;
+pub mod terminals;
 pub mod users;
 
 use axum::Router;
@@ -69,6 +70,7 @@ pub fn routes() -> Router<AppState> {
         .route("/static/app.js", get(script))
         .merge(accounts::routes())
         .merge(users::routes())
+        .merge(terminals::routes())
         .merge(sheets::routes())
         .merge(imports::routes())
         .merge(review::routes())
