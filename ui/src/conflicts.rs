@@ -215,6 +215,8 @@ mod tests {
             can_read_sheets: true,
             can_create: false,
             is_admin: false,
+            issues_doctors: false,
+            is_doctor: false,
             can_review: false,
             can_research: false,
             can_enter_papers: false,

@@ -8,6 +8,7 @@ use maud::{DOCTYPE, Markup, html};
 
 pub mod account;
 pub mod conflicts;
+pub mod doctors;
 pub mod editor;
 pub mod imports;
 pub mod judgment;
@@ -43,6 +44,10 @@ pub struct PageContext<'a> {
     pub can_create: bool,
     /// Shows ユーザ管理.
     pub is_admin: bool,
+    /// Shows 指定医ID発行 (a municipality's 責任者).
+    pub issues_doctors: bool,
+    /// Shows 自アカウント管理 (a designated doctor: the 兼務).
+    pub is_doctor: bool,
     /// Shows 受付一覧 (a municipality's reviewer).
     pub can_review: bool,
     /// Shows 研究・統計 (the ministry at the hub).
@@ -140,6 +145,9 @@ pub fn layout_with_skip(
                         a href="/admin/users" { "ユーザ管理" }
                         a href="/admin/terminals" { "端末証明書" }
                     }
+                    @if ctx.issues_doctors {
+                        a href="/admin/doctors" { "指定医ID発行" }
+                    }
                     @if ctx.can_research {
                         a href="/research" { "研究・統計" }
                     }
@@ -156,6 +164,9 @@ pub fn layout_with_skip(
                     }
                 }
                 span.user { (ctx.user_name) "（" (ctx.user_kind) "）" }
+                @if ctx.is_doctor {
+                    a.account href="/account/kenmu" { "自アカウント管理" }
+                }
                 a.account href="/account/password" { "パスワード変更" }
                 a.account href="/account/totp" { "2段階認証の設定" }
                 form method="post" action="/logout" {

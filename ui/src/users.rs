@@ -64,6 +64,9 @@ pub struct UserSearchView<'a> {
     pub back: &'a str,
     /// An action refused on one row, shown beside it.
     pub problem: Option<RowProblem<'a>>,
+    /// How old this node's copy of the doctors' accounts issued by municipalities is (their
+    /// locks and deletions arrive with the next sync), when the node holds any.
+    pub registry_note: Option<&'a str>,
 }
 
 /// An action refused on one user, shown in that user's row.
@@ -134,6 +137,9 @@ pub fn user_search(ctx: &PageContext<'_>, v: &UserSearchView<'_>) -> Markup {
                 a href="/admin/users" { "クリア" }
             }
             p { "検索結果件数 " (v.total) "件 表示件数/頁 " (v.per_page) }
+            @if let Some(note) = v.registry_note {
+                p.hint { (note) }
+            }
             table.list {
                 thead { tr {
                     th { "ユーザ種別" } th { "医療機関" } th { "部署 (部門/診療科)" }

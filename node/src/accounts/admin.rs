@@ -127,7 +127,7 @@ pub fn name_matches(name: &str, family: &str, given: &str) -> bool {
 
 /// A new one-time password: [`INITIAL_PASSWORD_CHARS`] random characters that meet the
 /// password rule for `login`.
-fn initial_password(login: &str) -> String {
+pub(crate) fn initial_password(login: &str) -> String {
     loop {
         let p: String = (0..INITIAL_PASSWORD_CHARS)
             .map(|_| {
@@ -199,8 +199,8 @@ impl Act {
 fn managed(tx: &Connection, p: &Principal, uid: u64, act: Act, now: i64) -> Result<Managed> {
     let found = tx
         .query_row(
-            "SELECT id, login, name, kind, responsible FROM users
-             WHERE id = ?1 AND institution = ?2 AND deleted_at IS NULL",
+            "SELECT id, login, name, kind, responsible, managed_by FROM users
+             WHERE id = ?1 AND institution = ?2 AND deleted_at IS NULL AND away = 0",
             params![uid as i64, p.institution],
             |r| {
                 Ok((
@@ -209,11 +209,38 @@ fn managed(tx: &Connection, p: &Principal, uid: u64, act: Act, now: i64) -> Resu
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, i64>(4)? != 0,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             },
         )
         .optional()?;
-    let found = found.and_then(|(id, login, name, kind, responsible)| {
+    // A doctor's account issued by a municipality is locked, reset, extended and deleted
+    // there (`registry`), so that the change reaches every node the doctor works at.
+    if let Some((.., Some(by))) = &found
+        && matches!(
+            act,
+            Act::ResetPassword | Act::Notice | Act::Lock | Act::Unlock | Act::Delete | Act::Expiry
+        )
+    {
+        let (target, detail) = (
+            uid.to_string(),
+            format!("{} managed_by={by}", act.audit_action()),
+        );
+        audit::append(
+            tx,
+            audit::Entry {
+                at_ms: now,
+                user: Some(p.user_id),
+                action: "user_admin_denied",
+                target: Some(&target),
+                detail: Some(&detail),
+            },
+        )?;
+        return Err(Error::Invalid(format!(
+            "この指定医のアカウントは自治体（{by}）が発行・管理しています。パスワード初期化・ロック・削除・有効期限の変更は、その自治体に依頼してください。"
+        )));
+    }
+    let found = found.and_then(|(id, login, name, kind, responsible, _)| {
         Some(Managed {
             id,
             login,
@@ -342,14 +369,14 @@ impl Node {
             .read(move |c| {
                 let mut st = c.prepare(
                     "SELECT u.id, u.login, u.name, u.kind, u.institution, u.responsible,
-                            u.department, u.locked, u.expires_on,
+                            u.home_institution, u.department, u.locked, u.expires_on,
                             coalesce(u.locked_until > ?2, 0) AS cooling_down,
                             u.totp_secret IS NOT NULL AS totp,
                             coalesce(i.name, u.institution) AS institution_name,
                             k.user_id IS NOT NULL AS has_key
                      FROM users u LEFT JOIN institutions i ON i.code = u.institution
                           LEFT JOIN user_keys k ON k.user_id = u.id
-                     WHERE u.institution = ?1 AND u.deleted_at IS NULL
+                     WHERE u.institution = ?1 AND u.deleted_at IS NULL AND u.away = 0
                      ORDER BY u.kind, u.login",
                 )?;
                 let rows = st

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod password_rule;
 pub mod policy;
+pub mod registry;
 pub mod totp;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
@@ -310,6 +311,10 @@ pub const MAX_DEPARTMENT_CHARS: usize = 30;
 pub enum NewUserRefused {
     #[error("ユーザIDが空か、空白を含んでいます。空白を含まない文字列にしてください。")]
     Login,
+    #[error(
+        "ユーザID「{0}」は自治体が発行する指定医のIDの形（A/B/S + 自治体コード6桁 + - + 番号）です。この医療機関のアカウントには別のIDを付けてください。"
+    )]
+    RegistryLogin(String),
     #[error("氏名が空です。利用者の氏名（例: 鈴木 太郎）を入れてください。")]
     EmptyName,
     #[error("氏名に改行などの制御文字が含まれています。1行の文字だけにしてください。")]
@@ -345,7 +350,7 @@ impl NewUserRefused {
     /// `institution`.
     pub fn field(&self) -> &'static str {
         match self {
-            NewUserRefused::Login => "login",
+            NewUserRefused::Login | NewUserRefused::RegistryLogin(_) => "login",
             NewUserRefused::EmptyName
             | NewUserRefused::ControlInName
             | NewUserRefused::LongName { .. } => "name",
@@ -375,6 +380,9 @@ pub fn check_new_user(
     use crate::config::NodeRole;
     if login.trim().is_empty() || login.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(NewUserRefused::Login);
+    }
+    if registry::is_registry_login(login) {
+        return Err(NewUserRefused::RegistryLogin(login.to_string()));
     }
     let chars = name.trim().chars().count();
     if chars == 0 {
@@ -724,6 +732,7 @@ enum Refusal {
 
 fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Principal> {
     let kind: String = r.get("kind")?;
+    let institution: String = r.get("institution")?;
     Ok(Principal {
         user_id: r.get::<_, i64>("id")? as u64,
         login: r.get("login")?,
@@ -735,8 +744,11 @@ fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Principal> {
                 format!("unknown user kind {kind:?}").into(),
             )
         })?,
-        institution: r.get("institution")?,
+        institution: institution.clone(),
         responsible: r.get::<_, i64>("responsible")? != 0,
+        home_institution: r
+            .get::<_, Option<String>>("home_institution")?
+            .filter(|home| *home != institution),
     })
 }
 
@@ -780,9 +792,10 @@ impl Node {
             .store
             .read(move |c| {
                 c.query_row(
-                    "SELECT id, login, name, kind, institution, responsible, password_hash,
+                    "SELECT id, login, name, kind, institution, responsible, home_institution,
+                            password_hash,
                             locked, expires_on, locked_until, totp_secret IS NOT NULL AS totp,
-                            deleted_at IS NOT NULL AS deleted
+                            (deleted_at IS NOT NULL OR away = 1) AS deleted
                      FROM users WHERE login = ?1",
                     [&login_owned],
                     |r| {
@@ -1010,7 +1023,8 @@ impl Node {
         self.store
             .read(move |c| {
                 c.query_row(
-                    "SELECT id, login, name, kind, institution, responsible FROM users WHERE id = ?1",
+                    "SELECT id, login, name, kind, institution, responsible, home_institution FROM users
+                     WHERE id = ?1",
                     [uid as i64],
                     principal_from_row,
                 )
@@ -1038,12 +1052,13 @@ impl Node {
             .read(move |c| {
                 let optional = totp::optional_here(c)?;
                 c.query_row(
-                    "SELECT u.id, u.login, u.name, u.kind, u.institution, u.responsible, s.csrf,
+                    "SELECT u.id, u.login, u.name, u.kind, u.institution, u.responsible,
+                            u.home_institution, s.csrf,
                             s.last_seen, s.reauth_at, u.must_change_password, s.flash,
                             u.totp_secret IS NOT NULL AS totp
                      FROM sessions s JOIN users u ON u.id = s.user_id
                      WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?3
-                       AND u.locked = 0 AND u.deleted_at IS NULL
+                       AND u.locked = 0 AND u.deleted_at IS NULL AND u.away = 0
                        AND (u.expires_on IS NULL OR u.expires_on >= ?4)",
                     params![hash2, now, now - SESSION_IDLE_MS, today],
                     |r| {
@@ -1251,14 +1266,23 @@ impl Node {
         password_rule::check(&p.login, new).map_err(|e| Error::Invalid(e.to_string()))?;
         let hash = hash_password(new)?;
         let keep = token_hash(keep_token);
+        // On the hub the registry is here: a clinic doctor's password enters it at once.
+        let at_hub = (self.role() == crate::config::NodeRole::Hub)
+            .then(|| crate::sync_service::accounts::Institutions::of(self));
         self.store
             .write(move |c| {
                 let tx = c.transaction()?;
                 tx.execute(
+                    // A registry account's new password goes to the hub at the next sync
+                    // (`password_pending`), and from there to every node it works at.
                     "UPDATE users SET password_hash = ?2, must_change_password = 0,
-                         failed_signins = 0 WHERE id = ?1",
-                    params![uid as i64, hash],
+                         failed_signins = 0, password_set_at = ?3,
+                         password_pending = (account_id IS NOT NULL) WHERE id = ?1",
+                    params![uid as i64, hash, now],
                 )?;
+                if let Some(registry_at) = &at_hub {
+                    crate::sync_service::accounts::password_set_at_hub(&tx, registry_at, uid, now)?;
+                }
                 tx.execute(
                     "DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2",
                     params![uid as i64, keep],

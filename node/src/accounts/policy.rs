@@ -1,8 +1,10 @@
 //! Who may do what: the one authorisation check every request goes through.
 //!
 //! Deny by default: `authorize` allows only the pairs of role and action listed here, and for a
-//! sheet only when the sheet belongs to the user's institution (later also 兼務 and access-key
-//! grants). Domain functions call it before they touch data; nothing else decides access.
+//! sheet only when the sheet belongs to the user's institution, or was resolved here by key. A
+//! doctor's 兼務 needs nothing here: on the other institution's node the doctor is a user of
+//! that institution (`accounts::registry`). Domain functions call it before they touch data;
+//! nothing else decides access.
 
 use serde::Serialize;
 
@@ -110,6 +112,11 @@ pub struct Principal {
     /// the role was passed to, 責任者変更; the badge in the user list). Such a user may also do
     /// what [`Role::Admin`] may.
     pub responsible: bool,
+    /// The user's main institution (主たる勤務先) when they act here for `institution` under a
+    /// 兼務 (`accounts::registry`); `None` when `institution` is their own. Audit entries of
+    /// sheet access name the institution acted for when this is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home_institution: Option<String>,
 }
 
 impl Principal {
@@ -444,6 +451,7 @@ pub fn matrix() -> String {
                 institution: "A".into(),
                 // An account of kind 責任者 holds the role until it hands it over.
                 responsible: role == Role::Admin,
+                home_institution: None,
             };
             let allowed: Vec<&str> = targets
                 .iter()
@@ -486,6 +494,7 @@ mod tests {
             kind,
             institution: inst.into(),
             responsible: kind == UserKind::Admin,
+            home_institution: None,
         }
     }
 

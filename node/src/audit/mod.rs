@@ -40,7 +40,35 @@ pub fn shown<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 /// Appends one entry; call inside the transaction that does the thing audited.
+///
+/// An entry by a user acting here under a 兼務 (`users.home_institution` differs from
+/// `users.institution`) gets ` for=<institution acted for> home=<main institution>` appended to
+/// its detail, so that every access made under a 兼務 names the institution it was made for.
 pub fn append(conn: &Connection, e: Entry<'_>) -> rusqlite::Result<()> {
+    let kenmu: Option<(String, String)> = match e.user {
+        Some(uid) => conn
+            .prepare_cached(
+                "SELECT institution, home_institution FROM users
+                 WHERE id = ?1 AND home_institution IS NOT NULL AND home_institution <> institution",
+            )?
+            .query_row([uid as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+        None => None,
+    };
+    let detail;
+    let e = match kenmu {
+        Some((acted_for, home)) => {
+            detail = match e.detail {
+                Some(d) => format!("{d} for={acted_for} home={home}"),
+                None => format!("for={acted_for} home={home}"),
+            };
+            Entry {
+                detail: Some(&detail),
+                ..e
+            }
+        }
+        None => e,
+    };
     let prev: Vec<u8> = conn
         .query_row(
             "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",

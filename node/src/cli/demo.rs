@@ -66,7 +66,10 @@ pub fn demo_nodes() -> Vec<DemoNode> {
                 code: "139999".into(),
                 name: "デモ都 保健医療局".into(),
             },
-            users: &[("reviewer", "審査 次郎", UserKind::Reviewer)],
+            users: &[
+                ("reviewer", "審査 次郎", UserKind::Reviewer),
+                ("muni-admin", "発行 三郎", UserKind::Admin),
+            ],
         },
     ]
 }
@@ -436,6 +439,21 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             );
         }
     }
+    if let (Some(municipality), Some(hospital)) = (
+        nodes.iter().find(|n| n.role() == NodeRole::Municipality),
+        nodes.iter().find(|n| n.role() == NodeRole::Hospital),
+    ) {
+        match demo_doctor(municipality, &hospital.config.institution).await {
+            Ok(Some((login, password))) => println!(
+                "  指定医ID発行: muni-admin (the municipality's 責任者) issued {login} for {} at /admin/doctors; after the first sync it signs in at the hospital with the one-time password {password} (changed at first sign-in), and registers 兼務 at 自アカウント管理",
+                hospital.config.institution.name
+            ),
+            Ok(None) => println!(
+                "  指定医ID発行: muni-admin (the municipality's 責任者) issues designated doctors' IDs at /admin/doctors"
+            ),
+            Err(e) => println!("  指定医ID発行: no demo doctor ({e:#})"),
+        }
+    }
     if let Some(municipality) = nodes.iter().find(|n| n.role() == NodeRole::Municipality) {
         match demo_paper(municipality, &data).await {
             Ok(Some(xml)) => println!(
@@ -611,6 +629,38 @@ pub fn demo_pdf(lines: &[&str]) -> Vec<u8> {
         .as_bytes(),
     );
     out
+}
+
+/// The municipality's 責任者 (`muni-admin`) issues one designated doctor's ID for the demo
+/// hospital, once per data directory: its ID and one-time password, or `None` when the demo
+/// issued one before (its password is not kept).
+async fn demo_doctor(
+    municipality: &Arc<Node>,
+    hospital: &Institution,
+) -> anyhow::Result<Option<(String, String)>> {
+    let admin = municipality
+        .login("muni-admin", DEMO_PASSWORD)
+        .await?
+        .principal;
+    if !municipality.issued_doctors(&admin).await?.is_empty() {
+        return Ok(None);
+    }
+    let issued = municipality
+        .issue_doctor(
+            &admin,
+            &crate::accounts::registry::NewDoctor {
+                kind: UserKind::NanbyoDoctor.as_str().into(),
+                register_number: "0123456".into(),
+                name: "山田 一郎".into(),
+                institution: hospital.code.clone(),
+                institution_name: hospital.name.clone(),
+                department: "脳神経内科".into(),
+                expires_on: String::new(),
+            },
+        )
+        .await
+        .map_err(crate::Error::from)?;
+    Ok(Some((issued.login, issued.password)))
 }
 
 /// Puts one paper sheet in the municipality's intake (uploaded by its reviewer, once per data

@@ -461,6 +461,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/021_import_digest.sql"),
     include_str!("../../migrations/022_audit_anchors.sql"),
     include_str!("../../migrations/023_carried_index.sql"),
+    include_str!("../../migrations/024_account_records.sql"),
     include_str!("../../migrations/025_terminal_certs.sql"),
 ];
 

@@ -13,6 +13,7 @@
 //! `provisioning` (enrollment in one go for the demo and tests); here the node's loop, tasks
 //! and status.
 
+pub mod accounts;
 mod anchor;
 mod hub;
 mod key_marks;
@@ -690,6 +691,11 @@ pub fn start_node(
             }
             // A municipality sends its pending papers (紙の臨個票) and learns which were entered.
             if let Err(e) = requests::send_papers(&node).await {
+                handle.error(node.clock.now_ms(), e.to_string());
+            }
+            // Doctors' accounts: a municipality sends what it issued or changed, a node the
+            // passwords set there, and a hospital takes the accounts that work there.
+            if let Err(e) = accounts::report_accounts(&node).await {
                 handle.error(node.clock.now_ms(), e.to_string());
             }
             let started = node.clock.now_ms();

@@ -82,6 +82,28 @@ pub(super) enum Ask {
     },
     /// The node's chain no longer holds the checkpoint at `seq` the hub answered.
     AnchorDiverged { seq: i64 },
+    /// A doctor's account record from the municipality that manages it (`super::accounts`).
+    Account(Box<crate::accounts::registry::AccountRecord>),
+    /// A password set at the asking node for a registry account (Argon2id PHC string, Unix ms).
+    AccountPassword {
+        account_id: String,
+        hash: String,
+        set_at: i64,
+    },
+    /// The account records reaching the asking hospital after the hub's counter `since`; `name`
+    /// is the hospital's 医療機関名 as its configuration says (the registry's name for 兼務).
+    Accounts {
+        since: i64,
+        #[serde(default)]
+        name: String,
+    },
+    /// The registry's institution with this 医療機関コード.
+    Institution { code: String },
+    /// The 兼務 of an account, from the node of its main institution.
+    Kenmu {
+        account_id: String,
+        kenmu: Vec<crate::accounts::registry::Kenmu>,
+    },
 }
 
 /// What the hub answers.
@@ -112,6 +134,23 @@ pub(super) enum Reply {
     Anchored {
         previous: Option<super::anchor::Anchor>,
     },
+    /// The account record is held at this version of the hub's counter.
+    AccountHeld {
+        version: i64,
+    },
+    /// Account records in the hub's order, up to counter `upto`; `more` when more follow.
+    Accounts {
+        records: Vec<crate::accounts::registry::AccountRecord>,
+        upto: i64,
+        more: bool,
+    },
+    /// An institution of the registry.
+    Institution {
+        code: String,
+        name: String,
+    },
+    /// An account record as the hub now holds it.
+    AccountRecord(Box<crate::accounts::registry::AccountRecord>),
     /// The request could not be read.
     Refused {
         reason: String,
@@ -643,6 +682,25 @@ impl Answerer for HubDesk {
             Ok(Ask::AnchorDiverged { seq }) => {
                 super::anchor::diverged_at_hub(&self.node, peer, seq).await
             }
+            Ok(Ask::Account(record)) => {
+                super::accounts::take_record(&self.node, peer, *record).await
+            }
+            Ok(Ask::AccountPassword {
+                account_id,
+                hash,
+                set_at,
+            }) => {
+                super::accounts::password_at_hub(&self.node, peer, account_id, hash, set_at).await
+            }
+            Ok(Ask::Accounts { since, name }) => {
+                super::accounts::records_for(&self.node, peer, since, name).await
+            }
+            Ok(Ask::Institution { code }) => {
+                super::accounts::institution_at_hub(&self.node, code).await
+            }
+            Ok(Ask::Kenmu { account_id, kenmu }) => {
+                super::accounts::kenmu_at_hub(&self.node, peer, account_id, kenmu).await
+            }
             Err(e) => Reply::Refused {
                 reason: format!("unreadable request: {e}"),
             },
@@ -762,7 +820,11 @@ pub async fn resolve(
             | Reply::PaperStates(_)
             | Reply::Marks { .. }
             | Reply::Document { .. }
-            | Reply::Anchored { .. },
+            | Reply::Anchored { .. }
+            | Reply::AccountHeld { .. }
+            | Reply::Accounts { .. }
+            | Reply::Institution { .. }
+            | Reply::AccountRecord(_),
         ) => ("refused", Err(ResolveError::HubUnreachable)),
     };
     let user = p.user_id;

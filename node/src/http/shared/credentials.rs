@@ -43,6 +43,16 @@ impl axum::response::IntoResponse for IssuedNotice {
 /// issuing again makes another).
 pub async fn issue_notice(node: &Node, p: &Principal, uid: u64) -> Result<IssuedNotice, Error> {
     let issued = node.issue_credentials_notice(p, uid).await?;
+    notice_of(node, &issued, uid)
+}
+
+/// The IDパスワード通知書 of a one-time password just set (`issued`), the file named by `uid`
+/// when the login cannot be used. Errors: [`Error::Invalid`] when the PDF cannot be made.
+pub fn notice_of(
+    node: &Node,
+    issued: &crate::accounts::admin::InitialPassword,
+    uid: u64,
+) -> Result<IssuedNotice, Error> {
     let at = super::page::jst(node.clock.now_ms(), false);
     let pdf = crate::print::credentials_notice_pdf(&crate::print::CredentialsNotice {
         institution_name: &issued.institution.name,

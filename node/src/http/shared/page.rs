@@ -20,6 +20,7 @@ pub struct Ctx {
     user_kind: &'static str,
     role: Role,
     responsible: bool,
+    municipality: bool,
     csrf: String,
     flash: Option<crate::accounts::Flash>,
 }
@@ -33,6 +34,7 @@ impl Ctx {
             user_kind: s.principal.kind.label(),
             role: s.principal.role(),
             responsible: s.principal.responsible,
+            municipality: node.role() == crate::config::NodeRole::Municipality,
             csrf: s.csrf.clone(),
             flash: s.flash.clone(),
         }
@@ -54,6 +56,8 @@ impl Ctx {
             can_read_sheets: role_may(self.role, Action::ListSheets),
             can_create: role_may(self.role, Action::CreateSheet),
             is_admin: may(Action::ManageUsers),
+            issues_doctors: self.municipality && may(Action::ManageUsers),
+            is_doctor: self.role == Role::Doctor,
             can_review: role_may(self.role, Action::ReviewSheet),
             can_research: role_may(self.role, Action::ResearchData),
             can_enter_papers: role_may(self.role, Action::EnterPaper),

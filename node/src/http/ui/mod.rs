@@ -6,6 +6,7 @@
 //! calls and choose the view; they decide nothing about access themselves.
 
 pub mod accounts;
+pub mod doctors;
 pub mod imports;
 pub mod keys;
 pub mod monitor;
@@ -71,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         .merge(accounts::routes())
         .merge(users::routes())
         .merge(terminals::routes())
+        .merge(doctors::routes())
         .merge(sheets::routes())
         .merge(imports::routes())
         .merge(review::routes())

@@ -192,6 +192,21 @@ async fn render_search(
             expires_on: p.expires_on.as_deref(),
             message: &p.message,
         }),
+        registry_note: None,
+    };
+    let registry_note = match node.accounts_synced_at().await {
+        Ok((0, _)) | Err(_) => None,
+        Ok((_, Some(at))) => Some(format!(
+            "自治体が発行した指定医のアカウントは {} にハブと同期した内容です（自治体でのロック・削除などは次の同期で反映されます）。",
+            crate::http::shared::page::jst(at, false)
+        )),
+        Ok((_, None)) => {
+            Some("自治体が発行した指定医のアカウントは、まだハブと同期していません。".into())
+        }
+    };
+    let view = nsdb_ui::users::UserSearchView {
+        registry_note: registry_note.as_deref(),
+        ..view
     };
     let status = if problem.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
