@@ -73,17 +73,35 @@ pub async fn driver() -> Option<Driver> {
 
 /// A new browser session with a profile of its own (its own cookies).
 pub async fn browser(d: &Driver) -> Client {
+    browser_with(d, &[]).await
+}
+
+/// [`browser`] with more command-line switches for Chromium (e.g. to accept the test CA's
+/// server certificate).
+pub async fn browser_with(d: &Driver, extra: &[&str]) -> Client {
     let profile = tempfile::tempdir_in(d.profiles.path()).unwrap().keep();
     let profile = profile.display().to_string();
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1024",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    args.push(format!("--user-data-dir={profile}"));
+    args.extend(extra.iter().map(|a| a.to_string()));
     let caps = serde_json::json!({
         "goog:chromeOptions": {
             "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,1024",
-                format!("--user-data-dir={profile}"),
-            ]
+            "args": args,
         }
     });
     let serde_json::Value::Object(caps) = caps else {
