@@ -22,7 +22,7 @@ use nsdb_sync::{
 use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::policy::{Action, Principal, Target, authorize};
+use crate::accounts::policy::{Action, Principal, Role, Target, authorize};
 use crate::sheets::{SheetDetail, load_doc, load_row, store_sheet};
 use crate::{Error, Node, Result, audit};
 
@@ -787,6 +787,8 @@ impl Node {
     /// the changes since it was asked. Audited as a view by the caller's `get_sheet`.
     pub async fn sheet_inquiries(&self, p: &Principal, id: &str) -> Result<Vec<InquiryDetail>> {
         let (sid, inst) = (id.to_string(), p.institution.clone());
+        // The ministry reads a sheet's inquiries as it reads the sheet: under a live grant.
+        let (ministry, uid, now) = (p.role() == Role::Ministry, p.user_id, self.clock.now_ms());
         let found = self
             .store
             .read(move |c| match load_row(c, &sid)? {
@@ -795,17 +797,19 @@ impl Node {
                     row,
                     load_doc(c, &sid)?,
                     crate::sheets::resolved_here(c, &sid, &inst)?,
+                    ministry && crate::sheets::identified::granted(c, uid, &sid, now)?,
                 ))),
             })
             .await?;
-        let Some((row, sheet, linked)) = found else {
+        let Some((row, sheet, linked, justified)) = found else {
             return Err(Error::SheetNotFound(id.to_string()));
         };
-        authorize(
-            p,
-            Action::ViewSheet,
-            crate::sheets::sheet_target(p, &row, linked),
-        )?;
+        let target = if justified {
+            Target::Justified
+        } else {
+            crate::sheets::sheet_target(p, &row, linked)
+        };
+        authorize(p, Action::ViewSheet, target)?;
         Ok(inquiry_details(&sheet))
     }
 
